@@ -1,0 +1,352 @@
+//! Messages between a client and the signaling server (the `/ws` WebSocket).
+//!
+//! Every message is one JSON object in one text frame, with a `type` field.
+//! Unknown fields are ignored, so later versions can add fields.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+pub use serde_json::value::RawValue;
+
+use crate::{ErrorCode, PROTOCOL_VERSION, ProtocolError};
+
+/// A member of a room: its server-assigned peer id and its nickname.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The peer id, assigned by the server, unique while the member is
+    /// connected.
+    pub id: String,
+    /// The nickname, unique (case-insensitively) within the room.
+    pub nick: String,
+}
+
+/// A STUN or TURN server, in the shape of WebRTC's `RTCIceServer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
+    pub urls: Vec<String>,
+    /// The TURN username, if the server needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The TURN password, if the server needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// A message from a client to the server.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage<'a> {
+    /// Join a room under a nickname. Answered by `joined` or an error.
+    Join {
+        /// The protocol version the client speaks ([`PROTOCOL_VERSION`]).
+        v: u32,
+        /// The room id.
+        room: Cow<'a, str>,
+        /// The nickname.
+        nick: Cow<'a, str>,
+    },
+    /// Relay `payload` to the member `to` of the same room.
+    Signal {
+        /// The recipient's peer id.
+        to: Cow<'a, str>,
+        /// Any JSON object; the server passes it on untouched.
+        payload: &'a RawValue,
+    },
+}
+
+/// A message from the server to a client.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage<'a> {
+    /// The client is now in the room.
+    Joined {
+        /// The protocol version the server speaks.
+        v: u32,
+        /// The room id.
+        room: Cow<'a, str>,
+        /// The client itself, with its assigned peer id.
+        you: Member,
+        /// Everyone else in the room, in the order they joined.
+        members: Vec<Member>,
+        /// ICE servers for the client's peer connections.
+        ice_servers: Vec<IceServer>,
+    },
+    /// Someone joined the client's room.
+    PeerJoined {
+        /// The new member.
+        peer: Member,
+    },
+    /// Someone left the client's room.
+    PeerLeft {
+        /// The peer id of the member who left.
+        id: Cow<'a, str>,
+    },
+    /// A signal relayed from another member of the room.
+    Signal {
+        /// The sender's peer id, set by the server.
+        from: Cow<'a, str>,
+        /// The payload, as the sender sent it.
+        payload: &'a RawValue,
+    },
+    /// A request could not be carried out.
+    Error {
+        /// The stable error code.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        message: Cow<'a, str>,
+    },
+}
+
+impl ClientMessage<'_> {
+    /// The message as JSON text.
+    pub fn to_json(&self) -> String {
+        to_json(self)
+    }
+
+    /// A `join` for the current protocol version.
+    pub fn join<'a>(room: &'a str, nick: &'a str) -> ClientMessage<'a> {
+        ClientMessage::Join {
+            v: PROTOCOL_VERSION,
+            room: Cow::Borrowed(room),
+            nick: Cow::Borrowed(nick),
+        }
+    }
+}
+
+impl<'a> ClientMessage<'a> {
+    /// Parses a client message, borrowing from `text` where it can.
+    ///
+    /// Checks the shape of the message and, for `join`, the version, room id
+    /// and nickname rules; whether the room or nickname is available is for
+    /// the server to decide.
+    pub fn parse(text: &'a str) -> Result<Self, ProtocolError> {
+        let fields = Fields::parse(text)?;
+        if fields.from.is_some() {
+            return Err(ProtocolError::ForgedSender);
+        }
+        match fields.kind()? {
+            "join" => {
+                let v: u64 = fields.get(fields.v, "v", "must be a positive integer")?;
+                if v != u64::from(PROTOCOL_VERSION) {
+                    return Err(ProtocolError::UnsupportedVersion(v));
+                }
+                let room = fields.string(fields.room, "room")?;
+                crate::validate_room_id(&room)?;
+                let nick = fields.string(fields.nick, "nick")?;
+                crate::validate_nick(&nick)?;
+                Ok(ClientMessage::Join {
+                    v: PROTOCOL_VERSION,
+                    room,
+                    nick,
+                })
+            }
+            "signal" => Ok(ClientMessage::Signal {
+                to: fields.string(fields.to, "to")?,
+                payload: fields.object(fields.payload, "payload")?,
+            }),
+            other => Err(ProtocolError::UnknownType(other.to_owned())),
+        }
+    }
+}
+
+impl ServerMessage<'_> {
+    /// The message as JSON text.
+    pub fn to_json(&self) -> String {
+        to_json(self)
+    }
+}
+
+impl<'a> ServerMessage<'a> {
+    /// Parses a server message, borrowing from `text` where it can.
+    pub fn parse(text: &'a str) -> Result<Self, ProtocolError> {
+        let fields = Fields::parse(text)?;
+        match fields.kind()? {
+            "joined" => {
+                let v: u64 = fields.get(fields.v, "v", "must be a positive integer")?;
+                if v != u64::from(PROTOCOL_VERSION) {
+                    return Err(ProtocolError::UnsupportedVersion(v));
+                }
+                Ok(ServerMessage::Joined {
+                    v: PROTOCOL_VERSION,
+                    room: fields.string(fields.room, "room")?,
+                    you: fields.get(fields.you, "you", "must be a member object")?,
+                    members: fields.get(fields.members, "members", "must be a list of members")?,
+                    ice_servers: match fields.ice_servers {
+                        Some(_) => fields.get(
+                            fields.ice_servers,
+                            "ice_servers",
+                            "must be a list of ICE servers",
+                        )?,
+                        None => Vec::new(),
+                    },
+                })
+            }
+            "peer_joined" => Ok(ServerMessage::PeerJoined {
+                peer: fields.get(fields.peer, "peer", "must be a member object")?,
+            }),
+            "peer_left" => Ok(ServerMessage::PeerLeft {
+                id: fields.string(fields.id, "id")?,
+            }),
+            "signal" => Ok(ServerMessage::Signal {
+                from: fields.string(fields.from, "from")?,
+                payload: fields.object(fields.payload, "payload")?,
+            }),
+            "error" => Ok(ServerMessage::Error {
+                code: fields.get(fields.code, "code", "must be a string")?,
+                message: match fields.message {
+                    Some(_) => fields.string(fields.message, "message")?,
+                    None => Cow::Borrowed(""),
+                },
+            }),
+            other => Err(ProtocolError::UnknownType(other.to_owned())),
+        }
+    }
+
+    /// An error message with its code and human-readable text.
+    pub fn error(code: ErrorCode, message: impl Into<Cow<'a, str>>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    // Serializing these types cannot fail: every map key is a string and
+    // every value is plain data.
+    serde_json::to_string(value).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// Every field any message may have, each kept as unparsed JSON so that a
+/// field of the wrong kind is reported as such rather than as bad JSON.
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    v: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    room: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    nick: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    to: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    from: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    payload: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    you: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    members: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    ice_servers: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    peer: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    code: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+}
+
+/// A string that borrows from the input when it has no escapes.
+#[derive(Deserialize)]
+struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'a> Fields<'a> {
+    fn parse(text: &'a str) -> Result<Self, ProtocolError> {
+        let fields: Fields<'a> =
+            serde_json::from_str(text).map_err(|e| ProtocolError::from_json(&e))?;
+        Ok(fields)
+    }
+
+    fn kind(&self) -> Result<&'a str, ProtocolError> {
+        let raw = self.kind.ok_or(ProtocolError::MissingField("type"))?;
+        let kind: &'a str =
+            serde_json::from_str(raw.get()).map_err(|_| ProtocolError::BadField {
+                field: "type",
+                reason: "must be a string without escapes",
+            })?;
+        Ok(kind)
+    }
+
+    fn get<T: Deserialize<'a>>(
+        &self,
+        raw: Option<&'a RawValue>,
+        name: &'static str,
+        reason: &'static str,
+    ) -> Result<T, ProtocolError> {
+        let raw = raw.ok_or(ProtocolError::MissingField(name))?;
+        serde_json::from_str(raw.get()).map_err(|_| ProtocolError::BadField {
+            field: name,
+            reason,
+        })
+    }
+
+    fn string(
+        &self,
+        raw: Option<&'a RawValue>,
+        name: &'static str,
+    ) -> Result<Cow<'a, str>, ProtocolError> {
+        let Str(s) = self.get(raw, name, "must be a string")?;
+        Ok(s)
+    }
+
+    fn object(
+        &self,
+        raw: Option<&'a RawValue>,
+        name: &'static str,
+    ) -> Result<&'a RawValue, ProtocolError> {
+        let raw = raw.ok_or(ProtocolError::MissingField(name))?;
+        if !raw.get().starts_with('{') {
+            return Err(ProtocolError::BadField {
+                field: name,
+                reason: "must be an object",
+            });
+        }
+        Ok(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_payload_passes_through_verbatim() {
+        let text = r#"{"type":"signal","to":"abc","payload":{"b": [1, 2], "a":"x"}}"#;
+        let ClientMessage::Signal { to, payload } = ClientMessage::parse(text).unwrap() else {
+            panic!("not a signal");
+        };
+        assert!(matches!(to, Cow::Borrowed("abc")));
+        let out = ServerMessage::Signal {
+            from: Cow::Borrowed("me"),
+            payload,
+        }
+        .to_json();
+        assert_eq!(
+            out,
+            r#"{"type":"signal","from":"me","payload":{"b": [1, 2], "a":"x"}}"#
+        );
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        let code = |t: &str| ClientMessage::parse(t).unwrap_err().code();
+        assert_eq!(code("{"), ErrorCode::BadJson);
+        assert_eq!(code("[]"), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"type":5}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"type":"nope"}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            code(r#"{"type":"signal","to":"a","from":"b","payload":{}}"#),
+            ErrorCode::ForgedSender
+        );
+        assert_eq!(
+            code(r#"{"type":"signal","to":"a","payload":"x"}"#),
+            ErrorCode::BadMessage
+        );
+    }
+}

@@ -1,0 +1,342 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+const ROOM: &str = "room-aaaaaaaaaaaaaaaaaaaa";
+const OTHER_ROOM: &str = "room-bbbbbbbbbbbbbbbbbbbb";
+
+/// A hub with simulated time and helpers that decode what it sends.
+struct Harness {
+    hub: Hub,
+    now: Instant,
+}
+
+impl Harness {
+    fn new(config: HubConfig) -> Self {
+        Self {
+            hub: Hub::new(config, 7),
+            now: Instant::now(),
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId) {
+        self.hub.connect(conn, self.now);
+    }
+
+    fn send(&mut self, conn: ConnId, msg: Value) -> Vec<Output> {
+        self.send_text(conn, &msg.to_string())
+    }
+
+    fn send_text(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.hub.handle_text(conn, text, self.now, &mut out);
+        out
+    }
+
+    /// Connects `conn` and joins it as `nick`; returns its peer id.
+    fn join(&mut self, conn: ConnId, room: &str, nick: &str) -> String {
+        self.connect(conn);
+        let out = self.send(conn, json!({"type":"join","v":1,"room":room,"nick":nick}));
+        let joined = frames_to(&out, conn);
+        assert_eq!(joined[0]["type"], "joined", "{joined:?}");
+        joined[0]["you"]["id"].as_str().unwrap().to_owned()
+    }
+}
+
+fn frames_to(out: &[Output], conn: ConnId) -> Vec<Value> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send { to, frame } if *to == conn => {
+                Some(serde_json::from_str(frame.as_str()).unwrap())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn error_code(out: &[Output], conn: ConnId) -> String {
+    let frames = frames_to(out, conn);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["type"], "error");
+    frames[0]["code"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn join_announces_members_both_ways() {
+    let mut h = Harness::new(HubConfig::default());
+    let a = h.join(1, ROOM, "alice");
+    h.connect(2);
+    let out = h.send(2, json!({"type":"join","v":1,"room":ROOM,"nick":"bob"}));
+
+    let to_bob = frames_to(&out, 2);
+    assert_eq!(to_bob.len(), 1);
+    assert_eq!(to_bob[0]["members"], json!([{"id": a, "nick": "alice"}]));
+    assert_eq!(to_bob[0]["you"]["nick"], "bob");
+    assert_eq!(to_bob[0]["v"], 1);
+    let b = to_bob[0]["you"]["id"].as_str().unwrap();
+    assert_ne!(a, b);
+
+    let to_alice = frames_to(&out, 1);
+    assert_eq!(
+        to_alice,
+        vec![json!({"type":"peer_joined","peer":{"id": b, "nick":"bob"}})]
+    );
+    assert_eq!(
+        h.hub.stats(),
+        Stats {
+            connections: 2,
+            rooms: 1,
+            members: 2
+        }
+    );
+}
+
+#[test]
+fn members_are_listed_in_join_order() {
+    let mut h = Harness::new(HubConfig::default());
+    let ids: Vec<String> = (1..=5)
+        .map(|i| h.join(i, ROOM, &format!("n{i}")))
+        .collect();
+    h.connect(9);
+    let out = h.send(9, json!({"type":"join","v":1,"room":ROOM,"nick":"last"}));
+    let listed: Vec<String> = frames_to(&out, 9)[0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, ids);
+}
+
+#[test]
+fn leaving_tells_the_others_and_empty_rooms_vanish() {
+    let mut h = Harness::new(HubConfig::default());
+    let a = h.join(1, ROOM, "alice");
+    h.join(2, ROOM, "bob");
+    let mut out = Vec::new();
+    h.hub.disconnect(1, &mut out);
+    assert_eq!(
+        frames_to(&out, 2),
+        vec![json!({"type":"peer_left","id": a})]
+    );
+    let mut out = Vec::new();
+    h.hub.disconnect(2, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(h.hub.stats(), Stats::default());
+}
+
+#[test]
+fn nicknames_are_unique_per_room_ignoring_case() {
+    let mut h = Harness::new(HubConfig::default());
+    h.join(1, ROOM, "Alice");
+    h.connect(2);
+    let out = h.send(2, json!({"type":"join","v":1,"room":ROOM,"nick":"aLICE"}));
+    assert_eq!(error_code(&out, 2), "nick_taken");
+    assert!(!h.hub.is_joined(2));
+    // The same nickname in another room is fine, and so is another one here.
+    h.join(3, OTHER_ROOM, "alice");
+    let out = h.send(2, json!({"type":"join","v":1,"room":ROOM,"nick":"alice2"}));
+    assert_eq!(frames_to(&out, 2)[0]["type"], "joined");
+}
+
+#[test]
+fn a_full_room_refuses_and_frees_a_place_on_leave() {
+    let mut h = Harness::new(HubConfig {
+        room_capacity: 2,
+        ..HubConfig::default()
+    });
+    h.join(1, ROOM, "a");
+    h.join(2, ROOM, "b");
+    h.connect(3);
+    let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"c"}));
+    assert_eq!(error_code(&out, 3), "room_full");
+    h.hub.disconnect(1, &mut Vec::new());
+    let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"c"}));
+    assert_eq!(frames_to(&out, 3)[0]["type"], "joined");
+}
+
+#[test]
+fn signals_are_relayed_with_the_sender_stamped() {
+    let mut h = Harness::new(HubConfig::default());
+    let a = h.join(1, ROOM, "alice");
+    let b = h.join(2, ROOM, "bob");
+    let out = h.send_text(
+        1,
+        &format!(r#"{{"type":"signal","to":"{b}","payload":{{"sdp":"v=0\r\n"}}}}"#),
+    );
+    assert!(frames_to(&out, 1).is_empty());
+    assert_eq!(
+        frames_to(&out, 2),
+        vec![json!({"type":"signal","from": a, "payload":{"sdp":"v=0\r\n"}})]
+    );
+}
+
+#[test]
+fn signals_do_not_cross_rooms() {
+    let mut h = Harness::new(HubConfig::default());
+    h.join(1, ROOM, "alice");
+    let stranger = h.join(2, OTHER_ROOM, "mallory");
+    let out = h.send(1, json!({"type":"signal","to":stranger,"payload":{}}));
+    assert_eq!(error_code(&out, 1), "unknown_peer");
+    assert!(frames_to(&out, 2).is_empty());
+}
+
+#[test]
+fn forged_sender_and_self_signals_are_refused() {
+    let mut h = Harness::new(HubConfig::default());
+    let a = h.join(1, ROOM, "alice");
+    let b = h.join(2, ROOM, "bob");
+    let out = h.send(1, json!({"type":"signal","to":b,"from":"x","payload":{}}));
+    assert_eq!(error_code(&out, 1), "forged_sender");
+    assert!(frames_to(&out, 2).is_empty());
+    let out = h.send(1, json!({"type":"signal","to":a,"payload":{}}));
+    assert_eq!(error_code(&out, 1), "unknown_peer");
+}
+
+#[test]
+fn signalling_before_joining_is_refused() {
+    let mut h = Harness::new(HubConfig::default());
+    h.connect(1);
+    let out = h.send(1, json!({"type":"signal","to":"x","payload":{}}));
+    assert_eq!(error_code(&out, 1), "not_joined");
+}
+
+#[test]
+fn joining_twice_is_refused() {
+    let mut h = Harness::new(HubConfig::default());
+    h.join(1, ROOM, "alice");
+    let out = h.send(1, json!({"type":"join","v":1,"room":OTHER_ROOM,"nick":"alice"}));
+    assert_eq!(error_code(&out, 1), "already_joined");
+    assert_eq!(h.hub.stats().rooms, 1);
+}
+
+#[test]
+fn malformed_input_gets_typed_errors_and_changes_nothing() {
+    let mut h = Harness::new(HubConfig::default());
+    h.join(1, ROOM, "alice");
+    h.connect(2);
+    let cases = [
+        ("{not json", "bad_json"),
+        ("[1,2]", "bad_message"),
+        (r#"{"type":"dance"}"#, "unknown_type"),
+        (r#"{"type":"join","v":2,"room":"x","nick":"y"}"#, "unsupported_version"),
+        (r#"{"type":"join","v":1,"room":"short","nick":"y"}"#, "bad_room"),
+        (
+            r#"{"type":"join","v":1,"room":"room-aaaaaaaaaaaaaaaaaaaa","nick":" y"}"#,
+            "bad_nick",
+        ),
+        (r#"{"type":"join","v":1,"nick":"y"}"#, "bad_message"),
+        (r#"{"type":"signal","to":"x","payload":[1]}"#, "bad_message"),
+    ];
+    for (text, code) in cases {
+        let out = h.send_text(2, text);
+        assert_eq!(error_code(&out, 2), code, "{text}");
+        assert!(frames_to(&out, 1).is_empty());
+    }
+    assert!(!h.hub.is_joined(2));
+    assert_eq!(h.hub.stats().members, 1);
+}
+
+#[test]
+fn rate_limit_drops_excess_and_recovers() {
+    let mut h = Harness::new(HubConfig {
+        rate_per_sec: 10,
+        rate_burst: 3,
+        ..HubConfig::default()
+    });
+    let a = h.join(1, ROOM, "alice");
+    let b = h.join(2, ROOM, "bob");
+    let signal = json!({"type":"signal","to":b,"payload":{}});
+    // The join used one token; two more signals pass.
+    for _ in 0..2 {
+        assert_eq!(frames_to(&h.send(1, signal.clone()), 2).len(), 1);
+    }
+    let out = h.send(1, signal.clone());
+    assert_eq!(error_code(&out, 1), "rate_limited");
+    assert!(frames_to(&out, 2).is_empty());
+    // Further drops in the same run are silent.
+    assert!(h.send(1, signal.clone()).is_empty());
+    h.now += refill_interval(10);
+    let out = h.send(1, signal);
+    assert_eq!(
+        frames_to(&out, 2),
+        vec![json!({"type":"signal","from":a,"payload":{}})]
+    );
+}
+
+#[test]
+fn join_deadline_closes_only_unjoined_connections() {
+    let mut h = Harness::new(HubConfig::default());
+    h.join(1, ROOM, "alice");
+    h.connect(2);
+    let mut out = Vec::new();
+    h.hub.join_deadline(1, &mut out);
+    assert!(out.is_empty());
+    h.hub.join_deadline(2, &mut out);
+    assert_eq!(error_code(&out, 2), "join_timeout");
+    assert!(out.contains(&Output::Close {
+        conn: 2,
+        reason: ErrorCode::JoinTimeout
+    }));
+    assert_eq!(h.hub.stats().connections, 1);
+}
+
+#[test]
+fn closing_a_member_tells_it_why_and_tells_the_room() {
+    let mut h = Harness::new(HubConfig::default());
+    let a = h.join(1, ROOM, "alice");
+    h.join(2, ROOM, "bob");
+    let mut out = Vec::new();
+    h.hub
+        .close(1, ErrorCode::SlowConsumer, "too slow", &mut out);
+    assert_eq!(error_code(&out, 1), "slow_consumer");
+    assert_eq!(frames_to(&out, 2), vec![json!({"type":"peer_left","id":a})]);
+    assert_eq!(
+        out.last(),
+        Some(&Output::Close {
+            conn: 1,
+            reason: ErrorCode::SlowConsumer
+        })
+    );
+    // Closing again, or events for a forgotten connection, do nothing.
+    let mut out = Vec::new();
+    h.hub.close(1, ErrorCode::SlowConsumer, "again", &mut out);
+    h.hub.disconnect(1, &mut out);
+    out.extend(h.send_text(1, "{}"));
+    assert!(out.is_empty());
+}
+
+#[test]
+fn shutdown_closes_everyone() {
+    let mut h = Harness::new(HubConfig::default());
+    h.join(1, ROOM, "alice");
+    h.join(2, ROOM, "bob");
+    h.connect(3);
+    let mut out = Vec::new();
+    h.hub.shutdown(&mut out);
+    let closed = out
+        .iter()
+        .filter(|o| matches!(o, Output::Close { .. }))
+        .count();
+    assert_eq!(closed, 3);
+    assert_eq!(h.hub.stats(), Stats::default());
+}
+
+#[test]
+fn ice_servers_are_handed_out_on_join() {
+    let ice = IceServer {
+        urls: vec!["stun:stun.example.org:3478".into()],
+        username: None,
+        credential: None,
+    };
+    let mut h = Harness::new(HubConfig {
+        ice_servers: vec![ice],
+        ..HubConfig::default()
+    });
+    h.connect(1);
+    let out = h.send(1, json!({"type":"join","v":1,"room":ROOM,"nick":"alice"}));
+    assert_eq!(
+        frames_to(&out, 1)[0]["ice_servers"],
+        json!([{"urls":["stun:stun.example.org:3478"]}])
+    );
+}
