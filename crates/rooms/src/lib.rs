@@ -301,10 +301,7 @@ impl Hub {
                     out,
                     conn,
                     ErrorCode::RoomFull,
-                    &format!(
-                        "the room is full ({} members)",
-                        self.config.room_capacity
-                    ),
+                    &format!("the room is full ({} members)", self.config.room_capacity),
                 );
                 return;
             }
@@ -381,13 +378,7 @@ impl Hub {
         }
     }
 
-    fn signal(
-        &mut self,
-        conn: ConnId,
-        to: &str,
-        payload: &RawValue,
-        out: &mut Vec<Output>,
-    ) {
+    fn signal(&mut self, conn: ConnId, to: &str, payload: &RawValue, out: &mut Vec<Output>) {
         let Some(Joined { room, peer }) = self.conns.get(&conn).and_then(|c| c.joined.as_ref())
         else {
             send_error(

@@ -94,9 +94,7 @@ fn join_announces_members_both_ways() {
 #[test]
 fn members_are_listed_in_join_order() {
     let mut h = Harness::new(HubConfig::default());
-    let ids: Vec<String> = (1..=5)
-        .map(|i| h.join(i, ROOM, &format!("n{i}")))
-        .collect();
+    let ids: Vec<String> = (1..=5).map(|i| h.join(i, ROOM, &format!("n{i}"))).collect();
     h.connect(9);
     let out = h.send(9, json!({"type":"join","v":1,"room":ROOM,"nick":"last"}));
     let listed: Vec<String> = frames_to(&out, 9)[0]["members"]
@@ -205,7 +203,10 @@ fn signalling_before_joining_is_refused() {
 fn joining_twice_is_refused() {
     let mut h = Harness::new(HubConfig::default());
     h.join(1, ROOM, "alice");
-    let out = h.send(1, json!({"type":"join","v":1,"room":OTHER_ROOM,"nick":"alice"}));
+    let out = h.send(
+        1,
+        json!({"type":"join","v":1,"room":OTHER_ROOM,"nick":"alice"}),
+    );
     assert_eq!(error_code(&out, 1), "already_joined");
     assert_eq!(h.hub.stats().rooms, 1);
 }
@@ -219,8 +220,14 @@ fn malformed_input_gets_typed_errors_and_changes_nothing() {
         ("{not json", "bad_json"),
         ("[1,2]", "bad_message"),
         (r#"{"type":"dance"}"#, "unknown_type"),
-        (r#"{"type":"join","v":2,"room":"x","nick":"y"}"#, "unsupported_version"),
-        (r#"{"type":"join","v":1,"room":"short","nick":"y"}"#, "bad_room"),
+        (
+            r#"{"type":"join","v":2,"room":"x","nick":"y"}"#,
+            "unsupported_version",
+        ),
+        (
+            r#"{"type":"join","v":1,"room":"short","nick":"y"}"#,
+            "bad_room",
+        ),
         (
             r#"{"type":"join","v":1,"room":"room-aaaaaaaaaaaaaaaaaaaa","nick":" y"}"#,
             "bad_nick",

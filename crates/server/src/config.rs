@@ -1,0 +1,213 @@
+//! Settings of `peerchat serve`, as command-line flags and environment
+//! variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use peerchat_protocol::signaling::IceServer;
+use peerchat_rooms::HubConfig;
+
+/// Flags of `peerchat serve`. Every flag can also be set through the
+/// environment variable named in its help.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "PEERCHAT_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Largest WebSocket message a client may send, in bytes.
+    #[arg(long, env = "PEERCHAT_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024))]
+    pub max_message_size: u32,
+
+    /// Read and write buffer of each WebSocket, in bytes.
+    #[arg(long, env = "PEERCHAT_WS_BUFFER_SIZE", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(512..=1024 * 1024))]
+    pub ws_buffer_size: u32,
+
+    /// Messages queued for one client before it counts as too slow and is
+    /// disconnected.
+    #[arg(long, env = "PEERCHAT_SEND_QUEUE", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub send_queue: u32,
+
+    /// Most members in one room; a full room answers `room_full`.
+    #[arg(long, env = "PEERCHAT_ROOM_CAPACITY", default_value_t = 32)]
+    pub room_capacity: u32,
+
+    /// Messages per second one connection may send on average.
+    #[arg(long, env = "PEERCHAT_RATE_LIMIT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
+
+    /// Messages one connection may send in a burst above the average rate.
+    #[arg(long, env = "PEERCHAT_RATE_BURST", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_burst: u32,
+
+    /// Most simultaneous connections (HTTP and WebSocket); more are refused.
+    #[arg(long, env = "PEERCHAT_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Web origins (like `https://chat.example.org`) whose pages may open a
+    /// WebSocket, besides the server's own origin; `*` allows any. Repeat
+    /// the flag or separate with commas.
+    #[arg(
+        long = "allowed-origin",
+        env = "PEERCHAT_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// How often the server pings each WebSocket client.
+    #[arg(long, env = "PEERCHAT_PING_INTERVAL", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+
+    /// A client that sends nothing (not even a pong) for this long is
+    /// considered dead and disconnected.
+    #[arg(long, env = "PEERCHAT_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Time allowed for a client to send its HTTP request headers.
+    #[arg(long, env = "PEERCHAT_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Time allowed between opening the WebSocket and joining a room.
+    #[arg(long, env = "PEERCHAT_JOIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub join_timeout: Duration,
+
+    /// A STUN or TURN URL handed to clients for their peer connections
+    /// (none by default). Repeat the flag or separate with commas.
+    #[arg(
+        long = "ice-server",
+        env = "PEERCHAT_ICE_SERVERS",
+        value_delimiter = ','
+    )]
+    pub ice_servers: Vec<String>,
+
+    /// Username for the `turn:`/`turns:` URLs given with --ice-server.
+    #[arg(long, env = "PEERCHAT_ICE_USERNAME", requires = "ice_credential")]
+    pub ice_username: Option<String>,
+
+    /// Password for the `turn:`/`turns:` URLs given with --ice-server.
+    #[arg(long, env = "PEERCHAT_ICE_CREDENTIAL", requires = "ice_username")]
+    pub ice_credential: Option<String>,
+}
+
+/// Everything the server needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Room and rate-limit settings.
+    pub hub: HubConfig,
+    /// Largest WebSocket message, in bytes.
+    pub max_message_size: usize,
+    /// WebSocket read and write buffer, in bytes.
+    pub ws_buffer_size: usize,
+    /// Outgoing messages queued per client.
+    pub send_queue: usize,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Extra allowed origins; `*` allows any.
+    pub allowed_origins: Vec<String>,
+    /// WebSocket ping interval.
+    pub ping_interval: Duration,
+    /// Dead-peer timeout.
+    pub idle_timeout: Duration,
+    /// HTTP header read timeout.
+    pub handshake_timeout: Duration,
+    /// Join timeout.
+    pub join_timeout: Duration,
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// An ICE server URL has the wrong scheme.
+    #[error("--ice-server {0:?}: must start with stun:, stuns:, turn: or turns:")]
+    IceServerScheme(String),
+    /// A TURN URL without credentials.
+    #[error("--ice-server {0:?}: TURN servers need --ice-username and --ice-credential")]
+    TurnWithoutCredentials(String),
+    /// Timeouts that would disconnect healthy clients.
+    #[error("--idle-timeout ({idle:?}) must be longer than --ping-interval ({ping:?})")]
+    IdleShorterThanPing {
+        /// The idle timeout.
+        idle: Duration,
+        /// The ping interval.
+        ping: Duration,
+    },
+    /// A zero duration where time must pass.
+    #[error("--{0} must be longer than zero")]
+    ZeroDuration(&'static str),
+}
+
+impl ServeArgs {
+    /// Checks the flags and turns them into a [`Config`].
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        for (name, d) in [
+            ("ping-interval", self.ping_interval),
+            ("idle-timeout", self.idle_timeout),
+            ("handshake-timeout", self.handshake_timeout),
+            ("join-timeout", self.join_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        if self.idle_timeout <= self.ping_interval {
+            return Err(ConfigError::IdleShorterThanPing {
+                idle: self.idle_timeout,
+                ping: self.ping_interval,
+            });
+        }
+        let mut stun = Vec::new();
+        let mut turn = Vec::new();
+        for url in self.ice_servers {
+            let lower = url.to_ascii_lowercase();
+            if lower.starts_with("turn:") || lower.starts_with("turns:") {
+                if self.ice_username.is_none() {
+                    return Err(ConfigError::TurnWithoutCredentials(url));
+                }
+                turn.push(url);
+            } else if lower.starts_with("stun:") || lower.starts_with("stuns:") {
+                stun.push(url);
+            } else {
+                return Err(ConfigError::IceServerScheme(url));
+            }
+        }
+        let mut ice_servers = Vec::new();
+        if !stun.is_empty() {
+            ice_servers.push(IceServer {
+                urls: stun,
+                username: None,
+                credential: None,
+            });
+        }
+        if !turn.is_empty() {
+            ice_servers.push(IceServer {
+                urls: turn,
+                username: self.ice_username,
+                credential: self.ice_credential,
+            });
+        }
+        Ok(Config {
+            hub: HubConfig {
+                room_capacity: self.room_capacity as usize,
+                rate_per_sec: self.rate_limit,
+                rate_burst: self.rate_burst,
+                ice_servers,
+            },
+            max_message_size: self.max_message_size as usize,
+            ws_buffer_size: self.ws_buffer_size as usize,
+            send_queue: self.send_queue as usize,
+            max_connections: self.max_connections as usize,
+            allowed_origins: self.allowed_origins,
+            ping_interval: self.ping_interval,
+            idle_timeout: self.idle_timeout,
+            handshake_timeout: self.handshake_timeout,
+            join_timeout: self.join_timeout,
+        })
+    }
+}

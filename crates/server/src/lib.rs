@@ -1,0 +1,148 @@
+//! The peerchat signaling server as a library.
+//!
+//! [`app`] builds the HTTP router (web client, `/ws`, `/healthz`) and [`run`]
+//! serves it on a listener until a shutdown future resolves, so tests can
+//! bind `127.0.0.1:0` and run a real server in-process. Room and presence
+//! logic lives in the sans-IO [`peerchat_rooms::Hub`]; this crate only moves
+//! bytes between it and sockets.
+#![forbid(unsafe_code)]
+
+mod assets;
+pub mod config;
+mod origin;
+mod state;
+mod ws;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::routing::get;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+pub use config::{Config, ConfigError, ServeArgs};
+pub use state::AppState;
+
+/// The HTTP routes: the web client, the `/ws` signaling endpoint and
+/// `/healthz`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(healthz))
+        .route("/", get(assets::index))
+        .route("/r/{room}", get(assets::index))
+        .fallback(assets::file)
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+    let stats = state.stats();
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "connections": stats.connections,
+        "rooms": stats.rooms,
+        "members": stats.members,
+    }))
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then tells every
+/// WebSocket client that the server is going away and waits (briefly) for
+/// open connections to finish.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let config = state.config().clone();
+    let router = app(state.clone());
+    let limit = Arc::new(Semaphore::new(config.max_connections));
+    // Every HTTP connection task holds a receiver; once all are dropped,
+    // `stop.closed()` resolves.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: the listener
+                    // itself is fine, so keep accepting.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: --max-connections reached");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let permit = Arc::new(permit);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(ConnectionInfo {
+                peer,
+                _permit: permit.clone(),
+            });
+            router.clone().oneshot(req)
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.handshake_timeout)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stopping = stopping.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = stopping.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(err) = result {
+                tracing::debug!(%peer, %err, "HTTP connection ended with an error");
+            }
+        });
+    }
+
+    tracing::info!("shutting down");
+    drop(listener);
+    drop(stopping);
+    let _ = stop.send(true);
+    state.shutdown();
+    let drain = async {
+        stop.closed().await;
+        state.closed().await;
+    };
+    if tokio::time::timeout(config.handshake_timeout, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+/// Per-connection facts the router's handlers may read from request
+/// extensions. Holding it holds one of the `--max-connections` places, so a
+/// WebSocket keeps its place for as long as it is open.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionInfo {
+    pub(crate) peer: SocketAddr,
+    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+}

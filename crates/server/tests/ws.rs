@@ -1,0 +1,409 @@
+//! Integration tests: a real server on 127.0.0.1:0 and real WebSocket
+//! clients.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use peerchat_server::{AppState, Config, ServeArgs};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Bounds every wait, so a broken server fails the test instead of hanging.
+const WAIT: Duration = Duration::from_secs(10);
+
+const ROOM: &str = "itest-room-aaaaaaaaaaaaaaa";
+const ROOM2: &str = "itest-room-bbbbbbbbbbbbbbb";
+
+#[derive(Parser)]
+struct Flags {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+fn config(flags: &[&str]) -> Config {
+    let args = std::iter::once("peerchat").chain(flags.iter().copied());
+    Flags::parse_from(args).serve.into_config().unwrap()
+}
+
+struct Server {
+    addr: SocketAddr,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(flags: &[&str]) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(config(flags));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(peerchat_server::run(listener, state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            state,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    async fn connect(&self) -> Ws {
+        let (ws, _) = tokio_tungstenite::connect_async(self.url()).await.unwrap();
+        ws
+    }
+
+    /// Connects and joins; returns the socket and the assigned peer id.
+    async fn join(&self, room: &str, nick: &str) -> (Ws, String) {
+        let mut ws = self.connect().await;
+        send(
+            &mut ws,
+            json!({"type":"join","v":1,"room":room,"nick":nick}),
+        )
+        .await;
+        let joined = recv(&mut ws).await.unwrap();
+        assert_eq!(joined["type"], "joined", "{joined}");
+        let id = joined["you"]["id"].as_str().unwrap().to_owned();
+        (ws, id)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("server stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn send(ws: &mut Ws, msg: Value) {
+    ws.send(Message::text(msg.to_string())).await.unwrap();
+}
+
+/// The next text message as JSON; pings and pongs are skipped.
+async fn recv(ws: &mut Ws) -> Result<Value> {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .context("timed out waiting for a message")?
+            .context("connection ended")??;
+        match msg {
+            Message::Text(t) => return Ok(serde_json::from_str(&t)?),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => bail!("expected text, got {other:?}"),
+        }
+    }
+}
+
+async fn expect_error(ws: &mut Ws, code: &str) {
+    let msg = recv(ws).await.unwrap();
+    assert_eq!(msg["type"], "error", "{msg}");
+    assert_eq!(msg["code"], code, "{msg}");
+    assert!(!msg["message"].as_str().unwrap().is_empty());
+}
+
+/// Waits for the close frame and returns its code.
+async fn expect_close(ws: &mut Ws) -> CloseCode {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("close in time");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code,
+            Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("error instead of close: {e}"),
+        }
+    }
+}
+
+/// Proves `a` and `b` (in one room) still relay signals both ways.
+async fn assert_relays(a: &mut Ws, a_id: &str, b: &mut Ws, b_id: &str) {
+    send(a, json!({"type":"signal","to":b_id,"payload":{"n":1}})).await;
+    assert_eq!(
+        recv(b).await.unwrap(),
+        json!({"type":"signal","from":a_id,"payload":{"n":1}})
+    );
+    send(b, json!({"type":"signal","to":a_id,"payload":{"n":2}})).await;
+    assert_eq!(
+        recv(a).await.unwrap(),
+        json!({"type":"signal","from":b_id,"payload":{"n":2}})
+    );
+}
+
+#[tokio::test]
+async fn two_clients_meet_signal_and_part() {
+    let server = Server::start(&[]).await;
+    let (mut a, a_id) = server.join(ROOM, "alice").await;
+    let (mut b, b_id) = server.join(ROOM, "bob").await;
+    assert_eq!(
+        recv(&mut a).await.unwrap(),
+        json!({"type":"peer_joined","peer":{"id":b_id,"nick":"bob"}})
+    );
+    assert_relays(&mut a, &a_id, &mut b, &b_id).await;
+
+    b.close(None).await.unwrap();
+    assert_eq!(
+        recv(&mut a).await.unwrap(),
+        json!({"type":"peer_left","id":b_id})
+    );
+    assert_eq!(server.state.stats().members, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors_and_others_carry_on() {
+    let server = Server::start(&["--room-capacity", "3"]).await;
+    let (mut a, a_id) = server.join(ROOM, "alice").await;
+    let (mut b, b_id) = server.join(ROOM, "bob").await;
+    recv(&mut a).await.unwrap(); // bob joined
+    let (_stranger, stranger_id) = server.join(ROOM2, "mallory").await;
+    let (mut m, _) = server.join(ROOM, "mallory").await;
+    recv(&mut a).await.unwrap();
+    recv(&mut b).await.unwrap();
+
+    let cases: Vec<(Message, &str)> = vec![
+        (Message::text("{this is not json"), "bad_json"),
+        (Message::text(r#"{"type":"teleport"}"#), "unknown_type"),
+        (
+            Message::text(r#"{"type":"signal","payload":{}}"#),
+            "bad_message",
+        ),
+        (
+            Message::text(json!({"type":"signal","to":b_id,"from":a_id,"payload":{}}).to_string()),
+            "forged_sender",
+        ),
+        (
+            Message::text(json!({"type":"signal","to":stranger_id,"payload":{}}).to_string()),
+            "unknown_peer",
+        ),
+        (Message::binary(vec![1, 2, 3]), "binary_frame"),
+        (
+            Message::text(json!({"type":"join","v":1,"room":ROOM2,"nick":"m"}).to_string()),
+            "already_joined",
+        ),
+    ];
+    for (msg, code) in cases {
+        m.send(msg).await.unwrap();
+        expect_error(&mut m, code).await;
+    }
+
+    // A full room and a taken nickname, on fresh connections.
+    let mut late = server.connect().await;
+    send(
+        &mut late,
+        json!({"type":"join","v":1,"room":ROOM,"nick":"zed"}),
+    )
+    .await;
+    expect_error(&mut late, "room_full").await;
+    send(
+        &mut late,
+        json!({"type":"join","v":1,"room":ROOM2,"nick":"MALLORY"}),
+    )
+    .await;
+    expect_error(&mut late, "nick_taken").await;
+    send(
+        &mut late,
+        json!({"type":"join","v":1,"room":ROOM2,"nick":"zed"}),
+    )
+    .await;
+    assert_eq!(recv(&mut late).await.unwrap()["type"], "joined");
+
+    // A frame over the limit ends only that connection, with its reason.
+    let huge = json!({"type":"signal","to":a_id,"payload":{"x":"y".repeat(70_000)}});
+    send(&mut m, huge).await;
+    expect_error(&mut m, "too_large").await;
+    assert_eq!(expect_close(&mut m).await, CloseCode::Size);
+
+    // Everyone else is unaffected: they see mallory leave and still relay.
+    let left = recv(&mut a).await.unwrap();
+    assert_eq!(left["type"], "peer_left");
+    recv(&mut b).await.unwrap();
+    assert_relays(&mut a, &a_id, &mut b, &b_id).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn foreign_origins_are_refused() {
+    let server = Server::start(&["--allowed-origin", "https://friend.example"]).await;
+    let attempt = |origin: &'static str| {
+        let url = server.url();
+        async move {
+            let mut req = url.into_client_request().unwrap();
+            req.headers_mut().insert("origin", origin.parse().unwrap());
+            tokio_tungstenite::connect_async(req).await
+        }
+    };
+    match attempt("https://evil.example").await {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    let own = format!("http://{}", server.addr);
+    assert!(attempt(Box::leak(own.into_boxed_str())).await.is_ok());
+    assert!(attempt("https://friend.example").await.is_ok());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_joins_is_closed() {
+    let server = Server::start(&["--join-timeout", "200ms"]).await;
+    let mut ws = server.connect().await;
+    expect_error(&mut ws, "join_timeout").await;
+    assert_eq!(expect_close(&mut ws).await, CloseCode::Policy);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_after_the_idle_timeout() {
+    let server = Server::start(&["--ping-interval", "100ms", "--idle-timeout", "400ms"]).await;
+    let (mut a, _) = server.join(ROOM, "alice").await;
+    // Bob joins and then never reads again, so he never answers a ping.
+    let (_bob, b_id) = server.join(ROOM, "bob").await;
+    assert_eq!(recv(&mut a).await.unwrap()["type"], "peer_joined");
+    // Alice keeps reading (and so answers pings) and sees bob dropped.
+    assert_eq!(
+        recv(&mut a).await.unwrap(),
+        json!({"type":"peer_left","id":b_id})
+    );
+    assert_eq!(server.state.stats().members, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_cut_off_and_memory_stays_bounded() {
+    let server = Server::start(&[
+        "--send-queue",
+        "8",
+        "--rate-limit",
+        "100000",
+        "--rate-burst",
+        "100000",
+    ])
+    .await;
+    let (mut a, _) = server.join(ROOM, "alice").await;
+    let (_slow, slow_id) = server.join(ROOM, "slow").await;
+    assert_eq!(recv(&mut a).await.unwrap()["type"], "peer_joined");
+    let payload = "x".repeat(60_000);
+    let signal = json!({"type":"signal","to":slow_id,"payload":{"p":payload}}).to_string();
+    // Far more than the socket buffers and the 8-frame queue hold; stop as
+    // soon as the server reports the slow reader gone.
+    let mut sent = 0;
+    let left = loop {
+        assert!(sent < 5_000, "the slow reader was never cut off");
+        a.send(Message::text(signal.clone())).await.unwrap();
+        sent += 1;
+        let polled = tokio::time::timeout(Duration::from_millis(1), a.next()).await;
+        if let Ok(Some(Ok(Message::Text(t)))) = polled {
+            let msg: Value = serde_json::from_str(&t).unwrap();
+            if msg["type"] == "peer_left" {
+                break msg;
+            }
+            assert_ne!(msg["type"], "error", "{msg}");
+        }
+    };
+    assert_eq!(left["id"], slow_id);
+    assert_eq!(server.state.stats().members, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_tells_clients_and_finishes() {
+    let server = Server::start(&[]).await;
+    let (mut a, _) = server.join(ROOM, "alice").await;
+    let mut idle = server.connect().await;
+    let stop = tokio::spawn(server.stop());
+    expect_error(&mut a, "shutting_down").await;
+    assert_eq!(expect_close(&mut a).await, CloseCode::Away);
+    expect_error(&mut idle, "shutting_down").await;
+    stop.await.unwrap();
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_refused() {
+    let server = Server::start(&["--max-connections", "2"]).await;
+    let _a = server.connect().await;
+    let _b = server.connect().await;
+    assert!(
+        tokio_tungstenite::connect_async(server.url())
+            .await
+            .is_err(),
+        "a third connection must be refused"
+    );
+    drop(_a);
+    // The place is freed once the server notices the close.
+    let mut ok = false;
+    for _ in 0..100 {
+        if tokio_tungstenite::connect_async(server.url()).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(ok, "a place frees up after a close");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn http_endpoints() {
+    let server = Server::start(&[]).await;
+    let get = |path: &str| {
+        let url = format!("http://{}{}", server.addr, path);
+        async move { http_get(&url).await }
+    };
+    let (status, headers, body) = get("/healthz").await;
+    assert_eq!(status, 200);
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+
+    for path in ["/", "/r/abcdefghijklmnopqrstuv"] {
+        let (status, headers, body) = get(path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(headers.contains("content-security-policy: default-src 'none'"));
+        assert!(headers.contains("referrer-policy: no-referrer"));
+        assert!(body.contains("<html"));
+    }
+    let (status, _, _) = get("/nope.js").await;
+    assert_eq!(status, 404);
+    let (status, _, _) = get("/../Cargo.toml").await;
+    assert_eq!(status, 404);
+    assert!(headers.contains("application/json"));
+    server.stop().await;
+}
+
+/// A minimal HTTP/1.1 GET, returning the status, the lowercased header
+/// block and the body.
+async fn http_get(url: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = TcpStream::connect(host).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
