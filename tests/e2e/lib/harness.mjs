@@ -1,0 +1,157 @@
+// Shared helpers for the browser tests: a real peerchat server process and
+// a real headless Chromium.
+import { spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const SCREENSHOTS = path.join(ROOT, 'target', 'screenshots');
+const BIN = process.env.PEERCHAT_BIN ?? path.join(ROOT, 'target', 'debug', 'peerchat');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** Upper bound for any single wait in these tests. */
+export const WAIT_MS = 20_000;
+
+/**
+ * Starts `peerchat serve` on a free loopback port and resolves once it
+ * prints its URL.
+ * @param {string[]} [args]
+ */
+export async function startServer(args = []) {
+  const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  });
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  const lines = createInterface({ input: proc.stdout });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not print its URL')), WAIT_MS);
+    lines.on('line', (line) => {
+      const match = /(http:\/\/\S+?)\/? in your browser/.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`server exited early with ${code}`)));
+  });
+  return {
+    /** @type {string} */
+    url,
+    proc,
+    /** @param {NodeJS.Signals} [signal] */
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--allow-loopback-in-peer-connection',
+];
+
+/** A fresh headless Chromium (Playwright gives it a new, empty profile). */
+export async function launchBrowser() {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
+/**
+ * A new page in its own context (own storage, like another person's
+ * browser). The test grants microphone and camera so that Chromium gathers
+ * loopback ICE candidates; the product never asks for them.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} origin
+ * @param {{width: number, height: number}} [viewport]
+ */
+export async function newPage(browser, origin, viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
+  await context.grantPermissions(['microphone', 'camera'], { origin });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(new Error(msg.text()));
+  });
+  return Object.assign(page, { errors });
+}
+
+/**
+ * @param {import('playwright-core').Page} page
+ * @param {string} nick
+ */
+export async function join(page, nick) {
+  await page.getByLabel('Nickname', { exact: true }).fill(nick);
+  await page.getByRole('button', { name: 'Join' }).click();
+}
+
+/**
+ * Resolves once the page lists exactly these members (besides itself) in
+ * the given state.
+ * @param {import('playwright-core').Page} page
+ * @param {string[]} nicks
+ * @param {string} state
+ */
+export async function waitForMembers(page, nicks, state = 'connected') {
+  await page.waitForFunction(
+    ({ nicks, state }) => {
+      const items = [...document.querySelectorAll('[aria-label="Members"] li')];
+      const others = items.filter((li) => /** @type {HTMLElement} */ (li).dataset.state !== 'you');
+      const names = others.map((li) => li.querySelector('.member-name')?.textContent).sort();
+      return (
+        JSON.stringify(names) === JSON.stringify([...nicks].sort()) &&
+        others.every((li) => /** @type {HTMLElement} */ (li).dataset.state === state)
+      );
+    },
+    { nicks, state },
+  );
+}
+
+/**
+ * @param {import('playwright-core').Page} page
+ * @param {string} text
+ */
+export async function send(page, text) {
+  const box = page.getByLabel('Message', { exact: true });
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+/**
+ * Resolves once the chat log shows a message with exactly this text.
+ * @param {import('playwright-core').Page} page
+ * @param {string} text
+ * @param {string} [author]
+ */
+export async function waitForMessage(page, text, author) {
+  await page.waitForFunction(
+    ({ text, author }) =>
+      [...document.querySelectorAll('[role="log"] .msg')].some(
+        (m) =>
+          m.querySelector('.msg-text')?.textContent === text &&
+          (author === undefined || m.querySelector('.msg-author')?.textContent === author),
+      ),
+    { text, author },
+  );
+}
+
+export async function screenshot(page, name) {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  const file = path.join(SCREENSHOTS, `${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}

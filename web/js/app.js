@@ -1,0 +1,322 @@
+// @ts-check
+/**
+ * The page: joins the room named by the address, renders members and
+ * messages. All text from other people goes into the page with
+ * `textContent`, never as HTML.
+ * @module
+ */
+
+import { MAX_TEXT_BYTES, ProtocolError, randomId, utf8Length, validateNick, validateRoomId } from './protocol.js';
+import { Room } from './room.js';
+
+const NICK_STORAGE_KEY = 'peerchat.nick';
+const NARROW = '(max-width: 720px)';
+
+/**
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @returns {T}
+ */
+function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`missing #${id}`);
+  return /** @type {T} */ (el);
+}
+
+const ui = {
+  roomLink: /** @type {HTMLInputElement} */ (byId('room-link')),
+  copyLink: /** @type {HTMLButtonElement} */ (byId('copy-link')),
+  status: byId('server-status'),
+  joinView: byId('join-view'),
+  joinForm: /** @type {HTMLFormElement} */ (byId('join-form')),
+  nick: /** @type {HTMLInputElement} */ (byId('nick')),
+  joinError: byId('join-error'),
+  joinButton: /** @type {HTMLButtonElement} */ (byId('join-button')),
+  badRoomView: byId('bad-room-view'),
+  chatView: byId('chat-view'),
+  membersPanel: /** @type {HTMLDetailsElement} */ (byId('members-panel')),
+  members: byId('members'),
+  memberCount: byId('member-count'),
+  log: byId('log'),
+  composer: /** @type {HTMLFormElement} */ (byId('composer')),
+  message: /** @type {HTMLTextAreaElement} */ (byId('message')),
+  composerNote: byId('composer-note'),
+};
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+
+/** The room id from `/r/{id}`; a bare `/` starts a new room. */
+function roomIdFromAddress() {
+  if (location.pathname === '/' || location.pathname === '') {
+    const id = randomId();
+    history.replaceState(null, '', `/r/${id}${location.search}`);
+    return id;
+  }
+  const match = /^\/r\/([^/]+)\/?$/.exec(location.pathname);
+  if (!match) return null;
+  try {
+    validateRoomId(match[1]);
+    return match[1];
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A stable hue for a nickname, so each person keeps one colour.
+ * @param {string} nick
+ */
+function hue(nick) {
+  let h = 0;
+  for (const ch of nick) h = (h * 31 + /** @type {number} */ (ch.codePointAt(0))) % 360;
+  return h;
+}
+
+/**
+ * @param {string} nick
+ */
+function avatar(nick) {
+  const el = document.createElement('span');
+  el.className = 'avatar';
+  el.setAttribute('aria-hidden', 'true');
+  el.textContent = [...nick][0]?.toUpperCase() ?? '?';
+  el.style.background = `hsl(${hue(nick)} 55% 45%)`;
+  return el;
+}
+
+function isNearBottom() {
+  return ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 80;
+}
+
+/**
+ * @param {HTMLElement} el
+ * @param {boolean} [force]
+ */
+function appendToLog(el, force = false) {
+  const stick = force || isNearBottom();
+  ui.log.append(el);
+  if (stick) ui.log.scrollTop = ui.log.scrollHeight;
+}
+
+/** @param {string} text */
+function notice(text) {
+  const el = document.createElement('p');
+  el.className = 'notice';
+  el.textContent = text;
+  appendToLog(el);
+}
+
+/** @param {import('./room.js').ChatMessage} msg */
+function showMessage(msg) {
+  const el = document.createElement('article');
+  el.className = msg.own ? 'msg own' : 'msg';
+  el.dataset.id = msg.id;
+  const meta = document.createElement('header');
+  meta.className = 'msg-meta';
+  const author = document.createElement('span');
+  author.className = 'msg-author';
+  author.textContent = msg.own ? 'You' : msg.author;
+  if (!msg.own) author.style.color = `hsl(${hue(msg.author)} 55% 42%)`;
+  const time = document.createElement('time');
+  time.className = 'msg-time';
+  const date = new Date(msg.ts);
+  time.dateTime = date.toISOString();
+  time.textContent = timeFormat.format(date);
+  time.title = date.toLocaleString();
+  meta.append(author, time);
+  const text = document.createElement('p');
+  text.className = 'msg-text';
+  text.textContent = msg.text;
+  el.append(meta, text);
+  appendToLog(el, msg.own);
+}
+
+/** @param {Room} room */
+function renderMembers(room) {
+  const items = [];
+  if (room.nick) items.push(memberItem(room.nick, 'you', 'you'));
+  for (const m of room.members.values()) items.push(memberItem(m.nick, m.state, m.state));
+  ui.members.replaceChildren(...items);
+  ui.memberCount.textContent = `(${items.length})`;
+}
+
+/**
+ * @param {string} nick
+ * @param {string} state
+ * @param {string} label
+ */
+function memberItem(nick, state, label) {
+  const li = document.createElement('li');
+  li.className = 'member';
+  li.dataset.state = state;
+  const text = document.createElement('span');
+  text.className = 'member-text';
+  const name = document.createElement('span');
+  name.className = 'member-name';
+  name.textContent = nick;
+  const status = document.createElement('span');
+  status.className = 'member-state';
+  status.textContent = label;
+  text.append(name, status);
+  li.append(avatar(nick), text);
+  return li;
+}
+
+/**
+ * @param {'idle'|'connecting'|'open'|'offline'} state
+ * @param {string} text
+ */
+function setStatus(state, text) {
+  ui.status.dataset.state = state;
+  ui.status.textContent = text;
+}
+
+/** @param {{code: string, message: string}} err */
+function joinErrorText({ code, message }) {
+  switch (code) {
+    case 'nick_taken':
+      return `“${ui.nick.value.trim()}” is already taken in this room. Pick another nickname.`;
+    case 'room_full':
+      return 'This room is full. Try again later, or start a new room.';
+    case 'bad_nick':
+      return `That nickname can't be used: ${message.replace(/^invalid nickname: /, '')}.`;
+    default:
+      return message || 'Could not join the room.';
+  }
+}
+
+async function copyRoomLink() {
+  const link = ui.roomLink.value;
+  try {
+    await navigator.clipboard.writeText(link);
+  } catch {
+    ui.roomLink.select();
+    document.execCommand('copy');
+  }
+  ui.copyLink.textContent = 'Copied!';
+  setTimeout(() => {
+    ui.copyLink.textContent = 'Copy link';
+  }, 2000);
+}
+
+function main() {
+  const roomId = roomIdFromAddress();
+  if (!roomId) {
+    ui.joinView.hidden = true;
+    byId('share').hidden = true;
+    ui.badRoomView.hidden = false;
+    return;
+  }
+  ui.roomLink.value = `${location.origin}/r/${roomId}`;
+  ui.copyLink.addEventListener('click', () => void copyRoomLink());
+  ui.roomLink.addEventListener('focus', () => ui.roomLink.select());
+
+  const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
+  const room = new Room(roomId, wsUrl);
+
+  ui.nick.value = localStorage.getItem(NICK_STORAGE_KEY) ?? '';
+  ui.nick.focus();
+
+  ui.joinForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const nick = ui.nick.value.trim();
+    try {
+      validateNick(nick);
+    } catch (e) {
+      ui.joinError.textContent = joinErrorText({ code: 'bad_nick', message: /** @type {Error} */ (e).message });
+      ui.nick.setAttribute('aria-invalid', 'true');
+      ui.nick.focus();
+      return;
+    }
+    ui.joinError.textContent = '';
+    ui.nick.removeAttribute('aria-invalid');
+    ui.joinButton.disabled = true;
+    ui.joinButton.textContent = 'Joining…';
+    room.join(nick);
+  });
+
+  room.addEventListener('join-error', (e) => {
+    const detail = /** @type {CustomEvent} */ (e).detail;
+    ui.joinError.textContent = joinErrorText(detail);
+    ui.nick.setAttribute('aria-invalid', 'true');
+    ui.joinButton.disabled = false;
+    ui.joinButton.textContent = 'Join';
+    ui.nick.focus();
+    ui.nick.select();
+  });
+
+  room.addEventListener('joined', () => {
+    localStorage.setItem(NICK_STORAGE_KEY, room.nick ?? '');
+    ui.joinView.hidden = true;
+    ui.chatView.hidden = false;
+    if (matchMedia(NARROW).matches) ui.membersPanel.open = false;
+    const others = [...room.members.values()].map((m) => m.nick);
+    notice(
+      others.length === 0
+        ? `You joined as ${room.nick}. Share the room link to invite people.`
+        : `You joined as ${room.nick}. Here: ${others.join(', ')}.`,
+    );
+    renderMembers(room);
+    ui.message.focus();
+  });
+
+  room.addEventListener('server', (e) => {
+    const { state, retryInMs } = /** @type {CustomEvent} */ (e).detail;
+    if (state === 'open') setStatus('open', 'Online');
+    else if (state === 'connecting') setStatus('connecting', 'Connecting…');
+    else {
+      const seconds = Math.max(1, Math.round((retryInMs ?? 0) / 1000));
+      setStatus('offline', `Server unreachable, retrying in ${seconds}s. Connected members can still chat.`);
+      if (!room.everJoined) {
+        ui.joinButton.disabled = false;
+        ui.joinButton.textContent = 'Join';
+      }
+    }
+  });
+
+  room.addEventListener('members', () => renderMembers(room));
+  room.addEventListener('notice', (e) => {
+    const { kind, nick } = /** @type {CustomEvent} */ (e).detail;
+    notice(kind === 'joined' ? `${nick} joined` : `${nick} left`);
+  });
+  room.addEventListener('message', (e) => showMessage(/** @type {CustomEvent} */ (e).detail));
+
+  ui.composer.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = ui.message.value;
+    if (text.trim().length === 0) return;
+    try {
+      showMessage(room.send(text));
+    } catch (e) {
+      ui.composerNote.textContent = e instanceof ProtocolError ? e.message : String(e);
+      return;
+    }
+    ui.message.value = '';
+    ui.composerNote.textContent = '';
+    resizeComposer();
+  });
+  ui.message.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      ui.composer.requestSubmit();
+    }
+  });
+  ui.message.addEventListener('input', () => {
+    resizeComposer();
+    const size = utf8Length(ui.message.value);
+    ui.composerNote.textContent =
+      size > MAX_TEXT_BYTES
+        ? `Too long: ${(size / 1024).toFixed(1)} KiB of at most 16 KiB. Shorten it or split it.`
+        : '';
+  });
+
+  // Tell the others at once when this tab goes away.
+  addEventListener('pagehide', () => room.leave());
+}
+
+function resizeComposer() {
+  ui.message.style.height = 'auto';
+  ui.message.style.height = `${Math.min(ui.message.scrollHeight + 2, 160)}px`;
+}
+
+main();

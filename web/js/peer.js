@@ -1,0 +1,192 @@
+// @ts-check
+/**
+ * One WebRTC connection to one other member: perfect negotiation, trickle
+ * ICE with candidates buffered until the remote description is set, and one
+ * reliable, ordered, pre-negotiated data channel (label `chat`, id 0).
+ *
+ * Every signal payload carries `sid`, the id of the connection it belongs
+ * to, chosen by the side that starts it. An offer with a new `sid` replaces
+ * the previous connection (see docs/protocol.md, "Peer connections").
+ * @module
+ */
+
+import { randomId } from './protocol.js';
+
+/** Candidates kept while waiting for the remote description. */
+const MAX_PENDING_CANDIDATES = 256;
+
+/**
+ * @typedef {{sid: string, description?: RTCSessionDescriptionInit, candidate?: RTCIceCandidateInit}} SignalPayload
+ */
+
+/**
+ * Events: `state` (detail: 'connecting' | 'connected' | 'reconnecting'),
+ * `open`, `message` (detail: string), `closed`.
+ */
+export class PeerLink extends EventTarget {
+  /**
+   * @param {object} options
+   * @param {string} options.selfId our peer id
+   * @param {string} options.peerId their peer id
+   * @param {RTCIceServer[]} options.iceServers
+   * @param {string | null} options.sid the connection id: null to start a
+   *   new connection (we offer), or the id from the remote's offer
+   * @param {(payload: SignalPayload) => void} options.sendSignal
+   */
+  constructor({ selfId, peerId, iceServers, sid, sendSignal }) {
+    super();
+    this.peerId = peerId;
+    /** The side that starts a connection sends the first offer. */
+    this.initiator = sid === null;
+    this.sid = sid ?? randomId();
+    /** Of two peers, the one with the greater id gives way on glare. */
+    this.polite = selfId > peerId;
+    this.sendSignal = sendSignal;
+    /** @type {'connecting' | 'connected' | 'reconnecting' | 'closed'} */
+    this.state = 'connecting';
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    /** @type {RTCIceCandidateInit[]} */
+    this.pendingCandidates = [];
+    /** Incoming signals are handled one at a time, in order. */
+    this.queue = Promise.resolve();
+
+    this.pc = new RTCPeerConnection({ iceServers });
+    this.dc = this.pc.createDataChannel('chat', { negotiated: true, id: 0, ordered: true });
+
+    this.pc.addEventListener('negotiationneeded', () => this.negotiate());
+    this.pc.addEventListener('icecandidate', ({ candidate }) => {
+      if (candidate && candidate.candidate) {
+        this.sendSignal({ sid: this.sid, candidate: candidate.toJSON() });
+      }
+    });
+    this.pc.addEventListener('connectionstatechange', () => this.onConnectionState());
+    this.dc.addEventListener('open', () => {
+      this.setState('connected');
+      this.dispatchEvent(new Event('open'));
+    });
+    this.dc.addEventListener('message', (event) => {
+      if (typeof event.data === 'string') {
+        this.dispatchEvent(new CustomEvent('message', { detail: event.data }));
+      }
+    });
+    this.dc.addEventListener('close', () => this.close());
+  }
+
+  /** Whether chat messages can be sent now. */
+  get isOpen() {
+    return this.dc.readyState === 'open';
+  }
+
+  /** @param {string} text */
+  send(text) {
+    this.dc.send(text);
+  }
+
+  /**
+   * Handles a signal meant for this connection (same `sid`).
+   * @param {SignalPayload} payload
+   */
+  handleSignal(payload) {
+    this.queue = this.queue
+      .then(() => this.applySignal(payload))
+      .catch((e) => console.warn('peerchat: signal failed', this.peerId, e));
+  }
+
+  /** Closes the connection; fires `closed` once. */
+  close() {
+    if (this.state === 'closed') return;
+    this.setState('closed');
+    this.dc.close();
+    this.pc.close();
+    this.dispatchEvent(new Event('closed'));
+  }
+
+  /** @private */
+  async negotiate() {
+    // The other side answers before it ever offers on a connection.
+    if (!this.initiator && !this.pc.remoteDescription) return;
+    try {
+      this.makingOffer = true;
+      await this.pc.setLocalDescription();
+      const description = this.pc.localDescription;
+      if (description) this.sendSignal({ sid: this.sid, description: description.toJSON() });
+    } catch (e) {
+      console.warn('peerchat: could not make an offer', this.peerId, e);
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  /**
+   * @private
+   * @param {SignalPayload} payload
+   */
+  async applySignal({ description, candidate }) {
+    if (this.state === 'closed') return;
+    if (description) {
+      const collision =
+        description.type === 'offer' && (this.makingOffer || this.pc.signalingState !== 'stable');
+      this.ignoreOffer = !this.polite && collision;
+      if (this.ignoreOffer) return;
+      await this.pc.setRemoteDescription(description);
+      for (const c of this.pendingCandidates.splice(0)) await this.addCandidate(c);
+      if (description.type === 'offer') {
+        await this.pc.setLocalDescription();
+        const answer = this.pc.localDescription;
+        if (answer) this.sendSignal({ sid: this.sid, description: answer.toJSON() });
+      }
+    } else if (candidate) {
+      if (!this.pc.remoteDescription) {
+        if (this.pendingCandidates.length < MAX_PENDING_CANDIDATES) this.pendingCandidates.push(candidate);
+        return;
+      }
+      await this.addCandidate(candidate);
+    }
+  }
+
+  /**
+   * @private
+   * @param {RTCIceCandidateInit} candidate
+   */
+  async addCandidate(candidate) {
+    try {
+      await this.pc.addIceCandidate(candidate);
+    } catch (e) {
+      // Candidates of an offer we ignored on glare are expected to fail.
+      if (!this.ignoreOffer) console.warn('peerchat: bad ICE candidate', this.peerId, e);
+    }
+  }
+
+  /** @private */
+  onConnectionState() {
+    switch (this.pc.connectionState) {
+      case 'connected':
+        if (this.isOpen) this.setState('connected');
+        break;
+      case 'disconnected':
+        this.setState('reconnecting');
+        break;
+      case 'failed':
+        // ICE restart; the starting side drives it to avoid glare.
+        this.setState('reconnecting');
+        if (this.initiator) this.pc.restartIce();
+        break;
+      case 'closed':
+        this.close();
+        break;
+      default:
+        break;
+    }
+  }
+
+  /**
+   * @private
+   * @param {'connecting' | 'connected' | 'reconnecting' | 'closed'} state
+   */
+  setState(state) {
+    if (this.state === state || this.state === 'closed') return;
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: state }));
+  }
+}

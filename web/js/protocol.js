@@ -1,0 +1,277 @@
+// @ts-check
+/**
+ * The peerchat wire protocol, version 1: the browser's side of it.
+ *
+ * Mirrors the Rust crate `peerchat-protocol`; both are checked against the
+ * shared vectors in `tests/vectors/protocol.json`. `docs/protocol.md` is the
+ * normative description.
+ * @module
+ */
+
+export const PROTOCOL_VERSION = 1;
+export const ENVELOPE_VERSION = 1;
+/** Longest chat text, in bytes of UTF-8. */
+export const MAX_TEXT_BYTES = 16 * 1024;
+/** Longest nickname, in Unicode code points. */
+export const MAX_NICK_CHARS = 32;
+export const MIN_ROOM_ID_LEN = 22;
+export const MAX_ROOM_ID_LEN = 64;
+export const MAX_ID_LEN = 64;
+
+/** An error with a stable code from the protocol's list. */
+export class ProtocolError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} message
+   */
+  constructor(code, message) {
+    super(message);
+    this.name = 'ProtocolError';
+    this.code = code;
+  }
+}
+
+const ID_ALPHABET = /^[A-Za-z0-9_-]+$/;
+// C0/C1 controls and invisible characters that can disguise a name.
+const FORBIDDEN_IN_NICK =
+  /[\p{Cc}\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]/u;
+
+/**
+ * Checks a room id: 22 to 64 characters of `A-Z a-z 0-9 - _`.
+ * @param {string} room
+ */
+export function validateRoomId(room) {
+  if (room.length < MIN_ROOM_ID_LEN) {
+    throw new ProtocolError('bad_room', 'must be at least 22 characters (128 random bits)');
+  }
+  if (room.length > MAX_ROOM_ID_LEN) {
+    throw new ProtocolError('bad_room', 'must be at most 64 characters');
+  }
+  if (!ID_ALPHABET.test(room)) {
+    throw new ProtocolError('bad_room', "may contain only A-Z, a-z, 0-9, '-' and '_'");
+  }
+}
+
+/**
+ * Checks a nickname: 1 to 32 code points, no leading or trailing white
+ * space, no control or invisible formatting characters.
+ * @param {string} nick
+ */
+export function validateNick(nick) {
+  if (nick.length === 0) throw new ProtocolError('bad_nick', 'must not be empty');
+  if ([...nick].length > MAX_NICK_CHARS) {
+    throw new ProtocolError('bad_nick', 'must be at most 32 characters');
+  }
+  if (nick.trim() !== nick) {
+    throw new ProtocolError('bad_nick', 'must not start or end with white space');
+  }
+  if (FORBIDDEN_IN_NICK.test(nick)) {
+    throw new ProtocolError(
+      'bad_nick',
+      'must not contain control or invisible formatting characters',
+    );
+  }
+}
+
+/** Bytes of UTF-8 in `text`. */
+const encoder = new TextEncoder();
+/** @param {string} text */
+export function utf8Length(text) {
+  return encoder.encode(text).length;
+}
+
+/**
+ * A fresh random id of 128 bits as 22 base64url characters: room ids,
+ * message ids and connection ids.
+ */
+export function randomId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+// ---- Client to server ----------------------------------------------------
+
+/**
+ * @param {string} room
+ * @param {string} nick
+ */
+export function joinMessage(room, nick) {
+  return { type: 'join', v: PROTOCOL_VERSION, room, nick };
+}
+
+/**
+ * @param {string} to
+ * @param {object} payload
+ */
+export function signalMessage(to, payload) {
+  return { type: 'signal', to, payload };
+}
+
+// ---- Server to client ----------------------------------------------------
+
+/** @typedef {{id: string, nick: string}} Member */
+/** @typedef {{urls: string[], username?: string, credential?: string}} IceServer */
+/**
+ * @typedef {{type: 'joined', v: number, room: string, you: Member, members: Member[], ice_servers: IceServer[]}
+ *   | {type: 'peer_joined', peer: Member}
+ *   | {type: 'peer_left', id: string}
+ *   | {type: 'signal', from: string, payload: Record<string, unknown>}
+ *   | {type: 'error', code: string, message: string}} ServerMessage
+ */
+
+/**
+ * @param {unknown} value
+ * @returns {value is Record<string, unknown>}
+ */
+function isObject(value) {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * @param {Record<string, unknown>} obj
+ * @param {string} field
+ */
+function str(obj, field) {
+  const value = obj[field];
+  if (value === undefined) throw new ProtocolError('bad_message', `field \`${field}\` is missing`);
+  if (typeof value !== 'string') {
+    throw new ProtocolError('bad_message', `field \`${field}\` must be a string`);
+  }
+  return value;
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} field
+ * @returns {Member}
+ */
+function member(value, field) {
+  if (!isObject(value)) throw new ProtocolError('bad_message', `field \`${field}\` must be a member object`);
+  return { id: str(value, 'id'), nick: str(value, 'nick') };
+}
+
+/**
+ * @param {unknown} value
+ * @returns {IceServer}
+ */
+function iceServer(value) {
+  if (!isObject(value) || !Array.isArray(value.urls) || !value.urls.every((u) => typeof u === 'string')) {
+    throw new ProtocolError('bad_message', 'field `ice_servers` must be a list of ICE servers');
+  }
+  /** @type {IceServer} */
+  const server = { urls: /** @type {string[]} */ (value.urls) };
+  if (typeof value.username === 'string') server.username = value.username;
+  if (typeof value.credential === 'string') server.credential = value.credential;
+  return server;
+}
+
+/**
+ * Parses JSON text into an object, classifying failures like the server.
+ * @param {string} text
+ */
+function parseObject(text) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ProtocolError('bad_json', `not valid JSON: ${/** @type {Error} */ (e).message}`);
+  }
+  if (!isObject(value)) throw new ProtocolError('bad_message', 'a message must be a JSON object');
+  return value;
+}
+
+/**
+ * Parses and validates a server message. Throws a {@link ProtocolError};
+ * code `unknown_type` means a newer server sent something this client may
+ * ignore.
+ * @param {string} text
+ * @returns {ServerMessage}
+ */
+export function parseServerMessage(text) {
+  const obj = parseObject(text);
+  const type = str(obj, 'type');
+  switch (type) {
+    case 'joined': {
+      if (obj.v !== PROTOCOL_VERSION) {
+        throw new ProtocolError('unsupported_version', `protocol version ${String(obj.v)} is not supported`);
+      }
+      if (!Array.isArray(obj.members)) {
+        throw new ProtocolError('bad_message', 'field `members` must be a list of members');
+      }
+      const ice = obj.ice_servers === undefined ? [] : obj.ice_servers;
+      if (!Array.isArray(ice)) throw new ProtocolError('bad_message', 'field `ice_servers` must be a list of ICE servers');
+      return {
+        type,
+        v: PROTOCOL_VERSION,
+        room: str(obj, 'room'),
+        you: member(obj.you, 'you'),
+        members: obj.members.map((m) => member(m, 'members')),
+        ice_servers: ice.map(iceServer),
+      };
+    }
+    case 'peer_joined':
+      return { type, peer: member(obj.peer, 'peer') };
+    case 'peer_left':
+      return { type, id: str(obj, 'id') };
+    case 'signal': {
+      const from = str(obj, 'from');
+      if (!isObject(obj.payload)) throw new ProtocolError('bad_message', 'field `payload` must be an object');
+      return { type, from, payload: obj.payload };
+    }
+    case 'error':
+      return {
+        type,
+        code: str(obj, 'code'),
+        message: obj.message === undefined ? '' : str(obj, 'message'),
+      };
+    default:
+      throw new ProtocolError('unknown_type', `unknown message type \`${type}\``);
+  }
+}
+
+// ---- Peer to peer (data channel) ------------------------------------------
+
+/**
+ * @typedef {{kind: 'chat', id: string, ts: number, text: string}
+ *   | {kind: 'unknown', type: string}} PeerMessage
+ */
+
+/**
+ * A chat envelope as JSON text.
+ * @param {{id: string, ts: number, text: string}} chat
+ */
+export function chatEnvelope({ id, ts, text }) {
+  return JSON.stringify({ v: ENVELOPE_VERSION, type: 'chat', id, ts, text });
+}
+
+/**
+ * Parses and validates a data-channel envelope.
+ * @param {string} text
+ * @returns {PeerMessage}
+ */
+export function parsePeerMessage(text) {
+  const obj = parseObject(text);
+  if (obj.v === undefined) throw new ProtocolError('bad_message', 'field `v` is missing');
+  if (!Number.isInteger(obj.v) || /** @type {number} */ (obj.v) < 1) {
+    throw new ProtocolError('bad_message', 'field `v` must be 1 or more');
+  }
+  const type = str(obj, 'type');
+  if (type !== 'chat') return { kind: 'unknown', type };
+  const id = str(obj, 'id');
+  if (id.length === 0 || id.length > MAX_ID_LEN || !ID_ALPHABET.test(id)) {
+    throw new ProtocolError('bad_message', 'field `id` must be 1 to 64 characters of A-Z, a-z, 0-9, - and _');
+  }
+  const ts = obj.ts;
+  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) {
+    throw new ProtocolError('bad_message', 'field `ts` must be a non-negative integer');
+  }
+  const body = str(obj, 'text');
+  if (body.length === 0) throw new ProtocolError('bad_message', 'field `text` must not be empty');
+  if (utf8Length(body) > MAX_TEXT_BYTES) {
+    throw new ProtocolError('bad_message', 'field `text` must be at most 16384 bytes of UTF-8');
+  }
+  return { kind: 'chat', id, ts, text: body };
+}

@@ -1,0 +1,121 @@
+// @ts-check
+/**
+ * The connection to the signaling server: one WebSocket to `/ws`, reopened
+ * with jittered exponential backoff when it drops.
+ * @module
+ */
+
+import { joinMessage, parseServerMessage, ProtocolError, signalMessage } from './protocol.js';
+
+/** @typedef {import('./protocol.js').ServerMessage} ServerMessage */
+
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+
+/**
+ * Events: `state` (detail: {state, retryInMs?}), `message` (detail:
+ * ServerMessage). States: `connecting`, `open`, `offline`.
+ */
+export class Signaling extends EventTarget {
+  /** @param {string} url the `/ws` URL */
+  constructor(url) {
+    super();
+    this.url = url;
+    /** @type {WebSocket | null} */
+    this.ws = null;
+    /** @type {'connecting' | 'open' | 'offline'} */
+    this.state = 'offline';
+    this.attempt = 0;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.retryTimer = undefined;
+    this.stopped = false;
+  }
+
+  /** Opens the connection (and keeps reopening it until {@link stop}). */
+  start() {
+    this.stopped = false;
+    this.open();
+  }
+
+  /** Closes the connection for good. */
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.ws?.close(1000, 'leaving');
+    this.ws = null;
+  }
+
+  /** Reconnects now instead of waiting for the backoff timer. */
+  retryNow() {
+    if (this.state !== 'offline' || this.stopped) return;
+    clearTimeout(this.retryTimer);
+    this.open();
+  }
+
+  /**
+   * @param {string} room
+   * @param {string} nick
+   */
+  join(room, nick) {
+    this.send(joinMessage(room, nick));
+  }
+
+  /**
+   * @param {string} to
+   * @param {object} payload
+   */
+  signal(to, payload) {
+    this.send(signalMessage(to, payload));
+  }
+
+  /** @param {object} msg */
+  send(msg) {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  /** @private */
+  open() {
+    this.setState('connecting');
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.addEventListener('open', () => {
+      if (this.ws !== ws) return;
+      this.attempt = 0;
+      this.setState('open');
+    });
+    ws.addEventListener('message', (event) => {
+      if (this.ws !== ws || typeof event.data !== 'string') return;
+      let msg;
+      try {
+        msg = parseServerMessage(event.data);
+      } catch (e) {
+        // A newer server may send types this client does not know.
+        if (!(e instanceof ProtocolError && e.code === 'unknown_type')) {
+          console.warn('peerchat: ignoring a malformed server message', e);
+        }
+        return;
+      }
+      this.dispatchEvent(new CustomEvent('message', { detail: msg }));
+    });
+    ws.addEventListener('close', () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (this.stopped) return;
+      const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
+      const delay = Math.round(base / 2 + Math.random() * (base / 2));
+      this.attempt += 1;
+      this.retryTimer = setTimeout(() => this.open(), delay);
+      this.setState('offline', delay);
+    });
+  }
+
+  /**
+   * @private
+   * @param {'connecting' | 'open' | 'offline'} state
+   * @param {number} [retryInMs]
+   */
+  setState(state, retryInMs) {
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryInMs } }));
+  }
+}
