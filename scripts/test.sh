@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every peerchat test: Rust unit and integration tests, the web
+# client's protocol tests against the shared vectors, and the browser
+# end-to-end tests in headless Chromium inside a loopback-only network
+# namespace. Installs what it needs (Debian chromium, iproute2, Node.js
+# packages) when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v unshare >/dev/null || missing+=(util-linux)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d tests/e2e/node_modules/playwright-core ] ||
+   [ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.package-lock.json ]; then
+  log "installing Node.js test packages"
+  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+log "Rust tests"
+cargo build --locked --bin peerchat
+cargo test --workspace --locked
+
+log "web client and browser tests (loopback-only network namespace)"
+export PEERCHAT_BIN="$PWD/target/debug/peerchat"
+scripts/netns.sh node --test tests/e2e/

@@ -1,0 +1,76 @@
+// The web client's protocol module against the shared vectors, which the
+// Rust crate reads too (crates/protocol/tests/vectors.rs).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+
+import {
+  chatEnvelope,
+  joinMessage,
+  parsePeerMessage,
+  parseServerMessage,
+  ProtocolError,
+  randomId,
+  signalMessage,
+  validateNick,
+  validateRoomId,
+} from '../../web/js/protocol.js';
+
+const vectors = JSON.parse(readFileSync(new URL('../vectors/protocol.json', import.meta.url), 'utf8'));
+
+/** @param {() => void} f */
+function valid(f) {
+  try {
+    f();
+    return true;
+  } catch (e) {
+    assert.ok(e instanceof ProtocolError, String(e));
+    return false;
+  }
+}
+
+/**
+ * @param {string} name
+ * @param {(text: string) => unknown} parse
+ */
+function check(name, parse) {
+  assert.ok(vectors[name].length > 0);
+  for (const c of vectors[name]) {
+    if ('ok' in c) {
+      assert.deepEqual(parse(c.text), c.ok, `${name}: ${c.text}`);
+    } else {
+      assert.throws(() => parse(c.text), (e) => e instanceof ProtocolError && e.code === c.error, `${name}: ${c.text}`);
+    }
+  }
+}
+
+test('room ids', () => {
+  for (const c of vectors.room_ids) assert.equal(valid(() => validateRoomId(c.input)), c.valid, JSON.stringify(c.input));
+});
+
+test('nicknames', () => {
+  for (const c of vectors.nicks) assert.equal(valid(() => validateNick(c.input)), c.valid, JSON.stringify(c.input));
+});
+
+test('server messages', () => check('server_messages', parseServerMessage));
+
+test('peer messages', () => check('peer_messages', parsePeerMessage));
+
+test('client messages built by the page match the vectors', () => {
+  for (const c of vectors.client_messages.filter((c) => 'ok' in c)) {
+    const want = c.ok;
+    const got = want.type === 'join' ? joinMessage(want.room, want.nick) : signalMessage(want.to, want.payload);
+    assert.deepEqual(got, want);
+  }
+});
+
+test('chat envelopes round-trip', () => {
+  const chat = { id: randomId(), ts: 1763769600000, text: 'hi "there" <b>' };
+  assert.deepEqual(parsePeerMessage(chatEnvelope(chat)), { kind: 'chat', ...chat });
+});
+
+test('random ids carry 128 bits in 22 url-safe characters', () => {
+  const ids = new Set(Array.from({ length: 1000 }, randomId));
+  assert.equal(ids.size, 1000);
+  for (const id of ids) validateRoomId(id);
+});
