@@ -35,6 +35,9 @@ log "Rust tests"
 cargo build --locked --bin peerchat
 cargo test --workspace --locked
 
+log "type-check the web client (JSDoc, // @ts-check)"
+(cd tests/e2e && node node_modules/typescript/bin/tsc -p tsconfig.web.json)
+
 log "web client and browser tests (loopback-only network namespace)"
 export PEERCHAT_BIN="$PWD/target/debug/peerchat"
 scripts/netns.sh node --test tests/e2e/

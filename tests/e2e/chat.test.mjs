@@ -113,3 +113,56 @@ test('three people chat in one room, one leaves, the server dies, the rest chat 
 
   for (const page of [alice, bob]) assert.deepEqual(page.errors, [], 'no page errors');
 });
+
+test('a message typed before a member is connected is delivered once the channel opens', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+
+  const alice = await newPage(browser, server.url);
+  await alice.goto(`${server.url}/`);
+  await alice.waitForURL(/\/r\//);
+  const link = alice.url();
+  await join(alice, 'alice');
+  await alice.getByRole('log').getByText('You joined as alice').waitFor();
+
+  // Bob's browser gets its signals only when the test lets them through, so
+  // his connection to alice cannot open before she has sent her message.
+  const bob = await newPage(browser, server.url);
+  /** @type {string[]} */
+  const held = [];
+  let holding = true;
+  /** @type {import('playwright-core').WebSocketRoute | null} */
+  let route = null;
+  await bob.routeWebSocket(/\/ws$/, (ws) => {
+    route = ws;
+    const upstream = ws.connectToServer();
+    ws.onMessage((m) => upstream.send(m));
+    upstream.onMessage((m) => {
+      const isSignal = typeof m === 'string' && JSON.parse(m).type === 'signal';
+      if (holding && isSignal) held.push(/** @type {string} */ (m));
+      else ws.send(m);
+    });
+  });
+  await bob.goto(link);
+  await join(bob, 'bob');
+  await waitForMembers(alice, ['bob'], 'connecting');
+
+  await send(alice, 'Sent while bob was still connecting');
+  await send(alice, 'and a second one, in order');
+  await waitForMembers(alice, ['bob'], 'connecting');
+
+  assert.ok(held.length > 0, 'signals were held back');
+  holding = false;
+  for (const m of held.splice(0)) route?.send(m);
+  await waitForMembers(alice, ['bob']);
+  await waitForMessage(bob, 'Sent while bob was still connecting', 'alice');
+  await waitForMessage(bob, 'and a second one, in order', 'alice');
+  const order = await bob.evaluate(() =>
+    [...document.querySelectorAll('[role="log"] .msg-text')].map((e) => e.textContent),
+  );
+  assert.deepEqual(order, ['Sent while bob was still connecting', 'and a second one, in order']);
+});

@@ -407,3 +407,20 @@ async fn http_get(url: &str) -> (u16, String, String) {
     let status = head[9..12].parse().unwrap();
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
+
+#[tokio::test]
+async fn a_slow_http_opener_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(&["--handshake-timeout", "200ms"]).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    // Half a request, then nothing: the server must not wait forever.
+    stream
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was closed");
+    assert!(!String::from_utf8_lossy(&buf).contains("101"), "no upgrade");
+    server.stop().await;
+}
