@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use peerchat_mailbox::MailboxConfig;
 use peerchat_protocol::signaling::IceServer;
 use peerchat_rooms::HubConfig;
 
@@ -94,6 +95,40 @@ pub struct ServeArgs {
     /// Password for the `turn:`/`turns:` URLs given with --ice-server.
     #[arg(long, env = "PEERCHAT_ICE_CREDENTIAL", requires = "ice_username")]
     pub ice_credential: Option<String>,
+
+    /// Turn off the long-poll mailbox at `POST /sig`.
+    #[arg(long, env = "PEERCHAT_NO_MAILBOX")]
+    pub no_mailbox: bool,
+
+    /// Longest mailbox id, in characters.
+    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_ID_LEN", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub mailbox_max_id_len: u32,
+
+    /// Largest text posted to the mailbox, in bytes.
+    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_BODY", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
+    pub mailbox_max_body: u32,
+
+    /// Longest wait a mailbox request may ask for with `timeoutms` (and the
+    /// wait when it gives none).
+    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_WAIT", default_value = "20m", value_parser = humantime::parse_duration)]
+    pub mailbox_max_wait: Duration,
+
+    /// Most texts waiting to be read on one mailbox id.
+    #[arg(long, env = "PEERCHAT_MAILBOX_QUEUE_PER_ID", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub mailbox_queue_per_id: u32,
+
+    /// Most texts waiting to be read in the whole mailbox.
+    #[arg(long, env = "PEERCHAT_MAILBOX_QUEUE_TOTAL", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub mailbox_queue_total: u32,
+
+    /// Most mailbox requests waiting at once; more are answered 503.
+    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_IN_FLIGHT", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub mailbox_max_in_flight: u32,
 }
 
 /// Everything the server needs, checked.
@@ -119,6 +154,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Join timeout.
     pub join_timeout: Duration,
+    /// The long-poll mailbox's limits, or `None` when it is turned off.
+    pub mailbox: Option<MailboxConfig>,
 }
 
 /// A setting that cannot work.
@@ -208,6 +245,14 @@ impl ServeArgs {
             idle_timeout: self.idle_timeout,
             handshake_timeout: self.handshake_timeout,
             join_timeout: self.join_timeout,
+            mailbox: (!self.no_mailbox).then_some(MailboxConfig {
+                max_id_len: self.mailbox_max_id_len as usize,
+                max_body: self.mailbox_max_body as usize,
+                max_wait: self.mailbox_max_wait,
+                max_queued_per_id: self.mailbox_queue_per_id as usize,
+                max_queued_total: self.mailbox_queue_total as usize,
+                max_in_flight: self.mailbox_max_in_flight as usize,
+            }),
         })
     }
 }

@@ -9,6 +9,7 @@
 
 mod assets;
 pub mod config;
+mod mailbox;
 mod origin;
 mod state;
 mod ws;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -37,6 +38,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
+        .route("/sig", post(mailbox::handle))
         .route("/", get(assets::index))
         .route("/r/{room}", get(assets::index))
         .fallback(assets::file)
@@ -45,12 +47,18 @@ pub fn app(state: AppState) -> Router {
 
 async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
     let stats = state.stats();
-    axum::Json(serde_json::json!({
+    let mut health = serde_json::json!({
         "status": "ok",
         "connections": stats.connections,
         "rooms": stats.rooms,
         "members": stats.members,
-    }))
+    });
+    if let Some(mailbox) = state.mailbox() {
+        let (waiting, queued) = mailbox.counts();
+        health["mailbox_waiting"] = waiting.into();
+        health["mailbox_queued"] = queued.into();
+    }
+    axum::Json(health)
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then tells every

@@ -10,6 +10,7 @@ use peerchat_rooms::{ConnId, Frame, Hub, Output, Stats};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::Config;
+use crate::mailbox::SharedMailbox;
 
 /// What a connection's writer sends to its client.
 #[derive(Debug)]
@@ -47,6 +48,7 @@ pub struct AppState(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     config: Config,
+    mailbox: Option<Arc<SharedMailbox>>,
     shared: Mutex<Shared>,
     next_conn: AtomicU64,
     /// Connection tasks still running.
@@ -59,8 +61,13 @@ impl AppState {
     /// A fresh state with no rooms.
     pub fn new(config: Config) -> Self {
         let hub = Hub::new(config.hub.clone(), rand::random());
+        let mailbox = config
+            .mailbox
+            .clone()
+            .map(|c| Arc::new(SharedMailbox::new(c)));
         Self(Arc::new(Inner {
             config,
+            mailbox,
             shared: Mutex::new(Shared {
                 hub,
                 conns: HashMap::new(),
@@ -74,6 +81,11 @@ impl AppState {
     /// The settings the server runs with.
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    /// The long-poll mailbox, unless it is turned off.
+    pub(crate) fn mailbox(&self) -> Option<&Arc<SharedMailbox>> {
+        self.0.mailbox.as_ref()
     }
 
     /// Current counts.

@@ -1,98 +1,18 @@
 //! Integration tests: a real server on 127.0.0.1:0 and real WebSocket
 //! clients.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use common::{ROOM, ROOM2, Server, WAIT, Ws, http_get};
 use futures_util::{SinkExt, StreamExt};
-use peerchat_server::{AppState, Config, ServeArgs};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Bounds every wait, so a broken server fails the test instead of hanging.
-const WAIT: Duration = Duration::from_secs(10);
-
-const ROOM: &str = "itest-room-aaaaaaaaaaaaaaa";
-const ROOM2: &str = "itest-room-bbbbbbbbbbbbbbb";
-
-#[derive(Parser)]
-struct Flags {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
-fn config(flags: &[&str]) -> Config {
-    let args = std::iter::once("peerchat").chain(flags.iter().copied());
-    Flags::parse_from(args).serve.into_config().unwrap()
-}
-
-struct Server {
-    addr: SocketAddr,
-    state: AppState,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    async fn start(flags: &[&str]) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = AppState::new(config(flags));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(peerchat_server::run(listener, state.clone(), async move {
-            let _ = stopped.await;
-        }));
-        Server {
-            addr,
-            state,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
-    }
-
-    async fn connect(&self) -> Ws {
-        let (ws, _) = tokio_tungstenite::connect_async(self.url()).await.unwrap();
-        ws
-    }
-
-    /// Connects and joins; returns the socket and the assigned peer id.
-    async fn join(&self, room: &str, nick: &str) -> (Ws, String) {
-        let mut ws = self.connect().await;
-        send(
-            &mut ws,
-            json!({"type":"join","v":1,"room":room,"nick":nick}),
-        )
-        .await;
-        let joined = recv(&mut ws).await.unwrap();
-        assert_eq!(joined["type"], "joined", "{joined}");
-        let id = joined["you"]["id"].as_str().unwrap().to_owned();
-        (ws, id)
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(WAIT, self.task)
-            .await
-            .expect("server stops in time")
-            .unwrap()
-            .unwrap();
-    }
-}
 
 async fn send(ws: &mut Ws, msg: Value) {
     ws.send(Message::text(msg.to_string())).await.unwrap();
@@ -386,26 +306,6 @@ async fn http_endpoints() {
     assert_eq!(status, 404);
     assert!(headers.contains("application/json"));
     server.stop().await;
-}
-
-/// A minimal HTTP/1.1 GET, returning the status, the lowercased header
-/// block and the body.
-async fn http_get(url: &str) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_at(rest.find('/').unwrap());
-    let mut stream = TcpStream::connect(host).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head[9..12].parse().unwrap();
-    (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
 #[tokio::test]

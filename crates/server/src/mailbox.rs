@@ -1,0 +1,195 @@
+//! `POST /sig`: the long-poll mailbox, a thin adapter around
+//! [`peerchat_mailbox::Mailbox`].
+//!
+//! `POST /sig?get=ID&timeoutms=N` waits for a text posted to ID;
+//! `POST /sig?set=ID&timeoutms=N` posts its body and waits until a reader
+//! took it. A request that hangs up stops waiting at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use peerchat_mailbox::{Mailbox, MailboxConfig, MailboxError, Op, Outcome, Resolution, Ticket};
+use tokio::sync::oneshot;
+
+use crate::AppState;
+
+/// The mailbox and the channels on which waiting requests hear their fate.
+#[derive(Debug)]
+pub(crate) struct SharedMailbox(Mutex<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    mailbox: Mailbox,
+    waiters: HashMap<Ticket, oneshot::Sender<Resolution>>,
+}
+
+impl Inner {
+    fn resolve(&mut self, resolved: Vec<(Ticket, Resolution)>) {
+        for (ticket, resolution) in resolved {
+            if let Some(waiter) = self.waiters.remove(&ticket) {
+                let _ = waiter.send(resolution);
+            }
+        }
+    }
+}
+
+impl SharedMailbox {
+    pub(crate) fn new(config: MailboxConfig) -> Self {
+        Self(Mutex::new(Inner {
+            mailbox: Mailbox::new(config),
+            waiters: HashMap::new(),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Requests waiting and texts queued.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.mailbox.in_flight(), inner.mailbox.queued())
+    }
+
+    pub(crate) fn config(&self) -> MailboxConfig {
+        self.lock().mailbox.config().clone()
+    }
+
+    /// Runs a mailbox call; if it must wait, waits until it is resolved,
+    /// its deadline passes, or this future is dropped (the client hung up).
+    async fn run(
+        self: &Arc<Self>,
+        call: impl FnOnce(&mut Mailbox, &mut Vec<(Ticket, Resolution)>) -> Result<Outcome, MailboxError>,
+        wait: std::time::Duration,
+    ) -> Result<Resolution, MailboxError> {
+        let start = tokio::time::Instant::now();
+        let (ticket, mut rx) = {
+            let mut inner = self.lock();
+            let mut resolved = Vec::new();
+            let outcome = call(&mut inner.mailbox, &mut resolved);
+            inner.resolve(resolved);
+            match outcome? {
+                Outcome::Done(resolution) => return Ok(resolution),
+                Outcome::Pending(ticket) => {
+                    let (tx, rx) = oneshot::channel();
+                    inner.waiters.insert(ticket, tx);
+                    (ticket, rx)
+                }
+            }
+        };
+        let mut guard = CancelOnDrop {
+            mailbox: self.clone(),
+            ticket: Some(ticket),
+        };
+        let resolution = match tokio::time::timeout_at(start + wait, &mut rx).await {
+            Ok(resolution) => resolution.unwrap_or(Resolution::TimedOut),
+            Err(_) => {
+                // Our deadline passed: let the mailbox time out everything
+                // due, which resolves this request too (unless a text won
+                // the race, which then counts).
+                let mut inner = self.lock();
+                let mut resolved = Vec::new();
+                inner.mailbox.expire(Instant::now(), &mut resolved);
+                inner.resolve(resolved);
+                drop(inner);
+                rx.try_recv().unwrap_or(Resolution::TimedOut)
+            }
+        };
+        guard.ticket = None;
+        Ok(resolution)
+    }
+}
+
+/// Withdraws a waiting request whose client went away.
+struct CancelOnDrop {
+    mailbox: Arc<SharedMailbox>,
+    ticket: Option<Ticket>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            let mut inner = self.mailbox.lock();
+            inner.mailbox.cancel(ticket);
+            inner.waiters.remove(&ticket);
+        }
+    }
+}
+
+pub(crate) async fn handle(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Response {
+    let Some(mailbox) = state.mailbox() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the mailbox is turned off on this server\n",
+        )
+            .into_response();
+    };
+    let config = mailbox.config();
+    let op = {
+        let inner = mailbox.lock();
+        inner.mailbox.parse_query(query.as_deref().unwrap_or(""))
+    };
+    let result = match op {
+        Err(err) => Err(err),
+        Ok(Op::Get { id, wait }) => {
+            mailbox
+                .run(|mb, out| mb.get(&id, wait, Instant::now(), out), wait)
+                .await
+        }
+        Ok(Op::Set { id, wait }) => {
+            let limit = config.max_body;
+            let read = tokio::time::timeout(
+                state.config().handshake_timeout,
+                axum::body::to_bytes(body, limit),
+            )
+            .await;
+            let text = match read {
+                Ok(Ok(text)) => text,
+                Ok(Err(_)) => return error_response(&MailboxError::TooLarge { max: limit }),
+                Err(_) => {
+                    return (
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the request body did not arrive in time\n",
+                    )
+                        .into_response();
+                }
+            };
+            mailbox
+                .run(|mb, out| mb.set(&id, text, wait, Instant::now(), out), wait)
+                .await
+        }
+    };
+    match result {
+        Ok(Resolution::Text(text)) => (
+            [(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )],
+            text,
+        )
+            .into_response(),
+        Ok(Resolution::Taken) => StatusCode::OK.into_response(),
+        Ok(Resolution::TimedOut) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => error_response(&err),
+    }
+}
+
+fn error_response(err: &MailboxError) -> Response {
+    let status = match err {
+        MailboxError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        MailboxError::QueueFull => StatusCode::TOO_MANY_REQUESTS,
+        MailboxError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (status, format!("{err}\n")).into_response()
+}

@@ -1,0 +1,150 @@
+//! A real server on 127.0.0.1:0 for the integration tests, and small
+//! HTTP and WebSocket client helpers.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use futures_util::SinkExt;
+use peerchat_server::{AppState, Config, ServeArgs};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Bounds every wait, so a broken server fails the test instead of hanging.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub const ROOM: &str = "itest-room-aaaaaaaaaaaaaaa";
+pub const ROOM2: &str = "itest-room-bbbbbbbbbbbbbbb";
+
+#[derive(Parser)]
+struct Flags {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+pub fn config(flags: &[&str]) -> Config {
+    let args = std::iter::once("peerchat").chain(flags.iter().copied());
+    Flags::parse_from(args).serve.into_config().unwrap()
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    pub async fn start(flags: &[&str]) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(config(flags));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(peerchat_server::run(listener, state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            state,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub async fn connect(&self) -> Ws {
+        let (ws, _) = tokio_tungstenite::connect_async(self.url()).await.unwrap();
+        ws
+    }
+
+    /// Connects and joins; returns the socket and the assigned peer id.
+    pub async fn join(&self, room: &str, nick: &str) -> (Ws, String) {
+        let mut ws = self.connect().await;
+        let join = json!({"type":"join","v":1,"room":room,"nick":nick});
+        ws.send(Message::text(join.to_string())).await.unwrap();
+        let joined = next_json(&mut ws).await;
+        assert_eq!(joined["type"], "joined", "{joined}");
+        let id = joined["you"]["id"].as_str().unwrap().to_owned();
+        (ws, id)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("server stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// The next text frame as JSON.
+async fn next_json(ws: &mut Ws) -> Value {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET, returning the status, the lowercased header
+/// block and the body.
+pub async fn http_get(url: &str) -> (u16, String, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = TcpStream::connect(host).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// A minimal HTTP/1.1 POST with a body, returning the status and the body.
+pub async fn http_post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let status = std::str::from_utf8(&buf[9..12]).unwrap().parse().unwrap();
+    (status, buf[split + 4..].to_vec())
+}
+
+/// `/healthz` as JSON.
+pub async fn health(addr: SocketAddr) -> Value {
+    let (_, _, body) = http_get(&format!("http://{addr}/healthz")).await;
+    serde_json::from_str(&body).unwrap()
+}
