@@ -46,11 +46,17 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.clone().into_config()?;
+    let mut config = args.clone().into_config()?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
     let addr = listener.local_addr()?;
+    let relay = peerchat_server::start_relay(&mut config, addr)
+        .await
+        .context("starting the STUN/TURN relay (choose another --turn-port, or --no-turn)")?;
+    if let Some(relay) = &relay {
+        tracing::info!(addr = %relay.local_addr(), "STUN/TURN relay listening (UDP)");
+    }
     let shown = if addr.ip().is_unspecified() {
         format!("localhost:{}", addr.port())
     } else {
@@ -65,6 +71,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     peerchat_server::run(listener, AppState::new(config), shutdown_signal()).await?;
+    if let Some(relay) = relay {
+        relay.close().await;
+    }
     Ok(())
 }
 
@@ -88,5 +97,17 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 }

@@ -10,6 +10,7 @@ import { MAX_TEXT_BYTES, ProtocolError, randomId, utf8Length, validateNick, vali
 import { Room } from './room.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
+const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
 const NARROW = '(max-width: 720px)';
 
 /**
@@ -32,6 +33,12 @@ const ui = {
   nick: /** @type {HTMLInputElement} */ (byId('nick')),
   joinError: byId('join-error'),
   joinButton: /** @type {HTMLButtonElement} */ (byId('join-button')),
+  hideIp: /** @type {HTMLInputElement} */ (byId('hide-ip')),
+  privacyBadge: byId('privacy-badge'),
+  detailsButton: /** @type {HTMLButtonElement} */ (byId('details-button')),
+  details: /** @type {HTMLDialogElement} */ (byId('details')),
+  detailsBody: byId('details-body'),
+  detailsClose: /** @type {HTMLButtonElement} */ (byId('details-close')),
   badRoomView: byId('bad-room-view'),
   chatView: byId('chat-view'),
   membersPanel: /** @type {HTMLDetailsElement} */ (byId('members-panel')),
@@ -185,6 +192,55 @@ function joinErrorText({ code, message }) {
   }
 }
 
+/** @param {number} bytes */
+function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+const ROUTE_NAMES = /** @type {Record<string, string>} */ ({
+  host: 'direct',
+  srflx: 'direct, through NAT',
+  prflx: 'direct, through NAT',
+  relay: 'relayed (TURN)',
+});
+
+/** @param {Room} room */
+async function renderDetails(room) {
+  const rows = await Promise.all(
+    [...room.members.values()].map(async (m) => {
+      const stats = m.link?.isOpen ? await m.link.stats() : null;
+      const tr = document.createElement('tr');
+      const relayed = stats !== null && (stats.local === 'relay' || stats.remote === 'relay');
+      const route = stats === null ? m.state : relayed ? ROUTE_NAMES.relay : (ROUTE_NAMES[stats.remote] ?? stats.remote);
+      const cells = [
+        m.nick,
+        stats === null ? route : `${route} (${stats.local} ↔ ${stats.remote}, ${stats.protocol})`,
+        stats?.rttMs == null ? '–' : `${stats.rttMs.toFixed(1)} ms`,
+        stats === null ? '–' : formatBytes(stats.bytesSent),
+        stats === null ? '–' : formatBytes(stats.bytesReceived),
+      ];
+      for (const text of cells) {
+        const td = document.createElement('td');
+        td.textContent = text;
+        tr.append(td);
+      }
+      /** @type {HTMLElement} */ (tr.children[1]).dataset.route = relayed ? 'relay' : stats === null ? 'none' : 'direct';
+      return tr;
+    }),
+  );
+  if (rows.length === 0) {
+    const tr = document.createElement('tr');
+    const td = document.createElement('td');
+    td.colSpan = 5;
+    td.textContent = 'Nobody else is here yet.';
+    tr.append(td);
+    rows.push(tr);
+  }
+  ui.detailsBody.replaceChildren(...rows);
+}
+
 async function copyRoomLink() {
   const link = ui.roomLink.value;
   try {
@@ -215,6 +271,9 @@ function main() {
   const room = new Room(roomId, wsUrl);
 
   ui.nick.value = localStorage.getItem(NICK_STORAGE_KEY) ?? '';
+  // `?relay=1` on a room link asks for relay-only connections.
+  const relayParam = new URLSearchParams(location.search).get('relay');
+  ui.hideIp.checked = relayParam === '1' || (relayParam === null && localStorage.getItem(RELAY_STORAGE_KEY) === '1');
   ui.nick.focus();
 
   ui.joinForm.addEventListener('submit', (event) => {
@@ -232,6 +291,7 @@ function main() {
     ui.nick.removeAttribute('aria-invalid');
     ui.joinButton.disabled = true;
     ui.joinButton.textContent = 'Joining…';
+    room.relayOnly = ui.hideIp.checked;
     room.join(nick);
   });
 
@@ -247,6 +307,11 @@ function main() {
 
   room.addEventListener('joined', () => {
     localStorage.setItem(NICK_STORAGE_KEY, room.nick ?? '');
+    localStorage.setItem(RELAY_STORAGE_KEY, room.relayOnly ? '1' : '0');
+    ui.privacyBadge.hidden = !room.relayOnly;
+    if (room.relayOnly && !room.hasRelay) {
+      notice('This server offers no relay, so with “Hide my IP address” on you cannot connect to anyone.');
+    }
     ui.joinView.hidden = true;
     ui.chatView.hidden = false;
     if (matchMedia(NARROW).matches) ui.membersPanel.open = false;
@@ -309,6 +374,16 @@ function main() {
         ? `Too long: ${(size / 1024).toFixed(1)} KiB of at most 16 KiB. Shorten it or split it.`
         : '';
   });
+
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let detailsTimer;
+  ui.detailsButton.addEventListener('click', () => {
+    void renderDetails(room);
+    ui.details.showModal();
+    detailsTimer = setInterval(() => void renderDetails(room), 1000);
+  });
+  ui.detailsClose.addEventListener('click', () => ui.details.close());
+  ui.details.addEventListener('close', () => clearInterval(detailsTimer));
 
   // Tell the others at once when this tab goes away.
   addEventListener('pagehide', () => room.leave());

@@ -32,8 +32,9 @@ export class PeerLink extends EventTarget {
    * @param {string | null} options.sid the connection id: null to start a
    *   new connection (we offer), or the id from the remote's offer
    * @param {(payload: SignalPayload) => void} options.sendSignal
+   * @param {boolean} [options.relayOnly] use and reveal relay candidates only
    */
-  constructor({ selfId, peerId, iceServers, sid, sendSignal }) {
+  constructor({ selfId, peerId, iceServers, sid, sendSignal, relayOnly = false }) {
     super();
     this.peerId = peerId;
     /** The side that starts a connection sends the first offer. */
@@ -51,12 +52,14 @@ export class PeerLink extends EventTarget {
     /** Incoming signals are handled one at a time, in order. */
     this.queue = Promise.resolve();
 
-    this.pc = new RTCPeerConnection({ iceServers });
+    this.relayOnly = relayOnly;
+    this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? 'relay' : 'all' });
     this.dc = this.pc.createDataChannel('chat', { negotiated: true, id: 0, ordered: true });
 
     this.pc.addEventListener('negotiationneeded', () => this.negotiate());
     this.pc.addEventListener('icecandidate', ({ candidate }) => {
-      if (candidate && candidate.candidate) {
+      // In relay-only mode no candidate may name this machine's addresses.
+      if (candidate && candidate.candidate && (!relayOnly || candidate.type === 'relay')) {
         this.sendSignal({ sid: this.sid, candidate: candidate.toJSON() });
       }
     });
@@ -91,6 +94,36 @@ export class PeerLink extends EventTarget {
     this.queue = this.queue
       .then(() => this.applySignal(payload))
       .catch((e) => console.warn('peerchat: signal failed', this.peerId, e));
+  }
+
+  /**
+   * The route in use and its figures, from the selected candidate pair.
+   * @returns {Promise<{local: string, remote: string, protocol: string, rttMs: number | null,
+   *   bytesSent: number, bytesReceived: number} | null>}
+   */
+  async stats() {
+    const report = await this.pc.getStats();
+    /** @type {any} */
+    let pair = null;
+    report.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+    });
+    if (!pair) {
+      report.forEach((s) => {
+        if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+      });
+    }
+    if (!pair) return null;
+    const local = report.get(pair.localCandidateId);
+    const remote = report.get(pair.remoteCandidateId);
+    return {
+      local: local?.candidateType ?? 'unknown',
+      remote: remote?.candidateType ?? 'unknown',
+      protocol: local?.protocol ?? 'udp',
+      rttMs: typeof pair.currentRoundTripTime === 'number' ? pair.currentRoundTripTime * 1000 : null,
+      bytesSent: pair.bytesSent ?? 0,
+      bytesReceived: pair.bytesReceived ?? 0,
+    };
   }
 
   /** Closes the connection; fires `closed` once. */

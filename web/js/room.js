@@ -44,10 +44,13 @@ export class Room extends EventTarget {
   /**
    * @param {string} roomId
    * @param {string} wsUrl
+   * @param {{relayOnly?: boolean}} [options] relayOnly: connect through a
+   *   TURN relay only, so peers never learn this machine's addresses
    */
-  constructor(roomId, wsUrl) {
+  constructor(roomId, wsUrl, { relayOnly = false } = {}) {
     super();
     this.roomId = roomId;
+    this.relayOnly = relayOnly;
     /** @type {string | null} */
     this.nick = null;
     /** @type {string | null} our peer id while joined */
@@ -94,6 +97,11 @@ export class Room extends EventTarget {
     const envelope = chatEnvelope(chat);
     for (const member of this.members.values()) this.deliver(member, envelope);
     return { ...chat, authorId: this.selfId ?? '', author: this.nick ?? '', own: true };
+  }
+
+  /** Whether the server hands out a TURN relay. */
+  get hasRelay() {
+    return this.iceServers.some((s) => [s.urls].flat().some((u) => /^turns?:/i.test(u)));
   }
 
   /** Leaves the room and closes every connection. */
@@ -250,6 +258,7 @@ export class Room extends EventTarget {
       iceServers: this.iceServers,
       sid,
       sendSignal: (payload) => this.signaling.signal(peerId, payload),
+      relayOnly: this.relayOnly,
     });
     link.addEventListener('state', (e) => {
       if (member.link !== link) return;

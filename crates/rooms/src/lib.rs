@@ -11,6 +11,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -63,6 +65,20 @@ pub enum Output {
     },
 }
 
+/// Chooses the ICE servers handed to a member in `joined`, so that TURN
+/// credentials can be made for each member (and only for members).
+pub trait IceProvider: fmt::Debug + Send + Sync {
+    /// The ICE servers for the member with this peer id.
+    fn ice_servers(&self, peer_id: &str) -> Vec<IceServer>;
+}
+
+/// The same list for everyone.
+impl IceProvider for Vec<IceServer> {
+    fn ice_servers(&self, _peer_id: &str) -> Vec<IceServer> {
+        self.clone()
+    }
+}
+
 /// Limits and settings of a [`Hub`].
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -72,8 +88,8 @@ pub struct HubConfig {
     pub rate_per_sec: u32,
     /// Messages a connection may send in a burst.
     pub rate_burst: u32,
-    /// ICE servers handed to every member in `joined`.
-    pub ice_servers: Vec<IceServer>,
+    /// The ICE servers handed to each member in `joined`.
+    pub ice: Arc<dyn IceProvider>,
 }
 
 impl Default for HubConfig {
@@ -82,7 +98,7 @@ impl Default for HubConfig {
             room_capacity: 32,
             rate_per_sec: 50,
             rate_burst: 200,
-            ice_servers: Vec::new(),
+            ice: Arc::new(Vec::new()),
         }
     }
 }
@@ -347,7 +363,7 @@ impl Hub {
             room: Cow::Borrowed(room_id),
             you: you.clone(),
             members: others.into_iter().map(|(_, m)| m).collect(),
-            ice_servers: self.config.ice_servers.clone(),
+            ice_servers: self.config.ice.ice_servers(&peer),
         };
         out.push(Output::Send {
             to: conn,

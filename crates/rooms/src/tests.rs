@@ -337,7 +337,7 @@ fn ice_servers_are_handed_out_on_join() {
         credential: None,
     };
     let mut h = Harness::new(HubConfig {
-        ice_servers: vec![ice],
+        ice: Arc::new(vec![ice]),
         ..HubConfig::default()
     });
     h.connect(1);
@@ -346,4 +346,36 @@ fn ice_servers_are_handed_out_on_join() {
         frames_to(&out, 1)[0]["ice_servers"],
         json!([{"urls":["stun:stun.example.org:3478"]}])
     );
+}
+
+/// Hands each member a TURN username naming it.
+#[derive(Debug)]
+struct PerPeer;
+
+impl IceProvider for PerPeer {
+    fn ice_servers(&self, peer_id: &str) -> Vec<IceServer> {
+        vec![IceServer {
+            urls: vec!["turn:relay.example.org".into()],
+            username: Some(format!("9999999999:{peer_id}")),
+            credential: Some("pw".into()),
+        }]
+    }
+}
+
+#[test]
+fn each_member_gets_its_own_turn_credentials() {
+    let mut h = Harness::new(HubConfig {
+        ice: Arc::new(PerPeer),
+        ..HubConfig::default()
+    });
+    for (conn, nick) in [(1, "alice"), (2, "bob")] {
+        h.connect(conn);
+        let out = h.send(conn, json!({"type":"join","v":1,"room":ROOM,"nick":nick}));
+        let joined = &frames_to(&out, conn)[0];
+        let id = joined["you"]["id"].as_str().unwrap();
+        assert_eq!(
+            joined["ice_servers"][0]["username"],
+            format!("9999999999:{id}")
+        );
+    }
 }

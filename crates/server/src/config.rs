@@ -1,12 +1,14 @@
 //! Settings of `peerchat serve`, as command-line flags and environment
 //! variables.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use peerchat_mailbox::MailboxConfig;
 use peerchat_protocol::signaling::IceServer;
+use peerchat_relay::{PeerPolicy, Secret};
 use peerchat_rooms::HubConfig;
 
 /// Flags of `peerchat serve`. Every flag can also be set through the
@@ -96,6 +98,64 @@ pub struct ServeArgs {
     #[arg(long, env = "PEERCHAT_ICE_CREDENTIAL", requires = "ice_username")]
     pub ice_credential: Option<String>,
 
+    /// UDP port of the embedded STUN/TURN relay; 0 picks a free port.
+    #[arg(long, env = "PEERCHAT_TURN_PORT", default_value_t = 3478)]
+    pub turn_port: u16,
+
+    /// Do not run the embedded STUN/TURN relay.
+    #[arg(long, env = "PEERCHAT_NO_TURN", conflicts_with = "turn_urls")]
+    pub no_turn: bool,
+
+    /// The secret for TURN credentials (TURN REST form). Random at each
+    /// start unless given; give it to share a relay with several servers or
+    /// with an external TURN server.
+    #[arg(long, env = "PEERCHAT_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// Use this external TURN server (coturn with `use-auth-secret` and
+    /// `static-auth-secret` equal to --turn-secret) instead of the embedded
+    /// relay, like `turn:turn.example.org:3478`. Repeat for several URLs.
+    #[arg(
+        long = "turn-url",
+        env = "PEERCHAT_TURN_URLS",
+        value_delimiter = ',',
+        requires = "turn_secret"
+    )]
+    pub turn_urls: Vec<String>,
+
+    /// How long TURN credentials stay valid (at most 1h).
+    #[arg(long, env = "PEERCHAT_TURN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub turn_ttl: Duration,
+
+    /// The address peers reach the relay at, when the server is behind NAT.
+    /// Without it: the --addr address, or when that is unspecified
+    /// (0.0.0.0), the address of the interface with the default route.
+    #[arg(long, env = "PEERCHAT_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+
+    /// Let the relay reach loopback, private (RFC 1918), CGNAT, link-local
+    /// and unique-local addresses: for a relay serving a LAN, and for tests.
+    /// Off by default, so the relay cannot be used to reach this host's own
+    /// networks.
+    #[arg(long, env = "PEERCHAT_TURN_ALLOW_PRIVATE")]
+    pub turn_allow_private: bool,
+
+    /// Most relay allocations one member may hold (a browser takes one per
+    /// peer connection).
+    #[arg(long, env = "PEERCHAT_TURN_MAX_ALLOCATIONS_PER_USER", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub turn_max_allocations_per_user: u32,
+
+    /// Most relay allocations in all.
+    #[arg(long, env = "PEERCHAT_TURN_MAX_ALLOCATIONS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub turn_max_allocations: u32,
+
+    /// Bandwidth each relay allocation may use, in KiB/s (both ways).
+    #[arg(long, env = "PEERCHAT_TURN_BANDWIDTH_KIB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub turn_bandwidth_kib: u32,
+
     /// Turn off the long-poll mailbox at `POST /sig`.
     #[arg(long, env = "PEERCHAT_NO_MAILBOX")]
     pub no_mailbox: bool,
@@ -156,6 +216,46 @@ pub struct Config {
     pub join_timeout: Duration,
     /// The long-poll mailbox's limits, or `None` when it is turned off.
     pub mailbox: Option<MailboxConfig>,
+    /// ICE servers given to every member (from --ice-server).
+    pub ice_servers: Vec<IceServer>,
+    /// TURN with per-member credentials, if any.
+    pub turn: Option<Turn>,
+}
+
+/// TURN with short-lived credentials.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// The secret credentials are derived from.
+    pub secret: Secret,
+    /// How long credentials stay valid.
+    pub ttl: Duration,
+    /// Run the embedded relay, or point at an external server.
+    pub server: TurnServer,
+}
+
+/// Where the TURN server is.
+#[derive(Debug, Clone)]
+pub enum TurnServer {
+    /// The embedded relay.
+    Embedded {
+        /// The UDP port (0: any free one).
+        port: u16,
+        /// The address peers reach the relay at, when given.
+        public_ip: Option<IpAddr>,
+        /// Which peers the relay may reach.
+        policy: PeerPolicy,
+        /// Allocations per member.
+        max_allocations_per_user: usize,
+        /// Allocations in all.
+        max_allocations: usize,
+        /// Bytes per second per allocation.
+        bandwidth: u64,
+    },
+    /// An external TURN server at these URLs.
+    External {
+        /// `turn:`/`turns:` URLs.
+        urls: Vec<String>,
+    },
 }
 
 /// A setting that cannot work.
@@ -178,6 +278,12 @@ pub enum ConfigError {
     /// A zero duration where time must pass.
     #[error("--{0} must be longer than zero")]
     ZeroDuration(&'static str),
+    /// TURN credentials valid for too long.
+    #[error("--turn-ttl may be at most 1h")]
+    TurnTtlTooLong,
+    /// A --turn-url that is not a TURN URL.
+    #[error("--turn-url {0:?}: must start with turn: or turns:")]
+    TurnUrlScheme(String),
 }
 
 impl ServeArgs {
@@ -188,6 +294,7 @@ impl ServeArgs {
             ("idle-timeout", self.idle_timeout),
             ("handshake-timeout", self.handshake_timeout),
             ("join-timeout", self.join_timeout),
+            ("turn-ttl", self.turn_ttl),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));
@@ -199,6 +306,41 @@ impl ServeArgs {
                 ping: self.ping_interval,
             });
         }
+        if self.turn_ttl > Duration::from_secs(3600) {
+            return Err(ConfigError::TurnTtlTooLong);
+        }
+        for url in &self.turn_urls {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("turn:") || lower.starts_with("turns:")) {
+                return Err(ConfigError::TurnUrlScheme(url.clone()));
+            }
+        }
+        let turn_server = if !self.turn_urls.is_empty() {
+            Some(TurnServer::External {
+                urls: self.turn_urls,
+            })
+        } else if self.no_turn {
+            None
+        } else {
+            Some(TurnServer::Embedded {
+                port: self.turn_port,
+                public_ip: self.public_ip,
+                policy: PeerPolicy {
+                    allow_private: self.turn_allow_private,
+                },
+                max_allocations_per_user: self.turn_max_allocations_per_user as usize,
+                max_allocations: self.turn_max_allocations as usize,
+                bandwidth: u64::from(self.turn_bandwidth_kib) * 1024,
+            })
+        };
+        let turn_setup = turn_server.map(|server| Turn {
+            secret: self
+                .turn_secret
+                .as_deref()
+                .map_or_else(Secret::random, Secret::new),
+            ttl: self.turn_ttl,
+            server,
+        });
         let mut stun = Vec::new();
         let mut turn = Vec::new();
         for url in self.ice_servers {
@@ -234,8 +376,10 @@ impl ServeArgs {
                 room_capacity: self.room_capacity as usize,
                 rate_per_sec: self.rate_limit,
                 rate_burst: self.rate_burst,
-                ice_servers,
+                ice: Arc::new(ice_servers.clone()),
             },
+            ice_servers,
+            turn: turn_setup,
             max_message_size: self.max_message_size as usize,
             ws_buffer_size: self.ws_buffer_size as usize,
             send_queue: self.send_queue as usize,

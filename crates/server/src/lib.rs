@@ -9,6 +9,7 @@
 
 mod assets;
 pub mod config;
+pub mod ice;
 mod mailbox;
 mod origin;
 mod state;
@@ -30,6 +31,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 pub use config::{Config, ConfigError, ServeArgs};
+pub use ice::start_relay;
 pub use state::AppState;
 
 /// The HTTP routes: the web client, the `/ws` signaling endpoint and

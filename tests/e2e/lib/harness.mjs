@@ -22,7 +22,7 @@ export const WAIT_MS = 20_000;
  * @param {string[]} [args]
  */
 export async function startServer(args = []) {
-  const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', ...args], {
+  const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--turn-port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });

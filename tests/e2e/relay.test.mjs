@@ -1,0 +1,102 @@
+// Privacy mode: relay-only pages talk through peerchat's embedded TURN
+// relay and never reveal their own addresses. Run inside the loopback-only
+// namespace, where the relay must be allowed to reach loopback
+// (--turn-allow-private); without that it refuses, as it should.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { join, launchBrowser, newPage, send, startServer, waitForMembers, waitForMessage } from './lib/harness.mjs';
+
+/**
+ * Opens a relay-only page on `link` that records every signal it sends.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} origin
+ * @param {string} link
+ */
+async function relayPage(browser, origin, link) {
+  const page = await newPage(browser, origin);
+  /** @type {any[]} */
+  const sent = [];
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    const upstream = ws.connectToServer();
+    ws.onMessage((m) => {
+      if (typeof m === 'string') {
+        const msg = JSON.parse(m);
+        if (msg.type === 'signal') sent.push(msg.payload);
+      }
+      upstream.send(m);
+    });
+    upstream.onMessage((m) => ws.send(m));
+  });
+  await page.goto(link);
+  return Object.assign(page, { sent });
+}
+
+test('relay-only pages chat through the embedded relay and reveal no address of their own', async (t) => {
+  const server = await startServer(['--turn-allow-private']);
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+
+  const alice = await relayPage(browser, server.url, `${server.url}/?relay=1`);
+  await alice.waitForURL(/\/r\/[A-Za-z0-9_-]{22}\?relay=1$/);
+  assert.equal(await alice.getByLabel('Hide my IP address').isChecked(), true);
+  await join(alice, 'alice');
+  const bob = await relayPage(browser, server.url, alice.url());
+  await join(bob, 'bob');
+  await waitForMembers(alice, ['bob']);
+  await waitForMembers(bob, ['alice']);
+  await alice.getByText('IP hidden').waitFor();
+
+  await send(alice, 'through the relay');
+  await waitForMessage(bob, 'through the relay', 'alice');
+  await send(bob, 'and back');
+  await waitForMessage(alice, 'and back', 'bob');
+
+  // The connection-details view names the route: relayed.
+  await alice.getByRole('button', { name: 'Connection details' }).click();
+  const dialog = alice.getByRole('dialog', { name: 'Connection details' });
+  await dialog.locator('td[data-route="relay"]').waitFor();
+  assert.match(await dialog.textContent() ?? '', /relayed \(TURN\) \(relay ↔ relay, udp\)/);
+
+  // No candidate other than a relay one ever left either page.
+  for (const page of [alice, bob]) {
+    const candidates = page.sent.filter((p) => p.candidate).map((p) => p.candidate.candidate);
+    assert.ok(candidates.length > 0, 'candidates were sent');
+    for (const c of candidates) assert.match(c, / typ relay /);
+    assert.deepEqual(page.errors, []);
+  }
+});
+
+test('by default the relay will not reach loopback, so relay-only pages stay apart', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  const alice = await relayPage(browser, server.url, `${server.url}/?relay=1`);
+  await alice.waitForURL(/\/r\//);
+  await join(alice, 'alice');
+  const bob = await relayPage(browser, server.url, alice.url());
+  await join(bob, 'bob');
+  await waitForMembers(alice, ['bob'], 'connecting');
+  // ICE gives up on every pair: the member is shown as reconnecting, never
+  // as connected.
+  await alice.waitForFunction(
+    () => {
+      const li = [...document.querySelectorAll('[aria-label="Members"] li')].find(
+        (l) => l.querySelector('.member-name')?.textContent === 'bob',
+      );
+      return li?.getAttribute('data-state') === 'reconnecting';
+    },
+    undefined,
+    { timeout: 60_000 },
+  );
+  const states = await alice.evaluate(() =>
+    [...document.querySelectorAll('[aria-label="Members"] li')].map((l) => l.getAttribute('data-state')),
+  );
+  assert.ok(!states.includes('connected'), String(states));
+});
