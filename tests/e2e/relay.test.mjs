@@ -59,7 +59,7 @@ test('relay-only pages chat through the embedded relay and reveal no address of 
   await alice.getByRole('button', { name: 'Connection details' }).click();
   const dialog = alice.getByRole('dialog', { name: 'Connection details' });
   await dialog.locator('td[data-route="relay"]').waitFor();
-  assert.match(await dialog.textContent() ?? '', /relayed \(TURN\) \(relay ↔ relay, udp\)/);
+  assert.match(await dialog.textContent() ?? '', /relayed \(relay ↔ relay, udp\)/);
 
   // No candidate other than a relay one ever left either page.
   for (const page of [alice, bob]) {

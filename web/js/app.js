@@ -203,7 +203,7 @@ const ROUTE_NAMES = /** @type {Record<string, string>} */ ({
   host: 'direct',
   srflx: 'direct, through NAT',
   prflx: 'direct, through NAT',
-  relay: 'relayed (TURN)',
+  relay: 'relayed',
 });
 
 /** @param {Room} room */
