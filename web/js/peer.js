@@ -2,7 +2,8 @@
 /**
  * One WebRTC connection to one other member: perfect negotiation, trickle
  * ICE with candidates buffered until the remote description is set, and one
- * reliable, ordered, pre-negotiated data channel (label `chat`, id 0).
+ * reliable, ordered data channel labelled `chat`, opened in-band by the side
+ * that starts the connection.
  *
  * Every signal payload carries `sid`, the id of the connection it belongs
  * to, chosen by the side that starts it. An offer with a new `sid` replaces
@@ -54,7 +55,8 @@ export class PeerLink extends EventTarget {
 
     this.relayOnly = relayOnly;
     this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? 'relay' : 'all' });
-    this.dc = this.pc.createDataChannel('chat', { negotiated: true, id: 0, ordered: true });
+    /** @type {RTCDataChannel | null} */
+    this.dc = null;
 
     this.pc.addEventListener('negotiationneeded', () => this.negotiate());
     this.pc.addEventListener('icecandidate', ({ candidate }) => {
@@ -64,25 +66,45 @@ export class PeerLink extends EventTarget {
       }
     });
     this.pc.addEventListener('connectionstatechange', () => this.onConnectionState());
-    this.dc.addEventListener('open', () => {
+    if (this.initiator) {
+      this.useChannel(this.pc.createDataChannel('chat', { ordered: true }));
+    } else {
+      this.pc.addEventListener('datachannel', ({ channel }) => {
+        if (channel.label === 'chat' && !this.dc) this.useChannel(channel);
+      });
+    }
+  }
+
+  /**
+   * @private
+   * @param {RTCDataChannel} dc
+   */
+  useChannel(dc) {
+    this.dc = dc;
+    dc.addEventListener('open', () => {
       this.setState('connected');
       this.dispatchEvent(new Event('open'));
     });
-    this.dc.addEventListener('message', (event) => {
+    dc.addEventListener('message', (event) => {
       if (typeof event.data === 'string') {
         this.dispatchEvent(new CustomEvent('message', { detail: event.data }));
       }
     });
-    this.dc.addEventListener('close', () => this.close());
+    dc.addEventListener('close', () => this.close());
+    if (dc.readyState === 'open') {
+      this.setState('connected');
+      queueMicrotask(() => this.dispatchEvent(new Event('open')));
+    }
   }
 
   /** Whether chat messages can be sent now. */
   get isOpen() {
-    return this.dc.readyState === 'open';
+    return this.dc?.readyState === 'open';
   }
 
   /** @param {string} text */
   send(text) {
+    if (!this.dc) throw new Error('the data channel is not open');
     this.dc.send(text);
   }
 
@@ -130,7 +152,7 @@ export class PeerLink extends EventTarget {
   close() {
     if (this.state === 'closed') return;
     this.setState('closed');
-    this.dc.close();
+    this.dc?.close();
     this.pc.close();
     this.dispatchEvent(new Event('closed'));
   }
