@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every peerchat test: Rust unit and integration tests, the web
 # client's protocol tests against the shared vectors, and the browser
-# end-to-end tests in headless Chromium inside a loopback-only network
-# namespace. Installs what it needs (Debian chromium, iproute2, Node.js
+# end-to-end tests in headless Chromium. Everything that opens sockets runs
+# inside a network namespace that has only loopback. Installs what it needs (Debian chromium, iproute2, Node.js
 # packages) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,9 +32,10 @@ if [ ! -d tests/e2e/node_modules/playwright-core ] ||
   (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-log "Rust tests"
+log "Rust tests (loopback-only network namespace)"
 cargo build --locked --bin peerchat
-cargo test --workspace --locked
+cargo test --workspace --locked --no-run
+scripts/netns.sh cargo test --workspace --locked --offline
 
 log "type-check the web client (JSDoc, // @ts-check)"
 (cd tests/e2e && node node_modules/typescript/bin/tsc -p tsconfig.web.json)

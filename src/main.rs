@@ -1,18 +1,21 @@
-//! `peerchat`: the signaling server (`serve`, the default).
+//! `peerchat`: the signaling server (`serve`, the default) and the terminal
+//! client (`chat`).
 #![forbid(unsafe_code)]
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use peerchat_client::cli::ChatArgs;
 use peerchat_server::{AppState, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
 /// Peer-to-peer group chat over WebRTC.
 ///
 /// `peerchat` (or `peerchat serve`) runs the signaling server and serves the
-/// web client; chat text goes directly between the people in a room and never
-/// through the server.
+/// web client; `peerchat chat ROOM_LINK` chats from the terminal. Chat text
+/// goes directly between the people in a room and never through the server.
 #[derive(Debug, Parser)]
 #[command(name = "peerchat", version, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -27,22 +30,65 @@ struct Cli {
 enum Command {
     /// Run the signaling server and serve the web client (the default).
     Serve(ServeArgs),
+    /// Join a room from the terminal and chat peer to peer with everyone in
+    /// it, browsers included. A full-screen UI on a terminal; line mode
+    /// (stdin to messages, messages to stdout) for scripts and bots.
+    Chat(ChatArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("peerchat: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Some(Command::Chat(args)) => {
+            // The full-screen UI owns the terminal: log only when asked to.
+            let tui = std::io::stdin().is_terminal()
+                && std::io::stdout().is_terminal()
+                && !args.plain
+                && !args.json;
+            // webrtc-rs reports expected failures (a relay refusing a
+            // candidate pair, say) as errors: show only the client's own.
+            if !tui || std::env::var_os("RUST_LOG").is_some() {
+                init_logging("off,peerchat_client=warn");
+            }
+            match runtime.block_on(peerchat_client::cli::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("peerchat: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        command => {
+            init_logging("info");
+            let args = match command {
+                Some(Command::Serve(args)) => args,
+                _ => cli.serve,
+            };
+            match runtime.block_on(serve(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("peerchat: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
-    };
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(serve(args))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -1,0 +1,254 @@
+//! `peerchat chat`: its flags, and choosing between the terminal UI and line
+//! mode.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+use peerchat_protocol::signaling::IceServer;
+use peerchat_protocol::{ErrorCode, validate_nick, validate_room_id};
+use url::Url;
+
+use crate::engine::{Engine, EngineOptions};
+
+/// The server used with a bare room id when `--server` is not given.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// Flags of `peerchat chat`.
+#[derive(Debug, Clone, Args)]
+pub struct ChatArgs {
+    /// The room: a room link such as `http://127.0.0.1:8080/r/ROOM_ID` (the
+    /// server is taken from it), or a bare room id.
+    pub room: String,
+
+    /// The server, for a bare room id.
+    #[arg(long, env = "PEERCHAT_SERVER")]
+    pub server: Option<String>,
+
+    /// Your nickname (default: your user name).
+    #[arg(long, env = "PEERCHAT_NAME")]
+    pub name: Option<String>,
+
+    /// Line mode even on a terminal: each line of standard input is sent as
+    /// a message, each message received is printed as `nick: text`.
+    #[arg(long)]
+    pub plain: bool,
+
+    /// Line mode with one JSON object per event on standard output.
+    #[arg(long)]
+    pub json: bool,
+
+    /// A STUN or TURN URL used besides those the server hands out. Repeat
+    /// for several.
+    #[arg(long = "ice-server", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+
+    /// Username for the `turn:` URLs given with --ice-server.
+    #[arg(long, requires = "ice_credential")]
+    pub ice_username: Option<String>,
+
+    /// Password for the `turn:` URLs given with --ice-server.
+    #[arg(long, requires = "ice_username")]
+    pub ice_credential: Option<String>,
+
+    /// Connect through TURN relays only: other members never learn this
+    /// machine's addresses.
+    #[arg(long)]
+    pub relay_only: bool,
+
+    /// Do not resolve other peers' `.local` (mDNS) addresses.
+    #[arg(long)]
+    pub no_mdns: bool,
+
+    /// At the end of input, how long to wait for messages to reach members
+    /// whose connection is not open yet.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub linger: Duration,
+}
+
+/// Why `peerchat chat` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// The room argument is neither a room link nor a room id.
+    #[error("{0:?} is not a room link or room id: {1}")]
+    BadRoom(String, String),
+    /// The server URL cannot be used.
+    #[error("bad server URL {0:?}: {1}")]
+    BadServer(String, String),
+    /// The nickname breaks the rules.
+    #[error("bad nickname {0:?}: {1}")]
+    BadNick(String, String),
+    /// The server refused to let us in.
+    #[error("could not join the room ({code}): {message}")]
+    JoinRefused {
+        /// The stable code.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// Messages that could not be delivered before leaving.
+    #[error("{0} message(s) could not be delivered before leaving")]
+    Undelivered(usize),
+    /// The terminal failed.
+    #[error("terminal: {0}")]
+    Terminal(#[from] std::io::Error),
+}
+
+/// Where to connect: the server's WebSocket URL, the room, and whether the
+/// link asked for relay-only connections (`?relay=1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `ws://host:port/ws` or `wss://…`.
+    pub ws_url: String,
+    /// The room id.
+    pub room: String,
+    /// `?relay=1` was on the link.
+    pub relay: bool,
+}
+
+/// Reads a room link, or a bare room id with a server URL.
+pub fn parse_target(room: &str, server: Option<&str>) -> Result<Target, ChatError> {
+    if room.contains("://") {
+        let url = Url::parse(room).map_err(|e| ChatError::BadRoom(room.into(), e.to_string()))?;
+        let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
+        let id = match segments.as_slice() {
+            ["r", id] | ["r", id, ""] => *id,
+            _ => {
+                return Err(ChatError::BadRoom(
+                    room.into(),
+                    "a room link looks like http://host/r/ROOM_ID".into(),
+                ));
+            }
+        };
+        validate_room_id(id).map_err(|e| ChatError::BadRoom(room.into(), e.to_string()))?;
+        let relay = url.query_pairs().any(|(k, v)| k == "relay" && v == "1");
+        Ok(Target {
+            ws_url: ws_url(&url).map_err(|e| ChatError::BadRoom(room.into(), e))?,
+            room: id.to_owned(),
+            relay,
+        })
+    } else {
+        validate_room_id(room).map_err(|e| ChatError::BadRoom(room.into(), e.to_string()))?;
+        let server = server.unwrap_or(DEFAULT_SERVER);
+        let url =
+            Url::parse(server).map_err(|e| ChatError::BadServer(server.into(), e.to_string()))?;
+        Ok(Target {
+            ws_url: ws_url(&url).map_err(|e| ChatError::BadServer(server.into(), e))?,
+            room: room.to_owned(),
+            relay: false,
+        })
+    }
+}
+
+fn ws_url(url: &Url) -> Result<String, String> {
+    let scheme = match url.scheme() {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        other => return Err(format!("the scheme {other:?} is not http(s) or ws(s)")),
+    };
+    let host = url.host_str().ok_or("no host")?;
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    Ok(match url.port() {
+        Some(port) => format!("{scheme}://{host}:{port}/ws"),
+        None => format!("{scheme}://{host}/ws"),
+    })
+}
+
+fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
+    args.ice_servers
+        .iter()
+        .map(|url| {
+            let turn = url.starts_with("turn:") || url.starts_with("turns:");
+            IceServer {
+                urls: vec![url.clone()],
+                username: if turn {
+                    args.ice_username.clone()
+                } else {
+                    None
+                },
+                credential: if turn {
+                    args.ice_credential.clone()
+                } else {
+                    None
+                },
+            }
+        })
+        .collect()
+}
+
+/// Runs `peerchat chat`: the terminal UI when standard input and output are
+/// a terminal (and neither `--plain` nor `--json` is given), else line mode.
+pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
+    let target = parse_target(&args.room, args.server.as_deref())?;
+    let nick = args
+        .name
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "guest".to_owned());
+    validate_nick(&nick).map_err(|e| ChatError::BadNick(nick.clone(), e.to_string()))?;
+    let options = EngineOptions {
+        ws_url: target.ws_url.clone(),
+        room: target.room.clone(),
+        nick,
+        extra_ice_servers: ice_servers(&args),
+        relay_only: args.relay_only || target.relay,
+        mdns: !args.no_mdns,
+    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let (engine, events) = Engine::start(options.clone());
+    if interactive && !args.plain && !args.json {
+        crate::tui::run(engine, events, &options).await
+    } else {
+        let mode = if args.json {
+            crate::line::Output::Json
+        } else {
+            crate::line::Output::Plain
+        };
+        crate::line::run(engine, events, mode, args.linger).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "abcdefghijklmnopqrstuv";
+
+    #[test]
+    fn room_links_name_the_server() {
+        let t = parse_target(&format!("http://127.0.0.1:8080/r/{ID}"), None).unwrap();
+        assert_eq!(
+            t,
+            Target {
+                ws_url: "ws://127.0.0.1:8080/ws".into(),
+                room: ID.into(),
+                relay: false
+            }
+        );
+        let t = parse_target(&format!("https://chat.example.org/r/{ID}?relay=1"), None).unwrap();
+        assert_eq!(t.ws_url, "wss://chat.example.org/ws");
+        assert!(t.relay);
+        let t = parse_target(&format!("http://[::1]:9/r/{ID}"), None).unwrap();
+        assert_eq!(t.ws_url, "ws://[::1]:9/ws");
+    }
+
+    #[test]
+    fn bare_ids_use_the_server_flag() {
+        let t = parse_target(ID, Some("http://10.0.0.2:9000")).unwrap();
+        assert_eq!(t.ws_url, "ws://10.0.0.2:9000/ws");
+        let t = parse_target(ID, None).unwrap();
+        assert_eq!(t.ws_url, "ws://127.0.0.1:8080/ws");
+    }
+
+    #[test]
+    fn bad_targets_are_refused() {
+        assert!(parse_target("short", None).is_err());
+        assert!(parse_target(&format!("http://h/x/{ID}"), None).is_err());
+        assert!(parse_target(&format!("ftp://h/r/{ID}"), None).is_err());
+        assert!(parse_target(ID, Some("not a url")).is_err());
+    }
+}

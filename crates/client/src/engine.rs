@@ -1,0 +1,748 @@
+//! The peer engine: a room as seen by one member. It keeps the signaling
+//! connection, the members and one [`Link`] per member (full mesh), and turns
+//! all that into [`Event`]s for whatever shows them (the terminal UI, line
+//! mode, tests). It behaves like the web client's `room.js`.
+//!
+//! The engine is one task; [`Engine`] is a handle that sends it commands.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use peerchat_protocol::peer::{Chat, PeerMessage};
+use peerchat_protocol::signaling::{ClientMessage, IceServer, Member};
+use peerchat_protocol::{ErrorCode, MAX_TEXT_BYTES};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::peer::{Link, LinkEvent, LinkHandle, LinkOptions, LinkState, LinkStats, SignalPayload};
+use crate::signaling::{ServerEvent, Signaling, SignalingEvent};
+
+/// Messages kept per member while its channel is not open.
+const MAX_OUTBOX: usize = 1000;
+/// Message ids remembered to drop duplicates.
+const MAX_SEEN_IDS: usize = 5000;
+const RELINK_MIN: Duration = Duration::from_secs(1);
+const RELINK_MAX: Duration = Duration::from_secs(30);
+/// Before retrying a join refused because our previous session still
+/// holds the nickname.
+const REJOIN_DELAY: Duration = Duration::from_secs(2);
+
+/// Settings of an engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// The server's WebSocket URL (`ws://host:port/ws`).
+    pub ws_url: String,
+    /// The room id.
+    pub room: String,
+    /// The nickname to join under.
+    pub nick: String,
+    /// STUN/TURN servers used besides those the server hands out.
+    pub extra_ice_servers: Vec<IceServer>,
+    /// Connect through TURN relays only, revealing no address of ours.
+    pub relay_only: bool,
+    /// Resolve `.local` (mDNS) host candidates of other peers.
+    pub mdns: bool,
+}
+
+/// A member as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Peer {
+    /// The peer id.
+    pub id: String,
+    /// The nickname.
+    pub nick: String,
+}
+
+/// A chat message, sent or received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    /// The message id.
+    pub id: String,
+    /// When the author sent it (ms since the Unix epoch, author's clock).
+    pub ts: u64,
+    /// The text.
+    pub text: String,
+    /// The author.
+    pub from: Peer,
+    /// Whether we wrote it.
+    pub own: bool,
+}
+
+/// The signaling connection's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerState {
+    /// Connecting.
+    Connecting,
+    /// Connected.
+    Online,
+    /// Not connected; retrying.
+    Offline,
+}
+
+/// What the engine reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The signaling connection changed state.
+    Server {
+        /// The new state.
+        state: ServerState,
+        /// When offline: milliseconds until the next attempt.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_in_ms: Option<u64>,
+    },
+    /// We are in the room (sent once).
+    Joined {
+        /// Ourselves.
+        you: Peer,
+        /// Everyone else.
+        members: Vec<Peer>,
+    },
+    /// The server refused the join; try another nickname.
+    JoinRefused {
+        /// Why, as a stable code.
+        code: ErrorCode,
+        /// Why, for people.
+        message: String,
+    },
+    /// Someone joined.
+    MemberJoined {
+        /// Who.
+        member: Peer,
+    },
+    /// Someone left.
+    MemberLeft {
+        /// Who.
+        member: Peer,
+    },
+    /// Our connection to a member changed state.
+    MemberState {
+        /// Who.
+        member: Peer,
+        /// The new state.
+        state: LinkState,
+    },
+    /// A chat message from someone else.
+    Message(ChatMessage),
+}
+
+/// Why a message could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Nothing to send.
+    #[error("the message is empty")]
+    Empty,
+    /// Over the size limit.
+    #[error("this message is {size} bytes; messages may be at most 16 KiB (16384 bytes)")]
+    TooLarge {
+        /// Its size in bytes.
+        size: usize,
+    },
+    /// The engine has stopped.
+    #[error("not connected to the room")]
+    Stopped,
+}
+
+/// A member's route, for the connection-details view.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStats {
+    /// Who.
+    pub member: Peer,
+    /// The link state.
+    pub state: LinkState,
+    /// The route, when connected.
+    pub stats: Option<LinkStats>,
+}
+
+enum Command {
+    Send(String),
+    Join(String),
+    Drain(oneshot::Sender<()>),
+    Undelivered(oneshot::Sender<Vec<(Peer, usize)>>),
+    Stats(oneshot::Sender<Vec<(Peer, LinkState, Option<LinkHandle>)>>),
+    Relink(String),
+    Leave,
+}
+
+/// A handle to a running engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl Engine {
+    /// Starts an engine: it connects and joins right away, and reports on
+    /// the returned channel until it stops.
+    pub fn start(options: EngineOptions) -> (Engine, mpsc::UnboundedReceiver<Event>) {
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (signaling_tx, signaling_rx) = mpsc::unbounded_channel();
+        let (link_tx, link_rx) = mpsc::unbounded_channel();
+        let signaling = Signaling::spawn(options.ws_url.clone(), signaling_tx);
+        let state = State {
+            nick: options.nick.clone(),
+            options,
+            signaling,
+            self_id: None,
+            ever_joined: false,
+            ice_servers: Vec::new(),
+            members: Vec::new(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            events,
+            link_events: link_tx,
+            commands: commands.clone(),
+            next_link: 0,
+            drains: Vec::new(),
+        };
+        tokio::spawn(state.run(commands_rx, signaling_rx, link_rx));
+        (Engine { commands }, events_rx)
+    }
+
+    /// Sends a chat message to every member; those whose channel is not
+    /// open yet get it when it opens. Returns the message as sent.
+    pub fn send(&self, text: &str, me: &Peer) -> Result<ChatMessage, SendError> {
+        if text.trim().is_empty() {
+            return Err(SendError::Empty);
+        }
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(SendError::TooLarge { size: text.len() });
+        }
+        let chat = Chat {
+            id: crate::random_id().into(),
+            ts: now_ms(),
+            text: text.into(),
+        };
+        self.commands
+            .send(Command::Send(chat.to_json()))
+            .map_err(|_| SendError::Stopped)?;
+        Ok(ChatMessage {
+            id: chat.id.into_owned(),
+            ts: chat.ts,
+            text: chat.text.into_owned(),
+            from: me.clone(),
+            own: true,
+        })
+    }
+
+    /// Joins again under another nickname (after [`Event::JoinRefused`]).
+    pub fn join(&self, nick: &str) {
+        let _ = self.commands.send(Command::Join(nick.to_owned()));
+    }
+
+    /// Resolves once every message sent so far has been handed to every
+    /// member's connection and has left the send buffers. Bound it with a
+    /// timeout: a member whose connection never opens never gets them.
+    pub async fn drain(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Drain(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Messages still waiting for a member's connection, per member.
+    pub async fn undelivered(&self) -> Vec<(Peer, usize)> {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Undelivered(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Each member's connection state and route.
+    pub async fn stats(&self) -> Vec<MemberStats> {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Stats(tx)).is_err() {
+            return Vec::new();
+        }
+        let Ok(links) = rx.await else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (member, state, probe) in links {
+            let stats = match probe {
+                Some(link) => link.stats().await,
+                None => None,
+            };
+            out.push(MemberStats {
+                member,
+                state,
+                stats,
+            });
+        }
+        out
+    }
+
+    /// Leaves the room: closes every connection and the signaling
+    /// connection.
+    pub fn leave(&self) {
+        let _ = self.commands.send(Command::Leave);
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+struct MemberEntry {
+    id: String,
+    nick: String,
+    state: LinkState,
+    link: Option<(u64, Link)>,
+    outbox: VecDeque<String>,
+    relink_attempt: u32,
+}
+
+impl MemberEntry {
+    fn peer(&self) -> Peer {
+        Peer {
+            id: self.id.clone(),
+            nick: self.nick.clone(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.link.as_ref().is_some_and(|(_, l)| l.is_open())
+    }
+}
+
+struct State {
+    options: EngineOptions,
+    nick: String,
+    signaling: Signaling,
+    self_id: Option<String>,
+    ever_joined: bool,
+    ice_servers: Vec<IceServer>,
+    members: Vec<MemberEntry>,
+    seen: HashSet<String>,
+    seen_order: VecDeque<String>,
+    events: mpsc::UnboundedSender<Event>,
+    link_events: mpsc::UnboundedSender<(u64, LinkEvent)>,
+    commands: mpsc::UnboundedSender<Command>,
+    next_link: u64,
+    drains: Vec<oneshot::Sender<()>>,
+}
+
+impl State {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut signaling: mpsc::UnboundedReceiver<SignalingEvent>,
+        mut links: mpsc::UnboundedReceiver<(u64, LinkEvent)>,
+    ) {
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Leave) | None => break,
+                    Some(command) => self.on_command(command).await,
+                },
+                Some(event) = signaling.recv() => self.on_signaling(event).await,
+                Some((tag, event)) = links.recv() => self.on_link(tag, event).await,
+            }
+            self.check_drains();
+        }
+        for member in &mut self.members {
+            member.link = None;
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Send(envelope) => {
+                for i in 0..self.members.len() {
+                    self.deliver(i, envelope.clone());
+                }
+            }
+            Command::Join(nick) => {
+                self.nick = nick;
+                self.send_join();
+            }
+            Command::Drain(reply) => self.drains.push(reply),
+            Command::Undelivered(reply) => {
+                let _ = reply.send(
+                    self.members
+                        .iter()
+                        .filter(|m| !m.outbox.is_empty())
+                        .map(|m| (m.peer(), m.outbox.len()))
+                        .collect(),
+                );
+            }
+            Command::Stats(reply) => {
+                // Hand out handles, so stats are gathered without holding
+                // up the engine.
+                let _ = reply.send(
+                    self.members
+                        .iter()
+                        .map(|m| (m.peer(), m.state, m.link.as_ref().map(|(_, l)| l.handle())))
+                        .collect(),
+                );
+            }
+            Command::Relink(id) => {
+                if let Some(i) = self.index(&id) {
+                    if self.members[i].link.is_none() && self.self_id.is_some() {
+                        self.start_link(i, None).await;
+                    }
+                }
+            }
+            Command::Leave => {}
+        }
+    }
+
+    fn send_join(&self) {
+        let join = ClientMessage::join(&self.options.room, &self.nick).to_json();
+        self.signaling.send(join);
+    }
+
+    async fn on_signaling(&mut self, event: SignalingEvent) {
+        match event {
+            SignalingEvent::Connecting => self.emit(Event::Server {
+                state: ServerState::Connecting,
+                retry_in_ms: None,
+            }),
+            SignalingEvent::Open => {
+                self.emit(Event::Server {
+                    state: ServerState::Online,
+                    retry_in_ms: None,
+                });
+                self.send_join();
+            }
+            SignalingEvent::Offline { retry_in } => {
+                self.self_id = None;
+                self.emit(Event::Server {
+                    state: ServerState::Offline,
+                    retry_in_ms: Some(retry_in.as_millis() as u64),
+                });
+            }
+            SignalingEvent::Message(message) => self.on_server(message).await,
+        }
+    }
+
+    async fn on_server(&mut self, message: ServerEvent) {
+        match message {
+            ServerEvent::Joined {
+                you,
+                members,
+                ice_servers,
+            } => {
+                self.self_id = Some(you.id.clone());
+                self.nick = you.nick.clone();
+                self.ice_servers = ice_servers;
+                self.ice_servers
+                    .extend(self.options.extra_ice_servers.iter().cloned());
+                // After a reconnect, members who have not come back yet keep
+                // their connection while it stays open.
+                let gone: Vec<String> = self
+                    .members
+                    .iter()
+                    .filter(|m| {
+                        !members.iter().any(|l| l.id == m.id || l.nick == m.nick) && !m.is_open()
+                    })
+                    .map(|m| m.id.clone())
+                    .collect();
+                for id in gone {
+                    self.remove_member(&id);
+                }
+                // We are the newcomer, under a new peer id: we start a fresh
+                // connection to everyone listed.
+                for m in &members {
+                    let i = self.add_member(m, self.ever_joined);
+                    self.members[i].link = None;
+                    self.start_link(i, None).await;
+                }
+                if !self.ever_joined {
+                    self.ever_joined = true;
+                    self.emit(Event::Joined {
+                        you: Peer {
+                            id: you.id,
+                            nick: you.nick,
+                        },
+                        members: members
+                            .into_iter()
+                            .map(|m| Peer {
+                                id: m.id,
+                                nick: m.nick,
+                            })
+                            .collect(),
+                    });
+                }
+            }
+            ServerEvent::PeerJoined(peer) => {
+                self.add_member(&peer, true);
+            }
+            ServerEvent::PeerLeft(id) => self.remove_member(&id),
+            ServerEvent::Signal { from, payload } => {
+                match serde_json::from_str::<SignalPayload>(payload.get()) {
+                    Ok(signal) => self.on_signal(&from, signal).await,
+                    Err(err) => tracing::debug!(%err, %from, "ignoring a malformed signal"),
+                }
+            }
+            ServerEvent::Error { code, message } => {
+                let joining = matches!(
+                    code,
+                    ErrorCode::NickTaken
+                        | ErrorCode::BadNick
+                        | ErrorCode::RoomFull
+                        | ErrorCode::BadRoom
+                );
+                if joining && !self.ever_joined {
+                    self.emit(Event::JoinRefused { code, message });
+                } else if joining && self.self_id.is_none() {
+                    // Our old session may hold the nickname until the server
+                    // notices it is gone.
+                    let commands = self.commands.clone();
+                    let nick = self.nick.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(REJOIN_DELAY).await;
+                        let _ = commands.send(Command::Join(nick));
+                    });
+                } else {
+                    tracing::warn!(%code, %message, "server error");
+                }
+            }
+        }
+    }
+
+    fn index(&self, id: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.id == id)
+    }
+
+    /// Adds a member, or recognises a known one who came back under a new
+    /// peer id (same nickname) after the server connection was lost.
+    fn add_member(&mut self, peer: &Member, announce: bool) -> usize {
+        if let Some(i) = self.index(&peer.id) {
+            return i;
+        }
+        if let Some(i) = self.members.iter().position(|m| m.nick == peer.nick) {
+            let m = &mut self.members[i];
+            m.id = peer.id.clone();
+            m.link = None;
+            m.state = LinkState::Reconnecting;
+            return i;
+        }
+        self.members.push(MemberEntry {
+            id: peer.id.clone(),
+            nick: peer.nick.clone(),
+            state: LinkState::Connecting,
+            link: None,
+            outbox: VecDeque::new(),
+            relink_attempt: 0,
+        });
+        let i = self.members.len() - 1;
+        if announce {
+            self.emit(Event::MemberJoined {
+                member: self.members[i].peer(),
+            });
+        }
+        i
+    }
+
+    fn remove_member(&mut self, id: &str) {
+        if let Some(i) = self.index(id) {
+            let member = self.members.remove(i);
+            self.emit(Event::MemberLeft {
+                member: member.peer(),
+            });
+        }
+    }
+
+    async fn start_link(&mut self, i: usize, sid: Option<String>) {
+        let Some(self_id) = self.self_id.clone() else {
+            return;
+        };
+        self.next_link += 1;
+        let tag = self.next_link;
+        let options = LinkOptions {
+            self_id,
+            peer_id: self.members[i].id.clone(),
+            ice_servers: self.ice_servers.clone(),
+            sid,
+            relay_only: self.options.relay_only,
+            mdns: self.options.mdns,
+        };
+        match Link::start(options, tag, self.link_events.clone()).await {
+            Ok(link) => self.members[i].link = Some((tag, link)),
+            Err(err) => tracing::warn!(%err, "could not start a peer connection"),
+        }
+    }
+
+    async fn on_signal(&mut self, from: &str, signal: SignalPayload) {
+        let Some(i) = self.index(from) else { return };
+        let current = self.members[i].link.as_ref().map(|(_, l)| l.sid.clone());
+        if current.as_deref() == Some(signal.sid.as_str()) {
+            if let Some((_, link)) = &self.members[i].link {
+                link.signal(signal);
+            }
+        } else if signal
+            .description
+            .as_ref()
+            .is_some_and(|d| d.sdp_type == webrtc::peer_connection::RTCSdpType::Offer)
+        {
+            // A new connection from them replaces whatever we had.
+            self.members[i].link = None;
+            self.start_link(i, Some(signal.sid.clone())).await;
+            if let Some((_, link)) = &self.members[i].link {
+                link.signal(signal);
+            }
+        }
+    }
+
+    async fn on_link(&mut self, tag: u64, event: LinkEvent) {
+        let Some(i) = self
+            .members
+            .iter()
+            .position(|m| m.link.as_ref().is_some_and(|(t, _)| *t == tag))
+        else {
+            return; // a link we replaced or dropped
+        };
+        match event {
+            LinkEvent::Signal(payload) => {
+                let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
+                    return;
+                };
+                let msg = ClientMessage::Signal {
+                    to: self.members[i].id.as_str().into(),
+                    payload: &raw,
+                };
+                self.signaling.send(msg.to_json());
+            }
+            LinkEvent::State(state) => {
+                if self.members[i].state != state {
+                    self.members[i].state = state;
+                    self.emit(Event::MemberState {
+                        member: self.members[i].peer(),
+                        state,
+                    });
+                }
+            }
+            LinkEvent::Open => {
+                let member = &mut self.members[i];
+                member.relink_attempt = 0;
+                if let Some((_, link)) = &member.link {
+                    for text in member.outbox.drain(..) {
+                        link.send(text);
+                    }
+                }
+            }
+            LinkEvent::Message(text) => self.on_peer_message(i, &text),
+            LinkEvent::Closed => self.on_link_closed(i),
+        }
+    }
+
+    /// A member's connection ended. While the server still lists them, the
+    /// side with the smaller peer id starts a new one after a backoff; with
+    /// no server to ask, they count as gone.
+    fn on_link_closed(&mut self, i: usize) {
+        self.members[i].link = None;
+        let Some(self_id) = self.self_id.clone() else {
+            let id = self.members[i].id.clone();
+            self.remove_member(&id);
+            return;
+        };
+        let member = &mut self.members[i];
+        if member.state != LinkState::Reconnecting {
+            member.state = LinkState::Reconnecting;
+            let peer = member.peer();
+            self.emit(Event::MemberState {
+                member: peer,
+                state: LinkState::Reconnecting,
+            });
+        }
+        let member = &mut self.members[i];
+        if self_id < member.id {
+            let base = RELINK_MIN
+                .saturating_mul(2u32.saturating_pow(member.relink_attempt))
+                .min(RELINK_MAX);
+            member.relink_attempt = member.relink_attempt.saturating_add(1);
+            let delay = base / 2 + base.mul_f64(rand::random::<f64>() / 2.0);
+            let commands = self.commands.clone();
+            let id = member.id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = commands.send(Command::Relink(id));
+            });
+        }
+    }
+
+    fn on_peer_message(&mut self, i: usize, text: &str) {
+        let chat = match PeerMessage::parse(text) {
+            Ok(PeerMessage::Chat(chat)) => chat,
+            Ok(PeerMessage::Unknown { .. }) => return,
+            Err(err) => {
+                tracing::warn!(%err, from = %self.members[i].nick, "ignoring a malformed message");
+                return;
+            }
+        };
+        if !self.remember(&chat.id) {
+            return;
+        }
+        self.emit(Event::Message(ChatMessage {
+            id: chat.id.into_owned(),
+            ts: chat.ts,
+            text: chat.text.into_owned(),
+            from: self.members[i].peer(),
+            own: false,
+        }));
+    }
+
+    /// Records a message id; false if it was seen before.
+    fn remember(&mut self, id: &str) -> bool {
+        if !self.seen.insert(id.to_owned()) {
+            return false;
+        }
+        self.seen_order.push_back(id.to_owned());
+        if self.seen_order.len() > MAX_SEEN_IDS {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+
+    fn deliver(&mut self, i: usize, envelope: String) {
+        let member = &mut self.members[i];
+        match &member.link {
+            Some((_, link)) if link.is_open() => link.send(envelope),
+            _ => {
+                if member.outbox.len() >= MAX_OUTBOX {
+                    member.outbox.pop_front();
+                }
+                member.outbox.push_back(envelope);
+            }
+        }
+    }
+
+    /// Answers drain requests once no outbox holds anything, after the open
+    /// links have flushed their send buffers.
+    fn check_drains(&mut self) {
+        if self.drains.is_empty() || self.members.iter().any(|m| !m.outbox.is_empty()) {
+            return;
+        }
+        let waiters = std::mem::take(&mut self.drains);
+        let flushes: Vec<_> = self
+            .members
+            .iter()
+            .filter_map(|m| m.link.as_ref().map(|(_, l)| l.handle()))
+            .collect();
+        tokio::spawn(async move {
+            for flush in flushes {
+                flush.drain().await;
+            }
+            for waiter in waiters {
+                let _ = waiter.send(());
+            }
+        });
+    }
+}

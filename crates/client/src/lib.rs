@@ -1,0 +1,26 @@
+//! peerchat's native client: joins the same rooms as the web client and
+//! chats with browsers and other native clients over WebRTC data channels.
+//!
+//! - [`engine`]: the peer engine (signaling, members, one WebRTC link per
+//!   member, messages), with an event API;
+//! - [`peer`]: one WebRTC link, with webrtc-rs;
+//! - [`signaling`]: the WebSocket to the server;
+//! - [`cli`]: `peerchat chat` itself, with its terminal UI ([`tui`]) and line
+//!   mode ([`line`]).
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod engine;
+pub mod line;
+pub mod peer;
+pub mod signaling;
+pub mod tui;
+
+use base64::Engine as _;
+use base64::prelude::BASE64_URL_SAFE_NO_PAD;
+
+/// A fresh random id of 128 bits as 22 base64url characters (message and
+/// connection ids).
+pub fn random_id() -> String {
+    BASE64_URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+}

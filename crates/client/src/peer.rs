@@ -1,0 +1,602 @@
+//! One WebRTC connection to one other member, with webrtc-rs: perfect
+//! negotiation, trickle ICE with candidates buffered until the remote
+//! description is set, and one reliable, ordered data channel labelled
+//! `chat`, opened in-band by the side that starts the connection. The same
+//! behaviour as the web client's `peer.js` (see docs/protocol.md).
+//!
+//! Each link runs one task that owns the peer connection and handles, one at
+//! a time, everything that happens to it: signals from the other side,
+//! webrtc-rs callbacks (forwarded, never handled inside the callback), data
+//! channel events and commands from the engine.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use peerchat_protocol::signaling::IceServer;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::ice::network_type::NetworkType;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceCandidateType, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+    RTCStatsReportEntry, SettingEngineBuilder, StatsSelector,
+};
+
+/// The label of the one data channel between two members.
+pub const CHANNEL_LABEL: &str = "chat";
+
+/// How long draining waits between looks at the send buffer.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// Candidates kept while waiting for the remote description.
+const MAX_PENDING_CANDIDATES: usize = 256;
+
+/// A signal payload (docs/protocol.md, "Peer connections").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignalPayload {
+    /// The connection id.
+    pub sid: String,
+    /// An offer or answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<RTCSessionDescription>,
+    /// An ICE candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<RTCIceCandidateInit>,
+}
+
+/// How a link is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// Being set up.
+    Connecting,
+    /// The data channel is open.
+    Connected,
+    /// The connection was lost and is being repaired.
+    Reconnecting,
+}
+
+impl LinkState {
+    /// The state as a word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Reconnecting => "reconnecting",
+        }
+    }
+}
+
+/// What a link reports to the engine.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// Send this payload to the other member through the server.
+    Signal(Box<SignalPayload>),
+    /// The state changed.
+    State(LinkState),
+    /// The data channel opened: messages can be sent.
+    Open,
+    /// A text message arrived on the data channel.
+    Message(String),
+    /// The link is gone for good.
+    Closed,
+}
+
+/// The route of a connection and its figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkStats {
+    /// The local candidate type of the selected pair (host, srflx, prflx,
+    /// relay).
+    pub local: String,
+    /// The remote candidate type.
+    pub remote: String,
+    /// The current round-trip time, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Bytes sent on the selected pair.
+    pub bytes_sent: u64,
+    /// Bytes received on the selected pair.
+    pub bytes_received: u64,
+}
+
+impl LinkStats {
+    /// Whether the connection goes through a TURN relay.
+    pub fn relayed(&self) -> bool {
+        self.local == "relay" || self.remote == "relay"
+    }
+}
+
+/// Settings of one link.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    /// Our peer id.
+    pub self_id: String,
+    /// Their peer id.
+    pub peer_id: String,
+    /// STUN/TURN servers.
+    pub ice_servers: Vec<IceServer>,
+    /// `None` to start a connection (we offer), or the id of their offer.
+    pub sid: Option<String>,
+    /// Use, and reveal, relay candidates only.
+    pub relay_only: bool,
+    /// Resolve other peers' `.local` (mDNS) host candidates; needs
+    /// multicast.
+    pub mdns: bool,
+}
+
+/// Why a link could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("creating the peer connection: {0}")]
+pub struct LinkError(#[from] webrtc::error::Error);
+
+/// A handle to a running link. Dropping it closes the link.
+#[derive(Debug)]
+pub struct Link {
+    /// The connection id.
+    pub sid: String,
+    commands: mpsc::UnboundedSender<Command>,
+    open: Arc<AtomicBool>,
+}
+
+enum Command {
+    Remote(Box<SignalPayload>),
+    Send(String),
+    Drain(oneshot::Sender<()>),
+    Stats(oneshot::Sender<Option<LinkStats>>),
+    Close,
+    NegotiationNeeded,
+    LocalCandidate(RTCIceCandidateInit, RTCIceCandidateType),
+    Channel(Arc<dyn DataChannel>),
+    ChannelEvent(DataChannelEvent),
+    ChannelGone,
+    ConnectionState(RTCPeerConnectionState),
+}
+
+impl Link {
+    /// Creates the peer connection and starts the link's task. Its events
+    /// go to `events`, tagged with `tag`.
+    pub async fn start(
+        options: LinkOptions,
+        tag: u64,
+        events: mpsc::UnboundedSender<(u64, LinkEvent)>,
+    ) -> Result<Link, LinkError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pc = build_peer_connection(&options, tx.clone()).await?;
+        let initiator = options.sid.is_none();
+        let sid = options.sid.clone().unwrap_or_else(crate::random_id);
+        let open = Arc::new(AtomicBool::new(false));
+        let mut task = LinkTask {
+            pc,
+            dc: None,
+            sid: sid.clone(),
+            initiator,
+            polite: options.self_id > options.peer_id,
+            relay_only: options.relay_only,
+            ignore_offer: false,
+            renegotiate: false,
+            pending: Vec::new(),
+            open: open.clone(),
+            commands: tx.clone(),
+            emit: Box::new(move |event| {
+                let _ = events.send((tag, event));
+            }),
+        };
+        if initiator {
+            let init = RTCDataChannelInit {
+                ordered: true,
+                ..RTCDataChannelInit::default()
+            };
+            let dc = task
+                .pc
+                .create_data_channel(CHANNEL_LABEL, Some(init))
+                .await?;
+            task.use_channel(dc);
+        }
+        tokio::spawn(task.run(rx));
+        Ok(Link {
+            sid,
+            commands: tx,
+            open,
+        })
+    }
+
+    /// Whether the data channel is open.
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Hands the link a signal from the other side (same `sid`).
+    pub fn signal(&self, payload: SignalPayload) {
+        let _ = self.commands.send(Command::Remote(Box::new(payload)));
+    }
+
+    /// Sends a text message; call only while [`Link::is_open`].
+    pub fn send(&self, text: String) {
+        let _ = self.commands.send(Command::Send(text));
+    }
+
+    /// A handle for waiting on the link without holding it.
+    pub fn handle(&self) -> LinkHandle {
+        LinkHandle {
+            commands: self.commands.clone(),
+        }
+    }
+}
+
+/// Asks a link about its sending and its route; cheap to clone.
+#[derive(Clone)]
+pub struct LinkHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for LinkHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkHandle")
+    }
+}
+
+impl LinkHandle {
+    /// Resolves once everything sent so far has left the send buffer (or
+    /// the link is gone).
+    pub async fn drain(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Drain(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The selected route and its figures, once connected.
+    pub async fn stats(&self) -> Option<LinkStats> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Stats(tx)).ok()?;
+        rx.await.ok().flatten()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Close);
+    }
+}
+
+async fn build_peer_connection(
+    options: &LinkOptions,
+    commands: mpsc::UnboundedSender<Command>,
+) -> Result<Arc<dyn PeerConnection>, LinkError> {
+    let servers: Vec<RTCIceServer> = options
+        .ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
+        })
+        .collect();
+    let policy = if options.relay_only {
+        RTCIceTransportPolicy::Relay
+    } else {
+        RTCIceTransportPolicy::All
+    };
+    let mut mdns = options.mdns;
+    loop {
+        let config = RTCConfigurationBuilder::new()
+            .with_ice_servers(servers.clone())
+            .with_ice_transport_policy(policy)
+            .build();
+        let settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(if mdns {
+                MulticastDnsMode::QueryOnly
+            } else {
+                MulticastDnsMode::Disabled
+            })
+            .with_network_types(vec![NetworkType::Udp4])
+            .build();
+        let built = PeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_setting_engine(settings)
+            .with_handler(Arc::new(Callbacks {
+                commands: commands.clone(),
+            }))
+            // The wildcard covers every interface but loopback; loopback is
+            // added for peers on the same machine.
+            .with_udp_addrs(vec!["0.0.0.0:0", "127.0.0.1:0"])
+            .build()
+            .await;
+        match built {
+            Ok(pc) => return Ok(Arc::new(pc)),
+            Err(err) if mdns => {
+                tracing::warn!(%err, "mDNS is unavailable here (no multicast?); continuing without it");
+                mdns = false;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// webrtc-rs callbacks: forwarded to the link's task at once.
+struct Callbacks {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Callbacks {
+    async fn on_negotiation_needed(&self) {
+        let _ = self.commands.send(Command::NegotiationNeeded);
+    }
+
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            let _ = self
+                .commands
+                .send(Command::LocalCandidate(init, event.candidate.typ));
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.commands.send(Command::ConnectionState(state));
+    }
+
+    async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
+        let _ = self.commands.send(Command::Channel(dc));
+    }
+}
+
+struct LinkTask {
+    pc: Arc<dyn PeerConnection>,
+    dc: Option<Arc<dyn DataChannel>>,
+    sid: String,
+    initiator: bool,
+    polite: bool,
+    relay_only: bool,
+    ignore_offer: bool,
+    /// Negotiation was needed while an exchange was under way.
+    renegotiate: bool,
+    pending: Vec<RTCIceCandidateInit>,
+    open: Arc<AtomicBool>,
+    commands: mpsc::UnboundedSender<Command>,
+    emit: Box<dyn Fn(LinkEvent) + Send + Sync>,
+}
+
+impl LinkTask {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        while let Some(command) = rx.recv().await {
+            match command {
+                Command::Close | Command::ChannelGone => break,
+                Command::Remote(payload) => {
+                    if let Err(err) = self.apply(*payload).await {
+                        tracing::warn!(%err, "could not apply a signal");
+                    }
+                }
+                Command::NegotiationNeeded => self.negotiate().await,
+                Command::LocalCandidate(init, kind) => self.local_candidate(init, kind).await,
+                Command::Channel(dc) => {
+                    let label = dc.label().await.unwrap_or_default();
+                    if label == CHANNEL_LABEL && self.dc.is_none() {
+                        self.use_channel(dc);
+                    }
+                }
+                Command::ChannelEvent(event) => match event {
+                    DataChannelEvent::OnOpen => {
+                        self.open.store(true, Ordering::SeqCst);
+                        (self.emit)(LinkEvent::State(LinkState::Connected));
+                        (self.emit)(LinkEvent::Open);
+                    }
+                    DataChannelEvent::OnMessage(message) if message.is_string => {
+                        match String::from_utf8(message.data.to_vec()) {
+                            Ok(text) => (self.emit)(LinkEvent::Message(text)),
+                            Err(_) => tracing::warn!("dropping a text message that is not UTF-8"),
+                        }
+                    }
+                    DataChannelEvent::OnClose => break,
+                    _ => {}
+                },
+                Command::ConnectionState(state) => match state {
+                    RTCPeerConnectionState::Connected if self.open.load(Ordering::SeqCst) => {
+                        (self.emit)(LinkEvent::State(LinkState::Connected));
+                    }
+                    RTCPeerConnectionState::Disconnected => {
+                        (self.emit)(LinkEvent::State(LinkState::Reconnecting));
+                    }
+                    RTCPeerConnectionState::Failed => {
+                        (self.emit)(LinkEvent::State(LinkState::Reconnecting));
+                        // The side that started the connection restarts ICE.
+                        if self.initiator {
+                            if let Err(err) = self.pc.restart_ice().await {
+                                tracing::warn!(%err, "ICE restart failed");
+                            }
+                            self.negotiate().await;
+                        }
+                    }
+                    RTCPeerConnectionState::Closed => break,
+                    _ => {}
+                },
+                Command::Send(text) => {
+                    if let Some(dc) = &self.dc {
+                        if let Err(err) = dc.send_text(&text).await {
+                            tracing::warn!(%err, "sending on the data channel failed");
+                        }
+                    }
+                }
+                Command::Drain(done) => {
+                    self.drain().await;
+                    let _ = done.send(());
+                }
+                Command::Stats(reply) => {
+                    let _ = reply.send(self.stats().await);
+                }
+            }
+        }
+        self.open.store(false, Ordering::SeqCst);
+        if let Some(dc) = &self.dc {
+            let _ = dc.close().await;
+        }
+        let _ = self.pc.close().await;
+        (self.emit)(LinkEvent::Closed);
+    }
+
+    fn use_channel(&mut self, dc: Arc<dyn DataChannel>) {
+        self.dc = Some(dc.clone());
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            while let Some(event) = dc.poll().await {
+                if commands.send(Command::ChannelEvent(event)).is_err() {
+                    return;
+                }
+            }
+            let _ = commands.send(Command::ChannelGone);
+        });
+    }
+
+    fn signal(
+        &self,
+        description: Option<RTCSessionDescription>,
+        candidate: Option<RTCIceCandidateInit>,
+    ) {
+        (self.emit)(LinkEvent::Signal(Box::new(SignalPayload {
+            sid: self.sid.clone(),
+            description,
+            candidate,
+        })));
+    }
+
+    async fn negotiate(&mut self) {
+        // The other side answers before it ever offers on a connection.
+        if !self.initiator && self.pc.remote_description().await.is_none() {
+            return;
+        }
+        if self.pc.pending_local_description().await.is_some()
+            || self.pc.pending_remote_description().await.is_some()
+        {
+            self.renegotiate = true;
+            return;
+        }
+        let offered = async {
+            let offer = self.pc.create_offer(None).await?;
+            self.pc.set_local_description(offer).await?;
+            Ok::<_, webrtc::error::Error>(self.pc.local_description().await)
+        }
+        .await;
+        match offered {
+            Ok(description) => self.signal(description, None),
+            Err(err) => tracing::warn!(%err, "could not make an offer"),
+        }
+    }
+
+    async fn apply(&mut self, payload: SignalPayload) -> Result<(), webrtc::error::Error> {
+        if let Some(description) = payload.description {
+            let is_offer = description.sdp_type == RTCSdpType::Offer;
+            let collision = is_offer && self.pc.pending_local_description().await.is_some();
+            self.ignore_offer = !self.polite && collision;
+            if self.ignore_offer {
+                return Ok(());
+            }
+            if collision {
+                let mut rollback = RTCSessionDescription::default();
+                rollback.sdp_type = RTCSdpType::Rollback;
+                self.pc.set_local_description(rollback).await?;
+            }
+            self.pc.set_remote_description(description).await?;
+            for candidate in std::mem::take(&mut self.pending) {
+                self.add_candidate(candidate).await;
+            }
+            if is_offer {
+                let answer = self.pc.create_answer(None).await?;
+                self.pc.set_local_description(answer).await?;
+                let local = self.pc.local_description().await;
+                self.signal(local, None);
+            } else if std::mem::take(&mut self.renegotiate) {
+                self.negotiate().await;
+            }
+        } else if let Some(candidate) = payload.candidate {
+            if candidate.candidate.is_empty() {
+                return Ok(());
+            }
+            if self.pc.remote_description().await.is_none() {
+                if self.pending.len() < MAX_PENDING_CANDIDATES {
+                    self.pending.push(candidate);
+                }
+            } else {
+                self.add_candidate(candidate).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn add_candidate(&self, candidate: RTCIceCandidateInit) {
+        if let Err(err) = self.pc.add_ice_candidate(candidate).await {
+            // Candidates of an offer we ignored on glare are expected to fail.
+            if !self.ignore_offer {
+                tracing::debug!(%err, "could not add an ICE candidate");
+            }
+        }
+    }
+
+    async fn local_candidate(&self, mut init: RTCIceCandidateInit, kind: RTCIceCandidateType) {
+        if self.relay_only && kind != RTCIceCandidateType::Relay {
+            return;
+        }
+        // webrtc-rs leaves the media id and ICE username fragment empty;
+        // take them from the local description.
+        if let Some(local) = self.pc.local_description().await {
+            let attribute = |name: &str| {
+                local
+                    .sdp
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            };
+            init.sdp_mid = attribute("a=mid:").or(Some("0".to_owned()));
+            init.username_fragment = attribute("a=ice-ufrag:");
+        } else {
+            init.sdp_mid = Some("0".to_owned());
+        }
+        init.sdp_mline_index = Some(0);
+        self.signal(None, Some(init));
+    }
+
+    async fn drain(&self) {
+        let Some(dc) = &self.dc else { return };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.open.load(Ordering::SeqCst) && Instant::now() < deadline {
+            match dc.outstanding_bytes().await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => tokio::time::sleep(DRAIN_POLL).await,
+            }
+        }
+    }
+
+    async fn stats(&self) -> Option<LinkStats> {
+        let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
+        let transport = report.transport()?;
+        let Some(RTCStatsReportEntry::IceCandidatePair(pair)) =
+            report.get(&transport.selected_candidate_pair_id)
+        else {
+            return None;
+        };
+        // Pair entries name candidates by a suffix of their entries' ids.
+        let kind = |id: &str| {
+            report
+                .iter()
+                .find_map(|e| match e {
+                    RTCStatsReportEntry::LocalCandidate(c)
+                    | RTCStatsReportEntry::RemoteCandidate(c)
+                        if e.id().ends_with(id) =>
+                    {
+                        Some(c.candidate_type.to_string())
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| "unknown".to_owned())
+        };
+        Some(LinkStats {
+            local: kind(&pair.local_candidate_id),
+            remote: kind(&pair.remote_candidate_id),
+            rtt_ms: (pair.current_round_trip_time > 0.0)
+                .then_some(pair.current_round_trip_time * 1000.0),
+            bytes_sent: pair.bytes_sent,
+            bytes_received: pair.bytes_received,
+        })
+    }
+}

@@ -1,0 +1,167 @@
+//! Two native clients in one room, through a real server on 127.0.0.1:0,
+//! over real WebRTC data channels. Run inside the loopback-only network
+//! namespace (scripts/test.sh does).
+
+use std::time::Duration;
+
+use clap::Parser;
+use peerchat_client::engine::{Engine, EngineOptions, Event, Peer};
+use peerchat_client::peer::LinkState;
+use peerchat_server::{AppState, ServeArgs};
+use tokio::sync::{mpsc, oneshot};
+
+const WAIT: Duration = Duration::from_secs(20);
+const ROOM: &str = "native-test-room-aaaaaaaa";
+
+#[derive(Parser)]
+struct Flags {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// Starts a server; returns its `ws://` URL and a stopper.
+async fn server() -> (String, oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = Flags::parse_from(["peerchat", "--no-turn"])
+        .serve
+        .into_config()
+        .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(peerchat_server::run(
+        listener,
+        AppState::new(config),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (format!("ws://{addr}/ws"), stop)
+}
+
+fn options(ws_url: &str, nick: &str) -> EngineOptions {
+    EngineOptions {
+        ws_url: ws_url.to_owned(),
+        room: ROOM.to_owned(),
+        nick: nick.to_owned(),
+        extra_ice_servers: Vec::new(),
+        relay_only: false,
+        mdns: false,
+    }
+}
+
+/// The first event that `pick` accepts, skipping others.
+async fn expect<T>(
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.recv().await.expect("engine running");
+            if let Some(found) = pick(&event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the expected event in time")
+}
+
+async fn joined(events: &mut mpsc::UnboundedReceiver<Event>) -> (Peer, Vec<Peer>) {
+    expect(events, |e| match e {
+        Event::Joined { you, members } => Some((you.clone(), members.clone())),
+        Event::JoinRefused { message, .. } => panic!("refused: {message}"),
+        _ => None,
+    })
+    .await
+}
+
+async fn message(events: &mut mpsc::UnboundedReceiver<Event>, text: &str) -> Peer {
+    expect(events, |e| match e {
+        Event::Message(m) if m.text == text => Some(m.from.clone()),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_native_clients_chat_both_ways_and_see_each_other_come_and_go() {
+    let (url, _stop) = server().await;
+    let (alice, mut alice_events) = Engine::start(options(&url, "alice"));
+    let (alice_me, others) = joined(&mut alice_events).await;
+    assert!(others.is_empty());
+
+    let (bob, mut bob_events) = Engine::start(options(&url, "bob"));
+    let (bob_me, others) = joined(&mut bob_events).await;
+    assert_eq!(others, vec![alice_me.clone()]);
+    let seen = expect(&mut alice_events, |e| match e {
+        Event::MemberJoined { member } => Some(member.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(seen, bob_me);
+
+    // Sent before the connection is up: kept and delivered once it opens.
+    alice.send("hello bob, from alice", &alice_me).unwrap();
+    assert_eq!(
+        message(&mut bob_events, "hello bob, from alice").await,
+        alice_me
+    );
+    bob.send("hi alice!\nsecond line", &bob_me).unwrap();
+    assert_eq!(
+        message(&mut alice_events, "hi alice!\nsecond line").await,
+        bob_me
+    );
+    let stats = alice.stats().await;
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].state, LinkState::Connected);
+    let route = stats[0].stats.clone().expect("a selected pair");
+    // The remote side may be known only as a peer-reflexive candidate,
+    // which webrtc-rs does not always list.
+    assert_eq!(route.local, "host");
+    assert!(!route.relayed());
+    assert!(route.bytes_received > 0);
+
+    bob.leave();
+    let left = expect(&mut alice_events, |e| match e {
+        Event::MemberLeft { member } => Some(member.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(left, bob_me);
+    alice.leave();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_nickname_is_refused_and_another_works() {
+    let (url, _stop) = server().await;
+    let (_alice, mut alice_events) = Engine::start(options(&url, "alice"));
+    joined(&mut alice_events).await;
+    let (second, mut events) = Engine::start(options(&url, "ALICE"));
+    let code = expect(&mut events, |e| match e {
+        Event::JoinRefused { code, .. } => Some(*code),
+        _ => None,
+    })
+    .await;
+    assert_eq!(code, peerchat_protocol::ErrorCode::NickTaken);
+    second.join("alice2");
+    let (me, _) = joined(&mut events).await;
+    assert_eq!(me.nick, "alice2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_empty_messages_are_refused_before_sending() {
+    let (url, _stop) = server().await;
+    let (alice, mut events) = Engine::start(options(&url, "alice"));
+    let (me, _) = joined(&mut events).await;
+    assert_eq!(
+        alice.send(&"x".repeat(16 * 1024 + 1), &me),
+        Err(peerchat_client::engine::SendError::TooLarge {
+            size: 16 * 1024 + 1
+        })
+    );
+    assert_eq!(
+        alice.send("  ", &me),
+        Err(peerchat_client::engine::SendError::Empty)
+    );
+    assert!(alice.send(&"x".repeat(16 * 1024), &me).is_ok());
+}
