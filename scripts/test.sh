@@ -19,6 +19,7 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v curl >/dev/null || missing+=(curl)
+command -v tmux >/dev/null || missing+=(tmux)
 command -v unshare >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
@@ -30,6 +31,11 @@ if [ ! -d tests/e2e/node_modules/playwright-core ] ||
    [ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.package-lock.json ]; then
   log "installing Node.js test packages"
   (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if ! python3 -c 'import aiortc, websockets' 2>/dev/null; then
+  log "installing Python test packages"
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 fi
 
 log "Rust tests (loopback-only network namespace)"

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { join, launchBrowser, newPage, send, startServer, waitForMembers, waitForMessage } from './lib/harness.mjs';
+import { LineClient } from './lib/cli.mjs';
+import { BIN, join, launchBrowser, newPage, send, startServer, waitForMembers, waitForMessage } from './lib/harness.mjs';
 
 /**
  * Opens a relay-only page on `link` that records every signal it sends.
@@ -17,6 +18,8 @@ async function relayPage(browser, origin, link) {
   const page = await newPage(browser, origin);
   /** @type {any[]} */
   const sent = [];
+  /** @type {any[]} */
+  const received = [];
   await page.routeWebSocket(/\/ws$/, (ws) => {
     const upstream = ws.connectToServer();
     ws.onMessage((m) => {
@@ -26,10 +29,16 @@ async function relayPage(browser, origin, link) {
       }
       upstream.send(m);
     });
-    upstream.onMessage((m) => ws.send(m));
+    upstream.onMessage((m) => {
+      if (typeof m === 'string') {
+        const msg = JSON.parse(m);
+        if (msg.type === 'signal') received.push(msg.payload);
+      }
+      ws.send(m);
+    });
   });
   await page.goto(link);
-  return Object.assign(page, { sent });
+  return Object.assign(page, { sent, received });
 }
 
 test('relay-only pages chat through the embedded relay and reveal no address of their own', async (t) => {
@@ -66,6 +75,9 @@ test('relay-only pages chat through the embedded relay and reveal no address of 
     const candidates = page.sent.filter((p) => p.candidate).map((p) => p.candidate.candidate);
     assert.ok(candidates.length > 0, 'candidates were sent');
     for (const c of candidates) assert.match(c, / typ relay /);
+    for (const d of page.sent.filter((p) => p.description)) {
+      assert.doesNotMatch(d.description.sdp, / typ (host|srflx|prflx)/);
+    }
     assert.deepEqual(page.errors, []);
   }
 });
@@ -99,4 +111,35 @@ test('by default the relay will not reach loopback, so relay-only pages stay apa
     [...document.querySelectorAll('[aria-label="Members"] li')].map((l) => l.getAttribute('data-state')),
   );
   assert.ok(!states.includes('connected'), String(states));
+});
+
+test('a relay-only terminal client chats with a browser through the relay', async (t) => {
+  const server = await startServer(['--turn-allow-private']);
+  const browser = await launchBrowser();
+  /** @type {LineClient | null} */
+  let native = null;
+  t.after(async () => {
+    native?.kill();
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  const alice = await relayPage(browser, server.url, `${server.url}/`);
+  await alice.waitForURL(/\/r\//);
+  await join(alice, 'alice');
+  native = new LineClient('rusty', BIN, ['chat', alice.url(), '--name', 'rusty', '--plain', '--relay-only']);
+  await native.waitFor((l) => l.startsWith('* joined as rusty'), 'err');
+  await waitForMembers(alice, ['rusty']);
+  native.say('hidden behind the relay');
+  await waitForMessage(alice, 'hidden behind the relay', 'rusty');
+  await send(alice, 'got it');
+  await native.waitFor((l) => l === 'alice: got it');
+  await alice.getByRole('button', { name: 'Connection details' }).click();
+  await alice.getByRole('dialog', { name: 'Connection details' }).locator('td[data-route="relay"]').waitFor();
+  // The terminal client revealed no address of its own.
+  const candidates = alice.received.filter((p) => p.candidate).map((p) => p.candidate.candidate);
+  assert.ok(candidates.length > 0, 'candidates arrived');
+  for (const c of candidates) assert.match(c, / typ relay /);
+  for (const d of alice.received.filter((p) => p.description)) {
+    assert.doesNotMatch(d.description.sdp, / typ (host|srflx|prflx)/);
+  }
 });

@@ -151,10 +151,13 @@ impl Ui {
     }
 }
 
-/// `HH:MM` (UTC) of a timestamp in milliseconds.
+/// `HH:MM`, local time, of a timestamp in milliseconds.
 fn clock(ts_ms: u64) -> String {
-    let secs = ts_ms / 1000;
-    format!("{:02}:{:02}", (secs / 3600) % 24, (secs / 60) % 60)
+    i64::try_from(ts_ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
+        .unwrap_or_else(|| "--:--".to_owned())
 }
 
 fn state_style(state: LinkState) -> (Color, &'static str) {

@@ -10,7 +10,7 @@ import { chromium } from 'playwright-core';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SCREENSHOTS = path.join(ROOT, 'target', 'screenshots');
-const BIN = process.env.PEERCHAT_BIN ?? path.join(ROOT, 'target', 'debug', 'peerchat');
+export const BIN = process.env.PEERCHAT_BIN ?? path.join(ROOT, 'target', 'debug', 'peerchat');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 /** Upper bound for any single wait in these tests. */
