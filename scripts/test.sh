@@ -49,3 +49,6 @@ log "type-check the web client (JSDoc, // @ts-check)"
 log "web client and browser tests (loopback-only network namespace)"
 export PEERCHAT_BIN="$PWD/target/debug/peerchat"
 scripts/netns.sh node --test tests/e2e/
+
+log "benchmarks, quick mode (so they cannot rot)"
+PEERCHAT_BENCH_DEBUG=1 scripts/bench.sh --quick

@@ -50,7 +50,9 @@ const ui = {
   composerNote: byId('composer-note'),
 };
 
+// Made once: a formatter costs far more to create than to use.
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const fullTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 
 /** The room id from `/r/{id}`; a bare `/` starts a new room. */
 function roomIdFromAddress() {
@@ -91,18 +93,29 @@ function avatar(nick) {
   return el;
 }
 
-function isNearBottom() {
-  return ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 80;
-}
+// Whether the log is scrolled to (near) its end. Read from the layout only
+// when the user scrolls, so appending a message never forces a layout: the
+// scroll to the end waits for the next frame, once per frame.
+let atBottom = true;
+let scrollQueued = false;
+ui.log.addEventListener('scroll', () => {
+  atBottom = ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 80;
+});
 
 /**
  * @param {HTMLElement} el
- * @param {boolean} [force]
+ * @param {boolean} [force] scroll to it even if the user scrolled up
  */
 function appendToLog(el, force = false) {
-  const stick = force || isNearBottom();
   ui.log.append(el);
-  if (stick) ui.log.scrollTop = ui.log.scrollHeight;
+  if ((force || atBottom) && !scrollQueued) {
+    scrollQueued = true;
+    requestAnimationFrame(() => {
+      scrollQueued = false;
+      ui.log.scrollTop = ui.log.scrollHeight;
+      atBottom = true;
+    });
+  }
 }
 
 /** @param {string} text */
@@ -129,7 +142,7 @@ function showMessage(msg) {
   const date = new Date(msg.ts);
   time.dateTime = date.toISOString();
   time.textContent = timeFormat.format(date);
-  time.title = date.toLocaleString();
+  time.title = fullTimeFormat.format(date);
   meta.append(author, time);
   const text = document.createElement('p');
   text.className = 'msg-text';
@@ -346,8 +359,7 @@ function main() {
   });
   room.addEventListener('message', (e) => showMessage(/** @type {CustomEvent} */ (e).detail));
 
-  ui.composer.addEventListener('submit', (event) => {
-    event.preventDefault();
+  const submitMessage = () => {
     const text = ui.message.value;
     if (text.trim().length === 0) return;
     try {
@@ -359,11 +371,15 @@ function main() {
     ui.message.value = '';
     ui.composerNote.textContent = '';
     resizeComposer();
+  };
+  ui.composer.addEventListener('submit', (event) => {
+    event.preventDefault();
+    submitMessage();
   });
   ui.message.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      ui.composer.requestSubmit();
+      submitMessage();
     }
   });
   ui.message.addEventListener('input', () => {
@@ -389,7 +405,12 @@ function main() {
   addEventListener('pagehide', () => room.leave());
 }
 
+// Browsers that size the box to its text by CSS (`field-sizing`) need no
+// script, and so no layout on every key press.
+const sizedByCss = CSS.supports('field-sizing', 'content');
+
 function resizeComposer() {
+  if (sizedByCss) return;
   ui.message.style.height = 'auto';
   ui.message.style.height = `${Math.min(ui.message.scrollHeight + 2, 160)}px`;
 }

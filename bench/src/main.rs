@@ -1,0 +1,167 @@
+//! `peerchat-bench`: measurements that print figures (and JSON), never
+//! pass/fail verdicts. `scripts/bench.sh` runs them with a server, Chromium
+//! pages and the reference stacks; see docs/benchmarks.md.
+#![forbid(unsafe_code)]
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use peerchat_client::cli::parse_target;
+use peerchat_client::engine::{Engine, EngineOptions, Event, Peer};
+use peerchat_client::peer::LinkState;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Parser)]
+#[command(name = "peerchat-bench", about = "peerchat measurements")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Connect time and message round trips between this native client and
+    /// a member that answers every `ping N` with `pong N` (a browser page
+    /// the harness prepared, or a second native client with --echo-native).
+    Rtt {
+        /// The room link (the server is taken from it).
+        link: String,
+        /// Nickname of the member that echoes.
+        #[arg(long, default_value = "echo")]
+        echo: String,
+        /// Start a native echo member in this process instead of waiting for
+        /// one to be present.
+        #[arg(long)]
+        echo_native: bool,
+        /// Round trips to time.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct RttReport {
+    peer: String,
+    /// Engine start to the data channel to the echo member being open.
+    connect_ms: f64,
+    count: usize,
+    rtt_p50_ms: f64,
+    rtt_p99_ms: f64,
+    /// Half the median round trip.
+    one_way_p50_ms: f64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Rtt {
+            link,
+            echo,
+            echo_native,
+            count,
+        } => {
+            let report = rtt(&link, &echo, echo_native, count).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+    }
+    Ok(())
+}
+
+fn options(link: &str, nick: &str) -> Result<EngineOptions> {
+    let target = parse_target(link, None)?;
+    Ok(EngineOptions {
+        ws_url: target.ws_url,
+        room: target.room,
+        nick: nick.to_owned(),
+        extra_ice_servers: Vec::new(),
+        relay_only: false,
+        mdns: false,
+    })
+}
+
+async fn next(events: &mut mpsc::UnboundedReceiver<Event>) -> Result<Event> {
+    tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .context("no event within 30 s")?
+        .context("the engine stopped")
+}
+
+async fn joined(events: &mut mpsc::UnboundedReceiver<Event>) -> Result<Peer> {
+    loop {
+        match next(events).await? {
+            Event::Joined { you, .. } => return Ok(you),
+            Event::JoinRefused { message, .. } => bail!("join refused: {message}"),
+            _ => {}
+        }
+    }
+}
+
+/// A native member that answers `ping N` with `pong N`.
+async fn native_echo(link: &str, nick: &str) -> Result<Engine> {
+    let (engine, mut events) = Engine::start(options(link, nick)?);
+    let me = joined(&mut events).await?;
+    let echo = engine.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Event::Message(m) = event {
+                if let Some(n) = m.text.strip_prefix("ping ") {
+                    let _ = echo.send(&format!("pong {n}"), &me);
+                }
+            }
+        }
+    });
+    Ok(engine)
+}
+
+async fn rtt(link: &str, echo: &str, echo_native: bool, count: usize) -> Result<RttReport> {
+    let _echo_engine = if echo_native {
+        Some(native_echo(link, echo).await?)
+    } else {
+        None
+    };
+    let start = Instant::now();
+    let (engine, mut events) = Engine::start(options(link, "bench")?);
+    let me = joined(&mut events).await?;
+    let peer = loop {
+        if let Event::MemberState {
+            member,
+            state: LinkState::Connected,
+        } = next(&mut events).await?
+        {
+            if member.nick == echo {
+                break member;
+            }
+        }
+    };
+    let connect = start.elapsed();
+    // Warm up, then time one round trip at a time.
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count + 10 {
+        let sent = Instant::now();
+        engine.send(&format!("ping {i}"), &me)?;
+        let want = format!("pong {i}");
+        loop {
+            if let Event::Message(m) = next(&mut events).await? {
+                if m.from.id == peer.id && m.text == want {
+                    break;
+                }
+            }
+        }
+        if i >= 10 {
+            samples.push(sent.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    engine.leave();
+    samples.sort_by(f64::total_cmp);
+    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Ok(RttReport {
+        peer: peer.nick,
+        connect_ms: connect.as_secs_f64() * 1000.0,
+        count,
+        rtt_p50_ms: pick(0.5),
+        rtt_p99_ms: pick(0.99),
+        one_way_p50_ms: pick(0.5) / 2.0,
+    })
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs peerchat's benchmarks in release builds, inside a loopback-only
+# network namespace, prints tables and writes JSON under target/bench/.
+# `scripts/bench.sh --quick` runs small sizes (the test suite does this so
+# the benchmarks cannot rot).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=release
+if [ "${1:-}" = --quick ] && [ -n "${PEERCHAT_BENCH_DEBUG:-}" ]; then profile=debug; fi
+if [ "$profile" = release ]; then
+  cargo build --locked --release -p peerchat -p peerchat-bench
+else
+  cargo build --locked -p peerchat -p peerchat-bench
+fi
+export PEERCHAT_BIN="$PWD/target/$profile/peerchat"
+export PEERCHAT_BENCH_BIN="$PWD/target/$profile/peerchat-bench"
+echo "== data channels: connect time and round trips"
+scripts/netns.sh node bench/webrtc.mjs "$@"
