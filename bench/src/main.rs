@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use peerchat_client::cli::parse_target;
-use peerchat_client::engine::{Engine, EngineOptions, Event, Peer};
+use peerchat_client::engine::{Engine, EngineOptions, Event, Peer, SignalingMode};
 use peerchat_client::peer::LinkState;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -78,6 +78,7 @@ fn options(link: &str, nick: &str) -> Result<EngineOptions> {
         extra_ice_servers: Vec::new(),
         relay_only: false,
         mdns: false,
+        signaling: SignalingMode::Server,
     })
 }
 
@@ -153,7 +154,7 @@ async fn rtt(link: &str, echo: &str, echo_native: bool, count: usize) -> Result<
             samples.push(sent.elapsed().as_secs_f64() * 1000.0);
         }
     }
-    engine.leave();
+    engine.leave().await;
     samples.sort_by(f64::total_cmp);
     let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     Ok(RttReport {

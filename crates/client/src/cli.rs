@@ -9,7 +9,8 @@ use peerchat_protocol::signaling::IceServer;
 use peerchat_protocol::{ErrorCode, validate_nick, validate_room_id};
 use url::Url;
 
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::{Engine, EngineOptions, SignalingMode};
+use crate::pair::Role;
 
 /// The server used with a bare room id when `--server` is not given.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -18,8 +19,26 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 #[derive(Debug, Clone, Args)]
 pub struct ChatArgs {
     /// The room: a room link such as `http://127.0.0.1:8080/r/ROOM_ID` (the
-    /// server is taken from it), or a bare room id.
-    pub room: String,
+    /// server is taken from it), or a bare room id. Not used with --manual
+    /// or --mailbox.
+    #[arg(required_unless_present_any = ["manual", "mailbox"])]
+    pub room: Option<String>,
+
+    /// Connect to one other peer with no server at all: print a connection
+    /// code (an offer) to send them, then read their answer code. Line mode.
+    #[arg(long, conflicts_with = "mailbox")]
+    pub manual: bool,
+
+    /// With --manual: read their connection code first and print the answer
+    /// to send back.
+    #[arg(long, requires = "manual")]
+    pub answer: bool,
+
+    /// Pair with one other peer through the server's mailbox (`POST /sig`)
+    /// under this id instead of a room: the first to arrive offers, the
+    /// second answers. Needs an http:// --server. Line mode.
+    #[arg(long, value_name = "ID")]
+    pub mailbox: Option<String>,
 
     /// The server, for a bare room id.
     #[arg(long, env = "PEERCHAT_SERVER")]
@@ -183,7 +202,32 @@ fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
 /// Runs `peerchat chat`: the terminal UI when standard input and output are
 /// a terminal (and neither `--plain` nor `--json` is given), else line mode.
 pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
-    let target = parse_target(&args.room, args.server.as_deref())?;
+    let signaling = if args.manual {
+        SignalingMode::Manual(if args.answer {
+            Role::Answer
+        } else {
+            Role::Offer
+        })
+    } else if let Some(id) = &args.mailbox {
+        SignalingMode::Mailbox(id.clone())
+    } else {
+        SignalingMode::Server
+    };
+    let target = match &args.room {
+        Some(room) if signaling == SignalingMode::Server => {
+            parse_target(room, args.server.as_deref())?
+        }
+        _ => {
+            let server = args.server.as_deref().unwrap_or(DEFAULT_SERVER);
+            let url = Url::parse(server)
+                .map_err(|e| ChatError::BadServer(server.into(), e.to_string()))?;
+            Target {
+                ws_url: ws_url(&url).map_err(|e| ChatError::BadServer(server.into(), e))?,
+                room: "-".to_owned(),
+                relay: false,
+            }
+        }
+    };
     let nick = args
         .name
         .clone()
@@ -197,10 +241,12 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         extra_ice_servers: ice_servers(&args),
         relay_only: args.relay_only || target.relay,
         mdns: !args.no_mdns,
+        signaling: signaling.clone(),
     };
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (engine, events) = Engine::start(options.clone());
-    if interactive && !args.plain && !args.json {
+    let paired = signaling != SignalingMode::Server;
+    if interactive && !args.plain && !args.json && !paired {
         crate::tui::run(engine, events, &options).await
     } else {
         let mode = if args.json {
@@ -208,7 +254,9 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         } else {
             crate::line::Output::Plain
         };
-        crate::line::run(engine, events, mode, args.linger).await
+        // Pasting the connection code uses standard input first.
+        let manual = matches!(signaling, SignalingMode::Manual(_));
+        crate::line::run(engine, events, mode, args.linger, manual).await
     }
 }
 

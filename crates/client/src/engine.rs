@@ -42,6 +42,20 @@ pub struct EngineOptions {
     pub relay_only: bool,
     /// Resolve `.local` (mDNS) host candidates of other peers.
     pub mdns: bool,
+    /// How signals travel.
+    pub signaling: SignalingMode,
+}
+
+/// How an engine reaches the other members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalingMode {
+    /// The server's `/ws` WebSocket at [`EngineOptions::ws_url`]: rooms,
+    /// trickle ICE.
+    Server,
+    /// One other peer, by pasting blobs (see [`crate::pair`]).
+    Manual(crate::pair::Role),
+    /// One other peer, through the server's mailbox under this id.
+    Mailbox(String),
 }
 
 /// A member as the engine reports it.
@@ -162,7 +176,7 @@ enum Command {
     Undelivered(oneshot::Sender<Vec<(Peer, usize)>>),
     Stats(oneshot::Sender<Vec<(Peer, LinkState, Option<LinkHandle>)>>),
     Relink(String),
-    Leave,
+    Leave(oneshot::Sender<()>),
 }
 
 /// A handle to a running engine.
@@ -185,7 +199,19 @@ impl Engine {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (signaling_tx, signaling_rx) = mpsc::unbounded_channel();
         let (link_tx, link_rx) = mpsc::unbounded_channel();
-        let signaling = Signaling::spawn(options.ws_url.clone(), signaling_tx);
+        let signaling = match &options.signaling {
+            SignalingMode::Server => Signaling::spawn(options.ws_url.clone(), signaling_tx),
+            SignalingMode::Manual(role) => {
+                crate::pair::spawn(crate::pair::Channel::Manual(*role), signaling_tx)
+            }
+            SignalingMode::Mailbox(id) => crate::pair::spawn(
+                crate::pair::Channel::Mailbox {
+                    server: options.ws_url.clone(),
+                    id: id.clone(),
+                },
+                signaling_tx,
+            ),
+        };
         let state = State {
             nick: options.nick.clone(),
             options,
@@ -280,10 +306,13 @@ impl Engine {
         out
     }
 
-    /// Leaves the room: closes every connection and the signaling
-    /// connection.
-    pub fn leave(&self) {
-        let _ = self.commands.send(Command::Leave);
+    /// Leaves the room: closes every connection, so the others learn at
+    /// once, and the signaling connection.
+    pub async fn leave(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Leave(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 }
 
@@ -342,7 +371,12 @@ impl State {
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Leave) | None => break,
+                    Some(Command::Leave(done)) => {
+                        self.close_links().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => break,
                     Some(command) => self.on_command(command).await,
                 },
                 Some(event) = signaling.recv() => self.on_signaling(event).await,
@@ -350,9 +384,16 @@ impl State {
             }
             self.check_drains();
         }
-        for member in &mut self.members {
-            member.link = None;
-        }
+        self.close_links().await;
+    }
+
+    async fn close_links(&mut self) {
+        let links: Vec<Link> = self
+            .members
+            .iter_mut()
+            .filter_map(|m| m.link.take().map(|(_, l)| l))
+            .collect();
+        futures_util::future::join_all(links.into_iter().map(Link::close)).await;
     }
 
     fn emit(&self, event: Event) {
@@ -397,7 +438,7 @@ impl State {
                     }
                 }
             }
-            Command::Leave => {}
+            Command::Leave(_) => {}
         }
     }
 
@@ -523,6 +564,15 @@ impl State {
     /// peer id (same nickname) after the server connection was lost.
     fn add_member(&mut self, peer: &Member, announce: bool) -> usize {
         if let Some(i) = self.index(&peer.id) {
+            // A pair learns the other's nickname only from its answer.
+            if self.members[i].nick != peer.nick {
+                self.members[i].nick = peer.nick.clone();
+                if announce {
+                    self.emit(Event::MemberJoined {
+                        member: self.members[i].peer(),
+                    });
+                }
+            }
             return i;
         }
         if let Some(i) = self.members.iter().position(|m| m.nick == peer.nick) {
@@ -571,6 +621,8 @@ impl State {
             sid,
             relay_only: self.options.relay_only,
             mdns: self.options.mdns,
+            trickle: self.options.signaling == SignalingMode::Server,
+            can_renegotiate: self.options.signaling == SignalingMode::Server,
         };
         match Link::start(options, tag, self.link_events.clone()).await {
             Ok(link) => self.members[i].link = Some((tag, link)),
@@ -642,14 +694,18 @@ impl State {
     }
 
     /// A member's connection ended. While the server still lists them, the
-    /// side with the smaller peer id starts a new one after a backoff; with
-    /// no server to ask, they count as gone.
+    /// side with the smaller peer id starts a new one after a backoff.
     fn on_link_closed(&mut self, i: usize) {
         self.members[i].link = None;
-        let Some(self_id) = self.self_id.clone() else {
-            let id = self.members[i].id.clone();
-            self.remove_member(&id);
-            return;
+        // Without a server to ask (it is down, or a pair never had one), a
+        // closed connection means the member is gone.
+        let self_id = match &self.self_id {
+            Some(id) if self.options.signaling == SignalingMode::Server => id.clone(),
+            _ => {
+                let id = self.members[i].id.clone();
+                self.remove_member(&id);
+                return;
+            }
         };
         let member = &mut self.members[i];
         if member.state != LinkState::Reconnecting {

@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod engine;
 pub mod line;
+pub mod pair;
 pub mod peer;
 pub mod signaling;
 pub mod tui;

@@ -95,12 +95,15 @@ fn print(event: &Event, mode: Output) {
     }
 }
 
-/// Runs line mode until standard input ends (or Ctrl-C).
+/// Runs line mode until standard input ends (or Ctrl-C). With
+/// `until_connected`, input is read only once a member is connected (when
+/// standard input first carries a connection code).
 pub async fn run(
     engine: Engine,
     mut events: mpsc::UnboundedReceiver<Event>,
     mode: Output,
     linger: Duration,
+    until_connected: bool,
 ) -> Result<(), ChatError> {
     // Read input only once in the room, so the first lines reach everyone
     // already there.
@@ -112,12 +115,27 @@ pub async fn run(
         match event {
             Event::Joined { you, .. } => break you,
             Event::JoinRefused { code, message } => {
-                engine.leave();
+                engine.leave().await;
                 return Err(ChatError::JoinRefused { code, message });
             }
             _ => {}
         }
     };
+    if until_connected {
+        loop {
+            let Some(event) = events.recv().await else {
+                return Ok(());
+            };
+            print(&event, mode);
+            if let Event::MemberState {
+                state: crate::peer::LinkState::Connected,
+                ..
+            } = event
+            {
+                break;
+            }
+        }
+    }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut interrupted = false;
     loop {
@@ -160,7 +178,7 @@ pub async fn run(
             }
         }
     }
-    engine.leave();
+    engine.leave().await;
     result
 }
 

@@ -21,9 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceCandidateType, RTCIceServer, RTCIceTransportPolicy,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
-    RTCStatsReportEntry, SettingEngineBuilder, StatsSelector,
+    RTCIceCandidateInit, RTCIceCandidateType, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType,
+    RTCSessionDescription, RTCStatsReportEntry, SettingEngineBuilder, StatsSelector,
 };
 
 /// The label of the one data channel between two members.
@@ -122,9 +122,17 @@ pub struct LinkOptions {
     pub sid: Option<String>,
     /// Use, and reveal, relay candidates only.
     pub relay_only: bool,
+    /// Whether signals can still reach the other side after the first
+    /// exchange; without, a failed connection cannot be repaired and closes.
+    pub can_renegotiate: bool,
     /// Resolve other peers' `.local` (mDNS) host candidates; needs
     /// multicast.
     pub mdns: bool,
+    /// Send candidates one by one as they are found (trickle ICE). When
+    /// false, wait until gathering is complete and send each offer or
+    /// answer once, with every candidate inside it: for signaling by copy
+    /// and paste, or through the mailbox.
+    pub trickle: bool,
 }
 
 /// Why a link could not be set up.
@@ -139,6 +147,7 @@ pub struct Link {
     pub sid: String,
     commands: mpsc::UnboundedSender<Command>,
     open: Arc<AtomicBool>,
+    closed: Option<oneshot::Receiver<()>>,
 }
 
 enum Command {
@@ -153,6 +162,7 @@ enum Command {
     ChannelEvent(DataChannelEvent),
     ChannelGone,
     ConnectionState(RTCPeerConnectionState),
+    GatheringComplete,
 }
 
 impl Link {
@@ -168,6 +178,7 @@ impl Link {
         let initiator = options.sid.is_none();
         let sid = options.sid.clone().unwrap_or_else(crate::random_id);
         let open = Arc::new(AtomicBool::new(false));
+        let (closed_tx, closed) = oneshot::channel();
         let mut task = LinkTask {
             pc,
             dc: None,
@@ -177,6 +188,10 @@ impl Link {
             relay_only: options.relay_only,
             ignore_offer: false,
             renegotiate: false,
+            trickle: options.trickle,
+            can_renegotiate: options.can_renegotiate,
+            awaiting_gathering: false,
+            gathered: Vec::new(),
             pending: Vec::new(),
             open: open.clone(),
             commands: tx.clone(),
@@ -195,11 +210,15 @@ impl Link {
                 .await?;
             task.use_channel(dc);
         }
-        tokio::spawn(task.run(rx));
+        tokio::spawn(async move {
+            task.run(rx).await;
+            let _ = closed_tx.send(());
+        });
         Ok(Link {
             sid,
             commands: tx,
             open,
+            closed: Some(closed),
         })
     }
 
@@ -216,6 +235,15 @@ impl Link {
     /// Sends a text message; call only while [`Link::is_open`].
     pub fn send(&self, text: String) {
         let _ = self.commands.send(Command::Send(text));
+    }
+
+    /// Closes the connection (telling the other side) and waits, briefly,
+    /// until it is closed.
+    pub async fn close(mut self) {
+        let _ = self.commands.send(Command::Close);
+        if let Some(closed) = self.closed.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), closed).await;
+        }
     }
 
     /// A handle for waiting on the link without holding it.
@@ -316,6 +344,26 @@ async fn build_peer_connection(
     }
 }
 
+/// `sdp` with each of `candidates` (`a=candidate:…` lines) that it lacks
+/// added to its media section, and `a=end-of-candidates`: a description
+/// that needs no trickled candidates.
+fn with_candidates(sdp: &str, candidates: &[String]) -> String {
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut lines: Vec<&str> = sdp
+        .lines()
+        .filter(|l| !l.is_empty() && *l != "a=end-of-candidates")
+        .collect();
+    for c in candidates {
+        if !lines.contains(&c.as_str()) {
+            lines.push(c);
+        }
+    }
+    lines.push("a=end-of-candidates");
+    let mut out = lines.join(eol);
+    out.push_str(eol);
+    out
+}
+
 /// webrtc-rs callbacks: forwarded to the link's task at once.
 struct Callbacks {
     commands: mpsc::UnboundedSender<Command>,
@@ -332,6 +380,12 @@ impl PeerConnectionEventHandler for Callbacks {
             let _ = self
                 .commands
                 .send(Command::LocalCandidate(init, event.candidate.typ));
+        }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.commands.send(Command::GatheringComplete);
         }
     }
 
@@ -354,6 +408,14 @@ struct LinkTask {
     ignore_offer: bool,
     /// Negotiation was needed while an exchange was under way.
     renegotiate: bool,
+    /// Trickle ICE; else descriptions wait for gathering to complete.
+    trickle: bool,
+    /// A failed connection can be repaired with an ICE restart.
+    can_renegotiate: bool,
+    /// Without trickle: a description is waiting for gathering.
+    awaiting_gathering: bool,
+    /// Without trickle: our candidates so far, as SDP attribute lines.
+    gathered: Vec<String>,
     pending: Vec<RTCIceCandidateInit>,
     open: Arc<AtomicBool>,
     commands: mpsc::UnboundedSender<Command>,
@@ -371,6 +433,12 @@ impl LinkTask {
                     }
                 }
                 Command::NegotiationNeeded => self.negotiate().await,
+                Command::GatheringComplete => {
+                    if std::mem::take(&mut self.awaiting_gathering) {
+                        let local = self.pc.local_description().await;
+                        self.signal(local, None);
+                    }
+                }
                 Command::LocalCandidate(init, kind) => self.local_candidate(init, kind).await,
                 Command::Channel(dc) => {
                     let label = dc.label().await.unwrap_or_default();
@@ -400,6 +468,7 @@ impl LinkTask {
                     RTCPeerConnectionState::Disconnected => {
                         (self.emit)(LinkEvent::State(LinkState::Reconnecting));
                     }
+                    RTCPeerConnectionState::Failed if !self.can_renegotiate => break,
                     RTCPeerConnectionState::Failed => {
                         (self.emit)(LinkEvent::State(LinkState::Reconnecting));
                         // The side that started the connection restarts ICE.
@@ -452,14 +521,38 @@ impl LinkTask {
 
     fn signal(
         &self,
-        description: Option<RTCSessionDescription>,
+        mut description: Option<RTCSessionDescription>,
         candidate: Option<RTCIceCandidateInit>,
     ) {
+        if let Some(d) = &mut description {
+            if !self.trickle {
+                d.sdp = with_candidates(&d.sdp, &self.gathered);
+            }
+            if self.relay_only {
+                // No candidate naming our addresses leaves, even inside the
+                // SDP.
+                d.sdp = d
+                    .sdp
+                    .split_inclusive('\n')
+                    .filter(|l| !l.starts_with("a=candidate:") || l.contains(" typ relay"))
+                    .collect();
+            }
+        }
         (self.emit)(LinkEvent::Signal(Box::new(SignalPayload {
             sid: self.sid.clone(),
             description,
             candidate,
         })));
+    }
+
+    /// A new local description: send it now (trickle), or once every
+    /// candidate is known.
+    fn described(&mut self, description: Option<RTCSessionDescription>) {
+        if self.trickle {
+            self.signal(description, None);
+        } else {
+            self.awaiting_gathering = true;
+        }
     }
 
     async fn negotiate(&mut self) {
@@ -480,7 +573,7 @@ impl LinkTask {
         }
         .await;
         match offered {
-            Ok(description) => self.signal(description, None),
+            Ok(description) => self.described(description),
             Err(err) => tracing::warn!(%err, "could not make an offer"),
         }
     }
@@ -506,7 +599,7 @@ impl LinkTask {
                 let answer = self.pc.create_answer(None).await?;
                 self.pc.set_local_description(answer).await?;
                 let local = self.pc.local_description().await;
-                self.signal(local, None);
+                self.described(local);
             } else if std::mem::take(&mut self.renegotiate) {
                 self.negotiate().await;
             }
@@ -534,8 +627,12 @@ impl LinkTask {
         }
     }
 
-    async fn local_candidate(&self, mut init: RTCIceCandidateInit, kind: RTCIceCandidateType) {
+    async fn local_candidate(&mut self, mut init: RTCIceCandidateInit, kind: RTCIceCandidateType) {
         if self.relay_only && kind != RTCIceCandidateType::Relay {
+            return;
+        }
+        if !self.trickle {
+            self.gathered.push(format!("a={}", init.candidate));
             return;
         }
         // webrtc-rs leaves the media id and ICE username fragment empty;

@@ -45,7 +45,7 @@ pub enum ServerEvent {
 }
 
 impl ServerEvent {
-    fn parse(text: &str) -> Option<ServerEvent> {
+    pub(crate) fn parse(text: &str) -> Option<ServerEvent> {
         let msg = match ServerMessage::parse(text) {
             Ok(msg) => msg,
             Err(err) => {
@@ -99,7 +99,7 @@ pub enum SignalingEvent {
 /// Sends on the signaling connection; dropping it closes the connection.
 #[derive(Debug, Clone)]
 pub struct Signaling {
-    out: mpsc::UnboundedSender<String>,
+    pub(crate) out: mpsc::UnboundedSender<String>,
 }
 
 impl Signaling {

@@ -370,7 +370,7 @@ pub async fn run(
         }
     };
     ratatui::restore();
-    engine.leave();
+    engine.leave().await;
     result
 }
 

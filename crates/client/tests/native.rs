@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use peerchat_client::engine::{Engine, EngineOptions, Event, Peer};
+use peerchat_client::engine::{Engine, EngineOptions, Event, Peer, SignalingMode};
 use peerchat_client::peer::LinkState;
 use peerchat_server::{AppState, ServeArgs};
 use tokio::sync::{mpsc, oneshot};
@@ -46,6 +46,7 @@ fn options(ws_url: &str, nick: &str) -> EngineOptions {
         extra_ice_servers: Vec::new(),
         relay_only: false,
         mdns: false,
+        signaling: SignalingMode::Server,
     }
 }
 
@@ -121,14 +122,14 @@ async fn two_native_clients_chat_both_ways_and_see_each_other_come_and_go() {
     assert!(!route.relayed());
     assert!(route.bytes_received > 0);
 
-    bob.leave();
+    bob.leave().await;
     let left = expect(&mut alice_events, |e| match e {
         Event::MemberLeft { member } => Some(member.clone()),
         _ => None,
     })
     .await;
     assert_eq!(left, bob_me);
-    alice.leave();
+    alice.leave().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
