@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { LineClient } from './lib/cli.mjs';
-import { BIN, startServer } from './lib/harness.mjs';
+import { BIN, launchBrowser, newPage, send, startServer, waitForMessage } from './lib/harness.mjs';
 
 const code = (client) => client.out.find((l) => l.startsWith('peerchat1.'));
 
@@ -58,4 +58,90 @@ test('two terminal clients pair through the mailbox', async (t) => {
   await bob.waitFor((l) => l === 'alice: found you through the mailbox');
   bob.say('likewise');
   await alice.waitFor((l) => l === 'bob: likewise');
+});
+
+/**
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} origin
+ * @param {string} nick
+ */
+async function manualPage(browser, origin, nick) {
+  const page = await newPage(browser, origin);
+  await page.goto(`${origin}/manual`);
+  await page.getByLabel('Nickname', { exact: true }).fill(nick);
+  return page;
+}
+
+/**
+ * The code a page shows, once it is ready.
+ * @param {import('playwright-core').Page} page
+ * @param {string} label
+ */
+async function shownCode(page, label) {
+  const box = page.getByLabel(label, { exact: true });
+  await box.waitFor();
+  await page.waitForFunction(() =>
+    /** @type {HTMLTextAreaElement} */ (document.getElementById('my-code')).value.startsWith('peerchat1.'),
+  );
+  return box.inputValue();
+}
+
+test('two browsers connect without a server by swapping codes', async (t) => {
+  // The server only serves the page; the test checks it sees no signaling.
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  const alice = await manualPage(browser, server.url, 'alice');
+  await alice.getByRole('button', { name: 'Create a connection code' }).click();
+  const offer = await shownCode(alice, 'Your connection code');
+  assert.match(offer, /^peerchat1\.[A-Za-z0-9_-]+$/);
+
+  const bob = await manualPage(browser, server.url, 'bob');
+  await bob.getByLabel('Their connection code').fill(`  ${offer}\n`);
+  await bob.getByRole('button', { name: 'Create an answer' }).click();
+  const answer = await shownCode(bob, 'Your answer code');
+  assert.match(answer, /^peerchat1\./);
+
+  // An offer pasted where the answer belongs is refused clearly.
+  await alice.getByLabel('Their answer code').fill(offer);
+  await alice.getByRole('button', { name: 'Connect' }).click();
+  await alice.getByRole('alert').getByText('an offer code, but an answer code is needed').waitFor();
+  await alice.getByLabel('Their answer code').fill(answer);
+  await alice.getByRole('button', { name: 'Connect' }).click();
+
+  await alice.getByRole('log').getByText('You are connected to bob').waitFor();
+  await bob.getByRole('log').getByText('You are connected to alice').waitFor();
+  await send(alice, 'no server involved');
+  await waitForMessage(bob, 'no server involved', 'alice');
+  await send(bob, 'none at all');
+  await waitForMessage(alice, 'none at all', 'bob');
+  const health = await (await fetch(`${server.url}/healthz`)).json();
+  assert.equal(health.connections, 0, 'no signaling connection was ever needed');
+  for (const page of [alice, bob]) assert.deepEqual(page.errors, []);
+});
+
+test('a browser and a terminal client connect without a server', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  const native = new LineClient('rusty', BIN, ['chat', '--manual', '--answer', '--name', 'rusty']);
+  t.after(async () => {
+    native.kill();
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  const alice = await manualPage(browser, server.url, 'alice');
+  await alice.getByRole('button', { name: 'Create a connection code' }).click();
+  native.say(await shownCode(alice, 'Your connection code'));
+  await native.waitFor((l) => l.startsWith('peerchat1.'));
+  await alice.getByLabel('Their answer code').fill(code(native));
+  await alice.getByRole('button', { name: 'Connect' }).click();
+  await alice.getByRole('log').getByText('You are connected to rusty').waitFor();
+  await native.waitFor((l) => l === '* alice is connected', 'err');
+  await send(alice, 'hello terminal');
+  await native.waitFor((l) => l === 'alice: hello terminal');
+  native.say('hello browser');
+  await waitForMessage(alice, 'hello browser', 'rusty');
 });

@@ -7,6 +7,7 @@
  */
 
 import { MAX_TEXT_BYTES, ProtocolError, randomId, utf8Length, validateNick, validateRoomId } from './protocol.js';
+import { ChatLog, hue } from './chatlog.js';
 import { Room } from './room.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
@@ -50,9 +51,11 @@ const ui = {
   composerNote: byId('composer-note'),
 };
 
-// Made once: a formatter costs far more to create than to use.
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const fullTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const log = new ChatLog(ui.log);
+/** @param {string} text */
+const notice = (text) => log.notice(text);
+/** @param {import('./room.js').ChatMessage} msg */
+const showMessage = (msg) => log.message(msg);
 
 /** The room id from `/r/{id}`; a bare `/` starts a new room. */
 function roomIdFromAddress() {
@@ -72,16 +75,6 @@ function roomIdFromAddress() {
 }
 
 /**
- * A stable hue for a nickname, so each person keeps one colour.
- * @param {string} nick
- */
-function hue(nick) {
-  let h = 0;
-  for (const ch of nick) h = (h * 31 + /** @type {number} */ (ch.codePointAt(0))) % 360;
-  return h;
-}
-
-/**
  * @param {string} nick
  */
 function avatar(nick) {
@@ -91,64 +84,6 @@ function avatar(nick) {
   el.textContent = [...nick][0]?.toUpperCase() ?? '?';
   el.style.background = `hsl(${hue(nick)} 55% 45%)`;
   return el;
-}
-
-// Whether the log is scrolled to (near) its end. Read from the layout only
-// when the user scrolls, so appending a message never forces a layout: the
-// scroll to the end waits for the next frame, once per frame.
-let atBottom = true;
-let scrollQueued = false;
-ui.log.addEventListener('scroll', () => {
-  atBottom = ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 80;
-});
-
-/**
- * @param {HTMLElement} el
- * @param {boolean} [force] scroll to it even if the user scrolled up
- */
-function appendToLog(el, force = false) {
-  ui.log.append(el);
-  if ((force || atBottom) && !scrollQueued) {
-    scrollQueued = true;
-    requestAnimationFrame(() => {
-      scrollQueued = false;
-      ui.log.scrollTop = ui.log.scrollHeight;
-      atBottom = true;
-    });
-  }
-}
-
-/** @param {string} text */
-function notice(text) {
-  const el = document.createElement('p');
-  el.className = 'notice';
-  el.textContent = text;
-  appendToLog(el);
-}
-
-/** @param {import('./room.js').ChatMessage} msg */
-function showMessage(msg) {
-  const el = document.createElement('article');
-  el.className = msg.own ? 'msg own' : 'msg';
-  el.dataset.id = msg.id;
-  const meta = document.createElement('header');
-  meta.className = 'msg-meta';
-  const author = document.createElement('span');
-  author.className = 'msg-author';
-  author.textContent = msg.own ? 'You' : msg.author;
-  if (!msg.own) author.style.color = `hsl(${hue(msg.author)} 55% 42%)`;
-  const time = document.createElement('time');
-  time.className = 'msg-time';
-  const date = new Date(msg.ts);
-  time.dateTime = date.toISOString();
-  time.textContent = timeFormat.format(date);
-  time.title = fullTimeFormat.format(date);
-  meta.append(author, time);
-  const text = document.createElement('p');
-  text.className = 'msg-text';
-  text.textContent = msg.text;
-  el.append(meta, text);
-  appendToLog(el, msg.own);
 }
 
 /** @param {Room} room */

@@ -26,6 +26,11 @@ pub(crate) async fn index(headers: HeaderMap) -> Response {
     serve("index.html", &headers)
 }
 
+/// `/manual`: connecting two people without a server.
+pub(crate) async fn manual(headers: HeaderMap) -> Response {
+    serve("manual.html", &headers)
+}
+
 /// Any other path: a file of the client, or 404.
 pub(crate) async fn file(uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().trim_start_matches('/');

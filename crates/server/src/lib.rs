@@ -43,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .route("/sig", post(mailbox::handle))
         .route("/", get(assets::index))
         .route("/r/{room}", get(assets::index))
+        .route("/manual", get(assets::manual))
         .fallback(assets::file)
         .with_state(state)
 }

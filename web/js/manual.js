@@ -1,0 +1,270 @@
+// @ts-check
+/**
+ * Connecting two people with no server: one page makes an offer code, the
+ * other answers it, and the first pastes the answer. Codes carry every ICE
+ * candidate (no trickling), so gathering finishes before a code is shown.
+ * Works with the terminal client's `peerchat chat --manual`.
+ * @module
+ */
+
+import { ChatLog } from './chatlog.js';
+import { decodeCode, encodeCode } from './codes.js';
+import {
+  chatEnvelope,
+  MAX_TEXT_BYTES,
+  parsePeerMessage,
+  ProtocolError,
+  randomId,
+  utf8Length,
+  validateNick,
+} from './protocol.js';
+
+const NICK_STORAGE_KEY = 'peerchat.nick';
+/** Longest wait for ICE gathering before a code is shown anyway. */
+const GATHER_LIMIT_MS = 5000;
+
+/**
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @returns {T}
+ */
+function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`missing #${id}`);
+  return /** @type {T} */ (el);
+}
+
+const ui = {
+  status: byId('status'),
+  setup: byId('setup'),
+  nick: /** @type {HTMLInputElement} */ (byId('nick')),
+  choose: byId('choose'),
+  start: /** @type {HTMLButtonElement} */ (byId('start')),
+  theirOffer: /** @type {HTMLTextAreaElement} */ (byId('their-offer')),
+  answer: /** @type {HTMLButtonElement} */ (byId('answer')),
+  mine: byId('mine'),
+  mineTitle: byId('mine-title'),
+  myCodeLabel: byId('my-code-label'),
+  myCode: /** @type {HTMLTextAreaElement} */ (byId('my-code')),
+  copyCode: /** @type {HTMLButtonElement} */ (byId('copy-code')),
+  mineHint: byId('mine-hint'),
+  finish: byId('finish'),
+  theirAnswer: /** @type {HTMLTextAreaElement} */ (byId('their-answer')),
+  connect: /** @type {HTMLButtonElement} */ (byId('connect')),
+  error: byId('setup-error'),
+  chat: byId('chat'),
+  composer: /** @type {HTMLFormElement} */ (byId('composer')),
+  message: /** @type {HTMLTextAreaElement} */ (byId('message')),
+  composerNote: byId('composer-note'),
+};
+const log = new ChatLog(byId('log'));
+
+/**
+ * @param {'idle'|'connecting'|'open'|'offline'} state
+ * @param {string} text
+ */
+function setStatus(state, text) {
+  ui.status.dataset.state = state;
+  ui.status.textContent = text;
+}
+
+/** @param {RTCPeerConnection} pc */
+function gathered(pc) {
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState === 'complete') resolve(undefined);
+    };
+    pc.addEventListener('icegatheringstatechange', done);
+    setTimeout(resolve, GATHER_LIMIT_MS);
+    done();
+  });
+}
+
+/** The nickname, checked; null (with the reason shown) if it is not valid. */
+function nickname() {
+  const nick = ui.nick.value.trim();
+  try {
+    validateNick(nick);
+  } catch (e) {
+    ui.error.textContent = `That nickname can't be used: ${/** @type {Error} */ (e).message}.`;
+    ui.nick.focus();
+    return null;
+  }
+  localStorage.setItem(NICK_STORAGE_KEY, nick);
+  return nick;
+}
+
+/**
+ * @param {string} title the step's heading
+ * @param {string} label the code's name
+ * @param {string} code
+ * @param {string} hint
+ */
+function showMyCode(title, label, code, hint) {
+  ui.choose.hidden = true;
+  ui.mine.hidden = false;
+  ui.mineTitle.textContent = title;
+  ui.myCodeLabel.textContent = label;
+  ui.myCode.value = code;
+  ui.mineHint.textContent = hint;
+  ui.myCode.focus();
+  ui.myCode.select();
+}
+
+/**
+ * Wires the data channel to the chat once it is there.
+ * @param {RTCPeerConnection} pc
+ * @param {RTCDataChannel} dc
+ * @param {string} me
+ * @param {() => string} peerNick
+ */
+function chatOver(pc, dc, me, peerNick) {
+  dc.addEventListener('open', () => {
+    ui.setup.hidden = true;
+    ui.chat.hidden = false;
+    setStatus('open', `Connected to ${peerNick()}, directly`);
+    log.notice(`You are connected to ${peerNick()}, with no server in between.`);
+    ui.message.focus();
+  });
+  dc.addEventListener('message', (event) => {
+    if (typeof event.data !== 'string') return;
+    try {
+      const msg = parsePeerMessage(event.data);
+      if (msg.kind === 'chat') log.message({ ...msg, author: peerNick(), own: false });
+    } catch (e) {
+      console.warn('peerchat: ignoring a malformed message', e);
+    }
+  });
+  dc.addEventListener('close', () => {
+    setStatus('offline', `${peerNick()} left`);
+    log.notice(`${peerNick()} left.`);
+  });
+  pc.addEventListener('connectionstatechange', () => {
+    if (pc.connectionState === 'disconnected') setStatus('connecting', `Connection to ${peerNick()} interrupted…`);
+    if (pc.connectionState === 'connected') setStatus('open', `Connected to ${peerNick()}, directly`);
+  });
+  const send = () => {
+    const text = ui.message.value;
+    if (text.trim().length === 0) return;
+    const size = utf8Length(text);
+    if (size > MAX_TEXT_BYTES) {
+      ui.composerNote.textContent = `This message is ${(size / 1024).toFixed(1)} KiB; messages may be at most 16 KiB.`;
+      return;
+    }
+    if (dc.readyState !== 'open') {
+      ui.composerNote.textContent = 'Not connected.';
+      return;
+    }
+    const chat = { id: randomId(), ts: Date.now(), text };
+    dc.send(chatEnvelope(chat));
+    log.message({ ...chat, author: me, own: true });
+    ui.message.value = '';
+    ui.composerNote.textContent = '';
+  };
+  ui.composer.addEventListener('submit', (event) => {
+    event.preventDefault();
+    send();
+  });
+  ui.message.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    }
+  });
+}
+
+async function start() {
+  ui.error.textContent = '';
+  const me = nickname();
+  if (!me) return;
+  ui.start.disabled = true;
+  ui.answer.disabled = true;
+  setStatus('connecting', 'Gathering network addresses…');
+  const pc = new RTCPeerConnection();
+  const dc = pc.createDataChannel('chat', { ordered: true });
+  let peer = 'them';
+  chatOver(pc, dc, me, () => peer);
+  await pc.setLocalDescription();
+  await gathered(pc);
+  const sid = randomId();
+  const code = await encodeCode({ v: 1, type: 'offer', sdp: pc.localDescription?.sdp ?? '', sid, nick: me });
+  showMyCode(
+    '1. Send your code',
+    'Your connection code',
+    code,
+    'Send this code to the other person, then paste the answer code they send back below.',
+  );
+  setStatus('connecting', 'Waiting for their answer code');
+  ui.finish.hidden = false;
+  ui.connect.addEventListener('click', async () => {
+    ui.error.textContent = '';
+    try {
+      const answer = await decodeCode(ui.theirAnswer.value, 'answer');
+      peer = answer.nick;
+      ui.connect.disabled = true;
+      setStatus('connecting', `Connecting to ${peer}…`);
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    } catch (e) {
+      ui.error.textContent = /** @type {Error} */ (e).message;
+      ui.connect.disabled = false;
+    }
+  });
+}
+
+async function answer() {
+  ui.error.textContent = '';
+  const me = nickname();
+  if (!me) return;
+  let offer;
+  try {
+    offer = await decodeCode(ui.theirOffer.value, 'offer');
+  } catch (e) {
+    ui.error.textContent = /** @type {Error} */ (e).message;
+    return;
+  }
+  ui.start.disabled = true;
+  ui.answer.disabled = true;
+  const theirs = offer;
+  const pc = new RTCPeerConnection();
+  pc.addEventListener('datachannel', ({ channel }) => {
+    if (channel.label === 'chat') chatOver(pc, channel, me, () => theirs.nick);
+  });
+  setStatus('connecting', 'Gathering network addresses…');
+  await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+  await pc.setLocalDescription();
+  await gathered(pc);
+  const code = await encodeCode({ v: 1, type: 'answer', sdp: pc.localDescription?.sdp ?? '', sid: offer.sid, nick: me });
+  showMyCode(
+    'Send your answer back',
+    'Your answer code',
+    code,
+    `Send this answer back to ${offer.nick}. The chat opens here as soon as they paste it.`,
+  );
+  setStatus('connecting', `Waiting for ${offer.nick} to paste your answer`);
+}
+
+async function copyCode() {
+  try {
+    await navigator.clipboard.writeText(ui.myCode.value);
+  } catch {
+    ui.myCode.select();
+    document.execCommand('copy');
+  }
+  ui.copyCode.textContent = 'Copied!';
+  setTimeout(() => {
+    ui.copyCode.textContent = 'Copy code';
+  }, 2000);
+}
+
+ui.nick.value = localStorage.getItem(NICK_STORAGE_KEY) ?? '';
+ui.start.addEventListener('click', () => void start());
+ui.answer.addEventListener('click', () => void answer());
+ui.copyCode.addEventListener('click', () => void copyCode());
+ui.message.addEventListener('input', () => {
+  const size = utf8Length(ui.message.value);
+  ui.composerNote.textContent =
+    size > MAX_TEXT_BYTES ? `Too long: ${(size / 1024).toFixed(1)} KiB of at most 16 KiB.` : '';
+});
+window.addEventListener('unhandledrejection', (event) => {
+  ui.error.textContent = event.reason instanceof ProtocolError ? event.reason.message : String(event.reason);
+});
