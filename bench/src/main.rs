@@ -3,6 +3,8 @@
 //! pages and the reference stacks; see docs/benchmarks.md.
 #![forbid(unsafe_code)]
 
+mod load;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -39,6 +41,35 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         count: usize,
     },
+    /// Signaling load against a running server (peerchat or PeerJS):
+    /// connect, idle memory, relay latency and throughput, and (peerchat)
+    /// presence. Prints one JSON object.
+    Signaling {
+        /// Which protocol the server speaks.
+        #[arg(long, value_enum)]
+        kind: load::Kind,
+        /// The server's `host:port`.
+        #[arg(long)]
+        addr: String,
+        /// The server's process id, for its CPU time and memory.
+        #[arg(long)]
+        pid: u32,
+        /// Clients that connect, join and stay idle.
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Pairs relaying messages under load.
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        /// Messages each pair relays under load.
+        #[arg(long, default_value_t = 2000)]
+        messages: u64,
+        /// Approximate size of each relayed payload, in bytes.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+        /// Room sizes for the presence measurement (peerchat only).
+        #[arg(long, value_delimiter = ',', default_value = "2,10,100")]
+        presence: Vec<usize>,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -65,8 +96,57 @@ async fn main() -> Result<()> {
             let report = rtt(&link, &echo, echo_native, count).await?;
             println!("{}", serde_json::to_string(&report)?);
         }
+        Command::Signaling {
+            kind,
+            addr,
+            pid,
+            clients,
+            pairs,
+            messages,
+            size,
+            presence,
+        } => {
+            let report =
+                signaling(kind, &addr, pid, clients, pairs, messages, size, &presence).await?;
+            println!("{report}");
+        }
     }
     Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn signaling(
+    kind: load::Kind,
+    addr: &str,
+    pid: u32,
+    clients: usize,
+    pairs: usize,
+    messages: u64,
+    size: usize,
+    presence: &[usize],
+) -> Result<serde_json::Value> {
+    let rss_before = load::rss_kib(pid)?;
+    let (idle_clients, connect) = load::connect_many(kind, addr, clients, 50).await?;
+    let idle = load::idle(&idle_clients, rss_before, pid).await?;
+    drop(idle_clients);
+    let (light, _) = load::connect_many(kind, addr, 2, 2).await?;
+    let light = load::relay(light, 500, size, 1, pid).await?;
+    let (busy, _) = load::connect_many(kind, addr, pairs * 2, 50).await?;
+    let busy = load::relay(busy, messages, size, 32, pid).await?;
+    let mut rooms = Vec::new();
+    if kind == load::Kind::Peerchat {
+        for &n in presence {
+            rooms.push(load::presence(addr, n, 20).await?);
+        }
+    }
+    Ok(serde_json::json!({
+        "kind": kind,
+        "connect": connect,
+        "idle": idle,
+        "relay_light": light,
+        "relay_load": busy,
+        "presence": rooms,
+    }))
 }
 
 fn options(link: &str, nick: &str) -> Result<EngineOptions> {

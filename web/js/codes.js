@@ -8,6 +8,8 @@
  * @module
  */
 
+import { validateNick } from './protocol.js';
+
 export const CODE_PREFIX = 'peerchat1.';
 const MAX_CODE = 64 * 1024;
 
@@ -58,6 +60,7 @@ export async function decodeCode(text, expected) {
   try {
     if (compact.length > MAX_CODE) throw new Error('too long');
     const json = await pipe(fromBase64Url(compact.slice(CODE_PREFIX.length)), new DecompressionStream('deflate-raw'));
+    if (json.length > 4 * MAX_CODE) throw new Error('too long');
     code = JSON.parse(new TextDecoder().decode(json));
   } catch {
     throw new Error('This connection code is damaged. Was all of it copied?');
@@ -67,6 +70,11 @@ export async function decodeCode(text, expected) {
     typeof code.sid !== 'string' || typeof code.nick !== 'string' || (code.type !== 'offer' && code.type !== 'answer')
   ) {
     throw new Error('This connection code is damaged. Was all of it copied?');
+  }
+  try {
+    validateNick(code.nick);
+  } catch {
+    throw new Error('This connection code carries a nickname that is not allowed.');
   }
   if (code.type !== expected) throw new Error(`This is an ${code.type} code, but an ${expected} code is needed here.`);
   return code;

@@ -15,6 +15,8 @@ import { randomId } from './protocol.js';
 
 /** Candidates kept while waiting for the remote description. */
 const MAX_PENDING_CANDIDATES = 256;
+/** A connection whose channel is not open by then is given up (and restarted). */
+const SETUP_TIMEOUT_MS = 30000;
 
 /**
  * @typedef {{sid: string, description?: RTCSessionDescriptionInit, candidate?: RTCIceCandidateInit}} SignalPayload
@@ -66,6 +68,10 @@ export class PeerLink extends EventTarget {
       }
     });
     this.pc.addEventListener('connectionstatechange', () => this.onConnectionState());
+    // A lost offer or answer would leave the connection waiting forever.
+    this.setupTimer = setTimeout(() => {
+      if (!this.isOpen) this.close();
+    }, SETUP_TIMEOUT_MS);
     if (this.initiator) {
       this.useChannel(this.pc.createDataChannel('chat', { ordered: true }));
     } else {
@@ -152,6 +158,7 @@ export class PeerLink extends EventTarget {
   close() {
     if (this.state === 'closed') return;
     this.setState('closed');
+    clearTimeout(this.setupTimer);
     this.dc?.close();
     this.pc.close();
     this.dispatchEvent(new Event('closed'));

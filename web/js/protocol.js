@@ -17,6 +17,8 @@ export const MAX_NICK_CHARS = 32;
 export const MIN_ROOM_ID_LEN = 22;
 export const MAX_ROOM_ID_LEN = 64;
 export const MAX_ID_LEN = 64;
+/** Latest timestamp: the last instant a `Date` can hold. */
+export const MAX_TS = 8.64e15;
 
 /** An error with a stable code from the protocol's list. */
 export class ProtocolError extends Error {
@@ -265,8 +267,8 @@ export function parsePeerMessage(text) {
     throw new ProtocolError('bad_message', 'field `id` must be 1 to 64 characters of A-Z, a-z, 0-9, - and _');
   }
   const ts = obj.ts;
-  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) {
-    throw new ProtocolError('bad_message', 'field `ts` must be a non-negative integer');
+  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0 || ts > MAX_TS) {
+    throw new ProtocolError('bad_message', 'field `ts` must be an integer from 0 to 8640000000000000');
   }
   const body = str(obj, 'text');
   if (body.length === 0) throw new ProtocolError('bad_message', 'field `text` must not be empty');

@@ -27,7 +27,8 @@ const RELINK_MAX_MS = 30000;
 /**
  * @typedef {'connecting' | 'connected' | 'reconnecting'} MemberState
  * @typedef {{id: string, nick: string, state: MemberState, link: PeerLink | null,
- *   outbox: string[], relinkAttempt: number, relinkTimer?: ReturnType<typeof setTimeout>}} RoomMember
+ *   outbox: string[], relinkAttempt: number, relinkTimer?: ReturnType<typeof setTimeout>,
+ *   listed: boolean}} RoomMember listed: the server knows this member (by this id)
  * @typedef {{id: string, ts: number, text: string, authorId: string, author: string, own: boolean}} ChatMessage
  */
 
@@ -93,7 +94,7 @@ export class Room extends EventTarget {
       );
     }
     const chat = { id: randomId(), ts: Date.now(), text };
-    this.remember(chat.id);
+    this.remember(this.nick ?? '', chat.id);
     const envelope = chatEnvelope(chat);
     for (const member of this.members.values()) this.deliver(member, envelope);
     return { ...chat, authorId: this.selfId ?? '', author: this.nick ?? '', own: true };
@@ -135,9 +136,9 @@ export class Room extends EventTarget {
         // After a reconnect, members who have not come back yet keep their
         // connection while it stays open.
         for (const member of [...this.members.values()]) {
-          if (!listed.has(member.id) && !member.link?.isOpen && !msg.members.some((m) => m.nick === member.nick)) {
-            this.removeMember(member, true);
-          }
+          if (listed.has(member.id) || msg.members.some((m) => m.nick === member.nick)) continue;
+          if (member.link?.isOpen) member.listed = false;
+          else this.removeMember(member, true);
         }
         // We are the newcomer, under a new peer id: we start a fresh
         // connection to everyone listed.
@@ -179,6 +180,8 @@ export class Room extends EventTarget {
   onServerError(code, message) {
     const joining = ['nick_taken', 'bad_nick', 'room_full', 'bad_room'].includes(code);
     if (joining && !this.everJoined) {
+      // Do not send the refused nickname again on a reconnect.
+      this.nick = null;
       this.dispatchEvent(new CustomEvent('join-error', { detail: { code, message } }));
     } else if (joining && this.selfId === null) {
       // Rejoining after a reconnect: our old session may still hold the
@@ -209,12 +212,21 @@ export class Room extends EventTarget {
       this.members.delete(previous.id);
       this.dropLink(previous);
       previous.id = peer.id;
+      previous.listed = true;
       previous.state = 'reconnecting';
       this.members.set(peer.id, previous);
       return previous;
     }
     /** @type {RoomMember} */
-    const member = { id: peer.id, nick: peer.nick, state: 'connecting', link: null, outbox: [], relinkAttempt: 0 };
+    const member = {
+      id: peer.id,
+      nick: peer.nick,
+      state: 'connecting',
+      link: null,
+      outbox: [],
+      relinkAttempt: 0,
+      listed: true,
+    };
     this.members.set(peer.id, member);
     if (announce) this.dispatchEvent(new CustomEvent('notice', { detail: { kind: 'joined', nick: peer.nick } }));
     return member;
@@ -291,7 +303,8 @@ export class Room extends EventTarget {
    */
   onLinkClosed(member) {
     member.link = null;
-    if (this.selfId === null) {
+    // With no server to ask, or one that does not know them, they are gone.
+    if (this.selfId === null || !member.listed) {
       this.removeMember(member, true);
       return;
     }
@@ -338,8 +351,9 @@ export class Room extends EventTarget {
       console.warn('peerchat: ignoring a malformed message from', member.nick, e);
       return;
     }
-    if (msg.kind !== 'chat' || this.seen.has(msg.id)) return;
-    this.remember(msg.id);
+    // Ids are unique per author: another member reusing one cannot hide or
+    // replace a message.
+    if (msg.kind !== 'chat' || !this.remember(member.nick, msg.id)) return;
     /** @type {ChatMessage} */
     const chat = { id: msg.id, ts: msg.ts, text: msg.text, authorId: member.id, author: member.nick, own: false };
     this.dispatchEvent(new CustomEvent('message', { detail: chat }));
@@ -364,15 +378,20 @@ export class Room extends EventTarget {
   }
 
   /**
+   * Records a message; false if it was seen before.
    * @private
+   * @param {string} author
    * @param {string} id
    */
-  remember(id) {
-    this.seen.add(id);
+  remember(author, id) {
+    const key = `${author}\u0000${id}`;
+    if (this.seen.has(key)) return false;
+    this.seen.add(key);
     if (this.seen.size > MAX_SEEN_IDS) {
       const oldest = this.seen.values().next().value;
       if (oldest !== undefined) this.seen.delete(oldest);
     }
+    return true;
   }
 
   /** @private */

@@ -227,6 +227,7 @@ impl Engine {
             commands: commands.clone(),
             next_link: 0,
             drains: Vec::new(),
+            join_refused: false,
         };
         tokio::spawn(state.run(commands_rx, signaling_rx, link_rx));
         (Engine { commands }, events_rx)
@@ -325,6 +326,9 @@ fn now_ms() -> u64 {
 struct MemberEntry {
     id: String,
     nick: String,
+    /// The server knows this member by this id (false for a member kept
+    /// only because its connection outlived a server restart).
+    listed: bool,
     state: LinkState,
     link: Option<(u64, Link)>,
     outbox: VecDeque<String>,
@@ -359,6 +363,9 @@ struct State {
     commands: mpsc::UnboundedSender<Command>,
     next_link: u64,
     drains: Vec<oneshot::Sender<()>>,
+    /// The last join was refused: wait for another nickname before joining
+    /// again, even after a reconnect.
+    join_refused: bool,
 }
 
 impl State {
@@ -409,6 +416,7 @@ impl State {
             }
             Command::Join(nick) => {
                 self.nick = nick;
+                self.join_refused = false;
                 self.send_join();
             }
             Command::Drain(reply) => self.drains.push(reply),
@@ -458,7 +466,9 @@ impl State {
                     state: ServerState::Online,
                     retry_in_ms: None,
                 });
-                self.send_join();
+                if !self.join_refused {
+                    self.send_join();
+                }
             }
             SignalingEvent::Offline { retry_in } => {
                 self.self_id = None;
@@ -485,14 +495,17 @@ impl State {
                     .extend(self.options.extra_ice_servers.iter().cloned());
                 // After a reconnect, members who have not come back yet keep
                 // their connection while it stays open.
-                let gone: Vec<String> = self
-                    .members
-                    .iter()
-                    .filter(|m| {
-                        !members.iter().any(|l| l.id == m.id || l.nick == m.nick) && !m.is_open()
-                    })
-                    .map(|m| m.id.clone())
-                    .collect();
+                let mut gone = Vec::new();
+                for m in &mut self.members {
+                    if members.iter().any(|l| l.id == m.id || l.nick == m.nick) {
+                        continue;
+                    }
+                    if m.is_open() {
+                        m.listed = false;
+                    } else {
+                        gone.push(m.id.clone());
+                    }
+                }
                 for id in gone {
                     self.remove_member(&id);
                 }
@@ -539,6 +552,7 @@ impl State {
                         | ErrorCode::BadRoom
                 );
                 if joining && !self.ever_joined {
+                    self.join_refused = true;
                     self.emit(Event::JoinRefused { code, message });
                 } else if joining && self.self_id.is_none() {
                     // Our old session may hold the nickname until the server
@@ -579,12 +593,19 @@ impl State {
             let m = &mut self.members[i];
             m.id = peer.id.clone();
             m.link = None;
+            m.listed = true;
             m.state = LinkState::Reconnecting;
+            let member = m.peer();
+            self.emit(Event::MemberState {
+                member,
+                state: LinkState::Reconnecting,
+            });
             return i;
         }
         self.members.push(MemberEntry {
             id: peer.id.clone(),
             nick: peer.nick.clone(),
+            listed: true,
             state: LinkState::Connecting,
             link: None,
             outbox: VecDeque::new(),
@@ -700,7 +721,11 @@ impl State {
         // Without a server to ask (it is down, or a pair never had one), a
         // closed connection means the member is gone.
         let self_id = match &self.self_id {
-            Some(id) if self.options.signaling == SignalingMode::Server => id.clone(),
+            Some(id)
+                if self.options.signaling == SignalingMode::Server && self.members[i].listed =>
+            {
+                id.clone()
+            }
             _ => {
                 let id = self.members[i].id.clone();
                 self.remove_member(&id);
@@ -741,7 +766,10 @@ impl State {
                 return;
             }
         };
-        if !self.remember(&chat.id) {
+        // Ids are unique per author: another member reusing one cannot hide
+        // or replace a message.
+        let nick = self.members[i].nick.clone();
+        if !self.remember(&nick, &chat.id) {
             return;
         }
         self.emit(Event::Message(ChatMessage {
@@ -753,12 +781,13 @@ impl State {
         }));
     }
 
-    /// Records a message id; false if it was seen before.
-    fn remember(&mut self, id: &str) -> bool {
-        if !self.seen.insert(id.to_owned()) {
+    /// Records a message of `author`; false if it was seen before.
+    fn remember(&mut self, author: &str, id: &str) -> bool {
+        let key = format!("{author}\0{id}");
+        if !self.seen.insert(key.clone()) {
             return false;
         }
-        self.seen_order.push_back(id.to_owned());
+        self.seen_order.push_back(key);
         if self.seen_order.len() > MAX_SEEN_IDS {
             if let Some(old) = self.seen_order.pop_front() {
                 self.seen.remove(&old);

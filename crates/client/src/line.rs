@@ -83,12 +83,12 @@ fn print(event: &Event, mode: Output) {
         Output::Plain => match event {
             Event::Message(m) => {
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}: {}", m.from.nick, escape(&m.text));
+                let _ = writeln!(out, "{}: {}", escape(&m.from.nick), escape(&m.text));
                 let _ = out.flush();
             }
             other => {
                 if let Some(text) = notice(other) {
-                    eprintln!("* {text}");
+                    eprintln!("* {}", escape(&text));
                 }
             }
         },

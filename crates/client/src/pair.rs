@@ -86,6 +86,9 @@ pub enum BlobError {
     /// Damaged in copying.
     #[error("the connection code is damaged (was all of it copied?)")]
     Damaged,
+    /// The nickname inside breaks the rules.
+    #[error("the connection code carries a nickname that is not allowed")]
+    BadNick,
     /// Well-formed but not what was expected.
     #[error("this is an {0}, but an {1} was expected")]
     WrongKind(String, &'static str),
@@ -121,6 +124,7 @@ impl Blob {
         if blob.kind != "offer" && blob.kind != "answer" {
             return Err(BlobError::Damaged);
         }
+        peerchat_protocol::validate_nick(&blob.nick).map_err(|_| BlobError::BadNick)?;
         Ok(blob)
     }
 

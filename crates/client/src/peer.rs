@@ -29,6 +29,11 @@ use webrtc::peer_connection::{
 /// The label of the one data channel between two members.
 pub const CHANNEL_LABEL: &str = "chat";
 
+/// A connection (with a server to signal through) whose channel is not open
+/// by then is given up, so that a new one is started: an offer or answer
+/// may have been lost.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long draining waits between looks at the send buffer.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
@@ -424,7 +429,25 @@ struct LinkTask {
 
 impl LinkTask {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
-        while let Some(command) = rx.recv().await {
+        let setup = tokio::time::sleep(SETUP_TIMEOUT);
+        tokio::pin!(setup);
+        // Pairs exchange codes by hand, which takes as long as it takes.
+        let mut timed = self.can_renegotiate;
+        loop {
+            let command = tokio::select! {
+                command = rx.recv() => match command {
+                    Some(command) => command,
+                    None => break,
+                },
+                () = &mut setup, if timed => {
+                    timed = false;
+                    if self.open.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    tracing::info!("the connection was not set up in time; giving it up");
+                    break;
+                }
+            };
             match command {
                 Command::Close | Command::ChannelGone => break,
                 Command::Remote(payload) => {

@@ -106,6 +106,8 @@ impl Signaling {
     /// Connects to `url` (a `ws://` or `wss://` URL of `/ws`), keeps
     /// reconnecting, and reports on `events`.
     pub fn spawn(url: String, events: mpsc::UnboundedSender<SignalingEvent>) -> Signaling {
+        // wss:// needs a TLS crypto provider; ring is already linked in.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let (out, out_rx) = mpsc::unbounded_channel();
         tokio::spawn(run(url, out_rx, events));
         Signaling { out }
@@ -163,7 +165,7 @@ async fn run(
                     }
                 }
             }
-            Err(err) => tracing::debug!(%err, "signaling connection failed"),
+            Err(err) => tracing::warn!(%err, %url, "cannot reach the server"),
         }
         let base = BACKOFF_MIN
             .saturating_mul(2u32.saturating_pow(attempt))

@@ -18,6 +18,10 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// Longest envelope id, in characters.
 pub const MAX_ID_LEN: usize = 64;
 
+/// Latest timestamp, in ms since the epoch: the last instant a JavaScript
+/// `Date` can hold.
+pub const MAX_TS: u64 = 8_640_000_000_000_000;
+
 /// A data-channel envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerMessage<'a> {
@@ -65,6 +69,14 @@ struct Header<'a> {
 impl<'a> PeerMessage<'a> {
     /// Parses and validates an envelope.
     pub fn parse(text: &'a str) -> Result<Self, ProtocolError> {
+        // serde would read a JSON array as a struct, field by field.
+        if !text.trim_start().starts_with('{') {
+            serde_json::from_str::<serde::de::IgnoredAny>(text)
+                .map_err(|e| ProtocolError::from_json(&e))?;
+            return Err(ProtocolError::BadMessage(
+                "an envelope must be a JSON object".into(),
+            ));
+        }
         let header: Header<'a> =
             serde_json::from_str(text).map_err(|e| ProtocolError::from_json(&e))?;
         match header.v {
@@ -94,6 +106,12 @@ impl Chat<'_> {
     /// Checks the id and text rules.
     pub fn validate(&self) -> Result<(), ProtocolError> {
         validate_id(&self.id)?;
+        if self.ts > MAX_TS {
+            return Err(ProtocolError::BadField {
+                field: "ts",
+                reason: "must be at most 8640000000000000 (the last time a date can show)",
+            });
+        }
         if self.text.is_empty() {
             return Err(ProtocolError::BadField {
                 field: "text",

@@ -258,6 +258,15 @@ struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
 
 impl<'a> Fields<'a> {
     fn parse(text: &'a str) -> Result<Self, ProtocolError> {
+        // serde would read a JSON array as a struct, field by field.
+        if !text.trim_start().starts_with('{') {
+            // Report bad JSON as such; anything else is not an object.
+            serde_json::from_str::<serde::de::IgnoredAny>(text)
+                .map_err(|e| ProtocolError::from_json(&e))?;
+            return Err(ProtocolError::BadMessage(
+                "a message must be a JSON object".into(),
+            ));
+        }
         let fields: Fields<'a> =
             serde_json::from_str(text).map_err(|e| ProtocolError::from_json(&e))?;
         Ok(fields)

@@ -96,8 +96,8 @@ impl Default for HubConfig {
     fn default() -> Self {
         Self {
             room_capacity: 32,
-            rate_per_sec: 50,
-            rate_burst: 200,
+            rate_per_sec: 100,
+            rate_burst: 1000,
             ice: Arc::new(Vec::new()),
         }
     }

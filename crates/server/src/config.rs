@@ -40,12 +40,12 @@ pub struct ServeArgs {
     pub room_capacity: u32,
 
     /// Messages per second one connection may send on average.
-    #[arg(long, env = "PEERCHAT_RATE_LIMIT", default_value_t = 50,
+    #[arg(long, env = "PEERCHAT_RATE_LIMIT", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: u32,
 
     /// Messages one connection may send in a burst above the average rate.
-    #[arg(long, env = "PEERCHAT_RATE_BURST", default_value_t = 200,
+    #[arg(long, env = "PEERCHAT_RATE_BURST", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
 

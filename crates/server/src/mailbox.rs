@@ -98,7 +98,12 @@ impl SharedMailbox {
                 inner.mailbox.expire(Instant::now(), &mut resolved);
                 inner.resolve(resolved);
                 drop(inner);
-                rx.try_recv().unwrap_or(Resolution::TimedOut)
+                match rx.try_recv() {
+                    Ok(resolution) => resolution,
+                    // Our timer ran a little ahead of the mailbox's deadline:
+                    // withdraw the request ourselves (the guard does).
+                    Err(_) => return Ok(Resolution::TimedOut),
+                }
             }
         };
         guard.ticket = None;

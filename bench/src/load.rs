@@ -1,0 +1,376 @@
+//! A signaling load generator that speaks both peerchat's protocol and
+//! PeerJS server's, so the two are measured with the same workloads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Which server, at which address (`host:port`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `peerchat serve`.
+    Peerchat,
+    /// PeerJS server (npm `peer`).
+    Peerjs,
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// One connected, joined client.
+pub struct Client {
+    /// Its address for others: peerchat's peer id, or the PeerJS id.
+    pub id: String,
+    tx: SplitSink<Ws, Message>,
+    rx: SplitStream<Ws>,
+    kind: Kind,
+}
+
+async fn next_json(rx: &mut SplitStream<Ws>) -> Result<Value> {
+    loop {
+        match rx.next().await.context("connection closed")?? {
+            Message::Text(t) => return Ok(serde_json::from_str(&t)?),
+            Message::Close(_) => bail!("closed by the server"),
+            _ => {}
+        }
+    }
+}
+
+impl Client {
+    /// Connects and joins `room` (peerchat) or registers (PeerJS).
+    pub async fn connect(kind: Kind, addr: &str, room: &str) -> Result<Client> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let url = match kind {
+            Kind::Peerchat => format!("ws://{addr}/ws"),
+            Kind::Peerjs => format!("ws://{addr}/peerjs?key=peerjs&id=c{n}&token=t{n}"),
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let (mut tx, mut rx) = ws.split();
+        let id = match kind {
+            Kind::Peerchat => {
+                let join = json!({"type":"join","v":1,"room":room,"nick":format!("c{n}")});
+                tx.send(Message::text(join.to_string())).await?;
+                loop {
+                    let msg = next_json(&mut rx).await?;
+                    match msg["type"].as_str() {
+                        Some("joined") => {
+                            break msg["you"]["id"].as_str().unwrap_or_default().to_owned();
+                        }
+                        Some("error") => bail!("join refused: {msg}"),
+                        _ => {}
+                    }
+                }
+            }
+            Kind::Peerjs => {
+                let msg = next_json(&mut rx).await?;
+                if msg["type"] != "OPEN" {
+                    bail!("expected OPEN, got {msg}");
+                }
+                format!("c{n}")
+            }
+        };
+        Ok(Client { id, tx, rx, kind })
+    }
+
+    /// Sends a signal carrying `payload` to `to`.
+    pub async fn signal(&mut self, to: &str, payload: &Value) -> Result<()> {
+        let msg = match self.kind {
+            Kind::Peerchat => json!({"type":"signal","to":to,"payload":payload}),
+            Kind::Peerjs => json!({"type":"OFFER","dst":to,"payload":payload}),
+        };
+        self.tx.send(Message::text(msg.to_string())).await?;
+        Ok(())
+    }
+
+    /// The payload of the next relayed signal.
+    pub async fn next_signal(&mut self) -> Result<Value> {
+        loop {
+            let msg = next_json(&mut self.rx).await?;
+            let relayed = match self.kind {
+                Kind::Peerchat => msg["type"] == "signal",
+                Kind::Peerjs => msg["type"] == "OFFER",
+            };
+            if relayed {
+                return Ok(msg["payload"].clone());
+            }
+        }
+    }
+
+    /// The next server message (presence).
+    pub async fn next_message(&mut self) -> Result<Value> {
+        next_json(&mut self.rx).await
+    }
+}
+
+/// Percentiles of a set of durations, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dist {
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+}
+
+impl Dist {
+    /// From samples in milliseconds.
+    pub fn of(mut samples: Vec<f64>) -> Dist {
+        samples.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            samples
+                .get(((samples.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        Dist {
+            p50_ms: q(0.5),
+            p99_ms: q(0.99),
+        }
+    }
+}
+
+/// CPU time (user + system) a process has used, in seconds.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("odd VmRSS")?
+        .parse()?)
+}
+
+/// `n` clients connecting and joining, `concurrency` at a time, in rooms
+/// of two.
+#[derive(Debug, Serialize)]
+pub struct ConnectReport {
+    /// Clients.
+    pub clients: usize,
+    /// Wall time for all of them, in milliseconds.
+    pub wall_ms: f64,
+    /// Time for each client to connect and join.
+    pub each: Dist,
+}
+
+/// Room ids for pairs: `bench-pair-…` padded to the minimum length.
+pub fn room(i: usize) -> String {
+    format!("bench-room-{i:0>16}")
+}
+
+/// Connects `n` clients; returns them and the report.
+pub async fn connect_many(
+    kind: Kind,
+    addr: &str,
+    n: usize,
+    concurrency: usize,
+) -> Result<(Vec<Client>, ConnectReport)> {
+    let start = Instant::now();
+    let addr: Arc<str> = addr.into();
+    let mut clients = Vec::with_capacity(n);
+    let mut samples = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        let batch: Vec<_> = (i..(i + concurrency).min(n))
+            .map(|j| {
+                let addr = addr.clone();
+                tokio::spawn(async move {
+                    let t = Instant::now();
+                    let c = Client::connect(kind, &addr, &room(j / 2)).await?;
+                    Ok::<_, anyhow::Error>((c, t.elapsed()))
+                })
+            })
+            .collect();
+        for task in batch {
+            let (c, took) = task.await??;
+            samples.push(took.as_secs_f64() * 1000.0);
+            clients.push(c);
+        }
+        i += concurrency;
+    }
+    let report = ConnectReport {
+        clients: n,
+        wall_ms: start.elapsed().as_secs_f64() * 1000.0,
+        each: Dist::of(samples),
+    };
+    Ok((clients, report))
+}
+
+/// Relaying between pairs.
+#[derive(Debug, Serialize)]
+pub struct RelayReport {
+    /// Pairs.
+    pub pairs: usize,
+    /// Messages relayed.
+    pub messages: u64,
+    /// Relayed messages per second of wall time.
+    pub per_sec: f64,
+    /// Relayed messages per second of the server's CPU time.
+    pub per_server_cpu_sec: f64,
+    /// One-way latency (sent to received, same clock).
+    pub latency: Dist,
+}
+
+fn payload(seq: u64, t0: Instant, size: usize) -> Value {
+    // Shaped like an SDP offer: a type and a long string.
+    json!({
+        "seq": seq,
+        "sent_us": t0.elapsed().as_micros() as u64,
+        "description": {"type": "offer", "sdp": "v".repeat(size)},
+    })
+}
+
+/// Each pair's first client sends `per_pair` messages of about `size`
+/// bytes to the second, keeping at most `window` in flight.
+pub async fn relay(
+    clients: Vec<Client>,
+    per_pair: u64,
+    size: usize,
+    window: u64,
+    server_pid: u32,
+) -> Result<RelayReport> {
+    let t0 = Instant::now();
+    let cpu0 = cpu_seconds(server_pid)?;
+    let mut tasks = Vec::new();
+    let mut it = clients.into_iter();
+    let mut pairs = 0;
+    while let (Some(mut a), Some(mut b)) = (it.next(), it.next()) {
+        pairs += 1;
+        tasks.push(tokio::spawn(async move {
+            let to = b.id.clone();
+            let (acks_tx, mut acks) = tokio::sync::mpsc::channel::<()>(window as usize);
+            let receiver = tokio::spawn(async move {
+                let mut samples = Vec::with_capacity(per_pair as usize);
+                for _ in 0..per_pair {
+                    let p = b.next_signal().await?;
+                    let sent = p["sent_us"].as_u64().unwrap_or(0);
+                    let now = t0.elapsed().as_micros() as u64;
+                    samples.push(now.saturating_sub(sent) as f64 / 1000.0);
+                    let _ = acks_tx.try_send(());
+                }
+                Ok::<_, anyhow::Error>(samples)
+            });
+            let mut in_flight = 0;
+            for seq in 0..per_pair {
+                if in_flight >= window {
+                    acks.recv().await;
+                    in_flight -= 1;
+                }
+                a.signal(&to, &payload(seq, t0, size)).await?;
+                in_flight += 1;
+            }
+            receiver.await?
+        }));
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(server_pid)? - cpu0;
+    let messages = samples.len() as u64;
+    Ok(RelayReport {
+        pairs,
+        messages,
+        per_sec: messages as f64 / wall,
+        per_server_cpu_sec: messages as f64 / cpu.max(0.01),
+        latency: Dist::of(samples),
+    })
+}
+
+/// Time until every member of a room is told of a newcomer.
+#[derive(Debug, Serialize)]
+pub struct PresenceReport {
+    /// Members already in the room.
+    pub room_size: usize,
+    /// Joins timed.
+    pub joins: usize,
+    /// From sending `join` to the last member being told.
+    pub all_told: Dist,
+}
+
+/// peerchat only: fills a room with `size - 1` members, then times `joins`
+/// newcomers (each leaves before the next).
+pub async fn presence(addr: &str, size: usize, joins: usize) -> Result<PresenceReport> {
+    let room = format!("bench-presence-{size:0>12}");
+    let mut members = Vec::new();
+    for _ in 0..size.saturating_sub(1) {
+        members.push(Client::connect(Kind::Peerchat, addr, &room).await?);
+    }
+    let mut samples = Vec::new();
+    for _ in 0..joins {
+        let t = Instant::now();
+        let newcomer = Client::connect(Kind::Peerchat, addr, &room).await?;
+        for m in &mut members {
+            loop {
+                let msg = m.next_message().await?;
+                if msg["type"] == "peer_joined" {
+                    break;
+                }
+            }
+        }
+        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(newcomer);
+        for m in &mut members {
+            loop {
+                if m.next_message().await?["type"] == "peer_left" {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(PresenceReport {
+        room_size: size,
+        joins,
+        all_told: Dist::of(samples),
+    })
+}
+
+/// Resident memory per idle, joined connection.
+#[derive(Debug, Serialize)]
+pub struct IdleReport {
+    /// Connections held.
+    pub connections: usize,
+    /// Server RSS before, in KiB.
+    pub rss_before_kib: u64,
+    /// Server RSS with all connections open, in KiB.
+    pub rss_after_kib: u64,
+    /// (after - before) / connections, in KiB.
+    pub per_connection_kib: f64,
+}
+
+/// Measures the server's memory with `clients` connected and idle.
+pub async fn idle(clients: &[Client], rss_before_kib: u64, server_pid: u32) -> Result<IdleReport> {
+    // Let the server settle (allocators return freed buffers lazily).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(server_pid)?;
+    Ok(IdleReport {
+        connections: clients.len(),
+        rss_before_kib,
+        rss_after_kib: after,
+        per_connection_kib: after.saturating_sub(rss_before_kib) as f64
+            / clients.len().max(1) as f64,
+    })
+}
