@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs peerchat's benchmarks in release builds, inside a loopback-only
-# network namespace, prints tables and writes JSON under target/bench/.
+# network namespace, prints tables and writes JSON under target/bench/:
+# data channels (native and Chromium) and signaling (peerchat against PeerJS
+# server, installed from npm when missing).
 # `scripts/bench.sh --quick` runs small sizes (the test suite does this so
 # the benchmarks cannot rot).
 set -euo pipefail
@@ -14,5 +16,12 @@ else
 fi
 export PEERCHAT_BIN="$PWD/target/$profile/peerchat"
 export PEERCHAT_BENCH_BIN="$PWD/target/$profile/peerchat-bench"
+if [ ! -d bench/node_modules/peer ] || [ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]; then
+  echo "== installing the reference server (PeerJS server, npm peer)"
+  (cd bench && npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "== data channels: connect time and round trips"
 scripts/netns.sh node bench/webrtc.mjs "$@"
+echo
+echo "== signaling: peerchat and PeerJS server under the same load"
+scripts/netns.sh node bench/signaling.mjs "$@"
