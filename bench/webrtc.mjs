@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { join, launchBrowser, newPage, ROOT, startServer, waitForMembers } from '../tests/e2e/lib/harness.mjs';
+import { join, launchBrowser, newPage, openRoom, ROOT, startServer, waitForMembers } from '../tests/e2e/lib/harness.mjs';
 
 const run = promisify(execFile);
 const quick = process.argv.includes('--quick');
@@ -72,15 +72,6 @@ function summary(samples) {
   return { count: s.length, rtt_p50_ms: q(0.5), rtt_p99_ms: q(0.99), one_way_p50_ms: q(0.5) / 2 };
 }
 
-async function freshRoom(browser, server, nick) {
-  const page = await newPage(browser, server.url);
-  await page.goto(`${server.url}/`);
-  await page.waitForURL(/\/r\//);
-  await join(page, nick);
-  await page.getByRole('log').getByText(`You joined as ${nick}`).waitFor();
-  return page;
-}
-
 const server = await startServer();
 const browser = await launchBrowser();
 const results = {};
@@ -93,7 +84,7 @@ try {
   }
   // native ↔ Chromium
   {
-    const echo = await freshRoom(browser, server, 'echo');
+    const echo = await openRoom(browser, server.url, 'echo');
     await echoPage(echo);
     const { stdout } = await run(BENCH, ['rtt', echo.url(), '--echo', 'echo', '--count', String(COUNT)]);
     results.native_chromium = JSON.parse(stdout);
@@ -101,7 +92,7 @@ try {
   }
   // Chromium ↔ Chromium (the reference)
   {
-    const echo = await freshRoom(browser, server, 'echo');
+    const echo = await openRoom(browser, server.url, 'echo');
     await echoPage(echo);
     const pinger = await newPage(browser, server.url);
     await pinger.goto(echo.url());

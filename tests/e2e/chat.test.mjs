@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import {
   join,
   launchBrowser,
+  openRoom,
   newPage,
   screenshot,
   send,
@@ -122,12 +123,8 @@ test('a message typed before a member is connected is delivered once the channel
     await server.stop('SIGKILL');
   });
 
-  const alice = await newPage(browser, server.url);
-  await alice.goto(`${server.url}/`);
-  await alice.waitForURL(/\/r\//);
+  const alice = await openRoom(browser, server.url, 'alice');
   const link = alice.url();
-  await join(alice, 'alice');
-  await alice.getByRole('log').getByText('You joined as alice').waitFor();
 
   // Bob's browser gets its signals only when the test lets them through, so
   // his connection to alice cannot open before she has sent her message.

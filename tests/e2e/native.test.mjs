@@ -8,9 +8,8 @@ import { test } from 'node:test';
 import { LineClient } from './lib/cli.mjs';
 import {
   BIN,
-  join,
   launchBrowser,
-  newPage,
+  openRoom,
   send,
   startServer,
   waitForMembers,
@@ -28,11 +27,8 @@ test('a browser and two terminal clients all reach each other', async (t) => {
     await server.stop('SIGKILL');
   });
 
-  const alice = await newPage(browser, server.url);
-  await alice.goto(`${server.url}/`);
-  await alice.waitForURL(/\/r\//);
+  const alice = await openRoom(browser, server.url, 'alice');
   const link = alice.url();
-  await join(alice, 'alice');
 
   const bob = new LineClient('bob', BIN, ['chat', link, '--name', 'bob', '--plain']);
   clients.push(bob);
@@ -87,10 +83,7 @@ test('the full-screen terminal UI chats with a browser', async (t) => {
     await server.stop('SIGKILL');
   });
 
-  const alice = await newPage(browser, server.url);
-  await alice.goto(`${server.url}/`);
-  await alice.waitForURL(/\/r\//);
-  await join(alice, 'alice');
+  const alice = await openRoom(browser, server.url, 'alice');
 
   tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', BIN, 'chat', alice.url(), '--name', 'dora');
   const screen = () => tmux('capture-pane', '-p', '-t', session);

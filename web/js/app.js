@@ -8,6 +8,7 @@
 
 import { MAX_TEXT_BYTES, ProtocolError, randomId, utf8Length, validateNick, validateRoomId } from './protocol.js';
 import { ChatLog, hue } from './chatlog.js';
+import { copyField } from './clipboard.js';
 import { Room } from './room.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
@@ -189,20 +190,6 @@ async function renderDetails(room) {
   ui.detailsBody.replaceChildren(...rows);
 }
 
-async function copyRoomLink() {
-  const link = ui.roomLink.value;
-  try {
-    await navigator.clipboard.writeText(link);
-  } catch {
-    ui.roomLink.select();
-    document.execCommand('copy');
-  }
-  ui.copyLink.textContent = 'Copied!';
-  setTimeout(() => {
-    ui.copyLink.textContent = 'Copy link';
-  }, 2000);
-}
-
 function main() {
   const roomId = roomIdFromAddress();
   if (!roomId) {
@@ -212,7 +199,7 @@ function main() {
     return;
   }
   ui.roomLink.value = `${location.origin}/r/${roomId}`;
-  ui.copyLink.addEventListener('click', () => void copyRoomLink());
+  ui.copyLink.addEventListener('click', () => void copyField(ui.roomLink, ui.copyLink));
   ui.roomLink.addEventListener('focus', () => ui.roomLink.select());
 
   const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;

@@ -8,6 +8,7 @@
  */
 
 import { ChatLog } from './chatlog.js';
+import { copyField } from './clipboard.js';
 import { decodeCode, encodeCode } from './codes.js';
 import {
   chatEnvelope,
@@ -243,23 +244,10 @@ async function answer() {
   setStatus('connecting', `Waiting for ${offer.nick} to paste your answer`);
 }
 
-async function copyCode() {
-  try {
-    await navigator.clipboard.writeText(ui.myCode.value);
-  } catch {
-    ui.myCode.select();
-    document.execCommand('copy');
-  }
-  ui.copyCode.textContent = 'Copied!';
-  setTimeout(() => {
-    ui.copyCode.textContent = 'Copy code';
-  }, 2000);
-}
-
 ui.nick.value = localStorage.getItem(NICK_STORAGE_KEY) ?? '';
 ui.start.addEventListener('click', () => void start());
 ui.answer.addEventListener('click', () => void answer());
-ui.copyCode.addEventListener('click', () => void copyCode());
+ui.copyCode.addEventListener('click', () => void copyField(ui.myCode, ui.copyCode));
 ui.message.addEventListener('input', () => {
   const size = utf8Length(ui.message.value);
   ui.composerNote.textContent =

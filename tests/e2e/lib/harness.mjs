@@ -155,3 +155,19 @@ export async function screenshot(page, name) {
   await page.screenshot({ path: file });
   return file;
 }
+
+/**
+ * Opens `/` (a new room) in a new page and joins as `nick`; resolves once
+ * joined. The page's address is then the room link.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} origin
+ * @param {string} nick
+ */
+export async function openRoom(browser, origin, nick) {
+  const page = await newPage(browser, origin);
+  await page.goto(`${origin}/`);
+  await page.waitForURL(/\/r\/[A-Za-z0-9_-]{22}$/);
+  await join(page, nick);
+  await page.getByRole('log').getByText(`You joined as ${nick}`).waitFor();
+  return page;
+}
