@@ -78,7 +78,8 @@ const results = {};
   const server = await start(
     PEERCHAT,
     ['serve', '--addr', '127.0.0.1:0', '--no-turn', '--no-mailbox', '--max-connections', '20000',
-      '--room-capacity', '200', '--rate-limit', '1000000', '--rate-burst', '1000000'],
+      '--room-capacity', '200', '--rate-limit', '1000000', '--rate-burst', '1000000',
+      '--rate-limit-bytes', '4000000000', '--rate-burst-bytes', '4000000000'],
     /http:\/\/127\.0\.0\.1:(\d+)/,
   );
   try {

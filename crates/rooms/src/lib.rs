@@ -88,6 +88,11 @@ pub struct HubConfig {
     pub rate_per_sec: u32,
     /// Messages a connection may send in a burst.
     pub rate_burst: u32,
+    /// Bytes a connection may send per second, on average: so that no
+    /// member can flood another's queue with large signals.
+    pub byte_rate_per_sec: u32,
+    /// Bytes a connection may send in a burst.
+    pub byte_burst: u32,
     /// The ICE servers handed to each member in `joined`.
     pub ice: Arc<dyn IceProvider>,
 }
@@ -98,6 +103,8 @@ impl Default for HubConfig {
             room_capacity: 32,
             rate_per_sec: 100,
             rate_burst: 1000,
+            byte_rate_per_sec: 256 * 1024,
+            byte_burst: 1024 * 1024,
             ice: Arc::new(Vec::new()),
         }
     }
@@ -129,6 +136,7 @@ pub struct Hub {
 struct Conn {
     joined: Option<Joined>,
     bucket: TokenBucket,
+    bytes: TokenBucket,
     /// Whether the last message was dropped by the rate limit: only the
     /// first of a run of dropped messages is answered with an error.
     limited: bool,
@@ -189,11 +197,13 @@ impl Hub {
     /// A connection opened.
     pub fn connect(&mut self, conn: ConnId, now: Instant) {
         let bucket = TokenBucket::new(self.config.rate_per_sec, self.config.rate_burst, now);
+        let bytes = TokenBucket::new(self.config.byte_rate_per_sec, self.config.byte_burst, now);
         self.conns.insert(
             conn,
             Conn {
                 joined: None,
                 bucket,
+                bytes,
                 limited: false,
             },
         );
@@ -204,7 +214,8 @@ impl Hub {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        if !state.bucket.take(now) {
+        let size = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        if !(state.bucket.take(now, 1) && state.bytes.take(now, size)) {
             if !state.limited {
                 state.limited = true;
                 send_error(
@@ -471,12 +482,13 @@ impl TokenBucket {
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
+    /// Takes `n` tokens if there are that many.
+    fn take(&mut self, now: Instant, n: u32) -> bool {
         let elapsed = now.saturating_duration_since(self.last);
         self.last = now;
         self.tokens = (self.tokens + elapsed.as_secs_f64() * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= f64::from(n) {
+            self.tokens -= f64::from(n);
             true
         } else {
             false

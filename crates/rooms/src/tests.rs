@@ -379,3 +379,26 @@ fn each_member_gets_its_own_turn_credentials() {
         );
     }
 }
+
+#[test]
+fn large_signals_are_limited_by_bytes_too() {
+    let mut h = Harness::new(HubConfig {
+        byte_rate_per_sec: 1000,
+        byte_burst: 10_000,
+        ..HubConfig::default()
+    });
+    h.join(1, ROOM, "alice");
+    let b = h.join(2, ROOM, "bob");
+    let big = json!({"type":"signal","to":b,"payload":{"x":"y".repeat(4000)}});
+    // The join and two 4 KB signals fit in 10 KB; the third does not.
+    for _ in 0..2 {
+        assert_eq!(frames_to(&h.send(1, big.clone()), 2).len(), 1);
+    }
+    let out = h.send(1, big.clone());
+    assert_eq!(error_code(&out, 1), "rate_limited");
+    assert!(frames_to(&out, 2).is_empty());
+    // Small messages still pass once enough bytes are back.
+    h.now += Duration::from_secs(1);
+    let small = json!({"type":"signal","to":b,"payload":{}});
+    assert_eq!(frames_to(&h.send(1, small), 2).len(), 1);
+}

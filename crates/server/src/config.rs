@@ -49,6 +49,17 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
 
+    /// Bytes per second one connection may send on average (so that nobody
+    /// can flood another member with large signals).
+    #[arg(long, env = "PEERCHAT_RATE_LIMIT_BYTES", default_value_t = 256 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub rate_limit_bytes: u32,
+
+    /// Bytes one connection may send in a burst above the average rate.
+    #[arg(long, env = "PEERCHAT_RATE_BURST_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub rate_burst_bytes: u32,
+
     /// Most simultaneous connections (HTTP and WebSocket); more are refused.
     #[arg(long, env = "PEERCHAT_MAX_CONNECTIONS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -376,6 +387,8 @@ impl ServeArgs {
                 room_capacity: self.room_capacity as usize,
                 rate_per_sec: self.rate_limit,
                 rate_burst: self.rate_burst,
+                byte_rate_per_sec: self.rate_limit_bytes,
+                byte_burst: self.rate_burst_bytes.max(self.max_message_size),
                 ice: Arc::new(ice_servers.clone()),
             },
             ice_servers,

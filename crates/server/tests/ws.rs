@@ -216,6 +216,10 @@ async fn a_slow_reader_is_cut_off_and_memory_stays_bounded() {
         "100000",
         "--rate-burst",
         "100000",
+        "--rate-limit-bytes",
+        "1000000000",
+        "--rate-burst-bytes",
+        "1000000000",
     ])
     .await;
     let (mut a, _) = server.join(ROOM, "alice").await;
