@@ -143,6 +143,12 @@ function chatOver(pc, dc, me, peerNick) {
   pc.addEventListener('connectionstatechange', () => {
     if (pc.connectionState === 'disconnected') setStatus('connecting', `Connection to ${peerNick()} interrupted…`);
     if (pc.connectionState === 'connected') setStatus('open', `Connected to ${peerNick()}, directly`);
+    // With no server to renegotiate through, a failed connection is over.
+    if (pc.connectionState === 'failed') {
+      setStatus('offline', `Connection to ${peerNick()} lost`);
+      log.notice(`The connection to ${peerNick()} was lost. Swap new codes to reconnect.`);
+      pc.close();
+    }
   });
   const send = () => {
     const text = ui.message.value;
