@@ -24,11 +24,18 @@ use bytes::Bytes;
 /// Identifies a request that is waiting.
 pub type Ticket = u64;
 
+/// The characters ids may use by default: URL-safe, so ids need no escaping
+/// in a query string.
+pub const DEFAULT_ID_ALPHABET: &str =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-";
+
 /// The limits of a [`Mailbox`].
 #[derive(Debug, Clone)]
 pub struct MailboxConfig {
     /// Longest id, in bytes.
     pub max_id_len: usize,
+    /// The characters ids may use (ASCII; others are never allowed).
+    pub id_alphabet: String,
     /// Largest text, in bytes.
     pub max_body: usize,
     /// Longest wait a request may ask for.
@@ -45,6 +52,7 @@ impl Default for MailboxConfig {
     fn default() -> Self {
         Self {
             max_id_len: 64,
+            id_alphabet: DEFAULT_ID_ALPHABET.to_owned(),
             max_body: 100_000,
             max_wait: Duration::from_secs(20 * 60),
             max_queued_per_id: 16,
@@ -106,10 +114,12 @@ pub enum MailboxError {
     #[error("the query parameter {0} is given more than once")]
     Repeated(&'static str),
     /// The id breaks the rules.
-    #[error("the id must be 1 to {max} characters of A-Z a-z 0-9 . _ ~ -")]
+    #[error("the id must be 1 to {max} characters of {alphabet}")]
     BadId {
         /// The longest id allowed.
         max: usize,
+        /// The characters allowed.
+        alphabet: String,
     },
     /// `timeoutms` is not a whole number of milliseconds.
     #[error("timeoutms must be a whole number of milliseconds")]
@@ -236,16 +246,16 @@ impl Mailbox {
     }
 
     fn check_id(&self, id: &str) -> Result<(), MailboxError> {
+        let alphabet = self.config.id_alphabet.as_bytes();
         let ok = !id.is_empty()
             && id.len() <= self.config.max_id_len
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'));
+            && id.bytes().all(|b| b.is_ascii() && alphabet.contains(&b));
         if ok {
             Ok(())
         } else {
             Err(MailboxError::BadId {
                 max: self.config.max_id_len,
+                alphabet: self.config.id_alphabet.clone(),
             })
         }
     }

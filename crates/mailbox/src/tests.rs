@@ -185,6 +185,26 @@ fn limits() {
     assert_eq!((h.mb.in_flight(), h.mb.queued()), (4, 3));
 }
 
+fn bad_id() -> MailboxError {
+    MailboxError::BadId {
+        max: 64,
+        alphabet: DEFAULT_ID_ALPHABET.to_owned(),
+    }
+}
+
+#[test]
+fn the_id_alphabet_is_configurable() {
+    let mb = Mailbox::new(MailboxConfig {
+        id_alphabet: "abc".into(),
+        ..MailboxConfig::default()
+    });
+    assert!(mb.parse_query("get=cab").is_ok());
+    assert!(matches!(
+        mb.parse_query("get=abd"),
+        Err(MailboxError::BadId { .. })
+    ));
+}
+
 #[test]
 fn queries() {
     let mb = Mailbox::new(MailboxConfig::default());
@@ -209,14 +229,11 @@ fn queries() {
         mb.parse_query("get=a&get=b"),
         Err(MailboxError::Repeated("get"))
     );
-    assert_eq!(mb.parse_query("get="), Err(MailboxError::BadId { max: 64 }));
-    assert_eq!(
-        mb.parse_query("get=a%2Fb"),
-        Err(MailboxError::BadId { max: 64 })
-    );
+    assert_eq!(mb.parse_query("get="), Err(bad_id()));
+    assert_eq!(mb.parse_query("get=a%2Fb"), Err(bad_id()));
     assert_eq!(
         mb.parse_query(&format!("get={}", "a".repeat(65))),
-        Err(MailboxError::BadId { max: 64 })
+        Err(bad_id())
     );
     assert_eq!(
         mb.parse_query("get=a&timeoutms=-1"),

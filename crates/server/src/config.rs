@@ -176,6 +176,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub mailbox_max_id_len: u32,
 
+    /// The characters mailbox ids may use (ASCII).
+    #[arg(long, env = "PEERCHAT_MAILBOX_ID_ALPHABET",
+          default_value = peerchat_mailbox::DEFAULT_ID_ALPHABET)]
+    pub mailbox_id_alphabet: String,
+
     /// Largest text posted to the mailbox, in bytes.
     #[arg(long, env = "PEERCHAT_MAILBOX_MAX_BODY", default_value_t = 100_000,
           value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
@@ -404,6 +409,7 @@ impl ServeArgs {
             join_timeout: self.join_timeout,
             mailbox: (!self.no_mailbox).then_some(MailboxConfig {
                 max_id_len: self.mailbox_max_id_len as usize,
+                id_alphabet: self.mailbox_id_alphabet,
                 max_body: self.mailbox_max_body as usize,
                 max_wait: self.mailbox_max_wait,
                 max_queued_per_id: self.mailbox_queue_per_id as usize,
