@@ -83,11 +83,14 @@ export async function newPage(browser, origin, viewport = { width: 1280, height:
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
   const errors = [];
+  /** @type {string[]} everything the page logged, for failure reports */
+  const logs = [];
   page.on('pageerror', (e) => errors.push(e));
   page.on('console', (msg) => {
+    logs.push(`${msg.type()}: ${msg.text()}`);
     if (msg.type() === 'error') errors.push(new Error(msg.text()));
   });
-  return Object.assign(page, { errors });
+  return Object.assign(page, { errors, logs });
 }
 
 /**
@@ -107,7 +110,7 @@ export async function join(page, nick) {
  * @param {string} state
  */
 export async function waitForMembers(page, nicks, state = 'connected') {
-  await page.waitForFunction(
+  await explain(page, page.waitForFunction(
     ({ nicks, state }) => {
       const items = [...document.querySelectorAll('[aria-label="Members"] li')];
       const others = items.filter((li) => /** @type {HTMLElement} */ (li).dataset.state !== 'you');
@@ -118,7 +121,7 @@ export async function waitForMembers(page, nicks, state = 'connected') {
       );
     },
     { nicks, state },
-  );
+  ));
 }
 
 /**
@@ -138,7 +141,7 @@ export async function send(page, text) {
  * @param {string} [author]
  */
 export async function waitForMessage(page, text, author) {
-  await page.waitForFunction(
+  await explain(page, page.waitForFunction(
     ({ text, author }) =>
       [...document.querySelectorAll('[role="log"] .msg')].some(
         (m) =>
@@ -146,7 +149,26 @@ export async function waitForMessage(page, text, author) {
           (author === undefined || m.querySelector('.msg-author')?.textContent === author),
       ),
     { text, author },
-  );
+  ));
+}
+
+/**
+ * Awaits `waiting`; if it fails, the error also tells what the page showed
+ * and logged.
+ * @template T
+ * @param {import('playwright-core').Page} page
+ * @param {Promise<T>} waiting
+ */
+async function explain(page, waiting) {
+  try {
+    return await waiting;
+  } catch (e) {
+    const shown = await page
+      .evaluate(() => document.querySelector('main:not([hidden])')?.textContent?.replace(/\s+/g, ' '))
+      .catch(() => '(page gone)');
+    const logs = /** @type {any} */ (page).logs ?? [];
+    throw new Error(`${/** @type {Error} */ (e).message}\npage showed: ${shown}\npage logged:\n${logs.slice(-20).join('\n')}`);
+  }
 }
 
 export async function screenshot(page, name) {
