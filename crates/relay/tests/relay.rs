@@ -106,6 +106,15 @@ async fn only_valid_unexpired_credentials_allocate() {
             .is_err()
     );
 
+    let missing = client(addr, "", "").await;
+    assert!(
+        tokio::time::timeout(WAIT, missing.allocate())
+            .await
+            .unwrap()
+            .is_err()
+    );
+    missing.close().await.unwrap();
+
     let (user, pass) = creds(&Secret::new("another secret"), "dave", 3600);
     let foreign = client(addr, &user, &pass).await;
     assert!(
