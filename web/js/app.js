@@ -6,9 +6,10 @@
  * @module
  */
 
-import { MAX_TEXT_BYTES, ProtocolError, randomId, utf8Length, validateNick, validateRoomId } from './protocol.js';
+import { randomId, validateNick, validateRoomId } from './protocol.js';
 import { ChatLog, hue } from './chatlog.js';
 import { copyField } from './clipboard.js';
+import { wireComposer } from './composer.js';
 import { Room } from './room.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
@@ -281,37 +282,9 @@ function main() {
   });
   room.addEventListener('message', (e) => showMessage(/** @type {CustomEvent} */ (e).detail));
 
-  const submitMessage = () => {
-    const text = ui.message.value;
-    if (text.trim().length === 0) return;
-    try {
-      showMessage(room.send(text));
-    } catch (e) {
-      ui.composerNote.textContent = e instanceof ProtocolError ? e.message : String(e);
-      return;
-    }
-    ui.message.value = '';
-    ui.composerNote.textContent = '';
-    resizeComposer();
-  };
-  ui.composer.addEventListener('submit', (event) => {
-    event.preventDefault();
-    submitMessage();
-  });
-  ui.message.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      submitMessage();
-    }
-  });
-  ui.message.addEventListener('input', () => {
-    resizeComposer();
-    const size = utf8Length(ui.message.value);
-    ui.composerNote.textContent =
-      size > MAX_TEXT_BYTES
-        ? `Too long: ${(size / 1024).toFixed(1)} KiB of at most 16 KiB. Shorten it or split it.`
-        : '';
-  });
+  wireComposer({ form: ui.composer, box: ui.message, note: ui.composerNote }, (text) =>
+    showMessage(room.send(text)),
+  );
 
   /** @type {ReturnType<typeof setInterval> | undefined} */
   let detailsTimer;
@@ -325,16 +298,6 @@ function main() {
 
   // Tell the others at once when this tab goes away.
   addEventListener('pagehide', () => room.leave());
-}
-
-// Browsers that size the box to its text by CSS (`field-sizing`) need no
-// script, and so no layout on every key press.
-const sizedByCss = CSS.supports('field-sizing', 'content');
-
-function resizeComposer() {
-  if (sizedByCss) return;
-  ui.message.style.height = 'auto';
-  ui.message.style.height = `${Math.min(ui.message.scrollHeight + 2, 160)}px`;
 }
 
 main();

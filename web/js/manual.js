@@ -9,6 +9,7 @@
 
 import { ChatLog } from './chatlog.js';
 import { copyField } from './clipboard.js';
+import { wireComposer } from './composer.js';
 import { decodeCode, encodeCode } from './codes.js';
 import {
   chatEnvelope,
@@ -150,33 +151,12 @@ function chatOver(pc, dc, me, peerNick) {
       pc.close();
     }
   });
-  const send = () => {
-    const text = ui.message.value;
-    if (text.trim().length === 0) return;
-    const size = utf8Length(text);
-    if (size > MAX_TEXT_BYTES) {
-      ui.composerNote.textContent = `This message is ${(size / 1024).toFixed(1)} KiB; messages may be at most 16 KiB.`;
-      return;
-    }
-    if (dc.readyState !== 'open') {
-      ui.composerNote.textContent = 'Not connected.';
-      return;
-    }
+  wireComposer({ form: ui.composer, box: ui.message, note: ui.composerNote }, (text) => {
+    if (utf8Length(text) > MAX_TEXT_BYTES) throw new Error('This message is over 16 KiB; messages may be at most 16 KiB.');
+    if (dc.readyState !== 'open') throw new Error('Not connected.');
     const chat = { id: randomId(), ts: Date.now(), text };
     dc.send(chatEnvelope(chat));
     log.message({ ...chat, author: me, own: true });
-    ui.message.value = '';
-    ui.composerNote.textContent = '';
-  };
-  ui.composer.addEventListener('submit', (event) => {
-    event.preventDefault();
-    send();
-  });
-  ui.message.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      send();
-    }
   });
 }
 
@@ -254,11 +234,6 @@ ui.nick.value = localStorage.getItem(NICK_STORAGE_KEY) ?? '';
 ui.start.addEventListener('click', () => void start());
 ui.answer.addEventListener('click', () => void answer());
 ui.copyCode.addEventListener('click', () => void copyField(ui.myCode, ui.copyCode));
-ui.message.addEventListener('input', () => {
-  const size = utf8Length(ui.message.value);
-  ui.composerNote.textContent =
-    size > MAX_TEXT_BYTES ? `Too long: ${(size / 1024).toFixed(1)} KiB of at most 16 KiB.` : '';
-});
 window.addEventListener('unhandledrejection', (event) => {
   ui.error.textContent = event.reason instanceof ProtocolError ? event.reason.message : String(event.reason);
 });

@@ -44,6 +44,14 @@ async fn client(server: SocketAddr, username: &str, password: &str) -> Client {
     client
 }
 
+/// Allocates a relay address, failing the test if the relay does not
+/// answer in time.
+async fn allocate(c: &Client) -> Result<impl Conn + use<>, turn::Error> {
+    tokio::time::timeout(WAIT, c.allocate())
+        .await
+        .expect("the relay answers in time")
+}
+
 fn creds(secret: &Secret, peer: &str, ttl_secs: i64) -> (String, String) {
     let now = SystemTime::now();
     if ttl_secs >= 0 {
@@ -79,10 +87,7 @@ async fn only_valid_unexpired_credentials_allocate() {
 
     let (user, pass) = creds(&secret, "alice", 3600);
     let ok = client(addr, &user, &pass).await;
-    let conn = tokio::time::timeout(WAIT, ok.allocate())
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = allocate(&ok).await.unwrap();
     assert_eq!(
         conn.local_addr().unwrap().ip(),
         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -90,39 +95,19 @@ async fn only_valid_unexpired_credentials_allocate() {
 
     let (user, pass) = creds(&secret, "bob", -60);
     let expired = client(addr, &user, &pass).await;
-    assert!(
-        tokio::time::timeout(WAIT, expired.allocate())
-            .await
-            .unwrap()
-            .is_err()
-    );
+    assert!(allocate(&expired).await.is_err());
 
     let (user, _) = creds(&secret, "carol", 3600);
     let forged = client(addr, &user, "Zm9yZ2Vk").await;
-    assert!(
-        tokio::time::timeout(WAIT, forged.allocate())
-            .await
-            .unwrap()
-            .is_err()
-    );
+    assert!(allocate(&forged).await.is_err());
 
     let missing = client(addr, "", "").await;
-    assert!(
-        tokio::time::timeout(WAIT, missing.allocate())
-            .await
-            .unwrap()
-            .is_err()
-    );
+    assert!(allocate(&missing).await.is_err());
     missing.close().await.unwrap();
 
     let (user, pass) = creds(&Secret::new("another secret"), "dave", 3600);
     let foreign = client(addr, &user, &pass).await;
-    assert!(
-        tokio::time::timeout(WAIT, foreign.allocate())
-            .await
-            .unwrap()
-            .is_err()
-    );
+    assert!(allocate(&foreign).await.is_err());
 
     for c in [ok, expired, forged, foreign] {
         c.close().await.unwrap();
@@ -136,10 +121,7 @@ async fn relaying_to_loopback_is_refused_by_default() {
     let relay = relay(&secret, false, 4, 16).await;
     let (user, pass) = creds(&secret, "alice", 3600);
     let c = client(relay.local_addr(), &user, &pass).await;
-    let conn = tokio::time::timeout(WAIT, c.allocate())
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = allocate(&c).await.unwrap();
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let sent = tokio::time::timeout(WAIT, conn.send_to(b"hello", peer.local_addr().unwrap()))
         .await
@@ -156,10 +138,7 @@ async fn relaying_to_loopback_works_when_allowed() {
     let relay = relay(&secret, true, 4, 16).await;
     let (user, pass) = creds(&secret, "alice", 3600);
     let c = client(relay.local_addr(), &user, &pass).await;
-    let conn = tokio::time::timeout(WAIT, c.allocate())
-        .await
-        .unwrap()
-        .unwrap();
+    let conn = allocate(&c).await.unwrap();
     let relayed = conn.local_addr().unwrap();
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     conn.send_to(b"hello", peer.local_addr().unwrap())
@@ -188,33 +167,18 @@ async fn allocation_quotas() {
     let addr = relay.local_addr();
     let (alice_user, alice_pass) = creds(&secret, "alice", 3600);
     let a1 = client(addr, &alice_user, &alice_pass).await;
-    let _held = tokio::time::timeout(WAIT, a1.allocate())
-        .await
-        .unwrap()
-        .unwrap();
+    let _held = allocate(&a1).await.unwrap();
     // One allocation per user.
     let a2 = client(addr, &alice_user, &alice_pass).await;
-    let err = tokio::time::timeout(WAIT, a2.allocate())
-        .await
-        .unwrap()
-        .err()
-        .unwrap();
+    let err = allocate(&a2).await.err().unwrap();
     assert!(err.to_string().contains("486"), "{err}");
     // Two in total.
     let (u, p) = creds(&secret, "bob", 3600);
     let b = client(addr, &u, &p).await;
-    let _held_b = tokio::time::timeout(WAIT, b.allocate())
-        .await
-        .unwrap()
-        .unwrap();
+    let _held_b = allocate(&b).await.unwrap();
     let (u, p) = creds(&secret, "carol", 3600);
     let c = client(addr, &u, &p).await;
-    assert!(
-        tokio::time::timeout(WAIT, c.allocate())
-            .await
-            .unwrap()
-            .is_err()
-    );
+    assert!(allocate(&c).await.is_err());
     for cl in [a1, a2, b, c] {
         cl.close().await.unwrap();
     }

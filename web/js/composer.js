@@ -1,0 +1,55 @@
+// @ts-check
+/**
+ * The message box: Enter sends, Shift+Enter starts a new line, and a note
+ * says when the text is too long. Shared by the room page and the
+ * manual-connection page.
+ * @module
+ */
+
+import { MAX_TEXT_BYTES, utf8Length } from './protocol.js';
+
+// Browsers that size the box to its text by CSS (`field-sizing`) need no
+// script, and so no layout on every key press.
+const sizedByCss = CSS.supports('field-sizing', 'content');
+
+/**
+ * @param {{form: HTMLFormElement, box: HTMLTextAreaElement, note: HTMLElement}} composer
+ * @param {(text: string) => void} send sends the text; throws an Error whose
+ *   message tells people why it could not
+ */
+export function wireComposer({ form, box, note }, send) {
+  const resize = () => {
+    if (sizedByCss) return;
+    box.style.height = 'auto';
+    box.style.height = `${Math.min(box.scrollHeight + 2, 160)}px`;
+  };
+  const submit = () => {
+    const text = box.value;
+    if (text.trim().length === 0) return;
+    try {
+      send(text);
+    } catch (e) {
+      note.textContent = e instanceof Error ? e.message : String(e);
+      return;
+    }
+    box.value = '';
+    note.textContent = '';
+    resize();
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    submit();
+  });
+  box.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  });
+  box.addEventListener('input', () => {
+    resize();
+    const size = utf8Length(box.value);
+    note.textContent =
+      size > MAX_TEXT_BYTES ? `Too long: ${(size / 1024).toFixed(1)} KiB of at most 16 KiB. Shorten it or split it.` : '';
+  });
+}
