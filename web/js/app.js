@@ -9,23 +9,13 @@
 import { randomId, validateNick, validateRoomId } from './protocol.js';
 import { ChatLog, hue } from './chatlog.js';
 import { copyField } from './clipboard.js';
+import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
 import { Room } from './room.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
 const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
 const NARROW = '(max-width: 720px)';
-
-/**
- * @template {HTMLElement} T
- * @param {string} id
- * @returns {T}
- */
-function byId(id) {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`missing #${id}`);
-  return /** @type {T} */ (el);
-}
 
 const ui = {
   roomLink: /** @type {HTMLInputElement} */ (byId('room-link')),
@@ -124,8 +114,7 @@ function memberItem(nick, state, label) {
  * @param {string} text
  */
 function setStatus(state, text) {
-  ui.status.dataset.state = state;
-  ui.status.textContent = text;
+  showStatus(ui.status, state, text);
 }
 
 /** @param {{code: string, message: string}} err */

@@ -9,6 +9,7 @@
 
 import { ChatLog } from './chatlog.js';
 import { copyField } from './clipboard.js';
+import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
 import { decodeCode, encodeCode } from './codes.js';
 import {
@@ -24,17 +25,6 @@ import {
 const NICK_STORAGE_KEY = 'peerchat.nick';
 /** Longest wait for ICE gathering before a code is shown anyway. */
 const GATHER_LIMIT_MS = 5000;
-
-/**
- * @template {HTMLElement} T
- * @param {string} id
- * @returns {T}
- */
-function byId(id) {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`missing #${id}`);
-  return /** @type {T} */ (el);
-}
 
 const ui = {
   status: byId('status'),
@@ -66,8 +56,7 @@ const log = new ChatLog(byId('log'));
  * @param {string} text
  */
 function setStatus(state, text) {
-  ui.status.dataset.state = state;
-  ui.status.textContent = text;
+  showStatus(ui.status, state, text);
 }
 
 /** @param {RTCPeerConnection} pc */
