@@ -7,11 +7,14 @@ import { test } from 'node:test';
 import {
   chatEnvelope,
   joinMessage,
+  leaveMessage,
   parsePeerMessage,
   parseServerMessage,
+  peerIdFromKey,
   ProtocolError,
   randomId,
   signalMessage,
+  validateKey,
   validateNick,
   validateRoomId,
 } from '../../web/js/protocol.js';
@@ -52,6 +55,15 @@ test('nicknames', () => {
   for (const c of vectors.nicks) assert.equal(valid(() => validateNick(c.input)), c.valid, JSON.stringify(c.input));
 });
 
+test('member keys', () => {
+  for (const c of vectors.keys) assert.equal(valid(() => validateKey(c.input)), c.valid, JSON.stringify(c.input));
+});
+
+test('peer ids derived from member keys', async () => {
+  assert.ok(vectors.peer_ids.length > 0);
+  for (const c of vectors.peer_ids) assert.equal(await peerIdFromKey(c.room, c.key), c.id, JSON.stringify(c));
+});
+
 test('server messages', () => check('server_messages', parseServerMessage));
 
 test('peer messages', () => check('peer_messages', parsePeerMessage));
@@ -59,8 +71,13 @@ test('peer messages', () => check('peer_messages', parsePeerMessage));
 test('client messages built by the page match the vectors', () => {
   for (const c of vectors.client_messages.filter((c) => 'ok' in c)) {
     const want = c.ok;
-    const got = want.type === 'join' ? joinMessage(want.room, want.nick) : signalMessage(want.to, want.payload);
-    assert.deepEqual(got, want);
+    const built = {
+      join: () => joinMessage(want.room, want.nick, want.key),
+      leave: () => leaveMessage(),
+      signal: () => signalMessage(want.to, want.payload),
+    }[/** @type {'join' | 'leave' | 'signal'} */ (want.type)];
+    assert.ok(built, `no builder for ${want.type}`);
+    assert.deepEqual(built(), want);
   }
 });
 
@@ -72,5 +89,8 @@ test('chat envelopes round-trip', () => {
 test('random ids carry 128 bits in 22 url-safe characters', () => {
   const ids = new Set(Array.from({ length: 1000 }, randomId));
   assert.equal(ids.size, 1000);
-  for (const id of ids) validateRoomId(id);
+  for (const id of ids) {
+    validateRoomId(id);
+    validateKey(id);
+  }
 });

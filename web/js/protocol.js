@@ -16,6 +16,10 @@ export const MAX_TEXT_BYTES = 16 * 1024;
 export const MAX_NICK_CHARS = 32;
 export const MIN_ROOM_ID_LEN = 22;
 export const MAX_ROOM_ID_LEN = 64;
+/** Shortest member key (the `key` of `join`), in characters. */
+export const MIN_KEY_LEN = 22;
+/** Longest member key, in characters. */
+export const MAX_KEY_LEN = 64;
 export const MAX_ID_LEN = 64;
 /** Latest timestamp: the last instant a `Date` can hold. */
 export const MAX_TS = 8.64e15;
@@ -55,6 +59,37 @@ export function validateRoomId(room) {
 }
 
 /**
+ * Checks a member key (the `key` of `join`): 22 to 64 characters of
+ * `A-Z a-z 0-9 - _`. {@link randomId} makes a good one.
+ * @param {string} key
+ */
+export function validateKey(key) {
+  if (key.length < MIN_KEY_LEN) {
+    throw new ProtocolError('bad_key', 'must be at least 22 characters (128 random bits)');
+  }
+  if (key.length > MAX_KEY_LEN) {
+    throw new ProtocolError('bad_key', 'must be at most 64 characters');
+  }
+  if (!ID_ALPHABET.test(key)) {
+    throw new ProtocolError('bad_key', "may contain only A-Z, a-z, 0-9, '-' and '_'");
+  }
+}
+
+/**
+ * The peer id the server gives the member with this key in this room: the
+ * first 8 bytes of SHA-256("peerchat peer id\n" + room + "\n" + key) as 16
+ * lowercase hex digits.
+ * @param {string} room
+ * @param {string} key
+ * @returns {Promise<string>}
+ */
+export async function peerIdFromKey(room, key) {
+  const input = encoder.encode(`peerchat peer id\n${room}\n${key}`);
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', input));
+  return Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
  * Checks a nickname: 1 to 32 code points, no leading or trailing white
  * space, no control or invisible formatting characters.
  * @param {string} nick
@@ -84,7 +119,7 @@ export function utf8Length(text) {
 
 /**
  * A fresh random id of 128 bits as 22 base64url characters: room ids,
- * message ids and connection ids.
+ * member keys, message ids and connection ids.
  */
 export function randomId() {
   const bytes = new Uint8Array(16);
@@ -97,11 +132,25 @@ export function randomId() {
 // ---- Client to server ----------------------------------------------------
 
 /**
+ * A `join`. With a `key`, the peer id is derived from it and the membership
+ * can be resumed on a new connection; without, the server picks a random id.
  * @param {string} room
  * @param {string} nick
+ * @param {string} [key]
+ * @returns {{type: 'join', v: number, room: string, nick: string, key?: string}}
  */
-export function joinMessage(room, nick) {
-  return { type: 'join', v: PROTOCOL_VERSION, room, nick };
+export function joinMessage(room, nick, key) {
+  const join = { type: /** @type {const} */ ('join'), v: PROTOCOL_VERSION, room, nick };
+  return key === undefined ? join : { ...join, key };
+}
+
+/**
+ * A `leave`: the member leaves for good, the room is told at once, and the
+ * server closes the connection.
+ * @returns {{type: 'leave'}}
+ */
+export function leaveMessage() {
+  return { type: 'leave' };
 }
 
 /**
@@ -117,7 +166,7 @@ export function signalMessage(to, payload) {
 /** @typedef {{id: string, nick: string}} Member */
 /** @typedef {{urls: string[], username?: string, credential?: string}} IceServer */
 /**
- * @typedef {{type: 'joined', v: number, room: string, you: Member, members: Member[], ice_servers: IceServer[]}
+ * @typedef {{type: 'joined', v: number, room: string, you: Member, members: Member[], ice_servers: IceServer[], resumed: boolean}
  *   | {type: 'peer_joined', peer: Member}
  *   | {type: 'peer_left', id: string}
  *   | {type: 'signal', from: string, payload: Record<string, unknown>}
@@ -205,6 +254,8 @@ export function parseServerMessage(text) {
       }
       const ice = obj.ice_servers === undefined ? [] : obj.ice_servers;
       if (!Array.isArray(ice)) throw new ProtocolError('bad_message', 'field `ice_servers` must be a list of ICE servers');
+      const resumed = obj.resumed === undefined || obj.resumed === null ? false : obj.resumed;
+      if (typeof resumed !== 'boolean') throw new ProtocolError('bad_message', 'field `resumed` must be true or false');
       return {
         type,
         v: PROTOCOL_VERSION,
@@ -212,6 +263,7 @@ export function parseServerMessage(text) {
         you: member(obj.you, 'you'),
         members: obj.members.map((m) => member(m, 'members')),
         ice_servers: ice.map(iceServer),
+        resumed,
       };
     }
     case 'peer_joined':

@@ -30,6 +30,8 @@ pub enum ErrorCode {
     BadRoom,
     /// The nickname is not valid.
     BadNick,
+    /// The member key of `join` is not valid.
+    BadKey,
     /// Another member of the room already uses that nickname.
     NickTaken,
     /// The room has as many members as the server allows.
@@ -38,6 +40,12 @@ pub enum ErrorCode {
     ForgedSender,
     /// A signal named a peer that is not in the sender's room.
     UnknownPeer,
+    /// A signal named a member whose connection was lost and who may still
+    /// come back; it was not delivered.
+    PeerAway,
+    /// The member joined again (same key) on another connection, which took
+    /// its place; this connection is closed.
+    Replaced,
     /// The client sent more messages than its rate limit allows; the
     /// message was dropped.
     RateLimited,
@@ -67,10 +75,13 @@ impl ErrorCode {
             Self::AlreadyJoined => "already_joined",
             Self::BadRoom => "bad_room",
             Self::BadNick => "bad_nick",
+            Self::BadKey => "bad_key",
             Self::NickTaken => "nick_taken",
             Self::RoomFull => "room_full",
             Self::ForgedSender => "forged_sender",
             Self::UnknownPeer => "unknown_peer",
+            Self::PeerAway => "peer_away",
+            Self::Replaced => "replaced",
             Self::RateLimited => "rate_limited",
             Self::JoinTimeout => "join_timeout",
             Self::SlowConsumer => "slow_consumer",
@@ -121,6 +132,9 @@ pub enum ProtocolError {
     /// The nickname breaks the rules in [`crate::validate_nick`].
     #[error("invalid nickname: {0}")]
     BadNick(&'static str),
+    /// The member key breaks the rules in [`crate::validate_key`].
+    #[error("invalid key: {0}")]
+    BadKey(&'static str),
 }
 
 impl ProtocolError {
@@ -136,6 +150,7 @@ impl ProtocolError {
             Self::ForgedSender => ErrorCode::ForgedSender,
             Self::BadRoom(_) => ErrorCode::BadRoom,
             Self::BadNick(_) => ErrorCode::BadNick,
+            Self::BadKey(_) => ErrorCode::BadKey,
         }
     }
 

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod identity;
 pub mod peer;
 pub mod signaling;
 pub mod validate;
@@ -20,7 +21,8 @@ pub mod validate;
 mod error;
 
 pub use error::{ErrorCode, ProtocolError};
-pub use validate::{validate_nick, validate_room_id};
+pub use identity::peer_id_from_key;
+pub use validate::{validate_key, validate_nick, validate_room_id};
 
 /// The protocol version spoken by this crate, sent in `join` and `joined`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -36,3 +38,10 @@ pub const MIN_ROOM_ID_LEN: usize = 22;
 
 /// Longest room id, in characters.
 pub const MAX_ROOM_ID_LEN: usize = 64;
+
+/// Shortest member key, in characters (22 base64url characters carry 132
+/// bits).
+pub const MIN_KEY_LEN: usize = 22;
+
+/// Longest member key, in characters.
+pub const MAX_KEY_LEN: usize = 64;

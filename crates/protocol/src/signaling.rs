@@ -13,8 +13,9 @@ use crate::{ErrorCode, PROTOCOL_VERSION, ProtocolError};
 /// A member of a room: its server-assigned peer id and its nickname.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
-    /// The peer id, assigned by the server, unique while the member is
-    /// connected.
+    /// The peer id, assigned by the server (derived from the member's key
+    /// when it joined with one), unique within the room while the member is
+    /// in it.
     pub id: String,
     /// The nickname, unique (case-insensitively) within the room.
     pub nick: String,
@@ -45,7 +46,16 @@ pub enum ClientMessage<'a> {
         room: Cow<'a, str>,
         /// The nickname.
         nick: Cow<'a, str>,
+        /// The member key: a secret the client picked at random and keeps
+        /// for its session. With one, the peer id is derived from it
+        /// ([`crate::peer_id_from_key`]) and the membership can be resumed
+        /// on a new connection; without, the peer id is random.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<Cow<'a, str>>,
     },
+    /// Leave the room for good: the server tells the room at once and
+    /// closes the connection normally.
+    Leave,
     /// Relay `payload` to the member `to` of the same room.
     Signal {
         /// The recipient's peer id.
@@ -71,6 +81,9 @@ pub enum ServerMessage<'a> {
         members: Vec<Member>,
         /// ICE servers for the client's peer connections.
         ice_servers: Vec<IceServer>,
+        /// Whether this join took over an existing membership (same key):
+        /// the room was not told anything about it.
+        resumed: bool,
     },
     /// Someone joined the client's room.
     PeerJoined {
@@ -104,12 +117,25 @@ impl ClientMessage<'_> {
         to_json(self)
     }
 
-    /// A `join` for the current protocol version.
+    /// A `join` for the current protocol version, without a key: the
+    /// server assigns a random peer id.
     pub fn join<'a>(room: &'a str, nick: &'a str) -> ClientMessage<'a> {
         ClientMessage::Join {
             v: PROTOCOL_VERSION,
             room: Cow::Borrowed(room),
             nick: Cow::Borrowed(nick),
+            key: None,
+        }
+    }
+
+    /// A `join` for the current protocol version with a member key, so that
+    /// the membership survives a lost connection.
+    pub fn join_with_key<'a>(room: &'a str, nick: &'a str, key: &'a str) -> ClientMessage<'a> {
+        ClientMessage::Join {
+            v: PROTOCOL_VERSION,
+            room: Cow::Borrowed(room),
+            nick: Cow::Borrowed(nick),
+            key: Some(Cow::Borrowed(key)),
         }
     }
 }
@@ -135,12 +161,22 @@ impl<'a> ClientMessage<'a> {
                 crate::validate_room_id(&room)?;
                 let nick = fields.string(fields.nick, "nick")?;
                 crate::validate_nick(&nick)?;
+                let key = match fields.key {
+                    Some(_) => {
+                        let key = fields.string(fields.key, "key")?;
+                        crate::validate_key(&key)?;
+                        Some(key)
+                    }
+                    None => None,
+                };
                 Ok(ClientMessage::Join {
                     v: PROTOCOL_VERSION,
                     room,
                     nick,
+                    key,
                 })
             }
+            "leave" => Ok(ClientMessage::Leave),
             "signal" => Ok(ClientMessage::Signal {
                 to: fields.string(fields.to, "to")?,
                 payload: fields.object(fields.payload, "payload")?,
@@ -179,6 +215,12 @@ impl<'a> ServerMessage<'a> {
                             "must be a list of ICE servers",
                         )?,
                         None => Vec::new(),
+                    },
+                    resumed: match fields.resumed {
+                        Some(_) => {
+                            fields.get(fields.resumed, "resumed", "must be true or false")?
+                        }
+                        None => false,
                     },
                 })
             }
@@ -231,6 +273,8 @@ struct Fields<'a> {
     #[serde(borrow, default)]
     nick: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    key: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     to: Option<&'a RawValue>,
     #[serde(borrow, default)]
     from: Option<&'a RawValue>,
@@ -242,6 +286,8 @@ struct Fields<'a> {
     members: Option<&'a RawValue>,
     #[serde(borrow, default)]
     ice_servers: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    resumed: Option<&'a RawValue>,
     #[serde(borrow, default)]
     peer: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -357,5 +403,33 @@ mod tests {
             code(r#"{"type":"signal","to":"a","payload":"x"}"#),
             ErrorCode::BadMessage
         );
+        let join = |key: &str| {
+            format!(
+                r#"{{"type":"join","v":1,"room":"abcdefghijklmnopqrstuv","nick":"a","key":{key}}}"#
+            )
+        };
+        assert_eq!(code(&join(r#""short""#)), ErrorCode::BadKey);
+        assert_eq!(code(&join("5")), ErrorCode::BadMessage);
+    }
+
+    #[test]
+    fn join_with_key_and_leave_round_trip() {
+        let key = "k".repeat(22);
+        let join = ClientMessage::join_with_key("abcdefghijklmnopqrstuv", "al", &key);
+        let text = join.to_json();
+        let ClientMessage::Join { key, .. } = ClientMessage::parse(&text).unwrap() else {
+            panic!("not a join: {text}");
+        };
+        assert_eq!(key.as_deref(), Some("kkkkkkkkkkkkkkkkkkkkkk"));
+        assert!(
+            !ClientMessage::join("abcdefghijklmnopqrstuv", "al")
+                .to_json()
+                .contains("key")
+        );
+        assert_eq!(ClientMessage::Leave.to_json(), r#"{"type":"leave"}"#);
+        assert!(matches!(
+            ClientMessage::parse(r#"{"type":"leave","why":"bye"}"#),
+            Ok(ClientMessage::Leave)
+        ));
     }
 }

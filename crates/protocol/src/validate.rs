@@ -1,6 +1,8 @@
 //! Validation rules shared by the server and every client.
 
-use crate::{MAX_NICK_CHARS, MAX_ROOM_ID_LEN, MIN_ROOM_ID_LEN, ProtocolError};
+use crate::{
+    MAX_KEY_LEN, MAX_NICK_CHARS, MAX_ROOM_ID_LEN, MIN_KEY_LEN, MIN_ROOM_ID_LEN, ProtocolError,
+};
 
 /// Checks a room id: 22 to 64 characters of the base64url alphabet
 /// (`A-Z a-z 0-9 - _`).
@@ -13,15 +15,36 @@ pub fn validate_room_id(room: &str) -> Result<(), ProtocolError> {
     if room.len() > MAX_ROOM_ID_LEN {
         return Err(ProtocolError::BadRoom("must be at most 64 characters"));
     }
-    if !room
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if !is_base64url(room) {
         return Err(ProtocolError::BadRoom(
             "may contain only A-Z, a-z, 0-9, '-' and '_'",
         ));
     }
     Ok(())
+}
+
+/// Checks a member key (the optional `key` of `join`): 22 to 64 characters
+/// of the base64url alphabet (`A-Z a-z 0-9 - _`), like a room id.
+pub fn validate_key(key: &str) -> Result<(), ProtocolError> {
+    if key.len() < MIN_KEY_LEN {
+        return Err(ProtocolError::BadKey(
+            "must be at least 22 characters (128 random bits)",
+        ));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(ProtocolError::BadKey("must be at most 64 characters"));
+    }
+    if !is_base64url(key) {
+        return Err(ProtocolError::BadKey(
+            "may contain only A-Z, a-z, 0-9, '-' and '_'",
+        ));
+    }
+    Ok(())
+}
+
+fn is_base64url(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Checks a nickname: 1 to 32 Unicode scalar values, no leading or trailing
@@ -84,6 +107,15 @@ mod tests {
         assert!(validate_room_id("short").is_err());
         assert!(validate_room_id("abcdefghijABCDEFGHIJ/.").is_err());
         assert!(validate_room_id("abcdefghijABCDEFGHIJé").is_err());
+    }
+
+    #[test]
+    fn keys() {
+        assert!(validate_key("abcdefghijABCDEFGHIJ-_").is_ok());
+        assert!(validate_key(&"k".repeat(64)).is_ok());
+        assert!(validate_key(&"k".repeat(65)).is_err());
+        assert!(validate_key(&"k".repeat(21)).is_err());
+        assert!(validate_key("abcdefghijABCDEFGHIJ+/").is_err());
     }
 
     #[test]

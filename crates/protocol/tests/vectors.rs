@@ -3,7 +3,7 @@
 
 use peerchat_protocol::peer::PeerMessage;
 use peerchat_protocol::signaling::{ClientMessage, ServerMessage};
-use peerchat_protocol::{validate_nick, validate_room_id};
+use peerchat_protocol::{peer_id_from_key, validate_key, validate_nick, validate_room_id};
 use serde_json::{Value, json};
 
 const VECTORS: &str = include_str!("../../../tests/vectors/protocol.json");
@@ -49,6 +49,28 @@ fn nicks() {
         let input = case["input"].as_str().unwrap();
         let valid = case["valid"].as_bool().unwrap();
         assert_eq!(validate_nick(input).is_ok(), valid, "{input:?}");
+    }
+}
+
+#[test]
+fn keys() {
+    let v = vectors();
+    for case in cases(&v, "keys") {
+        let input = case["input"].as_str().unwrap();
+        let valid = case["valid"].as_bool().unwrap();
+        assert_eq!(validate_key(input).is_ok(), valid, "{input:?}");
+    }
+}
+
+#[test]
+fn peer_ids_from_keys() {
+    let v = vectors();
+    for case in cases(&v, "peer_ids") {
+        let room = case["room"].as_str().unwrap();
+        let key = case["key"].as_str().unwrap();
+        validate_room_id(room).unwrap();
+        validate_key(key).unwrap();
+        assert_eq!(peer_id_from_key(room, key), case["id"], "{case}");
     }
 }
 

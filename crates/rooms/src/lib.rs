@@ -231,6 +231,12 @@ impl Hub {
         match ClientMessage::parse(text) {
             Ok(ClientMessage::Join { room, nick, .. }) => self.join(conn, &room, &nick, out),
             Ok(ClientMessage::Signal { to, payload }) => self.signal(conn, &to, payload, out),
+            Ok(ClientMessage::Leave) => send_error(
+                out,
+                conn,
+                ErrorCode::UnknownType,
+                "this server does not support `leave` yet",
+            ),
             Err(err) => send_protocol_error(out, conn, &err),
         }
     }
@@ -375,6 +381,7 @@ impl Hub {
             you: you.clone(),
             members: others.into_iter().map(|(_, m)| m).collect(),
             ice_servers: self.config.ice.ice_servers(&peer),
+            resumed: false,
         };
         out.push(Output::Send {
             to: conn,
