@@ -6,11 +6,16 @@
 //! an output list: frames to send to connections and connections to close.
 //! It never touches a socket, a clock or a task, so it is tested by calling
 //! it directly, and the WebSocket adapter around it stays thin.
+//!
+//! Time-driven work (members whose resume grace period ran out) follows the
+//! same pattern: [`Hub::next_deadline`] says when the hub next needs to be
+//! woken, and the transport calls [`Hub::handle_timeout`] at or after that
+//! instant.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use peerchat_protocol::signaling::{ClientMessage, IceServer, Member, RawValue, ServerMessage};
 use peerchat_protocol::validate::nick_key;
-use peerchat_protocol::{ErrorCode, PROTOCOL_VERSION, ProtocolError};
+use peerchat_protocol::{ErrorCode, PROTOCOL_VERSION, ProtocolError, peer_id_from_key};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -63,6 +68,25 @@ pub enum Output {
         /// Why, also sent to the client in an error frame just before.
         reason: ErrorCode,
     },
+    /// Close connection `conn` normally (WebSocket close code 1000) after
+    /// the frames queued before this, because the client asked to leave;
+    /// the hub has already forgotten it.
+    CloseNormally {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// How a connection ended, as far as the transport can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// The client ended it on purpose (a WebSocket close with code 1000):
+    /// its membership ends at once and the room is told.
+    Left,
+    /// It was lost: a network error, a close with another code, no sign of
+    /// life, or the server cut it off. A member that joined with a key stays
+    /// in its room, away, for [`HubConfig::resume_grace`].
+    Lost,
 }
 
 /// Chooses the ICE servers handed to a member in `joined`, so that TURN
@@ -82,7 +106,7 @@ impl IceProvider for Vec<IceServer> {
 /// Limits and settings of a [`Hub`].
 #[derive(Debug, Clone)]
 pub struct HubConfig {
-    /// Most members in one room.
+    /// Most members in one room, away members included.
     pub room_capacity: usize,
     /// Messages a connection may send per second, on average.
     pub rate_per_sec: u32,
@@ -95,6 +119,11 @@ pub struct HubConfig {
     pub byte_burst: u32,
     /// The ICE servers handed to each member in `joined`.
     pub ice: Arc<dyn IceProvider>,
+    /// How long a member that joined with a key stays in its room, away,
+    /// after its connection was lost, so that it can resume its membership
+    /// on a new connection without the room noticing. Zero turns this off:
+    /// every member leaves as soon as its connection ends.
+    pub resume_grace: Duration,
 }
 
 impl Default for HubConfig {
@@ -106,6 +135,7 @@ impl Default for HubConfig {
             byte_rate_per_sec: 256 * 1024,
             byte_burst: 1024 * 1024,
             ice: Arc::new(Vec::new()),
+            resume_grace: Duration::from_secs(20),
         }
     }
 }
@@ -115,10 +145,12 @@ impl Default for HubConfig {
 pub struct Stats {
     /// Open connections, joined or not.
     pub connections: usize,
-    /// Non-empty rooms.
+    /// Non-empty rooms (a room whose members are all away counts).
     pub rooms: usize,
     /// Connections that are in a room.
     pub members: usize,
+    /// Members whose connection was lost, kept for the resume grace period.
+    pub away: usize,
 }
 
 /// All rooms and connections.
@@ -130,6 +162,19 @@ pub struct Hub {
     rng: StdRng,
     join_seq: u64,
     members: usize,
+    /// When each away member's grace period ends, soonest first. The second
+    /// half of the key tells apart members whose grace ends at the same
+    /// instant.
+    deadlines: BTreeMap<Deadline, AwayMember>,
+    deadline_seq: u64,
+}
+
+type Deadline = (Instant, u64);
+
+#[derive(Debug)]
+struct AwayMember {
+    room: String,
+    peer: String,
 }
 
 #[derive(Debug)]
@@ -153,12 +198,39 @@ struct Room {
     members: HashMap<String, RoomMember>,
 }
 
+impl Room {
+    /// Queues `frame` for every member with a connection, but `except`.
+    fn broadcast(&self, frame: &Frame, except: Option<&str>, out: &mut Vec<Output>) {
+        for (id, m) in &self.members {
+            if let Presence::Live(to) = m.presence {
+                if Some(id.as_str()) != except {
+                    out.push(Output::Send {
+                        to,
+                        frame: frame.clone(),
+                    });
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct RoomMember {
-    conn: ConnId,
+    presence: Presence,
     nick: String,
     nick_key: String,
     seq: u64,
+    /// Whether the member joined with a key, and so may resume.
+    keyed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    /// Connected through this connection.
+    Live(ConnId),
+    /// Its connection was lost; it leaves at this deadline unless it
+    /// resumes first.
+    Away(Deadline),
 }
 
 impl Hub {
@@ -172,6 +244,8 @@ impl Hub {
             rng: StdRng::seed_from_u64(seed),
             join_seq: 0,
             members: 0,
+            deadlines: BTreeMap::new(),
+            deadline_seq: 0,
         }
     }
 
@@ -186,12 +260,32 @@ impl Hub {
             connections: self.conns.len(),
             rooms: self.rooms.len(),
             members: self.members,
+            away: self.deadlines.len(),
         }
     }
 
     /// Whether `conn` is in a room.
     pub fn is_joined(&self, conn: ConnId) -> bool {
         self.conns.get(&conn).is_some_and(|c| c.joined.is_some())
+    }
+
+    /// The earliest instant at which [`Hub::handle_timeout`] has work to do,
+    /// if any. It only moves earlier when an event adds a deadline; the
+    /// transport should check it after every event.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first_key_value().map(|(&(at, _), _)| at)
+    }
+
+    /// Time passed: every away member whose grace period ended by `now`
+    /// leaves its room, and the room is told.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
+        while let Some(entry) = self.deadlines.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (deadline, AwayMember { room, peer }) = entry.remove_entry();
+            self.remove_member(&room, &peer, Presence::Away(deadline), out);
+        }
     }
 
     /// A connection opened.
@@ -229,14 +323,14 @@ impl Hub {
         }
         state.limited = false;
         match ClientMessage::parse(text) {
-            Ok(ClientMessage::Join { room, nick, .. }) => self.join(conn, &room, &nick, out),
+            Ok(ClientMessage::Join {
+                room, nick, key, ..
+            }) => self.join(conn, &room, &nick, key.as_deref(), out),
             Ok(ClientMessage::Signal { to, payload }) => self.signal(conn, &to, payload, out),
-            Ok(ClientMessage::Leave) => send_error(
-                out,
-                conn,
-                ErrorCode::UnknownType,
-                "this server does not support `leave` yet",
-            ),
+            Ok(ClientMessage::Leave) => {
+                self.disconnect(conn, Departure::Left, now, out);
+                out.push(Output::CloseNormally { conn });
+            }
             Err(err) => send_protocol_error(out, conn, &err),
         }
     }
@@ -252,72 +346,136 @@ impl Hub {
     /// The join deadline of `conn` passed: if it has not joined a room, it is
     /// told so and closed.
     pub fn join_deadline(&mut self, conn: ConnId, out: &mut Vec<Output>) {
-        if self.conns.contains_key(&conn) && !self.is_joined(conn) {
-            self.close(
-                conn,
-                ErrorCode::JoinTimeout,
-                "no room was joined in time",
-                out,
-            );
+        if self.conns.get(&conn).is_some_and(|c| c.joined.is_none()) {
+            let reason = ErrorCode::JoinTimeout;
+            send_error(out, conn, reason, "no room was joined in time");
+            self.conns.remove(&conn);
+            out.push(Output::Close { conn, reason });
         }
     }
 
-    /// Tells `conn` why it is being closed, then forgets it.
-    pub fn close(&mut self, conn: ConnId, reason: ErrorCode, message: &str, out: &mut Vec<Output>) {
+    /// Tells `conn` why it is being closed, then forgets it. The connection
+    /// counts as lost ([`Departure::Lost`]): a member with a key stays away
+    /// for the grace period.
+    pub fn close(
+        &mut self,
+        conn: ConnId,
+        reason: ErrorCode,
+        message: &str,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
         if self.conns.contains_key(&conn) {
             send_error(out, conn, reason, message);
-            self.disconnect(conn, out);
+            self.disconnect(conn, Departure::Lost, now, out);
             out.push(Output::Close { conn, reason });
         }
     }
 
     /// Closes every connection, telling each client the server is shutting
-    /// down.
+    /// down, and forgets every member, away or not.
     pub fn shutdown(&mut self, out: &mut Vec<Output>) {
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        let reason = ErrorCode::ShuttingDown;
         for conn in conns {
-            self.close(
-                conn,
-                ErrorCode::ShuttingDown,
-                "the server is shutting down",
-                out,
-            );
+            send_error(out, conn, reason, "the server is shutting down");
+            self.leave_now(conn, out);
+            out.push(Output::Close { conn, reason });
+        }
+        // Only away members are left, and nobody to tell.
+        self.rooms.clear();
+        self.deadlines.clear();
+    }
+
+    /// `conn` closed (or must be dropped). If it was in a room: when it
+    /// [`Departure::Left`], or joined without a key, or the grace period is
+    /// zero, it leaves at once and the other members are told; otherwise it
+    /// stays in the room, away, until it resumes or the grace period ends.
+    pub fn disconnect(
+        &mut self,
+        conn: ConnId,
+        how: Departure,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(Conn {
+            joined: Some(Joined { room, peer }),
+            ..
+        }) = self.conns.remove(&conn)
+        else {
+            return;
+        };
+        let grace = self.config.resume_grace;
+        let until = now.checked_add(grace).filter(|_| !grace.is_zero());
+        let member = self
+            .rooms
+            .get_mut(&room)
+            .and_then(|r| r.members.get_mut(&peer))
+            .filter(|m| m.keyed && m.presence == Presence::Live(conn));
+        match (how, until, member) {
+            (Departure::Lost, Some(until), Some(member)) => {
+                self.deadline_seq += 1;
+                let deadline = (until, self.deadline_seq);
+                member.presence = Presence::Away(deadline);
+                self.members -= 1;
+                self.deadlines.insert(deadline, AwayMember { room, peer });
+            }
+            _ => self.remove_member(&room, &peer, Presence::Live(conn), out),
         }
     }
 
-    /// `conn` closed (or must be dropped): it leaves its room, and the other
-    /// members are told.
-    pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Output>) {
-        let Some(state) = self.conns.remove(&conn) else {
+    /// Forgets `conn`; its member, if any, leaves at once and the room is
+    /// told.
+    fn leave_now(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        if let Some(Conn {
+            joined: Some(Joined { room, peer }),
+            ..
+        }) = self.conns.remove(&conn)
+        {
+            self.remove_member(&room, &peer, Presence::Live(conn), out);
+        }
+    }
+
+    /// Removes a member from its room, if it is still `as_of` (connected
+    /// through that connection, or away until that deadline), and tells the
+    /// others; the room goes when it is empty.
+    fn remove_member(&mut self, room_id: &str, peer: &str, as_of: Presence, out: &mut Vec<Output>) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
-        let Some(Joined { room, peer }) = state.joined else {
+        if room.members.get(peer).is_none_or(|m| m.presence != as_of) {
+            return;
+        }
+        let Some(member) = room.members.remove(peer) else {
             return;
         };
-        self.members -= 1;
-        let Some(r) = self.rooms.get_mut(&room) else {
-            return;
-        };
-        r.members.remove(&peer);
-        if r.members.is_empty() {
-            self.rooms.remove(&room);
+        match member.presence {
+            Presence::Live(_) => self.members -= 1,
+            Presence::Away(deadline) => {
+                self.deadlines.remove(&deadline);
+            }
+        }
+        if room.members.is_empty() {
+            self.rooms.remove(room_id);
             return;
         }
         let frame = Frame::new(
             ServerMessage::PeerLeft {
-                id: Cow::Borrowed(&peer),
+                id: Cow::Borrowed(peer),
             }
             .to_json(),
         );
-        for m in r.members.values() {
-            out.push(Output::Send {
-                to: m.conn,
-                frame: frame.clone(),
-            });
-        }
+        room.broadcast(&frame, None, out);
     }
 
-    fn join(&mut self, conn: ConnId, room_id: &str, nick: &str, out: &mut Vec<Output>) {
+    fn join(
+        &mut self,
+        conn: ConnId,
+        room_id: &str,
+        nick: &str,
+        key: Option<&str>,
+        out: &mut Vec<Output>,
+    ) {
         if self.is_joined(conn) {
             send_error(
                 out,
@@ -327,9 +485,15 @@ impl Hub {
             );
             return;
         }
-        let key = nick_key(nick);
-        if let Some(room) = self.rooms.get(room_id) {
-            if room.members.len() >= self.config.room_capacity {
+        let nick_key = nick_key(nick);
+        let derived = key.map(|key| peer_id_from_key(room_id, key));
+        let room = self.rooms.get(room_id);
+        // Whether the key's member is in the room already, to be resumed.
+        let existing = derived
+            .as_deref()
+            .and_then(|id| room.and_then(|r| r.members.get(id)));
+        if let Some(room) = room {
+            if existing.is_none() && room.members.len() >= self.config.room_capacity {
                 send_error(
                     out,
                     conn,
@@ -338,7 +502,11 @@ impl Hub {
                 );
                 return;
             }
-            if room.members.values().any(|m| m.nick_key == key) {
+            let clash = room
+                .members
+                .iter()
+                .any(|(id, m)| m.nick_key == nick_key && Some(id) != derived.as_ref());
+            if clash {
                 send_error(
                     out,
                     conn,
@@ -351,18 +519,82 @@ impl Hub {
             send_error(out, conn, ErrorCode::RoomFull, "rooms are closed");
             return;
         }
+        if existing.is_some_and(|m| !m.keyed) {
+            // A random id that happens to equal the derived one: never seen
+            // in practice (one chance in 2^64), but never a takeover.
+            send_error(
+                out,
+                conn,
+                ErrorCode::BadKey,
+                "this key cannot be used in this room; pick another",
+            );
+            return;
+        }
+        let resumed = existing.is_some();
 
-        let peer = self.fresh_peer_id();
-        self.join_seq += 1;
-        let seq = self.join_seq;
+        let peer = match derived {
+            Some(id) => id,
+            None => self.fresh_peer_id(),
+        };
         let room = self.rooms.entry(room_id.to_owned()).or_default();
+        // Told to the others once the newcomer has its `joined`: a new
+        // member, or a resumed one under a new nickname.
+        let mut announce = None;
+        if resumed {
+            let Some(member) = room.members.get_mut(&peer) else {
+                return;
+            };
+            match member.presence {
+                Presence::Live(old) => {
+                    // The old connection is still open (a reloaded page, or a
+                    // connection not yet noticed dead): the new one takes
+                    // its place.
+                    send_error(
+                        out,
+                        old,
+                        ErrorCode::Replaced,
+                        "you joined again on another connection, which took this one's place",
+                    );
+                    out.push(Output::Close {
+                        conn: old,
+                        reason: ErrorCode::Replaced,
+                    });
+                    self.conns.remove(&old);
+                }
+                Presence::Away(deadline) => {
+                    self.deadlines.remove(&deadline);
+                    self.members += 1;
+                }
+            }
+            member.presence = Presence::Live(conn);
+            if member.nick != nick {
+                member.nick = nick.to_owned();
+                member.nick_key = nick_key;
+                announce = Some(nick);
+            }
+        } else {
+            self.join_seq += 1;
+            announce = Some(nick);
+            room.members.insert(
+                peer.clone(),
+                RoomMember {
+                    presence: Presence::Live(conn),
+                    nick: nick.to_owned(),
+                    nick_key,
+                    seq: self.join_seq,
+                    keyed: key.is_some(),
+                },
+            );
+            self.members += 1;
+        }
 
-        let mut others: Vec<(&u64, Member)> = room
+        let mut others: Vec<(u64, Member)> = room
             .members
             .iter()
+            .filter(|(id, _)| **id != peer)
             .map(|(id, m)| {
                 (
-                    &m.seq,
+                    m.seq,
                     Member {
                         id: id.clone(),
                         nick: m.nick.clone(),
@@ -370,40 +602,34 @@ impl Hub {
                 )
             })
             .collect();
-        others.sort_unstable_by_key(|(seq, _)| **seq);
-        let you = Member {
-            id: peer.clone(),
-            nick: nick.to_owned(),
-        };
+        others.sort_unstable_by_key(|(seq, _)| *seq);
         let joined = ServerMessage::Joined {
             v: PROTOCOL_VERSION,
             room: Cow::Borrowed(room_id),
-            you: you.clone(),
+            you: Member {
+                id: peer.clone(),
+                nick: nick.to_owned(),
+            },
             members: others.into_iter().map(|(_, m)| m).collect(),
             ice_servers: self.config.ice.ice_servers(&peer),
-            resumed: false,
+            resumed,
         };
         out.push(Output::Send {
             to: conn,
             frame: Frame::new(joined.to_json()),
         });
-        let announce = Frame::new(ServerMessage::PeerJoined { peer: you }.to_json());
-        for m in room.members.values() {
-            out.push(Output::Send {
-                to: m.conn,
-                frame: announce.clone(),
-            });
+        if let Some(nick) = announce {
+            let frame = Frame::new(
+                ServerMessage::PeerJoined {
+                    peer: Member {
+                        id: peer.clone(),
+                        nick: nick.to_owned(),
+                    },
+                }
+                .to_json(),
+            );
+            room.broadcast(&frame, Some(&peer), out);
         }
-        room.members.insert(
-            peer.clone(),
-            RoomMember {
-                conn,
-                nick: nick.to_owned(),
-                nick_key: key,
-                seq,
-            },
-        );
-        self.members += 1;
         if let Some(state) = self.conns.get_mut(&conn) {
             state.joined = Some(Joined {
                 room: room_id.to_owned(),
@@ -437,13 +663,24 @@ impl Hub {
             );
             return;
         };
+        let Presence::Live(target) = target.presence else {
+            send_error(
+                out,
+                conn,
+                ErrorCode::PeerAway,
+                &format!(
+                    "{to} lost its connection and may come back; the signal was not delivered"
+                ),
+            );
+            return;
+        };
         let frame = ServerMessage::Signal {
             from: Cow::Borrowed(peer),
             payload,
         }
         .to_json();
         out.push(Output::Send {
-            to: target.conn,
+            to: target,
             frame: Frame::new(frame),
         });
     }

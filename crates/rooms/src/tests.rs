@@ -33,6 +33,46 @@ impl Harness {
         out
     }
 
+    /// Sends a keyed `join` on `conn`, which must be connected already, and
+    /// returns the outputs.
+    fn send_join(&mut self, conn: ConnId, room: &str, nick: &str, key: &str) -> Vec<Output> {
+        self.send(
+            conn,
+            json!({"type":"join","v":1,"room":room,"nick":nick,"key":key}),
+        )
+    }
+
+    /// Connects `conn` and joins it as `nick` with `key`; returns its
+    /// `joined` and everything else the hub output.
+    fn join_keyed(
+        &mut self,
+        conn: ConnId,
+        room: &str,
+        nick: &str,
+        key: &str,
+    ) -> (Value, Vec<Output>) {
+        self.connect(conn);
+        let out = self.send_join(conn, room, nick, key);
+        let joined = frames_to(&out, conn).remove(0);
+        assert_eq!(joined["type"], "joined", "{joined}");
+        (joined, out)
+    }
+
+    /// Everything the hub does when time has passed by `by`.
+    fn advance(&mut self, by: Duration) -> Vec<Output> {
+        self.now += by;
+        let mut out = Vec::new();
+        self.hub.handle_timeout(self.now, &mut out);
+        out
+    }
+
+    fn lose(&mut self, conn: ConnId) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.hub
+            .disconnect(conn, Departure::Lost, self.now, &mut out);
+        out
+    }
+
     /// Connects `conn` and joins it as `nick`; returns its peer id.
     fn join(&mut self, conn: ConnId, room: &str, nick: &str) -> String {
         self.connect(conn);
@@ -86,7 +126,8 @@ fn join_announces_members_both_ways() {
         Stats {
             connections: 2,
             rooms: 1,
-            members: 2
+            members: 2,
+            away: 0,
         }
     );
 }
@@ -112,13 +153,13 @@ fn leaving_tells_the_others_and_empty_rooms_vanish() {
     let a = h.join(1, ROOM, "alice");
     h.join(2, ROOM, "bob");
     let mut out = Vec::new();
-    h.hub.disconnect(1, &mut out);
+    h.hub.disconnect(1, Departure::Lost, h.now, &mut out);
     assert_eq!(
         frames_to(&out, 2),
         vec![json!({"type":"peer_left","id": a})]
     );
     let mut out = Vec::new();
-    h.hub.disconnect(2, &mut out);
+    h.hub.disconnect(2, Departure::Lost, h.now, &mut out);
     assert!(out.is_empty());
     assert_eq!(h.hub.stats(), Stats::default());
 }
@@ -148,7 +189,7 @@ fn a_full_room_refuses_and_frees_a_place_on_leave() {
     h.connect(3);
     let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"c"}));
     assert_eq!(error_code(&out, 3), "room_full");
-    h.hub.disconnect(1, &mut Vec::new());
+    h.hub.disconnect(1, Departure::Lost, h.now, &mut Vec::new());
     let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"c"}));
     assert_eq!(frames_to(&out, 3)[0]["type"], "joined");
 }
@@ -295,7 +336,7 @@ fn closing_a_member_tells_it_why_and_tells_the_room() {
     h.join(2, ROOM, "bob");
     let mut out = Vec::new();
     h.hub
-        .close(1, ErrorCode::SlowConsumer, "too slow", &mut out);
+        .close(1, ErrorCode::SlowConsumer, "too slow", h.now, &mut out);
     assert_eq!(error_code(&out, 1), "slow_consumer");
     assert_eq!(frames_to(&out, 2), vec![json!({"type":"peer_left","id":a})]);
     assert_eq!(
@@ -307,8 +348,9 @@ fn closing_a_member_tells_it_why_and_tells_the_room() {
     );
     // Closing again, or events for a forgotten connection, do nothing.
     let mut out = Vec::new();
-    h.hub.close(1, ErrorCode::SlowConsumer, "again", &mut out);
-    h.hub.disconnect(1, &mut out);
+    h.hub
+        .close(1, ErrorCode::SlowConsumer, "again", h.now, &mut out);
+    h.hub.disconnect(1, Departure::Lost, h.now, &mut out);
     out.extend(h.send_text(1, "{}"));
     assert!(out.is_empty());
 }
@@ -401,4 +443,373 @@ fn large_signals_are_limited_by_bytes_too() {
     h.now += Duration::from_secs(1);
     let small = json!({"type":"signal","to":b,"payload":{}});
     assert_eq!(frames_to(&h.send(1, small), 2).len(), 1);
+}
+
+// ---- Member keys: derived ids, takeover, resume within the grace period ----
+
+const KEY_A: &str = "alice-key-aaaaaaaaaaaaaaaa";
+const KEY_B: &str = "bob-key-bbbbbbbbbbbbbbbbbb";
+const GRACE: Duration = Duration::from_secs(20);
+const MS: Duration = Duration::from_millis(1);
+
+fn keyed_config() -> HubConfig {
+    HubConfig {
+        resume_grace: GRACE,
+        ..HubConfig::default()
+    }
+}
+
+/// Alice (with KEY_A, conn 1) and bob (without a key, conn 2) in ROOM.
+fn alice_and_bob() -> (Harness, String, String) {
+    let mut h = Harness::new(keyed_config());
+    let (joined, _) = h.join_keyed(1, ROOM, "alice", KEY_A);
+    let a = joined["you"]["id"].as_str().unwrap().to_owned();
+    let b = h.join(2, ROOM, "bob");
+    (h, a, b)
+}
+
+#[test]
+fn a_key_gives_a_derived_id_and_no_key_a_random_one() {
+    let mut h = Harness::new(keyed_config());
+    let (joined, _) = h.join_keyed(1, ROOM, "alice", KEY_A);
+    assert_eq!(joined["you"]["id"], peer_id_from_key(ROOM, KEY_A));
+    assert_eq!(joined["resumed"], false);
+    // The same key gives another id in another room.
+    let (other, _) = h.join_keyed(2, OTHER_ROOM, "alice", KEY_A);
+    assert_eq!(other["you"]["id"], peer_id_from_key(OTHER_ROOM, KEY_A));
+    assert_ne!(other["you"]["id"], joined["you"]["id"]);
+    let b = h.join(3, ROOM, "bob");
+    assert_ne!(b, peer_id_from_key(ROOM, KEY_B));
+    assert_eq!(b.len(), 16);
+}
+
+#[test]
+fn a_bad_key_is_refused_and_the_connection_can_try_again() {
+    let mut h = Harness::new(keyed_config());
+    h.connect(1);
+    let out = h.send_join(1, ROOM, "alice", "too-short");
+    assert_eq!(error_code(&out, 1), "bad_key");
+    assert!(!h.hub.is_joined(1));
+    let out = h.send_join(1, ROOM, "alice", KEY_A);
+    assert_eq!(frames_to(&out, 1)[0]["type"], "joined");
+}
+
+#[test]
+fn a_second_connection_with_the_key_takes_over_silently() {
+    let (mut h, a, b) = alice_and_bob();
+    h.connect(3);
+    let out = h.send_join(3, ROOM, "alice", KEY_A);
+
+    // The old connection is told why and closed.
+    assert_eq!(error_code(&out, 1), "replaced");
+    assert!(out.contains(&Output::Close {
+        conn: 1,
+        reason: ErrorCode::Replaced
+    }));
+    // The room is told nothing.
+    assert!(frames_to(&out, 2).is_empty());
+    // The new connection is the same member.
+    let joined = &frames_to(&out, 3)[0];
+    assert_eq!(joined["you"], json!({"id": a, "nick": "alice"}));
+    assert_eq!(joined["resumed"], true);
+    assert_eq!(joined["members"], json!([{"id": b, "nick": "bob"}]));
+    assert_eq!(
+        h.hub.stats(),
+        Stats {
+            connections: 2,
+            rooms: 1,
+            members: 2,
+            away: 0
+        }
+    );
+    // Signals reach the new connection; the old one is forgotten.
+    let out = h.send(2, json!({"type":"signal","to":a,"payload":{}}));
+    assert_eq!(frames_to(&out, 3).len(), 1);
+    assert!(frames_to(&out, 1).is_empty());
+    assert!(
+        h.send(1, json!({"type":"signal","to":b,"payload":{}}))
+            .is_empty()
+    );
+    // The old connection's transport reports it closed: nothing happens.
+    assert!(h.lose(1).is_empty());
+    assert_eq!(h.hub.stats().members, 2);
+}
+
+#[test]
+fn a_lost_keyed_member_resumes_within_the_grace_period_unnoticed() {
+    let (mut h, a, b) = alice_and_bob();
+    let out = h.lose(1);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(h.hub.stats().away, 1);
+    assert_eq!(h.hub.stats().members, 1);
+    assert_eq!(h.hub.next_deadline(), Some(h.now + GRACE));
+    assert!(h.advance(GRACE - MS).is_empty());
+
+    h.connect(3);
+    let out = h.send_join(3, ROOM, "alice", KEY_A);
+    assert!(frames_to(&out, 2).is_empty(), "the room is told nothing");
+    let joined = &frames_to(&out, 3)[0];
+    assert_eq!(joined["you"]["id"], a.as_str());
+    assert_eq!(joined["resumed"], true);
+    assert_eq!(joined["members"], json!([{"id": b, "nick": "bob"}]));
+    assert_eq!(h.hub.next_deadline(), None);
+    assert_eq!(h.hub.stats().away, 0);
+    assert_eq!(h.hub.stats().members, 2);
+    // The old deadline passing changes nothing.
+    assert!(h.advance(GRACE).is_empty());
+    let out = h.send(2, json!({"type":"signal","to":a,"payload":{}}));
+    assert_eq!(frames_to(&out, 3).len(), 1);
+}
+
+#[test]
+fn an_away_member_leaves_once_when_the_grace_period_ends() {
+    let (mut h, a, _) = alice_and_bob();
+    h.lose(1);
+    assert!(h.advance(GRACE - MS).is_empty());
+    let out = h.advance(MS);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(frames_to(&out, 2), vec![json!({"type":"peer_left","id":a})]);
+    assert_eq!(h.hub.next_deadline(), None);
+    assert!(h.advance(GRACE).is_empty());
+    assert_eq!(
+        h.hub.stats(),
+        Stats {
+            connections: 1,
+            rooms: 1,
+            members: 1,
+            away: 0
+        }
+    );
+    // Coming back later is a fresh join under the same id.
+    h.connect(3);
+    let out = h.send_join(3, ROOM, "alice", KEY_A);
+    assert_eq!(frames_to(&out, 3)[0]["resumed"], false);
+    assert_eq!(
+        frames_to(&out, 2),
+        vec![json!({"type":"peer_joined","peer":{"id":a,"nick":"alice"}})]
+    );
+}
+
+#[test]
+fn a_room_whose_members_are_all_away_lasts_until_the_last_expires() {
+    let mut h = Harness::new(keyed_config());
+    h.join_keyed(1, ROOM, "alice", KEY_A);
+    h.lose(1);
+    h.now += MS;
+    h.join_keyed(2, ROOM, "bob", KEY_B);
+    h.lose(2);
+    assert_eq!(h.hub.stats().rooms, 1);
+    assert_eq!(h.hub.stats().away, 2);
+    // Alice's grace ends first; nobody is connected to be told.
+    assert!(h.advance(GRACE - MS).is_empty());
+    assert_eq!(h.hub.stats().away, 1);
+    assert_eq!(h.hub.next_deadline(), Some(h.now + MS));
+    assert!(h.advance(MS).is_empty());
+    assert_eq!(h.hub.stats(), Stats::default());
+}
+
+#[test]
+fn leave_ends_the_membership_at_once() {
+    let (mut h, a, _) = alice_and_bob();
+    let out = h.send(1, json!({"type":"leave"}));
+    assert_eq!(frames_to(&out, 2), vec![json!({"type":"peer_left","id":a})]);
+    assert_eq!(out.last(), Some(&Output::CloseNormally { conn: 1 }));
+    assert_eq!(h.hub.stats().away, 0);
+    assert_eq!(h.hub.next_deadline(), None);
+    // The transport then reports the close: nothing more happens.
+    assert!(h.lose(1).is_empty());
+}
+
+#[test]
+fn a_normal_close_ends_the_membership_at_once() {
+    let (mut h, a, _) = alice_and_bob();
+    let mut out = Vec::new();
+    h.hub.disconnect(1, Departure::Left, h.now, &mut out);
+    assert_eq!(frames_to(&out, 2), vec![json!({"type":"peer_left","id":a})]);
+    assert_eq!(h.hub.stats().away, 0);
+}
+
+#[test]
+fn leave_before_joining_just_closes() {
+    let mut h = Harness::new(keyed_config());
+    h.connect(1);
+    let out = h.send(1, json!({"type":"leave"}));
+    assert_eq!(out, vec![Output::CloseNormally { conn: 1 }]);
+    assert_eq!(h.hub.stats().connections, 0);
+}
+
+#[test]
+fn a_member_without_a_key_leaves_as_soon_as_it_is_lost() {
+    let (mut h, _, b) = alice_and_bob();
+    let out = h.lose(2);
+    assert_eq!(frames_to(&out, 1), vec![json!({"type":"peer_left","id":b})]);
+    assert_eq!(h.hub.next_deadline(), None);
+}
+
+#[test]
+fn a_zero_grace_period_turns_resuming_off() {
+    let mut h = Harness::new(HubConfig {
+        resume_grace: Duration::ZERO,
+        ..HubConfig::default()
+    });
+    let (joined, _) = h.join_keyed(1, ROOM, "alice", KEY_A);
+    h.join(2, ROOM, "bob");
+    let out = h.lose(1);
+    assert_eq!(
+        frames_to(&out, 2),
+        vec![json!({"type":"peer_left","id":joined["you"]["id"]})]
+    );
+    assert_eq!(h.hub.next_deadline(), None);
+}
+
+#[test]
+fn cut_off_keyed_members_go_away_too() {
+    let (mut h, a, _) = alice_and_bob();
+    let mut out = Vec::new();
+    h.hub
+        .close(1, ErrorCode::SlowConsumer, "too slow", h.now, &mut out);
+    assert_eq!(error_code(&out, 1), "slow_consumer");
+    assert!(frames_to(&out, 2).is_empty());
+    assert_eq!(h.hub.stats().away, 1);
+    let out = h.advance(GRACE);
+    assert_eq!(frames_to(&out, 2), vec![json!({"type":"peer_left","id":a})]);
+}
+
+#[test]
+fn signals_to_an_away_member_are_refused() {
+    let (mut h, a, _) = alice_and_bob();
+    h.lose(1);
+    let out = h.send(2, json!({"type":"signal","to":a,"payload":{}}));
+    assert_eq!(error_code(&out, 2), "peer_away");
+    assert_eq!(out.len(), 1);
+}
+
+#[test]
+fn an_away_member_keeps_its_nickname_and_is_listed() {
+    let (mut h, a, b) = alice_and_bob();
+    h.lose(1);
+    h.connect(3);
+    let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"ALICE"}));
+    assert_eq!(error_code(&out, 3), "nick_taken");
+    // Someone else with a key cannot take it either.
+    let out = h.send_join(3, ROOM, "alice", KEY_B);
+    assert_eq!(error_code(&out, 3), "nick_taken");
+    // A newcomer sees the away member in the list.
+    let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"carol"}));
+    assert_eq!(
+        frames_to(&out, 3)[0]["members"],
+        json!([{"id": a, "nick": "alice"}, {"id": b, "nick": "bob"}])
+    );
+    // Once the grace period is over the nickname is free.
+    h.advance(GRACE);
+    h.connect(4);
+    let out = h.send(4, json!({"type":"join","v":1,"room":ROOM,"nick":"Alice"}));
+    assert_eq!(frames_to(&out, 4)[0]["type"], "joined");
+}
+
+#[test]
+fn away_members_count_toward_capacity_and_may_always_resume() {
+    let mut h = Harness::new(HubConfig {
+        room_capacity: 2,
+        ..keyed_config()
+    });
+    h.join_keyed(1, ROOM, "alice", KEY_A);
+    h.join(2, ROOM, "bob");
+    h.lose(1);
+    h.connect(3);
+    let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"carol"}));
+    assert_eq!(error_code(&out, 3), "room_full");
+    // Alice comes back although the room is full: her place was kept.
+    h.connect(4);
+    let out = h.send_join(4, ROOM, "alice", KEY_A);
+    assert_eq!(frames_to(&out, 4)[0]["resumed"], true);
+    // A live takeover in a full room works too.
+    h.connect(5);
+    let out = h.send_join(5, ROOM, "alice", KEY_A);
+    assert_eq!(frames_to(&out, 5)[0]["resumed"], true);
+    assert_eq!(error_code(&out, 4), "replaced");
+}
+
+#[test]
+fn a_member_resuming_under_a_new_nickname_is_announced_again() {
+    let (mut h, a, b) = alice_and_bob();
+    h.lose(1);
+    h.connect(3);
+    // Taking bob's nickname is refused; the member stays away.
+    let out = h.send_join(3, ROOM, "Bob", KEY_A);
+    assert_eq!(error_code(&out, 3), "nick_taken");
+    assert_eq!(h.hub.stats().away, 1);
+    let out = h.send_join(3, ROOM, "alicia", KEY_A);
+    let joined = &frames_to(&out, 3)[0];
+    assert_eq!(joined["you"], json!({"id": a, "nick": "alicia"}));
+    assert_eq!(joined["resumed"], true);
+    assert_eq!(
+        frames_to(&out, 2),
+        vec![json!({"type":"peer_joined","peer":{"id":a,"nick":"alicia"}})]
+    );
+    // The old nickname is free, the new one taken.
+    h.connect(4);
+    let out = h.send(4, json!({"type":"join","v":1,"room":ROOM,"nick":"ALICIA"}));
+    assert_eq!(error_code(&out, 4), "nick_taken");
+    let out = h.send(4, json!({"type":"join","v":1,"room":ROOM,"nick":"alice"}));
+    assert_eq!(
+        frames_to(&out, 4)[0]["members"],
+        json!([{"id": a, "nick": "alicia"}, {"id": b, "nick": "bob"}])
+    );
+    // A live takeover with a new nickname is announced the same way.
+    h.connect(5);
+    let out = h.send_join(5, ROOM, "ally", KEY_A);
+    assert_eq!(error_code(&out, 3), "replaced");
+    for other in [2, 4] {
+        assert_eq!(
+            frames_to(&out, other),
+            vec![json!({"type":"peer_joined","peer":{"id":a,"nick":"ally"}})]
+        );
+    }
+}
+
+#[test]
+fn deadlines_come_soonest_first() {
+    let mut h = Harness::new(keyed_config());
+    let keys = [
+        "k1-aaaaaaaaaaaaaaaaaaaaaa",
+        "k2-aaaaaaaaaaaaaaaaaaaaaa",
+        "k3-aaaaaaaaaaaaaaaaaaaaaa",
+    ];
+    let start = h.now;
+    for (i, key) in keys.iter().enumerate() {
+        let conn = i as ConnId + 1;
+        h.join_keyed(conn, ROOM, &format!("n{conn}"), key);
+    }
+    h.join(9, ROOM, "watcher");
+    // Lost in the order 3, 1, 2, a second apart.
+    for conn in [3, 1, 2] {
+        h.lose(conn);
+        assert_eq!(h.hub.next_deadline(), Some(start + GRACE));
+        h.now += Duration::from_secs(1);
+    }
+    let mut left = Vec::new();
+    for _ in 0..3 {
+        let next = h.hub.next_deadline().unwrap();
+        let out = h.advance(next - h.now);
+        for frame in frames_to(&out, 9) {
+            left.push(frame["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let want: Vec<String> = [2, 0, 1]
+        .iter()
+        .map(|&i| peer_id_from_key(ROOM, keys[i]))
+        .collect();
+    assert_eq!(left, want);
+    assert_eq!(h.hub.next_deadline(), None);
+}
+
+#[test]
+fn shutdown_forgets_away_members() {
+    let (mut h, _, _) = alice_and_bob();
+    h.lose(1);
+    let mut out = Vec::new();
+    h.hub.shutdown(&mut out);
+    assert_eq!(h.hub.stats(), Stats::default());
+    assert_eq!(h.hub.next_deadline(), None);
 }

@@ -92,6 +92,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PEERCHAT_JOIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub join_timeout: Duration,
 
+    /// How long a member that joined with a key stays in its room, away,
+    /// after its connection was lost, so that it can come back unnoticed;
+    /// `0s` turns this off (at most 1h).
+    #[arg(long, env = "PEERCHAT_RESUME_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub resume_grace: Duration,
+
     /// A STUN or TURN URL handed to clients for their peer connections
     /// (none by default). Repeat the flag or separate with commas.
     #[arg(
@@ -297,6 +303,10 @@ pub enum ConfigError {
     /// TURN credentials valid for too long.
     #[error("--turn-ttl may be at most 1h")]
     TurnTtlTooLong,
+    /// A resume grace period so long that away members would hold room
+    /// places and nicknames for hours.
+    #[error("--resume-grace may be at most 1h")]
+    ResumeGraceTooLong,
     /// A --turn-url that is not a TURN URL.
     #[error("--turn-url {0:?}: must start with turn: or turns:")]
     TurnUrlScheme(String),
@@ -324,6 +334,9 @@ impl ServeArgs {
         }
         if self.turn_ttl > Duration::from_secs(3600) {
             return Err(ConfigError::TurnTtlTooLong);
+        }
+        if self.resume_grace > Duration::from_secs(3600) {
+            return Err(ConfigError::ResumeGraceTooLong);
         }
         for url in &self.turn_urls {
             let lower = url.to_ascii_lowercase();
@@ -395,6 +408,7 @@ impl ServeArgs {
                 byte_rate_per_sec: self.rate_limit_bytes,
                 byte_burst: self.rate_burst_bytes.max(self.max_message_size),
                 ice: Arc::new(ice_servers.clone()),
+                resume_grace: self.resume_grace,
             },
             ice_servers,
             turn: turn_setup,

@@ -55,6 +55,7 @@ async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value>
         "connections": stats.connections,
         "rooms": stats.rooms,
         "members": stats.members,
+        "away": stats.away,
     });
     if let Some(mailbox) = state.mailbox() {
         let (waiting, queued) = mailbox.counts();
@@ -79,6 +80,8 @@ pub async fn run(
     // `stop.closed()` resolves.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
+    // Ends the resume grace periods of members whose connection was lost.
+    let timers = tokio::spawn(state.clone().drive_timers());
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -136,6 +139,7 @@ pub async fn run(
     drop(stopping);
     let _ = stop.send(true);
     state.shutdown();
+    timers.abort();
     let drain = async {
         stop.closed().await;
         state.closed().await;

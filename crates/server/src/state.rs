@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use peerchat_protocol::ErrorCode;
-use peerchat_rooms::{ConnId, Frame, Hub, Output, Stats};
+use peerchat_rooms::{ConnId, Departure, Frame, Hub, Output, Stats};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::Config;
@@ -17,8 +17,9 @@ use crate::mailbox::SharedMailbox;
 pub(crate) enum Outbound {
     /// A text frame.
     Frame(Frame),
-    /// A close frame with this reason; then the connection ends.
-    Close(ErrorCode),
+    /// A close frame with this reason, or a normal close (code 1000) when
+    /// there is none; then the connection ends.
+    Close(Option<ErrorCode>),
 }
 
 /// The receiving ends a connection task owns.
@@ -55,6 +56,9 @@ struct Inner {
     live: AtomicUsize,
     /// Notified whenever the last connection task ends.
     idle: Notify,
+    /// Notified when the hub's next deadline moved earlier, to wake the
+    /// timer task.
+    timer: Notify,
 }
 
 impl AppState {
@@ -75,6 +79,7 @@ impl AppState {
             next_conn: AtomicU64::new(1),
             live: AtomicUsize::new(0),
             idle: Notify::new(),
+            timer: Notify::new(),
         }))
     }
 
@@ -125,24 +130,58 @@ impl AppState {
 
     /// Runs `f` on the hub and delivers what it outputs.
     pub(crate) fn with_hub(&self, f: impl FnOnce(&mut Hub, &mut Vec<Output>)) {
-        let mut out = Vec::new();
-        let mut shared = self.lock();
-        f(&mut shared.hub, &mut out);
-        shared.deliver(out);
+        self.with_shared(|shared, out| f(&mut shared.hub, out));
     }
 
-    /// A connection task ended: forget the connection and tell its room.
-    /// Called exactly once for each [`AppState::connect`].
-    pub(crate) fn disconnect(&self, conn: ConnId) {
-        {
-            let mut shared = self.lock();
-            shared.conns.remove(&conn);
-            let mut out = Vec::new();
-            shared.hub.disconnect(conn, &mut out);
-            shared.deliver(out);
+    /// Runs `f` on the shared state, delivers what the hub output, and wakes
+    /// the timer task if the hub now needs to be woken sooner.
+    fn with_shared(&self, f: impl FnOnce(&mut Shared, &mut Vec<Output>)) {
+        let mut out = Vec::new();
+        let mut shared = self.lock();
+        let before = shared.hub.next_deadline();
+        f(&mut shared, &mut out);
+        shared.deliver(out);
+        let after = shared.hub.next_deadline();
+        drop(shared);
+        if after.is_some_and(|after| before.is_none_or(|before| after < before)) {
+            self.0.timer.notify_one();
         }
+    }
+
+    /// A connection task ended: forget the connection, and tell the hub
+    /// whether the client left or was lost. Called exactly once for each
+    /// [`AppState::connect`].
+    pub(crate) fn disconnect(&self, conn: ConnId, how: Departure) {
+        let now = Instant::now();
+        self.with_shared(|shared, out| {
+            shared.conns.remove(&conn);
+            shared.hub.disconnect(conn, how, now, out);
+        });
         if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.idle.notify_waiters();
+        }
+    }
+
+    /// Wakes the hub whenever a deadline of its passes (a lost member's
+    /// resume grace period ends). One task serves the whole server: it
+    /// sleeps until the hub's next deadline, or until an earlier one
+    /// appears; with no deadline it just waits.
+    pub(crate) async fn drive_timers(self) {
+        loop {
+            // A notification that comes after this read is kept by the
+            // Notify (`notify_one`), so none is missed.
+            let next = self.lock().hub.next_deadline();
+            match next {
+                None => self.0.timer.notified().await,
+                Some(at) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at.into()) => {
+                            self.with_hub(|hub, out| hub.handle_timeout(Instant::now(), out));
+                        }
+                        () = self.0.timer.notified() => {}
+                    }
+                }
+            }
         }
     }
 
@@ -180,19 +219,24 @@ impl Shared {
                             if let Some(handle) = self.conns.remove(&to) {
                                 let _ = handle.kill.send(());
                             }
-                            self.hub.disconnect(to, &mut more);
+                            self.hub
+                                .disconnect(to, Departure::Lost, Instant::now(), &mut more);
                         }
                     }
-                    Output::Close { conn, reason } => {
-                        if let Some(handle) = self.conns.remove(&conn) {
-                            if handle.outbound.try_send(Outbound::Close(reason)).is_err() {
-                                let _ = handle.kill.send(());
-                            }
-                        }
-                    }
+                    Output::Close { conn, reason } => self.close(conn, Some(reason)),
+                    Output::CloseNormally { conn } => self.close(conn, None),
                 }
             }
             std::mem::swap(&mut out, &mut more);
+        }
+    }
+
+    /// Queues the close of a connection the hub has forgotten.
+    fn close(&mut self, conn: ConnId, reason: Option<ErrorCode>) {
+        if let Some(handle) = self.conns.remove(&conn) {
+            if handle.outbound.try_send(Outbound::Close(reason)).is_err() {
+                let _ = handle.kill.send(());
+            }
         }
     }
 }

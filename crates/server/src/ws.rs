@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use peerchat_protocol::ErrorCode;
-use peerchat_rooms::ConnId;
+use peerchat_rooms::{ConnId, Departure};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 
@@ -59,8 +59,9 @@ pub(crate) async fn upgrade(
 
 /// How the reader half ended.
 enum ReadEnd {
-    /// The client is gone: stop at once.
-    Gone,
+    /// The client is gone (it left, or the connection was lost): stop at
+    /// once.
+    Gone(Departure),
     /// The hub is closing the connection: let the writer send what is queued.
     Closing,
 }
@@ -74,21 +75,28 @@ async fn serve(socket: WebSocket, state: AppState) {
     tokio::pin!(reader, writer);
     let end = tokio::select! {
         end = &mut reader => Some(end),
+        // The writer ends when the hub closed the connection (which the hub
+        // has then forgotten) or when the socket failed: a loss.
         () = &mut writer => None,
         // The sender is dropped, without firing, when the hub closes the
         // connection in order: only a fired kill ends it at once.
         Ok(()) = &mut kill => None,
     };
-    if let Some(ReadEnd::Closing) = end {
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            tokio::select! {
-                () = &mut writer => {},
-                Ok(()) = &mut kill => {},
-            }
-        })
-        .await;
-    }
-    state.disconnect(conn);
+    let how = match end {
+        Some(ReadEnd::Gone(how)) => how,
+        Some(ReadEnd::Closing) => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                tokio::select! {
+                    () = &mut writer => {},
+                    Ok(()) = &mut kill => {},
+                }
+            })
+            .await;
+            Departure::Lost
+        }
+        None => Departure::Lost,
+    };
+    state.disconnect(conn, how);
 }
 
 async fn read_half(stream: &mut SplitStream<WebSocket>, state: &AppState, conn: ConnId) -> ReadEnd {
@@ -115,23 +123,25 @@ async fn read_half(stream: &mut SplitStream<WebSocket>, state: &AppState, conn: 
         let message = match next {
             Err(_) => {
                 tracing::debug!(conn, "no sign of life within --idle-timeout");
-                return ReadEnd::Gone;
+                return ReadEnd::Gone(Departure::Lost);
             }
-            Ok(None) => return ReadEnd::Gone,
+            Ok(None) => return ReadEnd::Gone(Departure::Lost),
             Ok(Some(Err(err))) => {
                 if is_too_large(err) {
                     let limit = config.max_message_size;
+                    let now = Instant::now();
                     state.with_hub(|hub, out| {
                         hub.close(
                             conn,
                             ErrorCode::TooLarge,
                             &format!("messages may be at most {limit} bytes"),
+                            now,
                             out,
                         );
                     });
                     return ReadEnd::Closing;
                 }
-                return ReadEnd::Gone;
+                return ReadEnd::Gone(Departure::Lost);
             }
             Ok(Some(Ok(message))) => message,
         };
@@ -149,7 +159,13 @@ async fn read_half(stream: &mut SplitStream<WebSocket>, state: &AppState, conn: 
                 );
             }),
             Message::Ping(_) | Message::Pong(_) => {}
-            Message::Close(_) => return ReadEnd::Gone,
+            // Only a normal close is a deliberate leave; any other code
+            // (1001 when a page is closed or reloaded, say), or none, may
+            // be followed by a resume.
+            Message::Close(Some(frame)) if frame.code == close_code::NORMAL => {
+                return ReadEnd::Gone(Departure::Left);
+            }
+            Message::Close(_) => return ReadEnd::Gone(Departure::Lost),
         }
     }
 }
@@ -198,9 +214,15 @@ async fn write_half(
                     }
                 }
                 Some(Outbound::Close(reason)) => {
-                    let frame = CloseFrame {
-                        code: close_code_for(reason),
-                        reason: Utf8Bytes::from(reason.as_str()),
+                    let frame = match reason {
+                        Some(reason) => CloseFrame {
+                            code: close_code_for(reason),
+                            reason: Utf8Bytes::from(reason.as_str()),
+                        },
+                        None => CloseFrame {
+                            code: close_code::NORMAL,
+                            reason: Utf8Bytes::from_static("left"),
+                        },
                     };
                     let _ = sink.send(Message::Close(Some(frame))).await;
                     return;

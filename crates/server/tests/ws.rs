@@ -11,6 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -326,5 +327,138 @@ async fn a_slow_http_opener_is_cut_off() {
     let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut buf)).await;
     assert!(read.is_ok(), "the connection was closed");
     assert!(!String::from_utf8_lossy(&buf).contains("101"), "no upgrade");
+    server.stop().await;
+}
+
+// ---- Member keys: resuming after a lost connection ----
+
+const KEY: &str = "itest-key-aaaaaaaaaaaaaaaa";
+
+/// Connects and joins with a member key; returns the socket and `joined`.
+async fn join_keyed(server: &Server, room: &str, nick: &str, key: &str) -> (Ws, Value) {
+    let mut ws = server.connect().await;
+    send(
+        &mut ws,
+        json!({"type":"join","v":1,"room":room,"nick":nick,"key":key}),
+    )
+    .await;
+    let joined = recv(&mut ws).await.unwrap();
+    assert_eq!(joined["type"], "joined", "{joined}");
+    (ws, joined)
+}
+
+/// Waits (yielding to the server's tasks, never sleeping) until `cond`
+/// holds.
+async fn until(cond: impl Fn() -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while !cond() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the server got there in time");
+}
+
+#[tokio::test]
+async fn a_member_with_a_key_comes_back_after_losing_its_connection() {
+    let server = Server::start(&[]).await;
+    let (mut a, joined) = join_keyed(&server, ROOM, "alice", KEY).await;
+    let a_id = joined["you"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(joined["resumed"], false);
+    let (mut b, b_id) = server.join(ROOM, "bob").await;
+    assert_eq!(recv(&mut a).await.unwrap()["type"], "peer_joined");
+
+    // The TCP connection drops without a close frame.
+    drop(a);
+    until(|| server.state.stats().away == 1).await;
+    assert_eq!(common::health(server.addr).await["away"], 1);
+    // Meanwhile alice cannot be reached, but she is still a member.
+    send(&mut b, json!({"type":"signal","to":a_id,"payload":{}})).await;
+    expect_error(&mut b, "peer_away").await;
+
+    let (mut a, joined) = join_keyed(&server, ROOM, "alice", KEY).await;
+    assert_eq!(joined["you"], json!({"id": a_id, "nick": "alice"}));
+    assert_eq!(joined["resumed"], true);
+    assert_eq!(joined["members"], json!([{"id": b_id, "nick": "bob"}]));
+    // Bob's next message is alice's signal: he was told nothing in between.
+    assert_relays(&mut a, &a_id, &mut b, &b_id).await;
+    assert_eq!(server.state.stats().away, 0);
+    assert_eq!(server.state.stats().members, 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_connection_with_the_key_replaces_the_first() {
+    let server = Server::start(&[]).await;
+    let (mut old, joined) = join_keyed(&server, ROOM, "alice", KEY).await;
+    let a_id = joined["you"]["id"].as_str().unwrap().to_owned();
+    let (mut b, b_id) = server.join(ROOM, "bob").await;
+    assert_eq!(recv(&mut old).await.unwrap()["type"], "peer_joined");
+
+    // A reloaded page joins again while the old connection is still open.
+    let (mut a, joined) = join_keyed(&server, ROOM, "alice", KEY).await;
+    assert_eq!(joined["you"]["id"], a_id.as_str());
+    assert_eq!(joined["resumed"], true);
+    expect_error(&mut old, "replaced").await;
+    assert_eq!(expect_close(&mut old).await, CloseCode::Policy);
+    assert_relays(&mut a, &a_id, &mut b, &b_id).await;
+    assert_eq!(server.state.stats().members, 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn leave_and_a_normal_close_tell_the_room_at_once() {
+    let server = Server::start(&[]).await;
+    let (mut b, _) = server.join(ROOM, "bob").await;
+
+    let (mut a, joined) = join_keyed(&server, ROOM, "alice", KEY).await;
+    assert_eq!(recv(&mut b).await.unwrap()["type"], "peer_joined");
+    send(&mut a, json!({"type":"leave"})).await;
+    assert_eq!(expect_close(&mut a).await, CloseCode::Normal);
+    assert_eq!(
+        recv(&mut b).await.unwrap(),
+        json!({"type":"peer_left","id":joined["you"]["id"]})
+    );
+
+    let (mut c, joined) = join_keyed(&server, ROOM, "carol", "itest-key-ccccccccccccccccc").await;
+    assert_eq!(recv(&mut b).await.unwrap()["type"], "peer_joined");
+    c.close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    }))
+    .await
+    .unwrap();
+    assert_eq!(
+        recv(&mut b).await.unwrap(),
+        json!({"type":"peer_left","id":joined["you"]["id"]})
+    );
+    assert_eq!(server.state.stats().away, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_member_leaves_when_the_grace_period_ends() {
+    let server = Server::start(&["--resume-grace", "200ms"]).await;
+    let (mut a, joined) = join_keyed(&server, ROOM, "alice", KEY).await;
+    let (mut b, _) = server.join(ROOM, "bob").await;
+    assert_eq!(recv(&mut a).await.unwrap()["type"], "peer_joined");
+
+    // Closing a page sends 1001 (going away): not a leave.
+    a.close(Some(CloseFrame {
+        code: CloseCode::Away,
+        reason: "".into(),
+    }))
+    .await
+    .unwrap();
+    let lost_at = std::time::Instant::now();
+    assert_eq!(
+        recv(&mut b).await.unwrap(),
+        json!({"type":"peer_left","id":joined["you"]["id"]})
+    );
+    assert!(
+        lost_at.elapsed() >= Duration::from_millis(200),
+        "peer_left came before the grace period ended"
+    );
+    assert_eq!(server.state.stats().away, 0);
     server.stop().await;
 }
