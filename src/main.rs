@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the signaling server and serve the web client (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Join a room from the terminal and chat peer to peer with everyone in
     /// it, browsers included. A full-screen UI on a terminal; line mode
     /// (stdin to messages, messages to stdout) for scripts and bots.
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         command => {
             init_logging("info");
             let args = match command {
-                Some(Command::Serve(args)) => args,
+                Some(Command::Serve(args)) => *args,
                 _ => cli.serve,
             };
             match runtime.block_on(serve(args)) {

@@ -159,6 +159,7 @@ fn options(link: &str, nick: &str) -> Result<EngineOptions> {
         relay_only: false,
         mdns: false,
         signaling: SignalingMode::Server,
+        history: Default::default(),
     })
 }
 

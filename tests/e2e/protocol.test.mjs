@@ -82,7 +82,7 @@ test('client messages built by the page match the vectors', () => {
 });
 
 test('chat envelopes round-trip', () => {
-  const chat = { id: randomId(), ts: 1763769600000, text: 'hi "there" <b>' };
+  const chat = { id: randomId(), seq: 1, clock: 2, ts: 1763769600000, text: 'hi "there" <b>' };
   assert.deepEqual(parsePeerMessage(chatEnvelope(chat)), { kind: 'chat', ...chat });
 });
 

@@ -55,7 +55,10 @@ class Peer:
         self.nick = nick
         self.me = None
         self.members = {}
-        self.seen = set()
+        self.seen = set()  # (author, seq) of messages shown
+        self.floor = {}  # author -> every seq up to this one was seen
+        self.seq = 0  # our last message number
+        self.clock = 0  # Lamport clock
         self.ws = None
 
     async def signal(self, member, payload):
@@ -87,10 +90,18 @@ class Peer:
         except ValueError:
             return
         if not isinstance(env, dict) or env.get("type") != "chat":
+            return  # ack, sync, history, typing: optional, ignored here
+        seq, clock = env.get("seq"), env.get("clock")
+        if not isinstance(seq, int) or not isinstance(clock, int) or (member.id, seq) in self.seen:
             return
-        if env.get("id") in self.seen:
-            return
-        self.seen.add(env.get("id"))
+        self.seen.add((member.id, seq))
+        self.clock = max(self.clock, clock)
+        floor = self.floor.get(member.id, 0)
+        while (member.id, floor + 1) in self.seen:
+            floor += 1
+        if floor > self.floor.get(member.id, 0):
+            self.floor[member.id] = floor
+            member.channel.send(json.dumps({"v": 1, "type": "ack", "upto": floor}))
         body = env.get("text", "").replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
         print(f"{member.nick}: {body}", flush=True)
 
@@ -151,7 +162,10 @@ class Peer:
                 await pc.addIceCandidate(c)
 
     def send_chat(self, text):
-        envelope = json.dumps({"v": 1, "type": "chat", "id": random_id(), "ts": int(time.time() * 1000), "text": text})
+        self.seq += 1
+        self.clock += 1
+        envelope = json.dumps({"v": 1, "type": "chat", "id": random_id(), "seq": self.seq, "clock": self.clock,
+                               "ts": int(time.time() * 1000), "text": text})
         for member in self.members.values():
             if member.channel is not None and member.channel.readyState == "open":
                 member.channel.send(envelope)

@@ -12,6 +12,7 @@ import { copyField } from './clipboard.js';
 import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
 import { Room } from './room.js';
+import { Store } from './store.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
 const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
@@ -41,13 +42,51 @@ const ui = {
   composer: /** @type {HTMLFormElement} */ (byId('composer')),
   message: /** @type {HTMLTextAreaElement} */ (byId('message')),
   composerNote: byId('composer-note'),
+  typing: byId('typing'),
+  clearHistory: /** @type {HTMLButtonElement} */ (byId('clear-history')),
 };
 
 const log = new ChatLog(ui.log);
 /** @param {string} text */
 const notice = (text) => log.notice(text);
-/** @param {import('./room.js').ChatMessage} msg */
-const showMessage = (msg) => log.message(msg);
+/** Our messages whose delivery may still change, by number. */
+const undelivered = new Set();
+
+/**
+ * @param {Room} room
+ * @param {import('./room.js').ChatMessage} msg
+ */
+function showMessage(room, msg) {
+  if (!msg.own) {
+    log.message(msg);
+    return;
+  }
+  const status = room.delivery(msg.seq);
+  log.message(msg, status);
+  if (status.state !== 'delivered') undelivered.add(msg.seq);
+}
+
+/** @param {Room} room */
+function refreshDelivery(room) {
+  for (const seq of undelivered) {
+    const status = room.delivery(seq);
+    log.setStatus(room.selfId, seq, status);
+    if (status.state === 'delivered') undelivered.delete(seq);
+  }
+}
+
+/** @param {Room} room */
+function renderTyping(room) {
+  const nicks = room.typingNicks();
+  ui.typing.textContent =
+    nicks.length === 0
+      ? ''
+      : nicks.length === 1
+        ? `${nicks[0]} is typing…`
+        : nicks.length <= 3
+          ? `${nicks.slice(0, -1).join(', ')} and ${nicks.at(-1)} are typing…`
+          : 'Several people are typing…';
+}
 
 /** The room id from `/r/{id}`; a bare `/` starts a new room. */
 function roomIdFromAddress() {
@@ -180,7 +219,7 @@ async function renderDetails(room) {
   ui.detailsBody.replaceChildren(...rows);
 }
 
-function main() {
+async function main() {
   const roomId = roomIdFromAddress();
   if (!roomId) {
     ui.joinView.hidden = true;
@@ -193,7 +232,10 @@ function main() {
   ui.roomLink.addEventListener('focus', () => ui.roomLink.select());
 
   const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
-  const room = new Room(roomId, wsUrl);
+  const room = new Room(roomId, wsUrl, { store: await Store.open() });
+  const kept = await room.open();
+  for (const msg of kept) showMessage(room, msg);
+  if (kept.length > 0) notice(`${kept.length === 1 ? 'One earlier message' : `${kept.length} earlier messages`} from this device.`);
 
   ui.nick.value = localStorage.getItem(NICK_STORAGE_KEY) ?? '';
   // `?relay=1` on a room link asks for relay-only connections.
@@ -269,11 +311,23 @@ function main() {
     const { kind, nick } = /** @type {CustomEvent} */ (e).detail;
     notice(kind === 'joined' ? `${nick} joined` : `${nick} left`);
   });
-  room.addEventListener('message', (e) => showMessage(/** @type {CustomEvent} */ (e).detail));
+  room.addEventListener('message', (e) => showMessage(room, /** @type {CustomEvent} */ (e).detail));
+  room.addEventListener('delivery', () => refreshDelivery(room));
+  room.addEventListener('typing', () => renderTyping(room));
 
-  wireComposer({ form: ui.composer, box: ui.message, note: ui.composerNote }, (text) =>
-    showMessage(room.send(text)),
+  wireComposer(
+    { form: ui.composer, box: ui.message, note: ui.composerNote },
+    (text) => showMessage(room, room.send(text)),
+    () => room.typed(),
   );
+
+  ui.clearHistory.addEventListener('click', () => {
+    if (!confirm('Clear this room’s history on this device? Messages sent so far will not come back.')) return;
+    room.clearHistory();
+    undelivered.clear();
+    log.clear();
+    notice('History cleared on this device.');
+  });
 
   /** @type {ReturnType<typeof setInterval> | undefined} */
   let detailsTimer;
@@ -285,8 +339,10 @@ function main() {
   ui.detailsClose.addEventListener('click', () => ui.details.close());
   ui.details.addEventListener('close', () => clearInterval(detailsTimer));
 
-  // Tell the others at once when this tab goes away.
-  addEventListener('pagehide', () => room.leave());
+  // Tell the others at once when this tab goes away. (A reload comes back
+  // as the same member, with the same key, and catches up on what it
+  // missed; only a lost connection keeps our place without a word.)
+  addEventListener('pagehide', () => room.leave(true));
 }
 
-main();
+void main();

@@ -16,8 +16,9 @@ const sizedByCss = CSS.supports('field-sizing', 'content');
  * @param {{form: HTMLFormElement, box: HTMLTextAreaElement, note: HTMLElement}} composer
  * @param {(text: string) => void} send sends the text; throws an Error whose
  *   message tells people why it could not
+ * @param {() => void} [typed] called as people type
  */
-export function wireComposer({ form, box, note }, send) {
+export function wireComposer({ form, box, note }, send, typed) {
   const resize = () => {
     if (sizedByCss) return;
     box.style.height = 'auto';
@@ -48,6 +49,7 @@ export function wireComposer({ form, box, note }, send) {
   });
   box.addEventListener('input', () => {
     resize();
+    if (typed && box.value.trim().length > 0) typed();
     const size = utf8Length(box.value);
     note.textContent =
       size > MAX_TEXT_BYTES ? `Too long: ${(size / 1024).toFixed(1)} KiB of at most 16 KiB. Shorten it or split it.` : '';

@@ -12,10 +12,9 @@ import { copyField } from './clipboard.js';
 import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
 import { decodeCode, encodeCode } from './codes.js';
+import { History } from './history.js';
 import {
-  chatEnvelope,
   MAX_TEXT_BYTES,
-  parsePeerMessage,
   ProtocolError,
   randomId,
   utf8Length,
@@ -117,13 +116,34 @@ function chatOver(pc, dc, me, peerNick) {
     log.notice(`You are connected to ${peerNick()}, with no server in between.`);
     ui.message.focus();
   });
+  // The other side's author id: with one peer and no server, any fixed id.
+  const PEER = 'peer';
+  const history = new History(randomId());
+  /** @param {number} seq */
+  const status = (seq) =>
+    history.delivery(seq).acked.length > 0
+      ? { state: 'delivered', text: 'Delivered', detail: `Delivered to ${peerNick()}.` }
+      : { state: 'sending', text: 'Sending…', detail: `Waiting for ${peerNick()}.` };
+  /** @type {number[]} */
+  const unacked = [];
   dc.addEventListener('message', (event) => {
     if (typeof event.data !== 'string') return;
+    let effects;
     try {
-      const msg = parsePeerMessage(event.data);
-      if (msg.kind === 'chat') log.message({ ...msg, author: peerNick(), own: false });
+      effects = history.handle(PEER, peerNick(), event.data, Date.now());
     } catch (e) {
       console.warn('peerchat: ignoring a malformed message', e);
+      return;
+    }
+    for (const effect of effects) {
+      if ('added' in effect) {
+        const m = effect.added;
+        log.message({ ...m, authorId: m.author, author: peerNick(), own: false });
+      } else if ('send' in effect && dc.readyState === 'open') {
+        dc.send(effect.send.text);
+      } else if ('acked' in effect) {
+        for (const seq of unacked.splice(0)) log.setStatus(history.me, seq, status(seq));
+      }
     }
   });
   dc.addEventListener('close', () => {
@@ -143,9 +163,10 @@ function chatOver(pc, dc, me, peerNick) {
   wireComposer({ form: ui.composer, box: ui.message, note: ui.composerNote }, (text) => {
     if (utf8Length(text) > MAX_TEXT_BYTES) throw new Error('This message is over 16 KiB; messages may be at most 16 KiB.');
     if (dc.readyState !== 'open') throw new Error('Not connected.');
-    const chat = { id: randomId(), ts: Date.now(), text };
-    dc.send(chatEnvelope(chat));
-    log.message({ ...chat, author: me, own: true });
+    const { message, envelope } = history.send({ id: randomId(), nick: me, text, ts: Date.now(), recipients: [PEER] });
+    dc.send(envelope);
+    unacked.push(message.seq);
+    log.message({ ...message, authorId: message.author, author: me, own: true }, status(message.seq));
   });
 }
 

@@ -154,6 +154,14 @@ export class PeerLink extends EventTarget {
     };
   }
 
+  /**
+   * Restarts ICE on a connection that lost its path (after the signaling
+   * server came back, say, when an earlier restart could not be sent).
+   */
+  repair() {
+    if (this.state === 'reconnecting') this.pc.restartIce();
+  }
+
   /** Closes the connection; fires `closed` once. */
   close() {
     if (this.state === 'closed') return;

@@ -288,17 +288,130 @@ export function parseServerMessage(text) {
 
 // ---- Peer to peer (data channel) ------------------------------------------
 
+/** Largest sequence number or Lamport clock (2^53 - 1). */
+export const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
+/** Most messages in one `history` envelope. */
+export const MAX_HISTORY_BATCH = 1000;
+/** Most authors in one `sync` envelope. */
+export const MAX_SYNC_AUTHORS = 1024;
+
 /**
- * @typedef {{kind: 'chat', id: string, ts: number, text: string}
+ * A chat message as its author sends it.
+ * @typedef {{id: string, seq: number, clock: number, ts: number, text: string}} Chat
+ * A message in a `history` envelope: a chat message with its author.
+ * @typedef {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string}} HistoryRecord
+ * @typedef {({kind: 'chat'} & Chat)
+ *   | {kind: 'ack', upto: number}
+ *   | {kind: 'sync', have: Record<string, number>}
+ *   | {kind: 'history', messages: HistoryRecord[]}
+ *   | {kind: 'typing'}
  *   | {kind: 'unknown', type: string}} PeerMessage
  */
 
 /**
- * A chat envelope as JSON text.
- * @param {{id: string, ts: number, text: string}} chat
+ * An envelope as JSON text, its fields in the order the protocol writes them.
+ * @param {string} type
+ * @param {object} body
  */
-export function chatEnvelope({ id, ts, text }) {
-  return JSON.stringify({ v: ENVELOPE_VERSION, type: 'chat', id, ts, text });
+function envelope(type, body) {
+  return JSON.stringify({ v: ENVELOPE_VERSION, type, ...body });
+}
+
+/**
+ * A `chat` envelope as JSON text.
+ * @param {Chat} chat
+ */
+export function chatEnvelope({ id, seq, clock, ts, text }) {
+  return envelope('chat', { id, seq, clock, ts, text });
+}
+
+/** @param {number} upto */
+export function ackEnvelope(upto) {
+  return envelope('ack', { upto });
+}
+
+/**
+ * A `sync` envelope; authors are written in sorted order.
+ * @param {Map<string, number>} have
+ */
+export function syncEnvelope(have) {
+  /** @type {Record<string, number>} */
+  const sorted = {};
+  for (const author of [...have.keys()].sort()) sorted[author] = /** @type {number} */ (have.get(author));
+  return envelope('sync', { have: sorted });
+}
+
+/** @param {HistoryRecord[]} messages */
+export function historyEnvelope(messages) {
+  return envelope('history', {
+    messages: messages.map(({ author, nick, id, seq, clock, ts, text }) => ({ author, nick, id, seq, clock, ts, text })),
+  });
+}
+
+export function typingEnvelope() {
+  return envelope('typing', {});
+}
+
+/**
+ * @param {Record<string, unknown>} obj
+ * @param {string} field
+ * @param {number} min 0 or 1
+ */
+function counter(obj, field, min) {
+  const n = obj[field];
+  if (n === undefined) throw new ProtocolError('bad_message', `field \`${field}\` is missing`);
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) {
+    throw new ProtocolError('bad_message', `field \`${field}\` must be an integer from ${min} to ${MAX_COUNTER}`);
+  }
+  return n;
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} field
+ */
+function checkId(value, field) {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID_LEN || !ID_ALPHABET.test(value)) {
+    throw new ProtocolError('bad_message', `field \`${field}\` must be 1 to 64 characters of A-Z, a-z, 0-9, - and _`);
+  }
+  return value;
+}
+
+/**
+ * The fields every message has, checked.
+ * @param {Record<string, unknown>} obj
+ * @returns {Chat}
+ */
+function chatFields(obj) {
+  const id = checkId(obj.id, 'id');
+  const seq = counter(obj, 'seq', 1);
+  const clock = counter(obj, 'clock', 1);
+  const ts = obj.ts;
+  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0 || ts > MAX_TS) {
+    throw new ProtocolError('bad_message', 'field `ts` must be an integer from 0 to 8640000000000000');
+  }
+  const body = str(obj, 'text');
+  if (body.length === 0) throw new ProtocolError('bad_message', 'field `text` must not be empty');
+  if (utf8Length(body) > MAX_TEXT_BYTES) {
+    throw new ProtocolError('bad_message', 'field `text` must be at most 16384 bytes of UTF-8');
+  }
+  return { id, seq, clock, ts, text: body };
+}
+
+/**
+ * @param {unknown} value
+ * @returns {HistoryRecord}
+ */
+function historyRecord(value) {
+  if (!isObject(value)) throw new ProtocolError('bad_message', 'each history message must be an object');
+  const author = checkId(value.author, 'author');
+  const nick = str(value, 'nick');
+  try {
+    validateNick(nick);
+  } catch {
+    throw new ProtocolError('bad_message', 'field `nick` must follow the nickname rules');
+  }
+  return { author, nick, ...chatFields(value) };
 }
 
 /**
@@ -313,19 +426,37 @@ export function parsePeerMessage(text) {
     throw new ProtocolError('bad_message', 'field `v` must be 1 or more');
   }
   const type = str(obj, 'type');
-  if (type !== 'chat') return { kind: 'unknown', type };
-  const id = str(obj, 'id');
-  if (id.length === 0 || id.length > MAX_ID_LEN || !ID_ALPHABET.test(id)) {
-    throw new ProtocolError('bad_message', 'field `id` must be 1 to 64 characters of A-Z, a-z, 0-9, - and _');
+  switch (type) {
+    case 'chat':
+      return { kind: 'chat', ...chatFields(obj) };
+    case 'ack':
+      return { kind: 'ack', upto: counter(obj, 'upto', 0) };
+    case 'sync': {
+      const have = obj.have;
+      if (!isObject(have)) throw new ProtocolError('bad_message', 'field `have` must be an object');
+      const authors = Object.keys(have);
+      if (authors.length > MAX_SYNC_AUTHORS) {
+        throw new ProtocolError('bad_message', 'field `have` must name at most 1024 authors');
+      }
+      /** @type {Record<string, number>} */
+      const out = {};
+      for (const author of authors) {
+        checkId(author, 'author');
+        out[author] = counter(have, author, 0);
+      }
+      return { kind: 'sync', have: out };
+    }
+    case 'history': {
+      const messages = obj.messages;
+      if (!Array.isArray(messages)) throw new ProtocolError('bad_message', 'field `messages` must be an array');
+      if (messages.length > MAX_HISTORY_BATCH) {
+        throw new ProtocolError('bad_message', 'field `messages` must hold at most 1000 messages');
+      }
+      return { kind: 'history', messages: messages.map(historyRecord) };
+    }
+    case 'typing':
+      return { kind: 'typing' };
+    default:
+      return { kind: 'unknown', type };
   }
-  const ts = obj.ts;
-  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0 || ts > MAX_TS) {
-    throw new ProtocolError('bad_message', 'field `ts` must be an integer from 0 to 8640000000000000');
-  }
-  const body = str(obj, 'text');
-  if (body.length === 0) throw new ProtocolError('bad_message', 'field `text` must not be empty');
-  if (utf8Length(body) > MAX_TEXT_BYTES) {
-    throw new ProtocolError('bad_message', 'field `text` must be at most 16384 bytes of UTF-8');
-  }
-  return { kind: 'chat', id, ts, text: body };
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { joinMessage, parseServerMessage, ProtocolError, signalMessage } from './protocol.js';
+import { joinMessage, leaveMessage, parseServerMessage, ProtocolError, signalMessage } from './protocol.js';
 
 /** @typedef {import('./protocol.js').ServerMessage} ServerMessage */
 
@@ -37,11 +37,15 @@ export class Signaling extends EventTarget {
     this.open();
   }
 
-  /** Closes the connection for good. */
+  /**
+   * Closes the connection for good. Without a `leave` first, the server
+   * holds our place for a while, so that a reloaded page comes back as
+   * the same member.
+   */
   stop() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    this.ws?.close(1000, 'leaving');
+    this.ws?.close(4000, 'page closed');
     this.ws = null;
   }
 
@@ -55,9 +59,16 @@ export class Signaling extends EventTarget {
   /**
    * @param {string} room
    * @param {string} nick
+   * @param {string} [key] the member key: the same key gets the same peer id back
    */
-  join(room, nick) {
-    this.send(joinMessage(room, nick));
+  join(room, nick, key) {
+    this.send(joinMessage(room, nick, key));
+  }
+
+  /** Leaves the room for good (the others are told at once) and closes. */
+  leave() {
+    this.send(leaveMessage());
+    this.stop();
   }
 
   /**

@@ -242,6 +242,7 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         relay_only: args.relay_only || target.relay,
         mdns: !args.no_mdns,
         signaling: signaling.clone(),
+        history: Default::default(),
     };
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (engine, events) = Engine::start(options.clone());

@@ -4,11 +4,13 @@
 //! mode, tests). It behaves like the web client's `room.js`.
 //!
 //! The engine is one task; [`Engine`] is a handle that sends it commands.
+//! The message log (ordering, acknowledgements, history sync, typing) is
+//! [`peerchat_history::History`], the same state machine the web client
+//! runs in `history.js`.
 
-use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peerchat_protocol::peer::{Chat, PeerMessage};
+use peerchat_history::{Config as HistoryConfig, Effect, History, Message};
 use peerchat_protocol::signaling::{ClientMessage, IceServer, Member};
 use peerchat_protocol::{ErrorCode, MAX_TEXT_BYTES};
 use serde::Serialize;
@@ -17,10 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::peer::{Link, LinkEvent, LinkHandle, LinkOptions, LinkState, LinkStats, SignalPayload};
 use crate::signaling::{ServerEvent, Signaling, SignalingEvent};
 
-/// Messages kept per member while its channel is not open.
-const MAX_OUTBOX: usize = 1000;
-/// Message ids remembered to drop duplicates.
-const MAX_SEEN_IDS: usize = 5000;
+/// How long a member the server does not list (yet) and whose connection
+/// is down is kept as reconnecting: about as long as the server holds a
+/// member's place after losing its connection.
+const GONE_AFTER: Duration = Duration::from_secs(20);
 const RELINK_MIN: Duration = Duration::from_secs(1);
 const RELINK_MAX: Duration = Duration::from_secs(30);
 /// Before retrying a join refused because our previous session still
@@ -44,6 +46,8 @@ pub struct EngineOptions {
     pub mdns: bool,
     /// How signals travel.
     pub signaling: SignalingMode,
+    /// The message log's limits.
+    pub history: HistoryConfig,
 }
 
 /// How an engine reaches the other members.
@@ -67,11 +71,16 @@ pub struct Peer {
     pub nick: String,
 }
 
-/// A chat message, sent or received.
+/// A chat message, sent or received, live or from history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChatMessage {
     /// The message id.
     pub id: String,
+    /// The author's number for it.
+    pub seq: u64,
+    /// Its Lamport clock: messages are shown ordered by clock, then author
+    /// id, then number.
+    pub clock: u64,
     /// When the author sent it (ms since the Unix epoch, author's clock).
     pub ts: u64,
     /// The text.
@@ -137,8 +146,25 @@ pub enum Event {
         /// The new state.
         state: LinkState,
     },
-    /// A chat message from someone else.
+    /// A chat message new to us: ours as sent, or someone else's, live or
+    /// from history. Show it at its place in the order (clock, author id,
+    /// number).
     Message(ChatMessage),
+    /// Who holds one of our messages changed.
+    Delivery {
+        /// Our message's number.
+        seq: u64,
+        /// Members who have it.
+        delivered: Vec<Peer>,
+        /// Members in the room when it was sent who do not yet.
+        waiting: Vec<Peer>,
+    },
+    /// A member is typing (show it for a few seconds, or until their next
+    /// message).
+    Typing {
+        /// Who.
+        member: Peer,
+    },
 }
 
 /// Why a message could not be sent.
@@ -171,6 +197,8 @@ pub struct MemberStats {
 
 enum Command {
     Send(String),
+    Typed,
+    Gone(String),
     Join(String),
     Drain(oneshot::Sender<()>),
     Undelivered(oneshot::Sender<Vec<(Peer, usize)>>),
@@ -212,7 +240,11 @@ impl Engine {
                 signaling_tx,
             ),
         };
+        let key = crate::random_id();
         let state = State {
+            key,
+            history: None,
+            joined_now: false,
             nick: options.nick.clone(),
             options,
             signaling,
@@ -220,8 +252,6 @@ impl Engine {
             ever_joined: false,
             ice_servers: Vec::new(),
             members: Vec::new(),
-            seen: HashSet::new(),
-            seen_order: VecDeque::new(),
             events,
             link_events: link_tx,
             commands: commands.clone(),
@@ -233,30 +263,25 @@ impl Engine {
         (Engine { commands }, events_rx)
     }
 
-    /// Sends a chat message to every member; those whose channel is not
-    /// open yet get it when it opens. Returns the message as sent.
-    pub fn send(&self, text: &str, me: &Peer) -> Result<ChatMessage, SendError> {
+    /// Sends a chat message to every member whose channel is open; the
+    /// others get it when their channel opens (the history sync). The
+    /// message comes back as an [`Event::Message`] with `own` set, with its
+    /// number and clock.
+    pub fn send(&self, text: &str) -> Result<(), SendError> {
         if text.trim().is_empty() {
             return Err(SendError::Empty);
         }
         if text.len() > MAX_TEXT_BYTES {
             return Err(SendError::TooLarge { size: text.len() });
         }
-        let chat = Chat {
-            id: crate::random_id().into(),
-            ts: now_ms(),
-            text: text.into(),
-        };
         self.commands
-            .send(Command::Send(chat.to_json()))
-            .map_err(|_| SendError::Stopped)?;
-        Ok(ChatMessage {
-            id: chat.id.into_owned(),
-            ts: chat.ts,
-            text: chat.text.into_owned(),
-            from: me.clone(),
-            own: true,
-        })
+            .send(Command::Send(text.to_owned()))
+            .map_err(|_| SendError::Stopped)
+    }
+
+    /// Tells the others that we are typing (at most every few seconds).
+    pub fn typed(&self) {
+        let _ = self.commands.send(Command::Typed);
     }
 
     /// Joins again under another nickname (after [`Event::JoinRefused`]).
@@ -264,9 +289,9 @@ impl Engine {
         let _ = self.commands.send(Command::Join(nick.to_owned()));
     }
 
-    /// Resolves once every message sent so far has been handed to every
-    /// member's connection and has left the send buffers. Bound it with a
-    /// timeout: a member whose connection never opens never gets them.
+    /// Resolves once every member in the room has acknowledged every message
+    /// of ours sent while they were here. Bound it with a timeout: a member
+    /// whose connection never opens never acknowledges.
     pub async fn drain(&self) {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Drain(tx)).is_ok() {
@@ -274,7 +299,7 @@ impl Engine {
         }
     }
 
-    /// Messages still waiting for a member's connection, per member.
+    /// Our messages not acknowledged yet, per member still in the room.
     pub async fn undelivered(&self) -> Vec<(Peer, usize)> {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Undelivered(tx)).is_err() {
@@ -307,8 +332,8 @@ impl Engine {
         out
     }
 
-    /// Leaves the room: closes every connection, so the others learn at
-    /// once, and the signaling connection.
+    /// Leaves the room for good: tells the server (so the others learn at
+    /// once), closes every connection and the signaling connection.
     pub async fn leave(&self) {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Leave(tx)).is_ok() {
@@ -331,7 +356,6 @@ struct MemberEntry {
     listed: bool,
     state: LinkState,
     link: Option<(u64, Link)>,
-    outbox: VecDeque<String>,
     relink_attempt: u32,
 }
 
@@ -349,6 +373,13 @@ impl MemberEntry {
 }
 
 struct State {
+    /// Our member key: the server derives our peer id from it, so a
+    /// reconnect comes back as the same member.
+    key: String,
+    /// The message log, once we know our peer id.
+    history: Option<History>,
+    /// Whether the server has us in the room right now.
+    joined_now: bool,
     options: EngineOptions,
     nick: String,
     signaling: Signaling,
@@ -356,8 +387,6 @@ struct State {
     ever_joined: bool,
     ice_servers: Vec<IceServer>,
     members: Vec<MemberEntry>,
-    seen: HashSet<String>,
-    seen_order: VecDeque<String>,
     events: mpsc::UnboundedSender<Event>,
     link_events: mpsc::UnboundedSender<(u64, LinkEvent)>,
     commands: mpsc::UnboundedSender<Command>,
@@ -379,6 +408,7 @@ impl State {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Leave(done)) => {
+                        self.signaling.send(ClientMessage::Leave.to_json());
                         self.close_links().await;
                         let _ = done.send(());
                         return;
@@ -409,9 +439,21 @@ impl State {
 
     async fn on_command(&mut self, command: Command) {
         match command {
-            Command::Send(envelope) => {
-                for i in 0..self.members.len() {
-                    self.deliver(i, envelope.clone());
+            Command::Send(text) => self.send_message(&text),
+            Command::Typed => {
+                if let Some(envelope) = self.history.as_mut().and_then(|h| h.typed(now_ms())) {
+                    for m in &self.members {
+                        if let Some((_, link)) = m.link.as_ref().filter(|(_, l)| l.is_open()) {
+                            link.send(envelope.clone());
+                        }
+                    }
+                }
+            }
+            Command::Gone(id) => {
+                if let Some(i) = self.index(&id) {
+                    if !self.members[i].listed && !self.members[i].is_open() {
+                        self.remove_member(&id);
+                    }
                 }
             }
             Command::Join(nick) => {
@@ -421,13 +463,7 @@ impl State {
             }
             Command::Drain(reply) => self.drains.push(reply),
             Command::Undelivered(reply) => {
-                let _ = reply.send(
-                    self.members
-                        .iter()
-                        .filter(|m| !m.outbox.is_empty())
-                        .map(|m| (m.peer(), m.outbox.len()))
-                        .collect(),
-                );
+                let _ = reply.send(self.undelivered());
             }
             Command::Stats(reply) => {
                 // Hand out handles, so stats are gathered without holding
@@ -451,8 +487,134 @@ impl State {
     }
 
     fn send_join(&self) {
-        let join = ClientMessage::join(&self.options.room, &self.nick).to_json();
-        self.signaling.send(join);
+        let join = match self.options.signaling {
+            SignalingMode::Server => {
+                ClientMessage::join_with_key(&self.options.room, &self.nick, &self.key)
+            }
+            _ => ClientMessage::join(&self.options.room, &self.nick),
+        };
+        self.signaling.send(join.to_json());
+    }
+
+    /// Our messages not acknowledged yet, per member still in the room.
+    fn undelivered(&self) -> Vec<(Peer, usize)> {
+        let Some(history) = &self.history else {
+            return Vec::new();
+        };
+        let mut counts = vec![0usize; self.members.len()];
+        for m in history.messages().filter(|m| m.author == history.me()) {
+            for id in history.delivery(m.seq).waiting {
+                if let Some(i) = self.index(&id) {
+                    counts[i] += 1;
+                }
+            }
+        }
+        self.members
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(m, n)| (m.peer(), n))
+            .collect()
+    }
+
+    fn send_message(&mut self, text: &str) {
+        let recipients: Vec<String> = self.members.iter().map(|m| m.id.clone()).collect();
+        let Some(history) = self.history.as_mut() else {
+            tracing::warn!("not in the room yet; message dropped");
+            return;
+        };
+        match history.send(&crate::random_id(), &self.nick, text, now_ms(), recipients) {
+            Ok((message, envelope)) => {
+                for m in &self.members {
+                    if let Some((_, link)) = m.link.as_ref().filter(|(_, l)| l.is_open()) {
+                        link.send(envelope.clone());
+                    }
+                }
+                let view = self.view(message);
+                self.emit(Event::Message(view));
+            }
+            Err(err) => tracing::warn!(%err, "message not sent"),
+        }
+    }
+
+    fn view(&self, m: Message) -> ChatMessage {
+        let own = self.history.as_ref().is_some_and(|h| h.me() == m.author);
+        ChatMessage {
+            from: Peer {
+                id: m.author,
+                nick: m.nick,
+            },
+            id: m.id,
+            seq: m.seq,
+            clock: m.clock,
+            ts: m.ts,
+            text: m.text,
+            own,
+        }
+    }
+
+    fn peer_of(&self, id: &str) -> Peer {
+        match self.index(id) {
+            Some(i) => self.members[i].peer(),
+            None => Peer {
+                id: id.to_owned(),
+                nick: self
+                    .history
+                    .as_ref()
+                    .and_then(|h| h.messages().rev().find(|m| m.author == id))
+                    .map_or_else(|| id.chars().take(6).collect(), |m| m.nick.clone()),
+            },
+        }
+    }
+
+    /// Carries out what the message log asks for, after an envelope from
+    /// member `i` (whose acknowledgement was `acked_before`).
+    fn apply(&mut self, i: usize, effects: Vec<Effect>, acked_before: u64) {
+        for effect in effects {
+            match effect {
+                Effect::Added(message) => {
+                    let view = self.view(message);
+                    self.emit(Event::Message(view));
+                }
+                Effect::Send { to, text } => {
+                    if let Some(j) = self.index(&to) {
+                        if let Some((_, link)) =
+                            self.members[j].link.as_ref().filter(|(_, l)| l.is_open())
+                        {
+                            link.send(text);
+                        }
+                    }
+                }
+                Effect::Acked { by, upto } => {
+                    let Some(history) = &self.history else {
+                        continue;
+                    };
+                    let changed: Vec<(u64, peerchat_history::Delivery)> = history
+                        .messages()
+                        .filter(|m| {
+                            m.author == history.me() && m.seq > acked_before && m.seq <= upto
+                        })
+                        .map(|m| (m.seq, history.delivery(m.seq)))
+                        .filter(|(_, d)| d.acked.contains(&by))
+                        .collect();
+                    for (seq, delivery) in changed {
+                        let event = Event::Delivery {
+                            seq,
+                            delivered: delivery.acked.iter().map(|id| self.peer_of(id)).collect(),
+                            waiting: delivery.waiting.iter().map(|id| self.peer_of(id)).collect(),
+                        };
+                        self.emit(event);
+                    }
+                }
+                Effect::Typing { author } => {
+                    if self.members.get(i).is_some_and(|m| m.id == author) {
+                        self.emit(Event::Typing {
+                            member: self.members[i].peer(),
+                        });
+                    }
+                }
+            }
+        }
     }
 
     async fn on_signaling(&mut self, event: SignalingEvent) {
@@ -471,7 +633,7 @@ impl State {
                 }
             }
             SignalingEvent::Offline { retry_in } => {
-                self.self_id = None;
+                self.joined_now = false;
                 self.emit(Event::Server {
                     state: ServerState::Offline,
                     retry_in_ms: Some(retry_in.as_millis() as u64),
@@ -488,33 +650,51 @@ impl State {
                 members,
                 ice_servers,
             } => {
+                if self.self_id.as_deref() != Some(you.id.as_str()) {
+                    // Our id (derived from our key) is known at the first
+                    // join; a server that gives another one numbers our
+                    // messages under it.
+                    let mut history = History::new(you.id.clone(), self.options.history);
+                    if let Some(old) = &self.history {
+                        history.restore(old.save());
+                    }
+                    self.history = Some(history);
+                    // Connections made under another id are of no use.
+                    for m in &mut self.members {
+                        m.link = None;
+                    }
+                }
                 self.self_id = Some(you.id.clone());
+                self.joined_now = true;
                 self.nick = you.nick.clone();
                 self.ice_servers = ice_servers;
                 self.ice_servers
                     .extend(self.options.extra_ice_servers.iter().cloned());
-                // After a reconnect, members who have not come back yet keep
-                // their connection while it stays open.
-                let mut gone = Vec::new();
+                // Members who have not come back to the server yet keep
+                // their connection while it stays open, or a while to come
+                // back.
                 for m in &mut self.members {
-                    if members.iter().any(|l| l.id == m.id || l.nick == m.nick) {
+                    if members.iter().any(|l| l.id == m.id) {
                         continue;
                     }
-                    if m.is_open() {
-                        m.listed = false;
-                    } else {
-                        gone.push(m.id.clone());
+                    m.listed = false;
+                    if !m.is_open() {
+                        let commands = self.commands.clone();
+                        let id = m.id.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(GONE_AFTER).await;
+                            let _ = commands.send(Command::Gone(id));
+                        });
                     }
                 }
-                for id in gone {
-                    self.remove_member(&id);
-                }
-                // We are the newcomer, under a new peer id: we start a fresh
-                // connection to everyone listed.
+                // An open connection survives the server going away and
+                // coming back; we (re)join, so we start any that is missing.
                 for m in &members {
                     let i = self.add_member(m, self.ever_joined);
-                    self.members[i].link = None;
-                    self.start_link(i, None).await;
+                    self.members[i].listed = true;
+                    if self.members[i].link.is_none() {
+                        self.start_link(i, None).await;
+                    }
                 }
                 if !self.ever_joined {
                     self.ever_joined = true;
@@ -550,11 +730,15 @@ impl State {
                         | ErrorCode::BadNick
                         | ErrorCode::RoomFull
                         | ErrorCode::BadRoom
+                        | ErrorCode::BadKey
                 );
                 if joining && !self.ever_joined {
                     self.join_refused = true;
                     self.emit(Event::JoinRefused { code, message });
-                } else if joining && self.self_id.is_none() {
+                } else if code == ErrorCode::PeerAway {
+                    // Signals to a member who lost its connection; it starts
+                    // anew when it is back.
+                } else if joining && !self.joined_now {
                     // Our old session may hold the nickname until the server
                     // notices it is gone.
                     let commands = self.commands.clone();
@@ -574,8 +758,7 @@ impl State {
         self.members.iter().position(|m| m.id == id)
     }
 
-    /// Adds a member, or recognises a known one who came back under a new
-    /// peer id (same nickname) after the server connection was lost.
+    /// Adds a member, or updates a known one.
     fn add_member(&mut self, peer: &Member, announce: bool) -> usize {
         if let Some(i) = self.index(&peer.id) {
             // A pair learns the other's nickname only from its answer.
@@ -587,19 +770,7 @@ impl State {
                     });
                 }
             }
-            return i;
-        }
-        if let Some(i) = self.members.iter().position(|m| m.nick == peer.nick) {
-            let m = &mut self.members[i];
-            m.id = peer.id.clone();
-            m.link = None;
-            m.listed = true;
-            m.state = LinkState::Reconnecting;
-            let member = m.peer();
-            self.emit(Event::MemberState {
-                member,
-                state: LinkState::Reconnecting,
-            });
+            self.members[i].listed = true;
             return i;
         }
         self.members.push(MemberEntry {
@@ -608,7 +779,6 @@ impl State {
             listed: true,
             state: LinkState::Connecting,
             link: None,
-            outbox: VecDeque::new(),
             relink_attempt: 0,
         });
         let i = self.members.len() - 1;
@@ -623,6 +793,9 @@ impl State {
     fn remove_member(&mut self, id: &str) {
         if let Some(i) = self.index(id) {
             let member = self.members.remove(i);
+            if let Some(history) = &mut self.history {
+                history.link_closed(id);
+            }
             self.emit(Event::MemberLeft {
                 member: member.peer(),
             });
@@ -701,12 +874,11 @@ impl State {
                 }
             }
             LinkEvent::Open => {
-                let member = &mut self.members[i];
-                member.relink_attempt = 0;
-                if let Some((_, link)) = &member.link {
-                    for text in member.outbox.drain(..) {
-                        link.send(text);
-                    }
+                self.members[i].relink_attempt = 0;
+                let id = self.members[i].id.clone();
+                if let Some(history) = &mut self.history {
+                    let effects = history.link_opened(&id);
+                    self.apply(i, effects, 0);
                 }
             }
             LinkEvent::Message(text) => self.on_peer_message(i, &text),
@@ -718,19 +890,17 @@ impl State {
     /// side with the smaller peer id starts a new one after a backoff.
     fn on_link_closed(&mut self, i: usize) {
         self.members[i].link = None;
-        // Without a server to ask (it is down, or a pair never had one), a
-        // closed connection means the member is gone.
-        let self_id = match &self.self_id {
-            Some(id)
-                if self.options.signaling == SignalingMode::Server && self.members[i].listed =>
-            {
-                id.clone()
-            }
-            _ => {
-                let id = self.members[i].id.clone();
-                self.remove_member(&id);
-                return;
-            }
+        let id = self.members[i].id.clone();
+        if let Some(history) = &mut self.history {
+            history.link_closed(&id);
+        }
+        // A pair has no server to find each other again: the member is gone.
+        if self.options.signaling != SignalingMode::Server {
+            self.remove_member(&id);
+            return;
+        }
+        let Some(self_id) = self.self_id.clone() else {
+            return;
         };
         let member = &mut self.members[i];
         if member.state != LinkState::Reconnecting {
@@ -741,7 +911,22 @@ impl State {
                 state: LinkState::Reconnecting,
             });
         }
+        // Without the server, wait: once we are back, the member list says
+        // whom to reconnect to. A member it does not list is gone unless it
+        // comes back soon.
+        if !self.joined_now {
+            return;
+        }
         let member = &mut self.members[i];
+        if !member.listed {
+            let commands = self.commands.clone();
+            let id = member.id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(GONE_AFTER).await;
+                let _ = commands.send(Command::Gone(id));
+            });
+            return;
+        }
         if self_id < member.id {
             let base = RELINK_MIN
                 .saturating_mul(2u32.saturating_pow(member.relink_attempt))
@@ -758,61 +943,21 @@ impl State {
     }
 
     fn on_peer_message(&mut self, i: usize, text: &str) {
-        let chat = match PeerMessage::parse(text) {
-            Ok(PeerMessage::Chat(chat)) => chat,
-            Ok(PeerMessage::Unknown { .. }) => return,
-            Err(err) => {
-                tracing::warn!(%err, from = %self.members[i].nick, "ignoring a malformed message");
-                return;
-            }
-        };
-        // Ids are unique per author: another member reusing one cannot hide
-        // or replace a message.
-        let nick = self.members[i].nick.clone();
-        if !self.remember(&nick, &chat.id) {
+        let (id, nick) = (self.members[i].id.clone(), self.members[i].nick.clone());
+        let Some(history) = &mut self.history else {
             return;
-        }
-        self.emit(Event::Message(ChatMessage {
-            id: chat.id.into_owned(),
-            ts: chat.ts,
-            text: chat.text.into_owned(),
-            from: self.members[i].peer(),
-            own: false,
-        }));
-    }
-
-    /// Records a message of `author`; false if it was seen before.
-    fn remember(&mut self, author: &str, id: &str) -> bool {
-        let key = format!("{author}\0{id}");
-        if !self.seen.insert(key.clone()) {
-            return false;
-        }
-        self.seen_order.push_back(key);
-        if self.seen_order.len() > MAX_SEEN_IDS {
-            if let Some(old) = self.seen_order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        true
-    }
-
-    fn deliver(&mut self, i: usize, envelope: String) {
-        let member = &mut self.members[i];
-        match &member.link {
-            Some((_, link)) if link.is_open() => link.send(envelope),
-            _ => {
-                if member.outbox.len() >= MAX_OUTBOX {
-                    member.outbox.pop_front();
-                }
-                member.outbox.push_back(envelope);
-            }
+        };
+        let acked_before = history.acked_by(&id);
+        match history.handle(&id, &nick, text, now_ms()) {
+            Ok(effects) => self.apply(i, effects, acked_before),
+            Err(err) => tracing::warn!(%err, from = %nick, "ignoring a malformed message"),
         }
     }
 
     /// Answers drain requests once no outbox holds anything, after the open
     /// links have flushed their send buffers.
     fn check_drains(&mut self) {
-        if self.drains.is_empty() || self.members.iter().any(|m| !m.outbox.is_empty()) {
+        if self.drains.is_empty() || !self.undelivered().is_empty() {
             return;
         }
         let waiters = std::mem::take(&mut self.drains);

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::cli::ChatError;
-use crate::engine::{Engine, Event, Peer, ServerState};
+use crate::engine::{Engine, Event, ServerState};
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ fn notice(event: &Event) -> Option<String> {
         Event::MemberJoined { member } => format!("{} joined", member.nick),
         Event::MemberLeft { member } => format!("{} left", member.nick),
         Event::MemberState { member, state } => format!("{} is {}", member.nick, state.as_str()),
-        Event::Message(_) => return None,
+        Event::Message(_) | Event::Delivery { .. } | Event::Typing { .. } => return None,
     })
 }
 
@@ -81,6 +81,8 @@ fn print(event: &Event, mode: Output) {
             }
         }
         Output::Plain => match event {
+            // What we typed is on the terminal already.
+            Event::Message(m) if m.own => {}
             Event::Message(m) => {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{}: {}", escape(&m.from.nick), escape(&m.text));
@@ -107,20 +109,20 @@ pub async fn run(
 ) -> Result<(), ChatError> {
     // Read input only once in the room, so the first lines reach everyone
     // already there.
-    let me = loop {
+    loop {
         let Some(event) = events.recv().await else {
             return Ok(());
         };
         print(&event, mode);
         match event {
-            Event::Joined { you, .. } => break you,
+            Event::Joined { .. } => break,
             Event::JoinRefused { code, message } => {
                 engine.leave().await;
                 return Err(ChatError::JoinRefused { code, message });
             }
             _ => {}
         }
-    };
+    }
     if until_connected {
         loop {
             let Some(event) = events.recv().await else {
@@ -141,7 +143,7 @@ pub async fn run(
     loop {
         tokio::select! {
             line = lines.next_line() => match line {
-                Ok(Some(line)) => send(&engine, &line, &me),
+                Ok(Some(line)) => send(&engine, &line),
                 Ok(None) | Err(_) => break,
             },
             Some(event) = events.recv() => print(&event, mode),
@@ -182,11 +184,11 @@ pub async fn run(
     result
 }
 
-fn send(engine: &Engine, line: &str, me: &Peer) {
+fn send(engine: &Engine, line: &str) {
     if line.trim().is_empty() {
         return;
     }
-    if let Err(err) = engine.send(line, me) {
+    if let Err(err) = engine.send(line) {
         eprintln!("* not sent: {err}");
     }
 }

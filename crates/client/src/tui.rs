@@ -32,6 +32,10 @@ pub enum LogEntry {
         own: bool,
         /// The text.
         text: String,
+        /// Its place in the room's order: clock, author id, number.
+        key: (u64, String, u64),
+        /// For our messages: where delivery stands.
+        status: Option<String>,
     },
     /// A notice: joins, departures, errors, connection details.
     Notice(String),
@@ -58,6 +62,8 @@ pub struct Ui {
     pub relay_only: bool,
     /// The join was refused: the input line asks for a nickname.
     pub awaiting_nick: bool,
+    /// Who is typing, until when.
+    pub typing: Vec<(Peer, std::time::Instant)>,
 }
 
 impl Ui {
@@ -73,6 +79,7 @@ impl Ui {
             scroll_back: 0,
             relay_only,
             awaiting_nick: false,
+            typing: Vec::new(),
         }
     }
 
@@ -80,18 +87,54 @@ impl Ui {
         self.log.push(LogEntry::Notice(text.into()));
     }
 
-    /// Adds a chat message to the log.
+    /// Adds a chat message to the log, once, at its place in the order
+    /// (history can arrive after newer messages).
     pub fn message(&mut self, m: &ChatMessage) {
-        self.log.push(LogEntry::Message {
-            time: clock(m.ts),
-            author: if m.own {
-                "you".into()
+        let key = (m.clock, m.from.id.clone(), m.seq);
+        self.typing.retain(|(p, _)| p.id != m.from.id);
+        let mut at = self.log.len();
+        for (i, entry) in self.log.iter().enumerate().rev() {
+            if let LogEntry::Message { key: other, .. } = entry {
+                if *other == key {
+                    return;
+                }
+                if *other < key {
+                    break;
+                }
+                at = i;
+            }
+        }
+        let status = m.own.then(|| {
+            if self.members.is_empty() {
+                "sent".to_owned()
             } else {
-                m.from.nick.clone()
-            },
-            own: m.own,
-            text: m.text.clone(),
+                "sending…".to_owned()
+            }
         });
+        self.log.insert(
+            at,
+            LogEntry::Message {
+                time: clock(m.ts),
+                author: if m.own {
+                    "you".into()
+                } else {
+                    m.from.nick.clone()
+                },
+                own: m.own,
+                text: m.text.clone(),
+                key,
+                status,
+            },
+        );
+    }
+
+    /// Who is typing now.
+    pub fn typing_now(&self, now: std::time::Instant) -> Vec<&str> {
+        self.typing
+            .iter()
+            .filter(|(_, until)| *until > now)
+            .map(|(p, _)| p.nick.as_str())
+            .collect()
     }
 
     /// Updates the screen from an engine event.
@@ -147,6 +190,33 @@ impl Ui {
                 }
             }
             Event::Message(m) => self.message(m),
+            Event::Delivery {
+                seq,
+                delivered,
+                waiting,
+            } => {
+                let me = self.me.as_ref().map(|p| p.id.clone()).unwrap_or_default();
+                let text = if waiting.is_empty() {
+                    "✓ delivered".to_owned()
+                } else {
+                    let names: Vec<&str> = waiting.iter().map(|p| p.nick.as_str()).collect();
+                    format!("waiting for {}", names.join(", "))
+                };
+                let _ = delivered;
+                for entry in self.log.iter_mut().rev() {
+                    if let LogEntry::Message { key, status, .. } = entry {
+                        if key.1 == me && key.2 == *seq {
+                            *status = Some(text);
+                            break;
+                        }
+                    }
+                }
+            }
+            Event::Typing { member } => {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(6);
+                self.typing.retain(|(p, _)| p.id != member.id);
+                self.typing.push((member.clone(), until));
+            }
         }
     }
 }
@@ -207,17 +277,23 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
                 author,
                 own,
                 text,
+                status,
+                ..
             } => {
                 let author_style = if *own {
                     Style::new().fg(Color::Cyan).bold()
                 } else {
                     Style::new().fg(Color::Magenta).bold()
                 };
-                Line::from(vec![
+                let mut spans = vec![
                     Span::styled(format!("{time} "), Style::new().dim()),
                     Span::styled(format!("{author}: "), author_style),
                     Span::raw(text.clone()),
-                ])
+                ];
+                if let Some(status) = status {
+                    spans.push(Span::styled(format!("  ({status})"), Style::new().dim()));
+                }
+                Line::from(spans)
             }
             LogEntry::Notice(text) => Line::from(Span::styled(
                 format!("* {text}"),
@@ -269,6 +345,12 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
         members_area,
     );
 
+    let typing = ui.typing_now(std::time::Instant::now());
+    let typing_title = match typing.as_slice() {
+        [] => String::new(),
+        [one] => format!(" {one} is typing… "),
+        many => format!(" {} are typing… ", many.join(", ")),
+    };
     let prompt = if ui.awaiting_nick {
         " Nickname (Enter to join, Ctrl-C to quit) "
     } else {
@@ -280,7 +362,11 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
     let shown: String = chars[start..].iter().collect();
     let cursor_x = input_area.x + 1 + u16::try_from(shown.chars().count()).unwrap_or(0);
     frame.render_widget(
-        Paragraph::new(shown).block(Block::bordered().title(prompt)),
+        Paragraph::new(shown).block(
+            Block::bordered()
+                .title(prompt)
+                .title_bottom(Line::from(typing_title).style(Style::new().italic().dim())),
+        ),
         input_area,
     );
     frame.set_cursor_position(Position::new(cursor_x, input_area.y + 1));
@@ -345,6 +431,8 @@ pub async fn run(
         }
     });
     let mut ui = Ui::new(&options.room, options.relay_only);
+    // Redraws now and then, so typing notices run out on screen.
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let result = loop {
         if let Err(err) = terminal.draw(|frame| render(frame, &ui)) {
             break Err(err.into());
@@ -356,8 +444,13 @@ pub async fn run(
             Some(event) = events.recv() => ui.apply(&event),
             Some(term) = keys.recv() => {
                 let TermEvent::Key(key) = term else { continue };
+                let before = ui.input.len();
                 match on_key(&mut ui, key, page) {
-                    Action::None => {}
+                    Action::None => {
+                        if ui.input.len() > before && !ui.awaiting_nick {
+                            engine.typed();
+                        }
+                    }
                     Action::Quit => break Ok(()),
                     Action::Submit(text) => {
                         if submit(&mut ui, &engine, text).await {
@@ -366,6 +459,7 @@ pub async fn run(
                     }
                 }
             }
+            _ = tick.tick() => {}
             _ = tokio::signal::ctrl_c() => break Ok(()),
         }
     };
@@ -419,15 +513,12 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: String) -> bool {
         }
         _ => {}
     }
-    let Some(me) = ui.me.clone() else {
+    if ui.me.is_none() {
         ui.notice("not in the room yet");
         return false;
-    };
-    match engine.send(&text, &me) {
-        Ok(message) => {
-            ui.scroll_back = 0;
-            ui.message(&message);
-        }
+    }
+    match engine.send(&text) {
+        Ok(()) => ui.scroll_back = 0,
         Err(err) => ui.notice(format!("not sent: {err}")),
     }
     false
@@ -480,12 +571,63 @@ mod tests {
         });
         ui.apply(&Event::Message(ChatMessage {
             id: "m1".into(),
+            seq: 1,
+            clock: 5,
             ts: 3_600_000 * 13 + 60_000 * 5,
             text: "hello from the browser".into(),
             from: peer("2", "alice"),
             own: false,
         }));
         ui
+    }
+
+    fn message(from: Peer, seq: u64, clock: u64, text: &str, own: bool) -> Event {
+        Event::Message(ChatMessage {
+            id: format!("m{seq}"),
+            seq,
+            clock,
+            ts: 0,
+            text: text.into(),
+            from,
+            own,
+        })
+    }
+
+    #[test]
+    fn late_history_lands_in_order_once_and_delivery_shows() {
+        let mut ui = conversation();
+        ui.apply(&message(peer("1", "dora"), 1, 6, "mine", true));
+        // An older message from history, and a repeat of one already shown.
+        ui.apply(&message(peer("3", "bob"), 1, 2, "from before", false));
+        ui.apply(&message(peer("3", "bob"), 1, 2, "from before", false));
+        let texts: Vec<&str> = ui
+            .log
+            .iter()
+            .filter_map(|e| match e {
+                LogEntry::Message { text, .. } => Some(text.as_str()),
+                LogEntry::Notice(_) => None,
+            })
+            .collect();
+        assert_eq!(texts, ["from before", "hello from the browser", "mine"]);
+        assert!(screen(&ui, 80, 24).contains("mine  (sending…)"));
+        ui.apply(&Event::Delivery {
+            seq: 1,
+            delivered: vec![peer("2", "alice")],
+            waiting: vec![peer("3", "bob")],
+        });
+        assert!(screen(&ui, 80, 24).contains("mine  (waiting for bob)"));
+        ui.apply(&Event::Delivery {
+            seq: 1,
+            delivered: vec![peer("2", "alice"), peer("3", "bob")],
+            waiting: vec![],
+        });
+        assert!(screen(&ui, 80, 24).contains("mine  (✓ delivered)"));
+        ui.apply(&Event::Typing {
+            member: peer("3", "bob"),
+        });
+        assert!(screen(&ui, 80, 24).contains("bob is typing…"));
+        ui.apply(&message(peer("3", "bob"), 2, 7, "done", false));
+        assert!(!screen(&ui, 80, 24).contains("typing"));
     }
 
     #[test]

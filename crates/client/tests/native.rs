@@ -47,6 +47,7 @@ fn options(ws_url: &str, nick: &str) -> EngineOptions {
         relay_only: false,
         mdns: false,
         signaling: SignalingMode::Server,
+        history: Default::default(),
     }
 }
 
@@ -102,16 +103,28 @@ async fn two_native_clients_chat_both_ways_and_see_each_other_come_and_go() {
     assert_eq!(seen, bob_me);
 
     // Sent before the connection is up: kept and delivered once it opens.
-    alice.send("hello bob, from alice", &alice_me).unwrap();
+    alice.send("hello bob, from alice").unwrap();
     assert_eq!(
         message(&mut bob_events, "hello bob, from alice").await,
         alice_me
     );
-    bob.send("hi alice!\nsecond line", &bob_me).unwrap();
+    // Bob acknowledges it: delivered to everyone who was there.
+    let (seq, waiting) = expect(&mut alice_events, |e| match e {
+        Event::Delivery {
+            seq,
+            waiting,
+            delivered,
+        } if delivered.contains(&bob_me) => Some((*seq, waiting.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!((seq, waiting), (1, vec![]));
+    bob.send("hi alice!\nsecond line").unwrap();
     assert_eq!(
         message(&mut alice_events, "hi alice!\nsecond line").await,
         bob_me
     );
+
     let stats = alice.stats().await;
     assert_eq!(stats.len(), 1);
     assert_eq!(stats[0].state, LinkState::Connected);
@@ -122,6 +135,25 @@ async fn two_native_clients_chat_both_ways_and_see_each_other_come_and_go() {
     assert!(!route.relayed());
     assert!(route.bytes_received > 0);
 
+    // A late joiner gets the conversation from those present, in order.
+    let (_carol, mut carol_events) = Engine::start(options(&url, "carol"));
+    joined(&mut carol_events).await;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let m = expect(&mut carol_events, |e| match e {
+            Event::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .await;
+        got.push(m);
+    }
+    got.sort_by_key(|m| (m.clock, m.from.id.clone(), m.seq));
+    let texts: Vec<&str> = got.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["hello bob, from alice", "hi alice!\nsecond line"]);
+    assert!(
+        got[0].clock < got[1].clock,
+        "a reply sorts after what it answers"
+    );
     bob.leave().await;
     let left = expect(&mut alice_events, |e| match e {
         Event::MemberLeft { member } => Some(member.clone()),
@@ -153,16 +185,16 @@ async fn a_taken_nickname_is_refused_and_another_works() {
 async fn oversized_and_empty_messages_are_refused_before_sending() {
     let (url, _stop) = server().await;
     let (alice, mut events) = Engine::start(options(&url, "alice"));
-    let (me, _) = joined(&mut events).await;
+    joined(&mut events).await;
     assert_eq!(
-        alice.send(&"x".repeat(16 * 1024 + 1), &me),
+        alice.send(&"x".repeat(16 * 1024 + 1)),
         Err(peerchat_client::engine::SendError::TooLarge {
             size: 16 * 1024 + 1
         })
     );
     assert_eq!(
-        alice.send("  ", &me),
+        alice.send("  "),
         Err(peerchat_client::engine::SendError::Empty)
     );
-    assert!(alice.send(&"x".repeat(16 * 1024), &me).is_ok());
+    assert!(alice.send(&"x".repeat(16 * 1024)).is_ok());
 }

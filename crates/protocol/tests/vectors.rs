@@ -97,7 +97,12 @@ fn peer_messages() {
     check("peer_messages", |text| {
         PeerMessage::parse(text)
             .map(|m| match m {
-                PeerMessage::Chat(c) => json!({"kind":"chat","id":c.id,"ts":c.ts,"text":c.text}),
+                PeerMessage::Chat(c) => json!({"kind":"chat","id":c.id,"seq":c.seq,
+                    "clock":c.clock,"ts":c.ts,"text":c.text}),
+                PeerMessage::Ack { upto } => json!({"kind":"ack","upto":upto}),
+                PeerMessage::Sync(s) => json!({"kind":"sync","have":s.have}),
+                PeerMessage::History(messages) => json!({"kind":"history","messages":messages}),
+                PeerMessage::Typing => json!({"kind":"typing"}),
                 PeerMessage::Unknown { kind } => json!({"kind":"unknown","type":kind}),
             })
             .map_err(|e| e.code().to_string())

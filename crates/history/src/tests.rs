@@ -1,0 +1,266 @@
+use proptest::prelude::*;
+
+use super::*;
+
+const A: &str = "aaaaaaaaaaaaaaaa";
+const B: &str = "bbbbbbbbbbbbbbbb";
+
+fn message(author: &str, seq: u64, clock: u64) -> Message {
+    Message {
+        author: author.to_owned(),
+        nick: format!("n{}", &author[..1]),
+        id: format!("{}{seq}", &author[..1]),
+        seq,
+        clock,
+        ts: seq,
+        text: format!("{author} {seq}"),
+    }
+}
+
+fn chat_envelope(m: &Message) -> String {
+    m.record().chat().to_json()
+}
+
+fn history_envelope(ms: &[&Message]) -> String {
+    let records: Vec<Record<'_>> = ms.iter().map(|m| m.record()).collect();
+    peer::history_json(&records)
+}
+
+fn order(h: &History) -> Vec<(String, u64)> {
+    h.messages().map(|m| (m.author.clone(), m.seq)).collect()
+}
+
+#[test]
+fn save_and_restore_keep_everything() {
+    let mut h = History::new(A, Config::default());
+    h.send("x", "alice", "hello", 1, vec![B.to_owned()])
+        .unwrap();
+    h.handle(B, "bob", &chat_envelope(&message(B, 1, 2)), 0)
+        .unwrap();
+    h.handle(B, "bob", &peer::ack_json(1), 0).unwrap();
+    let saved = h.save();
+    let json = serde_json::to_string(&saved).unwrap();
+
+    let mut back = History::new(A, Config::default());
+    let added = back.restore(serde_json::from_str(&json).unwrap());
+    assert_eq!(added.len(), 2);
+    assert_eq!(order(&back), order(&h));
+    assert_eq!(back.delivery(1).acked, vec![B.to_owned()]);
+    // Numbering and the clock go on after the restored messages.
+    let (m, _) = back.send("y", "alice", "more", 2, vec![]).unwrap();
+    assert_eq!((m.seq, m.clock), (2, 3));
+    // Restoring twice adds nothing.
+    assert!(back.restore(saved).is_empty());
+}
+
+#[test]
+fn restore_skips_invalid_messages() {
+    let mut h = History::new(A, Config::default());
+    let mut bad = message(B, 1, 1);
+    bad.text = String::new();
+    let added = h.restore(Saved {
+        messages: vec![bad, message(B, 2, 2)],
+        ..Saved::default()
+    });
+    assert_eq!(added.len(), 1);
+}
+
+#[test]
+fn clear_forgets_messages_but_not_numbering() {
+    let mut h = History::new(A, Config::default());
+    h.send("x", "alice", "one", 1, vec![]).unwrap();
+    h.clear();
+    assert!(h.is_empty());
+    let (m, _) = h.send("y", "alice", "two", 2, vec![]).unwrap();
+    assert_eq!(m.seq, 2);
+}
+
+#[test]
+fn a_sync_names_our_own_count_and_each_author() {
+    let mut h = History::new(A, Config::default());
+    assert!(h.sync().have.is_empty());
+    h.send("x", "alice", "one", 1, vec![]).unwrap();
+    h.handle(B, "bob", &chat_envelope(&message(B, 1, 5)), 0)
+        .unwrap();
+    let have: Vec<(String, u64)> = h
+        .sync()
+        .have
+        .into_iter()
+        .map(|(a, n)| (a.into_owned(), n))
+        .collect();
+    assert_eq!(have, vec![(A.to_owned(), 1), (B.to_owned(), 1)]);
+}
+
+#[test]
+fn a_huge_sync_gets_a_bounded_answer() {
+    let config = Config {
+        capacity: 50,
+        ..Config::default()
+    };
+    let mut h = History::new(A, config);
+    for seq in 1..=80 {
+        let text = "x".repeat(16 * 1024);
+        let mut m = message(B, seq, seq);
+        m.text = text;
+        h.handle(B, "bob", &chat_envelope(&m), 0).unwrap();
+    }
+    assert_eq!(h.len(), 50);
+    let effects = h
+        .handle(
+            "cccccccccccccccc",
+            "carol",
+            r#"{"v":1,"type":"sync","have":{}}"#,
+            0,
+        )
+        .unwrap();
+    let mut total = 0;
+    for effect in &effects {
+        let Effect::Send { text, .. } = effect else {
+            panic!("{effect:?}")
+        };
+        assert!(
+            text.len() <= config.batch_bytes + 17 * 1024,
+            "{}",
+            text.len()
+        );
+        let PeerMessage::History(records) = PeerMessage::parse(text).unwrap() else {
+            panic!()
+        };
+        total += records.len();
+    }
+    assert_eq!(total, 50);
+    // Asking again at once gets nothing.
+    let again = h
+        .handle(
+            "cccccccccccccccc",
+            "carol",
+            r#"{"v":1,"type":"sync","have":{}}"#,
+            1,
+        )
+        .unwrap();
+    assert!(again.is_empty());
+}
+
+#[test]
+fn a_chat_from_ourselves_is_ignored() {
+    let mut h = History::new(A, Config::default());
+    let effects = h
+        .handle(A, "alice", &chat_envelope(&message(A, 1, 1)), 0)
+        .unwrap();
+    assert!(effects.is_empty());
+    assert!(h.is_empty());
+}
+
+/// A conversation: who wrote each message and how much of the earlier
+/// conversation they had seen, which fixes each message's clock.
+fn conversation() -> impl Strategy<Value = Vec<Message>> {
+    prop::collection::vec((0..3usize, any::<prop::sample::Index>()), 1..40).prop_map(|steps| {
+        let authors = ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"];
+        let mut messages: Vec<Message> = Vec::new();
+        let mut seqs = [0u64; 3];
+        let mut own_clock = [0u64; 3];
+        for (author, seen) in steps {
+            let seen = seen.index(messages.len() + 1);
+            let seen_clock = messages[..seen].iter().map(|m| m.clock).max().unwrap_or(0);
+            let clock = seen_clock.max(own_clock[author]) + 1;
+            own_clock[author] = clock;
+            seqs[author] += 1;
+            messages.push(message(authors[author], seqs[author], clock));
+        }
+        messages
+    })
+}
+
+/// How one replica receives the conversation: each step delivers one
+/// message live from its author or inside a history batch with others,
+/// in any order, with repeats.
+#[derive(Debug, Clone)]
+struct Delivery {
+    index: prop::sample::Index,
+    via_history: bool,
+    extra: Vec<prop::sample::Index>,
+}
+
+fn deliveries() -> impl Strategy<Value = Vec<Delivery>> {
+    prop::collection::vec(
+        (
+            any::<prop::sample::Index>(),
+            any::<bool>(),
+            prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        )
+            .prop_map(|(index, via_history, extra)| Delivery {
+                index,
+                via_history,
+                extra,
+            }),
+        0..80,
+    )
+}
+
+fn replay(me: &str, capacity: usize, messages: &[Message], deliveries: &[Delivery]) -> History {
+    let mut h = History::new(
+        me,
+        Config {
+            capacity,
+            ..Config::default()
+        },
+    );
+    let mut apply = |envelope: String, from: &str| {
+        h.handle(from, "x", &envelope, 0).unwrap();
+    };
+    for d in deliveries {
+        let m = &messages[d.index.index(messages.len())];
+        if d.via_history {
+            let mut batch = vec![m];
+            batch.extend(d.extra.iter().map(|i| &messages[i.index(messages.len())]));
+            apply(history_envelope(&batch), "dddddddddddddddd");
+        } else {
+            apply(chat_envelope(m), &m.author.clone());
+        }
+    }
+    // Finally everything arrives, in the conversation's own order.
+    for m in messages {
+        apply(chat_envelope(m), &m.author.clone());
+    }
+    h
+}
+
+proptest! {
+    #[test]
+    fn every_replica_ends_in_the_same_order(
+        messages in conversation(),
+        first in deliveries(),
+        second in deliveries(),
+    ) {
+        let one = replay("rrrrrrrrrrrrrrr1", 1000, &messages, &first);
+        let two = replay("rrrrrrrrrrrrrrr2", 1000, &messages, &second);
+        let mut want: Vec<&Message> = messages.iter().collect();
+        want.sort_by_key(|m| m.key());
+        let want: Vec<(String, u64)> = want.iter().map(|m| (m.author.clone(), m.seq)).collect();
+        prop_assert_eq!(order(&one), want.clone());
+        prop_assert_eq!(order(&two), want);
+        // Causality: a message sorts after every earlier message by its author
+        // and after everything its author had seen.
+        let clocks: Vec<u64> = one.messages().map(|m| m.clock).collect();
+        prop_assert!(clocks.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn a_bounded_log_keeps_the_same_newest_messages_everywhere(
+        messages in conversation(),
+        first in deliveries(),
+        second in deliveries(),
+        capacity in 1..10usize,
+    ) {
+        let one = replay("rrrrrrrrrrrrrrr1", capacity, &messages, &first);
+        let two = replay("rrrrrrrrrrrrrrr2", capacity, &messages, &second);
+        prop_assert_eq!(order(&one), order(&two));
+        let mut keys: Vec<Key> = messages.iter().map(Message::key).collect();
+        keys.sort();
+        let newest: Vec<(String, u64)> = keys[keys.len().saturating_sub(capacity)..]
+            .iter()
+            .map(|k| (k.author.clone(), k.seq))
+            .collect();
+        prop_assert_eq!(order(&one), newest);
+    }
+}

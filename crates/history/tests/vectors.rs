@@ -1,0 +1,136 @@
+//! Replays the shared scenarios in `tests/vectors/history.json`, which the
+//! web client's `history.js` replays too.
+
+use peerchat_history::{Config, Effect, History, Key, Message, SendError};
+use serde_json::{Value, json};
+
+const VECTORS: &str = include_str!("../../../tests/vectors/history.json");
+
+fn config(v: &Value) -> Config {
+    let mut config = Config::default();
+    if let Some(c) = v.as_object() {
+        for (name, value) in c {
+            let n = value.as_u64().unwrap();
+            match name.as_str() {
+                "capacity" => config.capacity = n as usize,
+                "batch_bytes" => config.batch_bytes = n as usize,
+                "sync_interval_ms" => config.sync_interval_ms = n,
+                "typing_ttl_ms" => config.typing_ttl_ms = n,
+                "typing_interval_ms" => config.typing_interval_ms = n,
+                other => panic!("unknown config {other}"),
+            }
+        }
+    }
+    config
+}
+
+fn effect(e: &Effect) -> Value {
+    match e {
+        Effect::Added(m) => json!({"added": [m.author, m.seq]}),
+        Effect::Send { to, text } => json!({"send": {"to": to, "text": text}}),
+        Effect::Acked { by, upto } => json!({"acked": {"by": by, "upto": upto}}),
+        Effect::Typing { author } => json!({"typing": author}),
+    }
+}
+
+fn s(v: &Value, name: &str) -> String {
+    v[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} in {v}"))
+        .to_owned()
+}
+
+fn n(v: &Value, name: &str) -> u64 {
+    v[name].as_u64().unwrap_or_else(|| panic!("{name} in {v}"))
+}
+
+#[test]
+fn scenarios() {
+    let doc: Value = serde_json::from_str(VECTORS).unwrap();
+    let scenarios = doc["scenarios"].as_array().unwrap();
+    assert!(!scenarios.is_empty());
+    for scenario in scenarios {
+        let name = s(scenario, "name");
+        let mut h = History::new(s(scenario, "me"), config(&scenario["config"]));
+        for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
+            let at = format!("{name}, step {i}: {step}");
+            let want = &step["want"];
+            match step["do"].as_str().unwrap() {
+                "send" => {
+                    let recipients = step["recipients"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.as_str().unwrap().to_owned())
+                        .collect();
+                    let got = h.send(
+                        &s(step, "id"),
+                        &s(step, "nick"),
+                        &s(step, "text"),
+                        n(step, "ts"),
+                        recipients,
+                    );
+                    match got {
+                        Ok((message, envelope)) => {
+                            let want_message: Message =
+                                serde_json::from_value(want["message"].clone()).expect(&at);
+                            assert_eq!(message, want_message, "{at}");
+                            assert_eq!(envelope, s(want, "envelope"), "{at}");
+                        }
+                        Err(e) => {
+                            let code = match e {
+                                SendError::Empty => "empty",
+                                SendError::TooLarge(_) => "too_large",
+                                SendError::Invalid(_) => "invalid",
+                            };
+                            assert_eq!(code, s(want, "error"), "{at}");
+                        }
+                    }
+                }
+                "receive" => {
+                    let got = h.handle(
+                        &s(step, "from"),
+                        &s(step, "nick"),
+                        &s(step, "text"),
+                        n(step, "now"),
+                    );
+                    match got {
+                        Ok(effects) => {
+                            let got: Vec<Value> = effects.iter().map(effect).collect();
+                            assert_eq!(json!(got), want["effects"], "{at}");
+                        }
+                        Err(e) => assert_eq!(e.code().as_str(), s(want, "error"), "{at}"),
+                    }
+                }
+                "link_opened" => {
+                    let got: Vec<Value> =
+                        h.link_opened(&s(step, "peer")).iter().map(effect).collect();
+                    assert_eq!(json!(got), want["effects"], "{at}");
+                }
+                "typed" => assert_eq!(json!(h.typed(n(step, "now"))), *want, "{at}"),
+                "typing" => assert_eq!(json!(h.typing(n(step, "now"))), *want, "{at}"),
+                "order" => {
+                    let got: Vec<Value> = h.messages().map(|m| json!([m.author, m.seq])).collect();
+                    assert_eq!(json!(got), *want, "{at}");
+                }
+                "position" => {
+                    let author = s(step, "author");
+                    let seq = n(step, "seq");
+                    let clock = h.get(&author, seq).expect(&at).clock;
+                    let got = h.position(&Key { clock, author, seq });
+                    assert_eq!(json!(got), *want, "{at}");
+                }
+                "clear" => h.clear(),
+                "delivery" => assert_eq!(json!(h.delivery(n(step, "seq"))), *want, "{at}"),
+                "state" => {
+                    assert_eq!(
+                        json!({"clock": h.clock(), "last_seq": h.last_seq()}),
+                        *want,
+                        "{at}"
+                    );
+                }
+                other => panic!("unknown step {other}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+"""Writes history.json, the shared scenarios for the message log.
+
+Run `python3 tests/vectors/history.py` after editing; both the Rust crate
+(crates/history/tests/vectors.rs) and the web client (tests/e2e/history.test.mjs)
+replay every scenario and must produce exactly the effects written here.
+"""
+import json
+import pathlib
+
+
+def env(kind, **body):
+    return json.dumps({"v": 1, "type": kind, **body}, separators=(",", ":"), ensure_ascii=False)
+
+
+def chat(id, seq, clock, ts, text):
+    return env("chat", id=id, seq=seq, clock=clock, ts=ts, text=text)
+
+
+def rec(author, nick, id, seq, clock, ts, text):
+    return {"author": author, "nick": nick, "id": id, "seq": seq, "clock": clock, "ts": ts, "text": text}
+
+
+def history(*records):
+    return env("history", messages=list(records))
+
+
+def sync(have):
+    return env("sync", have=dict(sorted(have.items())))
+
+
+def ack(upto):
+    return env("ack", upto=upto)
+
+
+def send(to, text):
+    return {"send": {"to": to, "text": text}}
+
+
+def added(author, seq):
+    return {"added": [author, seq]}
+
+
+A, B, C = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"
+
+scenarios = [
+    {
+        "name": "sending numbers messages and moves the clock",
+        "me": A,
+        "steps": [
+            {"do": "send", "id": "m1", "nick": "alice", "text": "hi", "ts": 10, "recipients": [C, B, A, B],
+             "want": {"message": rec(A, "alice", "m1", 1, 1, 10, "hi"), "envelope": chat("m1", 1, 1, 10, "hi")}},
+            {"do": "send", "id": "m2", "nick": "alice", "text": "again", "ts": 11, "recipients": [B],
+             "want": {"message": rec(A, "alice", "m2", 2, 2, 11, "again"), "envelope": chat("m2", 2, 2, 11, "again")}},
+            {"do": "send", "id": "m3", "nick": "alice", "text": " \n ", "ts": 12, "recipients": [],
+             "want": {"error": "empty"}},
+            {"do": "send", "id": "m3", "nick": "alice", "text": "x" * 16385, "ts": 12, "recipients": [],
+             "want": {"error": "too_large"}},
+            {"do": "delivery", "seq": 1, "want": {"acked": [], "waiting": [B, C]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 20, "text": ack(1),
+             "want": {"effects": [{"acked": {"by": B, "upto": 1}}]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 20, "text": ack(1), "want": {"effects": []}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 20, "text": ack(9),
+             "want": {"effects": [{"acked": {"by": C, "upto": 2}}]}},
+            {"do": "delivery", "seq": 1, "want": {"acked": [B, C], "waiting": []}},
+            {"do": "delivery", "seq": 2, "want": {"acked": [], "waiting": [B]}},
+            {"do": "state", "want": {"clock": 2, "last_seq": 2}},
+        ],
+    },
+    {
+        "name": "a chat is shown once, acknowledged, and pushes the clock",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 5, "text": chat("x", 1, 7, 100, "hello"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 6, "text": chat("x", 1, 7, 100, "hello"),
+             "want": {"effects": []}},
+            {"do": "send", "id": "r", "nick": "alice", "text": "reply", "ts": 101, "recipients": [B],
+             "want": {"message": rec(A, "alice", "r", 1, 8, 101, "reply"), "envelope": chat("r", 1, 8, 101, "reply")}},
+            {"do": "order", "want": [[B, 1], [A, 1]]},
+            {"do": "receive", "from": B, "nick": "bob", "now": 7, "text": "{\"v\":1,\"type\":\"chat\"}",
+             "want": {"error": "bad_message"}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 7, "text": "nope", "want": {"error": "bad_json"}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 7, "text": env("reaction", to="x"),
+             "want": {"effects": []}},
+        ],
+    },
+    {
+        "name": "a gap holds the acknowledgement back until it is filled",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b2", 2, 2, 2, "two"),
+             "want": {"effects": [added(B, 2)]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 1,
+             "text": history(rec(B, "bob", "b1", 1, 1, 1, "one")),
+             "want": {"effects": [added(B, 1), send(B, ack(2))]}},
+            {"do": "order", "want": [[B, 1], [B, 2]]},
+        ],
+    },
+    {
+        "name": "equal clocks sort by author, then number",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": C, "nick": "carol", "now": 1, "text": chat("c", 1, 3, 1, "c"),
+             "want": {"effects": [added(C, 1), send(C, ack(1))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b", 1, 3, 1, "b"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b0", 2, 2, 1, "earlier clock"),
+             "want": {"effects": [added(B, 2), send(B, ack(2))]}},
+            {"do": "order", "want": [[B, 2], [B, 1], [C, 1]]},
+            {"do": "position", "author": C, "seq": 1, "want": 2},
+            {"do": "state", "want": {"clock": 3, "last_seq": 0}},
+        ],
+    },
+    {
+        "name": "a sync is answered with what the peer lacks, once per channel",
+        "me": A,
+        "steps": [
+            {"do": "send", "id": "a1", "nick": "alice", "text": "first", "ts": 1, "recipients": [B],
+             "want": {"message": rec(A, "alice", "a1", 1, 1, 1, "first"), "envelope": chat("a1", 1, 1, 1, "first")}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 2, "text": chat("c1", 1, 2, 2, "from carol"),
+             "want": {"effects": [added(C, 1), send(C, ack(1))]}},
+            {"do": "send", "id": "a2", "nick": "alice", "text": "second", "ts": 3, "recipients": [B, C],
+             "want": {"message": rec(A, "alice", "a2", 2, 3, 3, "second"), "envelope": chat("a2", 2, 3, 3, "second")}},
+            {"do": "link_opened", "peer": B, "want": {"effects": [send(B, sync({A: 2, C: 1}))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 1000, "text": sync({A: 1}),
+             "want": {"effects": [{"acked": {"by": B, "upto": 1}},
+                                  send(B, history(rec(C, "carol", "c1", 1, 2, 2, "from carol"),
+                                                  rec(A, "alice", "a2", 2, 3, 3, "second")))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 1500, "text": sync({}), "want": {"effects": []}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 3000, "text": sync({A: 2, C: 1}),
+             "want": {"effects": [{"acked": {"by": B, "upto": 2}}]}},
+            {"do": "link_opened", "peer": B, "want": {"effects": [send(B, sync({A: 2, C: 1}))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 3001, "text": sync({C: 1}),
+             "want": {"effects": [send(B, history(rec(A, "alice", "a1", 1, 1, 1, "first"),
+                                                   rec(A, "alice", "a2", 2, 3, 3, "second")))]}},
+        ],
+    },
+    {
+        "name": "history answers are split to stay small",
+        "me": A,
+        "config": {"batch_bytes": 400},
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b1", 1, 1, 1, "y" * 100),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b2", 2, 2, 1, "z" * 100),
+             "want": {"effects": [added(B, 2), send(B, ack(2))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b3", 3, 3, 1, "w"),
+             "want": {"effects": [added(B, 3), send(B, ack(3))]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 2, "text": sync({}),
+             "want": {"effects": [send(C, history(rec(B, "bob", "b1", 1, 1, 1, "y" * 100))),
+                                  send(C, history(rec(B, "bob", "b2", 2, 2, 1, "z" * 100),
+                                                  rec(B, "bob", "b3", 3, 3, 1, "w")))]}},
+        ],
+    },
+    {
+        "name": "a full log drops the oldest and refuses older ones",
+        "me": A,
+        "config": {"capacity": 2},
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b1", 1, 5, 1, "one"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b2", 2, 6, 1, "two"),
+             "want": {"effects": [added(B, 2), send(B, ack(2))]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 1, "text": chat("c1", 1, 7, 1, "three"),
+             "want": {"effects": [added(C, 1), send(C, ack(1))]}},
+            {"do": "order", "want": [[B, 2], [C, 1]]},
+            {"do": "receive", "from": C, "nick": "carol", "now": 1,
+             "text": history(rec(B, "bob", "b1", 1, 5, 1, "one"), rec(C, "carol", "c0", 2, 1, 1, "too old")),
+             "want": {"effects": []}},
+            {"do": "order", "want": [[B, 2], [C, 1]]},
+        ],
+    },
+    {
+        "name": "a peer holding more of ours than we remember keeps our numbers unique",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": sync({A: 4}),
+             "want": {"effects": [{"acked": {"by": B, "upto": 4}}]}},
+            {"do": "send", "id": "n", "nick": "alice", "text": "new", "ts": 5, "recipients": [B],
+             "want": {"message": rec(A, "alice", "n", 5, 5, 5, "new"), "envelope": chat("n", 5, 5, 5, "new")}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 2,
+             "text": history(rec(A, "alice", "o", 1, 1, 1, "old one of mine")),
+             "want": {"effects": [added(A, 1)]}},
+            {"do": "order", "want": [[A, 1], [A, 5]]},
+        ],
+    },
+    {
+        "name": "cleared messages do not come back from others",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b1", 1, 4, 1, "old"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "clear"},
+            {"do": "order", "want": []},
+            {"do": "link_opened", "peer": C, "want": {"effects": [send(C, sync({B: 1}))]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 2,
+             "text": history(rec(B, "bob", "b1", 1, 4, 1, "old"), rec(C, "carol", "c1", 1, 3, 1, "older")),
+             "want": {"effects": []}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 3, "text": chat("b2", 2, 5, 2, "new"),
+             "want": {"effects": [added(B, 2), send(B, ack(2))]}},
+            {"do": "order", "want": [[B, 2]]},
+        ],
+    },
+    {
+        "name": "typing notices are throttled and expire",
+        "me": A,
+        "steps": [
+            {"do": "typed", "now": 1000, "want": env("typing")},
+            {"do": "typed", "now": 2000, "want": None},
+            {"do": "typed", "now": 4000, "want": env("typing")},
+            {"do": "receive", "from": B, "nick": "bob", "now": 1000, "text": env("typing"),
+             "want": {"effects": [{"typing": B}]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 2000, "text": env("typing"),
+             "want": {"effects": [{"typing": C}]}},
+            {"do": "typing", "now": 6999, "want": [B, C]},
+            {"do": "typing", "now": 7000, "want": [C]},
+            {"do": "receive", "from": C, "nick": "carol", "now": 7001, "text": chat("c", 1, 1, 1, "done"),
+             "want": {"effects": [added(C, 1), send(C, ack(1))]}},
+            {"do": "typing", "now": 7002, "want": []},
+            {"do": "send", "id": "s", "nick": "alice", "text": "sent", "ts": 1, "recipients": [],
+             "want": {"message": rec(A, "alice", "s", 1, 2, 1, "sent"), "envelope": chat("s", 1, 2, 1, "sent")}},
+            {"do": "typed", "now": 4001, "want": env("typing")},
+        ],
+    },
+]
+
+doc = {
+    "comment": "Shared scenarios for the message log (docs/protocol.md, section 3). Generated by history.py. "
+               "Each scenario starts from an empty log for member `me` with the default limits "
+               "(capacity 1000, batch_bytes 61440, sync_interval_ms 2000, typing_ttl_ms 6000, "
+               "typing_interval_ms 3000) overridden by `config`, and replays `steps` in order.",
+    "scenarios": scenarios,
+}
+out = pathlib.Path(__file__).with_name("history.json")
+out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")

@@ -1,0 +1,463 @@
+// @ts-check
+/**
+ * A room's message log as one member holds it: ordering, de-duplication,
+ * acknowledgements, history sync and typing notices. No I/O and no clock:
+ * the caller passes the time in and carries out the effects returned.
+ *
+ * This mirrors the Rust crate `peerchat-history`; both replay the scenarios
+ * in `tests/vectors/history.json`, so the two cannot drift apart. See
+ * docs/protocol.md, section 3, for the rules.
+ * @module
+ */
+
+import {
+  ackEnvelope,
+  chatEnvelope,
+  historyEnvelope,
+  MAX_COUNTER,
+  MAX_HISTORY_BATCH,
+  MAX_SYNC_AUTHORS,
+  MAX_TEXT_BYTES,
+  MAX_TS,
+  parsePeerMessage,
+  ProtocolError,
+  syncEnvelope,
+  typingEnvelope,
+  utf8Length,
+  validateNick,
+} from './protocol.js';
+
+/**
+ * @typedef {import('./protocol.js').HistoryRecord} Message
+ * @typedef {{capacity: number, batchBytes: number, syncIntervalMs: number,
+ *   typingTtlMs: number, typingIntervalMs: number}} Config
+ * @typedef {{added: Message}
+ *   | {send: {to: string, text: string}}
+ *   | {acked: {by: string, upto: number}}
+ *   | {typing: string}} Effect
+ * @typedef {{messages: Message[], recipients: [number, string[]][], acks: [string, number][], cleared?: number}} Saved
+ */
+
+/** @type {Config} */
+export const DEFAULT_CONFIG = {
+  capacity: 1000,
+  batchBytes: 60 * 1024,
+  syncIntervalMs: 2000,
+  typingTtlMs: 6000,
+  typingIntervalMs: 3000,
+};
+
+/**
+ * Compares two messages by clock, then author, then sequence number.
+ * @param {{clock: number, author: string, seq: number}} a
+ * @param {{clock: number, author: string, seq: number}} b
+ */
+export function compare(a, b) {
+  if (a.clock !== b.clock) return a.clock - b.clock;
+  if (a.author !== b.author) return a.author < b.author ? -1 : 1;
+  return a.seq - b.seq;
+}
+
+/**
+ * @param {string} author
+ * @param {number} seq
+ */
+function idOf(author, seq) {
+  return `${author}\u0000${seq}`;
+}
+
+export class History {
+  /**
+   * @param {string} me our peer id
+   * @param {Partial<Config>} [config]
+   */
+  constructor(me, config = {}) {
+    this.me = me;
+    /** @type {Config} */
+    this.config = { ...DEFAULT_CONFIG, ...config };
+    this.clock = 0;
+    this.lastSeq = 0;
+    /** @type {Message[]} sorted by {@link compare} */
+    this.log = [];
+    /** @type {Set<string>} author + seq of the messages in the log */
+    this.index = new Set();
+    /** @type {Map<string, number>} per author: every number up to this one was seen */
+    this.floor = new Map();
+    /** @type {Map<string, number>} each member's acknowledgement of our messages */
+    this.acks = new Map();
+    /** @type {Map<number, string[]>} our messages: whom each was for */
+    this.recipients = new Map();
+    /** @type {Map<string, number>} when each peer's sync was last answered on its channel */
+    this.answered = new Map();
+    /** @type {Map<string, number>} who is typing, until when */
+    this.typers = new Map();
+    /** @type {number | null} */
+    this.typingSent = null;
+    /** Messages with a clock up to this one were cleared by this member. */
+    this.cleared = 0;
+  }
+
+  /** The messages, in order. */
+  messages() {
+    return this.log;
+  }
+
+  /**
+   * @param {string} author
+   * @param {number} seq
+   */
+  get(author, seq) {
+    return this.log.find((m) => m.author === author && m.seq === seq);
+  }
+
+  /**
+   * Where a message sits in {@link History.messages}, or -1.
+   * @param {{clock: number, author: string, seq: number}} key
+   */
+  position(key) {
+    const i = this.lowerBound(key);
+    return i < this.log.length && compare(this.log[i], key) === 0 ? i : -1;
+  }
+
+  /**
+   * Records a message we send to `recipients` (the other members in the
+   * room now). Send the envelope to every open channel; the others get it
+   * from the sync when their channel opens.
+   * @param {{id: string, nick: string, text: string, ts: number, recipients: string[]}} message
+   * @returns {{message: Message, envelope: string}}
+   */
+  send({ id, nick, text, ts, recipients }) {
+    if (text.trim().length === 0) throw new ProtocolError('empty', 'the message is empty');
+    const size = utf8Length(text);
+    if (size > MAX_TEXT_BYTES) {
+      throw new ProtocolError('too_large', `the message is ${size} bytes; messages may be at most 16384 bytes`);
+    }
+    validateNick(nick);
+    /** @type {Message} */
+    const message = {
+      author: this.me,
+      nick,
+      id,
+      seq: Math.min(this.lastSeq + 1, MAX_COUNTER),
+      clock: Math.min(this.clock + 1, MAX_COUNTER),
+      ts: Math.min(ts, MAX_TS),
+      text,
+    };
+    const envelope = chatEnvelope(message);
+    // The same checks a receiver makes.
+    parsePeerMessage(envelope);
+    this.typingSent = null;
+    const to = [...new Set(recipients.filter((r) => r !== this.me))].sort();
+    this.recipients.set(message.seq, to);
+    this.insert(message);
+    return { message, envelope };
+  }
+
+  /**
+   * A peer's channel opened: returns the sync to send it.
+   * @param {string} peer
+   * @returns {Effect[]}
+   */
+  linkOpened(peer) {
+    this.answered.delete(peer);
+    return [{ send: { to: peer, text: this.syncEnvelope() } }];
+  }
+
+  /**
+   * A peer's channel closed.
+   * @param {string} peer
+   */
+  linkClosed(peer) {
+    this.answered.delete(peer);
+    this.typers.delete(peer);
+  }
+
+  /** What we hold, per author, as a `sync` envelope. */
+  syncEnvelope() {
+    /** @type {Map<string, number>} */
+    const have = new Map();
+    if (this.lastSeq > 0) have.set(this.me, this.lastSeq);
+    for (const author of [...this.floor.keys()].sort()) {
+      if (have.size >= MAX_SYNC_AUTHORS) break;
+      const upto = /** @type {number} */ (this.floor.get(author));
+      if (upto > 0 && author !== this.me) have.set(author, upto);
+    }
+    return syncEnvelope(have);
+  }
+
+  /**
+   * Handles an envelope from peer `from` (nickname `nick`) at `now` (ms).
+   * Throws a {@link ProtocolError} for a malformed one.
+   * @param {string} from
+   * @param {string} nick
+   * @param {string} text
+   * @param {number} now
+   * @returns {Effect[]}
+   */
+  handle(from, nick, text, now) {
+    /** @type {Effect[]} */
+    const out = [];
+    const msg = parsePeerMessage(text);
+    switch (msg.kind) {
+      case 'chat': {
+        if (from === this.me) break;
+        /** @type {Message} */
+        const message = { author: from, nick, id: msg.id, seq: msg.seq, clock: msg.clock, ts: msg.ts, text: msg.text };
+        this.typers.delete(from);
+        const before = this.floorOf(from);
+        if (this.insert(message)) out.push({ added: message });
+        const after = this.floorOf(from);
+        if (after > before) out.push({ send: { to: from, text: ackEnvelope(after) } });
+        break;
+      }
+      case 'ack':
+        this.acked(from, msg.upto, out);
+        break;
+      case 'sync':
+        this.answer(from, msg.have, now, out);
+        break;
+      case 'history': {
+        /** @type {Map<string, number>} */
+        const before = new Map();
+        for (const message of msg.messages) {
+          if (!before.has(message.author)) before.set(message.author, this.floorOf(message.author));
+          if (this.insert(message)) out.push({ added: message });
+        }
+        for (const [author, was] of before) {
+          const after = this.floorOf(author);
+          if (after > was && author !== this.me) out.push({ send: { to: author, text: ackEnvelope(after) } });
+        }
+        break;
+      }
+      case 'typing':
+        if (from !== this.me) {
+          this.typers.set(from, now + this.config.typingTtlMs);
+          out.push({ typing: from });
+        }
+        break;
+      default:
+        break;
+    }
+    return out;
+  }
+
+  /**
+   * We typed at `now`: the typing envelope to send to every open channel,
+   * or null if one went out less than `typingIntervalMs` ago.
+   * @param {number} now
+   * @returns {string | null}
+   */
+  typed(now) {
+    if (this.typingSent !== null && now < this.typingSent + this.config.typingIntervalMs) return null;
+    this.typingSent = now;
+    return typingEnvelope();
+  }
+
+  /**
+   * Who is typing at `now`, sorted.
+   * @param {number} now
+   */
+  typing(now) {
+    for (const [author, until] of this.typers) if (until <= now) this.typers.delete(author);
+    return [...this.typers.keys()].sort();
+  }
+
+  /**
+   * When the earliest typing notice shown at `now` runs out, or null.
+   * @param {number} now
+   * @returns {number | null}
+   */
+  typingDeadline(now) {
+    let next = null;
+    for (const until of this.typers.values()) if (until > now && (next === null || until < next)) next = until;
+    return next;
+  }
+
+  /**
+   * Who has our message number `seq`.
+   * @param {number} seq
+   * @returns {{acked: string[], waiting: string[]}}
+   */
+  delivery(seq) {
+    /** @type {{acked: string[], waiting: string[]}} */
+    const out = { acked: [], waiting: [] };
+    for (const member of this.recipients.get(seq) ?? []) {
+      if ((this.acks.get(member) ?? 0) >= seq) out.acked.push(member);
+      else out.waiting.push(member);
+    }
+    return out;
+  }
+
+  /** @returns {Saved} everything worth saving */
+  save() {
+    return {
+      messages: [...this.log],
+      recipients: [...this.recipients].sort((a, b) => a[0] - b[0]),
+      acks: [...this.acks].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
+      cleared: this.cleared,
+    };
+  }
+
+  /**
+   * Puts back what {@link History.save} gave; returns the messages added,
+   * in order.
+   * @param {Saved} saved
+   */
+  restore(saved) {
+    this.cleared = Math.max(this.cleared, saved.cleared ?? 0);
+    this.clock = Math.max(this.clock, this.cleared);
+    /** @type {Message[]} */
+    const added = [];
+    for (const message of saved.messages) {
+      try {
+        parsePeerMessage(historyEnvelope([message]));
+      } catch {
+        continue;
+      }
+      if (this.insert(message)) added.push(message);
+    }
+    for (const [seq, recipients] of saved.recipients) {
+      if (this.index.has(idOf(this.me, seq)) && !this.recipients.has(seq)) this.recipients.set(seq, recipients);
+    }
+    for (const [member, upto] of saved.acks) {
+      this.acks.set(member, Math.max(this.acks.get(member) ?? 0, Math.min(upto, this.lastSeq)));
+    }
+    return added.filter((m) => this.index.has(idOf(m.author, m.seq))).sort(compare);
+  }
+
+  /**
+   * Forgets every message and keeps them from coming back from other
+   * members' history; our numbering and clock go on.
+   */
+  clear() {
+    this.cleared = this.clock;
+    this.log = [];
+    this.index.clear();
+    this.acks.clear();
+    this.recipients.clear();
+  }
+
+  /**
+   * @private
+   * @param {string} author
+   */
+  floorOf(author) {
+    return this.floor.get(author) ?? 0;
+  }
+
+  /**
+   * @private
+   * @param {string} by
+   * @param {number} upto
+   * @param {Effect[]} out
+   */
+  acked(by, upto, out) {
+    const capped = Math.min(upto, this.lastSeq);
+    if (capped > (this.acks.get(by) ?? 0)) {
+      this.acks.set(by, capped);
+      out.push({ acked: { by, upto: capped } });
+    }
+  }
+
+  /**
+   * @private
+   * @param {string} from
+   * @param {Record<string, number>} have
+   * @param {number} now
+   * @param {Effect[]} out
+   */
+  answer(from, have, now, out) {
+    const mine = Object.hasOwn(have, this.me) ? have[this.me] : undefined;
+    if (mine !== undefined) {
+      // The peer holds more of ours than we remember sending (we lost our
+      // storage): never reuse those numbers.
+      if (mine > this.lastSeq) {
+        this.lastSeq = mine;
+        this.clock = Math.max(this.clock, mine);
+      }
+      this.acked(from, mine, out);
+    }
+    const last = this.answered.get(from);
+    if (last !== undefined && now < last + this.config.syncIntervalMs) return;
+    this.answered.set(from, now);
+    /** @type {Message[]} */
+    let batch = [];
+    let size = 0;
+    for (const message of this.log) {
+      const held = Object.hasOwn(have, message.author) ? have[message.author] : 0;
+      if (message.seq <= held) continue;
+      const recordSize = approximateSize(message);
+      if (batch.length > 0 && (size + recordSize > this.config.batchBytes || batch.length >= MAX_HISTORY_BATCH)) {
+        out.push({ send: { to: from, text: historyEnvelope(batch) } });
+        batch = [];
+        size = 0;
+      }
+      size += recordSize;
+      batch.push(message);
+    }
+    if (batch.length > 0) out.push({ send: { to: from, text: historyEnvelope(batch) } });
+  }
+
+  /**
+   * The index of the first message not before `key`.
+   * @private
+   * @param {{clock: number, author: string, seq: number}} key
+   */
+  lowerBound(key) {
+    let lo = 0;
+    let hi = this.log.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compare(this.log[mid], key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /**
+   * Adds a message unless it is known or older than everything kept in a
+   * full log.
+   * @private
+   * @param {Message} message
+   * @returns {boolean} whether it was added
+   */
+  insert(message) {
+    const id = idOf(message.author, message.seq);
+    if (message.seq <= this.floorOf(message.author) || this.index.has(id) || message.clock <= this.cleared) return false;
+    if (this.log.length >= this.config.capacity && this.log.length > 0 && compare(message, this.log[0]) < 0) {
+      return false;
+    }
+    this.clock = Math.max(this.clock, message.clock);
+    if (message.author === this.me) this.lastSeq = Math.max(this.lastSeq, message.seq);
+    this.index.add(id);
+    const { author, nick, id: mid, seq, clock, ts, text } = message;
+    this.log.splice(this.lowerBound(message), 0, { author, nick, id: mid, seq, clock, ts, text });
+    let floor = this.floorOf(author);
+    while (this.index.has(idOf(author, floor + 1))) floor += 1;
+    this.floor.set(author, floor);
+    while (this.log.length > this.config.capacity) {
+      const old = /** @type {Message} */ (this.log.shift());
+      this.index.delete(idOf(old.author, old.seq));
+      if (old.author === this.me) this.recipients.delete(old.seq);
+    }
+    if (this.floor.size > 2 * MAX_SYNC_AUTHORS) {
+      const present = new Set(this.log.map((m) => m.author));
+      for (const a of this.floor.keys()) if (!present.has(a)) this.floor.delete(a);
+    }
+    return true;
+  }
+}
+
+/**
+ * About how many bytes a message takes in a `history` envelope: the same
+ * estimate as the Rust crate's.
+ * @param {Message} m
+ */
+function approximateSize(m) {
+  let escaped = 0;
+  for (let i = 0; i < m.text.length; i += 1) {
+    const c = m.text.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c) escaped += 1;
+  }
+  return 120 + utf8Length(m.author) + utf8Length(m.nick) + utf8Length(m.id) + utf8Length(m.text) + escaped * 5;
+}
