@@ -183,13 +183,13 @@ async fn joined(events: &mut mpsc::UnboundedReceiver<Event>) -> Result<Peer> {
 /// A native member that answers `ping N` with `pong N`.
 async fn native_echo(link: &str, nick: &str) -> Result<Engine> {
     let (engine, mut events) = Engine::start(options(link, nick)?);
-    let me = joined(&mut events).await?;
+    joined(&mut events).await?;
     let echo = engine.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             if let Event::Message(m) = event {
                 if let Some(n) = m.text.strip_prefix("ping ") {
-                    let _ = echo.send(&format!("pong {n}"), &me);
+                    let _ = echo.send(&format!("pong {n}"));
                 }
             }
         }
@@ -205,7 +205,7 @@ async fn rtt(link: &str, echo: &str, echo_native: bool, count: usize) -> Result<
     };
     let start = Instant::now();
     let (engine, mut events) = Engine::start(options(link, "bench")?);
-    let me = joined(&mut events).await?;
+    joined(&mut events).await?;
     let peer = loop {
         if let Event::MemberState {
             member,
@@ -222,7 +222,7 @@ async fn rtt(link: &str, echo: &str, echo_native: bool, count: usize) -> Result<
     let mut samples = Vec::with_capacity(count);
     for i in 0..count + 10 {
         let sent = Instant::now();
-        engine.send(&format!("ping {i}"), &me)?;
+        engine.send(&format!("ping {i}"))?;
         let want = format!("pong {i}");
         loop {
             if let Event::Message(m) = next(&mut events).await? {
