@@ -48,6 +48,9 @@ log "type-check the web client (JSDoc, // @ts-check)"
 
 log "web client and browser tests (loopback-only network namespace)"
 export PEERCHAT_BIN="$PWD/target/debug/peerchat"
+# Terminal clients started by the tests keep their history here, not in $HOME.
+XDG_DATA_HOME="$(mktemp -d)"
+export XDG_DATA_HOME
 scripts/netns.sh node --test tests/e2e/
 
 log "benchmarks, quick mode (so they cannot rot)"

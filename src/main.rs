@@ -33,7 +33,7 @@ enum Command {
     /// Join a room from the terminal and chat peer to peer with everyone in
     /// it, browsers included. A full-screen UI on a terminal; line mode
     /// (stdin to messages, messages to stdout) for scripts and bots.
-    Chat(ChatArgs),
+    Chat(Box<ChatArgs>),
 }
 
 fn main() -> ExitCode {
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             if !tui || std::env::var_os("RUST_LOG").is_some() {
                 init_logging("off,peerchat_client=warn");
             }
-            match runtime.block_on(peerchat_client::cli::run(args)) {
+            match runtime.block_on(peerchat_client::cli::run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("peerchat: {err}");

@@ -160,6 +160,7 @@ fn options(link: &str, nick: &str) -> Result<EngineOptions> {
         mdns: false,
         signaling: SignalingMode::Server,
         history: Default::default(),
+        history_file: None,
     })
 }
 

@@ -79,10 +79,25 @@ pub struct ChatArgs {
     #[arg(long)]
     pub no_mdns: bool,
 
-    /// At the end of input, how long to wait for messages to reach members
-    /// whose connection is not open yet.
+    /// At the end of input, how long to wait for every member to
+    /// acknowledge our messages.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub linger: Duration,
+
+    /// Where rooms' history is kept between runs (SQLite) [default:
+    /// $XDG_DATA_HOME/peerchat/history.sqlite3, or
+    /// ~/.local/share/peerchat/history.sqlite3].
+    #[arg(
+        long,
+        env = "PEERCHAT_HISTORY_FILE",
+        value_name = "PATH",
+        conflicts_with = "no_history"
+    )]
+    pub history_file: Option<std::path::PathBuf>,
+
+    /// Keep no history on disk: only while running.
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 /// Why `peerchat chat` stopped with an error.
@@ -243,6 +258,14 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         mdns: !args.no_mdns,
         signaling: signaling.clone(),
         history: Default::default(),
+        // Pairs have no room to keep history for.
+        history_file: if args.no_history || signaling != SignalingMode::Server {
+            None
+        } else {
+            args.history_file
+                .clone()
+                .or_else(crate::store::default_path)
+        },
     };
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (engine, events) = Engine::start(options.clone());

@@ -48,6 +48,9 @@ pub struct EngineOptions {
     pub signaling: SignalingMode,
     /// The message log's limits.
     pub history: HistoryConfig,
+    /// Where the room's history is kept between runs (SQLite); none: kept
+    /// only while running.
+    pub history_file: Option<std::path::PathBuf>,
 }
 
 /// How an engine reaches the other members.
@@ -197,6 +200,7 @@ pub struct MemberStats {
 
 enum Command {
     Send(String),
+    ClearHistory,
     Typed,
     Gone(String),
     Join(String),
@@ -241,7 +245,11 @@ impl Engine {
             ),
         };
         let key = crate::random_id();
+        let (store, saved, own_ids) = open_store(&options);
         let state = State {
+            store,
+            saved,
+            own_ids,
             key,
             history: None,
             joined_now: false,
@@ -277,6 +285,12 @@ impl Engine {
         self.commands
             .send(Command::Send(text.to_owned()))
             .map_err(|_| SendError::Stopped)
+    }
+
+    /// Forgets the room's history here (and in the history file); messages
+    /// sent so far do not come back from the others.
+    pub fn clear_history(&self) {
+        let _ = self.commands.send(Command::ClearHistory);
     }
 
     /// Tells the others that we are typing (at most every few seconds).
@@ -342,6 +356,31 @@ impl Engine {
     }
 }
 
+/// Opens the history file and reads the room's history, if the options
+/// name one; a file that cannot be used is reported and left alone.
+fn open_store(
+    options: &EngineOptions,
+) -> (
+    Option<crate::store::Store>,
+    Option<peerchat_history::Saved>,
+    std::collections::HashSet<String>,
+) {
+    let Some(path) = &options.history_file else {
+        return (None, None, Default::default());
+    };
+    let opened = crate::store::Store::open(path).and_then(|store| {
+        let (saved, own) = store.load(&options.room)?;
+        Ok((store, saved, own))
+    });
+    match opened {
+        Ok((store, saved, own)) => (Some(store), Some(saved), own.into_iter().collect()),
+        Err(err) => {
+            tracing::warn!(%err, "history will not be kept");
+            (None, None, Default::default())
+        }
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -373,6 +412,12 @@ impl MemberEntry {
 }
 
 struct State {
+    /// The history file, if any.
+    store: Option<crate::store::Store>,
+    /// What the history file held, until the log takes it.
+    saved: Option<peerchat_history::Saved>,
+    /// Peer ids that were ours in this room (in earlier runs too).
+    own_ids: std::collections::HashSet<String>,
     /// Our member key: the server derives our peer id from it, so a
     /// reconnect comes back as the same member.
     key: String,
@@ -440,6 +485,20 @@ impl State {
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Send(text) => self.send_message(&text),
+            Command::ClearHistory => {
+                if let Some(history) = &mut self.history {
+                    history.clear();
+                    let state = history.save_state();
+                    if let Some(store) = &self.store {
+                        if let Err(err) = store
+                            .clear(&self.options.room)
+                            .and_then(|()| store.save_state(&self.options.room, &state))
+                        {
+                            tracing::warn!(%err, "could not clear the history file");
+                        }
+                    }
+                }
+            }
             Command::Typed => {
                 if let Some(envelope) = self.history.as_mut().and_then(|h| h.typed(now_ms())) {
                     for m in &self.members {
@@ -525,6 +584,7 @@ impl State {
         };
         match history.send(&crate::random_id(), &self.nick, text, now_ms(), recipients) {
             Ok((message, envelope)) => {
+                self.persist(std::slice::from_ref(&message), true);
                 for m in &self.members {
                     if let Some((_, link)) = m.link.as_ref().filter(|(_, l)| l.is_open()) {
                         link.send(envelope.clone());
@@ -537,8 +597,25 @@ impl State {
         }
     }
 
+    /// Writes messages (and, with `state`, delivery state) to the history
+    /// file.
+    fn persist(&mut self, messages: &[Message], state: bool) {
+        let room = self.options.room.clone();
+        let Some(store) = &mut self.store else { return };
+        let mut result = store.add(&room, messages);
+        if state {
+            if let Some(history) = &self.history {
+                result = result.and_then(|()| store.save_state(&room, &history.save_state()));
+            }
+        }
+        if let Err(err) = result {
+            tracing::warn!(%err, "could not save history");
+        }
+    }
+
     fn view(&self, m: Message) -> ChatMessage {
-        let own = self.history.as_ref().is_some_and(|h| h.me() == m.author);
+        let own = self.history.as_ref().is_some_and(|h| h.me() == m.author)
+            || self.own_ids.contains(&m.author);
         ChatMessage {
             from: Peer {
                 id: m.author,
@@ -570,6 +647,17 @@ impl State {
     /// Carries out what the message log asks for, after an envelope from
     /// member `i` (whose acknowledgement was `acked_before`).
     fn apply(&mut self, i: usize, effects: Vec<Effect>, acked_before: u64) {
+        let added: Vec<Message> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Added(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        let acked = effects.iter().any(|e| matches!(e, Effect::Acked { .. }));
+        if !added.is_empty() || acked {
+            self.persist(&added, acked);
+        }
         for effect in effects {
             match effect {
                 Effect::Added(message) => {
@@ -658,7 +746,34 @@ impl State {
                     if let Some(old) = &self.history {
                         history.restore(old.save());
                     }
+                    let restored = self
+                        .saved
+                        .take()
+                        .map(|saved| {
+                            let kept = saved.messages.len();
+                            let restored = history.restore(saved);
+                            if restored.len() < kept {
+                                if let Some(store) = &mut self.store {
+                                    let keep: Vec<Message> = history.messages().cloned().collect();
+                                    if let Err(err) = store.trim(&self.options.room, &keep) {
+                                        tracing::warn!(%err, "could not trim the history file");
+                                    }
+                                }
+                            }
+                            restored
+                        })
+                        .unwrap_or_default();
                     self.history = Some(history);
+                    self.own_ids.insert(you.id.clone());
+                    if let Some(store) = &self.store {
+                        if let Err(err) = store.add_own_id(&self.options.room, &you.id) {
+                            tracing::warn!(%err, "could not save history");
+                        }
+                    }
+                    for message in restored {
+                        let view = self.view(message);
+                        self.emit(Event::Message(view));
+                    }
                     // Connections made under another id are of no use.
                     for m in &mut self.members {
                         m.link = None;

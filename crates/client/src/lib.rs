@@ -15,6 +15,7 @@ pub mod line;
 pub mod pair;
 pub mod peer;
 pub mod signaling;
+pub mod store;
 pub mod tui;
 
 use base64::Engine as _;

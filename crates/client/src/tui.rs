@@ -411,6 +411,7 @@ fn on_key(ui: &mut Ui, key: KeyEvent, page: u16) -> Action {
 const HELP: &[&str] = &[
     "Enter sends; PgUp/PgDn scroll; Ctrl-U clears the line; Ctrl-C leaves",
     "/peers  how you reach each member: route, round trip, bytes",
+    "/clear  clear this room's history here (it does not come back)",
     "/quit   leave the room",
 ];
 
@@ -482,6 +483,12 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: String) -> bool {
     }
     match text.trim() {
         "/quit" => return true,
+        "/clear" => {
+            engine.clear_history();
+            ui.log.clear();
+            ui.notice("history cleared here; messages sent so far will not come back");
+            return false;
+        }
         "/help" => {
             for line in HELP {
                 ui.notice(*line);

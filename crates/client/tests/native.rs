@@ -48,6 +48,7 @@ fn options(ws_url: &str, nick: &str) -> EngineOptions {
         mdns: false,
         signaling: SignalingMode::Server,
         history: Default::default(),
+        history_file: None,
     }
 }
 
@@ -197,4 +198,52 @@ async fn oversized_and_empty_messages_are_refused_before_sending() {
         Err(peerchat_client::engine::SendError::Empty)
     );
     assert!(alice.send(&"x".repeat(16 * 1024)).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_kept_in_the_history_file_between_runs() {
+    let (url, _stop) = server().await;
+    let dir =
+        std::env::temp_dir().join(format!("peerchat-native-{}", peerchat_client::random_id()));
+    let file = dir.join("history.sqlite3");
+    let with_file = |nick: &str| EngineOptions {
+        history_file: Some(file.clone()),
+        ..options(&url, nick)
+    };
+
+    let (alice, mut events) = Engine::start(with_file("alice"));
+    joined(&mut events).await;
+    alice.send("written before a restart").unwrap();
+    let sent = expect(&mut events, |e| match e {
+        Event::Message(m) if m.own => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    alice.leave().await;
+
+    // A new run, a new key and peer id: the message is back, still ours.
+    let (again, mut events) = Engine::start(with_file("alice"));
+    let restored = expect(&mut events, |e| match e {
+        Event::Message(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(restored, sent);
+    // Cleared history does not come back in the next run.
+    again.clear_history();
+    again.leave().await;
+    let (last, mut events) = Engine::start(with_file("alice"));
+    let (you, _) = joined(&mut events).await;
+    last.send("after clearing").unwrap();
+    let first = expect(&mut events, |e| match e {
+        Event::Message(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (first.text.as_str(), first.from.id),
+        ("after clearing", you.id)
+    );
+    last.leave().await;
+    let _ = std::fs::remove_dir_all(dir);
 }

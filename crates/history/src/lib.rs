@@ -504,6 +504,23 @@ impl History {
         }
     }
 
+    /// What [`History::save`] gives, without the messages: for saving
+    /// after an acknowledgement.
+    pub fn save_state(&self) -> Saved {
+        let mut acks: Vec<(String, u64)> = self.acks.iter().map(|(m, &u)| (m.clone(), u)).collect();
+        acks.sort();
+        Saved {
+            messages: Vec::new(),
+            recipients: self
+                .recipients
+                .iter()
+                .map(|(&seq, r)| (seq, r.clone()))
+                .collect(),
+            acks,
+            cleared: self.cleared,
+        }
+    }
+
     /// Puts back what [`History::save`] gave (messages already known are
     /// skipped). Returns the messages added, in order.
     pub fn restore(&mut self, saved: Saved) -> Vec<Message> {

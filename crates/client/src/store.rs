@@ -1,0 +1,283 @@
+//! Keeps each room's history in SQLite, so it survives a restart of the
+//! terminal client. Nothing leaves the machine: the file is read when a room
+//! opens and written as messages arrive.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use peerchat_history::{Message, Saved};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Errors of the history file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("history file {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The directory for the file could not be made.
+    #[error("history file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The saved state does not read back.
+    #[error("history file: bad saved state: {0}")]
+    BadState(#[from] serde_json::Error),
+}
+
+/// SQLite integers are signed; every number here is at most 2^53 - 1.
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The history file.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    db: Connection,
+}
+
+/// Where the history file lives by default: `$XDG_DATA_HOME/peerchat/`, or
+/// `~/.local/share/peerchat/`.
+pub fn default_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(base.join("peerchat").join("history.sqlite3"))
+}
+
+impl Store {
+    /// Opens (or creates) the history file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        let sql = |source| StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let db = Connection::open(path).map_err(sql)?;
+        // Several terminal clients may share the file.
+        db.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS messages (
+                 room TEXT NOT NULL, author TEXT NOT NULL, seq INTEGER NOT NULL,
+                 clock INTEGER NOT NULL, nick TEXT NOT NULL, id TEXT NOT NULL,
+                 ts INTEGER NOT NULL, text TEXT NOT NULL,
+                 PRIMARY KEY (room, author, seq));
+             CREATE TABLE IF NOT EXISTS state (
+                 room TEXT PRIMARY KEY, saved TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS own_ids (
+                 room TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (room, id));",
+        )
+        .map_err(sql)?;
+        Ok(Self {
+            path: path.to_owned(),
+            db,
+        })
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Everything kept for `room`, and the peer ids this file has used in
+    /// it (our own messages under earlier ids are still ours).
+    pub fn load(&self, room: &str) -> Result<(Saved, Vec<String>), StoreError> {
+        let mut statement = self
+            .db
+            .prepare("SELECT author, seq, clock, nick, id, ts, text FROM messages WHERE room = ?1")
+            .map_err(|e| self.sql(e))?;
+        let messages = statement
+            .query_map(params![room], |row| {
+                Ok(Message {
+                    author: row.get(0)?,
+                    seq: unsigned(row.get(1)?),
+                    clock: unsigned(row.get(2)?),
+                    nick: row.get(3)?,
+                    id: row.get(4)?,
+                    ts: unsigned(row.get(5)?),
+                    text: row.get(6)?,
+                })
+            })
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| self.sql(e))?;
+        let state: Option<String> = self
+            .db
+            .query_row(
+                "SELECT saved FROM state WHERE room = ?1",
+                params![room],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let mut saved: Saved = match state {
+            Some(json) => serde_json::from_str(&json)?,
+            None => Saved::default(),
+        };
+        saved.messages = messages;
+        let mut statement = self
+            .db
+            .prepare("SELECT id FROM own_ids WHERE room = ?1")
+            .map_err(|e| self.sql(e))?;
+        let own = statement
+            .query_map(params![room], |row| row.get(0))
+            .and_then(Iterator::collect::<Result<Vec<String>, _>>)
+            .map_err(|e| self.sql(e))?;
+        Ok((saved, own))
+    }
+
+    /// Records that we are `id` in `room`.
+    pub fn add_own_id(&self, room: &str, id: &str) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "INSERT OR IGNORE INTO own_ids (room, id) VALUES (?1, ?2)",
+                params![room, id],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Adds messages.
+    pub fn add(&mut self, room: &str, messages: &[Message]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.db.transaction().map_err(sql)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages (room, author, seq, clock, nick, id, ts, text)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(sql)?;
+            for m in messages {
+                insert
+                    .execute(params![
+                        room,
+                        m.author,
+                        signed(m.seq),
+                        signed(m.clock),
+                        m.nick,
+                        m.id,
+                        signed(m.ts),
+                        m.text
+                    ])
+                    .map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Saves delivery state and the clear mark ([`History::save_state`]).
+    ///
+    /// [`History::save_state`]: peerchat_history::History::save_state
+    pub fn save_state(&self, room: &str, state: &Saved) -> Result<(), StoreError> {
+        let json = serde_json::to_string(state)?;
+        self.db
+            .execute(
+                "INSERT INTO state (room, saved) VALUES (?1, ?2)
+                 ON CONFLICT (room) DO UPDATE SET saved = excluded.saved",
+                params![room, json],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Keeps only `keep` of a room's messages.
+    pub fn trim(&mut self, room: &str, keep: &[Message]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.db.transaction().map_err(sql)?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS keep (author TEXT, seq INTEGER); DELETE FROM keep;",
+        )
+        .map_err(sql)?;
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO keep (author, seq) VALUES (?1, ?2)")
+                .map_err(sql)?;
+            for m in keep {
+                insert
+                    .execute(params![m.author, signed(m.seq)])
+                    .map_err(sql)?;
+            }
+        }
+        tx.execute(
+            "DELETE FROM messages WHERE room = ?1
+             AND NOT EXISTS (SELECT 1 FROM keep WHERE keep.author = messages.author AND keep.seq = messages.seq)",
+            params![room],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    /// Forgets a room's messages.
+    pub fn clear(&self, room: &str) -> Result<(), StoreError> {
+        self.db
+            .execute("DELETE FROM messages WHERE room = ?1", params![room])
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use peerchat_history::{Config, History};
+
+    use super::*;
+
+    #[test]
+    fn a_room_survives_closing_the_file() {
+        let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
+        let path = dir.join("history.sqlite3");
+        let mut h = History::new("aaaaaaaaaaaaaaaa", Config::default());
+        let (m, _) = h
+            .send("x", "alice", "hello", 1, vec!["bbbbbbbbbbbbbbbb".into()])
+            .unwrap();
+        {
+            let mut store = Store::open(&path).unwrap();
+            store.add("room", &[m]).unwrap();
+            store.add_own_id("room", "aaaaaaaaaaaaaaaa").unwrap();
+            store.save_state("room", &h.save_state()).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let (saved, own) = store.load("room").unwrap();
+        assert_eq!(own, vec!["aaaaaaaaaaaaaaaa".to_owned()]);
+        let mut back = History::new("aaaaaaaaaaaaaaaa", Config::default());
+        assert_eq!(back.restore(saved).len(), 1);
+        assert_eq!(
+            back.delivery(1).waiting,
+            vec!["bbbbbbbbbbbbbbbb".to_owned()]
+        );
+        assert!(store.load("another room").unwrap().0.messages.is_empty());
+        store.clear("room").unwrap();
+        assert!(store.load("room").unwrap().0.messages.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
