@@ -494,6 +494,10 @@ export class Room extends EventTarget {
     if (member.link?.sid === signal.sid) {
       member.link.handleSignal(signal);
     } else if (signal.description?.type === 'offer') {
+      // Both sides started a connection at once: the one we started wins
+      // if our id is the smaller; otherwise theirs replaces ours.
+      const link = member.link;
+      if (link && link.initiator && !link.isOpen && this.selfId < member.id) return;
       // A new connection from them replaces whatever we had.
       this.dropLink(member);
       member.link = this.newLink(member, signal.sid);

@@ -951,6 +951,16 @@ impl State {
             .as_ref()
             .is_some_and(|d| d.sdp_type == webrtc::peer_connection::RTCSdpType::Offer)
         {
+            // Both sides started a connection at once: the one we started
+            // wins if our id is the smaller; otherwise theirs replaces ours.
+            let ours_wins = self.members[i]
+                .link
+                .as_ref()
+                .is_some_and(|(_, l)| l.initiator() && !l.is_open())
+                && self.self_id.as_deref().is_some_and(|me| me < from);
+            if ours_wins {
+                return;
+            }
             // A new connection from them replaces whatever we had.
             self.members[i].link = None;
             self.start_link(i, Some(signal.sid.clone())).await;

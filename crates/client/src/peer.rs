@@ -150,6 +150,7 @@ pub struct LinkError(#[from] webrtc::error::Error);
 pub struct Link {
     /// The connection id.
     pub sid: String,
+    initiator: bool,
     commands: mpsc::UnboundedSender<Command>,
     open: Arc<AtomicBool>,
     closed: Option<oneshot::Receiver<()>>,
@@ -221,10 +222,16 @@ impl Link {
         });
         Ok(Link {
             sid,
+            initiator,
             commands: tx,
             open,
             closed: Some(closed),
         })
+    }
+
+    /// Whether we started this connection (and sent its first offer).
+    pub fn initiator(&self) -> bool {
+        self.initiator
     }
 
     /// Whether the data channel is open.
