@@ -10,6 +10,7 @@ else
   flags=-rn # an unprivileged user namespace, where the kernel allows it
 fi
 exec unshare $flags sh -c '
+  export PEERCHAT_NETNS=1
   ip link set lo up
   ip link set lo multicast on
   ip route add 224.0.0.0/4 dev lo
