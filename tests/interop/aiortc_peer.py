@@ -58,6 +58,7 @@ class Peer:
         self.seen = set()  # (author, seq) of messages shown
         self.floor = {}  # author -> every seq up to this one was seen
         self.seq = 0  # our last message number
+        self.mine = []  # our messages, for peers whose channel opens later
         self.clock = 0  # Lamport clock
         self.ws = None
 
@@ -69,6 +70,11 @@ class Peer:
         member.channel = channel
 
         def flush():
+            # What we hold, so that they send what we missed.
+            have = dict(self.floor)
+            if self.seq:
+                have[self.me["id"]] = self.seq
+            channel.send(json.dumps({"v": 1, "type": "sync", "have": have}))
             for envelope in member.outbox:
                 channel.send(envelope)
             member.outbox.clear()
@@ -89,21 +95,42 @@ class Peer:
             env = json.loads(text)
         except ValueError:
             return
-        if not isinstance(env, dict) or env.get("type") != "chat":
-            return  # ack, sync, history, typing: optional, ignored here
-        seq, clock = env.get("seq"), env.get("clock")
-        if not isinstance(seq, int) or not isinstance(clock, int) or (member.id, seq) in self.seen:
+        if not isinstance(env, dict):
             return
-        self.seen.add((member.id, seq))
+        kind = env.get("type")
+        if kind == "chat":
+            self.on_message(member.id, member.nick, env, member)
+        elif kind == "history" and isinstance(env.get("messages"), list):
+            # What we missed (sent before our channel opened), in order.
+            for record in env["messages"]:
+                if isinstance(record, dict) and isinstance(record.get("author"), str):
+                    ack_to = self.members.get(record["author"])
+                    self.on_message(record["author"], record.get("nick", "?"), record, ack_to)
+        elif kind == "sync" and isinstance(env.get("have"), dict):
+            # Answer with what they lack of ours (we keep only our own).
+            held = env["have"].get(self.me["id"], 0)
+            missing = [m for m in self.mine if m["seq"] > held]
+            if missing:
+                member.channel.send(json.dumps({"v": 1, "type": "history", "messages": missing}))
+        # ack, typing: optional, ignored here
+
+    def on_message(self, author, nick, env, ack_to):
+        seq, clock = env.get("seq"), env.get("clock")
+        if not isinstance(seq, int) or not isinstance(clock, int) or (author, seq) in self.seen:
+            return
+        if author == self.me["id"]:
+            return
+        self.seen.add((author, seq))
         self.clock = max(self.clock, clock)
-        floor = self.floor.get(member.id, 0)
-        while (member.id, floor + 1) in self.seen:
+        floor = self.floor.get(author, 0)
+        while (author, floor + 1) in self.seen:
             floor += 1
-        if floor > self.floor.get(member.id, 0):
-            self.floor[member.id] = floor
-            member.channel.send(json.dumps({"v": 1, "type": "ack", "upto": floor}))
+        if floor > self.floor.get(author, 0):
+            self.floor[author] = floor
+            if ack_to is not None and ack_to.channel is not None and ack_to.channel.readyState == "open":
+                ack_to.channel.send(json.dumps({"v": 1, "type": "ack", "upto": floor}))
         body = env.get("text", "").replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
-        print(f"{member.nick}: {body}", flush=True)
+        print(f"{nick}: {body}", flush=True)
 
     def new_pc(self, member):
         pc = RTCPeerConnection()
@@ -164,8 +191,9 @@ class Peer:
     def send_chat(self, text):
         self.seq += 1
         self.clock += 1
-        envelope = json.dumps({"v": 1, "type": "chat", "id": random_id(), "seq": self.seq, "clock": self.clock,
-                               "ts": int(time.time() * 1000), "text": text})
+        message = {"id": random_id(), "seq": self.seq, "clock": self.clock, "ts": int(time.time() * 1000), "text": text}
+        self.mine.append({"author": self.me["id"], "nick": self.me["nick"], **message})
+        envelope = json.dumps({"v": 1, "type": "chat", **message})
         for member in self.members.values():
             if member.channel is not None and member.channel.readyState == "open":
                 member.channel.send(envelope)

@@ -92,6 +92,9 @@ pub struct ChatMessage {
     pub from: Peer,
     /// Whether we wrote it.
     pub own: bool,
+    /// Whether it comes from this device's history file (shown before, in
+    /// an earlier run), rather than from the room now.
+    pub stored: bool,
 }
 
 /// The signaling connection's state.
@@ -244,12 +247,20 @@ impl Engine {
                 signaling_tx,
             ),
         };
-        let key = crate::random_id();
-        let (store, saved, own_ids) = open_store(&options);
+        let (store, saved) = open_store(&options);
+        // With a history file, the same nickname in the same room comes
+        // back as the same member (same key, so same peer id).
+        let key = store
+            .as_ref()
+            .and_then(|s| {
+                s.key(&options.room, &options.nick, crate::random_id)
+                    .map_err(|err| tracing::warn!(%err, "member key not kept"))
+                    .ok()
+            })
+            .unwrap_or_else(crate::random_id);
         let state = State {
             store,
             saved,
-            own_ids,
             key,
             history: None,
             joined_now: false,
@@ -360,23 +371,19 @@ impl Engine {
 /// name one; a file that cannot be used is reported and left alone.
 fn open_store(
     options: &EngineOptions,
-) -> (
-    Option<crate::store::Store>,
-    Option<peerchat_history::Saved>,
-    std::collections::HashSet<String>,
-) {
+) -> (Option<crate::store::Store>, Option<peerchat_history::Saved>) {
     let Some(path) = &options.history_file else {
-        return (None, None, Default::default());
+        return (None, None);
     };
     let opened = crate::store::Store::open(path).and_then(|store| {
-        let (saved, own) = store.load(&options.room)?;
-        Ok((store, saved, own))
+        let saved = store.load(&options.room)?;
+        Ok((store, saved))
     });
     match opened {
-        Ok((store, saved, own)) => (Some(store), Some(saved), own.into_iter().collect()),
+        Ok((store, saved)) => (Some(store), Some(saved)),
         Err(err) => {
             tracing::warn!(%err, "history will not be kept");
-            (None, None, Default::default())
+            (None, None)
         }
     }
 }
@@ -416,8 +423,6 @@ struct State {
     store: Option<crate::store::Store>,
     /// What the history file held, until the log takes it.
     saved: Option<peerchat_history::Saved>,
-    /// Peer ids that were ours in this room (in earlier runs too).
-    own_ids: std::collections::HashSet<String>,
     /// Our member key: the server derives our peer id from it, so a
     /// reconnect comes back as the same member.
     key: String,
@@ -614,8 +619,7 @@ impl State {
     }
 
     fn view(&self, m: Message) -> ChatMessage {
-        let own = self.history.as_ref().is_some_and(|h| h.me() == m.author)
-            || self.own_ids.contains(&m.author);
+        let own = self.history.as_ref().is_some_and(|h| h.me() == m.author);
         ChatMessage {
             from: Peer {
                 id: m.author,
@@ -627,6 +631,7 @@ impl State {
             ts: m.ts,
             text: m.text,
             own,
+            stored: false,
         }
     }
 
@@ -764,14 +769,11 @@ impl State {
                         })
                         .unwrap_or_default();
                     self.history = Some(history);
-                    self.own_ids.insert(you.id.clone());
-                    if let Some(store) = &self.store {
-                        if let Err(err) = store.add_own_id(&self.options.room, &you.id) {
-                            tracing::warn!(%err, "could not save history");
-                        }
-                    }
                     for message in restored {
-                        let view = self.view(message);
+                        let view = ChatMessage {
+                            stored: true,
+                            ..self.view(message)
+                        };
                         self.emit(Event::Message(view));
                     }
                     // Connections made under another id are of no use.

@@ -73,6 +73,8 @@ fn notice(event: &Event) -> Option<String> {
 
 fn print(event: &Event, mode: Output) {
     match mode {
+        // An earlier run printed these already.
+        Output::Json if matches!(event, Event::Message(m) if m.stored) => {}
         Output::Json => {
             if let Ok(json) = serde_json::to_string(event) {
                 let mut out = std::io::stdout().lock();
@@ -81,8 +83,9 @@ fn print(event: &Event, mode: Output) {
             }
         }
         Output::Plain => match event {
-            // What we typed is on the terminal already.
-            Event::Message(m) if m.own => {}
+            // What we typed is on the terminal already; what an earlier run
+            // printed is not printed again.
+            Event::Message(m) if m.own || m.stored => {}
             Event::Message(m) => {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{}: {}", escape(&m.from.nick), escape(&m.text));

@@ -84,8 +84,9 @@ impl Store {
                  PRIMARY KEY (room, author, seq));
              CREATE TABLE IF NOT EXISTS state (
                  room TEXT PRIMARY KEY, saved TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS own_ids (
-                 room TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (room, id));",
+             CREATE TABLE IF NOT EXISTS keys (
+                 room TEXT NOT NULL, nick TEXT NOT NULL, key TEXT NOT NULL,
+                 PRIMARY KEY (room, nick));",
         )
         .map_err(sql)?;
         Ok(Self {
@@ -101,9 +102,8 @@ impl Store {
         }
     }
 
-    /// Everything kept for `room`, and the peer ids this file has used in
-    /// it (our own messages under earlier ids are still ours).
-    pub fn load(&self, room: &str) -> Result<(Saved, Vec<String>), StoreError> {
+    /// Everything kept for `room`.
+    pub fn load(&self, room: &str) -> Result<Saved, StoreError> {
         let mut statement = self
             .db
             .prepare("SELECT author, seq, clock, nick, id, ts, text FROM messages WHERE room = ?1")
@@ -136,25 +136,47 @@ impl Store {
             None => Saved::default(),
         };
         saved.messages = messages;
-        let mut statement = self
-            .db
-            .prepare("SELECT id FROM own_ids WHERE room = ?1")
-            .map_err(|e| self.sql(e))?;
-        let own = statement
-            .query_map(params![room], |row| row.get(0))
-            .and_then(Iterator::collect::<Result<Vec<String>, _>>)
-            .map_err(|e| self.sql(e))?;
-        Ok((saved, own))
+        Ok(saved)
     }
 
-    /// Records that we are `id` in `room`.
-    pub fn add_own_id(&self, room: &str, id: &str) -> Result<(), StoreError> {
+    /// The member key used in `room` under `nick`, made (with `make`) and
+    /// kept the first time: the same nickname in the same room comes back
+    /// as the same member, with its own messages. (A room does not let two
+    /// members share a nickname, so two clients sharing this file cannot
+    /// share a key.)
+    pub fn key(
+        &self,
+        room: &str,
+        nick: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
+        let nick = peerchat_protocol::validate::nick_key(nick);
+        let known: Option<String> = self
+            .db
+            .query_row(
+                "SELECT key FROM keys WHERE room = ?1 AND nick = ?2",
+                params![room, nick],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        if let Some(key) = known {
+            return Ok(key);
+        }
+        let key = make();
         self.db
             .execute(
-                "INSERT OR IGNORE INTO own_ids (room, id) VALUES (?1, ?2)",
-                params![room, id],
+                "INSERT OR IGNORE INTO keys (room, nick, key) VALUES (?1, ?2, ?3)",
+                params![room, nick, key],
             )
-            .map(drop)
+            .map_err(|e| self.sql(e))?;
+        // Another client may have got there first.
+        self.db
+            .query_row(
+                "SELECT key FROM keys WHERE room = ?1 AND nick = ?2",
+                params![room, nick],
+                |row| row.get(0),
+            )
             .map_err(|e| self.sql(e))
     }
 
@@ -263,21 +285,24 @@ mod tests {
         {
             let mut store = Store::open(&path).unwrap();
             store.add("room", &[m]).unwrap();
-            store.add_own_id("room", "aaaaaaaaaaaaaaaa").unwrap();
             store.save_state("room", &h.save_state()).unwrap();
+            assert_eq!(store.key("room", "Alice", || "k1".into()).unwrap(), "k1");
         }
         let store = Store::open(&path).unwrap();
-        let (saved, own) = store.load("room").unwrap();
-        assert_eq!(own, vec!["aaaaaaaaaaaaaaaa".to_owned()]);
+        let saved = store.load("room").unwrap();
+        // The same nickname (ignoring case) gets the same key; another not.
+        assert_eq!(store.key("room", "alice", || "k2".into()).unwrap(), "k1");
+        assert_eq!(store.key("room", "bob", || "k3".into()).unwrap(), "k3");
+        assert_eq!(store.key("other", "alice", || "k4".into()).unwrap(), "k4");
         let mut back = History::new("aaaaaaaaaaaaaaaa", Config::default());
         assert_eq!(back.restore(saved).len(), 1);
         assert_eq!(
             back.delivery(1).waiting,
             vec!["bbbbbbbbbbbbbbbb".to_owned()]
         );
-        assert!(store.load("another room").unwrap().0.messages.is_empty());
+        assert!(store.load("another room").unwrap().messages.is_empty());
         store.clear("room").unwrap();
-        assert!(store.load("room").unwrap().0.messages.is_empty());
+        assert!(store.load("room").unwrap().messages.is_empty());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

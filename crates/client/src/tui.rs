@@ -584,6 +584,7 @@ mod tests {
             text: "hello from the browser".into(),
             from: peer("2", "alice"),
             own: false,
+            stored: false,
         }));
         ui
     }
@@ -597,6 +598,7 @@ mod tests {
             text: text.into(),
             from,
             own,
+            stored: false,
         })
     }
 
