@@ -16,6 +16,11 @@ const quick = process.argv.includes('--quick');
 const outIndex = process.argv.indexOf('--out');
 const out = outIndex > 0 ? process.argv[outIndex + 1] : path.join(ROOT, 'target', 'bench', 'webrtc.json');
 const COUNT = quick ? 20 : 200;
+/** Messages and bytes per message for the throughput runs. */
+const BLAST = quick ? 50 : 500;
+const BLAST_SIZE = 1000;
+/** Runs of page load to first message. */
+const FIRST_RUNS = quick ? 3 : 20;
 const BENCH = process.env.PEERCHAT_BENCH_BIN ?? path.join(ROOT, 'target', 'release', 'peerchat-bench');
 
 /** Makes a joined page answer every `ping N` from anyone with `pong N`. */
@@ -66,6 +71,42 @@ async function pagePings(page, count) {
   }, count);
 }
 
+/** Makes a page note when each `blast N` message arrives. */
+async function sinkPage(page) {
+  await page.evaluate(() => {
+    const log = /** @type {HTMLElement} */ (document.querySelector('[role="log"]'));
+    const arrivals = /** @type {number[]} */ ([]);
+    Object.assign(window, { arrivals });
+    new MutationObserver((records) => {
+      for (const r of records) {
+        for (const n of r.addedNodes) {
+          if (n instanceof HTMLElement && n.classList.contains('msg') && !n.classList.contains('own')) {
+            if (n.querySelector('.msg-text')?.textContent?.startsWith('blast ')) arrivals.push(performance.now());
+          }
+        }
+      }
+    }).observe(log, { childList: true });
+  });
+}
+
+/** Waits for `count` blast messages at a sink page; MiB/s from first to last. */
+async function sinkRate(page, count) {
+  await page.waitForFunction((count) => /** @type {any} */ (window).arrivals.length >= count, count, { timeout: 120_000 });
+  const ms = await page.evaluate(() => {
+    const a = /** @type {any} */ (window).arrivals;
+    return a[a.length - 1] - a[0];
+  });
+  return { count, size: BLAST_SIZE, first_to_last_ms: ms, mib_per_s: ((count - 1) * BLAST_SIZE) / (ms / 1000) / 2 ** 20 };
+}
+
+/** The text of blast message `i`, padded to BLAST_SIZE bytes (as peerchat-bench does). */
+const blastText = (i) => `blast ${i} `.padEnd(BLAST_SIZE, 'x');
+
+function percentile(samples, p) {
+  const s = [...samples].sort((a, b) => a - b);
+  return s[Math.round((s.length - 1) * p)];
+}
+
 function summary(samples) {
   const s = [...samples].sort((a, b) => a - b);
   const q = (p) => s[Math.round((s.length - 1) * p)];
@@ -75,6 +116,10 @@ function summary(samples) {
 const server = await startServer();
 const browser = await launchBrowser();
 const results = {};
+/** @type {Record<string, {count: number, size: number, first_to_last_ms: number, mib_per_s: number}>} */
+const throughput = {};
+/** @type {{runs: number, median_ms: number, p95_ms: number} | null} */
+let firstMessage = null;
 try {
   // native ↔ native
   {
@@ -101,6 +146,85 @@ try {
     await waitForMembers(pinger, ['echo']);
     const connect = Date.now() - t0;
     results.chromium_chromium = { peer: 'echo', connect_ms: connect, ...summary(await pagePings(pinger, COUNT)) };
+  }
+  // Page load to the first message: a member waits in a room; a new page
+  // loads the room link, joins, and sends as soon as it can (the message
+  // goes out when the channel opens). Measured from the new page's
+  // navigation start to the message showing at the waiting member.
+  {
+    const host = await openRoom(browser, server.url, 'host');
+    await host.evaluate(() => {
+      const arrivals = /** @type {Record<string, number>} */ ({});
+      Object.assign(window, { arrivals });
+      new MutationObserver((records) => {
+        for (const r of records) {
+          for (const n of r.addedNodes) {
+            const text = n instanceof HTMLElement ? n.querySelector('.msg-text')?.textContent : null;
+            if (text?.startsWith('first ')) arrivals[text] = performance.timeOrigin + performance.now();
+          }
+        }
+      }).observe(/** @type {HTMLElement} */ (document.querySelector('[role="log"]')), { childList: true });
+    });
+    const samples = [];
+    for (let i = 0; i < FIRST_RUNS; i++) {
+      const page = await newPage(browser, server.url);
+      await page.goto(host.url());
+      // What a person does, without the automation's round trips between
+      // steps: type a nickname, join, type the message as soon as the box
+      // shows, send.
+      await page.evaluate(async (i) => {
+        const nick = /** @type {HTMLInputElement} */ (document.getElementById('nick'));
+        nick.value = `guest${i}`;
+        nick.dispatchEvent(new Event('input'));
+        /** @type {HTMLFormElement} */ (document.getElementById('join-form')).requestSubmit();
+        const chat = /** @type {HTMLElement} */ (document.getElementById('chat-view'));
+        while (chat.hidden) await new Promise((resolve) => requestAnimationFrame(resolve));
+        /** @type {HTMLTextAreaElement} */ (document.getElementById('message')).value = `first ${i}`;
+        /** @type {HTMLFormElement} */ (document.getElementById('composer')).requestSubmit();
+      }, i);
+      await host.waitForFunction((t) => /** @type {any} */ (window).arrivals[t], `first ${i}`);
+      const start = await page.evaluate(() => performance.timeOrigin);
+      const end = await host.evaluate((t) => /** @type {any} */ (window).arrivals[t], `first ${i}`);
+      samples.push(end - start);
+      await page.context().close();
+    }
+    firstMessage = { runs: samples.length, median_ms: percentile(samples, 0.5), p95_ms: percentile(samples, 0.95) };
+    await host.context().close();
+  }
+  // Throughput: 1 KB messages as fast as the sender can, timed at the
+  // receiver from the first arrival to the last.
+  {
+    const { stdout } = await run(BENCH, ['blast', `${server.url}/r/bench-blast-native-native-aa`, '--sink-native', '--count', String(BLAST), '--size', String(BLAST_SIZE)]);
+    throughput.native_native = JSON.parse(stdout);
+  }
+  {
+    const sink = await openRoom(browser, server.url, 'sink');
+    await sinkPage(sink);
+    await run(BENCH, ['blast', sink.url(), '--to', 'sink', '--count', String(BLAST), '--size', String(BLAST_SIZE)]);
+    throughput.native_chromium = await sinkRate(sink, BLAST);
+    await sink.context().close();
+  }
+  {
+    const sink = await openRoom(browser, server.url, 'sink');
+    await sinkPage(sink);
+    const sender = await newPage(browser, server.url);
+    await sender.goto(sink.url());
+    await join(sender, 'sender');
+    await waitForMembers(sender, ['sink']);
+    await sender.evaluate(
+      ({ count, texts }) => {
+        const box = /** @type {HTMLTextAreaElement} */ (document.getElementById('message'));
+        const form = /** @type {HTMLFormElement} */ (document.getElementById('composer'));
+        for (let i = 0; i < count; i++) {
+          box.value = texts[i];
+          form.requestSubmit();
+        }
+      },
+      { count: BLAST, texts: Array.from({ length: BLAST }, (_, i) => blastText(i)) },
+    );
+    throughput.chromium_chromium = await sinkRate(sink, BLAST);
+    await sink.context().close();
+    await sender.context().close();
   }
   // Chromium ↔ Chromium with bare RTCPeerConnections and no UI: what the
   // WebRTC stack itself costs, for context.
@@ -166,8 +290,29 @@ const rows = [
     `${(r.one_way_p50_ms / ref.one_way_p50_ms).toFixed(2)}×`,
   ]),
 ];
-const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  '));
+/** @param {string[][]} table */
+function print(table) {
+  const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+  for (const row of table) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  '));
+}
+print(rows);
+console.log();
+const tref = throughput.chromium_chromium;
+print([
+  ['throughput (sender → receiver)', `messages × bytes`, 'first to last (ms)', 'MiB/s', 'vs Chromium → Chromium'],
+  ...Object.entries(throughput).map(([name, r]) => [
+    name.replace('_', ' → '),
+    `${r.count} × ${r.size}`,
+    r.first_to_last_ms.toFixed(0),
+    r.mib_per_s.toFixed(2),
+    `${(r.mib_per_s / tref.mib_per_s).toFixed(2)}×`,
+  ]),
+]);
+if (firstMessage) {
+  console.log(
+    `\npage load to first peer-to-peer message, ${firstMessage.runs} runs: median ${firstMessage.median_ms.toFixed(0)} ms, p95 ${firstMessage.p95_ms.toFixed(0)} ms`,
+  );
+}
 await mkdir(path.dirname(out), { recursive: true });
-await writeFile(out, `${JSON.stringify({ quick, count: COUNT, results }, null, 2)}\n`);
+await writeFile(out, `${JSON.stringify({ quick, count: COUNT, results, throughput, first_message: firstMessage }, null, 2)}\n`);
 console.log(`\nwritten to ${path.relative(ROOT, out)}`);

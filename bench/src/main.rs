@@ -41,6 +41,27 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         count: usize,
     },
+    /// Throughput: this native client sends `count` messages of `size`
+    /// bytes as fast as it can to a member (a page the harness prepared, or
+    /// a second native client in this process with --sink-native) and waits
+    /// until all are acknowledged. Prints one JSON object; with
+    /// --sink-native it includes the receiver's first-to-last arrival time.
+    Blast {
+        /// The room link (the server is taken from it).
+        link: String,
+        /// Nickname of the receiving member.
+        #[arg(long, default_value = "sink")]
+        to: String,
+        /// Start a native receiving member in this process.
+        #[arg(long)]
+        sink_native: bool,
+        /// Messages to send.
+        #[arg(long, default_value_t = 300)]
+        count: usize,
+        /// Bytes per message.
+        #[arg(long, default_value_t = 1000)]
+        size: usize,
+    },
     /// Signaling load against a running server (peerchat or PeerJS):
     /// connect, idle memory, relay latency and throughput, and (peerchat)
     /// presence. Prints one JSON object.
@@ -94,6 +115,16 @@ async fn main() -> Result<()> {
             count,
         } => {
             let report = rtt(&link, &echo, echo_native, count).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Blast {
+            link,
+            to,
+            sink_native,
+            count,
+            size,
+        } => {
+            let report = blast(&link, &to, sink_native, count, size).await?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::Signaling {
@@ -246,5 +277,121 @@ async fn rtt(link: &str, echo: &str, echo_native: bool, count: usize) -> Result<
         rtt_p50_ms: pick(0.5),
         rtt_p99_ms: pick(0.99),
         one_way_p50_ms: pick(0.5) / 2.0,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct BlastReport {
+    count: usize,
+    size: usize,
+    /// From the first message sent to the last one acknowledged.
+    sender_ms: f64,
+    /// At the native receiver: from the first message's arrival to the
+    /// last's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_to_last_ms: Option<f64>,
+    /// Payload bytes per second at the receiver (first to last), in MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mib_per_s: Option<f64>,
+}
+
+/// The text of blast message `i`: `blast i ` padded to `size` bytes.
+fn blast_text(i: usize, size: usize) -> String {
+    let mut text = format!("blast {i} ");
+    while text.len() < size {
+        text.push('x');
+    }
+    text
+}
+
+async fn blast(
+    link: &str,
+    to: &str,
+    sink_native: bool,
+    count: usize,
+    size: usize,
+) -> Result<BlastReport> {
+    // A native receiver notes when the first and the last message arrive.
+    let sink = if sink_native {
+        let (engine, mut events) = Engine::start(options(link, to)?);
+        joined(&mut events).await?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut first = None;
+            let mut got = 0;
+            let mut done = Some(done_tx);
+            while let Some(event) = events.recv().await {
+                if let Event::Message(m) = event {
+                    if !m.own && m.text.starts_with("blast ") {
+                        let now = Instant::now();
+                        first.get_or_insert(now);
+                        got += 1;
+                        if got == count {
+                            if let (Some(tx), Some(first)) = (done.take(), first) {
+                                let _ = tx.send(now - first);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Some((engine, done_rx))
+    } else {
+        None
+    };
+    let (engine, mut events) = Engine::start(options(link, "blaster")?);
+    joined(&mut events).await?;
+    loop {
+        if let Event::MemberState {
+            member,
+            state: LinkState::Connected,
+        } = next(&mut events).await?
+        {
+            if member.nick == to {
+                break;
+            }
+        }
+    }
+    let start = Instant::now();
+    for i in 0..count {
+        engine.send(&blast_text(i, size))?;
+    }
+    let mut last_seq = 0;
+    let mut sent = 0;
+    loop {
+        match next(&mut events).await? {
+            Event::Message(m) if m.own => {
+                sent += 1;
+                if sent == count {
+                    last_seq = m.seq;
+                }
+            }
+            Event::Delivery { seq, waiting, .. }
+                if sent == count && seq == last_seq && waiting.is_empty() =>
+            {
+                break;
+            }
+            _ => {}
+        }
+    }
+    let sender = start.elapsed();
+    let first_to_last = match sink {
+        Some((sink_engine, done)) => {
+            let elapsed = tokio::time::timeout(Duration::from_secs(60), done)
+                .await
+                .context("the receiver did not get every message")??;
+            sink_engine.leave().await;
+            Some(elapsed.as_secs_f64() * 1000.0)
+        }
+        None => None,
+    };
+    engine.leave().await;
+    Ok(BlastReport {
+        count,
+        size,
+        sender_ms: sender.as_secs_f64() * 1000.0,
+        first_to_last_ms: first_to_last,
+        mib_per_s: first_to_last
+            .map(|ms| ((count - 1) * size) as f64 / (ms / 1000.0) / (1024.0 * 1024.0)),
     })
 }

@@ -232,16 +232,24 @@ async function main() {
   ui.roomLink.addEventListener('focus', () => ui.roomLink.select());
 
   const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
-  const room = new Room(roomId, wsUrl, { store: await Store.open() });
-  const kept = await room.open();
-  for (const msg of kept) showMessage(room, msg);
-  if (kept.length > 0) notice(`${kept.length === 1 ? 'One earlier message' : `${kept.length} earlier messages`} from this device.`);
+  const room = new Room(roomId, wsUrl, { store: Store.open() });
+  // Our member key and the history kept on this device load while the page
+  // shows the join form; joining waits for them.
+  const ready = room.open().then((kept) => {
+    for (const msg of kept) showMessage(room, msg);
+    if (kept.length > 0) {
+      notice(`${kept.length === 1 ? 'One earlier message' : `${kept.length} earlier messages`} from this device.`);
+    }
+  });
 
   ui.nick.value = localStorage.getItem(NICK_STORAGE_KEY) ?? '';
   // `?relay=1` on a room link asks for relay-only connections.
   const relayParam = new URLSearchParams(location.search).get('relay');
   ui.hideIp.checked = relayParam === '1' || (relayParam === null && localStorage.getItem(RELAY_STORAGE_KEY) === '1');
   ui.nick.focus();
+  // Someone about to join: have the server connection ready by then.
+  if (ui.nick.value) room.preconnect();
+  else ui.nick.addEventListener('input', () => room.preconnect(), { once: true });
 
   ui.joinForm.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -259,7 +267,7 @@ async function main() {
     ui.joinButton.disabled = true;
     ui.joinButton.textContent = 'Joining…';
     room.relayOnly = ui.hideIp.checked;
-    room.join(nick);
+    void ready.then(() => room.join(nick));
   });
 
   room.addEventListener('join-error', (e) => {

@@ -86,7 +86,8 @@ export class Room extends EventTarget {
   /**
    * @param {string} roomId
    * @param {string} wsUrl
-   * @param {{relayOnly?: boolean, store?: import('./store.js').Store | null}} [options]
+   * @param {{relayOnly?: boolean,
+   *   store?: import('./store.js').Store | null | Promise<import('./store.js').Store | null>}} [options]
    *   relayOnly: connect through a TURN relay only, so peers never learn
    *   this machine's addresses; store: where history is kept on this device
    */
@@ -94,7 +95,10 @@ export class Room extends EventTarget {
     super();
     this.roomId = roomId;
     this.relayOnly = relayOnly;
-    this.store = store;
+    /** @type {import('./store.js').Store | null} */
+    this.store = null;
+    /** The store, while it opens. */
+    this.storeOpening = Promise.resolve(store);
     /** @type {string | null} */
     this.nick = null;
     /** @type {string | null} our member key */
@@ -126,6 +130,7 @@ export class Room extends EventTarget {
     this.key = await memberKey(this.roomId);
     this.selfId = await peerIdFromKey(this.roomId, this.key);
     this.history = new History(this.selfId);
+    this.store = await this.storeOpening;
     if (!this.store) return [];
     try {
       const saved = await this.store.load(this.roomId);
@@ -137,6 +142,15 @@ export class Room extends EventTarget {
       console.warn('peerchat: could not read the history kept on this device', e);
       return [];
     }
+  }
+
+  /**
+   * Opens the signaling connection ahead of joining, so that joining takes
+   * one message. If it drops before the page joins, it is not reopened
+   * until then.
+   */
+  preconnect() {
+    if (this.signaling.state === 'offline' && !this.nick) this.signaling.start();
   }
 
   /**
@@ -250,6 +264,11 @@ export class Room extends EventTarget {
    * @param {{state: 'connecting'|'open'|'offline', retryInMs?: number}} detail
    */
   onServerState(detail) {
+    if (detail.state === 'offline' && !this.nick && !this.everJoined) {
+      // A preconnection that dropped (or timed out waiting for a join).
+      this.signaling.stop();
+      return;
+    }
     if (detail.state === 'open') this.sendJoin();
     if (detail.state === 'offline') this.joinedNow = false;
     this.dispatchEvent(new CustomEvent('server', { detail }));
