@@ -22,33 +22,7 @@ export const WAIT_MS = 20_000;
  * @param {string[]} [args]
  */
 export async function startServer(args = []) {
-  const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--turn-port', '0', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
-  });
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  const lines = createInterface({ input: proc.stdout });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server did not print its URL')), WAIT_MS);
-    lines.on('line', (line) => {
-      const match = /(http:\/\/\S+?)\/? in your browser/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`server exited early with ${code}`)));
-  });
-  return {
-    /** @type {string} */
-    url,
-    proc,
-    /** @param {NodeJS.Signals} [signal] */
-    async stop(signal = 'SIGTERM') {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      return exited;
-    },
-  };
+  return startServerOn('127.0.0.1:0', args);
 }
 
 const CHROMIUM_ARGS = [
@@ -80,17 +54,7 @@ export async function launchBrowser() {
 export async function newPage(browser, origin, viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
   await context.grantPermissions(['microphone', 'camera'], { origin });
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  const errors = [];
-  /** @type {string[]} everything the page logged, for failure reports */
-  const logs = [];
-  page.on('pageerror', (e) => errors.push(e));
-  page.on('console', (msg) => {
-    logs.push(`${msg.type()}: ${msg.text()}`);
-    if (msg.type() === 'error') errors.push(new Error(msg.text()));
-  });
-  return Object.assign(page, { errors, logs });
+  return newPageIn(context);
 }
 
 /**
@@ -192,4 +156,208 @@ export async function openRoom(browser, origin, nick) {
   await join(page, nick);
   await page.getByRole('log').getByText(`You joined as ${nick}`).waitFor();
   return page;
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the delivery, history and restart tests (delivery.test.mjs).
+
+/**
+ * Starts `peerchat serve` listening on `addr` (`host:port`), for instance
+ * the address a killed server had, so that pages already open find the new
+ * one where the old one was. Resolves once it prints its URL; same shape as
+ * {@link startServer}.
+ * @param {string} addr
+ * @param {string[]} [args]
+ */
+export async function startServerOn(addr, args = []) {
+  const proc = spawn(BIN, ['serve', '--addr', addr, '--turn-port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  });
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  const lines = createInterface({ input: proc.stdout });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not print its URL')), WAIT_MS);
+    lines.on('line', (line) => {
+      const match = /(http:\/\/\S+?)\/? in your browser/.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server on ${addr} exited early with ${code}`));
+    });
+  });
+  return {
+    /** @type {string} */
+    url,
+    proc,
+    /** @param {NodeJS.Signals} [signal] */
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/**
+ * Starts a new server on the address of `server` (which must have
+ * stopped): same host and port, so the same URL.
+ * @param {{url: string}} server
+ * @param {string[]} [args]
+ */
+export async function restartServer(server, args = []) {
+  const restarted = await startServerOn(new URL(server.url).host, args);
+  if (restarted.url !== server.url) throw new Error(`restarted at ${restarted.url}, not ${server.url}`);
+  return restarted;
+}
+
+/**
+ * A new page in an existing context (the same person's browser: same
+ * localStorage and IndexedDB), with the same error and log capture as
+ * {@link newPage}.
+ * @param {import('playwright-core').BrowserContext} context
+ */
+export async function newPageIn(context) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  const errors = [];
+  /** @type {string[]} */
+  const logs = [];
+  page.on('pageerror', (e) => errors.push(e));
+  page.on('console', (msg) => {
+    logs.push(`${msg.type()}: ${msg.text()}`);
+    if (msg.type() === 'error') errors.push(new Error(msg.text()));
+  });
+  return Object.assign(page, { errors, logs });
+}
+
+/**
+ * Waits until `fn(arg)` is truthy in the page; a failure says what the
+ * page showed and logged. Resolves to the function's value.
+ * @template A
+ * @param {import('playwright-core').Page} page
+ * @param {(arg: A) => unknown} fn
+ * @param {A} [arg]
+ */
+export async function waitForPage(page, fn, arg) {
+  const handle = await explain(page, page.waitForFunction(fn, arg));
+  return handle.jsonValue();
+}
+
+/**
+ * The texts of the messages a page shows, in the order shown.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<string[]>}
+ */
+export function messageTexts(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('[role="log"] .msg')].map((m) => m.querySelector('.msg-text')?.textContent ?? ''),
+  );
+}
+
+/**
+ * The notices a page's log shows ("bob joined", "alice left", …), in order.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<string[]>}
+ */
+export function noticeTexts(page) {
+  return page.evaluate(() => [...document.querySelectorAll('[role="log"] .notice')].map((n) => n.textContent ?? ''));
+}
+
+/**
+ * Resolves once the page shows every one of `texts` (in any order).
+ * @param {import('playwright-core').Page} page
+ * @param {string[]} texts
+ */
+export async function waitForMessages(page, texts) {
+  await waitForPage(
+    page,
+    (texts) => {
+      const shown = new Set([...document.querySelectorAll('[role="log"] .msg-text')].map((e) => e.textContent));
+      return texts.every((t) => shown.has(t));
+    },
+    texts,
+  );
+}
+
+/**
+ * Waits until the page's own message with exactly this text shows the
+ * delivery state `state`; resolves to its status (state, text and title).
+ * @param {import('playwright-core').Page} page
+ * @param {string} text
+ * @param {'sent' | 'sending' | 'waiting' | 'undelivered' | 'delivered'} state
+ * @returns {Promise<{state: string, text: string, title: string}>}
+ */
+export async function waitForDelivery(page, text, state) {
+  return /** @type {any} */ (await waitForPage(
+    page,
+    ({ text, state }) => {
+      const own = [...document.querySelectorAll('[role="log"] article.msg.own')].find(
+        (m) => m.querySelector('.msg-text')?.textContent === text,
+      );
+      const status = /** @type {HTMLElement | null | undefined} */ (own?.querySelector('.msg-status'));
+      return status?.dataset.state === state
+        ? { state: status.dataset.state, text: status.textContent ?? '', title: status.title }
+        : null;
+    },
+    { text, state },
+  ));
+}
+
+/**
+ * Resolves once the page says it is connected to the server.
+ * @param {import('playwright-core').Page} page
+ */
+export async function waitForServerOpen(page) {
+  await waitForPage(page, () => document.getElementById('server-status')?.dataset.state === 'open');
+}
+
+/**
+ * How many messages of the page's room are kept in its IndexedDB.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<number>}
+ */
+export function storedCount(page) {
+  return page.evaluate(async () => {
+    const room = location.pathname.split('/').pop();
+    /** @type {IDBDatabase | null} */
+    const db = await new Promise((resolve, reject) => {
+      const request = indexedDB.open('peerchat');
+      // Never create the database here: the page must create it itself.
+      request.onupgradeneeded = () => request.transaction?.abort();
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => (request.error?.name === 'AbortError' ? resolve(null) : reject(request.error));
+    });
+    if (!db) return 0;
+    try {
+      if (!db.objectStoreNames.contains('messages')) return 0;
+      const count = db.transaction('messages').objectStore('messages').index('room').count(room);
+      return await new Promise((resolve, reject) => {
+        count.onsuccess = () => resolve(count.result);
+        count.onerror = () => reject(count.error);
+      });
+    } finally {
+      db.close();
+    }
+  });
+}
+
+/**
+ * Resolves once the page's IndexedDB keeps exactly `n` messages of its room
+ * (writes are batched and land a moment after the message is shown).
+ * @param {import('playwright-core').Page} page
+ * @param {number} n
+ */
+export async function waitForStored(page, n) {
+  const deadline = Date.now() + WAIT_MS;
+  let count = await storedCount(page);
+  while (count !== n) {
+    if (Date.now() > deadline) throw new Error(`the page keeps ${count} messages on the device, not ${n}`);
+    // Poll IndexedDB from the page, a frame at a time.
+    await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(resolve)));
+    count = await storedCount(page);
+  }
 }
