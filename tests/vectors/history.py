@@ -121,7 +121,13 @@ scenarios = [
              "want": {"effects": [added(C, 1), send(C, ack(1))]}},
             {"do": "send", "id": "a2", "nick": "alice", "text": "second", "ts": 3, "recipients": [B, C],
              "want": {"message": rec(A, "alice", "a2", 2, 3, 3, "second"), "envelope": chat("a2", 2, 3, 3, "second")}},
-            {"do": "link_opened", "peer": B, "want": {"effects": [send(B, sync({A: 2, C: 1}))]}},
+            # Our messages for B it has not acknowledged go along at once.
+            {"do": "link_opened", "peer": B, "want": {"effects": [
+                send(B, sync({A: 2, C: 1})),
+                send(B, history(rec(A, "alice", "a1", 1, 1, 1, "first"), rec(A, "alice", "a2", 2, 3, 3, "second")))]}},
+            {"do": "link_opened", "peer": C, "want": {"effects": [
+                send(C, sync({A: 2, C: 1})),
+                send(C, history(rec(A, "alice", "a2", 2, 3, 3, "second")))]}},
             {"do": "receive", "from": B, "nick": "bob", "now": 1000, "text": sync({A: 1}),
              "want": {"effects": [{"acked": {"by": B, "upto": 1}},
                                   send(B, history(rec(C, "carol", "c1", 1, 2, 2, "from carol"),

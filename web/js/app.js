@@ -66,8 +66,24 @@ function showMessage(room, msg) {
   if (status.state !== 'delivered') undelivered.add(msg.seq);
 }
 
-/** @param {Room} room */
+let refreshQueued = false;
+
+/**
+ * Refreshes our messages' delivery states, once a frame however many
+ * acknowledgements arrive.
+ * @param {Room} room
+ */
 function refreshDelivery(room) {
+  if (refreshQueued) return;
+  refreshQueued = true;
+  requestAnimationFrame(() => {
+    refreshQueued = false;
+    refreshDeliveryNow(room);
+  });
+}
+
+/** @param {Room} room */
+function refreshDeliveryNow(room) {
   for (const seq of undelivered) {
     const status = room.delivery(seq);
     log.setStatus(room.selfId, seq, status);

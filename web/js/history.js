@@ -154,13 +154,23 @@ export class History {
   }
 
   /**
-   * A peer's channel opened: returns the sync to send it.
+   * A peer's channel opened: returns the sync to send it, and a history
+   * with our messages meant for it that it has not acknowledged.
    * @param {string} peer
    * @returns {Effect[]}
    */
   linkOpened(peer) {
     this.answered.delete(peer);
-    return [{ send: { to: peer, text: this.syncEnvelope() } }];
+    /** @type {Effect[]} */
+    const out = [{ send: { to: peer, text: this.syncEnvelope() } }];
+    // Our messages meant for this peer and not acknowledged (sent while its
+    // channel was not open) go at once, without waiting for its sync.
+    const acked = this.acks.get(peer) ?? 0;
+    const unacked = this.log.filter(
+      (m) => m.author === this.me && m.seq > acked && (this.recipients.get(m.seq) ?? []).includes(peer),
+    );
+    this.batches(peer, unacked, out);
+    return out;
   }
 
   /**
@@ -380,22 +390,36 @@ export class History {
     const last = this.answered.get(from);
     if (last !== undefined && now < last + this.config.syncIntervalMs) return;
     this.answered.set(from, now);
+    this.batches(
+      from,
+      this.log.filter((m) => m.seq > (Object.hasOwn(have, m.author) ? have[m.author] : 0)),
+      out,
+    );
+  }
+
+  /**
+   * Adds `history` envelopes to `to` holding `messages`, in order, each
+   * within the size limit.
+   * @private
+   * @param {string} to
+   * @param {Message[]} messages
+   * @param {Effect[]} out
+   */
+  batches(to, messages, out) {
     /** @type {Message[]} */
     let batch = [];
     let size = 0;
-    for (const message of this.log) {
-      const held = Object.hasOwn(have, message.author) ? have[message.author] : 0;
-      if (message.seq <= held) continue;
+    for (const message of messages) {
       const recordSize = approximateSize(message);
       if (batch.length > 0 && (size + recordSize > this.config.batchBytes || batch.length >= MAX_HISTORY_BATCH)) {
-        out.push({ send: { to: from, text: historyEnvelope(batch) } });
+        out.push({ send: { to, text: historyEnvelope(batch) } });
         batch = [];
         size = 0;
       }
       size += recordSize;
       batch.push(message);
     }
-    if (batch.length > 0) out.push({ send: { to: from, text: historyEnvelope(batch) } });
+    if (batch.length > 0) out.push({ send: { to, text: historyEnvelope(batch) } });
   }
 
   /**

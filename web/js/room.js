@@ -117,6 +117,7 @@ export class Room extends EventTarget {
     this.history = new History('');
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.typingTimer = undefined;
+    this.saveQueued = false;
     this.signaling = new Signaling(wsUrl);
     this.signaling.addEventListener('state', (e) => this.onServerState(/** @type {CustomEvent} */ (e).detail));
     this.signaling.addEventListener('message', (e) => this.onServerMessage(/** @type {CustomEvent} */ (e).detail));
@@ -233,7 +234,7 @@ export class Room extends EventTarget {
   clearHistory() {
     this.history.clear();
     this.store?.clear(this.roomId);
-    this.saveState();
+    this.saveStateNow();
   }
 
   /** Whether the server hands out a TURN relay. */
@@ -248,6 +249,8 @@ export class Room extends EventTarget {
    * @param {boolean} [forGood]
    */
   leave(forGood = false) {
+    this.store?.flush(this.roomId);
+    if (this.saveQueued) this.saveStateNow();
     if (forGood) this.signaling.leave();
     else this.signaling.stop();
     for (const member of this.members.values()) this.dropLink(member);
@@ -605,8 +608,19 @@ export class Room extends EventTarget {
     }
   }
 
-  /** @private */
+  /**
+   * Saves delivery state soon, once for any number of changes meanwhile.
+   * @private
+   */
   saveState() {
+    if (!this.store || this.saveQueued) return;
+    this.saveQueued = true;
+    setTimeout(() => this.saveStateNow(), 200);
+  }
+
+  /** @private */
+  saveStateNow() {
+    this.saveQueued = false;
     if (!this.store) return;
     const { recipients, acks, cleared } = this.history.save();
     this.store.saveState(this.roomId, { recipients, acks, cleared });

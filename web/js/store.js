@@ -9,6 +9,8 @@
 
 const DB_NAME = 'peerchat';
 const DB_VERSION = 1;
+/** Writes wait this long to be batched with the next ones. */
+const WRITE_DELAY_MS = 50;
 
 /**
  * @typedef {import('./history.js').Message} Message
@@ -100,13 +102,21 @@ export class Store {
       return;
     }
     this.pending.set(room, [...messages]);
-    queueMicrotask(() => {
-      const batch = this.pending.get(room) ?? [];
-      this.pending.delete(room);
-      this.write(['messages'], (tx) => {
-        const store = tx.objectStore('messages');
-        for (const m of batch) store.put({ room, ...m });
-      });
+    // One transaction for whatever arrives within a few milliseconds.
+    setTimeout(() => this.flush(room), WRITE_DELAY_MS);
+  }
+
+  /**
+   * Writes a room's waiting messages now (as the page goes away, say).
+   * @param {string} room
+   */
+  flush(room) {
+    const batch = this.pending.get(room);
+    if (!batch) return;
+    this.pending.delete(room);
+    this.write(['messages'], (tx) => {
+      const store = tx.objectStore('messages');
+      for (const m of batch) store.put({ room, ...m });
     });
   }
 

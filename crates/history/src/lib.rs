@@ -340,13 +340,33 @@ impl History {
         Ok((message, envelope))
     }
 
-    /// A peer's channel opened: returns the `sync` to send it.
+    /// A peer's channel opened: returns the `sync` to send it, and a
+    /// `history` with our messages meant for it that it has not
+    /// acknowledged.
     pub fn link_opened(&mut self, peer: &str) -> Vec<Effect> {
         self.answered.remove(peer);
-        vec![Effect::Send {
+        let mut out = vec![Effect::Send {
             to: peer.to_owned(),
             text: self.sync().to_json(),
-        }]
+        }];
+        // Our messages meant for this peer and not acknowledged (sent
+        // while its channel was not open) go at once, without waiting for
+        // its sync: a round trip sooner.
+        let acked = self.acked_by(peer);
+        let unacked: Vec<&Message> = self
+            .log
+            .values()
+            .filter(|m| {
+                m.author == self.me
+                    && m.seq > acked
+                    && self
+                        .recipients
+                        .get(&m.seq)
+                        .is_some_and(|r| r.iter().any(|p| p == peer))
+            })
+            .collect();
+        out.extend(self.batches(peer, unacked));
+        out
     }
 
     /// A peer's channel closed.
@@ -598,10 +618,16 @@ impl History {
             .values()
             .filter(|m| m.seq > sync.have.get(m.author.as_str()).copied().unwrap_or(0))
             .collect();
+        out.extend(self.batches(from, missing));
+    }
+
+    /// `history` envelopes to `to` holding `messages`, in order, each
+    /// within the size limit.
+    fn batches(&self, to: &str, messages: Vec<&Message>) -> Vec<Effect> {
         let mut batch: Vec<Record<'_>> = Vec::new();
         let mut size = 0;
         let mut batches = Vec::new();
-        for message in missing {
+        for message in messages {
             let record = message.record();
             let record_size = record_size(&record);
             if !batch.is_empty()
@@ -618,10 +644,13 @@ impl History {
         if !batch.is_empty() {
             batches.push(peer::history_json(&batch));
         }
-        out.extend(batches.into_iter().map(|text| Effect::Send {
-            to: from.to_owned(),
-            text,
-        }));
+        batches
+            .into_iter()
+            .map(|text| Effect::Send {
+                to: to.to_owned(),
+                text,
+            })
+            .collect()
     }
 
     /// Adds a message unless it is known or older than everything kept in a
