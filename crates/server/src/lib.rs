@@ -137,50 +137,54 @@ pub async fn run(
 /// Serves one accepted connection: HTTP until it ends, or, when `/ws`
 /// accepted an upgrade, the WebSocket after it, in the same task. The
 /// connection holds its `--max-connections` place (`permit`) throughout.
-async fn serve_connection(
+fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     permit: Arc<tokio::sync::OwnedSemaphorePermit>,
     router: Router,
     handshake_timeout: std::time::Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
-) {
+) -> impl Future<Output = ()> {
     let upgrade = ws::UpgradeSlot::default();
-    {
-        let info = ConnectionInfo {
-            _permit: permit.clone(),
-            upgrade: upgrade.clone(),
-        };
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let mut req = req.map(Body::new);
-            req.extensions_mut().insert(info.clone());
-            router.clone().oneshot(req)
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
+    let info = ConnectionInfo {
+        _permit: permit.clone(),
+        upgrade: upgrade.clone(),
+    };
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(info.clone());
+        router.clone().oneshot(req)
+    });
+    // On the heap, so that once it is done the connection's task holds
+    // only what a WebSocket needs.
+    let mut http = Box::pin(
+        hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(handshake_timeout)
             .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        tokio::pin!(conn);
+            .with_upgrades(),
+    );
+    async move {
         let result = tokio::select! {
-            result = conn.as_mut() => result,
+            result = http.as_mut() => result,
             _ = stopping.changed() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
+                http.as_mut().graceful_shutdown();
+                http.as_mut().await
             }
         };
+        drop(http);
         if let Err(err) = result {
             tracing::debug!(%peer, %err, "HTTP connection ended with an error");
         }
+        // Only HTTP connections hold up the server's shutdown; WebSockets
+        // are told to close by the hub.
+        drop(stopping);
+        let accepted = upgrade.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(accepted) = accepted {
+            accepted.serve(Some(peer)).await;
+        }
+        drop(permit);
     }
-    // Only HTTP connections hold up the server's shutdown; WebSockets are
-    // told to close by the hub.
-    drop(stopping);
-    let accepted = upgrade.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(accepted) = accepted {
-        accepted.serve(Some(peer)).await;
-    }
-    drop(permit);
 }
 
 /// Per-connection facts the router's handlers may read from request

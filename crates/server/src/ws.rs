@@ -23,7 +23,8 @@ use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::{Sink, Stream};
+use futures_util::future::Either;
+use futures_util::{FutureExt, Sink, Stream};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use peerchat_protocol::ErrorCode;
@@ -65,38 +66,33 @@ pub(crate) type UpgradeSlot = Arc<Mutex<Option<Upgrade>>>;
 impl Upgrade {
     /// Waits for the HTTP connection to hand over its socket, then serves
     /// the WebSocket until it closes.
-    pub(crate) async fn serve(self, peer: Option<SocketAddr>) {
+    pub(crate) fn serve(self, peer: Option<SocketAddr>) -> impl Future<Output = ()> {
         let Upgrade { on_upgrade, state } = self;
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(err) => {
-                tracing::debug!(?peer, %err, "WebSocket upgrade failed");
-                return;
+        async move {
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(err) => {
+                    tracing::debug!(?peer, %err, "WebSocket upgrade failed");
+                    return;
+                }
+            };
+            tracing::debug!(?peer, "WebSocket open");
+            // The server's own connections are plain TCP streams: take the
+            // stream back from hyper rather than reading through its boxed
+            // IO.
+            match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    let socket = Socket::new(parts.io.into_inner(), &parts.read_buf);
+                    Either::Left(serve(Conn::open(socket, &state)))
+                }
+                Err(upgraded) => {
+                    let socket = Socket::new(TokioIo::new(upgraded), &[]);
+                    Either::Right(serve(Conn::open(socket, &state)))
+                }
             }
-        };
-        let size = state.config().ws_buffer_size;
-        let config = WebSocketConfig::default()
-            .read_buffer_size(size)
-            .write_buffer_size(size)
-            .max_message_size(Some(state.config().max_message_size))
-            .max_frame_size(Some(state.config().max_message_size));
-        tracing::debug!(?peer, "WebSocket open");
-        // The server's own connections are plain TCP streams: take the
-        // stream back from hyper rather than reading through its boxed IO.
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => {
-                let socket = Socket::new(parts.io.into_inner(), &parts.read_buf);
-                drop(parts.read_buf);
-                let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-                serve(ws, &state).await;
-            }
-            Err(upgraded) => {
-                let socket = Socket::new(TokioIo::new(upgraded), &[]);
-                let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-                serve(ws, &state).await;
-            }
+            .await;
+            tracing::debug!(?peer, "WebSocket closed");
         }
-        tracing::debug!(?peer, "WebSocket closed");
     }
 }
 
@@ -224,36 +220,63 @@ struct Conn<'a, S> {
     close_sent: bool,
 }
 
-async fn serve<S>(ws: WebSocketStream<Socket<S>>, state: &AppState)
+impl<'a, S> Conn<'a, S>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'a,
 {
-    let (id, outbox) = state.connect();
-    let config = state.config();
-    let now = Instant::now();
-    let mut conn = Conn {
-        ws,
-        state,
-        id,
-        outbox,
-        reading: true,
-        last_seen: now,
-        join_by: Some(now + config.join_timeout),
-        next_ping: now + config.ping_interval,
-        ping_due: false,
-        close_by: None,
-        batch: 0,
-        unflushed: false,
-        close_sent: false,
-    };
-    let mut timer = pin!(tokio::time::sleep_until(conn.next_deadline()));
-    let how = poll_fn(|cx| conn.poll(cx, timer.as_mut())).await;
-    state.disconnect(id, how);
+    /// Registers a new WebSocket with the hub.
+    fn open(socket: Socket<S>, state: &'a AppState) -> Option<Self> {
+        let size = state.config().ws_buffer_size;
+        let max = state.config().max_message_size;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(size)
+            .write_buffer_size(size)
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
+        // Made at once (there is no handshake left to do), outside the
+        // connection's future, so that the future holds it only once.
+        let ws =
+            WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).now_or_never()?;
+        let (id, outbox) = state.connect();
+        let now = Instant::now();
+        Some(Conn {
+            ws,
+            state,
+            id,
+            outbox,
+            reading: true,
+            last_seen: now,
+            join_by: Some(now + state.config().join_timeout),
+            next_ping: now + state.config().ping_interval,
+            ping_due: false,
+            close_by: None,
+            batch: 0,
+            unflushed: false,
+            close_sent: false,
+        })
+    }
 }
 
-impl<S> Conn<'_, S>
+/// Serves a WebSocket until it ends, then tells the hub how.
+fn serve<'a, S>(conn: Option<Conn<'a, S>>) -> impl Future<Output = ()> + 'a
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'a,
+{
+    let mut conn = conn;
+    // The future owns the connection once, and uses it in place.
+    async move {
+        let Some(conn) = conn.as_mut() else {
+            return;
+        };
+        let mut timer = pin!(tokio::time::sleep_until(conn.next_deadline()));
+        let how = poll_fn(|cx| conn.poll(cx, timer.as_mut())).await;
+        conn.state.disconnect(conn.id, how);
+    }
+}
+
+impl<'a, S> Conn<'a, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'a,
 {
     fn poll(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<Departure> {
         loop {
