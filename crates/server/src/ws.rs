@@ -50,6 +50,9 @@ const WRITE_BATCH: usize = 64;
 /// connections on a thread share.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Most bytes of frames gathered for one write to a socket.
+const WRITE_CHUNK: usize = 16 * 1024;
+
 /// An accepted upgrade, handed from the `/ws` handler to the task that
 /// serves the HTTP connection, which goes on to serve the WebSocket once
 /// the response is out.
@@ -228,9 +231,10 @@ where
     fn open(socket: Socket<S>, state: &'a AppState) -> Option<Self> {
         let size = state.config().ws_buffer_size;
         let max = state.config().max_message_size;
+        // Frames go straight to the `Socket`, which gathers them.
         let config = WebSocketConfig::default()
             .read_buffer_size(size)
-            .write_buffer_size(size)
+            .write_buffer_size(0)
             .max_message_size(Some(max))
             .max_frame_size(Some(max));
         // Made at once (there is no handshake left to do), outside the
@@ -508,13 +512,19 @@ thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
-/// A WebSocket's socket. The WebSocket parser asks for a few hundred bytes
-/// at a time (its buffer is kept small, since every connection has one);
-/// reading the socket that way would take a system call for each. Instead
-/// each read takes up to [`READ_CHUNK`] bytes into a buffer shared by the
-/// thread's connections, hands the parser what it asked for, and keeps the
-/// rest here until the parser takes it: only then, and only for as long,
-/// does the connection hold a buffer of its own.
+/// A WebSocket's socket, buffered so that a connection holds no buffer
+/// while it is idle.
+///
+/// Reading: the WebSocket parser asks for a few hundred bytes at a time
+/// (its buffer is kept small, since every connection has one); reading the
+/// socket that way would take a system call for each. Instead each read
+/// takes up to [`READ_CHUNK`] bytes into a buffer shared by the thread's
+/// connections, hands the parser what it asked for, and keeps the rest here
+/// until the parser takes it.
+///
+/// Writing: frames are gathered here, up to [`WRITE_CHUNK`] bytes, and
+/// written together when the batch is flushed; the buffer is given back
+/// once it is written.
 #[derive(Debug)]
 pub(crate) struct Socket<S> {
     io: S,
@@ -522,6 +532,10 @@ pub(crate) struct Socket<S> {
     pending: Vec<u8>,
     /// How many of `pending` it has taken.
     taken: usize,
+    /// Bytes to write to `io`.
+    out: Vec<u8>,
+    /// How many of `out` are written.
+    written: usize,
 }
 
 impl<S> Socket<S> {
@@ -531,6 +545,8 @@ impl<S> Socket<S> {
             io,
             pending: read.to_vec(),
             taken: 0,
+            out: Vec::new(),
+            written: 0,
         }
     }
 
@@ -579,33 +595,49 @@ impl<S: AsyncRead + Unpin> AsyncRead for Socket<S> {
     }
 }
 
+impl<S: AsyncWrite + Unpin> Socket<S> {
+    /// Writes out everything gathered.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.out.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        self.out = Vec::new();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for Socket<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.out.len() + buf.len() > WRITE_CHUNK {
+            ready!(this.poll_drain(cx))?;
+            if buf.len() >= WRITE_CHUNK {
+                return Pin::new(&mut this.io).poll_write(cx, buf);
+            }
+        }
+        this.out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 
@@ -643,6 +675,34 @@ mod tests {
             writer.await.unwrap();
             assert!(got == data, "asking for {ask} bytes at a time");
             assert_eq!(socket.pending.capacity(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_socket_writes_every_byte_in_order_when_flushed_and_then_holds_none() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        for size in [1, 300, WRITE_CHUNK - 1, WRITE_CHUNK, 3 * WRITE_CHUNK] {
+            // A pipe smaller than what is written, so that writes block.
+            let (client, mut server) = tokio::io::duplex(4096);
+            let mut socket = Socket::new(client, &[]);
+            let expected = data.clone();
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                server.read_to_end(&mut got).await.unwrap();
+                got
+            });
+            for chunk in data.chunks(size) {
+                socket.write_all(chunk).await.unwrap();
+                assert!(socket.out.len() <= WRITE_CHUNK);
+            }
+            socket.flush().await.unwrap();
+            assert_eq!(socket.out.capacity(), 0);
+            socket.shutdown().await.unwrap();
+            drop(socket);
+            assert!(
+                reader.await.unwrap() == expected,
+                "writing {size} bytes at a time"
+            );
         }
     }
 }
