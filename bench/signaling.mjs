@@ -3,7 +3,13 @@
 // to one core and the load generator to the other where possible. Prints a
 // table with ratios and writes JSON.
 //
-// usage: node bench/signaling.mjs [--quick] [--out FILE]
+// usage: node bench/signaling.mjs [--quick] [--out FILE] [--only LIST]
+//          [--server peerchat|peerjs] [--clients N] [--peerchat-arg ARG]...
+//   --only idle,connect,relay,presence  run only these workloads
+//   --server NAME                       measure only this server
+//   --clients N                         clients held open in `idle`
+//   --peerchat-arg ARG                  one more flag for `peerchat serve`
+//                                       (repeatable)
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -15,14 +21,22 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const quick = process.argv.includes('--quick');
-const outIndex = process.argv.indexOf('--out');
-const out = outIndex > 0 ? process.argv[outIndex + 1] : path.join(ROOT, 'target', 'bench', 'signaling.json');
+/** The value after `--name`, if given. */
+function option(name) {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+const out = option('--out') ?? path.join(ROOT, 'target', 'bench', 'signaling.json');
+const only = option('--only');
+const servers = option('--server') ? [option('--server')] : ['peerchat', 'peerjs'];
+const peerchatArgs = process.argv.flatMap((a, i) => (a === '--peerchat-arg' ? [process.argv[i + 1]] : []));
 const PEERCHAT = process.env.PEERCHAT_BIN ?? path.join(ROOT, 'target', 'release', 'peerchat');
 const BENCH = process.env.PEERCHAT_BENCH_BIN ?? path.join(ROOT, 'target', 'release', 'peerchat-bench');
 const PEERJS = path.join(ROOT, 'bench', 'node_modules', 'peer', 'dist', 'bin', 'peerjs.js');
 const SIZES = quick
-  ? { clients: 200, pairs: 10, messages: 200, presence: '2,10' }
-  : { clients: 10000, pairs: 50, messages: 2000, presence: '2,10,100' };
+  ? { clients: 200, connectClients: 100, connectRounds: 2, pairs: 10, messages: 200, presence: '2,10' }
+  : { clients: 10000, connectClients: 1000, connectRounds: 5, pairs: 50, messages: 2000, presence: '2,10,100' };
+if (option('--clients')) SIZES.clients = Number(option('--clients'));
 
 /** `taskset -c CPU` when there are two cores or more. */
 async function pinned(cpu, command, args) {
@@ -57,6 +71,8 @@ async function load(kind, server) {
     'signaling', '--kind', kind, '--addr', server.addr, '--pid', String(server.pid),
     '--clients', String(SIZES.clients), '--pairs', String(SIZES.pairs),
     '--messages', String(SIZES.messages), '--presence', SIZES.presence,
+    '--connect-clients', String(SIZES.connectClients), '--connect-rounds', String(SIZES.connectRounds),
+    ...(only ? ['--only', only] : []),
   ];
   const [cmd, argv] = await pinned(1, BENCH, args);
   const { stdout } = await run(cmd, argv, { maxBuffer: 1 << 20 });
@@ -74,12 +90,12 @@ function freePort() {
 }
 
 const results = {};
-{
+if (servers.includes('peerchat')) {
   const server = await start(
     PEERCHAT,
     ['serve', '--addr', '127.0.0.1:0', '--no-turn', '--no-mailbox', '--max-connections', '20000',
       '--room-capacity', '200', '--rate-limit', '1000000', '--rate-burst', '1000000',
-      '--rate-limit-bytes', '4000000000', '--rate-burst-bytes', '4000000000'],
+      '--rate-limit-bytes', '4000000000', '--rate-burst-bytes', '4000000000', ...peerchatArgs],
     /http:\/\/127\.0\.0\.1:(\d+)/,
   );
   try {
@@ -88,7 +104,7 @@ const results = {};
     server.proc.kill('SIGTERM');
   }
 }
-{
+if (servers.includes('peerjs')) {
   const server = await start(
     'node',
     [PEERJS, '--port', String(await freePort()), '--host', '127.0.0.1', '--concurrent_limit', '100000'],
@@ -102,27 +118,55 @@ const results = {};
   }
 }
 
-const p = results.peerchat;
-const j = results.peerjs;
+const p = results.peerchat ?? {};
+const j = results.peerjs ?? {};
 const ratio = (a, b, higherIsBetter) => (higherIsBetter ? a / b : b / a);
-const rows = [
-  ['figure', 'peerchat', 'PeerJS server', 'peerchat advantage'],
-  ['RSS per idle connection (KiB)', p.idle.per_connection_kib.toFixed(1), j.idle.per_connection_kib.toFixed(1),
-    `${ratio(p.idle.per_connection_kib, j.idle.per_connection_kib, false).toFixed(2)}×`],
-  [`${SIZES.clients} clients connect (wall ms)`, p.connect.wall_ms.toFixed(0), j.connect.wall_ms.toFixed(0),
-    `${ratio(p.connect.wall_ms, j.connect.wall_ms, false).toFixed(2)}×`],
-  ['connect p99 (ms)', p.connect.each.p99_ms.toFixed(2), j.connect.each.p99_ms.toFixed(2), ''],
-  ['relayed 1 KB msgs per server CPU-second', p.relay_load.per_server_cpu_sec.toFixed(0), j.relay_load.per_server_cpu_sec.toFixed(0),
-    `${ratio(p.relay_load.per_server_cpu_sec, j.relay_load.per_server_cpu_sec, true).toFixed(2)}×`],
-  ['relayed msgs per second (wall)', p.relay_load.per_sec.toFixed(0), j.relay_load.per_sec.toFixed(0),
-    `${ratio(p.relay_load.per_sec, j.relay_load.per_sec, true).toFixed(2)}×`],
-  ['one-way latency under load p50/p99 (ms)', `${p.relay_load.latency.p50_ms.toFixed(2)}/${p.relay_load.latency.p99_ms.toFixed(2)}`,
-    `${j.relay_load.latency.p50_ms.toFixed(2)}/${j.relay_load.latency.p99_ms.toFixed(2)}`, ''],
-  ['one-way latency, light load p50/p99 (ms)', `${p.relay_light.latency.p50_ms.toFixed(3)}/${p.relay_light.latency.p99_ms.toFixed(3)}`,
-    `${j.relay_light.latency.p50_ms.toFixed(3)}/${j.relay_light.latency.p99_ms.toFixed(3)}`, ''],
-  ...p.presence.map((r) => [`join in a room of ${r.room_size}: all told p50/p99 (ms)`,
-    `${r.all_told.p50_ms.toFixed(2)}/${r.all_told.p99_ms.toFixed(2)}`, 'no rooms', '']),
-];
+const fixed = (x, digits) => (x === undefined ? '–' : x.toFixed(digits));
+/** A row of one figure, `get` reading it from a server's results. */
+function row(label, get, digits, higherIsBetter) {
+  const a = p.kind ? get(p) : undefined;
+  const b = j.kind ? get(j) : undefined;
+  const adv = a !== undefined && b !== undefined && higherIsBetter !== undefined
+    ? `${ratio(a, b, higherIsBetter).toFixed(2)}×` : '';
+  return [label, fixed(a, digits), fixed(b, digits), adv];
+}
+/** A row of a latency distribution, p50/p99. */
+function dist(label, get, digits) {
+  const f = (r) => {
+    const d = r.kind ? get(r) : undefined;
+    return d ? `${d.p50_ms.toFixed(digits)}/${d.p99_ms.toFixed(digits)}` : '–';
+  };
+  return [label, f(p), f(j), ''];
+}
+const rows = [['figure', 'peerchat', 'PeerJS server', 'peerchat advantage']];
+if (p.idle || j.idle) {
+  rows.push(
+    row(`RSS per idle connection, ${SIZES.clients} connections (KiB)`, (r) => r.idle?.per_connection_kib, 1, false),
+    row(`${SIZES.clients} clients connect (wall ms)`, (r) => r.connect?.wall_ms, 0, false),
+    dist('  each connect p50/p99 (ms)', (r) => r.connect?.each, 2),
+  );
+}
+if (p.connect_small || j.connect_small) {
+  rows.push(
+    row(`${SIZES.connectClients} clients connect (wall ms, median of ${SIZES.connectRounds})`,
+      (r) => r.connect_small?.wall_ms, 1, false),
+    dist('  each connect p50/p99 (ms)', (r) => r.connect_small?.each, 2),
+    row('  server CPU per connect (ms)', (r) => r.connect_small?.server_cpu_ms_per_client, 3, false),
+    row('  load generator CPU per connect (ms)', (r) => r.connect_small?.client_cpu_ms_per_client, 3),
+  );
+}
+if (p.relay_load || j.relay_load) {
+  rows.push(
+    row('relayed 1 KB msgs per server CPU-second', (r) => r.relay_load?.per_server_cpu_sec, 0, true),
+    row('relayed msgs per second (wall)', (r) => r.relay_load?.per_sec, 0, true),
+    dist('one-way latency under load p50/p99 (ms)', (r) => r.relay_load?.latency, 2),
+    dist('one-way latency, light load p50/p99 (ms)', (r) => r.relay_light?.latency, 3),
+  );
+}
+for (const [i, r] of (p.presence ?? []).entries()) {
+  rows.push(dist(`join in a room of ${r.room_size}: all told p50/p99 (ms)`, (x) => x.presence?.[i]?.all_told, 2));
+  rows[rows.length - 1][2] = 'no rooms';
+}
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  '));
 await mkdir(path.dirname(out), { recursive: true });

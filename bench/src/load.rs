@@ -12,6 +12,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -27,6 +29,9 @@ pub enum Kind {
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// Each client's WebSocket read buffer, in bytes.
+const CLIENT_READ_BUFFER: usize = 4096;
 
 /// One connected, joined client.
 pub struct Client {
@@ -55,7 +60,12 @@ impl Client {
             Kind::Peerchat => format!("ws://{addr}/ws"),
             Kind::Peerjs => format!("ws://{addr}/peerjs?key=peerjs&id=c{n}&token=t{n}"),
         };
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        // tungstenite's default read buffer (128 KiB) is zeroed before every
+        // read: with thousands of clients that, not the server, would bound
+        // the connect rate. Signaling messages are small.
+        let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
         let (mut tx, mut rx) = ws.split();
         let id = match kind {
             Kind::Peerchat => {
@@ -173,6 +183,9 @@ pub struct ConnectReport {
     pub wall_ms: f64,
     /// Time for each client to connect and join.
     pub each: Dist,
+    /// The samples behind `each`, in milliseconds.
+    #[serde(skip)]
+    pub samples: Vec<f64>,
 }
 
 /// Room ids for pairs: `bench-pair-…` padded to the minimum length.
@@ -213,9 +226,94 @@ pub async fn connect_many(
     let report = ConnectReport {
         clients: n,
         wall_ms: start.elapsed().as_secs_f64() * 1000.0,
-        each: Dist::of(samples),
+        each: Dist::of(samples.clone()),
+        samples,
     };
     Ok((clients, report))
+}
+
+/// Closes every client with a normal close and waits until the server has
+/// seen each one go (its close reply, or the connection's end).
+pub async fn close_all(clients: Vec<Client>) {
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let close = CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "".into(),
+                };
+                if c.tx.send(Message::Close(Some(close))).await.is_ok() {
+                    while let Some(Ok(_)) = c.rx.next().await {}
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// Rounds of `n` clients connecting and joining, then closing.
+#[derive(Debug, Serialize)]
+pub struct ConnectRounds {
+    /// Clients in each round.
+    pub clients: usize,
+    /// Wall time of each round, in milliseconds.
+    pub rounds_ms: Vec<f64>,
+    /// The median round.
+    pub wall_ms: f64,
+    /// Time for each client to connect and join, over all rounds.
+    pub each: Dist,
+    /// The server's CPU time per client connecting (median round), in
+    /// milliseconds.
+    pub server_cpu_ms_per_client: f64,
+    /// This load generator's CPU time per client connecting (median
+    /// round), in milliseconds.
+    pub client_cpu_ms_per_client: f64,
+}
+
+/// Connects `n` clients `concurrency` at a time and closes them again,
+/// `rounds` times.
+pub async fn connect_rounds(
+    kind: Kind,
+    addr: &str,
+    n: usize,
+    concurrency: usize,
+    rounds: usize,
+    server_pid: u32,
+) -> Result<ConnectRounds> {
+    let mut walls = Vec::new();
+    let mut samples = Vec::new();
+    let mut server_cpu = Vec::new();
+    let mut client_cpu = Vec::new();
+    // One round to warm up (the server's allocator and caches, a JIT),
+    // not counted.
+    let (clients, _) = connect_many(kind, addr, n, concurrency).await?;
+    close_all(clients).await;
+    for _ in 0..rounds.max(1) {
+        let server0 = cpu_seconds(server_pid)?;
+        let client0 = cpu_seconds(std::process::id())?;
+        let (clients, report) = connect_many(kind, addr, n, concurrency).await?;
+        server_cpu.push((cpu_seconds(server_pid)? - server0) * 1000.0 / n.max(1) as f64);
+        client_cpu.push((cpu_seconds(std::process::id())? - client0) * 1000.0 / n.max(1) as f64);
+        walls.push(report.wall_ms);
+        samples.extend(report.samples);
+        close_all(clients).await;
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok(ConnectRounds {
+        clients: n,
+        wall_ms: median(&walls),
+        rounds_ms: walls,
+        each: Dist::of(samples),
+        server_cpu_ms_per_client: median(&server_cpu),
+        client_cpu_ms_per_client: median(&client_cpu),
+    })
 }
 
 /// Relaying between pairs.

@@ -90,7 +90,39 @@ enum Command {
         /// Room sizes for the presence measurement (peerchat only).
         #[arg(long, value_delimiter = ',', default_value = "2,10,100")]
         presence: Vec<usize>,
+        /// Clients in each round of the connect workload.
+        #[arg(long, default_value_t = 1000)]
+        connect_clients: usize,
+        /// Rounds of the connect workload, after one to warm up (the median
+        /// round is reported).
+        #[arg(long, default_value_t = 5)]
+        connect_rounds: usize,
+        /// Workloads to run, in this order: idle (--clients connect and stay
+        /// open: connect time and memory), connect (--connect-clients
+        /// connect, then close, --connect-rounds times), relay, presence.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "idle,connect,relay,presence"
+        )]
+        only: Vec<Workload>,
     },
+}
+
+/// One part of the signaling measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Workload {
+    /// `--clients` connect and join, 50 at a time, and stay open: wall
+    /// time, and the server's memory per connection.
+    Idle,
+    /// `--connect-clients` connect and join, 50 at a time, then all close;
+    /// `--connect-rounds` times.
+    Connect,
+    /// Relay latency at light load and throughput under load.
+    Relay,
+    /// Presence in rooms of `--presence` sizes (peerchat only).
+    Presence,
 }
 
 #[derive(Debug, Serialize)]
@@ -136,48 +168,89 @@ async fn main() -> Result<()> {
             messages,
             size,
             presence,
+            connect_clients,
+            connect_rounds,
+            only,
         } => {
-            let report =
-                signaling(kind, &addr, pid, clients, pairs, messages, size, &presence).await?;
+            let sizes = Sizes {
+                clients,
+                pairs,
+                messages,
+                size,
+                presence,
+                connect_clients,
+                connect_rounds,
+            };
+            let report = signaling(kind, &addr, pid, &sizes, &only).await?;
             println!("{report}");
         }
     }
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn signaling(
-    kind: load::Kind,
-    addr: &str,
-    pid: u32,
+/// The sizes of the signaling workloads.
+#[derive(Debug)]
+struct Sizes {
     clients: usize,
     pairs: usize,
     messages: u64,
     size: usize,
-    presence: &[usize],
+    presence: Vec<usize>,
+    connect_clients: usize,
+    connect_rounds: usize,
+}
+
+async fn signaling(
+    kind: load::Kind,
+    addr: &str,
+    pid: u32,
+    sizes: &Sizes,
+    only: &[Workload],
 ) -> Result<serde_json::Value> {
-    let rss_before = load::rss_kib(pid)?;
-    let (idle_clients, connect) = load::connect_many(kind, addr, clients, 50).await?;
-    let idle = load::idle(&idle_clients, rss_before, pid).await?;
-    drop(idle_clients);
-    let (light, _) = load::connect_many(kind, addr, 2, 2).await?;
-    let light = load::relay(light, 500, size, 1, pid).await?;
-    let (busy, _) = load::connect_many(kind, addr, pairs * 2, 50).await?;
-    let busy = load::relay(busy, messages, size, 32, pid).await?;
-    let mut rooms = Vec::new();
-    if kind == load::Kind::Peerchat {
-        for &n in presence {
-            rooms.push(load::presence(addr, n, 20).await?);
+    let mut report = serde_json::json!({ "kind": kind });
+    for workload in only {
+        match workload {
+            Workload::Idle => {
+                let rss_before = load::rss_kib(pid)?;
+                let (idle_clients, connect) =
+                    load::connect_many(kind, addr, sizes.clients, 50).await?;
+                let idle = load::idle(&idle_clients, rss_before, pid).await?;
+                load::close_all(idle_clients).await;
+                report["connect"] = serde_json::to_value(connect)?;
+                report["idle"] = serde_json::to_value(idle)?;
+            }
+            Workload::Connect => {
+                let rounds = load::connect_rounds(
+                    kind,
+                    addr,
+                    sizes.connect_clients,
+                    50,
+                    sizes.connect_rounds,
+                    pid,
+                )
+                .await?;
+                report["connect_small"] = serde_json::to_value(rounds)?;
+            }
+            Workload::Relay => {
+                let (light, _) = load::connect_many(kind, addr, 2, 2).await?;
+                let light = load::relay(light, 500, sizes.size, 1, pid).await?;
+                let (busy, _) = load::connect_many(kind, addr, sizes.pairs * 2, 50).await?;
+                let busy = load::relay(busy, sizes.messages, sizes.size, 32, pid).await?;
+                report["relay_light"] = serde_json::to_value(light)?;
+                report["relay_load"] = serde_json::to_value(busy)?;
+            }
+            Workload::Presence => {
+                let mut rooms = Vec::new();
+                if kind == load::Kind::Peerchat {
+                    for &n in &sizes.presence {
+                        rooms.push(load::presence(addr, n, 20).await?);
+                    }
+                }
+                report["presence"] = serde_json::to_value(rooms)?;
+            }
         }
     }
-    Ok(serde_json::json!({
-        "kind": kind,
-        "connect": connect,
-        "idle": idle,
-        "relay_light": light,
-        "relay_load": busy,
-        "presence": rooms,
-    }))
+    Ok(report)
 }
 
 fn options(link: &str, nick: &str) -> Result<EngineOptions> {

@@ -153,12 +153,42 @@ pub struct Stats {
     pub away: usize,
 }
 
+/// A member's peer id: 16 lowercase hex digits on the wire, a number here,
+/// so that members and connections hold no string for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PeerId(u64);
+
+impl PeerId {
+    /// The id a client named, if it is one the hub could have given out
+    /// (exactly 16 lowercase hex digits).
+    fn parse(text: &str) -> Option<Self> {
+        let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if text.len() != 16 || !text.bytes().all(hex) {
+            return None;
+        }
+        u64::from_str_radix(text, 16).ok().map(Self)
+    }
+
+    /// The id derived from a member key.
+    fn from_key(room: &str, key: &str) -> Self {
+        let id = peer_id_from_key(room, key);
+        Self::parse(&id).expect("a derived peer id is 16 lowercase hex digits")
+    }
+
+    fn to_hex(self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
 /// All rooms and connections.
 #[derive(Debug)]
 pub struct Hub {
     config: HubConfig,
     conns: HashMap<ConnId, Conn>,
-    rooms: HashMap<String, Room>,
+    rooms: HashMap<Arc<str>, Room>,
+    /// How many members (in any room, away or not) have each peer id, so
+    /// that a fresh id is checked against every room at once.
+    ids: HashMap<PeerId, u32>,
     rng: StdRng,
     join_seq: u64,
     members: usize,
@@ -173,8 +203,8 @@ type Deadline = (Instant, u64);
 
 #[derive(Debug)]
 struct AwayMember {
-    room: String,
-    peer: String,
+    room: Arc<str>,
+    peer: PeerId,
 }
 
 #[derive(Debug)]
@@ -189,21 +219,21 @@ struct Conn {
 
 #[derive(Debug)]
 struct Joined {
-    room: String,
-    peer: String,
+    room: Arc<str>,
+    peer: PeerId,
 }
 
 #[derive(Debug, Default)]
 struct Room {
-    members: HashMap<String, RoomMember>,
+    members: HashMap<PeerId, RoomMember>,
 }
 
 impl Room {
     /// Queues `frame` for every member with a connection, but `except`.
-    fn broadcast(&self, frame: &Frame, except: Option<&str>, out: &mut Vec<Output>) {
+    fn broadcast(&self, frame: &Frame, except: Option<PeerId>, out: &mut Vec<Output>) {
         for (id, m) in &self.members {
             if let Presence::Live(to) = m.presence {
-                if Some(id.as_str()) != except {
+                if Some(*id) != except {
                     out.push(Output::Send {
                         to,
                         frame: frame.clone(),
@@ -217,11 +247,23 @@ impl Room {
 #[derive(Debug)]
 struct RoomMember {
     presence: Presence,
-    nick: String,
-    nick_key: String,
+    nick: Box<str>,
+    /// The nickname's case-insensitive form, when it differs from `nick`.
+    nick_key: Option<Box<str>>,
     seq: u64,
     /// Whether the member joined with a key, and so may resume.
     keyed: bool,
+}
+
+impl RoomMember {
+    fn nick_key(&self) -> &str {
+        self.nick_key.as_deref().unwrap_or(&self.nick)
+    }
+
+    fn set_nick(&mut self, nick: &str, key: String) {
+        self.nick_key = (key != nick).then(|| key.into_boxed_str());
+        self.nick = nick.into();
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +283,7 @@ impl Hub {
             config,
             conns: HashMap::new(),
             rooms: HashMap::new(),
+            ids: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             join_seq: 0,
             members: 0,
@@ -284,7 +327,7 @@ impl Hub {
                 break;
             }
             let (deadline, AwayMember { room, peer }) = entry.remove_entry();
-            self.remove_member(&room, &peer, Presence::Away(deadline), out);
+            self.remove_member(&room, peer, Presence::Away(deadline), out);
         }
     }
 
@@ -384,6 +427,7 @@ impl Hub {
         }
         // Only away members are left, and nobody to tell.
         self.rooms.clear();
+        self.ids.clear();
         self.deadlines.clear();
     }
 
@@ -420,7 +464,7 @@ impl Hub {
                 self.members -= 1;
                 self.deadlines.insert(deadline, AwayMember { room, peer });
             }
-            _ => self.remove_member(&room, &peer, Presence::Live(conn), out),
+            _ => self.remove_member(&room, peer, Presence::Live(conn), out),
         }
     }
 
@@ -432,23 +476,35 @@ impl Hub {
             ..
         }) = self.conns.remove(&conn)
         {
-            self.remove_member(&room, &peer, Presence::Live(conn), out);
+            self.remove_member(&room, peer, Presence::Live(conn), out);
         }
     }
 
     /// Removes a member from its room, if it is still `as_of` (connected
     /// through that connection, or away until that deadline), and tells the
     /// others; the room goes when it is empty.
-    fn remove_member(&mut self, room_id: &str, peer: &str, as_of: Presence, out: &mut Vec<Output>) {
+    fn remove_member(
+        &mut self,
+        room_id: &str,
+        peer: PeerId,
+        as_of: Presence,
+        out: &mut Vec<Output>,
+    ) {
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
-        if room.members.get(peer).is_none_or(|m| m.presence != as_of) {
+        if room.members.get(&peer).is_none_or(|m| m.presence != as_of) {
             return;
         }
-        let Some(member) = room.members.remove(peer) else {
+        let Some(member) = room.members.remove(&peer) else {
             return;
         };
+        if let Some(n) = self.ids.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.ids.remove(&peer);
+            }
+        }
         match member.presence {
             Presence::Live(_) => self.members -= 1,
             Presence::Away(deadline) => {
@@ -461,7 +517,7 @@ impl Hub {
         }
         let frame = Frame::new(
             ServerMessage::PeerLeft {
-                id: Cow::Borrowed(peer),
+                id: Cow::Owned(peer.to_hex()),
             }
             .to_json(),
         );
@@ -486,12 +542,10 @@ impl Hub {
             return;
         }
         let nick_key = nick_key(nick);
-        let derived = key.map(|key| peer_id_from_key(room_id, key));
+        let derived = key.map(|key| PeerId::from_key(room_id, key));
         let room = self.rooms.get(room_id);
         // Whether the key's member is in the room already, to be resumed.
-        let existing = derived
-            .as_deref()
-            .and_then(|id| room.and_then(|r| r.members.get(id)));
+        let existing = derived.and_then(|id| room.and_then(|r| r.members.get(&id)));
         if let Some(room) = room {
             if existing.is_none() && room.members.len() >= self.config.room_capacity {
                 send_error(
@@ -505,7 +559,7 @@ impl Hub {
             let clash = room
                 .members
                 .iter()
-                .any(|(id, m)| m.nick_key == nick_key && Some(id) != derived.as_ref());
+                .any(|(id, m)| m.nick_key() == nick_key && Some(*id) != derived);
             if clash {
                 send_error(
                     out,
@@ -536,7 +590,11 @@ impl Hub {
             Some(id) => id,
             None => self.fresh_peer_id(),
         };
-        let room = self.rooms.entry(room_id.to_owned()).or_default();
+        let room_key = match self.rooms.get_key_value(room_id) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(room_id),
+        };
+        let room = self.rooms.entry(room_key.clone()).or_default();
         // Told to the others once the newcomer has its `joined`: a new
         // member, or a resumed one under a new nickname.
         let mut announce = None;
@@ -567,24 +625,23 @@ impl Hub {
                 }
             }
             member.presence = Presence::Live(conn);
-            if member.nick != nick {
-                member.nick = nick.to_owned();
-                member.nick_key = nick_key;
+            if &*member.nick != nick {
+                member.set_nick(nick, nick_key);
                 announce = Some(nick);
             }
         } else {
             self.join_seq += 1;
             announce = Some(nick);
-            room.members.insert(
-                peer.clone(),
-                RoomMember {
-                    presence: Presence::Live(conn),
-                    nick: nick.to_owned(),
-                    nick_key,
-                    seq: self.join_seq,
-                    keyed: key.is_some(),
-                },
-            );
+            let mut member = RoomMember {
+                presence: Presence::Live(conn),
+                nick: Box::default(),
+                nick_key: None,
+                seq: self.join_seq,
+                keyed: key.is_some(),
+            };
+            member.set_nick(nick, nick_key);
+            room.members.insert(peer, member);
+            *self.ids.entry(peer).or_default() += 1;
             self.members += 1;
         }
 
@@ -596,8 +653,8 @@ impl Hub {
                 (
                     m.seq,
                     Member {
-                        id: id.clone(),
-                        nick: m.nick.clone(),
+                        id: id.to_hex(),
+                        nick: m.nick.to_string(),
                     },
                 )
             })
@@ -607,11 +664,11 @@ impl Hub {
             v: PROTOCOL_VERSION,
             room: Cow::Borrowed(room_id),
             you: Member {
-                id: peer.clone(),
+                id: peer.to_hex(),
                 nick: nick.to_owned(),
             },
             members: others.into_iter().map(|(_, m)| m).collect(),
-            ice_servers: self.config.ice.ice_servers(&peer),
+            ice_servers: self.config.ice.ice_servers(&peer.to_hex()),
             resumed,
         };
         out.push(Output::Send {
@@ -622,17 +679,17 @@ impl Hub {
             let frame = Frame::new(
                 ServerMessage::PeerJoined {
                     peer: Member {
-                        id: peer.clone(),
+                        id: peer.to_hex(),
                         nick: nick.to_owned(),
                     },
                 }
                 .to_json(),
             );
-            room.broadcast(&frame, Some(&peer), out);
+            room.broadcast(&frame, Some(peer), out);
         }
         if let Some(state) = self.conns.get_mut(&conn) {
             state.joined = Some(Joined {
-                room: room_id.to_owned(),
+                room: room_key,
                 peer,
             });
         }
@@ -649,11 +706,9 @@ impl Hub {
             );
             return;
         };
-        let target = self
-            .rooms
-            .get(room)
-            .and_then(|r| r.members.get(to))
-            .filter(|_| to != peer);
+        let target = PeerId::parse(to)
+            .filter(|to| to != peer)
+            .and_then(|to| self.rooms.get(room)?.members.get(&to));
         let Some(target) = target else {
             send_error(
                 out,
@@ -675,7 +730,7 @@ impl Hub {
             return;
         };
         let frame = ServerMessage::Signal {
-            from: Cow::Borrowed(peer),
+            from: Cow::Owned(peer.to_hex()),
             payload,
         }
         .to_json();
@@ -685,11 +740,10 @@ impl Hub {
         });
     }
 
-    fn fresh_peer_id(&mut self) -> String {
+    fn fresh_peer_id(&mut self) -> PeerId {
         loop {
-            let id = format!("{:016x}", self.rng.random::<u64>());
-            let taken = self.rooms.values().any(|r| r.members.contains_key(&id));
-            if !taken {
+            let id = PeerId(self.rng.random::<u64>());
+            if !self.ids.contains_key(&id) {
                 return id;
             }
         }

@@ -221,6 +221,35 @@ fn signals_do_not_cross_rooms() {
 }
 
 #[test]
+fn a_signal_reaches_only_the_exact_peer_id() {
+    let mut h = Harness::new(HubConfig::default());
+    h.join(1, ROOM, "alice");
+    let b = h.join(2, ROOM, "bob");
+    for to in [
+        b.to_uppercase(),
+        format!("0{b}"),
+        b[1..].to_owned(),
+        format!("+{}", &b[1..]),
+    ] {
+        let out = h.send(1, json!({"type":"signal","to":to,"payload":{}}));
+        assert_eq!(error_code(&out, 1), "unknown_peer", "{to}");
+        assert!(frames_to(&out, 2).is_empty());
+    }
+}
+
+#[test]
+fn fresh_peer_ids_are_unique_across_rooms() {
+    let mut h = Harness::new(HubConfig::default());
+    let mut ids = std::collections::HashSet::new();
+    for conn in 0..200 {
+        let room = format!("room-{:0>20}", conn / 2);
+        let id = h.join(conn, &room, &format!("n{conn}"));
+        assert_eq!(id.len(), 16);
+        assert!(ids.insert(id));
+    }
+}
+
+#[test]
 fn forged_sender_and_self_signals_are_refused() {
     let mut h = Harness::new(HubConfig::default());
     let a = h.join(1, ROOM, "alice");

@@ -24,8 +24,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024))]
     pub max_message_size: u32,
 
-    /// Read and write buffer of each WebSocket, in bytes.
-    #[arg(long, env = "PEERCHAT_WS_BUFFER_SIZE", default_value_t = 4096,
+    /// Read buffer of each WebSocket's parser, in bytes: every connection
+    /// holds one from the start, and a larger message grows it (the socket
+    /// itself is read in larger chunks, through a buffer shared by all
+    /// connections, and written in batches of up to 16 KiB, through a buffer
+    /// held only while a batch is written).
+    #[arg(long, env = "PEERCHAT_WS_BUFFER_SIZE", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(512..=1024 * 1024))]
     pub ws_buffer_size: u32,
 

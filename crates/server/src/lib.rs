@@ -104,34 +104,15 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let permit = Arc::new(permit);
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let mut req = req.map(Body::new);
-            req.extensions_mut().insert(ConnectionInfo {
-                peer,
-                _permit: permit.clone(),
-            });
-            router.clone().oneshot(req)
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(config.handshake_timeout)
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        let mut stopping = stopping.clone();
-        tokio::spawn(async move {
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                _ = stopping.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(err) = result {
-                tracing::debug!(%peer, %err, "HTTP connection ended with an error");
-            }
-        });
+        let stopping = stopping.clone();
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            permit,
+            router.clone(),
+            config.handshake_timeout,
+            stopping,
+        ));
     }
 
     tracing::info!("shutting down");
@@ -153,11 +134,64 @@ pub async fn run(
     Ok(())
 }
 
+/// Serves one accepted connection: HTTP until it ends, or, when `/ws`
+/// accepted an upgrade, the WebSocket after it, in the same task. The
+/// connection holds its `--max-connections` place (`permit`) throughout.
+fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+    router: Router,
+    handshake_timeout: std::time::Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> impl Future<Output = ()> {
+    let upgrade = ws::UpgradeSlot::default();
+    let info = ConnectionInfo {
+        _permit: permit.clone(),
+        upgrade: upgrade.clone(),
+    };
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(info.clone());
+        router.clone().oneshot(req)
+    });
+    // On the heap, so that once it is done the connection's task holds
+    // only what a WebSocket needs.
+    let mut http = Box::pin(
+        hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(handshake_timeout)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades(),
+    );
+    async move {
+        let result = tokio::select! {
+            result = http.as_mut() => result,
+            _ = stopping.changed() => {
+                http.as_mut().graceful_shutdown();
+                http.as_mut().await
+            }
+        };
+        drop(http);
+        if let Err(err) = result {
+            tracing::debug!(%peer, %err, "HTTP connection ended with an error");
+        }
+        // Only HTTP connections hold up the server's shutdown; WebSockets
+        // are told to close by the hub.
+        drop(stopping);
+        let accepted = upgrade.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(accepted) = accepted {
+            accepted.serve(Some(peer)).await;
+        }
+        drop(permit);
+    }
+}
+
 /// Per-connection facts the router's handlers may read from request
-/// extensions. Holding it holds one of the `--max-connections` places, so a
-/// WebSocket keeps its place for as long as it is open.
+/// extensions. Holding it holds one of the `--max-connections` places.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionInfo {
-    pub(crate) peer: SocketAddr,
     _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+    /// Where `/ws` leaves an accepted upgrade for the connection's task.
+    pub(crate) upgrade: ws::UpgradeSlot,
 }

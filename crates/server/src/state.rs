@@ -1,13 +1,14 @@
 //! Shared server state: the hub and the outgoing queue of every connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use peerchat_protocol::ErrorCode;
 use peerchat_rooms::{ConnId, Departure, Frame, Hub, Output, Stats};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 
 use crate::Config;
 use crate::mailbox::SharedMailbox;
@@ -22,24 +23,130 @@ pub(crate) enum Outbound {
     Close(Option<ErrorCode>),
 }
 
-/// The receiving ends a connection task owns.
+/// A connection's bounded queue of outgoing frames: filled with the hub's
+/// output (under the hub's lock), drained by the connection's task. It
+/// holds no allocation while empty, which is most of the time, so an idle
+/// connection costs one small block here.
 #[derive(Debug)]
-pub(crate) struct ConnQueues {
-    pub(crate) outbound: mpsc::Receiver<Outbound>,
-    /// Fires when the connection must end at once (its queue overflowed).
-    pub(crate) kill: oneshot::Receiver<()>,
+pub(crate) struct Outbox {
+    capacity: usize,
+    inner: Mutex<OutboxInner>,
 }
 
+#[derive(Debug, Default)]
+struct OutboxInner {
+    queue: VecDeque<Outbound>,
+    /// The connection's task, waiting for something to send.
+    waker: Option<Waker>,
+    /// The connection must end at once (its queue overflowed).
+    killed: bool,
+    /// The server forgot the connection: nothing more will be queued.
+    closed: bool,
+}
+
+/// What a connection's task finds in its [`Outbox`].
 #[derive(Debug)]
-struct ConnHandle {
-    outbound: mpsc::Sender<Outbound>,
-    kill: oneshot::Sender<()>,
+pub(crate) enum Next {
+    /// Send this.
+    Item(Outbound),
+    /// Nothing yet; the task is woken when there is.
+    Empty,
+    /// Nothing more will come.
+    Closed,
+    /// End the connection at once.
+    Killed,
+}
+
+impl Outbox {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            inner: Mutex::new(OutboxInner::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OutboxInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `item`, unless the queue is full.
+    fn push(&self, item: Outbound) -> bool {
+        let mut inner = self.lock();
+        if inner.queue.len() >= self.capacity {
+            return false;
+        }
+        inner.queue.push_back(item);
+        let waker = inner.waker.take();
+        drop(inner);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Ends the connection at once, whatever is queued.
+    fn kill(&self) {
+        self.end(true);
+    }
+
+    /// Nothing more will be queued.
+    fn close(&self) {
+        self.end(false);
+    }
+
+    fn end(&self, kill: bool) {
+        let mut inner = self.lock();
+        inner.killed |= kill;
+        inner.closed = true;
+        let waker = inner.waker.take();
+        drop(inner);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The next thing to send; when there is none, `cx`'s task is woken
+    /// once there is.
+    pub(crate) fn poll_next(&self, cx: &Context<'_>) -> Next {
+        let mut inner = self.lock();
+        if inner.killed {
+            return Next::Killed;
+        }
+        if let Some(item) = inner.queue.pop_front() {
+            return Next::Item(item);
+        }
+        if inner.queue.capacity() > 0 {
+            // Give the memory back between bursts.
+            inner.queue = VecDeque::new();
+        }
+        if inner.closed {
+            return Next::Closed;
+        }
+        match &inner.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => inner.waker = Some(cx.waker().clone()),
+        }
+        Next::Empty
+    }
+
+    /// Whether the connection must end at once.
+    pub(crate) fn poll_killed(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut inner = self.lock();
+        if inner.killed {
+            return Poll::Ready(());
+        }
+        match &inner.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => inner.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
 }
 
 #[derive(Debug)]
 struct Shared {
     hub: Hub,
-    conns: HashMap<ConnId, ConnHandle>,
+    conns: HashMap<ConnId, Arc<Outbox>>,
 }
 
 /// The server's state, cheap to clone.
@@ -104,28 +211,15 @@ impl AppState {
         self.0.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a new connection and returns its id and queues.
-    pub(crate) fn connect(&self) -> (ConnId, ConnQueues) {
+    /// Registers a new connection and returns its id and outgoing queue.
+    pub(crate) fn connect(&self) -> (ConnId, Arc<Outbox>) {
         let id = self.0.next_conn.fetch_add(1, Ordering::Relaxed);
         self.0.live.fetch_add(1, Ordering::SeqCst);
-        let (tx, rx) = mpsc::channel(self.0.config.send_queue);
-        let (kill_tx, kill_rx) = oneshot::channel();
+        let outbox = Arc::new(Outbox::new(self.0.config.send_queue));
         let mut shared = self.lock();
         shared.hub.connect(id, Instant::now());
-        shared.conns.insert(
-            id,
-            ConnHandle {
-                outbound: tx,
-                kill: kill_tx,
-            },
-        );
-        (
-            id,
-            ConnQueues {
-                outbound: rx,
-                kill: kill_rx,
-            },
-        )
+        shared.conns.insert(id, outbox.clone());
+        (id, outbox)
     }
 
     /// Runs `f` on the hub and delivers what it outputs.
@@ -154,7 +248,9 @@ impl AppState {
     pub(crate) fn disconnect(&self, conn: ConnId, how: Departure) {
         let now = Instant::now();
         self.with_shared(|shared, out| {
-            shared.conns.remove(&conn);
+            if let Some(outbox) = shared.conns.remove(&conn) {
+                outbox.close();
+            }
             shared.hub.disconnect(conn, how, now, out);
         });
         if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -211,13 +307,13 @@ impl Shared {
             for output in out.drain(..) {
                 match output {
                     Output::Send { to, frame } => {
-                        let Some(handle) = self.conns.get(&to) else {
+                        let Some(outbox) = self.conns.get(&to) else {
                             continue;
                         };
-                        if handle.outbound.try_send(Outbound::Frame(frame)).is_err() {
+                        if !outbox.push(Outbound::Frame(frame)) {
                             tracing::info!(conn = to, "disconnecting a client too slow to read");
-                            if let Some(handle) = self.conns.remove(&to) {
-                                let _ = handle.kill.send(());
+                            if let Some(outbox) = self.conns.remove(&to) {
+                                outbox.kill();
                             }
                             self.hub
                                 .disconnect(to, Departure::Lost, Instant::now(), &mut more);
@@ -233,9 +329,11 @@ impl Shared {
 
     /// Queues the close of a connection the hub has forgotten.
     fn close(&mut self, conn: ConnId, reason: Option<ErrorCode>) {
-        if let Some(handle) = self.conns.remove(&conn) {
-            if handle.outbound.try_send(Outbound::Close(reason)).is_err() {
-                let _ = handle.kill.send(());
+        if let Some(outbox) = self.conns.remove(&conn) {
+            if outbox.push(Outbound::Close(reason)) {
+                outbox.close();
+            } else {
+                outbox.kill();
             }
         }
     }

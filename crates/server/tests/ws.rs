@@ -462,3 +462,67 @@ async fn a_lost_member_leaves_when_the_grace_period_ends() {
     assert_eq!(server.state.stats().away, 0);
     server.stop().await;
 }
+
+// ---- The upgrade ----
+
+#[tokio::test]
+async fn a_join_sent_with_the_upgrade_request_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(&[]).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    // The upgrade request and, in the same write, a masked text frame.
+    let join = json!({"type":"join","v":1,"room":ROOM,"nick":"eager"}).to_string();
+    let mut bytes = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    )
+    .into_bytes();
+    let mask = [1u8, 2, 3, 4];
+    assert!(join.len() < 126);
+    bytes.extend_from_slice(&[0x81, 0x80 | join.len() as u8]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(join.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&bytes).await.unwrap();
+    // The response head, then whatever follows it is WebSocket.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(WAIT, stream.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            n,
+            1,
+            "the server hung up: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    let joined = recv(&mut ws).await.unwrap();
+    assert_eq!(joined["type"], "joined", "{joined}");
+    assert_eq!(joined["you"]["nick"], "eager");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_plain_request_to_the_websocket_endpoint_is_refused() {
+    let server = Server::start(&[]).await;
+    let (status, _, body) = http_get(&format!("http://{}/ws", server.addr)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(tokio_tungstenite::connect_async(server.url()).await.is_ok());
+    server.stop().await;
+}
