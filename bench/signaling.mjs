@@ -8,6 +8,8 @@
 //   --only idle,connect,relay,presence  run only these workloads
 //   --server NAME                       measure only this server
 //   --clients N                         clients held open in `idle`
+//   --sources N                         connect from 127.0.0.1 to 127.0.0.N
+//                                       (one address: ~28,000 clients at most)
 //   --peerchat-arg ARG                  one more flag for `peerchat serve`
 //                                       (repeatable)
 import { execFile, spawn } from 'node:child_process';
@@ -73,6 +75,7 @@ async function load(kind, server) {
     '--messages', String(SIZES.messages), '--presence', SIZES.presence,
     '--connect-clients', String(SIZES.connectClients), '--connect-rounds', String(SIZES.connectRounds),
     ...(only ? ['--only', only] : []),
+    ...(option('--sources') ? ['--sources', option('--sources')] : []),
   ];
   const [cmd, argv] = await pinned(1, BENCH, args);
   const { stdout } = await run(cmd, argv, { maxBuffer: 1 << 20 });

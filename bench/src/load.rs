@@ -11,12 +11,12 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<TcpStream>;
 
 /// Which server, at which address (`host:port`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -29,6 +29,17 @@ pub enum Kind {
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// How many loopback addresses (127.0.0.1, 127.0.0.2, …) clients connect
+/// from, in turn: one address reaches one server port from at most as many
+/// ports as the ephemeral range has (28,232 by default), so 100,000 clients
+/// need four or more.
+static SOURCES: AtomicU64 = AtomicU64::new(1);
+
+/// Spreads clients over `n` loopback source addresses.
+pub fn set_sources(n: u8) {
+    SOURCES.store(u64::from(n.max(1)), Ordering::Relaxed);
+}
 
 /// Each client's WebSocket read buffer, in bytes.
 const CLIENT_READ_BUFFER: usize = 4096;
@@ -64,8 +75,21 @@ impl Client {
         // read: with thousands of clients that, not the server, would bound
         // the connect rate. Signaling messages are small.
         let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
+        let server = tokio::net::lookup_host(addr)
+            .await?
+            .next()
+            .context("no address")?;
+        let sources = SOURCES.load(Ordering::Relaxed);
+        let stream = if sources > 1 {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            let last = u8::try_from(1 + n % sources)?;
+            socket.bind((std::net::Ipv4Addr::new(127, 0, 0, last), 0).into())?;
+            socket.connect(server).await?
+        } else {
+            TcpStream::connect(server).await?
+        };
         let (ws, _) =
-            tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+            tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
         let (mut tx, mut rx) = ws.split();
         let id = match kind {
             Kind::Peerchat => {

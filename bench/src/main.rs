@@ -107,6 +107,10 @@ enum Command {
             default_value = "idle,connect,relay,presence"
         )]
         only: Vec<Workload>,
+        /// Loopback addresses to connect from (127.0.0.1 to 127.0.0.N), in
+        /// turn: one address reaches the server from at most ~28,000 ports.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
+        sources: u8,
     },
 }
 
@@ -171,7 +175,9 @@ async fn main() -> Result<()> {
             connect_clients,
             connect_rounds,
             only,
+            sources,
         } => {
+            load::set_sources(sources);
             let sizes = Sizes {
                 clients,
                 pairs,
