@@ -27,6 +27,24 @@ async function twoMembers(page) {
   await settled(page);
 }
 
+/**
+ * A server, a browser and a page holding two connected members, all
+ * closed after the test.
+ * @param {import('node:test').TestContext} t
+ */
+async function pairInOnePage(t) {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  const page = await newPage(browser, server.url);
+  await page.goto(`${server.url}/manual`);
+  await twoMembers(page);
+  return page;
+}
+
 /** Resolves once each side has exactly one open connection, the same one. */
 async function settled(page) {
   await page.waitForFunction(() => {
@@ -55,15 +73,7 @@ async function roundTrip(page, text) {
 }
 
 test('both sides start a new connection at the same moment, 50 times: they end with one', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
-  const page = await newPage(browser, server.url);
-  await page.goto(`${server.url}/manual`);
-  await twoMembers(page);
+  const page = await pairInOnePage(t);
 
   for (let i = 0; i < 50; i += 1) {
     const before = await page.evaluate(() => {
@@ -91,15 +101,7 @@ test('both sides start a new connection at the same moment, 50 times: they end w
 });
 
 test('both sides restart ICE at the same moment, 50 times: perfect negotiation settles each one', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
-  const page = await newPage(browser, server.url);
-  await page.goto(`${server.url}/manual`);
-  await twoMembers(page);
+  const page = await pairInOnePage(t);
 
   /** The ICE username fragment each side sees the other use. */
   const fragments = () =>

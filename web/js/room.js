@@ -450,7 +450,7 @@ export class Room extends EventTarget {
     link.addEventListener('open', () => {
       if (member.link !== link) return;
       member.relinkAttempt = 0;
-      this.apply(member, this.history.linkOpened(member.id));
+      this.apply(this.history.linkOpened(member.id));
     });
     link.addEventListener('message', (e) => {
       if (member.link === link) this.onPeerMessage(member, /** @type {CustomEvent} */ (e).detail);
@@ -540,16 +540,15 @@ export class Room extends EventTarget {
       console.warn('peerchat: ignoring a malformed message from', member.nick, e);
       return;
     }
-    this.apply(member, effects);
+    this.apply(effects);
   }
 
   /**
    * Carries out what the log asks for.
    * @private
-   * @param {RoomMember} from
    * @param {import('./history.js').Effect[]} effects
    */
-  apply(from, effects) {
+  apply(effects) {
     /** @type {import('./history.js').Message[]} */
     const added = [];
     let acked = false;
@@ -578,7 +577,6 @@ export class Room extends EventTarget {
       this.dispatchEvent(new Event('typing'));
       this.scheduleTypingRefresh();
     }
-    void from;
   }
 
   /** @private */
