@@ -16,6 +16,7 @@ import {
   historyEnvelope,
   MAX_COUNTER,
   MAX_HISTORY_BATCH,
+  MAX_JUMP,
   MAX_SYNC_AUTHORS,
   MAX_TEXT_BYTES,
   MAX_TS,
@@ -77,6 +78,11 @@ export class History {
     this.config = { ...DEFAULT_CONFIG, ...config };
     this.clock = 0;
     this.lastSeq = 0;
+    /**
+     * Our highest number known on our own authority (sent, or restored from
+     * our storage); others may move `lastSeq` at most MAX_JUMP past it.
+     */
+    this.ownSeq = 0;
     /** @type {Message[]} sorted by {@link compare} */
     this.log = [];
     /** @type {Set<string>} author + seq of the messages in the log */
@@ -150,6 +156,7 @@ export class History {
     const to = [...new Set(recipients.filter((r) => r !== this.me))].sort();
     this.recipients.set(message.seq, to);
     this.insert(message);
+    this.ownSeq = Math.max(this.ownSeq, message.seq);
     return { message, envelope };
   }
 
@@ -215,7 +222,7 @@ export class History {
         const message = { author: from, nick, id: msg.id, seq: msg.seq, clock: msg.clock, ts: msg.ts, text: msg.text };
         this.typers.delete(from);
         const before = this.floorOf(from);
-        if (this.insert(message)) out.push({ added: message });
+        if (this.believable(message) && this.insert(message)) out.push({ added: message });
         const after = this.floorOf(from);
         if (after > before) out.push({ send: { to: from, text: ackEnvelope(after) } });
         break;
@@ -231,7 +238,7 @@ export class History {
         const before = new Map();
         for (const message of msg.messages) {
           if (!before.has(message.author)) before.set(message.author, this.floorOf(message.author));
-          if (this.insert(message)) out.push({ added: message });
+          if (this.believable(message) && this.insert(message)) out.push({ added: message });
         }
         for (const [author, was] of before) {
           const after = this.floorOf(author);
@@ -332,6 +339,7 @@ export class History {
     for (const [member, upto] of saved.acks) {
       this.acks.set(member, Math.max(this.acks.get(member) ?? 0, Math.min(upto, this.lastSeq)));
     }
+    this.ownSeq = Math.max(this.ownSeq, this.lastSeq);
     return added.filter((m) => this.index.has(idOf(m.author, m.seq))).sort(compare);
   }
 
@@ -380,8 +388,9 @@ export class History {
     const mine = Object.hasOwn(have, this.me) ? have[this.me] : undefined;
     if (mine !== undefined) {
       // The peer holds more of ours than we remember sending (we lost our
-      // storage): never reuse those numbers.
-      if (mine > this.lastSeq) {
+      // storage): never reuse those numbers. A claim too far past what we
+      // know ourselves is not believed.
+      if (mine > this.lastSeq && mine <= this.ownSeq + MAX_JUMP) {
         this.lastSeq = mine;
         this.clock = Math.max(this.clock, mine);
       }
@@ -436,6 +445,16 @@ export class History {
       else hi = mid;
     }
     return lo;
+  }
+
+  /**
+   * Whether a message from the network is within MAX_JUMP of what we know:
+   * of our clock, and, if it claims to be ours, of our numbering.
+   * @private
+   * @param {Message} message
+   */
+  believable(message) {
+    return message.clock <= this.clock + MAX_JUMP && (message.author !== this.me || message.seq <= this.ownSeq + MAX_JUMP);
   }
 
   /**

@@ -290,6 +290,11 @@ export function parseServerMessage(text) {
 
 /** Largest sequence number or Lamport clock (2^53 - 1). */
 export const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
+/**
+ * How far another member's word may move a receiver's clock, or its own
+ * sequence numbers, past what it knows itself (2^30).
+ */
+export const MAX_JUMP = 2 ** 30;
 /** Most messages in one `history` envelope. */
 export const MAX_HISTORY_BATCH = 1000;
 /** Most authors in one `sync` envelope. */

@@ -33,7 +33,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use peerchat_protocol::peer::{
-    self, Chat, MAX_COUNTER, MAX_HISTORY_BATCH, MAX_SYNC_AUTHORS, PeerMessage, Record, Sync,
+    self, Chat, MAX_COUNTER, MAX_HISTORY_BATCH, MAX_JUMP, MAX_SYNC_AUTHORS, PeerMessage, Record,
+    Sync,
 };
 use peerchat_protocol::{MAX_TEXT_BYTES, ProtocolError};
 use serde::{Deserialize, Serialize};
@@ -206,6 +207,10 @@ pub struct History {
     config: Config,
     clock: u64,
     last_seq: u64,
+    /// Our highest sequence number known on our own authority (what we
+    /// sent, or restored from our storage); others may move `last_seq` at
+    /// most [`MAX_JUMP`] past it.
+    own_seq: u64,
     log: BTreeMap<Key, Message>,
     /// (author, seq) → clock, for the messages in `log`.
     index: HashMap<(String, u64), u64>,
@@ -230,6 +235,7 @@ impl History {
             config,
             clock: 0,
             last_seq: 0,
+            own_seq: 0,
             log: BTreeMap::new(),
             index: HashMap::new(),
             floor: HashMap::new(),
@@ -337,6 +343,7 @@ impl History {
         recipients.dedup();
         self.recipients.insert(message.seq, recipients);
         self.insert(message.clone());
+        self.own_seq = self.own_seq.max(message.seq);
         Ok((message, envelope))
     }
 
@@ -413,7 +420,7 @@ impl History {
                 let message = Message::from_record(Record::from_chat(from, nick, chat));
                 self.typing.remove(from);
                 let before = self.floor_of(from);
-                if self.insert(message.clone()) {
+                if self.believable(&message) && self.insert(message.clone()) {
                     out.push(Effect::Added(message));
                 }
                 let after = self.floor_of(from);
@@ -434,7 +441,7 @@ impl History {
                         authors.push((author.to_owned(), self.floor_of(author)));
                     }
                     let message = Message::from_record(record);
-                    if self.insert(message.clone()) {
+                    if self.believable(&message) && self.insert(message.clone()) {
                         out.push(Effect::Added(message));
                     }
                 }
@@ -562,9 +569,17 @@ impl History {
             let entry = self.acks.entry(member).or_insert(0);
             *entry = (*entry).max(upto);
         }
+        self.own_seq = self.own_seq.max(self.last_seq);
         added.sort_by_key(Message::key);
         added.retain(|m| self.index.contains_key(&(m.author.clone(), m.seq)));
         added
+    }
+
+    /// Whether a message from the network is within [`MAX_JUMP`] of what we
+    /// know: of our clock, and, if it claims to be ours, of our numbering.
+    fn believable(&self, message: &Message) -> bool {
+        message.clock <= self.clock.saturating_add(MAX_JUMP)
+            && (message.author != self.me || message.seq <= self.own_seq.saturating_add(MAX_JUMP))
     }
 
     /// Forgets every message (and acknowledgement), and keeps them from
@@ -599,8 +614,9 @@ impl History {
     fn answer(&mut self, from: &str, sync: &Sync<'_>, now: u64, out: &mut Vec<Effect>) {
         if let Some(&upto) = sync.have.get(self.me.as_str()) {
             // A peer that holds more of ours than we remember sending (we
-            // lost our storage): never reuse those numbers.
-            if upto > self.last_seq {
+            // lost our storage): never reuse those numbers. A claim too far
+            // past what we know ourselves is not believed.
+            if upto > self.last_seq && upto <= self.own_seq.saturating_add(MAX_JUMP) {
                 self.last_seq = upto;
                 self.clock = self.clock.max(upto.min(MAX_COUNTER));
             }

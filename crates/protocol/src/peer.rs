@@ -33,6 +33,12 @@ pub const MAX_TS: u64 = 8_640_000_000_000_000;
 /// JavaScript number holds exactly (2^53 - 1).
 pub const MAX_COUNTER: u64 = (1 << 53) - 1;
 
+/// How far another member's word may move a receiver's Lamport clock, or
+/// its own sequence numbers, past what it knows itself (2^30): no real room
+/// sends a billion messages, and without a bound a forged `chat`, `sync` or
+/// `history` could push a counter to [`MAX_COUNTER`] and stop it there.
+pub const MAX_JUMP: u64 = 1 << 30;
+
 /// Most messages in one `history` envelope.
 pub const MAX_HISTORY_BATCH: usize = 1000;
 
