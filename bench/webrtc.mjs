@@ -118,7 +118,7 @@ const browser = await launchBrowser();
 const results = {};
 /** @type {Record<string, {count: number, size: number, first_to_last_ms: number, mib_per_s: number}>} */
 const throughput = {};
-/** @type {{runs: number, median_ms: number, p95_ms: number} | null} */
+/** @type {{runs: number, median_ms: number, p95_ms: number, from_load_median_ms: number, from_load_p95_ms: number} | null} */
 let firstMessage = null;
 try {
   // native ↔ native
@@ -148,9 +148,12 @@ try {
     results.chromium_chromium = { peer: 'echo', connect_ms: connect, ...summary(await pagePings(pinger, COUNT)) };
   }
   // Page load to the first message: a member waits in a room; a new page
-  // loads the room link, joins, and sends as soon as it can (the message
-  // goes out when the channel opens). Measured from the new page's
-  // navigation start to the message showing at the waiting member.
+  // loads the room link and, as soon as it has loaded, takes a nickname,
+  // joins, and sends once the message box shows (the message goes out when
+  // the channel opens). The person's steps are scripted inside the page, so
+  // the automation adds no round trips. Measured to the message showing at
+  // the waiting member: from the new page's navigation start, and from its
+  // load event.
   {
     const host = await openRoom(browser, server.url, 'host');
     await host.evaluate(() => {
@@ -165,30 +168,38 @@ try {
         }
       }).observe(/** @type {HTMLElement} */ (document.querySelector('[role="log"]')), { childList: true });
     });
-    const samples = [];
+    const fromStart = [];
+    const fromLoad = [];
     for (let i = 0; i < FIRST_RUNS; i++) {
       const page = await newPage(browser, server.url);
-      await page.goto(host.url());
-      // What a person does, without the automation's round trips between
-      // steps: type a nickname, join, type the message as soon as the box
-      // shows, send.
-      await page.evaluate(async (i) => {
-        const nick = /** @type {HTMLInputElement} */ (document.getElementById('nick'));
-        nick.value = `guest${i}`;
-        nick.dispatchEvent(new Event('input'));
-        /** @type {HTMLFormElement} */ (document.getElementById('join-form')).requestSubmit();
-        const chat = /** @type {HTMLElement} */ (document.getElementById('chat-view'));
-        while (chat.hidden) await new Promise((resolve) => requestAnimationFrame(resolve));
-        /** @type {HTMLTextAreaElement} */ (document.getElementById('message')).value = `first ${i}`;
-        /** @type {HTMLFormElement} */ (document.getElementById('composer')).requestSubmit();
+      await page.addInitScript((i) => {
+        addEventListener('load', async () => {
+          Object.assign(window, { loadedAt: performance.timeOrigin + performance.now() });
+          const nick = /** @type {HTMLInputElement} */ (document.getElementById('nick'));
+          nick.value = `guest${i}`;
+          nick.dispatchEvent(new Event('input'));
+          /** @type {HTMLFormElement} */ (document.getElementById('join-form')).requestSubmit();
+          const chat = /** @type {HTMLElement} */ (document.getElementById('chat-view'));
+          while (chat.hidden) await new Promise((resolve) => requestAnimationFrame(resolve));
+          /** @type {HTMLTextAreaElement} */ (document.getElementById('message')).value = `first ${i}`;
+          /** @type {HTMLFormElement} */ (document.getElementById('composer')).requestSubmit();
+        }, { once: true });
       }, i);
+      await page.goto(host.url());
       await host.waitForFunction((t) => /** @type {any} */ (window).arrivals[t], `first ${i}`);
-      const start = await page.evaluate(() => performance.timeOrigin);
+      const { start, loaded } = await page.evaluate(() => ({ start: performance.timeOrigin, loaded: /** @type {any} */ (window).loadedAt }));
       const end = await host.evaluate((t) => /** @type {any} */ (window).arrivals[t], `first ${i}`);
-      samples.push(end - start);
+      fromStart.push(end - start);
+      fromLoad.push(end - loaded);
       await page.context().close();
     }
-    firstMessage = { runs: samples.length, median_ms: percentile(samples, 0.5), p95_ms: percentile(samples, 0.95) };
+    firstMessage = {
+      runs: fromStart.length,
+      median_ms: percentile(fromStart, 0.5),
+      p95_ms: percentile(fromStart, 0.95),
+      from_load_median_ms: percentile(fromLoad, 0.5),
+      from_load_p95_ms: percentile(fromLoad, 0.95),
+    };
     await host.context().close();
   }
   // Throughput: 1 KB messages as fast as the sender can, timed at the
@@ -310,7 +321,8 @@ print([
 ]);
 if (firstMessage) {
   console.log(
-    `\npage load to first peer-to-peer message, ${firstMessage.runs} runs: median ${firstMessage.median_ms.toFixed(0)} ms, p95 ${firstMessage.p95_ms.toFixed(0)} ms`,
+    `\nfirst peer-to-peer message, ${firstMessage.runs} runs: from navigation start median ${firstMessage.median_ms.toFixed(0)} ms, p95 ${firstMessage.p95_ms.toFixed(0)} ms;` +
+      ` from the load event median ${firstMessage.from_load_median_ms.toFixed(0)} ms, p95 ${firstMessage.from_load_p95_ms.toFixed(0)} ms`,
   );
 }
 await mkdir(path.dirname(out), { recursive: true });

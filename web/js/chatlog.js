@@ -7,9 +7,22 @@
  * @module
  */
 
-// Made once: a formatter costs far more to create than to use.
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const fullTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+/** @type {{short: Intl.DateTimeFormat, full: Intl.DateTimeFormat} | undefined} */
+let formats;
+
+/**
+ * The time formats, made once: a formatter costs far more to create than to
+ * use, and the first one a page makes costs tens of milliseconds (the
+ * locale's data loads), so it is not made while the page loads.
+ */
+function timeFormats() {
+  formats ??= {
+    short: new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' }),
+    full: new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' }),
+  };
+  return formats;
+}
+
 
 /**
  * A stable hue for a nickname, so each person keeps one colour.
@@ -48,6 +61,8 @@ export class ChatLog {
   /** @param {HTMLElement} el the element with `role="log"` */
   constructor(el) {
     this.el = el;
+    // Ready before the first message needs them, without delaying the page.
+    if ('requestIdleCallback' in window) requestIdleCallback(() => timeFormats(), { timeout: 2000 });
     // Whether the log is scrolled to (near) its end. Read from the layout
     // only when the reader scrolls, so appending never forces a layout: the
     // scroll to the end waits for the next frame, once per frame.
@@ -114,8 +129,9 @@ export class ChatLog {
     time.className = 'msg-time';
     const date = new Date(msg.ts);
     time.dateTime = date.toISOString();
-    time.textContent = timeFormat.format(date);
-    time.title = fullTimeFormat.format(date);
+    const { short, full } = timeFormats();
+    time.textContent = short.format(date);
+    time.title = full.format(date);
     meta.append(author, time);
     if (status) {
       const state = document.createElement('span');

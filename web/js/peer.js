@@ -74,6 +74,10 @@ export class PeerLink extends EventTarget {
     }, SETUP_TIMEOUT_MS);
     if (this.initiator) {
       this.useChannel(this.pc.createDataChannel('chat', { ordered: true }));
+      // Offer now rather than when `negotiationneeded` comes round: on a
+      // page that is busy drawing (the chat view appears as we join), that
+      // event can wait tens of milliseconds.
+      void this.negotiate();
     } else {
       this.pc.addEventListener('datachannel', ({ channel }) => {
         if (channel.label === 'chat' && !this.dc) this.useChannel(channel);
@@ -176,6 +180,8 @@ export class PeerLink extends EventTarget {
   async negotiate() {
     // The other side answers before it ever offers on a connection.
     if (!this.initiator && !this.pc.remoteDescription) return;
+    // An offer on its way covers whatever asked for this one.
+    if (this.makingOffer || this.pc.signalingState !== 'stable') return;
     try {
       this.makingOffer = true;
       await this.pc.setLocalDescription();
