@@ -5,7 +5,7 @@
 //
 // usage: node bench/signaling.mjs [--quick] [--out FILE] [--only LIST]
 //          [--server peerchat|peerjs] [--clients N] [--peerchat-arg ARG]...
-//   --only idle,connect,relay,presence  run only these workloads
+//   --only idle,connect,relay,presence,slow  run only these workloads
 //   --server NAME                       measure only this server
 //   --clients N                         clients held open in `idle`
 //   --sources N                         connect from 127.0.0.1 to 127.0.0.N
@@ -36,8 +36,8 @@ const PEERCHAT = process.env.PEERCHAT_BIN ?? path.join(ROOT, 'target', 'release'
 const BENCH = process.env.PEERCHAT_BENCH_BIN ?? path.join(ROOT, 'target', 'release', 'peerchat-bench');
 const PEERJS = path.join(ROOT, 'bench', 'node_modules', 'peer', 'dist', 'bin', 'peerjs.js');
 const SIZES = quick
-  ? { clients: 200, connectClients: 100, connectRounds: 2, pairs: 10, messages: 200, presence: '2,10' }
-  : { clients: 10000, connectClients: 1000, connectRounds: 5, pairs: 50, messages: 2000, presence: '2,10,100' };
+  ? { clients: 200, connectClients: 100, connectRounds: 2, pairs: 10, messages: 200, presence: '2,10', slowMessages: 4000 }
+  : { clients: 10000, connectClients: 1000, connectRounds: 5, pairs: 50, messages: 2000, presence: '2,10,100', slowMessages: 10000 };
 if (option('--clients')) SIZES.clients = Number(option('--clients'));
 
 /** `taskset -c CPU` when there are two cores or more. */
@@ -74,6 +74,7 @@ async function load(kind, server) {
     '--clients', String(SIZES.clients), '--pairs', String(SIZES.pairs),
     '--messages', String(SIZES.messages), '--presence', SIZES.presence,
     '--connect-clients', String(SIZES.connectClients), '--connect-rounds', String(SIZES.connectRounds),
+    '--slow-messages', String(SIZES.slowMessages),
     ...(only ? ['--only', only] : []),
     ...(option('--sources') ? ['--sources', option('--sources')] : []),
   ];
@@ -169,6 +170,17 @@ if (p.relay_load || j.relay_load) {
 for (const [i, r] of (p.presence ?? []).entries()) {
   rows.push(dist(`join in a room of ${r.room_size}: all told p50/p99 (ms)`, (x) => x.presence?.[i]?.all_told, 2));
   rows[rows.length - 1][2] = 'no rooms';
+}
+if (p.slow || j.slow) {
+  const sent = (p.slow ?? j.slow).sent;
+  rows.push(
+    row(`client stops reading, ${sent} × 1 KB sent to it: server memory growth (KiB)`, (r) => r.slow?.growth_kib, 0),
+    [
+      '  what the server did with it',
+      ...[p, j].map((r) => (r.slow ? `${r.slow.cut_off ? 'cut off' : 'kept'}, ${r.slow.delivered} delivered` : '–')),
+      '',
+    ],
+  );
 }
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  '));

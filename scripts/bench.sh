@@ -25,3 +25,6 @@ scripts/netns.sh node bench/webrtc.mjs "$@"
 echo
 echo "== signaling: peerchat and PeerJS server under the same load"
 scripts/netns.sh node bench/signaling.mjs "$@"
+echo
+echo "== summary: the figures with targets (target/bench/summary.json)"
+node bench/summary.mjs

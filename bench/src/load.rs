@@ -66,6 +66,19 @@ async fn next_json(rx: &mut SplitStream<Ws>) -> Result<Value> {
 impl Client {
     /// Connects and joins `room` (peerchat) or registers (PeerJS).
     pub async fn connect(kind: Kind, addr: &str, room: &str) -> Result<Client> {
+        Self::connect_with(kind, addr, room, None).await
+    }
+
+    /// As [`Client::connect`], with the socket's receive buffer set to
+    /// `recv_buffer` bytes if given (so that a client that stops reading
+    /// soon stops the server's writes, instead of the kernel taking
+    /// megabytes for it).
+    pub async fn connect_with(
+        kind: Kind,
+        addr: &str,
+        room: &str,
+        recv_buffer: Option<u32>,
+    ) -> Result<Client> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let url = match kind {
             Kind::Peerchat => format!("ws://{addr}/ws"),
@@ -80,8 +93,11 @@ impl Client {
             .next()
             .context("no address")?;
         let sources = SOURCES.load(Ordering::Relaxed);
-        let stream = if sources > 1 {
+        let stream = if sources > 1 || recv_buffer.is_some() {
             let socket = tokio::net::TcpSocket::new_v4()?;
+            if let Some(bytes) = recv_buffer {
+                socket.set_recv_buffer_size(bytes)?;
+            }
             let last = u8::try_from(1 + n % sources)?;
             socket.bind((std::net::Ipv4Addr::new(127, 0, 0, last), 0).into())?;
             socket.connect(server).await?
@@ -494,5 +510,99 @@ pub async fn idle(clients: &[Client], rss_before_kib: u64, server_pid: u32) -> R
         rss_after_kib: after,
         per_connection_kib: after.saturating_sub(rss_before_kib) as f64
             / clients.len().max(1) as f64,
+    })
+}
+
+/// What a server does with a client that stops reading.
+#[derive(Debug, Serialize)]
+pub struct SlowReport {
+    /// Signals sent to the client that does not read.
+    pub sent: usize,
+    /// Bytes per signal's payload.
+    pub size: usize,
+    /// Server RSS before, in KiB.
+    pub rss_before_kib: u64,
+    /// Highest server RSS seen while sending (checked every 64 signals).
+    pub rss_peak_kib: u64,
+    /// Peak minus before, in KiB.
+    pub growth_kib: u64,
+    /// Whether the server closed the connection of the client that did not
+    /// read.
+    pub cut_off: bool,
+    /// Signals the client found when it read again (all of them if it was
+    /// not cut off).
+    pub delivered: usize,
+}
+
+/// A client that never reads, and one that sends it `count` signals of
+/// `size` bytes as fast as the server takes them. Then the silent client
+/// reads what reached it: all `count` signals, or fewer and the server's
+/// close.
+pub async fn slow_reader(
+    kind: Kind,
+    addr: &str,
+    server_pid: u32,
+    count: usize,
+    size: usize,
+) -> Result<SlowReport> {
+    let room = "bench-slow-reader-aaaaa";
+    let mut slow = Client::connect_with(kind, addr, room, Some(4096)).await?;
+    let sender = Client::connect(kind, addr, room).await?;
+    let Client { mut tx, rx, .. } = sender;
+    // The sender reads everything the server says to it (presence, and
+    // errors once the silent client is gone), so that it is never the slow
+    // one.
+    let drain = tokio::spawn(async move {
+        let mut rx = rx;
+        while let Some(Ok(_)) = rx.next().await {}
+    });
+    let rss_before = rss_kib(server_pid)?;
+    let mut peak = rss_before;
+    let t0 = Instant::now();
+    for i in 0..count {
+        let msg = match kind {
+            Kind::Peerchat => {
+                json!({"type":"signal","to":slow.id,"payload":payload(i as u64, t0, size)})
+            }
+            Kind::Peerjs => {
+                json!({"type":"OFFER","dst":slow.id,"payload":payload(i as u64, t0, size)})
+            }
+        };
+        if tx.send(Message::text(msg.to_string())).await.is_err() {
+            break;
+        }
+        if i % 64 == 63 {
+            peak = peak.max(rss_kib(server_pid)?);
+        }
+    }
+    peak = peak.max(rss_kib(server_pid)?);
+    // Now read: everything that reached us, until the server's close or
+    // the last signal.
+    let mut delivered = 0;
+    let mut cut_off = false;
+    while delivered < count {
+        match slow.rx.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let msg: Value = serde_json::from_str(&t)?;
+                if msg["type"] == "signal" || msg["type"] == "OFFER" {
+                    delivered += 1;
+                }
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                cut_off = true;
+                break;
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+    drain.abort();
+    Ok(SlowReport {
+        sent: count,
+        size,
+        rss_before_kib: rss_before,
+        rss_peak_kib: peak,
+        growth_kib: peak.saturating_sub(rss_before),
+        cut_off,
+        delivered,
     })
 }

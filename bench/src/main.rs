@@ -97,14 +97,18 @@ enum Command {
         /// round is reported).
         #[arg(long, default_value_t = 5)]
         connect_rounds: usize,
+        /// Signals sent to a client that stops reading (`slow`).
+        #[arg(long, default_value_t = 10_000)]
+        slow_messages: usize,
         /// Workloads to run, in this order: idle (--clients connect and stay
         /// open: connect time and memory), connect (--connect-clients
-        /// connect, then close, --connect-rounds times), relay, presence.
+        /// connect, then close, --connect-rounds times), relay, presence,
+        /// slow (a client that stops reading).
         #[arg(
             long,
             value_enum,
             value_delimiter = ',',
-            default_value = "idle,connect,relay,presence"
+            default_value = "idle,connect,relay,presence,slow"
         )]
         only: Vec<Workload>,
         /// Loopback addresses to connect from (127.0.0.1 to 127.0.0.N), in
@@ -127,6 +131,10 @@ enum Workload {
     Relay,
     /// Presence in rooms of `--presence` sizes (peerchat only).
     Presence,
+    /// A client that stops reading while another sends it
+    /// `--slow-messages` signals of `--size` bytes: the server's memory,
+    /// and whether it cuts that client off.
+    Slow,
 }
 
 #[derive(Debug, Serialize)]
@@ -174,6 +182,7 @@ async fn main() -> Result<()> {
             presence,
             connect_clients,
             connect_rounds,
+            slow_messages,
             only,
             sources,
         } => {
@@ -186,6 +195,7 @@ async fn main() -> Result<()> {
                 presence,
                 connect_clients,
                 connect_rounds,
+                slow_messages,
             };
             let report = signaling(kind, &addr, pid, &sizes, &only).await?;
             println!("{report}");
@@ -204,6 +214,7 @@ struct Sizes {
     presence: Vec<usize>,
     connect_clients: usize,
     connect_rounds: usize,
+    slow_messages: usize,
 }
 
 async fn signaling(
@@ -253,6 +264,11 @@ async fn signaling(
                     }
                 }
                 report["presence"] = serde_json::to_value(rooms)?;
+            }
+            Workload::Slow => {
+                let slow =
+                    load::slow_reader(kind, addr, pid, sizes.slow_messages, sizes.size).await?;
+                report["slow"] = serde_json::to_value(slow)?;
             }
         }
     }

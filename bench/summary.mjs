@@ -1,0 +1,86 @@
+// Gathers the figures the targets in docs/benchmarks.md speak of from
+// target/bench/webrtc.json and target/bench/signaling.json (written by the
+// two benchmark scripts in the same run) into target/bench/summary.json,
+// each with its target and whether this run met it, and prints them.
+//
+// usage: node bench/summary.mjs [DIR]   (default: target/bench)
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const dir = process.argv[2] ?? path.join(ROOT, 'target', 'bench');
+
+/** @param {string} name */
+async function read(name) {
+  try {
+    return JSON.parse(await readFile(path.join(dir, name), 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+const webrtc = await read('webrtc.json');
+const signaling = await read('signaling.json');
+const p = signaling?.results?.peerchat ?? {};
+const j = signaling?.results?.peerjs ?? {};
+const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && a > 0 && b > 0 ? a / b : null);
+const presence100 = (p.presence ?? []).find((r) => r.room_size === 100);
+
+const quick = Boolean(signaling?.quick || webrtc?.quick);
+
+/**
+ * One figure: its value, the target, and whether it was met (null when the
+ * run did not measure it, or measured it at the quick mode's small sizes,
+ * which are not the target's conditions).
+ * @param {number | null | undefined} value
+ * @param {'at most' | 'at least'} sense
+ * @param {number} target
+ * @param {Record<string, unknown>} [detail]
+ */
+function figure(value, sense, target, detail = {}) {
+  const v = typeof value === 'number' && Number.isFinite(value) ? value : null;
+  const met = v === null || quick ? null : sense === 'at most' ? v <= target : v >= target;
+  return { value: v, target: `${sense} ${target}`, met, ...detail };
+}
+
+const summary = {
+  quick,
+  written: new Date().toISOString(),
+  figures: {
+    rss_per_idle_connection_kib: figure(p.idle?.per_connection_kib, 'at most', 5, {
+      connections: p.idle?.connections ?? null,
+      peerjs_kib: j.idle?.per_connection_kib ?? null,
+    }),
+    relay_per_server_cpu_second_vs_peerjs: figure(ratio(p.relay_load?.per_server_cpu_sec, j.relay_load?.per_server_cpu_sec), 'at least', 2.5, {
+      peerchat: p.relay_load?.per_server_cpu_sec ?? null,
+      peerjs: j.relay_load?.per_server_cpu_sec ?? null,
+    }),
+    relay_one_way_light_load_p99_ms: figure(p.relay_light?.latency?.p99_ms, 'at most', 1),
+    connect_and_join_speedup_vs_peerjs: figure(ratio(j.connect_small?.wall_ms, p.connect_small?.wall_ms), 'at least', 2.5, {
+      clients: signaling?.sizes?.connectClients ?? null,
+      peerchat_ms: p.connect_small?.wall_ms ?? null,
+      peerjs_ms: j.connect_small?.wall_ms ?? null,
+    }),
+    join_in_100_member_room_all_told_p99_ms: figure(presence100?.all_told?.p99_ms, 'at most', 5),
+    first_message_from_load_median_ms: figure(webrtc?.first_message?.from_load_median_ms, 'at most', 300, {
+      p95_ms: webrtc?.first_message?.from_load_p95_ms ?? null,
+    }),
+    first_message_from_navigation_start_median_ms: figure(webrtc?.first_message?.median_ms, 'at most', 300, {
+      p95_ms: webrtc?.first_message?.p95_ms ?? null,
+    }),
+    native_to_chromium_throughput_vs_chromium_to_chromium: figure(
+      ratio(webrtc?.throughput?.native_chromium?.mib_per_s, webrtc?.throughput?.chromium_chromium?.mib_per_s), 'at least', 0.8,
+    ),
+  },
+  slow_reader: { peerchat: p.slow ?? null, peerjs: j.slow ?? null },
+};
+
+await writeFile(path.join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+for (const [name, f] of Object.entries(summary.figures)) {
+  const value = f.value === null ? 'not measured' : Number(f.value.toFixed(3)).toString();
+  const verdict = f.met === null ? '' : f.met ? 'met' : 'missed';
+  console.log(`${name.padEnd(56)} ${value.padStart(12)}  (${f.target}) ${verdict}`);
+}
+if (quick) console.log('(quick mode: small sizes, not the conditions the targets are set for)');
+console.log(`\nwritten to ${path.relative(ROOT, path.join(dir, 'summary.json'))}`);
