@@ -103,7 +103,10 @@ enum Command {
         /// Workloads to run, in this order: idle (--clients connect and stay
         /// open: connect time and memory), connect (--connect-clients
         /// connect, then close, --connect-rounds times), relay, presence,
-        /// slow (a client that stops reading).
+        /// slow (a client that stops reading). Memory figures are clearest
+        /// against a fresh server: what one workload leaves in the server's
+        /// heap hides what the next one allocates (bench/signaling.mjs runs
+        /// `slow` against a server of its own).
         #[arg(
             long,
             value_enum,
