@@ -23,7 +23,6 @@ function timeFormats() {
   return formats;
 }
 
-
 /**
  * A stable hue for a nickname, so each person keeps one colour.
  * @param {string} nick
