@@ -194,24 +194,33 @@ scenarios = [
         "name": "no one can push our numbering or the clock further than a plausible jump",
         "me": A,
         "steps": [
+            # A claim on our numbering beyond 2^30 past what we used: not believed.
             {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": sync({A: 2**30 + 1}),
              "want": {"effects": []}},
             {"do": "send", "id": "n1", "nick": "alice", "text": "one", "ts": 5, "recipients": [B],
              "want": {"message": rec(A, "alice", "n1", 1, 1, 5, "one"), "envelope": chat("n1", 1, 1, 5, "one")}},
-            {"do": "receive", "from": B, "nick": "bob", "now": 2, "text": chat("b1", 1, 1 + 2**30 + 1, 6, "too far"),
-             "want": {"effects": []}},
-            {"do": "receive", "from": B, "nick": "bob", "now": 3, "text": chat("b1", 1, 1 + 2**30, 6, "far, but not too far"),
+            # A message far ahead is kept (it may be honest), but moves our
+            # clock only 2^30 past our own newest message.
+            {"do": "receive", "from": B, "nick": "bob", "now": 2, "text": chat("b1", 1, 2**30 + 6, 6, "far ahead"),
              "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            # A message claiming to be ours, numbered too far past ours: dropped.
             {"do": "receive", "from": C, "nick": "carol", "now": 4,
-             "text": history(rec(A, "alice", "x", 1 + 2**30 + 1, 3, 7, "not mine")),
+             "text": history(rec(A, "alice", "x", 2**30 + 2, 3, 7, "not mine")),
              "want": {"effects": []}},
+            # At the bound exactly: believed (we may have lost our storage).
             {"do": "receive", "from": C, "nick": "carol", "now": 5, "text": sync({A: 1 + 2**30}),
              "want": {"effects": [{"acked": {"by": C, "upto": 1 + 2**30}},
-                                 send(C, history(rec(B, "bob", "b1", 1, 1 + 2**30, 6, "far, but not too far")))]}},
+                                  send(C, history(rec(B, "bob", "b1", 1, 2**30 + 6, 6, "far ahead")))]}},
             {"do": "send", "id": "n2", "nick": "alice", "text": "two", "ts": 8, "recipients": [B],
              "want": {"message": rec(A, "alice", "n2", 2 + 2**30, 2 + 2**30, 8, "two"),
                       "envelope": chat("n2", 2 + 2**30, 2 + 2**30, 8, "two")}},
-            {"do": "order", "want": [[A, 1], [B, 1], [A, 2 + 2**30]]},
+            # Pushing again moves the clock only 2^30 past our newest again.
+            {"do": "receive", "from": B, "nick": "bob", "now": 9, "text": chat("b2", 2, 2**40, 9, "further"),
+             "want": {"effects": [added(B, 2), send(B, ack(2))]}},
+            {"do": "send", "id": "n3", "nick": "alice", "text": "three", "ts": 10, "recipients": [B],
+             "want": {"message": rec(A, "alice", "n3", 3 + 2**30, 3 + 2**31, 10, "three"),
+                      "envelope": chat("n3", 3 + 2**30, 3 + 2**31, 10, "three")}},
+            {"do": "order", "want": [[A, 1], [A, 2 + 2**30], [B, 1], [A, 3 + 2**30], [B, 2]]},
         ],
     },
     {

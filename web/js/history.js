@@ -79,10 +79,15 @@ export class History {
     this.clock = 0;
     this.lastSeq = 0;
     /**
-     * Our highest number known on our own authority (sent, or restored from
-     * our storage); others may move `lastSeq` at most MAX_JUMP past it.
+     * The highest number we used ourselves (in a message we sent, or one
+     * kept in our storage); others may move `lastSeq` at most MAX_JUMP past it.
      */
     this.ownSeq = 0;
+    /**
+     * The clock of our newest message (sent or kept), or our clear mark;
+     * others may move `clock` at most MAX_JUMP past it.
+     */
+    this.ownClock = 0;
     /** @type {Message[]} sorted by {@link compare} */
     this.log = [];
     /** @type {Set<string>} author + seq of the messages in the log */
@@ -155,8 +160,9 @@ export class History {
     this.typingSent = null;
     const to = [...new Set(recipients.filter((r) => r !== this.me))].sort();
     this.recipients.set(message.seq, to);
-    this.insert(message);
     this.ownSeq = Math.max(this.ownSeq, message.seq);
+    this.ownClock = Math.max(this.ownClock, message.clock);
+    this.insert(message);
     return { message, envelope };
   }
 
@@ -222,7 +228,7 @@ export class History {
         const message = { author: from, nick, id: msg.id, seq: msg.seq, clock: msg.clock, ts: msg.ts, text: msg.text };
         this.typers.delete(from);
         const before = this.floorOf(from);
-        if (this.believable(message) && this.insert(message)) out.push({ added: message });
+        if (this.plausible(message) && this.insert(message)) out.push({ added: message });
         const after = this.floorOf(from);
         if (after > before) out.push({ send: { to: from, text: ackEnvelope(after) } });
         break;
@@ -238,7 +244,7 @@ export class History {
         const before = new Map();
         for (const message of msg.messages) {
           if (!before.has(message.author)) before.set(message.author, this.floorOf(message.author));
-          if (this.believable(message) && this.insert(message)) out.push({ added: message });
+          if (this.plausible(message) && this.insert(message)) out.push({ added: message });
         }
         for (const [author, was] of before) {
           const after = this.floorOf(author);
@@ -323,6 +329,8 @@ export class History {
   restore(saved) {
     this.cleared = Math.max(this.cleared, saved.cleared ?? 0);
     this.clock = Math.max(this.clock, this.cleared);
+    this.ownClock = Math.max(this.ownClock, this.cleared);
+    for (const m of saved.messages) if (m.author === this.me) this.ownClock = Math.max(this.ownClock, m.clock);
     /** @type {Message[]} */
     const added = [];
     for (const message of saved.messages) {
@@ -349,6 +357,7 @@ export class History {
    */
   clear() {
     this.cleared = this.clock;
+    this.ownClock = Math.max(this.ownClock, this.cleared);
     this.log = [];
     this.index.clear();
     this.acks.clear();
@@ -448,13 +457,14 @@ export class History {
   }
 
   /**
-   * Whether a message from the network is within MAX_JUMP of what we know:
-   * of our clock, and, if it claims to be ours, of our numbering.
+   * Whether a message from the network could be what it says: one that
+   * claims to be ours may not be numbered more than MAX_JUMP past the
+   * numbers we used ourselves.
    * @private
    * @param {Message} message
    */
-  believable(message) {
-    return message.clock <= this.clock + MAX_JUMP && (message.author !== this.me || message.seq <= this.ownSeq + MAX_JUMP);
+  plausible(message) {
+    return message.author !== this.me || message.seq <= this.ownSeq + MAX_JUMP;
   }
 
   /**
@@ -470,7 +480,9 @@ export class History {
     if (this.log.length >= this.config.capacity && this.log.length > 0 && compare(message, this.log[0]) < 0) {
       return false;
     }
-    this.clock = Math.max(this.clock, message.clock);
+    // Lamport: at least the message's clock, but never more than MAX_JUMP
+    // past our own newest, so that no one can push it to the ceiling.
+    this.clock = Math.max(this.clock, Math.min(message.clock, this.ownClock + MAX_JUMP));
     if (message.author === this.me) this.lastSeq = Math.max(this.lastSeq, message.seq);
     this.index.add(id);
     const { author, nick, id: mid, seq, clock, ts, text } = message;

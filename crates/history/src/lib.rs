@@ -207,10 +207,13 @@ pub struct History {
     config: Config,
     clock: u64,
     last_seq: u64,
-    /// Our highest sequence number known on our own authority (what we
-    /// sent, or restored from our storage); others may move `last_seq` at
-    /// most [`MAX_JUMP`] past it.
+    /// The highest sequence number we used ourselves (in a message we sent,
+    /// or one kept in our storage); others may move `last_seq` at most
+    /// [`MAX_JUMP`] past it.
     own_seq: u64,
+    /// The clock of our newest message (sent or kept), or our clear mark;
+    /// others may move `clock` at most [`MAX_JUMP`] past it.
+    own_clock: u64,
     log: BTreeMap<Key, Message>,
     /// (author, seq) → clock, for the messages in `log`.
     index: HashMap<(String, u64), u64>,
@@ -236,6 +239,7 @@ impl History {
             clock: 0,
             last_seq: 0,
             own_seq: 0,
+            own_clock: 0,
             log: BTreeMap::new(),
             index: HashMap::new(),
             floor: HashMap::new(),
@@ -342,8 +346,9 @@ impl History {
         recipients.sort();
         recipients.dedup();
         self.recipients.insert(message.seq, recipients);
-        self.insert(message.clone());
         self.own_seq = self.own_seq.max(message.seq);
+        self.own_clock = self.own_clock.max(message.clock);
+        self.insert(message.clone());
         Ok((message, envelope))
     }
 
@@ -420,7 +425,7 @@ impl History {
                 let message = Message::from_record(Record::from_chat(from, nick, chat));
                 self.typing.remove(from);
                 let before = self.floor_of(from);
-                if self.believable(&message) && self.insert(message.clone()) {
+                if self.plausible(&message) && self.insert(message.clone()) {
                     out.push(Effect::Added(message));
                 }
                 let after = self.floor_of(from);
@@ -441,7 +446,7 @@ impl History {
                         authors.push((author.to_owned(), self.floor_of(author)));
                     }
                     let message = Message::from_record(record);
-                    if self.believable(&message) && self.insert(message.clone()) {
+                    if self.plausible(&message) && self.insert(message.clone()) {
                         out.push(Effect::Added(message));
                     }
                 }
@@ -553,6 +558,10 @@ impl History {
     pub fn restore(&mut self, saved: Saved) -> Vec<Message> {
         self.cleared = self.cleared.max(saved.cleared);
         self.clock = self.clock.max(saved.cleared);
+        let own = saved.messages.iter().filter(|m| m.author == self.me);
+        self.own_clock = own
+            .map(|m| m.clock)
+            .fold(self.own_clock.max(saved.cleared), u64::max);
         let mut added = Vec::new();
         for message in saved.messages {
             if message.record().validate().is_ok() && self.insert(message.clone()) {
@@ -575,11 +584,11 @@ impl History {
         added
     }
 
-    /// Whether a message from the network is within [`MAX_JUMP`] of what we
-    /// know: of our clock, and, if it claims to be ours, of our numbering.
-    fn believable(&self, message: &Message) -> bool {
-        message.clock <= self.clock.saturating_add(MAX_JUMP)
-            && (message.author != self.me || message.seq <= self.own_seq.saturating_add(MAX_JUMP))
+    /// Whether a message from the network could be what it says: one that
+    /// claims to be ours may not be numbered more than [`MAX_JUMP`] past the
+    /// numbers we used ourselves.
+    fn plausible(&self, message: &Message) -> bool {
+        message.author != self.me || message.seq <= self.own_seq.saturating_add(MAX_JUMP)
     }
 
     /// Forgets every message (and acknowledgement), and keeps them from
@@ -589,6 +598,7 @@ impl History {
     /// one that others hold.
     pub fn clear(&mut self) {
         self.cleared = self.clock;
+        self.own_clock = self.own_clock.max(self.cleared);
         self.log.clear();
         self.index.clear();
         self.acks.clear();
@@ -686,7 +696,11 @@ impl History {
                 _ => {}
             }
         }
-        self.clock = self.clock.max(message.clock);
+        // Lamport: at least the message's clock, but never more than
+        // MAX_JUMP past our own newest, so that no one can push it to the
+        // ceiling.
+        let bound = self.own_clock.saturating_add(MAX_JUMP);
+        self.clock = self.clock.max(message.clock.min(bound));
         if message.author == self.me {
             self.last_seq = self.last_seq.max(message.seq);
         }
