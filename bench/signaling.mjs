@@ -196,7 +196,8 @@ if (p.slow || j.slow) {
     row(`client stops reading, ${sent} × 1 KB sent to it: server memory growth (KiB)`, (r) => r.slow?.growth_kib, 0),
     [
       '  what the server did with it',
-      ...[p, j].map((r) => (r.slow ? `${r.slow.cut_off ? 'cut off' : 'kept'}, ${r.slow.delivered} delivered` : '–')),
+      ...[p, j].map((r) =>
+        r.slow ? `${r.slow.cut_off ? 'cut off' : r.slow.stalled ? 'stalled' : 'kept'}, ${r.slow.delivered} delivered` : '–'),
       '',
     ],
   );

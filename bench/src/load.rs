@@ -516,7 +516,8 @@ pub async fn idle(clients: &[Client], rss_before_kib: u64, server_pid: u32) -> R
 /// What a server does with a client that stops reading.
 #[derive(Debug, Serialize)]
 pub struct SlowReport {
-    /// Signals sent to the client that does not read.
+    /// Signals sent to the client that does not read (fewer than asked if
+    /// the server stopped taking them).
     pub sent: usize,
     /// Bytes per signal's payload.
     pub size: usize,
@@ -529,15 +530,21 @@ pub struct SlowReport {
     /// Whether the server closed the connection of the client that did not
     /// read.
     pub cut_off: bool,
+    /// Whether the client, reading again, waited 10 s without getting a
+    /// signal or the server's close (the server dropped signals quietly).
+    pub stalled: bool,
     /// Signals the client found when it read again (all of them if it was
     /// not cut off).
     pub delivered: usize,
 }
 
+/// How long a step of the slow-reader workload may wait for the server.
+const SLOW_STEP: Duration = Duration::from_secs(10);
+
 /// A client that never reads, and one that sends it `count` signals of
 /// `size` bytes as fast as the server takes them. Then the silent client
 /// reads what reached it: all `count` signals, or fewer and the server's
-/// close.
+/// close (or nothing for 10 s: stalled).
 pub async fn slow_reader(
     kind: Kind,
     addr: &str,
@@ -559,6 +566,7 @@ pub async fn slow_reader(
     let rss_before = rss_kib(server_pid)?;
     let mut peak = rss_before;
     let t0 = Instant::now();
+    let mut sent = 0;
     for i in 0..count {
         let msg = match kind {
             Kind::Peerchat => {
@@ -568,20 +576,30 @@ pub async fn slow_reader(
                 json!({"type":"OFFER","dst":slow.id,"payload":payload(i as u64, t0, size)})
             }
         };
-        if tx.send(Message::text(msg.to_string())).await.is_err() {
-            break;
+        match tokio::time::timeout(SLOW_STEP, tx.send(Message::text(msg.to_string()))).await {
+            Ok(Ok(())) => sent += 1,
+            _ => break,
         }
         if i % 64 == 63 {
             peak = peak.max(rss_kib(server_pid)?);
         }
     }
-    peak = peak.max(rss_kib(server_pid)?);
+    // The server may still be working through what its socket holds.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        peak = peak.max(rss_kib(server_pid)?);
+    }
     // Now read: everything that reached us, until the server's close or
     // the last signal.
     let mut delivered = 0;
     let mut cut_off = false;
-    while delivered < count {
-        match slow.rx.next().await {
+    let mut stalled = false;
+    while delivered < sent {
+        let Ok(next) = tokio::time::timeout(SLOW_STEP, slow.rx.next()).await else {
+            stalled = true;
+            break;
+        };
+        match next {
             Some(Ok(Message::Text(t))) => {
                 let msg: Value = serde_json::from_str(&t)?;
                 if msg["type"] == "signal" || msg["type"] == "OFFER" {
@@ -597,12 +615,13 @@ pub async fn slow_reader(
     }
     drain.abort();
     Ok(SlowReport {
-        sent: count,
+        sent,
         size,
         rss_before_kib: rss_before,
         rss_peak_kib: peak,
         growth_kib: peak.saturating_sub(rss_before),
         cut_off,
+        stalled,
         delivered,
     })
 }
