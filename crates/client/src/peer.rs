@@ -10,7 +10,7 @@
 //! channel events and commands from the engine.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use peerchat_protocol::signaling::IceServer;
@@ -39,6 +39,13 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 /// Candidates kept while waiting for the remote description.
 const MAX_PENDING_CANDIDATES: usize = 256;
+
+/// Bytes a data channel may hold sent but not yet acknowledged; more waits
+/// (in the channel's sender task) until the other side acknowledges some. A burst without a
+/// bound can overflow the receiving socket's buffer (about 212 KiB of
+/// kernel memory, some 100 KiB of datagrams), and a lost datagram costs
+/// SCTP's retransmission timer, at least a second.
+const SEND_BUFFER_LIMIT: usize = 64 * 1024;
 
 /// A signal payload (docs/protocol.md, "Peer connections").
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,6 +206,8 @@ impl Link {
             awaiting_gathering: false,
             gathered: Vec::new(),
             pending: Vec::new(),
+            sender: None,
+            queued: Arc::new(AtomicUsize::new(0)),
             open: open.clone(),
             commands: tx.clone(),
             emit: Box::new(move |event| {
@@ -335,6 +344,7 @@ async fn build_peer_connection(
             .with_network_types(vec![NetworkType::Udp4])
             .build();
         let built = PeerConnectionBuilder::new()
+            .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
             .with_configuration(config)
             .with_setting_engine(settings)
             .with_handler(Arc::new(Callbacks {
@@ -429,6 +439,11 @@ struct LinkTask {
     /// Without trickle: our candidates so far, as SDP attribute lines.
     gathered: Vec<String>,
     pending: Vec<RTCIceCandidateInit>,
+    /// Text for the channel, to its sender task, which hands it over as the
+    /// channel's send buffer has room (so that this task never waits).
+    sender: Option<mpsc::UnboundedSender<String>>,
+    /// Text given to the sender task and not yet handed to the channel.
+    queued: Arc<AtomicUsize>,
     open: Arc<AtomicBool>,
     commands: mpsc::UnboundedSender<Command>,
     emit: Box<dyn Fn(LinkEvent) + Send + Sync>,
@@ -513,9 +528,10 @@ impl LinkTask {
                     _ => {}
                 },
                 Command::Send(text) => {
-                    if let Some(dc) = &self.dc {
-                        if let Err(err) = dc.send_text(&text).await {
-                            tracing::warn!(%err, "sending on the data channel failed");
+                    if let Some(sender) = &self.sender {
+                        self.queued.fetch_add(1, Ordering::SeqCst);
+                        if sender.send(text).is_err() {
+                            self.queued.fetch_sub(1, Ordering::SeqCst);
                         }
                     }
                 }
@@ -538,6 +554,27 @@ impl LinkTask {
 
     fn use_channel(&mut self, dc: Arc<dyn DataChannel>) {
         self.dc = Some(dc.clone());
+        // Sends wait for room in the channel's send buffer here, in order.
+        let (sender, mut texts) = mpsc::unbounded_channel::<String>();
+        self.sender = Some(sender);
+        let queued = self.queued.clone();
+        let channel = dc.clone();
+        tokio::spawn(async move {
+            while let Some(text) = texts.recv().await {
+                let sent = channel.send_text(&text).await;
+                queued.fetch_sub(1, Ordering::SeqCst);
+                if let Err(err) = sent {
+                    // The channel is closing: what it did not take goes
+                    // again over the next connection (history sync).
+                    tracing::warn!(%err, "sending on the data channel failed");
+                    texts.close();
+                    while texts.try_recv().is_ok() {
+                        queued.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    return;
+                }
+            }
+        });
         let commands = self.commands.clone();
         tokio::spawn(async move {
             while let Some(event) = dc.poll().await {
@@ -688,7 +725,8 @@ impl LinkTask {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.open.load(Ordering::SeqCst) && Instant::now() < deadline {
             match dc.outstanding_bytes().await {
-                Ok(0) | Err(_) => return,
+                Ok(0) if self.queued.load(Ordering::SeqCst) == 0 => return,
+                Err(_) => return,
                 Ok(_) => tokio::time::sleep(DRAIN_POLL).await,
             }
         }
