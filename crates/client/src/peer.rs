@@ -41,10 +41,10 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 const MAX_PENDING_CANDIDATES: usize = 256;
 
 /// Bytes a data channel may hold sent but not yet acknowledged; more waits
-/// (in the channel's sender task) until the other side acknowledges some. A burst without a
-/// bound can overflow the receiving socket's buffer (about 212 KiB of
-/// kernel memory, some 100 KiB of datagrams), and a lost datagram costs
-/// SCTP's retransmission timer, at least a second.
+/// (in the channel's sender task) until the other side acknowledges some.
+/// A burst without a bound can overflow the receiving socket's buffer
+/// (about 212 KiB of kernel memory, some 100 KiB of datagrams), and a lost
+/// datagram costs SCTP's retransmission timer, at least a second.
 const SEND_BUFFER_LIMIT: usize = 64 * 1024;
 
 /// A signal payload (docs/protocol.md, "Peer connections").
@@ -563,15 +563,18 @@ impl LinkTask {
             while let Some(text) = texts.recv().await {
                 let sent = channel.send_text(&text).await;
                 queued.fetch_sub(1, Ordering::SeqCst);
-                if let Err(err) = sent {
-                    // The channel is closing: what it did not take goes
-                    // again over the next connection (history sync).
-                    tracing::warn!(%err, "sending on the data channel failed");
-                    texts.close();
-                    while texts.try_recv().is_ok() {
-                        queued.fetch_sub(1, Ordering::SeqCst);
+                match sent {
+                    Ok(()) => {}
+                    Err(webrtc::error::Error::ErrDataChannelClosed) => {
+                        // What the closing channel did not take goes again
+                        // over the next connection (history sync).
+                        texts.close();
+                        while texts.try_recv().is_ok() {
+                            queued.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        return;
                     }
-                    return;
+                    Err(err) => tracing::warn!(%err, "sending on the data channel failed"),
                 }
             }
         });
