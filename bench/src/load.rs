@@ -135,11 +135,7 @@ impl Client {
 
     /// Sends a signal carrying `payload` to `to`.
     pub async fn signal(&mut self, to: &str, payload: &Value) -> Result<()> {
-        let msg = match self.kind {
-            Kind::Peerchat => json!({"type":"signal","to":to,"payload":payload}),
-            Kind::Peerjs => json!({"type":"OFFER","dst":to,"payload":payload}),
-        };
-        self.tx.send(Message::text(msg.to_string())).await?;
+        self.tx.send(signal_message(self.kind, to, payload)).await?;
         Ok(())
     }
 
@@ -161,6 +157,15 @@ impl Client {
     pub async fn next_message(&mut self) -> Result<Value> {
         next_json(&mut self.rx).await
     }
+}
+
+/// A signal carrying `payload` to `to`, in `kind`'s protocol.
+fn signal_message(kind: Kind, to: &str, payload: &Value) -> Message {
+    let msg = match kind {
+        Kind::Peerchat => json!({"type":"signal","to":to,"payload":payload}),
+        Kind::Peerjs => json!({"type":"OFFER","dst":to,"payload":payload}),
+    };
+    Message::text(msg.to_string())
 }
 
 /// Percentiles of a set of durations, in milliseconds.
@@ -568,15 +573,8 @@ pub async fn slow_reader(
     let t0 = Instant::now();
     let mut sent = 0;
     for i in 0..count {
-        let msg = match kind {
-            Kind::Peerchat => {
-                json!({"type":"signal","to":slow.id,"payload":payload(i as u64, t0, size)})
-            }
-            Kind::Peerjs => {
-                json!({"type":"OFFER","dst":slow.id,"payload":payload(i as u64, t0, size)})
-            }
-        };
-        match tokio::time::timeout(SLOW_STEP, tx.send(Message::text(msg.to_string()))).await {
+        let msg = signal_message(kind, &slow.id, &payload(i as u64, t0, size));
+        match tokio::time::timeout(SLOW_STEP, tx.send(msg)).await {
             Ok(Ok(())) => sent += 1,
             _ => break,
         }

@@ -75,31 +75,8 @@ enum Command {
         /// The server's process id, for its CPU time and memory.
         #[arg(long)]
         pid: u32,
-        /// Clients that connect, join and stay idle.
-        #[arg(long, default_value_t = 1000)]
-        clients: usize,
-        /// Pairs relaying messages under load.
-        #[arg(long, default_value_t = 50)]
-        pairs: usize,
-        /// Messages each pair relays under load.
-        #[arg(long, default_value_t = 2000)]
-        messages: u64,
-        /// Approximate size of each relayed payload, in bytes.
-        #[arg(long, default_value_t = 1024)]
-        size: usize,
-        /// Room sizes for the presence measurement (peerchat only).
-        #[arg(long, value_delimiter = ',', default_value = "2,10,100")]
-        presence: Vec<usize>,
-        /// Clients in each round of the connect workload.
-        #[arg(long, default_value_t = 1000)]
-        connect_clients: usize,
-        /// Rounds of the connect workload, after one to warm up (the median
-        /// round is reported).
-        #[arg(long, default_value_t = 5)]
-        connect_rounds: usize,
-        /// Signals sent to a client that stops reading (`slow`).
-        #[arg(long, default_value_t = 10_000)]
-        slow_messages: usize,
+        #[command(flatten)]
+        sizes: Sizes,
         /// Workloads to run, in this order: idle (--clients connect and stay
         /// open: connect time and memory), connect (--connect-clients
         /// connect, then close, --connect-rounds times), relay, presence,
@@ -178,28 +155,11 @@ async fn main() -> Result<()> {
             kind,
             addr,
             pid,
-            clients,
-            pairs,
-            messages,
-            size,
-            presence,
-            connect_clients,
-            connect_rounds,
-            slow_messages,
+            sizes,
             only,
             sources,
         } => {
             load::set_sources(sources);
-            let sizes = Sizes {
-                clients,
-                pairs,
-                messages,
-                size,
-                presence,
-                connect_clients,
-                connect_rounds,
-                slow_messages,
-            };
             let report = signaling(kind, &addr, pid, &sizes, &only).await?;
             println!("{report}");
         }
@@ -208,15 +168,32 @@ async fn main() -> Result<()> {
 }
 
 /// The sizes of the signaling workloads.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 struct Sizes {
+    /// Clients that connect, join and stay idle.
+    #[arg(long, default_value_t = 1000)]
     clients: usize,
+    /// Pairs relaying messages under load.
+    #[arg(long, default_value_t = 50)]
     pairs: usize,
+    /// Messages each pair relays under load.
+    #[arg(long, default_value_t = 2000)]
     messages: u64,
+    /// Approximate size of each relayed payload, in bytes.
+    #[arg(long, default_value_t = 1024)]
     size: usize,
+    /// Room sizes for the presence measurement (peerchat only).
+    #[arg(long, value_delimiter = ',', default_value = "2,10,100")]
     presence: Vec<usize>,
+    /// Clients in each round of the connect workload.
+    #[arg(long, default_value_t = 1000)]
     connect_clients: usize,
+    /// Rounds of the connect workload, after one to warm up (the median
+    /// round is reported).
+    #[arg(long, default_value_t = 5)]
     connect_rounds: usize,
+    /// Signals sent to a client that stops reading (`slow`).
+    #[arg(long, default_value_t = 10_000)]
     slow_messages: usize,
 }
 
