@@ -6,14 +6,11 @@ use std::time::Duration;
 
 use clap::Args;
 use peerchat_protocol::signaling::IceServer;
-use peerchat_protocol::{ErrorCode, validate_nick, validate_room_id};
-use url::Url;
+use peerchat_protocol::{ErrorCode, validate_nick};
 
-use crate::engine::{Engine, EngineOptions, SignalingMode};
+use crate::engine::{Engine, EngineOptions};
 use crate::pair::Role;
-
-/// The server used with a bare room id when `--server` is not given.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+use crate::session::{DEFAULT_SERVER, Session, TargetError, parse_target, server_ws_url};
 
 /// Flags of `peerchat chat`.
 #[derive(Debug, Clone, Args)]
@@ -103,12 +100,9 @@ pub struct ChatArgs {
 /// Why `peerchat chat` stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
-    /// The room argument is neither a room link nor a room id.
-    #[error("{0:?} is not a room link or room id: {1}")]
-    BadRoom(String, String),
-    /// The server URL cannot be used.
-    #[error("bad server URL {0:?}: {1}")]
-    BadServer(String, String),
+    /// The room link or server URL cannot be used.
+    #[error(transparent)]
+    Target(#[from] TargetError),
     /// The nickname breaks the rules.
     #[error("bad nickname {0:?}: {1}")]
     BadNick(String, String),
@@ -120,76 +114,16 @@ pub enum ChatError {
         /// The server's explanation.
         message: String,
     },
+    /// Pairing without a room failed, or standard input ended before the
+    /// other side's code.
+    #[error("{0}")]
+    Pairing(String),
     /// Messages that could not be delivered before leaving.
     #[error("{0} message(s) could not be delivered before leaving")]
     Undelivered(usize),
     /// The terminal failed.
     #[error("terminal: {0}")]
     Terminal(#[from] std::io::Error),
-}
-
-/// Where to connect: the server's WebSocket URL, the room, and whether the
-/// link asked for relay-only connections (`?relay=1`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// `ws://host:port/ws` or `wss://…`.
-    pub ws_url: String,
-    /// The room id.
-    pub room: String,
-    /// `?relay=1` was on the link.
-    pub relay: bool,
-}
-
-/// Reads a room link, or a bare room id with a server URL.
-pub fn parse_target(room: &str, server: Option<&str>) -> Result<Target, ChatError> {
-    if room.contains("://") {
-        let url = Url::parse(room).map_err(|e| ChatError::BadRoom(room.into(), e.to_string()))?;
-        let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
-        let id = match segments.as_slice() {
-            ["r", id] | ["r", id, ""] => *id,
-            _ => {
-                return Err(ChatError::BadRoom(
-                    room.into(),
-                    "a room link looks like http://host/r/ROOM_ID".into(),
-                ));
-            }
-        };
-        validate_room_id(id).map_err(|e| ChatError::BadRoom(room.into(), e.to_string()))?;
-        let relay = url.query_pairs().any(|(k, v)| k == "relay" && v == "1");
-        Ok(Target {
-            ws_url: ws_url(&url).map_err(|e| ChatError::BadRoom(room.into(), e))?,
-            room: id.to_owned(),
-            relay,
-        })
-    } else {
-        validate_room_id(room).map_err(|e| ChatError::BadRoom(room.into(), e.to_string()))?;
-        let server = server.unwrap_or(DEFAULT_SERVER);
-        let url =
-            Url::parse(server).map_err(|e| ChatError::BadServer(server.into(), e.to_string()))?;
-        Ok(Target {
-            ws_url: ws_url(&url).map_err(|e| ChatError::BadServer(server.into(), e))?,
-            room: room.to_owned(),
-            relay: false,
-        })
-    }
-}
-
-fn ws_url(url: &Url) -> Result<String, String> {
-    let scheme = match url.scheme() {
-        "http" | "ws" => "ws",
-        "https" | "wss" => "wss",
-        other => return Err(format!("the scheme {other:?} is not http(s) or ws(s)")),
-    };
-    let host = url.host_str().ok_or("no host")?;
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    };
-    Ok(match url.port() {
-        Some(port) => format!("{scheme}://{host}:{port}/ws"),
-        None => format!("{scheme}://{host}/ws"),
-    })
 }
 
 fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
@@ -217,31 +151,27 @@ fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
 /// Runs `peerchat chat`: the terminal UI when standard input and output are
 /// a terminal (and neither `--plain` nor `--json` is given), else line mode.
 pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
-    let signaling = if args.manual {
-        SignalingMode::Manual(if args.answer {
+    let server = || server_ws_url(args.server.as_deref().unwrap_or(DEFAULT_SERVER));
+    let (session, relay) = if args.manual {
+        let role = if args.answer {
             Role::Answer
         } else {
             Role::Offer
-        })
+        };
+        (Session::Manual(role), false)
     } else if let Some(id) = &args.mailbox {
-        SignalingMode::Mailbox(id.clone())
+        let session = Session::Mailbox {
+            ws_url: server()?,
+            id: id.clone(),
+        };
+        (session, false)
     } else {
-        SignalingMode::Server
-    };
-    let target = match &args.room {
-        Some(room) if signaling == SignalingMode::Server => {
-            parse_target(room, args.server.as_deref())?
-        }
-        _ => {
-            let server = args.server.as_deref().unwrap_or(DEFAULT_SERVER);
-            let url = Url::parse(server)
-                .map_err(|e| ChatError::BadServer(server.into(), e.to_string()))?;
-            Target {
-                ws_url: ws_url(&url).map_err(|e| ChatError::BadServer(server.into(), e))?,
-                room: "-".to_owned(),
-                relay: false,
-            }
-        }
+        // clap requires a room without --manual or --mailbox.
+        let target = parse_target(
+            args.room.as_deref().unwrap_or_default(),
+            args.server.as_deref(),
+        )?;
+        (target.session(), target.relay)
     };
     let nick = args
         .name
@@ -249,78 +179,37 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "guest".to_owned());
     validate_nick(&nick).map_err(|e| ChatError::BadNick(nick.clone(), e.to_string()))?;
+    let room = session.room().map(str::to_owned);
     let options = EngineOptions {
-        ws_url: target.ws_url.clone(),
-        room: target.room.clone(),
-        nick,
         extra_ice_servers: ice_servers(&args),
-        relay_only: args.relay_only || target.relay,
+        relay_only: args.relay_only || relay,
         mdns: !args.no_mdns,
-        signaling: signaling.clone(),
-        history: Default::default(),
         // Pairs have no room to keep history for.
-        history_file: if args.no_history || signaling != SignalingMode::Server {
+        history_file: if args.no_history || room.is_none() {
             None
         } else {
             args.history_file
                 .clone()
                 .or_else(crate::store::default_path)
         },
+        ..EngineOptions::new(session, nick)
     };
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let (engine, events) = Engine::start(options.clone());
-    let paired = signaling != SignalingMode::Server;
-    if interactive && !args.plain && !args.json && !paired {
-        crate::tui::run(engine, events, &options).await
-    } else {
-        let mode = if args.json {
-            crate::line::Output::Json
-        } else {
-            crate::line::Output::Plain
-        };
-        // Pasting the connection code uses standard input first.
-        let manual = matches!(signaling, SignalingMode::Manual(_));
-        crate::line::run(engine, events, mode, args.linger, manual).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ID: &str = "abcdefghijklmnopqrstuv";
-
-    #[test]
-    fn room_links_name_the_server() {
-        let t = parse_target(&format!("http://127.0.0.1:8080/r/{ID}"), None).unwrap();
-        assert_eq!(
-            t,
-            Target {
-                ws_url: "ws://127.0.0.1:8080/ws".into(),
-                room: ID.into(),
-                relay: false
-            }
-        );
-        let t = parse_target(&format!("https://chat.example.org/r/{ID}?relay=1"), None).unwrap();
-        assert_eq!(t.ws_url, "wss://chat.example.org/ws");
-        assert!(t.relay);
-        let t = parse_target(&format!("http://[::1]:9/r/{ID}"), None).unwrap();
-        assert_eq!(t.ws_url, "ws://[::1]:9/ws");
-    }
-
-    #[test]
-    fn bare_ids_use_the_server_flag() {
-        let t = parse_target(ID, Some("http://10.0.0.2:9000")).unwrap();
-        assert_eq!(t.ws_url, "ws://10.0.0.2:9000/ws");
-        let t = parse_target(ID, None).unwrap();
-        assert_eq!(t.ws_url, "ws://127.0.0.1:8080/ws");
-    }
-
-    #[test]
-    fn bad_targets_are_refused() {
-        assert!(parse_target("short", None).is_err());
-        assert!(parse_target(&format!("http://h/x/{ID}"), None).is_err());
-        assert!(parse_target(&format!("ftp://h/r/{ID}"), None).is_err());
-        assert!(parse_target(ID, Some("not a url")).is_err());
+    let relay_only = options.relay_only;
+    // Pasting a connection code uses standard input first.
+    let manual = matches!(options.session, Session::Manual(_));
+    let (engine, events) = Engine::start(options);
+    match room {
+        Some(room) if interactive && !args.plain && !args.json => {
+            crate::tui::run(engine, events, &room, relay_only).await
+        }
+        _ => {
+            let mode = if args.json {
+                crate::line::Output::Json
+            } else {
+                crate::line::Output::Plain
+            };
+            crate::line::run(engine, events, mode, args.linger, manual).await
+        }
     }
 }

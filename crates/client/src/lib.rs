@@ -3,8 +3,12 @@
 //!
 //! - [`engine`]: the peer engine (signaling, members, one WebRTC link per
 //!   member, messages), with an event API;
+//! - [`session`]: what an engine joins (a room, or one other peer) and
+//!   reading room links;
 //! - [`peer`]: one WebRTC link, with webrtc-rs;
 //! - [`signaling`]: the WebSocket to the server;
+//! - [`pair`]: two peers without a room (connection codes, the mailbox);
+//! - [`store`]: the history file;
 //! - [`cli`]: `peerchat chat` itself, with its terminal UI ([`tui`]) and line
 //!   mode ([`line`]).
 #![forbid(unsafe_code)]
@@ -14,6 +18,7 @@ pub mod engine;
 pub mod line;
 pub mod pair;
 pub mod peer;
+pub mod session;
 pub mod signaling;
 pub mod store;
 pub mod tui;
