@@ -15,9 +15,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, List, ListItem, Paragraph, Wrap};
 use tokio::sync::mpsc;
 
-use crate::cli::ChatError;
-use crate::engine::{ChatMessage, Engine, Event, Peer, ServerState};
-use crate::peer::LinkState;
+use crate::ChatError;
+use peerchat_client::engine::{ChatMessage, Engine, Event, Peer, ServerState};
+use peerchat_client::peer::LinkState;
 
 /// One line of the chat log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 use tokio::sync::mpsc;
 
-use crate::cli::ChatError;
-use crate::engine::{Engine, Event, ServerState};
-use crate::pair::{Blob, CodeKind};
+use crate::ChatError;
+use peerchat_client::engine::{Engine, Event, ServerState};
+use peerchat_client::pair::{Blob, CodeKind};
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +207,7 @@ pub async fn run(
         matches!(
             e,
             Event::MemberState {
-                state: crate::peer::LinkState::Connected,
+                state: peerchat_client::peer::LinkState::Connected,
                 ..
             }
         )

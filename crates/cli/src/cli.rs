@@ -5,12 +5,13 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::Args;
+use peerchat_client::engine::{Engine, EngineOptions};
+use peerchat_client::pair::Role;
+use peerchat_client::session::{DEFAULT_SERVER, Session, parse_target, server_ws_url};
 use peerchat_protocol::signaling::IceServer;
-use peerchat_protocol::{ErrorCode, validate_nick};
+use peerchat_protocol::validate_nick;
 
-use crate::engine::{Engine, EngineOptions};
-use crate::pair::Role;
-use crate::session::{DEFAULT_SERVER, Session, TargetError, parse_target, server_ws_url};
+use crate::ChatError;
 
 /// Flags of `peerchat chat`.
 #[derive(Debug, Clone, Args)]
@@ -97,35 +98,6 @@ pub struct ChatArgs {
     pub no_history: bool,
 }
 
-/// Why `peerchat chat` stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum ChatError {
-    /// The room link or server URL cannot be used.
-    #[error(transparent)]
-    Target(#[from] TargetError),
-    /// The nickname breaks the rules.
-    #[error("bad nickname {0:?}: {1}")]
-    BadNick(String, String),
-    /// The server refused to let us in.
-    #[error("could not join the room ({code}): {message}")]
-    JoinRefused {
-        /// The stable code.
-        code: ErrorCode,
-        /// The server's explanation.
-        message: String,
-    },
-    /// Pairing without a room failed, or standard input ended before the
-    /// other side's code.
-    #[error("{0}")]
-    Pairing(String),
-    /// Messages that could not be delivered before leaving.
-    #[error("{0} message(s) could not be delivered before leaving")]
-    Undelivered(usize),
-    /// The terminal failed.
-    #[error("terminal: {0}")]
-    Terminal(#[from] std::io::Error),
-}
-
 fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
     args.ice_servers
         .iter()
@@ -190,7 +162,7 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         } else {
             args.history_file
                 .clone()
-                .or_else(crate::store::default_path)
+                .or_else(peerchat_client::store::default_path)
         },
         ..EngineOptions::new(session, nick)
     };
