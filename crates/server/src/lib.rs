@@ -7,11 +7,11 @@
 //! bytes between it and sockets.
 #![forbid(unsafe_code)]
 
+mod admission;
 mod assets;
 pub mod config;
 pub mod ice;
 mod mailbox;
-mod origin;
 mod state;
 mod ws;
 
@@ -27,7 +27,6 @@ use axum::routing::{get, post};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 pub use config::{Config, ConfigError, ServeArgs};
@@ -75,7 +74,7 @@ pub async fn run(
 ) -> io::Result<()> {
     let config = state.config().clone();
     let router = app(state.clone());
-    let limit = Arc::new(Semaphore::new(config.max_connections));
+    let gate = admission::Gate::new(&config);
     // Every HTTP connection task holds a receiver; once all are dropped,
     // `stop.closed()` resolves.
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -97,18 +96,20 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection refused: --max-connections reached");
-            drop(stream);
-            continue;
+        let pass = match gate.admit() {
+            Ok(pass) => Arc::new(pass),
+            Err(admission::Turned::ServerFull) => {
+                tracing::warn!(%peer, "connection refused: --max-connections reached");
+                drop(stream);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
-        let permit = Arc::new(permit);
         let stopping = stopping.clone();
         tokio::spawn(serve_connection(
             stream,
             peer,
-            permit,
+            pass,
             router.clone(),
             config.handshake_timeout,
             stopping,
@@ -136,18 +137,18 @@ pub async fn run(
 
 /// Serves one accepted connection: HTTP until it ends, or, when `/ws`
 /// accepted an upgrade, the WebSocket after it, in the same task. The
-/// connection holds its `--max-connections` place (`permit`) throughout.
+/// connection holds its place under the caps (`pass`) throughout.
 fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+    pass: Arc<admission::Pass>,
     router: Router,
     handshake_timeout: std::time::Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> impl Future<Output = ()> {
     let upgrade = ws::UpgradeSlot::default();
     let info = ConnectionInfo {
-        _permit: permit.clone(),
+        _pass: pass.clone(),
         upgrade: upgrade.clone(),
     };
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
@@ -183,15 +184,15 @@ fn serve_connection(
         if let Some(accepted) = accepted {
             accepted.serve(Some(peer)).await;
         }
-        drop(permit);
+        drop(pass);
     }
 }
 
 /// Per-connection facts the router's handlers may read from request
-/// extensions. Holding it holds one of the `--max-connections` places.
+/// extensions. Holding it holds the connection's place under the caps.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionInfo {
-    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+    _pass: Arc<admission::Pass>,
     /// Where `/ws` leaves an accepted upgrade for the connection's task.
     pub(crate) upgrade: ws::UpgradeSlot,
 }
