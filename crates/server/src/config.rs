@@ -79,6 +79,20 @@ pub struct ServeArgs {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// Host names (as in the `Host` header) this server answers to, besides
+    /// IP addresses, `localhost` and names under `.localhost`, which always
+    /// pass: the name people reach it by, like `chat.example.org`. A name
+    /// starting with a dot allows the name and every name under it; `*`
+    /// allows any. Other names are refused with 421, so that a web page
+    /// cannot reach this server through a name it rebinds to its address.
+    /// Repeat the flag or separate with commas.
+    #[arg(
+        long = "allowed-host",
+        env = "PEERCHAT_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// How often the server pings each WebSocket client.
     #[arg(long, env = "PEERCHAT_PING_INTERVAL", default_value = "20s", value_parser = humantime::parse_duration)]
     pub ping_interval: Duration,
@@ -232,6 +246,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Extra allowed origins; `*` allows any.
     pub allowed_origins: Vec<String>,
+    /// Host names answered besides IP addresses and loopback names; `*`
+    /// allows any.
+    pub allowed_hosts: Vec<String>,
     /// WebSocket ping interval.
     pub ping_interval: Duration,
     /// Dead-peer timeout.
@@ -421,6 +438,7 @@ impl ServeArgs {
             send_queue: self.send_queue as usize,
             max_connections: self.max_connections as usize,
             allowed_origins: self.allowed_origins,
+            allowed_hosts: self.allowed_hosts,
             ping_interval: self.ping_interval,
             idle_timeout: self.idle_timeout,
             handshake_timeout: self.handshake_timeout,

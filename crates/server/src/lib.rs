@@ -44,6 +44,10 @@ pub fn app(state: AppState) -> Router {
         .route("/r/{room}", get(assets::index))
         .route("/manual", get(assets::manual))
         .fallback(assets::file)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::guard,
+        ))
         .with_state(state)
 }
 
