@@ -55,13 +55,29 @@ async fn a_host_not_on_the_allow_list_is_refused_on_every_route() {
         "friends.example".to_owned(),
         "a.friends.example".to_owned(),
     ] {
-        assert_eq!(status(&server, "GET", "/healthz", &host, "").await, 200, "{host}");
+        assert_eq!(
+            status(&server, "GET", "/healthz", &host, "").await,
+            200,
+            "{host}"
+        );
         let origin = format!("Origin: http://{host}\r\n{UPGRADE}");
-        assert_eq!(status(&server, "GET", "/ws", &host, &origin).await, 101, "{host}");
+        assert_eq!(
+            status(&server, "GET", "/ws", &host, &origin).await,
+            101,
+            "{host}"
+        );
     }
     // Look-alikes of allowed names do not.
-    for host in ["chat.example.org.evil.example", "evilfriends.example", "localhost.evil.example"] {
-        assert_eq!(status(&server, "GET", "/healthz", host, "").await, 421, "{host}");
+    for host in [
+        "chat.example.org.evil.example",
+        "evilfriends.example",
+        "localhost.evil.example",
+    ] {
+        assert_eq!(
+            status(&server, "GET", "/healthz", host, "").await,
+            421,
+            "{host}"
+        );
     }
     server.stop().await;
 }
@@ -69,6 +85,36 @@ async fn a_host_not_on_the_allow_list_is_refused_on_every_route() {
 #[tokio::test]
 async fn any_host_passes_with_a_star() {
     let server = Server::start(&["--allowed-host", "*"]).await;
-    assert_eq!(status(&server, "GET", "/healthz", "anything.example", "").await, 200);
+    assert_eq!(
+        status(&server, "GET", "/healthz", "anything.example", "").await,
+        200
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_mailbox_follows_the_origin_rule() {
+    let server = Server::start(&["--allowed-origin", "https://friend.example"]).await;
+    let host = server.addr.to_string();
+    let post = |origin: Option<String>| {
+        let host = host.clone();
+        let addr = server.addr;
+        async move {
+            let mut head = format!(
+                "POST /sig?set=o1&timeoutms=0 HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2"
+            );
+            if let Some(origin) = origin {
+                head.push_str(&format!("\r\nOrigin: {origin}"));
+            }
+            http_raw(addr, &head, b"hi").await.0
+        }
+    };
+    // A page elsewhere posting with `fetch(…, {mode: "no-cors"})`.
+    assert_eq!(post(Some("https://evil.example".into())).await, 403);
+    // curl sends no Origin; the server's own pages and allowed ones pass
+    // (nobody reads: 204).
+    assert_eq!(post(None).await, 204);
+    assert_eq!(post(Some(format!("http://{host}"))).await, 204);
+    assert_eq!(post(Some("https://friend.example".into())).await, 204);
     server.stop().await;
 }

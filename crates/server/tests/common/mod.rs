@@ -165,8 +165,8 @@ pub async fn http_raw(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String
         loop {
             let n = stream.read(&mut chunk).await.unwrap_or(0);
             buf.extend_from_slice(&chunk[..n]);
-            let upgraded = buf.starts_with(b"HTTP/1.1 101")
-                && buf.windows(4).any(|w| w == b"\r\n\r\n");
+            let upgraded =
+                buf.starts_with(b"HTTP/1.1 101") && buf.windows(4).any(|w| w == b"\r\n\r\n");
             if n == 0 || upgraded {
                 return;
             }
