@@ -29,6 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+pub use admission::{BadNet, IpNet};
 pub use config::{Config, ConfigError, ServeArgs};
 pub use ice::start_relay;
 pub use state::AppState;
@@ -78,7 +79,7 @@ pub async fn run(
 ) -> io::Result<()> {
     let config = state.config().clone();
     let router = app(state.clone());
-    let gate = admission::Gate::new(&config);
+    let gate = state.gate();
     // Every HTTP connection task holds a receiver; once all are dropped,
     // `stop.closed()` resolves.
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -100,10 +101,15 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
-        let pass = match gate.admit() {
+        let pass = match gate.admit(peer) {
             Ok(pass) => Arc::new(pass),
             Err(admission::Turned::ServerFull) => {
                 tracing::warn!(%peer, "connection refused: --max-connections reached");
+                drop(stream);
+                continue;
+            }
+            Err(admission::Turned::AddressFull) => {
+                tracing::info!(%peer, "connection refused: --max-connections-per-address reached");
                 drop(stream);
                 continue;
             }
@@ -152,7 +158,7 @@ fn serve_connection(
 ) -> impl Future<Output = ()> {
     let upgrade = ws::UpgradeSlot::default();
     let info = ConnectionInfo {
-        _pass: pass.clone(),
+        pass: pass.clone(),
         upgrade: upgrade.clone(),
     };
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
@@ -196,7 +202,7 @@ fn serve_connection(
 /// extensions. Holding it holds the connection's place under the caps.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionInfo {
-    _pass: Arc<admission::Pass>,
+    pub(crate) pass: Arc<admission::Pass>,
     /// Where `/ws` leaves an accepted upgrade for the connection's task.
     pub(crate) upgrade: ws::UpgradeSlot,
 }

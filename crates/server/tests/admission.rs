@@ -118,3 +118,91 @@ async fn the_mailbox_follows_the_origin_rule() {
     assert_eq!(post(Some("https://friend.example".into())).await, 204);
     server.stop().await;
 }
+
+/// Opens a WebSocket to `/ws` through a "proxy" on loopback that says the
+/// client is `client`; returns the status and the open stream (a `101`
+/// keeps it, and the client's place, until dropped).
+async fn upgrade_as(server: &Server, client: &str) -> (u16, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nX-Forwarded-For: {client}\r\n{UPGRADE}\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut chunk = [0; 1024];
+        let n = tokio::time::timeout(common::WAIT, stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "answer in full");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let status = std::str::from_utf8(&buf[9..12]).unwrap().parse().unwrap();
+    (status, stream)
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let server = Server::start(&[
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--max-connections-per-address",
+        "2",
+    ])
+    .await;
+    let (s1, a) = upgrade_as(&server, "203.0.113.9").await;
+    let (s2, b) = upgrade_as(&server, "203.0.113.9").await;
+    assert_eq!((s1, s2), (101, 101));
+    assert_eq!(upgrade_as(&server, "203.0.113.9").await.0, 429);
+    // IPv6 counts by /64.
+    let (_, c) = upgrade_as(&server, "2001:db8:1:2::1").await;
+    let (_, d) = upgrade_as(&server, "[2001:db8:1:2::2]:5000").await;
+    assert_eq!(upgrade_as(&server, "2001:db8:1:2:abcd::3").await.0, 429);
+    // Others still get in, and a closed connection frees its place.
+    assert_eq!(upgrade_as(&server, "203.0.113.10").await.0, 101);
+    drop(a);
+    let mut freed = false;
+    for _ in 0..200 {
+        let (status, _) = upgrade_as(&server, "203.0.113.9").await;
+        if status == 101 {
+            freed = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(freed, "a closed connection frees its address's place");
+    // Without --trusted-proxy the header is anyone's to write: ignored
+    // (and loopback itself is not limited).
+    let plain = Server::start(&["--max-connections-per-address", "1"]).await;
+    let (x, _kx) = upgrade_as(&plain, "198.51.100.1").await;
+    let (y, _ky) = upgrade_as(&plain, "198.51.100.1").await;
+    assert_eq!((x, y), (101, 101));
+    drop((b, c, d));
+    plain.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_open_sessions_without_end() {
+    let server = Server::start(&[
+        "--trusted-proxy",
+        "127.0.0.0/8",
+        "--join-burst-per-address",
+        "3",
+        "--join-rate-per-address",
+        "1",
+    ])
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let (status, stream) = upgrade_as(&server, "192.0.2.50").await;
+        assert_eq!(status, 101);
+        open.push(stream);
+    }
+    assert_eq!(upgrade_as(&server, "192.0.2.50").await.0, 429);
+    assert_eq!(upgrade_as(&server, "192.0.2.51").await.0, 101);
+    server.stop().await;
+}

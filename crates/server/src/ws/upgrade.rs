@@ -48,7 +48,8 @@ pub(crate) async fn upgrade(
             "`Sec-WebSocket-Version` header did not include '13'",
         );
     }
-    if let Err(refusal) = admission::check_request(state.config(), headers) {
+    let pass = info.as_ref().map(|Extension(info)| &*info.pass);
+    if let Err(refusal) = admission::admit_session(&state, pass, headers) {
         return refusal.into_response();
     }
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
