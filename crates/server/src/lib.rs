@@ -7,6 +7,7 @@
 //! bytes between it and sockets.
 #![forbid(unsafe_code)]
 
+mod accept;
 mod admission;
 mod assets;
 pub mod config;
@@ -29,6 +30,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+pub use accept::{FdLimitTooLow, descriptors_needed, raise_fd_limit};
 pub use admission::{BadNet, IpNet};
 pub use config::{Config, ConfigError, ServeArgs};
 pub use ice::start_relay;
@@ -86,6 +88,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     // Ends the resume grace periods of members whose connection was lost.
     let timers = tokio::spawn(state.clone().drive_timers());
+    let mut accept_errors = accept::AcceptErrors::default();
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -93,9 +96,17 @@ pub async fn run(
                 Ok(accepted) => accepted,
                 Err(err) => {
                     // Out of file descriptors and the like: the listener
-                    // itself is fine, so keep accepting.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::task::yield_now().await;
+                    // itself is fine, so keep accepting, after a pause.
+                    let after = accept_errors.on_error(&err, std::time::Instant::now());
+                    if let Some(n) = after.log {
+                        tracing::warn!(%err, failures = n, "accept failed; retrying every second while it does");
+                    }
+                    if !after.wait.is_zero() {
+                        tokio::select! {
+                            () = tokio::time::sleep(after.wait) => {}
+                            () = &mut shutdown => break,
+                        }
+                    }
                     continue;
                 }
             },
