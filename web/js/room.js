@@ -373,6 +373,11 @@ export class Room extends EventTarget {
       setTimeout(() => {
         if (!this.joinedNow && this.signaling.state === 'open') this.sendJoin();
       }, 2000);
+    } else if (code === 'shutting_down') {
+      // The server is stopping: an outage, as if it had crashed. Nobody
+      // left; the connections to the others stay up, and we rejoin when a
+      // server is back.
+      this.joinedNow = false;
     } else if (code !== 'peer_away') {
       console.warn(`peerchat: server error ${code}: ${message}`);
     }

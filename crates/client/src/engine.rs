@@ -855,6 +855,12 @@ impl State {
                 } else if code == ErrorCode::PeerAway {
                     // Signals to a member who lost its connection; it starts
                     // anew when it is back.
+                } else if code == ErrorCode::ShuttingDown {
+                    // The server is stopping: an outage, as if it had
+                    // crashed. Nobody left; the connections to the others
+                    // stay up, and we rejoin when a server is back.
+                    self.joined_now = false;
+                    tracing::info!("the server is shutting down; rejoining when it is back");
                 } else if joining && !self.joined_now {
                     // Our old session may hold the nickname until the server
                     // notices it is gone.
