@@ -247,17 +247,7 @@ impl Engine {
                 signaling_tx,
             ),
         };
-        let (store, saved) = open_store(&options);
-        // With a history file, the same nickname in the same room comes
-        // back as the same member (same key, so same peer id).
-        let key = store
-            .as_ref()
-            .and_then(|s| {
-                s.key(&options.room, &options.nick, crate::random_id)
-                    .map_err(|err| tracing::warn!(%err, "member key not kept"))
-                    .ok()
-            })
-            .unwrap_or_else(crate::random_id);
+        let (store, saved, key) = open_store(&options);
         let state = State {
             store,
             saved,
@@ -367,23 +357,31 @@ impl Engine {
     }
 }
 
-/// Opens the history file and reads the room's history, if the options
-/// name one; a file that cannot be used is reported and left alone.
+/// Opens the history file, picks our member key and reads our history of
+/// the room, if the options name a file; a file that cannot be used is
+/// reported and left alone. With a history file, the same nickname in the
+/// same room comes back as the same member (same key, so same peer id).
 fn open_store(
     options: &EngineOptions,
-) -> (Option<crate::store::Store>, Option<peerchat_history::Saved>) {
+) -> (
+    Option<crate::store::Store>,
+    Option<peerchat_history::Saved>,
+    String,
+) {
     let Some(path) = &options.history_file else {
-        return (None, None);
+        return (None, None, crate::random_id());
     };
-    let opened = crate::store::Store::open(path).and_then(|store| {
+    let opened = crate::store::Store::open(path).and_then(|mut store| {
+        let key = store.key(&options.room, &options.nick, crate::random_id)?;
+        store.set_member(&peerchat_protocol::peer_id_from_key(&options.room, &key));
         let saved = store.load(&options.room)?;
-        Ok((store, saved))
+        Ok((store, saved, key))
     });
     match opened {
-        Ok((store, saved)) => (Some(store), Some(saved)),
+        Ok((store, saved, key)) => (Some(store), Some(saved), key),
         Err(err) => {
             tracing::warn!(%err, "history will not be kept");
-            (None, None)
+            (None, None, crate::random_id())
         }
     }
 }
