@@ -6,9 +6,9 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use peerchat_cli::ChatArgs;
-use peerchat_server::{AppState, ServeArgs};
+use peerchat_server::{AppState, ConfigFile, LogFormat, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
 /// Peer-to-peer group chat over WebRTC.
@@ -36,8 +36,44 @@ enum Command {
     Chat(Box<ChatArgs>),
 }
 
-fn main() -> ExitCode {
+/// Parses the command line; with `--config` (or `PEERCHAT_CONFIG`), parses
+/// it again with the file's settings as the flags' defaults, so that flags
+/// and environment variables win over the file. Exits on a mistake: 2 for
+/// the command line, 1 for the file.
+fn parse() -> Cli {
     let cli = Cli::parse();
+    let config = match &cli.command {
+        Some(Command::Serve(args)) => args.config.clone(),
+        Some(Command::Chat(_)) => None,
+        None => cli.serve.config.clone(),
+    };
+    let Some(path) = config else {
+        return cli;
+    };
+    let with_file = ConfigFile::read(&path).and_then(|file| {
+        let command = file.apply(Cli::command())?;
+        let mut serve = None;
+        if let Some(sub) = command.find_subcommand("serve") {
+            serve = Some(file.apply(sub.clone())?);
+        }
+        Ok(match serve {
+            Some(serve) => command.mut_subcommand("serve", |_| serve),
+            None => command,
+        })
+    });
+    let command = match with_file {
+        Ok(command) => command,
+        Err(err) => {
+            eprintln!("peerchat: {err}");
+            std::process::exit(1);
+        }
+    };
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
+fn main() -> ExitCode {
+    let cli = parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -66,11 +102,14 @@ fn main() -> ExitCode {
             }
         }
         command => {
-            init_logging("info");
             let args = match command {
                 Some(Command::Serve(args)) => *args,
                 _ => cli.serve,
             };
+            if args.check {
+                return check(args);
+            }
+            init_logging_as("info", args.log_format);
             match runtime.block_on(serve(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
@@ -83,17 +122,48 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(default: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging_as(default, LogFormat::Text);
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = args.clone().into_config()?;
-    let allocations = match &config.turn {
+fn init_logging_as(default: &str, format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
+/// `peerchat serve --check`: everything `serve` checks before it starts,
+/// without starting.
+fn check(args: ServeArgs) -> ExitCode {
+    match checked(args) {
+        Ok(summary) => {
+            println!("peerchat: the configuration is valid: {summary}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("peerchat: the configuration is not valid: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn checked(args: ServeArgs) -> anyhow::Result<String> {
+    let addr = args.addr;
+    let config = args.into_config()?;
+    let needed =
+        peerchat_server::descriptors_needed(config.max_connections, relay_allocations(&config));
+    peerchat_server::raise_fd_limit(config.max_connections, needed)?;
+    Ok(format!("it would listen on http://{addr}/"))
+}
+
+/// How many relay allocations the configuration allows, for the open-file
+/// limit.
+fn relay_allocations(config: &peerchat_server::Config) -> usize {
+    match &config.turn {
         Some(peerchat_server::config::Turn {
             server:
                 peerchat_server::config::TurnServer::Embedded {
@@ -102,8 +172,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..
         }) => *max_allocations,
         _ => 0,
-    };
-    let needed = peerchat_server::descriptors_needed(config.max_connections, allocations);
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = args.clone().into_config()?;
+    let needed =
+        peerchat_server::descriptors_needed(config.max_connections, relay_allocations(&config));
     peerchat_server::raise_fd_limit(config.max_connections, needed)?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -115,6 +190,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(relay) = &relay {
         tracing::info!(addr = %relay.local_addr(), "STUN/TURN relay listening (UDP)");
     }
+    let shutdown = shutdown_signal().context("installing the signal handlers")?;
     let shown = if addr.ip().is_unspecified() {
         format!("localhost:{}", addr.port())
     } else {
@@ -128,34 +204,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )?;
         out.flush()?;
     }
-    peerchat_server::run(listener, AppState::new(config), shutdown_signal()).await?;
+    peerchat_server::run(listener, AppState::new(config), shutdown).await?;
     if let Some(relay) = relay {
         relay.close().await;
     }
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed at once, not
+/// when the future is first polled, so that a signal that comes right after
+/// the server says it is running still stops it gracefully.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    })
 }
 
 #[cfg(test)]

@@ -12,9 +12,28 @@ use peerchat_relay::{PeerPolicy, Secret};
 use peerchat_rooms::HubConfig;
 
 /// Flags of `peerchat serve`. Every flag can also be set through the
-/// environment variable named in its help.
+/// environment variable named in its help, or in the file given with
+/// `--config` (see [`crate::config_file`]): flags win over the environment,
+/// which wins over the file.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// A TOML file with settings: each key is a flag's long name (like
+    /// `max-connections = 20000`). Flags and environment variables win over
+    /// it.
+    #[arg(long, env = "PEERCHAT_CONFIG", value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Check the configuration (flags, environment, --config file, TLS
+    /// files) and exit: 0 when it is valid, 1 when it is not, 2 for a
+    /// command-line mistake. Nothing is started.
+    #[arg(long)]
+    pub check: bool,
+
+    /// How log lines are written to standard error: `text` for people,
+    /// `json` for one JSON object per line. RUST_LOG chooses what is logged.
+    #[arg(long, env = "PEERCHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "PEERCHAT_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
@@ -262,6 +281,15 @@ pub struct ServeArgs {
     #[arg(long, env = "PEERCHAT_MAILBOX_MAX_IN_FLIGHT", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub mailbox_max_in_flight: u32,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Everything the server needs, checked.

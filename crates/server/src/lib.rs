@@ -11,6 +11,7 @@ mod accept;
 mod admission;
 mod assets;
 pub mod config;
+pub mod config_file;
 pub mod ice;
 mod mailbox;
 mod state;
@@ -32,7 +33,8 @@ use tower::ServiceExt;
 
 pub use accept::{FdLimitTooLow, descriptors_needed, raise_fd_limit};
 pub use admission::{BadNet, IpNet};
-pub use config::{Config, ConfigError, ServeArgs};
+pub use config::{Config, ConfigError, LogFormat, ServeArgs};
+pub use config_file::{ConfigFile, ConfigFileError};
 pub use ice::start_relay;
 pub use state::AppState;
 
