@@ -2,13 +2,14 @@
 //! client (`chat`).
 #![forbid(unsafe_code)]
 
-use std::io::{IsTerminal, Write};
+mod serve;
+
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use peerchat_cli::ChatArgs;
-use peerchat_server::{AppState, ConfigFile, LogFormat, ServeArgs};
+use peerchat_server::{ConfigFile, LogFormat, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
 /// Peer-to-peer group chat over WebRTC.
@@ -107,10 +108,10 @@ fn main() -> ExitCode {
                 _ => cli.serve,
             };
             if args.check {
-                return check(args);
+                return serve::check(args);
             }
             init_logging_as("info", args.log_format);
-            match runtime.block_on(serve(args)) {
+            match runtime.block_on(serve::serve(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("peerchat: {err:#}");
@@ -134,106 +135,6 @@ fn init_logging_as(default: &str, format: LogFormat) {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
-}
-
-/// `peerchat serve --check`: everything `serve` checks before it starts,
-/// without starting.
-fn check(args: ServeArgs) -> ExitCode {
-    match checked(args) {
-        Ok(summary) => {
-            println!("peerchat: the configuration is valid: {summary}");
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("peerchat: the configuration is not valid: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn checked(args: ServeArgs) -> anyhow::Result<String> {
-    let addr = args.addr;
-    let config = args.into_config()?;
-    let needed =
-        peerchat_server::descriptors_needed(config.max_connections, relay_allocations(&config));
-    peerchat_server::raise_fd_limit(config.max_connections, needed)?;
-    Ok(format!("it would listen on http://{addr}/"))
-}
-
-/// How many relay allocations the configuration allows, for the open-file
-/// limit.
-fn relay_allocations(config: &peerchat_server::Config) -> usize {
-    match &config.turn {
-        Some(peerchat_server::config::Turn {
-            server:
-                peerchat_server::config::TurnServer::Embedded {
-                    max_allocations, ..
-                },
-            ..
-        }) => *max_allocations,
-        _ => 0,
-    }
-}
-
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = args.clone().into_config()?;
-    let needed =
-        peerchat_server::descriptors_needed(config.max_connections, relay_allocations(&config));
-    peerchat_server::raise_fd_limit(config.max_connections, needed)?;
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("listening on {}", args.addr))?;
-    let addr = listener.local_addr()?;
-    let relay = peerchat_server::start_relay(&mut config, addr)
-        .await
-        .context("starting the STUN/TURN relay (choose another --turn-port, or --no-turn)")?;
-    if let Some(relay) = &relay {
-        tracing::info!(addr = %relay.local_addr(), "STUN/TURN relay listening (UDP)");
-    }
-    let shutdown = shutdown_signal().context("installing the signal handlers")?;
-    let shown = if addr.ip().is_unspecified() {
-        format!("localhost:{}", addr.port())
-    } else {
-        addr.to_string()
-    };
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "peerchat is running: open http://{shown}/ in your browser"
-        )?;
-        out.flush()?;
-    }
-    peerchat_server::run(listener, AppState::new(config), shutdown).await?;
-    if let Some(relay) = relay {
-        relay.close().await;
-    }
-    Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM. The handlers are installed at once, not
-/// when the future is first polled, so that a signal that comes right after
-/// the server says it is running still stops it gracefully.
-#[cfg(unix)]
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {},
-            _ = terminate.recv() => {},
-        }
-    })
-}
-
-#[cfg(not(unix))]
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    Ok(async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    })
 }
 
 #[cfg(test)]

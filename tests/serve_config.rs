@@ -100,7 +100,23 @@ fn the_example_configuration_names_every_flag_and_each_value_parses() {
         ServeArgs::from_arg_matches(&serve_command().try_get_matches_from(&argv).unwrap()).unwrap();
     assert_eq!(format!("{from_file:?}"), format!("{from_flags:?}"));
 
-    // And the whole file passes --check.
+    // And the whole file passes --check, with a certificate of our own.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let cert_path = temp_file("every.crt", &cert.pem());
+    let key_path = temp_file("every.key", &key.serialize_pem());
+    let file = file
+        .lines()
+        .map(|line| match line.split_once(" = ") {
+            Some(("tls-cert", _)) => format!("tls-cert = {:?}", cert_path.display().to_string()),
+            Some(("tls-key", _)) => format!("tls-key = {:?}", key_path.display().to_string()),
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     let path = temp_file("every.toml", &file);
     let out = run(peerchat(&["serve", "--check", "--config"]).arg(&path));
     assert!(

@@ -99,6 +99,12 @@ pub struct ChatArgs {
     /// Keep no history on disk: only while running.
     #[arg(long)]
     pub no_history: bool,
+
+    /// Trust the certificates in this PEM file on `https://` servers (and
+    /// their `turns:` relays), besides the usual web roots: for a server
+    /// with a private or self-signed certificate.
+    #[arg(long, env = "PEERCHAT_TLS_CA", value_name = "PATH")]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
@@ -157,7 +163,17 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         .unwrap_or_else(|| "guest".to_owned());
     validate_nick(&nick).map_err(|e| ChatError::BadNick(nick.clone(), e.to_string()))?;
     let room = session.room().map(str::to_owned);
+    let tls = match &args.tls_ca {
+        Some(path) => {
+            let roots = peerchat_client::tls::read_roots(path)
+                .map_err(|e| ChatError::Tls(e.to_string()))?;
+            peerchat_client::tls::client_config(&roots)
+                .map_err(|e| ChatError::Tls(format!("{}: {e}", path.display())))?
+        }
+        None => peerchat_client::tls::default_config(),
+    };
     let options = EngineOptions {
+        tls,
         extra_ice_servers: ice_servers(&args),
         relay_only: args.relay_only || relay,
         mdns: !args.no_mdns,

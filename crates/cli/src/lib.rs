@@ -36,6 +36,9 @@ pub enum ChatError {
     /// Messages that could not be delivered before leaving.
     #[error("{0} message(s) could not be delivered before leaving")]
     Undelivered(usize),
+    /// The certificates given with --tls-ca cannot be used.
+    #[error("--tls-ca: {0}")]
+    Tls(String),
     /// The terminal failed.
     #[error("terminal: {0}")]
     Terminal(#[from] std::io::Error),

@@ -49,6 +49,8 @@ pub struct EngineOptions {
     /// Where a room's history is kept between runs (SQLite); none: kept
     /// only while running. Pairs keep none.
     pub history_file: Option<std::path::PathBuf>,
+    /// Whom to trust on `wss://` and `https://` (see [`crate::tls`]).
+    pub tls: std::sync::Arc<rustls::ClientConfig>,
 }
 
 impl EngineOptions {
@@ -64,6 +66,7 @@ impl EngineOptions {
             mdns: true,
             history: HistoryConfig::default(),
             history_file: None,
+            tls: crate::tls::default_config(),
         }
     }
 }
@@ -259,7 +262,9 @@ impl Engine {
         let (link_tx, link_rx) = mpsc::unbounded_channel();
         let (pasted, pasted_rx) = mpsc::unbounded_channel();
         let signaling = match &options.session {
-            Session::Room { ws_url, .. } => Signaling::spawn(ws_url.clone(), signaling_tx),
+            Session::Room { ws_url, .. } => {
+                Signaling::spawn(ws_url.clone(), options.tls.clone(), signaling_tx)
+            }
             Session::Manual(role) => crate::pair::spawn(
                 crate::pair::Channel::Manual(*role),
                 options.nick.clone(),

@@ -10,7 +10,8 @@
 //! - [`peer`]: one WebRTC link, with webrtc-rs;
 //! - [`signaling`]: the WebSocket to the server;
 //! - [`pair`]: two peers without a room (connection codes, the mailbox);
-//! - [`store`]: the history file.
+//! - [`store`]: the history file;
+//! - [`tls`]: the roots a client trusts.
 #![forbid(unsafe_code)]
 
 pub mod engine;
@@ -19,6 +20,7 @@ pub mod peer;
 pub mod session;
 pub mod signaling;
 pub mod store;
+pub mod tls;
 
 use base64::Engine as _;
 use base64::prelude::BASE64_URL_SAFE_NO_PAD;

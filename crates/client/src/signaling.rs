@@ -1,6 +1,7 @@
 //! The connection to the signaling server: one WebSocket, reopened with
 //! jittered exponential backoff when it drops.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -105,13 +106,15 @@ pub struct Signaling {
 }
 
 impl Signaling {
-    /// Connects to `url` (a `ws://` or `wss://` URL of `/ws`), keeps
-    /// reconnecting, and reports on `events`.
-    pub fn spawn(url: String, events: mpsc::UnboundedSender<SignalingEvent>) -> Signaling {
-        // wss:// needs a TLS crypto provider; ring is already linked in.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+    /// Connects to `url` (a `ws://` or `wss://` URL of `/ws`; `tls` says
+    /// whom to trust), keeps reconnecting, and reports on `events`.
+    pub fn spawn(
+        url: String,
+        tls: Arc<rustls::ClientConfig>,
+        events: mpsc::UnboundedSender<SignalingEvent>,
+    ) -> Signaling {
         let (out, out_rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(url, out_rx, events));
+        tokio::spawn(run(url, tls, out_rx, events));
         Signaling { out }
     }
 
@@ -124,6 +127,7 @@ impl Signaling {
 
 async fn run(
     url: String,
+    tls: Arc<rustls::ClientConfig>,
     mut out: mpsc::UnboundedReceiver<String>,
     events: mpsc::UnboundedSender<SignalingEvent>,
 ) {
@@ -132,7 +136,15 @@ async fn run(
         if events.send(SignalingEvent::Connecting).is_err() {
             return;
         }
-        match tokio_tungstenite::connect_async(url.as_str()).await {
+        let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
+        let connected = tokio_tungstenite::connect_async_tls_with_config(
+            url.as_str(),
+            None,
+            false,
+            Some(connector),
+        )
+        .await;
+        match connected {
             Ok((mut ws, _)) => {
                 attempt = 0;
                 // Drop what was queued while offline.

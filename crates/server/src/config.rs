@@ -2,6 +2,7 @@
 //! variables.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ pub struct ServeArgs {
     /// `max-connections = 20000`). Flags and environment variables win over
     /// it.
     #[arg(long, env = "PEERCHAT_CONFIG", value_name = "PATH")]
-    pub config: Option<std::path::PathBuf>,
+    pub config: Option<PathBuf>,
 
     /// Check the configuration (flags, environment, --config file, TLS
     /// files) and exit: 0 when it is valid, 1 when it is not, 2 for a
@@ -37,6 +38,36 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "PEERCHAT_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+
+    /// Serve https and wss on --addr with this certificate chain (PEM, the
+    /// server's certificate first). It is read again on SIGHUP and when the
+    /// file changes; open connections keep theirs.
+    #[arg(
+        long,
+        env = "PEERCHAT_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "PEERCHAT_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// With TLS: also listen for plain http on this address (like
+    /// `0.0.0.0:80`) and redirect every request to https.
+    #[arg(
+        long,
+        env = "PEERCHAT_REDIRECT_HTTP",
+        value_name = "ADDR",
+        requires = "tls_cert"
+    )]
+    pub redirect_http: Option<SocketAddr>,
 
     /// Largest WebSocket message a client may send, in bytes.
     #[arg(long, env = "PEERCHAT_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024,
@@ -322,8 +353,12 @@ pub struct Config {
     pub ping_interval: Duration,
     /// Dead-peer timeout.
     pub idle_timeout: Duration,
-    /// HTTP header read timeout.
+    /// HTTP header read timeout (and TLS handshake timeout).
     pub handshake_timeout: Duration,
+    /// The TLS certificate and key, when the server speaks https.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Where plain http is redirected to https, if anywhere.
+    pub redirect_http: Option<SocketAddr>,
     /// Join timeout.
     pub join_timeout: Duration,
     /// The long-poll mailbox's limits, or `None` when it is turned off.
@@ -515,6 +550,11 @@ impl ServeArgs {
             ping_interval: self.ping_interval,
             idle_timeout: self.idle_timeout,
             handshake_timeout: self.handshake_timeout,
+            tls: self
+                .tls_cert
+                .zip(self.tls_key)
+                .map(|(cert, key)| crate::tls::TlsFiles { cert, key }),
+            redirect_http: self.redirect_http,
             join_timeout: self.join_timeout,
             mailbox: (!self.no_mailbox).then_some(MailboxConfig {
                 max_id_len: self.mailbox_max_id_len as usize,

@@ -14,7 +14,9 @@ pub mod config;
 pub mod config_file;
 pub mod ice;
 mod mailbox;
+mod redirect;
 mod state;
+pub mod tls;
 mod ws;
 
 use std::future::Future;
@@ -36,6 +38,7 @@ pub use admission::{BadNet, IpNet};
 pub use config::{Config, ConfigError, LogFormat, ServeArgs};
 pub use config_file::{ConfigFile, ConfigFileError};
 pub use ice::start_relay;
+pub use redirect::redirect_http;
 pub use state::AppState;
 
 /// The HTTP routes: the web client, the `/ws` signaling endpoint and
@@ -79,6 +82,17 @@ async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value>
 pub async fn run(
     listener: TcpListener,
     state: AppState,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    run_tls(listener, state, None, shutdown).await
+}
+
+/// As [`run`], speaking TLS on every connection when `tls` is given (https
+/// and wss on the one port).
+pub async fn run_tls(
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<Arc<tls::Tls>>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let config = state.config().clone();
@@ -129,14 +143,29 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let stopping = stopping.clone();
-        tokio::spawn(serve_connection(
-            stream,
-            peer,
-            pass,
-            router.clone(),
-            config.handshake_timeout,
-            stopping,
-        ));
+        let router = router.clone();
+        let timeout = config.handshake_timeout;
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(
+                    stream, peer, pass, router, timeout, stopping,
+                ));
+            }
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                tokio::spawn(async move {
+                    // The handshake counts against the same deadline as
+                    // the request headers that follow it.
+                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, pass, router, timeout, stopping).await;
+                        }
+                        Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 
     tracing::info!("shutting down");
@@ -161,14 +190,17 @@ pub async fn run(
 /// Serves one accepted connection: HTTP until it ends, or, when `/ws`
 /// accepted an upgrade, the WebSocket after it, in the same task. The
 /// connection holds its place under the caps (`pass`) throughout.
-fn serve_connection(
-    stream: tokio::net::TcpStream,
+fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     pass: Arc<admission::Pass>,
     router: Router,
     handshake_timeout: std::time::Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
-) -> impl Future<Output = ()> {
+) -> impl Future<Output = ()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let upgrade = ws::UpgradeSlot::default();
     let info = ConnectionInfo {
         pass: pass.clone(),

@@ -38,9 +38,12 @@ const CHROMIUM_ARGS = [
   '--allow-loopback-in-peer-connection',
 ];
 
-/** A fresh headless Chromium (Playwright gives it a new, empty profile). */
-export async function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+/**
+ * A fresh headless Chromium (Playwright gives it a new, empty profile).
+ * @param {string[]} [extraArgs] more command-line flags
+ */
+export async function launchBrowser(extraArgs = []) {
+  return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs], headless: true });
 }
 
 /**
@@ -179,7 +182,7 @@ export async function startServerOn(addr, args = []) {
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('server did not print its URL')), WAIT_MS);
     lines.on('line', (line) => {
-      const match = /(http:\/\/\S+?)\/? in your browser/.exec(line);
+      const match = /(https?:\/\/\S+?)\/? in your browser/.exec(line);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]);

@@ -27,6 +27,7 @@ use futures_util::future::Either;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use crate::AppState;
 use conn::{Conn, serve};
@@ -60,17 +61,27 @@ impl Upgrade {
                 }
             };
             tracing::debug!(?peer, "WebSocket open");
-            // The server's own connections are plain TCP streams: take the
-            // stream back from hyper rather than reading through its boxed
-            // IO.
+            // The server's own connections are plain TCP streams, or TLS
+            // over them: take the stream back from hyper rather than reading
+            // through its boxed IO.
             match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     let socket = Socket::new(parts.io.into_inner(), &parts.read_buf);
                     Either::Left(serve(Conn::open(socket, &state)))
                 }
                 Err(upgraded) => {
-                    let socket = Socket::new(TokioIo::new(upgraded), &[]);
-                    Either::Right(serve(Conn::open(socket, &state)))
+                    Either::Right(match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                        // On the heap, so that a plain connection's future is no
+                        // larger for it.
+                        Ok(parts) => {
+                            let socket = Socket::new(parts.io.into_inner(), &parts.read_buf);
+                            Either::Left(Box::pin(serve(Conn::open(socket, &state))))
+                        }
+                        Err(upgraded) => {
+                            let socket = Socket::new(TokioIo::new(upgraded), &[]);
+                            Either::Right(Box::pin(serve(Conn::open(socket, &state))))
+                        }
+                    })
                 }
             }
             .await;
