@@ -69,6 +69,14 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
     let addr = listener.local_addr()?;
+    let metrics = match config.metrics_addr {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("listening on {at} (--metrics-addr)"))?,
+        ),
+        None => None,
+    };
     let redirect = match config.redirect_http {
         Some(plain) => Some(
             tokio::net::TcpListener::bind(plain)
@@ -91,7 +99,12 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // reload.
     let mut reload = reload_signal().context("installing the SIGHUP handler")?;
     tasks.push(match &tls {
-        Some(tls) => tokio::spawn(tls.clone().watch(WATCH_INTERVAL, reload)),
+        Some(tls) => {
+            let counted = state.clone();
+            tokio::spawn(tls.clone().watch(WATCH_INTERVAL, reload, move |ok| {
+                counted.count_tls_reload(ok);
+            }))
+        }
         None => tokio::spawn(async move {
             loop {
                 reload.next().await;
@@ -110,6 +123,16 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             if let Err(err) = redirecting.await {
                 tracing::error!(%err, "the http redirect stopped");
+            }
+        }));
+    }
+    if let Some(listener) = metrics {
+        tracing::info!(addr = %listener.local_addr()?, "serving /metrics");
+        let serving =
+            peerchat_server::serve_metrics(listener, state.clone(), std::future::pending());
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = serving.await {
+                tracing::error!(%err, "the metrics listener stopped");
             }
         }));
     }

@@ -17,6 +17,7 @@
 
 mod credentials;
 mod policy;
+mod stats;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +45,7 @@ use webrtc_util::vnet::net::Net;
 
 pub use credentials::{CredentialError, Secret};
 pub use policy::PeerPolicy;
+pub use stats::{ClientTransport, RelaySnapshot, RelayStats};
 
 /// The realm of peerchat's relay.
 pub const REALM: &str = "peerchat";
@@ -88,6 +90,7 @@ pub enum RelayError {
 pub struct Relay {
     server: Arc<Server>,
     addr: SocketAddr,
+    stats: Arc<RelayStats>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -109,8 +112,10 @@ impl Relay {
             addr: config.listen,
             source,
         })?;
+        let stats = Arc::new(RelayStats::default());
         let auth = Arc::new(RestAuth {
             secret: config.secret.clone(),
+            stats: stats.clone(),
         });
         let server_slot = Arc::new(OnceLock::new());
         let listener = FilteringListener {
@@ -119,6 +124,7 @@ impl Relay {
             policy: config.policy,
             max_per_user: config.max_allocations_per_user,
             server: server_slot.clone(),
+            stats: stats.clone(),
         };
         let relays = FilteringRelays {
             inner: RelayAddressGeneratorStatic {
@@ -130,6 +136,8 @@ impl Relay {
             live: Arc::new(AtomicUsize::new(0)),
             max_total: config.max_allocations,
             bandwidth: config.bandwidth_per_allocation,
+            stats: stats.clone(),
+            transport: ClientTransport::Udp,
         };
         let server = Server::new(ServerConfig {
             conn_configs: vec![ConnConfig {
@@ -144,12 +152,21 @@ impl Relay {
         .await?;
         let server = Arc::new(server);
         let _ = server_slot.set(Arc::downgrade(&server));
-        Ok(Relay { server, addr })
+        Ok(Relay {
+            server,
+            addr,
+            stats,
+        })
     }
 
     /// The UDP address the relay listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What the relay has done so far.
+    pub fn stats(&self) -> Arc<RelayStats> {
+        self.stats.clone()
     }
 
     /// Stops the relay and closes every allocation.
@@ -163,6 +180,20 @@ impl Relay {
 /// Checks TURN REST usernames and derives the long-term key.
 struct RestAuth {
     secret: Secret,
+    stats: Arc<RelayStats>,
+}
+
+impl RestAuth {
+    /// The long-term key of `username`, if its credential is valid now.
+    fn key(&self, username: &str, realm: &str) -> Result<Vec<u8>, String> {
+        if realm != REALM {
+            return Err(format!("unknown realm {realm:?}"));
+        }
+        match self.secret.check(username, SystemTime::now()) {
+            Ok(password) => Ok(generate_auth_key(username, REALM, &password)),
+            Err(err) => Err(err.to_string()),
+        }
+    }
 }
 
 impl AuthHandler for RestAuth {
@@ -172,16 +203,11 @@ impl AuthHandler for RestAuth {
         realm: &str,
         src_addr: SocketAddr,
     ) -> Result<Vec<u8>, turn::Error> {
-        if realm != REALM {
-            return Err(turn::Error::Other(format!("unknown realm {realm:?}")));
-        }
-        match self.secret.check(username, SystemTime::now()) {
-            Ok(password) => Ok(generate_auth_key(username, REALM, &password)),
-            Err(err) => {
-                tracing::debug!(%src_addr, %username, %err, "TURN credential refused");
-                Err(turn::Error::Other(err.to_string()))
-            }
-        }
+        self.key(username, realm).map_err(|err| {
+            self.stats.auth_failure();
+            tracing::debug!(%src_addr, %username, %err, "TURN credential refused");
+            turn::Error::Other(err)
+        })
     }
 }
 
@@ -213,11 +239,12 @@ struct FilteringListener {
     policy: PeerPolicy,
     max_per_user: usize,
     server: Arc<OnceLock<Weak<Server>>>,
+    stats: Arc<RelayStats>,
 }
 
 impl FilteringListener {
     /// The username and key of a request with valid MESSAGE-INTEGRITY.
-    fn authenticate(&self, m: &Message, src: SocketAddr) -> Option<(String, Vec<u8>)> {
+    fn authenticate(&self, m: &Message) -> Option<(String, Vec<u8>)> {
         if !m.contains(ATTR_MESSAGE_INTEGRITY) {
             return None;
         }
@@ -225,7 +252,7 @@ impl FilteringListener {
         let mut realm = TextAttribute::new(ATTR_REALM, String::new());
         user.get_from(m).ok()?;
         realm.get_from(m).ok()?;
-        let key = self.auth.auth_handle(&user.text, &realm.text, src).ok()?;
+        let key = self.auth.key(&user.text, &realm.text).ok()?;
         MessageIntegrity(key.clone()).check(&mut m.clone()).ok()?;
         Some((user.text, key))
     }
@@ -270,8 +297,9 @@ impl FilteringListener {
                 .find(|p| !self.policy.permits(p.ip()));
             if let Some(peer) = refused {
                 // Unauthenticated requests go on to get the server's 401.
-                if let Some((user, key)) = self.authenticate(&m, src) {
+                if let Some((user, key)) = self.authenticate(&m) {
                     tracing::info!(%user, %peer, "TURN: refused relaying to a non-public address");
+                    self.stats.permission_refused();
                     self.reply_error(&m, CODE_FORBIDDEN, key, src).await;
                     return true;
                 }
@@ -279,7 +307,7 @@ impl FilteringListener {
             return false;
         }
         if method == METHOD_ALLOCATE && self.max_per_user > 0 {
-            if let Some((user, key)) = self.authenticate(&m, src) {
+            if let Some((user, key)) = self.authenticate(&m) {
                 let Some(server) = self.server.get().and_then(Weak::upgrade) else {
                     return false;
                 };
@@ -290,6 +318,7 @@ impl FilteringListener {
                     .count();
                 if held >= self.max_per_user {
                     tracing::info!(%user, held, "TURN: allocation quota reached");
+                    self.stats.refused_user_quota();
                     self.reply_error(&m, CODE_ALLOC_QUOTA_REACHED, key, src)
                         .await;
                     return true;
@@ -343,6 +372,9 @@ struct FilteringRelays {
     live: Arc<AtomicUsize>,
     max_total: usize,
     bandwidth: u64,
+    stats: Arc<RelayStats>,
+    /// How the clients of this listener reach the relay.
+    transport: ClientTransport,
 }
 
 #[async_trait]
@@ -360,14 +392,17 @@ impl RelayAddressGenerator for FilteringRelays {
         if self.live.fetch_add(1, Ordering::SeqCst) >= self.max_total {
             self.live.fetch_sub(1, Ordering::SeqCst);
             tracing::warn!(max = self.max_total, "TURN: total allocation quota reached");
+            self.stats.refused_total_quota();
             return Err(turn::Error::Other("allocation quota reached".into()));
         }
         let guard = LiveGuard(self.live.clone());
         let (conn, addr) = self.inner.allocate_conn(use_ipv4, requested_port).await?;
+        self.stats.allocation_opened(self.transport);
         let wrapped = FilteredRelayConn {
             inner: conn,
             policy: self.policy,
             budget: Mutex::new(Budget::new(self.bandwidth)),
+            stats: self.stats.clone(),
             _live: guard,
         };
         Ok((Arc::new(wrapped), addr))
@@ -389,15 +424,27 @@ struct FilteredRelayConn {
     inner: Arc<dyn Conn + Send + Sync>,
     policy: PeerPolicy,
     budget: Mutex<Budget>,
+    stats: Arc<RelayStats>,
     _live: LiveGuard,
+}
+
+impl Drop for FilteredRelayConn {
+    fn drop(&mut self) {
+        self.stats.allocation_closed();
+    }
 }
 
 impl FilteredRelayConn {
     fn spend(&self, bytes: usize) -> bool {
-        self.budget
+        let spent = self
+            .budget
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take(bytes, Instant::now())
+            .take(bytes, Instant::now());
+        if !spent {
+            self.stats.over_budget();
+        }
+        spent
     }
 }
 
@@ -413,6 +460,7 @@ impl Conn for FilteredRelayConn {
         loop {
             let (n, from) = self.inner.recv_from(buf).await?;
             if self.policy.permits(from.ip()) && self.spend(n) {
+                self.stats.received_from_peer(n);
                 return Ok((n, from));
             }
         }
@@ -424,7 +472,9 @@ impl Conn for FilteredRelayConn {
         if !self.policy.permits(target.ip()) || !self.spend(buf.len()) {
             return Ok(buf.len()); // dropped, as a congested network would
         }
-        self.inner.send_to(buf, target).await
+        let sent = self.inner.send_to(buf, target).await?;
+        self.stats.sent_to_peer(sent);
+        Ok(sent)
     }
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
         self.inner.local_addr()

@@ -100,6 +100,7 @@ async fn only_valid_unexpired_credentials_allocate() {
     let (user, _) = creds(&secret, "carol", 3600);
     let forged = client(addr, &user, "Zm9yZ2Vk").await;
     assert!(allocate(&forged).await.is_err());
+    assert!(relay.stats().snapshot().auth_failures >= 1);
 
     let missing = client(addr, "", "").await;
     assert!(allocate(&missing).await.is_err());
@@ -128,6 +129,9 @@ async fn relaying_to_loopback_is_refused_by_default() {
         .unwrap();
     let err = sent.expect_err("the permission is refused").to_string();
     assert!(err.contains("403"), "{err}");
+    let stats = relay.stats().snapshot();
+    assert!(stats.permissions_refused >= 1, "{stats:?}");
+    assert_eq!(stats.bytes_to_peers, 0);
     c.close().await.unwrap();
     relay.close().await;
 }
@@ -156,6 +160,13 @@ async fn relaying_to_loopback_works_when_allowed() {
         .unwrap()
         .unwrap();
     assert_eq!(&buf[..n], b"back");
+    let stats = relay.stats().snapshot();
+    assert_eq!(stats.allocations, 1);
+    assert_eq!(
+        stats.allocated[0],
+        (peerchat_relay::ClientTransport::Udp, 1)
+    );
+    assert_eq!((stats.bytes_to_peers, stats.bytes_from_peers), (5, 4));
     c.close().await.unwrap();
     relay.close().await;
 }
@@ -179,6 +190,10 @@ async fn allocation_quotas() {
     let (u, p) = creds(&secret, "carol", 3600);
     let c = client(addr, &u, &p).await;
     assert!(allocate(&c).await.is_err());
+    let stats = relay.stats().snapshot();
+    assert_eq!(stats.allocations, 2);
+    assert_eq!(stats.refused_user_quota, 1);
+    assert!(stats.refused_total_quota >= 1, "{stats:?}");
     for cl in [a1, a2, b, c] {
         cl.close().await.unwrap();
     }

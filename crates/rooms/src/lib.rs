@@ -153,6 +153,35 @@ pub struct Stats {
     pub away: usize,
 }
 
+/// What the hub has done since it started, for metrics: counters that only
+/// grow. Kept by the hub as plain numbers (it runs under one lock), read by
+/// the transport when it is asked for them, so counting costs the hot path
+/// an addition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Members that joined a room (not counting resumes).
+    pub joins: u64,
+    /// Members that took their place back with their key (after a lost
+    /// connection, or from another connection).
+    pub resumes: u64,
+    /// Members that left a room, for any reason.
+    pub leaves: u64,
+    /// Signals relayed to another member.
+    pub signals: u64,
+    /// Bytes of the relayed signals' frames.
+    pub signal_bytes: u64,
+    /// Messages dropped by the per-connection rate limit.
+    pub rate_limited: u64,
+    /// Error frames sent, by code.
+    pub errors: HashMap<ErrorCode, u64>,
+}
+
+impl Tally {
+    fn error(&mut self, code: ErrorCode) {
+        *self.errors.entry(code).or_default() += 1;
+    }
+}
+
 /// A member's peer id: 16 lowercase hex digits on the wire, a number here,
 /// so that members and connections hold no string for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -197,6 +226,7 @@ pub struct Hub {
     /// instant.
     deadlines: BTreeMap<Deadline, AwayMember>,
     deadline_seq: u64,
+    tally: Tally,
 }
 
 type Deadline = (Instant, u64);
@@ -289,6 +319,7 @@ impl Hub {
             members: 0,
             deadlines: BTreeMap::new(),
             deadline_seq: 0,
+            tally: Tally::default(),
         }
     }
 
@@ -305,6 +336,11 @@ impl Hub {
             members: self.members,
             away: self.deadlines.len(),
         }
+    }
+
+    /// What the hub has done since it started.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
     }
 
     /// Whether `conn` is in a room.
@@ -353,9 +389,11 @@ impl Hub {
         };
         let size = u32::try_from(text.len()).unwrap_or(u32::MAX);
         if !(state.bucket.take(now, 1) && state.bytes.take(now, size)) {
+            self.tally.rate_limited += 1;
             if !state.limited {
                 state.limited = true;
                 send_error(
+                    &mut self.tally,
                     out,
                     conn,
                     ErrorCode::RateLimited,
@@ -374,7 +412,7 @@ impl Hub {
                 self.disconnect(conn, Departure::Left, now, out);
                 out.push(Output::CloseNormally { conn });
             }
-            Err(err) => send_protocol_error(out, conn, &err),
+            Err(err) => send_protocol_error(&mut self.tally, out, conn, &err),
         }
     }
 
@@ -382,7 +420,7 @@ impl Hub {
     /// client why. The connection stays open unless the transport closes it.
     pub fn reject(&mut self, conn: ConnId, code: ErrorCode, message: &str, out: &mut Vec<Output>) {
         if self.conns.contains_key(&conn) {
-            send_error(out, conn, code, message);
+            send_error(&mut self.tally, out, conn, code, message);
         }
     }
 
@@ -391,7 +429,13 @@ impl Hub {
     pub fn join_deadline(&mut self, conn: ConnId, out: &mut Vec<Output>) {
         if self.conns.get(&conn).is_some_and(|c| c.joined.is_none()) {
             let reason = ErrorCode::JoinTimeout;
-            send_error(out, conn, reason, "no room was joined in time");
+            send_error(
+                &mut self.tally,
+                out,
+                conn,
+                reason,
+                "no room was joined in time",
+            );
             self.conns.remove(&conn);
             out.push(Output::Close { conn, reason });
         }
@@ -409,7 +453,7 @@ impl Hub {
         out: &mut Vec<Output>,
     ) {
         if self.conns.contains_key(&conn) {
-            send_error(out, conn, reason, message);
+            send_error(&mut self.tally, out, conn, reason, message);
             self.disconnect(conn, Departure::Lost, now, out);
             out.push(Output::Close { conn, reason });
         }
@@ -424,7 +468,13 @@ impl Hub {
     pub fn shutdown(&mut self, out: &mut Vec<Output>) {
         let reason = ErrorCode::ShuttingDown;
         for conn in std::mem::take(&mut self.conns).into_keys() {
-            send_error(out, conn, reason, "the server is shutting down");
+            send_error(
+                &mut self.tally,
+                out,
+                conn,
+                reason,
+                "the server is shutting down",
+            );
             out.push(Output::Close { conn, reason });
         }
         self.rooms.clear();
@@ -489,6 +539,7 @@ impl Hub {
         let Some(member) = room.members.remove(&peer) else {
             return;
         };
+        self.tally.leaves += 1;
         if let Some(n) = self.ids.get_mut(&peer) {
             *n -= 1;
             if *n == 0 {
@@ -524,6 +575,7 @@ impl Hub {
     ) {
         if self.is_joined(conn) {
             send_error(
+                &mut self.tally,
                 out,
                 conn,
                 ErrorCode::AlreadyJoined,
@@ -539,6 +591,7 @@ impl Hub {
         if let Some(room) = room {
             if existing.is_none() && room.members.len() >= self.config.room_capacity {
                 send_error(
+                    &mut self.tally,
                     out,
                     conn,
                     ErrorCode::RoomFull,
@@ -552,6 +605,7 @@ impl Hub {
                 .any(|(id, m)| m.nick_key() == nick_key && Some(*id) != derived);
             if clash {
                 send_error(
+                    &mut self.tally,
                     out,
                     conn,
                     ErrorCode::NickTaken,
@@ -560,13 +614,20 @@ impl Hub {
                 return;
             }
         } else if self.config.room_capacity == 0 {
-            send_error(out, conn, ErrorCode::RoomFull, "rooms are closed");
+            send_error(
+                &mut self.tally,
+                out,
+                conn,
+                ErrorCode::RoomFull,
+                "rooms are closed",
+            );
             return;
         }
         if existing.is_some_and(|m| !m.keyed) {
             // A random id that happens to equal the derived one: never seen
             // in practice (one chance in 2^64), but never a takeover.
             send_error(
+                &mut self.tally,
                 out,
                 conn,
                 ErrorCode::BadKey,
@@ -575,6 +636,11 @@ impl Hub {
             return;
         }
         let resumed = existing.is_some();
+        if resumed {
+            self.tally.resumes += 1;
+        } else {
+            self.tally.joins += 1;
+        }
 
         let peer = match derived {
             Some(id) => id,
@@ -598,6 +664,7 @@ impl Hub {
                     // connection not yet noticed dead): the new one takes
                     // its place.
                     send_error(
+                        &mut self.tally,
                         out,
                         old,
                         ErrorCode::Replaced,
@@ -689,6 +756,7 @@ impl Hub {
         let Some(Joined { room, peer }) = self.conns.get(&conn).and_then(|c| c.joined.as_ref())
         else {
             send_error(
+                &mut self.tally,
                 out,
                 conn,
                 ErrorCode::NotJoined,
@@ -701,6 +769,7 @@ impl Hub {
             .and_then(|to| self.rooms.get(room)?.members.get(&to));
         let Some(target) = target else {
             send_error(
+                &mut self.tally,
                 out,
                 conn,
                 ErrorCode::UnknownPeer,
@@ -710,6 +779,7 @@ impl Hub {
         };
         let Presence::Live(target) = target.presence else {
             send_error(
+                &mut self.tally,
                 out,
                 conn,
                 ErrorCode::PeerAway,
@@ -724,6 +794,8 @@ impl Hub {
             payload,
         }
         .to_json();
+        self.tally.signals += 1;
+        self.tally.signal_bytes += frame.len() as u64;
         out.push(Output::Send {
             to: target,
             frame: Frame::new(frame),
@@ -740,15 +812,22 @@ impl Hub {
     }
 }
 
-fn send_error(out: &mut Vec<Output>, to: ConnId, code: ErrorCode, message: &str) {
+fn send_error(
+    tally: &mut Tally,
+    out: &mut Vec<Output>,
+    to: ConnId,
+    code: ErrorCode,
+    message: &str,
+) {
+    tally.error(code);
     out.push(Output::Send {
         to,
         frame: Frame::new(ServerMessage::error(code, message).to_json()),
     });
 }
 
-fn send_protocol_error(out: &mut Vec<Output>, to: ConnId, err: &ProtocolError) {
-    send_error(out, to, err.code(), &err.to_string());
+fn send_protocol_error(tally: &mut Tally, out: &mut Vec<Output>, to: ConnId, err: &ProtocolError) {
+    send_error(tally, out, to, err.code(), &err.to_string());
 }
 
 /// A token bucket: `burst` tokens, refilled at `rate` per second.

@@ -869,3 +869,46 @@ fn shutdown_forgets_away_members() {
     assert_eq!(h.hub.next_deadline(), None);
     assert!(h.advance(Duration::from_secs(3600)).is_empty());
 }
+
+#[test]
+fn the_tally_counts_joins_resumes_leaves_signals_errors_and_dropped_messages() {
+    let mut h = Harness::new(HubConfig {
+        rate_per_sec: 1,
+        rate_burst: 4,
+        ..HubConfig::default()
+    });
+    let (_, _) = h.join_keyed(1, ROOM, "alice", "alice-key-0123456789ab");
+    let bob = h.join(2, ROOM, "bob");
+    assert_eq!((h.hub.tally().joins, h.hub.tally().resumes), (2, 0));
+
+    let out = h.send(1, json!({"type":"signal","to":bob,"payload":{"sdp":"x"}}));
+    let relayed = match &out[..] {
+        [Output::Send { frame, .. }] => frame.as_str().len() as u64,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(h.hub.tally().signals, 1);
+    assert_eq!(h.hub.tally().signal_bytes, relayed);
+
+    h.send(
+        1,
+        json!({"type":"signal","to":"0000000000000000","payload":{}}),
+    );
+    assert_eq!(h.hub.tally().errors.get(&ErrorCode::UnknownPeer), Some(&1));
+    // Burst spent (join, two signals, this one): the next two are dropped,
+    // only the first answered.
+    h.send(1, json!({"type":"signal","to":bob,"payload":{}}));
+    h.send(1, json!({"type":"signal","to":bob,"payload":{}}));
+    h.send(1, json!({"type":"signal","to":bob,"payload":{}}));
+    assert_eq!(h.hub.tally().rate_limited, 2);
+    assert_eq!(h.hub.tally().errors.get(&ErrorCode::RateLimited), Some(&1));
+
+    // Alice's connection is lost and she comes back: a resume, no leave.
+    h.lose(1);
+    h.connect(3);
+    h.send_join(3, ROOM, "alice", "alice-key-0123456789ab");
+    assert_eq!(h.hub.tally().resumes, 1);
+    assert_eq!(h.hub.tally().leaves, 0);
+    h.send(2, json!({"type":"leave"}));
+    assert_eq!(h.hub.tally().leaves, 1);
+    assert_eq!(h.hub.tally().joins, 2);
+}

@@ -59,6 +59,12 @@ pub struct ServeArgs {
     )]
     pub tls_key: Option<PathBuf>,
 
+    /// Serve the Prometheus metrics on this address (like
+    /// `127.0.0.1:9100`, at `/metrics`) instead of at `/metrics` on --addr,
+    /// so that only those who can reach it can read them.
+    #[arg(long, env = "PEERCHAT_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// With TLS: also listen for plain http on this address (like
     /// `0.0.0.0:80`) and redirect every request to https.
     #[arg(
@@ -367,6 +373,11 @@ pub struct Config {
     pub ice_servers: Vec<IceServer>,
     /// TURN with per-member credentials, if any.
     pub turn: Option<Turn>,
+    /// The embedded relay's counters, once it runs (set by
+    /// [`crate::start_relay`]), for the metrics.
+    pub relay_stats: Option<Arc<peerchat_relay::RelayStats>>,
+    /// Where `/metrics` is served instead of the main port, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// TURN with short-lived credentials.
@@ -537,6 +548,8 @@ impl ServeArgs {
             },
             ice_servers,
             turn: turn_setup,
+            relay_stats: None,
+            metrics_addr: self.metrics_addr,
             max_message_size: self.max_message_size as usize,
             ws_buffer_size: self.ws_buffer_size as usize,
             send_queue: self.send_queue as usize,

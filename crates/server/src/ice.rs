@@ -74,6 +74,7 @@ pub async fn start_relay(
                 bandwidth_per_allocation: bandwidth,
             })
             .await?;
+            config.relay_stats = Some(relay.stats());
             let host = match public_ip {
                 IpAddr::V4(v4) => v4.to_string(),
                 IpAddr::V6(v6) => format!("[{v6}]"),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod config_file;
 pub mod ice;
 mod mailbox;
+mod metrics;
 mod redirect;
 mod state;
 pub mod tls;
@@ -47,6 +48,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
         .route("/sig", post(mailbox::handle))
         .route("/", get(assets::index))
         .route("/r/{room}", get(assets::index))
@@ -74,6 +76,47 @@ async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value>
         health["mailbox_queued"] = queued.into();
     }
     axum::Json(health)
+}
+
+/// `/metrics`: the Prometheus text format; 404 when the metrics have a
+/// listener of their own (`--metrics-addr`).
+async fn metrics_text(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !state.metrics().public() {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    metrics_response(&state)
+}
+
+fn metrics_response(state: &AppState) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.render_metrics(),
+    )
+        .into_response()
+}
+
+/// Serves `/metrics` alone on `listener` (`--metrics-addr`) until
+/// `shutdown` resolves; `/metrics` on the main port then answers 404.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    state.set_public_metrics(false);
+    let router = Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move { metrics_response(&state) }),
+        )
+        .with_state(state);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then tells every

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use peerchat_mailbox::{Mailbox, MailboxConfig, MailboxError, Op, Outcome, Resolution, Ticket};
 use tokio::sync::oneshot;
 
+use crate::metrics::MailboxResult;
 use crate::{AppState, admission};
 
 /// The mailbox and the channels on which waiting requests hear their fate.
@@ -147,9 +148,15 @@ pub(crate) async fn handle(
             .into_response();
     };
     let config = mailbox.config();
+    let started = tokio::time::Instant::now();
     let op = {
         let inner = mailbox.lock();
         inner.mailbox.parse_query(query.as_deref().unwrap_or(""))
+    };
+    let name = match &op {
+        Ok(Op::Get { .. }) => "get",
+        Ok(Op::Set { .. }) => "set",
+        Err(_) => "bad",
     };
     let result = match op {
         Err(err) => Err(err),
@@ -181,6 +188,14 @@ pub(crate) async fn handle(
                 .await
         }
     };
+    let counted = match &result {
+        Ok(Resolution::Text(_) | Resolution::Taken) => MailboxResult::Done,
+        Ok(Resolution::TimedOut) => MailboxResult::TimedOut,
+        Err(_) => MailboxResult::Refused,
+    };
+    state
+        .metrics()
+        .mailbox_request(name, counted, started.elapsed());
     match result {
         Ok(Resolution::Text(text)) => (
             [(

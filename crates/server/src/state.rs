@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use crate::Config;
 use crate::admission::Gate;
 use crate::mailbox::SharedMailbox;
+use crate::metrics::{Metrics, Transport};
 
 /// What a connection's writer sends to its client.
 #[derive(Debug)]
@@ -148,6 +149,8 @@ impl Outbox {
 struct Shared {
     hub: Hub,
     conns: HashMap<ConnId, Arc<Outbox>>,
+    /// How each connection speaks to us, for the metrics.
+    transports: HashMap<ConnId, Transport>,
 }
 
 /// The server's state, cheap to clone.
@@ -158,6 +161,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     config: Config,
     gate: Gate,
+    metrics: Metrics,
     mailbox: Option<Arc<SharedMailbox>>,
     shared: Mutex<Shared>,
     next_conn: AtomicU64,
@@ -178,13 +182,20 @@ impl AppState {
             .mailbox
             .clone()
             .map(|c| Arc::new(SharedMailbox::new(c)));
+        let metrics = Metrics::new();
+        metrics.set_public(config.metrics_addr.is_none());
+        if let Some(relay) = &config.relay_stats {
+            metrics.set_relay(relay.clone());
+        }
         Self(Arc::new(Inner {
             gate: Gate::new(&config),
             config,
+            metrics,
             mailbox,
             shared: Mutex::new(Shared {
                 hub,
                 conns: HashMap::new(),
+                transports: HashMap::new(),
             }),
             next_conn: AtomicU64::new(1),
             live: AtomicUsize::new(0),
@@ -213,20 +224,53 @@ impl AppState {
         self.lock().hub.stats()
     }
 
+    /// The server's metrics.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The metrics in Prometheus' text format, as of now.
+    pub fn render_metrics(&self) -> String {
+        let (stats, tally) = {
+            let shared = self.lock();
+            (shared.hub.stats(), shared.hub.tally().clone())
+        };
+        let mailbox = self.mailbox().map(|m| m.counts());
+        self.0.metrics.render(stats, &tally, mailbox)
+    }
+
+    /// Counts a TLS certificate reload (or a failed one) in the metrics.
+    pub fn count_tls_reload(&self, ok: bool) {
+        self.0.metrics.tls_reload(ok);
+    }
+
+    /// Serves `/metrics` on the main port, or not.
+    pub fn set_public_metrics(&self, public: bool) {
+        self.0.metrics.set_public(public);
+    }
+
     fn lock(&self) -> MutexGuard<'_, Shared> {
         // A panic while holding the lock leaves the maps consistent (every
         // mutation is a single insert or remove), so carry on.
         self.0.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a new connection and returns its id and outgoing queue.
+    /// Registers a new WebSocket connection and returns its id and
+    /// outgoing queue.
     pub(crate) fn connect(&self) -> (ConnId, Arc<Outbox>) {
+        self.connect_via(Transport::WebSocket)
+    }
+
+    /// Registers a new connection speaking through `transport`.
+    pub(crate) fn connect_via(&self, transport: Transport) -> (ConnId, Arc<Outbox>) {
+        self.0.metrics.connection_opened(transport);
         let id = self.0.next_conn.fetch_add(1, Ordering::Relaxed);
         self.0.live.fetch_add(1, Ordering::SeqCst);
         let outbox = Arc::new(Outbox::new(self.0.config.send_queue));
         let mut shared = self.lock();
         shared.hub.connect(id, Instant::now());
         shared.conns.insert(id, outbox.clone());
+        shared.transports.insert(id, transport);
         (id, outbox)
     }
 
@@ -242,9 +286,12 @@ impl AppState {
         let mut shared = self.lock();
         let before = shared.hub.next_deadline();
         f(&mut shared, &mut out);
-        shared.deliver(out);
+        let cut_off = shared.deliver(out);
         let after = shared.hub.next_deadline();
         drop(shared);
+        for _ in 0..cut_off {
+            self.0.metrics.slow_consumer();
+        }
         if after.is_some_and(|after| before.is_none_or(|before| after < before)) {
             self.0.timer.notify_one();
         }
@@ -255,12 +302,17 @@ impl AppState {
     /// [`AppState::connect`].
     pub(crate) fn disconnect(&self, conn: ConnId, how: Departure) {
         let now = Instant::now();
+        let mut transport = None;
         self.with_shared(|shared, out| {
             if let Some(outbox) = shared.conns.remove(&conn) {
                 outbox.close();
             }
+            transport = shared.transports.remove(&conn);
             shared.hub.disconnect(conn, how, now, out);
         });
+        if let Some(transport) = transport {
+            self.0.metrics.connection_closed(transport);
+        }
         if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.idle.notify_waiters();
         }
@@ -308,8 +360,10 @@ impl AppState {
 
 impl Shared {
     /// Queues the hub's output on the connections. A connection whose queue
-    /// is full is cut off at once, and its room is told it left.
-    fn deliver(&mut self, mut out: Vec<Output>) {
+    /// is full is cut off at once, and its room is told it left. Returns how
+    /// many were cut off.
+    fn deliver(&mut self, mut out: Vec<Output>) -> usize {
+        let mut cut_off = 0;
         let mut more = Vec::new();
         while !out.is_empty() {
             for output in out.drain(..) {
@@ -320,6 +374,7 @@ impl Shared {
                         };
                         if !outbox.push(Outbound::Frame(frame)) {
                             tracing::info!(conn = to, "disconnecting a client too slow to read");
+                            cut_off += 1;
                             if let Some(outbox) = self.conns.remove(&to) {
                                 outbox.kill();
                             }
@@ -333,6 +388,7 @@ impl Shared {
             }
             std::mem::swap(&mut out, &mut more);
         }
+        cut_off
     }
 
     /// Queues the close of a connection the hub has forgotten.

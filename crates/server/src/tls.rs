@@ -196,9 +196,14 @@ impl Tls {
     }
 
     /// Reloads when the files change (looking every `interval`) and when
-    /// `signals` yields (SIGHUP), logging what happened; runs until the task
-    /// is dropped.
-    pub async fn watch(self: Arc<Self>, interval: Duration, mut signals: impl SignalStream) {
+    /// `signals` yields (SIGHUP), logging what happened and telling
+    /// `reloaded` whether a reload worked; runs until the task is dropped.
+    pub async fn watch(
+        self: Arc<Self>,
+        interval: Duration,
+        mut signals: impl SignalStream,
+        reloaded: impl Fn(bool) + Send,
+    ) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -212,6 +217,7 @@ impl Tls {
             match self.reload() {
                 Ok(true) => {
                     failing = false;
+                    reloaded(true);
                     tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded");
                 }
                 Ok(false) => {
@@ -221,6 +227,7 @@ impl Tls {
                 }
                 Err(err) => {
                     if asked || !failing {
+                        reloaded(false);
                         tracing::error!(%err, "TLS certificate not reloaded; the previous one stays in use");
                     }
                     failing = true;

@@ -295,12 +295,11 @@ async fn the_files_are_watched_without_a_signal() {
     let dir = temp_dir("watch");
     let first = make_cert(&dir, "live");
     let server = start(first.files.clone(), &["--no-turn"]).await;
-    let watcher = tokio::spawn(
-        server
-            .tls
-            .clone()
-            .watch(Duration::from_millis(50), peerchat_server::tls::NoSignals),
-    );
+    let watcher = tokio::spawn(server.tls.clone().watch(
+        Duration::from_millis(50),
+        peerchat_server::tls::NoSignals,
+        |_| {},
+    ));
     let second = make_cert(&dir, "next");
     std::fs::copy(&second.files.key, &first.files.key).unwrap();
     std::fs::copy(&second.files.cert, &first.files.cert).unwrap();
