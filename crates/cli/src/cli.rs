@@ -8,6 +8,7 @@ use clap::Args;
 use peerchat_client::engine::{Engine, EngineOptions};
 use peerchat_client::pair::Role;
 use peerchat_client::session::{DEFAULT_SERVER, Session, parse_target, server_ws_url};
+use peerchat_client::signaling::Transport;
 use peerchat_protocol::signaling::IceServer;
 use peerchat_protocol::validate_nick;
 
@@ -100,11 +101,39 @@ pub struct ChatArgs {
     #[arg(long)]
     pub no_history: bool,
 
+    /// How to reach the signaling server: `ws` (WebSocket), `poll` (plain
+    /// HTTP requests, for networks whose proxies do not pass WebSockets), or
+    /// `auto`: a WebSocket, long polling when one does not get through, and
+    /// back to a WebSocket when one does.
+    #[arg(long, value_enum, default_value_t = TransportArg::Auto)]
+    pub transport: TransportArg,
+
     /// Trust the certificates in this PEM file on `https://` servers (and
     /// their `turns:` relays), besides the usual web roots: for a server
     /// with a private or self-signed certificate.
     #[arg(long, env = "PEERCHAT_TLS_CA", value_name = "PATH")]
     pub tls_ca: Option<std::path::PathBuf>,
+}
+
+/// `--transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportArg {
+    /// A WebSocket, falling back to long polling.
+    Auto,
+    /// A WebSocket only.
+    Ws,
+    /// Long polling only.
+    Poll,
+}
+
+impl From<TransportArg> for Transport {
+    fn from(arg: TransportArg) -> Self {
+        match arg {
+            TransportArg::Auto => Transport::Auto,
+            TransportArg::Ws => Transport::WebSocket,
+            TransportArg::Poll => Transport::Poll,
+        }
+    }
 }
 
 fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
@@ -174,6 +203,7 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
     };
     let options = EngineOptions {
         tls,
+        transport: args.transport.into(),
         extra_ice_servers: ice_servers(&args),
         relay_only: args.relay_only || relay,
         mdns: !args.no_mdns,

@@ -51,6 +51,8 @@ pub struct EngineOptions {
     pub history_file: Option<std::path::PathBuf>,
     /// Whom to trust on `wss://` and `https://` (see [`crate::tls`]).
     pub tls: std::sync::Arc<rustls::ClientConfig>,
+    /// How to speak to the signaling server.
+    pub transport: crate::signaling::Transport,
 }
 
 impl EngineOptions {
@@ -67,6 +69,7 @@ impl EngineOptions {
             history: HistoryConfig::default(),
             history_file: None,
             tls: crate::tls::default_config(),
+            transport: crate::signaling::Transport::Auto,
         }
     }
 }
@@ -262,9 +265,12 @@ impl Engine {
         let (link_tx, link_rx) = mpsc::unbounded_channel();
         let (pasted, pasted_rx) = mpsc::unbounded_channel();
         let signaling = match &options.session {
-            Session::Room { ws_url, .. } => {
-                Signaling::spawn(ws_url.clone(), options.tls.clone(), signaling_tx)
-            }
+            Session::Room { ws_url, .. } => Signaling::spawn(
+                ws_url.clone(),
+                options.tls.clone(),
+                options.transport,
+                signaling_tx,
+            ),
             Session::Manual(role) => crate::pair::spawn(
                 crate::pair::Channel::Manual(*role),
                 options.nick.clone(),

@@ -8,7 +8,8 @@
 //! - [`session`]: what an engine joins (a room, or one other peer) and
 //!   reading room links;
 //! - [`peer`]: one WebRTC link, with webrtc-rs;
-//! - [`signaling`]: the WebSocket to the server;
+//! - [`signaling`]: the connection to the server (a WebSocket, or long
+//!   polling through [`poll`]);
 //! - [`pair`]: two peers without a room (connection codes, the mailbox);
 //! - [`store`]: the history file;
 //! - [`tls`]: the roots a client trusts.
@@ -17,6 +18,7 @@
 pub mod engine;
 pub mod pair;
 pub mod peer;
+pub mod poll;
 pub mod session;
 pub mod signaling;
 pub mod store;

@@ -1,5 +1,7 @@
-//! The connection to the signaling server: one WebSocket, reopened with
-//! jittered exponential backoff when it drops.
+//! The connection to the signaling server: a WebSocket, reopened with
+//! jittered exponential backoff when it drops, or the same protocol over
+//! plain HTTP requests (long polling, [`crate::poll`]) where WebSockets do
+//! not get through.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,11 +9,35 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use peerchat_protocol::ErrorCode;
 use peerchat_protocol::signaling::{IceServer, Member, RawValue, ServerMessage};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A WebSocket closed this soon after opening, before any message, was cut
+/// by something in between.
+const CUT: Duration = Duration::from_secs(3);
+/// The first try to move from long polling back to a WebSocket, then
+/// doubling up to the most.
+const UPGRADE_FIRST: Duration = Duration::from_secs(5);
+const UPGRADE_MAX: Duration = Duration::from_secs(300);
+
+/// How the client speaks to the signaling server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// A WebSocket; long polling when a WebSocket does not get through, and
+    /// back to a WebSocket when one does.
+    #[default]
+    Auto,
+    /// A WebSocket only.
+    WebSocket,
+    /// Long polling only.
+    Poll,
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A server message, owned.
 #[derive(Debug, Clone)]
@@ -107,14 +133,27 @@ pub struct Signaling {
 
 impl Signaling {
     /// Connects to `url` (a `ws://` or `wss://` URL of `/ws`; `tls` says
-    /// whom to trust), keeps reconnecting, and reports on `events`.
+    /// whom to trust) through `transport`, keeps reconnecting, and reports
+    /// on `events`.
     pub fn spawn(
         url: String,
         tls: Arc<rustls::ClientConfig>,
+        transport: Transport,
         events: mpsc::UnboundedSender<SignalingEvent>,
     ) -> Signaling {
         let (out, out_rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(url, tls, out_rx, events));
+        tokio::spawn(
+            Connection {
+                url,
+                tls,
+                transport,
+                out: out_rx,
+                events,
+                prefer_poll: transport == Transport::Poll,
+                upgrade_in: UPGRADE_FIRST,
+            }
+            .run(),
+        );
         Signaling { out }
     }
 
@@ -125,73 +164,238 @@ impl Signaling {
     }
 }
 
-async fn run(
+/// How a WebSocket session ended.
+enum WsEnd {
+    /// The engine stopped.
+    Stopped,
+    /// The connection dropped, after this long, having heard from the
+    /// server or not.
+    Dropped { lasted: Duration, heard: bool },
+}
+
+/// How a long-poll session ended.
+enum PollEnd {
+    /// The engine stopped.
+    Stopped,
+    /// It could not be opened, or it broke.
+    Failed(crate::poll::PollError),
+    /// The server ended it.
+    Closed,
+    /// A WebSocket got through: go on with it.
+    Moved(Box<Ws>),
+}
+
+/// The signaling connection's task.
+struct Connection {
     url: String,
     tls: Arc<rustls::ClientConfig>,
-    mut out: mpsc::UnboundedReceiver<String>,
+    transport: Transport,
+    out: mpsc::UnboundedReceiver<String>,
     events: mpsc::UnboundedSender<SignalingEvent>,
-) {
-    let mut attempt: u32 = 0;
-    loop {
-        if events.send(SignalingEvent::Connecting).is_err() {
-            return;
-        }
-        let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
-        let connected = tokio_tungstenite::connect_async_tls_with_config(
-            url.as_str(),
+    /// WebSockets were cut right after opening: start with long polling.
+    prefer_poll: bool,
+    /// When to try a WebSocket again while on long polling.
+    upgrade_in: Duration,
+}
+
+impl Connection {
+    fn emit(&self, event: SignalingEvent) -> bool {
+        self.events.send(event).is_ok()
+    }
+
+    async fn connect_ws(&self) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            self.url.as_str(),
             None,
             false,
             Some(connector),
         )
-        .await;
-        match connected {
-            Ok((mut ws, _)) => {
-                attempt = 0;
-                // Drop what was queued while offline.
-                while out.try_recv().is_ok() {}
-                if events.send(SignalingEvent::Open).is_err() {
-                    return;
-                }
-                loop {
-                    tokio::select! {
-                        outgoing = out.recv() => match outgoing {
-                            Some(text) => {
-                                if ws.send(Message::text(text)).await.is_err() {
-                                    break;
-                                }
-                            }
-                            None => {
-                                let _ = ws.close(None).await;
-                                return;
-                            }
-                        },
-                        incoming = ws.next() => match incoming {
-                            Some(Ok(Message::Text(text))) => {
-                                if let Some(event) = ServerEvent::parse(&text) {
-                                    if events.send(SignalingEvent::Message(event)).is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                            Some(Ok(_)) => {}
-                        },
+        .await?;
+        Ok(ws)
+    }
+
+    async fn run(mut self) {
+        let mut attempt: u32 = 0;
+        loop {
+            if !self.emit(SignalingEvent::Connecting) {
+                return;
+            }
+            let mut poll = self.prefer_poll;
+            let mut ws = None;
+            if !poll {
+                match self.connect_ws().await {
+                    Ok(opened) => ws = Some(opened),
+                    Err(err) => {
+                        tracing::warn!(%err, url = %self.url, "cannot reach the server");
+                        // Perhaps only WebSockets cannot: try plain requests.
+                        poll = self.transport == Transport::Auto;
                     }
                 }
             }
-            Err(err) => tracing::warn!(%err, %url, "cannot reach the server"),
+            loop {
+                if let Some(opened) = ws.take() {
+                    attempt = 0;
+                    match self.serve_ws(opened).await {
+                        WsEnd::Stopped => return,
+                        WsEnd::Dropped { lasted, heard } => {
+                            if self.transport == Transport::Auto && !heard && lasted < CUT {
+                                // Cut by something in between.
+                                self.prefer_poll = true;
+                                poll = true;
+                            }
+                        }
+                    }
+                }
+                if !poll {
+                    break;
+                }
+                poll = false;
+                match self.serve_poll().await {
+                    PollEnd::Stopped => return,
+                    PollEnd::Failed(err) => {
+                        tracing::warn!(%err, url = %self.url, "long polling failed");
+                    }
+                    PollEnd::Closed => attempt = 0,
+                    PollEnd::Moved(opened) => {
+                        self.prefer_poll = false;
+                        ws = Some(*opened);
+                        continue;
+                    }
+                }
+                break;
+            }
+            let base = BACKOFF_MIN
+                .saturating_mul(2u32.saturating_pow(attempt))
+                .min(BACKOFF_MAX);
+            let retry_in = base / 2 + base.mul_f64(rand::random::<f64>() / 2.0);
+            attempt = attempt.saturating_add(1);
+            if !self.emit(SignalingEvent::Offline { retry_in }) {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(retry_in) => {}
+                closed = wait_closed(&mut self.out) => if closed { return },
+            }
         }
-        let base = BACKOFF_MIN
-            .saturating_mul(2u32.saturating_pow(attempt))
-            .min(BACKOFF_MAX);
-        let retry_in = base / 2 + base.mul_f64(rand::random::<f64>() / 2.0);
-        attempt = attempt.saturating_add(1);
-        if events.send(SignalingEvent::Offline { retry_in }).is_err() {
-            return;
+    }
+
+    /// Serves an open WebSocket until it drops or the engine stops.
+    async fn serve_ws(&mut self, mut ws: Ws) -> WsEnd {
+        // Drop what was queued while offline.
+        while self.out.try_recv().is_ok() {}
+        if !self.emit(SignalingEvent::Open) {
+            return WsEnd::Stopped;
         }
-        tokio::select! {
-            () = tokio::time::sleep(retry_in) => {}
-            closed = wait_closed(&mut out) => if closed { return },
+        let opened = tokio::time::Instant::now();
+        let mut heard = false;
+        loop {
+            tokio::select! {
+                outgoing = self.out.recv() => match outgoing {
+                    Some(text) => {
+                        if ws.send(Message::text(text)).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => {
+                        let _ = ws.close(None).await;
+                        return WsEnd::Stopped;
+                    }
+                },
+                incoming = ws.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        heard = true;
+                        if let Some(event) = ServerEvent::parse(&text) {
+                            if !self.emit(SignalingEvent::Message(event)) {
+                                return WsEnd::Stopped;
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        WsEnd::Dropped {
+            lasted: opened.elapsed(),
+            heard,
+        }
+    }
+
+    /// Serves a long-poll session until it ends, the engine stops, or (in
+    /// auto mode) a WebSocket gets through.
+    async fn serve_poll(&mut self) -> PollEnd {
+        let endpoint = match crate::poll::Endpoint::from_ws_url(&self.url, self.tls.clone()) {
+            Ok(endpoint) => endpoint,
+            Err(err) => return PollEnd::Failed(err),
+        };
+        let mut session = match crate::poll::Session::open(endpoint).await {
+            Ok(session) => session,
+            Err(err) => return PollEnd::Failed(err),
+        };
+        while self.out.try_recv().is_ok() {}
+        if !self.emit(SignalingEvent::Open) {
+            return PollEnd::Stopped;
+        }
+        let mut sender = session.sender();
+        let receive = |mut session: crate::poll::Session| async move {
+            let received = session.receive().await;
+            (session, received)
+        };
+        let mut receiving = Box::pin(receive(session));
+        let upgrades = self.transport == Transport::Auto;
+        let upgrade = tokio::time::sleep(self.upgrade_in);
+        tokio::pin!(upgrade);
+        loop {
+            tokio::select! {
+                outgoing = self.out.recv() => match outgoing {
+                    Some(text) => {
+                        let mut batch = vec![text];
+                        while let Ok(more) = self.out.try_recv() {
+                            batch.push(more);
+                        }
+                        if let Err(err) = sender.send(&batch).await {
+                            return PollEnd::Failed(err);
+                        }
+                    }
+                    None => {
+                        sender.close().await;
+                        return PollEnd::Stopped;
+                    }
+                },
+                (session, received) = &mut receiving => {
+                    let received = match received {
+                        Ok(received) => received,
+                        Err(err) => return PollEnd::Failed(err),
+                    };
+                    for text in received.messages {
+                        if let Some(event) = ServerEvent::parse(&text) {
+                            if !self.emit(SignalingEvent::Message(event)) {
+                                return PollEnd::Stopped;
+                            }
+                        }
+                    }
+                    if received.closed {
+                        return PollEnd::Closed;
+                    }
+                    receiving.set(receive(session));
+                },
+                () = &mut upgrade, if upgrades => {
+                    match self.connect_ws().await {
+                        Ok(ws) => {
+                            // The engine joins again on the WebSocket, which
+                            // takes the member's place back there.
+                            sender.close().await;
+                            self.upgrade_in = UPGRADE_FIRST;
+                            return PollEnd::Moved(Box::new(ws));
+                        }
+                        Err(_) => {
+                            self.upgrade_in = (self.upgrade_in * 2).min(UPGRADE_MAX);
+                            upgrade.as_mut().reset(tokio::time::Instant::now() + self.upgrade_in);
+                        }
+                    }
+                },
+            }
         }
     }
 }

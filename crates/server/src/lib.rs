@@ -15,6 +15,7 @@ pub mod config_file;
 pub mod ice;
 mod mailbox;
 mod metrics;
+mod poll;
 mod redirect;
 mod state;
 pub mod tls;
@@ -50,6 +51,11 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/sig", post(mailbox::handle))
+        .route("/poll", post(poll::open))
+        .route(
+            "/poll/{token}",
+            post(poll::send).get(poll::receive).delete(poll::close),
+        )
         .route("/", get(assets::index))
         .route("/r/{room}", get(assets::index))
         .route("/manual", get(assets::manual))
@@ -69,6 +75,7 @@ async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value>
         "rooms": stats.rooms,
         "members": stats.members,
         "away": stats.away,
+        "poll_sessions": state.poll_sessions().len(),
     });
     if let Some(mailbox) = state.mailbox() {
         let (waiting, queued) = mailbox.counts();
@@ -147,6 +154,7 @@ pub async fn run_tls(
     tokio::pin!(shutdown);
     // Ends the resume grace periods of members whose connection was lost.
     let timers = tokio::spawn(state.clone().drive_timers());
+    let sweeper = tokio::spawn(state.clone().sweep_poll_sessions());
     let mut accept_errors = accept::AcceptErrors::default();
 
     loop {
@@ -216,7 +224,9 @@ pub async fn run_tls(
     drop(stopping);
     let _ = stop.send(true);
     state.shutdown();
+    state.poll_sessions().end_idle(&state);
     timers.abort();
+    sweeper.abort();
     let drain = async {
         stop.closed().await;
         state.closed().await;

@@ -162,6 +162,7 @@ struct Inner {
     config: Config,
     gate: Gate,
     metrics: Metrics,
+    poll: crate::poll::Sessions,
     mailbox: Option<Arc<SharedMailbox>>,
     shared: Mutex<Shared>,
     next_conn: AtomicU64,
@@ -191,6 +192,7 @@ impl AppState {
             gate: Gate::new(&config),
             config,
             metrics,
+            poll: crate::poll::Sessions::default(),
             mailbox,
             shared: Mutex::new(Shared {
                 hub,
@@ -222,6 +224,22 @@ impl AppState {
     /// Current counts.
     pub fn stats(&self) -> Stats {
         self.lock().hub.stats()
+    }
+
+    /// The long-poll sessions.
+    pub(crate) fn poll_sessions(&self) -> &crate::poll::Sessions {
+        &self.0.poll
+    }
+
+    /// Ends long-poll sessions whose clients went quiet, once a second.
+    pub(crate) async fn sweep_poll_sessions(self) {
+        let mut tick = tokio::time::interval(crate::poll::SWEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let idle = self.0.config.idle_timeout;
+            self.0.poll.sweep(&self, Instant::now(), idle);
+        }
     }
 
     /// The server's metrics.

@@ -146,6 +146,8 @@ pub(crate) enum Refusal {
     AddressFull,
     /// The client's address opens sessions too fast.
     JoinRate,
+    /// `--max-connections` are open.
+    ServerFull,
 }
 
 impl IntoResponse for Refusal {
@@ -167,6 +169,10 @@ impl IntoResponse for Refusal {
             Refusal::JoinRate => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "connecting too fast from your address; try again in a few seconds\n",
+            ),
+            Refusal::ServerFull => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server holds as many connections as it may; try again later\n",
             ),
         };
         (status, why).into_response()
@@ -234,6 +240,39 @@ pub(crate) fn admit_session(
         *pass.forwarded.lock().unwrap_or_else(|e| e.into_inner()) = Some(slot);
     }
     Ok(())
+}
+
+/// Checks a request that opens a long-poll session: [`check_request`]'s
+/// rules and the per-address join rate, as for a WebSocket; then the
+/// session takes a place of its own under `--max-connections` and
+/// `--max-connections-per-address` (it outlives the HTTP connection that
+/// opened it), which it holds until it ends. `pass` is the HTTP
+/// connection's (`None` only for a router served without [`crate::run`]:
+/// no caps apply then).
+pub(crate) fn admit_poll(
+    state: &AppState,
+    pass: Option<&Pass>,
+    headers: &HeaderMap,
+) -> Result<Option<Pass>, Refusal> {
+    let config = state.config();
+    check_request(config, headers)?;
+    let Some(pass) = pass else {
+        return Ok(None);
+    };
+    let gate = state.gate();
+    let client = forwarded::client_addr(pass.peer, headers, &gate.trusted);
+    if gate.limited(client) {
+        let net = Network::of(client);
+        if lock(&gate.addresses).join(net, Instant::now()).is_err() {
+            tracing::info!(%client, "long-poll session refused: --join-rate-per-address");
+            return Err(Refusal::JoinRate);
+        }
+    }
+    match gate.admit(SocketAddr::new(client, 0)) {
+        Ok(session) => Ok(Some(session)),
+        Err(Turned::ServerFull) => Err(Refusal::ServerFull),
+        Err(Turned::AddressFull) => Err(Refusal::AddressFull),
+    }
 }
 
 /// Middleware for every route: the `Host` allow-list.
