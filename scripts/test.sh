@@ -21,6 +21,8 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v curl >/dev/null || missing+=(curl)
 command -v tmux >/dev/null || missing+=(tmux)
 command -v unshare >/dev/null || missing+=(util-linux)
+# The UDP-blocked namespace of the TURN over TCP/TLS tests.
+command -v nft >/dev/null || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq

@@ -29,7 +29,7 @@ fn checked(args: ServeArgs) -> anyhow::Result<String> {
     let addr = args.addr;
     let config = args.into_config()?;
     let needed =
-        peerchat_server::descriptors_needed(config.max_connections, relay_allocations(&config));
+        peerchat_server::descriptors_needed(config.max_connections, config.relay_descriptors());
     peerchat_server::raise_fd_limit(config.max_connections, needed)?;
     let scheme = match &config.tls {
         Some(files) => {
@@ -41,25 +41,10 @@ fn checked(args: ServeArgs) -> anyhow::Result<String> {
     Ok(format!("it would listen on {scheme}://{addr}/"))
 }
 
-/// How many relay allocations the configuration allows, for the open-file
-/// limit.
-fn relay_allocations(config: &peerchat_server::Config) -> usize {
-    match &config.turn {
-        Some(peerchat_server::config::Turn {
-            server:
-                peerchat_server::config::TurnServer::Embedded {
-                    max_allocations, ..
-                },
-            ..
-        }) => *max_allocations,
-        _ => 0,
-    }
-}
-
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.clone().into_config()?;
     let needed =
-        peerchat_server::descriptors_needed(config.max_connections, relay_allocations(&config));
+        peerchat_server::descriptors_needed(config.max_connections, config.relay_descriptors());
     peerchat_server::raise_fd_limit(config.max_connections, needed)?;
     let tls = match &config.tls {
         Some(files) => Some(Arc::new(Tls::load(files.clone())?)),
@@ -85,11 +70,17 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let relay = peerchat_server::start_relay(&mut config, addr)
+    let relay = peerchat_server::start_relay_with_tls(&mut config, addr, tls.as_deref())
         .await
-        .context("starting the STUN/TURN relay (choose another --turn-port, or --no-turn)")?;
+        .context("starting the STUN/TURN relay (choose other --turn-port, --turn-tcp-port and --turn-tls-port, or --no-turn)")?;
     if let Some(relay) = &relay {
         tracing::info!(addr = %relay.local_addr(), "STUN/TURN relay listening (UDP)");
+        if let Some(tcp) = relay.tcp_addr() {
+            tracing::info!(addr = %tcp, "TURN relay listening (TCP)");
+        }
+        if let Some(tls) = relay.tls_addr() {
+            tracing::info!(addr = %tls, "TURN relay listening (TLS)");
+        }
     }
     let shutdown = shutdown_signal().context("installing the signal handlers")?;
     let state = AppState::new(config);

@@ -278,9 +278,11 @@ fn the_systemd_unit_is_hardened_and_holds_the_default_connections() {
             .unwrap(),
     )
     .unwrap();
+    // With TLS, the relay takes clients over TCP and TLS too.
+    let allocations = defaults.turn_max_allocations as usize;
     let needed = peerchat_server::descriptors_needed(
         defaults.max_connections as usize,
-        defaults.turn_max_allocations as usize,
+        allocations + 2 * (allocations + 64),
     );
     assert!(limit >= needed, "LimitNOFILE={limit} < {needed}");
 

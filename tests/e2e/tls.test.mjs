@@ -41,7 +41,7 @@ test('https and wss with a test certificate, replaced mid-session without droppi
   await copyFile(first.cert, live.cert);
   await copyFile(first.key, live.key);
 
-  const server = await startServer(['--tls-cert', live.cert, '--tls-key', live.key]);
+  const server = await startServer(['--tls-cert', live.cert, '--tls-key', live.key, '--turn-tls-port', '0']);
   assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/, 'the printed URL says https');
   const { hostname, port } = new URL(server.url);
   assert.equal(await servedFingerprint(hostname, Number(port)), first.fingerprint);

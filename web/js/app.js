@@ -200,6 +200,14 @@ const ROUTE_NAMES = /** @type {Record<string, string>} */ ({
   relay: 'relayed',
 });
 
+/**
+ * How we reach our relay, when not over UDP (a network that blocks UDP).
+ * @param {string | null} protocol
+ */
+function viaRelay(protocol) {
+  return protocol && protocol !== 'udp' ? `; our relay reached over ${protocol.toUpperCase()}` : '';
+}
+
 /** @param {Room} room */
 async function renderDetails(room) {
   const rows = await Promise.all(
@@ -210,7 +218,7 @@ async function renderDetails(room) {
       const route = stats === null ? m.state : relayed ? ROUTE_NAMES.relay : (ROUTE_NAMES[stats.remote] ?? stats.remote);
       const cells = [
         m.nick,
-        stats === null ? route : `${route} (${stats.local} ↔ ${stats.remote}, ${stats.protocol})`,
+        stats === null ? route : `${route} (${stats.local} ↔ ${stats.remote}, ${stats.protocol}${viaRelay(stats.relayProtocol)})`,
         stats?.rttMs == null ? '–' : `${stats.rttMs.toFixed(1)} ms`,
         stats === null ? '–' : formatBytes(stats.bytesSent),
         stats === null ? '–' : formatBytes(stats.bytesReceived),

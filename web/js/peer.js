@@ -130,8 +130,8 @@ export class PeerLink extends EventTarget {
 
   /**
    * The route in use and its figures, from the selected candidate pair.
-   * @returns {Promise<{local: string, remote: string, protocol: string, rttMs: number | null,
-   *   bytesSent: number, bytesReceived: number} | null>}
+   * @returns {Promise<{local: string, remote: string, protocol: string, relayProtocol: string | null,
+   *   rttMs: number | null, bytesSent: number, bytesReceived: number} | null>}
    */
   async stats() {
     const report = await this.pc.getStats();
@@ -152,6 +152,8 @@ export class PeerLink extends EventTarget {
       local: local?.candidateType ?? 'unknown',
       remote: remote?.candidateType ?? 'unknown',
       protocol: local?.protocol ?? 'udp',
+      // How this side reaches its relay (udp, tcp or tls), when it uses one.
+      relayProtocol: local?.candidateType === 'relay' ? (local?.relayProtocol ?? null) : null,
       rttMs: typeof pair.currentRoundTripTime === 'number' ? pair.currentRoundTripTime * 1000 : null,
       bytesSent: pair.bytesSent ?? 0,
       bytesReceived: pair.bytesReceived ?? 0,

@@ -263,6 +263,7 @@ impl Engine {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (signaling_tx, signaling_rx) = mpsc::unbounded_channel();
         let (link_tx, link_rx) = mpsc::unbounded_channel();
+        let turn_bridges = crate::turn_bridge::TurnBridges::new(options.tls.clone());
         let (pasted, pasted_rx) = mpsc::unbounded_channel();
         let signaling = match &options.session {
             Session::Room { ws_url, .. } => Signaling::spawn(
@@ -300,6 +301,7 @@ impl Engine {
             self_id: None,
             ever_joined: false,
             ice_servers: Vec::new(),
+            turn_bridges,
             members: Vec::new(),
             events,
             link_events: link_tx,
@@ -490,6 +492,9 @@ struct State {
     self_id: Option<String>,
     ever_joined: bool,
     ice_servers: Vec<IceServer>,
+    /// Bridges to relays reached over TCP or TLS (webrtc-rs speaks TURN
+    /// over UDP only).
+    turn_bridges: crate::turn_bridge::TurnBridges,
     members: Vec<MemberEntry>,
     events: mpsc::UnboundedSender<Event>,
     link_events: mpsc::UnboundedSender<(u64, LinkEvent)>,
@@ -853,9 +858,9 @@ impl State {
                 self.self_id = Some(you.id.clone());
                 self.joined_now = true;
                 self.nick = you.nick.clone();
-                self.ice_servers = ice_servers;
-                self.ice_servers
-                    .extend(self.options.extra_ice_servers.iter().cloned());
+                let mut servers = ice_servers;
+                servers.extend(self.options.extra_ice_servers.iter().cloned());
+                self.ice_servers = self.turn_bridges.rewrite(servers).await;
                 // Members who have not come back to the server yet keep
                 // their connection while it stays open, or a while to come
                 // back.

@@ -12,7 +12,9 @@
 //!   polling through [`poll`]);
 //! - [`pair`]: two peers without a room (connection codes, the mailbox);
 //! - [`store`]: the history file;
-//! - [`tls`]: the roots a client trusts.
+//! - [`tls`]: the roots a client trusts;
+//! - `turn_bridge`: TURN over TCP and TLS for webrtc-rs, which speaks it
+//!   over UDP only.
 #![forbid(unsafe_code)]
 
 pub mod engine;
@@ -23,6 +25,7 @@ pub mod session;
 pub mod signaling;
 pub mod store;
 pub mod tls;
+mod turn_bridge;
 
 use base64::Engine as _;
 use base64::prelude::BASE64_URL_SAFE_NO_PAD;

@@ -16,6 +16,7 @@
 pub mod identity;
 pub mod peer;
 pub mod signaling;
+pub mod turn;
 pub mod validate;
 
 mod error;

@@ -18,6 +18,7 @@
 mod credentials;
 mod policy;
 mod stats;
+mod stream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,7 +34,7 @@ use stun::message::{
     METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_SEND, Message, MessageType, Setter,
 };
 use stun::textattrs::TextAttribute;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use turn::auth::{AuthHandler, generate_auth_key};
 use turn::proto::peeraddr::PeerAddress;
 use turn::relay::RelayAddressGenerator;
@@ -46,15 +47,31 @@ use webrtc_util::vnet::net::Net;
 pub use credentials::{CredentialError, Secret};
 pub use policy::PeerPolicy;
 pub use stats::{ClientTransport, RelaySnapshot, RelayStats};
+pub use tokio_rustls::TlsAcceptor;
 
 /// The realm of peerchat's relay.
 pub const REALM: &str = "peerchat";
 
+/// Where the relay listens for clients over a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamPort {
+    /// The UDP port's number (when UDP was given port 0 and that number is
+    /// taken for TCP, any free port).
+    SameAsUdp,
+    /// This port (0: any free one).
+    Port(u16),
+}
+
 /// Settings of the relay.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RelayConfig {
     /// The UDP address to listen on (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// TURN over TCP, on the same IP, if at all.
+    pub tcp: Option<StreamPort>,
+    /// TURN over TLS, on the same IP, with this acceptor (the server's
+    /// certificate), if at all.
+    pub tls: Option<(u16, TlsAcceptor)>,
     /// The address relayed traffic appears to come from, advertised to
     /// clients (the host's public address behind NAT).
     pub public_ip: IpAddr,
@@ -68,6 +85,18 @@ pub struct RelayConfig {
     pub max_allocations: usize,
     /// Bytes per second each allocation may relay (both ways together).
     pub bandwidth_per_allocation: u64,
+}
+
+impl std::fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayConfig")
+            .field("listen", &self.listen)
+            .field("tcp", &self.tcp)
+            .field("tls", &self.tls.as_ref().map(|(port, _)| port))
+            .field("public_ip", &self.public_ip)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the relay could not start.
@@ -90,6 +119,8 @@ pub enum RelayError {
 pub struct Relay {
     server: Arc<Server>,
     addr: SocketAddr,
+    tcp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
     stats: Arc<RelayStats>,
 }
 
@@ -100,50 +131,89 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    /// Binds the UDP socket and starts serving STUN and TURN.
+    /// Binds the UDP socket (and the TCP and TLS listeners, if asked for)
+    /// and starts serving STUN and TURN.
     pub async fn start(config: RelayConfig) -> Result<Relay, RelayError> {
+        let bind_err = |addr: SocketAddr| move |source| RelayError::Bind { addr, source };
         let socket = UdpSocket::bind(config.listen)
             .await
-            .map_err(|source| RelayError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = socket.local_addr().map_err(|source| RelayError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+            .map_err(bind_err(config.listen))?;
+        let addr = socket.local_addr().map_err(bind_err(config.listen))?;
         let stats = Arc::new(RelayStats::default());
         let auth = Arc::new(RestAuth {
             secret: config.secret.clone(),
             stats: stats.clone(),
         });
         let server_slot = Arc::new(OnceLock::new());
-        let listener = FilteringListener {
-            socket: Arc::new(socket),
+        let live = Arc::new(AtomicUsize::new(0));
+        let listener = |conn: Arc<dyn Conn + Send + Sync>| FilteringListener {
+            socket: conn,
             auth: auth.clone(),
             policy: config.policy,
             max_per_user: config.max_allocations_per_user,
             server: server_slot.clone(),
             stats: stats.clone(),
         };
-        let relays = FilteringRelays {
+        let relays = |transport: ClientTransport| FilteringRelays {
             inner: RelayAddressGeneratorStatic {
                 relay_address: config.public_ip,
                 address: addr.ip().to_string(),
                 net: Arc::new(Net::new(None)),
             },
             policy: config.policy,
-            live: Arc::new(AtomicUsize::new(0)),
+            live: live.clone(),
             max_total: config.max_allocations,
             bandwidth: config.bandwidth_per_allocation,
             stats: stats.clone(),
-            transport: ClientTransport::Udp,
+            transport,
         };
+        let mut conn_configs = vec![ConnConfig {
+            conn: Arc::new(listener(Arc::new(socket))),
+            relay_addr_generator: Box::new(relays(ClientTransport::Udp)),
+        }];
+        // One stream connection per allocation, and some to spare.
+        let max_streams = config.max_allocations + 64;
+        let mut tcp = None;
+        if let Some(port) = config.tcp {
+            let tcp_listener = match port {
+                StreamPort::Port(port) => {
+                    let at = SocketAddr::new(addr.ip(), port);
+                    TcpListener::bind(at).await.map_err(bind_err(at))?
+                }
+                StreamPort::SameAsUdp => {
+                    let at = SocketAddr::new(addr.ip(), addr.port());
+                    match TcpListener::bind(at).await {
+                        Ok(bound) => bound,
+                        Err(_) if config.listen.port() == 0 => {
+                            let any = SocketAddr::new(addr.ip(), 0);
+                            TcpListener::bind(any).await.map_err(bind_err(any))?
+                        }
+                        Err(err) => return Err(bind_err(at)(err)),
+                    }
+                }
+            };
+            let streams = stream::StreamListener::start(tcp_listener, None, max_streams)
+                .map_err(bind_err(addr))?;
+            tcp = Some(streams.addr());
+            conn_configs.push(ConnConfig {
+                conn: Arc::new(listener(Arc::new(streams))),
+                relay_addr_generator: Box::new(relays(ClientTransport::Tcp)),
+            });
+        }
+        let mut tls = None;
+        if let Some((port, acceptor)) = config.tls.clone() {
+            let at = SocketAddr::new(addr.ip(), port);
+            let tls_listener = TcpListener::bind(at).await.map_err(bind_err(at))?;
+            let streams = stream::StreamListener::start(tls_listener, Some(acceptor), max_streams)
+                .map_err(bind_err(at))?;
+            tls = Some(streams.addr());
+            conn_configs.push(ConnConfig {
+                conn: Arc::new(listener(Arc::new(streams))),
+                relay_addr_generator: Box::new(relays(ClientTransport::Tls)),
+            });
+        }
         let server = Server::new(ServerConfig {
-            conn_configs: vec![ConnConfig {
-                conn: Arc::new(listener),
-                relay_addr_generator: Box::new(relays),
-            }],
+            conn_configs,
             realm: REALM.to_owned(),
             auth_handler: auth,
             channel_bind_timeout: Duration::ZERO,
@@ -155,6 +225,8 @@ impl Relay {
         Ok(Relay {
             server,
             addr,
+            tcp,
+            tls,
             stats,
         })
     }
@@ -162,6 +234,16 @@ impl Relay {
     /// The UDP address the relay listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The TCP address the relay listens on, if it does.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp
+    }
+
+    /// The TLS address the relay listens on, if it does.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
     }
 
     /// What the relay has done so far.
@@ -232,9 +314,10 @@ fn peer_addresses(m: &Message) -> Vec<SocketAddr> {
     found
 }
 
-/// The server's listening socket, inspecting requests before the server.
+/// A listening socket of the server (UDP, or TCP or TLS streams), inspecting
+/// requests before the server.
 struct FilteringListener {
-    socket: Arc<UdpSocket>,
+    socket: Arc<dyn Conn + Send + Sync>,
     auth: Arc<RestAuth>,
     policy: PeerPolicy,
     max_per_user: usize,
@@ -332,10 +415,10 @@ impl FilteringListener {
 #[async_trait]
 impl Conn for FilteringListener {
     async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
-        Conn::connect(&*self.socket, addr).await
+        self.socket.connect(addr).await
     }
     async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
-        Conn::recv(&*self.socket, buf).await
+        self.socket.recv(buf).await
     }
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         loop {
@@ -346,13 +429,13 @@ impl Conn for FilteringListener {
         }
     }
     async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
-        Conn::send(&*self.socket, buf).await
+        self.socket.send(buf).await
     }
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
-        Ok(self.socket.send_to(buf, target).await?)
+        self.socket.send_to(buf, target).await
     }
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-        Ok(self.socket.local_addr()?)
+        self.socket.local_addr()
     }
     fn remote_addr(&self) -> Option<SocketAddr> {
         None

@@ -14,6 +14,8 @@ const WAIT: Duration = Duration::from_secs(10);
 async fn relay(secret: &Secret, allow_private: bool, per_user: usize, total: usize) -> Relay {
     Relay::start(RelayConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        tcp: None,
+        tls: None,
         public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         secret: secret.clone(),
         policy: PeerPolicy { allow_private },
@@ -197,5 +199,220 @@ async fn allocation_quotas() {
     for cl in [a1, a2, b, c] {
         cl.close().await.unwrap();
     }
+    relay.close().await;
+}
+
+/// A TURN client's side of a TCP (or TLS) connection to the relay, as the
+/// `turn` client's datagram socket: each send is one framed message, each
+/// receive one message cut from the stream.
+struct StreamConn<S> {
+    reader: tokio::sync::Mutex<(tokio::io::ReadHalf<S>, Vec<u8>)>,
+    writer: tokio::sync::Mutex<tokio::io::WriteHalf<S>>,
+    server: SocketAddr,
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite> StreamConn<S> {
+    fn new(stream: S, server: SocketAddr) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
+        Self {
+            reader: tokio::sync::Mutex::new((reader, Vec::new())),
+            writer: tokio::sync::Mutex::new(writer),
+            server,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S> Conn for StreamConn<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + 'static,
+{
+    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Ok(self.recv_from(buf).await?.0)
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        use tokio::io::AsyncReadExt;
+        let mut guard = self.reader.lock().await;
+        let (reader, pending) = &mut *guard;
+        loop {
+            if let Some(len) = peerchat_protocol::turn::frame_len(pending) {
+                if pending.len() >= len {
+                    let message: Vec<u8> = pending.drain(..len).collect();
+                    buf[..len].copy_from_slice(&message);
+                    return Ok((len, self.server));
+                }
+            }
+            let mut chunk = [0u8; 2048];
+            let n = reader.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+            pending.extend_from_slice(&chunk[..n]);
+        }
+    }
+    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+        self.send_to(buf, self.server).await
+    }
+    async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {
+        use tokio::io::AsyncWriteExt;
+        let mut framed = buf.to_vec();
+        if buf[0] >> 6 == 1 {
+            framed.resize(framed.len().div_ceil(4) * 4, 0);
+        }
+        self.writer.lock().await.write_all(&framed).await?;
+        Ok(buf.len())
+    }
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok("127.0.0.1:0".parse().unwrap())
+    }
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        Some(self.server)
+    }
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+async fn stream_client(
+    conn: Arc<dyn Conn + Send + Sync>,
+    server: SocketAddr,
+    user: &str,
+    pass: &str,
+) -> Client {
+    let client = Client::new(ClientConfig {
+        stun_serv_addr: server.to_string(),
+        turn_serv_addr: server.to_string(),
+        username: user.to_owned(),
+        password: pass.to_owned(),
+        realm: REALM.to_owned(),
+        software: String::new(),
+        rto_in_ms: 0,
+        conn,
+        vnet: None,
+    })
+    .await
+    .unwrap();
+    client.listen().await.unwrap();
+    client
+}
+
+/// Allocates through `client` and relays a datagram to a UDP peer and one
+/// back.
+async fn relay_round_trip(client: &Client) {
+    let conn = allocate(client).await.unwrap();
+    let relayed = conn.local_addr().unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    conn.send_to(b"over a stream", peer.local_addr().unwrap())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = tokio::time::timeout(WAIT, peer.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&buf[..n], from), (&b"over a stream"[..], relayed));
+    peer.send_to(b"back", relayed).await.unwrap();
+    let (n, _) = tokio::time::timeout(WAIT, conn.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"back");
+}
+
+#[tokio::test]
+async fn clients_reach_the_relay_over_tcp_and_tls_and_it_relays_over_udp() {
+    let secret = Secret::random();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let relay = Relay::start(RelayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tcp: Some(peerchat_relay::StreamPort::Port(0)),
+        tls: Some((0, tokio_rustls::TlsAcceptor::from(Arc::new(server_config)))),
+        public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        secret: secret.clone(),
+        policy: PeerPolicy {
+            allow_private: true,
+        },
+        max_allocations_per_user: 4,
+        max_allocations: 16,
+        bandwidth_per_allocation: 1 << 20,
+    })
+    .await
+    .unwrap();
+    let (user, pass) = creds(&secret, "alice", 3600);
+
+    let tcp_addr = relay.tcp_addr().unwrap();
+    let tcp = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
+    let over_tcp = stream_client(
+        Arc::new(StreamConn::new(tcp, tcp_addr)),
+        tcp_addr,
+        &user,
+        &pass,
+    )
+    .await;
+    relay_round_trip(&over_tcp).await;
+
+    let tls_addr = relay.tls_addr().unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(client_config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tokio::net::TcpStream::connect(tls_addr).await.unwrap(),
+        )
+        .await
+        .unwrap();
+    let over_tls = stream_client(
+        Arc::new(StreamConn::new(tls, tls_addr)),
+        tls_addr,
+        &user,
+        &pass,
+    )
+    .await;
+    relay_round_trip(&over_tls).await;
+
+    let stats = relay.stats().snapshot();
+    let by = |t| stats.allocated.iter().find(|(k, _)| *k == t).unwrap().1;
+    assert_eq!(by(peerchat_relay::ClientTransport::Tcp), 1);
+    assert_eq!(by(peerchat_relay::ClientTransport::Tls), 1);
+    assert_eq!(by(peerchat_relay::ClientTransport::Udp), 0);
+
+    // Something that is not TURN is dropped, and the relay goes on.
+    let mut junk = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut junk, b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut junk, &mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed");
+    over_tcp.close().await.unwrap();
+    over_tls.close().await.unwrap();
     relay.close().await;
 }

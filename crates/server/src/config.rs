@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use peerchat_mailbox::MailboxConfig;
 use peerchat_protocol::signaling::IceServer;
-use peerchat_relay::{PeerPolicy, Secret};
+use peerchat_relay::{PeerPolicy, Secret, StreamPort};
 use peerchat_rooms::HubConfig;
 
 /// Flags of `peerchat serve`. Every flag can also be set through the
@@ -226,6 +226,33 @@ pub struct ServeArgs {
     #[arg(long, env = "PEERCHAT_TURN_PORT", default_value_t = 3478)]
     pub turn_port: u16,
 
+    /// TCP port on which the relay also takes clients (TURN over TCP, for
+    /// networks that drop UDP; the relay still speaks UDP to peers).
+    /// Default: the UDP port's number.
+    #[arg(long, env = "PEERCHAT_TURN_TCP_PORT", value_name = "PORT")]
+    pub turn_tcp_port: Option<u16>,
+
+    /// Do not take relay clients over TCP.
+    #[arg(long, env = "PEERCHAT_NO_TURN_TCP")]
+    pub no_turn_tcp: bool,
+
+    /// With --tls-cert: port on which the relay also takes clients over TLS
+    /// (`turns:` URLs, with the server's certificate); 0 picks a free port.
+    /// 443 gets through nearly every firewall, when the web server is
+    /// elsewhere.
+    #[arg(long, env = "PEERCHAT_TURN_TLS_PORT", default_value_t = 5349)]
+    pub turn_tls_port: u16,
+
+    /// Do not take relay clients over TLS, even with --tls-cert.
+    #[arg(long, env = "PEERCHAT_NO_TURN_TLS")]
+    pub no_turn_tls: bool,
+
+    /// The host name (or address) in the relay's `turn:` and `turns:` URLs;
+    /// for TLS it must be a name the certificate holds, like
+    /// `chat.example.org`. Default: the address of --public-ip.
+    #[arg(long, env = "PEERCHAT_TURN_HOST", value_name = "HOST")]
+    pub turn_host: Option<String>,
+
     /// Do not run the embedded STUN/TURN relay.
     #[arg(long, env = "PEERCHAT_NO_TURN", conflicts_with = "turn_urls")]
     pub no_turn: bool,
@@ -398,6 +425,12 @@ pub enum TurnServer {
     Embedded {
         /// The UDP port (0: any free one).
         port: u16,
+        /// Where it takes clients over TCP, if at all.
+        tcp: Option<StreamPort>,
+        /// The port on which it takes clients over TLS, if at all.
+        tls_port: Option<u16>,
+        /// The host in its URLs, when not the public address.
+        host: Option<String>,
         /// The address peers reach the relay at, when given.
         public_ip: Option<IpAddr>,
         /// Which peers the relay may reach.
@@ -448,6 +481,30 @@ pub enum ConfigError {
     TurnUrlScheme(String),
 }
 
+impl Config {
+    /// File descriptors the relay may hold at most: one per allocation, and
+    /// one per client connection over TCP or TLS (one allocation each, and
+    /// some to spare).
+    pub fn relay_descriptors(&self) -> usize {
+        match &self.turn {
+            Some(Turn {
+                server:
+                    TurnServer::Embedded {
+                        max_allocations,
+                        tcp,
+                        tls_port,
+                        ..
+                    },
+                ..
+            }) => {
+                let streams = usize::from(tcp.is_some()) + usize::from(tls_port.is_some());
+                max_allocations + streams * (max_allocations + 64)
+            }
+            _ => 0,
+        }
+    }
+}
+
 impl ServeArgs {
     /// Checks the flags and turns them into a [`Config`].
     pub fn into_config(self) -> Result<Config, ConfigError> {
@@ -489,6 +546,13 @@ impl ServeArgs {
         } else {
             Some(TurnServer::Embedded {
                 port: self.turn_port,
+                tcp: (!self.no_turn_tcp).then_some(match self.turn_tcp_port {
+                    Some(port) => StreamPort::Port(port),
+                    None => StreamPort::SameAsUdp,
+                }),
+                tls_port: (!self.no_turn_tls && self.tls_cert.is_some())
+                    .then_some(self.turn_tls_port),
+                host: self.turn_host.clone(),
                 public_ip: self.public_ip,
                 policy: PeerPolicy {
                     allow_private: self.turn_allow_private,

@@ -11,6 +11,7 @@ use peerchat_relay::{Relay, RelayConfig, RelayError, Secret};
 use peerchat_rooms::IceProvider;
 
 use crate::config::{Config, TurnServer};
+use crate::tls::Tls;
 
 /// The ICE servers of one server: some fixed, and TURN with credentials
 /// issued to each member.
@@ -44,10 +45,21 @@ impl IceProvider for MemberIce {
 
 /// Starts the embedded relay if the configuration asks for one, and sets
 /// up the ICE servers members get. `http` is the address the HTTP server
-/// listens on; the relay listens on the same IP.
+/// listens on; the relay listens on the same IP. No TURN over TLS: see
+/// [`start_relay_with_tls`].
 pub async fn start_relay(
     config: &mut Config,
     http: SocketAddr,
+) -> Result<Option<Relay>, RelayError> {
+    start_relay_with_tls(config, http, None).await
+}
+
+/// As [`start_relay`], taking relay clients over TLS too (when the
+/// configuration asks for it) with `tls`'s certificate.
+pub async fn start_relay_with_tls(
+    config: &mut Config,
+    http: SocketAddr,
+    tls: Option<&Tls>,
 ) -> Result<Option<Relay>, RelayError> {
     let mut fixed = config.ice_servers.clone();
     let Some(turn) = config.turn.clone() else {
@@ -57,6 +69,9 @@ pub async fn start_relay(
         TurnServer::External { urls } => (None, urls),
         TurnServer::Embedded {
             port,
+            tcp,
+            tls_port,
+            host,
             public_ip,
             policy,
             max_allocations_per_user,
@@ -66,6 +81,8 @@ pub async fn start_relay(
             let public_ip = public_ip.unwrap_or_else(|| advertised_ip(http.ip()));
             let relay = Relay::start(RelayConfig {
                 listen: SocketAddr::new(http.ip(), port),
+                tcp,
+                tls: tls_port.zip(tls.map(Tls::turn_acceptor)),
                 public_ip,
                 secret: turn.secret.clone(),
                 policy,
@@ -75,20 +92,25 @@ pub async fn start_relay(
             })
             .await?;
             config.relay_stats = Some(relay.stats());
-            let host = match public_ip {
+            let address = match public_ip {
                 IpAddr::V4(v4) => v4.to_string(),
                 IpAddr::V6(v6) => format!("[{v6}]"),
             };
+            let host = host.unwrap_or_else(|| address.clone());
             let port = relay.local_addr().port();
             fixed.push(IceServer {
-                urls: vec![format!("stun:{host}:{port}")],
+                urls: vec![format!("stun:{address}:{port}")],
                 username: None,
                 credential: None,
             });
-            (
-                Some(relay),
-                vec![format!("turn:{host}:{port}?transport=udp")],
-            )
+            let mut urls = vec![format!("turn:{host}:{port}?transport=udp")];
+            if let Some(tcp) = relay.tcp_addr() {
+                urls.push(format!("turn:{host}:{}?transport=tcp", tcp.port()));
+            }
+            if let Some(tls) = relay.tls_addr() {
+                urls.push(format!("turns:{host}:{}?transport=tcp", tls.port()));
+            }
+            (Some(relay), urls)
         }
     };
     config.hub.ice = Arc::new(MemberIce {

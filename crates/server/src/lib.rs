@@ -39,7 +39,7 @@ pub use accept::{FdLimitTooLow, descriptors_needed, raise_fd_limit};
 pub use admission::{BadNet, IpNet};
 pub use config::{Config, ConfigError, LogFormat, ServeArgs};
 pub use config_file::{ConfigFile, ConfigFileError};
-pub use ice::start_relay;
+pub use ice::{start_relay, start_relay_with_tls};
 pub use redirect::redirect_http;
 pub use state::AppState;
 

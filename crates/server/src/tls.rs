@@ -67,6 +67,8 @@ pub struct Tls {
     files: TlsFiles,
     current: Arc<Current>,
     acceptor: TlsAcceptor,
+    /// The same certificate, without ALPN: for TURN over TLS.
+    turn_acceptor: TlsAcceptor,
 }
 
 impl fmt::Debug for Tls {
@@ -143,20 +145,28 @@ impl Tls {
         let current = Arc::new(Current {
             loaded: RwLock::new(load(&files)?),
         });
-        let mut config = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|error| TlsError::Key {
-                cert: files.cert.clone(),
-                key: files.key.clone(),
-                error,
-            })?
-            .with_no_client_auth()
-            .with_cert_resolver(current.clone());
+        let build = || {
+            ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map(|config| {
+                    config
+                        .with_no_client_auth()
+                        .with_cert_resolver(current.clone())
+                })
+                .map_err(|error| TlsError::Key {
+                    cert: files.cert.clone(),
+                    key: files.key.clone(),
+                    error,
+                })
+        };
+        let mut config = build()?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let turn = build()?;
         Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            turn_acceptor: TlsAcceptor::from(Arc::new(turn)),
             files,
             current,
-            acceptor: TlsAcceptor::from(Arc::new(config)),
         })
     }
 
@@ -168,6 +178,13 @@ impl Tls {
     /// What accepts TLS connections with the current certificate.
     pub(crate) fn acceptor(&self) -> TlsAcceptor {
         self.acceptor.clone()
+    }
+
+    /// What accepts TURN clients over TLS with the current certificate
+    /// (offering no application protocol, which TURN clients do not ask
+    /// for).
+    pub fn turn_acceptor(&self) -> TlsAcceptor {
+        self.turn_acceptor.clone()
     }
 
     /// Reads the files again and, if they changed and go together, serves

@@ -41,9 +41,13 @@ const CHROMIUM_ARGS = [
 /**
  * A fresh headless Chromium (Playwright gives it a new, empty profile).
  * @param {string[]} [extraArgs] more command-line flags
+ * @param {{executablePath?: string, loopback?: boolean}} [options] another
+ *   executable (one that starts Chromium in another network namespace), and
+ *   whether peer connections may use loopback addresses
  */
-export async function launchBrowser(extraArgs = []) {
-  return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs], headless: true });
+export async function launchBrowser(extraArgs = [], { executablePath = CHROMIUM, loopback = true } = {}) {
+  const args = CHROMIUM_ARGS.filter((a) => loopback || a !== '--allow-loopback-in-peer-connection');
+  return chromium.launch({ executablePath, args: [...args, ...extraArgs], headless: true });
 }
 
 /**
