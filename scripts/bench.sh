@@ -2,7 +2,8 @@
 # Runs peerchat's benchmarks in release builds, inside a loopback-only
 # network namespace, prints tables and writes JSON under target/bench/:
 # data channels (native and Chromium) and signaling (peerchat against PeerJS
-# server, installed from npm when missing).
+# server, installed from npm when missing), and signaling over each
+# transport (WebSocket, long polling; without and with TLS).
 # `scripts/bench.sh --quick` runs small sizes (the test suite does this so
 # the benchmarks cannot rot).
 set -euo pipefail
@@ -25,6 +26,9 @@ scripts/netns.sh node bench/webrtc.mjs "$@"
 echo
 echo "== signaling: peerchat and PeerJS server under the same load"
 scripts/netns.sh node bench/signaling.mjs "$@"
+echo
+echo "== signaling transports: WebSocket and long polling, without and with TLS"
+scripts/netns.sh node bench/transports.mjs "$@"
 echo
 echo "== summary: the figures with targets (target/bench/summary.json)"
 node bench/summary.mjs

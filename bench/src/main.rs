@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod load;
+mod transports;
 
 use std::time::{Duration, Instant};
 
@@ -96,6 +97,40 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
         sources: u8,
     },
+    /// One transport of one server (WebSocket or long polling, over TLS or
+    /// not), measured alike: join latency and the server's CPU per join,
+    /// relay throughput per server CPU-second and latency, and TLS
+    /// handshakes. Prints one JSON object.
+    Transports(TransportArgs),
+}
+
+/// Flags of `transports`.
+#[derive(Debug, clap::Args)]
+struct TransportArgs {
+    /// How the clients reach the server.
+    #[arg(long, value_enum)]
+    transport: transports::Transport,
+    /// The server's `host:port`.
+    #[arg(long)]
+    addr: String,
+    /// The server's process id, for its CPU time.
+    #[arg(long)]
+    pid: u32,
+    /// Speak TLS, trusting the certificate in this PEM file.
+    #[arg(long, value_name = "PATH")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Clients that join, one after another (then relay in pairs).
+    #[arg(long, default_value_t = 100)]
+    joins: usize,
+    /// Signals each pair relays.
+    #[arg(long, default_value_t = 1000)]
+    messages: u64,
+    /// Bytes of each signal's payload.
+    #[arg(long, default_value_t = 1000)]
+    size: usize,
+    /// TLS handshakes to time.
+    #[arg(long, default_value_t = 200)]
+    handshakes: usize,
 }
 
 /// One part of the signaling measurement.
@@ -132,6 +167,27 @@ struct RttReport {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Transports(args) => {
+            let tls = match &args.tls_ca {
+                Some(path) => {
+                    let roots = peerchat_client::tls::read_roots(path)?;
+                    Some(peerchat_client::tls::client_config(&roots)?)
+                }
+                None => None,
+            };
+            let report = transports::run(
+                args.transport,
+                &args.addr,
+                args.pid,
+                tls,
+                args.joins,
+                args.messages,
+                args.size,
+                args.handshakes,
+            )
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
         Command::Rtt {
             link,
             echo,

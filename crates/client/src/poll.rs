@@ -40,8 +40,8 @@ pub enum PollError {
 }
 
 /// Where the server is, and how to reach it.
-#[derive(Debug, Clone)]
-pub(crate) struct Endpoint {
+#[derive(Clone)]
+pub struct Endpoint {
     host: String,
     port: u16,
     /// TLS, with whom to trust; `None` for plain http.
@@ -50,12 +50,18 @@ pub(crate) struct Endpoint {
     authority: String,
 }
 
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("authority", &self.authority)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
 impl Endpoint {
     /// From the `ws://` or `wss://` URL of `/ws`.
-    pub(crate) fn from_ws_url(
-        ws_url: &str,
-        tls: Arc<rustls::ClientConfig>,
-    ) -> Result<Self, PollError> {
+    pub fn from_ws_url(ws_url: &str, tls: Arc<rustls::ClientConfig>) -> Result<Self, PollError> {
         let url = url::Url::parse(ws_url).map_err(|e| PollError::Url(e.to_string()))?;
         let secure = match url.scheme() {
             "wss" | "https" => true,
@@ -176,7 +182,8 @@ struct Batch {
 }
 
 /// An open long-poll session.
-pub(crate) struct Session {
+#[allow(missing_debug_implementations)]
+pub struct Session {
     token: String,
     wait: Duration,
     receive: Link,
@@ -185,16 +192,17 @@ pub(crate) struct Session {
 }
 
 /// What a receive request brought.
-pub(crate) struct Received {
+#[derive(Debug)]
+pub struct Received {
     /// Server messages, as JSON texts.
-    pub(crate) messages: Vec<String>,
+    pub messages: Vec<String>,
     /// The session is over.
-    pub(crate) closed: bool,
+    pub closed: bool,
 }
 
 impl Session {
     /// Opens a session.
-    pub(crate) async fn open(endpoint: Endpoint) -> Result<Session, PollError> {
+    pub async fn open(endpoint: Endpoint) -> Result<Session, PollError> {
         let mut send = Link {
             endpoint: endpoint.clone(),
             sender: None,
@@ -219,7 +227,7 @@ impl Session {
     }
 
     /// Waits for server messages (the server answers within its wait).
-    pub(crate) async fn receive(&mut self) -> Result<Received, PollError> {
+    pub async fn receive(&mut self) -> Result<Received, PollError> {
         let path = format!("/poll/{}?ack={}", self.token, self.ack);
         let timeout = self.wait + Duration::from_secs(15);
         let (status, body) = self
@@ -244,7 +252,7 @@ impl Session {
     }
 
     /// A sender for client messages, on a connection of its own.
-    pub(crate) fn sender(&mut self) -> Sender {
+    pub fn sender(&mut self) -> Sender {
         Sender {
             path: format!("/poll/{}", self.token),
             link: Link {
@@ -256,14 +264,15 @@ impl Session {
 }
 
 /// Sends client messages of a session.
-pub(crate) struct Sender {
+#[allow(missing_debug_implementations)]
+pub struct Sender {
     path: String,
     link: Link,
 }
 
 impl Sender {
     /// Sends `messages` (JSON texts), in order.
-    pub(crate) async fn send(&mut self, messages: &[String]) -> Result<(), PollError> {
+    pub async fn send(&mut self, messages: &[String]) -> Result<(), PollError> {
         let body = Bytes::from(format!("[{}]", messages.join(",")));
         let (status, _) = self
             .link
@@ -276,7 +285,7 @@ impl Sender {
     }
 
     /// Ends the session (as a dropped connection: the member may resume).
-    pub(crate) async fn close(&mut self) {
+    pub async fn close(&mut self) {
         let _ = self
             .link
             .request(
