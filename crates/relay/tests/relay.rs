@@ -29,6 +29,16 @@ async fn relay(secret: &Secret, allow_private: bool, per_user: usize, total: usi
 
 async fn client(server: SocketAddr, username: &str, password: &str) -> Client {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client_over(Arc::new(socket), server, username, password).await
+}
+
+/// A `turn` client speaking through `conn` (a UDP socket, or a stream).
+async fn client_over(
+    conn: Arc<dyn Conn + Send + Sync>,
+    server: SocketAddr,
+    username: &str,
+    password: &str,
+) -> Client {
     let client = Client::new(ClientConfig {
         stun_serv_addr: server.to_string(),
         turn_serv_addr: server.to_string(),
@@ -37,7 +47,7 @@ async fn client(server: SocketAddr, username: &str, password: &str) -> Client {
         realm: REALM.to_owned(),
         software: String::new(),
         rto_in_ms: 0,
-        conn: Arc::new(socket),
+        conn,
         vnet: None,
     })
     .await
@@ -144,31 +154,14 @@ async fn relaying_to_loopback_works_when_allowed() {
     let relay = relay(&secret, true, 4, 16).await;
     let (user, pass) = creds(&secret, "alice", 3600);
     let c = client(relay.local_addr(), &user, &pass).await;
-    let conn = allocate(&c).await.unwrap();
-    let relayed = conn.local_addr().unwrap();
-    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    conn.send_to(b"hello", peer.local_addr().unwrap())
-        .await
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let (n, from) = tokio::time::timeout(WAIT, peer.recv_from(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((&buf[..n], from), (&b"hello"[..], relayed));
-    peer.send_to(b"back", relayed).await.unwrap();
-    let (n, _) = tokio::time::timeout(WAIT, conn.recv_from(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&buf[..n], b"back");
+    relay_round_trip(&c).await;
     let stats = relay.stats().snapshot();
     assert_eq!(stats.allocations, 1);
     assert_eq!(
         stats.allocated[0],
         (peerchat_relay::ClientTransport::Udp, 1)
     );
-    assert_eq!((stats.bytes_to_peers, stats.bytes_from_peers), (5, 4));
+    assert_eq!((stats.bytes_to_peers, stats.bytes_from_peers), (13, 4));
     c.close().await.unwrap();
     relay.close().await;
 }
@@ -279,36 +272,13 @@ where
     }
 }
 
-async fn stream_client(
-    conn: Arc<dyn Conn + Send + Sync>,
-    server: SocketAddr,
-    user: &str,
-    pass: &str,
-) -> Client {
-    let client = Client::new(ClientConfig {
-        stun_serv_addr: server.to_string(),
-        turn_serv_addr: server.to_string(),
-        username: user.to_owned(),
-        password: pass.to_owned(),
-        realm: REALM.to_owned(),
-        software: String::new(),
-        rto_in_ms: 0,
-        conn,
-        vnet: None,
-    })
-    .await
-    .unwrap();
-    client.listen().await.unwrap();
-    client
-}
-
 /// Allocates through `client` and relays a datagram to a UDP peer and one
 /// back.
 async fn relay_round_trip(client: &Client) {
     let conn = allocate(client).await.unwrap();
     let relayed = conn.local_addr().unwrap();
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    conn.send_to(b"over a stream", peer.local_addr().unwrap())
+    conn.send_to(b"through relay", peer.local_addr().unwrap())
         .await
         .unwrap();
     let mut buf = [0u8; 64];
@@ -316,7 +286,7 @@ async fn relay_round_trip(client: &Client) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((&buf[..n], from), (&b"over a stream"[..], relayed));
+    assert_eq!((&buf[..n], from), (&b"through relay"[..], relayed));
     peer.send_to(b"back", relayed).await.unwrap();
     let (n, _) = tokio::time::timeout(WAIT, conn.recv_from(&mut buf))
         .await
@@ -362,7 +332,7 @@ async fn clients_reach_the_relay_over_tcp_and_tls_and_it_relays_over_udp() {
 
     let tcp_addr = relay.tcp_addr().unwrap();
     let tcp = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
-    let over_tcp = stream_client(
+    let over_tcp = client_over(
         Arc::new(StreamConn::new(tcp, tcp_addr)),
         tcp_addr,
         &user,
@@ -386,7 +356,7 @@ async fn clients_reach_the_relay_over_tcp_and_tls_and_it_relays_over_udp() {
         )
         .await
         .unwrap();
-    let over_tls = stream_client(
+    let over_tls = client_over(
         Arc::new(StreamConn::new(tls, tls_addr)),
         tls_addr,
         &user,

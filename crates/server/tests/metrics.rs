@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::{ROOM, WAIT, config, http_get, http_post};
-use futures_util::{SinkExt, StreamExt};
+use common::{ROOM, WAIT, config, http_get, http_post, next_json};
+use futures_util::SinkExt;
 use peerchat_server::AppState;
 use serde_json::{Value, json};
 use tokio::net::UdpSocket;
@@ -57,19 +57,6 @@ impl Scrape {
             .0
             .get(key)
             .unwrap_or_else(|| panic!("no sample {key}; have {:?}", self.0.keys()))
-    }
-}
-
-async fn next_json(ws: &mut common::Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).unwrap();
-        }
     }
 }
 

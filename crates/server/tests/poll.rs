@@ -6,8 +6,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{ROOM, Server, WAIT, http_raw};
-use futures_util::{SinkExt, StreamExt};
+use common::{ROOM, Server, WAIT, http_raw, next_json};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -92,19 +92,6 @@ impl PollClient {
                     return message.clone();
                 }
             }
-        }
-    }
-}
-
-async fn next_json(ws: &mut common::Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).unwrap();
         }
     }
 }

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{ROOM, WAIT, config};
-use futures_util::{SinkExt, StreamExt};
+use common::{ROOM, WAIT, config, next_json};
+use futures_util::SinkExt;
 use peerchat_server::AppState;
 use peerchat_server::tls::{Tls, TlsFiles};
 use rustls::pki_types::{CertificateDer, ServerName};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -135,19 +135,6 @@ async fn wss_join(
     assert_eq!(joined["type"], "joined", "{joined}");
     let id = joined["you"]["id"].as_str().unwrap().to_owned();
     (ws, id, cert)
-}
-
-async fn next_json(ws: &mut Wss) -> Value {
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
 }
 
 /// Sends a signal from `from` to `to_id` and waits for `to` to get it.

@@ -90,8 +90,11 @@ impl Server {
     }
 }
 
-/// The next text frame as JSON.
-async fn next_json(ws: &mut Ws) -> Value {
+/// The next text frame as JSON, on a WebSocket over any stream.
+pub async fn next_json<S>(ws: &mut WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use futures_util::StreamExt;
     loop {
         let msg = tokio::time::timeout(WAIT, ws.next())
