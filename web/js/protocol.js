@@ -122,8 +122,14 @@ export function utf8Length(text) {
  * member keys, message ids and connection ids.
  */
 export function randomId() {
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
+  return base64url(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+/**
+ * Bytes in base64url, without padding.
+ * @param {Uint8Array} bytes
+ */
+export function base64url(bytes) {
   let binary = '';
   for (const b of bytes) binary += String.fromCharCode(b);
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');

@@ -115,6 +115,13 @@ impl Signaling {
         Signaling { out }
     }
 
+    /// A handle to no connection: what is sent is dropped. Putting it in
+    /// place of a live handle closes that connection for good.
+    pub(crate) fn stopped() -> Signaling {
+        let (out, _) = mpsc::unbounded_channel();
+        Signaling { out }
+    }
+
     /// Sends a message if the connection is open (messages sent while it is
     /// down are dropped: the engine re-joins when it comes back).
     pub fn send(&self, json: String) {
