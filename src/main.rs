@@ -93,6 +93,18 @@ fn init_logging(default: &str) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.clone().into_config()?;
+    let allocations = match &config.turn {
+        Some(peerchat_server::config::Turn {
+            server:
+                peerchat_server::config::TurnServer::Embedded {
+                    max_allocations, ..
+                },
+            ..
+        }) => *max_allocations,
+        _ => 0,
+    };
+    let needed = peerchat_server::descriptors_needed(config.max_connections, allocations);
+    peerchat_server::raise_fd_limit(config.max_connections, needed)?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;

@@ -465,6 +465,17 @@ s.step(5020, joined(A), [o("entered", first=False)], deadline=None)
 s.step(7010, "timeout", [])
 scenarios.append(s.doc)
 
+s = Scenario("shutting_down: the server stops; an outage like a crash, links stay, join again when it is back")
+sb, = s.enter(A, B, open_at=3)
+s.step(100, error("shutting_down"), [], deadline=None)
+# A link that closes now waits for the member list.
+s.step(110, link("link_closed", sb), [o("down", peer=B), state(B, "reconnecting")], deadline=None)
+s.step(120, server("offline"), [])
+s.step(5000, server("open"), [o("join")])
+s2 = s.sid()
+s.step(5010, joined(A, B), [o("start", peer=B, sid=s2), o("entered", first=False)])
+scenarios.append(s.doc)
+
 s = Scenario("replaced: another connection took our place; do not join again by ourselves")
 s.enter(A)
 s.step(3, error("replaced"), [o("join_refused", code="replaced")])

@@ -480,6 +480,11 @@ export class Mesh {
       this.joined = false;
       this.rejoinAt = null;
       out.push({ join_refused: { code } });
+    } else if (code === 'shutting_down') {
+      // The server is stopping: an outage, as if it had crashed. Nobody
+      // left; the links stay, and we join again when a server is back.
+      this.joined = false;
+      this.rejoinAt = null;
     } else if (REFUSING.has(code) && !this.joined) {
       // Joining again after a lost connection: our previous session may
       // hold the nickname until the server notices it is gone.

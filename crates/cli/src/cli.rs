@@ -34,8 +34,11 @@ pub struct ChatArgs {
 
     /// Pair with one other peer through the server's mailbox (`POST /sig`)
     /// under this id instead of a room: the first to arrive offers, the
-    /// second answers. Needs an http:// --server. Line mode.
-    #[arg(long, value_name = "ID")]
+    /// second answers. Without an id, a random one (128 bits) is made and
+    /// printed, to give to the other side; whoever guesses an id can take
+    /// the offer, so a short one is warned about. Needs an http:// --server.
+    /// Line mode.
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
     pub mailbox: Option<String>,
 
     /// The server, for a bare room id.
@@ -132,9 +135,11 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         };
         (Session::Manual(role), false)
     } else if let Some(id) = &args.mailbox {
+        let (id, notice) = mailbox_id(id);
+        eprintln!("{notice}");
         let session = Session::Mailbox {
             ws_url: server()?,
-            id: id.clone(),
+            id,
         };
         (session, false)
     } else {
@@ -183,5 +188,52 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
             };
             crate::line::run(engine, events, mode, args.linger, manual).await
         }
+    }
+}
+
+/// Mailbox ids shorter than this (22 base64url characters: 128 bits) are
+/// easy to guess.
+const MAILBOX_ID_LEN: usize = 22;
+
+/// The mailbox id to pair under, from `--mailbox`'s value (empty: make a
+/// random one), and what to tell the user about it.
+fn mailbox_id(given: &str) -> (String, String) {
+    if given.is_empty() {
+        let id = peerchat_client::random_id();
+        let notice = format!(
+            "mailbox id: {id} (the other side runs `peerchat chat --mailbox {id}` with the same --server)"
+        );
+        (id, notice)
+    } else if given.len() < MAILBOX_ID_LEN {
+        let notice = format!(
+            "warning: whoever guesses the mailbox id {given:?} can take your offer; \
+             `--mailbox` with no id makes a random one"
+        );
+        (given.to_owned(), notice)
+    } else {
+        (given.to_owned(), format!("mailbox id: {given}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mailbox_id_is_made_when_none_is_given_and_a_short_one_is_warned_about() {
+        let (a, notice) = mailbox_id("");
+        let (b, _) = mailbox_id("");
+        assert_eq!(a.len(), MAILBOX_ID_LEN);
+        assert_ne!(a, b);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+        assert!(notice.contains(&a));
+        let (id, notice) = mailbox_id("pairing");
+        assert_eq!(id, "pairing");
+        assert!(notice.starts_with("warning:"));
+        let long = "Zq0rJ8xWm3bT5nY2kL7pA1";
+        assert_eq!(mailbox_id(long).0, long);
     }
 }

@@ -272,17 +272,7 @@ impl Engine {
                 pasted_rx,
             ),
         };
-        let (store, saved) = open_store(&options);
-        // With a history file, the same nickname in the same room comes
-        // back as the same member (same key, so same peer id).
-        let key = store
-            .as_ref()
-            .and_then(|Kept { file, room }| {
-                file.key(room, &options.nick, crate::random_id)
-                    .map_err(|err| tracing::warn!(%err, "member key not kept"))
-                    .ok()
-            })
-            .unwrap_or_else(crate::random_id);
+        let (store, saved, key) = open_store(&options);
         let mesh_config = if options.session.relays_signals() {
             MeshConfig::default()
         } else {
@@ -409,28 +399,33 @@ struct Kept {
     room: String,
 }
 
-/// Opens the history file and reads the room's history, if the options
-/// name one and this is a room; a file that cannot be used is reported and
-/// left alone.
-fn open_store(options: &EngineOptions) -> (Option<Kept>, Option<peerchat_history::Saved>) {
+/// Opens the history file, picks our member key and reads our history of
+/// the room, if the options name a file and this is a room; a file that
+/// cannot be used is reported and left alone. With a history file, the same
+/// nickname in the same room comes back as the same member (same key, so
+/// same peer id).
+fn open_store(options: &EngineOptions) -> (Option<Kept>, Option<peerchat_history::Saved>, String) {
     let (Some(path), Some(room)) = (&options.history_file, options.session.room()) else {
-        return (None, None);
+        return (None, None, crate::random_id());
     };
-    let opened = crate::store::Store::open(path).and_then(|file| {
+    let opened = crate::store::Store::open(path).and_then(|mut file| {
+        let key = file.key(room, &options.nick, crate::random_id)?;
+        file.set_member(&peerchat_protocol::peer_id_from_key(room, &key));
         let saved = file.load(room)?;
-        Ok((file, saved))
+        Ok((file, saved, key))
     });
     match opened {
-        Ok((file, saved)) => (
+        Ok((file, saved, key)) => (
             Some(Kept {
                 file,
                 room: room.to_owned(),
             }),
             Some(saved),
+            key,
         ),
         Err(err) => {
             tracing::warn!(%err, "history will not be kept");
-            (None, None)
+            (None, None, crate::random_id())
         }
     }
 }
@@ -950,8 +945,12 @@ impl State {
                 self.feed(input, context).await;
             }
             ServerEvent::Error { code, message } => {
-                if !matches!(code, ErrorCode::PeerAway) {
-                    tracing::debug!(%code, %message, "server error");
+                match code {
+                    ErrorCode::PeerAway => {}
+                    ErrorCode::ShuttingDown => {
+                        tracing::info!("the server is shutting down; rejoining when it is back");
+                    }
+                    _ => tracing::debug!(%code, %message, "server error"),
                 }
                 let context = Context {
                     payload: None,

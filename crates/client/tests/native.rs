@@ -253,3 +253,46 @@ async fn history_is_kept_in_the_history_file_between_runs() {
     last.leave().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Terminal clients on one machine share the history file; each member
+/// keeps its own history of the room in it. A member's `/clear` is its
+/// own: a late joiner using the same file still gets the conversation from
+/// the others, as a browser elsewhere does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_cleared() {
+    let (url, _stop) = server().await;
+    let dir =
+        std::env::temp_dir().join(format!("peerchat-native-{}", peerchat_client::random_id()));
+    let file = dir.join("history.sqlite3");
+    let with_file = |nick: &str| EngineOptions {
+        history_file: Some(file.clone()),
+        ..options(&url, nick)
+    };
+
+    let (alice, mut alice_events) = Engine::start(with_file("alice"));
+    joined(&mut alice_events).await;
+    let (bob, mut bob_events) = Engine::start(with_file("bob"));
+    joined(&mut bob_events).await;
+    let said = ["one", "two", "three"];
+    for text in said {
+        alice.send(text).unwrap();
+        message(&mut bob_events, text).await;
+    }
+    bob.clear_history();
+    // Bob's clear is through (his commands run in order) once he has sent
+    // this, and alice has it.
+    bob.send("cleared").unwrap();
+    message(&mut alice_events, "cleared").await;
+
+    let (carol, mut carol_events) = Engine::start(with_file("carol"));
+    let (_, members) = joined(&mut carol_events).await;
+    assert_eq!(members.len(), 2);
+    for text in said.into_iter().chain(["cleared"]) {
+        let from = message(&mut carol_events, text).await;
+        assert_eq!(from.nick, if text == "cleared" { "bob" } else { "alice" });
+    }
+    for engine in [alice, bob, carol] {
+        engine.leave().await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

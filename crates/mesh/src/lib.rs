@@ -851,6 +851,12 @@ impl Mesh {
             self.joined_now = false;
             self.rejoin_at = None;
             out.push(Output::JoinRefused { code });
+        } else if code == ErrorCode::ShuttingDown {
+            // The server is stopping: an outage, as if it had crashed.
+            // Nobody left; the links stay, and we join again when a server
+            // is back.
+            self.joined_now = false;
+            self.rejoin_at = None;
         } else if refuses_join(code) && !self.joined_now {
             // Joining again after a lost connection: our previous session
             // may hold the nickname until the server notices it is gone.
