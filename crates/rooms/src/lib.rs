@@ -126,16 +126,32 @@ pub struct HubConfig {
     pub resume_grace: Duration,
 }
 
+impl HubConfig {
+    /// The default [`HubConfig::room_capacity`] (and `--room-capacity`).
+    pub const DEFAULT_ROOM_CAPACITY: u32 = 32;
+    /// The default [`HubConfig::rate_per_sec`] (and `--rate-limit`).
+    pub const DEFAULT_RATE_PER_SEC: u32 = 100;
+    /// The default [`HubConfig::rate_burst`] (and `--rate-burst`).
+    pub const DEFAULT_RATE_BURST: u32 = 1000;
+    /// The default [`HubConfig::byte_rate_per_sec`] (and
+    /// `--rate-limit-bytes`).
+    pub const DEFAULT_BYTE_RATE_PER_SEC: u32 = 256 * 1024;
+    /// The default [`HubConfig::byte_burst`] (and `--rate-burst-bytes`).
+    pub const DEFAULT_BYTE_BURST: u32 = 1024 * 1024;
+    /// The default [`HubConfig::resume_grace`] (and `--resume-grace`).
+    pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(20);
+}
+
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
-            room_capacity: 32,
-            rate_per_sec: 100,
-            rate_burst: 1000,
-            byte_rate_per_sec: 256 * 1024,
-            byte_burst: 1024 * 1024,
+            room_capacity: Self::DEFAULT_ROOM_CAPACITY as usize,
+            rate_per_sec: Self::DEFAULT_RATE_PER_SEC,
+            rate_burst: Self::DEFAULT_RATE_BURST,
+            byte_rate_per_sec: Self::DEFAULT_BYTE_RATE_PER_SEC,
+            byte_burst: Self::DEFAULT_BYTE_BURST,
             ice: Arc::new(Vec::new()),
-            resume_grace: Duration::from_secs(20),
+            resume_grace: Self::DEFAULT_RESUME_GRACE,
         }
     }
 }

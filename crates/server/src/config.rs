@@ -40,27 +40,27 @@ pub struct ServeArgs {
     pub send_queue: u32,
 
     /// Most members in one room; a full room answers `room_full`.
-    #[arg(long, env = "PEERCHAT_ROOM_CAPACITY", default_value_t = 32)]
+    #[arg(long, env = "PEERCHAT_ROOM_CAPACITY", default_value_t = HubConfig::DEFAULT_ROOM_CAPACITY)]
     pub room_capacity: u32,
 
     /// Messages per second one connection may send on average.
-    #[arg(long, env = "PEERCHAT_RATE_LIMIT", default_value_t = 100,
+    #[arg(long, env = "PEERCHAT_RATE_LIMIT", default_value_t = HubConfig::DEFAULT_RATE_PER_SEC,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: u32,
 
     /// Messages one connection may send in a burst above the average rate.
-    #[arg(long, env = "PEERCHAT_RATE_BURST", default_value_t = 1000,
+    #[arg(long, env = "PEERCHAT_RATE_BURST", default_value_t = HubConfig::DEFAULT_RATE_BURST,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
 
     /// Bytes per second one connection may send on average (so that nobody
     /// can flood another member with large signals).
-    #[arg(long, env = "PEERCHAT_RATE_LIMIT_BYTES", default_value_t = 256 * 1024,
+    #[arg(long, env = "PEERCHAT_RATE_LIMIT_BYTES", default_value_t = HubConfig::DEFAULT_BYTE_RATE_PER_SEC,
           value_parser = clap::value_parser!(u32).range(1024..))]
     pub rate_limit_bytes: u32,
 
     /// Bytes one connection may send in a burst above the average rate.
-    #[arg(long, env = "PEERCHAT_RATE_BURST_BYTES", default_value_t = 1024 * 1024,
+    #[arg(long, env = "PEERCHAT_RATE_BURST_BYTES", default_value_t = HubConfig::DEFAULT_BYTE_BURST,
           value_parser = clap::value_parser!(u32).range(1024..))]
     pub rate_burst_bytes: u32,
 
@@ -229,7 +229,7 @@ pub struct ServeArgs {
     pub no_mailbox: bool,
 
     /// Longest mailbox id, in characters.
-    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_ID_LEN", default_value_t = 64,
+    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_ID_LEN", default_value_t = MailboxConfig::DEFAULT_MAX_ID_LEN,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub mailbox_max_id_len: u32,
 
@@ -239,7 +239,7 @@ pub struct ServeArgs {
     pub mailbox_id_alphabet: String,
 
     /// Largest text posted to the mailbox, in bytes.
-    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_BODY", default_value_t = 100_000,
+    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_BODY", default_value_t = MailboxConfig::DEFAULT_MAX_BODY,
           value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
     pub mailbox_max_body: u32,
 
@@ -249,17 +249,17 @@ pub struct ServeArgs {
     pub mailbox_max_wait: Duration,
 
     /// Most texts waiting to be read on one mailbox id.
-    #[arg(long, env = "PEERCHAT_MAILBOX_QUEUE_PER_ID", default_value_t = 16,
+    #[arg(long, env = "PEERCHAT_MAILBOX_QUEUE_PER_ID", default_value_t = MailboxConfig::DEFAULT_MAX_QUEUED_PER_ID,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub mailbox_queue_per_id: u32,
 
     /// Most texts waiting to be read in the whole mailbox.
-    #[arg(long, env = "PEERCHAT_MAILBOX_QUEUE_TOTAL", default_value_t = 1000,
+    #[arg(long, env = "PEERCHAT_MAILBOX_QUEUE_TOTAL", default_value_t = MailboxConfig::DEFAULT_MAX_QUEUED_TOTAL,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub mailbox_queue_total: u32,
 
     /// Most mailbox requests waiting at once; more are answered 503.
-    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_IN_FLIGHT", default_value_t = 1000,
+    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_IN_FLIGHT", default_value_t = MailboxConfig::DEFAULT_MAX_IN_FLIGHT,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub mailbox_max_in_flight: u32,
 }
@@ -498,5 +498,36 @@ impl ServeArgs {
                 max_in_flight: self.mailbox_max_in_flight as usize,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// The flags' defaults are the hub's and the mailbox's own, durations
+    /// included (their flags are written as text).
+    #[test]
+    fn flag_defaults_are_the_libraries_defaults() {
+        let config = Flags::parse_from(["peerchat", "--no-turn"])
+            .serve
+            .into_config()
+            .unwrap();
+        let hub = HubConfig::default();
+        assert_eq!(config.hub.room_capacity, hub.room_capacity);
+        assert_eq!(config.hub.rate_per_sec, hub.rate_per_sec);
+        assert_eq!(config.hub.rate_burst, hub.rate_burst);
+        assert_eq!(config.hub.byte_rate_per_sec, hub.byte_rate_per_sec);
+        assert_eq!(config.hub.byte_burst, hub.byte_burst);
+        assert_eq!(config.hub.resume_grace, hub.resume_grace);
+        assert_eq!(config.mailbox, Some(MailboxConfig::default()));
     }
 }
