@@ -72,6 +72,9 @@ for (const scenario of doc.scenarios) {
         case 'clear':
           h.clear();
           break;
+        case 'save':
+          assert.deepEqual(h.save(), want, at);
+          break;
         case 'restore':
           assert.deepEqual(h.restore(step.saved).map((m) => [m.author, m.seq]), want, at);
           break;

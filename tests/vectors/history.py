@@ -42,6 +42,17 @@ def added(author, seq):
 
 A, B, C = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"
 
+# A saved log (History::save, history.js `save()`): messages in order, the
+# recipients of each of our messages by number (sorted, once each, without
+# us), each member's acknowledgement by id, the clear mark.
+SAVED = {
+    "messages": [rec(A, "alice", "a1", 1, 1, 1, "one"), rec(B, "bob", "b1", 1, 5, 3, "two"),
+                 rec(A, "alice", "a2", 2, 6, 4, "three")],
+    "recipients": [[1, [B, C]], [2, [B]]],
+    "acks": [[C, 1]],
+    "cleared": 0,
+}
+
 scenarios = [
     {
         "name": "sending numbers messages and moves the clock",
@@ -283,6 +294,40 @@ scenarios = [
             {"do": "receive", "from": B, "nick": "bob", "now": 3, "text": chat("b1", 1, 3, 3, "cleared"),
              "want": {"effects": [send(B, ack(1))]}},
             {"do": "order", "want": [[A, 3], [A, 4]]},
+        ],
+    },
+    {
+        # What a member keeps on its device between runs: its messages, whom
+        # each of its own was for, each member's acknowledgement, the clear
+        # mark. Restored into a fresh log, it is the same log.
+        "name": "save and restore: a restored log is the log that was saved",
+        "me": A,
+        "steps": [
+            {"do": "send", "id": "a1", "nick": "alice", "text": "one", "ts": 1, "recipients": [C, B],
+             "want": {"message": rec(A, "alice", "a1", 1, 1, 1, "one"), "envelope": chat("a1", 1, 1, 1, "one")}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 2, "text": ack(1),
+             "want": {"effects": [{"acked": {"by": C, "upto": 1}}]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 3, "text": chat("b1", 1, 5, 3, "two"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "send", "id": "a2", "nick": "alice", "text": "three", "ts": 4, "recipients": [B],
+             "want": {"message": rec(A, "alice", "a2", 2, 6, 4, "three"), "envelope": chat("a2", 2, 6, 4, "three")}},
+            {"do": "save", "want": SAVED},
+            {"do": "clear"},
+            {"do": "save", "want": {"messages": [], "recipients": [], "acks": [], "cleared": 6}},
+        ],
+    },
+    {
+        "name": "save and restore: the saved log comes back whole, once",
+        "me": A,
+        "steps": [
+            {"do": "restore", "saved": SAVED, "want": [[A, 1], [B, 1], [A, 2]]},
+            {"do": "restore", "saved": SAVED, "want": []},
+            {"do": "save", "want": SAVED},
+            {"do": "delivery", "seq": 1, "want": {"acked": [C], "waiting": [B]}},
+            {"do": "delivery", "seq": 2, "want": {"acked": [], "waiting": [B]}},
+            {"do": "state", "want": {"clock": 6, "last_seq": 2}},
+            {"do": "send", "id": "a3", "nick": "alice", "text": "four", "ts": 5, "recipients": [B, C],
+             "want": {"message": rec(A, "alice", "a3", 3, 7, 5, "four"), "envelope": chat("a3", 3, 7, 5, "four")}},
         ],
     },
     {

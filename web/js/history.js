@@ -19,6 +19,7 @@ import {
   MAX_JUMP,
   MAX_SYNC_AUTHORS,
   MAX_TEXT_BYTES,
+  MAX_TEXT_SIZE,
   MAX_TS,
   parsePeerMessage,
   ProtocolError,
@@ -141,7 +142,10 @@ export class History {
     if (text.trim().length === 0) throw new ProtocolError('empty', 'the message is empty');
     const size = utf8Length(text);
     if (size > MAX_TEXT_BYTES) {
-      throw new ProtocolError('too_large', `the message is ${size} bytes; messages may be at most 16384 bytes`);
+      throw new ProtocolError(
+        'too_large',
+        `This message is ${size} bytes; messages may be at most ${MAX_TEXT_SIZE} (${MAX_TEXT_BYTES} bytes).`,
+      );
     }
     validateNick(nick);
     /** @type {Message} */

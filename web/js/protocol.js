@@ -12,6 +12,8 @@ export const PROTOCOL_VERSION = 1;
 export const ENVELOPE_VERSION = 1;
 /** Longest chat text, in bytes of UTF-8. */
 export const MAX_TEXT_BYTES = 16 * 1024;
+/** The limit as people read it. */
+export const MAX_TEXT_SIZE = `${MAX_TEXT_BYTES / 1024} KiB`;
 /** Longest nickname, in Unicode code points. */
 export const MAX_NICK_CHARS = 32;
 export const MIN_ROOM_ID_LEN = 22;
@@ -404,7 +406,7 @@ function chatFields(obj) {
   const body = str(obj, 'text');
   if (body.length === 0) throw new ProtocolError('bad_message', 'field `text` must not be empty');
   if (utf8Length(body) > MAX_TEXT_BYTES) {
-    throw new ProtocolError('bad_message', 'field `text` must be at most 16384 bytes of UTF-8');
+    throw new ProtocolError('bad_message', `field \`text\` must be at most ${MAX_TEXT_BYTES} bytes of UTF-8`);
   }
   return { id, seq, clock, ts, text: body };
 }

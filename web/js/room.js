@@ -16,7 +16,7 @@
 import { History } from './history.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
-import { peerIdFromKey, ProtocolError, randomId } from './protocol.js';
+import { peerIdFromKey, randomId } from './protocol.js';
 import { Signaling } from './signaling.js';
 
 const KEY_STORAGE_PREFIX = 'peerchat.key.';
@@ -181,21 +181,13 @@ export class Room extends EventTarget {
    * @returns {ChatMessage}
    */
   send(text) {
-    let sent;
-    try {
-      sent = this.history.send({
-        id: randomId(),
-        nick: this.nick ?? '',
-        text,
-        ts: Date.now(),
-        recipients: [...this.members.keys()],
-      });
-    } catch (e) {
-      if (e instanceof ProtocolError && e.code === 'too_large') {
-        throw new ProtocolError('too_large', 'This message is over 16 KiB; messages may be at most 16 KiB.');
-      }
-      throw e;
-    }
+    const sent = this.history.send({
+      id: randomId(),
+      nick: this.nick ?? '',
+      text,
+      ts: Date.now(),
+      recipients: [...this.members.keys()],
+    });
     this.store?.add(this.roomId, [sent.message]);
     this.saveState();
     for (const member of this.members.values()) this.sendTo(member, sent.envelope);

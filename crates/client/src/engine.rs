@@ -18,8 +18,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use peerchat_history::{Config as HistoryConfig, Effect, History, Message};
 use peerchat_mesh::{Config as MeshConfig, Input, Mesh, Output, SignalKind};
+use peerchat_protocol::ErrorCode;
 use peerchat_protocol::signaling::{ClientMessage, IceServer};
-use peerchat_protocol::{ErrorCode, MAX_TEXT_BYTES};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -193,22 +193,7 @@ pub enum Event {
     },
 }
 
-/// Why a message could not be sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// Nothing to send.
-    #[error("the message is empty")]
-    Empty,
-    /// Over the size limit.
-    #[error("this message is {size} bytes; messages may be at most 16 KiB (16384 bytes)")]
-    TooLarge {
-        /// Its size in bytes.
-        size: usize,
-    },
-    /// The engine has stopped.
-    #[error("not connected to the room")]
-    Stopped,
-}
+pub use peerchat_history::SendError;
 
 /// A member's route, for the connection-details view.
 #[derive(Debug, Clone, Serialize)]
@@ -306,12 +291,7 @@ impl Engine {
     /// message comes back as an [`Event::Message`] with `own` set, with its
     /// number and clock.
     pub fn send(&self, text: &str) -> Result<(), SendError> {
-        if text.trim().is_empty() {
-            return Err(SendError::Empty);
-        }
-        if text.len() > MAX_TEXT_BYTES {
-            return Err(SendError::TooLarge { size: text.len() });
-        }
+        peerchat_history::check_text(text)?;
         self.commands
             .send(Command::Send(text.to_owned()))
             .map_err(|_| SendError::Stopped)

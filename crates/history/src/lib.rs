@@ -171,18 +171,42 @@ pub struct Delivery {
     pub waiting: Vec<String>,
 }
 
-/// Errors from [`History::send`].
+/// Why a message cannot be sent: from [`History::send`] and
+/// [`check_text`], and from a client that sends through a log (the native
+/// engine), which adds [`SendError::Stopped`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// The text is empty or only white space.
     #[error("the message is empty")]
     Empty,
     /// The text is over [`MAX_TEXT_BYTES`].
-    #[error("the message is {0} bytes; messages may be at most 16384 bytes")]
-    TooLarge(usize),
+    #[error(
+        "this message is {size} bytes; messages may be at most {} KiB ({MAX_TEXT_BYTES} bytes)",
+        MAX_TEXT_BYTES / 1024
+    )]
+    TooLarge {
+        /// Its size in bytes of UTF-8.
+        size: usize,
+    },
     /// The message would break a protocol rule (a bad id or nickname).
     #[error(transparent)]
     Invalid(#[from] ProtocolError),
+    /// Whoever keeps the log has stopped (a client that left the room): the
+    /// log itself never says this.
+    #[error("not connected to the room")]
+    Stopped,
+}
+
+/// Whether `text` can be sent as a message: not empty nor only white space
+/// (Unicode `White_Space`), and at most [`MAX_TEXT_BYTES`] bytes of UTF-8.
+pub fn check_text(text: &str) -> Result<(), SendError> {
+    if text.trim().is_empty() {
+        return Err(SendError::Empty);
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(SendError::TooLarge { size: text.len() });
+    }
+    Ok(())
 }
 
 /// What is saved of a [`History`] and given back to [`History::restore`].
@@ -316,12 +340,7 @@ impl History {
         ts: u64,
         recipients: Vec<String>,
     ) -> Result<(Message, String), SendError> {
-        if text.trim().is_empty() {
-            return Err(SendError::Empty);
-        }
-        if text.len() > MAX_TEXT_BYTES {
-            return Err(SendError::TooLarge(text.len()));
-        }
+        check_text(text)?;
         let message = Message {
             author: self.me.clone(),
             nick: nick.to_owned(),
@@ -522,17 +541,9 @@ impl History {
 
     /// Everything worth saving.
     pub fn save(&self) -> Saved {
-        let mut acks: Vec<(String, u64)> = self.acks.iter().map(|(m, &u)| (m.clone(), u)).collect();
-        acks.sort();
         Saved {
             messages: self.log.values().cloned().collect(),
-            recipients: self
-                .recipients
-                .iter()
-                .map(|(&seq, r)| (seq, r.clone()))
-                .collect(),
-            acks,
-            cleared: self.cleared,
+            ..self.save_state()
         }
     }
 

@@ -80,8 +80,9 @@ fn scenarios() {
                         Err(e) => {
                             let code = match e {
                                 SendError::Empty => "empty",
-                                SendError::TooLarge(_) => "too_large",
+                                SendError::TooLarge { .. } => "too_large",
                                 SendError::Invalid(_) => "invalid",
+                                SendError::Stopped => unreachable!("{at}"),
                             };
                             assert_eq!(code, s(want, "error"), "{at}");
                         }
@@ -121,6 +122,7 @@ fn scenarios() {
                     assert_eq!(json!(got), *want, "{at}");
                 }
                 "clear" => h.clear(),
+                "save" => assert_eq!(json!(h.save()), *want, "{at}"),
                 "restore" => {
                     let saved = serde_json::from_value(step["saved"].clone()).expect(&at);
                     let got: Vec<Value> = h

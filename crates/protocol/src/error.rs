@@ -117,6 +117,14 @@ pub enum ProtocolError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A text field is longer than allowed.
+    #[error("malformed message: field `{field}` must be at most {max} bytes of UTF-8")]
+    TooLong {
+        /// The field's name.
+        field: &'static str,
+        /// The limit, in bytes.
+        max: usize,
+    },
     /// The `type` is not one this implementation knows.
     #[error("unknown message type `{0}`")]
     UnknownType(String),
@@ -142,9 +150,10 @@ impl ProtocolError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadJson(_) => ErrorCode::BadJson,
-            Self::BadMessage(_) | Self::MissingField(_) | Self::BadField { .. } => {
-                ErrorCode::BadMessage
-            }
+            Self::BadMessage(_)
+            | Self::MissingField(_)
+            | Self::BadField { .. }
+            | Self::TooLong { .. } => ErrorCode::BadMessage,
             Self::UnknownType(_) => ErrorCode::UnknownType,
             Self::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
             Self::ForgedSender => ErrorCode::ForgedSender,

@@ -258,9 +258,9 @@ fn check_message(id: &str, seq: u64, clock: u64, ts: u64, text: &str) -> Result<
         });
     }
     if text.len() > MAX_TEXT_BYTES {
-        return Err(ProtocolError::BadField {
+        return Err(ProtocolError::TooLong {
             field: "text",
-            reason: "must be at most 16384 bytes of UTF-8",
+            max: MAX_TEXT_BYTES,
         });
     }
     Ok(())
