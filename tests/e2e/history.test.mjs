@@ -69,6 +69,9 @@ for (const scenario of doc.scenarios) {
           assert.equal(h.position(m), want, at);
           break;
         }
+        case 'get':
+          assert.deepEqual(h.get(step.author, step.seq) ?? null, want, at);
+          break;
         case 'clear':
           h.clear();
           break;

@@ -810,6 +810,9 @@ impl State {
                         self.emit(event);
                     }
                 }
+                Effect::Refused { author, seq } => {
+                    tracing::debug!(%author, seq, "a message that breaks a rule counts as received");
+                }
                 Effect::Typing { author } => {
                     if author == from {
                         let member = self.peer_of(from);

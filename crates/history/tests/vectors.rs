@@ -30,6 +30,7 @@ fn effect(e: &Effect) -> Value {
         Effect::Send { to, text } => json!({"send": {"to": to, "text": text}}),
         Effect::Acked { by, upto } => json!({"acked": {"by": by, "upto": upto}}),
         Effect::Typing { author } => json!({"typing": author}),
+        Effect::Refused { author, seq } => json!({"refused": [author, seq]}),
     }
 }
 
@@ -119,6 +120,10 @@ fn scenarios() {
                     let seq = n(step, "seq");
                     let clock = h.get(&author, seq).expect(&at).clock;
                     let got = h.position(&Key { clock, author, seq });
+                    assert_eq!(json!(got), *want, "{at}");
+                }
+                "get" => {
+                    let got = h.get(&s(step, "author"), n(step, "seq"));
                     assert_eq!(json!(got), *want, "{at}");
                 }
                 "clear" => h.clear(),
