@@ -369,6 +369,16 @@ fn with_candidates(sdp: &str, candidates: &[String]) -> String {
     out
 }
 
+/// Whether an ICE candidate (`candidate:FOUNDATION COMPONENT PROTOCOL
+/// PRIORITY ADDRESS PORT typ …`) names an address another peer could send
+/// to: not the unspecified address (`0.0.0.0`, `::`). Names (mDNS) pass.
+fn reachable(candidate: &str) -> bool {
+    let address = candidate.split_whitespace().nth(4);
+    !address
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_unspecified())
+}
+
 /// webrtc-rs callbacks: forwarded to the link's task at once.
 struct Callbacks {
     commands: mpsc::UnboundedSender<Command>,
@@ -557,15 +567,19 @@ impl LinkTask {
             if !self.trickle {
                 d.sdp = with_candidates(&d.sdp, &self.gathered);
             }
-            if self.relay_only {
-                // No candidate naming our addresses leaves, even inside the
-                // SDP.
-                d.sdp = d
-                    .sdp
-                    .split_inclusive('\n')
-                    .filter(|l| !l.starts_with("a=candidate:") || l.contains(" typ relay"))
-                    .collect();
-            }
+            // Inside the SDP too: no candidate naming an unreachable
+            // address, and in relay-only mode none naming our addresses.
+            let relay_only = self.relay_only;
+            d.sdp = d
+                .sdp
+                .split_inclusive('\n')
+                .filter(|l| match l.strip_prefix("a=") {
+                    Some(c) if c.starts_with("candidate:") => {
+                        reachable(c) && (!relay_only || c.contains(" typ relay"))
+                    }
+                    _ => true,
+                })
+                .collect();
         }
         (self.emit)(LinkEvent::Signal(Box::new(SignalPayload {
             sid: self.sid.clone(),
@@ -658,6 +672,12 @@ impl LinkTask {
 
     async fn local_candidate(&mut self, mut init: RTCIceCandidateInit, kind: RTCIceCandidateType) {
         if self.relay_only && kind != RTCIceCandidateType::Relay {
+            return;
+        }
+        // Offer only addresses another peer can reach: a socket bound to
+        // every interface (what webrtc-rs binds on a machine with no
+        // interface but loopback) names the unspecified address.
+        if !reachable(&init.candidate) {
             return;
         }
         if !self.trickle {

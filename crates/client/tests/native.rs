@@ -296,3 +296,41 @@ async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Only addresses another peer can reach are offered: never the
+/// unspecified address of a socket bound to every interface (which is what
+/// webrtc-rs binds when the machine has no interface but loopback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_name_only_reachable_addresses() {
+    use peerchat_client::pair::{Blob, CodeKind, Role};
+
+    let options = EngineOptions {
+        mdns: false,
+        ..EngineOptions::new(Session::Manual(Role::Offer), "dora")
+    };
+    let (engine, mut events) = Engine::start(options);
+    // The offer code holds every candidate gathered.
+    let code = expect(&mut events, |e| match e {
+        Event::ConnectionCode {
+            kind: CodeKind::Offer,
+            code,
+        } => Some(code.clone()),
+        _ => None,
+    })
+    .await;
+    engine.leave().await;
+    let sdp = Blob::decode(&code).unwrap().sdp;
+    let candidates: Vec<&str> = sdp
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    assert!(
+        candidates.iter().any(|c| c.contains(" 127.0.0.1 ")),
+        "{candidates:?}"
+    );
+    for candidate in candidates {
+        let address = candidate.split(' ').nth(4).unwrap();
+        let ip: std::net::IpAddr = address.parse().unwrap();
+        assert!(!ip.is_unspecified(), "{candidate}");
+    }
+}
