@@ -150,3 +150,34 @@ test('both sides restart ICE at the same moment, 50 times: perfect negotiation s
   }
   assert.deepEqual(page.errors, []);
 });
+
+test('each side sends one sync on a new channel, the side that received it too', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  const page = await newPage(browser, server.url);
+  await page.goto(`${server.url}/manual`);
+  // Count the syncs each channel sends.
+  await page.evaluate(() => {
+    const syncs = new Map();
+    const send = RTCDataChannel.prototype.send;
+    RTCDataChannel.prototype.send = function (data) {
+      if (typeof data === 'string' && data.includes('"type":"sync"')) syncs.set(this, (syncs.get(this) ?? 0) + 1);
+      return send.call(this, data);
+    };
+    Object.assign(window, { syncs });
+  });
+  await twoMembers(page);
+  await roundTrip(page, 'after the syncs');
+  const counts = await page.evaluate(() => {
+    const { a, b } = /** @type {any} */ (window).rooms;
+    const syncs = /** @type {any} */ (window).syncs;
+    return [syncs.get(a.members.get(b.selfId).link.dc), syncs.get(b.members.get(a.selfId).link.dc)];
+  });
+  // b joined last and started the connection; a received its channel.
+  assert.deepEqual(counts, [1, 1]);
+  assert.deepEqual(page.errors, []);
+});
