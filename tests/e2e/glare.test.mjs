@@ -31,8 +31,10 @@ async function twoMembers(page) {
  * A server, a browser and a page holding two connected members, all
  * closed after the test.
  * @param {import('node:test').TestContext} t
+ * @param {(page: import('playwright-core').Page) => Promise<unknown>} [prepare]
+ *   done in the page before the members join
  */
-async function pairInOnePage(t) {
+async function pairInOnePage(t, prepare = async () => {}) {
   const server = await startServer();
   const browser = await launchBrowser();
   t.after(async () => {
@@ -41,6 +43,7 @@ async function pairInOnePage(t) {
   });
   const page = await newPage(browser, server.url);
   await page.goto(`${server.url}/manual`);
+  await prepare(page);
   await twoMembers(page);
   return page;
 }
@@ -152,25 +155,18 @@ test('both sides restart ICE at the same moment, 50 times: perfect negotiation s
 });
 
 test('each side sends one sync on a new channel, the side that received it too', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
-  const page = await newPage(browser, server.url);
-  await page.goto(`${server.url}/manual`);
   // Count the syncs each channel sends.
-  await page.evaluate(() => {
-    const syncs = new Map();
-    const send = RTCDataChannel.prototype.send;
-    RTCDataChannel.prototype.send = function (data) {
-      if (typeof data === 'string' && data.includes('"type":"sync"')) syncs.set(this, (syncs.get(this) ?? 0) + 1);
-      return send.call(this, data);
-    };
-    Object.assign(window, { syncs });
-  });
-  await twoMembers(page);
+  const page = await pairInOnePage(t, (page) =>
+    page.evaluate(() => {
+      const syncs = new Map();
+      const send = RTCDataChannel.prototype.send;
+      RTCDataChannel.prototype.send = function (data) {
+        if (typeof data === 'string' && data.includes('"type":"sync"')) syncs.set(this, (syncs.get(this) ?? 0) + 1);
+        return send.call(this, data);
+      };
+      Object.assign(window, { syncs });
+    }),
+  );
   await roundTrip(page, 'after the syncs');
   const counts = await page.evaluate(() => {
     const { a, b } = /** @type {any} */ (window).rooms;

@@ -395,10 +395,23 @@ export class Mesh {
    * @param {Output[]} out
    */
   start(now, m, out) {
-    const sid = this.sid();
-    m.link = this.newLink(sid, true, now);
+    this.setLink(now, m, this.sid(), true, out);
+  }
+
+  /**
+   * Makes link `sid` the member's current one: one we start, or one we
+   * accept.
+   * @private
+   * @param {number} now
+   * @param {Member} m
+   * @param {string} sid
+   * @param {boolean} started
+   * @param {Output[]} out
+   */
+  setLink(now, m, sid, started, out) {
+    m.link = this.newLink(sid, started, now);
     m.relinkAt = null;
-    out.push({ start: { peer: m.id, sid } });
+    out.push(started ? { start: { peer: m.id, sid } } : { accept: { peer: m.id, sid } });
   }
 
   /**
@@ -516,9 +529,7 @@ export class Mesh {
     if (link && link.started && !link.open && this.me !== null && this.me < from) return;
     // A new link from them replaces whatever we had.
     this.dropLink(m, out);
-    m.link = this.newLink(sid, false, now);
-    m.relinkAt = null;
-    out.push({ accept: { peer: m.id, sid } });
+    this.setLink(now, m, sid, false, out);
     this.updateState(m, out);
   }
 

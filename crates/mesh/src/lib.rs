@@ -756,13 +756,21 @@ impl Mesh {
 
     fn start(&mut self, now: u64, i: usize, out: &mut Vec<Output>) {
         let sid = self.sid();
-        let link = self.new_link(sid.clone(), true, now);
+        self.set_link(now, i, sid, true, out);
+    }
+
+    /// Makes link `sid` the member's current one: one we start, or one we
+    /// accept.
+    fn set_link(&mut self, now: u64, i: usize, sid: String, started: bool, out: &mut Vec<Output>) {
+        let link = self.new_link(sid.clone(), started, now);
         let m = &mut self.members[i];
         m.link = Some(link);
         m.relink_at = None;
-        out.push(Output::Start {
-            peer: m.id.clone(),
-            sid,
+        let peer = m.id.clone();
+        out.push(if started {
+            Output::Start { peer, sid }
+        } else {
+            Output::Accept { peer, sid }
         });
     }
 
@@ -895,14 +903,7 @@ impl Mesh {
         }
         // A new link from them replaces whatever we had.
         self.drop_link(i, out);
-        let link = self.new_link(sid.clone(), false, now);
-        let m = &mut self.members[i];
-        m.link = Some(link);
-        m.relink_at = None;
-        out.push(Output::Accept {
-            peer: m.id.clone(),
-            sid,
-        });
+        self.set_link(now, i, sid, false, out);
         self.update_state(i, out);
     }
 

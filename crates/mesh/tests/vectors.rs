@@ -34,11 +34,11 @@ fn the_defaults_are_the_documented_ones() {
 
 #[test]
 fn scenarios() {
-    let doc: Value = serde_json::from_str(VECTORS).unwrap();
-    let scenarios = doc["scenarios"].as_array().unwrap();
-    assert!(!scenarios.is_empty());
+    let doc: Value = serde_json::from_str(VECTORS).expect("mesh.json is JSON");
+    let scenarios = doc["scenarios"].as_array().expect("scenarios");
+    assert!(scenarios.len() > 10, "the scenarios are there");
     for scenario in scenarios {
-        let name = scenario["name"].as_str().unwrap();
+        let name = scenario["name"].as_str().expect("a name");
         let mut mesh = Mesh::new(
             config(&doc["defaults"], &scenario["config"]),
             seed(&scenario["seed"]),
