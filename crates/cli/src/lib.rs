@@ -6,7 +6,9 @@
 
 pub mod cli;
 pub mod line;
+pub mod scroll;
 pub mod tui;
+pub mod wrap;
 
 pub use cli::{ChatArgs, run};
 use peerchat_client::session::TargetError;

@@ -9,13 +9,15 @@ use ratatui::Frame;
 use ratatui::crossterm::event::{
     self, Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
 };
-use ratatui::layout::{Constraint, Layout, Position};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, List, ListItem, Paragraph, Wrap};
+use ratatui::widgets::{Block, List, ListItem, Paragraph};
 use tokio::sync::mpsc;
 
 use crate::ChatError;
+use crate::scroll::{Scroll, View};
+use crate::wrap::{Piece, wrap};
 use peerchat_client::engine::{ChatMessage, Engine, Event, Peer, ServerState};
 use peerchat_client::peer::LinkState;
 
@@ -56,8 +58,10 @@ pub struct Ui {
     pub log: Vec<LogEntry>,
     /// The input line.
     pub input: String,
-    /// How many lines the log is scrolled back from the bottom.
-    pub scroll_back: u16,
+    /// Where the log is scrolled to.
+    pub scroll: Scroll,
+    /// Messages that arrived below while scrolled back.
+    pub unseen: usize,
     /// Relay-only mode is on.
     pub relay_only: bool,
     /// The join was refused: the input line asks for a nickname.
@@ -76,7 +80,8 @@ impl Ui {
             members: Vec::new(),
             log: Vec::new(),
             input: String::new(),
-            scroll_back: 0,
+            scroll: Scroll::Follow,
+            unseen: 0,
             relay_only,
             awaiting_nick: false,
             typing: Vec::new(),
@@ -85,6 +90,12 @@ impl Ui {
 
     fn notice(&mut self, text: impl Into<String>) {
         self.log.push(LogEntry::Notice(text.into()));
+    }
+
+    /// Follows the newest lines again.
+    fn follow(&mut self) {
+        self.scroll = Scroll::Follow;
+        self.unseen = 0;
     }
 
     /// Adds a chat message to the log, once, at its place in the order
@@ -103,6 +114,13 @@ impl Ui {
                 }
                 at = i;
             }
+        }
+        if at == self.log.len() {
+            if self.scroll.is_back() {
+                self.unseen += 1;
+            }
+        } else {
+            self.scroll.inserted(at);
         }
         let status = m.own.then(|| {
             if self.members.is_empty() {
@@ -224,6 +242,107 @@ impl Ui {
     }
 }
 
+impl Ui {
+    /// The rows entry `i` of the log takes at `width` columns, as drawn.
+    fn entry_lines(&self, i: usize, width: usize) -> Vec<Line<'static>> {
+        match &self.log[i] {
+            LogEntry::Message {
+                time,
+                author,
+                own,
+                text,
+                status,
+                ..
+            } => {
+                let author_style = if *own {
+                    Style::new().fg(Color::Cyan).bold()
+                } else {
+                    Style::new().fg(Color::Magenta).bold()
+                };
+                let prefix = vec![
+                    Span::styled(format!("{time} "), Style::new().dim()),
+                    Span::styled(format!("{author}: "), author_style),
+                ];
+                let status = status.as_ref().map(|s| format!("({s})"));
+                let mut pieces = vec![Piece::new(text, Style::new())];
+                if let Some(status) = &status {
+                    pieces.push(Piece::new("  ", Style::new()));
+                    pieces.push(Piece::together(status, Style::new().dim()));
+                }
+                wrap(prefix, &pieces, width, 0)
+            }
+            LogEntry::Notice(text) => {
+                let style = Style::new().dim().italic();
+                wrap(
+                    vec![Span::styled("* ", style)],
+                    &[Piece::new(text, style)],
+                    width,
+                    0,
+                )
+            }
+        }
+    }
+
+    /// The log's entries and their heights at `width`, in a view `height`
+    /// rows tall.
+    fn with_view<T>(&self, width: usize, height: usize, f: impl FnOnce(View<'_>) -> T) -> T {
+        let rows = |i: usize| self.entry_lines(i, width).len();
+        f(View {
+            count: self.log.len(),
+            height,
+            rows: &rows,
+        })
+    }
+
+    /// The rows of the log in a view of `width` × `height`.
+    fn visible_lines(&self, width: usize, height: usize) -> Vec<Line<'static>> {
+        let (entry, row) = self.with_view(width, height, |view| self.scroll.top(view));
+        let mut lines = Vec::with_capacity(height);
+        for i in entry..self.log.len() {
+            let skip = if i == entry { row } else { 0 };
+            lines.extend(self.entry_lines(i, width).into_iter().skip(skip));
+            if lines.len() >= height {
+                break;
+            }
+        }
+        lines.truncate(height);
+        lines
+    }
+}
+
+/// Where the parts of the screen go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Areas {
+    title: Rect,
+    log: Rect,
+    members: Rect,
+    input: Rect,
+}
+
+impl Areas {
+    fn new(area: Rect) -> Self {
+        let [title, body, input] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(3),
+            Constraint::Length(3),
+        ])
+        .areas(area);
+        let [log, members] =
+            Layout::horizontal([Constraint::Min(20), Constraint::Length(26)]).areas(body);
+        Self {
+            title,
+            log,
+            members,
+            input,
+        }
+    }
+
+    /// The log's text area, inside its border.
+    fn log_text(&self) -> Rect {
+        self.log.inner(ratatui::layout::Margin::new(1, 1))
+    }
+}
+
 /// `HH:MM`, local time, of a timestamp in milliseconds.
 fn clock(ts_ms: u64) -> String {
     i64::try_from(ts_ms)
@@ -243,14 +362,12 @@ fn state_style(state: LinkState) -> (Color, &'static str) {
 
 /// Draws the screen.
 pub fn render(frame: &mut Frame, ui: &Ui) {
-    let [top, body, input_area] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(3),
-        Constraint::Length(3),
-    ])
-    .areas(frame.area());
-    let [log_area, members_area] =
-        Layout::horizontal([Constraint::Min(20), Constraint::Length(26)]).areas(body);
+    let Areas {
+        title: top,
+        log: log_area,
+        members: members_area,
+        input: input_area,
+    } = Areas::new(frame.area());
 
     let (server_color, server_text) = match ui.server {
         ServerState::Online => (Color::Green, "online"),
@@ -271,60 +388,18 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
     }
     frame.render_widget(Paragraph::new(Line::from(title)), top);
 
-    let lines: Vec<Line> = ui
-        .log
-        .iter()
-        .map(|entry| match entry {
-            LogEntry::Message {
-                time,
-                author,
-                own,
-                text,
-                status,
-                ..
-            } => {
-                let author_style = if *own {
-                    Style::new().fg(Color::Cyan).bold()
-                } else {
-                    Style::new().fg(Color::Magenta).bold()
-                };
-                let mut spans = vec![
-                    Span::styled(format!("{time} "), Style::new().dim()),
-                    Span::styled(format!("{author}: "), author_style),
-                    Span::raw(text.clone()),
-                ];
-                if let Some(status) = status {
-                    spans.push(Span::styled(format!("  ({status})"), Style::new().dim()));
-                }
-                Line::from(spans)
-            }
-            LogEntry::Notice(text) => Line::from(Span::styled(
-                format!("* {text}"),
-                Style::new().dim().italic(),
-            )),
-        })
-        .collect();
-    let inner_width = log_area.width.saturating_sub(2).max(1) as usize;
-    let inner_height = log_area.height.saturating_sub(2);
-    let total: usize = lines
-        .iter()
-        .map(|l| l.width().max(1).div_ceil(inner_width))
-        .sum();
-    let total = u16::try_from(total).unwrap_or(u16::MAX);
-    let bottom = total.saturating_sub(inner_height);
-    let offset = bottom.saturating_sub(ui.scroll_back);
-    let log_title = if ui.scroll_back > 0 {
-        " Chat (scrolled back: PgDn) ".to_owned()
-    } else {
-        " Chat ".to_owned()
-    };
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((offset, 0))
-            .block(Block::bordered().title(log_title)),
-        log_area,
-    );
+    let inner = Areas::new(frame.area()).log_text();
+    let lines = ui.visible_lines(inner.width.into(), inner.height.into());
+    let mut block = Block::bordered().title(" Chat ");
+    if ui.scroll.is_back() {
+        let below = match ui.unseen {
+            0 => " scrolled back · End: newest ".to_owned(),
+            1 => " scrolled back · 1 new message below · End ".to_owned(),
+            n => format!(" scrolled back · {n} new messages below · End "),
+        };
+        block = block.title_bottom(Line::from(below).style(Style::new().bold()));
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), log_area);
 
     let mut items = Vec::new();
     if let Some(me) = &ui.me {
@@ -383,7 +458,7 @@ enum Action {
     Quit,
 }
 
-fn on_key(ui: &mut Ui, key: KeyEvent, page: u16) -> Action {
+fn on_key(ui: &mut Ui, key: KeyEvent, screen: Rect) -> Action {
     if key.kind == KeyEventKind::Release {
         return Action::None;
     }
@@ -397,9 +472,25 @@ fn on_key(ui: &mut Ui, key: KeyEvent, page: u16) -> Action {
             ui.input.pop();
         }
         KeyCode::Esc => ui.input.clear(),
-        KeyCode::PageUp => ui.scroll_back = ui.scroll_back.saturating_add(page),
-        KeyCode::PageDown => ui.scroll_back = ui.scroll_back.saturating_sub(page),
-        KeyCode::End => ui.scroll_back = 0,
+        KeyCode::PageUp | KeyCode::PageDown => {
+            let text = Areas::new(screen).log_text();
+            let (width, height) = (usize::from(text.width), usize::from(text.height));
+            // A page, less a row kept in view for context.
+            let page = height.saturating_sub(1).max(1);
+            let mut scroll = ui.scroll;
+            ui.with_view(width, height, |view| {
+                if key.code == KeyCode::PageUp {
+                    scroll.up(page, view);
+                } else {
+                    scroll.down(page, view);
+                }
+            });
+            ui.scroll = scroll;
+            if !scroll.is_back() {
+                ui.follow();
+            }
+        }
+        KeyCode::End => ui.follow(),
         KeyCode::Enter => {
             let text = std::mem::take(&mut ui.input);
             if !text.trim().is_empty() {
@@ -442,15 +533,15 @@ pub async fn run(
         if let Err(err) = terminal.draw(|frame| render(frame, &ui)) {
             break Err(err.into());
         }
-        let page = terminal
-            .size()
-            .map_or(10, |s| s.height.saturating_sub(8).max(1));
+        let screen = terminal.size().map_or(Rect::new(0, 0, 80, 24), |s| {
+            Rect::new(0, 0, s.width, s.height)
+        });
         tokio::select! {
             Some(event) = events.recv() => ui.apply(&event),
             Some(term) = keys.recv() => {
                 let TermEvent::Key(key) = term else { continue };
                 let before = ui.input.len();
-                match on_key(&mut ui, key, page) {
+                match on_key(&mut ui, key, screen) {
                     Action::None => {
                         if ui.input.len() > before && !ui.awaiting_nick {
                             engine.typed();
@@ -490,6 +581,7 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: String) -> bool {
         "/clear" => {
             engine.clear_history();
             ui.log.clear();
+            ui.follow();
             ui.notice("history cleared here; messages sent so far will not come back");
             return false;
         }
@@ -529,7 +621,7 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: String) -> bool {
         return false;
     }
     match engine.send(&text) {
-        Ok(()) => ui.scroll_back = 0,
+        Ok(()) => ui.follow(),
         Err(err) => ui.notice(format!("not sent: {err}")),
     }
     false
@@ -561,6 +653,11 @@ mod tests {
             text.push('\n');
         }
         text
+    }
+
+    /// A key press on an 80×24 screen.
+    fn press(ui: &mut Ui, key: KeyEvent) -> Action {
+        on_key(ui, key, Rect::new(0, 0, 80, 24))
     }
 
     fn conversation() -> Ui {
@@ -687,11 +784,62 @@ mod tests {
         let text = screen(&ui, 80, 24);
         assert!(text.contains("line 99"), "{text}");
         assert!(!text.contains("line 50 "), "{text}");
-        ui.scroll_back = 50;
+        ui.scroll = Scroll::At { entry: 52, row: 0 };
         let text = screen(&ui, 80, 24);
         assert!(text.contains("line 49"), "{text}");
         assert!(!text.contains("line 99"), "{text}");
         assert!(text.contains("scrolled back"), "{text}");
+    }
+
+    fn long_text(i: usize) -> String {
+        // Words of varied length, so word wrapping makes more lines than
+        // dividing the width would.
+        let words = [
+            "internationalisation",
+            "of",
+            "conversations",
+            "wrapped",
+            "exactly",
+        ];
+        let mut text = format!("message {i}:");
+        for n in 0..30 {
+            text.push(' ');
+            text.push_str(words[(n * 7 + i) % words.len()]);
+        }
+        text.push_str(&format!(" END{i}"));
+        text
+    }
+
+    #[test]
+    fn the_newest_of_long_messages_is_visible_and_scrolling_stops_at_both_ends() {
+        let mut ui = conversation();
+        for i in 0..6 {
+            ui.apply(&message(
+                peer("2", "alice"),
+                10 + i as u64,
+                10 + i as u64,
+                &long_text(i),
+                false,
+            ));
+        }
+        let text = screen(&ui, 80, 24);
+        assert!(text.contains("END5"), "{text}");
+        let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+        // Far past the top, then one page down: the view moves at once.
+        for _ in 0..50 {
+            press(&mut ui, key(KeyCode::PageUp));
+        }
+        let top = screen(&ui, 80, 24);
+        assert!(top.contains("* you joined as dora"), "{top}");
+        press(&mut ui, key(KeyCode::PageDown));
+        assert_ne!(screen(&ui, 80, 24), top);
+        press(&mut ui, key(KeyCode::End));
+        let text = screen(&ui, 80, 24);
+        assert!(text.contains("END5"), "{text}");
+        assert!(!text.contains("scrolled back"), "{text}");
+        // At the bottom, PgDn stays there.
+        press(&mut ui, key(KeyCode::PageDown));
+        assert_eq!(screen(&ui, 80, 24), text);
     }
 
     #[test]
@@ -699,19 +847,17 @@ mod tests {
         let mut ui = Ui::new("r", false);
         let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
         for c in "hi!".chars() {
-            assert_eq!(on_key(&mut ui, key(KeyCode::Char(c)), 10), Action::None);
+            assert_eq!(press(&mut ui, key(KeyCode::Char(c))), Action::None);
         }
-        on_key(&mut ui, key(KeyCode::Backspace), 10);
+        press(&mut ui, key(KeyCode::Backspace));
         assert_eq!(
-            on_key(&mut ui, key(KeyCode::Enter), 10),
+            press(&mut ui, key(KeyCode::Enter)),
             Action::Submit("hi".into())
         );
         assert_eq!(ui.input, "");
-        assert_eq!(on_key(&mut ui, key(KeyCode::Enter), 10), Action::None);
-        on_key(&mut ui, key(KeyCode::PageUp), 10);
-        assert_eq!(ui.scroll_back, 10);
+        assert_eq!(press(&mut ui, key(KeyCode::Enter)), Action::None);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(on_key(&mut ui, ctrl_c, 10), Action::Quit);
+        assert_eq!(press(&mut ui, ctrl_c), Action::Quit);
     }
 
     #[test]
