@@ -16,6 +16,7 @@ use ratatui::widgets::{Block, List, ListItem, Paragraph};
 use tokio::sync::mpsc;
 
 use crate::ChatError;
+use crate::input::Input;
 use crate::scroll::{Scroll, View};
 use crate::wrap::{Piece, wrap};
 use peerchat_client::engine::{ChatMessage, Engine, Event, Peer, ServerState};
@@ -56,8 +57,8 @@ pub struct Ui {
     pub members: Vec<(Peer, LinkState)>,
     /// The chat log, oldest first.
     pub log: Vec<LogEntry>,
-    /// The input line.
-    pub input: String,
+    /// The text being written.
+    pub input: Input,
     /// Where the log is scrolled to.
     pub scroll: Scroll,
     /// Messages that arrived below while scrolled back.
@@ -79,7 +80,7 @@ impl Ui {
             server: ServerState::Connecting,
             members: Vec::new(),
             log: Vec::new(),
-            input: String::new(),
+            input: Input::default(),
             scroll: Scroll::Follow,
             unseen: 0,
             relay_only,
@@ -319,12 +320,22 @@ struct Areas {
     input: Rect,
 }
 
+/// The input box grows up to this many rows of text.
+const INPUT_ROWS: usize = 5;
+
 impl Areas {
-    fn new(area: Rect) -> Self {
+    fn new(area: Rect, ui: &Ui) -> Self {
+        let rows = ui
+            .input
+            .rows(usize::from(area.width.saturating_sub(2)))
+            .len()
+            .clamp(1, INPUT_ROWS);
+        // Leave the log at least a few rows on a short terminal.
+        let input_height = (rows as u16 + 2).min(area.height.saturating_sub(6).max(3));
         let [title, body, input] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Min(3),
-            Constraint::Length(3),
+            Constraint::Length(input_height),
         ])
         .areas(area);
         let [log, members] =
@@ -340,6 +351,11 @@ impl Areas {
     /// The log's text area, inside its border.
     fn log_text(&self) -> Rect {
         self.log.inner(ratatui::layout::Margin::new(1, 1))
+    }
+
+    /// The input's text area, inside its border.
+    fn input_text(&self) -> Rect {
+        self.input.inner(ratatui::layout::Margin::new(1, 1))
     }
 }
 
@@ -362,12 +378,13 @@ fn state_style(state: LinkState) -> (Color, &'static str) {
 
 /// Draws the screen.
 pub fn render(frame: &mut Frame, ui: &Ui) {
+    let areas = Areas::new(frame.area(), ui);
     let Areas {
         title: top,
         log: log_area,
         members: members_area,
         input: input_area,
-    } = Areas::new(frame.area());
+    } = areas;
 
     let (server_color, server_text) = match ui.server {
         ServerState::Online => (Color::Green, "online"),
@@ -388,7 +405,7 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
     }
     frame.render_widget(Paragraph::new(Line::from(title)), top);
 
-    let inner = Areas::new(frame.area()).log_text();
+    let inner = areas.log_text();
     let lines = ui.visible_lines(inner.width.into(), inner.height.into());
     let mut block = Block::bordered().title(" Chat ");
     if ui.scroll.is_back() {
@@ -434,20 +451,30 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
     } else {
         " Message (Enter sends, Ctrl-C leaves, /help) "
     };
-    let visible = input_area.width.saturating_sub(3) as usize;
-    let chars: Vec<char> = ui.input.chars().collect();
-    let start = chars.len().saturating_sub(visible);
-    let shown: String = chars[start..].iter().collect();
-    let cursor_x = input_area.x + 1 + u16::try_from(shown.chars().count()).unwrap_or(0);
+    let text_area = areas.input_text();
+    let width = usize::from(text_area.width);
+    let rows = ui.input.rows(width);
+    let (cursor_row, cursor_col) = ui.input.cursor_at(width);
+    // Rows in view: those ending with the cursor's.
+    let height = usize::from(text_area.height).max(1);
+    let first = (cursor_row + 1).saturating_sub(height);
+    let text = ui.input.text();
+    let lines: Vec<Line> = rows[first..]
+        .iter()
+        .take(height)
+        .map(|r| Line::raw(&text[r.start..r.end]))
+        .collect();
     frame.render_widget(
-        Paragraph::new(shown).block(
+        Paragraph::new(lines).block(
             Block::bordered()
                 .title(prompt)
                 .title_bottom(Line::from(typing_title).style(Style::new().italic().dim())),
         ),
         input_area,
     );
-    frame.set_cursor_position(Position::new(cursor_x, input_area.y + 1));
+    let x = text_area.x + u16::try_from(cursor_col).unwrap_or(u16::MAX);
+    let y = text_area.y + u16::try_from(cursor_row - first).unwrap_or(0);
+    frame.set_cursor_position(Position::new(x.min(text_area.right()), y));
 }
 
 /// What a key press asks for.
@@ -458,52 +485,93 @@ enum Action {
     Quit,
 }
 
+/// Handles a key press on a screen of size `screen`.
 fn on_key(ui: &mut Ui, key: KeyEvent, screen: Rect) -> Action {
     if key.kind == KeyEventKind::Release {
         return Action::None;
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    let areas = Areas::new(screen, ui);
+    let input_width = usize::from(areas.input_text().width);
+    let input = &mut ui.input;
     match key.code {
         KeyCode::Char('c') if ctrl => return Action::Quit,
-        KeyCode::Char('d') if ctrl && ui.input.is_empty() => return Action::Quit,
-        KeyCode::Char('u') if ctrl => ui.input.clear(),
-        KeyCode::Char(c) if !ctrl => ui.input.push(c),
-        KeyCode::Backspace => {
-            ui.input.pop();
+        KeyCode::Char('d') if ctrl && input.is_empty() => return Action::Quit,
+        KeyCode::Char('d') if ctrl => input.delete(),
+        KeyCode::Char('a') if ctrl => input.home(),
+        KeyCode::Char('e') if ctrl => input.end(),
+        KeyCode::Char('b') if ctrl => input.left(),
+        KeyCode::Char('f') if ctrl => input.right(),
+        KeyCode::Char('b') if alt => input.word_left(),
+        KeyCode::Char('f') if alt => input.word_right(),
+        KeyCode::Char('u') if ctrl => input.delete_to_start(),
+        KeyCode::Char('k') if ctrl => input.delete_to_end(),
+        KeyCode::Char('w') if ctrl => input.delete_word(),
+        KeyCode::Char(c) if !ctrl && !alt => input.insert(c.encode_utf8(&mut [0; 4])),
+        KeyCode::Backspace if ctrl || alt => input.delete_word(),
+        KeyCode::Backspace => input.backspace(),
+        KeyCode::Delete => input.delete(),
+        KeyCode::Left if ctrl || alt => input.word_left(),
+        KeyCode::Right if ctrl || alt => input.word_right(),
+        KeyCode::Left => input.left(),
+        KeyCode::Right => input.right(),
+        // Up and Down move between rows of the text; past its first or
+        // last row, through what was sent.
+        KeyCode::Up if input.up(input_width) => {}
+        KeyCode::Up => {
+            input.recall_older();
         }
-        KeyCode::Esc => ui.input.clear(),
-        KeyCode::PageUp | KeyCode::PageDown => {
-            let text = Areas::new(screen).log_text();
-            let (width, height) = (usize::from(text.width), usize::from(text.height));
-            // A page, less a row kept in view for context.
-            let page = height.saturating_sub(1).max(1);
-            let mut scroll = ui.scroll;
-            ui.with_view(width, height, |view| {
-                if key.code == KeyCode::PageUp {
-                    scroll.up(page, view);
-                } else {
-                    scroll.down(page, view);
-                }
-            });
-            ui.scroll = scroll;
-            if !scroll.is_back() {
-                ui.follow();
-            }
+        KeyCode::Down if input.down(input_width) => {}
+        KeyCode::Down => {
+            input.recall_newer();
         }
+        // Home and End move in the text; with nothing written, or with
+        // Ctrl, they go to the start and the end of the conversation.
+        KeyCode::Home if !ctrl && !input.is_empty() => input.home(),
+        KeyCode::End if !ctrl && !input.is_empty() => input.end(),
+        KeyCode::Home => ui.scroll_log(Scroll::home, areas),
         KeyCode::End => ui.follow(),
-        KeyCode::Enter => {
-            let text = std::mem::take(&mut ui.input);
-            if !text.trim().is_empty() {
-                return Action::Submit(text);
-            }
+        KeyCode::Esc => input.clear(),
+        KeyCode::PageUp => {
+            let page = ui.page(areas);
+            ui.scroll_log(|s, v| s.up(page, v), areas);
         }
+        KeyCode::PageDown => {
+            let page = ui.page(areas);
+            ui.scroll_log(|s, v| s.down(page, v), areas);
+        }
+        KeyCode::Enter if !input.text().trim().is_empty() => return Action::Submit(input.take()),
         _ => {}
     }
     Action::None
 }
 
+impl Ui {
+    /// Rows a page scrolls: the log's height less one kept for context.
+    fn page(&self, areas: Areas) -> usize {
+        usize::from(areas.log_text().height)
+            .saturating_sub(1)
+            .max(1)
+    }
+
+    /// Moves the log's scroll position with `step`.
+    fn scroll_log(&mut self, step: impl FnOnce(&mut Scroll, View<'_>), areas: Areas) {
+        let text = areas.log_text();
+        let mut scroll = self.scroll;
+        self.with_view(text.width.into(), text.height.into(), |view| {
+            step(&mut scroll, view);
+        });
+        self.scroll = scroll;
+        if !scroll.is_back() {
+            self.follow();
+        }
+    }
+}
+
 const HELP: &[&str] = &[
-    "Enter sends; PgUp/PgDn scroll; Ctrl-U clears the line; Ctrl-C leaves",
+    "Enter sends; Up/Down recall what you sent; PgUp/PgDn scroll, Home/End (with nothing written) or Ctrl-Home/Ctrl-End go to the start/newest; Esc clears the input; Ctrl-C leaves",
+    "editing: Left/Right, Ctrl-Left/Right by word, Home/End or Ctrl-A/Ctrl-E, Backspace/Delete, Ctrl-W deletes a word, Ctrl-U/Ctrl-K to the start/end of the line",
     "/peers  how you reach each member: route, round trip, bytes",
     "/clear  clear this room's history here (it does not come back)",
     "/quit   leave the room",
@@ -517,6 +585,9 @@ pub async fn run(
     relay_only: bool,
 ) -> Result<(), ChatError> {
     let mut terminal = ratatui::try_init()?;
+    // Pasted text arrives whole, line breaks included, instead of as keys
+    // (where a line break would send half of it).
+    let _ = ratatui::crossterm::execute!(std::io::stdout(), event::EnableBracketedPaste);
     let (key_tx, mut keys) = mpsc::unbounded_channel();
     // crossterm's reader blocks: give it a thread of its own.
     std::thread::spawn(move || {
@@ -539,11 +610,18 @@ pub async fn run(
         tokio::select! {
             Some(event) = events.recv() => ui.apply(&event),
             Some(term) = keys.recv() => {
-                let TermEvent::Key(key) = term else { continue };
-                let before = ui.input.len();
-                match on_key(&mut ui, key, screen) {
+                let before = ui.input.text().len();
+                let action = match term {
+                    TermEvent::Key(key) => on_key(&mut ui, key, screen),
+                    TermEvent::Paste(text) => {
+                        ui.input.insert(&text);
+                        Action::None
+                    }
+                    _ => continue,
+                };
+                match action {
                     Action::None => {
-                        if ui.input.len() > before && !ui.awaiting_nick {
+                        if ui.input.text().len() > before && !ui.awaiting_nick {
                             engine.typed();
                         }
                     }
@@ -559,6 +637,7 @@ pub async fn run(
             _ = tokio::signal::ctrl_c() => break Ok(()),
         }
     };
+    let _ = ratatui::crossterm::execute!(std::io::stdout(), event::DisableBracketedPaste);
     ratatui::restore();
     engine.leave().await;
     result
@@ -842,6 +921,105 @@ mod tests {
         assert_eq!(screen(&ui, 80, 24), text);
     }
 
+    fn typed(ui: &mut Ui, text: &str) {
+        for c in text.chars() {
+            press(ui, KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+    }
+
+    fn keys(ui: &mut Ui, codes: &[KeyCode]) -> Action {
+        let mut last = Action::None;
+        for code in codes {
+            last = press(ui, KeyEvent::new(*code, KeyModifiers::NONE));
+        }
+        last
+    }
+
+    fn ctrl(ui: &mut Ui, c: char) -> Action {
+        press(ui, KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+    }
+
+    #[test]
+    fn the_input_line_edits_at_the_cursor_and_recalls_what_was_sent() {
+        use KeyCode::{Backspace, Delete, Down, End, Enter, Home, Left, Right, Up};
+        let mut ui = conversation();
+        typed(&mut ui, "helo");
+        keys(&mut ui, &[Left]);
+        typed(&mut ui, "l");
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("hello".into()));
+        typed(&mut ui, "wrld");
+        keys(&mut ui, &[Home]);
+        typed(&mut ui, "> ");
+        keys(&mut ui, &[Right, End, Left, Left, Left]);
+        typed(&mut ui, "o");
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("> world".into()));
+        // Ctrl-A and Ctrl-E, Delete and Backspace at the cursor.
+        typed(&mut ui, "bcX");
+        ctrl(&mut ui, 'a');
+        typed(&mut ui, "a");
+        keys(&mut ui, &[Delete, Left]);
+        ctrl(&mut ui, 'e');
+        keys(&mut ui, &[Backspace]);
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("ac".into()));
+        // A combining sequence is one step of the cursor.
+        typed(&mut ui, "e\u{301}x");
+        keys(&mut ui, &[Left, Left]);
+        typed(&mut ui, "a");
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("ae\u{301}x".into()));
+        // Up recalls what was sent, newest first; Down comes back to the
+        // line being written.
+        typed(&mut ui, "draft");
+        keys(&mut ui, &[Up, Up, Up]);
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("> world".into()));
+        typed(&mut ui, "draft");
+        keys(&mut ui, &[Up, Down]);
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("draft".into()));
+    }
+
+    #[test]
+    fn the_cursor_stands_after_wide_characters_by_their_width() {
+        let mut ui = conversation();
+        typed(&mut ui, "日本語 ok");
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| render(f, &ui)).unwrap();
+        let at = terminal.get_cursor_position().unwrap();
+        // Inside the border: 3 wide characters, a space and two letters.
+        assert_eq!(at.x, 1 + 6 + 3);
+        press(&mut ui, KeyEvent::new(KeyCode::Left, KeyModifiers::NONE));
+        press(&mut ui, KeyEvent::new(KeyCode::Left, KeyModifiers::NONE));
+        press(&mut ui, KeyEvent::new(KeyCode::Left, KeyModifiers::NONE));
+        terminal.draw(|f| render(f, &ui)).unwrap();
+        assert_eq!(terminal.get_cursor_position().unwrap().x, 1 + 6);
+    }
+
+    #[test]
+    fn a_long_input_grows_the_box_and_keeps_the_cursor_in_view() {
+        let mut ui = conversation();
+        typed(&mut ui, &"0123456789".repeat(60));
+        let text = screen(&ui, 80, 24);
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| render(f, &ui)).unwrap();
+        // Five rows of 78 columns inside the border (of the eight the text
+        // takes), the last with the cursor after the 600th character.
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[17].contains("Message (Enter"), "{text}");
+        for row in &lines[18..23] {
+            let digits = row.trim_matches('│').trim_end();
+            assert!(digits.chars().all(|c| c.is_ascii_digit()), "{text}");
+        }
+        assert_eq!(
+            terminal.get_cursor_position().unwrap(),
+            Position::new(1 + 600 % 78, 22)
+        );
+        // Home goes to the start: the first row shows.
+        press(&mut ui, KeyEvent::new(KeyCode::Home, KeyModifiers::NONE));
+        terminal.draw(|f| render(f, &ui)).unwrap();
+        assert_eq!(
+            terminal.get_cursor_position().unwrap(),
+            Position::new(1, 18)
+        );
+    }
+
     #[test]
     fn keys_edit_submit_and_quit() {
         let mut ui = Ui::new("r", false);
@@ -854,7 +1032,7 @@ mod tests {
             press(&mut ui, key(KeyCode::Enter)),
             Action::Submit("hi".into())
         );
-        assert_eq!(ui.input, "");
+        assert_eq!(ui.input.text(), "");
         assert_eq!(press(&mut ui, key(KeyCode::Enter)), Action::None);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(press(&mut ui, ctrl_c), Action::Quit);
