@@ -63,6 +63,8 @@ pub struct Ui {
     pub scroll: Scroll,
     /// Messages that arrived below while scrolled back.
     pub unseen: usize,
+    /// The widest author's name in the log, in columns.
+    pub widest_author: usize,
     /// Relay-only mode is on.
     pub relay_only: bool,
     /// The join was refused: the input line asks for a nickname.
@@ -83,6 +85,7 @@ impl Ui {
             input: Input::default(),
             scroll: Scroll::Follow,
             unseen: 0,
+            widest_author: 0,
             relay_only,
             awaiting_nick: false,
             typing: Vec::new(),
@@ -130,15 +133,17 @@ impl Ui {
                 "sending…".to_owned()
             }
         });
+        let author = if m.own {
+            "you".to_owned()
+        } else {
+            m.from.nick.clone()
+        };
+        self.widest_author = self.widest_author.max(crate::wrap::width(&author));
         self.log.insert(
             at,
             LogEntry::Message {
                 time: clock(m.ts),
-                author: if m.own {
-                    "you".into()
-                } else {
-                    m.from.nick.clone()
-                },
+                author,
                 own: m.own,
                 text: m.text.clone(),
                 key,
@@ -243,7 +248,26 @@ impl Ui {
     }
 }
 
+/// Names are right-aligned in a column this wide at most.
+const NAME_COLUMN: usize = 12;
+/// `HH:MM `
+const TIME_WIDTH: usize = 6;
+
 impl Ui {
+    /// The width of the names' column, and where messages' text starts:
+    /// rows after a message's first start there too (a hanging indent). A
+    /// longer name pushes its first row's text further right; in a narrow
+    /// log the indent is smaller.
+    fn columns(&self, width: usize) -> (usize, usize) {
+        let names = self.widest_author.min(NAME_COLUMN);
+        let text = TIME_WIDTH + names + 2;
+        if text * 2 <= width {
+            (names, text)
+        } else {
+            (names, 2)
+        }
+    }
+
     /// The rows entry `i` of the log takes at `width` columns, as drawn.
     fn entry_lines(&self, i: usize, width: usize) -> Vec<Line<'static>> {
         match &self.log[i] {
@@ -260,8 +284,11 @@ impl Ui {
                 } else {
                     Style::new().fg(Color::Magenta).bold()
                 };
+                let (names, indent) = self.columns(width);
+                let pad = names.saturating_sub(crate::wrap::width(author));
                 let prefix = vec![
                     Span::styled(format!("{time} "), Style::new().dim()),
+                    Span::raw(" ".repeat(pad)),
                     Span::styled(format!("{author}: "), author_style),
                 ];
                 let status = status.as_ref().map(|s| format!("({s})"));
@@ -270,7 +297,7 @@ impl Ui {
                     pieces.push(Piece::new("  ", Style::new()));
                     pieces.push(Piece::together(status, Style::new().dim()));
                 }
-                wrap(prefix, &pieces, width, 0)
+                wrap(prefix, &pieces, width, indent)
             }
             LogEntry::Notice(text) => {
                 let style = Style::new().dim().italic();
@@ -278,7 +305,7 @@ impl Ui {
                     vec![Span::styled("* ", style)],
                     &[Piece::new(text, style)],
                     width,
-                    0,
+                    2,
                 )
             }
         }
@@ -449,7 +476,7 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
     let prompt = if ui.awaiting_nick {
         " Nickname (Enter to join, Ctrl-C to quit) "
     } else {
-        " Message (Enter sends, Ctrl-C leaves, /help) "
+        " Message (Enter sends, Alt+Enter new line, Ctrl-C leaves, /help) "
     };
     let text_area = areas.input_text();
     let width = usize::from(text_area.width);
@@ -497,6 +524,10 @@ fn on_key(ui: &mut Ui, key: KeyEvent, screen: Rect) -> Action {
     let input = &mut ui.input;
     match key.code {
         KeyCode::Char('c') if ctrl => return Action::Quit,
+        // A new line in the text: Alt+Enter, Shift+Enter where the terminal
+        // tells it from Enter, and Ctrl-J where neither arrives.
+        KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => input.newline(),
+        KeyCode::Char('j') if ctrl => input.newline(),
         KeyCode::Char('d') if ctrl && input.is_empty() => return Action::Quit,
         KeyCode::Char('d') if ctrl => input.delete(),
         KeyCode::Char('a') if ctrl => input.home(),
@@ -570,7 +601,7 @@ impl Ui {
 }
 
 const HELP: &[&str] = &[
-    "Enter sends; Up/Down recall what you sent; PgUp/PgDn scroll, Home/End (with nothing written) or Ctrl-Home/Ctrl-End go to the start/newest; Esc clears the input; Ctrl-C leaves",
+    "Enter sends; Alt+Enter (or Shift+Enter, or Ctrl-J) starts a new line; Up/Down recall what you sent; PgUp/PgDn scroll, Home/End (with nothing written) or Ctrl-Home/Ctrl-End go to the start/newest; Esc clears the input; Ctrl-C leaves",
     "editing: Left/Right, Ctrl-Left/Right by word, Home/End or Ctrl-A/Ctrl-E, Backspace/Delete, Ctrl-W deletes a word, Ctrl-U/Ctrl-K to the start/end of the line",
     "/peers  how you reach each member: route, round trip, bytes",
     "/clear  clear this room's history here (it does not come back)",
@@ -584,10 +615,7 @@ pub async fn run(
     room: &str,
     relay_only: bool,
 ) -> Result<(), ChatError> {
-    let mut terminal = ratatui::try_init()?;
-    // Pasted text arrives whole, line breaks included, instead of as keys
-    // (where a line break would send half of it).
-    let _ = ratatui::crossterm::execute!(std::io::stdout(), event::EnableBracketedPaste);
+    let (mut terminal, screen) = Screen::enter()?;
     let (key_tx, mut keys) = mpsc::unbounded_channel();
     // crossterm's reader blocks: give it a thread of its own.
     std::thread::spawn(move || {
@@ -637,10 +665,50 @@ pub async fn run(
             _ = tokio::signal::ctrl_c() => break Ok(()),
         }
     };
-    let _ = ratatui::crossterm::execute!(std::io::stdout(), event::DisableBracketedPaste);
-    ratatui::restore();
+    drop(screen);
     engine.leave().await;
     result
+}
+
+/// The terminal in full-screen mode; dropping it (also when a panic
+/// unwinds) puts the terminal back as it was.
+#[derive(Debug)]
+struct Screen {
+    enhanced_keys: bool,
+}
+
+impl Screen {
+    fn enter() -> Result<(ratatui::DefaultTerminal, Self), ChatError> {
+        use ratatui::crossterm::event::{KeyboardEnhancementFlags, PushKeyboardEnhancementFlags};
+        let terminal = ratatui::try_init()?;
+        // Where the terminal can tell Shift+Enter from Enter (the kitty
+        // keyboard protocol), ask it to.
+        let enhanced_keys =
+            ratatui::crossterm::terminal::supports_keyboard_enhancement().unwrap_or(false);
+        let screen = Self { enhanced_keys };
+        let mut out = std::io::stdout();
+        if enhanced_keys {
+            ratatui::crossterm::execute!(
+                out,
+                PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
+            )?;
+        }
+        // Pasted text arrives whole, line breaks included, instead of as
+        // keys (where a line break would send half of it).
+        ratatui::crossterm::execute!(out, event::EnableBracketedPaste)?;
+        Ok((terminal, screen))
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let mut out = std::io::stdout();
+        let _ = ratatui::crossterm::execute!(out, event::DisableBracketedPaste);
+        if self.enhanced_keys {
+            let _ = ratatui::crossterm::execute!(out, event::PopKeyboardEnhancementFlags);
+        }
+        ratatui::restore();
+    }
 }
 
 /// Handles an entered line; true means leave.
@@ -660,6 +728,7 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: String) -> bool {
         "/clear" => {
             engine.clear_history();
             ui.log.clear();
+            ui.widest_author = 0;
             ui.follow();
             ui.notice("history cleared here; messages sent so far will not come back");
             return false;
@@ -1017,6 +1086,73 @@ mod tests {
         assert_eq!(
             terminal.get_cursor_position().unwrap(),
             Position::new(1, 18)
+        );
+    }
+
+    #[test]
+    fn messages_keep_their_line_breaks_and_wrap_under_the_text_column() {
+        let mut ui = conversation();
+        ui.apply(&message(
+            peer("2", "alice"),
+            2,
+            6,
+            "line one\nline two",
+            false,
+        ));
+        ui.apply(&message(
+            peer("1", "dora"),
+            1,
+            7,
+            "a reply long enough to wrap onto a second row of the log, which is narrow",
+            true,
+        ));
+        let text = screen(&ui, 80, 24);
+        let rows: Vec<&str> = text
+            .lines()
+            .map(|l| l.split('│').nth(1).unwrap_or(""))
+            .collect();
+        let at = rows
+            .iter()
+            .position(|r| r.contains("alice: line one"))
+            .expect(&text);
+        // The text column: after the time and the widest name, "alice: ".
+        assert_eq!(
+            rows[at],
+            "00:00 alice: line one                               "
+        );
+        assert_eq!(
+            rows[at + 1],
+            "             line two                               "
+        );
+        assert_eq!(
+            rows[at + 2],
+            "00:00   you: a reply long enough to wrap onto a     "
+        );
+        assert_eq!(
+            rows[at + 3],
+            "             second row of the log, which is narrow "
+        );
+        assert_eq!(
+            rows[at + 4],
+            "             (sending…)                             "
+        );
+    }
+
+    #[test]
+    fn alt_enter_and_ctrl_j_start_a_new_line() {
+        let mut ui = conversation();
+        typed(&mut ui, "one");
+        press(&mut ui, KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT));
+        typed(&mut ui, "two");
+        ctrl(&mut ui, 'j');
+        typed(&mut ui, "three");
+        let text = screen(&ui, 80, 24);
+        assert!(text.contains("│one "), "{text}");
+        assert!(text.contains("│two "), "{text}");
+        assert!(text.contains("│three "), "{text}");
+        assert_eq!(
+            keys(&mut ui, &[KeyCode::Enter]),
+            Action::Submit("one\ntwo\nthree".into())
         );
     }
 
