@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod command;
 pub mod input;
 pub mod line;
 pub mod scroll;

@@ -1,8 +1,12 @@
 //! Line mode, for scripts and bots: each line of standard input is sent as
 //! a message; each message received is printed on standard output as
 //! `nick: text` (or, with `--json`, every event as one JSON object per
-//! line); notices go to standard error. At the end of input, pending
-//! messages are delivered before leaving.
+//! line); notices go to standard error. At the end of input (or `/quit`),
+//! pending messages are delivered before leaving.
+//!
+//! A line starting with `/` and a letter is a command (`/help`, `/peers`,
+//! `/clear`, `/quit`; see [`crate::command`]), never a message: an unknown
+//! one is an error on standard error. `//` at the start sends one `/`.
 
 use std::io::Write;
 use std::time::Duration;
@@ -11,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 use tokio::sync::mpsc;
 
 use crate::ChatError;
+use crate::command::{self, Command, Entry, Mode};
 use peerchat_client::engine::{Engine, Event, ServerState};
 use peerchat_client::pair::{Blob, CodeKind};
 
@@ -219,7 +224,11 @@ pub async fn run(
     loop {
         tokio::select! {
             line = lines.next_line() => match line {
-                Ok(Some(line)) => send(&engine, &line),
+                Ok(Some(line)) => {
+                    if entered(&engine, &line, mode).await {
+                        break;
+                    }
+                }
                 Ok(None) | Err(_) => break,
             },
             Some(event) = events.recv() => {
@@ -266,13 +275,48 @@ pub async fn run(
     result
 }
 
-fn send(engine: &Engine, line: &str) {
+/// Handles a line of input: a message or a command. True means leave
+/// (`/quit`), as at the end of input.
+async fn entered(engine: &Engine, line: &str, mode: Output) -> bool {
     if line.trim().is_empty() {
-        return;
+        return false;
     }
-    if let Err(err) = engine.send(line) {
-        eprintln!("* not sent: {err}");
+    match command::parse(line, Mode::Line) {
+        Err(err) => eprintln!("* {err}"),
+        Ok(Entry::Message(text)) => {
+            if let Err(err) = engine.send(&text) {
+                eprintln!("* not sent: {err}");
+            }
+        }
+        Ok(Entry::Command(Command::Quit)) => return true,
+        Ok(Entry::Command(Command::Help)) => {
+            for line in command::help(Mode::Line) {
+                eprintln!("* {line}");
+            }
+        }
+        Ok(Entry::Command(Command::Clear)) => {
+            engine.clear_history();
+            eprintln!("* history cleared here; messages sent so far will not come back");
+        }
+        Ok(Entry::Command(Command::Peers)) => {
+            let members = engine.stats().await;
+            match mode {
+                Output::Json => {
+                    let json = serde_json::json!({ "event": "peers", "members": members });
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{json}");
+                    let _ = out.flush();
+                }
+                Output::Plain if members.is_empty() => eprintln!("* nobody else is here yet"),
+                Output::Plain => {
+                    for member in &members {
+                        eprintln!("* {}", escape(&command::describe(member)));
+                    }
+                }
+            }
+        }
     }
+    false
 }
 
 #[cfg(test)]

@@ -16,10 +16,11 @@ use ratatui::widgets::{Block, List, ListItem, Paragraph};
 use tokio::sync::mpsc;
 
 use crate::ChatError;
+use crate::command::{self, Command, Entry, Mode};
 use crate::input::Input;
 use crate::scroll::{Scroll, View};
 use crate::wrap::{Piece, wrap};
-use peerchat_client::engine::{ChatMessage, Engine, Event, Peer, ServerState};
+use peerchat_client::engine::{ChatMessage, Engine, Event, MemberStats, Peer, ServerState};
 use peerchat_client::peer::LinkState;
 
 /// One line of the chat log.
@@ -40,8 +41,11 @@ pub enum LogEntry {
         /// For our messages: where delivery stands.
         status: Option<String>,
     },
-    /// A notice: joins, departures, errors, connection details.
+    /// A notice: joins, departures, connection details.
     Notice(String),
+    /// Something that went wrong here: a mistyped command, a message
+    /// not sent.
+    Error(String),
 }
 
 /// Everything the screen shows.
@@ -94,6 +98,10 @@ impl Ui {
 
     fn notice(&mut self, text: impl Into<String>) {
         self.log.push(LogEntry::Notice(text.into()));
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.log.push(LogEntry::Error(text.into()));
     }
 
     /// Follows the newest lines again.
@@ -303,6 +311,15 @@ impl Ui {
                 let style = Style::new().dim().italic();
                 wrap(
                     vec![Span::styled("* ", style)],
+                    &[Piece::new(text, style)],
+                    width,
+                    2,
+                )
+            }
+            LogEntry::Error(text) => {
+                let style = Style::new().fg(Color::Red);
+                wrap(
+                    vec![Span::styled("! ", style.bold())],
                     &[Piece::new(text, style)],
                     width,
                     2,
@@ -600,12 +617,10 @@ impl Ui {
     }
 }
 
-const HELP: &[&str] = &[
+/// The keys, for `/help`.
+const KEYS: [&str; 2] = [
     "Enter sends; Alt+Enter (or Shift+Enter, or Ctrl-J) starts a new line; Up/Down recall what you sent; PgUp/PgDn scroll, Home/End (with nothing written) or Ctrl-Home/Ctrl-End go to the start/newest; Esc clears the input; Ctrl-C leaves",
     "editing: Left/Right, Ctrl-Left/Right by word, Home/End or Ctrl-A/Ctrl-E, Backspace/Delete, Ctrl-W deletes a word, Ctrl-U/Ctrl-K to the start/end of the line",
-    "/peers  how you reach each member: route, round trip, bytes",
-    "/clear  clear this room's history here (it does not come back)",
-    "/quit   leave the room",
 ];
 
 /// Runs the terminal UI for `room` until the user leaves.
@@ -649,13 +664,14 @@ pub async fn run(
                 };
                 match action {
                     Action::None => {
-                        if ui.input.text().len() > before && !ui.awaiting_nick {
+                        let text = ui.input.text();
+                        if text.len() > before && !ui.awaiting_nick && !command::is_command(text) {
                             engine.typed();
                         }
                     }
                     Action::Quit => break Ok(()),
                     Action::Submit(text) => {
-                        if submit(&mut ui, &engine, text).await {
+                        if submit(&mut ui, &engine, &text).await {
                             break Ok(());
                         }
                     }
@@ -711,66 +727,102 @@ impl Drop for Screen {
     }
 }
 
+/// What an entered line asks of the engine.
+#[derive(Debug, PartialEq, Eq)]
+enum Request {
+    /// Nothing (what it asked for is done on screen).
+    None,
+    /// Send a message.
+    Send(String),
+    /// Join under this nickname.
+    Join(String),
+    /// Show how each member is reached.
+    Peers,
+    /// Clear the room's history.
+    Clear,
+    /// Leave.
+    Quit,
+}
+
+impl Ui {
+    /// Reads an entered line: a command, a message, or (after a refused
+    /// join) a nickname. Errors show in the log; nothing mistyped goes to
+    /// the room.
+    fn entered(&mut self, text: &str) -> Request {
+        let entry = match command::parse(text, Mode::Tui) {
+            Ok(entry) => entry,
+            Err(err) => {
+                self.error(err.to_string());
+                return Request::None;
+            }
+        };
+        match entry {
+            Entry::Command(Command::Quit) => Request::Quit,
+            Entry::Command(Command::Peers) => Request::Peers,
+            Entry::Command(Command::Help) => {
+                for line in command::help(Mode::Tui)
+                    .into_iter()
+                    .chain(KEYS.map(str::to_owned))
+                {
+                    self.notice(line);
+                }
+                Request::None
+            }
+            Entry::Command(Command::Clear) => {
+                self.log.clear();
+                self.widest_author = 0;
+                self.follow();
+                self.notice("history cleared here; messages sent so far will not come back");
+                Request::Clear
+            }
+            Entry::Message(text) if self.awaiting_nick => {
+                let nick = text.trim();
+                match peerchat_protocol::validate_nick(nick) {
+                    Ok(()) => {
+                        self.notice(format!("joining as {nick}…"));
+                        Request::Join(nick.to_owned())
+                    }
+                    Err(err) => {
+                        self.error(err.to_string());
+                        Request::None
+                    }
+                }
+            }
+            Entry::Message(_) if self.me.is_none() => {
+                self.error("not in the room yet; Up brings the text back");
+                Request::None
+            }
+            Entry::Message(text) => {
+                self.follow();
+                Request::Send(text)
+            }
+        }
+    }
+
+    /// Shows the answer to `/peers`.
+    fn peers(&mut self, stats: &[MemberStats]) {
+        if stats.is_empty() {
+            self.notice("nobody else is here yet");
+        }
+        for member in stats {
+            self.notice(command::describe(member));
+        }
+    }
+}
+
 /// Handles an entered line; true means leave.
-async fn submit(ui: &mut Ui, engine: &Engine, text: String) -> bool {
-    if ui.awaiting_nick {
-        match peerchat_protocol::validate_nick(text.trim()) {
-            Ok(()) => {
-                ui.notice(format!("joining as {}…", text.trim()));
-                engine.join(text.trim());
+async fn submit(ui: &mut Ui, engine: &Engine, text: &str) -> bool {
+    match ui.entered(text) {
+        Request::None => {}
+        Request::Quit => return true,
+        Request::Send(text) => {
+            if let Err(err) = engine.send(&text) {
+                ui.error(format!("not sent: {err}"));
             }
-            Err(err) => ui.notice(err.to_string()),
         }
-        return false;
-    }
-    match text.trim() {
-        "/quit" => return true,
-        "/clear" => {
-            engine.clear_history();
-            ui.log.clear();
-            ui.widest_author = 0;
-            ui.follow();
-            ui.notice("history cleared here; messages sent so far will not come back");
-            return false;
-        }
-        "/help" => {
-            for line in HELP {
-                ui.notice(*line);
-            }
-            return false;
-        }
-        "/peers" => {
-            let stats = engine.stats().await;
-            if stats.is_empty() {
-                ui.notice("nobody else is here yet");
-            }
-            for s in stats {
-                let line = match s.stats {
-                    Some(st) => format!(
-                        "{}: {} ({} ↔ {}), round trip {}, sent {} B, received {} B",
-                        s.member.nick,
-                        if st.relayed() { "relayed" } else { "direct" },
-                        st.local,
-                        st.remote,
-                        st.rtt_ms.map_or("–".to_owned(), |ms| format!("{ms:.1} ms")),
-                        st.bytes_sent,
-                        st.bytes_received
-                    ),
-                    None => format!("{}: {}", s.member.nick, state_style(s.state).1),
-                };
-                ui.notice(line);
-            }
-            return false;
-        }
-        _ => {}
-    }
-    if ui.me.is_none() {
-        ui.notice("not in the room yet");
-        return false;
-    }
-    match engine.send(&text) {
-        Ok(()) => ui.follow(),
-        Err(err) => ui.notice(format!("not sent: {err}")),
+        Request::Join(nick) => engine.join(&nick),
+        Request::Peers => ui.peers(&engine.stats().await),
+        Request::Clear => engine.clear_history(),
     }
     false
 }
@@ -863,7 +915,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 LogEntry::Message { text, .. } => Some(text.as_str()),
-                LogEntry::Notice(_) => None,
+                LogEntry::Notice(_) | LogEntry::Error(_) => None,
             })
             .collect();
         assert_eq!(texts, ["from before", "hello from the browser", "mine"]);
@@ -1154,6 +1206,36 @@ mod tests {
             keys(&mut ui, &[KeyCode::Enter]),
             Action::Submit("one\ntwo\nthree".into())
         );
+    }
+
+    #[test]
+    fn mistyped_commands_stay_here_and_a_double_slash_sends_one() {
+        let mut ui = conversation();
+        assert_eq!(ui.entered("/bogus"), Request::None);
+        assert_eq!(ui.entered("/nick dora2"), Request::None);
+        assert_eq!(ui.entered("/peres"), Request::None);
+        let text = screen(&ui, 100, 30);
+        assert!(text.contains("! unknown command /bogus"), "{text}");
+        assert!(text.contains("! unknown command /nick"), "{text}");
+        assert!(text.contains("did you mean /peers?"), "{text}");
+        assert_eq!(ui.entered("//shrug"), Request::Send("/shrug".into()));
+        assert_eq!(ui.entered("hello"), Request::Send("hello".into()));
+        assert_eq!(ui.entered("/peers"), Request::Peers);
+        assert_eq!(ui.entered("/quit"), Request::Quit);
+        assert_eq!(ui.entered("/help"), Request::None);
+        let text = screen(&ui, 100, 40);
+        assert!(text.contains("* /clear"), "{text}");
+        assert!(
+            text.contains("* //text sends text starting with /"),
+            "{text}"
+        );
+        assert_eq!(ui.entered("/clear"), Request::Clear);
+        assert!(!screen(&ui, 100, 30).contains("hello from the browser"));
+        // Waiting for a nickname, commands still work.
+        let mut ui = Ui::new("r", false);
+        ui.awaiting_nick = true;
+        assert_eq!(ui.entered("/quit"), Request::Quit);
+        assert_eq!(ui.entered(" dora2 "), Request::Join("dora2".into()));
     }
 
     #[test]
