@@ -9,6 +9,7 @@ pub mod command;
 pub mod input;
 pub mod line;
 pub mod scroll;
+pub mod status;
 pub mod tui;
 pub mod wrap;
 

@@ -9,14 +9,15 @@
 //! one is an error on standard error. `//` at the start sends one `/`.
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 use tokio::sync::mpsc;
 
 use crate::ChatError;
 use crate::command::{self, Command, Entry, Mode};
-use peerchat_client::engine::{Engine, Event, ServerState};
+use crate::status::ServerStatus;
+use peerchat_client::engine::{Engine, Event};
 use peerchat_client::pair::{Blob, CodeKind};
 
 /// How events are printed.
@@ -49,13 +50,7 @@ pub fn escape(text: &str) -> String {
 /// How an event reads as a notice in plain mode, if it is one.
 fn notice(event: &Event) -> Option<String> {
     Some(match event {
-        Event::Server {
-            state: ServerState::Offline,
-            retry_in_ms,
-        } => format!(
-            "server unreachable, retrying in {}s; connected members can still chat",
-            retry_in_ms.unwrap_or(0).div_ceil(1000)
-        ),
+        // Told once lost and once back, by `Printer`.
         Event::Server { .. } => return None,
         Event::Joined { you, members } if members.is_empty() => {
             format!("joined as {}; nobody else is here yet", you.nick)
@@ -104,6 +99,32 @@ fn prompt(event: &Event) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
     let _ = out.flush();
+}
+
+/// Prints events as they come.
+#[derive(Debug)]
+struct Printer {
+    mode: Output,
+    server: ServerStatus,
+}
+
+impl Printer {
+    fn new(mode: Output) -> Self {
+        Self {
+            mode,
+            server: ServerStatus::default(),
+        }
+    }
+
+    fn print(&mut self, event: &Event) {
+        if let Event::Server { state, retry_in_ms } = event {
+            let change = self.server.update(*state, *retry_in_ms, Instant::now());
+            if let (Some(change), Output::Plain) = (change, self.mode) {
+                eprintln!("* {}", change.text());
+            }
+        }
+        print(event, self.mode);
+    }
 }
 
 fn print(event: &Event, mode: Output) {
@@ -166,14 +187,14 @@ async fn wait_for(
     engine: &Engine,
     events: &mut mpsc::UnboundedReceiver<Event>,
     lines: &mut Lines<BufReader<Stdin>>,
-    mode: Output,
+    out: &mut Printer,
     until: impl Fn(&Event) -> bool,
 ) -> Result<bool, ChatError> {
     loop {
         let Some(event) = events.recv().await else {
             return Ok(false);
         };
-        print(&event, mode);
+        out.print(&event);
         match event {
             Event::JoinRefused { code, message } => {
                 engine.leave().await;
@@ -202,10 +223,11 @@ pub async fn run(
     until_connected: bool,
 ) -> Result<(), ChatError> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut out = Printer::new(mode);
     // Read input only once in the room, so the first lines reach everyone
     // already there.
     let joined = |e: &Event| matches!(e, Event::Joined { .. });
-    if !wait_for(&engine, &mut events, &mut lines, mode, joined).await? {
+    if !wait_for(&engine, &mut events, &mut lines, &mut out, joined).await? {
         return Ok(());
     }
     let connected = |e: &Event| {
@@ -217,7 +239,7 @@ pub async fn run(
             }
         )
     };
-    if until_connected && !wait_for(&engine, &mut events, &mut lines, mode, connected).await? {
+    if until_connected && !wait_for(&engine, &mut events, &mut lines, &mut out, connected).await? {
         return Ok(());
     }
     let mut interrupted = false;
@@ -232,7 +254,7 @@ pub async fn run(
                 Ok(None) | Err(_) => break,
             },
             Some(event) = events.recv() => {
-                print(&event, mode);
+                out.print(&event);
                 if let Event::PairingFailed { message } = event {
                     engine.leave().await;
                     return Err(ChatError::Pairing(message));
@@ -255,7 +277,7 @@ pub async fn run(
             loop {
                 tokio::select! {
                     () = &mut drained => return,
-                    Some(event) = events.recv() => print(&event, mode),
+                    Some(event) = events.recv() => out.print(&event),
                 }
             }
         })

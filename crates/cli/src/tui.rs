@@ -13,14 +13,17 @@ use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, List, ListItem, Paragraph};
+use std::time::Instant;
+
 use tokio::sync::mpsc;
 
 use crate::ChatError;
 use crate::command::{self, Command, Entry, Mode};
 use crate::input::Input;
 use crate::scroll::{Scroll, View};
+use crate::status::{Level, ServerStatus};
 use crate::wrap::{Piece, wrap};
-use peerchat_client::engine::{ChatMessage, Engine, Event, MemberStats, Peer, ServerState};
+use peerchat_client::engine::{ChatMessage, Engine, Event, MemberStats, Peer};
 use peerchat_client::peer::LinkState;
 
 /// One line of the chat log.
@@ -56,7 +59,7 @@ pub struct Ui {
     /// Ourselves, once joined.
     pub me: Option<Peer>,
     /// The signaling connection.
-    pub server: ServerState,
+    pub server: ServerStatus,
     /// The other members and our connection to each.
     pub members: Vec<(Peer, LinkState)>,
     /// The chat log, oldest first.
@@ -74,7 +77,7 @@ pub struct Ui {
     /// The join was refused: the input line asks for a nickname.
     pub awaiting_nick: bool,
     /// Who is typing, until when.
-    pub typing: Vec<(Peer, std::time::Instant)>,
+    pub typing: Vec<(Peer, Instant)>,
 }
 
 impl Ui {
@@ -83,7 +86,7 @@ impl Ui {
         Self {
             room: room.to_owned(),
             me: None,
-            server: ServerState::Connecting,
+            server: ServerStatus::default(),
             members: Vec::new(),
             log: Vec::new(),
             input: Input::default(),
@@ -161,7 +164,7 @@ impl Ui {
     }
 
     /// Who is typing now.
-    pub fn typing_now(&self, now: std::time::Instant) -> Vec<&str> {
+    pub fn typing_now(&self, now: Instant) -> Vec<&str> {
         self.typing
             .iter()
             .filter(|(_, until)| *until > now)
@@ -171,15 +174,23 @@ impl Ui {
 
     /// Updates the screen from an engine event.
     pub fn apply(&mut self, event: &Event) {
+        self.apply_at(event, Instant::now());
+    }
+
+    /// Updates the screen from an engine event that came at `now`.
+    pub fn apply_at(&mut self, event: &Event, now: Instant) {
         match event {
             Event::Server { state, retry_in_ms } => {
-                if *state == ServerState::Offline && self.server != ServerState::Offline {
-                    self.notice(format!(
-                        "server unreachable, retrying in {}s; connected members can still chat",
-                        retry_in_ms.unwrap_or(0).div_ceil(1000)
-                    ));
+                if let Some(change) = self.server.update(*state, *retry_in_ms, now) {
+                    if change.is_loss() {
+                        self.notice(format!(
+                            "{} (the top line counts down to the next try)",
+                            change.text()
+                        ));
+                    } else {
+                        self.notice(change.text());
+                    }
                 }
-                self.server = *state;
             }
             Event::Joined { you, members } => {
                 self.me = Some(you.clone());
@@ -245,7 +256,7 @@ impl Ui {
                 }
             }
             Event::Typing { member } => {
-                let until = std::time::Instant::now() + std::time::Duration::from_secs(6);
+                let until = now + std::time::Duration::from_secs(6);
                 self.typing.retain(|(p, _)| p.id != member.id);
                 self.typing.push((member.clone(), until));
             }
@@ -422,6 +433,12 @@ fn state_style(state: LinkState) -> (Color, &'static str) {
 
 /// Draws the screen.
 pub fn render(frame: &mut Frame, ui: &Ui) {
+    render_at(frame, ui, Instant::now());
+}
+
+/// Draws the screen as it is at `now` (typing notices run out, the
+/// countdown to the next attempt at the server runs down).
+pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
     let areas = Areas::new(frame.area(), ui);
     let Areas {
         title: top,
@@ -430,10 +447,11 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
         input: input_area,
     } = areas;
 
-    let (server_color, server_text) = match ui.server {
-        ServerState::Online => (Color::Green, "online"),
-        ServerState::Connecting => (Color::Yellow, "connecting"),
-        ServerState::Offline => (Color::Red, "server unreachable"),
+    let (server_text, level) = ui.server.label(now);
+    let server_color = match level {
+        Level::Good => Color::Green,
+        Level::Waiting => Color::Yellow,
+        Level::Bad => Color::Red,
     };
     let short: String = ui.room.chars().take(8).collect();
     let mut title = vec![
@@ -484,7 +502,7 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
         members_area,
     );
 
-    let typing = ui.typing_now(std::time::Instant::now());
+    let typing = ui.typing_now(now);
     let typing_title = match typing.as_slice() {
         [] => String::new(),
         [one] => format!(" {one} is typing… "),
@@ -833,6 +851,7 @@ mod tests {
     use ratatui::backend::TestBackend;
 
     use super::*;
+    use peerchat_client::engine::ServerState;
 
     fn peer(id: &str, nick: &str) -> Peer {
         Peer {
@@ -842,8 +861,12 @@ mod tests {
     }
 
     fn screen(ui: &Ui, width: u16, height: u16) -> String {
+        screen_at(ui, width, height, Instant::now())
+    }
+
+    fn screen_at(ui: &Ui, width: u16, height: u16, now: Instant) -> String {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-        terminal.draw(|f| render(f, ui)).unwrap();
+        terminal.draw(|f| render_at(f, ui, now)).unwrap();
         let buffer = terminal.backend().buffer().clone();
         let mut text = String::new();
         for y in 0..height {
@@ -1236,6 +1259,65 @@ mod tests {
         ui.awaiting_nick = true;
         assert_eq!(ui.entered("/quit"), Request::Quit);
         assert_eq!(ui.entered(" dora2 "), Request::Join("dora2".into()));
+    }
+
+    fn server(state: ServerState, retry_in_ms: Option<u64>) -> Event {
+        Event::Server { state, retry_in_ms }
+    }
+
+    fn notices(ui: &Ui) -> Vec<&str> {
+        ui.log
+            .iter()
+            .filter_map(|e| match e {
+                LogEntry::Notice(text) | LogEntry::Error(text) => Some(text.as_str()),
+                LogEntry::Message { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn retries_show_in_the_status_line_and_the_log_says_once_lost_and_once_back() {
+        let now = Instant::now();
+        let mut ui = Ui::new("abcdefghijklmnopqrstuv", false);
+        // Before joining: the server does not answer, three times.
+        for retry in [1000, 2000, 4000] {
+            ui.apply_at(&server(ServerState::Connecting, None), now);
+            ui.apply_at(&server(ServerState::Offline, Some(retry)), now);
+        }
+        assert_eq!(notices(&ui).len(), 1, "{:?}", notices(&ui));
+        let text = screen_at(&ui, 80, 24, now);
+        assert!(
+            text.contains("● server unreachable, retrying in 4s"),
+            "{text}"
+        );
+        let later = now + std::time::Duration::from_millis(2500);
+        let text = screen_at(&ui, 80, 24, later);
+        assert!(text.contains("retrying in 2s"), "{text}");
+        ui.apply_at(&server(ServerState::Connecting, None), now);
+        ui.apply_at(&server(ServerState::Online, None), now);
+        ui.apply_at(
+            &Event::Joined {
+                you: peer("1", "dora"),
+                members: vec![],
+            },
+            now,
+        );
+        let text = screen_at(&ui, 80, 24, now);
+        assert!(text.contains("● online"), "{text}");
+        assert!(!text.contains("retrying"), "{text}");
+        // Lost once joined: said once, and once when it is back.
+        let before = notices(&ui).len();
+        for retry in [1000, 2000] {
+            ui.apply_at(&server(ServerState::Offline, Some(retry)), now);
+            ui.apply_at(&server(ServerState::Connecting, None), now);
+        }
+        ui.apply_at(&server(ServerState::Offline, Some(3000)), now);
+        assert_eq!(notices(&ui).len(), before + 1, "{:?}", notices(&ui));
+        ui.apply_at(&server(ServerState::Connecting, None), now);
+        ui.apply_at(&server(ServerState::Online, None), now);
+        let said = notices(&ui);
+        assert_eq!(said.len(), before + 2, "{said:?}");
+        assert_eq!(said[before + 1], "connected to the server again");
     }
 
     #[test]
