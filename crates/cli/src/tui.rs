@@ -267,7 +267,8 @@ impl Ui {
     }
 }
 
-/// Names are right-aligned in a column this wide at most.
+/// Names are right-aligned in a column this wide at most (or a sixth of
+/// a wide log).
 const NAME_COLUMN: usize = 12;
 /// `HH:MM `
 const TIME_WIDTH: usize = 6;
@@ -278,7 +279,7 @@ impl Ui {
     /// longer name pushes its first row's text further right; in a narrow
     /// log the indent is smaller.
     fn columns(&self, width: usize) -> (usize, usize) {
-        let names = self.widest_author.min(NAME_COLUMN);
+        let names = self.widest_author.min(NAME_COLUMN.max(width / 6));
         let text = TIME_WIDTH + names + 2;
         if text * 2 <= width {
             (names, text)
@@ -371,12 +372,37 @@ impl Ui {
 struct Areas {
     title: Rect,
     log: Rect,
-    members: Rect,
+    /// None on a narrow terminal: the title line counts the members.
+    members: Option<Rect>,
     input: Rect,
 }
 
 /// The input box grows up to this many rows of text.
 const INPUT_ROWS: usize = 5;
+/// Below this width, the members' list gives its room to the log.
+const MEMBERS_MIN_SCREEN: u16 = 60;
+
+impl Ui {
+    /// Columns the members' list takes on a screen `screen` wide: room for
+    /// the longest name and the longest state (so it does not change width
+    /// as states change), up to a quarter of the screen.
+    fn members_width(&self, screen: u16) -> u16 {
+        let names = self
+            .members
+            .iter()
+            .map(|(p, _)| crate::wrap::width(&p.nick) + " reconnecting".len())
+            .chain(
+                self.me
+                    .iter()
+                    .map(|me| crate::wrap::width(&me.nick) + " (you)".len()),
+            )
+            .max()
+            .unwrap_or(0);
+        // "● ", the borders, and room for the title.
+        let most = (screen / 4).clamp(18, 30);
+        u16::try_from(names + 4).unwrap_or(u16::MAX).clamp(18, most)
+    }
+}
 
 impl Areas {
     fn new(area: Rect, ui: &Ui) -> Self {
@@ -393,8 +419,16 @@ impl Areas {
             Constraint::Length(input_height),
         ])
         .areas(area);
-        let [log, members] =
-            Layout::horizontal([Constraint::Min(20), Constraint::Length(26)]).areas(body);
+        let (log, members) = if area.width < MEMBERS_MIN_SCREEN {
+            (body, None)
+        } else {
+            let [log, members] = Layout::horizontal([
+                Constraint::Min(20),
+                Constraint::Length(ui.members_width(area.width)),
+            ])
+            .areas(body);
+            (log, Some(members))
+        };
         Self {
             title,
             log,
@@ -465,6 +499,10 @@ pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
     if ui.relay_only {
         title.push(Span::styled("  IP hidden", Style::new().fg(Color::Magenta)));
     }
+    if members_area.is_none() {
+        let here = ui.members.len() + usize::from(ui.me.is_some());
+        title.push(Span::styled(format!("  {here} here"), Style::new().dim()));
+    }
     frame.render_widget(Paragraph::new(Line::from(title)), top);
 
     let inner = areas.log_text();
@@ -488,19 +526,26 @@ pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
             Span::styled(" (you)", Style::new().dim()),
         ])));
     }
+    let room = members_area.map_or(0, |a| usize::from(a.width.saturating_sub(2)));
     for (peer, state) in &ui.members {
         let (color, label) = state_style(*state);
-        items.push(ListItem::new(Line::from(vec![
+        let mut spans = vec![
             Span::styled("● ", Style::new().fg(color)),
             Span::raw(peer.nick.clone()),
-            Span::styled(format!(" {label}"), Style::new().dim()),
-        ])));
+        ];
+        // A long name keeps the dot's colour only.
+        if 2 + crate::wrap::width(&peer.nick) + 1 + label.len() <= room {
+            spans.push(Span::styled(format!(" {label}"), Style::new().dim()));
+        }
+        items.push(ListItem::new(Line::from(spans)));
     }
     let count = items.len();
-    frame.render_widget(
-        List::new(items).block(Block::bordered().title(format!(" Members ({count}) "))),
-        members_area,
-    );
+    if let Some(members_area) = members_area {
+        frame.render_widget(
+            List::new(items).block(Block::bordered().title(format!(" Members ({count}) "))),
+            members_area,
+        );
+    }
 
     let typing = ui.typing_now(now);
     let typing_title = match typing.as_slice() {
@@ -508,10 +553,10 @@ pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
         [one] => format!(" {one} is typing… "),
         many => format!(" {} are typing… ", many.join(", ")),
     };
-    let prompt = if ui.awaiting_nick {
-        " Nickname (Enter to join, Ctrl-C to quit) "
-    } else {
-        " Message (Enter sends, Alt+Enter new line, Ctrl-C leaves, /help) "
+    let prompt = match (ui.awaiting_nick, input_area.width >= 70) {
+        (true, _) => " Nickname (Enter to join, Ctrl-C to quit) ",
+        (false, true) => " Message (Enter sends, Alt+Enter new line, Ctrl-C leaves, /help) ",
+        (false, false) => " Message (Enter sends, /help) ",
     };
     let text_area = areas.input_text();
     let width = usize::from(text_area.width);
@@ -636,9 +681,17 @@ impl Ui {
 }
 
 /// The keys, for `/help`.
-const KEYS: [&str; 2] = [
-    "Enter sends; Alt+Enter (or Shift+Enter, or Ctrl-J) starts a new line; Up/Down recall what you sent; PgUp/PgDn scroll, Home/End (with nothing written) or Ctrl-Home/Ctrl-End go to the start/newest; Esc clears the input; Ctrl-C leaves",
-    "editing: Left/Right, Ctrl-Left/Right by word, Home/End or Ctrl-A/Ctrl-E, Backspace/Delete, Ctrl-W deletes a word, Ctrl-U/Ctrl-K to the start/end of the line",
+const KEYS: [&str; 10] = [
+    "Enter          send",
+    "Alt+Enter      new line (or Shift+Enter, Ctrl-J)",
+    "Up/Down        recall what you sent",
+    "PgUp/PgDn      scroll the conversation",
+    "Ctrl-Home/End  its start / the newest",
+    "Ctrl-←/→       a word left / right",
+    "Ctrl-A/E       start / end of the line",
+    "Ctrl-W/U/K     delete a word / to start / to end",
+    "Esc            clear what you are writing",
+    "Ctrl-C         leave",
 ];
 
 /// Runs the terminal UI for `room` until the user leaves.
@@ -1184,32 +1237,22 @@ mod tests {
         let text = screen(&ui, 80, 24);
         let rows: Vec<&str> = text
             .lines()
-            .map(|l| l.split('│').nth(1).unwrap_or(""))
+            .map(|l| l.split('│').nth(1).unwrap_or("").trim_end())
             .collect();
         let at = rows
             .iter()
             .position(|r| r.contains("alice: line one"))
             .expect(&text);
         // The text column: after the time and the widest name, "alice: ".
-        assert_eq!(
-            rows[at],
-            "00:00 alice: line one                               "
-        );
-        assert_eq!(
-            rows[at + 1],
-            "             line two                               "
-        );
+        assert_eq!(rows[at], "00:00 alice: line one");
+        assert_eq!(rows[at + 1], "             line two");
         assert_eq!(
             rows[at + 2],
-            "00:00   you: a reply long enough to wrap onto a     "
+            "00:00   you: a reply long enough to wrap onto a second row"
         );
         assert_eq!(
             rows[at + 3],
-            "             second row of the log, which is narrow "
-        );
-        assert_eq!(
-            rows[at + 4],
-            "             (sending…)                             "
+            "             of the log, which is narrow  (sending…)"
         );
     }
 
@@ -1318,6 +1361,17 @@ mod tests {
         let said = notices(&ui);
         assert_eq!(said.len(), before + 2, "{said:?}");
         assert_eq!(said[before + 1], "connected to the server again");
+    }
+
+    #[test]
+    fn a_narrow_terminal_gives_the_members_room_to_the_log() {
+        let text = screen(&conversation(), 50, 20);
+        assert!(text.contains("3 here"), "{text}");
+        assert!(!text.contains("Members"), "{text}");
+        assert!(text.contains("alice: hello from the"), "{text}");
+        let text = screen(&conversation(), 80, 24);
+        assert!(text.contains("Members (3)"), "{text}");
+        assert!(!text.contains("3 here"), "{text}");
     }
 
     #[test]
