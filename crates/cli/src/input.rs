@@ -14,6 +14,10 @@ use crate::wrap::grapheme_width;
 
 /// How many sent lines Up can recall.
 const HISTORY: usize = 100;
+/// The most text the input holds, in bytes: four times the largest
+/// message, so an overlong one can still be seen and cut down, while a
+/// runaway paste cannot make every key press slow.
+pub const MAX_BYTES: usize = 4 * peerchat_protocol::MAX_TEXT_BYTES;
 
 /// The input line's text, cursor and recall history.
 #[derive(Debug, Clone, Default)]
@@ -56,11 +60,15 @@ impl Input {
 
     /// Inserts typed or pasted text at the cursor. Line breaks of any kind
     /// become `\n`, a tab becomes spaces, other control characters are
-    /// dropped.
+    /// dropped; what would take the text past [`MAX_BYTES`] is left out.
     pub fn insert(&mut self, text: &str) {
-        let mut clean = String::with_capacity(text.len());
+        let room = MAX_BYTES.saturating_sub(self.text.len());
+        let mut clean = String::with_capacity(text.len().min(room));
         let mut chars = text.chars().peekable();
         while let Some(c) = chars.next() {
+            if clean.len() + 4 > room {
+                break;
+            }
             match c {
                 '\r' => {
                     chars.next_if_eq(&'\n');
@@ -419,6 +427,10 @@ mod tests {
     #[test]
     fn pasted_text_is_cleaned() {
         assert_eq!(input("a\r\nb\rc\td\u{1b}[0m").text(), "a\nb\nc    d[0m");
+        // A runaway paste stops at the limit.
+        let mut i = input(&"x".repeat(MAX_BYTES));
+        i.insert("more");
+        assert!(i.text().len() <= MAX_BYTES);
         // A combining mark typed after a letter joins it.
         let mut i = input("e");
         i.insert("\u{301}");
