@@ -3,11 +3,14 @@
 // UI in a real terminal (tmux). Runs inside the loopback-only namespace.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 
 import { LineClient } from './lib/cli.mjs';
 import {
   BIN,
+  SCREENSHOTS,
   launchBrowser,
   messageTexts,
   openRoom,
@@ -144,12 +147,18 @@ test('the full-screen terminal UI chats with a browser', async (t) => {
   tmux('send-keys', '-t', session, 'Enter');
   await waitForMessage(alice, 'first row\nsecond row', 'dora');
   await waitScreen('you: first row');
+  const keep = (name) => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    writeFileSync(path.join(SCREENSHOTS, name), screen());
+  };
+  keep('terminal-80x24.txt');
 
   // On a wide terminal too, the newest is in view.
   tmux('resize-window', '-t', session, '-x', '160', '-y', '40');
   await send(alice, long(6));
   await waitScreen('second line of 6');
   assert.match(screen(), /long 5: /);
+  keep('terminal-160x40.txt');
 
   // Ctrl-C leaves the room cleanly.
   tmux('send-keys', '-t', session, 'C-c');
