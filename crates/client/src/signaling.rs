@@ -135,6 +135,9 @@ async fn run(
     events: mpsc::UnboundedSender<SignalingEvent>,
 ) {
     let mut attempt: u32 = 0;
+    // Why the last attempt failed: a failure is logged once, not at every
+    // retry, and again only when the reason changes.
+    let mut failing: Option<String> = None;
     loop {
         if events.send(SignalingEvent::Connecting).is_err() {
             return;
@@ -142,6 +145,7 @@ async fn run(
         match tokio_tungstenite::connect_async(url.as_str()).await {
             Ok((mut ws, _)) => {
                 attempt = 0;
+                failing = None;
                 // Drop what was queued while offline.
                 while out.try_recv().is_ok() {}
                 if events.send(SignalingEvent::Open).is_err() {
@@ -174,7 +178,15 @@ async fn run(
                     }
                 }
             }
-            Err(err) => tracing::warn!(%err, %url, "cannot reach the server"),
+            Err(err) => {
+                let reason = err.to_string();
+                if failing.as_ref() == Some(&reason) {
+                    tracing::debug!(%err, %url, "cannot reach the server");
+                } else {
+                    tracing::warn!(%err, %url, "cannot reach the server");
+                }
+                failing = Some(reason);
+            }
         }
         let base = BACKOFF_MIN
             .saturating_mul(2u32.saturating_pow(attempt))
