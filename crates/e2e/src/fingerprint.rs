@@ -71,9 +71,10 @@ impl Fingerprint {
     }
 
     /// A fingerprint from the value of an `a=fingerprint` attribute: the
-    /// hash function and the value, separated by white space.
+    /// hash function and the value, separated by spaces or tabs (more are
+    /// ignored around them).
     pub fn parse(attribute: &str) -> Result<Self, FingerprintError> {
-        let mut parts = attribute.split_ascii_whitespace();
+        let mut parts = attribute.split([' ', '\t']).filter(|p| !p.is_empty());
         match (parts.next(), parts.next(), parts.next()) {
             (Some(hash), Some(value), None) => Fingerprint::new(hash, value),
             _ => Err(FingerprintError::Malformed),

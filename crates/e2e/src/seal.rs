@@ -226,9 +226,19 @@ pub fn valid_epoch(e: &str) -> bool {
     (MIN_EPOCH_CHARS..=MAX_EPOCH_CHARS).contains(&e.len()) && b64::is_alphabet(e)
 }
 
-/// Reads authenticated plaintext bytes: a JSON object with a string `e`
-/// (22 to 64 base64url characters), an integer `n` (1 to 2^53 − 1) and an
-/// integer `ts` (0 to 2^53 − 1).
+/// A JSON number as an integer from 0 to 2^53 − 1, read by value (so `2.0`
+/// is 2, as in JavaScript, whose parser cannot tell them apart).
+fn json_integer(value: &Value) -> Option<u64> {
+    if let Some(n) = value.as_u64() {
+        return (n <= MAX_SAFE_INTEGER).then_some(n);
+    }
+    let f = value.as_f64()?;
+    (f.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(&f)).then_some(f as u64)
+}
+
+/// Reads authenticated plaintext bytes: UTF-8 JSON (no byte order mark),
+/// an object with a string `e` (22 to 64 base64url characters), an integer
+/// `n` (1 to 2^53 − 1) and an integer `ts` (0 to 2^53 − 1).
 pub fn parse_plaintext(bytes: &[u8]) -> Result<Plain, Refusal> {
     let value: Value = serde_json::from_slice(bytes).map_err(|_| Refusal::Malformed("not JSON"))?;
     let Value::Object(mut payload) = value else {
@@ -238,11 +248,7 @@ pub fn parse_plaintext(bytes: &[u8]) -> Result<Plain, Refusal> {
         Some(Value::String(e)) if valid_epoch(&e) => e,
         _ => return Err(Refusal::Malformed("no valid epoch (e)")),
     };
-    let number = |v: Option<Value>| {
-        v.as_ref()
-            .and_then(Value::as_u64)
-            .filter(|n| *n <= MAX_SAFE_INTEGER)
-    };
+    let number = |v: Option<Value>| v.as_ref().and_then(json_integer);
     let n = number(payload.remove("n"))
         .filter(|n| *n >= 1)
         .ok_or(Refusal::Malformed("no valid counter (n)"))?;

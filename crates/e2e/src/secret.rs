@@ -110,6 +110,13 @@ impl fmt::Debug for Secret {
 #[error("an id in a key context must be 22 to 64 characters of A-Z, a-z, 0-9, '-' and '_'")]
 pub struct ContextError;
 
+impl ContextError {
+    /// The stable code of the error, as in the shared vectors.
+    pub fn code(&self) -> &'static str {
+        "bad_context"
+    }
+}
+
 /// What a key is for. Its text form (`room:ID`, `mailbox:ID`, `code`) goes
 /// into the key derivation and into every associated data and signature, so
 /// nothing made for one context is accepted in another.
@@ -172,6 +179,16 @@ pub enum PairingError {
 pub struct Pairing {
     id: String,
     secret: Secret,
+}
+
+impl PairingError {
+    /// The stable code of the error, as in the shared vectors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PairingError::Malformed => "bad_pairing",
+            PairingError::Secret(e) => e.code(),
+        }
+    }
 }
 
 impl Pairing {
