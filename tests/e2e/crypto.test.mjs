@@ -316,3 +316,22 @@ test('safety numbers, libsignal vector included', async () => {
 test('pin names', () => {
   for (const c of cases('pin_names')) assert.equal(pinName(c.nick), c.pin, c.nick);
 });
+
+test('outside a secure context, a clear error instead of a missing API', async () => {
+  const g = /** @type {any} */ (globalThis);
+  const had = Object.getOwnPropertyDescriptor(g, 'isSecureContext');
+  g.isSecureContext = false;
+  try {
+    const err = await signalKeyBytes(new Uint8Array(32), 'code').then(
+      () => null,
+      (e) => e,
+    );
+    assert.ok(err instanceof E2eError);
+    assert.equal(err.code, 'insecure_context');
+    assert.match(err.message, /https:\/\/.*localhost.*127\.0\.0\.1/);
+  } finally {
+    if (had) Object.defineProperty(g, 'isSecureContext', had);
+    else delete g.isSecureContext;
+  }
+  assert.equal((await signalKeyBytes(new Uint8Array(32), 'code')).length, 32);
+});
