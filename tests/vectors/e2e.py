@@ -528,6 +528,7 @@ hello_checks = [
     {"name": "a version-1 envelope", "view": bob_view, "envelope": alice_hello.replace('"v":2', '"v":1'), "want": "bad_hello"},
     {"name": "a later version with more fields", "view": bob_view,
      "envelope": alice_hello.replace('"v":2', '"v":3,"more":[1]'), "want": "ok"},
+    {"name": "the version written as 2.0", "view": bob_view, "envelope": alice_hello.replace('"v":2', '"v":2.0'), "want": "ok"},
     {"name": "not a hello", "view": bob_view, "envelope": alice_hello.replace('"hello"', '"chat"'), "want": "bad_hello"},
     {"name": "no signature", "view": bob_view, "envelope": compact({"v": 2, "type": "hello", "alg": "ed25519", "key": b64u(alice_pub)}), "want": "bad_hello"},
     {"name": "an unknown algorithm", "view": bob_view, "envelope": alice_hello.replace('"ed25519"', '"ed448"'), "want": "unknown_alg"},

@@ -26,6 +26,7 @@ use serde_json::Value;
 use crate::b64;
 use crate::fingerprint::Fingerprint;
 use crate::identity::{IdentityKey, KeyError, PublicKey};
+use crate::seal::json_integer;
 use crate::secret::Context;
 
 /// The envelope version that carries hellos and signed messages.
@@ -180,11 +181,11 @@ impl Hello {
         )
     }
 
-    /// Reads a hello envelope (already parsed as JSON): `v` an integer of
-    /// at least 2, `type` `hello`, a valid key and a base64url signature.
+    /// Reads a hello envelope (already parsed as JSON): `v` an integer (by
+    /// value) of at least 2, `type` `hello`, a valid key and a base64url signature.
     /// Unknown fields are ignored.
     pub fn from_envelope(envelope: &Value) -> Result<Self, HelloError> {
-        let v = envelope.get("v").and_then(Value::as_u64);
+        let v = envelope.get("v").and_then(json_integer);
         if v.is_none_or(|v| v < ENVELOPE_VERSION)
             || envelope.get("type").and_then(Value::as_str) != Some("hello")
         {

@@ -228,7 +228,7 @@ pub fn valid_epoch(e: &str) -> bool {
 
 /// A JSON number as an integer from 0 to 2^53 − 1, read by value (so `2.0`
 /// is 2, as in JavaScript, whose parser cannot tell them apart).
-fn json_integer(value: &Value) -> Option<u64> {
+pub(crate) fn json_integer(value: &Value) -> Option<u64> {
     if let Some(n) = value.as_u64() {
         return (n <= MAX_SAFE_INTEGER).then_some(n);
     }
