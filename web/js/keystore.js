@@ -17,6 +17,7 @@
  */
 
 import { generateIdentity, pinName, publicKey, requireSecureContext } from './e2e.js';
+import { committed, done } from './store.js';
 
 const DB_NAME = 'peerchat-keys';
 const DB_VERSION = 1;
@@ -32,30 +33,6 @@ const IDENTITY = 'default';
  *   pinned), the pinned key again, or another key than the pinned one
  *   (the pin is left as it was)
  */
-
-/**
- * @template T
- * @param {IDBRequest<T>} request
- * @returns {Promise<T>}
- */
-function done(request) {
-  return new Promise((resolve, reject) => {
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-/**
- * @param {IDBTransaction} tx
- * @returns {Promise<void>}
- */
-function committed(tx) {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error);
-  });
-}
 
 /**
  * @param {PublicKey} a

@@ -265,12 +265,11 @@ fn fp(v: &Value, name: &str) -> Fingerprint {
     Fingerprint::parse(s(v, name)).unwrap()
 }
 
-/// Checks a hello envelope against a view (a [`Link`] in JSON): "ok" or
-/// the error's code.
-fn check_hello(view: &Value, envelope: &str) -> String {
+/// Calls `f` with the [`Link`] a vector's view (snake case) describes.
+fn with_link<T>(view: &Value, f: impl FnOnce(&Link<'_>) -> T) -> T {
     let ctx = context(s(view, "context"));
     let (mine, theirs) = (fp(view, "my_fingerprint"), fp(view, "peer_fingerprint"));
-    let link = Link {
+    f(&Link {
         context: &ctx,
         sid: s(view, "sid"),
         me: s(view, "me"),
@@ -279,39 +278,34 @@ fn check_hello(view: &Value, envelope: &str) -> String {
         peer_nick: s(view, "peer_nick"),
         my_fingerprint: &mine,
         peer_fingerprint: &theirs,
-    };
+    })
+}
+
+/// Checks a hello envelope against a view: "ok" or the error's code.
+fn check_hello(view: &Value, envelope: &str) -> String {
     let parsed: Value = serde_json::from_str(envelope).unwrap();
-    match Hello::from_envelope(&parsed).and_then(|h| h.verify(&link)) {
-        Ok(()) => "ok".into(),
-        Err(e) => e.code().into(),
-    }
+    with_link(view, |link| {
+        match Hello::from_envelope(&parsed).and_then(|h| h.verify(link)) {
+            Ok(()) => "ok".into(),
+            Err(e) => e.code().into(),
+        }
+    })
 }
 
 #[test]
 fn hellos() {
     let doc = doc();
     for c in cases(&doc, "hellos") {
-        let view = &c["view"];
-        let ctx = context(s(view, "context"));
-        let (mine, theirs) = (fp(view, "my_fingerprint"), fp(view, "peer_fingerprint"));
-        let link = Link {
-            context: &ctx,
-            sid: s(view, "sid"),
-            me: s(view, "me"),
-            my_nick: s(view, "my_nick"),
-            peer: s(view, "peer"),
-            peer_nick: s(view, "peer_nick"),
-            my_fingerprint: &mine,
-            peer_fingerprint: &theirs,
-        };
-        assert_eq!(
-            link.my_hello_bytes().unwrap(),
-            s(c, "bytes").as_bytes(),
-            "{}",
-            s(c, "name")
-        );
-        let built = Hello::build(&identity(&doc, s(c, "identity")), &link).unwrap();
-        assert_eq!(built.to_envelope(), s(c, "envelope"), "{}", s(c, "name"));
+        with_link(&c["view"], |link| {
+            let name = s(c, "name");
+            assert_eq!(
+                link.my_hello_bytes().unwrap(),
+                s(c, "bytes").as_bytes(),
+                "{name}"
+            );
+            let built = Hello::build(&identity(&doc, s(c, "identity")), link).unwrap();
+            assert_eq!(built.to_envelope(), s(c, "envelope"), "{name}");
+        });
     }
     for c in cases(&doc, "hello_checks") {
         let view = &c["view"];
