@@ -73,8 +73,9 @@ impl ReplayGuard {
     }
 
     fn skew(&self, ts: u64, now: u64) -> Result<(), Refusal> {
-        let offset_ms = ts as i64 - now as i64;
-        if offset_ms.unsigned_abs() > self.config.window_ms {
+        let offset = i128::from(ts) - i128::from(now);
+        if offset.unsigned_abs() > u128::from(self.config.window_ms) {
+            let offset_ms = offset.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
             Err(Refusal::ClockSkew { offset_ms })
         } else {
             Ok(())
@@ -213,6 +214,19 @@ mod tests {
             "clock_skew"
         );
         assert_eq!(g.senders(), 2);
+        // An absurd clock on either side is a refusal, not an overflow.
+        assert_eq!(
+            g.accept("d", &stamp("e1", 1, u64::MAX), 0),
+            Err(Refusal::ClockSkew {
+                offset_ms: i64::MAX
+            })
+        );
+        assert_eq!(
+            g.accept("d", &stamp("e1", 1, 0), u64::MAX)
+                .unwrap_err()
+                .code(),
+            "clock_skew"
+        );
     }
 
     #[test]
