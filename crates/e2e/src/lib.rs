@@ -47,7 +47,7 @@ pub use fingerprint::{FINGERPRINT_HASH, Fingerprint, FingerprintError};
 pub use guard::{GuardConfig, ReplayGuard};
 pub use hello::{ENVELOPE_VERSION, Hello, HelloError, Link, hello_signed_bytes};
 pub use identity::{Alg, BadSignature, IdentityKey, KeyError, PublicKey, pin_name};
-pub use message::{KIND_CHAT, MessageError, SignedMessage};
+pub use message::{KIND_CHAT, MessageError, SignedMessage, sign_message, verify_message};
 pub use refusal::Refusal;
 pub use safety::{SAFETY_ITERATIONS, SafetyNumber, combine_digits, safety_digits, safety_number};
 pub use seal::{

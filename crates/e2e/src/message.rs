@@ -119,6 +119,24 @@ impl SignedMessage<'_> {
     }
 }
 
+/// The author's signature over a message (as [`SignedMessage::sign`]).
+pub fn sign_message(
+    identity: &IdentityKey,
+    message: &SignedMessage<'_>,
+) -> Result<Vec<u8>, MessageError> {
+    message.sign(identity)
+}
+
+/// Verifies a message's signature against its author's key (as
+/// [`SignedMessage::verify`]).
+pub fn verify_message(
+    key: &PublicKey,
+    message: &SignedMessage<'_>,
+    sig: &[u8],
+) -> Result<(), MessageError> {
+    message.verify(key, sig)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,8 +156,8 @@ mod tests {
             kind: KIND_CHAT,
             body: "two\nlines",
         };
-        let sig = m.sign(&id).unwrap();
-        assert_eq!(m.verify(&id.public_key(), &sig), Ok(()));
+        let sig = sign_message(&id, &m).unwrap();
+        assert_eq!(verify_message(&id.public_key(), &m, &sig), Ok(()));
         let forged = SignedMessage {
             body: "two\nlines!",
             ..m
