@@ -170,7 +170,7 @@ export function signalMessage(to, payload) {
  *   | {type: 'peer_joined', peer: Member}
  *   | {type: 'peer_left', id: string}
  *   | {type: 'signal', from: string, payload: Record<string, unknown>}
- *   | {type: 'error', code: string, message: string}} ServerMessage
+ *   | {type: 'error', code: string, message: string, to?: string}} ServerMessage
  */
 
 /**
@@ -280,6 +280,7 @@ export function parseServerMessage(text) {
         type,
         code: str(obj, 'code'),
         message: obj.message === undefined ? '' : str(obj, 'message'),
+        ...(typeof obj.to === 'string' ? { to: obj.to } : {}),
       };
     default:
       throw new ProtocolError('unknown_type', `unknown message type \`${type}\``);

@@ -310,7 +310,7 @@ export class Room extends EventTarget {
         this.onSignal(msg.from, msg.payload);
         break;
       case 'error':
-        this.onServerError(msg.code, msg.message);
+        this.onServerError(msg.code, msg.message, msg.to);
         break;
     }
   }
@@ -361,8 +361,9 @@ export class Room extends EventTarget {
    * @private
    * @param {string} code
    * @param {string} message
+   * @param {string} [to] the recipient of a refused signal
    */
-  onServerError(code, message) {
+  onServerError(code, message, to) {
     const joining = ['nick_taken', 'bad_nick', 'room_full', 'bad_room', 'bad_key'].includes(code);
     if (joining && !this.everJoined) {
       // Do not send the refused nickname again on a reconnect.
@@ -373,6 +374,14 @@ export class Room extends EventTarget {
       setTimeout(() => {
         if (!this.joinedNow && this.signaling.state === 'open') this.sendJoin();
       }, 2000);
+    } else if (code === 'peer_busy') {
+      // A signal to a backed-up member was dropped: a connection still
+      // being set up may miss it, so start it again after the backoff.
+      const member = to === undefined ? undefined : this.members.get(to);
+      if (member?.link && member.state !== 'connected') {
+        this.dropLink(member);
+        this.onLinkClosed(member);
+      }
     } else if (code !== 'peer_away') {
       console.warn(`peerchat: server error ${code}: ${message}`);
     }

@@ -840,7 +840,7 @@ impl State {
                     Err(err) => tracing::debug!(%err, %from, "ignoring a malformed signal"),
                 }
             }
-            ServerEvent::Error { code, message } => {
+            ServerEvent::Error { code, message, to } => {
                 let joining = matches!(
                     code,
                     ErrorCode::NickTaken
@@ -852,6 +852,17 @@ impl State {
                 if joining && !self.ever_joined {
                     self.join_refused = true;
                     self.emit(Event::JoinRefused { code, message });
+                } else if code == ErrorCode::PeerBusy {
+                    // A signal to a backed-up member was dropped: a link
+                    // still being set up may miss it, so start it again
+                    // after the backoff.
+                    if let Some(i) = to.as_deref().and_then(|to| self.index(to)) {
+                        let member = &mut self.members[i];
+                        if member.link.is_some() && member.state != LinkState::Connected {
+                            member.link = None;
+                            self.on_link_closed(i);
+                        }
+                    }
                 } else if code == ErrorCode::PeerAway {
                     // Signals to a member who lost its connection; it starts
                     // anew when it is back.

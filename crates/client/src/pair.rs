@@ -146,6 +146,7 @@ pub(crate) fn spawn(channel: Channel, events: mpsc::UnboundedSender<SignalingEve
             let _ = events.send(SignalingEvent::Message(ServerEvent::Error {
                 code: peerchat_protocol::ErrorCode::Unknown,
                 message: err,
+                to: None,
             }));
         }
     });

@@ -41,6 +41,8 @@ pub enum ServerEvent {
         code: ErrorCode,
         /// The explanation.
         message: String,
+        /// The recipient of a refused signal (`peer_busy`).
+        to: Option<String>,
     },
 }
 
@@ -72,9 +74,10 @@ impl ServerEvent {
                 from: from.into_owned(),
                 payload: payload.to_owned(),
             },
-            ServerMessage::Error { code, message } => ServerEvent::Error {
+            ServerMessage::Error { code, message, to } => ServerEvent::Error {
                 code,
                 message: message.into_owned(),
+                to: to.map(|to| to.into_owned()),
             },
         })
     }

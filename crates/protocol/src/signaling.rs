@@ -108,6 +108,9 @@ pub enum ServerMessage<'a> {
         code: ErrorCode,
         /// A human-readable explanation.
         message: Cow<'a, str>,
+        /// For a refused signal (`peer_busy`): its recipient's peer id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<Cow<'a, str>>,
     },
 }
 
@@ -240,6 +243,10 @@ impl<'a> ServerMessage<'a> {
                     Some(_) => fields.string(fields.message, "message")?,
                     None => Cow::Borrowed(""),
                 },
+                to: match fields.to {
+                    Some(_) => Some(fields.string(fields.to, "to")?),
+                    None => None,
+                },
             }),
             other => Err(ProtocolError::UnknownType(other.to_owned())),
         }
@@ -250,6 +257,7 @@ impl<'a> ServerMessage<'a> {
         ServerMessage::Error {
             code,
             message: message.into(),
+            to: None,
         }
     }
 }

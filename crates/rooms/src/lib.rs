@@ -7,6 +7,17 @@
 //! It never touches a socket, a clock or a task, so it is tested by calling
 //! it directly, and the WebSocket adapter around it stays thin.
 //!
+//! Each connection's outgoing queue is bounded in bytes, and the policy is
+//! the hub's: the transport holds the queues and tells the hub, through
+//! [`Backlog`], how much waits for a connection in all and how much of it
+//! came from a given sender. A signal to a connection whose queue is past
+//! [`HubConfig::send_queue_bytes`], or holds the sender's fair share of it
+//! already, is refused to the sender (`peer_busy`): the sender is pushed
+//! back, and the recipient stays. Only the hub's own frames (presence,
+//! errors) may go past that, by a reserve; a queue past even that
+//! ([`HubConfig::queue_hard_limit`]) belongs to a client that does not read,
+//! which the transport closes with [`Hub::close`] and `slow_consumer`.
+//!
 //! Time-driven work (members whose resume grace period ran out) follows the
 //! same pattern: [`Hub::next_deadline`] says when the hub next needs to be
 //! woken, and the transport calls [`Hub::handle_timeout`] at or after that
@@ -44,6 +55,16 @@ impl Frame {
         self.0
     }
 
+    /// The frame's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the frame is empty (it never is).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The frame's text.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()
@@ -59,6 +80,10 @@ pub enum Output {
         to: ConnId,
         /// The frame.
         frame: Frame,
+        /// For a relayed signal, the sender's connection: the transport
+        /// counts the frame against the pair's share while it is queued
+        /// ([`Backlog::queued`]).
+        from: Option<ConnId>,
     },
     /// Close connection `conn` after the frames queued before this; the hub
     /// has already forgotten it.
@@ -87,6 +112,43 @@ pub enum Departure {
     /// life, or the server cut it off. A member that joined with a key stays
     /// in its room, away, for [`HubConfig::resume_grace`].
     Lost,
+}
+
+/// Bytes a queued frame is counted as beyond its text: what holding it
+/// costs the transport (its allocation and its place in the queue), so
+/// that a flood of tiny frames is bounded too.
+pub const FRAME_OVERHEAD: usize = 64;
+
+/// What a frame of `len` bytes counts for in a queue.
+pub fn frame_cost(len: usize) -> usize {
+    len + FRAME_OVERHEAD
+}
+
+/// How much waits in a connection's outgoing queue, in bytes as counted by
+/// [`frame_cost`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Queued {
+    /// Everything queued.
+    pub total: usize,
+    /// What came from one sender's signals.
+    pub from_sender: usize,
+}
+
+/// The transport's outgoing queues, as the hub needs to see them.
+pub trait Backlog {
+    /// What waits for `to`, and how much of it `from` sent.
+    fn queued(&self, to: ConnId, from: ConnId) -> Queued;
+}
+
+/// Queues that are always empty: for a transport that writes at once, and
+/// for tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBacklog;
+
+impl Backlog for NoBacklog {
+    fn queued(&self, _to: ConnId, _from: ConnId) -> Queued {
+        Queued::default()
+    }
 }
 
 /// Chooses the ICE servers handed to a member in `joined`, so that TURN
@@ -124,6 +186,25 @@ pub struct HubConfig {
     /// on a new connection without the room noticing. Zero turns this off:
     /// every member leaves as soon as its connection ends.
     pub resume_grace: Duration,
+    /// Bytes (as counted by [`frame_cost`]) a connection's queue may hold
+    /// before signals to it are refused with `peer_busy`; one sender may
+    /// hold a quarter of it ([`HubConfig::pair_share`]). A signal to an
+    /// empty queue always goes, whatever its size.
+    pub send_queue_bytes: usize,
+}
+
+impl HubConfig {
+    /// What one sender's signals may hold of a recipient's queue.
+    pub fn pair_share(&self) -> usize {
+        self.send_queue_bytes / 4
+    }
+
+    /// Past this, a queue belongs to a client that does not read: the
+    /// signal limit, a reserve of a quarter more for the hub's own frames,
+    /// and room for one largest signal that found the queue empty.
+    pub fn queue_hard_limit(&self, max_message: usize) -> usize {
+        self.send_queue_bytes + self.send_queue_bytes / 4 + frame_cost(max_message)
+    }
 }
 
 impl Default for HubConfig {
@@ -136,6 +217,7 @@ impl Default for HubConfig {
             byte_burst: 1024 * 1024,
             ice: Arc::new(Vec::new()),
             resume_grace: Duration::from_secs(20),
+            send_queue_bytes: 256 * 1024,
         }
     }
 }
@@ -215,6 +297,10 @@ struct Conn {
     /// Whether the last message was dropped by the rate limit: only the
     /// first of a run of dropped messages is answered with an error.
     limited: bool,
+    /// Members a signal was refused to with `peer_busy`, not yet
+    /// reached since: only the first refusal of a run is reported. At most
+    /// one per member of the room.
+    busy: Vec<PeerId>,
 }
 
 #[derive(Debug)]
@@ -237,6 +323,7 @@ impl Room {
                     out.push(Output::Send {
                         to,
                         frame: frame.clone(),
+                        from: None,
                     });
                 }
             }
@@ -342,12 +429,21 @@ impl Hub {
                 bucket,
                 bytes,
                 limited: false,
+                busy: Vec::new(),
             },
         );
     }
 
-    /// A text frame arrived on `conn`.
-    pub fn handle_text(&mut self, conn: ConnId, text: &str, now: Instant, out: &mut Vec<Output>) {
+    /// A text frame arrived on `conn`; `backlog` tells what waits in the
+    /// connections' outgoing queues.
+    pub fn handle_text(
+        &mut self,
+        conn: ConnId,
+        text: &str,
+        now: Instant,
+        backlog: &dyn Backlog,
+        out: &mut Vec<Output>,
+    ) {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -369,7 +465,9 @@ impl Hub {
             Ok(ClientMessage::Join {
                 room, nick, key, ..
             }) => self.join(conn, &room, &nick, key.as_deref(), out),
-            Ok(ClientMessage::Signal { to, payload }) => self.signal(conn, &to, payload, out),
+            Ok(ClientMessage::Signal { to, payload }) => {
+                self.signal(conn, &to, payload, backlog, out);
+            }
             Ok(ClientMessage::Leave) => {
                 self.disconnect(conn, Departure::Left, now, out);
                 out.push(Output::CloseNormally { conn });
@@ -674,6 +772,7 @@ impl Hub {
         out.push(Output::Send {
             to: conn,
             frame: Frame::new(joined.to_json()),
+            from: None,
         });
         if let Some(nick) = announce {
             let frame = Frame::new(
@@ -695,7 +794,14 @@ impl Hub {
         }
     }
 
-    fn signal(&mut self, conn: ConnId, to: &str, payload: &RawValue, out: &mut Vec<Output>) {
+    fn signal(
+        &mut self,
+        conn: ConnId,
+        to: &str,
+        payload: &RawValue,
+        backlog: &dyn Backlog,
+        out: &mut Vec<Output>,
+    ) {
         let Some(Joined { room, peer }) = self.conns.get(&conn).and_then(|c| c.joined.as_ref())
         else {
             send_error(
@@ -729,14 +835,47 @@ impl Hub {
             );
             return;
         };
+        let target_id = PeerId::parse(to).unwrap_or(PeerId(0));
         let frame = ServerMessage::Signal {
             from: Cow::Owned(peer.to_hex()),
             payload,
         }
         .to_json();
+        // Push back on the sender, not the recipient: a backed-up queue
+        // refuses the signal, and each sender has a fair share of it.
+        let queued = backlog.queued(target, conn);
+        let cost = frame_cost(frame.len());
+        let fits = |used: usize, limit: usize| used == 0 || used + cost <= limit;
+        let room_for_it = fits(queued.total, self.config.send_queue_bytes)
+            && fits(queued.from_sender, self.config.pair_share());
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !room_for_it {
+            if !state.busy.contains(&target_id) {
+                state.busy.push(target_id);
+                out.push(Output::Send {
+                    to: conn,
+                    frame: Frame::new(
+                        ServerMessage::Error {
+                            code: ErrorCode::PeerBusy,
+                            message: Cow::Owned(format!(
+                                "{to} is not reading its messages fast enough; the signal was not delivered: send it again later"
+                            )),
+                            to: Some(Cow::Borrowed(to)),
+                        }
+                        .to_json(),
+                    ),
+                    from: None,
+                });
+            }
+            return;
+        }
+        state.busy.retain(|id| *id != target_id);
         out.push(Output::Send {
             to: target,
             frame: Frame::new(frame),
+            from: Some(conn),
         });
     }
 
@@ -754,6 +893,7 @@ fn send_error(out: &mut Vec<Output>, to: ConnId, code: ErrorCode, message: &str)
     out.push(Output::Send {
         to,
         frame: Frame::new(ServerMessage::error(code, message).to_json()),
+        from: None,
     });
 }
 

@@ -33,11 +33,15 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(512..=1024 * 1024))]
     pub ws_buffer_size: u32,
 
-    /// Messages queued for one client before it counts as too slow and is
-    /// disconnected.
-    #[arg(long, env = "PEERCHAT_SEND_QUEUE", default_value_t = 256,
-          value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub send_queue: u32,
+    /// Bytes queued for one client (each message counts 64 bytes more than
+    /// its text) before signals to it are refused to their senders with
+    /// `peer_busy`; one sender may fill a quarter of it. The server's own
+    /// messages may go a quarter past it (and one largest message past
+    /// that); a client whose queue overflows even so does not read, and is
+    /// disconnected with `slow_consumer`.
+    #[arg(long, env = "PEERCHAT_SEND_QUEUE_BYTES", default_value_t = 256 * 1024,
+          value_parser = clap::value_parser!(u32).range(4096..=64 * 1024 * 1024))]
+    pub send_queue_bytes: u32,
 
     /// Most members in one room; a full room answers `room_full`.
     #[arg(long, env = "PEERCHAT_ROOM_CAPACITY", default_value_t = 32)]
@@ -273,8 +277,6 @@ pub struct Config {
     pub max_message_size: usize,
     /// WebSocket read and write buffer, in bytes.
     pub ws_buffer_size: usize,
-    /// Outgoing messages queued per client.
-    pub send_queue: usize,
     /// Most simultaneous connections.
     pub max_connections: usize,
     /// Most connections from one client network; 0: no limit.
@@ -471,12 +473,12 @@ impl ServeArgs {
                 byte_burst: self.rate_burst_bytes.max(self.max_message_size),
                 ice: Arc::new(ice_servers.clone()),
                 resume_grace: self.resume_grace,
+                send_queue_bytes: self.send_queue_bytes as usize,
             },
             ice_servers,
             turn: turn_setup,
             max_message_size: self.max_message_size as usize,
             ws_buffer_size: self.ws_buffer_size as usize,
-            send_queue: self.send_queue as usize,
             max_connections: self.max_connections as usize,
             max_connections_per_address: self.max_connections_per_address,
             join_rate_per_address: f64::from(self.join_rate_per_address),

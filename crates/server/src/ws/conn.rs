@@ -256,7 +256,9 @@ where
         match message {
             Message::Text(text) => {
                 let now = now.into_std();
-                state.with_hub(|hub, out| hub.handle_text(conn, text.as_str(), now, out));
+                state.with_hub_and_queues(|hub, queues, out| {
+                    hub.handle_text(conn, text.as_str(), now, queues, out);
+                });
             }
             Message::Binary(_) => state.with_hub(|hub, out| {
                 hub.reject(
