@@ -444,10 +444,26 @@ impl Hub {
         backlog: &dyn Backlog,
         out: &mut Vec<Output>,
     ) {
+        let message = ClientMessage::parse(text);
+        self.handle_message(conn, text.len(), message, now, backlog, out);
+    }
+
+    /// A text frame of `size` bytes arrived on `conn`, parsed already (so
+    /// that a transport can parse it before it takes the hub's lock): as
+    /// [`Hub::handle_text`].
+    pub fn handle_message(
+        &mut self,
+        conn: ConnId,
+        size: usize,
+        message: Result<ClientMessage<'_>, ProtocolError>,
+        now: Instant,
+        backlog: &dyn Backlog,
+        out: &mut Vec<Output>,
+    ) {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        let size = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        let size = u32::try_from(size).unwrap_or(u32::MAX);
         if !(state.bucket.take(now, 1) && state.bytes.take(now, size)) {
             if !state.limited {
                 state.limited = true;
@@ -461,7 +477,7 @@ impl Hub {
             return;
         }
         state.limited = false;
-        match ClientMessage::parse(text) {
+        match message {
             Ok(ClientMessage::Join {
                 room, nick, key, ..
             }) => self.join(conn, &room, &nick, key.as_deref(), out),

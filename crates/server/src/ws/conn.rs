@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{FutureExt, Sink, Stream};
 use peerchat_protocol::ErrorCode;
+use peerchat_protocol::signaling::ClientMessage;
 use peerchat_rooms::Departure;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
@@ -256,8 +257,12 @@ where
         match message {
             Message::Text(text) => {
                 let now = now.into_std();
+                // Parsed before the hub's lock is taken: up to
+                // --max-message-size of JSON would hold up every other
+                // connection.
+                let message = ClientMessage::parse(text.as_str());
                 state.with_hub_and_queues(|hub, queues, out| {
-                    hub.handle_text(conn, text.as_str(), now, queues, out);
+                    hub.handle_message(conn, text.len(), message, now, queues, out);
                 });
             }
             Message::Binary(_) => state.with_hub(|hub, out| {
