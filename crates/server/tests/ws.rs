@@ -643,3 +643,82 @@ async fn a_plain_request_to_the_websocket_endpoint_is_refused() {
     assert!(tokio_tungstenite::connect_async(server.url()).await.is_ok());
     server.stop().await;
 }
+
+/// Opens a WebSocket on a raw TCP stream, to send frames no library would.
+async fn raw_websocket(server: &Server) -> TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\n{}\r\n\r\n",
+        server.addr,
+        common::UPGRADE
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut byte = [0];
+        stream.read_exact(&mut byte).await.unwrap();
+        buf.push(byte[0]);
+    }
+    assert!(buf.starts_with(b"HTTP/1.1 101"));
+    stream
+}
+
+/// Reads frames until a close frame, and returns its code.
+async fn raw_close_code(stream: &mut TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        loop {
+            let mut head = [0; 2];
+            if stream.read_exact(&mut head).await.is_err() {
+                return None;
+            }
+            let len = match head[1] & 0x7f {
+                126 => {
+                    let mut n = [0; 2];
+                    stream.read_exact(&mut n).await.ok()?;
+                    usize::from(u16::from_be_bytes(n))
+                }
+                127 => return None,
+                n => usize::from(n),
+            };
+            let mut payload = vec![0; len];
+            stream.read_exact(&mut payload).await.ok()?;
+            if head[0] & 0x0f == 0x8 {
+                return (len >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("closed in time")
+}
+
+#[tokio::test]
+async fn protocol_violations_get_the_close_codes_for_them() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(&[]).await;
+    // A frame from the client without a mask: a protocol error (1002).
+    let mut unmasked = raw_websocket(&server).await;
+    unmasked.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    assert_eq!(raw_close_code(&mut unmasked).await, Some(1002));
+    // A text frame that is not UTF-8: 1007.
+    let mut bad_text = raw_websocket(&server).await;
+    let mask = [1, 2, 3, 4];
+    let payload: Vec<u8> = [0xff, 0xfe, 0x80]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b ^ mask[i % 4])
+        .collect();
+    let mut frame = vec![0x81, 0x80 | 3];
+    frame.extend_from_slice(&mask);
+    frame.extend_from_slice(&payload);
+    bad_text.write_all(&frame).await.unwrap();
+    assert_eq!(raw_close_code(&mut bad_text).await, Some(1007));
+    // Others are not affected.
+    let (mut a, a_id) = server.join(ROOM, "alice").await;
+    let (mut b, b_id) = server.join(ROOM, "bob").await;
+    recv(&mut a).await.unwrap();
+    assert_relays(&mut a, &a_id, &mut b, &b_id).await;
+    server.stop().await;
+}

@@ -81,6 +81,8 @@ pub(super) struct Conn<'a, S> {
     unflushed: bool,
     /// A close frame is on its way: the connection ends once it is out.
     close_sent: bool,
+    /// A close frame to send at once, for a protocol violation.
+    violation: Option<CloseFrame>,
 }
 
 impl<'a, S> Conn<'a, S>
@@ -117,6 +119,7 @@ where
             batch: 0,
             unflushed: false,
             close_sent: false,
+            violation: None,
         })
     }
 }
@@ -229,6 +232,17 @@ where
         None
     }
 
+    /// The client broke the WebSocket protocol: the connection is lost to
+    /// the hub at once, and the client is sent a close frame with `code`
+    /// before it ends.
+    fn violation(&mut self, code: CloseCode, reason: &'static str) -> Read {
+        self.violation = Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        });
+        Read::Closing
+    }
+
     /// Handles what the socket read.
     fn on_read(&mut self, next: Option<Result<Message, tungstenite::Error>>) -> Read {
         let conn = self.id;
@@ -248,6 +262,15 @@ where
                     );
                 });
                 return Read::Closing;
+            }
+            // Frames the protocol forbids, or text that is not UTF-8: say
+            // so with the close code for it (RFC 6455, 7.4.1), then end.
+            Some(Err(tungstenite::Error::Protocol(err))) => {
+                tracing::debug!(conn, %err, "WebSocket protocol violation");
+                return self.violation(CloseCode::Protocol, "protocol violation");
+            }
+            Some(Err(tungstenite::Error::Utf8(_))) => {
+                return self.violation(CloseCode::Invalid, "text is not UTF-8");
             }
             Some(Err(_)) => return Read::Gone(Departure::Lost),
             Some(Ok(message)) => message,
@@ -295,7 +318,10 @@ where
                     Poll::Ready(Err(_)) => return Written::Over,
                     Poll::Ready(Ok(())) => {}
                 }
-                let message = if self.ping_due {
+                let message = if let Some(frame) = self.violation.take() {
+                    self.close_sent = true;
+                    Some(Message::Close(Some(frame)))
+                } else if self.ping_due {
                     self.ping_due = false;
                     Some(Message::Ping(Bytes::new()))
                 } else {
