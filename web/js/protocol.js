@@ -38,9 +38,11 @@ export class ProtocolError extends Error {
 }
 
 const ID_ALPHABET = /^[A-Za-z0-9_-]+$/;
-// C0/C1 controls and invisible characters that can disguise a name.
-const FORBIDDEN_IN_NICK =
-  /[\p{Cc}\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]/u;
+// C0/C1 controls, and every default-ignorable code point (characters that
+// show as nothing and can disguise a name). The second line is generated
+// from the Rust side's Unicode data by crates/protocol/tests/unicode_tables.rs.
+const CONTROL = /\p{Cc}/u;
+export const DEFAULT_IGNORABLE = /[\u{AD}\u{34F}\u{61C}\u{115F}-\u{1160}\u{17B4}-\u{17B5}\u{180B}-\u{180F}\u{200B}-\u{200F}\u{202A}-\u{202E}\u{2060}-\u{206F}\u{3164}\u{FE00}-\u{FE0F}\u{FEFF}\u{FFA0}\u{FFF0}-\u{FFF8}\u{1BCA0}-\u{1BCA3}\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}]/u;
 
 /**
  * Checks a room id: 22 to 64 characters of `A-Z a-z 0-9 - _`.
@@ -91,7 +93,7 @@ export async function peerIdFromKey(room, key) {
 
 /**
  * Checks a nickname: 1 to 32 code points, no leading or trailing white
- * space, no control or invisible formatting characters.
+ * space, no control characters and no default-ignorable code points.
  * @param {string} nick
  */
 export function validateNick(nick) {
@@ -102,10 +104,10 @@ export function validateNick(nick) {
   if (nick.trim() !== nick) {
     throw new ProtocolError('bad_nick', 'must not start or end with white space');
   }
-  if (FORBIDDEN_IN_NICK.test(nick)) {
+  if (CONTROL.test(nick) || DEFAULT_IGNORABLE.test(nick)) {
     throw new ProtocolError(
       'bad_nick',
-      'must not contain control or invisible formatting characters',
+      'must not contain control characters or invisible (default-ignorable) ones',
     );
   }
 }
