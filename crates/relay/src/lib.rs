@@ -135,6 +135,8 @@ impl Relay {
             house_nonce: Mutex::new(None),
             held: Mutex::new(None),
             asked: Mutex::new(None),
+            clients: Mutex::new(Clients::default()),
+            dropped: Mutex::new(Dropped::default()),
             auth: auth.clone(),
             policy: config.policy,
             max_per_user: config.max_allocations_per_user,
@@ -205,6 +207,17 @@ impl AuthHandler for RestAuth {
     }
 }
 
+/// Whether a datagram is well-formed ChannelData (RFC 8656, section 12.4): a
+/// channel number in 0x4000–0x7FFF (RFC 5766 allows the upper half too) and a length that fits.
+fn is_channel_data(datagram: &[u8]) -> bool {
+    let [a, b, c, d, rest @ ..] = datagram else {
+        return false;
+    };
+    let channel = u16::from_be_bytes([*a, *b]);
+    let len = usize::from(u16::from_be_bytes([*c, *d]));
+    (0x4000..=0x7FFF).contains(&channel) && len <= rest.len()
+}
+
 /// Every XOR-PEER-ADDRESS of a message (the `turn` crate reads only the
 /// first, so a refused address in any position must be found here).
 fn peer_addresses(m: &Message) -> Vec<SocketAddr> {
@@ -238,11 +251,35 @@ struct FilteringListener {
     held: Mutex<Option<(Vec<u8>, SocketAddr)>>,
     /// When the crate was last asked for one (at most once a second).
     asked: Mutex<Option<Instant>>,
+    /// Client addresses known to hold an allocation (or to have sent an
+    /// authenticated request): only their ChannelData and Send
+    /// indications go to the crate. Refreshed from the crate at most once a
+    /// second, when a datagram comes from an address not in it.
+    clients: Mutex<Clients>,
+    /// Datagrams dropped as malformed or unexpected, for the log.
+    dropped: Mutex<Dropped>,
     auth: Arc<RestAuth>,
     policy: PeerPolicy,
     max_per_user: usize,
     server: Arc<OnceLock<Weak<Server>>>,
 }
+
+/// Client addresses with allocations, as last read from the crate.
+#[derive(Default)]
+struct Clients {
+    addrs: std::collections::HashSet<SocketAddr>,
+    read_at: Option<Instant>,
+}
+
+/// Malformed or unexpected datagrams dropped, logged at most once a minute.
+#[derive(Default)]
+struct Dropped {
+    count: u64,
+    logged_at: Option<Instant>,
+}
+
+/// How often dropped datagrams are logged, at most.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// What becomes of a datagram that arrived.
 enum Verdict {
@@ -416,17 +453,81 @@ impl FilteringListener {
         Some(out.raw)
     }
 
+    /// Counts a datagram dropped without an answer; logs how many, once a
+    /// minute at most (a flood of garbage writes no line per datagram).
+    fn drop_quietly(&self, src: SocketAddr, why: &'static str) -> Verdict {
+        let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+        dropped.count += 1;
+        let due = dropped
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= DROP_LOG_EVERY);
+        if due {
+            tracing::info!(
+                count = dropped.count,
+                last_from = %src,
+                last_reason = why,
+                "TURN: dropped malformed or unexpected datagrams"
+            );
+            dropped.count = 0;
+            dropped.logged_at = Some(Instant::now());
+        }
+        Verdict::Swallow
+    }
+
+    /// Whether `src` holds an allocation (or authenticated lately).
+    async fn is_client(&self, src: SocketAddr) -> bool {
+        {
+            let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+            if clients.addrs.contains(&src) {
+                return true;
+            }
+            if clients
+                .read_at
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+            {
+                return false;
+            }
+        }
+        let Some(server) = self.server.get().and_then(Weak::upgrade) else {
+            return false;
+        };
+        let live = server.get_allocations_info(None).await.unwrap_or_default();
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.addrs = live.values().map(|a| a.five_tuple.src_addr).collect();
+        clients.read_at = Some(Instant::now());
+        clients.addrs.contains(&src)
+    }
+
+    fn authenticated_from(&self, src: SocketAddr) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .addrs
+            .insert(src);
+    }
+
     /// Decides what becomes of a datagram before the crate sees it.
     async fn intercept(&self, datagram: &[u8], src: SocketAddr) -> Verdict {
         if !stun::message::is_message(datagram) {
-            return Verdict::Pass; // ChannelData: channels exist only to allowed peers
+            // ChannelData (channels exist only to allowed peers), from a
+            // client with an allocation; anything else is garbage.
+            if !is_channel_data(datagram) {
+                return self.drop_quietly(src, "neither STUN nor ChannelData");
+            }
+            if !self.is_client(src).await {
+                return self.drop_quietly(src, "ChannelData without an allocation");
+            }
+            return Verdict::Pass;
         }
         let mut m = Message::new();
         if m.unmarshal_binary(datagram).is_err() {
-            return Verdict::Pass;
+            return self.drop_quietly(src, "malformed STUN");
         }
         let (method, class) = (m.typ.method, m.typ.class);
         if method == METHOD_SEND && class == CLASS_INDICATION {
+            if !self.is_client(src).await {
+                return self.drop_quietly(src, "Send without an allocation");
+            }
             let refused = peer_addresses(&m)
                 .iter()
                 .any(|p| !self.policy.permits(p.ip()));
@@ -436,8 +537,14 @@ impl FilteringListener {
                 Verdict::Pass
             };
         }
-        if class != CLASS_REQUEST || !authenticated_method(method) {
+        if class != CLASS_REQUEST {
+            return self.drop_quietly(src, "a STUN response or indication");
+        }
+        if method == stun::message::METHOD_BINDING {
             return Verdict::Pass;
+        }
+        if !authenticated_method(method) {
+            return self.drop_quietly(src, "an unknown STUN method");
         }
         // Authentication, with nonces that cost nothing to hand out.
         if !m.contains(ATTR_MESSAGE_INTEGRITY) {
@@ -455,6 +562,7 @@ impl FilteringListener {
             self.challenge(&m, CODE_UNAUTHORIZED, src).await;
             return Verdict::Swallow;
         };
+        self.authenticated_from(src);
         if method == METHOD_CREATE_PERMISSION || method == METHOD_CHANNEL_BIND {
             let refused = peer_addresses(&m)
                 .into_iter()

@@ -60,7 +60,10 @@ async fn a_flood_of_unauthenticated_requests_leaves_memory_flat() {
     let before = rss_kib();
     let answered = flood(&socket, 100_000).await;
     let grown = rss_kib().saturating_sub(before);
-    assert!(answered > 90_000, "the relay answered {answered} of 100,000");
+    assert!(
+        answered > 90_000,
+        "the relay answered {answered} of 100,000"
+    );
     // A stored nonce costs over 100 bytes: 100,000 of them, 10 MB.
     assert!(grown < 2_048, "memory grew by {grown} KiB");
     relay.close().await;
