@@ -172,6 +172,7 @@ export function signalMessage(to, payload) {
  *   | {type: 'peer_joined', peer: Member}
  *   | {type: 'peer_left', id: string}
  *   | {type: 'signal', from: string, payload: Record<string, unknown>}
+ *   | {type: 'ice_servers', ice_servers: IceServer[]}
  *   | {type: 'error', code: string, message: string, to?: string}} ServerMessage
  */
 
@@ -276,6 +277,12 @@ export function parseServerMessage(text) {
       const from = str(obj, 'from');
       if (!isObject(obj.payload)) throw new ProtocolError('bad_message', 'field `payload` must be an object');
       return { type, from, payload: obj.payload };
+    }
+    case 'ice_servers': {
+      if (!Array.isArray(obj.ice_servers)) {
+        throw new ProtocolError('bad_message', 'field `ice_servers` must be a list of ICE servers');
+      }
+      return { type, ice_servers: obj.ice_servers.map(iceServer) };
     }
     case 'error':
       return {

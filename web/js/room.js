@@ -309,6 +309,10 @@ export class Room extends EventTarget {
       case 'signal':
         this.onSignal(msg.from, msg.payload);
         break;
+      case 'ice_servers':
+        // New TURN credentials, for the connections started from now on.
+        this.iceServers = msg.ice_servers;
+        break;
       case 'error':
         this.onServerError(msg.code, msg.message, msg.to);
         break;

@@ -834,6 +834,12 @@ impl State {
                 self.add_member(&peer, true);
             }
             ServerEvent::PeerLeft(id) => self.remove_member(&id),
+            ServerEvent::IceServers(ice_servers) => {
+                // New TURN credentials, for the links started from now on.
+                self.ice_servers = ice_servers;
+                self.ice_servers
+                    .extend(self.options.extra_ice_servers.iter().cloned());
+            }
             ServerEvent::Signal { from, payload } => {
                 match serde_json::from_str::<SignalPayload>(payload.get()) {
                     Ok(signal) => self.on_signal(&from, signal).await,

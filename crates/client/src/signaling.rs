@@ -24,6 +24,8 @@ pub enum ServerEvent {
         /// ICE servers for our peer connections.
         ice_servers: Vec<IceServer>,
     },
+    /// Fresh ICE servers for our next peer connections.
+    IceServers(Vec<IceServer>),
     /// Someone joined.
     PeerJoined(Member),
     /// Someone left.
@@ -68,6 +70,7 @@ impl ServerEvent {
                 members,
                 ice_servers,
             },
+            ServerMessage::IceServers { ice_servers } => ServerEvent::IceServers(ice_servers),
             ServerMessage::PeerJoined { peer } => ServerEvent::PeerJoined(peer),
             ServerMessage::PeerLeft { id } => ServerEvent::PeerLeft(id.into_owned()),
             ServerMessage::Signal { from, payload } => ServerEvent::Signal {

@@ -102,6 +102,13 @@ pub enum ServerMessage<'a> {
         /// The payload, as the sender sent it.
         payload: &'a RawValue,
     },
+    /// Fresh ICE servers (new TURN credentials) for the client's next peer
+    /// connections, sent while it is in a room before the last ones
+    /// expire.
+    IceServers {
+        /// As in `joined`.
+        ice_servers: Vec<IceServer>,
+    },
     /// A request could not be carried out.
     Error {
         /// The stable error code.
@@ -236,6 +243,13 @@ impl<'a> ServerMessage<'a> {
             "signal" => Ok(ServerMessage::Signal {
                 from: fields.string(fields.from, "from")?,
                 payload: fields.object(fields.payload, "payload")?,
+            }),
+            "ice_servers" => Ok(ServerMessage::IceServers {
+                ice_servers: fields.get(
+                    fields.ice_servers,
+                    "ice_servers",
+                    "must be a list of ICE servers",
+                )?,
             }),
             "error" => Ok(ServerMessage::Error {
                 code: fields.get(fields.code, "code", "must be a string")?,

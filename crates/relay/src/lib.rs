@@ -78,6 +78,9 @@ pub struct RelayConfig {
     pub policy: PeerPolicy,
     /// Most allocations one username (one peer) may hold.
     pub max_allocations_per_user: usize,
+    /// Most allocations one client address may hold (IPv6: one /64), so
+    /// that one client cannot take them all with many credentials.
+    pub max_allocations_per_address: usize,
     /// Most allocations in all.
     pub max_allocations: usize,
     /// Bytes per second each allocation may relay (both ways together).
@@ -140,6 +143,7 @@ impl Relay {
             auth: auth.clone(),
             policy: config.policy,
             max_per_user: config.max_allocations_per_user,
+            max_per_address: config.max_allocations_per_address,
             server: server_slot.clone(),
         };
         let relays = FilteringRelays {
@@ -182,9 +186,23 @@ impl Relay {
     }
 }
 
+/// How long past their expiry credentials still serve an allocation made
+/// while they were valid (refreshing it, permissions, channels), so that a
+/// relayed conversation outlives them: browsers keep refreshing with the
+/// credentials the allocation was made with. A new allocation needs
+/// credentials that have not expired.
+pub const EXPIRED_CREDENTIALS_GRACE: Duration = Duration::from_secs(12 * 3600);
+
 /// Checks TURN REST usernames and derives the long-term key.
 struct RestAuth {
     secret: Secret,
+}
+
+impl RestAuth {
+    /// Whether `username` has not expired (a new allocation needs that).
+    fn fresh(&self, username: &str) -> bool {
+        self.secret.check(username, SystemTime::now()).is_ok()
+    }
 }
 
 impl AuthHandler for RestAuth {
@@ -197,13 +215,29 @@ impl AuthHandler for RestAuth {
         if realm != REALM {
             return Err(turn::Error::Other(format!("unknown realm {realm:?}")));
         }
-        match self.secret.check(username, SystemTime::now()) {
+        let now = SystemTime::now();
+        let then = now.checked_sub(EXPIRED_CREDENTIALS_GRACE).unwrap_or(now);
+        match self.secret.check(username, then) {
             Ok(password) => Ok(generate_auth_key(username, REALM, &password)),
             Err(err) => {
                 tracing::debug!(%src_addr, %username, %err, "TURN credential refused");
                 Err(turn::Error::Other(err.to_string()))
             }
         }
+    }
+}
+
+/// Whether two client addresses count as one for the per-address quota:
+/// the same IPv4 address, or the same IPv6 /64.
+fn same_network(a: IpAddr, b: IpAddr) -> bool {
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match (canonical(a), canonical(b)) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a == b,
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.to_bits() >> 64 == b.to_bits() >> 64,
+        _ => false,
     }
 }
 
@@ -261,6 +295,7 @@ struct FilteringListener {
     auth: Arc<RestAuth>,
     policy: PeerPolicy,
     max_per_user: usize,
+    max_per_address: usize,
     server: Arc<OnceLock<Weak<Server>>>,
 }
 
@@ -573,17 +608,31 @@ impl FilteringListener {
                 return Verdict::Swallow;
             }
         }
-        if method == METHOD_ALLOCATE && self.max_per_user > 0 {
+        if method == METHOD_ALLOCATE {
+            if !self.auth.fresh(&user) {
+                tracing::debug!(%user, %src, "TURN: allocation with expired credentials refused");
+                self.challenge(&m, CODE_UNAUTHORIZED, src).await;
+                return Verdict::Swallow;
+            }
             let Some(server) = self.server.get().and_then(Weak::upgrade) else {
                 return Verdict::Swallow;
             };
             let live = server.get_allocations_info(None).await.unwrap_or_default();
-            let held = live
-                .values()
-                .filter(|a| a.username == user && a.five_tuple.src_addr != src)
+            // A retransmitted Allocate comes from the same address and port.
+            let others = || live.values().filter(|a| a.five_tuple.src_addr != src);
+            let by_user = others().filter(|a| a.username == user).count();
+            let by_address = others()
+                .filter(|a| same_network(a.five_tuple.src_addr.ip(), src.ip()))
                 .count();
-            if held >= self.max_per_user {
-                tracing::info!(%user, held, "TURN: allocation quota reached");
+            let over = if self.max_per_user > 0 && by_user >= self.max_per_user {
+                Some(("user", by_user))
+            } else if self.max_per_address > 0 && by_address >= self.max_per_address {
+                Some(("address", by_address))
+            } else {
+                None
+            };
+            if let Some((whose, held)) = over {
+                tracing::info!(%user, %src, whose, held, "TURN: allocation quota reached");
                 self.reply_error(&m, CODE_ALLOC_QUOTA_REACHED, key, src)
                     .await;
                 return Verdict::Swallow;
@@ -809,5 +858,43 @@ mod tests {
         assert!(!b.take(600, start));
         assert!(b.take(600, start + Duration::from_millis(200)));
         assert!(!b.take(1, start + Duration::from_millis(200)));
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+
+    #[test]
+    fn expired_credentials_serve_existing_allocations_for_a_while_but_not_new_ones() {
+        let secret = Secret::random();
+        let auth = RestAuth {
+            secret: secret.clone(),
+        };
+        let src: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+        let now = SystemTime::now();
+        let (expired, _) = secret.issue("alice", Duration::ZERO, now - Duration::from_secs(3600));
+        assert!(auth.auth_handle(&expired, REALM, src).is_ok());
+        assert!(!auth.fresh(&expired));
+        let (long_gone, _) = secret.issue(
+            "alice",
+            Duration::ZERO,
+            now - EXPIRED_CREDENTIALS_GRACE - Duration::from_secs(60),
+        );
+        assert!(auth.auth_handle(&long_gone, REALM, src).is_err());
+        let (valid, _) = secret.issue("alice", Duration::from_secs(600), now);
+        assert!(auth.fresh(&valid));
+    }
+
+    #[test]
+    fn addresses_count_by_ipv4_address_and_ipv6_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(same_network(ip("203.0.113.1"), ip("::ffff:203.0.113.1")));
+        assert!(!same_network(ip("203.0.113.1"), ip("203.0.113.2")));
+        assert!(same_network(
+            ip("2001:db8:0:1::1"),
+            ip("2001:db8:0:1:ffff::2")
+        ));
+        assert!(!same_network(ip("2001:db8:0:1::1"), ip("2001:db8:0:2::1")));
     }
 }

@@ -48,6 +48,7 @@ async fn a_flood_of_unauthenticated_requests_leaves_memory_flat() {
         secret: Secret::random(),
         policy: PeerPolicy::default(),
         max_allocations_per_user: 4,
+        max_allocations_per_address: 16,
         max_allocations: 16,
         bandwidth_per_allocation: 1 << 20,
     })

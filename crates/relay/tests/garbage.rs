@@ -53,6 +53,7 @@ async fn garbage_is_dropped_quietly_and_the_relay_keeps_serving() {
         secret: Secret::random(),
         policy: PeerPolicy::default(),
         max_allocations_per_user: 4,
+        max_allocations_per_address: 16,
         max_allocations: 16,
         bandwidth_per_allocation: 1 << 20,
     })

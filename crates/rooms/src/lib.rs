@@ -156,6 +156,13 @@ impl Backlog for NoBacklog {
 pub trait IceProvider: fmt::Debug + Send + Sync {
     /// The ICE servers for the member with this peer id.
     fn ice_servers(&self, peer_id: &str) -> Vec<IceServer>;
+
+    /// How often a member gets fresh ones while it is in a room (an
+    /// `ice_servers` message), for credentials that expire; `None` when
+    /// they do not.
+    fn refresh_every(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The same list for everyone.
@@ -279,6 +286,10 @@ pub struct Hub {
     /// instant.
     deadlines: BTreeMap<Deadline, AwayMember>,
     deadline_seq: u64,
+    /// When each joined connection gets fresh ICE servers, soonest first
+    /// (see [`IceProvider::refresh_every`]). An entry whose connection has
+    /// left by then is dropped.
+    refreshes: BTreeMap<Deadline, ConnId>,
 }
 
 type Deadline = (Instant, u64);
@@ -376,6 +387,7 @@ impl Hub {
             members: 0,
             deadlines: BTreeMap::new(),
             deadline_seq: 0,
+            refreshes: BTreeMap::new(),
         }
     }
 
@@ -403,18 +415,53 @@ impl Hub {
     /// if any. It only moves earlier when an event adds a deadline; the
     /// transport should check it after every event.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first_key_value().map(|(&(at, _), _)| at)
+        let away = self.deadlines.first_key_value().map(|(&(at, _), _)| at);
+        let refresh = self.refreshes.first_key_value().map(|(&(at, _), _)| at);
+        away.into_iter().chain(refresh).min()
     }
 
     /// Time passed: every away member whose grace period ended by `now`
     /// leaves its room, and the room is told.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
+        while let Some(entry) = self.refreshes.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let conn = entry.remove();
+            let Some(Joined { peer, .. }) = self.conns.get(&conn).and_then(|c| c.joined.as_ref())
+            else {
+                continue;
+            };
+            let frame = ServerMessage::IceServers {
+                ice_servers: self.config.ice.ice_servers(&peer.to_hex()),
+            }
+            .to_json();
+            out.push(Output::Send {
+                to: conn,
+                frame: Frame::new(frame),
+                from: None,
+            });
+            self.schedule_refresh(conn, now);
+        }
         while let Some(entry) = self.deadlines.first_entry() {
             if entry.key().0 > now {
                 break;
             }
             let (deadline, AwayMember { room, peer }) = entry.remove_entry();
             self.remove_member(&room, peer, Presence::Away(deadline), out);
+        }
+    }
+
+    /// Schedules `conn`'s next ICE server refresh, if they expire.
+    fn schedule_refresh(&mut self, conn: ConnId, now: Instant) {
+        if let Some(at) = self
+            .config
+            .ice
+            .refresh_every()
+            .and_then(|every| now.checked_add(every))
+        {
+            self.deadline_seq += 1;
+            self.refreshes.insert((at, self.deadline_seq), conn);
         }
     }
 
@@ -480,7 +527,7 @@ impl Hub {
         match message {
             Ok(ClientMessage::Join {
                 room, nick, key, ..
-            }) => self.join(conn, &room, &nick, key.as_deref(), out),
+            }) => self.join(conn, &room, &nick, key.as_deref(), now, out),
             Ok(ClientMessage::Signal { to, payload }) => {
                 self.signal(conn, &to, payload, backlog, out);
             }
@@ -543,6 +590,7 @@ impl Hub {
         self.rooms.clear();
         self.ids.clear();
         self.deadlines.clear();
+        self.refreshes.clear();
     }
 
     /// `conn` closed (or must be dropped). If it was in a room: when it
@@ -644,6 +692,7 @@ impl Hub {
         room_id: &str,
         nick: &str,
         key: Option<&str>,
+        now: Instant,
         out: &mut Vec<Output>,
     ) {
         if self.is_joined(conn) {
@@ -807,6 +856,7 @@ impl Hub {
                 room: room_key,
                 peer,
             });
+            self.schedule_refresh(conn, now);
         }
     }
 

@@ -949,3 +949,52 @@ fn a_full_queue_refuses_signals_from_everyone_but_a_large_one_goes_to_an_empty_q
     h.hub.handle_text(1, &big, h.now, &queues, &mut out);
     assert_eq!(error_code(&out, 1), "peer_busy");
 }
+
+/// Credentials that expire: each issue names the member and a number.
+#[derive(Debug, Default)]
+struct Expiring(std::sync::atomic::AtomicU32);
+
+impl IceProvider for Expiring {
+    fn ice_servers(&self, peer_id: &str) -> Vec<IceServer> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        vec![IceServer {
+            urls: vec!["turn:relay.example.org".into()],
+            username: Some(format!("{n}:{peer_id}")),
+            credential: Some("pw".into()),
+        }]
+    }
+
+    fn refresh_every(&self) -> Option<Duration> {
+        Some(Duration::from_secs(300))
+    }
+}
+
+#[test]
+fn members_get_fresh_ice_servers_while_they_are_in_a_room_and_not_after() {
+    let mut h = Harness::new(HubConfig {
+        ice: Arc::new(Expiring::default()),
+        ..HubConfig::default()
+    });
+    let alice = h.join(1, ROOM, "alice");
+    let _bob = h.join(2, ROOM, "bob");
+    assert!(h.advance(Duration::from_secs(299)).is_empty());
+    let out = h.advance(Duration::from_secs(1));
+    let fresh = frames_to(&out, 1);
+    assert_eq!(fresh.len(), 1, "{out:?}");
+    assert_eq!(fresh[0]["type"], "ice_servers");
+    let username = fresh[0]["ice_servers"][0]["username"].as_str().unwrap();
+    assert!(username.ends_with(&format!(":{alice}")), "{username}");
+    assert_eq!(frames_to(&out, 2).len(), 1);
+    // Every five minutes, for as long as it stays.
+    let out = h.advance(Duration::from_secs(300));
+    assert_eq!(frames_to(&out, 1)[0]["type"], "ice_servers");
+    // Once it has left, nothing more.
+    h.lose(1);
+    let out = h.advance(Duration::from_secs(300));
+    assert!(frames_to(&out, 1).is_empty());
+    assert_eq!(frames_to(&out, 2).len(), 1);
+    // And a connection that never joined gets none.
+    h.connect(3);
+    let out = h.advance(Duration::from_secs(300));
+    assert!(frames_to(&out, 3).is_empty());
+}

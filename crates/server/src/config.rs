@@ -195,8 +195,11 @@ pub struct ServeArgs {
     )]
     pub turn_urls: Vec<String>,
 
-    /// How long TURN credentials stay valid (at most 1h).
-    #[arg(long, env = "PEERCHAT_TURN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    /// How long TURN credentials stay valid for new relay allocations (at
+    /// least 1m, at most 1h); members get fresh ones over their WebSocket
+    /// halfway through, for as long as they are in a room. An allocation
+    /// made with them may go on being refreshed for 12 hours past that.
+    #[arg(long, env = "PEERCHAT_TURN_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub turn_ttl: Duration,
 
     /// The address peers reach the relay at, when the server is behind NAT.
@@ -217,6 +220,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PEERCHAT_TURN_MAX_ALLOCATIONS_PER_USER", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub turn_max_allocations_per_user: u32,
+
+    /// Most relay allocations one client address may hold (IPv6: one /64),
+    /// whatever credentials it uses.
+    #[arg(long, env = "PEERCHAT_TURN_MAX_ALLOCATIONS_PER_ADDRESS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub turn_max_allocations_per_address: u32,
 
     /// Most relay allocations in all.
     #[arg(long, env = "PEERCHAT_TURN_MAX_ALLOCATIONS", default_value_t = 1000,
@@ -332,6 +341,8 @@ pub enum TurnServer {
         policy: PeerPolicy,
         /// Allocations per member.
         max_allocations_per_user: usize,
+        /// Allocations per client address.
+        max_allocations_per_address: usize,
         /// Allocations in all.
         max_allocations: usize,
         /// Bytes per second per allocation.
@@ -367,6 +378,9 @@ pub enum ConfigError {
     /// TURN credentials valid for too long.
     #[error("--turn-ttl may be at most 1h")]
     TurnTtlTooLong,
+    /// TURN credentials valid for too short a time to be used.
+    #[error("--turn-ttl must be at least 1m")]
+    TurnTtlTooShort,
     /// A resume grace period so long that away members would hold room
     /// places and nicknames for hours.
     #[error("--resume-grace may be at most 1h")]
@@ -399,6 +413,9 @@ impl ServeArgs {
         if self.turn_ttl > Duration::from_secs(3600) {
             return Err(ConfigError::TurnTtlTooLong);
         }
+        if self.turn_ttl < Duration::from_secs(60) {
+            return Err(ConfigError::TurnTtlTooShort);
+        }
         if self.resume_grace > Duration::from_secs(3600) {
             return Err(ConfigError::ResumeGraceTooLong);
         }
@@ -422,6 +439,7 @@ impl ServeArgs {
                     allow_private: self.turn_allow_private,
                 },
                 max_allocations_per_user: self.turn_max_allocations_per_user as usize,
+                max_allocations_per_address: self.turn_max_allocations_per_address as usize,
                 max_allocations: self.turn_max_allocations as usize,
                 bandwidth: u64::from(self.turn_bandwidth_kib) * 1024,
             })
