@@ -62,7 +62,11 @@ impl Written {
 
 /// One WebSocket and its place in the hub.
 pub(super) struct Conn<'a, S> {
-    ws: WebSocketStream<Socket<S>>,
+    /// The WebSocket; `None` only if renewing its parser failed.
+    ws: Option<WebSocketStream<Socket<S>>>,
+    /// The last message grew the parser's buffer: renew the parser once it
+    /// holds nothing, to give that memory back.
+    renew_parser: bool,
     state: &'a AppState,
     id: peerchat_rooms::ConnId,
     outbox: Arc<Outbox>,
@@ -91,22 +95,14 @@ where
 {
     /// Registers a new WebSocket with the hub.
     pub(super) fn open(socket: Socket<S>, state: &'a AppState) -> Option<Self> {
-        let size = state.config().ws_buffer_size;
-        let max = state.config().max_message_size;
-        // Frames go straight to the `Socket`, which gathers them.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(size)
-            .write_buffer_size(0)
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max));
         // Made at once (there is no handshake left to do), outside the
         // connection's future, so that the future holds it only once.
-        let ws =
-            WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).now_or_never()?;
+        let ws = Some(websocket(socket, state)?);
         let (id, outbox) = state.connect();
         let now = Instant::now();
         Some(Conn {
             ws,
+            renew_parser: false,
             state,
             id,
             outbox,
@@ -122,6 +118,23 @@ where
             violation: None,
         })
     }
+}
+
+/// A WebSocket parser over `socket`, made at once (there is no handshake
+/// left to do).
+fn websocket<S>(socket: Socket<S>, state: &AppState) -> Option<WebSocketStream<Socket<S>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let size = state.config().ws_buffer_size;
+    let max = state.config().max_message_size;
+    // Frames go straight to the `Socket`, which gathers them.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(size)
+        .write_buffer_size(0)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).now_or_never()
 }
 
 /// Serves a WebSocket until it ends, then tells the hub how.
@@ -156,8 +169,14 @@ where
                 // The hub's close frame is out, or the socket failed.
                 Written::Over => return Poll::Ready(Departure::Lost),
             };
+            if self.renew_parser {
+                self.renew_parser();
+            }
+            let Some(ws) = self.ws.as_mut() else {
+                return Poll::Ready(Departure::Lost);
+            };
             if self.reading {
-                if let Poll::Ready(next) = Pin::new(&mut self.ws).poll_next(cx) {
+                if let Poll::Ready(next) = Pin::new(ws).poll_next(cx) {
                     busy = true;
                     match self.on_read(next) {
                         Read::More => {}
@@ -179,6 +198,23 @@ where
             if !busy {
                 return Poll::Pending;
             }
+        }
+    }
+
+    /// Replaces the parser by a new one, giving back the buffer a large
+    /// message grew, once it holds no part of a frame and nothing waits to
+    /// be written through it.
+    fn renew_parser(&mut self) {
+        let ready = self
+            .ws
+            .as_ref()
+            .is_some_and(|ws| ws.get_ref().at_frame_boundary());
+        if !ready || self.unflushed || self.close_sent {
+            return;
+        }
+        self.renew_parser = false;
+        if let Some(ws) = self.ws.take() {
+            self.ws = websocket(ws.into_inner(), self.state);
         }
     }
 
@@ -279,6 +315,7 @@ where
         self.last_seen = now;
         match message {
             Message::Text(text) => {
+                self.renew_parser |= text.len() > state.config().ws_buffer_size;
                 let now = now.into_std();
                 // Parsed before the hub's lock is taken: up to
                 // --max-message-size of JSON would hold up every other
@@ -288,7 +325,8 @@ where
                     hub.handle_message(conn, text.len(), message, now, queues, out);
                 });
             }
-            Message::Binary(_) => state.with_hub(|hub, out| {
+            Message::Binary(bytes) => state.with_hub(|hub, out| {
+                self.renew_parser |= bytes.len() > state.config().ws_buffer_size;
                 hub.reject(
                     conn,
                     ErrorCode::BinaryFrame,
@@ -313,7 +351,10 @@ where
         let mut busy = false;
         loop {
             if !self.close_sent && self.batch < WRITE_BATCH {
-                match Pin::new(&mut self.ws).poll_ready(cx) {
+                let Some(ws) = self.ws.as_mut() else {
+                    return Written::Over;
+                };
+                match Pin::new(ws).poll_ready(cx) {
                     Poll::Pending => return Written::from_busy(busy),
                     Poll::Ready(Err(_)) => return Written::Over,
                     Poll::Ready(Ok(())) => {}
@@ -348,7 +389,10 @@ where
                     }
                 };
                 if let Some(message) = message {
-                    if Pin::new(&mut self.ws).start_send(message).is_err() {
+                    let Some(ws) = self.ws.as_mut() else {
+                        return Written::Over;
+                    };
+                    if Pin::new(ws).start_send(message).is_err() {
                         return Written::Over;
                     }
                     busy = true;
@@ -360,7 +404,10 @@ where
             if !self.unflushed {
                 return Written::from_busy(busy);
             }
-            match Pin::new(&mut self.ws).poll_flush(cx) {
+            let Some(ws) = self.ws.as_mut() else {
+                return Written::Over;
+            };
+            match Pin::new(ws).poll_flush(cx) {
                 Poll::Pending => return Written::from_busy(busy),
                 Poll::Ready(Err(_)) => return Written::Over,
                 Poll::Ready(Ok(())) => {
