@@ -369,7 +369,7 @@ async fn build_peer_connection(
 /// `sdp` with each of `candidates` (`a=candidate:…` lines) that it lacks
 /// added to its media section, and `a=end-of-candidates`: a description
 /// that needs no trickled candidates.
-fn with_candidates(sdp: &str, candidates: &[String]) -> String {
+pub fn with_candidates(sdp: &str, candidates: &[String]) -> String {
     let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
     let mut lines: Vec<&str> = sdp
         .lines()
@@ -384,6 +384,14 @@ fn with_candidates(sdp: &str, candidates: &[String]) -> String {
     let mut out = lines.join(eol);
     out.push_str(eol);
     out
+}
+
+/// `sdp` without the candidates that name one of our own addresses: only
+/// relay candidates are left.
+pub fn relay_only_sdp(sdp: &str) -> String {
+    sdp.split_inclusive('\n')
+        .filter(|l| !l.starts_with("a=candidate:") || l.contains(" typ relay"))
+        .collect()
 }
 
 /// webrtc-rs callbacks: forwarded to the link's task at once.
@@ -601,11 +609,7 @@ impl LinkTask {
             if self.relay_only {
                 // No candidate naming our addresses leaves, even inside the
                 // SDP.
-                d.sdp = d
-                    .sdp
-                    .split_inclusive('\n')
-                    .filter(|l| !l.starts_with("a=candidate:") || l.contains(" typ relay"))
-                    .collect();
+                d.sdp = relay_only_sdp(&d.sdp);
             }
         }
         (self.emit)(LinkEvent::Signal(Box::new(SignalPayload {
