@@ -227,6 +227,22 @@ impl AuthHandler for RestAuth {
     }
 }
 
+/// An error response to request `m` with `code` and the attributes `more`.
+fn error_response(m: &Message, code: ErrorCode, more: Vec<Box<dyn Setter>>) -> Option<Vec<u8>> {
+    let mut setters: Vec<Box<dyn Setter>> = vec![
+        Box::new(m.clone()),
+        Box::new(MessageType::new(m.typ.method, CLASS_ERROR_RESPONSE)),
+        Box::new(ErrorCodeAttribute {
+            code,
+            reason: Vec::new(),
+        }),
+    ];
+    setters.extend(more);
+    let mut response = Message::new();
+    response.build(&setters).ok()?;
+    Some(response.raw)
+}
+
 /// Whether two client addresses count as one for the per-address quota:
 /// the same IPv4 address, or the same IPv6 /64.
 fn same_network(a: IpAddr, b: IpAddr) -> bool {
@@ -360,19 +376,11 @@ impl FilteringListener {
         Some((user.text, key))
     }
 
+    /// Refuses an authenticated request, signing the answer with `key`.
     async fn reply_error(&self, m: &Message, code: ErrorCode, key: Vec<u8>, to: SocketAddr) {
-        let mut response = Message::new();
-        let built = response.build(&[
-            Box::new(m.clone()) as Box<dyn Setter>,
-            Box::new(MessageType::new(m.typ.method, CLASS_ERROR_RESPONSE)),
-            Box::new(ErrorCodeAttribute {
-                code,
-                reason: Vec::new(),
-            }),
-            Box::new(MessageIntegrity(key)),
-        ]);
-        if built.is_ok() {
-            let _ = self.socket.send_to(&response.raw, to).await;
+        let response = error_response(m, code, vec![Box::new(MessageIntegrity(key))]);
+        if let Some(raw) = response {
+            let _ = self.socket.send_to(&raw, to).await;
         }
     }
 
@@ -380,19 +388,16 @@ impl FilteringListener {
     /// fresh stateless nonce, storing nothing.
     async fn challenge(&self, m: &Message, code: ErrorCode, to: SocketAddr) {
         let nonce = self.nonces.issue(to.ip(), SystemTime::now());
-        let mut response = Message::new();
-        let built = response.build(&[
-            Box::new(m.clone()) as Box<dyn Setter>,
-            Box::new(MessageType::new(m.typ.method, CLASS_ERROR_RESPONSE)),
-            Box::new(ErrorCodeAttribute {
-                code,
-                reason: Vec::new(),
-            }),
-            Box::new(TextAttribute::new(ATTR_NONCE, nonce)),
-            Box::new(TextAttribute::new(ATTR_REALM, REALM.to_owned())),
-        ]);
-        if built.is_ok() {
-            let _ = self.socket.send_to(&response.raw, to).await;
+        let response = error_response(
+            m,
+            code,
+            vec![
+                Box::new(TextAttribute::new(ATTR_NONCE, nonce)),
+                Box::new(TextAttribute::new(ATTR_REALM, REALM.to_owned())),
+            ],
+        );
+        if let Some(raw) = response {
+            let _ = self.socket.send_to(&raw, to).await;
         }
     }
 

@@ -3,12 +3,11 @@
 //! stateless. Its own test binary, so that nothing else allocates while the
 //! process's memory is measured.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use peerchat_relay::{PeerPolicy, Relay, RelayConfig, Secret};
 use stun::message::{CLASS_REQUEST, METHOD_ALLOCATE, Message, MessageType};
-use tokio::net::UdpSocket;
+
+mod common;
 
 /// Resident memory of this process, in KiB.
 fn rss_kib() -> u64 {
@@ -19,7 +18,7 @@ fn rss_kib() -> u64 {
 
 /// Sends `count` unauthenticated Allocate requests, in rounds, reading the
 /// answers (each one a challenge with a nonce).
-async fn flood(socket: &UdpSocket, count: usize) -> usize {
+async fn flood(socket: &tokio::net::UdpSocket, count: usize) -> usize {
     let mut answered = 0;
     let mut buf = [0; 1500];
     for _ in 0..count / 100 {
@@ -42,20 +41,7 @@ async fn flood(socket: &UdpSocket, count: usize) -> usize {
 
 #[tokio::test]
 async fn a_flood_of_unauthenticated_requests_leaves_memory_flat() {
-    let relay = Relay::start(RelayConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        secret: Secret::random(),
-        policy: PeerPolicy::default(),
-        max_allocations_per_user: 4,
-        max_allocations_per_address: 16,
-        max_allocations: 16,
-        bandwidth_per_allocation: 1 << 20,
-    })
-    .await
-    .unwrap();
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    socket.connect(relay.local_addr()).await.unwrap();
+    let (relay, socket) = common::relay_and_socket().await;
     // Warm up (buffers, the runtime's own allocations), then measure.
     flood(&socket, 5_000).await;
     let before = rss_kib();

@@ -4,17 +4,16 @@
 //! subscriber that counts lines.
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use peerchat_relay::{PeerPolicy, Relay, RelayConfig, Secret};
 use stun::message::{
     BINDING_REQUEST, CLASS_INDICATION, CLASS_SUCCESS_RESPONSE, METHOD_ALLOCATE, METHOD_BINDING,
     METHOD_SEND, Message, MessageType,
 };
-use tokio::net::UdpSocket;
+
+mod common;
 
 /// Counts the log lines written.
 #[derive(Clone, Default)]
@@ -47,20 +46,7 @@ async fn garbage_is_dropped_quietly_and_the_relay_keeps_serving() {
         .with_max_level(tracing::Level::INFO)
         .with_writer(move || writer.clone())
         .init();
-    let relay = Relay::start(RelayConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        secret: Secret::random(),
-        policy: PeerPolicy::default(),
-        max_allocations_per_user: 4,
-        max_allocations_per_address: 16,
-        max_allocations: 16,
-        bandwidth_per_allocation: 1 << 20,
-    })
-    .await
-    .unwrap();
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    socket.connect(relay.local_addr()).await.unwrap();
+    let (relay, socket) = common::relay_and_socket().await;
     let mut truncated = stun(MessageType::new(
         METHOD_ALLOCATE,
         stun::message::CLASS_REQUEST,

@@ -29,7 +29,10 @@ fn frame(text: &[u8]) -> Vec<u8> {
 /// memory), sends one large message, and waits for the server's answer.
 async fn one_large_message(server: &Server, message: &[u8]) -> TcpStream {
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    let head = format!("GET /ws HTTP/1.1\r\nHost: {}\r\n{UPGRADE}\r\n\r\n", server.addr);
+    let head = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\n{UPGRADE}\r\n\r\n",
+        server.addr
+    );
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(message).await.unwrap();
     // The 101, then the error frame answering the message.
@@ -42,7 +45,9 @@ async fn one_large_message(server: &Server, message: &[u8]) -> TcpStream {
             got.extend_from_slice(&buf[..n]);
         }
     };
-    tokio::time::timeout(WAIT, read).await.expect("answered in time");
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("answered in time");
     stream
 }
 
@@ -65,7 +70,10 @@ async fn a_large_message_does_not_pin_its_parser_buffer() {
     }
     let grown = rss_kib().saturating_sub(before);
     // Pinned, the parser buffers would hold 200 × 64 KiB = 12.5 MiB.
-    assert!(grown < 4 * 1024, "memory grew by {grown} KiB for 200 connections");
+    assert!(
+        grown < 4 * 1024,
+        "memory grew by {grown} KiB for 200 connections"
+    );
     drop(open);
     server.stop().await;
 }
