@@ -422,6 +422,21 @@ s.step(120, link("link_opened", "a2"), [state(A, "connected"), o("up", peer=A, s
        members=[{"id": A, "nick": "alicia", "state": "connected", "listed": True, "sid": "a2", "open": True}])
 scenarios.append(s.doc)
 
+s = Scenario("a signal refused with peer_busy drops a link being set up, which is rebuilt like a closed one")
+sb, sc = s.enter(A, B, C)
+opened(s, C, sc, 3)
+# The signal was for B, whose link is not open yet: it may have lost it.
+s.step(10, {"error": {"code": "peer_busy", "to": B}}, [o("drop", peer=B, sid=sb), state(B, "reconnecting")],
+       deadline=10 + s.backoff(0))
+sb2 = s.sid()
+s.step(10 + 500 + 2000, "timeout", [o("start", peer=B, sid=sb2)])
+# An open link needs no more signals: nothing changes.
+s.step(3000, {"error": {"code": "peer_busy", "to": C}}, [])
+# Nor for someone who is not a member, or with no member named.
+s.step(3001, {"error": {"code": "peer_busy", "to": D}}, [])
+s.step(3002, error("peer_busy"), [])
+scenarios.append(s.doc)
+
 s = Scenario("an away member stays; signals refused with peer_away change nothing")
 sb, = s.enter(A, B, open_at=3)
 s.step(100, link("transport", sb, "disconnected"), [state(B, "reconnecting")])

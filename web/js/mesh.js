@@ -32,7 +32,7 @@ import { base64url } from './protocol.js';
  *   | {joined: {you: string, members: Peer[], resumed?: boolean}}
  *   | {peer_joined: Peer}
  *   | {peer_left: {id: string}}
- *   | {error: {code: string}}
+ *   | {error: {code: string, to?: string}}
  *   | {signal: {from: string, sid: string, kind: SignalKind}}
  *   | {link_opened: {sid: string}}
  *   | {link_closed: {sid: string}}
@@ -208,7 +208,7 @@ export class Mesh {
       const m = this.find(input.peer_left.id);
       if (m) this.remove(m, true, out);
     } else if ('error' in input) {
-      this.onError(now, input.error.code, out);
+      this.onError(now, input.error.code, input.error.to ?? null, out);
     } else if ('signal' in input) {
       this.onSignal(now, input.signal.from, input.signal.sid, input.signal.kind, out);
     } else if ('link_opened' in input) {
@@ -483,9 +483,10 @@ export class Mesh {
    * @private
    * @param {number} now
    * @param {string} code
+   * @param {string | null} to the member a refused signal was for
    * @param {Output[]} out
    */
-  onError(now, code, out) {
+  onError(now, code, to, out) {
     if (code === 'replaced' || (REFUSING.has(code) && !this.everJoined)) {
       // Do not send the refused join again on a reconnect; after
       // `replaced`, taking our place back would start a tug of war.
@@ -502,6 +503,17 @@ export class Mesh {
       // Joining again after a lost connection: our previous session may
       // hold the nickname until the server notices it is gone.
       this.rejoinAt = now + this.config.rejoin_delay_ms;
+    } else if (code === 'peer_busy') {
+      // A signal to a backed-up member was not delivered: a link still
+      // being set up may have lost an offer, an answer or a candidate, so
+      // it is dropped and rebuilt by the rules for a closed link (after the
+      // backoff). An open link needs no more signals unless it
+      // renegotiates, which retries on its own.
+      const m = to === null ? undefined : this.find(to);
+      if (m?.link && !m.link.open) {
+        out.push({ drop: { peer: m.id, sid: m.link.sid } });
+        this.closed(now, m, out);
+      }
     }
     // `peer_away`: signals to a member that lost its connection; it starts
     // anew when it is back. Other codes change nothing here.

@@ -40,9 +40,11 @@ export class ProtocolError extends Error {
 }
 
 const ID_ALPHABET = /^[A-Za-z0-9_-]+$/;
-// C0/C1 controls and invisible characters that can disguise a name.
-const FORBIDDEN_IN_NICK =
-  /[\p{Cc}\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]/u;
+// C0/C1 controls, and every default-ignorable code point (characters that
+// show as nothing and can disguise a name). The second line is generated
+// from the Rust side's Unicode data by crates/protocol/tests/unicode_tables.rs.
+const CONTROL = /\p{Cc}/u;
+export const DEFAULT_IGNORABLE = /[\u{AD}\u{34F}\u{61C}\u{115F}-\u{1160}\u{17B4}-\u{17B5}\u{180B}-\u{180F}\u{200B}-\u{200F}\u{202A}-\u{202E}\u{2060}-\u{206F}\u{3164}\u{FE00}-\u{FE0F}\u{FEFF}\u{FFA0}\u{FFF0}-\u{FFF8}\u{1BCA0}-\u{1BCA3}\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}]/u;
 
 /**
  * Checks a room id: 22 to 64 characters of `A-Z a-z 0-9 - _`.
@@ -93,7 +95,7 @@ export async function peerIdFromKey(room, key) {
 
 /**
  * Checks a nickname: 1 to 32 code points, no leading or trailing white
- * space, no control or invisible formatting characters.
+ * space, no control characters and no default-ignorable code points.
  * @param {string} nick
  */
 export function validateNick(nick) {
@@ -104,10 +106,10 @@ export function validateNick(nick) {
   if (nick.trim() !== nick) {
     throw new ProtocolError('bad_nick', 'must not start or end with white space');
   }
-  if (FORBIDDEN_IN_NICK.test(nick)) {
+  if (CONTROL.test(nick) || DEFAULT_IGNORABLE.test(nick)) {
     throw new ProtocolError(
       'bad_nick',
-      'must not contain control or invisible formatting characters',
+      'must not contain control characters or invisible (default-ignorable) ones',
     );
   }
 }
@@ -187,7 +189,8 @@ export function signalMessage(to, payload) {
  *   | {type: 'peer_joined', peer: Member}
  *   | {type: 'peer_left', id: string}
  *   | {type: 'signal', from: string, payload: Record<string, unknown>}
- *   | {type: 'error', code: string, message: string}} ServerMessage
+ *   | {type: 'ice_servers', ice_servers: IceServer[]}
+ *   | {type: 'error', code: string, message: string, to?: string}} ServerMessage
  */
 
 /**
@@ -305,11 +308,18 @@ export function parseServerMessage(text) {
       if (!isObject(obj.payload)) throw new ProtocolError('bad_message', 'field `payload` must be an object');
       return { type, from, payload: obj.payload };
     }
+    case 'ice_servers': {
+      if (!Array.isArray(obj.ice_servers)) {
+        throw new ProtocolError('bad_message', 'field `ice_servers` must be a list of ICE servers');
+      }
+      return { type, ice_servers: obj.ice_servers.map(iceServer) };
+    }
     case 'error':
       return {
         type,
         code: str(obj, 'code'),
         message: obj.message === undefined ? '' : str(obj, 'message'),
+        ...(typeof obj.to === 'string' ? { to: obj.to } : {}),
       };
     default:
       throw new ProtocolError('unknown_type', `unknown message type \`${type}\``);

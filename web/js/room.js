@@ -304,8 +304,12 @@ export class Room extends EventTarget {
         }
         break;
       }
+      case 'ice_servers':
+        // New TURN credentials, for the connections started from now on.
+        this.iceServers = msg.ice_servers;
+        break;
       case 'error':
-        this.feed({ error: { code: msg.code } }, { message: msg.message });
+        this.feed({ error: { code: msg.code, to: msg.to } }, { message: msg.message });
         break;
     }
   }

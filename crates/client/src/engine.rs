@@ -902,6 +902,12 @@ impl State {
             ServerEvent::PeerLeft(id) => {
                 self.feed(Input::PeerLeft { id }, Context::default()).await
             }
+            ServerEvent::IceServers(ice_servers) => {
+                // New TURN credentials, for the links started from now on.
+                self.ice_servers = ice_servers;
+                self.ice_servers
+                    .extend(self.options.extra_ice_servers.iter().cloned());
+            }
             ServerEvent::Signal { from, payload } => {
                 let signal = match serde_json::from_str::<SignalPayload>(payload.get()) {
                     Ok(signal) => signal,
@@ -927,7 +933,7 @@ impl State {
                 };
                 self.feed(input, context).await;
             }
-            ServerEvent::Error { code, message } => {
+            ServerEvent::Error { code, message, to } => {
                 match code {
                     ErrorCode::PeerAway => {}
                     ErrorCode::ShuttingDown => {
@@ -939,7 +945,7 @@ impl State {
                     payload: None,
                     message: Some(message),
                 };
-                self.feed(Input::Error { code }, context).await;
+                self.feed(Input::Error { code, to }, context).await;
             }
         }
     }

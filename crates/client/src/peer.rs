@@ -352,7 +352,7 @@ async fn build_peer_connection(
 /// `sdp` with each of `candidates` (`a=candidate:…` lines) that it lacks
 /// added to its media section, and `a=end-of-candidates`: a description
 /// that needs no trickled candidates.
-fn with_candidates(sdp: &str, candidates: &[String]) -> String {
+pub fn with_candidates(sdp: &str, candidates: &[String]) -> String {
     let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
     let mut lines: Vec<&str> = sdp
         .lines()
@@ -377,6 +377,21 @@ fn reachable(candidate: &str) -> bool {
     !address
         .and_then(|a| a.parse::<std::net::IpAddr>().ok())
         .is_some_and(|ip| ip.is_unspecified())
+}
+
+/// `sdp` as it may leave this client: without candidates naming an
+/// unreachable address, and with `relay_only` without any candidate naming
+/// one of our own addresses (only relay candidates are left). Every other
+/// line stays as it was.
+pub fn outgoing_sdp(sdp: &str, relay_only: bool) -> String {
+    sdp.split_inclusive('\n')
+        .filter(|l| match l.strip_prefix("a=") {
+            Some(c) if c.starts_with("candidate:") => {
+                reachable(c) && (!relay_only || c.contains(" typ relay"))
+            }
+            _ => true,
+        })
+        .collect()
 }
 
 /// webrtc-rs callbacks: forwarded to the link's task at once.
@@ -569,17 +584,7 @@ impl LinkTask {
             }
             // Inside the SDP too: no candidate naming an unreachable
             // address, and in relay-only mode none naming our addresses.
-            let relay_only = self.relay_only;
-            d.sdp = d
-                .sdp
-                .split_inclusive('\n')
-                .filter(|l| match l.strip_prefix("a=") {
-                    Some(c) if c.starts_with("candidate:") => {
-                        reachable(c) && (!relay_only || c.contains(" typ relay"))
-                    }
-                    _ => true,
-                })
-                .collect();
+            d.sdp = outgoing_sdp(&d.sdp, self.relay_only);
         }
         (self.emit)(LinkEvent::Signal(Box::new(SignalPayload {
             sid: self.sid.clone(),

@@ -24,6 +24,8 @@ pub enum ServerEvent {
         /// ICE servers for our peer connections.
         ice_servers: Vec<IceServer>,
     },
+    /// Fresh ICE servers for our next peer connections.
+    IceServers(Vec<IceServer>),
     /// Someone joined.
     PeerJoined(Member),
     /// Someone left.
@@ -41,6 +43,8 @@ pub enum ServerEvent {
         code: ErrorCode,
         /// The explanation.
         message: String,
+        /// The recipient of a refused signal (`peer_busy`).
+        to: Option<String>,
     },
 }
 
@@ -66,15 +70,17 @@ impl ServerEvent {
                 members,
                 ice_servers,
             },
+            ServerMessage::IceServers { ice_servers } => ServerEvent::IceServers(ice_servers),
             ServerMessage::PeerJoined { peer } => ServerEvent::PeerJoined(peer),
             ServerMessage::PeerLeft { id } => ServerEvent::PeerLeft(id.into_owned()),
             ServerMessage::Signal { from, payload } => ServerEvent::Signal {
                 from: from.into_owned(),
                 payload: payload.to_owned(),
             },
-            ServerMessage::Error { code, message } => ServerEvent::Error {
+            ServerMessage::Error { code, message, to } => ServerEvent::Error {
                 code,
                 message: message.into_owned(),
+                to: to.map(|to| to.into_owned()),
             },
         })
     }

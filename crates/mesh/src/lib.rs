@@ -214,6 +214,9 @@ pub enum Input {
     Error {
         /// Its code.
         code: ErrorCode,
+        /// The member a refused signal was for (`peer_busy`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
     /// A signal from another member: the caller keeps its payload, and
     /// hands it to a link when told ([`Output::Accept`],
@@ -571,7 +574,7 @@ impl Mesh {
                     self.remove(i, true, &mut out);
                 }
             }
-            Input::Error { code } => self.on_error(now, code, &mut out),
+            Input::Error { code, to } => self.on_error(now, code, to.as_deref(), &mut out),
             Input::Signal { from, sid, kind } => self.on_signal(now, &from, sid, kind, &mut out),
             Input::LinkOpened { sid } => {
                 // A link opens once, however often it says so.
@@ -851,7 +854,7 @@ impl Mesh {
         out.push(Output::Entered { first });
     }
 
-    fn on_error(&mut self, now: u64, code: ErrorCode, out: &mut Vec<Output>) {
+    fn on_error(&mut self, now: u64, code: ErrorCode, to: Option<&str>, out: &mut Vec<Output>) {
         if code == ErrorCode::Replaced || (refuses_join(code) && !self.ever_joined) {
             // Do not send the refused join again on a reconnect; after
             // `replaced`, taking our place back would start a tug of war.
@@ -869,6 +872,23 @@ impl Mesh {
             // Joining again after a lost connection: our previous session
             // may hold the nickname until the server notices it is gone.
             self.rejoin_at = Some(now + self.config.rejoin_delay_ms);
+        } else if code == ErrorCode::PeerBusy {
+            // A signal to a backed-up member was not delivered: a link
+            // still being set up may have lost an offer, an answer or a
+            // candidate, so it is dropped and rebuilt by the rules for a
+            // closed link (after the backoff). An open link needs no more
+            // signals unless it renegotiates, which retries on its own.
+            let i = to.and_then(|to| self.index(to));
+            if let Some(i) = i.filter(|&i| self.members[i].link.as_ref().is_some_and(|l| !l.open)) {
+                let m = &self.members[i];
+                if let Some(link) = &m.link {
+                    out.push(Output::Drop {
+                        peer: m.id.clone(),
+                        sid: link.sid.clone(),
+                    });
+                }
+                self.closed(now, i, out);
+            }
         }
         // `peer_away`: signals to a member that lost its connection; it
         // starts anew when it is back. Other codes change nothing here.

@@ -43,6 +43,10 @@ pub enum ErrorCode {
     /// A signal named a member whose connection was lost and who may still
     /// come back; it was not delivered.
     PeerAway,
+    /// A signal to a member whose queue is backed up (it reads more slowly
+    /// than it is sent to, or the sender has its fair share of the queue
+    /// already); it was not delivered: send it again later.
+    PeerBusy,
     /// The member joined again (same key) on another connection, which took
     /// its place; this connection is closed.
     Replaced,
@@ -81,6 +85,7 @@ impl ErrorCode {
             Self::ForgedSender => "forged_sender",
             Self::UnknownPeer => "unknown_peer",
             Self::PeerAway => "peer_away",
+            Self::PeerBusy => "peer_busy",
             Self::Replaced => "replaced",
             Self::RateLimited => "rate_limited",
             Self::JoinTimeout => "join_timeout",
