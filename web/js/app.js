@@ -16,6 +16,8 @@ import { Store } from './store.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
 const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
+/** The nickname this browser is in a room under, until it leaves: a reload comes straight back. */
+const JOINED_STORAGE_PREFIX = 'peerchat.joined.';
 const NARROW = '(max-width: 720px)';
 
 const ui = {
@@ -44,7 +46,31 @@ const ui = {
   composerNote: byId('composer-note'),
   typing: byId('typing'),
   clearHistory: /** @type {HTMLButtonElement} */ (byId('clear-history')),
+  leaveRoom: /** @type {HTMLButtonElement} */ (byId('leave-room')),
 };
+
+/**
+ * localStorage, where the browser allows it.
+ * @param {string} name
+ * @param {string | null} value null to remove
+ */
+function remember(name, value) {
+  try {
+    if (value === null) localStorage.removeItem(name);
+    else localStorage.setItem(name, value);
+  } catch {
+    // Storage may be disabled: then nothing is remembered.
+  }
+}
+
+/** @param {string} name */
+function recall(name) {
+  try {
+    return localStorage.getItem(name);
+  } catch {
+    return null;
+  }
+}
 
 const log = new ChatLog(ui.log);
 /** @param {string} text */
@@ -258,10 +284,14 @@ async function main() {
     }
   });
 
-  ui.nick.value = localStorage.getItem(NICK_STORAGE_KEY) ?? '';
+  ui.nick.value = recall(NICK_STORAGE_KEY) ?? '';
+  // In this room already (a reload, or the link opened again): come
+  // straight back as the same member, without asking.
+  const joinedAs = recall(JOINED_STORAGE_PREFIX + roomId);
+  if (joinedAs) ui.nick.value = joinedAs;
   // `?relay=1` on a room link asks for relay-only connections.
   const relayParam = new URLSearchParams(location.search).get('relay');
-  ui.hideIp.checked = relayParam === '1' || (relayParam === null && localStorage.getItem(RELAY_STORAGE_KEY) === '1');
+  ui.hideIp.checked = relayParam === '1' || (relayParam === null && recall(RELAY_STORAGE_KEY) === '1');
   ui.nick.focus();
   // Someone about to join: have the server connection ready by then.
   if (ui.nick.value) room.preconnect();
@@ -285,6 +315,8 @@ async function main() {
     room.relayOnly = ui.hideIp.checked;
     void ready.then(() => room.join(nick));
   });
+  // Only a member whose key this browser kept can come back as itself.
+  if (joinedAs && recall(`peerchat.key.${roomId}`)) ui.joinForm.requestSubmit();
 
   room.addEventListener('join-error', (e) => {
     const detail = /** @type {CustomEvent} */ (e).detail;
@@ -296,9 +328,11 @@ async function main() {
     ui.nick.select();
   });
 
-  room.addEventListener('joined', () => {
-    localStorage.setItem(NICK_STORAGE_KEY, room.nick ?? '');
-    localStorage.setItem(RELAY_STORAGE_KEY, room.relayOnly ? '1' : '0');
+  room.addEventListener('joined', (e) => {
+    const { resumed } = /** @type {CustomEvent} */ (e).detail;
+    remember(NICK_STORAGE_KEY, room.nick ?? '');
+    remember(RELAY_STORAGE_KEY, room.relayOnly ? '1' : '0');
+    remember(JOINED_STORAGE_PREFIX + roomId, room.nick ?? '');
     ui.privacyBadge.hidden = !room.relayOnly;
     if (room.relayOnly && !room.hasRelay) {
       notice('This server offers no relay, so with “Hide my IP address” on you cannot connect to anyone.');
@@ -307,10 +341,11 @@ async function main() {
     ui.chatView.hidden = false;
     if (matchMedia(NARROW).matches) ui.membersPanel.open = false;
     const others = [...room.members.values()].map((m) => m.nick);
+    const joinedText = resumed ? `You are back as ${room.nick}.` : `You joined as ${room.nick}.`;
     notice(
       others.length === 0
-        ? `You joined as ${room.nick}. Share the room link to invite people.`
-        : `You joined as ${room.nick}. Here: ${others.join(', ')}.`,
+        ? `${joinedText} Share the room link to invite people.`
+        : `${joinedText} Here: ${others.join(', ')}.`,
     );
     renderMembers(room);
     ui.message.focus();
@@ -363,10 +398,18 @@ async function main() {
   ui.detailsClose.addEventListener('click', () => ui.details.close());
   ui.details.addEventListener('close', () => clearInterval(detailsTimer));
 
-  // Tell the others at once when this tab goes away. (A reload comes back
-  // as the same member, with the same key, and catches up on what it
-  // missed; only a lost connection keeps our place without a word.)
-  addEventListener('pagehide', () => room.leave(true));
+  // Leaving for good tells the others at once; the page then offers to
+  // join again.
+  ui.leaveRoom.addEventListener('click', () => {
+    remember(JOINED_STORAGE_PREFIX + roomId, null);
+    room.leave(true);
+    location.reload();
+  });
+  // A tab that goes away keeps our place for a while (`--resume-grace`): a
+  // reload comes back as the same member, with the same key, unnoticed,
+  // and catches up on what it missed. A tab closed for good is seen to
+  // leave when that time is up.
+  addEventListener('pagehide', () => room.leave(false));
 }
 
 void main();

@@ -385,8 +385,28 @@ export class Room extends EventTarget {
       // left; the connections to the others stay up, and we rejoin when a
       // server is back.
       this.joinedNow = false;
-    } else if (code !== 'peer_away') {
+    } else if (code === 'peer_away') {
+      this.onPeerAway();
+    } else {
       console.warn(`peerchat: server error ${code}: ${message}`);
+    }
+  }
+
+  /**
+   * A signal of ours went to a member who is away (it reloaded its page,
+   * say): a connection we started and that has heard nothing back never
+   * will. Drop such connections, so that the member's own offer, when it is
+   * back, is taken (it would lose to ours as glare); the usual backoff
+   * tries again if the member stays away or was not the one.
+   * @private
+   */
+  onPeerAway() {
+    for (const member of this.members.values()) {
+      const link = member.link;
+      if (link?.initiator && !link.isOpen && link.pc.remoteDescription === null) {
+        this.dropLink(member);
+        this.onLinkClosed(member);
+      }
     }
   }
 
