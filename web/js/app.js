@@ -8,6 +8,7 @@
 
 import { randomId, validateNick, validateRoomId } from './protocol.js';
 import { ChatLog, hue } from './chatlog.js';
+import { compare } from './history.js';
 import { copyField } from './clipboard.js';
 import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
@@ -18,6 +19,8 @@ const NICK_STORAGE_KEY = 'peerchat.nick';
 const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
 /** The nickname this browser is in a room under, until it leaves: a reload comes straight back. */
 const JOINED_STORAGE_PREFIX = 'peerchat.joined.';
+/** The newest message of a room the reader had when they last left it. */
+const SEEN_STORAGE_PREFIX = 'peerchat.seen.';
 const NARROW = '(max-width: 720px)';
 
 const ui = {
@@ -72,7 +75,28 @@ function recall(name) {
   }
 }
 
-const log = new ChatLog(ui.log);
+/** @type {Room | null} set once the room is made */
+let current = null;
+const log = new ChatLog(ui.log, {
+  // Older messages come back from the history as the reader scrolls up.
+  older: (before, n) => {
+    if (!current) return [];
+    const me = current.selfId;
+    const kept = current.history.messages();
+    // The first kept message not before `before`.
+    let lo = 0;
+    let hi = kept.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compare(kept[mid], before) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return kept
+      .slice(Math.max(0, lo - n), lo)
+      .map((m) => ({ ...m, authorId: m.author, author: m.nick, own: m.author === me }));
+  },
+  status: (msg) => (current && msg.own && msg.seq !== undefined ? current.delivery(msg.seq) : undefined),
+});
 /** @param {string} text */
 const notice = (text) => log.notice(text);
 /** Our messages whose delivery may still change, by number. */
@@ -90,6 +114,8 @@ function showMessage(room, msg) {
   const status = room.delivery(msg.seq);
   log.message(msg, status);
   if (status.state !== 'delivered') undelivered.add(msg.seq);
+  // Bounded like the history: the oldest of ours stop being refreshed.
+  if (undelivered.size > 1000) undelivered.delete(Math.min(...undelivered));
 }
 
 let refreshQueued = false;
@@ -275,8 +301,14 @@ async function main() {
 
   const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
   const room = new Room(roomId, wsUrl, { store: Store.open() });
+  current = room;
   // Our member key and the history kept on this device load while the page
   // shows the join form; joining waits for them.
+  try {
+    log.setSeen(JSON.parse(recall(SEEN_STORAGE_PREFIX + roomId) ?? 'null'));
+  } catch {
+    // A damaged mark: no divider.
+  }
   const ready = room.open().then((kept) => {
     for (const msg of kept) showMessage(room, msg);
     if (kept.length > 0) {
@@ -409,7 +441,11 @@ async function main() {
   // reload comes back as the same member, with the same key, unnoticed,
   // and catches up on what it missed. A tab closed for good is seen to
   // leave when that time is up.
-  addEventListener('pagehide', () => room.leave(false));
+  addEventListener('pagehide', () => {
+    const newest = log.newest();
+    if (newest) remember(SEEN_STORAGE_PREFIX + roomId, JSON.stringify(newest));
+    room.leave(false);
+  });
 }
 
 void main();

@@ -9,6 +9,7 @@
  */
 
 import { History } from './history.js';
+import { Inbox, lastAcks } from './inbox.js';
 import { PeerLink } from './peer.js';
 import { peerIdFromKey, ProtocolError, randomId } from './protocol.js';
 import { Signaling } from './signaling.js';
@@ -121,6 +122,8 @@ export class Room extends EventTarget {
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.typingTimer = undefined;
     this.saveQueued = false;
+    /** @type {Inbox<RoomMember>} envelopes from peers, handled in batches */
+    this.inbox = new Inbox((batch) => this.onPeerMessages(batch));
     this.signaling = new Signaling(wsUrl);
     this.signaling.addEventListener('state', (e) => this.onServerState(/** @type {CustomEvent} */ (e).detail));
     this.signaling.addEventListener('message', (e) => this.onServerMessage(/** @type {CustomEvent} */ (e).detail));
@@ -485,7 +488,7 @@ export class Room extends EventTarget {
       this.apply(this.history.linkOpened(member.id));
     });
     link.addEventListener('message', (e) => {
-      if (member.link === link) this.onPeerMessage(member, /** @type {CustomEvent} */ (e).detail);
+      if (member.link === link) this.inbox.push(member, /** @type {CustomEvent} */ (e).detail);
     });
     link.addEventListener('closed', () => {
       if (member.link === link) this.onLinkClosed(member);
@@ -560,19 +563,23 @@ export class Room extends EventTarget {
   }
 
   /**
+   * Envelopes from members, a batch at a time: stored, shown and
+   * acknowledged together.
    * @private
-   * @param {RoomMember} member
-   * @param {string} text
+   * @param {Array<[RoomMember, string]>} batch
    */
-  onPeerMessage(member, text) {
-    let effects;
-    try {
-      effects = this.history.handle(member.id, member.nick, text, Date.now());
-    } catch (e) {
-      console.warn('peerchat: ignoring a malformed message from', member.nick, e);
-      return;
+  onPeerMessages(batch) {
+    /** @type {import('./history.js').Effect[]} */
+    const effects = [];
+    const now = Date.now();
+    for (const [member, text] of batch) {
+      try {
+        effects.push(...this.history.handle(member.id, member.nick, text, now));
+      } catch (e) {
+        console.warn('peerchat: ignoring a malformed message from', member.nick, e);
+      }
     }
-    this.apply(effects);
+    this.apply(lastAcks(effects));
   }
 
   /**
@@ -594,11 +601,13 @@ export class Room extends EventTarget {
       else if ('typing' in effect) typing = true;
     }
     if (added.length > 0) {
-      this.store?.add(this.roomId, added);
+      // The log drops its oldest past its capacity: so does the store.
+      this.store?.add(this.roomId, added, () => this.history.messages());
       for (const m of added) {
         if (m.author !== this.selfId && !this.nicks.has(m.author)) this.nicks.set(m.author, m.nick);
         this.dispatchEvent(new CustomEvent('message', { detail: this.view(m) }));
       }
+      this.pruneNicks();
       typing = true;
     }
     if (acked) {
@@ -609,6 +618,17 @@ export class Room extends EventTarget {
       this.dispatchEvent(new Event('typing'));
       this.scheduleTypingRefresh();
     }
+  }
+
+  /**
+   * Keeps the nicknames of authors bounded: past twice the history's
+   * capacity, only members' and those of authors in the log stay.
+   * @private
+   */
+  pruneNicks() {
+    if (this.nicks.size <= 2 * this.history.config.capacity) return;
+    const keep = new Set([...this.members.keys(), ...this.history.messages().map((m) => m.author)]);
+    for (const id of this.nicks.keys()) if (!keep.has(id)) this.nicks.delete(id);
   }
 
   /** @private */
