@@ -1,8 +1,9 @@
 // Browser end-to-end: the conversation as a reader sees it. It follows new
 // messages at the end, leaves a reader who scrolled back in place with a
 // "↓ N new messages" button, opens where new messages start for a reader
-// who comes back, and stays bounded under a flood from one member. Real
-// server, real Chromium, a real terminal client as the flooding member. Run inside the loopback-only
+// who comes back, stays bounded under a flood from one member, and tells
+// members with look-alike names apart. Real server, real Chromium, a real
+// terminal client as the flooding member. Run inside the loopback-only
 // network namespace (scripts/netns.sh).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -192,4 +193,51 @@ test('a flood from one member leaves the page bounded, at the newest message, an
     oldest,
   );
   assert.deepEqual(bob.errors, [], 'no page errors');
+});
+
+test('members are coloured by peer id, and look-alike names get a short id tag', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+
+  const bob = await openRoom(browser, server.url, 'bob');
+  const link = bob.url();
+  const first = await enter(browser, server.url, link, 'alice');
+  await waitForMembers(bob, ['alice']);
+  await send(first, 'the first alice');
+  await waitForMessage(bob, 'the first alice', 'alice');
+  await first.getByRole('button', { name: 'Leave the room' }).click();
+  await bob.getByRole('log').getByText('alice left').waitFor();
+  // Another person, another id, the same name.
+  const second = await enter(browser, server.url, link, 'alice');
+  await waitForMembers(bob, ['alice']);
+  await send(second, 'the second alice');
+  await waitForMessage(bob, 'the second alice', 'alice');
+
+  const authors = await bob.evaluate(async () => {
+    const { colourOf } = await import('/js/names.js');
+    return [...document.querySelectorAll('[role="log"] .msg')].map((m) => {
+      const html = /** @type {HTMLElement} */ (m);
+      const author = /** @type {HTMLElement} */ (m.querySelector('.msg-author'));
+      return {
+        id: html.dataset.author ?? '',
+        colour: author.dataset.colour,
+        want: String(colourOf(html.dataset.author ?? '')),
+        tag: m.querySelector('.msg-tag')?.textContent,
+      };
+    });
+  });
+  assert.equal(authors.length, 2);
+  assert.notEqual(authors[0].id, authors[1].id);
+  for (const a of authors) {
+    assert.equal(a.colour, a.want, 'coloured by peer id');
+    assert.equal(a.tag, `#${a.id.slice(0, 4)}`, 'told apart by a short id');
+  }
+  // The member list tells the present alice apart too.
+  const memberTag = await bob.locator('[aria-label="Members"] .member-tag').allTextContents();
+  assert.deepEqual(memberTag.filter(Boolean), [authors[1].tag]);
+  for (const page of [bob, second]) assert.deepEqual(page.errors, [], 'no page errors');
 });

@@ -7,8 +7,9 @@
  */
 
 import { randomId, validateNick, validateRoomId } from './protocol.js';
-import { ChatLog, hue } from './chatlog.js';
+import { ChatLog } from './chatlog.js';
 import { compare } from './history.js';
+import { colourOf } from './names.js';
 import { copyField } from './clipboard.js';
 import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
@@ -174,32 +175,36 @@ function roomIdFromAddress() {
 }
 
 /**
+ * @param {string} id the member's peer id: its colour
  * @param {string} nick
  */
-function avatar(nick) {
+function avatar(id, nick) {
   const el = document.createElement('span');
   el.className = 'avatar';
   el.setAttribute('aria-hidden', 'true');
   el.textContent = [...nick][0]?.toUpperCase() ?? '?';
-  el.style.background = `hsl(${hue(nick)} 55% 45%)`;
+  el.dataset.colour = String(colourOf(id));
   return el;
 }
 
 /** @param {Room} room */
 function renderMembers(room) {
+  for (const m of room.members.values()) log.person(m.id, m.nick);
+  if (room.nick) log.person(room.selfId, room.nick);
   const items = [];
-  if (room.nick) items.push(memberItem(room.nick, 'you', 'you'));
-  for (const m of room.members.values()) items.push(memberItem(m.nick, m.state, m.state));
+  if (room.nick) items.push(memberItem(room.selfId, room.nick, 'you', 'you'));
+  for (const m of room.members.values()) items.push(memberItem(m.id, m.nick, m.state, m.state));
   ui.members.replaceChildren(...items);
   ui.memberCount.textContent = `(${items.length})`;
 }
 
 /**
+ * @param {string} id
  * @param {string} nick
  * @param {string} state
  * @param {string} label
  */
-function memberItem(nick, state, label) {
+function memberItem(id, nick, state, label) {
   const li = document.createElement('li');
   li.className = 'member';
   li.dataset.state = state;
@@ -208,11 +213,18 @@ function memberItem(nick, state, label) {
   const name = document.createElement('span');
   name.className = 'member-name';
   name.textContent = nick;
+  // Names that look alike are told apart by a short id.
+  const tag = document.createElement('span');
+  tag.className = 'member-tag';
+  tag.textContent = log.names.tag(id, nick);
+  const line = document.createElement('span');
+  line.className = 'member-line';
+  line.append(name, tag);
   const status = document.createElement('span');
   status.className = 'member-state';
   status.textContent = label;
-  text.append(name, status);
-  li.append(avatar(nick), text);
+  text.append(line, status);
+  li.append(avatar(id, nick), text);
   return li;
 }
 

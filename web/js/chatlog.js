@@ -11,6 +11,8 @@
  * @module
  */
 
+import { colourOf, Names } from './names.js';
+
 /** @type {{short: Intl.DateTimeFormat, full: Intl.DateTimeFormat} | undefined} */
 let formats;
 
@@ -43,16 +45,6 @@ function timeFormats() {
  *   messages before `before`, in order, to show as the reader scrolls up;
  *   status: the delivery state of our own messages brought back that way
  */
-
-/**
- * A stable hue for a nickname, so each person keeps one colour.
- * @param {string} nick
- */
-export function hue(nick) {
-  let h = 0;
-  for (const ch of nick) h = (h * 31 + /** @type {number} */ (ch.codePointAt(0))) % 360;
-  return h;
-}
 
 /** How close to the end (px) still counts as at the end. */
 const NEAR_END_PX = 80;
@@ -96,6 +88,8 @@ export class ChatLog {
     this.window = Math.min(window, limit);
     this.older = older;
     this.status = status;
+    /** Tells look-alike names apart. */
+    this.names = new Names();
     // Ready before the first message needs them, without delaying the page.
     if ('requestIdleCallback' in globalThis) requestIdleCallback(() => timeFormats(), { timeout: 2000 });
     /**
@@ -233,6 +227,16 @@ export class ChatLog {
   }
 
   /**
+   * Records that `peerId` goes by `nick` (a member), so that names that
+   * look alike are told apart.
+   * @param {string} peerId
+   * @param {string} nick
+   */
+  person(peerId, nick) {
+    if (this.names.see(peerId, nick)) this.retag();
+  }
+
+  /**
    * Takes the reader to the end of the conversation.
    */
   toEnd() {
@@ -264,7 +268,16 @@ export class ChatLog {
     author.className = 'msg-author';
     author.textContent = msg.own ? 'You' : msg.author;
     meta.append(author);
-    if (!msg.own) author.style.color = `hsl(${hue(msg.author)} 55% 42%)`;
+    if (!msg.own) {
+      const who = msg.authorId ?? msg.author;
+      author.dataset.colour = String(colourOf(who));
+      author.dataset.nick = msg.author;
+      if (this.names.see(who, msg.author)) this.retag();
+      const tag = document.createElement('span');
+      tag.className = 'msg-tag';
+      tag.textContent = this.names.tag(who, msg.author);
+      meta.append(tag);
+    }
     const time = document.createElement('time');
     time.className = 'msg-time';
     const date = new Date(msg.ts);
@@ -462,6 +475,21 @@ export class ChatLog {
       if (this.notices <= MAX_NOTICES) break;
       el.remove();
       this.notices -= 1;
+    }
+  }
+
+  /**
+   * Redraws the id tags after the names that look alike changed.
+   * @private
+   */
+  retag() {
+    for (const author of this.el.querySelectorAll('.msg-author[data-nick]')) {
+      const html = /** @type {HTMLElement} */ (author);
+      const msg = /** @type {HTMLElement} */ (html.closest('.msg'));
+      const tag = html.nextElementSibling;
+      if (tag?.classList.contains('msg-tag')) {
+        tag.textContent = this.names.tag(msg.dataset.author ?? '', html.dataset.nick ?? '');
+      }
     }
   }
 }
