@@ -51,6 +51,9 @@ const ui = {
   typing: byId('typing'),
   clearHistory: /** @type {HTMLButtonElement} */ (byId('clear-history')),
   leaveRoom: /** @type {HTMLButtonElement} */ (byId('leave-room')),
+  retry: byId('retry'),
+  retryIn: byId('retry-in'),
+  retryNow: /** @type {HTMLButtonElement} */ (byId('retry-now')),
 };
 
 /**
@@ -395,20 +398,57 @@ async function main() {
     ui.message.focus();
   });
 
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let countdown;
   room.addEventListener('server', (e) => {
-    const { state, retryInMs } = /** @type {CustomEvent} */ (e).detail;
-    if (state === 'open') setStatus('open', 'Online');
-    else if (state === 'connecting') setStatus('connecting', 'Connecting…');
-    else {
-      const seconds = Math.max(1, Math.round((retryInMs ?? 0) / 1000));
-      setStatus('offline', `Server unreachable, retrying in ${seconds}s. Connected members can still chat.`);
-      if (!room.everJoined) {
-        ui.joinButton.disabled = false;
-        ui.joinButton.textContent = 'Join';
-      }
+    const { state, retryInMs, reason } = /** @type {CustomEvent} */ (e).detail;
+    clearInterval(countdown);
+    ui.retry.hidden = state !== 'offline';
+    if (state === 'open') {
+      setStatus('open', 'Online');
+      if (!room.everJoined) ui.joinError.textContent = '';
+      return;
     }
+    if (state === 'connecting') {
+      // Keep saying what is wrong while a retry is under way.
+      if (ui.status.dataset.state !== 'offline') setStatus('connecting', 'Connecting…');
+      return;
+    }
+    const others = room.everJoined ? ' Members you are connected to can still chat with you.' : '';
+    setStatus(
+      'offline',
+      reason === 'restarting'
+        ? `The server is restarting.${others}`
+        : reason === 'lost'
+          ? `Lost the connection to the server.${others}`
+          : `Cannot reach the server.${others}`,
+    );
+    if (!room.everJoined && room.nick) {
+      // The join goes through by itself once the server answers.
+      ui.joinError.textContent =
+        'The server does not answer: it may be down or restarting, or this device may be offline. ' +
+        'You will join as soon as it answers.';
+    }
+    const at = Date.now() + (retryInMs ?? 0);
+    const tick = () => {
+      ui.retryIn.textContent = `Retrying in ${Math.max(1, Math.ceil((at - Date.now()) / 1000))} s.`;
+    };
+    tick();
+    countdown = setInterval(tick, 1000);
   });
+  ui.retryNow.addEventListener('click', () => room.signaling.retryNow());
 
+  let relayExplained = false;
+  room.addEventListener('no-relay', (e) => {
+    const error = /** @type {CustomEvent} */ (e).detail;
+    if (relayExplained) return;
+    relayExplained = true;
+    notice(
+      `“Hide my IP address” is on, so you connect only through the server's relay, and the relay cannot be reached${
+        error ? ` (${error})` : ''
+      }: you cannot connect to anyone, and your messages wait. Leave the room and join again without “Hide my IP address”, or ask whoever runs the server to check its relay (UDP port 3478 must be open).`,
+    );
+  });
   room.addEventListener('members', () => renderMembers(room));
   room.addEventListener('notice', (e) => {
     const { kind, nick } = /** @type {CustomEvent} */ (e).detail;

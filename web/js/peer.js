@@ -17,6 +17,8 @@ import { randomId } from './protocol.js';
 const MAX_PENDING_CANDIDATES = 256;
 /** A connection whose channel is not open by then is given up (and restarted). */
 const SETUP_TIMEOUT_MS = 30000;
+/** How long a relay-only connection may wait for a relay address. */
+const RELAY_WAIT_MS = 10000;
 
 /**
  * @typedef {{sid: string, description?: RTCSessionDescriptionInit, candidate?: RTCIceCandidateInit}} SignalPayload
@@ -24,7 +26,9 @@ const SETUP_TIMEOUT_MS = 30000;
 
 /**
  * Events: `state` (detail: 'connecting' | 'connected' | 'reconnecting'),
- * `open`, `message` (detail: string), `closed`.
+ * `open`, `message` (detail: string), `closed`, and in relay-only mode
+ * `no-relay` (detail: the relay's error, or null) when no relay address
+ * could be had: nothing can connect then.
  */
 export class PeerLink extends EventTarget {
   /**
@@ -62,11 +66,36 @@ export class PeerLink extends EventTarget {
 
     this.pc.addEventListener('negotiationneeded', () => this.negotiate());
     this.pc.addEventListener('icecandidate', ({ candidate }) => {
+      if (candidate?.type === 'relay') this.relayed = true;
       // In relay-only mode no candidate may name this machine's addresses.
       if (candidate && candidate.candidate && (!relayOnly || candidate.type === 'relay')) {
         this.sendSignal({ sid: this.sid, candidate: candidate.toJSON() });
       }
     });
+    /** Whether a relay address was gathered. */
+    this.relayed = false;
+    /** @type {string | null} what the relay said when it refused, if it did */
+    this.relayError = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.relayTimer = undefined;
+    if (relayOnly) {
+      // Relay-only with no relay address can never connect: say so, rather
+      // than wait for ever.
+      const check = () => {
+        if (!this.relayed && this.state !== 'closed') {
+          clearTimeout(this.relayTimer);
+          this.dispatchEvent(new CustomEvent('no-relay', { detail: this.relayError }));
+        }
+      };
+      this.pc.addEventListener('icecandidateerror', (e) => {
+        const error = /** @type {RTCPeerConnectionIceErrorEvent} */ (e);
+        if (/^turns?:/i.test(error.url ?? '')) this.relayError = `${error.errorCode} ${error.errorText}`.trim();
+      });
+      this.pc.addEventListener('icegatheringstatechange', () => {
+        if (this.pc.iceGatheringState === 'complete') check();
+      });
+      this.relayTimer = setTimeout(check, RELAY_WAIT_MS);
+    }
     this.pc.addEventListener('connectionstatechange', () => this.onConnectionState());
     // A lost offer or answer would leave the connection waiting forever.
     this.setupTimer = setTimeout(() => {
@@ -171,6 +200,7 @@ export class PeerLink extends EventTarget {
     if (this.state === 'closed') return;
     this.setState('closed');
     clearTimeout(this.setupTimer);
+    clearTimeout(this.relayTimer);
     this.dc?.close();
     this.pc.close();
     this.dispatchEvent(new Event('closed'));

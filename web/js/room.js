@@ -85,6 +85,8 @@ async function memberKey(roomId) {
  *   someone else's, live or from history: show it at its place in the order
  * - `delivery` who holds our messages changed: refresh their states
  * - `typing` who is typing changed
+ * - `no-relay` (detail: the relay's error, or null) relay-only, and no relay
+ *   address could be had: no connection can be made
  */
 export class Room extends EventTarget {
   /**
@@ -492,6 +494,9 @@ export class Room extends EventTarget {
     });
     link.addEventListener('closed', () => {
       if (member.link === link) this.onLinkClosed(member);
+    });
+    link.addEventListener('no-relay', (e) => {
+      if (member.link === link) this.dispatchEvent(new CustomEvent('no-relay', { detail: /** @type {CustomEvent} */ (e).detail }));
     });
     return link;
   }
