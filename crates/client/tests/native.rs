@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use clap::Parser;
-use peerchat_client::engine::{Engine, EngineOptions, Event, Peer, SignalingMode};
+use peerchat_client::engine::{Engine, EngineOptions, Event, Peer};
 use peerchat_client::peer::LinkState;
+use peerchat_client::session::Session;
 use peerchat_server::{AppState, ServeArgs};
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,16 +40,13 @@ async fn server() -> (String, oneshot::Sender<()>) {
 }
 
 fn options(ws_url: &str, nick: &str) -> EngineOptions {
-    EngineOptions {
+    let room = Session::Room {
         ws_url: ws_url.to_owned(),
         room: ROOM.to_owned(),
-        nick: nick.to_owned(),
-        extra_ice_servers: Vec::new(),
-        relay_only: false,
+    };
+    EngineOptions {
         mdns: false,
-        signaling: SignalingMode::Server,
-        history: Default::default(),
-        history_file: None,
+        ..EngineOptions::new(room, nick)
     }
 }
 
