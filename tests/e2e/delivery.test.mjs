@@ -10,16 +10,17 @@ import { test } from 'node:test';
 import { LineClient } from './lib/cli.mjs';
 import {
   BIN,
+  enter,
   join,
   launchBrowser,
   messageTexts,
-  newPage,
   newPageIn,
   noticeTexts,
   openRoom,
   restartServer,
   send,
   startServer,
+  unexpectedErrors,
   waitForDelivery,
   waitForMembers,
   waitForMessage,
@@ -28,22 +29,6 @@ import {
   waitForServerOpen,
   waitForStored,
 } from './lib/harness.mjs';
-
-/**
- * Opens the room `link` in a new context (another person's browser) and
- * joins as `nick`; resolves once joined.
- * @param {import('playwright-core').Browser} browser
- * @param {string} origin
- * @param {string} link
- * @param {string} nick
- */
-async function enter(browser, origin, link, nick) {
-  const page = await newPage(browser, origin);
-  await page.goto(link);
-  await join(page, nick);
-  await page.getByRole('log').getByText(`You joined as ${nick}`).waitFor();
-  return page;
-}
 
 /**
  * Sends `text` from `from` and waits until every page in `to` shows it.
@@ -66,16 +51,6 @@ async function assertLogs(pages, want) {
   for (const [name, page] of Object.entries(pages)) {
     assert.deepEqual(await messageTexts(page), want, `${name}'s log`);
   }
-}
-
-/**
- * Errors that are not the browser reporting a refused WebSocket (expected
- * while the server is down).
- * @param {import('playwright-core').Page} page
- */
-function unexpectedErrors(page) {
-  const errors = /** @type {Error[]} */ (/** @type {any} */ (page).errors);
-  return errors.map((e) => e.message).filter((m) => !/WebSocket connection to .* failed/.test(m));
 }
 
 test('delivery states: sent when alone, delivered (to bob) once he holds it', async (t) => {

@@ -11,10 +11,10 @@ import { test } from 'node:test';
 import { LineClient } from './lib/cli.mjs';
 import {
   BIN,
+  enter,
   join,
   launchBrowser,
   messageTexts,
-  newPage,
   newPageIn,
   openRoom,
   screenshot,
@@ -25,21 +25,6 @@ import {
   waitForMessage,
   waitForPage,
 } from './lib/harness.mjs';
-
-/**
- * @param {import('playwright-core').Browser} browser
- * @param {string} origin
- * @param {string} link
- * @param {string} nick
- * @param {{width: number, height: number}} [viewport]
- */
-async function enter(browser, origin, link, nick, viewport) {
-  const page = await newPage(browser, origin, viewport);
-  await page.goto(link);
-  await join(page, nick);
-  await page.getByRole('log').getByText(`You joined as ${nick}`).waitFor();
-  return page;
-}
 
 /**
  * Where the log's view is, once the page has drawn what it has.

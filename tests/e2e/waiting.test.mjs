@@ -12,18 +12,9 @@ import {
   openRoom,
   restartServer,
   startServer,
+  unexpectedErrors,
   waitForServerOpen,
 } from './lib/harness.mjs';
-
-/**
- * Errors that are not the browser reporting a refused WebSocket (expected
- * while the server is down).
- * @param {import('playwright-core').Page} page
- */
-function unexpectedErrors(page) {
-  const errors = /** @type {Error[]} */ (/** @type {any} */ (page).errors);
-  return errors.map((e) => e.message).filter((m) => !/WebSocket connection to .* failed/.test(m));
-}
 
 test('the server down while joining, restarting, lost: the page says so, counts down, and Retry now reconnects at once', async (t) => {
   let server = await startServer();

@@ -198,16 +198,24 @@ async fn oversized_and_empty_messages_are_refused_before_sending() {
     assert!(alice.send(&"x".repeat(16 * 1024)).is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn history_is_kept_in_the_history_file_between_runs() {
-    let (url, _stop) = server().await;
+/// A fresh history file in a directory of its own (remove it when done),
+/// and options for a client of `url` that keeps its history there.
+fn history_file(url: &str) -> (std::path::PathBuf, impl Fn(&str) -> EngineOptions + use<>) {
     let dir =
         std::env::temp_dir().join(format!("peerchat-native-{}", peerchat_client::random_id()));
     let file = dir.join("history.sqlite3");
-    let with_file = |nick: &str| EngineOptions {
+    let url = url.to_owned();
+    let with_file = move |nick: &str| EngineOptions {
         history_file: Some(file.clone()),
         ..options(&url, nick)
     };
+    (dir, with_file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_kept_in_the_history_file_between_runs() {
+    let (url, _stop) = server().await;
+    let (dir, with_file) = history_file(&url);
 
     let (alice, mut events) = Engine::start(with_file("alice"));
     joined(&mut events).await;
@@ -261,13 +269,7 @@ async fn history_is_kept_in_the_history_file_between_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_cleared() {
     let (url, _stop) = server().await;
-    let dir =
-        std::env::temp_dir().join(format!("peerchat-native-{}", peerchat_client::random_id()));
-    let file = dir.join("history.sqlite3");
-    let with_file = |nick: &str| EngineOptions {
-        history_file: Some(file.clone()),
-        ..options(&url, nick)
-    };
+    let (dir, with_file) = history_file(&url);
 
     let (alice, mut alice_events) = Engine::start(with_file("alice"));
     joined(&mut alice_events).await;
