@@ -289,10 +289,22 @@ async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_
     let (carol, mut carol_events) = Engine::start(with_file("carol"));
     let (_, members) = joined(&mut carol_events).await;
     assert_eq!(members.len(), 2);
-    for text in said.into_iter().chain(["cleared"]) {
-        let from = message(&mut carol_events, text).await;
-        assert_eq!(from.nick, if text == "cleared" { "bob" } else { "alice" });
+    // From alice and from bob, in whichever order their histories come.
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < 4 {
+        let (text, from) = expect(&mut carol_events, |e| match e {
+            Event::Message(m) => Some((m.text.clone(), m.from.nick.clone())),
+            _ => None,
+        })
+        .await;
+        got.insert(text, from);
     }
+    let want = said
+        .iter()
+        .map(|t| (t.to_string(), "alice".to_owned()))
+        .chain([("cleared".to_owned(), "bob".to_owned())])
+        .collect();
+    assert_eq!(got, want);
     for engine in [alice, bob, carol] {
         engine.leave().await;
     }
