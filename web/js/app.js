@@ -8,7 +8,6 @@
 
 import { randomId, validateNick, validateRoomId } from './protocol.js';
 import { ChatLog } from './chatlog.js';
-import { compare } from './history.js';
 import { colourOf } from './names.js';
 import { copyField } from './clipboard.js';
 import { byId, showStatus } from './dom.js';
@@ -79,28 +78,7 @@ function recall(name) {
   }
 }
 
-/** @type {Room | null} set once the room is made */
-let current = null;
-const log = new ChatLog(ui.log, {
-  // Older messages come back from the history as the reader scrolls up.
-  older: (before, n) => {
-    if (!current) return [];
-    const me = current.selfId;
-    const kept = current.history.messages();
-    // The first kept message not before `before`.
-    let lo = 0;
-    let hi = kept.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compare(kept[mid], before) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return kept
-      .slice(Math.max(0, lo - n), lo)
-      .map((m) => ({ ...m, authorId: m.author, author: m.nick, own: m.author === me }));
-  },
-  status: (msg) => (current && msg.own && msg.seq !== undefined ? current.delivery(msg.seq) : undefined),
-});
+const log = new ChatLog(ui.log);
 /** @param {string} text */
 const notice = (text) => log.notice(text);
 /** Our messages whose delivery may still change, by number. */
@@ -316,7 +294,6 @@ async function main() {
 
   const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
   const room = new Room(roomId, wsUrl, { store: Store.open() });
-  current = room;
   // Our member key and the history kept on this device load while the page
   // shows the join form; joining waits for them.
   try {

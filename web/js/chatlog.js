@@ -4,10 +4,10 @@
  * `textContent` only. It follows the end of the conversation while the
  * reader is there; a reader who scrolled back is left in place and offered
  * a "↓ N new messages" button; a reader who comes back finds a "New since
- * you left" divider, with the view at it. Only the newest messages are in
- * the page (older ones come back from the history as the reader scrolls
- * up), so a long or flooded conversation costs a bounded amount of memory
- * and layout. Shared by the room page and the manual-connection page.
+ * you left" divider, with the view at it. At most as many messages as the
+ * history keeps are in the page (the oldest go first), so a long or
+ * flooded conversation costs a bounded amount of memory and layout.
+ * Shared by the room page and the manual-connection page.
  * @module
  */
 
@@ -37,21 +37,12 @@ function timeFormats() {
  *   authorId?: string, seq?: number, clock?: number}} LogMessage
  * @typedef {{state: string, text: string, detail: string}} Status
  * @typedef {{clock: number, author: string, seq: number}} OrderKey
- * @typedef {{limit?: number, window?: number,
- *   older?: (before: OrderKey, n: number) => LogMessage[],
- *   status?: (msg: LogMessage) => Status | undefined}} Options
- *   limit: most messages in the page (the history's capacity); window: how
- *   many the page keeps while the reader is at the end; older: the `n`
- *   messages before `before`, in order, to show as the reader scrolls up;
- *   status: the delivery state of our own messages brought back that way
+ * @typedef {{limit?: number}} Options
+ *   limit: most messages in the page (the history's capacity)
  */
 
 /** How close to the end (px) still counts as at the end. */
 const NEAR_END_PX = 80;
-/** How close to the top (px) asks for older messages. */
-const NEAR_TOP_PX = 200;
-/** How many older messages come back at a time. */
-const OLDER_STEP = 100;
 /** Most notices kept in the page. */
 const MAX_NOTICES = 200;
 
@@ -82,12 +73,9 @@ export class ChatLog {
    * @param {HTMLElement} el the element with `role="log"`
    * @param {Options} [options]
    */
-  constructor(el, { limit = 1000, window = 200, older, status } = {}) {
+  constructor(el, { limit = 1000 } = {}) {
     this.el = el;
     this.limit = limit;
-    this.window = Math.min(window, limit);
-    this.older = older;
-    this.status = status;
     /** Tells look-alike names apart. */
     this.names = new Names();
     // Ready before the first message needs them, without delaying the page.
@@ -112,8 +100,6 @@ export class ChatLog {
     /** @type {Map<string, HTMLElement>} ordered messages, by author id and number */
     this.byKey = new Map();
     this.notices = 0;
-    /** Whether every older message the history keeps is in the page. */
-    this.complete = false;
 
     this.jump = document.createElement('button');
     this.jump.type = 'button';
@@ -171,7 +157,6 @@ export class ChatLog {
     this.divider = null;
     this.anchor = null;
     this.unseen = 0;
-    this.complete = false;
     this.showJump();
   }
 
@@ -319,13 +304,13 @@ export class ChatLog {
   }
 
   /**
-   * Whether a message sorts before everything shown while older ones are
-   * left out of the page (it comes back with them, from the history).
+   * Whether a message sorts before everything shown in a full page (the
+   * history does not keep it either).
    * @private
    * @param {OrderKey} key
    */
   tooOld(key) {
-    if (this.complete || this.byKey.size < this.window) return false;
+    if (this.byKey.size < this.limit) return false;
     const first = this.firstMessage();
     return first !== null && compareKeys(key, elementKey(first)) < 0;
   }
@@ -366,7 +351,7 @@ export class ChatLog {
     this.frameQueued = true;
     requestAnimationFrame(() => {
       this.frameQueued = false;
-      if (this.atBottom && !this.anchor) this.trim();
+      this.trim();
       this.trimNotices();
       this.keepPlace();
       this.showJump();
@@ -402,7 +387,6 @@ export class ChatLog {
       this.unseen = 0;
       this.showJump();
     }
-    if (el.scrollTop < NEAR_TOP_PX && !this.anchor) this.loadOlder();
   }
 
   /** @private */
@@ -415,51 +399,16 @@ export class ChatLog {
   }
 
   /**
-   * Brings back older messages from the history as the reader nears the
-   * top, keeping the view on what they were reading.
-   * @private
-   */
-  loadOlder() {
-    if (!this.older || this.complete) return;
-    const first = this.firstMessage();
-    if (!first) return;
-    const room = this.limit - this.byKey.size;
-    const older = room > 0 ? this.older(elementKey(first), Math.min(OLDER_STEP, room)) : [];
-    if (older.length === 0) {
-      this.complete = room > 0;
-      return;
-    }
-    const height = this.el.scrollHeight;
-    const fragment = document.createDocumentFragment();
-    for (const msg of older) {
-      const key = keyOf(msg);
-      if (key === null || this.byKey.has(`${key.author}/${key.seq}`)) continue;
-      const item = this.render(msg, msg.own ? this.status?.(msg) : undefined);
-      this.byKey.set(`${key.author}/${key.seq}`, item);
-      fragment.append(item);
-    }
-    this.el.insertBefore(fragment, first);
-    for (const msg of older) {
-      const status = msg.own ? this.status?.(msg) : undefined;
-      if (status && msg.authorId !== undefined && msg.seq !== undefined) this.setStatus(msg.authorId, msg.seq, status);
-    }
-    this.el.scrollTop += this.el.scrollHeight - height;
-  }
-
-  /**
-   * Keeps only the newest `window` messages in the page (older ones come
-   * back as the reader scrolls up), and never more than `limit`.
+   * Keeps only the newest `limit` messages in the page.
    * @private
    */
   trim() {
-    const keep = this.atBottom && !this.anchor ? this.window : this.limit;
-    while (this.byKey.size > keep) {
+    while (this.byKey.size > this.limit) {
       const first = this.el.firstElementChild;
       if (!first) break;
       const html = /** @type {HTMLElement} */ (first);
       if (html.classList.contains('msg') && html.dataset.clock !== undefined) {
         this.byKey.delete(`${html.dataset.author}/${html.dataset.seq}`);
-        this.complete = false;
       } else if (html.classList.contains('notice')) {
         this.notices -= 1;
       }
