@@ -47,6 +47,11 @@ export class PeerLink extends EventTarget {
     /** The side that starts a connection sends the first offer. */
     this.initiator = sid === null;
     this.sid = sid ?? randomId();
+    /**
+     * Whether our offer may not have reached the peer (a signal was refused
+     * as sent to an away member): then the peer's own offer takes over.
+     */
+    this.unheard = false;
     /** Of two peers, the one with the greater id gives way on glare. */
     this.polite = selfId > peerId;
     this.sendSignal = sendSignal;

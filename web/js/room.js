@@ -399,19 +399,15 @@ export class Room extends EventTarget {
 
   /**
    * A signal of ours went to a member who is away (it reloaded its page,
-   * say): a connection we started and that has heard nothing back never
-   * will. Drop such connections, so that the member's own offer, when it is
-   * back, is taken (it would lose to ours as glare); the usual backoff
-   * tries again if the member stays away or was not the one.
+   * say), and was not delivered. The reply does not say to whom: every
+   * connection we started that has heard nothing back may be the one, and
+   * gives way if its member offers a connection of its own (see onSignal).
    * @private
    */
   onPeerAway() {
     for (const member of this.members.values()) {
       const link = member.link;
-      if (link?.initiator && !link.isOpen && link.pc.remoteDescription === null) {
-        this.dropLink(member);
-        this.onLinkClosed(member);
-      }
+      if (link?.initiator && !link.isOpen && link.pc.remoteDescription === null) link.unheard = true;
     }
   }
 
@@ -557,9 +553,10 @@ export class Room extends EventTarget {
       member.link.handleSignal(signal);
     } else if (signal.description?.type === 'offer') {
       // Both sides started a connection at once: the one we started wins
-      // if our id is the smaller; otherwise theirs replaces ours.
+      // if our id is the smaller; otherwise theirs replaces ours. Ours may
+      // never have reached them (they were away): then theirs wins too.
       const link = member.link;
-      if (link && link.initiator && !link.isOpen && this.selfId < member.id) return;
+      if (link && link.initiator && !link.isOpen && !link.unheard && this.selfId < member.id) return;
       // A new connection from them replaces whatever we had.
       this.dropLink(member);
       member.link = this.newLink(member, signal.sid);
