@@ -176,13 +176,15 @@ export async function enter(browser, origin, link, nick, viewport) {
 }
 
 /**
- * A page's errors other than the browser reporting a refused WebSocket
- * (expected while the server is down).
+ * A page's errors other than the browser reporting a refused WebSocket or
+ * request (expected while the server is down).
  * @param {import('playwright-core').Page} page
  */
 export function unexpectedErrors(page) {
   const errors = /** @type {Error[]} */ (/** @type {any} */ (page).errors);
-  return errors.map((e) => e.message).filter((m) => !/WebSocket connection to .* failed/.test(m));
+  return errors
+    .map((e) => e.message)
+    .filter((m) => !/WebSocket connection to .* failed|^Failed to load resource: net::ERR_CONNECTION_REFUSED$/.test(m));
 }
 
 // ---------------------------------------------------------------------------
