@@ -14,7 +14,12 @@ import { joinMessage, leaveMessage, parseServerMessage, ProtocolError, signalMes
 /** @typedef {import('./protocol.js').ServerMessage} ServerMessage */
 
 const BACKOFF_MIN_MS = 1000;
-const BACKOFF_MAX_MS = 30000;
+/**
+ * The longest wait between two tries: a restarted server is found within
+ * about this long, and a server that is down costs one small request per
+ * try.
+ */
+const BACKOFF_MAX_MS = 8000;
 /** A WebSocket closed this soon after opening, before any message, was cut by something in between. */
 const CUT_MS = 3000;
 /** How long a probing WebSocket must stay open before the page moves to it. */
@@ -32,7 +37,8 @@ const POLL_SEND_BATCH = 64;
  * @typedef {object} TransportEvents
  * @property {() => void} onOpen
  * @property {(text: string) => void} onMessage
- * @property {(info: {opened: boolean, heard: boolean}) => void} onClose
+ * @property {(info: {opened: boolean, heard: boolean, goingAway: boolean}) => void} onClose
+ *   `goingAway`: the server said it is stopping (WebSocket close code 1001)
  */
 
 /** A WebSocket. */
@@ -58,7 +64,7 @@ class WsTransport {
       this.heard = true;
       this.events.onMessage(event.data);
     });
-    this.ws.addEventListener('close', () => this.finish());
+    this.ws.addEventListener('close', (event) => this.finish(event.code === 1001));
   }
 
   /** @param {string} text */
@@ -75,11 +81,14 @@ class WsTransport {
     this.finish();
   }
 
-  /** @private */
-  finish() {
+  /**
+   * @private
+   * @param {boolean} [goingAway]
+   */
+  finish(goingAway = false) {
     if (this.done) return;
     this.done = true;
-    this.events.onClose({ opened: this.opened, heard: this.heard });
+    this.events.onClose({ opened: this.opened, heard: this.heard, goingAway });
   }
 }
 
@@ -160,7 +169,7 @@ class PollTransport {
       }
       if (body.closed !== undefined) {
         this.session = null; // the server has forgotten it already
-        this.finish();
+        this.finish(body.closed === 'shutting_down');
         return;
       }
     }
@@ -209,18 +218,25 @@ class PollTransport {
     this.finish();
   }
 
-  /** @private */
-  finish() {
+  /**
+   * @private
+   * @param {boolean} [goingAway]
+   */
+  finish(goingAway = false) {
     if (this.done) return;
     this.done = true;
     this.aborter.abort();
-    this.events.onClose({ opened: this.opened, heard: this.heard });
+    this.events.onClose({ opened: this.opened, heard: this.heard, goingAway });
   }
 }
 
 /**
- * Events: `state` (detail: {state, retryInMs?}), `message` (detail:
- * ServerMessage). States: `connecting`, `open`, `offline`.
+ * Events: `state` (detail: {state, retryInMs?, reason?}), `message`
+ * (detail: ServerMessage). States: `connecting`, `open`, `offline`; when
+ * offline, `reason` says why: `unreachable` (no connection could be made),
+ * `lost` (an open connection dropped) or `restarting` (the server said it
+ * is stopping). Tries again with backoff, at once when the browser comes
+ * back online or the page is shown again, or on {@link retryNow}.
  */
 export class Signaling extends EventTarget {
   /** @param {string} url the `/ws` URL */
@@ -245,7 +261,18 @@ export class Signaling extends EventTarget {
     this.retryTimer = undefined;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.upgradeTimer = undefined;
-    this.stopped = false;
+    /** Not started yet, or stopped: nothing reopens the connection. */
+    this.stopped = true;
+    /** @type {'unreachable' | 'lost' | 'restarting'} why the last open connection ended; unreachable: none was open yet */
+    this.reason = 'unreachable';
+    /** The server said `shutting_down` on the connection in use. */
+    this.restarting = false;
+    // Back on the network, or back in front of the reader: try now rather
+    // than at the end of a backoff that grew while nothing could work.
+    addEventListener('online', () => this.retryNow());
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') this.retryNow();
+    });
   }
 
   /** How the connection goes now: `websocket`, `poll`, or null when there is none. */
@@ -331,7 +358,7 @@ export class Signaling extends EventTarget {
       onMessage: (text) => {
         if (this.transport === transport) this.deliver(text);
       },
-      onClose: ({ opened, heard }) => {
+      onClose: ({ opened, heard, goingAway }) => {
         if (this.transport !== transport || this.stopped) return;
         this.transport = null;
         const cut = opened && !heard && Date.now() - openedAt < CUT_MS;
@@ -342,7 +369,7 @@ export class Signaling extends EventTarget {
           this.openPoll();
           return;
         }
-        this.offline();
+        this.dropped(goingAway);
       },
     });
     this.transport = transport;
@@ -361,11 +388,12 @@ export class Signaling extends EventTarget {
       onMessage: (text) => {
         if (this.transport === transport) this.deliver(text);
       },
-      onClose: () => {
+      onClose: ({ opened, goingAway }) => {
         if (this.transport !== transport || this.stopped) return;
         this.transport = null;
         clearTimeout(this.upgradeTimer);
-        this.offline();
+        if (opened) this.dropped(goingAway);
+        else this.offline();
       },
     });
     this.transport = transport;
@@ -394,7 +422,7 @@ export class Signaling extends EventTarget {
       onMessage: (text) => {
         if (this.transport === probe) this.deliver(text);
       },
-      onClose: ({ heard }) => {
+      onClose: ({ heard, goingAway }) => {
         clearTimeout(stable);
         if (this.probe === probe) {
           this.probe = null;
@@ -405,7 +433,7 @@ export class Signaling extends EventTarget {
         // The WebSocket we moved to dropped: back to the start.
         this.transport = null;
         if (!heard) this.preferPoll = true;
-        this.offline();
+        this.dropped(goingAway);
       },
     });
     this.probe = probe;
@@ -458,7 +486,22 @@ export class Signaling extends EventTarget {
       }
       return;
     }
+    if (msg.type === 'error' && msg.code === 'shutting_down') this.restarting = true;
     this.dispatchEvent(new CustomEvent('message', { detail: msg }));
+  }
+
+  /**
+   * An open connection ended: says why, then tries again.
+   * @private
+   * @param {boolean} goingAway the server said it is stopping
+   */
+  dropped(goingAway) {
+    // `shutting_down`, or 1001: the server is going away (stopping, most
+    // likely to restart). A try that fails keeps the reason of the drop
+    // before it.
+    this.reason = this.restarting || goingAway ? 'restarting' : 'lost';
+    this.restarting = false;
+    this.offline();
   }
 
   /** @private */
@@ -478,6 +521,8 @@ export class Signaling extends EventTarget {
    */
   setState(state, retryInMs) {
     this.state = state;
-    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryInMs } }));
+    if (state === 'open') this.restarting = false;
+    const reason = state === 'offline' ? this.reason : undefined;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryInMs, reason } }));
   }
 }

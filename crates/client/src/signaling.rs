@@ -15,7 +15,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The longest wait between two tries: a restarted server is found within
+/// about this long.
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// A WebSocket closed this soon after opening, before any message, was cut
 /// by something in between.
 const CUT: Duration = Duration::from_secs(3);
@@ -51,6 +53,8 @@ pub enum ServerEvent {
         /// ICE servers for our peer connections.
         ice_servers: Vec<IceServer>,
     },
+    /// Fresh ICE servers for our next peer connections.
+    IceServers(Vec<IceServer>),
     /// Someone joined.
     PeerJoined(Member),
     /// Someone left.
@@ -68,6 +72,8 @@ pub enum ServerEvent {
         code: ErrorCode,
         /// The explanation.
         message: String,
+        /// The recipient of a refused signal (`peer_busy`).
+        to: Option<String>,
     },
 }
 
@@ -93,15 +99,17 @@ impl ServerEvent {
                 members,
                 ice_servers,
             },
+            ServerMessage::IceServers { ice_servers } => ServerEvent::IceServers(ice_servers),
             ServerMessage::PeerJoined { peer } => ServerEvent::PeerJoined(peer),
             ServerMessage::PeerLeft { id } => ServerEvent::PeerLeft(id.into_owned()),
             ServerMessage::Signal { from, payload } => ServerEvent::Signal {
                 from: from.into_owned(),
                 payload: payload.to_owned(),
             },
-            ServerMessage::Error { code, message } => ServerEvent::Error {
+            ServerMessage::Error { code, message, to } => ServerEvent::Error {
                 code,
                 message: message.into_owned(),
+                to: to.map(|to| to.into_owned()),
             },
         })
     }
@@ -151,9 +159,17 @@ impl Signaling {
                 events,
                 prefer_poll: transport == Transport::Poll,
                 upgrade_in: UPGRADE_FIRST,
+                failing: None,
             }
             .run(),
         );
+        Signaling { out }
+    }
+
+    /// A handle to no connection: what is sent is dropped. Putting it in
+    /// place of a live handle closes that connection for good.
+    pub(crate) fn stopped() -> Signaling {
+        let (out, _) = mpsc::unbounded_channel();
         Signaling { out }
     }
 
@@ -196,11 +212,24 @@ struct Connection {
     prefer_poll: bool,
     /// When to try a WebSocket again while on long polling.
     upgrade_in: Duration,
+    /// Why the last attempt failed, if it did.
+    failing: Option<String>,
 }
 
 impl Connection {
     fn emit(&self, event: SignalingEvent) -> bool {
         self.events.send(event).is_ok()
+    }
+
+    /// Logs why an attempt failed: once, not at every retry, and again
+    /// only when the reason changes.
+    fn failed(&mut self, reason: &str, what: &str) {
+        if self.failing.as_deref() == Some(reason) {
+            tracing::debug!(err = %reason, url = %self.url, "{what}");
+        } else {
+            tracing::warn!(err = %reason, url = %self.url, "{what}");
+        }
+        self.failing = Some(reason.to_owned());
     }
 
     async fn connect_ws(&self) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
@@ -227,7 +256,7 @@ impl Connection {
                 match self.connect_ws().await {
                     Ok(opened) => ws = Some(opened),
                     Err(err) => {
-                        tracing::warn!(%err, url = %self.url, "cannot reach the server");
+                        self.failed(&err.to_string(), "cannot reach the server");
                         // Perhaps only WebSockets cannot: try plain requests.
                         poll = self.transport == Transport::Auto;
                     }
@@ -254,7 +283,7 @@ impl Connection {
                 match self.serve_poll().await {
                     PollEnd::Stopped => return,
                     PollEnd::Failed(err) => {
-                        tracing::warn!(%err, url = %self.url, "long polling failed");
+                        self.failed(&err.to_string(), "long polling failed");
                     }
                     PollEnd::Closed => attempt = 0,
                     PollEnd::Moved(opened) => {
@@ -284,6 +313,7 @@ impl Connection {
     async fn serve_ws(&mut self, mut ws: Ws) -> WsEnd {
         // Drop what was queued while offline.
         while self.out.try_recv().is_ok() {}
+        self.failing = None;
         if !self.emit(SignalingEvent::Open) {
             return WsEnd::Stopped;
         }
@@ -334,6 +364,7 @@ impl Connection {
             Err(err) => return PollEnd::Failed(err),
         };
         while self.out.try_recv().is_ok() {}
+        self.failing = None;
         if !self.emit(SignalingEvent::Open) {
             return PollEnd::Stopped;
         }

@@ -198,16 +198,24 @@ async fn oversized_and_empty_messages_are_refused_before_sending() {
     assert!(alice.send(&"x".repeat(16 * 1024)).is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn history_is_kept_in_the_history_file_between_runs() {
-    let (url, _stop) = server().await;
+/// A fresh history file in a directory of its own (remove it when done),
+/// and options for a client of `url` that keeps its history there.
+fn history_file(url: &str) -> (std::path::PathBuf, impl Fn(&str) -> EngineOptions + use<>) {
     let dir =
         std::env::temp_dir().join(format!("peerchat-native-{}", peerchat_client::random_id()));
     let file = dir.join("history.sqlite3");
-    let with_file = |nick: &str| EngineOptions {
+    let url = url.to_owned();
+    let with_file = move |nick: &str| EngineOptions {
         history_file: Some(file.clone()),
         ..options(&url, nick)
     };
+    (dir, with_file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_kept_in_the_history_file_between_runs() {
+    let (url, _stop) = server().await;
+    let (dir, with_file) = history_file(&url);
 
     let (alice, mut events) = Engine::start(with_file("alice"));
     joined(&mut events).await;
@@ -261,13 +269,7 @@ async fn history_is_kept_in_the_history_file_between_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_cleared() {
     let (url, _stop) = server().await;
-    let dir =
-        std::env::temp_dir().join(format!("peerchat-native-{}", peerchat_client::random_id()));
-    let file = dir.join("history.sqlite3");
-    let with_file = |nick: &str| EngineOptions {
-        history_file: Some(file.clone()),
-        ..options(&url, nick)
-    };
+    let (dir, with_file) = history_file(&url);
 
     let (alice, mut alice_events) = Engine::start(with_file("alice"));
     joined(&mut alice_events).await;
@@ -287,12 +289,62 @@ async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_
     let (carol, mut carol_events) = Engine::start(with_file("carol"));
     let (_, members) = joined(&mut carol_events).await;
     assert_eq!(members.len(), 2);
-    for text in said.into_iter().chain(["cleared"]) {
-        let from = message(&mut carol_events, text).await;
-        assert_eq!(from.nick, if text == "cleared" { "bob" } else { "alice" });
+    // From alice and from bob, in whichever order their histories come.
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < 4 {
+        let (text, from) = expect(&mut carol_events, |e| match e {
+            Event::Message(m) => Some((m.text.clone(), m.from.nick.clone())),
+            _ => None,
+        })
+        .await;
+        got.insert(text, from);
     }
+    let want = said
+        .iter()
+        .map(|t| (t.to_string(), "alice".to_owned()))
+        .chain([("cleared".to_owned(), "bob".to_owned())])
+        .collect();
+    assert_eq!(got, want);
     for engine in [alice, bob, carol] {
         engine.leave().await;
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Only addresses another peer can reach are offered: never the
+/// unspecified address of a socket bound to every interface (which is what
+/// webrtc-rs binds when the machine has no interface but loopback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_name_only_reachable_addresses() {
+    use peerchat_client::pair::{Blob, CodeKind, Role};
+
+    let options = EngineOptions {
+        mdns: false,
+        ..EngineOptions::new(Session::Manual(Role::Offer), "dora")
+    };
+    let (engine, mut events) = Engine::start(options);
+    // The offer code holds every candidate gathered.
+    let code = expect(&mut events, |e| match e {
+        Event::ConnectionCode {
+            kind: CodeKind::Offer,
+            code,
+        } => Some(code.clone()),
+        _ => None,
+    })
+    .await;
+    engine.leave().await;
+    let sdp = Blob::decode(&code).unwrap().sdp;
+    let candidates: Vec<&str> = sdp
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    assert!(
+        candidates.iter().any(|c| c.contains(" 127.0.0.1 ")),
+        "{candidates:?}"
+    );
+    for candidate in candidates {
+        let address = candidate.split(' ').nth(4).unwrap();
+        let ip: std::net::IpAddr = address.parse().unwrap();
+        assert!(!ip.is_unspecified(), "{candidate}");
+    }
 }

@@ -39,6 +39,7 @@ pub struct RelayStats {
     allocations: AtomicU64,
     allocated: [AtomicU64; 3],
     refused_user_quota: AtomicU64,
+    refused_address_quota: AtomicU64,
     refused_total_quota: AtomicU64,
     permissions_refused: AtomicU64,
     bytes_to_peers: AtomicU64,
@@ -56,6 +57,8 @@ pub struct RelaySnapshot {
     pub allocated: [(ClientTransport, u64); 3],
     /// Allocations refused: the member held its share.
     pub refused_user_quota: u64,
+    /// Allocations refused: the client's address held its share.
+    pub refused_address_quota: u64,
     /// Allocations refused: the relay held `--turn-max-allocations`.
     pub refused_total_quota: u64,
     /// Permissions and channel bindings refused for a non-public peer.
@@ -86,6 +89,10 @@ impl RelayStats {
 
     pub(crate) fn refused_user_quota(&self) {
         add(&self.refused_user_quota, 1);
+    }
+
+    pub(crate) fn refused_address_quota(&self) {
+        add(&self.refused_address_quota, 1);
     }
 
     pub(crate) fn refused_total_quota(&self) {
@@ -119,6 +126,7 @@ impl RelayStats {
             allocations: get(&self.allocations),
             allocated: ClientTransport::ALL.map(|t| (t, get(&self.allocated[t.index()]))),
             refused_user_quota: get(&self.refused_user_quota),
+            refused_address_quota: get(&self.refused_address_quota),
             refused_total_quota: get(&self.refused_total_quota),
             permissions_refused: get(&self.permissions_refused),
             bytes_to_peers: get(&self.bytes_to_peers),

@@ -12,6 +12,16 @@ use webrtc_util::Conn;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn relay(secret: &Secret, allow_private: bool, per_user: usize, total: usize) -> Relay {
+    relay_with(secret, allow_private, per_user, total, total).await
+}
+
+async fn relay_with(
+    secret: &Secret,
+    allow_private: bool,
+    per_user: usize,
+    per_address: usize,
+    total: usize,
+) -> Relay {
     Relay::start(RelayConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         tcp: None,
@@ -20,6 +30,7 @@ async fn relay(secret: &Secret, allow_private: bool, per_user: usize, total: usi
         secret: secret.clone(),
         policy: PeerPolicy { allow_private },
         max_allocations_per_user: per_user,
+        max_allocations_per_address: per_address,
         max_allocations: total,
         bandwidth_per_allocation: 1 << 20,
     })
@@ -188,7 +199,12 @@ async fn allocation_quotas() {
     let stats = relay.stats().snapshot();
     assert_eq!(stats.allocations, 2);
     assert_eq!(stats.refused_user_quota, 1);
-    assert!(stats.refused_total_quota >= 1, "{stats:?}");
+    // Carol comes from the same address as the others: its share is spent
+    // as soon as the total is.
+    assert!(
+        stats.refused_total_quota + stats.refused_address_quota >= 1,
+        "{stats:?}"
+    );
     for cl in [a1, a2, b, c] {
         cl.close().await.unwrap();
     }
@@ -323,6 +339,7 @@ async fn clients_reach_the_relay_over_tcp_and_tls_and_it_relays_over_udp() {
             allow_private: true,
         },
         max_allocations_per_user: 4,
+        max_allocations_per_address: 16,
         max_allocations: 16,
         bandwidth_per_allocation: 1 << 20,
     })
@@ -384,5 +401,30 @@ async fn clients_reach_the_relay_over_tcp_and_tls_and_it_relays_over_udp() {
     assert_eq!(n, 0, "closed");
     over_tcp.close().await.unwrap();
     over_tls.close().await.unwrap();
+    relay.close().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_allocation_with_many_credentials() {
+    let secret = Secret::random();
+    let relay = relay_with(&secret, false, 4, 2, 100).await;
+    let addr = relay.local_addr();
+    let mut clients = Vec::new();
+    let mut held = Vec::new();
+    for name in ["alice", "bob"] {
+        let (u, p) = creds(&secret, name, 3600);
+        let c = client(addr, &u, &p).await;
+        held.push(allocate(&c).await.unwrap());
+        clients.push(c);
+    }
+    // A third member's credentials, from the same address: refused.
+    let (u, p) = creds(&secret, "carol", 3600);
+    let c = client(addr, &u, &p).await;
+    let err = allocate(&c).await.err().unwrap();
+    assert!(err.to_string().contains("486"), "{err}");
+    clients.push(c);
+    for c in clients {
+        c.close().await.unwrap();
+    }
     relay.close().await;
 }

@@ -41,6 +41,11 @@ impl IceProvider for MemberIce {
         }
         servers
     }
+
+    /// Members get fresh credentials halfway through the life of the last.
+    fn refresh_every(&self) -> Option<Duration> {
+        self.turn.as_ref().map(|turn| turn.ttl / 2)
+    }
 }
 
 /// Starts the embedded relay if the configuration asks for one, and sets
@@ -75,6 +80,7 @@ pub async fn start_relay_with_tls(
             public_ip,
             policy,
             max_allocations_per_user,
+            max_allocations_per_address,
             max_allocations,
             bandwidth,
         } => {
@@ -87,6 +93,7 @@ pub async fn start_relay_with_tls(
                 secret: turn.secret.clone(),
                 policy,
                 max_allocations_per_user,
+                max_allocations_per_address,
                 max_allocations,
                 bandwidth_per_allocation: bandwidth,
             })

@@ -287,6 +287,7 @@ impl Metrics {
         }
         for (reason, n) in [
             ("user_quota", relay.refused_user_quota),
+            ("address_quota", relay.refused_address_quota),
             ("total_quota", relay.refused_total_quota),
         ] {
             self.counter(

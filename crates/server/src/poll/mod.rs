@@ -143,7 +143,7 @@ pub(crate) async fn send(
     let conn = session.conn;
     let now = Instant::now();
     let mut joined = false;
-    state.with_hub(|hub, out| {
+    state.with_hub_and_queues(|hub, queues, out| {
         for message in messages {
             let text = message.get();
             if text.len() > max {
@@ -156,7 +156,7 @@ pub(crate) async fn send(
                 );
                 break;
             }
-            hub.handle_text(conn, text, now, out);
+            hub.handle_text(conn, text, now, queues, out);
         }
         joined = hub.is_joined(conn);
     });
