@@ -39,7 +39,10 @@ async function startServer(extra) {
     '--rate-limit-bytes', '4000000000', '--rate-burst-bytes', '4000000000',
     '--join-burst-per-address', '100000', ...extra,
   ]);
-  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(cmd, argv, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  });
   const addr = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('peerchat did not start')), 20_000);
     createInterface({ input: proc.stdout }).on('line', (line) => {
