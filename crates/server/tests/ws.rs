@@ -378,6 +378,30 @@ async fn shutdown_tells_clients_and_finishes() {
     stop.await.unwrap();
 }
 
+/// A stopping server completes the closing handshake (RFC 6455, 7.1.1):
+/// it waits for the client's close frame before it drops the connection,
+/// so that what the client still sends does not make the client's system
+/// throw away the server's last frames (a browser then saw a connection
+/// reset, close code 1006, and never the shutting_down error or the 1001).
+#[tokio::test]
+async fn a_stopping_server_waits_for_the_clients_close_frame() {
+    let server = Server::start(&[]).await;
+    let (mut a, _) = server.join(ROOM, "alice").await;
+    let stop = tokio::spawn(server.stop());
+    // Read nothing yet: the error and the close frame wait in the socket
+    // while the client still talks, as a page does (a pong, a signal).
+    for _ in 0..50 {
+        a.send(Message::text(r#"{"type":"leave""#)).await.unwrap();
+        if stop.is_finished() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    expect_error(&mut a, "shutting_down").await;
+    assert_eq!(expect_close(&mut a).await, CloseCode::Away);
+    stop.await.unwrap();
+}
+
 #[tokio::test]
 async fn connections_over_the_limit_are_refused() {
     let server = Server::start(&["--max-connections", "2"]).await;

@@ -26,6 +26,9 @@ use crate::state::{Next, Outbound, Outbox};
 
 /// How long a closing connection may take to flush its last frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long the client has to answer our close frame with its own: a
+/// browser does so at once; one that does not is not waited for longer.
+const CLOSE_REPLY_GRACE: Duration = Duration::from_secs(1);
 
 /// Most queued frames written to the socket before one flush.
 const WRITE_BATCH: usize = 64;
@@ -83,8 +86,11 @@ pub(super) struct Conn<'a, S> {
     /// Frames written since the last flush.
     batch: usize,
     unflushed: bool,
-    /// A close frame is on its way: the connection ends once it is out.
+    /// A close frame is on its way.
     close_sent: bool,
+    /// Our close frame is out: the connection ends when the client's
+    /// arrives, or at `close_by`.
+    awaiting_close: bool,
     /// A close frame to send at once, for a protocol violation.
     violation: Option<CloseFrame>,
 }
@@ -115,6 +121,7 @@ where
             batch: 0,
             unflushed: false,
             close_sent: false,
+            awaiting_close: false,
             violation: None,
         })
     }
@@ -169,6 +176,10 @@ where
                 // The hub's close frame is out, or the socket failed.
                 Written::Over => return Poll::Ready(Departure::Lost),
             };
+            if self.awaiting_close && timer.deadline() != self.next_deadline() {
+                // Our close frame just went out: wake at `close_by`.
+                timer.as_mut().reset(self.next_deadline());
+            }
             if self.renew_parser {
                 self.renew_parser();
             }
@@ -283,6 +294,14 @@ where
     fn on_read(&mut self, next: Option<Result<Message, tungstenite::Error>>) -> Read {
         let conn = self.id;
         let state = self.state;
+        if self.awaiting_close {
+            // The hub is done with this connection: only the client's close
+            // frame (or the end of the stream) is awaited.
+            return match next {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => Read::Gone(Departure::Lost),
+                Some(Ok(_)) => Read::More,
+            };
+        }
         let message = match next {
             None => return Read::Gone(Departure::Lost),
             Some(Err(tungstenite::Error::Capacity(_))) => {
@@ -349,6 +368,9 @@ where
     /// Writes what is queued (and a due ping), flushing once per batch.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Written {
         let mut busy = false;
+        if self.awaiting_close {
+            return Written::Nothing;
+        }
         loop {
             if !self.close_sent && self.batch < WRITE_BATCH {
                 let Some(ws) = self.ws.as_mut() else {
@@ -412,7 +434,16 @@ where
                 Poll::Ready(Err(_)) => return Written::Over,
                 Poll::Ready(Ok(())) => {
                     if self.close_sent {
-                        return Written::Over;
+                        // Our close frame is out: wait for the client's
+                        // (RFC 6455, 7.1.1) rather than drop the socket,
+                        // which would reset a connection the client still
+                        // writes to and lose it our last frames.
+                        self.unflushed = false;
+                        self.awaiting_close = true;
+                        self.reading = true;
+                        let reply_by = Instant::now() + CLOSE_REPLY_GRACE;
+                        self.close_by = Some(self.close_by.map_or(reply_by, |t| t.min(reply_by)));
+                        return Written::Some;
                     }
                     self.batch = 0;
                     self.unflushed = false;
