@@ -761,9 +761,11 @@ fn send_protocol_error(out: &mut Vec<Output>, to: ConnId, err: &ProtocolError) {
     send_error(out, to, err.code(), &err.to_string());
 }
 
-/// A token bucket: `burst` tokens, refilled at `rate` per second.
+/// A token bucket: `burst` tokens, refilled at `rate` per second; the rate
+/// limit of every signaling connection (this hub's, and the PeerJS
+/// endpoint's).
 #[derive(Debug)]
-struct TokenBucket {
+pub struct TokenBucket {
     tokens: f64,
     rate: f64,
     burst: f64,
@@ -771,7 +773,8 @@ struct TokenBucket {
 }
 
 impl TokenBucket {
-    fn new(rate: u32, burst: u32, now: Instant) -> Self {
+    /// A full bucket at `now`.
+    pub fn new(rate: u32, burst: u32, now: Instant) -> Self {
         Self {
             tokens: f64::from(burst),
             rate: f64::from(rate),
@@ -781,7 +784,7 @@ impl TokenBucket {
     }
 
     /// Takes `n` tokens if there are that many.
-    fn take(&mut self, now: Instant, n: u32) -> bool {
+    pub fn take(&mut self, now: Instant, n: u32) -> bool {
         let elapsed = now.saturating_duration_since(self.last);
         self.last = now;
         self.tokens = (self.tokens + elapsed.as_secs_f64() * self.rate).min(self.burst);
