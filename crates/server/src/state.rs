@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use crate::Config;
 use crate::mailbox::SharedMailbox;
+use crate::peerjs::Peerjs;
 
 /// What a connection's writer sends to its client.
 #[derive(Debug)]
@@ -21,6 +22,16 @@ pub(crate) enum Outbound {
     /// A close frame with this reason, or a normal close (code 1000) when
     /// there is none; then the connection ends.
     Close(Option<ErrorCode>),
+    /// A text frame of the PeerJS endpoint.
+    Text(bytes::Bytes),
+    /// A close frame of the PeerJS endpoint, with this code and reason;
+    /// then the connection ends.
+    Shut {
+        /// The WebSocket close code.
+        code: u16,
+        /// The reason, a short name.
+        reason: &'static str,
+    },
 }
 
 /// A connection's bounded queue of outgoing frames: filled with the hub's
@@ -58,7 +69,7 @@ pub(crate) enum Next {
 }
 
 impl Outbox {
-    fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
             inner: Mutex::new(OutboxInner::default()),
@@ -70,7 +81,7 @@ impl Outbox {
     }
 
     /// Queues `item`, unless the queue is full.
-    fn push(&self, item: Outbound) -> bool {
+    pub(crate) fn push(&self, item: Outbound) -> bool {
         let mut inner = self.lock();
         if inner.queue.len() >= self.capacity {
             return false;
@@ -85,12 +96,12 @@ impl Outbox {
     }
 
     /// Ends the connection at once, whatever is queued.
-    fn kill(&self) {
+    pub(crate) fn kill(&self) {
         self.end(true);
     }
 
     /// Nothing more will be queued.
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.end(false);
     }
 
@@ -157,6 +168,8 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     config: Config,
     mailbox: Option<Arc<SharedMailbox>>,
+    /// The PeerJS endpoint, unless it is turned off.
+    peerjs: Option<Arc<Peerjs>>,
     shared: Mutex<Shared>,
     next_conn: AtomicU64,
     /// Connection tasks still running.
@@ -176,9 +189,14 @@ impl AppState {
             .mailbox
             .clone()
             .map(|c| Arc::new(SharedMailbox::new(c)));
+        let peerjs = config
+            .peerjs
+            .clone()
+            .map(|c| Arc::new(Peerjs::new(c, config.send_queue)));
         Self(Arc::new(Inner {
             config,
             mailbox,
+            peerjs,
             shared: Mutex::new(Shared {
                 hub,
                 conns: HashMap::new(),
@@ -200,6 +218,24 @@ impl AppState {
         self.0.mailbox.as_ref()
     }
 
+    /// The PeerJS endpoint, unless it is turned off.
+    pub(crate) fn peerjs(&self) -> Option<&Arc<Peerjs>> {
+        self.0.peerjs.as_ref()
+    }
+
+    /// A connection task that is not the hub's started: the server's
+    /// shutdown waits for it too. Pair with [`AppState::leave`].
+    pub(crate) fn enter(&self) {
+        self.0.live.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A connection task counted by [`AppState::enter`] ended.
+    pub(crate) fn leave(&self) {
+        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+
     /// Current counts.
     pub fn stats(&self) -> Stats {
         self.lock().hub.stats()
@@ -214,7 +250,7 @@ impl AppState {
     /// Registers a new connection and returns its id and outgoing queue.
     pub(crate) fn connect(&self) -> (ConnId, Arc<Outbox>) {
         let id = self.0.next_conn.fetch_add(1, Ordering::Relaxed);
-        self.0.live.fetch_add(1, Ordering::SeqCst);
+        self.enter();
         let outbox = Arc::new(Outbox::new(self.0.config.send_queue));
         let mut shared = self.lock();
         shared.hub.connect(id, Instant::now());
@@ -253,9 +289,7 @@ impl AppState {
             }
             shared.hub.disconnect(conn, how, now, out);
         });
-        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
+        self.leave();
     }
 
     /// Wakes the hub whenever a deadline of its passes (a lost member's
@@ -284,6 +318,9 @@ impl AppState {
     /// Tells every connection the server is shutting down.
     pub(crate) fn shutdown(&self) {
         self.with_hub(|hub, out| hub.shutdown(out));
+        if let Some(peerjs) = self.peerjs() {
+            peerjs.shutdown();
+        }
     }
 
     /// Resolves once no connection task is running.

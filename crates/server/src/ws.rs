@@ -27,6 +27,7 @@ use futures_util::future::Either;
 use futures_util::{FutureExt, Sink, Stream};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use peerchat_peerjs::PeerjsError;
 use peerchat_protocol::ErrorCode;
 use peerchat_rooms::Departure;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -37,6 +38,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
+use crate::peerjs::Peerjs;
 use crate::state::{Next, Outbound, Outbox};
 use crate::{AppState, ConnectionInfo, origin};
 
@@ -60,6 +62,17 @@ const WRITE_CHUNK: usize = 16 * 1024;
 pub(crate) struct Upgrade {
     on_upgrade: OnUpgrade,
     state: AppState,
+    endpoint: Endpoint,
+}
+
+/// The protocol a WebSocket speaks.
+#[derive(Debug)]
+pub(crate) enum Endpoint {
+    /// peerchat's own, at `/ws`: rooms, through the hub.
+    Rooms,
+    /// The PeerJS server protocol, at `/peerjs/peerjs`, with the query
+    /// parameters of the WebSocket URL.
+    Peerjs(Box<peerchat_peerjs::Params>),
 }
 
 /// Where the `/ws` handler leaves an accepted [`Upgrade`] for its
@@ -70,7 +83,11 @@ impl Upgrade {
     /// Waits for the HTTP connection to hand over its socket, then serves
     /// the WebSocket until it closes.
     pub(crate) fn serve(self, peer: Option<SocketAddr>) -> impl Future<Output = ()> {
-        let Upgrade { on_upgrade, state } = self;
+        let Upgrade {
+            on_upgrade,
+            state,
+            endpoint,
+        } = self;
         async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
@@ -86,11 +103,11 @@ impl Upgrade {
             match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     let socket = Socket::new(parts.io.into_inner(), &parts.read_buf);
-                    Either::Left(serve(Conn::open(socket, &state)))
+                    Either::Left(serve(Conn::open(socket, &state, endpoint)))
                 }
                 Err(upgraded) => {
                     let socket = Socket::new(TokioIo::new(upgraded), &[]);
-                    Either::Right(serve(Conn::open(socket, &state)))
+                    Either::Right(serve(Conn::open(socket, &state, endpoint)))
                 }
             }
             .await;
@@ -102,7 +119,19 @@ impl Upgrade {
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     info: Option<Extension<ConnectionInfo>>,
+    req: Request,
+) -> Response {
+    accept(state, info, req, Endpoint::Rooms)
+}
+
+/// Checks a WebSocket upgrade request and, when it may proceed, answers
+/// `101 Switching Protocols` and leaves the connection to be served as
+/// `endpoint`.
+pub(crate) fn accept(
+    state: AppState,
+    info: Option<Extension<ConnectionInfo>>,
     mut req: Request,
+    endpoint: Endpoint,
 ) -> Response {
     let headers = req.headers();
     if req.method() != Method::GET {
@@ -151,7 +180,11 @@ pub(crate) async fn upgrade(
             "WebSocket request couldn't be upgraded since no upgrade state was present",
         );
     };
-    let upgrade = Upgrade { on_upgrade, state };
+    let upgrade = Upgrade {
+        on_upgrade,
+        state,
+        endpoint,
+    };
     match info {
         Some(Extension(info)) => {
             // The connection's own task goes on to serve the WebSocket.
@@ -205,6 +238,8 @@ struct Conn<'a, S> {
     ws: WebSocketStream<Socket<S>>,
     state: &'a AppState,
     id: peerchat_rooms::ConnId,
+    /// The PeerJS endpoint, for its connections; `None` for the hub's.
+    peerjs: Option<&'a Peerjs>,
     outbox: Arc<Outbox>,
     /// Still reading: false once the hub is closing the connection.
     reading: bool,
@@ -227,8 +262,8 @@ impl<'a, S> Conn<'a, S>
 where
     S: AsyncRead + AsyncWrite + Unpin + 'a,
 {
-    /// Registers a new WebSocket with the hub.
-    fn open(socket: Socket<S>, state: &'a AppState) -> Option<Self> {
+    /// Registers a new WebSocket with the hub, or with the PeerJS endpoint.
+    fn open(socket: Socket<S>, state: &'a AppState, endpoint: Endpoint) -> Option<Self> {
         let size = state.config().ws_buffer_size;
         let max = state.config().max_message_size;
         // Frames go straight to the `Socket`, which gathers them.
@@ -241,16 +276,30 @@ where
         // connection's future, so that the future holds it only once.
         let ws =
             WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).now_or_never()?;
-        let (id, outbox) = state.connect();
         let now = Instant::now();
+        let (id, outbox, peerjs, join_by) = match endpoint {
+            Endpoint::Rooms => {
+                let (id, outbox) = state.connect();
+                (id, outbox, None, Some(now + state.config().join_timeout))
+            }
+            Endpoint::Peerjs(params) => {
+                // A PeerJS client registers with the URL's parameters: it is
+                // answered at once, and has nothing to join.
+                let peerjs = state.peerjs()?;
+                state.enter();
+                let (id, outbox) = peerjs.connect(&params);
+                (id, outbox, Some(&**peerjs), None)
+            }
+        };
         Some(Conn {
             ws,
             state,
             id,
+            peerjs,
             outbox,
             reading: true,
             last_seen: now,
-            join_by: Some(now + state.config().join_timeout),
+            join_by,
             next_ping: now + state.config().ping_interval,
             ping_due: false,
             close_by: None,
@@ -274,7 +323,13 @@ where
         };
         let mut timer = pin!(tokio::time::sleep_until(conn.next_deadline()));
         let how = poll_fn(|cx| conn.poll(cx, timer.as_mut())).await;
-        conn.state.disconnect(conn.id, how);
+        match conn.peerjs {
+            Some(peerjs) => {
+                peerjs.disconnect(conn.id);
+                conn.state.leave();
+            }
+            None => conn.state.disconnect(conn.id, how),
+        }
     }
 }
 
@@ -375,6 +430,10 @@ where
             None => return Read::Gone(Departure::Lost),
             Some(Err(tungstenite::Error::Capacity(_))) => {
                 let limit = state.config().max_message_size;
+                if let Some(peerjs) = self.peerjs {
+                    peerjs.reject(conn, PeerjsError::TooLarge { max: limit });
+                    return Read::Closing;
+                }
                 let now = std::time::Instant::now();
                 state.with_hub(|hub, out| {
                     hub.close(
@@ -392,6 +451,9 @@ where
         };
         let now = Instant::now();
         self.last_seen = now;
+        if let Some(peerjs) = self.peerjs {
+            return on_peerjs_read(peerjs, conn, message);
+        }
         match message {
             Message::Text(text) => {
                 let now = now.into_std();
@@ -445,6 +507,22 @@ where
                             self.close_sent = true;
                             Some(Message::Close(Some(close_frame(reason))))
                         }
+                        Next::Item(Outbound::Text(bytes)) => {
+                            let Ok(text) = Utf8Bytes::try_from(bytes) else {
+                                tracing::error!(
+                                    "the PeerJS endpoint produced a frame that is not UTF-8"
+                                );
+                                return Err(());
+                            };
+                            Some(Message::Text(text))
+                        }
+                        Next::Item(Outbound::Shut { code, reason }) => {
+                            self.close_sent = true;
+                            Some(Message::Close(Some(CloseFrame {
+                                code: CloseCode::from(code),
+                                reason: Utf8Bytes::from_static(reason),
+                            })))
+                        }
                         Next::Empty => None,
                         Next::Closed | Next::Killed => {
                             if self.unflushed {
@@ -482,6 +560,24 @@ where
             }
         }
     }
+}
+
+/// Handles what a PeerJS connection read. Binary frames holding UTF-8 count
+/// as text, as with `peer` 1.0.2.
+fn on_peerjs_read(peerjs: &Peerjs, conn: peerchat_peerjs::ConnId, message: Message) -> Read {
+    match message {
+        Message::Text(text) => peerjs.handle_text(conn, text.as_str()),
+        Message::Binary(data) => match std::str::from_utf8(&data) {
+            Ok(text) => peerjs.handle_text(conn, text),
+            Err(_) => {
+                let why = "a binary frame must hold UTF-8 JSON".to_owned();
+                peerjs.reject(conn, PeerjsError::BadMessage(why));
+            }
+        },
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        Message::Close(_) => return Read::Gone(Departure::Left),
+    }
+    Read::More
 }
 
 fn close_frame(reason: Option<ErrorCode>) -> CloseFrame {
