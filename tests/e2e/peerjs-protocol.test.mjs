@@ -13,13 +13,12 @@ import { ROOT, startServer } from './lib/harness.mjs';
 import { connectRaw, startReference } from './lib/peerjs.mjs';
 
 const doc = JSON.parse(await readFile(path.join(ROOT, 'tests', 'vectors', 'peerjs.json'), 'utf8'));
-const config = doc.config;
 const only = process.env.PEERJS_SERVER; // `peer` or `peerchat`: run against one only
 
-/** The servers, started afresh for each scenario. */
+/** The servers, started afresh for each scenario with its settings. */
 const servers = {
-  peer: () => startReference(config),
-  peerchat: () =>
+  peer: (/** @type {any} */ config) => startReference(config),
+  peerchat: (/** @type {any} */ config) =>
     startServer([
       '--no-turn',
       '--peerjs',
@@ -36,7 +35,7 @@ const servers = {
  * @param {'peer' | 'peerchat'} kind
  */
 async function run(scenario, kind) {
-  const server = await servers[kind]();
+  const server = await servers[kind]({ ...doc.config, ...scenario.config });
   /** @type {Record<string, Awaited<ReturnType<typeof connectRaw>>>} */
   const conns = {};
   try {

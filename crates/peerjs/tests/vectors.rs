@@ -59,21 +59,25 @@ fn shared_scenarios() {
     );
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("the vectors"))
         .expect("the vectors are JSON");
-    let c = &doc["config"];
-    let ms = |v: &Value| Duration::from_millis(v.as_u64().expect("milliseconds"));
-    let config = Config {
-        key: c["key"].as_str().expect("key").to_owned(),
-        expire_timeout: ms(&c["expire_timeout_ms"]),
-        alive_timeout: ms(&c["alive_timeout_ms"]),
-        concurrent_limit: c["concurrent_limit"].as_u64().expect("limit") as usize,
-        ..Config::default()
-    };
     let scenarios = doc["scenarios"].as_array().expect("scenarios");
     assert!(scenarios.len() >= 10);
     for scenario in scenarios {
         let name = scenario["name"].as_str().unwrap_or_default();
+        // The file's settings, with the scenario's own over them.
+        let setting = |key: &str| match &scenario["config"][key] {
+            Value::Null => doc["config"][key].clone(),
+            own => own.clone(),
+        };
+        let ms = |key| Duration::from_millis(setting(key).as_u64().expect("milliseconds"));
+        let config = Config {
+            key: setting("key").as_str().expect("key").to_owned(),
+            expire_timeout: ms("expire_timeout_ms"),
+            alive_timeout: ms("alive_timeout_ms"),
+            concurrent_limit: setting("concurrent_limit").as_u64().expect("limit") as usize,
+            ..Config::default()
+        };
         let mut r = Replay {
-            server: Server::new(config.clone(), [1; 32]),
+            server: Server::new(config, [1; 32]),
             now: Instant::now(),
             conns: HashMap::new(),
             inbox: HashMap::new(),
