@@ -11,6 +11,7 @@ use peerchat_rooms::{ConnId, Departure, Frame, Hub, Output, Stats};
 use tokio::sync::Notify;
 
 use crate::Config;
+use crate::admission::Gate;
 use crate::mailbox::SharedMailbox;
 use crate::peerjs::Peerjs;
 
@@ -167,6 +168,7 @@ pub struct AppState(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     config: Config,
+    gate: Gate,
     mailbox: Option<Arc<SharedMailbox>>,
     /// The PeerJS endpoint, unless it is turned off.
     peerjs: Option<Arc<Peerjs>>,
@@ -194,6 +196,7 @@ impl AppState {
             .clone()
             .map(|c| Arc::new(Peerjs::new(c, config.send_queue)));
         Self(Arc::new(Inner {
+            gate: Gate::new(&config),
             config,
             mailbox,
             peerjs,
@@ -211,6 +214,11 @@ impl AppState {
     /// The settings the server runs with.
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    /// The connection caps and per-address limits.
+    pub(crate) fn gate(&self) -> &Gate {
+        &self.0.gate
     }
 
     /// The long-poll mailbox, unless it is turned off.

@@ -32,8 +32,9 @@ use axum::routing::get;
 pub use args::{PeerjsArgs, PeerjsConfigError};
 pub(crate) use state::Peerjs;
 
+use crate::admission::{self, Refusal};
 use crate::ws::{self, Endpoint};
-use crate::{AppState, ConnectionInfo, origin};
+use crate::{AppState, ConnectionInfo};
 
 /// The routes of the PeerJS endpoint, for a server that has it turned on.
 pub(crate) fn routes() -> Router<AppState> {
@@ -51,30 +52,25 @@ pub(crate) fn routes() -> Router<AppState> {
 enum Refused {
     /// The endpoint is turned off.
     Off,
-    /// A browser page from an origin that may not use this server.
-    Origin,
+    /// The server's admission rules refuse it (a browser page from an
+    /// origin that may not use this server, say).
+    Admission(Refusal),
 }
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         match self {
             Refused::Off => StatusCode::NOT_FOUND.into_response(),
-            Refused::Origin => (
-                StatusCode::FORBIDDEN,
-                "this page's origin may not use this peerchat server (see --allowed-origin)\n",
-            )
-                .into_response(),
+            Refused::Admission(refusal) => refusal.into_response(),
         }
     }
 }
 
-/// The endpoint, if this request may use it.
+/// The endpoint, if this request may use it: the rules of requests that act
+/// for a browser's visitor, as on `/sig`.
 fn admit<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Peerjs, Refused> {
     let peerjs = state.peerjs().ok_or(Refused::Off)?;
-    if !origin::allowed(headers, &state.config().allowed_origins) {
-        tracing::info!(origin = ?headers.get(ORIGIN), "PeerJS request refused: origin not allowed");
-        return Err(Refused::Origin);
-    }
+    admission::check_request(state.config(), headers).map_err(Refused::Admission)?;
     Ok(peerjs)
 }
 
