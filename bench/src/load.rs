@@ -24,7 +24,9 @@ type Ws = WebSocketStream<TcpStream>;
 pub enum Kind {
     /// `peerchat serve`.
     Peerchat,
-    /// PeerJS server (npm `peer`).
+    /// The PeerJS server protocol under `/peerjs` (PeerJS server, npm
+    /// `peer`, started with `--path /peerjs`, or `peerchat serve --peerjs`):
+    /// both get the same client bytes.
     Peerjs,
 }
 
@@ -82,7 +84,7 @@ impl Client {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let url = match kind {
             Kind::Peerchat => format!("ws://{addr}/ws"),
-            Kind::Peerjs => format!("ws://{addr}/peerjs?key=peerjs&id=c{n}&token=t{n}"),
+            Kind::Peerjs => format!("ws://{addr}/peerjs/peerjs?key=peerjs&id=c{n}&token=t{n}"),
         };
         // tungstenite's default read buffer (128 KiB) is zeroed before every
         // read: with thousands of clients that, not the server, would bound
