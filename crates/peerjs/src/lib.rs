@@ -44,7 +44,6 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use peerchat_rooms::TokenBucket;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
@@ -113,38 +112,11 @@ impl Default for Config {
     }
 }
 
-/// One text frame to send: UTF-8 JSON, cheap to clone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame(Bytes);
+pub use peerchat_rooms::Frame;
 
-impl Frame {
-    fn new(json: Vec<u8>) -> Self {
-        Self(Bytes::from(json))
-    }
-
-    fn of<T: Serialize>(message: &T) -> Self {
-        Self::new(serde_json::to_vec(message).unwrap_or_default())
-    }
-
-    /// The frame's bytes (always valid UTF-8).
-    pub fn into_bytes(self) -> Bytes {
-        self.0
-    }
-
-    /// The frame's text.
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-
-    /// Its length in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether it is empty (never, for frames the server makes).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+/// A frame of `message` as JSON.
+fn frame_of<T: Serialize>(message: &T) -> Frame {
+    Frame::new(serde_json::to_string(message).unwrap_or_default())
 }
 
 /// What the transport must do.
@@ -407,7 +379,7 @@ fn valid_id(id: &str) -> bool {
 }
 
 fn expire_frame(unavailable: &str, to: &str) -> Frame {
-    Frame::of(&Relayed {
+    frame_of(&Relayed {
         kind: "EXPIRE",
         src: unavailable,
         dst: to,
@@ -563,7 +535,7 @@ impl Server {
         );
         out.push(Output::Send {
             to: conn,
-            frame: Frame::new(br#"{"type":"OPEN"}"#.to_vec()),
+            frame: Frame::new(r#"{"type":"OPEN"}"#.to_owned()),
         });
         if let Some(pending) = self.queues.remove(&*id) {
             self.expiries.remove(&pending.deadline);
@@ -628,7 +600,7 @@ impl Server {
             }
             Some(dst) => dst,
         };
-        let frame = Frame::of(&Relayed {
+        let frame = frame_of(&Relayed {
             kind,
             src: &id,
             dst,
@@ -655,7 +627,7 @@ impl Server {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
-        let cost = frame.len() + MESSAGE_OVERHEAD + src.len();
+        let cost = frame.as_str().len() + MESSAGE_OVERHEAD + src.len();
         let (queue, extra) = match self.queues.get(dst) {
             Some(pending) => (pending.bytes, 0),
             None => (0, QUEUE_OVERHEAD + dst.len()),
@@ -786,7 +758,7 @@ impl Server {
         };
         out.push(Output::Send {
             to: conn,
-            frame: Frame::of(&Notice {
+            frame: frame_of(&Notice {
                 kind,
                 payload: Msg { msg: &msg },
             }),

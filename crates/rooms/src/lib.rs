@@ -30,12 +30,14 @@ use rand::{Rng, SeedableRng};
 /// Identifies a connection; chosen by the transport, unique while it is open.
 pub type ConnId = u64;
 
-/// One text frame to send: UTF-8 JSON, cheap to clone for broadcasts.
+/// One text frame to send: UTF-8 JSON, cheap to clone for broadcasts. (The
+/// PeerJS endpoint's state machine sends these too.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame(Bytes);
 
 impl Frame {
-    fn new(text: String) -> Self {
+    /// A frame of this text.
+    pub fn new(text: String) -> Self {
         Self(Bytes::from(text))
     }
 

@@ -23,8 +23,6 @@ pub(crate) enum Outbound {
     /// A close frame with this reason, or a normal close (code 1000) when
     /// there is none; then the connection ends.
     Close(Option<ErrorCode>),
-    /// A text frame of the PeerJS endpoint.
-    Text(bytes::Bytes),
     /// A close frame of the PeerJS endpoint, with this code and reason;
     /// then the connection ends.
     Shut {

@@ -9,8 +9,8 @@ mod common;
 
 use std::time::SystemTime;
 
-use anyhow::{Context, Result, bail};
-use common::{Server, WAIT, Ws, http_get};
+use anyhow::Result;
+use common::{Server, WAIT, Ws, http_get, recv, send};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,25 +42,6 @@ async fn register(server: &Server, id: &str) -> Ws {
     let mut ws = connect(server, id, None).await.unwrap();
     assert_eq!(recv(&mut ws).await.unwrap(), json!({"type": "OPEN"}));
     ws
-}
-
-async fn send(ws: &mut Ws, msg: Value) {
-    ws.send(Message::text(msg.to_string())).await.unwrap();
-}
-
-/// The next text message as JSON; pings and pongs are skipped.
-async fn recv(ws: &mut Ws) -> Result<Value> {
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .context("timed out waiting for a message")?
-            .context("connection ended")??;
-        match msg {
-            Message::Text(t) => return Ok(serde_json::from_str(&t)?),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => bail!("expected text, got {other:?}"),
-        }
-    }
 }
 
 /// Waits for the close frame and returns its code and reason.

@@ -5,8 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use common::{ROOM, ROOM2, Server, WAIT, Ws, http_get};
+use common::{ROOM, ROOM2, Server, WAIT, Ws, http_get, recv, send};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -14,25 +13,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-
-async fn send(ws: &mut Ws, msg: Value) {
-    ws.send(Message::text(msg.to_string())).await.unwrap();
-}
-
-/// The next text message as JSON; pings and pongs are skipped.
-async fn recv(ws: &mut Ws) -> Result<Value> {
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .context("timed out waiting for a message")?
-            .context("connection ended")??;
-        match msg {
-            Message::Text(t) => return Ok(serde_json::from_str(&t)?),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => bail!("expected text, got {other:?}"),
-        }
-    }
-}
 
 async fn expect_error(ws: &mut Ws, code: &str) {
     let msg = recv(ws).await.unwrap();

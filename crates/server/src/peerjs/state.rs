@@ -162,7 +162,7 @@ impl Shared {
                     let Some(outbox) = self.conns.get(&to) else {
                         continue;
                     };
-                    if !outbox.push(Outbound::Text(frame.into_bytes())) {
+                    if !outbox.push(Outbound::Frame(frame)) {
                         tracing::info!(conn = to, "disconnecting a PeerJS client too slow to read");
                         if let Some(outbox) = self.conns.remove(&to) {
                             outbox.kill();

@@ -327,7 +327,7 @@ where
                     match self.outbox.poll_next(cx) {
                         Next::Item(Outbound::Frame(frame)) => {
                             let Ok(text) = Utf8Bytes::try_from(frame.into_bytes()) else {
-                                tracing::error!("the hub produced a frame that is not UTF-8");
+                                tracing::error!("a frame that is not UTF-8 was queued");
                                 return Written::Over;
                             };
                             Some(Message::Text(text))
@@ -335,15 +335,6 @@ where
                         Next::Item(Outbound::Close(reason)) => {
                             self.close_sent = true;
                             Some(Message::Close(Some(close_frame(reason))))
-                        }
-                        Next::Item(Outbound::Text(bytes)) => {
-                            let Ok(text) = Utf8Bytes::try_from(bytes) else {
-                                tracing::error!(
-                                    "the PeerJS endpoint produced a frame that is not UTF-8"
-                                );
-                                return Written::Over;
-                            };
-                            Some(Message::Text(text))
                         }
                         Next::Item(Outbound::Shut { code, reason }) => {
                             self.close_sent = true;

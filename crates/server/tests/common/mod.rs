@@ -90,6 +90,28 @@ impl Server {
     }
 }
 
+/// Sends `msg` as a text frame.
+pub async fn send(ws: &mut Ws, msg: Value) {
+    ws.send(Message::text(msg.to_string())).await.unwrap();
+}
+
+/// The next text message as JSON; pings and pongs are skipped.
+pub async fn recv(ws: &mut Ws) -> anyhow::Result<Value> {
+    use anyhow::{Context, bail};
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .context("timed out waiting for a message")?
+            .context("connection ended")??;
+        match msg {
+            Message::Text(t) => return Ok(serde_json::from_str(&t)?),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => bail!("expected text, got {other:?}"),
+        }
+    }
+}
+
 /// The next text frame as JSON.
 async fn next_json(ws: &mut Ws) -> Value {
     use futures_util::StreamExt;
