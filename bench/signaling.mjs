@@ -6,10 +6,10 @@
 // tables with ratios and writes JSON.
 //
 // usage: node bench/signaling.mjs [--quick] [--out FILE] [--only LIST]
-//          [--server peerchat|peerjs|peerchat-peerjs] [--clients N] [--peerchat-arg ARG]...
+//          [--server LIST] [--clients N] [--peerchat-arg ARG]...
 //   --only LIST          run only these of idle,connect,relay,presence,slow
 //                        (slow runs against a fresh server of its own)
-//   --server NAME        measure only this server
+//   --server LIST        measure only these of peerchat,peerjs,peerchat-peerjs
 //   --clients N          clients held open in `idle`
 //   --sources N          connect from 127.0.0.1 to 127.0.0.N
 //                        (one address: ~28,000 clients at most)
@@ -33,7 +33,11 @@ function option(name) {
 }
 const out = option('--out') ?? path.join(ROOT, 'target', 'bench', 'signaling.json');
 const only = option('--only');
-const servers = option('--server') ? [option('--server')] : ['peerchat', 'peerjs', 'peerchat-peerjs'];
+const KINDS = ['peerchat', 'peerjs', 'peerchat-peerjs'];
+const servers = option('--server')?.split(',') ?? KINDS;
+for (const kind of servers) {
+  if (!KINDS.includes(kind)) throw new Error(`--server: no server kind ${kind} (${KINDS.join(', ')})`);
+}
 const peerchatArgs = process.argv.flatMap((a, i) => (a === '--peerchat-arg' ? [process.argv[i + 1]] : []));
 const PEERCHAT = process.env.PEERCHAT_BIN ?? path.join(ROOT, 'target', 'release', 'peerchat');
 const BENCH = process.env.PEERCHAT_BENCH_BIN ?? path.join(ROOT, 'target', 'release', 'peerchat-bench');
@@ -146,7 +150,7 @@ const launch = {
 };
 
 const results = {};
-for (const kind of ['peerchat', 'peerjs', 'peerchat-peerjs'].filter((k) => servers.includes(k))) {
+for (const kind of KINDS.filter((k) => servers.includes(k))) {
   // The slow reader runs against a server of its own: what it leaves in a
   // heap (or what others left there) would hide the memory it costs.
   for (const list of [main, workloads.includes('slow') ? ['slow'] : []]) {
