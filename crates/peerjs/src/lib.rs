@@ -31,7 +31,10 @@
 //! connection is closed (`peer` 1.0.2 sends nothing, which leaves the
 //! client's `reconnect()` waiting forever); every queue is bounded in bytes
 //! (a full one answers `EXPIRE` at once); ids and tokens are bounded; each
-//! connection is rate-limited; a message that is not JSON with a `type`, a
+//! connection is rate-limited; a client whose outgoing queue is backed up
+//! (it does not read) is not sent more signals: their senders are told
+//! `EXPIRE` instead, as for an id nobody holds (`peer` 1.0.2 keeps
+//! everything for it in memory); a message that is not JSON with a `type`, a
 //! relayed message without `dst`, or one whose `src` names another client
 //! is answered `ERROR` and the connection closed (`peer` 1.0.2 ignores the
 //! first two and overwrites `src`); `LEAVE` without `dst` closes the
@@ -44,7 +47,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peerchat_rooms::TokenBucket;
+use peerchat_rooms::{Backlog, TokenBucket, frame_cost};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -88,8 +91,12 @@ pub struct Config {
     pub byte_rate_per_sec: u32,
     /// Bytes a connection may send in a burst.
     pub byte_burst: u32,
-    /// Most bytes queued for one id nobody holds yet.
-    pub queue_bytes_per_id: usize,
+    /// Bytes (as [`frame_cost`] counts them) a connection's outgoing queue
+    /// may hold before signals to it are refused, their senders told
+    /// `EXPIRE`; one sender may hold a quarter of it. A signal to an empty
+    /// queue always goes. It also bounds what waits for one id nobody
+    /// holds yet, so that all of it fits that id's queue when it comes.
+    pub send_queue_bytes: usize,
     /// Most bytes queued for all such ids together.
     pub queue_bytes_total: usize,
 }
@@ -106,7 +113,7 @@ impl Default for Config {
             rate_burst: 1000,
             byte_rate_per_sec: 256 * 1024,
             byte_burst: 1024 * 1024,
-            queue_bytes_per_id: 256 * 1024,
+            send_queue_bytes: peerchat_rooms::HubConfig::DEFAULT_SEND_QUEUE_BYTES as usize,
             queue_bytes_total: 16 * 1024 * 1024,
         }
     }
@@ -128,6 +135,10 @@ pub enum Output {
         to: ConnId,
         /// The frame.
         frame: Frame,
+        /// The connection whose signal this is, when it is a signal relayed
+        /// at once (for the queue's count of each sender's bytes, which
+        /// comes back through [`Backlog`]).
+        from: Option<ConnId>,
     },
     /// Close connection `conn` after the frames queued before this; the
     /// server has already forgotten it.
@@ -202,6 +213,9 @@ pub enum PeerjsError {
     /// More messages or bytes than the rate limit allows.
     #[error("Too many messages: the connection sent more than its rate limit allows")]
     RateLimited,
+    /// The client does not read: the server's queue for it is full.
+    #[error("Too slow: you did not read your messages, and the server's queue for you is full")]
+    SlowConsumer,
     /// A message larger than the transport accepts.
     #[error("Message too large: at most {max} bytes")]
     TooLarge {
@@ -223,6 +237,7 @@ impl PeerjsError {
             PeerjsError::BadMessage(_) => "bad_message",
             PeerjsError::ForgedSource => "forged_source",
             PeerjsError::RateLimited => "rate_limited",
+            PeerjsError::SlowConsumer => "slow_consumer",
             PeerjsError::TooLarge { .. } => "too_large",
         }
     }
@@ -290,6 +305,10 @@ struct Conn {
     id: Arc<str>,
     messages: TokenBucket,
     bytes: TokenBucket,
+    /// Connections whose backed-up queue refused this one's signals since
+    /// it was last told `EXPIRE` for them: it is told once, not for every
+    /// signal refused.
+    busy: Vec<ConnId>,
 }
 
 #[derive(Debug)]
@@ -531,27 +550,39 @@ impl Server {
                 id: id.clone(),
                 messages: TokenBucket::new(c.rate_per_sec, c.rate_burst, now),
                 bytes: TokenBucket::new(c.byte_rate_per_sec, c.byte_burst, now),
+                busy: Vec::new(),
             },
         );
         out.push(Output::Send {
             to: conn,
             frame: Frame::new(r#"{"type":"OPEN"}"#.to_owned()),
+            from: None,
         });
         if let Some(pending) = self.queues.remove(&*id) {
             self.expiries.remove(&pending.deadline);
             self.queued_bytes -= pending.bytes;
             self.queued_messages -= pending.messages.len();
+            // They fit the empty queue: they were bounded by its limit.
             for queued in pending.messages {
                 out.push(Output::Send {
                     to: conn,
                     frame: queued.frame,
+                    from: None,
                 });
             }
         }
     }
 
-    /// A text frame arrived on `conn`.
-    pub fn handle_text(&mut self, conn: ConnId, text: &str, now: Instant, out: &mut Vec<Output>) {
+    /// A text frame arrived on `conn`; `backlog` tells what waits in the
+    /// connections' outgoing queues.
+    pub fn handle_text(
+        &mut self,
+        conn: ConnId,
+        text: &str,
+        backlog: &dyn Backlog,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -607,12 +638,51 @@ impl Server {
             payload: message.payload,
         });
         if let Some(target) = self.clients.get(dst) {
-            out.push(Output::Send {
-                to: target.conn,
-                frame,
-            });
+            let target = target.conn;
+            self.relay(conn, target, frame, dst, &id, backlog, out);
         } else if kind != "LEAVE" && kind != "EXPIRE" {
             self.enqueue(conn, dst, id, frame, now, out);
+        }
+    }
+
+    /// Relays `frame` from `conn` (holding `src`) to `target` (holding
+    /// `dst`), unless `target`'s queue is backed up: then the signal is
+    /// dropped and the sender told `EXPIRE`, once until a signal of its
+    /// reaches `target` again. Each sender may fill a quarter of a queue,
+    /// so that one that floods a client cannot keep others from it.
+    #[allow(clippy::too_many_arguments)]
+    fn relay(
+        &mut self,
+        conn: ConnId,
+        target: ConnId,
+        frame: Frame,
+        dst: &str,
+        src: &str,
+        backlog: &dyn Backlog,
+        out: &mut Vec<Output>,
+    ) {
+        let queued = backlog.queued(target, conn);
+        let cost = frame_cost(frame.len());
+        let fits = |used: usize, limit: usize| used == 0 || used + cost <= limit;
+        let limit = self.config.send_queue_bytes;
+        let room_for_it = fits(queued.total, limit) && fits(queued.from_sender, limit / 4);
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if room_for_it {
+            state.busy.retain(|c| *c != target);
+            out.push(Output::Send {
+                to: target,
+                frame,
+                from: Some(conn),
+            });
+        } else if !state.busy.contains(&target) {
+            state.busy.push(target);
+            out.push(Output::Send {
+                to: conn,
+                frame: expire_frame(dst, src),
+                from: None,
+            });
         }
     }
 
@@ -627,18 +697,19 @@ impl Server {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
-        let cost = frame.as_str().len() + MESSAGE_OVERHEAD + src.len();
+        let cost = frame.len() + MESSAGE_OVERHEAD + src.len();
         let (queue, extra) = match self.queues.get(dst) {
             Some(pending) => (pending.bytes, 0),
             None => (0, QUEUE_OVERHEAD + dst.len()),
         };
-        if queue + extra + cost > self.config.queue_bytes_per_id
+        if queue + extra + cost > self.config.send_queue_bytes
             || self.queued_bytes + extra + cost > self.config.queue_bytes_total
         {
             // Nobody would read it: say so now, as the timeout would.
             out.push(Output::Send {
                 to: conn,
                 frame: expire_frame(dst, &src),
+                from: None,
             });
             return;
         }
@@ -662,8 +733,9 @@ impl Server {
         self.queued_messages += 1;
     }
 
-    /// The transport refused a frame itself (too large, not UTF-8): tell
-    /// the client why and close the connection.
+    /// The transport refused a frame itself (too large, not UTF-8), or
+    /// cannot queue more for the client (it does not read): tell the client
+    /// why and close the connection.
     pub fn reject(&mut self, conn: ConnId, error: PeerjsError, out: &mut Vec<Output>) {
         if self.conns.contains_key(&conn) {
             self.refuse(conn, error, out);
@@ -699,6 +771,7 @@ impl Server {
                     out.push(Output::Send {
                         to: sender.conn,
                         frame: expire_frame(&dst, &queued.src),
+                        from: None,
                     });
                 }
             }
@@ -762,6 +835,7 @@ impl Server {
                 kind,
                 payload: Msg { msg: &msg },
             }),
+            from: None,
         });
         self.forget(conn);
         out.push(Output::Close {

@@ -1,14 +1,35 @@
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use peerchat_rooms::Queued;
 use serde_json::{Value, json};
 
 use super::*;
 
-/// A server and a simulated clock.
+/// A server, a simulated clock, and what the transport's outgoing queues
+/// hold (empty unless a test fills them).
 struct H {
     s: Server,
     now: Instant,
     next: ConnId,
+    queues: Queues,
+}
+
+/// Simulated outgoing queues: for each connection, what waits in all and
+/// from each sender.
+#[derive(Default)]
+struct Queues(HashMap<ConnId, (usize, HashMap<ConnId, usize>)>);
+
+impl Backlog for Queues {
+    fn queued(&self, to: ConnId, from: ConnId) -> Queued {
+        self.0
+            .get(&to)
+            .map(|(total, senders)| Queued {
+                total: *total,
+                from_sender: senders.get(&from).copied().unwrap_or(0),
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl H {
@@ -21,6 +42,7 @@ impl H {
             s: Server::new(config, [7; 32]),
             now: Instant::now(),
             next: 1,
+            queues: Queues::default(),
         }
     }
 
@@ -47,7 +69,8 @@ impl H {
 
     fn text(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
         let mut out = Vec::new();
-        self.s.handle_text(conn, text, self.now, &mut out);
+        self.s
+            .handle_text(conn, text, &self.queues, self.now, &mut out);
         out
     }
 
@@ -69,7 +92,7 @@ impl H {
 fn frames(out: &[Output], conn: ConnId) -> Vec<Value> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Send { to, frame } if *to == conn => {
+            Output::Send { to, frame, .. } if *to == conn => {
                 Some(serde_json::from_str(frame.as_str()).expect("frames are JSON"))
             }
             _ => None,
@@ -107,10 +130,11 @@ fn a_relayed_message_keeps_its_payload_bytes_and_gets_the_senders_id() {
     let text = r#"{"type":"OFFER","dst":"bob","payload":{"sdp":"v=0\r\n","n":1.50,"u":"\u00e9"},"extra":true}"#;
     let out = h.text(a, text);
     assert_eq!(out.len(), 1);
-    let Output::Send { to, frame } = &out[0] else {
+    let Output::Send { to, frame, from } = &out[0] else {
         panic!("{out:?}")
     };
     assert_eq!(*to, b);
+    assert_eq!(*from, Some(a), "counted as a's in b's queue");
     assert_eq!(
         frame.as_str(),
         r#"{"type":"OFFER","src":"alice","dst":"bob","payload":{"sdp":"v=0\r\n","n":1.50,"u":"\u00e9"}}"#
@@ -269,7 +293,7 @@ fn a_sender_gone_before_the_expiry_is_not_told() {
 #[test]
 fn queues_are_bounded_per_id_and_in_all_and_a_full_one_answers_expire_at_once() {
     let mut h = H::with(Config {
-        queue_bytes_per_id: 4096,
+        send_queue_bytes: 4096,
         queue_bytes_total: 10_000,
         ..Config::default()
     });
@@ -533,4 +557,60 @@ fn shutdown_closes_everyone_and_forgets_everything() {
     assert_eq!(closed(&out, b), Some(Close::ShuttingDown));
     assert_eq!(h.s.stats(), Stats::default());
     assert_eq!(h.s.next_deadline(), None);
+}
+
+#[test]
+fn a_backed_up_recipient_gets_no_more_signals_and_each_sender_is_told_expire_once() {
+    let mut h = H::with(Config {
+        send_queue_bytes: 10_000,
+        ..Config::default()
+    });
+    let a = h.register("a", "ta");
+    let b = h.register("b", "tb");
+    let c = h.register("c", "tc");
+    let offer = json!({"type": "OFFER", "dst": "b", "payload": {"sdp": "x"}});
+    // b's queue is full: nothing more for it, a is told once.
+    h.queues.0.insert(b, (10_000, HashMap::new()));
+    let out = h.send(a, offer.clone());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        frames(&out, a),
+        [json!({"type": "EXPIRE", "src": "b", "dst": "a"})]
+    );
+    assert!(h.send(a, offer.clone()).is_empty(), "told once");
+    let out = h.send(c, offer.clone());
+    assert_eq!(
+        frames(&out, c),
+        [json!({"type": "EXPIRE", "src": "b", "dst": "c"})]
+    );
+    assert_eq!(closed(&out, b), None, "b stays");
+    // b read: signals reach it again, and the next time it backs up, a is
+    // told again.
+    h.queues.0.clear();
+    let out = h.send(a, offer.clone());
+    assert_eq!(frames(&out, b).len(), 1);
+    h.queues.0.insert(b, (10_000, HashMap::new()));
+    assert_eq!(frames(&h.send(a, offer.clone()), a).len(), 1);
+    // A signal to an empty queue goes, whatever its size.
+    h.queues.0.clear();
+    let big = json!({"type": "OFFER", "dst": "b", "payload": "x".repeat(20_000)});
+    assert_eq!(frames(&h.send(c, big), b).len(), 1);
+}
+
+#[test]
+fn one_sender_may_fill_only_a_quarter_of_a_queue() {
+    let mut h = H::with(Config {
+        send_queue_bytes: 10_000,
+        ..Config::default()
+    });
+    let a = h.register("a", "ta");
+    let b = h.register("b", "tb");
+    let c = h.register("c", "tc");
+    h.queues.0.insert(b, (2_500, HashMap::from([(a, 2_500)])));
+    let offer = json!({"type": "OFFER", "dst": "b", "payload": {"sdp": "x"}});
+    let out = h.send(a, offer.clone());
+    assert_eq!(frames(&out, b), Vec::<Value>::new(), "a's share is used up");
+    assert_eq!(frames(&out, a).len(), 1, "a is told EXPIRE");
+    let out = h.send(c, offer);
+    assert_eq!(frames(&out, b).len(), 1, "c still reaches b");
 }

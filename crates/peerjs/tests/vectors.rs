@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use peerchat_peerjs::{Config, ConnId, Output, Params, Server};
+use peerchat_rooms::NoBacklog;
 use serde_json::Value;
 
 struct Replay {
@@ -21,7 +22,7 @@ impl Replay {
     fn take(&mut self, out: Vec<Output>) {
         for output in out {
             match output {
-                Output::Send { to, frame } => {
+                Output::Send { to, frame, .. } => {
                     assert!(!self.closed[&to], "a frame after the close: {frame:?}");
                     let value = serde_json::from_str(frame.as_str()).expect("frames are JSON");
                     self.inbox.entry(to).or_default().push_back(value);
@@ -106,7 +107,8 @@ fn shared_scenarios() {
                     Some(text) => text.to_owned(),
                     None => step["message"].to_string(),
                 };
-                r.server.handle_text(conn, &text, r.now, &mut out);
+                r.server
+                    .handle_text(conn, &text, &NoBacklog, r.now, &mut out);
             } else if step.get("close").is_some() {
                 let conn = r.conn(&step["close"]);
                 r.server.disconnect(conn);

@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use common::{Server, WAIT, Ws, http_get, recv, send};
+use common::{NO_RATE_LIMIT, Server, WAIT, Ws, http_get, recv, send};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -276,6 +276,115 @@ async fn a_flooding_client_is_cut_off_by_the_rate_limit() {
         expect_close(&mut a).await,
         (CloseCode::Policy, "rate_limited".to_owned())
     );
+    server.stop().await;
+}
+
+/// Registers `id` on a connection that reads little before it backs up
+/// (see [`common::slow_reader_stream`]).
+async fn register_slow_reader(server: &Server, id: &str) -> Ws {
+    let url = format!(
+        "ws://{}/peerjs/peerjs?key=peerjs&id={id}&token=t-{id}&version=1.5.5",
+        server.addr
+    );
+    let stream = common::slow_reader_stream(server.addr).await;
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    assert_eq!(recv(&mut ws).await.unwrap(), json!({"type": "OPEN"}));
+    ws
+}
+
+/// The PeerJS clients the server holds, from `/healthz`.
+async fn clients(server: &Server) -> u64 {
+    common::health(server.addr).await["peerjs_clients"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_slow_reader_pushes_back_on_the_sender_with_expire_and_stays() {
+    let mut flags = vec!["--peerjs", "--send-queue-bytes", "65536"];
+    flags.extend(NO_RATE_LIMIT);
+    let server = Server::start(&flags).await;
+    let mut a = register(&server, "alice").await;
+    let mut slow = register_slow_reader(&server, "slow").await;
+    let offer = json!({"type": "OFFER", "dst": "slow", "payload": "x".repeat(60_000)});
+    let offer = Message::text(offer.to_string());
+    // Far more than the socket buffers and the queue hold: alice is told
+    // the signals expired, and slow is not cut off.
+    let answer = loop {
+        a.send(offer.clone()).await.unwrap();
+        let polled = tokio::time::timeout(Duration::from_millis(1), a.next()).await;
+        if let Ok(Some(Ok(Message::Text(t)))) = polled {
+            break serde_json::from_str::<Value>(&t).unwrap();
+        }
+    };
+    assert_eq!(
+        answer,
+        json!({"type": "EXPIRE", "src": "slow", "dst": "alice"})
+    );
+    assert_eq!(clients(&server).await, 2);
+    // Slow reads again: what was queued arrives, then alice reaches it
+    // again.
+    let marker = json!({"type": "OFFER", "dst": "slow", "payload": 1});
+    loop {
+        let msg = recv(&mut slow).await.unwrap();
+        assert_eq!(
+            (&msg["type"], &msg["src"]),
+            (&json!("OFFER"), &json!("alice"))
+        );
+        if msg["payload"] == 1 {
+            break;
+        }
+        // Each time the queue may have room again.
+        send(&mut a, marker.clone()).await;
+    }
+    assert_eq!(clients(&server).await, 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_told_slow_consumer_and_closed() {
+    let mut flags = vec!["--peerjs", "--send-queue-bytes", "4096"];
+    flags.extend(NO_RATE_LIMIT);
+    let server = Server::start(&flags).await;
+    // Long ids make long answers (its token is "t-" and the id).
+    let slow_id = "s".repeat(126);
+    let nobody = "n".repeat(128);
+    let mut slow = register_slow_reader(&server, &slow_id).await;
+    // Each of these is too large to wait for the id nobody holds, so the
+    // server answers EXPIRE at once: its own messages, which fill slow's
+    // socket buffers (a few MiB on loopback) and then its queue past the
+    // hard limit.
+    let offer = json!({"type": "OFFER", "dst": nobody, "payload": "x".repeat(4200)});
+    let offer = Message::text(offer.to_string());
+    let mut cut_off = false;
+    for i in 0..40_000 {
+        if slow.send(offer.clone()).await.is_err() {
+            cut_off = true;
+            break;
+        }
+        if i % 500 == 499 && clients(&server).await == 0 {
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(cut_off, "the client that never reads was cut off");
+    // What it was sent ends with the reason, then the close frame.
+    let mut last = Value::Null;
+    let close = loop {
+        match tokio::time::timeout(WAIT, slow.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) => last = serde_json::from_str(&t).unwrap(),
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| (f.code, f.reason.to_string())),
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(last["type"], "ERROR", "{last}");
+    assert_eq!(
+        last["payload"]["msg"],
+        "Too slow: you did not read your messages, and the server's queue for you is full"
+    );
+    assert_eq!(close, Some((CloseCode::Policy, "slow_consumer".to_owned())));
+    assert_eq!(clients(&server).await, 0);
     server.stop().await;
 }
 

@@ -81,6 +81,7 @@ impl PeerjsArgs {
             rate_burst: hub.rate_burst,
             byte_rate_per_sec: hub.byte_rate_per_sec,
             byte_burst: hub.byte_burst,
+            send_queue_bytes: hub.send_queue_bytes,
             ..peerchat_peerjs::Config::default()
         }))
     }

@@ -9,15 +9,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use peerchat_peerjs::{Close, ConnId, Output, Params, PeerjsError, Server, Stats};
+use peerchat_rooms::Backlog;
 use tokio::sync::Notify;
 
-use crate::state::{Outbound, Outbox};
+use crate::state::{Outbound, Outbox, Queues};
 
 /// The PeerJS server and its connections.
 #[derive(Debug)]
 pub(crate) struct Peerjs {
     shared: Mutex<Shared>,
-    send_queue: usize,
+    /// Most bytes a connection's queue holds (`queue_limit` of
+    /// [`Peerjs::new`]).
+    queue_limit: usize,
     next_conn: AtomicU64,
     /// Notified when the server's next deadline moved earlier.
     timer: Notify,
@@ -30,16 +33,17 @@ struct Shared {
 }
 
 impl Peerjs {
-    /// A PeerJS server with these settings; each connection queues at most
-    /// `send_queue` frames (`--send-queue`) before it is cut off as too
-    /// slow.
-    pub(crate) fn new(config: peerchat_peerjs::Config, send_queue: usize) -> Self {
+    /// A PeerJS server with these settings. The server stops relaying
+    /// signals to a connection whose queue holds `config.send_queue_bytes`;
+    /// past `queue_limit` (its own frames, which are not refused) the
+    /// client does not read and is cut off, as on `/ws`.
+    pub(crate) fn new(config: peerchat_peerjs::Config, queue_limit: usize) -> Self {
         Self {
             shared: Mutex::new(Shared {
                 server: Server::new(config, rand::random()),
                 conns: HashMap::new(),
             }),
-            send_queue,
+            queue_limit,
             next_conn: AtomicU64::new(1),
             timer: Notify::new(),
         }
@@ -54,13 +58,19 @@ impl Peerjs {
     /// Runs `f` on the server, delivers what it output, and wakes the
     /// timer task if the server now needs to be woken sooner.
     fn with_server(&self, f: impl FnOnce(&mut Server, &mut Vec<Output>)) {
+        self.with_server_and_queues(|server, _, out| f(server, out));
+    }
+
+    /// [`Peerjs::with_server`], with a view of the connections' queues.
+    fn with_server_and_queues(&self, f: impl FnOnce(&mut Server, &dyn Backlog, &mut Vec<Output>)) {
         let mut out = Vec::new();
-        let mut shared = self.lock();
+        let mut guard = self.lock();
+        let shared = &mut *guard;
         let before = shared.server.next_deadline();
-        f(&mut shared.server, &mut out);
+        f(&mut shared.server, &Queues(&shared.conns), &mut out);
         shared.deliver(out);
         let after = shared.server.next_deadline();
-        drop(shared);
+        drop(guard);
         if after.is_some_and(|after| before.is_none_or(|before| after < before)) {
             self.timer.notify_one();
         }
@@ -71,7 +81,7 @@ impl Peerjs {
     /// waited for its id) or the refusal and the close.
     pub(crate) fn connect(&self, params: &Params) -> (ConnId, Arc<Outbox>) {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let outbox = Arc::new(Outbox::new(self.send_queue));
+        let outbox = Arc::new(Outbox::new(self.queue_limit));
         self.lock().conns.insert(conn, outbox.clone());
         let now = Instant::now();
         self.with_server(|server, out| server.open(conn, params, now, out));
@@ -81,7 +91,9 @@ impl Peerjs {
     /// A text frame arrived on `conn`.
     pub(crate) fn handle_text(&self, conn: ConnId, text: &str) {
         let now = Instant::now();
-        self.with_server(|server, out| server.handle_text(conn, text, now, out));
+        self.with_server_and_queues(|server, queues, out| {
+            server.handle_text(conn, text, queues, now, out);
+        });
     }
 
     /// The transport refused a frame of `conn`'s itself.
@@ -154,41 +166,45 @@ pub(crate) fn close_code(reason: &Close) -> u16 {
 
 impl Shared {
     /// Queues the server's output on the connections. A connection whose
-    /// queue is full is cut off at once.
-    fn deliver(&mut self, out: Vec<Output>) {
-        for output in out {
-            match output {
-                Output::Send { to, frame } => {
-                    let Some(outbox) = self.conns.get(&to) else {
-                        continue;
-                    };
-                    if !outbox.push(Outbound::Frame(frame)) {
-                        tracing::info!(conn = to, "disconnecting a PeerJS client too slow to read");
-                        if let Some(outbox) = self.conns.remove(&to) {
-                            outbox.kill();
-                        }
-                        self.server.disconnect(to);
-                    }
-                }
-                Output::Close { conn, reason } => {
-                    tracing::debug!(
-                        conn,
-                        reason = reason.as_str(),
-                        "closing a PeerJS connection"
-                    );
-                    if let Some(outbox) = self.conns.remove(&conn) {
-                        let close = Outbound::Shut {
-                            code: close_code(&reason),
-                            reason: reason.as_str(),
+    /// queue is past its limit does not read: it is told so and closed
+    /// (what waited for it is dropped; those last words go whatever their
+    /// size).
+    fn deliver(&mut self, mut out: Vec<Output>) {
+        let mut more = Vec::new();
+        while !out.is_empty() {
+            for output in out.drain(..) {
+                match output {
+                    Output::Send { to, frame, from } => {
+                        let Some(outbox) = self.conns.get(&to) else {
+                            continue;
                         };
-                        if outbox.push(close) {
+                        if !outbox.push(Outbound::Frame(frame), from, false) {
+                            tracing::info!(
+                                conn = to,
+                                "disconnecting a PeerJS client too slow to read"
+                            );
+                            outbox.overflowed();
+                            self.server.reject(to, PeerjsError::SlowConsumer, &mut more);
+                        }
+                    }
+                    Output::Close { conn, reason } => {
+                        tracing::debug!(
+                            conn,
+                            reason = reason.as_str(),
+                            "closing a PeerJS connection"
+                        );
+                        if let Some(outbox) = self.conns.remove(&conn) {
+                            let close = Outbound::Shut {
+                                code: close_code(&reason),
+                                reason: reason.as_str(),
+                            };
+                            outbox.push(close, None, true);
                             outbox.close();
-                        } else {
-                            outbox.kill();
                         }
                     }
                 }
             }
+            std::mem::swap(&mut out, &mut more);
         }
     }
 }

@@ -90,6 +90,29 @@ impl Server {
     }
 }
 
+/// Flags that lift the senders' rate limits, so that only the queue
+/// limits act.
+pub const NO_RATE_LIMIT: [&str; 8] = [
+    "--rate-limit",
+    "100000",
+    "--rate-burst",
+    "100000",
+    "--rate-limit-bytes",
+    "1000000000",
+    "--rate-burst-bytes",
+    "1000000000",
+];
+
+/// A TCP connection to `addr` with a small receive buffer, so that the
+/// kernel holds little of what the server sends before it backs up: for a
+/// client that stops reading.
+pub async fn slow_reader_stream(addr: SocketAddr) -> MaybeTlsStream<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    MaybeTlsStream::Plain(stream)
+}
+
 /// Sends `msg` as a text frame.
 pub async fn send(ws: &mut Ws, msg: Value) {
     ws.send(Message::text(msg.to_string())).await.unwrap();
