@@ -185,8 +185,12 @@ function dist(label, get, digits) {
   };
   return [label, f(p), f(j), ''];
 }
-/** The table of `p` against PeerJS server. */
-function table(first) {
+/**
+ * The table of `p` against PeerJS server.
+ * @param {string} first `p`'s name
+ * @param {string} refusal what `p` tells a sender it pushes back on
+ */
+function table(first, refusal) {
   const rows = [['figure', first, 'PeerJS server', 'peerchat advantage']];
   if (p.idle || j.idle) {
     rows.push(
@@ -223,7 +227,7 @@ function table(first) {
       [
         '  what the server did with it',
         ...[p, j].map((r) =>
-          r.slow ? `${r.slow.cut_off ? 'cut off' : r.slow.stalled ? 'stalled' : r.slow.pushed_back ? 'kept it, refused the sender\'s excess (peer_busy)' : 'kept'}, ${r.slow.delivered} delivered` : '–'),
+          r.slow ? `${r.slow.cut_off ? 'cut off' : r.slow.stalled ? 'stalled' : r.slow.pushed_back ? `kept it, refused the sender's excess (${refusal})` : 'kept'}, ${r.slow.delivered} delivered` : '–'),
         '',
       ],
     );
@@ -231,12 +235,12 @@ function table(first) {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  '));
 }
-if (results.peerchat) table('peerchat');
+if (results.peerchat) table('peerchat', 'peer_busy');
 if (results['peerchat-peerjs']) {
   p = results['peerchat-peerjs'];
   if (results.peerchat) console.log();
   console.log('The PeerJS protocol, the same client bytes to both:');
-  table('peerchat --peerjs');
+  table('peerchat --peerjs', 'EXPIRE');
 }
 await mkdir(path.dirname(out), { recursive: true });
 await writeFile(out, `${JSON.stringify({ quick, sizes: SIZES, results }, null, 2)}\n`);
