@@ -14,6 +14,7 @@
  */
 
 import { History } from './history.js';
+import { Inbox, lastAcks } from './inbox.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
 import { peerIdFromKey, randomId } from './protocol.js';
@@ -79,6 +80,8 @@ async function memberKey(roomId) {
  *   someone else's, live or from history: show it at its place in the order
  * - `delivery` who holds our messages changed: refresh their states
  * - `typing` who is typing changed
+ * - `no-relay` (detail: the relay's error, or null) relay-only, and no relay
+ *   address could be had: no connection can be made
  */
 export class Room extends EventTarget {
   /**
@@ -119,6 +122,8 @@ export class Room extends EventTarget {
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.typingTimer = undefined;
     this.saveQueued = false;
+    /** @type {Inbox<RoomMember>} envelopes from peers, handled in batches */
+    this.inbox = new Inbox((batch) => this.onPeerMessages(batch));
     this.signaling = new Signaling(wsUrl);
     this.signaling.addEventListener('state', (e) => this.onServerState(/** @type {CustomEvent} */ (e).detail));
     this.signaling.addEventListener('message', (e) => this.onServerMessage(/** @type {CustomEvent} */ (e).detail));
@@ -488,28 +493,35 @@ export class Room extends EventTarget {
       if (current()) this.feed({ transport: { sid, state: /** @type {CustomEvent} */ (e).detail } });
     });
     link.addEventListener('message', (e) => {
-      if (current()) this.onPeerMessage(member, /** @type {CustomEvent} */ (e).detail);
+      if (current()) this.inbox.push(member, /** @type {CustomEvent} */ (e).detail);
     });
     link.addEventListener('closed', () => {
       if (current()) this.feed({ link_closed: { sid } });
+    });
+    link.addEventListener('no-relay', (e) => {
+      if (current()) this.dispatchEvent(new CustomEvent('no-relay', { detail: /** @type {CustomEvent} */ (e).detail }));
     });
     return link;
   }
 
   /**
+   * Envelopes from members, a batch at a time: stored, shown and
+   * acknowledged together.
    * @private
-   * @param {RoomMember} member
-   * @param {string} text
+   * @param {Array<[RoomMember, string]>} batch
    */
-  onPeerMessage(member, text) {
-    let effects;
-    try {
-      effects = this.history.handle(member.id, member.nick, text, Date.now());
-    } catch (e) {
-      console.warn('peerchat: ignoring a malformed message from', member.nick, e);
-      return;
+  onPeerMessages(batch) {
+    /** @type {import('./history.js').Effect[]} */
+    const effects = [];
+    const now = Date.now();
+    for (const [member, text] of batch) {
+      try {
+        effects.push(...this.history.handle(member.id, member.nick, text, now));
+      } catch (e) {
+        console.warn('peerchat: ignoring a malformed message from', member.nick, e);
+      }
     }
-    this.apply(effects);
+    this.apply(lastAcks(effects));
   }
 
   /**
@@ -531,11 +543,13 @@ export class Room extends EventTarget {
       else if ('typing' in effect) typing = true;
     }
     if (added.length > 0) {
-      this.store?.add(this.roomId, added);
+      // The log drops its oldest past its capacity: so does the store.
+      this.store?.add(this.roomId, added, () => this.history.messages());
       for (const m of added) {
         if (m.author !== this.selfId && !this.nicks.has(m.author)) this.nicks.set(m.author, m.nick);
         this.dispatchEvent(new CustomEvent('message', { detail: this.view(m) }));
       }
+      this.pruneNicks();
       typing = true;
     }
     if (acked) {
@@ -546,6 +560,17 @@ export class Room extends EventTarget {
       this.dispatchEvent(new Event('typing'));
       this.scheduleTypingRefresh();
     }
+  }
+
+  /**
+   * Keeps the nicknames of authors bounded: past twice the history's
+   * capacity, only members' and those of authors in the log stay.
+   * @private
+   */
+  pruneNicks() {
+    if (this.nicks.size <= 2 * this.history.config.capacity) return;
+    const keep = new Set([...this.members.keys(), ...this.history.messages().map((m) => m.author)]);
+    for (const id of this.nicks.keys()) if (!keep.has(id)) this.nicks.delete(id);
   }
 
   /** @private */
