@@ -10,11 +10,9 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use common::{NO_RATE_LIMIT, Server, WAIT, Ws, http_get, recv, send};
+use common::{NO_RATE_LIMIT, Server, WAIT, Ws, http_get, http_get_from, recv, send};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -59,30 +57,6 @@ async fn expect_close(ws: &mut Ws) -> (CloseCode, String) {
             Some(Err(e)) => panic!("error instead of close: {e}"),
         }
     }
-}
-
-/// A GET with an `Origin` header: the status, the lowercased header block
-/// and the body.
-async fn get_from(url: &str, origin: &str) -> (u16, String, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_at(rest.find('/').unwrap());
-    let mut stream = TcpStream::connect(host).await.unwrap();
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (
-        head[9..12].parse().unwrap(),
-        head.to_ascii_lowercase(),
-        body.to_owned(),
-    )
 }
 
 #[tokio::test]
@@ -139,18 +113,19 @@ async fn pages_from_other_origins_are_refused_and_allowed_ones_may_read() {
         other => panic!("expected 403, got {other:?}"),
     }
     for path in ["id", "peers", "ice-servers"] {
-        let (status, head, _) = get_from(&format!("{base}/{path}"), "https://evil.example").await;
+        let (status, head, _) =
+            http_get_from(&format!("{base}/{path}"), "https://evil.example").await;
         assert_eq!(status, 403, "{path}");
         assert!(!head.contains("access-control-allow-origin"), "{head}");
     }
-    let (status, head, _) = get_from(&format!("{base}/id"), "https://app.example").await;
+    let (status, head, _) = http_get_from(&format!("{base}/id"), "https://app.example").await;
     assert_eq!(status, 200);
     assert!(
         head.contains("access-control-allow-origin: https://app.example"),
         "{head}"
     );
     let own = format!("http://{}", server.addr);
-    let (status, _, _) = get_from(&format!("{base}/id"), &own).await;
+    let (status, _, _) = http_get_from(&format!("{base}/id"), &own).await;
     assert_eq!(status, 200);
     let mut ws = connect(&server, "a", Some("https://app.example"))
         .await

@@ -153,10 +153,20 @@ async fn next_json(ws: &mut Ws) -> Value {
 /// A minimal HTTP/1.1 GET, returning the status, the lowercased header
 /// block and the body.
 pub async fn http_get(url: &str) -> (u16, String, String) {
+    get(url, "").await
+}
+
+/// A GET with an `Origin` header, as a page of `origin` sends it: the
+/// status, the lowercased header block and the body.
+pub async fn http_get_from(url: &str, origin: &str) -> (u16, String, String) {
+    get(url, &format!("Origin: {origin}\r\n")).await
+}
+
+async fn get(url: &str, headers: &str) -> (u16, String, String) {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let mut stream = TcpStream::connect(host).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
