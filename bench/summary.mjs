@@ -24,6 +24,8 @@ const webrtc = await read('webrtc.json');
 const signaling = await read('signaling.json');
 const p = signaling?.results?.peerchat ?? {};
 const j = signaling?.results?.peerjs ?? {};
+/** peerchat's PeerJS endpoint, under the PeerJS workloads. */
+const pj = signaling?.results?.['peerchat-peerjs'] ?? {};
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && a > 0 && b > 0 ? a / b : null);
 const presence100 = (p.presence ?? []).find((r) => r.room_size === 100);
 
@@ -62,6 +64,19 @@ const summary = {
       peerchat_ms: p.connect_small?.wall_ms ?? null,
       peerjs_ms: j.connect_small?.wall_ms ?? null,
     }),
+    peerjs_endpoint_relay_per_server_cpu_second_vs_peerjs: figure(
+      ratio(pj.relay_load?.per_server_cpu_sec, j.relay_load?.per_server_cpu_sec), 'at least', 2.5, {
+        peerchat: pj.relay_load?.per_server_cpu_sec ?? null,
+        peerjs: j.relay_load?.per_server_cpu_sec ?? null,
+      },
+    ),
+    peerjs_endpoint_rss_per_idle_connection_vs_peerjs: figure(
+      ratio(pj.idle?.per_connection_kib, j.idle?.per_connection_kib), 'at most', 0.5, {
+        connections: pj.idle?.connections ?? null,
+        peerchat_kib: pj.idle?.per_connection_kib ?? null,
+        peerjs_kib: j.idle?.per_connection_kib ?? null,
+      },
+    ),
     join_in_100_member_room_all_told_p99_ms: figure(presence100?.all_told?.p99_ms, 'at most', 5),
     first_message_from_load_median_ms: figure(webrtc?.first_message?.from_load_median_ms, 'at most', 300, {
       p95_ms: webrtc?.first_message?.from_load_p95_ms ?? null,
@@ -73,7 +88,7 @@ const summary = {
       ratio(webrtc?.throughput?.native_chromium?.mib_per_s, webrtc?.throughput?.chromium_chromium?.mib_per_s), 'at least', 0.8,
     ),
   },
-  slow_reader: { peerchat: p.slow ?? null, peerjs: j.slow ?? null },
+  slow_reader: { peerchat: p.slow ?? null, peerjs: j.slow ?? null, peerchat_peerjs: pj.slow ?? null },
 };
 
 await writeFile(path.join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);

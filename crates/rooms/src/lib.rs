@@ -41,12 +41,14 @@ use rand::{Rng, SeedableRng};
 /// Identifies a connection; chosen by the transport, unique while it is open.
 pub type ConnId = u64;
 
-/// One text frame to send: UTF-8 JSON, cheap to clone for broadcasts.
+/// One text frame to send: UTF-8 JSON, cheap to clone for broadcasts. (The
+/// PeerJS endpoint's state machine sends these too.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame(Bytes);
 
 impl Frame {
-    fn new(text: String) -> Self {
+    /// A frame of this text.
+    pub fn new(text: String) -> Self {
         Self(Bytes::from(text))
     }
 
@@ -982,9 +984,11 @@ fn send_protocol_error(out: &mut Vec<Output>, to: ConnId, err: &ProtocolError) {
     send_error(out, to, err.code(), &err.to_string());
 }
 
-/// A token bucket: `burst` tokens, refilled at `rate` per second.
+/// A token bucket: `burst` tokens, refilled at `rate` per second; the rate
+/// limit of every signaling connection (this hub's, and the PeerJS
+/// endpoint's).
 #[derive(Debug)]
-struct TokenBucket {
+pub struct TokenBucket {
     tokens: f64,
     rate: f64,
     burst: f64,
@@ -992,7 +996,8 @@ struct TokenBucket {
 }
 
 impl TokenBucket {
-    fn new(rate: u32, burst: u32, now: Instant) -> Self {
+    /// A full bucket at `now`.
+    pub fn new(rate: u32, burst: u32, now: Instant) -> Self {
         Self {
             tokens: f64::from(burst),
             rate: f64::from(rate),
@@ -1002,7 +1007,7 @@ impl TokenBucket {
     }
 
     /// Takes `n` tokens if there are that many.
-    fn take(&mut self, now: Instant, n: u32) -> bool {
+    pub fn take(&mut self, now: Instant, n: u32) -> bool {
         let elapsed = now.saturating_duration_since(self.last);
         self.last = now;
         self.tokens = (self.tokens + elapsed.as_secs_f64() * self.rate).min(self.burst);

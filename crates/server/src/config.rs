@@ -275,6 +275,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PEERCHAT_MAILBOX_MAX_IN_FLIGHT", default_value_t = MailboxConfig::DEFAULT_MAX_IN_FLIGHT,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub mailbox_max_in_flight: u32,
+
+    /// The PeerJS endpoint's flags.
+    #[command(flatten)]
+    pub peerjs: crate::peerjs::PeerjsArgs,
 }
 
 /// Everything the server needs, checked.
@@ -315,6 +319,8 @@ pub struct Config {
     pub ice_servers: Vec<IceServer>,
     /// TURN with per-member credentials, if any.
     pub turn: Option<Turn>,
+    /// The PeerJS endpoint's settings, or `None` when it is off.
+    pub peerjs: Option<peerchat_peerjs::Config>,
 }
 
 /// TURN with short-lived credentials.
@@ -388,6 +394,9 @@ pub enum ConfigError {
     /// A --turn-url that is not a TURN URL.
     #[error("--turn-url {0:?}: must start with turn: or turns:")]
     TurnUrlScheme(String),
+    /// A PeerJS setting that cannot work.
+    #[error(transparent)]
+    Peerjs(#[from] crate::peerjs::PeerjsConfigError),
 }
 
 impl ServeArgs {
@@ -482,7 +491,7 @@ impl ServeArgs {
                 credential: self.ice_credential,
             });
         }
-        Ok(Config {
+        let mut config = Config {
             hub: HubConfig {
                 room_capacity: self.room_capacity as usize,
                 rate_per_sec: self.rate_limit,
@@ -517,7 +526,10 @@ impl ServeArgs {
                 max_queued_total: self.mailbox_queue_total as usize,
                 max_in_flight: self.mailbox_max_in_flight as usize,
             }),
-        })
+            peerjs: None,
+        };
+        config.peerjs = self.peerjs.into_config(&config.hub)?;
+        Ok(config)
     }
 }
 

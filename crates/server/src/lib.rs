@@ -13,6 +13,7 @@ mod assets;
 pub mod config;
 pub mod ice;
 mod mailbox;
+pub mod peerjs;
 mod state;
 mod ws;
 
@@ -39,7 +40,12 @@ pub use state::AppState;
 /// The HTTP routes: the web client, the `/ws` signaling endpoint and
 /// `/healthz`.
 pub fn app(state: AppState) -> Router {
+    let peerjs = match state.peerjs() {
+        Some(_) => peerjs::routes(),
+        None => Router::new(),
+    };
     Router::new()
+        .merge(peerjs)
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/sig", post(mailbox::handle))
@@ -68,6 +74,11 @@ async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value>
         health["mailbox_waiting"] = waiting.into();
         health["mailbox_queued"] = queued.into();
     }
+    if let Some(peerjs) = state.peerjs() {
+        let stats = peerjs.stats();
+        health["peerjs_clients"] = stats.clients.into();
+        health["peerjs_queued"] = stats.queued_messages.into();
+    }
     axum::Json(health)
 }
 
@@ -88,6 +99,10 @@ pub async fn run(
     tokio::pin!(shutdown);
     // Ends the resume grace periods of members whose connection was lost.
     let timers = tokio::spawn(state.clone().drive_timers());
+    let peerjs_timers = state
+        .peerjs()
+        .cloned()
+        .map(|p| tokio::spawn(p.drive_timers()));
     let mut accept_errors = accept::AcceptErrors::default();
 
     loop {
@@ -143,6 +158,9 @@ pub async fn run(
     let _ = stop.send(true);
     state.shutdown();
     timers.abort();
+    if let Some(peerjs_timers) = peerjs_timers {
+        peerjs_timers.abort();
+    }
     let drain = async {
         stop.closed().await;
         state.closed().await;

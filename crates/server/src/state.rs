@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use crate::Config;
 use crate::admission::Gate;
 use crate::mailbox::SharedMailbox;
+use crate::peerjs::Peerjs;
 
 /// What a connection's writer sends to its client.
 #[derive(Debug)]
@@ -24,6 +25,14 @@ pub(crate) enum Outbound {
     /// A close frame with this reason, or a normal close (code 1000) when
     /// there is none; then the connection ends.
     Close(Option<ErrorCode>),
+    /// A close frame of the PeerJS endpoint, with this code and reason;
+    /// then the connection ends.
+    Shut {
+        /// The WebSocket close code.
+        code: u16,
+        /// The reason, a short name.
+        reason: &'static str,
+    },
 }
 
 /// A queued [`Outbound`], with what it counts for.
@@ -81,7 +90,7 @@ pub(crate) enum Next {
 }
 
 impl Outbox {
-    fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         Self {
             limit,
             inner: Mutex::new(OutboxInner::default()),
@@ -93,7 +102,7 @@ impl Outbox {
     }
 
     /// What waits, in all and from `from`.
-    fn queued(&self, from: ConnId) -> Queued {
+    pub(crate) fn queued(&self, from: ConnId) -> Queued {
         let inner = self.lock();
         Queued {
             total: inner.bytes,
@@ -107,10 +116,10 @@ impl Outbox {
 
     /// Queues `frame`, unless that would take the queue past its limit
     /// (and `force` is not set: the last words before a close).
-    fn push(&self, outbound: Outbound, from: Option<ConnId>, force: bool) -> bool {
+    pub(crate) fn push(&self, outbound: Outbound, from: Option<ConnId>, force: bool) -> bool {
         let cost = match &outbound {
             Outbound::Frame(frame) => frame_cost(frame.len()),
-            Outbound::Close(_) => FRAME_OVERHEAD,
+            Outbound::Close(_) | Outbound::Shut { .. } => FRAME_OVERHEAD,
         };
         let mut inner = self.lock();
         if !(force || inner.overflowed) && inner.bytes + cost > self.limit {
@@ -138,7 +147,7 @@ impl Outbox {
 
     /// The queue overflowed: what waits is dropped, and the hub's last
     /// words (`slow_consumer`, then the close) go in whatever their size.
-    fn overflowed(&self) {
+    pub(crate) fn overflowed(&self) {
         let mut inner = self.lock();
         inner.queue = VecDeque::new();
         inner.senders = Vec::new();
@@ -147,7 +156,7 @@ impl Outbox {
     }
 
     /// Nothing more will be queued.
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.end(false);
     }
 
@@ -225,6 +234,8 @@ struct Inner {
     config: Config,
     gate: Gate,
     mailbox: Option<Arc<SharedMailbox>>,
+    /// The PeerJS endpoint, unless it is turned off.
+    peerjs: Option<Arc<Peerjs>>,
     shared: Mutex<Shared>,
     next_conn: AtomicU64,
     /// Connection tasks still running.
@@ -244,10 +255,15 @@ impl AppState {
             .mailbox
             .clone()
             .map(|c| Arc::new(SharedMailbox::new(c)));
+        let peerjs = config.peerjs.clone().map(|c| {
+            let limit = config.hub.queue_hard_limit(config.max_message_size);
+            Arc::new(Peerjs::new(c, limit))
+        });
         Self(Arc::new(Inner {
             gate: Gate::new(&config),
             config,
             mailbox,
+            peerjs,
             shared: Mutex::new(Shared {
                 hub,
                 conns: HashMap::new(),
@@ -274,6 +290,24 @@ impl AppState {
         self.0.mailbox.as_ref()
     }
 
+    /// The PeerJS endpoint, unless it is turned off.
+    pub(crate) fn peerjs(&self) -> Option<&Arc<Peerjs>> {
+        self.0.peerjs.as_ref()
+    }
+
+    /// A connection task that is not the hub's started: the server's
+    /// shutdown waits for it too. Pair with [`AppState::leave`].
+    pub(crate) fn enter(&self) {
+        self.0.live.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A connection task counted by [`AppState::enter`] ended.
+    pub(crate) fn leave(&self) {
+        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+
     /// Current counts.
     pub fn stats(&self) -> Stats {
         self.lock().hub.stats()
@@ -288,7 +322,7 @@ impl AppState {
     /// Registers a new connection and returns its id and outgoing queue.
     pub(crate) fn connect(&self) -> (ConnId, Arc<Outbox>) {
         let id = self.0.next_conn.fetch_add(1, Ordering::Relaxed);
-        self.0.live.fetch_add(1, Ordering::SeqCst);
+        self.enter();
         let config = &self.0.config;
         let outbox = Arc::new(Outbox::new(
             config.hub.queue_hard_limit(config.max_message_size),
@@ -342,9 +376,7 @@ impl AppState {
             }
             shared.hub.disconnect(conn, how, now, out);
         });
-        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
+        self.leave();
     }
 
     /// Wakes the hub whenever a deadline of its passes (a lost member's
@@ -373,6 +405,9 @@ impl AppState {
     /// Tells every connection the server is shutting down.
     pub(crate) fn shutdown(&self) {
         self.with_hub(|hub, out| hub.shutdown(out));
+        if let Some(peerjs) = self.peerjs() {
+            peerjs.shutdown();
+        }
     }
 
     /// Resolves once no connection task is running.
@@ -387,8 +422,9 @@ impl AppState {
     }
 }
 
-/// The connections' queues, as the hub sees them.
-struct Queues<'a>(&'a HashMap<ConnId, Arc<Outbox>>);
+/// The connections' queues, as the hub (and the PeerJS endpoint) sees
+/// them.
+pub(crate) struct Queues<'a>(pub(crate) &'a HashMap<ConnId, Arc<Outbox>>);
 
 impl Backlog for Queues<'_> {
     fn queued(&self, to: ConnId, from: ConnId) -> Queued {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, Sink, Stream};
+use peerchat_peerjs::PeerjsError;
 use peerchat_protocol::ErrorCode;
 use peerchat_protocol::signaling::ClientMessage;
 use peerchat_rooms::Departure;
@@ -20,8 +21,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
+use super::Endpoint;
 use super::socket::Socket;
 use crate::AppState;
+use crate::peerjs::Peerjs;
 use crate::state::{Next, Outbound, Outbox};
 
 /// How long a closing connection may take to flush its last frames.
@@ -72,6 +75,8 @@ pub(super) struct Conn<'a, S> {
     renew_parser: bool,
     state: &'a AppState,
     id: peerchat_rooms::ConnId,
+    /// The PeerJS endpoint, for its connections; `None` for the hub's.
+    peerjs: Option<&'a Peerjs>,
     outbox: Arc<Outbox>,
     /// Still reading: false once the hub is closing the connection.
     reading: bool,
@@ -99,22 +104,36 @@ impl<'a, S> Conn<'a, S>
 where
     S: AsyncRead + AsyncWrite + Unpin + 'a,
 {
-    /// Registers a new WebSocket with the hub.
-    pub(super) fn open(socket: Socket<S>, state: &'a AppState) -> Option<Self> {
+    /// Registers a new WebSocket with the hub, or with the PeerJS endpoint.
+    pub(super) fn open(socket: Socket<S>, state: &'a AppState, endpoint: Endpoint) -> Option<Self> {
         // Made at once (there is no handshake left to do), outside the
         // connection's future, so that the future holds it only once.
         let ws = Some(websocket(socket, state)?);
-        let (id, outbox) = state.connect();
         let now = Instant::now();
+        let (id, outbox, peerjs, join_by) = match endpoint {
+            Endpoint::Rooms => {
+                let (id, outbox) = state.connect();
+                (id, outbox, None, Some(now + state.config().join_timeout))
+            }
+            Endpoint::Peerjs(params) => {
+                // A PeerJS client registers with the URL's parameters: it is
+                // answered at once, and has nothing to join.
+                let peerjs = state.peerjs()?;
+                state.enter();
+                let (id, outbox) = peerjs.connect(&params);
+                (id, outbox, Some(&**peerjs), None)
+            }
+        };
         Some(Conn {
             ws,
             renew_parser: false,
             state,
             id,
+            peerjs,
             outbox,
             reading: true,
             last_seen: now,
-            join_by: Some(now + state.config().join_timeout),
+            join_by,
             next_ping: now + state.config().ping_interval,
             ping_due: false,
             close_by: None,
@@ -157,7 +176,13 @@ where
         };
         let mut timer = pin!(tokio::time::sleep_until(conn.next_deadline()));
         let how = poll_fn(|cx| conn.poll(cx, timer.as_mut())).await;
-        conn.state.disconnect(conn.id, how);
+        match conn.peerjs {
+            Some(peerjs) => {
+                peerjs.disconnect(conn.id);
+                conn.state.leave();
+            }
+            None => conn.state.disconnect(conn.id, how),
+        }
     }
 }
 
@@ -306,6 +331,10 @@ where
             None => return Read::Gone(Departure::Lost),
             Some(Err(tungstenite::Error::Capacity(_))) => {
                 let limit = state.config().max_message_size;
+                if let Some(peerjs) = self.peerjs {
+                    peerjs.reject(conn, PeerjsError::TooLarge { max: limit });
+                    return Read::Closing;
+                }
                 let now = std::time::Instant::now();
                 state.with_hub(|hub, out| {
                     hub.close(
@@ -332,6 +361,9 @@ where
         };
         let now = Instant::now();
         self.last_seen = now;
+        if let Some(peerjs) = self.peerjs {
+            return on_peerjs_read(peerjs, conn, message);
+        }
         match message {
             Message::Text(text) => {
                 self.renew_parser |= text.len() > state.config().ws_buffer_size;
@@ -391,7 +423,7 @@ where
                     match self.outbox.poll_next(cx) {
                         Next::Item(Outbound::Frame(frame)) => {
                             let Ok(text) = Utf8Bytes::try_from(frame.into_bytes()) else {
-                                tracing::error!("the hub produced a frame that is not UTF-8");
+                                tracing::error!("a frame that is not UTF-8 was queued");
                                 return Written::Over;
                             };
                             Some(Message::Text(text))
@@ -399,6 +431,13 @@ where
                         Next::Item(Outbound::Close(reason)) => {
                             self.close_sent = true;
                             Some(Message::Close(Some(close_frame(reason))))
+                        }
+                        Next::Item(Outbound::Shut { code, reason }) => {
+                            self.close_sent = true;
+                            Some(Message::Close(Some(CloseFrame {
+                                code: CloseCode::from(code),
+                                reason: Utf8Bytes::from_static(reason),
+                            })))
                         }
                         Next::Empty => None,
                         Next::Closed | Next::Killed => {
@@ -452,6 +491,24 @@ where
             }
         }
     }
+}
+
+/// Handles what a PeerJS connection read. Binary frames holding UTF-8 count
+/// as text, as with `peer` 1.0.2.
+fn on_peerjs_read(peerjs: &Peerjs, conn: peerchat_peerjs::ConnId, message: Message) -> Read {
+    match message {
+        Message::Text(text) => peerjs.handle_text(conn, text.as_str()),
+        Message::Binary(data) => match std::str::from_utf8(&data) {
+            Ok(text) => peerjs.handle_text(conn, text),
+            Err(_) => {
+                let why = "a binary frame must hold UTF-8 JSON".to_owned();
+                peerjs.reject(conn, PeerjsError::BadMessage(why));
+            }
+        },
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        Message::Close(_) => return Read::Gone(Departure::Left),
+    }
+    Read::More
 }
 
 fn close_frame(reason: Option<ErrorCode>) -> CloseFrame {
