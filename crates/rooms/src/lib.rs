@@ -39,6 +39,12 @@ impl Frame {
         Self(Bytes::from(text))
     }
 
+    /// A frame of these bytes, if they are UTF-8 (a frame a hub made,
+    /// carried from another server, say).
+    pub fn from_utf8(bytes: Bytes) -> Option<Self> {
+        std::str::from_utf8(&bytes).is_ok().then_some(Self(bytes))
+    }
+
     /// The frame's bytes (always valid UTF-8).
     pub fn into_bytes(self) -> Bytes {
         self.0
