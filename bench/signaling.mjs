@@ -13,6 +13,7 @@
 //                        (one address: ~28,000 clients at most)
 //   --peerchat-arg ARG   one more flag for `peerchat serve` (repeatable)
 import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -103,12 +104,22 @@ function freePort() {
   });
 }
 
+/**
+ * As many connections as this machine lets one process hold (the server
+ * refuses a --max-connections it cannot hold), up to 20,000.
+ */
+function maxConnections() {
+  const limits = readFileSync('/proc/self/limits', 'utf8');
+  const hard = Number(/^Max open files\s+\S+\s+(\d+)/m.exec(limits)?.[1] ?? 20000);
+  return String(Math.min(20000, hard - 128));
+}
+
 /** Each server, started afresh, and how to stop it. */
 const launch = {
   peerchat: async () => {
     const server = await start(
       PEERCHAT,
-      ['serve', '--addr', '127.0.0.1:0', '--no-turn', '--no-mailbox', '--max-connections', '20000',
+      ['serve', '--addr', '127.0.0.1:0', '--no-turn', '--no-mailbox', '--max-connections', maxConnections(),
         '--room-capacity', '200', '--rate-limit', '1000000', '--rate-burst', '1000000',
         '--rate-limit-bytes', '4000000000', '--rate-burst-bytes', '4000000000', ...peerchatArgs],
       /http:\/\/127\.0\.0\.1:(\d+)/,

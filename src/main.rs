@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use peerchat_client::cli::ChatArgs;
+use peerchat_cli::ChatArgs;
 use peerchat_server::{AppState, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
@@ -55,9 +55,9 @@ fn main() -> ExitCode {
             // webrtc-rs reports expected failures (a relay refusing a
             // candidate pair, say) as errors: show only the client's own.
             if !tui || std::env::var_os("RUST_LOG").is_some() {
-                init_logging("off,peerchat_client=warn");
+                init_logging("off,peerchat_client=warn,peerchat_cli=warn");
             }
-            match runtime.block_on(peerchat_client::cli::run(*args)) {
+            match runtime.block_on(peerchat_cli::run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("peerchat: {err}");
@@ -93,6 +93,18 @@ fn init_logging(default: &str) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.clone().into_config()?;
+    let allocations = match &config.turn {
+        Some(peerchat_server::config::Turn {
+            server:
+                peerchat_server::config::TurnServer::Embedded {
+                    max_allocations, ..
+                },
+            ..
+        }) => *max_allocations,
+        _ => 0,
+    };
+    let needed = peerchat_server::descriptors_needed(config.max_connections, allocations);
+    peerchat_server::raise_fd_limit(config.max_connections, needed)?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;

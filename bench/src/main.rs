@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use peerchat_client::cli::parse_target;
-use peerchat_client::engine::{Engine, EngineOptions, Event, Peer, SignalingMode};
+use peerchat_client::engine::{Engine, EngineOptions, Event, Peer};
 use peerchat_client::peer::LinkState;
+use peerchat_client::session::parse_target;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -256,17 +256,10 @@ async fn signaling(
 }
 
 fn options(link: &str, nick: &str) -> Result<EngineOptions> {
-    let target = parse_target(link, None)?;
+    let session = parse_target(link, None)?.session();
     Ok(EngineOptions {
-        ws_url: target.ws_url,
-        room: target.room,
-        nick: nick.to_owned(),
-        extra_ice_servers: Vec::new(),
-        relay_only: false,
         mdns: false,
-        signaling: SignalingMode::Server,
-        history: Default::default(),
-        history_file: None,
+        ..EngineOptions::new(session, nick)
     })
 }
 

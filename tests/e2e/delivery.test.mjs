@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { LineClient } from './lib/cli.mjs';
 import {
+  BIN,
   join,
   launchBrowser,
   messageTexts,
@@ -328,6 +330,66 @@ test('the server is SIGKILLed and restarted on the same port: nobody leaves, not
     assert.deepEqual(notices, [...noticesBefore[/** @type {'alice'|'bob'|'carol'} */ (name)], 'dave joined'], `${name}'s notices`);
   }
   for (const page of [alice, bob, carol, dave]) assert.deepEqual(unexpectedErrors(page), [], 'no page errors');
+});
+
+test('the server is stopped with SIGTERM and restarted: an outage, not everyone leaving', async (t) => {
+  let server = await startServer();
+  const first = server;
+  const browser = await launchBrowser();
+  /** @type {LineClient | undefined} */
+  let carol;
+  t.after(async () => {
+    carol?.kill();
+    await browser.close();
+    await first.stop('SIGKILL');
+    await server.stop('SIGKILL');
+  });
+
+  const alice = await openRoom(browser, server.url, 'alice');
+  const link = alice.url();
+  const bob = await enter(browser, server.url, link, 'bob');
+  carol = new LineClient('carol', BIN, ['chat', link, '--name', 'carol', '--plain', '--no-history']);
+  await carol.waitFor((l) => l.startsWith('* joined as carol; here: alice, bob'), 'err');
+  await waitForMembers(alice, ['bob', 'carol']);
+  await waitForMembers(bob, ['alice', 'carol']);
+  await carol.waitFor((l) => l === '* bob is connected', 'err');
+  await say(alice, 'alice: before the stop', [bob]);
+  await carol.waitFor((l) => l === 'alice: alice: before the stop');
+  const noticesBefore = { alice: await noticeTexts(alice), bob: await noticeTexts(bob) };
+
+  // A graceful stop: every client is told `shutting_down` and closed (1001).
+  assert.equal(await server.stop('SIGTERM'), 0, 'the server exits cleanly');
+  for (const page of [alice, bob]) {
+    await waitForPage(page, () => document.getElementById('server-status')?.dataset.state === 'offline');
+  }
+  await carol.waitFor((l) => l.startsWith('* server unreachable'), 'err');
+  // Nobody left: the members are still connected to each other and chat on.
+  await waitForMembers(alice, ['bob', 'carol']);
+  await waitForMembers(bob, ['alice', 'carol']);
+  await say(bob, 'bob: the server stopped', [alice]);
+  await carol.waitFor((l) => l === 'bob: bob: the server stopped');
+  carol.say('carol: still here');
+  await waitForMessage(alice, 'carol: still here', 'carol');
+  await waitForMessage(bob, 'carol: still here', 'carol');
+  assert.equal((await waitForDelivery(bob, 'bob: the server stopped', 'delivered')).text, 'Delivered');
+
+  server = await restartServer(first);
+  for (const page of [alice, bob]) await waitForServerOpen(page);
+  await say(alice, 'alice: the server is back', [bob]);
+  await carol.waitFor((l) => l === 'alice: alice: the server is back');
+  await waitForMembers(alice, ['bob', 'carol']);
+  await waitForMembers(bob, ['alice', 'carol']);
+  // A newcomer finds everyone: each of them is in the new server's room.
+  const dave = await enter(browser, server.url, link, 'dave');
+  await waitForMembers(dave, ['alice', 'bob', 'carol']);
+
+  for (const [name, page] of Object.entries({ alice, bob })) {
+    const notices = await noticeTexts(page);
+    assert.deepEqual(notices.filter((n) => / left$/.test(n)), [], `${name} saw no one leave`);
+    assert.deepEqual(notices, [...noticesBefore[/** @type {'alice'|'bob'} */ (name)], 'dave joined'], `${name}'s notices`);
+  }
+  assert.deepEqual(carol.err.filter((l) => / (left|joined)$/.test(l)), ['* dave joined'], "carol's notices");
+  for (const page of [alice, bob, dave]) assert.deepEqual(unexpectedErrors(page), [], 'no page errors');
 });
 
 test('cleared history stays cleared: not shown, not brought back by others, not after a reload', async (t) => {

@@ -72,6 +72,9 @@ for (const scenario of doc.scenarios) {
         case 'clear':
           h.clear();
           break;
+        case 'restore':
+          assert.deepEqual(h.restore(step.saved).map((m) => [m.author, m.seq]), want, at);
+          break;
         case 'delivery':
           assert.deepEqual(h.delivery(step.seq), want, at);
           break;

@@ -234,10 +234,55 @@ scenarios = [
             {"do": "link_opened", "peer": C, "want": {"effects": [send(C, sync({B: 1}))]}},
             {"do": "receive", "from": C, "nick": "carol", "now": 2,
              "text": history(rec(B, "bob", "b1", 1, 4, 1, "old"), rec(C, "carol", "c1", 1, 3, 1, "older")),
-             "want": {"effects": []}},
+             # Refused, but seen: carol's older one is acknowledged.
+             "want": {"effects": [send(C, ack(1))]}},
             {"do": "receive", "from": B, "nick": "bob", "now": 3, "text": chat("b2", 2, 5, 2, "new"),
              "want": {"effects": [added(B, 2), send(B, ack(2))]}},
             {"do": "order", "want": [[B, 2]]},
+        ],
+    },
+    {
+        # Terminal clients sharing a history file once shared a room's clear
+        # mark too: a late joiner restored another member's and refused the
+        # conversation. Each member restores only its own saved state; a
+        # fresh member's is empty, and another member's clear changes
+        # nothing for it.
+        "name": "a late joiner gets what another member cleared",
+        "me": C,
+        "steps": [
+            {"do": "restore", "saved": {"messages": [], "recipients": [], "acks": [], "cleared": 0}, "want": []},
+            {"do": "link_opened", "peer": B, "want": {"effects": [send(B, sync({}))]}},
+            # B cleared: it holds nothing, yet its sync still names what it saw.
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": sync({A: 3, B: 1}),
+             "want": {"effects": []}},
+            {"do": "link_opened", "peer": A, "want": {"effects": [send(A, sync({}))]}},
+            {"do": "receive", "from": A, "nick": "alice", "now": 2,
+             "text": history(rec(A, "alice", "a1", 1, 1, 1, "one"), rec(A, "alice", "a2", 2, 2, 2, "two"),
+                             rec(B, "bob", "b1", 1, 3, 3, "three"), rec(A, "alice", "a3", 3, 4, 4, "four")),
+             "want": {"effects": [added(A, 1), added(A, 2), added(B, 1), added(A, 3),
+                                  send(A, ack(3)), send(B, ack(1))]}},
+            {"do": "order", "want": [[A, 1], [A, 2], [B, 1], [A, 3]]},
+        ],
+    },
+    {
+        # A member's own clear mark, restored, keeps what it cleared away; the
+        # cleared messages still count as seen, so what their authors send
+        # next is acknowledged (it would wait for this member for ever).
+        "name": "a restored clear mark keeps cleared messages away and acknowledges what follows",
+        "me": C,
+        "steps": [
+            {"do": "restore", "saved": {"messages": [rec(A, "alice", "a3", 3, 6, 6, "after")], "recipients": [],
+                                        "acks": [], "cleared": 4}, "want": [[A, 3]]},
+            {"do": "link_opened", "peer": A, "want": {"effects": [send(A, sync({}))]}},
+            {"do": "receive", "from": A, "nick": "alice", "now": 1,
+             "text": history(rec(A, "alice", "a1", 1, 1, 1, "one"), rec(A, "alice", "a2", 2, 4, 2, "two"),
+                             rec(A, "alice", "a3", 3, 6, 6, "after")),
+             "want": {"effects": [send(A, ack(3))]}},
+            {"do": "receive", "from": A, "nick": "alice", "now": 2, "text": chat("a4", 4, 7, 7, "next"),
+             "want": {"effects": [added(A, 4), send(A, ack(4))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 3, "text": chat("b1", 1, 3, 3, "cleared"),
+             "want": {"effects": [send(B, ack(1))]}},
+            {"do": "order", "want": [[A, 3], [A, 4]]},
         ],
     },
     {

@@ -476,7 +476,18 @@ export class History {
    */
   insert(message) {
     const id = idOf(message.author, message.seq);
-    if (message.seq <= this.floorOf(message.author) || this.index.has(id) || message.clock <= this.cleared) return false;
+    if (message.seq <= this.floorOf(message.author) || this.index.has(id)) return false;
+    if (message.clock <= this.cleared) {
+      // Cleared here: kept away, but seen, so that the author's later
+      // messages are acknowledged. (An author's cleared messages are the
+      // first ones by number, and arrive in order.)
+      if (message.seq === this.floorOf(message.author) + 1) {
+        let floor = message.seq;
+        while (this.index.has(idOf(message.author, floor + 1))) floor += 1;
+        this.floor.set(message.author, floor);
+      }
+      return false;
+    }
     if (this.log.length >= this.config.capacity && this.log.length > 0 && compare(message, this.log[0]) < 0) {
       return false;
     }

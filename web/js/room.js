@@ -39,9 +39,10 @@ const GONE_AFTER_MS = 20000;
  * This tab's member key for a room: kept in localStorage so that a reload
  * or a restart comes back as the same member (and its own messages are
  * recognised), unless another tab holds it, in which case this tab gets a
- * key of its own.
+ * key of its own, for as long as it lives.
  * @param {string} roomId
- * @returns {Promise<string>}
+ * @returns {Promise<{key: string, kept: boolean}>} kept: whether the key
+ *   outlives the page (a key that does not is a member that never comes back)
  */
 async function memberKey(roomId) {
   const name = KEY_STORAGE_PREFIX + roomId;
@@ -52,14 +53,16 @@ async function memberKey(roomId) {
     // Storage may be disabled.
   }
   const key = stored ?? randomId();
+  let kept = stored !== null;
   if (!stored) {
     try {
       localStorage.setItem(name, key);
+      kept = true;
     } catch {
       // Then this key lasts as long as the page.
     }
   }
-  if (!navigator.locks) return key;
+  if (!navigator.locks) return { key, kept };
   // Hold a lock on the key while the page lives; a second tab gets its own.
   const held = await new Promise((resolve) => {
     void navigator.locks.request(name, { ifAvailable: true }, (lock) => {
@@ -67,7 +70,7 @@ async function memberKey(roomId) {
       return lock ? new Promise(() => {}) : undefined;
     });
   });
-  return held ? key : randomId();
+  return held ? { key, kept } : { key: randomId(), kept: false };
 }
 
 /**
@@ -128,11 +131,15 @@ export class Room extends EventTarget {
    * @returns {Promise<ChatMessage[]>} the kept messages, in order
    */
   async open() {
-    this.key = await memberKey(this.roomId);
+    const { key, kept } = await memberKey(this.roomId);
+    this.key = key;
     this.selfId = await peerIdFromKey(this.roomId, this.key);
     this.history = new History(this.selfId);
-    this.store = await this.storeOpening;
+    // Each member keeps its own history; one whose key dies with the page
+    // keeps none.
+    this.store = kept ? await this.storeOpening : null;
     if (!this.store) return [];
+    this.store.setMember(this.selfId);
     try {
       const saved = await this.store.load(this.roomId);
       const restored = this.history.restore(saved);
@@ -373,6 +380,11 @@ export class Room extends EventTarget {
       setTimeout(() => {
         if (!this.joinedNow && this.signaling.state === 'open') this.sendJoin();
       }, 2000);
+    } else if (code === 'shutting_down') {
+      // The server is stopping: an outage, as if it had crashed. Nobody
+      // left; the connections to the others stay up, and we rejoin when a
+      // server is back.
+      this.joinedNow = false;
     } else if (code !== 'peer_away') {
       console.warn(`peerchat: server error ${code}: ${message}`);
     }

@@ -4,6 +4,12 @@
  * browser restart. Nothing leaves this device: the store is read when a room
  * opens and written as messages arrive. Where IndexedDB is unavailable
  * (a private window in some browsers), the room works without it.
+ *
+ * Each member keeps its own history of a room (its clear mark and the
+ * delivery state of its messages are its own): a second tab in the same
+ * room, which joins as another member, starts with nothing of the first
+ * one's, as a terminal client sharing a history file does. Records are
+ * kept under `ROOM/PEER_ID` (a room id holds no `/`).
  * @module
  */
 
@@ -49,6 +55,54 @@ export class Store {
     this.pending = new Map();
     /** @type {Promise<void>} the last write, so that reads and clears come after it */
     this.last = Promise.resolve();
+    /** @type {string | null} the member whose history this is, once known */
+    this.member = null;
+  }
+
+  /**
+   * From now on, reads and writes the history of the member with this peer
+   * id (until then, records are kept under the bare room id).
+   * @param {string} peerId
+   */
+  setMember(peerId) {
+    this.member = peerId;
+  }
+
+  /**
+   * The name under which this member's history of `room` is kept.
+   * @param {string} room
+   */
+  scope(room) {
+    return this.member === null ? room : `${room}/${this.member}`;
+  }
+
+  /**
+   * Databases written before histories were kept per member hold a room's
+   * records under the bare room id: the first member to open the room here
+   * takes them over.
+   * @private
+   * @param {string} room
+   */
+  async adoptUnowned(room) {
+    const scope = this.scope(room);
+    if (scope === room) return;
+    const tx = this.db.transaction(['messages', 'state'], 'readwrite');
+    const messages = tx.objectStore('messages');
+    const state = tx.objectStore('state');
+    const owned = (await done(messages.index('room').count(scope))) > 0 || (await done(state.count(scope))) > 0;
+    if (!owned) {
+      const rows = await done(messages.index('room').getAll(room));
+      if (rows.length > 0) {
+        messages.delete(IDBKeyRange.bound([room], [room, []]));
+        for (const row of rows) messages.put({ ...row, room: scope });
+      }
+      const saved = await done(state.get(room));
+      if (saved) {
+        state.delete(room);
+        state.put({ ...saved, room: scope });
+      }
+    }
+    await committed(tx);
   }
 
   /**
@@ -79,6 +133,8 @@ export class Store {
    */
   async load(room) {
     await this.last;
+    await this.adoptUnowned(room);
+    room = this.scope(room);
     const tx = this.db.transaction(['messages', 'state'], 'readonly');
     const rows = await done(tx.objectStore('messages').index('room').getAll(room));
     const state = await done(tx.objectStore('state').get(room));
@@ -96,6 +152,7 @@ export class Store {
    * @param {Message[]} messages
    */
   add(room, messages) {
+    room = this.scope(room);
     const queued = this.pending.get(room);
     if (queued) {
       queued.push(...messages);
@@ -103,7 +160,7 @@ export class Store {
     }
     this.pending.set(room, [...messages]);
     // One transaction for whatever arrives within a few milliseconds.
-    setTimeout(() => this.flush(room), WRITE_DELAY_MS);
+    setTimeout(() => this.flushScope(room), WRITE_DELAY_MS);
   }
 
   /**
@@ -111,6 +168,14 @@ export class Store {
    * @param {string} room
    */
   flush(room) {
+    this.flushScope(this.scope(room));
+  }
+
+  /**
+   * @private
+   * @param {string} room the scope: room and member
+   */
+  flushScope(room) {
     const batch = this.pending.get(room);
     if (!batch) return;
     this.pending.delete(room);
@@ -126,6 +191,7 @@ export class Store {
    * @param {Omit<Saved, 'messages'>} state
    */
   saveState(room, { recipients, acks, cleared }) {
+    room = this.scope(room);
     this.write(['state'], (tx) => tx.objectStore('state').put({ room, recipients, acks, cleared }));
   }
 
@@ -135,6 +201,7 @@ export class Store {
    * @param {Message[]} keep
    */
   async trim(room, keep) {
+    room = this.scope(room);
     const wanted = new Set(keep.map((m) => `${m.author}\u0000${m.seq}`));
     await this.last;
     const tx = this.db.transaction(['messages'], 'readwrite');
@@ -150,6 +217,7 @@ export class Store {
    * @param {string} room
    */
   clear(room) {
+    room = this.scope(room);
     this.pending.delete(room);
     this.write(['messages'], (tx) => tx.objectStore('messages').delete(IDBKeyRange.bound([room], [room, []])));
   }

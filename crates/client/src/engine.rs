@@ -16,7 +16,9 @@ use peerchat_protocol::{ErrorCode, MAX_TEXT_BYTES};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::pair::{Blob, CodeKind, Pairing};
 use crate::peer::{Link, LinkEvent, LinkHandle, LinkOptions, LinkState, LinkStats, SignalPayload};
+use crate::session::Session;
 use crate::signaling::{ServerEvent, Signaling, SignalingEvent};
 
 /// How long a member the server does not list (yet) and whose connection
@@ -29,13 +31,11 @@ const RELINK_MAX: Duration = Duration::from_secs(30);
 /// holds the nickname.
 const REJOIN_DELAY: Duration = Duration::from_secs(2);
 
-/// Settings of an engine.
+/// Settings of an engine: [`EngineOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// The server's WebSocket URL (`ws://host:port/ws`).
-    pub ws_url: String,
-    /// The room id.
-    pub room: String,
+    /// What to join: a room, or one other peer.
+    pub session: Session,
     /// The nickname to join under.
     pub nick: String,
     /// STUN/TURN servers used besides those the server hands out.
@@ -44,25 +44,28 @@ pub struct EngineOptions {
     pub relay_only: bool,
     /// Resolve `.local` (mDNS) host candidates of other peers.
     pub mdns: bool,
-    /// How signals travel.
-    pub signaling: SignalingMode,
     /// The message log's limits.
     pub history: HistoryConfig,
-    /// Where the room's history is kept between runs (SQLite); none: kept
-    /// only while running.
+    /// Where a room's history is kept between runs (SQLite); none: kept
+    /// only while running. Pairs keep none.
     pub history_file: Option<std::path::PathBuf>,
 }
 
-/// How an engine reaches the other members.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignalingMode {
-    /// The server's `/ws` WebSocket at [`EngineOptions::ws_url`]: rooms,
-    /// trickle ICE.
-    Server,
-    /// One other peer, by pasting blobs (see [`crate::pair`]).
-    Manual(crate::pair::Role),
-    /// One other peer, through the server's mailbox under this id.
-    Mailbox(String),
+impl EngineOptions {
+    /// Joins `session` as `nick`, with the defaults: no STUN/TURN servers
+    /// besides the server's, direct connections allowed, mDNS resolution
+    /// on, the message log's default limits, no history file.
+    pub fn new(session: Session, nick: impl Into<String>) -> Self {
+        Self {
+            session,
+            nick: nick.into(),
+            extra_ice_servers: Vec::new(),
+            relay_only: false,
+            mdns: true,
+            history: HistoryConfig::default(),
+            history_file: None,
+        }
+    }
 }
 
 /// A member as the engine reports it.
@@ -171,6 +174,25 @@ pub enum Event {
         /// Who.
         member: Peer,
     },
+    /// Pairing by hand: give this connection code to the other side.
+    ConnectionCode {
+        /// Our offer, or our answer.
+        kind: CodeKind,
+        /// The code, one line.
+        code: String,
+    },
+    /// Pairing by hand: the other side's code is needed; hand it over with
+    /// [`Engine::paste_code`].
+    CodeWanted {
+        /// Their offer, or their answer.
+        kind: CodeKind,
+    },
+    /// Pairing failed (a mailbox refused, or nobody answered); nothing more
+    /// will happen.
+    PairingFailed {
+        /// Why, for people.
+        message: String,
+    },
 }
 
 /// Why a message could not be sent.
@@ -211,6 +233,7 @@ enum Command {
     Undelivered(oneshot::Sender<Vec<(Peer, usize)>>),
     Stats(oneshot::Sender<Vec<(Peer, LinkState, Option<LinkHandle>)>>),
     Relink(String),
+    Code(Blob),
     Leave(oneshot::Sender<()>),
 }
 
@@ -234,30 +257,26 @@ impl Engine {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (signaling_tx, signaling_rx) = mpsc::unbounded_channel();
         let (link_tx, link_rx) = mpsc::unbounded_channel();
-        let signaling = match &options.signaling {
-            SignalingMode::Server => Signaling::spawn(options.ws_url.clone(), signaling_tx),
-            SignalingMode::Manual(role) => {
-                crate::pair::spawn(crate::pair::Channel::Manual(*role), signaling_tx)
-            }
-            SignalingMode::Mailbox(id) => crate::pair::spawn(
+        let (pasted, pasted_rx) = mpsc::unbounded_channel();
+        let signaling = match &options.session {
+            Session::Room { ws_url, .. } => Signaling::spawn(ws_url.clone(), signaling_tx),
+            Session::Manual(role) => crate::pair::spawn(
+                crate::pair::Channel::Manual(*role),
+                options.nick.clone(),
+                signaling_tx,
+                pasted_rx,
+            ),
+            Session::Mailbox { ws_url, id } => crate::pair::spawn(
                 crate::pair::Channel::Mailbox {
-                    server: options.ws_url.clone(),
+                    server: ws_url.clone(),
                     id: id.clone(),
                 },
+                options.nick.clone(),
                 signaling_tx,
+                pasted_rx,
             ),
         };
-        let (store, saved) = open_store(&options);
-        // With a history file, the same nickname in the same room comes
-        // back as the same member (same key, so same peer id).
-        let key = store
-            .as_ref()
-            .and_then(|s| {
-                s.key(&options.room, &options.nick, crate::random_id)
-                    .map_err(|err| tracing::warn!(%err, "member key not kept"))
-                    .ok()
-            })
-            .unwrap_or_else(crate::random_id);
+        let (store, saved, key) = open_store(&options);
         let state = State {
             store,
             saved,
@@ -277,6 +296,7 @@ impl Engine {
             next_link: 0,
             drains: Vec::new(),
             join_refused: false,
+            pasted,
         };
         tokio::spawn(state.run(commands_rx, signaling_rx, link_rx));
         (Engine { commands }, events_rx)
@@ -307,6 +327,13 @@ impl Engine {
     /// Tells the others that we are typing (at most every few seconds).
     pub fn typed(&self) {
         let _ = self.commands.send(Command::Typed);
+    }
+
+    /// Hands over the other side's connection code (after
+    /// [`Event::CodeWanted`]); read it with [`Blob::decode`] and
+    /// [`Blob::expect`].
+    pub fn paste_code(&self, code: Blob) {
+        let _ = self.commands.send(Command::Code(code));
     }
 
     /// Joins again under another nickname (after [`Event::JoinRefused`]).
@@ -367,23 +394,39 @@ impl Engine {
     }
 }
 
-/// Opens the history file and reads the room's history, if the options
-/// name one; a file that cannot be used is reported and left alone.
-fn open_store(
-    options: &EngineOptions,
-) -> (Option<crate::store::Store>, Option<peerchat_history::Saved>) {
-    let Some(path) = &options.history_file else {
-        return (None, None);
+/// The history file, and the room it keeps.
+struct Kept {
+    file: crate::store::Store,
+    room: String,
+}
+
+/// Opens the history file, picks our member key and reads our history of
+/// the room, if the options name a file and this is a room; a file that
+/// cannot be used is reported and left alone. With a history file, the same
+/// nickname in the same room comes back as the same member (same key, so
+/// same peer id).
+fn open_store(options: &EngineOptions) -> (Option<Kept>, Option<peerchat_history::Saved>, String) {
+    let (Some(path), Some(room)) = (&options.history_file, options.session.room()) else {
+        return (None, None, crate::random_id());
     };
-    let opened = crate::store::Store::open(path).and_then(|store| {
-        let saved = store.load(&options.room)?;
-        Ok((store, saved))
+    let opened = crate::store::Store::open(path).and_then(|mut file| {
+        let key = file.key(room, &options.nick, crate::random_id)?;
+        file.set_member(&peerchat_protocol::peer_id_from_key(room, &key));
+        let saved = file.load(room)?;
+        Ok((file, saved, key))
     });
     match opened {
-        Ok((store, saved)) => (Some(store), Some(saved)),
+        Ok((file, saved, key)) => (
+            Some(Kept {
+                file,
+                room: room.to_owned(),
+            }),
+            Some(saved),
+            key,
+        ),
         Err(err) => {
             tracing::warn!(%err, "history will not be kept");
-            (None, None)
+            (None, None, crate::random_id())
         }
     }
 }
@@ -420,7 +463,7 @@ impl MemberEntry {
 
 struct State {
     /// The history file, if any.
-    store: Option<crate::store::Store>,
+    store: Option<Kept>,
     /// What the history file held, until the log takes it.
     saved: Option<peerchat_history::Saved>,
     /// Our member key: the server derives our peer id from it, so a
@@ -445,6 +488,8 @@ struct State {
     /// The last join was refused: wait for another nickname before joining
     /// again, even after a reconnect.
     join_refused: bool,
+    /// Connection codes pasted by hand, to the pair transport.
+    pasted: mpsc::UnboundedSender<Blob>,
 }
 
 impl State {
@@ -494,10 +539,10 @@ impl State {
                 if let Some(history) = &mut self.history {
                     history.clear();
                     let state = history.save_state();
-                    if let Some(store) = &self.store {
-                        if let Err(err) = store
-                            .clear(&self.options.room)
-                            .and_then(|()| store.save_state(&self.options.room, &state))
+                    if let Some(Kept { file, room }) = &self.store {
+                        if let Err(err) = file
+                            .clear(room)
+                            .and_then(|()| file.save_state(room, &state))
                         {
                             tracing::warn!(%err, "could not clear the history file");
                         }
@@ -546,18 +591,19 @@ impl State {
                     }
                 }
             }
+            Command::Code(blob) => {
+                let _ = self.pasted.send(blob);
+            }
             Command::Leave(_) => {}
         }
     }
 
     fn send_join(&self) {
-        let join = match self.options.signaling {
-            SignalingMode::Server => {
-                ClientMessage::join_with_key(&self.options.room, &self.nick, &self.key)
-            }
-            _ => ClientMessage::join(&self.options.room, &self.nick),
-        };
-        self.signaling.send(join.to_json());
+        // A pair has no room to join: its transport was given our nickname.
+        if let Some(room) = self.options.session.room() {
+            let join = ClientMessage::join_with_key(room, &self.nick, &self.key);
+            self.signaling.send(join.to_json());
+        }
     }
 
     /// Our messages not acknowledged yet, per member still in the room.
@@ -605,12 +651,13 @@ impl State {
     /// Writes messages (and, with `state`, delivery state) to the history
     /// file.
     fn persist(&mut self, messages: &[Message], state: bool) {
-        let room = self.options.room.clone();
-        let Some(store) = &mut self.store else { return };
-        let mut result = store.add(&room, messages);
+        let Some(Kept { file, room }) = &mut self.store else {
+            return;
+        };
+        let mut result = file.add(room, messages);
         if state {
             if let Some(history) = &self.history {
-                result = result.and_then(|()| store.save_state(&room, &history.save_state()));
+                result = result.and_then(|()| file.save_state(room, &history.save_state()));
             }
         }
         if let Err(err) = result {
@@ -733,6 +780,17 @@ impl State {
                 });
             }
             SignalingEvent::Message(message) => self.on_server(message).await,
+            SignalingEvent::Pairing(Pairing::Show { kind, code }) => {
+                self.emit(Event::ConnectionCode { kind, code });
+            }
+            SignalingEvent::Pairing(Pairing::Wanted(kind)) => {
+                self.emit(Event::CodeWanted { kind });
+            }
+            SignalingEvent::Pairing(Pairing::Failed(err)) => {
+                self.emit(Event::PairingFailed {
+                    message: err.to_string(),
+                });
+            }
         }
     }
 
@@ -758,9 +816,9 @@ impl State {
                             let kept = saved.messages.len();
                             let restored = history.restore(saved);
                             if restored.len() < kept {
-                                if let Some(store) = &mut self.store {
+                                if let Some(Kept { file, room }) = &mut self.store {
                                     let keep: Vec<Message> = history.messages().cloned().collect();
-                                    if let Err(err) = store.trim(&self.options.room, &keep) {
+                                    if let Err(err) = file.trim(room, &keep) {
                                         tracing::warn!(%err, "could not trim the history file");
                                     }
                                 }
@@ -855,6 +913,12 @@ impl State {
                 } else if code == ErrorCode::PeerAway {
                     // Signals to a member who lost its connection; it starts
                     // anew when it is back.
+                } else if code == ErrorCode::ShuttingDown {
+                    // The server is stopping: an outage, as if it had
+                    // crashed. Nobody left; the connections to the others
+                    // stay up, and we rejoin when a server is back.
+                    self.joined_now = false;
+                    tracing::info!("the server is shutting down; rejoining when it is back");
                 } else if joining && !self.joined_now {
                     // Our old session may hold the nickname until the server
                     // notices it is gone.
@@ -932,8 +996,8 @@ impl State {
             sid,
             relay_only: self.options.relay_only,
             mdns: self.options.mdns,
-            trickle: self.options.signaling == SignalingMode::Server,
-            can_renegotiate: self.options.signaling == SignalingMode::Server,
+            trickle: self.options.session.relays_signals(),
+            can_renegotiate: self.options.session.relays_signals(),
         };
         match Link::start(options, tag, self.link_events.clone()).await {
             Ok(link) => self.members[i].link = Some((tag, link)),
@@ -1022,7 +1086,7 @@ impl State {
             history.link_closed(&id);
         }
         // A pair has no server to find each other again: the member is gone.
-        if self.options.signaling != SignalingMode::Server {
+        if !self.options.session.relays_signals() {
             self.remove_member(&id);
             return;
         }

@@ -1,22 +1,24 @@
-//! peerchat's native client: joins the same rooms as the web client and
-//! chats with browsers and other native clients over WebRTC data channels.
+//! peerchat's native client engine: joins the same rooms as the web client
+//! and chats with browsers and other native clients over WebRTC data
+//! channels. A library: it reads and writes no terminal; the front ends
+//! (`peerchat chat`, in the `peerchat-cli` crate) show what it reports.
 //!
 //! - [`engine`]: the peer engine (signaling, members, one WebRTC link per
 //!   member, messages), with an event API;
+//! - [`session`]: what an engine joins (a room, or one other peer) and
+//!   reading room links;
 //! - [`peer`]: one WebRTC link, with webrtc-rs;
 //! - [`signaling`]: the WebSocket to the server;
-//! - [`cli`]: `peerchat chat` itself, with its terminal UI ([`tui`]) and line
-//!   mode ([`line`]).
+//! - [`pair`]: two peers without a room (connection codes, the mailbox);
+//! - [`store`]: the history file.
 #![forbid(unsafe_code)]
 
-pub mod cli;
 pub mod engine;
-pub mod line;
 pub mod pair;
 pub mod peer;
+pub mod session;
 pub mod signaling;
 pub mod store;
-pub mod tui;
 
 use base64::Engine as _;
 use base64::prelude::BASE64_URL_SAFE_NO_PAD;

@@ -11,6 +11,10 @@
 //! where the other already is (so it starts the connection), the answering
 //! side sees the other join and receive its offer. The engine does the
 //! rest exactly as with a server.
+//!
+//! Nothing here reads or writes the terminal: codes to show and codes
+//! wanted go to the engine as [`Pairing`] events, and the engine's front
+//! end shows them and hands back what the user pastes.
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -22,7 +26,7 @@ use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 use peerchat_protocol::signaling::{ClientMessage, Member, RawValue};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::signaling::{ServerEvent, Signaling, SignalingEvent};
@@ -40,16 +44,96 @@ const ANSWERER: &str = "answerer";
 /// Which side of a manual exchange this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Print an offer, read the answer.
+    /// Show an offer, take the answer.
     Offer,
-    /// Read an offer, print the answer.
+    /// Take an offer, show the answer.
     Answer,
+}
+
+/// Which of the two codes a blob is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeKind {
+    /// The offering side's code.
+    Offer,
+    /// The answering side's code.
+    Answer,
+}
+
+impl CodeKind {
+    /// The kind as a word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeKind::Offer => "offer",
+            CodeKind::Answer => "answer",
+        }
+    }
+}
+
+impl std::fmt::Display for CodeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What pairing asks of the front end (through the engine).
+#[derive(Debug)]
+pub enum Pairing {
+    /// Give this code to the other side.
+    Show {
+        /// Which code it is.
+        kind: CodeKind,
+        /// The code, one line.
+        code: String,
+    },
+    /// The other side's code is needed: the engine takes it with
+    /// [`crate::engine::Engine::paste_code`].
+    Wanted(CodeKind),
+    /// Pairing failed; nothing more will happen.
+    Failed(PairError),
+}
+
+/// Why pairing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PairError {
+    /// The engine stopped before pairing was done.
+    #[error("stopped")]
+    Stopped,
+    /// The mailbox is reached with plain HTTP only.
+    #[error("the mailbox needs an http:// server")]
+    NotHttp,
+    /// The mailbox could not be reached.
+    #[error("mailbox: {0}")]
+    Io(#[from] std::io::Error),
+    /// The mailbox answered something that is not HTTP.
+    #[error("mailbox: malformed response")]
+    Malformed,
+    /// The mailbox refused a request.
+    #[error("mailbox: {status} {reason}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The mailbox's one-line reason.
+        reason: String,
+    },
+    /// Our offer waited in the mailbox until it timed out.
+    #[error("mailbox: nobody took the offer in time")]
+    NotTaken,
+    /// No answer came back for our offer.
+    #[error("mailbox: no answer arrived ({0})")]
+    NoAnswer(u16),
+    /// Our answer was not taken.
+    #[error("mailbox: the answer was not taken ({0})")]
+    AnswerNotTaken(u16),
+    /// A code in the mailbox cannot be read.
+    #[error("mailbox: {0}")]
+    Code(#[from] BlobError),
 }
 
 /// Where blobs go.
 #[derive(Debug, Clone)]
 pub enum Channel {
-    /// Standard output and standard input.
+    /// The front end, by hand.
     Manual(Role),
     /// The mailbox of the server whose WebSocket URL is `server`, under
     /// `id`: the first side to arrive offers, the second answers.
@@ -68,7 +152,7 @@ pub struct Blob {
     pub v: u32,
     /// `offer` or `answer`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: CodeKind,
     /// The session description, candidates included.
     pub sdp: String,
     /// The connection id.
@@ -90,8 +174,13 @@ pub enum BlobError {
     #[error("the connection code carries a nickname that is not allowed")]
     BadNick,
     /// Well-formed but not what was expected.
-    #[error("this is an {0}, but an {1} was expected")]
-    WrongKind(String, &'static str),
+    #[error("this is an {got}, but an {want} was expected")]
+    WrongKind {
+        /// What the code is.
+        got: CodeKind,
+        /// What was expected.
+        want: CodeKind,
+    },
 }
 
 impl Blob {
@@ -121,35 +210,62 @@ impl Blob {
             .read_to_end(&mut json)
             .map_err(|_| BlobError::Damaged)?;
         let blob: Blob = serde_json::from_slice(&json).map_err(|_| BlobError::Damaged)?;
-        if blob.kind != "offer" && blob.kind != "answer" {
-            return Err(BlobError::Damaged);
-        }
         peerchat_protocol::validate_nick(&blob.nick).map_err(|_| BlobError::BadNick)?;
         Ok(blob)
     }
 
-    fn expect(self, kind: &'static str) -> Result<Blob, BlobError> {
-        if self.kind == kind {
+    /// The blob, if it is of the `want`ed kind.
+    pub fn expect(self, want: CodeKind) -> Result<Blob, BlobError> {
+        if self.kind == want {
             Ok(self)
         } else {
-            Err(BlobError::WrongKind(self.kind, kind))
+            Err(BlobError::WrongKind {
+                got: self.kind,
+                want,
+            })
         }
     }
 }
 
-/// Starts the pair transport; the engine talks to it as to a server.
-pub(crate) fn spawn(channel: Channel, events: mpsc::UnboundedSender<SignalingEvent>) -> Signaling {
+/// Starts the pair transport; the engine talks to it as to a server, and
+/// hands it the codes pasted by hand on `pasted`.
+pub(crate) fn spawn(
+    channel: Channel,
+    nick: String,
+    events: mpsc::UnboundedSender<SignalingEvent>,
+    pasted: mpsc::UnboundedReceiver<Blob>,
+) -> Signaling {
     let (out, out_rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        if let Err(err) = run(channel, out_rx, &events).await {
-            eprintln!("* {err}");
-            let _ = events.send(SignalingEvent::Message(ServerEvent::Error {
-                code: peerchat_protocol::ErrorCode::Unknown,
-                message: err,
-            }));
+        if let Err(err) = run(channel, nick, out_rx, pasted, &events).await {
+            let _ = events.send(SignalingEvent::Pairing(Pairing::Failed(err)));
         }
     });
     Signaling { out }
+}
+
+/// Asks the front end for the other side's code and waits for it.
+async fn wanted(
+    kind: CodeKind,
+    pasted: &mut mpsc::UnboundedReceiver<Blob>,
+    events: &mpsc::UnboundedSender<SignalingEvent>,
+) -> Result<Blob, PairError> {
+    let _ = events.send(SignalingEvent::Pairing(Pairing::Wanted(kind)));
+    loop {
+        let blob = pasted.recv().await.ok_or(PairError::Stopped)?;
+        // The front end checks the kind; a code of the other kind is
+        // not ours to use.
+        if blob.kind == kind {
+            return Ok(blob);
+        }
+    }
+}
+
+fn show(events: &mpsc::UnboundedSender<SignalingEvent>, blob: &Blob) {
+    let _ = events.send(SignalingEvent::Pairing(Pairing::Show {
+        kind: blob.kind,
+        code: blob.encode(),
+    }));
 }
 
 fn emit(events: &mpsc::UnboundedSender<SignalingEvent>, event: ServerEvent) {
@@ -167,20 +283,22 @@ fn member(id: &str, nick: &str) -> Member {
 /// pairs do not trickle).
 async fn next_description(
     out: &mut mpsc::UnboundedReceiver<String>,
-) -> Option<(String, String, String)> {
+) -> Option<(String, CodeKind, String)> {
     while let Some(text) = out.recv().await {
         let Ok(ClientMessage::Signal { payload, .. }) = ClientMessage::parse(&text) else {
             continue;
         };
         let value: serde_json::Value = serde_json::from_str(payload.get()).ok()?;
-        let (Some(sid), Some(kind), Some(sdp)) = (
-            value["sid"].as_str(),
-            value["description"]["type"].as_str(),
-            value["description"]["sdp"].as_str(),
-        ) else {
+        let kind = match value["description"]["type"].as_str() {
+            Some("offer") => CodeKind::Offer,
+            Some("answer") => CodeKind::Answer,
+            _ => continue,
+        };
+        let (Some(sid), Some(sdp)) = (value["sid"].as_str(), value["description"]["sdp"].as_str())
+        else {
             continue;
         };
-        return Some((sid.to_owned(), kind.to_owned(), sdp.to_owned()));
+        return Some((sid.to_owned(), kind, sdp.to_owned()));
     }
     None
 }
@@ -202,19 +320,12 @@ fn empty_object() -> Box<RawValue> {
 
 async fn run(
     channel: Channel,
+    nick: String,
     mut out: mpsc::UnboundedReceiver<String>,
+    mut pasted: mpsc::UnboundedReceiver<Blob>,
     events: &mpsc::UnboundedSender<SignalingEvent>,
-) -> Result<(), String> {
+) -> Result<(), PairError> {
     let _ = events.send(SignalingEvent::Open);
-    // The engine joins first thing: that tells us our nickname.
-    let nick = loop {
-        let text = out.recv().await.ok_or("stopped")?;
-        // There is no room here, so read the join without the room rules.
-        let join: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        if let (Some("join"), Some(nick)) = (join["type"].as_str(), join["nick"].as_str()) {
-            break nick.to_owned();
-        }
-    };
     let mut mailbox = match &channel {
         Channel::Mailbox { server, id } => Some(Mailbox::new(server, id)?),
         Channel::Manual(_) => None,
@@ -239,7 +350,7 @@ async fn run(
                     ice_servers: Vec::new(),
                 },
             );
-            let (sid, kind, sdp) = next_description(&mut out).await.ok_or("stopped")?;
+            let (sid, kind, sdp) = next_description(&mut out).await.ok_or(PairError::Stopped)?;
             let offer = Blob {
                 v: 1,
                 kind,
@@ -249,12 +360,8 @@ async fn run(
             };
             let answer = match &mut mailbox {
                 None => {
-                    println!(
-                        "Send this connection code to the other side:\n\n{}\n",
-                        offer.encode()
-                    );
-                    println!("Then paste their answer here and press Enter:");
-                    read_blob("answer").await?
+                    show(events, &offer);
+                    wanted(CodeKind::Answer, &mut pasted, events).await?
                 }
                 Some(mb) => mb.offer_and_wait(&offer).await?,
             };
@@ -267,10 +374,7 @@ async fn run(
         Role::Answer => {
             let offer = match waiting_offer {
                 Some(offer) => offer,
-                None => {
-                    println!("Paste the connection code from the other side and press Enter:");
-                    read_blob("offer").await?
-                }
+                None => wanted(CodeKind::Offer, &mut pasted, events).await?,
             };
             emit(
                 events,
@@ -285,7 +389,7 @@ async fn run(
                 ServerEvent::PeerJoined(member(OFFERER, &offer.nick)),
             );
             emit(events, signal(OFFERER, &offer));
-            let (sid, kind, sdp) = next_description(&mut out).await.ok_or("stopped")?;
+            let (sid, kind, sdp) = next_description(&mut out).await.ok_or(PairError::Stopped)?;
             let answer = Blob {
                 v: 1,
                 kind,
@@ -294,10 +398,7 @@ async fn run(
                 nick,
             };
             match &mut mailbox {
-                None => println!(
-                    "Send this answer back to the other side:\n\n{}\n",
-                    answer.encode()
-                ),
+                None => show(events, &answer),
                 Some(mb) => mb.send_answer(&answer).await?,
             }
         }
@@ -307,25 +408,6 @@ async fn run(
     Ok(())
 }
 
-/// Reads one blob from standard input (ignoring blank lines).
-async fn read_blob(kind: &'static str) -> Result<Blob, String> {
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    loop {
-        let line = lines
-            .next_line()
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("standard input ended before a connection code arrived")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match Blob::decode(&line).and_then(|b| b.expect(kind)) {
-            Ok(blob) => return Ok(blob),
-            Err(err) => eprintln!("* {err}; paste it again"),
-        }
-    }
-}
-
 /// The server's mailbox, spoken with minimal HTTP/1.1 (`http://` only).
 struct Mailbox {
     host: String,
@@ -333,70 +415,62 @@ struct Mailbox {
 }
 
 impl Mailbox {
-    fn new(ws_url: &str, id: &str) -> Result<Mailbox, String> {
+    fn new(ws_url: &str, id: &str) -> Result<Mailbox, PairError> {
         let host = ws_url
             .strip_prefix("ws://")
             .and_then(|rest| rest.split('/').next())
-            .ok_or("the mailbox needs an http:// server")?;
+            .ok_or(PairError::NotHttp)?;
         Ok(Mailbox {
             host: host.to_owned(),
             id: id.to_owned(),
         })
     }
 
-    async fn post(&self, query: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
-        let mut stream = tokio::net::TcpStream::connect(&self.host)
-            .await
-            .map_err(|e| format!("mailbox: {e}"))?;
+    async fn post(&self, query: &str, body: &[u8]) -> Result<(u16, Vec<u8>), PairError> {
+        let mut stream = tokio::net::TcpStream::connect(&self.host).await?;
         let head = format!(
             "POST /sig?{query} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
             self.host,
             body.len()
         );
-        stream
-            .write_all(head.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        stream.write_all(body).await.map_err(|e| e.to_string())?;
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body).await?;
         let mut response = Vec::new();
         stream
             .take(4 * MAX_BLOB as u64)
             .read_to_end(&mut response)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let split = response
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
-            .ok_or("mailbox: malformed response")?;
+            .ok_or(PairError::Malformed)?;
         let status = std::str::from_utf8(response.get(9..12).unwrap_or_default())
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or("mailbox: malformed response")?;
+            .ok_or(PairError::Malformed)?;
         Ok((status, response[split + 4..].to_vec()))
     }
 
     /// An offer waiting in the mailbox, if one arrives within `wait`.
-    async fn take_offer(&self, wait: Duration) -> Result<Option<Blob>, String> {
+    async fn take_offer(&self, wait: Duration) -> Result<Option<Blob>, PairError> {
         let query = format!("get={}&timeoutms={}", self.id, wait.as_millis());
         match self.post(&query, b"").await? {
             (200, body) => {
                 let text = String::from_utf8_lossy(&body);
                 Ok(Some(
-                    Blob::decode(&text)
-                        .and_then(|b| b.expect("offer"))
-                        .map_err(|e| e.to_string())?,
+                    Blob::decode(&text).and_then(|b| b.expect(CodeKind::Offer))?,
                 ))
             }
             (204, _) => Ok(None),
-            (status, body) => Err(format!(
-                "mailbox: {status} {}",
-                String::from_utf8_lossy(&body).trim()
-            )),
+            (status, body) => Err(PairError::Refused {
+                status,
+                reason: String::from_utf8_lossy(&body).trim().to_owned(),
+            }),
         }
     }
 
     /// Posts our offer and waits for the answer to it.
-    async fn offer_and_wait(&self, offer: &Blob) -> Result<Blob, String> {
+    async fn offer_and_wait(&self, offer: &Blob) -> Result<Blob, PairError> {
         let encoded = offer.encode();
         let (set, get) = (
             format!("set={}", self.id),
@@ -404,19 +478,17 @@ impl Mailbox {
         );
         let (posted, got) = tokio::join!(self.post(&set, encoded.as_bytes()), self.post(&get, b""));
         if posted?.0 != 200 {
-            return Err("mailbox: nobody took the offer in time".to_owned());
+            return Err(PairError::NotTaken);
         }
         let (status, body) = got?;
         if status != 200 {
-            return Err(format!("mailbox: no answer arrived ({status})"));
+            return Err(PairError::NoAnswer(status));
         }
         let text = String::from_utf8_lossy(&body);
-        Blob::decode(&text)
-            .and_then(|b| b.expect("answer"))
-            .map_err(|e| e.to_string())
+        Ok(Blob::decode(&text).and_then(|b| b.expect(CodeKind::Answer))?)
     }
 
-    async fn send_answer(&self, answer: &Blob) -> Result<(), String> {
+    async fn send_answer(&self, answer: &Blob) -> Result<(), PairError> {
         match self
             .post(
                 &format!("set={}.answer", self.id),
@@ -425,7 +497,7 @@ impl Mailbox {
             .await?
         {
             (200, _) => Ok(()),
-            (status, _) => Err(format!("mailbox: the answer was not taken ({status})")),
+            (status, _) => Err(PairError::AnswerNotTaken(status)),
         }
     }
 }
@@ -437,7 +509,7 @@ mod tests {
     fn blob() -> Blob {
         Blob {
             v: 1,
-            kind: "offer".into(),
+            kind: CodeKind::Offer,
             sdp:
                 "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n"
                     .repeat(8),
@@ -469,8 +541,11 @@ mod tests {
         );
         assert_eq!(Blob::decode("peerchat1.!!!"), Err(BlobError::Damaged));
         assert_eq!(
-            Blob::decode(&text).unwrap().expect("answer"),
-            Err(BlobError::WrongKind("offer".into(), "answer"))
+            Blob::decode(&text).unwrap().expect(CodeKind::Answer),
+            Err(BlobError::WrongKind {
+                got: CodeKind::Offer,
+                want: CodeKind::Answer
+            })
         );
     }
 }

@@ -81,7 +81,7 @@ impl ServerEvent {
 }
 
 /// What happens on the signaling connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum SignalingEvent {
     /// Opening the connection.
     Connecting,
@@ -94,6 +94,8 @@ pub enum SignalingEvent {
     },
     /// A message from the server.
     Message(ServerEvent),
+    /// Pairing without a room needs the front end (see [`crate::pair`]).
+    Pairing(crate::pair::Pairing),
 }
 
 /// Sends on the signaling connection; dropping it closes the connection.

@@ -1,6 +1,13 @@
 //! Keeps each room's history in SQLite, so it survives a restart of the
 //! terminal client. Nothing leaves the machine: the file is read when a room
 //! opens and written as messages arrive.
+//!
+//! Several clients may share the file (it is one per user by default), and
+//! each member keeps its own history of a room: its clear mark and the
+//! delivery state of its messages are its own, so a client joining a room
+//! under another nickname starts with nothing of the first one's, just as
+//! a browser elsewhere does. Rows are kept under `ROOM/PEER_ID` (a room id
+//! holds no `/`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,6 +53,8 @@ fn unsigned(n: i64) -> u64 {
 pub struct Store {
     path: PathBuf,
     db: Connection,
+    /// The member whose history this is, once known.
+    member: Option<String>,
 }
 
 /// Where the history file lives by default: `$XDG_DATA_HOME/peerchat/`, or
@@ -92,7 +101,59 @@ impl Store {
         Ok(Self {
             path: path.to_owned(),
             db,
+            member: None,
         })
+    }
+
+    /// From now on, reads and writes the history of the member with this
+    /// peer id (until then, rows are kept under the bare room id).
+    pub fn set_member(&mut self, peer_id: &str) {
+        self.member = Some(peer_id.to_owned());
+    }
+
+    /// The name under which this member's history of `room` is kept.
+    fn scope(&self, room: &str) -> String {
+        match &self.member {
+            Some(member) => format!("{room}/{member}"),
+            None => room.to_owned(),
+        }
+    }
+
+    /// Files written before histories were kept per member hold a room's
+    /// rows under the bare room id: the first member to open the room here
+    /// takes them over.
+    fn adopt_unowned(&mut self, room: &str) -> Result<(), StoreError> {
+        let scope = self.scope(room);
+        if scope == room {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.db.transaction().map_err(sql)?;
+        let owned: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE room = ?1)
+                     OR EXISTS (SELECT 1 FROM state WHERE room = ?1)",
+                params![scope],
+                |row| row.get(0),
+            )
+            .map_err(sql)?;
+        if !owned {
+            tx.execute(
+                "UPDATE messages SET room = ?2 WHERE room = ?1",
+                params![room, scope],
+            )
+            .map_err(sql)?;
+            tx.execute(
+                "UPDATE state SET room = ?2 WHERE room = ?1",
+                params![room, scope],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
@@ -102,8 +163,10 @@ impl Store {
         }
     }
 
-    /// Everything kept for `room`.
-    pub fn load(&self, room: &str) -> Result<Saved, StoreError> {
+    /// Everything this member keeps of `room`.
+    pub fn load(&mut self, room: &str) -> Result<Saved, StoreError> {
+        self.adopt_unowned(room)?;
+        let room = &self.scope(room);
         let mut statement = self
             .db
             .prepare("SELECT author, seq, clock, nick, id, ts, text FROM messages WHERE room = ?1")
@@ -182,6 +245,7 @@ impl Store {
 
     /// Adds messages.
     pub fn add(&mut self, room: &str, messages: &[Message]) -> Result<(), StoreError> {
+        let room = &self.scope(room);
         let path = self.path.clone();
         let sql = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -217,6 +281,7 @@ impl Store {
     ///
     /// [`History::save_state`]: peerchat_history::History::save_state
     pub fn save_state(&self, room: &str, state: &Saved) -> Result<(), StoreError> {
+        let room = &self.scope(room);
         let json = serde_json::to_string(state)?;
         self.db
             .execute(
@@ -230,6 +295,7 @@ impl Store {
 
     /// Keeps only `keep` of a room's messages.
     pub fn trim(&mut self, room: &str, keep: &[Message]) -> Result<(), StoreError> {
+        let room = &self.scope(room);
         let path = self.path.clone();
         let sql = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -261,6 +327,7 @@ impl Store {
 
     /// Forgets a room's messages.
     pub fn clear(&self, room: &str) -> Result<(), StoreError> {
+        let room = &self.scope(room);
         self.db
             .execute("DELETE FROM messages WHERE room = ?1", params![room])
             .map(drop)
@@ -288,7 +355,7 @@ mod tests {
             store.save_state("room", &h.save_state()).unwrap();
             assert_eq!(store.key("room", "Alice", || "k1".into()).unwrap(), "k1");
         }
-        let store = Store::open(&path).unwrap();
+        let mut store = Store::open(&path).unwrap();
         let saved = store.load("room").unwrap();
         // The same nickname (ignoring case) gets the same key; another not.
         assert_eq!(store.key("room", "alice", || "k2".into()).unwrap(), "k1");
@@ -303,6 +370,43 @@ mod tests {
         assert!(store.load("another room").unwrap().messages.is_empty());
         store.clear("room").unwrap();
         assert!(store.load("room").unwrap().messages.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn members_sharing_the_file_keep_their_own_history_and_older_rows_are_adopted() {
+        let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
+        let path = dir.join("history.sqlite3");
+        let mut h = History::new("aaaaaaaaaaaaaaaa", Config::default());
+        let (m, _) = h.send("x", "alice", "hello", 1, Vec::new()).unwrap();
+        h.clear();
+        {
+            // A file from before histories were kept per member.
+            let mut store = Store::open(&path).unwrap();
+            store.add("room", std::slice::from_ref(&m)).unwrap();
+        }
+        let mut alice = Store::open(&path).unwrap();
+        alice.set_member("aaaaaaaaaaaaaaaa");
+        assert_eq!(alice.load("room").unwrap().messages, vec![m.clone()]);
+        alice.clear("room").unwrap();
+        alice.save_state("room", &h.save_state()).unwrap();
+        let mut bob = Store::open(&path).unwrap();
+        bob.set_member("bbbbbbbbbbbbbbbb");
+        let mut other = History::new("bbbbbbbbbbbbbbbb", Config::default());
+        let (n, _) = other.send("y", "bob", "hi", 2, Vec::new()).unwrap();
+        bob.add("room", std::slice::from_ref(&n)).unwrap();
+        // Bob sees neither alice's clear mark nor her messages, and the
+        // other way round.
+        assert_eq!(
+            bob.load("room").unwrap(),
+            Saved {
+                messages: vec![n],
+                ..Saved::default()
+            }
+        );
+        let alice_saved = alice.load("room").unwrap();
+        assert!(alice_saved.messages.is_empty());
+        assert_eq!(alice_saved.cleared, 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

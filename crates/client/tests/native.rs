@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use clap::Parser;
-use peerchat_client::engine::{Engine, EngineOptions, Event, Peer, SignalingMode};
+use peerchat_client::engine::{Engine, EngineOptions, Event, Peer};
 use peerchat_client::peer::LinkState;
+use peerchat_client::session::Session;
 use peerchat_server::{AppState, ServeArgs};
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,16 +40,13 @@ async fn server() -> (String, oneshot::Sender<()>) {
 }
 
 fn options(ws_url: &str, nick: &str) -> EngineOptions {
-    EngineOptions {
+    let room = Session::Room {
         ws_url: ws_url.to_owned(),
         room: ROOM.to_owned(),
-        nick: nick.to_owned(),
-        extra_ice_servers: Vec::new(),
-        relay_only: false,
+    };
+    EngineOptions {
         mdns: false,
-        signaling: SignalingMode::Server,
-        history: Default::default(),
-        history_file: None,
+        ..EngineOptions::new(room, nick)
     }
 }
 
@@ -253,5 +251,48 @@ async fn history_is_kept_in_the_history_file_between_runs() {
         ("after clearing", you.id)
     );
     last.leave().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Terminal clients on one machine share the history file; each member
+/// keeps its own history of the room in it. A member's `/clear` is its
+/// own: a late joiner using the same file still gets the conversation from
+/// the others, as a browser elsewhere does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_cleared() {
+    let (url, _stop) = server().await;
+    let dir =
+        std::env::temp_dir().join(format!("peerchat-native-{}", peerchat_client::random_id()));
+    let file = dir.join("history.sqlite3");
+    let with_file = |nick: &str| EngineOptions {
+        history_file: Some(file.clone()),
+        ..options(&url, nick)
+    };
+
+    let (alice, mut alice_events) = Engine::start(with_file("alice"));
+    joined(&mut alice_events).await;
+    let (bob, mut bob_events) = Engine::start(with_file("bob"));
+    joined(&mut bob_events).await;
+    let said = ["one", "two", "three"];
+    for text in said {
+        alice.send(text).unwrap();
+        message(&mut bob_events, text).await;
+    }
+    bob.clear_history();
+    // Bob's clear is through (his commands run in order) once he has sent
+    // this, and alice has it.
+    bob.send("cleared").unwrap();
+    message(&mut alice_events, "cleared").await;
+
+    let (carol, mut carol_events) = Engine::start(with_file("carol"));
+    let (_, members) = joined(&mut carol_events).await;
+    assert_eq!(members.len(), 2);
+    for text in said.into_iter().chain(["cleared"]) {
+        let from = message(&mut carol_events, text).await;
+        assert_eq!(from.nick, if text == "cleared" { "bob" } else { "alice" });
+    }
+    for engine in [alice, bob, carol] {
+        engine.leave().await;
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

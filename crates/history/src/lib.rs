@@ -683,10 +683,24 @@ impl History {
     /// full log. Returns whether it was added.
     fn insert(&mut self, message: Message) -> bool {
         let id = (message.author.clone(), message.seq);
-        if message.seq <= self.floor_of(&message.author)
-            || self.index.contains_key(&id)
-            || message.clock <= self.cleared
-        {
+        let floor = self.floor_of(&message.author);
+        if message.seq <= floor || self.index.contains_key(&id) {
+            return false;
+        }
+        if message.clock <= self.cleared {
+            // Cleared here: kept away, but seen, so that the author's later
+            // messages are acknowledged. (An author's cleared messages are
+            // the first ones by number, and arrive in order.)
+            if message.seq == floor + 1 {
+                let mut floor = message.seq;
+                while self
+                    .index
+                    .contains_key(&(message.author.clone(), floor + 1))
+                {
+                    floor += 1;
+                }
+                self.floor.insert(message.author, floor);
+            }
             return false;
         }
         let key = message.key();

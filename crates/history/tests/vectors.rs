@@ -121,6 +121,15 @@ fn scenarios() {
                     assert_eq!(json!(got), *want, "{at}");
                 }
                 "clear" => h.clear(),
+                "restore" => {
+                    let saved = serde_json::from_value(step["saved"].clone()).expect(&at);
+                    let got: Vec<Value> = h
+                        .restore(saved)
+                        .iter()
+                        .map(|m| json!([m.author, m.seq]))
+                        .collect();
+                    assert_eq!(json!(got), *want, "{at}");
+                }
                 "delivery" => assert_eq!(json!(h.delivery(n(step, "seq"))), *want, "{at}"),
                 "state" => {
                     assert_eq!(

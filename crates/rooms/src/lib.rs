@@ -508,19 +508,21 @@ impl Hub {
     }
 
     /// Closes every connection, telling each client the server is shutting
-    /// down, and forgets every member, away or not.
+    /// down, and forgets every member, away or not, without telling anyone
+    /// that anyone left: for the clients a stopping server is an outage,
+    /// like one that crashed. Announcing departures here would reach the
+    /// members closed last and tell them that the others left for good, so
+    /// that they dropped their peer connections.
     pub fn shutdown(&mut self, out: &mut Vec<Output>) {
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         let reason = ErrorCode::ShuttingDown;
-        for conn in conns {
+        for conn in std::mem::take(&mut self.conns).into_keys() {
             send_error(out, conn, reason, "the server is shutting down");
-            self.leave_now(conn, out);
             out.push(Output::Close { conn, reason });
         }
-        // Only away members are left, and nobody to tell.
         self.rooms.clear();
         self.ids.clear();
         self.deadlines.clear();
+        self.members = 0;
     }
 
     /// `conn` closed (or must be dropped). If it was in a room: when it
@@ -557,18 +559,6 @@ impl Hub {
                 self.deadlines.insert(deadline, AwayMember { room, peer });
             }
             _ => self.remove_member(&room, peer, Presence::Live(conn), out),
-        }
-    }
-
-    /// Forgets `conn`; its member, if any, leaves at once and the room is
-    /// told.
-    fn leave_now(&mut self, conn: ConnId, out: &mut Vec<Output>) {
-        if let Some(Conn {
-            joined: Some(Joined { room, peer }),
-            ..
-        }) = self.conns.remove(&conn)
-        {
-            self.remove_member(&room, peer, Presence::Live(conn), out);
         }
     }
 

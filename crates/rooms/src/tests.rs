@@ -385,19 +385,41 @@ fn closing_a_member_tells_it_why_and_tells_the_room() {
 }
 
 #[test]
-fn shutdown_closes_everyone() {
-    let mut h = Harness::new(HubConfig::default());
-    h.join(1, ROOM, "alice");
+fn shutdown_closes_everyone_and_tells_no_one_that_anyone_left() {
+    let mut h = Harness::new(keyed_config());
+    h.join_keyed(1, ROOM, "alice", KEY_A);
     h.join(2, ROOM, "bob");
-    h.connect(3);
+    h.join_keyed(3, ROOM, "carol", KEY_B);
+    h.connect(4);
     let mut out = Vec::new();
     h.hub.shutdown(&mut out);
-    let closed = out
+    // Each connection gets `shutting_down` and is closed with it; nothing
+    // else, so no member is told that another left (a stopping server is
+    // an outage, as if it had crashed: the members keep their peer
+    // connections and resume with the next server).
+    for conn in 1..=4 {
+        let frames = frames_to(&out, conn);
+        assert_eq!(frames.len(), 1, "conn {conn}: {frames:?}");
+        assert_eq!(frames[0]["code"], "shutting_down");
+    }
+    let closed: Vec<(ConnId, ErrorCode)> = out
         .iter()
-        .filter(|o| matches!(o, Output::Close { .. }))
-        .count();
-    assert_eq!(closed, 3);
+        .filter_map(|o| match o {
+            Output::Close { conn, reason } => Some((*conn, *reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed.len(), 4);
+    assert!(closed.iter().all(|(_, r)| *r == ErrorCode::ShuttingDown));
+    assert_eq!(out.len(), 8, "{out:?}");
     assert_eq!(h.hub.stats(), Stats::default());
+    // Nothing is left to happen later either, and the transports' reports
+    // of the closed connections change nothing.
+    assert_eq!(h.hub.next_deadline(), None);
+    assert!(h.advance(Duration::from_secs(3600)).is_empty());
+    for conn in 1..=4 {
+        assert!(h.lose(conn).is_empty());
+    }
 }
 
 #[test]
@@ -839,8 +861,13 @@ fn shutdown_forgets_away_members() {
     h.lose(1);
     let mut out = Vec::new();
     h.hub.shutdown(&mut out);
+    assert!(
+        frames_to(&out, 2).iter().all(|f| f["type"] != "peer_left"),
+        "{out:?}"
+    );
     assert_eq!(h.hub.stats(), Stats::default());
     assert_eq!(h.hub.next_deadline(), None);
+    assert!(h.advance(Duration::from_secs(3600)).is_empty());
 }
 
 #[test]

@@ -69,6 +69,39 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Most connections open at once from one client address (IPv6: one
+    /// /64); 0 for no limit. Loopback clients are not limited: behind a
+    /// proxy on this host, name it with --trusted-proxy so that its clients
+    /// are counted one by one.
+    #[arg(
+        long,
+        env = "PEERCHAT_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 32
+    )]
+    pub max_connections_per_address: u32,
+
+    /// WebSockets one client address (IPv6: one /64) may open per second,
+    /// on average.
+    #[arg(long, env = "PEERCHAT_JOIN_RATE_PER_ADDRESS", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub join_rate_per_address: u32,
+
+    /// WebSockets one client address may open in a burst.
+    #[arg(long, env = "PEERCHAT_JOIN_BURST_PER_ADDRESS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub join_burst_per_address: u32,
+
+    /// Reverse proxies (addresses or networks, like `10.0.0.0/8`) whose
+    /// `Forwarded` or `X-Forwarded-For` header names the client; from
+    /// anyone else those headers are ignored. Repeat the flag or separate
+    /// with commas.
+    #[arg(
+        long = "trusted-proxy",
+        env = "PEERCHAT_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::IpNet>,
+
     /// Web origins (like `https://chat.example.org`) whose pages may open a
     /// WebSocket, besides the server's own origin; `*` allows any. Repeat
     /// the flag or separate with commas.
@@ -78,6 +111,20 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+
+    /// Host names (as in the `Host` header) this server answers to, besides
+    /// IP addresses, `localhost` and names under `.localhost`, which always
+    /// pass: the name people reach it by, like `chat.example.org`. A name
+    /// starting with a dot allows the name and every name under it; `*`
+    /// allows any. Other names are refused with 421, so that a web page
+    /// cannot reach this server through a name it rebinds to its address.
+    /// Repeat the flag or separate with commas.
+    #[arg(
+        long = "allowed-host",
+        env = "PEERCHAT_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
 
     /// How often the server pings each WebSocket client.
     #[arg(long, env = "PEERCHAT_PING_INTERVAL", default_value = "20s", value_parser = humantime::parse_duration)]
@@ -230,8 +277,19 @@ pub struct Config {
     pub send_queue: usize,
     /// Most simultaneous connections.
     pub max_connections: usize,
+    /// Most connections from one client network; 0: no limit.
+    pub max_connections_per_address: u32,
+    /// WebSockets one client network may open per second.
+    pub join_rate_per_address: f64,
+    /// WebSockets one client network may open in a burst.
+    pub join_burst_per_address: f64,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<crate::IpNet>,
     /// Extra allowed origins; `*` allows any.
     pub allowed_origins: Vec<String>,
+    /// Host names answered besides IP addresses and loopback names; `*`
+    /// allows any.
+    pub allowed_hosts: Vec<String>,
     /// WebSocket ping interval.
     pub ping_interval: Duration,
     /// Dead-peer timeout.
@@ -420,7 +478,12 @@ impl ServeArgs {
             ws_buffer_size: self.ws_buffer_size as usize,
             send_queue: self.send_queue as usize,
             max_connections: self.max_connections as usize,
+            max_connections_per_address: self.max_connections_per_address,
+            join_rate_per_address: f64::from(self.join_rate_per_address),
+            join_burst_per_address: f64::from(self.join_burst_per_address),
+            trusted_proxies: self.trusted_proxies,
             allowed_origins: self.allowed_origins,
+            allowed_hosts: self.allowed_hosts,
             ping_interval: self.ping_interval,
             idle_timeout: self.idle_timeout,
             handshake_timeout: self.handshake_timeout,

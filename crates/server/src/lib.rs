@@ -7,11 +7,12 @@
 //! bytes between it and sockets.
 #![forbid(unsafe_code)]
 
+mod accept;
+mod admission;
 mod assets;
 pub mod config;
 pub mod ice;
 mod mailbox;
-mod origin;
 mod state;
 mod ws;
 
@@ -27,9 +28,10 @@ use axum::routing::{get, post};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+pub use accept::{FdLimitTooLow, descriptors_needed, raise_fd_limit};
+pub use admission::{BadNet, IpNet};
 pub use config::{Config, ConfigError, ServeArgs};
 pub use ice::start_relay;
 pub use state::AppState;
@@ -45,6 +47,10 @@ pub fn app(state: AppState) -> Router {
         .route("/r/{room}", get(assets::index))
         .route("/manual", get(assets::manual))
         .fallback(assets::file)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::guard,
+        ))
         .with_state(state)
 }
 
@@ -75,13 +81,14 @@ pub async fn run(
 ) -> io::Result<()> {
     let config = state.config().clone();
     let router = app(state.clone());
-    let limit = Arc::new(Semaphore::new(config.max_connections));
+    let gate = state.gate();
     // Every HTTP connection task holds a receiver; once all are dropped,
     // `stop.closed()` resolves.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     // Ends the resume grace periods of members whose connection was lost.
     let timers = tokio::spawn(state.clone().drive_timers());
+    let mut accept_errors = accept::AcceptErrors::default();
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -89,26 +96,41 @@ pub async fn run(
                 Ok(accepted) => accepted,
                 Err(err) => {
                     // Out of file descriptors and the like: the listener
-                    // itself is fine, so keep accepting.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::task::yield_now().await;
+                    // itself is fine, so keep accepting, after a pause.
+                    let after = accept_errors.on_error(&err, std::time::Instant::now());
+                    if let Some(n) = after.log {
+                        tracing::warn!(%err, failures = n, "accept failed; retrying every second while it does");
+                    }
+                    if !after.wait.is_zero() {
+                        tokio::select! {
+                            () = tokio::time::sleep(after.wait) => {}
+                            () = &mut shutdown => break,
+                        }
+                    }
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection refused: --max-connections reached");
-            drop(stream);
-            continue;
+        let pass = match gate.admit(peer) {
+            Ok(pass) => Arc::new(pass),
+            Err(admission::Turned::ServerFull) => {
+                tracing::warn!(%peer, "connection refused: --max-connections reached");
+                drop(stream);
+                continue;
+            }
+            Err(admission::Turned::AddressFull) => {
+                tracing::info!(%peer, "connection refused: --max-connections-per-address reached");
+                drop(stream);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
-        let permit = Arc::new(permit);
         let stopping = stopping.clone();
         tokio::spawn(serve_connection(
             stream,
             peer,
-            permit,
+            pass,
             router.clone(),
             config.handshake_timeout,
             stopping,
@@ -136,18 +158,18 @@ pub async fn run(
 
 /// Serves one accepted connection: HTTP until it ends, or, when `/ws`
 /// accepted an upgrade, the WebSocket after it, in the same task. The
-/// connection holds its `--max-connections` place (`permit`) throughout.
+/// connection holds its place under the caps (`pass`) throughout.
 fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+    pass: Arc<admission::Pass>,
     router: Router,
     handshake_timeout: std::time::Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> impl Future<Output = ()> {
     let upgrade = ws::UpgradeSlot::default();
     let info = ConnectionInfo {
-        _permit: permit.clone(),
+        pass: pass.clone(),
         upgrade: upgrade.clone(),
     };
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
@@ -183,15 +205,15 @@ fn serve_connection(
         if let Some(accepted) = accepted {
             accepted.serve(Some(peer)).await;
         }
-        drop(permit);
+        drop(pass);
     }
 }
 
 /// Per-connection facts the router's handlers may read from request
-/// extensions. Holding it holds one of the `--max-connections` places.
+/// extensions. Holding it holds the connection's place under the caps.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionInfo {
-    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+    pub(crate) pass: Arc<admission::Pass>,
     /// Where `/ws` leaves an accepted upgrade for the connection's task.
     pub(crate) upgrade: ws::UpgradeSlot,
 }

@@ -3,7 +3,8 @@
 //!
 //! `POST /sig?get=ID&timeoutms=N` waits for a text posted to ID;
 //! `POST /sig?set=ID&timeoutms=N` posts its body and waits until a reader
-//! took it. A request that hangs up stops waiting at once.
+//! took it. A request that hangs up stops waiting at once. Requests from a
+//! browser page follow the same `Origin` rule as `/ws`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,12 +13,12 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use peerchat_mailbox::{Mailbox, MailboxConfig, MailboxError, Op, Outcome, Resolution, Ticket};
 use tokio::sync::oneshot;
 
-use crate::AppState;
+use crate::{AppState, admission};
 
 /// The mailbox and the channels on which waiting requests hear their fate.
 #[derive(Debug)]
@@ -130,8 +131,14 @@ impl Drop for CancelOnDrop {
 pub(crate) async fn handle(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // A page from another site can post here with `mode: "no-cors"`: it
+    // must not take or leave texts in its visitor's name.
+    if let Err(refusal) = admission::check_request(state.config(), &headers) {
+        return refusal.into_response();
+    }
     let Some(mailbox) = state.mailbox() else {
         return (
             StatusCode::NOT_FOUND,

@@ -11,6 +11,7 @@ use peerchat_rooms::{ConnId, Departure, Frame, Hub, Output, Stats};
 use tokio::sync::Notify;
 
 use crate::Config;
+use crate::admission::Gate;
 use crate::mailbox::SharedMailbox;
 
 /// What a connection's writer sends to its client.
@@ -156,6 +157,7 @@ pub struct AppState(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     config: Config,
+    gate: Gate,
     mailbox: Option<Arc<SharedMailbox>>,
     shared: Mutex<Shared>,
     next_conn: AtomicU64,
@@ -177,6 +179,7 @@ impl AppState {
             .clone()
             .map(|c| Arc::new(SharedMailbox::new(c)));
         Self(Arc::new(Inner {
+            gate: Gate::new(&config),
             config,
             mailbox,
             shared: Mutex::new(Shared {
@@ -193,6 +196,11 @@ impl AppState {
     /// The settings the server runs with.
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    /// The connection caps and per-address limits.
+    pub(crate) fn gate(&self) -> &Gate {
+        &self.0.gate
     }
 
     /// The long-poll mailbox, unless it is turned off.

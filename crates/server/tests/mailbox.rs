@@ -151,7 +151,7 @@ async fn a_client_that_hangs_up_stops_waiting_and_its_text_is_withdrawn() {
     let addr = server.addr;
     for path in ["/sig?get=h&timeoutms=60000", "/sig?set=h&timeoutms=60000"] {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        let req = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ngone");
+        let req = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 4\r\n\r\ngone");
         stream.write_all(req.as_bytes()).await.unwrap();
         until_waiting(&server, 1).await;
         drop(stream);

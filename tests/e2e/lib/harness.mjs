@@ -334,7 +334,9 @@ export function storedCount(page) {
     if (!db) return 0;
     try {
       if (!db.objectStoreNames.contains('messages')) return 0;
-      const count = db.transaction('messages').objectStore('messages').index('room').count(room);
+      // Each member's history of the room is kept under `ROOM/PEER_ID`.
+      const range = IDBKeyRange.bound(`${room}/`, `${room}/\uffff`);
+      const count = db.transaction('messages').objectStore('messages').index('room').count(range);
       return await new Promise((resolve, reject) => {
         count.onsuccess = () => resolve(count.result);
         count.onerror = () => reject(count.error);

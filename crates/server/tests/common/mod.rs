@@ -148,3 +148,38 @@ pub async fn health(addr: SocketAddr) -> Value {
     let (_, _, body) = http_get(&format!("http://{addr}/healthz")).await;
     serde_json::from_str(&body).unwrap()
 }
+
+/// Sends `head` (request line and headers, without the blank line) and
+/// `body` as they are, and returns the status, the lowercased header block
+/// and the body of the answer.
+pub async fn http_raw(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!("{head}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (and close) before the body is sent.
+    let _ = stream.write_all(body).await;
+    let mut buf = Vec::new();
+    // Until the connection closes, or a `101` (the WebSocket stays open).
+    let read = async {
+        let mut chunk = [0; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap_or(0);
+            buf.extend_from_slice(&chunk[..n]);
+            let upgraded =
+                buf.starts_with(b"HTTP/1.1 101") && buf.windows(4).any(|w| w == b"\r\n\r\n");
+            if n == 0 || upgraded {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("response in time");
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let status = std::str::from_utf8(&buf[9..12]).unwrap().parse().unwrap();
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    (status, head, buf[split + 4..].to_vec())
+}
+
+/// The headers of a WebSocket upgrade request to `/ws`.
+pub const UPGRADE: &str = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";

@@ -15,9 +15,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, List, ListItem, Paragraph, Wrap};
 use tokio::sync::mpsc;
 
-use crate::cli::ChatError;
-use crate::engine::{ChatMessage, Engine, EngineOptions, Event, Peer, ServerState};
-use crate::peer::LinkState;
+use crate::ChatError;
+use peerchat_client::engine::{ChatMessage, Engine, Event, Peer, ServerState};
+use peerchat_client::peer::LinkState;
 
 /// One line of the chat log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +217,9 @@ impl Ui {
                 self.typing.retain(|(p, _)| p.id != member.id);
                 self.typing.push((member.clone(), until));
             }
+            // Pairs run in line mode.
+            Event::ConnectionCode { .. } | Event::CodeWanted { .. } => {}
+            Event::PairingFailed { message } => self.notice(message.clone()),
         }
     }
 }
@@ -415,11 +418,12 @@ const HELP: &[&str] = &[
     "/quit   leave the room",
 ];
 
-/// Runs the terminal UI until the user leaves.
+/// Runs the terminal UI for `room` until the user leaves.
 pub async fn run(
     engine: Engine,
     mut events: mpsc::UnboundedReceiver<Event>,
-    options: &EngineOptions,
+    room: &str,
+    relay_only: bool,
 ) -> Result<(), ChatError> {
     let mut terminal = ratatui::try_init()?;
     let (key_tx, mut keys) = mpsc::unbounded_channel();
@@ -431,7 +435,7 @@ pub async fn run(
             }
         }
     });
-    let mut ui = Ui::new(&options.room, options.relay_only);
+    let mut ui = Ui::new(room, relay_only);
     // Redraws now and then, so typing notices run out on screen.
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let result = loop {

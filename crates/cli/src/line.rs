@@ -7,11 +7,12 @@
 use std::io::Write;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 use tokio::sync::mpsc;
 
-use crate::cli::ChatError;
-use crate::engine::{Engine, Event, ServerState};
+use crate::ChatError;
+use peerchat_client::engine::{Engine, Event, ServerState};
+use peerchat_client::pair::{Blob, CodeKind};
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +68,37 @@ fn notice(event: &Event) -> Option<String> {
         Event::MemberJoined { member } => format!("{} joined", member.nick),
         Event::MemberLeft { member } => format!("{} left", member.nick),
         Event::MemberState { member, state } => format!("{} is {}", member.nick, state.as_str()),
-        Event::Message(_) | Event::Delivery { .. } | Event::Typing { .. } => return None,
+        Event::Message(_)
+        | Event::Delivery { .. }
+        | Event::Typing { .. }
+        | Event::ConnectionCode { .. }
+        | Event::CodeWanted { .. }
+        | Event::PairingFailed { .. } => return None,
     })
+}
+
+/// Pairing by hand: our code, or the prompt for theirs, on standard output.
+fn prompt(event: &Event) {
+    let text = match event {
+        Event::ConnectionCode {
+            kind: CodeKind::Offer,
+            code,
+        } => format!("Send this connection code to the other side:\n\n{code}\n"),
+        Event::ConnectionCode {
+            kind: CodeKind::Answer,
+            code,
+        } => format!("Send this answer back to the other side:\n\n{code}\n"),
+        Event::CodeWanted {
+            kind: CodeKind::Answer,
+        } => "Then paste their answer here and press Enter:".to_owned(),
+        Event::CodeWanted {
+            kind: CodeKind::Offer,
+        } => "Paste the connection code from the other side and press Enter:".to_owned(),
+        _ => return,
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 fn print(event: &Event, mode: Output) {
@@ -91,6 +121,7 @@ fn print(event: &Event, mode: Output) {
                 let _ = writeln!(out, "{}: {}", escape(&m.from.nick), escape(&m.text));
                 let _ = out.flush();
             }
+            Event::ConnectionCode { .. } | Event::CodeWanted { .. } => prompt(event),
             other => {
                 if let Some(text) = notice(other) {
                     eprintln!("* {}", escape(&text));
@@ -100,9 +131,64 @@ fn print(event: &Event, mode: Output) {
     }
 }
 
+/// Reads the other side's connection code from standard input (blank
+/// lines skipped, a bad code asked again) and hands it to the engine.
+async fn paste(
+    engine: &Engine,
+    lines: &mut Lines<BufReader<Stdin>>,
+    kind: CodeKind,
+) -> Result<(), ChatError> {
+    loop {
+        let line = lines.next_line().await?.ok_or_else(|| {
+            ChatError::Pairing("standard input ended before a connection code arrived".into())
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match Blob::decode(&line).and_then(|b| b.expect(kind)) {
+            Ok(blob) => {
+                engine.paste_code(blob);
+                return Ok(());
+            }
+            Err(err) => eprintln!("* {err}; paste it again"),
+        }
+    }
+}
+
+/// Waits for the event `until` accepts, printing events and reading
+/// connection codes as they are wanted.
+async fn wait_for(
+    engine: &Engine,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    lines: &mut Lines<BufReader<Stdin>>,
+    mode: Output,
+    until: impl Fn(&Event) -> bool,
+) -> Result<bool, ChatError> {
+    loop {
+        let Some(event) = events.recv().await else {
+            return Ok(false);
+        };
+        print(&event, mode);
+        match event {
+            Event::JoinRefused { code, message } => {
+                engine.leave().await;
+                return Err(ChatError::JoinRefused { code, message });
+            }
+            Event::PairingFailed { message } => {
+                engine.leave().await;
+                return Err(ChatError::Pairing(message));
+            }
+            Event::CodeWanted { kind } => paste(engine, lines, kind).await?,
+            ref event if until(event) => return Ok(true),
+            _ => {}
+        }
+    }
+}
+
 /// Runs line mode until standard input ends (or Ctrl-C). With
-/// `until_connected`, input is read only once a member is connected (when
-/// standard input first carries a connection code).
+/// `until_connected` (pairing by hand, when standard input first carries
+/// the other side's code), messages are read only once a member is
+/// connected.
 pub async fn run(
     engine: Engine,
     mut events: mpsc::UnboundedReceiver<Event>,
@@ -110,38 +196,25 @@ pub async fn run(
     linger: Duration,
     until_connected: bool,
 ) -> Result<(), ChatError> {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
     // Read input only once in the room, so the first lines reach everyone
     // already there.
-    loop {
-        let Some(event) = events.recv().await else {
-            return Ok(());
-        };
-        print(&event, mode);
-        match event {
-            Event::Joined { .. } => break,
-            Event::JoinRefused { code, message } => {
-                engine.leave().await;
-                return Err(ChatError::JoinRefused { code, message });
-            }
-            _ => {}
-        }
+    let joined = |e: &Event| matches!(e, Event::Joined { .. });
+    if !wait_for(&engine, &mut events, &mut lines, mode, joined).await? {
+        return Ok(());
     }
-    if until_connected {
-        loop {
-            let Some(event) = events.recv().await else {
-                return Ok(());
-            };
-            print(&event, mode);
-            if let Event::MemberState {
-                state: crate::peer::LinkState::Connected,
+    let connected = |e: &Event| {
+        matches!(
+            e,
+            Event::MemberState {
+                state: peerchat_client::peer::LinkState::Connected,
                 ..
-            } = event
-            {
-                break;
             }
-        }
+        )
+    };
+    if until_connected && !wait_for(&engine, &mut events, &mut lines, mode, connected).await? {
+        return Ok(());
     }
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut interrupted = false;
     loop {
         tokio::select! {
@@ -149,7 +222,13 @@ pub async fn run(
                 Ok(Some(line)) => send(&engine, &line),
                 Ok(None) | Err(_) => break,
             },
-            Some(event) = events.recv() => print(&event, mode),
+            Some(event) = events.recv() => {
+                print(&event, mode);
+                if let Event::PairingFailed { message } = event {
+                    engine.leave().await;
+                    return Err(ChatError::Pairing(message));
+                }
+            }
             _ = tokio::signal::ctrl_c() => {
                 interrupted = true;
                 break;

@@ -1,0 +1,239 @@
+//! `peerchat chat`: its flags, and choosing between the terminal UI and line
+//! mode.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+use peerchat_client::engine::{Engine, EngineOptions};
+use peerchat_client::pair::Role;
+use peerchat_client::session::{DEFAULT_SERVER, Session, parse_target, server_ws_url};
+use peerchat_protocol::signaling::IceServer;
+use peerchat_protocol::validate_nick;
+
+use crate::ChatError;
+
+/// Flags of `peerchat chat`.
+#[derive(Debug, Clone, Args)]
+pub struct ChatArgs {
+    /// The room: a room link such as `http://127.0.0.1:8080/r/ROOM_ID` (the
+    /// server is taken from it), or a bare room id. Not used with --manual
+    /// or --mailbox.
+    #[arg(required_unless_present_any = ["manual", "mailbox"])]
+    pub room: Option<String>,
+
+    /// Connect to one other peer with no server at all: print a connection
+    /// code (an offer) to send them, then read their answer code. Line mode.
+    #[arg(long, conflicts_with = "mailbox")]
+    pub manual: bool,
+
+    /// With --manual: read their connection code first and print the answer
+    /// to send back.
+    #[arg(long, requires = "manual")]
+    pub answer: bool,
+
+    /// Pair with one other peer through the server's mailbox (`POST /sig`)
+    /// under this id instead of a room: the first to arrive offers, the
+    /// second answers. Without an id, a random one (128 bits) is made and
+    /// printed, to give to the other side; whoever guesses an id can take
+    /// the offer, so a short one is warned about. Needs an http:// --server.
+    /// Line mode.
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+    pub mailbox: Option<String>,
+
+    /// The server, for a bare room id.
+    #[arg(long, env = "PEERCHAT_SERVER")]
+    pub server: Option<String>,
+
+    /// Your nickname (default: your user name).
+    #[arg(long, env = "PEERCHAT_NAME")]
+    pub name: Option<String>,
+
+    /// Line mode even on a terminal: each line of standard input is sent as
+    /// a message, each message received is printed as `nick: text`.
+    #[arg(long)]
+    pub plain: bool,
+
+    /// Line mode with one JSON object per event on standard output.
+    #[arg(long)]
+    pub json: bool,
+
+    /// A STUN or TURN URL used besides those the server hands out. Repeat
+    /// for several.
+    #[arg(long = "ice-server", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+
+    /// Username for the `turn:` URLs given with --ice-server.
+    #[arg(long, requires = "ice_credential")]
+    pub ice_username: Option<String>,
+
+    /// Password for the `turn:` URLs given with --ice-server.
+    #[arg(long, requires = "ice_username")]
+    pub ice_credential: Option<String>,
+
+    /// Connect through TURN relays only: other members never learn this
+    /// machine's addresses.
+    #[arg(long)]
+    pub relay_only: bool,
+
+    /// Do not resolve other peers' `.local` (mDNS) addresses.
+    #[arg(long)]
+    pub no_mdns: bool,
+
+    /// At the end of input, how long to wait for every member to
+    /// acknowledge our messages.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub linger: Duration,
+
+    /// Where rooms' history is kept between runs (SQLite) [default:
+    /// $XDG_DATA_HOME/peerchat/history.sqlite3, or
+    /// ~/.local/share/peerchat/history.sqlite3].
+    #[arg(
+        long,
+        env = "PEERCHAT_HISTORY_FILE",
+        value_name = "PATH",
+        conflicts_with = "no_history"
+    )]
+    pub history_file: Option<std::path::PathBuf>,
+
+    /// Keep no history on disk: only while running.
+    #[arg(long)]
+    pub no_history: bool,
+}
+
+fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
+    args.ice_servers
+        .iter()
+        .map(|url| {
+            let turn = url.starts_with("turn:") || url.starts_with("turns:");
+            IceServer {
+                urls: vec![url.clone()],
+                username: if turn {
+                    args.ice_username.clone()
+                } else {
+                    None
+                },
+                credential: if turn {
+                    args.ice_credential.clone()
+                } else {
+                    None
+                },
+            }
+        })
+        .collect()
+}
+
+/// Runs `peerchat chat`: the terminal UI when standard input and output are
+/// a terminal (and neither `--plain` nor `--json` is given), else line mode.
+pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
+    let server = || server_ws_url(args.server.as_deref().unwrap_or(DEFAULT_SERVER));
+    let (session, relay) = if args.manual {
+        let role = if args.answer {
+            Role::Answer
+        } else {
+            Role::Offer
+        };
+        (Session::Manual(role), false)
+    } else if let Some(id) = &args.mailbox {
+        let (id, notice) = mailbox_id(id);
+        eprintln!("{notice}");
+        let session = Session::Mailbox {
+            ws_url: server()?,
+            id,
+        };
+        (session, false)
+    } else {
+        // clap requires a room without --manual or --mailbox.
+        let target = parse_target(
+            args.room.as_deref().unwrap_or_default(),
+            args.server.as_deref(),
+        )?;
+        (target.session(), target.relay)
+    };
+    let nick = args
+        .name
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "guest".to_owned());
+    validate_nick(&nick).map_err(|e| ChatError::BadNick(nick.clone(), e.to_string()))?;
+    let room = session.room().map(str::to_owned);
+    let options = EngineOptions {
+        extra_ice_servers: ice_servers(&args),
+        relay_only: args.relay_only || relay,
+        mdns: !args.no_mdns,
+        // Pairs have no room to keep history for.
+        history_file: if args.no_history || room.is_none() {
+            None
+        } else {
+            args.history_file
+                .clone()
+                .or_else(peerchat_client::store::default_path)
+        },
+        ..EngineOptions::new(session, nick)
+    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let relay_only = options.relay_only;
+    // Pasting a connection code uses standard input first.
+    let manual = matches!(options.session, Session::Manual(_));
+    let (engine, events) = Engine::start(options);
+    match room {
+        Some(room) if interactive && !args.plain && !args.json => {
+            crate::tui::run(engine, events, &room, relay_only).await
+        }
+        _ => {
+            let mode = if args.json {
+                crate::line::Output::Json
+            } else {
+                crate::line::Output::Plain
+            };
+            crate::line::run(engine, events, mode, args.linger, manual).await
+        }
+    }
+}
+
+/// Mailbox ids shorter than this (22 base64url characters: 128 bits) are
+/// easy to guess.
+const MAILBOX_ID_LEN: usize = 22;
+
+/// The mailbox id to pair under, from `--mailbox`'s value (empty: make a
+/// random one), and what to tell the user about it.
+fn mailbox_id(given: &str) -> (String, String) {
+    if given.is_empty() {
+        let id = peerchat_client::random_id();
+        let notice = format!(
+            "mailbox id: {id} (the other side runs `peerchat chat --mailbox {id}` with the same --server)"
+        );
+        (id, notice)
+    } else if given.len() < MAILBOX_ID_LEN {
+        let notice = format!(
+            "warning: whoever guesses the mailbox id {given:?} can take your offer; \
+             `--mailbox` with no id makes a random one"
+        );
+        (given.to_owned(), notice)
+    } else {
+        (given.to_owned(), format!("mailbox id: {given}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mailbox_id_is_made_when_none_is_given_and_a_short_one_is_warned_about() {
+        let (a, notice) = mailbox_id("");
+        let (b, _) = mailbox_id("");
+        assert_eq!(a.len(), MAILBOX_ID_LEN);
+        assert_ne!(a, b);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+        assert!(notice.contains(&a));
+        let (id, notice) = mailbox_id("pairing");
+        assert_eq!(id, "pairing");
+        assert!(notice.starts_with("warning:"));
+        let long = "Zq0rJ8xWm3bT5nY2kL7pA1";
+        assert_eq!(mailbox_id(long).0, long);
+    }
+}

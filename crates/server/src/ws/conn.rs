@@ -1,0 +1,366 @@
+//! The connection loop: one WebSocket served as one future that reads
+//! frames into the hub, writes what the hub queued for it in batches, and
+//! keeps one timer for pings, the join deadline and the idle timeout.
+
+use std::future::poll_fn;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{FutureExt, Sink, Stream};
+use peerchat_protocol::ErrorCode;
+use peerchat_rooms::Departure;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+
+use super::socket::Socket;
+use crate::AppState;
+use crate::state::{Next, Outbound, Outbox};
+
+/// How long a closing connection may take to flush its last frames.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Most queued frames written to the socket before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// How reading a frame went.
+enum Read {
+    /// Go on.
+    More,
+    /// The client is gone (it left, or the connection was lost): stop at
+    /// once.
+    Gone(Departure),
+    /// The hub is closing the connection: stop reading, and let what is
+    /// queued (the reason, then a close frame) go out.
+    Closing,
+}
+
+/// How writing went, in [`Conn::poll_write`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// Something was written or flushed: poll again.
+    Some,
+    /// Nothing could be written now; the task is woken when it can.
+    Nothing,
+    /// The connection is over: the hub's close frame is out, or the
+    /// socket failed.
+    Over,
+}
+
+impl Written {
+    fn from_busy(busy: bool) -> Self {
+        if busy { Self::Some } else { Self::Nothing }
+    }
+}
+
+/// One WebSocket and its place in the hub.
+pub(super) struct Conn<'a, S> {
+    ws: WebSocketStream<Socket<S>>,
+    state: &'a AppState,
+    id: peerchat_rooms::ConnId,
+    outbox: Arc<Outbox>,
+    /// Still reading: false once the hub is closing the connection.
+    reading: bool,
+    /// When anything was last heard from the client.
+    last_seen: Instant,
+    /// The join deadline, until it has passed.
+    join_by: Option<Instant>,
+    next_ping: Instant,
+    ping_due: bool,
+    /// How long the last frames may take to go out, once closing.
+    close_by: Option<Instant>,
+    /// Frames written since the last flush.
+    batch: usize,
+    unflushed: bool,
+    /// A close frame is on its way: the connection ends once it is out.
+    close_sent: bool,
+}
+
+impl<'a, S> Conn<'a, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'a,
+{
+    /// Registers a new WebSocket with the hub.
+    pub(super) fn open(socket: Socket<S>, state: &'a AppState) -> Option<Self> {
+        let size = state.config().ws_buffer_size;
+        let max = state.config().max_message_size;
+        // Frames go straight to the `Socket`, which gathers them.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(size)
+            .write_buffer_size(0)
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
+        // Made at once (there is no handshake left to do), outside the
+        // connection's future, so that the future holds it only once.
+        let ws =
+            WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).now_or_never()?;
+        let (id, outbox) = state.connect();
+        let now = Instant::now();
+        Some(Conn {
+            ws,
+            state,
+            id,
+            outbox,
+            reading: true,
+            last_seen: now,
+            join_by: Some(now + state.config().join_timeout),
+            next_ping: now + state.config().ping_interval,
+            ping_due: false,
+            close_by: None,
+            batch: 0,
+            unflushed: false,
+            close_sent: false,
+        })
+    }
+}
+
+/// Serves a WebSocket until it ends, then tells the hub how.
+pub(super) fn serve<'a, S>(conn: Option<Conn<'a, S>>) -> impl Future<Output = ()> + 'a
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'a,
+{
+    let mut conn = conn;
+    // The future owns the connection once, and uses it in place.
+    async move {
+        let Some(conn) = conn.as_mut() else {
+            return;
+        };
+        let mut timer = pin!(tokio::time::sleep_until(conn.next_deadline()));
+        let how = poll_fn(|cx| conn.poll(cx, timer.as_mut())).await;
+        conn.state.disconnect(conn.id, how);
+    }
+}
+
+impl<'a, S> Conn<'a, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'a,
+{
+    fn poll(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<Departure> {
+        loop {
+            if self.outbox.poll_killed(cx).is_ready() {
+                return Poll::Ready(Departure::Lost);
+            }
+            let mut busy = match self.poll_write(cx) {
+                Written::Some => true,
+                Written::Nothing => false,
+                // The hub's close frame is out, or the socket failed.
+                Written::Over => return Poll::Ready(Departure::Lost),
+            };
+            if self.reading {
+                if let Poll::Ready(next) = Pin::new(&mut self.ws).poll_next(cx) {
+                    busy = true;
+                    match self.on_read(next) {
+                        Read::More => {}
+                        Read::Gone(how) => return Poll::Ready(how),
+                        Read::Closing => {
+                            self.closing();
+                            timer.as_mut().reset(self.next_deadline());
+                        }
+                    }
+                }
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                busy = true;
+                if let Some(how) = self.on_timer() {
+                    return Poll::Ready(how);
+                }
+                timer.as_mut().reset(self.next_deadline());
+            }
+            if !busy {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// The earliest instant the timer must wake the connection at.
+    fn next_deadline(&self) -> Instant {
+        let idle = self.state.config().idle_timeout;
+        [
+            Some(self.next_ping),
+            self.join_by,
+            self.close_by,
+            self.reading.then(|| self.last_seen + idle),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.next_ping)
+    }
+
+    fn closing(&mut self) {
+        self.reading = false;
+        self.close_by = Some(Instant::now() + CLOSE_GRACE);
+    }
+
+    /// Time passed: returns how the connection ends, if it does.
+    fn on_timer(&mut self) -> Option<Departure> {
+        let now = Instant::now();
+        let config = self.state.config();
+        if self.close_by.is_some_and(|t| now >= t) {
+            return Some(Departure::Lost);
+        }
+        if self.reading && now >= self.last_seen + config.idle_timeout {
+            tracing::debug!(conn = self.id, "no sign of life within --idle-timeout");
+            return Some(Departure::Lost);
+        }
+        if self.join_by.is_some_and(|t| now >= t) {
+            self.join_by = None;
+            let conn = self.id;
+            let mut closing = false;
+            self.state.with_hub(|hub, out| {
+                closing = !hub.is_joined(conn);
+                hub.join_deadline(conn, out);
+            });
+            if closing && self.reading {
+                self.closing();
+            }
+        }
+        if now >= self.next_ping {
+            self.ping_due = true;
+            self.next_ping = now + config.ping_interval;
+        }
+        None
+    }
+
+    /// Handles what the socket read.
+    fn on_read(&mut self, next: Option<Result<Message, tungstenite::Error>>) -> Read {
+        let conn = self.id;
+        let state = self.state;
+        let message = match next {
+            None => return Read::Gone(Departure::Lost),
+            Some(Err(tungstenite::Error::Capacity(_))) => {
+                let limit = state.config().max_message_size;
+                let now = std::time::Instant::now();
+                state.with_hub(|hub, out| {
+                    hub.close(
+                        conn,
+                        ErrorCode::TooLarge,
+                        &format!("messages may be at most {limit} bytes"),
+                        now,
+                        out,
+                    );
+                });
+                return Read::Closing;
+            }
+            Some(Err(_)) => return Read::Gone(Departure::Lost),
+            Some(Ok(message)) => message,
+        };
+        let now = Instant::now();
+        self.last_seen = now;
+        match message {
+            Message::Text(text) => {
+                let now = now.into_std();
+                state.with_hub(|hub, out| hub.handle_text(conn, text.as_str(), now, out));
+            }
+            Message::Binary(_) => state.with_hub(|hub, out| {
+                hub.reject(
+                    conn,
+                    ErrorCode::BinaryFrame,
+                    "the peerchat protocol uses text frames only",
+                    out,
+                );
+            }),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            // Only a normal close is a deliberate leave; any other code
+            // (1001 when a page is closed or reloaded, say), or none, may
+            // be followed by a resume.
+            Message::Close(Some(frame)) if frame.code == CloseCode::Normal => {
+                return Read::Gone(Departure::Left);
+            }
+            Message::Close(_) => return Read::Gone(Departure::Lost),
+        }
+        Read::More
+    }
+
+    /// Writes what is queued (and a due ping), flushing once per batch.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Written {
+        let mut busy = false;
+        loop {
+            if !self.close_sent && self.batch < WRITE_BATCH {
+                match Pin::new(&mut self.ws).poll_ready(cx) {
+                    Poll::Pending => return Written::from_busy(busy),
+                    Poll::Ready(Err(_)) => return Written::Over,
+                    Poll::Ready(Ok(())) => {}
+                }
+                let message = if self.ping_due {
+                    self.ping_due = false;
+                    Some(Message::Ping(Bytes::new()))
+                } else {
+                    match self.outbox.poll_next(cx) {
+                        Next::Item(Outbound::Frame(frame)) => {
+                            let Ok(text) = Utf8Bytes::try_from(frame.into_bytes()) else {
+                                tracing::error!("the hub produced a frame that is not UTF-8");
+                                return Written::Over;
+                            };
+                            Some(Message::Text(text))
+                        }
+                        Next::Item(Outbound::Close(reason)) => {
+                            self.close_sent = true;
+                            Some(Message::Close(Some(close_frame(reason))))
+                        }
+                        Next::Empty => None,
+                        Next::Closed | Next::Killed => {
+                            if self.unflushed {
+                                None
+                            } else {
+                                return Written::Over;
+                            }
+                        }
+                    }
+                };
+                if let Some(message) = message {
+                    if Pin::new(&mut self.ws).start_send(message).is_err() {
+                        return Written::Over;
+                    }
+                    busy = true;
+                    self.batch += 1;
+                    self.unflushed = true;
+                    continue;
+                }
+            }
+            if !self.unflushed {
+                return Written::from_busy(busy);
+            }
+            match Pin::new(&mut self.ws).poll_flush(cx) {
+                Poll::Pending => return Written::from_busy(busy),
+                Poll::Ready(Err(_)) => return Written::Over,
+                Poll::Ready(Ok(())) => {
+                    if self.close_sent {
+                        return Written::Over;
+                    }
+                    self.batch = 0;
+                    self.unflushed = false;
+                    busy = true;
+                }
+            }
+        }
+    }
+}
+
+fn close_frame(reason: Option<ErrorCode>) -> CloseFrame {
+    match reason {
+        Some(reason) => CloseFrame {
+            code: close_code_for(reason),
+            reason: Utf8Bytes::from(reason.as_str()),
+        },
+        None => CloseFrame {
+            code: CloseCode::Normal,
+            reason: Utf8Bytes::from_static("left"),
+        },
+    }
+}
+
+/// The WebSocket close code for each reason the hub closes a connection.
+fn close_code_for(reason: ErrorCode) -> CloseCode {
+    match reason {
+        ErrorCode::TooLarge => CloseCode::Size,
+        ErrorCode::ShuttingDown => CloseCode::Away,
+        _ => CloseCode::Policy,
+    }
+}
