@@ -45,13 +45,15 @@
 
 use std::fmt;
 use std::str::FromStr;
+
 use std::time::Duration;
 
 pub mod link;
 mod node;
 pub mod wire;
 
-pub use node::{BeatResult, ClaimResult, ClusterStats, Command, Node, PROXY_BASE};
+pub use node::{BeatResult, ClaimResult, ClusterStats, Command, MailboxResult, Node, PROXY_BASE};
+pub use peerchat_mailbox::{MailboxConfig, MailboxError, Resolution};
 
 /// A server's id in the cluster: random, and new each time the server
 /// (re)registers. Written as 16 lowercase hex digits.
@@ -94,6 +96,9 @@ pub struct ClusterConfig {
     /// owner is being looked up; a client whose frame would exceed it is cut
     /// off.
     pub held_bytes: usize,
+    /// The long-poll mailbox's limits (for the ids this server owns), or
+    /// `None` when it is off.
+    pub mailbox: Option<MailboxConfig>,
 }
 
 impl Default for ClusterConfig {
@@ -105,6 +110,7 @@ impl Default for ClusterConfig {
             refresh: Duration::from_secs(600),
             link_bytes: 8 * 1024 * 1024,
             held_bytes: 8 * 1024 * 1024,
+            mailbox: Some(MailboxConfig::default()),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use peerchat_mailbox::{Mailbox, MailboxError, Outcome, Resolution, Ticket};
 use peerchat_protocol::ErrorCode;
 use peerchat_protocol::signaling::ClientMessage;
 use peerchat_rooms::{ConnId, Departure, Hub, HubConfig, Meter, Output, Stats};
@@ -165,7 +166,32 @@ struct Proxy {
 enum Waiter {
     Client(ConnId),
     Proxy(ConnId),
+    Mailbox(Origin),
 }
+
+/// Who made a mailbox request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Origin {
+    /// A client of this server's, under the transport's number.
+    Local(u64),
+    /// A client of another server's, under that server's number.
+    Remote(NodeId, u64),
+}
+
+/// A mailbox request not yet run by its id's owner.
+#[derive(Debug)]
+struct MailboxRequest {
+    /// The claim key of its id (`mb:ID`).
+    key: Arc<str>,
+    id: Bytes,
+    wait: Duration,
+    text: Option<Bytes>,
+    /// The owner it was sent to, once known.
+    owner: Option<NodeId>,
+}
+
+/// What a mailbox request came to: for [`Node::poll_mailbox`].
+pub type MailboxResult = Result<Resolution, MailboxError>;
 
 #[derive(Debug, Default)]
 struct Claim {
@@ -270,6 +296,17 @@ pub struct Node {
     held: VecDeque<HubEvent>,
     held_bytes: usize,
     commands: VecDeque<Command>,
+    /// The mailbox of the ids owned here, if the mailbox is on.
+    mailbox: Option<Mailbox>,
+    /// Requests waiting in it, and whose they are.
+    tickets: HashMap<Ticket, Origin>,
+    ticket_of: HashMap<Origin, Ticket>,
+    /// This server's requests not yet run where their id lives.
+    requests: HashMap<u64, MailboxRequest>,
+    /// Other servers' requests waiting for a claim here.
+    remote_requests: HashMap<(NodeId, u64), MailboxRequest>,
+    /// How this server's requests ended.
+    mailbox_out: VecDeque<(u64, MailboxResult)>,
 }
 
 impl Node {
@@ -279,6 +316,7 @@ impl Node {
     pub fn new(config: ClusterConfig, hub: HubConfig, seed: u64, now: Instant) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let me = NodeId(rng.random());
+        let mailbox = config.mailbox.clone().map(Mailbox::new);
         Self {
             hub: Hub::new(hub, rng.random()),
             me,
@@ -302,6 +340,12 @@ impl Node {
             held: VecDeque::new(),
             held_bytes: 0,
             commands: VecDeque::new(),
+            mailbox,
+            tickets: HashMap::new(),
+            ticket_of: HashMap::new(),
+            requests: HashMap::new(),
+            remote_requests: HashMap::new(),
+            mailbox_out: VecDeque::new(),
         }
     }
 
@@ -365,6 +409,134 @@ impl Node {
                     peer.unacked_bytes -= len;
                 }
             }
+        }
+    }
+
+    // ----- the mailbox (`POST /sig`), wherever its ids live -----
+
+    /// A mailbox request of this server's, numbered `req` by the
+    /// transport: a `get` of `id` (`text` is `None`) or a `set`. It ends
+    /// through [`Node::poll_mailbox`], at the latest when `wait` has passed
+    /// at the server that owns the id.
+    pub fn mailbox_request(
+        &mut self,
+        req: u64,
+        id: &str,
+        text: Option<Bytes>,
+        wait: Duration,
+        now: Instant,
+    ) {
+        let request = MailboxRequest {
+            key: Arc::from(format!("mb:{id}")),
+            id: Bytes::copy_from_slice(id.as_bytes()),
+            wait,
+            text,
+            owner: None,
+        };
+        self.requests.insert(req, request);
+        self.route_mailbox(req, now);
+    }
+
+    /// The request's client hung up: withdraw it (and its text).
+    pub fn mailbox_cancel(&mut self, req: u64) {
+        if let Some(request) = self.requests.remove(&req) {
+            match request.owner {
+                Some(owner) => {
+                    self.queue(owner, Message::MailboxCancel { req });
+                }
+                None => {
+                    if let Some(claim) = self.claims.get_mut(&request.key) {
+                        claim.waiters.retain(
+                            |w| !matches!(w, Waiter::Mailbox(Origin::Local(r)) if *r == req),
+                        );
+                    }
+                }
+            }
+        }
+        self.cancel_ticket(Origin::Local(req));
+    }
+
+    /// How a mailbox request of this server's ended, if one did.
+    pub fn poll_mailbox(&mut self) -> Option<(u64, MailboxResult)> {
+        self.mailbox_out.pop_front()
+    }
+
+    fn route_mailbox(&mut self, req: u64, now: Instant) {
+        let Some(request) = self.requests.get(&req) else {
+            return;
+        };
+        if self.owned.contains(&request.key) {
+            if let Some(request) = self.requests.remove(&req) {
+                self.run_mailbox(Origin::Local(req), request, now);
+            }
+            return;
+        }
+        let key = request.key.clone();
+        self.claim(key, Waiter::Mailbox(Origin::Local(req)));
+    }
+
+    /// Runs a request on an id owned here.
+    fn run_mailbox(&mut self, origin: Origin, request: MailboxRequest, now: Instant) {
+        let Some(mailbox) = self.mailbox.as_mut() else {
+            self.respond(origin, Err(MailboxError::Busy));
+            return;
+        };
+        let id = std::str::from_utf8(&request.id).unwrap_or_default();
+        let mut resolved = Vec::new();
+        let outcome = match request.text {
+            None => mailbox.get(id, request.wait, now, &mut resolved),
+            Some(text) => mailbox.set(id, text, request.wait, now, &mut resolved),
+        };
+        match outcome {
+            Ok(Outcome::Done(resolution)) => self.respond(origin, Ok(resolution)),
+            Ok(Outcome::Pending(ticket)) => {
+                self.tickets.insert(ticket, origin);
+                self.ticket_of.insert(origin, ticket);
+            }
+            Err(err) => self.respond(origin, Err(err)),
+        }
+        self.resolve_tickets(resolved);
+    }
+
+    fn resolve_tickets(&mut self, resolved: Vec<(Ticket, Resolution)>) {
+        for (ticket, resolution) in resolved {
+            if let Some(origin) = self.tickets.remove(&ticket) {
+                self.ticket_of.remove(&origin);
+                self.respond(origin, Ok(resolution));
+            }
+        }
+    }
+
+    fn cancel_ticket(&mut self, origin: Origin) {
+        if let Some(ticket) = self.ticket_of.remove(&origin) {
+            self.tickets.remove(&ticket);
+            if let Some(mailbox) = self.mailbox.as_mut() {
+                mailbox.cancel(ticket);
+            }
+        }
+    }
+
+    fn respond(&mut self, origin: Origin, result: MailboxResult) {
+        match origin {
+            Origin::Local(req) => self.mailbox_out.push_back((req, result)),
+            Origin::Remote(node, req) => {
+                self.queue(node, Message::MailboxDone { req, result });
+            }
+        }
+    }
+
+    /// Ends this server's requests sent to `peer` (gone): as timed out, so
+    /// a reader asks again and a writer knows its text was not taken.
+    fn drop_requests_to(&mut self, peer: Option<NodeId>) {
+        let lost: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| peer.is_none() || r.owner == peer)
+            .map(|(req, _)| *req)
+            .collect();
+        for req in lost {
+            self.requests.remove(&req);
+            self.mailbox_out.push_back((req, Ok(Resolution::TimedOut)));
         }
     }
 
@@ -562,6 +734,17 @@ impl Node {
         self.held.clear();
         self.held_bytes = 0;
         self.frozen = true;
+        self.drop_requests_to(None);
+        for (_, origin) in std::mem::take(&mut self.tickets) {
+            let result = Ok(Resolution::TimedOut);
+            match origin {
+                Origin::Local(req) => self.mailbox_out.push_back((req, result)),
+                Origin::Remote(node, req) => {
+                    self.queue(node, Message::MailboxDone { req, result });
+                }
+            }
+        }
+        self.ticket_of.clear();
         self.commands
             .push_back(Command::Deregister { node: self.me });
     }
@@ -584,6 +767,9 @@ impl Node {
                 next = next.min(at);
             }
         }
+        if let Some(at) = self.mailbox.as_ref().and_then(Mailbox::next_deadline) {
+            next = next.min(at);
+        }
         next
     }
 
@@ -591,6 +777,11 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
         self.dead
             .retain(|_, at| now.saturating_duration_since(*at) < DEAD_MEMORY);
+        if let Some(mailbox) = self.mailbox.as_mut() {
+            let mut resolved = Vec::new();
+            mailbox.expire(now, &mut resolved);
+            self.resolve_tickets(resolved);
+        }
         if now >= self.next_beat {
             self.next_beat = now + self.config.beat;
             self.commands.push_back(Command::Beat {
@@ -825,6 +1016,51 @@ impl Node {
                 {
                     if *owner == from {
                         *joined = true;
+                    }
+                }
+            }
+            Message::MailboxOp {
+                req,
+                id,
+                wait,
+                text,
+            } => {
+                let key: Arc<str> =
+                    Arc::from(format!("mb:{}", String::from_utf8_lossy(&id)).as_str());
+                let request = MailboxRequest {
+                    key: key.clone(),
+                    id,
+                    wait,
+                    text,
+                    owner: None,
+                };
+                let origin = Origin::Remote(from, req);
+                if self.owned.contains(&key) {
+                    self.run_mailbox(origin, request, now);
+                } else {
+                    self.remote_requests.insert((from, req), request);
+                    self.claim(key, Waiter::Mailbox(origin));
+                }
+            }
+            Message::MailboxDone { req, result } => {
+                if self
+                    .requests
+                    .get(&req)
+                    .is_some_and(|r| r.owner == Some(from))
+                {
+                    self.requests.remove(&req);
+                    self.mailbox_out.push_back((req, result));
+                }
+            }
+            Message::MailboxCancel { req } => {
+                self.remote_requests.remove(&(from, req));
+                self.cancel_ticket(Origin::Remote(from, req));
+            }
+            Message::MailboxRedirect { req, .. } => {
+                if let Some(request) = self.requests.get_mut(&req) {
+                    if request.owner == Some(from) {
+                        request.owner = None;
+                        self.route_mailbox(req, now);
                     }
                 }
             }
@@ -1092,6 +1328,15 @@ impl Node {
 
     fn claimed_here(&mut self, waiter: Waiter, now: Instant, out: &mut Vec<Output>) {
         match waiter {
+            Waiter::Mailbox(origin) => {
+                let request = match origin {
+                    Origin::Local(req) => self.requests.remove(&req),
+                    Origin::Remote(node, req) => self.remote_requests.remove(&(node, req)),
+                };
+                if let Some(request) = request {
+                    self.run_mailbox(origin, request, now);
+                }
+            }
             Waiter::Client(conn) => {
                 let Some(client) = self.clients.get_mut(&conn) else {
                     return;
@@ -1127,6 +1372,23 @@ impl Node {
         out: &mut Vec<Output>,
     ) {
         match waiter {
+            Waiter::Mailbox(Origin::Local(req)) => {
+                if let Some(request) = self.requests.get_mut(&req) {
+                    request.owner = Some(owner);
+                    let message = Message::MailboxOp {
+                        req,
+                        id: request.id.clone(),
+                        wait: request.wait,
+                        text: request.text.clone(),
+                    };
+                    self.queue(owner, message);
+                }
+            }
+            Waiter::Mailbox(Origin::Remote(node, req)) => {
+                if self.remote_requests.remove(&(node, req)).is_some() {
+                    self.queue(node, Message::MailboxRedirect { req, owner });
+                }
+            }
             Waiter::Client(conn) => {
                 let Some(client) = self.clients.get_mut(&conn) else {
                     return;
@@ -1332,10 +1594,15 @@ impl Node {
         if !self.held.is_empty() {
             return;
         }
+        let mailbox = self.mailbox.as_ref();
         let empty: Vec<Arc<str>> = self
             .owned
             .iter()
-            .filter(|r| !self.hub.has_room(r) && !self.claims.contains_key(*r))
+            .filter(|key| match key.strip_prefix("mb:") {
+                Some(id) => !mailbox.is_some_and(|m| m.has_id(id)),
+                None => !self.hub.has_room(key),
+            })
+            .filter(|key| !self.claims.contains_key(*key))
             .cloned()
             .collect();
         for room in empty {
@@ -1353,6 +1620,17 @@ impl Node {
     /// join again, and pending joins look for the room's new owner.
     fn peer_died(&mut self, peer: NodeId, now: Instant, out: &mut Vec<Output>) {
         self.dead.insert(peer, now);
+        self.drop_requests_to(Some(peer));
+        self.remote_requests.retain(|(node, _), _| *node != peer);
+        let theirs: Vec<Origin> = self
+            .ticket_of
+            .keys()
+            .filter(|o| matches!(o, Origin::Remote(node, _) if *node == peer))
+            .copied()
+            .collect();
+        for origin in theirs {
+            self.cancel_ticket(origin);
+        }
         self.peers.remove(&peer);
         self.dirty.retain(|id| *id != peer);
         self.routes.retain(|_, r| r.owner != peer);
@@ -1491,6 +1769,19 @@ impl Node {
             self.clients.remove(&conn);
             self.hub
                 .close(conn, ErrorCode::ShuttingDown, MOVING, now, out);
+        }
+        // The mailbox's ids may have moved: every request ends as timed
+        // out (asked again, they find the ids' new owners).
+        self.drop_requests_to(None);
+        self.remote_requests.clear();
+        for (_, origin) in std::mem::take(&mut self.tickets) {
+            if let Origin::Local(req) = origin {
+                self.mailbox_out.push_back((req, Ok(Resolution::TimedOut)));
+            }
+        }
+        self.ticket_of.clear();
+        if let Some(mailbox) = self.mailbox.as_mut() {
+            *mailbox = Mailbox::new(mailbox.config().clone());
         }
         self.routes.clear();
         self.peers.clear();

@@ -64,6 +64,29 @@ fn arb_message() -> impl Strategy<Value = Message> {
             conn,
             owner: NodeId(o)
         }),
+        (conn, "[a-z]{1,20}", 0u64..100_000, prop::option::of(text)).prop_map(
+            |(req, id, ms, t)| {
+                Message::MailboxOp {
+                    req,
+                    id: Bytes::from(id),
+                    wait: Duration::from_millis(ms),
+                    text: t.map(Bytes::from),
+                }
+            }
+        ),
+        (conn, text).prop_map(|(req, t)| Message::MailboxDone {
+            req,
+            result: Ok(peerchat_mailbox::Resolution::Text(Bytes::from(t)))
+        }),
+        conn.prop_map(|req| Message::MailboxDone {
+            req,
+            result: Err(peerchat_mailbox::MailboxError::TooLarge { max: 7 })
+        }),
+        conn.prop_map(|req| Message::MailboxCancel { req }),
+        (conn, any::<u64>()).prop_map(|(req, o)| Message::MailboxRedirect {
+            req,
+            owner: NodeId(o)
+        }),
     ]
 }
 
@@ -1111,6 +1134,95 @@ fn a_room_left_empty_is_given_back() {
     // The next join, on the other node, takes it there.
     sim.join(1, ROOM, "bob", None);
     assert_eq!(sim.owner(ROOM), Some(1));
+    sim.assert_fine();
+}
+
+fn mailbox(sim: &mut Sim, i: usize, req: u64, id: &str, text: Option<&str>, wait: Duration) {
+    let text = text.map(|t| Bytes::copy_from_slice(t.as_bytes()));
+    sim.nodes[i]
+        .node
+        .mailbox_request(req, id, text, wait, sim.now);
+    sim.settle();
+}
+
+fn mailbox_results(sim: &mut Sim, i: usize) -> Vec<(u64, crate::MailboxResult)> {
+    std::iter::from_fn(|| sim.nodes[i].node.poll_mailbox()).collect()
+}
+
+#[test]
+fn a_mailbox_get_on_one_node_receives_a_set_on_another() {
+    use peerchat_mailbox::Resolution;
+    let mut sim = Sim::new(3);
+    let wait = Duration::from_secs(5);
+    mailbox(&mut sim, 0, 1, "meet-here", None, wait);
+    assert!(mailbox_results(&mut sim, 0).is_empty());
+    mailbox(&mut sim, 1, 7, "meet-here", Some("an offer"), wait);
+    assert_eq!(
+        mailbox_results(&mut sim, 0),
+        vec![(1, Ok(Resolution::Text(Bytes::from("an offer"))))]
+    );
+    assert_eq!(
+        mailbox_results(&mut sim, 1),
+        vec![(7, Ok(Resolution::Taken))]
+    );
+    // A set first, on a third node, read later on the first.
+    mailbox(&mut sim, 2, 3, "meet-here", Some("an answer"), wait);
+    sim.run(Duration::from_secs(1));
+    mailbox(&mut sim, 0, 2, "meet-here", None, Duration::ZERO);
+    assert_eq!(
+        mailbox_results(&mut sim, 0),
+        vec![(2, Ok(Resolution::Text(Bytes::from("an answer"))))]
+    );
+    assert_eq!(
+        mailbox_results(&mut sim, 2),
+        vec![(3, Ok(Resolution::Taken))]
+    );
+    // A get nobody answers times out where the id lives, and is told so.
+    mailbox(&mut sim, 1, 8, "meet-here", None, wait);
+    sim.run(wait + Duration::from_secs(1));
+    assert_eq!(
+        mailbox_results(&mut sim, 1),
+        vec![(8, Ok(Resolution::TimedOut))]
+    );
+    // A withdrawn set is not read.
+    mailbox(&mut sim, 1, 9, "meet-here", Some("withdrawn"), wait);
+    sim.nodes[1].node.mailbox_cancel(9);
+    sim.settle();
+    mailbox(&mut sim, 2, 4, "meet-here", None, Duration::ZERO);
+    assert_eq!(
+        mailbox_results(&mut sim, 2),
+        vec![(4, Ok(Resolution::TimedOut))]
+    );
+    // The id is given back once nothing waits on it.
+    sim.run(Duration::from_secs(2));
+    assert!(sim.redis.rooms.is_empty(), "{:?}", sim.redis.rooms);
+    sim.assert_fine();
+}
+
+#[test]
+fn mailbox_requests_at_a_dead_node_end_as_timed_out() {
+    use peerchat_mailbox::Resolution;
+    let mut sim = Sim::new(2);
+    mailbox(&mut sim, 0, 1, "id-1", None, Duration::from_secs(60));
+    mailbox(&mut sim, 1, 2, "id-1", None, Duration::from_secs(60));
+    sim.kill(0);
+    sim.run(LEASE * 2);
+    assert_eq!(
+        mailbox_results(&mut sim, 1),
+        vec![(2, Ok(Resolution::TimedOut))]
+    );
+    // Asked again, the id lives on the survivor.
+    mailbox(&mut sim, 1, 3, "id-1", None, Duration::from_secs(60));
+    mailbox(&mut sim, 1, 4, "id-1", Some("x"), Duration::from_secs(60));
+    let mut results = mailbox_results(&mut sim, 1);
+    results.sort_by_key(|(req, _)| *req);
+    assert_eq!(
+        results,
+        vec![
+            (3, Ok(Resolution::Text(Bytes::from("x")))),
+            (4, Ok(Resolution::Taken))
+        ]
+    );
     sim.assert_fine();
 }
 

@@ -14,9 +14,20 @@
 //!         | 5 conn:u64                   close a client normally (it left)
 //!         | 6 conn:u64                   the client's join was accepted
 //!         | 7 conn:u64 owner:u64         the room is not mine: join at owner
+//!         | 8 req:u64 set:u8 wait_ms:u64 len:u8 id len:u32 text
+//!                                        a mailbox request, to the id's owner
+//!         | 9 req:u64 kind:u8 n:u64 len:u32 text
+//!                                        how it ended (0 text, 1 taken,
+//!                                        2 timed out, 3 too large (n: the
+//!                                        limit), 4 queue full, 5 busy)
+//!         | 10 req:u64                   the request was withdrawn
+//!         | 11 req:u64 owner:u64         the id is not mine: ask owner
 //! ```
 
+use std::time::Duration;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use peerchat_mailbox::{MailboxError, Resolution};
 use peerchat_protocol::ErrorCode;
 use peerchat_rooms::{ConnId, Departure, Frame};
 
@@ -75,6 +86,36 @@ pub enum Message {
         /// The room's owner.
         owner: NodeId,
     },
+    /// A mailbox request (`POST /sig`) for the owner of its id.
+    MailboxOp {
+        /// The request, numbered by its ingress.
+        req: u64,
+        /// The id.
+        id: Bytes,
+        /// How long it may wait.
+        wait: Duration,
+        /// The text of a `set`, or `None` for a `get`.
+        text: Option<Bytes>,
+    },
+    /// How a mailbox request ended.
+    MailboxDone {
+        /// The request.
+        req: u64,
+        /// Its outcome.
+        result: Result<Resolution, MailboxError>,
+    },
+    /// A mailbox request was withdrawn (its client hung up).
+    MailboxCancel {
+        /// The request.
+        req: u64,
+    },
+    /// The receiver of a mailbox request does not own its id: `owner` does.
+    MailboxRedirect {
+        /// The request.
+        req: u64,
+        /// The id's owner.
+        owner: NodeId,
+    },
 }
 
 impl Message {
@@ -87,6 +128,19 @@ impl Message {
             Self::Close { reason, .. } => 1 + reason.as_str().len(),
             Self::CloseNormally { .. } | Self::Joined { .. } => 0,
             Self::Redirect { .. } => 8,
+            Self::MailboxOp { id, text, .. } => {
+                1 + 8 + 1 + id.len() + 4 + text.as_ref().map_or(0, Bytes::len)
+            }
+            Self::MailboxDone { result, .. } => {
+                1 + 8
+                    + 4
+                    + match result {
+                        Ok(Resolution::Text(text)) => text.len(),
+                        _ => 0,
+                    }
+            }
+            Self::MailboxCancel { .. } => 0,
+            Self::MailboxRedirect { .. } => 8,
         }
     }
 
@@ -125,6 +179,45 @@ impl Message {
             Self::Redirect { conn, owner } => {
                 buf.put_u8(7);
                 buf.put_u64_le(*conn);
+                buf.put_u64_le(owner.0);
+            }
+            Self::MailboxOp {
+                req,
+                id,
+                wait,
+                text,
+            } => {
+                buf.put_u8(8);
+                buf.put_u64_le(*req);
+                buf.put_u8(u8::from(text.is_some()));
+                buf.put_u64_le(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+                let id = &id[..id.len().min(255)];
+                buf.put_u8(id.len() as u8);
+                buf.put_slice(id);
+                put_bytes(buf, text.as_deref().unwrap_or_default());
+            }
+            Self::MailboxDone { req, result } => {
+                buf.put_u8(9);
+                buf.put_u64_le(*req);
+                let (kind, n, text): (u8, u64, &[u8]) = match result {
+                    Ok(Resolution::Text(text)) => (0, 0, text),
+                    Ok(Resolution::Taken) => (1, 0, &[]),
+                    Ok(Resolution::TimedOut) => (2, 0, &[]),
+                    Err(MailboxError::TooLarge { max }) => (3, *max as u64, &[]),
+                    Err(MailboxError::QueueFull) => (4, 0, &[]),
+                    Err(_) => (5, 0, &[]),
+                };
+                buf.put_u8(kind);
+                buf.put_u64_le(n);
+                put_bytes(buf, text);
+            }
+            Self::MailboxCancel { req } => {
+                buf.put_u8(10);
+                buf.put_u64_le(*req);
+            }
+            Self::MailboxRedirect { req, owner } => {
+                buf.put_u8(11);
+                buf.put_u64_le(*req);
                 buf.put_u64_le(owner.0);
             }
         }
@@ -166,6 +259,44 @@ impl Message {
             6 => Self::Joined { conn },
             7 => Self::Redirect {
                 conn,
+                owner: NodeId(take_u64(buf)?),
+            },
+            8 => {
+                let set = take_u8(buf)? == 1;
+                let wait = Duration::from_millis(take_u64(buf)?);
+                let len = usize::from(take_u8(buf)?);
+                if buf.remaining() < len {
+                    return Err(WireError::Truncated);
+                }
+                let id = buf.split_to(len);
+                let text = take_raw(buf)?;
+                Self::MailboxOp {
+                    req: conn,
+                    id,
+                    wait,
+                    text: set.then_some(text),
+                }
+            }
+            9 => {
+                let kind = take_u8(buf)?;
+                let n = take_u64(buf)?;
+                let text = take_raw(buf)?;
+                let result = match kind {
+                    0 => Ok(Resolution::Text(text)),
+                    1 => Ok(Resolution::Taken),
+                    2 => Ok(Resolution::TimedOut),
+                    3 => Err(MailboxError::TooLarge {
+                        max: usize::try_from(n).unwrap_or(usize::MAX),
+                    }),
+                    4 => Err(MailboxError::QueueFull),
+                    5 => Err(MailboxError::Busy),
+                    _ => return Err(WireError::Malformed("mailbox outcome")),
+                };
+                Self::MailboxDone { req: conn, result }
+            }
+            10 => Self::MailboxCancel { req: conn },
+            11 => Self::MailboxRedirect {
+                req: conn,
                 owner: NodeId(take_u64(buf)?),
             },
             _ => return Err(WireError::Malformed("message tag")),

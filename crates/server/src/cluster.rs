@@ -16,12 +16,15 @@
 //! - `peerchat:{c}:turn-secret`: the TURN secret, when none was given;
 //! - `peerchat:in:{NODE}`: the server's inbox, a stream of entries.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use peerchat_cluster::{BeatResult, ClaimResult, ClusterConfig, Command, Node, NodeId};
+use peerchat_cluster::{
+    BeatResult, ClaimResult, ClusterConfig, Command, MailboxConfig, MailboxResult, Node, NodeId,
+};
 use peerchat_relay::Secret;
 use peerchat_rooms::HubConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -197,6 +200,9 @@ pub(crate) struct ClusterIo {
     >,
     /// Whether the last command to Redis went through.
     up: AtomicBool,
+    /// Mailbox requests waiting for their outcome, by number.
+    mailbox_waiters: Mutex<HashMap<u64, oneshot::Sender<MailboxResult>>>,
+    next_request: AtomicU64,
 }
 
 impl ClusterIo {
@@ -205,13 +211,18 @@ impl ClusterIo {
     /// The channels carry what the node asked for, which the node bounds
     /// itself (bytes waiting for each other server, one claim per room, one
     /// beat per interval, coalesced here).
-    pub(crate) fn new(settings: &ClusterSettings, hub: HubConfig) -> (Self, Node) {
+    pub(crate) fn new(
+        settings: &ClusterSettings,
+        hub: HubConfig,
+        mailbox: Option<MailboxConfig>,
+    ) -> (Self, Node) {
         let client = redis::Client::open(settings.url.as_str())
             .expect("the URL was checked with the configuration");
         let beat = (settings.lease / 5).max(Duration::from_millis(100));
         let config = ClusterConfig {
             lease: settings.lease,
             beat,
+            mailbox,
             ..ClusterConfig::default()
         };
         let node = Node::new(config, hub, rand::random(), Instant::now());
@@ -225,6 +236,8 @@ impl ClusterIo {
             outgoing,
             receivers: Mutex::new(Some((control_rx, outgoing_rx))),
             up: AtomicBool::new(false),
+            mailbox_waiters: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
         };
         (io, node)
     }
@@ -244,6 +257,29 @@ impl ClusterIo {
                 .is_ok(),
             command => self.control.send(Control::Run(command)).is_ok(),
         };
+    }
+
+    /// A number for a new mailbox request, and where its outcome will come.
+    pub(crate) fn mailbox_waiter(&self) -> (u64, oneshot::Receiver<MailboxResult>) {
+        let req = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.mailbox_waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(req, tx);
+        (req, rx)
+    }
+
+    /// A mailbox request ended (or its client went away: `None`).
+    pub(crate) fn mailbox_done(&self, req: u64, result: Option<MailboxResult>) {
+        let waiter = self
+            .mailbox_waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&req);
+        if let (Some(waiter), Some(result)) = (waiter, result) {
+            let _ = waiter.send(result);
+        }
     }
 
     /// Starts the tasks that talk to Redis.

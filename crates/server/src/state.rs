@@ -308,7 +308,8 @@ impl AppState {
                 None,
             ),
             Some(settings) => {
-                let (io, node) = ClusterIo::new(settings, config.hub.clone());
+                let (io, node) =
+                    ClusterIo::new(settings, config.hub.clone(), config.mailbox.clone());
                 (Core::Cluster(Box::new(node)), Some(io))
             }
         };
@@ -409,6 +410,9 @@ impl AppState {
         if let (Core::Cluster(node), Some(io)) = (&mut shared.hub, &self.0.cluster) {
             while let Some(command) = node.poll_command() {
                 io.submit(command);
+            }
+            while let Some((req, result)) = node.poll_mailbox() {
+                io.mailbox_done(req, Some(result));
             }
         }
         drop(shared);

@@ -376,3 +376,27 @@ async fn servers_without_a_turn_secret_share_the_first_one_s() {
         .issue("0123456789abcdef", ttl, now);
     assert_ne!(given, issued);
 }
+
+#[tokio::test]
+async fn a_mailbox_get_on_one_server_receives_a_set_on_another() {
+    let redis = Redis::start().await;
+    let a = node(&redis, &[]).await;
+    let b = node(&redis, &[]).await;
+    let (a_addr, b_addr) = (a.addr, b.addr);
+    let get = tokio::spawn(async move {
+        common::http_post(a_addr, "/sig?get=meet-me-here&timeoutms=8000", b"").await
+    });
+    // The get waits at whichever server claimed the id; the set, on the
+    // other server, reaches it there.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) =
+        common::http_post(b_addr, "/sig?set=meet-me-here&timeoutms=8000", b"an offer").await;
+    assert_eq!(status, 200);
+    let (status, body) = get.await.unwrap();
+    assert_eq!((status, body.as_slice()), (200, &b"an offer"[..]));
+    // Nobody waiting: a get on either server times out.
+    let (status, _) = common::http_post(b_addr, "/sig?get=meet-me-here&timeoutms=300", b"").await;
+    assert_eq!(status, 204);
+    a.stop().await;
+    b.stop().await;
+}
