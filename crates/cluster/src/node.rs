@@ -1326,6 +1326,18 @@ impl Node {
         }
     }
 
+    /// The frames a client held while its room's owner was looked up; its
+    /// route is left as `Here`, for the caller to set.
+    fn take_claiming(&mut self, conn: ConnId) -> Option<Vec<Bytes>> {
+        let client = self.clients.get_mut(&conn)?;
+        let Route::Claiming { frames, .. } = std::mem::replace(&mut client.route, Route::Here)
+        else {
+            return None;
+        };
+        self.held_bytes -= frames.iter().map(Bytes::len).sum::<usize>();
+        Some(frames)
+    }
+
     fn claimed_here(&mut self, waiter: Waiter, now: Instant, out: &mut Vec<Output>) {
         match waiter {
             Waiter::Mailbox(origin) => {
@@ -1338,15 +1350,9 @@ impl Node {
                 }
             }
             Waiter::Client(conn) => {
-                let Some(client) = self.clients.get_mut(&conn) else {
+                let Some(frames) = self.take_claiming(conn) else {
                     return;
                 };
-                let Route::Claiming { frames, .. } =
-                    std::mem::replace(&mut client.route, Route::Here)
-                else {
-                    return;
-                };
-                self.held_bytes -= frames.iter().map(Bytes::len).sum::<usize>();
                 for text in frames {
                     self.hub_event(HubEvent::Text { conn, text }, now, out);
                 }
@@ -1390,16 +1396,13 @@ impl Node {
                 }
             }
             Waiter::Client(conn) => {
-                let Some(client) = self.clients.get_mut(&conn) else {
+                let Some(frames) = self.take_claiming(conn) else {
                     return;
                 };
-                let Route::Claiming { frames, .. } =
-                    std::mem::replace(&mut client.route, Route::Here)
-                else {
-                    return;
-                };
-                self.held_bytes -= frames.iter().map(Bytes::len).sum::<usize>();
                 let Some(join) = frames.first().cloned() else {
+                    return;
+                };
+                let Some(client) = self.clients.get_mut(&conn) else {
                     return;
                 };
                 client.route = Route::Remote {
