@@ -46,6 +46,9 @@ pub struct Relay {
     pub per_cpu_sec: f64,
     /// One-way latency under that load.
     pub latency: Dist,
+    /// CPU seconds each process (in the order given: servers, then Redis)
+    /// spent on it.
+    pub cpu_seconds: Vec<f64>,
 }
 
 /// Light-load latency: `a` sends `count` signals to `b`, one at a time.
@@ -144,12 +147,13 @@ pub async fn run(
         clients.push(Client::connect(Kind::Peerchat, at(i), &room).await?);
         clients.push(Client::connect(Kind::Peerchat, at(i + 1), &room).await?);
     }
-    let total_cpu = || -> Result<f64> { pids.iter().map(|p| cpu_seconds(*p)).sum() };
-    let cpu0 = total_cpu()?;
+    let each_cpu = || -> Result<Vec<f64>> { pids.iter().map(|p| cpu_seconds(*p)).collect() };
+    let cpu0 = each_cpu()?;
     let t0 = Instant::now();
     let report = load::relay(clients, messages, 1000, 32, pids[0]).await?;
     let wall = t0.elapsed().as_secs_f64();
-    let cpu = total_cpu()? - cpu0;
+    let spent: Vec<f64> = each_cpu()?.iter().zip(&cpu0).map(|(b, a)| b - a).collect();
+    let cpu: f64 = spent.iter().sum();
     Ok(ClusterReport {
         servers: n,
         join,
@@ -162,6 +166,7 @@ pub async fn run(
             per_sec: report.messages as f64 / wall,
             per_cpu_sec: report.messages as f64 / cpu.max(0.01),
             latency: report.latency,
+            cpu_seconds: spent,
         },
     })
 }

@@ -534,18 +534,29 @@ async fn run_outgoing(
                 Err(_) => break,
             }
         }
+        // One stream entry per receiver holds all of its entries waiting
+        // now, in order, each in an `m` field: Redis and the reader handle
+        // one item instead of many.
         let mut pipe = redis::pipe();
-        for (to, _, entry) in &batch {
-            pipe.cmd("XADD")
+        let mut receivers: Vec<NodeId> = Vec::new();
+        for (to, _, _) in &batch {
+            if !receivers.contains(to) {
+                receivers.push(*to);
+            }
+        }
+        for to in &receivers {
+            let cmd = pipe
+                .cmd("XADD")
                 .arg(inbox_key(*to))
                 .arg("NOMKSTREAM")
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(INBOX_MAX)
-                .arg("*")
-                .arg("m")
-                .arg(entry.as_ref())
-                .ignore();
+                .arg("*");
+            for (_, _, entry) in batch.iter().filter(|(t, _, _)| t == to) {
+                cmd.arg("m").arg(entry.as_ref());
+            }
+            cmd.ignore();
         }
         match pipe.query_async::<()>(&mut redis).await {
             Ok(()) => {
