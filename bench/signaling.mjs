@@ -208,7 +208,7 @@ if (p.slow || j.slow) {
     [
       '  what the server did with it',
       ...[p, j].map((r) =>
-        r.slow ? `${r.slow.cut_off ? 'cut off' : r.slow.stalled ? 'stalled' : 'kept'}, ${r.slow.delivered} delivered` : '–'),
+        r.slow ? `${r.slow.cut_off ? 'cut off' : r.slow.stalled ? 'stalled' : r.slow.pushed_back ? 'kept it, refused the sender\'s excess (peer_busy)' : 'kept'}, ${r.slow.delivered} delivered` : '–'),
       '',
     ],
   );

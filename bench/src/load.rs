@@ -2,7 +2,7 @@
 //! PeerJS server's, so the two are measured with the same workloads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -535,6 +535,9 @@ pub struct SlowReport {
     /// Whether the server closed the connection of the client that did not
     /// read.
     pub cut_off: bool,
+    /// Whether the server refused signals to the client that did not read,
+    /// telling the sender (`peer_busy`), instead of queueing or cutting off.
+    pub pushed_back: bool,
     /// Whether the client, reading again, waited 10 s without getting a
     /// signal or the server's close (the server dropped signals quietly).
     pub stalled: bool,
@@ -563,10 +566,18 @@ pub async fn slow_reader(
     let Client { mut tx, rx, .. } = sender;
     // The sender reads everything the server says to it (presence, and
     // errors once the silent client is gone), so that it is never the slow
-    // one.
+    // one, and notes whether the server pushed back on it.
+    let pushed = Arc::new(AtomicBool::new(false));
+    let pushed_seen = pushed.clone();
     let drain = tokio::spawn(async move {
         let mut rx = rx;
-        while let Some(Ok(_)) = rx.next().await {}
+        while let Some(Ok(msg)) = rx.next().await {
+            if let Message::Text(t) = msg {
+                if t.contains("\"peer_busy\"") {
+                    pushed_seen.store(true, Ordering::Relaxed);
+                }
+            }
+        }
     });
     let rss_before = rss_kib(server_pid)?;
     let mut peak = rss_before;
@@ -592,9 +603,17 @@ pub async fn slow_reader(
     let mut delivered = 0;
     let mut cut_off = false;
     let mut stalled = false;
+    let pushed_back = pushed.load(Ordering::Relaxed);
+    // Refused signals never come: past what was accepted, a short quiet
+    // ends the reading.
+    let step = if pushed_back {
+        Duration::from_secs(1)
+    } else {
+        SLOW_STEP
+    };
     while delivered < sent {
-        let Ok(next) = tokio::time::timeout(SLOW_STEP, slow.rx.next()).await else {
-            stalled = true;
+        let Ok(next) = tokio::time::timeout(step, slow.rx.next()).await else {
+            stalled = !pushed_back;
             break;
         };
         match next {
@@ -619,6 +638,7 @@ pub async fn slow_reader(
         rss_peak_kib: peak,
         growth_kib: peak.saturating_sub(rss_before),
         cut_off,
+        pushed_back,
         stalled,
         delivered,
     })

@@ -377,6 +377,10 @@ test('the server is stopped with SIGTERM and restarted: an outage, not everyone 
   for (const page of [alice, bob]) await waitForServerOpen(page);
   await say(alice, 'alice: the server is back', [bob]);
   await carol.waitFor((l) => l === 'alice: alice: the server is back');
+  // The terminal said once that the server was lost, however many times
+  // it tried, and once that it is back.
+  await carol.waitFor((l) => l === '* connected to the server again', 'err');
+  assert.equal(carol.err.filter((l) => l.startsWith('* server unreachable')).length, 1, carol.err.join('\n'));
   await waitForMembers(alice, ['bob', 'carol']);
   await waitForMembers(bob, ['alice', 'carol']);
   // A newcomer finds everyone: each of them is in the new server's room.

@@ -31,8 +31,10 @@ async function twoMembers(page) {
  * A server, a browser and a page holding two connected members, all
  * closed after the test.
  * @param {import('node:test').TestContext} t
+ * @param {(page: import('playwright-core').Page) => Promise<unknown>} [prepare]
+ *   done in the page before the members join
  */
-async function pairInOnePage(t) {
+async function pairInOnePage(t, prepare = async () => {}) {
   const server = await startServer();
   const browser = await launchBrowser();
   t.after(async () => {
@@ -41,6 +43,7 @@ async function pairInOnePage(t) {
   });
   const page = await newPage(browser, server.url);
   await page.goto(`${server.url}/manual`);
+  await prepare(page);
   await twoMembers(page);
   return page;
 }
@@ -148,5 +151,29 @@ test('both sides restart ICE at the same moment, 50 times: perfect negotiation s
     assert.equal(after, sid, `round ${i}: still the same connection`);
     await roundTrip(page, `after both restarted ICE ${i}`);
   }
+  assert.deepEqual(page.errors, []);
+});
+
+test('each side sends one sync on a new channel, the side that received it too', async (t) => {
+  // Count the syncs each channel sends.
+  const page = await pairInOnePage(t, (page) =>
+    page.evaluate(() => {
+      const syncs = new Map();
+      const send = RTCDataChannel.prototype.send;
+      RTCDataChannel.prototype.send = function (data) {
+        if (typeof data === 'string' && data.includes('"type":"sync"')) syncs.set(this, (syncs.get(this) ?? 0) + 1);
+        return send.call(this, data);
+      };
+      Object.assign(window, { syncs });
+    }),
+  );
+  await roundTrip(page, 'after the syncs');
+  const counts = await page.evaluate(() => {
+    const { a, b } = /** @type {any} */ (window).rooms;
+    const syncs = /** @type {any} */ (window).syncs;
+    return [syncs.get(a.members.get(b.selfId).link.dc), syncs.get(b.members.get(a.selfId).link.dc)];
+  });
+  // b joined last and started the connection; a received its channel.
+  assert.deepEqual(counts, [1, 1]);
   assert.deepEqual(page.errors, []);
 });

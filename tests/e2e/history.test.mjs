@@ -69,8 +69,14 @@ for (const scenario of doc.scenarios) {
           assert.equal(h.position(m), want, at);
           break;
         }
+        case 'get':
+          assert.deepEqual(h.get(step.author, step.seq) ?? null, want, at);
+          break;
         case 'clear':
           h.clear();
+          break;
+        case 'save':
+          assert.deepEqual(h.save(), want, at);
           break;
         case 'restore':
           assert.deepEqual(h.restore(step.saved).map((m) => [m.author, m.seq]), want, at);

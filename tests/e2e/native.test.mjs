@@ -3,12 +3,16 @@
 // UI in a real terminal (tmux). Runs inside the loopback-only namespace.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 
 import { LineClient } from './lib/cli.mjs';
 import {
   BIN,
+  SCREENSHOTS,
   launchBrowser,
+  messageTexts,
   openRoom,
   send,
   startServer,
@@ -57,6 +61,15 @@ test('a browser and two terminal clients all reach each other', async (t) => {
   await box.pressSequentially('line two');
   await box.press('Enter');
   await bob.waitFor((l) => l === 'alice: line one\\nline two');
+
+  // In line mode too, a mistyped command stays here and `//` sends one
+  // `/`.
+  bob.say('/bogus');
+  await bob.waitFor((l) => l.startsWith('* unknown command /bogus'), 'err');
+  bob.say('//slash first');
+  await waitForMessage(alice, '/slash first', 'bob');
+  await carol.waitFor((l) => l === 'bob: /slash first');
+  assert.ok(!(await messageTexts(alice)).some((t) => t.includes('bogus')));
 
   // Bob's input ends: he leaves once his messages are out.
   bob.say('bye!');
@@ -108,6 +121,44 @@ test('the full-screen terminal UI chats with a browser', async (t) => {
   const text = screen();
   assert.match(text, /Members \(2\)/);
   assert.match(text, /Message \(Enter sends/);
+
+  // Long messages of several lines: each line on rows of its own, wrapped
+  // under the text column, and the newest in view.
+  const long = (i) =>
+    `long ${i}: ${'a conversation wrapped at word boundaries, '.repeat(3)}the end\nsecond line of ${i}`;
+  for (let i = 1; i <= 5; i++) await send(alice, long(i));
+  await waitScreen('second line of 5');
+  assert.match(screen(), /│ {6,}second line of 5 /);
+  assert.match(screen(), /│ {6,}boundaries, /);
+
+  // A mistyped command stays here; `//` sends a line starting with `/`.
+  tmux('send-keys', '-t', session, '-l', '/bogus');
+  tmux('send-keys', '-t', session, 'Enter');
+  await waitScreen('unknown command /bogus');
+  tmux('send-keys', '-t', session, '-l', '//slash first');
+  tmux('send-keys', '-t', session, 'Enter');
+  await waitForMessage(alice, '/slash first', 'dora');
+  assert.ok(!(await messageTexts(alice)).some((t) => t.includes('bogus')));
+
+  // Alt+Enter starts a new line in the input.
+  tmux('send-keys', '-t', session, '-l', 'first row');
+  tmux('send-keys', '-t', session, 'M-Enter');
+  tmux('send-keys', '-t', session, '-l', 'second row');
+  tmux('send-keys', '-t', session, 'Enter');
+  await waitForMessage(alice, 'first row\nsecond row', 'dora');
+  await waitScreen('you: first row');
+  const keep = (name) => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    writeFileSync(path.join(SCREENSHOTS, name), screen());
+  };
+  keep('terminal-80x24.txt');
+
+  // On a wide terminal too, the newest is in view.
+  tmux('resize-window', '-t', session, '-x', '160', '-y', '40');
+  await send(alice, long(6));
+  await waitScreen('second line of 6');
+  assert.match(screen(), /long 5: /);
+  keep('terminal-160x40.txt');
 
   // Ctrl-C leaves the room cleanly.
   tmux('send-keys', '-t', session, 'C-c');

@@ -94,3 +94,12 @@ test('random ids carry 128 bits in 22 url-safe characters', () => {
     validateKey(id);
   }
 });
+
+test('nickname keys', async () => {
+  const { nickKey } = await import('../../web/js/nickkey.js');
+  assert.ok(vectors.nick_keys.length > 0);
+  for (const c of vectors.nick_keys) {
+    assert.ok(valid(() => validateNick(c.a)) && valid(() => validateNick(c.b)), JSON.stringify(c));
+    assert.equal(nickKey(c.a) === nickKey(c.b), c.same, JSON.stringify(c));
+  }
+});

@@ -141,6 +141,13 @@ class Peer:
             if channel.label == "chat" and member.channel is None:
                 self.use_channel(member, channel)
 
+        @pc.on("connectionstatechange")
+        async def on_connection_state():
+            # aiortc cannot restart ICE: the protocol has such a stack close a
+            # failed connection at once ("Who starts").
+            if pc.connectionState == "failed":
+                await pc.close()
+
         return pc
 
     async def start(self, member):

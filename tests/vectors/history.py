@@ -42,6 +42,17 @@ def added(author, seq):
 
 A, B, C = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"
 
+# A saved log (History::save, history.js `save()`): messages in order, the
+# recipients of each of our messages by number (sorted, once each, without
+# us), each member's acknowledgement by id, the clear mark.
+SAVED = {
+    "messages": [rec(A, "alice", "a1", 1, 1, 1, "one"), rec(B, "bob", "b1", 1, 5, 3, "two"),
+                 rec(A, "alice", "a2", 2, 6, 4, "three")],
+    "recipients": [[1, [B, C]], [2, [B]]],
+    "acks": [[C, 1]],
+    "cleared": 0,
+}
+
 scenarios = [
     {
         "name": "sending numbers messages and moves the clock",
@@ -283,6 +294,131 @@ scenarios = [
             {"do": "receive", "from": B, "nick": "bob", "now": 3, "text": chat("b1", 1, 3, 3, "cleared"),
              "want": {"effects": [send(B, ack(1))]}},
             {"do": "order", "want": [[A, 3], [A, 4]]},
+        ],
+    },
+    {
+        # JSON as peerchat reads it: a number is worth its value as JavaScript
+        # reads it (an IEEE 754 double), so 1.0 and 1e0 are the integer 1; a
+        # member name given twice counts with its last value.
+        "name": "integers are read by their value, and a repeated name by its last value",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1,
+             "text": '{"v":1,"type":"chat","id":"b1","seq":1.0,"clock":1e0,"ts":1.0e3,"text":"one"}',
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "get", "author": B, "seq": 1, "want": rec(B, "bob", "b1", 1, 1, 1000, "one")},
+            {"do": "receive", "from": B, "nick": "bob", "now": 2,
+             "text": '{"v":1.0,"type":"chat","id":"b2","seq":2,"clock":2,"ts":2,"text":"first","text":"second"}',
+             "want": {"effects": [added(B, 2), send(B, ack(2))]}},
+            {"do": "get", "author": B, "seq": 2, "want": rec(B, "bob", "b2", 2, 2, 2, "second")},
+            {"do": "receive", "from": C, "nick": "carol", "now": 3,
+             "text": '{"v":1,"type":"chat","id":"c1","seq":1,"clock":1,"ts":1,"text":"   "}',
+             "want": {"effects": [added(C, 1), send(C, ack(1))]}},
+            {"do": "send", "id": "a1", "nick": "alice", "text": " \u0085\u3000\n ", "ts": 4, "recipients": [B],
+             "want": {"error": "empty"}},
+            {"do": "send", "id": "a1", "nick": "alice", "text": "\ufeff", "ts": 4, "recipients": [B],
+             "want": {"message": rec(A, "alice", "a1", 1, 3, 4, "\ufeff"),
+                      "envelope": chat("a1", 1, 3, 4, "\ufeff")}},
+        ],
+    },
+    {
+        # JSON allows escaped surrogates that are not half of a pair; Unicode
+        # text cannot hold them. Each reads as U+FFFD, as JavaScript writes
+        # it when it encodes a string.
+        "name": "a lone surrogate in a string reads as U+FFFD",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1,
+             "text": '{"v":1,"type":"chat","id":"b1","seq":1,"clock":1,"ts":1,"text":"a\\ud800b"}',
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "get", "author": B, "seq": 1, "want": rec(B, "bob", "b1", 1, 1, 1, "a\ufffdb")},
+            {"do": "receive", "from": B, "nick": "bob", "now": 2,
+             "text": '{"v":1,"type":"chat","id":"b2","seq":2,"clock":2,"ts":2,'
+                     '"text":"\\ud83d\\ude00 \\udc00 \\ud800\\u0041 \\\\ud800 \\ud800"}',
+             "want": {"effects": [added(B, 2), send(B, ack(2))]}},
+            {"do": "get", "author": B, "seq": 2,
+             "want": rec(B, "bob", "b2", 2, 2, 2, "\U0001F600 \ufffd \ufffdA \\ud800 \ufffd")},
+            {"do": "receive", "from": C, "nick": "carol", "now": 3,
+             "text": '{"v":1,"type":"history","messages":[{"author":"bbbbbbbbbbbbbbbb","nick":"b\\udc00b",'
+                     '"id":"b3","seq":3,"clock":3,"ts":3,"text":"\\ud83d"}]}',
+             "want": {"effects": [added(B, 3), send(B, ack(3))]}},
+            {"do": "get", "author": B, "seq": 3, "want": rec(B, "b\ufffdb", "b3", 3, 3, 3, "\ufffd")},
+        ],
+    },
+    {
+        # A message that breaks a rule but names its author and number is not
+        # shown, yet counts as received: acknowledged, never asked for again,
+        # so that it cannot hold its author's later messages back.
+        "name": "a message that breaks a rule never holds its author's later ones back",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1,
+             "text": '{"v":1,"type":"chat","id":"b1","seq":1,"clock":1,"ts":1,"text":""}',
+             "want": {"effects": [{"refused": [B, 1]}, send(B, ack(1))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 2, "text": chat("b2", 2, 2, 2, "x" * 16385),
+             "want": {"effects": [{"refused": [B, 2]}, send(B, ack(2))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 3,
+             "text": '{"v":1,"type":"chat","id":"b3","seq":3,"clock":1.5,"ts":3,"text":"half a clock"}',
+             "want": {"effects": [{"refused": [B, 3]}, send(B, ack(3))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 4, "text": chat("b4", 4, 4, 4, "x" * 16384),
+             "want": {"effects": [added(B, 4), send(B, ack(4))]}},
+            # Without a number it names nothing: dropped, with an error.
+            {"do": "receive", "from": B, "nick": "bob", "now": 5,
+             "text": '{"v":1,"type":"chat","id":"b5","seq":"5","clock":5,"ts":5,"text":"five"}',
+             "want": {"error": "bad_message"}},
+            # In a history, each message stands alone.
+            {"do": "receive", "from": C, "nick": "carol", "now": 6,
+             "text": history(rec(B, "bob", "b5", 5, 5, 5, "five"), rec(B, "", "b6", 6, 6, 6, "no nick"),
+                             {"author": B, "nick": "bob", "id": "b0", "clock": 6, "ts": 6, "text": "no number"},
+                             rec(B, "bob", "b7", 7, 7, 7, "seven")),
+             "want": {"effects": [added(B, 5), {"refused": [B, 6]}, added(B, 7), send(B, ack(7))]}},
+            # Out of order: counted when the ones before it are in.
+            {"do": "receive", "from": B, "nick": "bob", "now": 7,
+             "text": '{"v":1,"type":"chat","id":"b9","seq":9,"clock":9,"ts":9,"text":""}',
+             "want": {"effects": [{"refused": [B, 9]}]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 8, "text": chat("b8", 8, 8, 8, "eight"),
+             "want": {"effects": [added(B, 8), send(B, ack(8))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 9,
+             "text": history(rec(B, "bob", "b9", 9, 9, 9, "")),
+             "want": {"effects": [{"refused": [B, 9]}, send(B, ack(9))]}},
+            # Ours are never taken from others, well formed or not.
+            {"do": "receive", "from": B, "nick": "bob", "now": 10, "text": history(rec(A, "alice", "a1", 1, 1, 1, "")),
+             "want": {"effects": []}},
+            {"do": "order", "want": [[B, 4], [B, 5], [B, 7], [B, 8]]},
+        ],
+    },
+    {
+        # What a member keeps on its device between runs: its messages, whom
+        # each of its own was for, each member's acknowledgement, the clear
+        # mark. Restored into a fresh log, it is the same log.
+        "name": "save and restore: a restored log is the log that was saved",
+        "me": A,
+        "steps": [
+            {"do": "send", "id": "a1", "nick": "alice", "text": "one", "ts": 1, "recipients": [C, B],
+             "want": {"message": rec(A, "alice", "a1", 1, 1, 1, "one"), "envelope": chat("a1", 1, 1, 1, "one")}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 2, "text": ack(1),
+             "want": {"effects": [{"acked": {"by": C, "upto": 1}}]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 3, "text": chat("b1", 1, 5, 3, "two"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "send", "id": "a2", "nick": "alice", "text": "three", "ts": 4, "recipients": [B],
+             "want": {"message": rec(A, "alice", "a2", 2, 6, 4, "three"), "envelope": chat("a2", 2, 6, 4, "three")}},
+            {"do": "save", "want": SAVED},
+            {"do": "clear"},
+            {"do": "save", "want": {"messages": [], "recipients": [], "acks": [], "cleared": 6}},
+        ],
+    },
+    {
+        "name": "save and restore: the saved log comes back whole, once",
+        "me": A,
+        "steps": [
+            {"do": "restore", "saved": SAVED, "want": [[A, 1], [B, 1], [A, 2]]},
+            {"do": "restore", "saved": SAVED, "want": []},
+            {"do": "save", "want": SAVED},
+            {"do": "delivery", "seq": 1, "want": {"acked": [C], "waiting": [B]}},
+            {"do": "delivery", "seq": 2, "want": {"acked": [], "waiting": [B]}},
+            {"do": "state", "want": {"clock": 6, "last_seq": 2}},
+            {"do": "send", "id": "a3", "nick": "alice", "text": "four", "ts": 5, "recipients": [B, C],
+             "want": {"message": rec(A, "alice", "a3", 3, 7, 5, "four"), "envelope": chat("a3", 3, 7, 5, "four")}},
         ],
     },
     {

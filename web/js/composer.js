@@ -6,7 +6,7 @@
  * @module
  */
 
-import { MAX_TEXT_BYTES, utf8Length } from './protocol.js';
+import { isBlank, MAX_TEXT_BYTES, MAX_TEXT_SIZE, utf8Length } from './protocol.js';
 
 // Browsers that size the box to its text by CSS (`field-sizing`) need no
 // script, and so no layout on every key press.
@@ -26,7 +26,7 @@ export function wireComposer({ form, box, note }, send, typed) {
   };
   const submit = () => {
     const text = box.value;
-    if (text.trim().length === 0) return;
+    if (isBlank(text)) return;
     try {
       send(text);
     } catch (e) {
@@ -49,9 +49,11 @@ export function wireComposer({ form, box, note }, send, typed) {
   });
   box.addEventListener('input', () => {
     resize();
-    if (typed && box.value.trim().length > 0) typed();
+    if (typed && !isBlank(box.value)) typed();
     const size = utf8Length(box.value);
     note.textContent =
-      size > MAX_TEXT_BYTES ? `Too long: ${(size / 1024).toFixed(1)} KiB of at most 16 KiB. Shorten it or split it.` : '';
+      size > MAX_TEXT_BYTES
+        ? `Too long: ${(size / 1024).toFixed(1)} KiB of at most ${MAX_TEXT_SIZE}. Shorten it or split it.`
+        : '';
   });
 }

@@ -14,14 +14,17 @@ import {
   ackEnvelope,
   chatEnvelope,
   historyEnvelope,
+  isBlank,
   MAX_COUNTER,
   MAX_HISTORY_BATCH,
   MAX_JUMP,
   MAX_SYNC_AUTHORS,
   MAX_TEXT_BYTES,
+  MAX_TEXT_SIZE,
   MAX_TS,
   parsePeerMessage,
   ProtocolError,
+  salvagePeerMessage,
   syncEnvelope,
   typingEnvelope,
   utf8Length,
@@ -35,7 +38,8 @@ import {
  * @typedef {{added: Message}
  *   | {send: {to: string, text: string}}
  *   | {acked: {by: string, upto: number}}
- *   | {typing: string}} Effect
+ *   | {typing: string}
+ *   | {refused: [string, number]}} Effect
  * @typedef {{messages: Message[], recipients: [number, string[]][], acks: [string, number][], cleared?: number}} Saved
  */
 
@@ -138,10 +142,13 @@ export class History {
    * @returns {{message: Message, envelope: string}}
    */
   send({ id, nick, text, ts, recipients }) {
-    if (text.trim().length === 0) throw new ProtocolError('empty', 'the message is empty');
+    if (isBlank(text)) throw new ProtocolError('empty', 'the message is empty');
     const size = utf8Length(text);
     if (size > MAX_TEXT_BYTES) {
-      throw new ProtocolError('too_large', `the message is ${size} bytes; messages may be at most 16384 bytes`);
+      throw new ProtocolError(
+        'too_large',
+        `This message is ${size} bytes; messages may be at most ${MAX_TEXT_SIZE} (${MAX_TEXT_BYTES} bytes).`,
+      );
     }
     validateNick(nick);
     /** @type {Message} */
@@ -220,17 +227,27 @@ export class History {
   handle(from, nick, text, now) {
     /** @type {Effect[]} */
     const out = [];
-    const msg = parsePeerMessage(text);
+    let msg;
+    try {
+      msg = parsePeerMessage(text);
+    } catch (e) {
+      // Messages that break a rule but name their author and number count
+      // as received, so that they cannot hold the author's later ones back.
+      const salvaged = e instanceof ProtocolError ? salvagePeerMessage(text) : null;
+      if (!salvaged) throw e;
+      if (salvaged.kind === 'history') {
+        this.take(salvaged.entries, out);
+      } else if (from !== this.me) {
+        this.typers.delete(from);
+        this.take([{ flawed: true, author: from, seq: salvaged.seq }], out);
+      }
+      return out;
+    }
     switch (msg.kind) {
       case 'chat': {
         if (from === this.me) break;
-        /** @type {Message} */
-        const message = { author: from, nick, id: msg.id, seq: msg.seq, clock: msg.clock, ts: msg.ts, text: msg.text };
         this.typers.delete(from);
-        const before = this.floorOf(from);
-        if (this.plausible(message) && this.insert(message)) out.push({ added: message });
-        const after = this.floorOf(from);
-        if (after > before) out.push({ send: { to: from, text: ackEnvelope(after) } });
+        this.take([{ author: from, nick, id: msg.id, seq: msg.seq, clock: msg.clock, ts: msg.ts, text: msg.text }], out);
         break;
       }
       case 'ack':
@@ -239,19 +256,9 @@ export class History {
       case 'sync':
         this.answer(from, msg.have, now, out);
         break;
-      case 'history': {
-        /** @type {Map<string, number>} */
-        const before = new Map();
-        for (const message of msg.messages) {
-          if (!before.has(message.author)) before.set(message.author, this.floorOf(message.author));
-          if (this.plausible(message) && this.insert(message)) out.push({ added: message });
-        }
-        for (const [author, was] of before) {
-          const after = this.floorOf(author);
-          if (after > was && author !== this.me) out.push({ send: { to: author, text: ackEnvelope(after) } });
-        }
+      case 'history':
+        this.take(msg.messages, out);
         break;
-      }
       case 'typing':
         if (from !== this.me) {
           this.typers.set(from, now + this.config.typingTtlMs);
@@ -262,6 +269,47 @@ export class History {
         break;
     }
     return out;
+  }
+
+  /**
+   * Takes messages, and messages refused for breaking a rule (by author and
+   * number), in order; then acknowledges each author whose contiguous count
+   * grew.
+   * @private
+   * @param {(Message | import('./protocol.js').Flawed)[]} entries
+   * @param {Effect[]} out
+   */
+  take(entries, out) {
+    /** @type {Map<string, number>} */
+    const before = new Map();
+    for (const entry of entries) {
+      if (!before.has(entry.author)) before.set(entry.author, this.floorOf(entry.author));
+      if (!('flawed' in entry)) {
+        if (this.plausible(entry) && this.insert(entry)) out.push({ added: entry });
+      } else if (entry.author !== this.me) {
+        this.seen(entry.author, entry.seq);
+        out.push({ refused: [entry.author, entry.seq] });
+      }
+    }
+    for (const [author, was] of before) {
+      const after = this.floorOf(author);
+      if (after > was && author !== this.me) out.push({ send: { to: author, text: ackEnvelope(after) } });
+    }
+  }
+
+  /**
+   * Counts `author`'s message `seq` as seen without keeping it: it extends
+   * the author's contiguous count when it is the next one (an author's
+   * messages come in order).
+   * @private
+   * @param {string} author
+   * @param {number} seq
+   */
+  seen(author, seq) {
+    if (seq !== this.floorOf(author) + 1) return;
+    let floor = seq;
+    while (this.index.has(idOf(author, floor + 1))) floor += 1;
+    this.floor.set(author, floor);
   }
 
   /**
@@ -481,11 +529,7 @@ export class History {
       // Cleared here: kept away, but seen, so that the author's later
       // messages are acknowledged. (An author's cleared messages are the
       // first ones by number, and arrive in order.)
-      if (message.seq === this.floorOf(message.author) + 1) {
-        let floor = message.seq;
-        while (this.index.has(idOf(message.author, floor + 1))) floor += 1;
-        this.floor.set(message.author, floor);
-      }
+      this.seen(message.author, message.seq);
       return false;
     }
     if (this.log.length >= this.config.capacity && this.log.length > 0 && compare(message, this.log[0]) < 0) {

@@ -13,13 +13,7 @@ import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
 import { decodeCode, encodeCode } from './codes.js';
 import { History } from './history.js';
-import {
-  MAX_TEXT_BYTES,
-  ProtocolError,
-  randomId,
-  utf8Length,
-  validateNick,
-} from './protocol.js';
+import { ProtocolError, randomId, validateNick } from './protocol.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
 /** Longest wait for ICE gathering before a code is shown anyway. */
@@ -161,7 +155,6 @@ function chatOver(pc, dc, me, peerNick) {
     }
   });
   wireComposer({ form: ui.composer, box: ui.message, note: ui.composerNote }, (text) => {
-    if (utf8Length(text) > MAX_TEXT_BYTES) throw new Error('This message is over 16 KiB; messages may be at most 16 KiB.');
     if (dc.readyState !== 'open') throw new Error('Not connected.');
     const { message, envelope } = history.send({ id: randomId(), nick: me, text, ts: Date.now(), recipients: [PEER] });
     dc.send(envelope);

@@ -6,25 +6,23 @@
  * that starts the connection.
  *
  * Every signal payload carries `sid`, the id of the connection it belongs
- * to, chosen by the side that starts it. An offer with a new `sid` replaces
- * the previous connection (see docs/protocol.md, "Peer connections").
+ * to, chosen by the side that starts it. Which connection is current, and
+ * when one is started, repaired or given up, is the mesh's to decide
+ * (mesh.js): a link only reports what happens to it.
  * @module
  */
 
-import { randomId } from './protocol.js';
-
 /** Candidates kept while waiting for the remote description. */
 const MAX_PENDING_CANDIDATES = 256;
-/** A connection whose channel is not open by then is given up (and restarted). */
-const SETUP_TIMEOUT_MS = 30000;
 
 /**
  * @typedef {{sid: string, description?: RTCSessionDescriptionInit, candidate?: RTCIceCandidateInit}} SignalPayload
  */
 
 /**
- * Events: `state` (detail: 'connecting' | 'connected' | 'reconnecting'),
- * `open`, `message` (detail: string), `closed`.
+ * Events: `open` (once, when the data channel opens), `message` (detail:
+ * string), `transport` (detail: 'connected' | 'disconnected' | 'failed',
+ * the connection's state), `closed` (once).
  */
 export class PeerLink extends EventTarget {
   /**
@@ -32,22 +30,23 @@ export class PeerLink extends EventTarget {
    * @param {string} options.selfId our peer id
    * @param {string} options.peerId their peer id
    * @param {RTCIceServer[]} options.iceServers
-   * @param {string | null} options.sid the connection id: null to start a
-   *   new connection (we offer), or the id from the remote's offer
+   * @param {string} options.sid the connection id
+   * @param {boolean} options.initiator whether we start it: create the
+   *   channel and offer (else we answer the other side's offer)
    * @param {(payload: SignalPayload) => void} options.sendSignal
    * @param {boolean} [options.relayOnly] use and reveal relay candidates only
    */
-  constructor({ selfId, peerId, iceServers, sid, sendSignal, relayOnly = false }) {
+  constructor({ selfId, peerId, iceServers, sid, initiator, sendSignal, relayOnly = false }) {
     super();
     this.peerId = peerId;
     /** The side that starts a connection sends the first offer. */
-    this.initiator = sid === null;
-    this.sid = sid ?? randomId();
+    this.initiator = initiator;
+    this.sid = sid;
     /** Of two peers, the one with the greater id gives way on glare. */
     this.polite = selfId > peerId;
     this.sendSignal = sendSignal;
-    /** @type {'connecting' | 'connected' | 'reconnecting' | 'closed'} */
-    this.state = 'connecting';
+    this.opened = false;
+    this.closed = false;
     this.makingOffer = false;
     this.ignoreOffer = false;
     /** @type {RTCIceCandidateInit[]} */
@@ -68,10 +67,6 @@ export class PeerLink extends EventTarget {
       }
     });
     this.pc.addEventListener('connectionstatechange', () => this.onConnectionState());
-    // A lost offer or answer would leave the connection waiting forever.
-    this.setupTimer = setTimeout(() => {
-      if (!this.isOpen) this.close();
-    }, SETUP_TIMEOUT_MS);
     if (this.initiator) {
       this.useChannel(this.pc.createDataChannel('chat', { ordered: true }));
       // Offer now rather than when `negotiationneeded` comes round: on a
@@ -91,20 +86,25 @@ export class PeerLink extends EventTarget {
    */
   useChannel(dc) {
     this.dc = dc;
-    dc.addEventListener('open', () => {
-      this.setState('connected');
-      this.dispatchEvent(new Event('open'));
-    });
+    dc.addEventListener('open', () => this.onOpen());
     dc.addEventListener('message', (event) => {
       if (typeof event.data === 'string') {
         this.dispatchEvent(new CustomEvent('message', { detail: event.data }));
       }
     });
     dc.addEventListener('close', () => this.close());
-    if (dc.readyState === 'open') {
-      this.setState('connected');
-      queueMicrotask(() => this.dispatchEvent(new Event('open')));
-    }
+    if (dc.readyState === 'open') queueMicrotask(() => this.onOpen());
+  }
+
+  /**
+   * The channel is open: said once, though a channel received already open
+   * may fire its own `open` event as well.
+   * @private
+   */
+  onOpen() {
+    if (this.opened || this.closed) return;
+    this.opened = true;
+    this.dispatchEvent(new Event('open'));
   }
 
   /** Whether chat messages can be sent now. */
@@ -158,19 +158,15 @@ export class PeerLink extends EventTarget {
     };
   }
 
-  /**
-   * Restarts ICE on a connection that lost its path (after the signaling
-   * server came back, say, when an earlier restart could not be sent).
-   */
-  repair() {
-    if (this.state === 'reconnecting') this.pc.restartIce();
+  /** Restarts ICE: new credentials and candidates, on the same connection. */
+  restartIce() {
+    if (!this.closed) this.pc.restartIce();
   }
 
   /** Closes the connection; fires `closed` once. */
   close() {
-    if (this.state === 'closed') return;
-    this.setState('closed');
-    clearTimeout(this.setupTimer);
+    if (this.closed) return;
+    this.closed = true;
     this.dc?.close();
     this.pc.close();
     this.dispatchEvent(new Event('closed'));
@@ -199,7 +195,7 @@ export class PeerLink extends EventTarget {
    * @param {SignalPayload} payload
    */
   async applySignal({ description, candidate }) {
-    if (this.state === 'closed') return;
+    if (this.closed) return;
     if (description) {
       const collision =
         description.type === 'offer' && (this.makingOffer || this.pc.signalingState !== 'stable');
@@ -236,33 +232,11 @@ export class PeerLink extends EventTarget {
 
   /** @private */
   onConnectionState() {
-    switch (this.pc.connectionState) {
-      case 'connected':
-        if (this.isOpen) this.setState('connected');
-        break;
-      case 'disconnected':
-        this.setState('reconnecting');
-        break;
-      case 'failed':
-        // ICE restart; the starting side drives it to avoid glare.
-        this.setState('reconnecting');
-        if (this.initiator) this.pc.restartIce();
-        break;
-      case 'closed':
-        this.close();
-        break;
-      default:
-        break;
+    const state = this.pc.connectionState;
+    if (state === 'connected' || state === 'disconnected' || state === 'failed') {
+      this.dispatchEvent(new CustomEvent('transport', { detail: state }));
+    } else if (state === 'closed') {
+      this.close();
     }
-  }
-
-  /**
-   * @private
-   * @param {'connecting' | 'connected' | 'reconnecting' | 'closed'} state
-   */
-  setState(state) {
-    if (this.state === state || this.state === 'closed') return;
-    this.state = state;
-    this.dispatchEvent(new CustomEvent('state', { detail: state }));
   }
 }

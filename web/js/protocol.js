@@ -12,6 +12,8 @@ export const PROTOCOL_VERSION = 1;
 export const ENVELOPE_VERSION = 1;
 /** Longest chat text, in bytes of UTF-8. */
 export const MAX_TEXT_BYTES = 16 * 1024;
+/** The limit as people read it. */
+export const MAX_TEXT_SIZE = `${MAX_TEXT_BYTES / 1024} KiB`;
 /** Longest nickname, in Unicode code points. */
 export const MAX_NICK_CHARS = 32;
 export const MIN_ROOM_ID_LEN = 22;
@@ -38,9 +40,11 @@ export class ProtocolError extends Error {
 }
 
 const ID_ALPHABET = /^[A-Za-z0-9_-]+$/;
-// C0/C1 controls and invisible characters that can disguise a name.
-const FORBIDDEN_IN_NICK =
-  /[\p{Cc}\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]/u;
+// C0/C1 controls, and every default-ignorable code point (characters that
+// show as nothing and can disguise a name). The second line is generated
+// from the Rust side's Unicode data by crates/protocol/tests/unicode_tables.rs.
+const CONTROL = /\p{Cc}/u;
+export const DEFAULT_IGNORABLE = /[\u{AD}\u{34F}\u{61C}\u{115F}-\u{1160}\u{17B4}-\u{17B5}\u{180B}-\u{180F}\u{200B}-\u{200F}\u{202A}-\u{202E}\u{2060}-\u{206F}\u{3164}\u{FE00}-\u{FE0F}\u{FEFF}\u{FFA0}\u{FFF0}-\u{FFF8}\u{1BCA0}-\u{1BCA3}\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}]/u;
 
 /**
  * Checks a room id: 22 to 64 characters of `A-Z a-z 0-9 - _`.
@@ -91,7 +95,7 @@ export async function peerIdFromKey(room, key) {
 
 /**
  * Checks a nickname: 1 to 32 code points, no leading or trailing white
- * space, no control or invisible formatting characters.
+ * space, no control characters and no default-ignorable code points.
  * @param {string} nick
  */
 export function validateNick(nick) {
@@ -102,10 +106,10 @@ export function validateNick(nick) {
   if (nick.trim() !== nick) {
     throw new ProtocolError('bad_nick', 'must not start or end with white space');
   }
-  if (FORBIDDEN_IN_NICK.test(nick)) {
+  if (CONTROL.test(nick) || DEFAULT_IGNORABLE.test(nick)) {
     throw new ProtocolError(
       'bad_nick',
-      'must not contain control or invisible formatting characters',
+      'must not contain control characters or invisible (default-ignorable) ones',
     );
   }
 }
@@ -118,12 +122,27 @@ export function utf8Length(text) {
 }
 
 /**
+ * Whether a text is empty or only white space (as Unicode defines it: the
+ * property White_Space), so not worth sending.
+ * @param {string} text
+ */
+export function isBlank(text) {
+  return /^\p{White_Space}*$/u.test(text);
+}
+
+/**
  * A fresh random id of 128 bits as 22 base64url characters: room ids,
  * member keys, message ids and connection ids.
  */
 export function randomId() {
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
+  return base64url(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+/**
+ * Bytes in base64url, without padding.
+ * @param {Uint8Array} bytes
+ */
+export function base64url(bytes) {
   let binary = '';
   for (const b of bytes) binary += String.fromCharCode(b);
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
@@ -170,7 +189,8 @@ export function signalMessage(to, payload) {
  *   | {type: 'peer_joined', peer: Member}
  *   | {type: 'peer_left', id: string}
  *   | {type: 'signal', from: string, payload: Record<string, unknown>}
- *   | {type: 'error', code: string, message: string}} ServerMessage
+ *   | {type: 'ice_servers', ice_servers: IceServer[]}
+ *   | {type: 'error', code: string, message: string, to?: string}} ServerMessage
  */
 
 /**
@@ -222,16 +242,29 @@ function iceServer(value) {
 /**
  * Parses JSON text into an object, classifying failures like the server.
  * @param {string} text
+ * @param {boolean} [wellFormed] read strings as Unicode text (envelopes)
  */
-function parseObject(text) {
+function parseObject(text, wellFormed = false) {
   let value;
   try {
-    value = JSON.parse(text);
+    // Strings as Unicode text: an escaped surrogate that is not half of a
+    // pair reads as U+FFFD (as on the Rust side, whose strings cannot hold
+    // it).
+    value = wellFormed && text.includes('\\u') ? JSON.parse(text, toWellFormed) : JSON.parse(text);
   } catch (e) {
     throw new ProtocolError('bad_json', `not valid JSON: ${/** @type {Error} */ (e).message}`);
   }
   if (!isObject(value)) throw new ProtocolError('bad_message', 'a message must be a JSON object');
   return value;
+}
+
+/**
+ * A JSON.parse reviver: strings with every lone surrogate as U+FFFD.
+ * @param {string} _key
+ * @param {unknown} value
+ */
+function toWellFormed(_key, value) {
+  return typeof value === 'string' ? value.replace(/\p{Cs}/gu, '\uFFFD') : value;
 }
 
 /**
@@ -275,11 +308,18 @@ export function parseServerMessage(text) {
       if (!isObject(obj.payload)) throw new ProtocolError('bad_message', 'field `payload` must be an object');
       return { type, from, payload: obj.payload };
     }
+    case 'ice_servers': {
+      if (!Array.isArray(obj.ice_servers)) {
+        throw new ProtocolError('bad_message', 'field `ice_servers` must be a list of ICE servers');
+      }
+      return { type, ice_servers: obj.ice_servers.map(iceServer) };
+    }
     case 'error':
       return {
         type,
         code: str(obj, 'code'),
         message: obj.message === undefined ? '' : str(obj, 'message'),
+        ...(typeof obj.to === 'string' ? { to: obj.to } : {}),
       };
     default:
       throw new ProtocolError('unknown_type', `unknown message type \`${type}\``);
@@ -368,7 +408,7 @@ function counter(obj, field, min) {
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) {
     throw new ProtocolError('bad_message', `field \`${field}\` must be an integer from ${min} to ${MAX_COUNTER}`);
   }
-  return n;
+  return n + 0; // -0 is 0
 }
 
 /**
@@ -395,12 +435,13 @@ function chatFields(obj) {
   if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0 || ts > MAX_TS) {
     throw new ProtocolError('bad_message', 'field `ts` must be an integer from 0 to 8640000000000000');
   }
+  const when = ts + 0; // -0 is 0
   const body = str(obj, 'text');
   if (body.length === 0) throw new ProtocolError('bad_message', 'field `text` must not be empty');
   if (utf8Length(body) > MAX_TEXT_BYTES) {
-    throw new ProtocolError('bad_message', 'field `text` must be at most 16384 bytes of UTF-8');
+    throw new ProtocolError('bad_message', `field \`text\` must be at most ${MAX_TEXT_BYTES} bytes of UTF-8`);
   }
-  return { id, seq, clock, ts, text: body };
+  return { id, seq, clock, ts: when, text: body };
 }
 
 /**
@@ -420,17 +461,42 @@ function historyRecord(value) {
 }
 
 /**
+ * Reads a data-channel envelope's object and checks `v`; returns it with its
+ * `type`. What JSON means here: a number is worth its value (`1`, `1.0` and
+ * `1e0` are the same integer), a string is Unicode text (an escaped lone
+ * surrogate reads as U+FFFD), a member name given twice counts with its last
+ * value.
+ * @param {string} text
+ */
+function envelopeObject(text) {
+  const obj = parseObject(text, true);
+  if (obj.v === undefined) throw new ProtocolError('bad_message', 'field `v` is missing');
+  if (!Number.isSafeInteger(obj.v) || /** @type {number} */ (obj.v) < 1) {
+    throw new ProtocolError('bad_message', 'field `v` must be 1 or more');
+  }
+  return { obj, type: str(obj, 'type') };
+}
+
+/**
+ * @param {Record<string, unknown>} obj
+ * @returns {unknown[]}
+ */
+function historyMessages(obj) {
+  const messages = obj.messages;
+  if (!Array.isArray(messages)) throw new ProtocolError('bad_message', 'field `messages` must be an array');
+  if (messages.length > MAX_HISTORY_BATCH) {
+    throw new ProtocolError('bad_message', 'field `messages` must hold at most 1000 messages');
+  }
+  return messages;
+}
+
+/**
  * Parses and validates a data-channel envelope.
  * @param {string} text
  * @returns {PeerMessage}
  */
 export function parsePeerMessage(text) {
-  const obj = parseObject(text);
-  if (obj.v === undefined) throw new ProtocolError('bad_message', 'field `v` is missing');
-  if (!Number.isInteger(obj.v) || /** @type {number} */ (obj.v) < 1) {
-    throw new ProtocolError('bad_message', 'field `v` must be 1 or more');
-  }
-  const type = str(obj, 'type');
+  const { obj, type } = envelopeObject(text);
   switch (type) {
     case 'chat':
       return { kind: 'chat', ...chatFields(obj) };
@@ -451,17 +517,66 @@ export function parsePeerMessage(text) {
       }
       return { kind: 'sync', have: out };
     }
-    case 'history': {
-      const messages = obj.messages;
-      if (!Array.isArray(messages)) throw new ProtocolError('bad_message', 'field `messages` must be an array');
-      if (messages.length > MAX_HISTORY_BATCH) {
-        throw new ProtocolError('bad_message', 'field `messages` must hold at most 1000 messages');
-      }
-      return { kind: 'history', messages: messages.map(historyRecord) };
-    }
+    case 'history':
+      return { kind: 'history', messages: historyMessages(obj).map(historyRecord) };
     case 'typing':
       return { kind: 'typing' };
     default:
       return { kind: 'unknown', type };
   }
+}
+
+/**
+ * A message that breaks a rule but names its author and number: not shown,
+ * yet received (acknowledged, never asked for again), so that it cannot hold
+ * the author's later messages back.
+ * @typedef {{flawed: true, author: string, seq: number}} Flawed
+ * @typedef {{kind: 'chat', seq: number} | {kind: 'history', entries: (HistoryRecord | Flawed)[]}} Salvaged
+ */
+
+/**
+ * @template T
+ * @param {() => T} read
+ * @returns {T | null} what `read` returns, or null if it throws
+ */
+function attempt(read) {
+  try {
+    return read();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What can still be read of a `chat` or `history` envelope that
+ * {@link parsePeerMessage} refuses: a `chat`'s number, or a `history`'s
+ * messages in order, the valid ones and the flawed ones (messages that name
+ * no valid author and number are left out). Null for other envelopes, a
+ * `chat` without a valid `seq`, or an envelope whose outer shape is wrong.
+ * @param {string} text
+ * @returns {Salvaged | null}
+ */
+export function salvagePeerMessage(text) {
+  const envelope = attempt(() => envelopeObject(text));
+  if (envelope?.type === 'chat') {
+    if (attempt(() => chatFields(envelope.obj))) return null;
+    const seq = attempt(() => counter(envelope.obj, 'seq', 1));
+    return seq === null ? null : { kind: 'chat', seq };
+  }
+  if (envelope?.type !== 'history') return null;
+  const messages = attempt(() => historyMessages(envelope.obj));
+  if (messages === null) return null;
+  /** @type {(HistoryRecord | Flawed)[]} */
+  const entries = [];
+  for (const item of messages) {
+    const record = attempt(() => historyRecord(item));
+    if (record) {
+      entries.push(record);
+    } else if (isObject(item)) {
+      const author = attempt(() => checkId(item.author, 'author'));
+      const seq = attempt(() => counter(item, 'seq', 1));
+      if (author !== null && seq !== null) entries.push({ flawed: true, author, seq });
+    }
+  }
+  return { kind: 'history', entries };
 }

@@ -4,31 +4,26 @@
  * {@link PeerLink} per member (full mesh) and the message log
  * ({@link History}): ordering, acknowledgements, history for late joiners,
  * typing notices, and the copy kept on this device.
- * No DOM here: the page renders what this emits.
+ *
+ * This is a driver: the rules of the mesh (who starts a connection, glare,
+ * repairs, presence without the server, rejoining) are {@link Mesh}'s, and
+ * those of the log are {@link History}'s. It feeds them what the server,
+ * the links and the page say, with the time, and carries out what they
+ * answer. No DOM here: the page renders what this emits.
  * @module
  */
 
 import { History } from './history.js';
+import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
-import { peerIdFromKey, ProtocolError, randomId } from './protocol.js';
+import { peerIdFromKey, randomId } from './protocol.js';
 import { Signaling } from './signaling.js';
 
-const RELINK_MIN_MS = 1000;
-const RELINK_MAX_MS = 30000;
 const KEY_STORAGE_PREFIX = 'peerchat.key.';
-/**
- * How long a member the server does not list (yet) and whose connection is
- * down stays shown as reconnecting: about as long as the server holds a
- * member's place after losing its connection.
- */
-const GONE_AFTER_MS = 20000;
 
 /**
- * @typedef {'connecting' | 'connected' | 'reconnecting'} MemberState
- * @typedef {{id: string, nick: string, state: MemberState, link: PeerLink | null,
- *   relinkAttempt: number, relinkTimer?: ReturnType<typeof setTimeout>,
- *   goneTimer?: ReturnType<typeof setTimeout>, listed: boolean}} RoomMember
- *   listed: the server lists this member now
+ * @typedef {import('./mesh.js').LinkState} MemberState
+ * @typedef {{id: string, nick: string, state: MemberState, link: PeerLink | null}} RoomMember
  * @typedef {{id: string, seq: number, clock: number, ts: number, text: string,
  *   authorId: string, author: string, own: boolean}} ChatMessage
  * @typedef {{state: 'sent' | 'sending' | 'delivered' | 'waiting' | 'undelivered',
@@ -108,11 +103,14 @@ export class Room extends EventTarget {
     this.key = null;
     /** @type {string} our peer id, derived from the key */
     this.selfId = '';
-    /** Whether the server has us in the room right now. */
-    this.joinedNow = false;
-    this.everJoined = false;
     /** @type {RTCIceServer[]} */
     this.iceServers = [];
+    /** The mesh rules. */
+    this.mesh = new Mesh();
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.meshTimer = undefined;
+    /** @type {{you: {id: string, nick: string}, resumed: boolean} | null} the last `joined` */
+    this.lastJoined = null;
     /** @type {Map<string, RoomMember>} by peer id, in join order */
     this.members = new Map();
     /** @type {Map<string, string>} last known nickname of every author seen */
@@ -167,8 +165,13 @@ export class Room extends EventTarget {
    */
   join(nick) {
     this.nick = nick;
-    if (this.signaling.state === 'open') this.sendJoin();
-    else if (this.signaling.state === 'offline') this.signaling.start();
+    this.feed({ join: {} });
+    if (this.signaling.state === 'offline') this.signaling.start();
+  }
+
+  /** Whether we were ever in the room. */
+  get everJoined() {
+    return this.mesh.everJoined;
   }
 
   /**
@@ -178,21 +181,13 @@ export class Room extends EventTarget {
    * @returns {ChatMessage}
    */
   send(text) {
-    let sent;
-    try {
-      sent = this.history.send({
-        id: randomId(),
-        nick: this.nick ?? '',
-        text,
-        ts: Date.now(),
-        recipients: [...this.members.keys()],
-      });
-    } catch (e) {
-      if (e instanceof ProtocolError && e.code === 'too_large') {
-        throw new ProtocolError('too_large', 'This message is over 16 KiB; messages may be at most 16 KiB.');
-      }
-      throw e;
-    }
+    const sent = this.history.send({
+      id: randomId(),
+      nick: this.nick ?? '',
+      text,
+      ts: Date.now(),
+      recipients: [...this.members.keys()],
+    });
     this.store?.add(this.roomId, [sent.message]);
     this.saveState();
     for (const member of this.members.values()) this.sendTo(member, sent.envelope);
@@ -260,6 +255,7 @@ export class Room extends EventTarget {
     if (this.saveQueued) this.saveStateNow();
     if (forGood) this.signaling.leave();
     else this.signaling.stop();
+    clearTimeout(this.meshTimer);
     for (const member of this.members.values()) this.dropLink(member);
     this.members.clear();
   }
@@ -274,13 +270,12 @@ export class Room extends EventTarget {
    * @param {{state: 'connecting'|'open'|'offline', retryInMs?: number}} detail
    */
   onServerState(detail) {
+    this.feed({ server: detail.state });
     if (detail.state === 'offline' && !this.nick && !this.everJoined) {
       // A preconnection that dropped (or timed out waiting for a join).
       this.signaling.stop();
       return;
     }
-    if (detail.state === 'open') this.sendJoin();
-    if (detail.state === 'offline') this.joinedNow = false;
     this.dispatchEvent(new CustomEvent('server', { detail }));
   }
 
@@ -293,31 +288,28 @@ export class Room extends EventTarget {
       case 'joined':
         this.onJoined(msg);
         break;
-      case 'peer_joined': {
-        const known = this.members.get(msg.peer.id);
-        if (known) {
-          // The same member back (they start a new connection if needed),
-          // perhaps under a new nickname.
-          known.nick = msg.peer.nick;
-          known.listed = true;
-          clearTimeout(known.goneTimer);
-          this.nicks.set(known.id, known.nick);
-        } else {
-          this.addMember(msg.peer, true);
+      case 'peer_joined':
+        this.feed({ peer_joined: msg.peer });
+        break;
+      case 'peer_left':
+        this.feed({ peer_left: { id: msg.id } });
+        break;
+      case 'signal': {
+        const payload = /** @type {import('./peer.js').SignalPayload} */ (msg.payload);
+        const kind = payload.description?.type === 'offer' || payload.description?.type === 'answer'
+          ? payload.description.type
+          : payload.candidate ? 'candidate' : null;
+        if (typeof payload.sid === 'string' && kind) {
+          this.feed({ signal: { from: msg.from, sid: payload.sid, kind } }, { payload });
         }
-        this.changed();
         break;
       }
-      case 'peer_left': {
-        const member = this.members.get(msg.id);
-        if (member) this.removeMember(member, true);
-        break;
-      }
-      case 'signal':
-        this.onSignal(msg.from, msg.payload);
+      case 'ice_servers':
+        // New TURN credentials, for the connections started from now on.
+        this.iceServers = msg.ice_servers;
         break;
       case 'error':
-        this.onServerError(msg.code, msg.message);
+        this.feed({ error: { code: msg.code, to: msg.to } }, { message: msg.message });
         break;
     }
   }
@@ -336,75 +328,98 @@ export class Room extends EventTarget {
       this.history = new History(this.selfId);
       this.history.restore(kept);
     }
-    this.joinedNow = true;
     this.nick = msg.you.nick;
     this.iceServers = msg.ice_servers;
-    const listed = new Map(msg.members.map((m) => [m.id, m]));
-    // Members who have not come back to the server yet keep their
-    // connection while it stays open, or a little while to come back.
-    for (const member of this.members.values()) {
-      if (listed.has(member.id)) continue;
-      member.listed = false;
-      if (!member.link?.isOpen) this.startGoneTimer(member);
-    }
-    for (const m of msg.members) {
-      const member = this.addMember(m, this.everJoined);
-      member.listed = true;
-      member.nick = m.nick;
-      clearTimeout(member.goneTimer);
-      // An open connection survives the server going away and coming
-      // back; a new one is started by us, the (re)joining side.
-      if (!member.link) member.link = this.newLink(member, null);
-      else if (member.link.state === 'reconnecting') member.link.repair();
-    }
-    if (!this.everJoined) {
-      this.everJoined = true;
-      this.dispatchEvent(new CustomEvent('joined', { detail: { you: msg.you, resumed: msg.resumed } }));
-    }
-    this.changed();
+    this.lastJoined = { you: msg.you, resumed: msg.resumed };
+    this.feed({ joined: { you: msg.you.id, members: msg.members, resumed: msg.resumed } });
+  }
+
+  /**
+   * Hands the mesh an input, carries out what it answers, and sets its
+   * timer.
+   * @private
+   * @param {import('./mesh.js').Input} input
+   * @param {{payload?: import('./peer.js').SignalPayload, message?: string}} [context]
+   *   the signal or error message the input came with
+   */
+  feed(input, context = {}) {
+    this.carryOut(this.mesh.handle(Date.now(), input), context);
   }
 
   /**
    * @private
-   * @param {string} code
-   * @param {string} message
+   * @param {import('./mesh.js').Output[]} outputs
+   * @param {{payload?: import('./peer.js').SignalPayload, message?: string}} context
    */
-  onServerError(code, message) {
-    const joining = ['nick_taken', 'bad_nick', 'room_full', 'bad_room', 'bad_key'].includes(code);
-    if (joining && !this.everJoined) {
-      // Do not send the refused nickname again on a reconnect.
-      this.nick = null;
-      this.dispatchEvent(new CustomEvent('join-error', { detail: { code, message } }));
-    } else if (joining && !this.joinedNow) {
-      // Rejoining after a reconnect: try again shortly.
-      setTimeout(() => {
-        if (!this.joinedNow && this.signaling.state === 'open') this.sendJoin();
-      }, 2000);
-    } else if (code === 'shutting_down') {
-      // The server is stopping: an outage, as if it had crashed. Nobody
-      // left; the connections to the others stay up, and we rejoin when a
-      // server is back.
-      this.joinedNow = false;
-    } else if (code !== 'peer_away') {
-      console.warn(`peerchat: server error ${code}: ${message}`);
+  carryOut(outputs, context) {
+    let changed = false;
+    for (const o of outputs) {
+      if ('join' in o) {
+        this.sendJoin();
+      } else if ('join_refused' in o) {
+        // Nothing is sent again until the page picks a nickname.
+        this.nick = null;
+        if (o.join_refused.code === 'replaced') this.signaling.stop();
+        const detail = { code: o.join_refused.code, message: context.message ?? '' };
+        this.dispatchEvent(new CustomEvent('join-error', { detail }));
+      } else if ('entered' in o) {
+        changed = true;
+        if (o.entered.first && this.lastJoined) {
+          this.dispatchEvent(new CustomEvent('joined', { detail: this.lastJoined }));
+        }
+      } else if ('added' in o) {
+        const { peer, nick, announce } = o.added;
+        this.members.set(peer, { id: peer, nick, state: 'connecting', link: null });
+        this.nicks.set(peer, nick);
+        if (announce) this.dispatchEvent(new CustomEvent('notice', { detail: { kind: 'joined', nick } }));
+        changed = true;
+      } else if ('renamed' in o) {
+        const member = this.members.get(o.renamed.peer);
+        if (member) member.nick = o.renamed.nick;
+        this.nicks.set(o.renamed.peer, o.renamed.nick);
+        changed = true;
+      } else if ('removed' in o) {
+        const member = this.members.get(o.removed.peer);
+        if (member) this.removeMember(member, o.removed.announce);
+      } else if ('state' in o) {
+        const member = this.members.get(o.state.peer);
+        if (member) member.state = o.state.state;
+        changed = true;
+      } else if ('start' in o || 'accept' in o) {
+        const { peer, sid } = 'start' in o ? o.start : o.accept;
+        const member = this.members.get(peer);
+        if (member) {
+          member.link = this.openLink(member, sid, 'start' in o);
+          if ('accept' in o && context.payload) member.link?.handleSignal(context.payload);
+        }
+      } else if ('forward' in o) {
+        const link = this.members.get(o.forward.peer)?.link;
+        if (link?.sid === o.forward.sid && context.payload) link.handleSignal(context.payload);
+      } else if ('drop' in o) {
+        const member = this.members.get(o.drop.peer);
+        if (member?.link?.sid === o.drop.sid) this.dropLink(member);
+      } else if ('restart_ice' in o) {
+        const link = this.members.get(o.restart_ice.peer)?.link;
+        if (link?.sid === o.restart_ice.sid) link.restartIce();
+      } else if ('up' in o) {
+        this.apply(this.history.linkOpened(o.up.peer));
+      } else if ('down' in o) {
+        this.history.linkClosed(o.down.peer);
+      }
     }
+    if (changed) this.changed();
+    this.scheduleMesh();
   }
 
   /**
+   * Calls the mesh back at its next deadline.
    * @private
-   * @param {{id: string, nick: string}} peer
-   * @param {boolean} announce
-   * @returns {RoomMember}
    */
-  addMember(peer, announce) {
-    const existing = this.members.get(peer.id);
-    if (existing) return existing;
-    /** @type {RoomMember} */
-    const member = { id: peer.id, nick: peer.nick, state: 'connecting', link: null, relinkAttempt: 0, listed: true };
-    this.members.set(peer.id, member);
-    this.nicks.set(peer.id, peer.nick);
-    if (announce) this.dispatchEvent(new CustomEvent('notice', { detail: { kind: 'joined', nick: peer.nick } }));
-    return member;
+  scheduleMesh() {
+    clearTimeout(this.meshTimer);
+    const next = this.mesh.nextDeadline();
+    if (next === null) return;
+    this.meshTimer = setTimeout(() => this.carryOut(this.mesh.handleTimeout(Date.now()), {}), Math.max(0, next - Date.now()));
   }
 
   /**
@@ -423,120 +438,62 @@ export class Room extends EventTarget {
   }
 
   /**
+   * Closes the member's current link.
    * @private
    * @param {RoomMember} member
    */
   dropLink(member) {
-    clearTimeout(member.relinkTimer);
-    clearTimeout(member.goneTimer);
     const link = member.link;
     member.link = null;
     link?.close();
   }
 
   /**
-   * @private
-   * @param {RoomMember | undefined} member
-   * @param {string | null} sid null to start a connection, else the offer's id
+   * Starts a new connection to `member` now, in place of the current one
+   * (the mesh's `restart`; the glare rule settles one it crosses), and
+   * returns it.
+   * @param {RoomMember} member
    * @returns {PeerLink | null}
    */
-  newLink(member, sid) {
-    if (!member || !this.selfId) return null;
+  newLink(member) {
+    this.feed({ restart: { peer: member.id } });
+    return member.link;
+  }
+
+  /**
+   * Creates the link the mesh asked for, and reports what happens to it.
+   * @private
+   * @param {RoomMember} member
+   * @param {string} sid
+   * @param {boolean} initiator
+   * @returns {PeerLink | null}
+   */
+  openLink(member, sid, initiator) {
+    if (!this.selfId) return null;
     const peerId = member.id;
     const link = new PeerLink({
       selfId: this.selfId,
       peerId,
       iceServers: this.iceServers,
       sid,
+      initiator,
       sendSignal: (payload) => this.signaling.signal(peerId, payload),
       relayOnly: this.relayOnly,
     });
-    link.addEventListener('state', (e) => {
-      if (member.link !== link) return;
-      const state = /** @type {CustomEvent} */ (e).detail;
-      if (state !== 'closed') {
-        member.state = state;
-        this.changed();
-      }
-    });
+    const current = () => member.link === link;
     link.addEventListener('open', () => {
-      if (member.link !== link) return;
-      member.relinkAttempt = 0;
-      this.apply(this.history.linkOpened(member.id));
+      if (current()) this.feed({ link_opened: { sid } });
+    });
+    link.addEventListener('transport', (e) => {
+      if (current()) this.feed({ transport: { sid, state: /** @type {CustomEvent} */ (e).detail } });
     });
     link.addEventListener('message', (e) => {
-      if (member.link === link) this.onPeerMessage(member, /** @type {CustomEvent} */ (e).detail);
+      if (current()) this.onPeerMessage(member, /** @type {CustomEvent} */ (e).detail);
     });
     link.addEventListener('closed', () => {
-      if (member.link === link) this.onLinkClosed(member);
+      if (current()) this.feed({ link_closed: { sid } });
     });
     return link;
-  }
-
-  /**
-   * A member's connection ended. While the server still lists them, the
-   * side with the smaller peer id starts a new one after a backoff; with no
-   * server to ask, they count as gone.
-   * @private
-   * @param {RoomMember} member
-   */
-  onLinkClosed(member) {
-    member.link = null;
-    this.history.linkClosed(member.id);
-    member.state = 'reconnecting';
-    this.changed();
-    // Without the server, wait: once we are back, the member list says
-    // whom to reconnect to.
-    if (!this.joinedNow) return;
-    if (!member.listed) {
-      this.startGoneTimer(member);
-      return;
-    }
-    if (this.selfId < member.id) {
-      const base = Math.min(RELINK_MAX_MS, RELINK_MIN_MS * 2 ** member.relinkAttempt);
-      member.relinkAttempt += 1;
-      member.relinkTimer = setTimeout(() => {
-        if (this.members.get(member.id) === member && !member.link) member.link = this.newLink(member, null);
-      }, base / 2 + Math.random() * (base / 2));
-    }
-  }
-
-  /**
-   * A member the server does not list and who has no connection: gone,
-   * unless they come back soon.
-   * @private
-   * @param {RoomMember} member
-   */
-  startGoneTimer(member) {
-    clearTimeout(member.goneTimer);
-    member.goneTimer = setTimeout(() => {
-      if (this.members.get(member.id) === member && !member.listed && !member.link?.isOpen) {
-        this.removeMember(member, true);
-      }
-    }, GONE_AFTER_MS);
-  }
-
-  /**
-   * @private
-   * @param {string} from
-   * @param {Record<string, unknown>} payload
-   */
-  onSignal(from, payload) {
-    const member = this.members.get(from);
-    if (!member || typeof payload.sid !== 'string') return;
-    const signal = /** @type {import('./peer.js').SignalPayload} */ (payload);
-    if (member.link?.sid === signal.sid) {
-      member.link.handleSignal(signal);
-    } else if (signal.description?.type === 'offer') {
-      // Both sides started a connection at once: the one we started wins
-      // if our id is the smaller; otherwise theirs replaces ours.
-      const link = member.link;
-      if (link && link.initiator && !link.isOpen && this.selfId < member.id) return;
-      // A new connection from them replaces whatever we had.
-      this.dropLink(member);
-      member.link = this.newLink(member, signal.sid);
-      member.link?.handleSignal(signal);
-    }
   }
 
   /**

@@ -24,11 +24,12 @@ const WRITE_DELAY_MS = 50;
  */
 
 /**
+ * Resolves with a request's result once it succeeds.
  * @template T
  * @param {IDBRequest<T>} request
  * @returns {Promise<T>}
  */
-function done(request) {
+export function done(request) {
   return new Promise((resolve, reject) => {
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
@@ -36,10 +37,11 @@ function done(request) {
 }
 
 /**
+ * Resolves once a transaction has committed.
  * @param {IDBTransaction} tx
  * @returns {Promise<void>}
  */
-function committed(tx) {
+export function committed(tx) {
   return new Promise((resolve, reject) => {
     tx.oncomplete = () => resolve();
     tx.onerror = () => reject(tx.error);

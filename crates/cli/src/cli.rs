@@ -50,7 +50,9 @@ pub struct ChatArgs {
     pub name: Option<String>,
 
     /// Line mode even on a terminal: each line of standard input is sent as
-    /// a message, each message received is printed as `nick: text`.
+    /// a message, each message received is printed as `nick: text`. A line
+    /// starting with `/` and a letter is a command (`/help` lists them);
+    /// `//` at the start sends one `/`.
     #[arg(long)]
     pub plain: bool,
 

@@ -5,8 +5,13 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod command;
+pub mod input;
 pub mod line;
+pub mod scroll;
+pub mod status;
 pub mod tui;
+pub mod wrap;
 
 pub use cli::{ChatArgs, run};
 use peerchat_client::session::TargetError;

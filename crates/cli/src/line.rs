@@ -1,17 +1,23 @@
 //! Line mode, for scripts and bots: each line of standard input is sent as
 //! a message; each message received is printed on standard output as
 //! `nick: text` (or, with `--json`, every event as one JSON object per
-//! line); notices go to standard error. At the end of input, pending
-//! messages are delivered before leaving.
+//! line); notices go to standard error. At the end of input (or `/quit`),
+//! pending messages are delivered before leaving.
+//!
+//! A line starting with `/` and a letter is a command (`/help`, `/peers`,
+//! `/clear`, `/quit`; see [`crate::command`]), never a message: an unknown
+//! one is an error on standard error. `//` at the start sends one `/`.
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 use tokio::sync::mpsc;
 
 use crate::ChatError;
-use peerchat_client::engine::{Engine, Event, ServerState};
+use crate::command::{self, Command, Entry, Mode};
+use crate::status::ServerStatus;
+use peerchat_client::engine::{Engine, Event};
 use peerchat_client::pair::{Blob, CodeKind};
 
 /// How events are printed.
@@ -44,13 +50,7 @@ pub fn escape(text: &str) -> String {
 /// How an event reads as a notice in plain mode, if it is one.
 fn notice(event: &Event) -> Option<String> {
     Some(match event {
-        Event::Server {
-            state: ServerState::Offline,
-            retry_in_ms,
-        } => format!(
-            "server unreachable, retrying in {}s; connected members can still chat",
-            retry_in_ms.unwrap_or(0).div_ceil(1000)
-        ),
+        // Told once lost and once back, by `Printer`.
         Event::Server { .. } => return None,
         Event::Joined { you, members } if members.is_empty() => {
             format!("joined as {}; nobody else is here yet", you.nick)
@@ -99,6 +99,32 @@ fn prompt(event: &Event) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
     let _ = out.flush();
+}
+
+/// Prints events as they come.
+#[derive(Debug)]
+struct Printer {
+    mode: Output,
+    server: ServerStatus,
+}
+
+impl Printer {
+    fn new(mode: Output) -> Self {
+        Self {
+            mode,
+            server: ServerStatus::default(),
+        }
+    }
+
+    fn print(&mut self, event: &Event) {
+        if let Event::Server { state, retry_in_ms } = event {
+            let change = self.server.update(*state, *retry_in_ms, Instant::now());
+            if let (Some(change), Output::Plain) = (change, self.mode) {
+                eprintln!("* {}", change.text());
+            }
+        }
+        print(event, self.mode);
+    }
 }
 
 fn print(event: &Event, mode: Output) {
@@ -161,14 +187,14 @@ async fn wait_for(
     engine: &Engine,
     events: &mut mpsc::UnboundedReceiver<Event>,
     lines: &mut Lines<BufReader<Stdin>>,
-    mode: Output,
+    out: &mut Printer,
     until: impl Fn(&Event) -> bool,
 ) -> Result<bool, ChatError> {
     loop {
         let Some(event) = events.recv().await else {
             return Ok(false);
         };
-        print(&event, mode);
+        out.print(&event);
         match event {
             Event::JoinRefused { code, message } => {
                 engine.leave().await;
@@ -197,10 +223,11 @@ pub async fn run(
     until_connected: bool,
 ) -> Result<(), ChatError> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut out = Printer::new(mode);
     // Read input only once in the room, so the first lines reach everyone
     // already there.
     let joined = |e: &Event| matches!(e, Event::Joined { .. });
-    if !wait_for(&engine, &mut events, &mut lines, mode, joined).await? {
+    if !wait_for(&engine, &mut events, &mut lines, &mut out, joined).await? {
         return Ok(());
     }
     let connected = |e: &Event| {
@@ -212,18 +239,22 @@ pub async fn run(
             }
         )
     };
-    if until_connected && !wait_for(&engine, &mut events, &mut lines, mode, connected).await? {
+    if until_connected && !wait_for(&engine, &mut events, &mut lines, &mut out, connected).await? {
         return Ok(());
     }
     let mut interrupted = false;
     loop {
         tokio::select! {
             line = lines.next_line() => match line {
-                Ok(Some(line)) => send(&engine, &line),
+                Ok(Some(line)) => {
+                    if entered(&engine, &line, mode).await {
+                        break;
+                    }
+                }
                 Ok(None) | Err(_) => break,
             },
             Some(event) = events.recv() => {
-                print(&event, mode);
+                out.print(&event);
                 if let Event::PairingFailed { message } = event {
                     engine.leave().await;
                     return Err(ChatError::Pairing(message));
@@ -246,7 +277,7 @@ pub async fn run(
             loop {
                 tokio::select! {
                     () = &mut drained => return,
-                    Some(event) = events.recv() => print(&event, mode),
+                    Some(event) = events.recv() => out.print(&event),
                 }
             }
         })
@@ -266,13 +297,48 @@ pub async fn run(
     result
 }
 
-fn send(engine: &Engine, line: &str) {
+/// Handles a line of input: a message or a command. True means leave
+/// (`/quit`), as at the end of input.
+async fn entered(engine: &Engine, line: &str, mode: Output) -> bool {
     if line.trim().is_empty() {
-        return;
+        return false;
     }
-    if let Err(err) = engine.send(line) {
-        eprintln!("* not sent: {err}");
+    match command::parse(line, Mode::Line) {
+        Err(err) => eprintln!("* {err}"),
+        Ok(Entry::Message(text)) => {
+            if let Err(err) = engine.send(&text) {
+                eprintln!("* not sent: {err}");
+            }
+        }
+        Ok(Entry::Command(Command::Quit)) => return true,
+        Ok(Entry::Command(Command::Help)) => {
+            for line in command::help(Mode::Line) {
+                eprintln!("* {line}");
+            }
+        }
+        Ok(Entry::Command(Command::Clear)) => {
+            engine.clear_history();
+            eprintln!("* history cleared here; messages sent so far will not come back");
+        }
+        Ok(Entry::Command(Command::Peers)) => {
+            let members = engine.stats().await;
+            match mode {
+                Output::Json => {
+                    let json = serde_json::json!({ "event": "peers", "members": members });
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{json}");
+                    let _ = out.flush();
+                }
+                Output::Plain if members.is_empty() => eprintln!("* nobody else is here yet"),
+                Output::Plain => {
+                    for member in &members {
+                        eprintln!("* {}", escape(&command::describe(member)));
+                    }
+                }
+            }
+        }
     }
+    false
 }
 
 #[cfg(test)]

@@ -9,14 +9,21 @@ use ratatui::Frame;
 use ratatui::crossterm::event::{
     self, Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
 };
-use ratatui::layout::{Constraint, Layout, Position};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, List, ListItem, Paragraph, Wrap};
+use ratatui::widgets::{Block, List, ListItem, Paragraph};
+use std::time::Instant;
+
 use tokio::sync::mpsc;
 
 use crate::ChatError;
-use peerchat_client::engine::{ChatMessage, Engine, Event, Peer, ServerState};
+use crate::command::{self, Command, Entry, Mode};
+use crate::input::Input;
+use crate::scroll::{Scroll, View};
+use crate::status::{Level, ServerStatus};
+use crate::wrap::{Piece, wrap};
+use peerchat_client::engine::{ChatMessage, Engine, Event, MemberStats, Peer};
 use peerchat_client::peer::LinkState;
 
 /// One line of the chat log.
@@ -37,8 +44,11 @@ pub enum LogEntry {
         /// For our messages: where delivery stands.
         status: Option<String>,
     },
-    /// A notice: joins, departures, errors, connection details.
+    /// A notice: joins, departures, connection details.
     Notice(String),
+    /// Something that went wrong here: a mistyped command, a message
+    /// not sent.
+    Error(String),
 }
 
 /// Everything the screen shows.
@@ -49,21 +59,25 @@ pub struct Ui {
     /// Ourselves, once joined.
     pub me: Option<Peer>,
     /// The signaling connection.
-    pub server: ServerState,
+    pub server: ServerStatus,
     /// The other members and our connection to each.
     pub members: Vec<(Peer, LinkState)>,
     /// The chat log, oldest first.
     pub log: Vec<LogEntry>,
-    /// The input line.
-    pub input: String,
-    /// How many lines the log is scrolled back from the bottom.
-    pub scroll_back: u16,
+    /// The text being written.
+    pub input: Input,
+    /// Where the log is scrolled to.
+    pub scroll: Scroll,
+    /// Messages that arrived below while scrolled back.
+    pub unseen: usize,
+    /// The widest author's name in the log, in columns.
+    pub widest_author: usize,
     /// Relay-only mode is on.
     pub relay_only: bool,
     /// The join was refused: the input line asks for a nickname.
     pub awaiting_nick: bool,
     /// Who is typing, until when.
-    pub typing: Vec<(Peer, std::time::Instant)>,
+    pub typing: Vec<(Peer, Instant)>,
 }
 
 impl Ui {
@@ -72,11 +86,13 @@ impl Ui {
         Self {
             room: room.to_owned(),
             me: None,
-            server: ServerState::Connecting,
+            server: ServerStatus::default(),
             members: Vec::new(),
             log: Vec::new(),
-            input: String::new(),
-            scroll_back: 0,
+            input: Input::default(),
+            scroll: Scroll::Follow,
+            unseen: 0,
+            widest_author: 0,
             relay_only,
             awaiting_nick: false,
             typing: Vec::new(),
@@ -85,6 +101,16 @@ impl Ui {
 
     fn notice(&mut self, text: impl Into<String>) {
         self.log.push(LogEntry::Notice(text.into()));
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.log.push(LogEntry::Error(text.into()));
+    }
+
+    /// Follows the newest lines again.
+    fn follow(&mut self) {
+        self.scroll = Scroll::Follow;
+        self.unseen = 0;
     }
 
     /// Adds a chat message to the log, once, at its place in the order
@@ -104,6 +130,13 @@ impl Ui {
                 at = i;
             }
         }
+        if at == self.log.len() {
+            if self.scroll.is_back() {
+                self.unseen += 1;
+            }
+        } else {
+            self.scroll.inserted(at);
+        }
         let status = m.own.then(|| {
             if self.members.is_empty() {
                 "sent".to_owned()
@@ -111,15 +144,17 @@ impl Ui {
                 "sending…".to_owned()
             }
         });
+        let author = if m.own {
+            "you".to_owned()
+        } else {
+            m.from.nick.clone()
+        };
+        self.widest_author = self.widest_author.max(crate::wrap::width(&author));
         self.log.insert(
             at,
             LogEntry::Message {
                 time: clock(m.ts),
-                author: if m.own {
-                    "you".into()
-                } else {
-                    m.from.nick.clone()
-                },
+                author,
                 own: m.own,
                 text: m.text.clone(),
                 key,
@@ -129,7 +164,7 @@ impl Ui {
     }
 
     /// Who is typing now.
-    pub fn typing_now(&self, now: std::time::Instant) -> Vec<&str> {
+    pub fn typing_now(&self, now: Instant) -> Vec<&str> {
         self.typing
             .iter()
             .filter(|(_, until)| *until > now)
@@ -139,15 +174,23 @@ impl Ui {
 
     /// Updates the screen from an engine event.
     pub fn apply(&mut self, event: &Event) {
+        self.apply_at(event, Instant::now());
+    }
+
+    /// Updates the screen from an engine event that came at `now`.
+    pub fn apply_at(&mut self, event: &Event, now: Instant) {
         match event {
             Event::Server { state, retry_in_ms } => {
-                if *state == ServerState::Offline && self.server != ServerState::Offline {
-                    self.notice(format!(
-                        "server unreachable, retrying in {}s; connected members can still chat",
-                        retry_in_ms.unwrap_or(0).div_ceil(1000)
-                    ));
+                if let Some(change) = self.server.update(*state, *retry_in_ms, now) {
+                    if change.is_loss() {
+                        self.notice(format!(
+                            "{} (the top line counts down to the next try)",
+                            change.text()
+                        ));
+                    } else {
+                        self.notice(change.text());
+                    }
                 }
-                self.server = *state;
             }
             Event::Joined { you, members } => {
                 self.me = Some(you.clone());
@@ -213,7 +256,7 @@ impl Ui {
                 }
             }
             Event::Typing { member } => {
-                let until = std::time::Instant::now() + std::time::Duration::from_secs(6);
+                let until = now + std::time::Duration::from_secs(6);
                 self.typing.retain(|(p, _)| p.id != member.id);
                 self.typing.push((member.clone(), until));
             }
@@ -221,6 +264,187 @@ impl Ui {
             Event::ConnectionCode { .. } | Event::CodeWanted { .. } => {}
             Event::PairingFailed { message } => self.notice(message.clone()),
         }
+    }
+}
+
+/// Names are right-aligned in a column this wide at most (or a sixth of
+/// a wide log).
+const NAME_COLUMN: usize = 12;
+/// `HH:MM `
+const TIME_WIDTH: usize = 6;
+
+impl Ui {
+    /// The width of the names' column, and where messages' text starts:
+    /// rows after a message's first start there too (a hanging indent). A
+    /// longer name pushes its first row's text further right; in a narrow
+    /// log the indent is smaller.
+    fn columns(&self, width: usize) -> (usize, usize) {
+        let names = self.widest_author.min(NAME_COLUMN.max(width / 6));
+        let text = TIME_WIDTH + names + 2;
+        if text * 2 <= width {
+            (names, text)
+        } else {
+            (names, 2)
+        }
+    }
+
+    /// The rows entry `i` of the log takes at `width` columns, as drawn.
+    fn entry_lines(&self, i: usize, width: usize) -> Vec<Line<'static>> {
+        match &self.log[i] {
+            LogEntry::Message {
+                time,
+                author,
+                own,
+                text,
+                status,
+                ..
+            } => {
+                let author_style = if *own {
+                    Style::new().fg(Color::Cyan).bold()
+                } else {
+                    Style::new().fg(Color::Magenta).bold()
+                };
+                let (names, indent) = self.columns(width);
+                let pad = names.saturating_sub(crate::wrap::width(author));
+                let prefix = vec![
+                    Span::styled(format!("{time} "), Style::new().dim()),
+                    Span::raw(" ".repeat(pad)),
+                    Span::styled(format!("{author}: "), author_style),
+                ];
+                let status = status.as_ref().map(|s| format!("({s})"));
+                let mut pieces = vec![Piece::new(text, Style::new())];
+                if let Some(status) = &status {
+                    pieces.push(Piece::new("  ", Style::new()));
+                    pieces.push(Piece::together(status, Style::new().dim()));
+                }
+                wrap(prefix, &pieces, width, indent)
+            }
+            LogEntry::Notice(text) => {
+                let style = Style::new().dim().italic();
+                wrap(
+                    vec![Span::styled("* ", style)],
+                    &[Piece::new(text, style)],
+                    width,
+                    2,
+                )
+            }
+            LogEntry::Error(text) => {
+                let style = Style::new().fg(Color::Red);
+                wrap(
+                    vec![Span::styled("! ", style.bold())],
+                    &[Piece::new(text, style)],
+                    width,
+                    2,
+                )
+            }
+        }
+    }
+
+    /// The log's entries and their heights at `width`, in a view `height`
+    /// rows tall.
+    fn with_view<T>(&self, width: usize, height: usize, f: impl FnOnce(View<'_>) -> T) -> T {
+        let rows = |i: usize| self.entry_lines(i, width).len();
+        f(View {
+            count: self.log.len(),
+            height,
+            rows: &rows,
+        })
+    }
+
+    /// The rows of the log in a view of `width` × `height`.
+    fn visible_lines(&self, width: usize, height: usize) -> Vec<Line<'static>> {
+        let (entry, row) = self.with_view(width, height, |view| self.scroll.top(view));
+        let mut lines = Vec::with_capacity(height);
+        for i in entry..self.log.len() {
+            let skip = if i == entry { row } else { 0 };
+            lines.extend(self.entry_lines(i, width).into_iter().skip(skip));
+            if lines.len() >= height {
+                break;
+            }
+        }
+        lines.truncate(height);
+        lines
+    }
+}
+
+/// Where the parts of the screen go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Areas {
+    title: Rect,
+    log: Rect,
+    /// None on a narrow terminal: the title line counts the members.
+    members: Option<Rect>,
+    input: Rect,
+}
+
+/// The input box grows up to this many rows of text.
+const INPUT_ROWS: usize = 5;
+/// Below this width, the members' list gives its room to the log.
+const MEMBERS_MIN_SCREEN: u16 = 60;
+
+impl Ui {
+    /// Columns the members' list takes on a screen `screen` wide: room for
+    /// the longest name and the longest state (so it does not change width
+    /// as states change), up to a quarter of the screen.
+    fn members_width(&self, screen: u16) -> u16 {
+        let names = self
+            .members
+            .iter()
+            .map(|(p, _)| crate::wrap::width(&p.nick) + " reconnecting".len())
+            .chain(
+                self.me
+                    .iter()
+                    .map(|me| crate::wrap::width(&me.nick) + " (you)".len()),
+            )
+            .max()
+            .unwrap_or(0);
+        // "● ", the borders, and room for the title.
+        let most = (screen / 4).clamp(18, 30);
+        u16::try_from(names + 4).unwrap_or(u16::MAX).clamp(18, most)
+    }
+}
+
+impl Areas {
+    fn new(area: Rect, ui: &Ui) -> Self {
+        let rows = ui
+            .input
+            .rows(usize::from(area.width.saturating_sub(2)))
+            .len()
+            .clamp(1, INPUT_ROWS);
+        // Leave the log at least a few rows on a short terminal.
+        let input_height = (rows as u16 + 2).min(area.height.saturating_sub(6).max(3));
+        let [title, body, input] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(3),
+            Constraint::Length(input_height),
+        ])
+        .areas(area);
+        let (log, members) = if area.width < MEMBERS_MIN_SCREEN {
+            (body, None)
+        } else {
+            let [log, members] = Layout::horizontal([
+                Constraint::Min(20),
+                Constraint::Length(ui.members_width(area.width)),
+            ])
+            .areas(body);
+            (log, Some(members))
+        };
+        Self {
+            title,
+            log,
+            members,
+            input,
+        }
+    }
+
+    /// The log's text area, inside its border.
+    fn log_text(&self) -> Rect {
+        self.log.inner(ratatui::layout::Margin::new(1, 1))
+    }
+
+    /// The input's text area, inside its border.
+    fn input_text(&self) -> Rect {
+        self.input.inner(ratatui::layout::Margin::new(1, 1))
     }
 }
 
@@ -243,19 +467,25 @@ fn state_style(state: LinkState) -> (Color, &'static str) {
 
 /// Draws the screen.
 pub fn render(frame: &mut Frame, ui: &Ui) {
-    let [top, body, input_area] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(3),
-        Constraint::Length(3),
-    ])
-    .areas(frame.area());
-    let [log_area, members_area] =
-        Layout::horizontal([Constraint::Min(20), Constraint::Length(26)]).areas(body);
+    render_at(frame, ui, Instant::now());
+}
 
-    let (server_color, server_text) = match ui.server {
-        ServerState::Online => (Color::Green, "online"),
-        ServerState::Connecting => (Color::Yellow, "connecting"),
-        ServerState::Offline => (Color::Red, "server unreachable"),
+/// Draws the screen as it is at `now` (typing notices run out, the
+/// countdown to the next attempt at the server runs down).
+pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
+    let areas = Areas::new(frame.area(), ui);
+    let Areas {
+        title: top,
+        log: log_area,
+        members: members_area,
+        input: input_area,
+    } = areas;
+
+    let (server_text, level) = ui.server.label(now);
+    let server_color = match level {
+        Level::Good => Color::Green,
+        Level::Waiting => Color::Yellow,
+        Level::Bad => Color::Red,
     };
     let short: String = ui.room.chars().take(8).collect();
     let mut title = vec![
@@ -269,62 +499,24 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
     if ui.relay_only {
         title.push(Span::styled("  IP hidden", Style::new().fg(Color::Magenta)));
     }
+    if members_area.is_none() {
+        let here = ui.members.len() + usize::from(ui.me.is_some());
+        title.push(Span::styled(format!("  {here} here"), Style::new().dim()));
+    }
     frame.render_widget(Paragraph::new(Line::from(title)), top);
 
-    let lines: Vec<Line> = ui
-        .log
-        .iter()
-        .map(|entry| match entry {
-            LogEntry::Message {
-                time,
-                author,
-                own,
-                text,
-                status,
-                ..
-            } => {
-                let author_style = if *own {
-                    Style::new().fg(Color::Cyan).bold()
-                } else {
-                    Style::new().fg(Color::Magenta).bold()
-                };
-                let mut spans = vec![
-                    Span::styled(format!("{time} "), Style::new().dim()),
-                    Span::styled(format!("{author}: "), author_style),
-                    Span::raw(text.clone()),
-                ];
-                if let Some(status) = status {
-                    spans.push(Span::styled(format!("  ({status})"), Style::new().dim()));
-                }
-                Line::from(spans)
-            }
-            LogEntry::Notice(text) => Line::from(Span::styled(
-                format!("* {text}"),
-                Style::new().dim().italic(),
-            )),
-        })
-        .collect();
-    let inner_width = log_area.width.saturating_sub(2).max(1) as usize;
-    let inner_height = log_area.height.saturating_sub(2);
-    let total: usize = lines
-        .iter()
-        .map(|l| l.width().max(1).div_ceil(inner_width))
-        .sum();
-    let total = u16::try_from(total).unwrap_or(u16::MAX);
-    let bottom = total.saturating_sub(inner_height);
-    let offset = bottom.saturating_sub(ui.scroll_back);
-    let log_title = if ui.scroll_back > 0 {
-        " Chat (scrolled back: PgDn) ".to_owned()
-    } else {
-        " Chat ".to_owned()
-    };
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((offset, 0))
-            .block(Block::bordered().title(log_title)),
-        log_area,
-    );
+    let inner = areas.log_text();
+    let lines = ui.visible_lines(inner.width.into(), inner.height.into());
+    let mut block = Block::bordered().title(" Chat ");
+    if ui.scroll.is_back() {
+        let below = match ui.unseen {
+            0 => " scrolled back · End: newest ".to_owned(),
+            1 => " scrolled back · 1 new message below · End ".to_owned(),
+            n => format!(" scrolled back · {n} new messages below · End "),
+        };
+        block = block.title_bottom(Line::from(below).style(Style::new().bold()));
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), log_area);
 
     let mut items = Vec::new();
     if let Some(me) = &ui.me {
@@ -334,45 +526,62 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
             Span::styled(" (you)", Style::new().dim()),
         ])));
     }
+    let room = members_area.map_or(0, |a| usize::from(a.width.saturating_sub(2)));
     for (peer, state) in &ui.members {
         let (color, label) = state_style(*state);
-        items.push(ListItem::new(Line::from(vec![
+        let mut spans = vec![
             Span::styled("● ", Style::new().fg(color)),
             Span::raw(peer.nick.clone()),
-            Span::styled(format!(" {label}"), Style::new().dim()),
-        ])));
+        ];
+        // A long name keeps the dot's colour only.
+        if 2 + crate::wrap::width(&peer.nick) + 1 + label.len() <= room {
+            spans.push(Span::styled(format!(" {label}"), Style::new().dim()));
+        }
+        items.push(ListItem::new(Line::from(spans)));
     }
     let count = items.len();
-    frame.render_widget(
-        List::new(items).block(Block::bordered().title(format!(" Members ({count}) "))),
-        members_area,
-    );
+    if let Some(members_area) = members_area {
+        frame.render_widget(
+            List::new(items).block(Block::bordered().title(format!(" Members ({count}) "))),
+            members_area,
+        );
+    }
 
-    let typing = ui.typing_now(std::time::Instant::now());
+    let typing = ui.typing_now(now);
     let typing_title = match typing.as_slice() {
         [] => String::new(),
         [one] => format!(" {one} is typing… "),
         many => format!(" {} are typing… ", many.join(", ")),
     };
-    let prompt = if ui.awaiting_nick {
-        " Nickname (Enter to join, Ctrl-C to quit) "
-    } else {
-        " Message (Enter sends, Ctrl-C leaves, /help) "
+    let prompt = match (ui.awaiting_nick, input_area.width >= 70) {
+        (true, _) => " Nickname (Enter to join, Ctrl-C to quit) ",
+        (false, true) => " Message (Enter sends, Alt+Enter new line, Ctrl-C leaves, /help) ",
+        (false, false) => " Message (Enter sends, /help) ",
     };
-    let visible = input_area.width.saturating_sub(3) as usize;
-    let chars: Vec<char> = ui.input.chars().collect();
-    let start = chars.len().saturating_sub(visible);
-    let shown: String = chars[start..].iter().collect();
-    let cursor_x = input_area.x + 1 + u16::try_from(shown.chars().count()).unwrap_or(0);
+    let text_area = areas.input_text();
+    let width = usize::from(text_area.width);
+    let rows = ui.input.rows(width);
+    let (cursor_row, cursor_col) = ui.input.cursor_at(width);
+    // Rows in view: those ending with the cursor's.
+    let height = usize::from(text_area.height).max(1);
+    let first = (cursor_row + 1).saturating_sub(height);
+    let text = ui.input.text();
+    let lines: Vec<Line> = rows[first..]
+        .iter()
+        .take(height)
+        .map(|r| Line::raw(&text[r.start..r.end]))
+        .collect();
     frame.render_widget(
-        Paragraph::new(shown).block(
+        Paragraph::new(lines).block(
             Block::bordered()
                 .title(prompt)
                 .title_bottom(Line::from(typing_title).style(Style::new().italic().dim())),
         ),
         input_area,
     );
-    frame.set_cursor_position(Position::new(cursor_x, input_area.y + 1));
+    let x = text_area.x + u16::try_from(cursor_col).unwrap_or(u16::MAX);
+    let y = text_area.y + u16::try_from(cursor_row - first).unwrap_or(0);
+    frame.set_cursor_position(Position::new(x.min(text_area.right()), y));
 }
 
 /// What a key press asks for.
@@ -383,39 +592,106 @@ enum Action {
     Quit,
 }
 
-fn on_key(ui: &mut Ui, key: KeyEvent, page: u16) -> Action {
+/// Handles a key press on a screen of size `screen`.
+fn on_key(ui: &mut Ui, key: KeyEvent, screen: Rect) -> Action {
     if key.kind == KeyEventKind::Release {
         return Action::None;
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    let areas = Areas::new(screen, ui);
+    let input_width = usize::from(areas.input_text().width);
+    let input = &mut ui.input;
     match key.code {
         KeyCode::Char('c') if ctrl => return Action::Quit,
-        KeyCode::Char('d') if ctrl && ui.input.is_empty() => return Action::Quit,
-        KeyCode::Char('u') if ctrl => ui.input.clear(),
-        KeyCode::Char(c) if !ctrl => ui.input.push(c),
-        KeyCode::Backspace => {
-            ui.input.pop();
+        // A new line in the text: Alt+Enter, Shift+Enter where the terminal
+        // tells it from Enter, and Ctrl-J where neither arrives.
+        KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => input.newline(),
+        KeyCode::Char('j') if ctrl => input.newline(),
+        KeyCode::Char('d') if ctrl && input.is_empty() => return Action::Quit,
+        KeyCode::Char('d') if ctrl => input.delete(),
+        KeyCode::Char('a') if ctrl => input.home(),
+        KeyCode::Char('e') if ctrl => input.end(),
+        KeyCode::Char('b') if ctrl => input.left(),
+        KeyCode::Char('f') if ctrl => input.right(),
+        KeyCode::Char('b') if alt => input.word_left(),
+        KeyCode::Char('f') if alt => input.word_right(),
+        KeyCode::Char('u') if ctrl => input.delete_to_start(),
+        KeyCode::Char('k') if ctrl => input.delete_to_end(),
+        KeyCode::Char('w') if ctrl => input.delete_word(),
+        KeyCode::Char(c) if !ctrl && !alt => input.insert(c.encode_utf8(&mut [0; 4])),
+        KeyCode::Backspace if ctrl || alt => input.delete_word(),
+        KeyCode::Backspace => input.backspace(),
+        KeyCode::Delete => input.delete(),
+        KeyCode::Left if ctrl || alt => input.word_left(),
+        KeyCode::Right if ctrl || alt => input.word_right(),
+        KeyCode::Left => input.left(),
+        KeyCode::Right => input.right(),
+        // Up and Down move between rows of the text; past its first or
+        // last row, through what was sent.
+        KeyCode::Up if input.up(input_width) => {}
+        KeyCode::Up => {
+            input.recall_older();
         }
-        KeyCode::Esc => ui.input.clear(),
-        KeyCode::PageUp => ui.scroll_back = ui.scroll_back.saturating_add(page),
-        KeyCode::PageDown => ui.scroll_back = ui.scroll_back.saturating_sub(page),
-        KeyCode::End => ui.scroll_back = 0,
-        KeyCode::Enter => {
-            let text = std::mem::take(&mut ui.input);
-            if !text.trim().is_empty() {
-                return Action::Submit(text);
-            }
+        KeyCode::Down if input.down(input_width) => {}
+        KeyCode::Down => {
+            input.recall_newer();
         }
+        // Home and End move in the text; with nothing written, or with
+        // Ctrl, they go to the start and the end of the conversation.
+        KeyCode::Home if !ctrl && !input.is_empty() => input.home(),
+        KeyCode::End if !ctrl && !input.is_empty() => input.end(),
+        KeyCode::Home => ui.scroll_log(Scroll::home, areas),
+        KeyCode::End => ui.follow(),
+        KeyCode::Esc => input.clear(),
+        KeyCode::PageUp => {
+            let page = ui.page(areas);
+            ui.scroll_log(|s, v| s.up(page, v), areas);
+        }
+        KeyCode::PageDown => {
+            let page = ui.page(areas);
+            ui.scroll_log(|s, v| s.down(page, v), areas);
+        }
+        KeyCode::Enter if !input.text().trim().is_empty() => return Action::Submit(input.take()),
         _ => {}
     }
     Action::None
 }
 
-const HELP: &[&str] = &[
-    "Enter sends; PgUp/PgDn scroll; Ctrl-U clears the line; Ctrl-C leaves",
-    "/peers  how you reach each member: route, round trip, bytes",
-    "/clear  clear this room's history here (it does not come back)",
-    "/quit   leave the room",
+impl Ui {
+    /// Rows a page scrolls: the log's height less one kept for context.
+    fn page(&self, areas: Areas) -> usize {
+        usize::from(areas.log_text().height)
+            .saturating_sub(1)
+            .max(1)
+    }
+
+    /// Moves the log's scroll position with `step`.
+    fn scroll_log(&mut self, step: impl FnOnce(&mut Scroll, View<'_>), areas: Areas) {
+        let text = areas.log_text();
+        let mut scroll = self.scroll;
+        self.with_view(text.width.into(), text.height.into(), |view| {
+            step(&mut scroll, view);
+        });
+        self.scroll = scroll;
+        if !scroll.is_back() {
+            self.follow();
+        }
+    }
+}
+
+/// The keys, for `/help`.
+const KEYS: [&str; 10] = [
+    "Enter          send",
+    "Alt+Enter      new line (or Shift+Enter, Ctrl-J)",
+    "Up/Down        recall what you sent",
+    "PgUp/PgDn      scroll the conversation",
+    "Ctrl-Home/End  its start / the newest",
+    "Ctrl-←/→       a word left / right",
+    "Ctrl-A/E       start / end of the line",
+    "Ctrl-W/U/K     delete a word / to start / to end",
+    "Esc            clear what you are writing",
+    "Ctrl-C         leave",
 ];
 
 /// Runs the terminal UI for `room` until the user leaves.
@@ -425,7 +701,7 @@ pub async fn run(
     room: &str,
     relay_only: bool,
 ) -> Result<(), ChatError> {
-    let mut terminal = ratatui::try_init()?;
+    let (mut terminal, screen) = Screen::enter()?;
     let (key_tx, mut keys) = mpsc::unbounded_channel();
     // crossterm's reader blocks: give it a thread of its own.
     std::thread::spawn(move || {
@@ -442,23 +718,31 @@ pub async fn run(
         if let Err(err) = terminal.draw(|frame| render(frame, &ui)) {
             break Err(err.into());
         }
-        let page = terminal
-            .size()
-            .map_or(10, |s| s.height.saturating_sub(8).max(1));
+        let screen = terminal.size().map_or(Rect::new(0, 0, 80, 24), |s| {
+            Rect::new(0, 0, s.width, s.height)
+        });
         tokio::select! {
             Some(event) = events.recv() => ui.apply(&event),
             Some(term) = keys.recv() => {
-                let TermEvent::Key(key) = term else { continue };
-                let before = ui.input.len();
-                match on_key(&mut ui, key, page) {
+                let before = ui.input.text().len();
+                let action = match term {
+                    TermEvent::Key(key) => on_key(&mut ui, key, screen),
+                    TermEvent::Paste(text) => {
+                        ui.input.insert(&text);
+                        Action::None
+                    }
+                    _ => continue,
+                };
+                match action {
                     Action::None => {
-                        if ui.input.len() > before && !ui.awaiting_nick {
+                        let text = ui.input.text();
+                        if text.len() > before && !ui.awaiting_nick && !command::is_command(text) {
                             engine.typed();
                         }
                     }
                     Action::Quit => break Ok(()),
                     Action::Submit(text) => {
-                        if submit(&mut ui, &engine, text).await {
+                        if submit(&mut ui, &engine, &text).await {
                             break Ok(());
                         }
                     }
@@ -468,69 +752,148 @@ pub async fn run(
             _ = tokio::signal::ctrl_c() => break Ok(()),
         }
     };
-    ratatui::restore();
+    drop(screen);
     engine.leave().await;
     result
 }
 
+/// The terminal in full-screen mode; dropping it (also when a panic
+/// unwinds) puts the terminal back as it was.
+#[derive(Debug)]
+struct Screen {
+    enhanced_keys: bool,
+}
+
+impl Screen {
+    fn enter() -> Result<(ratatui::DefaultTerminal, Self), ChatError> {
+        use ratatui::crossterm::event::{KeyboardEnhancementFlags, PushKeyboardEnhancementFlags};
+        let terminal = ratatui::try_init()?;
+        // Where the terminal can tell Shift+Enter from Enter (the kitty
+        // keyboard protocol), ask it to.
+        let enhanced_keys =
+            ratatui::crossterm::terminal::supports_keyboard_enhancement().unwrap_or(false);
+        let screen = Self { enhanced_keys };
+        let mut out = std::io::stdout();
+        if enhanced_keys {
+            ratatui::crossterm::execute!(
+                out,
+                PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
+            )?;
+        }
+        // Pasted text arrives whole, line breaks included, instead of as
+        // keys (where a line break would send half of it).
+        ratatui::crossterm::execute!(out, event::EnableBracketedPaste)?;
+        Ok((terminal, screen))
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let mut out = std::io::stdout();
+        let _ = ratatui::crossterm::execute!(out, event::DisableBracketedPaste);
+        if self.enhanced_keys {
+            let _ = ratatui::crossterm::execute!(out, event::PopKeyboardEnhancementFlags);
+        }
+        ratatui::restore();
+    }
+}
+
+/// What an entered line asks of the engine.
+#[derive(Debug, PartialEq, Eq)]
+enum Request {
+    /// Nothing (what it asked for is done on screen).
+    None,
+    /// Send a message.
+    Send(String),
+    /// Join under this nickname.
+    Join(String),
+    /// Show how each member is reached.
+    Peers,
+    /// Clear the room's history.
+    Clear,
+    /// Leave.
+    Quit,
+}
+
+impl Ui {
+    /// Reads an entered line: a command, a message, or (after a refused
+    /// join) a nickname. Errors show in the log; nothing mistyped goes to
+    /// the room.
+    fn entered(&mut self, text: &str) -> Request {
+        let entry = match command::parse(text, Mode::Tui) {
+            Ok(entry) => entry,
+            Err(err) => {
+                self.error(err.to_string());
+                return Request::None;
+            }
+        };
+        match entry {
+            Entry::Command(Command::Quit) => Request::Quit,
+            Entry::Command(Command::Peers) => Request::Peers,
+            Entry::Command(Command::Help) => {
+                for line in command::help(Mode::Tui)
+                    .into_iter()
+                    .chain(KEYS.map(str::to_owned))
+                {
+                    self.notice(line);
+                }
+                Request::None
+            }
+            Entry::Command(Command::Clear) => {
+                self.log.clear();
+                self.widest_author = 0;
+                self.follow();
+                self.notice("history cleared here; messages sent so far will not come back");
+                Request::Clear
+            }
+            Entry::Message(text) if self.awaiting_nick => {
+                let nick = text.trim();
+                match peerchat_protocol::validate_nick(nick) {
+                    Ok(()) => {
+                        self.notice(format!("joining as {nick}…"));
+                        Request::Join(nick.to_owned())
+                    }
+                    Err(err) => {
+                        self.error(err.to_string());
+                        Request::None
+                    }
+                }
+            }
+            Entry::Message(_) if self.me.is_none() => {
+                self.error("not in the room yet; Up brings the text back");
+                Request::None
+            }
+            Entry::Message(text) => {
+                self.follow();
+                Request::Send(text)
+            }
+        }
+    }
+
+    /// Shows the answer to `/peers`.
+    fn peers(&mut self, stats: &[MemberStats]) {
+        if stats.is_empty() {
+            self.notice("nobody else is here yet");
+        }
+        for member in stats {
+            self.notice(command::describe(member));
+        }
+    }
+}
+
 /// Handles an entered line; true means leave.
-async fn submit(ui: &mut Ui, engine: &Engine, text: String) -> bool {
-    if ui.awaiting_nick {
-        match peerchat_protocol::validate_nick(text.trim()) {
-            Ok(()) => {
-                ui.notice(format!("joining as {}…", text.trim()));
-                engine.join(text.trim());
+async fn submit(ui: &mut Ui, engine: &Engine, text: &str) -> bool {
+    match ui.entered(text) {
+        Request::None => {}
+        Request::Quit => return true,
+        Request::Send(text) => {
+            if let Err(err) = engine.send(&text) {
+                ui.error(format!("not sent: {err}"));
             }
-            Err(err) => ui.notice(err.to_string()),
         }
-        return false;
-    }
-    match text.trim() {
-        "/quit" => return true,
-        "/clear" => {
-            engine.clear_history();
-            ui.log.clear();
-            ui.notice("history cleared here; messages sent so far will not come back");
-            return false;
-        }
-        "/help" => {
-            for line in HELP {
-                ui.notice(*line);
-            }
-            return false;
-        }
-        "/peers" => {
-            let stats = engine.stats().await;
-            if stats.is_empty() {
-                ui.notice("nobody else is here yet");
-            }
-            for s in stats {
-                let line = match s.stats {
-                    Some(st) => format!(
-                        "{}: {} ({} ↔ {}), round trip {}, sent {} B, received {} B",
-                        s.member.nick,
-                        if st.relayed() { "relayed" } else { "direct" },
-                        st.local,
-                        st.remote,
-                        st.rtt_ms.map_or("–".to_owned(), |ms| format!("{ms:.1} ms")),
-                        st.bytes_sent,
-                        st.bytes_received
-                    ),
-                    None => format!("{}: {}", s.member.nick, state_style(s.state).1),
-                };
-                ui.notice(line);
-            }
-            return false;
-        }
-        _ => {}
-    }
-    if ui.me.is_none() {
-        ui.notice("not in the room yet");
-        return false;
-    }
-    match engine.send(&text) {
-        Ok(()) => ui.scroll_back = 0,
-        Err(err) => ui.notice(format!("not sent: {err}")),
+        Request::Join(nick) => engine.join(&nick),
+        Request::Peers => ui.peers(&engine.stats().await),
+        Request::Clear => engine.clear_history(),
     }
     false
 }
@@ -541,6 +904,7 @@ mod tests {
     use ratatui::backend::TestBackend;
 
     use super::*;
+    use peerchat_client::engine::ServerState;
 
     fn peer(id: &str, nick: &str) -> Peer {
         Peer {
@@ -550,8 +914,12 @@ mod tests {
     }
 
     fn screen(ui: &Ui, width: u16, height: u16) -> String {
+        screen_at(ui, width, height, Instant::now())
+    }
+
+    fn screen_at(ui: &Ui, width: u16, height: u16, now: Instant) -> String {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-        terminal.draw(|f| render(f, ui)).unwrap();
+        terminal.draw(|f| render_at(f, ui, now)).unwrap();
         let buffer = terminal.backend().buffer().clone();
         let mut text = String::new();
         for y in 0..height {
@@ -561,6 +929,11 @@ mod tests {
             text.push('\n');
         }
         text
+    }
+
+    /// A key press on an 80×24 screen.
+    fn press(ui: &mut Ui, key: KeyEvent) -> Action {
+        on_key(ui, key, Rect::new(0, 0, 80, 24))
     }
 
     fn conversation() -> Ui {
@@ -618,7 +991,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 LogEntry::Message { text, .. } => Some(text.as_str()),
-                LogEntry::Notice(_) => None,
+                LogEntry::Notice(_) | LogEntry::Error(_) => None,
             })
             .collect();
         assert_eq!(texts, ["from before", "hello from the browser", "mine"]);
@@ -687,11 +1060,318 @@ mod tests {
         let text = screen(&ui, 80, 24);
         assert!(text.contains("line 99"), "{text}");
         assert!(!text.contains("line 50 "), "{text}");
-        ui.scroll_back = 50;
+        ui.scroll = Scroll::At { entry: 52, row: 0 };
         let text = screen(&ui, 80, 24);
         assert!(text.contains("line 49"), "{text}");
         assert!(!text.contains("line 99"), "{text}");
         assert!(text.contains("scrolled back"), "{text}");
+    }
+
+    fn long_text(i: usize) -> String {
+        // Words of varied length, so word wrapping makes more lines than
+        // dividing the width would.
+        let words = [
+            "internationalisation",
+            "of",
+            "conversations",
+            "wrapped",
+            "exactly",
+        ];
+        let mut text = format!("message {i}:");
+        for n in 0..30 {
+            text.push(' ');
+            text.push_str(words[(n * 7 + i) % words.len()]);
+        }
+        text.push_str(&format!(" END{i}"));
+        text
+    }
+
+    #[test]
+    fn the_newest_of_long_messages_is_visible_and_scrolling_stops_at_both_ends() {
+        let mut ui = conversation();
+        for i in 0..6 {
+            ui.apply(&message(
+                peer("2", "alice"),
+                10 + i as u64,
+                10 + i as u64,
+                &long_text(i),
+                false,
+            ));
+        }
+        let text = screen(&ui, 80, 24);
+        assert!(text.contains("END5"), "{text}");
+        let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+        // Far past the top, then one page down: the view moves at once.
+        for _ in 0..50 {
+            press(&mut ui, key(KeyCode::PageUp));
+        }
+        let top = screen(&ui, 80, 24);
+        assert!(top.contains("* you joined as dora"), "{top}");
+        press(&mut ui, key(KeyCode::PageDown));
+        assert_ne!(screen(&ui, 80, 24), top);
+        press(&mut ui, key(KeyCode::End));
+        let text = screen(&ui, 80, 24);
+        assert!(text.contains("END5"), "{text}");
+        assert!(!text.contains("scrolled back"), "{text}");
+        // At the bottom, PgDn stays there.
+        press(&mut ui, key(KeyCode::PageDown));
+        assert_eq!(screen(&ui, 80, 24), text);
+    }
+
+    fn typed(ui: &mut Ui, text: &str) {
+        for c in text.chars() {
+            press(ui, KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+    }
+
+    fn keys(ui: &mut Ui, codes: &[KeyCode]) -> Action {
+        let mut last = Action::None;
+        for code in codes {
+            last = press(ui, KeyEvent::new(*code, KeyModifiers::NONE));
+        }
+        last
+    }
+
+    fn ctrl(ui: &mut Ui, c: char) -> Action {
+        press(ui, KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+    }
+
+    #[test]
+    fn the_input_line_edits_at_the_cursor_and_recalls_what_was_sent() {
+        use KeyCode::{Backspace, Delete, Down, End, Enter, Home, Left, Right, Up};
+        let mut ui = conversation();
+        typed(&mut ui, "helo");
+        keys(&mut ui, &[Left]);
+        typed(&mut ui, "l");
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("hello".into()));
+        typed(&mut ui, "wrld");
+        keys(&mut ui, &[Home]);
+        typed(&mut ui, "> ");
+        keys(&mut ui, &[Right, End, Left, Left, Left]);
+        typed(&mut ui, "o");
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("> world".into()));
+        // Ctrl-A and Ctrl-E, Delete and Backspace at the cursor.
+        typed(&mut ui, "bcX");
+        ctrl(&mut ui, 'a');
+        typed(&mut ui, "a");
+        keys(&mut ui, &[Delete, Left]);
+        ctrl(&mut ui, 'e');
+        keys(&mut ui, &[Backspace]);
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("ac".into()));
+        // A combining sequence is one step of the cursor.
+        typed(&mut ui, "e\u{301}x");
+        keys(&mut ui, &[Left, Left]);
+        typed(&mut ui, "a");
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("ae\u{301}x".into()));
+        // Up recalls what was sent, newest first; Down comes back to the
+        // line being written.
+        typed(&mut ui, "draft");
+        keys(&mut ui, &[Up, Up, Up]);
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("> world".into()));
+        typed(&mut ui, "draft");
+        keys(&mut ui, &[Up, Down]);
+        assert_eq!(keys(&mut ui, &[Enter]), Action::Submit("draft".into()));
+    }
+
+    #[test]
+    fn the_cursor_stands_after_wide_characters_by_their_width() {
+        let mut ui = conversation();
+        typed(&mut ui, "日本語 ok");
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| render(f, &ui)).unwrap();
+        let at = terminal.get_cursor_position().unwrap();
+        // Inside the border: 3 wide characters, a space and two letters.
+        assert_eq!(at.x, 1 + 6 + 3);
+        press(&mut ui, KeyEvent::new(KeyCode::Left, KeyModifiers::NONE));
+        press(&mut ui, KeyEvent::new(KeyCode::Left, KeyModifiers::NONE));
+        press(&mut ui, KeyEvent::new(KeyCode::Left, KeyModifiers::NONE));
+        terminal.draw(|f| render(f, &ui)).unwrap();
+        assert_eq!(terminal.get_cursor_position().unwrap().x, 1 + 6);
+    }
+
+    #[test]
+    fn a_long_input_grows_the_box_and_keeps_the_cursor_in_view() {
+        let mut ui = conversation();
+        typed(&mut ui, &"0123456789".repeat(60));
+        let text = screen(&ui, 80, 24);
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| render(f, &ui)).unwrap();
+        // Five rows of 78 columns inside the border (of the eight the text
+        // takes), the last with the cursor after the 600th character.
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[17].contains("Message (Enter"), "{text}");
+        for row in &lines[18..23] {
+            let digits = row.trim_matches('│').trim_end();
+            assert!(digits.chars().all(|c| c.is_ascii_digit()), "{text}");
+        }
+        assert_eq!(
+            terminal.get_cursor_position().unwrap(),
+            Position::new(1 + 600 % 78, 22)
+        );
+        // Home goes to the start: the first row shows.
+        press(&mut ui, KeyEvent::new(KeyCode::Home, KeyModifiers::NONE));
+        terminal.draw(|f| render(f, &ui)).unwrap();
+        assert_eq!(
+            terminal.get_cursor_position().unwrap(),
+            Position::new(1, 18)
+        );
+    }
+
+    #[test]
+    fn messages_keep_their_line_breaks_and_wrap_under_the_text_column() {
+        let mut ui = conversation();
+        ui.apply(&message(
+            peer("2", "alice"),
+            2,
+            6,
+            "line one\nline two",
+            false,
+        ));
+        ui.apply(&message(
+            peer("1", "dora"),
+            1,
+            7,
+            "a reply long enough to wrap onto a second row of the log, which is narrow",
+            true,
+        ));
+        let text = screen(&ui, 80, 24);
+        let rows: Vec<&str> = text
+            .lines()
+            .map(|l| l.split('│').nth(1).unwrap_or("").trim_end())
+            .collect();
+        let at = rows
+            .iter()
+            .position(|r| r.contains("alice: line one"))
+            .expect(&text);
+        // The text column: after the time and the widest name, "alice: ".
+        assert_eq!(rows[at], "00:00 alice: line one");
+        assert_eq!(rows[at + 1], "             line two");
+        assert_eq!(
+            rows[at + 2],
+            "00:00   you: a reply long enough to wrap onto a second row"
+        );
+        assert_eq!(
+            rows[at + 3],
+            "             of the log, which is narrow  (sending…)"
+        );
+    }
+
+    #[test]
+    fn alt_enter_and_ctrl_j_start_a_new_line() {
+        let mut ui = conversation();
+        typed(&mut ui, "one");
+        press(&mut ui, KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT));
+        typed(&mut ui, "two");
+        ctrl(&mut ui, 'j');
+        typed(&mut ui, "three");
+        let text = screen(&ui, 80, 24);
+        assert!(text.contains("│one "), "{text}");
+        assert!(text.contains("│two "), "{text}");
+        assert!(text.contains("│three "), "{text}");
+        assert_eq!(
+            keys(&mut ui, &[KeyCode::Enter]),
+            Action::Submit("one\ntwo\nthree".into())
+        );
+    }
+
+    #[test]
+    fn mistyped_commands_stay_here_and_a_double_slash_sends_one() {
+        let mut ui = conversation();
+        assert_eq!(ui.entered("/bogus"), Request::None);
+        assert_eq!(ui.entered("/nick dora2"), Request::None);
+        assert_eq!(ui.entered("/peres"), Request::None);
+        let text = screen(&ui, 100, 30);
+        assert!(text.contains("! unknown command /bogus"), "{text}");
+        assert!(text.contains("! unknown command /nick"), "{text}");
+        assert!(text.contains("did you mean /peers?"), "{text}");
+        assert_eq!(ui.entered("//shrug"), Request::Send("/shrug".into()));
+        assert_eq!(ui.entered("hello"), Request::Send("hello".into()));
+        assert_eq!(ui.entered("/peers"), Request::Peers);
+        assert_eq!(ui.entered("/quit"), Request::Quit);
+        assert_eq!(ui.entered("/help"), Request::None);
+        let text = screen(&ui, 100, 40);
+        assert!(text.contains("* /clear"), "{text}");
+        assert!(
+            text.contains("* //text sends text starting with /"),
+            "{text}"
+        );
+        assert_eq!(ui.entered("/clear"), Request::Clear);
+        assert!(!screen(&ui, 100, 30).contains("hello from the browser"));
+        // Waiting for a nickname, commands still work.
+        let mut ui = Ui::new("r", false);
+        ui.awaiting_nick = true;
+        assert_eq!(ui.entered("/quit"), Request::Quit);
+        assert_eq!(ui.entered(" dora2 "), Request::Join("dora2".into()));
+    }
+
+    fn server(state: ServerState, retry_in_ms: Option<u64>) -> Event {
+        Event::Server { state, retry_in_ms }
+    }
+
+    fn notices(ui: &Ui) -> Vec<&str> {
+        ui.log
+            .iter()
+            .filter_map(|e| match e {
+                LogEntry::Notice(text) | LogEntry::Error(text) => Some(text.as_str()),
+                LogEntry::Message { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn retries_show_in_the_status_line_and_the_log_says_once_lost_and_once_back() {
+        let now = Instant::now();
+        let mut ui = Ui::new("abcdefghijklmnopqrstuv", false);
+        // Before joining: the server does not answer, three times.
+        for retry in [1000, 2000, 4000] {
+            ui.apply_at(&server(ServerState::Connecting, None), now);
+            ui.apply_at(&server(ServerState::Offline, Some(retry)), now);
+        }
+        assert_eq!(notices(&ui).len(), 1, "{:?}", notices(&ui));
+        let text = screen_at(&ui, 80, 24, now);
+        assert!(
+            text.contains("● server unreachable, retrying in 4s"),
+            "{text}"
+        );
+        let later = now + std::time::Duration::from_millis(2500);
+        let text = screen_at(&ui, 80, 24, later);
+        assert!(text.contains("retrying in 2s"), "{text}");
+        ui.apply_at(&server(ServerState::Connecting, None), now);
+        ui.apply_at(&server(ServerState::Online, None), now);
+        ui.apply_at(
+            &Event::Joined {
+                you: peer("1", "dora"),
+                members: vec![],
+            },
+            now,
+        );
+        let text = screen_at(&ui, 80, 24, now);
+        assert!(text.contains("● online"), "{text}");
+        assert!(!text.contains("retrying"), "{text}");
+        // Lost once joined: said once, and once when it is back.
+        let before = notices(&ui).len();
+        for retry in [1000, 2000] {
+            ui.apply_at(&server(ServerState::Offline, Some(retry)), now);
+            ui.apply_at(&server(ServerState::Connecting, None), now);
+        }
+        ui.apply_at(&server(ServerState::Offline, Some(3000)), now);
+        assert_eq!(notices(&ui).len(), before + 1, "{:?}", notices(&ui));
+        ui.apply_at(&server(ServerState::Connecting, None), now);
+        ui.apply_at(&server(ServerState::Online, None), now);
+        let said = notices(&ui);
+        assert_eq!(said.len(), before + 2, "{said:?}");
+        assert_eq!(said[before + 1], "connected to the server again");
+    }
+
+    #[test]
+    fn a_narrow_terminal_gives_the_members_room_to_the_log() {
+        let text = screen(&conversation(), 50, 20);
+        assert!(text.contains("3 here"), "{text}");
+        assert!(!text.contains("Members"), "{text}");
+        assert!(text.contains("alice: hello from the"), "{text}");
+        let text = screen(&conversation(), 80, 24);
+        assert!(text.contains("Members (3)"), "{text}");
+        assert!(!text.contains("3 here"), "{text}");
     }
 
     #[test]
@@ -699,19 +1379,17 @@ mod tests {
         let mut ui = Ui::new("r", false);
         let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
         for c in "hi!".chars() {
-            assert_eq!(on_key(&mut ui, key(KeyCode::Char(c)), 10), Action::None);
+            assert_eq!(press(&mut ui, key(KeyCode::Char(c))), Action::None);
         }
-        on_key(&mut ui, key(KeyCode::Backspace), 10);
+        press(&mut ui, key(KeyCode::Backspace));
         assert_eq!(
-            on_key(&mut ui, key(KeyCode::Enter), 10),
+            press(&mut ui, key(KeyCode::Enter)),
             Action::Submit("hi".into())
         );
-        assert_eq!(ui.input, "");
-        assert_eq!(on_key(&mut ui, key(KeyCode::Enter), 10), Action::None);
-        on_key(&mut ui, key(KeyCode::PageUp), 10);
-        assert_eq!(ui.scroll_back, 10);
+        assert_eq!(ui.input.text(), "");
+        assert_eq!(press(&mut ui, key(KeyCode::Enter)), Action::None);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(on_key(&mut ui, ctrl_c, 10), Action::Quit);
+        assert_eq!(press(&mut ui, ctrl_c), Action::Quit);
     }
 
     #[test]

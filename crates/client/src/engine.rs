@@ -1,18 +1,25 @@
 //! The peer engine: a room as seen by one member. It keeps the signaling
-//! connection, the members and one [`Link`] per member (full mesh), and turns
-//! all that into [`Event`]s for whatever shows them (the terminal UI, line
-//! mode, tests). It behaves like the web client's `room.js`.
+//! connection and one [`Link`] per member (full mesh), and turns all that
+//! into [`Event`]s for whatever shows them (the terminal UI, line mode,
+//! tests). It behaves like the web client's `room.js`.
+//!
+//! The engine is a driver with no rules of its own: the mesh (who starts a
+//! link, glare, repairs, presence without the server, rejoining) is
+//! [`peerchat_mesh::Mesh`], and the message log (ordering,
+//! acknowledgements, history sync, typing) is [`peerchat_history::History`]:
+//! the same state machines the web client runs in `mesh.js` and
+//! `history.js`. The engine feeds them what the server, the links and the
+//! front end say, with the time, and carries out what they answer.
 //!
 //! The engine is one task; [`Engine`] is a handle that sends it commands.
-//! The message log (ordering, acknowledgements, history sync, typing) is
-//! [`peerchat_history::History`], the same state machine the web client
-//! runs in `history.js`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use peerchat_history::{Config as HistoryConfig, Effect, History, Message};
-use peerchat_protocol::signaling::{ClientMessage, IceServer, Member};
-use peerchat_protocol::{ErrorCode, MAX_TEXT_BYTES};
+use peerchat_mesh::{Config as MeshConfig, Input, Mesh, Output, SignalKind};
+use peerchat_protocol::ErrorCode;
+use peerchat_protocol::signaling::{ClientMessage, IceServer};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -20,16 +27,7 @@ use crate::pair::{Blob, CodeKind, Pairing};
 use crate::peer::{Link, LinkEvent, LinkHandle, LinkOptions, LinkState, LinkStats, SignalPayload};
 use crate::session::Session;
 use crate::signaling::{ServerEvent, Signaling, SignalingEvent};
-
-/// How long a member the server does not list (yet) and whose connection
-/// is down is kept as reconnecting: about as long as the server holds a
-/// member's place after losing its connection.
-const GONE_AFTER: Duration = Duration::from_secs(20);
-const RELINK_MIN: Duration = Duration::from_secs(1);
-const RELINK_MAX: Duration = Duration::from_secs(30);
-/// Before retrying a join refused because our previous session still
-/// holds the nickname.
-const REJOIN_DELAY: Duration = Duration::from_secs(2);
+use webrtc::peer_connection::RTCSdpType;
 
 /// Settings of an engine: [`EngineOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -195,22 +193,7 @@ pub enum Event {
     },
 }
 
-/// Why a message could not be sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// Nothing to send.
-    #[error("the message is empty")]
-    Empty,
-    /// Over the size limit.
-    #[error("this message is {size} bytes; messages may be at most 16 KiB (16384 bytes)")]
-    TooLarge {
-        /// Its size in bytes.
-        size: usize,
-    },
-    /// The engine has stopped.
-    #[error("not connected to the room")]
-    Stopped,
-}
+pub use peerchat_history::SendError;
 
 /// A member's route, for the connection-details view.
 #[derive(Debug, Clone, Serialize)]
@@ -227,12 +210,10 @@ enum Command {
     Send(String),
     ClearHistory,
     Typed,
-    Gone(String),
     Join(String),
     Drain(oneshot::Sender<()>),
     Undelivered(oneshot::Sender<Vec<(Peer, usize)>>),
     Stats(oneshot::Sender<Vec<(Peer, LinkState, Option<LinkHandle>)>>),
-    Relink(String),
     Code(Blob),
     Leave(oneshot::Sender<()>),
 }
@@ -277,25 +258,28 @@ impl Engine {
             ),
         };
         let (store, saved, key) = open_store(&options);
+        let mesh_config = if options.session.relays_signals() {
+            MeshConfig::default()
+        } else {
+            MeshConfig::pair()
+        };
         let state = State {
             store,
             saved,
             key,
             history: None,
-            joined_now: false,
             nick: options.nick.clone(),
             options,
             signaling,
-            self_id: None,
-            ever_joined: false,
+            mesh: Mesh::new(mesh_config, rand::random()),
+            clock: Instant::now(),
             ice_servers: Vec::new(),
-            members: Vec::new(),
+            links: HashMap::new(),
+            nicks: HashMap::new(),
             events,
             link_events: link_tx,
-            commands: commands.clone(),
             next_link: 0,
             drains: Vec::new(),
-            join_refused: false,
             pasted,
         };
         tokio::spawn(state.run(commands_rx, signaling_rx, link_rx));
@@ -307,12 +291,7 @@ impl Engine {
     /// message comes back as an [`Event::Message`] with `own` set, with its
     /// number and clock.
     pub fn send(&self, text: &str) -> Result<(), SendError> {
-        if text.trim().is_empty() {
-            return Err(SendError::Empty);
-        }
-        if text.len() > MAX_TEXT_BYTES {
-            return Err(SendError::TooLarge { size: text.len() });
-        }
+        peerchat_history::check_text(text)?;
         self.commands
             .send(Command::Send(text.to_owned()))
             .map_err(|_| SendError::Stopped)
@@ -437,28 +416,19 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-struct MemberEntry {
-    id: String,
-    nick: String,
-    /// The server knows this member by this id (false for a member kept
-    /// only because its connection outlived a server restart).
-    listed: bool,
-    state: LinkState,
-    link: Option<(u64, Link)>,
-    relink_attempt: u32,
+/// The current link to a member.
+struct Current {
+    /// Tags its events.
+    tag: u64,
+    link: Link,
 }
 
-impl MemberEntry {
-    fn peer(&self) -> Peer {
-        Peer {
-            id: self.id.clone(),
-            nick: self.nick.clone(),
-        }
-    }
-
-    fn is_open(&self) -> bool {
-        self.link.as_ref().is_some_and(|(_, l)| l.is_open())
-    }
+/// What an input to the mesh came with: the signal's payload, the error's
+/// message.
+#[derive(Default)]
+struct Context {
+    payload: Option<SignalPayload>,
+    message: Option<String>,
 }
 
 struct State {
@@ -471,23 +441,22 @@ struct State {
     key: String,
     /// The message log, once we know our peer id.
     history: Option<History>,
-    /// Whether the server has us in the room right now.
-    joined_now: bool,
     options: EngineOptions,
     nick: String,
     signaling: Signaling,
-    self_id: Option<String>,
-    ever_joined: bool,
+    /// The mesh rules.
+    mesh: Mesh,
+    /// The mesh's time is milliseconds since then.
+    clock: Instant,
     ice_servers: Vec<IceServer>,
-    members: Vec<MemberEntry>,
+    /// By peer id.
+    links: HashMap<String, Current>,
+    /// The last known nickname of every member seen.
+    nicks: HashMap<String, String>,
     events: mpsc::UnboundedSender<Event>,
     link_events: mpsc::UnboundedSender<(u64, LinkEvent)>,
-    commands: mpsc::UnboundedSender<Command>,
     next_link: u64,
     drains: Vec<oneshot::Sender<()>>,
-    /// The last join was refused: wait for another nickname before joining
-    /// again, even after a reconnect.
-    join_refused: bool,
     /// Connection codes pasted by hand, to the pair transport.
     pasted: mpsc::UnboundedSender<Blob>,
 }
@@ -499,7 +468,13 @@ impl State {
         mut signaling: mpsc::UnboundedReceiver<SignalingEvent>,
         mut links: mpsc::UnboundedReceiver<(u64, LinkEvent)>,
     ) {
+        // The engine joins right away.
+        self.feed(Input::Join {}, Context::default()).await;
         loop {
+            let deadline = self
+                .mesh
+                .next_deadline()
+                .map(|ms| self.clock + std::time::Duration::from_millis(ms));
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Leave(done)) => {
@@ -513,23 +488,131 @@ impl State {
                 },
                 Some(event) = signaling.recv() => self.on_signaling(event).await,
                 Some((tag, event)) = links.recv() => self.on_link(tag, event).await,
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    let outputs = self.mesh.handle_timeout(self.now());
+                    self.carry_out(outputs, Context::default()).await;
+                }
             }
             self.check_drains();
         }
         self.close_links().await;
     }
 
+    /// Milliseconds since the engine started: the mesh's time.
+    fn now(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     async fn close_links(&mut self) {
-        let links: Vec<Link> = self
-            .members
-            .iter_mut()
-            .filter_map(|m| m.link.take().map(|(_, l)| l))
-            .collect();
+        let links: Vec<Link> = self.links.drain().map(|(_, c)| c.link).collect();
         futures_util::future::join_all(links.into_iter().map(Link::close)).await;
     }
 
     fn emit(&self, event: Event) {
         let _ = self.events.send(event);
+    }
+
+    /// Hands the mesh an input, and carries out what it answers.
+    async fn feed(&mut self, input: Input, context: Context) {
+        let outputs = self.mesh.handle(self.now(), input);
+        self.carry_out(outputs, context).await;
+    }
+
+    async fn carry_out(&mut self, outputs: Vec<Output>, mut context: Context) {
+        for output in outputs {
+            match output {
+                Output::Join {} => self.send_join(),
+                Output::JoinRefused { code } => {
+                    if code == ErrorCode::Replaced {
+                        // Another connection holds our place: stop here.
+                        self.signaling = Signaling::stopped();
+                    }
+                    let message = context.message.take().unwrap_or_default();
+                    self.emit(Event::JoinRefused { code, message });
+                }
+                Output::Entered { first } => {
+                    if first {
+                        let you = Peer {
+                            id: self.mesh.me().unwrap_or_default().to_owned(),
+                            nick: self.nick.clone(),
+                        };
+                        let members = self.mesh.members().map(peer).collect();
+                        self.emit(Event::Joined { you, members });
+                    }
+                }
+                Output::Added {
+                    peer,
+                    nick,
+                    announce,
+                } => {
+                    self.nicks.insert(peer.clone(), nick.clone());
+                    if announce {
+                        self.emit(Event::MemberJoined {
+                            member: Peer { id: peer, nick },
+                        });
+                    }
+                }
+                Output::Renamed { peer, nick } => {
+                    // A pair learns the other's nickname only from its
+                    // answer.
+                    self.nicks.insert(peer.clone(), nick.clone());
+                    self.emit(Event::MemberJoined {
+                        member: Peer { id: peer, nick },
+                    });
+                }
+                Output::Removed { peer, .. } => {
+                    self.links.remove(&peer);
+                    if let Some(history) = &mut self.history {
+                        history.link_closed(&peer);
+                    }
+                    let member = self.peer_of(&peer);
+                    self.emit(Event::MemberLeft { member });
+                }
+                Output::State { peer, state } => {
+                    let member = self.peer_of(&peer);
+                    self.emit(Event::MemberState { member, state });
+                }
+                Output::Start { peer, sid } => self.start_link(peer, sid, true).await,
+                Output::Accept { peer, sid } => {
+                    self.start_link(peer.clone(), sid, false).await;
+                    if let (Some(current), Some(payload)) =
+                        (self.links.get(&peer), context.payload.take())
+                    {
+                        current.link.signal(payload);
+                    }
+                }
+                Output::Forward { peer, sid } => {
+                    if let (Some(current), Some(payload)) = (
+                        self.links.get(&peer).filter(|c| c.link.sid == sid),
+                        context.payload.take(),
+                    ) {
+                        current.link.signal(payload);
+                    }
+                }
+                Output::Drop { peer, sid } => {
+                    if self.links.get(&peer).is_some_and(|c| c.link.sid == sid) {
+                        // Dropping the handle closes the link.
+                        self.links.remove(&peer);
+                    }
+                }
+                Output::RestartIce { peer, sid } => {
+                    if let Some(current) = self.links.get(&peer).filter(|c| c.link.sid == sid) {
+                        current.link.restart_ice();
+                    }
+                }
+                Output::Up { peer, .. } => {
+                    if let Some(history) = &mut self.history {
+                        let effects = history.link_opened(&peer);
+                        self.apply(&peer, effects, 0);
+                    }
+                }
+                Output::Down { peer } => {
+                    if let Some(history) = &mut self.history {
+                        history.link_closed(&peer);
+                    }
+                }
+            }
+        }
     }
 
     async fn on_command(&mut self, command: Command) {
@@ -551,24 +634,14 @@ impl State {
             }
             Command::Typed => {
                 if let Some(envelope) = self.history.as_mut().and_then(|h| h.typed(now_ms())) {
-                    for m in &self.members {
-                        if let Some((_, link)) = m.link.as_ref().filter(|(_, l)| l.is_open()) {
-                            link.send(envelope.clone());
-                        }
-                    }
-                }
-            }
-            Command::Gone(id) => {
-                if let Some(i) = self.index(&id) {
-                    if !self.members[i].listed && !self.members[i].is_open() {
-                        self.remove_member(&id);
+                    for current in self.links.values().filter(|c| c.link.is_open()) {
+                        current.link.send(envelope.clone());
                     }
                 }
             }
             Command::Join(nick) => {
                 self.nick = nick;
-                self.join_refused = false;
-                self.send_join();
+                self.feed(Input::Join {}, Context::default()).await;
             }
             Command::Drain(reply) => self.drains.push(reply),
             Command::Undelivered(reply) => {
@@ -578,18 +651,14 @@ impl State {
                 // Hand out handles, so stats are gathered without holding
                 // up the engine.
                 let _ = reply.send(
-                    self.members
-                        .iter()
-                        .map(|m| (m.peer(), m.state, m.link.as_ref().map(|(_, l)| l.handle())))
+                    self.mesh
+                        .members()
+                        .map(|m| {
+                            let handle = self.links.get(m.id()).map(|c| c.link.handle());
+                            (peer(m), m.state(), handle)
+                        })
                         .collect(),
                 );
-            }
-            Command::Relink(id) => {
-                if let Some(i) = self.index(&id) {
-                    if self.members[i].link.is_none() && self.self_id.is_some() {
-                        self.start_link(i, None).await;
-                    }
-                }
             }
             Command::Code(blob) => {
                 let _ = self.pasted.send(blob);
@@ -611,24 +680,20 @@ impl State {
         let Some(history) = &self.history else {
             return Vec::new();
         };
-        let mut counts = vec![0usize; self.members.len()];
+        let mut counts: HashMap<String, usize> = HashMap::new();
         for m in history.messages().filter(|m| m.author == history.me()) {
             for id in history.delivery(m.seq).waiting {
-                if let Some(i) = self.index(&id) {
-                    counts[i] += 1;
-                }
+                *counts.entry(id).or_default() += 1;
             }
         }
-        self.members
-            .iter()
-            .zip(counts)
-            .filter(|(_, n)| *n > 0)
-            .map(|(m, n)| (m.peer(), n))
+        self.mesh
+            .members()
+            .filter_map(|m| counts.get(m.id()).map(|n| (peer(m), *n)))
             .collect()
     }
 
     fn send_message(&mut self, text: &str) {
-        let recipients: Vec<String> = self.members.iter().map(|m| m.id.clone()).collect();
+        let recipients: Vec<String> = self.mesh.members().map(|m| m.id().to_owned()).collect();
         let Some(history) = self.history.as_mut() else {
             tracing::warn!("not in the room yet; message dropped");
             return;
@@ -636,10 +701,8 @@ impl State {
         match history.send(&crate::random_id(), &self.nick, text, now_ms(), recipients) {
             Ok((message, envelope)) => {
                 self.persist(std::slice::from_ref(&message), true);
-                for m in &self.members {
-                    if let Some((_, link)) = m.link.as_ref().filter(|(_, l)| l.is_open()) {
-                        link.send(envelope.clone());
-                    }
+                for current in self.links.values().filter(|c| c.link.is_open()) {
+                    current.link.send(envelope.clone());
                 }
                 let view = self.view(message);
                 self.emit(Event::Message(view));
@@ -682,23 +745,28 @@ impl State {
         }
     }
 
+    /// A member, or someone who was one, by peer id.
     fn peer_of(&self, id: &str) -> Peer {
-        match self.index(id) {
-            Some(i) => self.members[i].peer(),
-            None => Peer {
-                id: id.to_owned(),
-                nick: self
-                    .history
-                    .as_ref()
-                    .and_then(|h| h.messages().rev().find(|m| m.author == id))
-                    .map_or_else(|| id.chars().take(6).collect(), |m| m.nick.clone()),
-            },
+        let nick = self
+            .mesh
+            .member(id)
+            .map(|m| m.nick().to_owned())
+            .or_else(|| self.nicks.get(id).cloned())
+            .or_else(|| {
+                let history = self.history.as_ref()?;
+                let mut theirs = history.messages().rev().filter(|m| m.author == id);
+                theirs.next().map(|m| m.nick.clone())
+            })
+            .unwrap_or_else(|| id.chars().take(6).collect());
+        Peer {
+            id: id.to_owned(),
+            nick,
         }
     }
 
     /// Carries out what the message log asks for, after an envelope from
-    /// member `i` (whose acknowledgement was `acked_before`).
-    fn apply(&mut self, i: usize, effects: Vec<Effect>, acked_before: u64) {
+    /// `from` (whose acknowledgement was `acked_before`).
+    fn apply(&mut self, from: &str, effects: Vec<Effect>, acked_before: u64) {
         let added: Vec<Message> = effects
             .iter()
             .filter_map(|e| match e {
@@ -717,12 +785,8 @@ impl State {
                     self.emit(Event::Message(view));
                 }
                 Effect::Send { to, text } => {
-                    if let Some(j) = self.index(&to) {
-                        if let Some((_, link)) =
-                            self.members[j].link.as_ref().filter(|(_, l)| l.is_open())
-                        {
-                            link.send(text);
-                        }
+                    if let Some(current) = self.links.get(&to).filter(|c| c.link.is_open()) {
+                        current.link.send(text);
                     }
                 }
                 Effect::Acked { by, upto } => {
@@ -746,11 +810,13 @@ impl State {
                         self.emit(event);
                     }
                 }
+                Effect::Refused { author, seq } => {
+                    tracing::debug!(%author, seq, "a message that breaks a rule counts as received");
+                }
                 Effect::Typing { author } => {
-                    if self.members.get(i).is_some_and(|m| m.id == author) {
-                        self.emit(Event::Typing {
-                            member: self.members[i].peer(),
-                        });
+                    if author == from {
+                        let member = self.peer_of(from);
+                        self.emit(Event::Typing { member });
                     }
                 }
             }
@@ -759,25 +825,29 @@ impl State {
 
     async fn on_signaling(&mut self, event: SignalingEvent) {
         match event {
-            SignalingEvent::Connecting => self.emit(Event::Server {
-                state: ServerState::Connecting,
-                retry_in_ms: None,
-            }),
+            SignalingEvent::Connecting => {
+                self.emit(Event::Server {
+                    state: ServerState::Connecting,
+                    retry_in_ms: None,
+                });
+                let input = Input::Server(peerchat_mesh::ServerState::Connecting);
+                self.feed(input, Context::default()).await;
+            }
             SignalingEvent::Open => {
                 self.emit(Event::Server {
                     state: ServerState::Online,
                     retry_in_ms: None,
                 });
-                if !self.join_refused {
-                    self.send_join();
-                }
+                let input = Input::Server(peerchat_mesh::ServerState::Open);
+                self.feed(input, Context::default()).await;
             }
             SignalingEvent::Offline { retry_in } => {
-                self.joined_now = false;
                 self.emit(Event::Server {
                     state: ServerState::Offline,
                     retry_in_ms: Some(retry_in.as_millis() as u64),
                 });
+                let input = Input::Server(peerchat_mesh::ServerState::Offline);
+                self.feed(input, Context::default()).await;
             }
             SignalingEvent::Message(message) => self.on_server(message).await,
             SignalingEvent::Pairing(Pairing::Show { kind, code }) => {
@@ -801,246 +871,149 @@ impl State {
                 members,
                 ice_servers,
             } => {
-                if self.self_id.as_deref() != Some(you.id.as_str()) {
-                    // Our id (derived from our key) is known at the first
-                    // join; a server that gives another one numbers our
-                    // messages under it.
-                    let mut history = History::new(you.id.clone(), self.options.history);
-                    if let Some(old) = &self.history {
-                        history.restore(old.save());
-                    }
-                    let restored = self
-                        .saved
-                        .take()
-                        .map(|saved| {
-                            let kept = saved.messages.len();
-                            let restored = history.restore(saved);
-                            if restored.len() < kept {
-                                if let Some(Kept { file, room }) = &mut self.store {
-                                    let keep: Vec<Message> = history.messages().cloned().collect();
-                                    if let Err(err) = file.trim(room, &keep) {
-                                        tracing::warn!(%err, "could not trim the history file");
-                                    }
-                                }
-                            }
-                            restored
-                        })
-                        .unwrap_or_default();
-                    self.history = Some(history);
-                    for message in restored {
-                        let view = ChatMessage {
-                            stored: true,
-                            ..self.view(message)
-                        };
-                        self.emit(Event::Message(view));
-                    }
-                    // Connections made under another id are of no use.
-                    for m in &mut self.members {
-                        m.link = None;
-                    }
+                if self.mesh.me() != Some(you.id.as_str()) {
+                    self.new_history(&you.id);
                 }
-                self.self_id = Some(you.id.clone());
-                self.joined_now = true;
                 self.nick = you.nick.clone();
                 self.ice_servers = ice_servers;
                 self.ice_servers
                     .extend(self.options.extra_ice_servers.iter().cloned());
-                // Members who have not come back to the server yet keep
-                // their connection while it stays open, or a while to come
-                // back.
-                for m in &mut self.members {
-                    if members.iter().any(|l| l.id == m.id) {
-                        continue;
-                    }
-                    m.listed = false;
-                    if !m.is_open() {
-                        let commands = self.commands.clone();
-                        let id = m.id.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(GONE_AFTER).await;
-                            let _ = commands.send(Command::Gone(id));
-                        });
-                    }
-                }
-                // An open connection survives the server going away and
-                // coming back; we (re)join, so we start any that is missing.
-                for m in &members {
-                    let i = self.add_member(m, self.ever_joined);
-                    self.members[i].listed = true;
-                    if self.members[i].link.is_none() {
-                        self.start_link(i, None).await;
-                    }
-                }
-                if !self.ever_joined {
-                    self.ever_joined = true;
-                    self.emit(Event::Joined {
-                        you: Peer {
-                            id: you.id,
-                            nick: you.nick,
-                        },
-                        members: members
-                            .into_iter()
-                            .map(|m| Peer {
-                                id: m.id,
-                                nick: m.nick,
-                            })
-                            .collect(),
-                    });
-                }
+                let members = members
+                    .into_iter()
+                    .map(|m| peerchat_mesh::Peer {
+                        id: m.id,
+                        nick: m.nick,
+                    })
+                    .collect();
+                let input = Input::Joined {
+                    you: you.id,
+                    members,
+                    resumed: false,
+                };
+                self.feed(input, Context::default()).await;
             }
             ServerEvent::PeerJoined(peer) => {
-                self.add_member(&peer, true);
+                let input = Input::PeerJoined(peerchat_mesh::Peer {
+                    id: peer.id,
+                    nick: peer.nick,
+                });
+                self.feed(input, Context::default()).await;
             }
-            ServerEvent::PeerLeft(id) => self.remove_member(&id),
+            ServerEvent::PeerLeft(id) => {
+                self.feed(Input::PeerLeft { id }, Context::default()).await
+            }
+            ServerEvent::IceServers(ice_servers) => {
+                // New TURN credentials, for the links started from now on.
+                self.ice_servers = ice_servers;
+                self.ice_servers
+                    .extend(self.options.extra_ice_servers.iter().cloned());
+            }
             ServerEvent::Signal { from, payload } => {
-                match serde_json::from_str::<SignalPayload>(payload.get()) {
-                    Ok(signal) => self.on_signal(&from, signal).await,
-                    Err(err) => tracing::debug!(%err, %from, "ignoring a malformed signal"),
+                let signal = match serde_json::from_str::<SignalPayload>(payload.get()) {
+                    Ok(signal) => signal,
+                    Err(err) => {
+                        tracing::debug!(%err, %from, "ignoring a malformed signal");
+                        return;
+                    }
+                };
+                let kind = match (&signal.description, &signal.candidate) {
+                    (Some(d), _) if d.sdp_type == RTCSdpType::Offer => SignalKind::Offer,
+                    (Some(d), _) if d.sdp_type == RTCSdpType::Answer => SignalKind::Answer,
+                    (None, Some(_)) => SignalKind::Candidate,
+                    _ => return,
+                };
+                let input = Input::Signal {
+                    from,
+                    sid: signal.sid.clone(),
+                    kind,
+                };
+                let context = Context {
+                    payload: Some(signal),
+                    message: None,
+                };
+                self.feed(input, context).await;
+            }
+            ServerEvent::Error { code, message, to } => {
+                match code {
+                    ErrorCode::PeerAway => {}
+                    ErrorCode::ShuttingDown => {
+                        tracing::info!("the server is shutting down; rejoining when it is back");
+                    }
+                    _ => tracing::debug!(%code, %message, "server error"),
                 }
+                let context = Context {
+                    payload: None,
+                    message: Some(message),
+                };
+                self.feed(Input::Error { code, to }, context).await;
             }
-            ServerEvent::Error { code, message } => {
-                let joining = matches!(
-                    code,
-                    ErrorCode::NickTaken
-                        | ErrorCode::BadNick
-                        | ErrorCode::RoomFull
-                        | ErrorCode::BadRoom
-                        | ErrorCode::BadKey
-                );
-                if joining && !self.ever_joined {
-                    self.join_refused = true;
-                    self.emit(Event::JoinRefused { code, message });
-                } else if code == ErrorCode::PeerAway {
-                    // Signals to a member who lost its connection; it starts
-                    // anew when it is back.
-                } else if code == ErrorCode::ShuttingDown {
-                    // The server is stopping: an outage, as if it had
-                    // crashed. Nobody left; the connections to the others
-                    // stay up, and we rejoin when a server is back.
-                    self.joined_now = false;
-                    tracing::info!("the server is shutting down; rejoining when it is back");
-                } else if joining && !self.joined_now {
-                    // Our old session may hold the nickname until the server
-                    // notices it is gone.
-                    let commands = self.commands.clone();
-                    let nick = self.nick.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(REJOIN_DELAY).await;
-                        let _ = commands.send(Command::Join(nick));
-                    });
-                } else {
-                    tracing::warn!(%code, %message, "server error");
+        }
+    }
+
+    /// Our id (derived from our key) is known at the first join; a server
+    /// that gives another one numbers our messages under it.
+    fn new_history(&mut self, me: &str) {
+        let mut history = History::new(me.to_owned(), self.options.history);
+        if let Some(old) = &self.history {
+            history.restore(old.save());
+        }
+        let restored = self
+            .saved
+            .take()
+            .map(|saved| {
+                let kept = saved.messages.len();
+                let restored = history.restore(saved);
+                if restored.len() < kept {
+                    if let Some(Kept { file, room }) = &mut self.store {
+                        let keep: Vec<Message> = history.messages().cloned().collect();
+                        if let Err(err) = file.trim(room, &keep) {
+                            tracing::warn!(%err, "could not trim the history file");
+                        }
+                    }
                 }
-            }
+                restored
+            })
+            .unwrap_or_default();
+        self.history = Some(history);
+        for message in restored {
+            let view = ChatMessage {
+                stored: true,
+                ..self.view(message)
+            };
+            self.emit(Event::Message(view));
         }
     }
 
-    fn index(&self, id: &str) -> Option<usize> {
-        self.members.iter().position(|m| m.id == id)
-    }
-
-    /// Adds a member, or updates a known one.
-    fn add_member(&mut self, peer: &Member, announce: bool) -> usize {
-        if let Some(i) = self.index(&peer.id) {
-            // A pair learns the other's nickname only from its answer.
-            if self.members[i].nick != peer.nick {
-                self.members[i].nick = peer.nick.clone();
-                if announce {
-                    self.emit(Event::MemberJoined {
-                        member: self.members[i].peer(),
-                    });
-                }
-            }
-            self.members[i].listed = true;
-            return i;
-        }
-        self.members.push(MemberEntry {
-            id: peer.id.clone(),
-            nick: peer.nick.clone(),
-            listed: true,
-            state: LinkState::Connecting,
-            link: None,
-            relink_attempt: 0,
-        });
-        let i = self.members.len() - 1;
-        if announce {
-            self.emit(Event::MemberJoined {
-                member: self.members[i].peer(),
-            });
-        }
-        i
-    }
-
-    fn remove_member(&mut self, id: &str) {
-        if let Some(i) = self.index(id) {
-            let member = self.members.remove(i);
-            if let Some(history) = &mut self.history {
-                history.link_closed(id);
-            }
-            self.emit(Event::MemberLeft {
-                member: member.peer(),
-            });
-        }
-    }
-
-    async fn start_link(&mut self, i: usize, sid: Option<String>) {
-        let Some(self_id) = self.self_id.clone() else {
+    async fn start_link(&mut self, peer: String, sid: String, initiator: bool) {
+        let Some(self_id) = self.mesh.me().map(str::to_owned) else {
             return;
         };
         self.next_link += 1;
         let tag = self.next_link;
         let options = LinkOptions {
             self_id,
-            peer_id: self.members[i].id.clone(),
+            peer_id: peer.clone(),
             ice_servers: self.ice_servers.clone(),
             sid,
+            initiator,
             relay_only: self.options.relay_only,
             mdns: self.options.mdns,
             trickle: self.options.session.relays_signals(),
-            can_renegotiate: self.options.session.relays_signals(),
         };
         match Link::start(options, tag, self.link_events.clone()).await {
-            Ok(link) => self.members[i].link = Some((tag, link)),
+            Ok(link) => {
+                self.links.insert(peer, Current { tag, link });
+            }
             Err(err) => tracing::warn!(%err, "could not start a peer connection"),
         }
     }
 
-    async fn on_signal(&mut self, from: &str, signal: SignalPayload) {
-        let Some(i) = self.index(from) else { return };
-        let current = self.members[i].link.as_ref().map(|(_, l)| l.sid.clone());
-        if current.as_deref() == Some(signal.sid.as_str()) {
-            if let Some((_, link)) = &self.members[i].link {
-                link.signal(signal);
-            }
-        } else if signal
-            .description
-            .as_ref()
-            .is_some_and(|d| d.sdp_type == webrtc::peer_connection::RTCSdpType::Offer)
-        {
-            // Both sides started a connection at once: the one we started
-            // wins if our id is the smaller; otherwise theirs replaces ours.
-            let ours_wins = self.members[i]
-                .link
-                .as_ref()
-                .is_some_and(|(_, l)| l.initiator() && !l.is_open())
-                && self.self_id.as_deref().is_some_and(|me| me < from);
-            if ours_wins {
-                return;
-            }
-            // A new connection from them replaces whatever we had.
-            self.members[i].link = None;
-            self.start_link(i, Some(signal.sid.clone())).await;
-            if let Some((_, link)) = &self.members[i].link {
-                link.signal(signal);
-            }
-        }
-    }
-
     async fn on_link(&mut self, tag: u64, event: LinkEvent) {
-        let Some(i) = self
-            .members
+        let Some((peer, sid)) = self
+            .links
             .iter()
-            .position(|m| m.link.as_ref().is_some_and(|(t, _)| *t == tag))
+            .find(|(_, c)| c.tag == tag)
+            .map(|(peer, c)| (peer.clone(), c.link.sid.clone()))
         else {
             return; // a link we replaced or dropped
         };
@@ -1050,97 +1023,37 @@ impl State {
                     return;
                 };
                 let msg = ClientMessage::Signal {
-                    to: self.members[i].id.as_str().into(),
+                    to: peer.as_str().into(),
                     payload: &raw,
                 };
                 self.signaling.send(msg.to_json());
             }
-            LinkEvent::State(state) => {
-                if self.members[i].state != state {
-                    self.members[i].state = state;
-                    self.emit(Event::MemberState {
-                        member: self.members[i].peer(),
-                        state,
-                    });
-                }
+            LinkEvent::Transport(state) => {
+                self.feed(Input::Transport { sid, state }, Context::default())
+                    .await;
             }
             LinkEvent::Open => {
-                self.members[i].relink_attempt = 0;
-                let id = self.members[i].id.clone();
-                if let Some(history) = &mut self.history {
-                    let effects = history.link_opened(&id);
-                    self.apply(i, effects, 0);
-                }
+                self.feed(Input::LinkOpened { sid }, Context::default())
+                    .await
             }
-            LinkEvent::Message(text) => self.on_peer_message(i, &text),
-            LinkEvent::Closed => self.on_link_closed(i),
+            LinkEvent::Message(text) => self.on_peer_message(&peer, &text),
+            LinkEvent::Closed => {
+                // Its task has ended: the handle is of no more use.
+                self.links.remove(&peer);
+                self.feed(Input::LinkClosed { sid }, Context::default())
+                    .await;
+            }
         }
     }
 
-    /// A member's connection ended. While the server still lists them, the
-    /// side with the smaller peer id starts a new one after a backoff.
-    fn on_link_closed(&mut self, i: usize) {
-        self.members[i].link = None;
-        let id = self.members[i].id.clone();
-        if let Some(history) = &mut self.history {
-            history.link_closed(&id);
-        }
-        // A pair has no server to find each other again: the member is gone.
-        if !self.options.session.relays_signals() {
-            self.remove_member(&id);
-            return;
-        }
-        let Some(self_id) = self.self_id.clone() else {
-            return;
-        };
-        let member = &mut self.members[i];
-        if member.state != LinkState::Reconnecting {
-            member.state = LinkState::Reconnecting;
-            let peer = member.peer();
-            self.emit(Event::MemberState {
-                member: peer,
-                state: LinkState::Reconnecting,
-            });
-        }
-        // Without the server, wait: once we are back, the member list says
-        // whom to reconnect to. A member it does not list is gone unless it
-        // comes back soon.
-        if !self.joined_now {
-            return;
-        }
-        let member = &mut self.members[i];
-        if !member.listed {
-            let commands = self.commands.clone();
-            let id = member.id.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(GONE_AFTER).await;
-                let _ = commands.send(Command::Gone(id));
-            });
-            return;
-        }
-        if self_id < member.id {
-            let base = RELINK_MIN
-                .saturating_mul(2u32.saturating_pow(member.relink_attempt))
-                .min(RELINK_MAX);
-            member.relink_attempt = member.relink_attempt.saturating_add(1);
-            let delay = base / 2 + base.mul_f64(rand::random::<f64>() / 2.0);
-            let commands = self.commands.clone();
-            let id = member.id.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _ = commands.send(Command::Relink(id));
-            });
-        }
-    }
-
-    fn on_peer_message(&mut self, i: usize, text: &str) {
-        let (id, nick) = (self.members[i].id.clone(), self.members[i].nick.clone());
+    fn on_peer_message(&mut self, from: &str, text: &str) {
+        let nick = self.peer_of(from).nick;
         let Some(history) = &mut self.history else {
             return;
         };
-        let acked_before = history.acked_by(&id);
-        match history.handle(&id, &nick, text, now_ms()) {
-            Ok(effects) => self.apply(i, effects, acked_before),
+        let acked_before = history.acked_by(from);
+        match history.handle(from, &nick, text, now_ms()) {
+            Ok(effects) => self.apply(from, effects, acked_before),
             Err(err) => tracing::warn!(%err, from = %nick, "ignoring a malformed message"),
         }
     }
@@ -1152,11 +1065,7 @@ impl State {
             return;
         }
         let waiters = std::mem::take(&mut self.drains);
-        let flushes: Vec<_> = self
-            .members
-            .iter()
-            .filter_map(|m| m.link.as_ref().map(|(_, l)| l.handle()))
-            .collect();
+        let flushes: Vec<_> = self.links.values().map(|c| c.link.handle()).collect();
         tokio::spawn(async move {
             for flush in flushes {
                 flush.drain().await;
@@ -1165,5 +1074,21 @@ impl State {
                 let _ = waiter.send(());
             }
         });
+    }
+}
+
+/// A member as the engine reports it.
+fn peer(m: &peerchat_mesh::Member) -> Peer {
+    Peer {
+        id: m.id().to_owned(),
+        nick: m.nick().to_owned(),
+    }
+}
+
+/// Sleeps until `deadline` (never, without one).
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }

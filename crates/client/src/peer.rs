@@ -2,7 +2,10 @@
 //! negotiation, trickle ICE with candidates buffered until the remote
 //! description is set, and one reliable, ordered data channel labelled
 //! `chat`, opened in-band by the side that starts the connection. The same
-//! behaviour as the web client's `peer.js` (see docs/protocol.md).
+//! behaviour as the web client's `peer.js` (see docs/protocol.md). Which
+//! link is current, and when one is started, repaired or given up, is the
+//! mesh's to decide ([`peerchat_mesh`]): a link only reports what happens
+//! to it.
 //!
 //! Each link runs one task that owns the peer connection and handles, one at
 //! a time, everything that happens to it: signals from the other side,
@@ -28,11 +31,6 @@ use webrtc::peer_connection::{
 
 /// The label of the one data channel between two members.
 pub const CHANNEL_LABEL: &str = "chat";
-
-/// A connection (with a server to signal through) whose channel is not open
-/// by then is given up, so that a new one is started: an offer or answer
-/// may have been lost.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long draining waits between looks at the send buffer.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
@@ -60,36 +58,15 @@ pub struct SignalPayload {
     pub candidate: Option<RTCIceCandidateInit>,
 }
 
-/// How a link is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkState {
-    /// Being set up.
-    Connecting,
-    /// The data channel is open.
-    Connected,
-    /// The connection was lost and is being repaired.
-    Reconnecting,
-}
-
-impl LinkState {
-    /// The state as a word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connecting => "connecting",
-            Self::Connected => "connected",
-            Self::Reconnecting => "reconnecting",
-        }
-    }
-}
+pub use peerchat_mesh::{LinkState, Transport};
 
 /// What a link reports to the engine.
 #[derive(Debug)]
 pub enum LinkEvent {
     /// Send this payload to the other member through the server.
     Signal(Box<SignalPayload>),
-    /// The state changed.
-    State(LinkState),
+    /// The connection's transport changed state.
+    Transport(Transport),
     /// The data channel opened: messages can be sent.
     Open,
     /// A text message arrived on the data channel.
@@ -130,13 +107,13 @@ pub struct LinkOptions {
     pub peer_id: String,
     /// STUN/TURN servers.
     pub ice_servers: Vec<IceServer>,
-    /// `None` to start a connection (we offer), or the id of their offer.
-    pub sid: Option<String>,
+    /// The connection id.
+    pub sid: String,
+    /// We start the connection: create the channel and offer (else we
+    /// answer their offer).
+    pub initiator: bool,
     /// Use, and reveal, relay candidates only.
     pub relay_only: bool,
-    /// Whether signals can still reach the other side after the first
-    /// exchange; without, a failed connection cannot be repaired and closes.
-    pub can_renegotiate: bool,
     /// Resolve other peers' `.local` (mDNS) host candidates; needs
     /// multicast.
     pub mdns: bool,
@@ -169,6 +146,7 @@ enum Command {
     Drain(oneshot::Sender<()>),
     Stats(oneshot::Sender<Option<LinkStats>>),
     Close,
+    RestartIce,
     NegotiationNeeded,
     LocalCandidate(RTCIceCandidateInit, RTCIceCandidateType),
     Channel(Arc<dyn DataChannel>),
@@ -188,8 +166,8 @@ impl Link {
     ) -> Result<Link, LinkError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let pc = build_peer_connection(&options, tx.clone()).await?;
-        let initiator = options.sid.is_none();
-        let sid = options.sid.clone().unwrap_or_else(crate::random_id);
+        let initiator = options.initiator;
+        let sid = options.sid.clone();
         let open = Arc::new(AtomicBool::new(false));
         let (closed_tx, closed) = oneshot::channel();
         let mut task = LinkTask {
@@ -202,7 +180,6 @@ impl Link {
             ignore_offer: false,
             renegotiate: false,
             trickle: options.trickle,
-            can_renegotiate: options.can_renegotiate,
             awaiting_gathering: false,
             gathered: Vec::new(),
             pending: Vec::new(),
@@ -251,6 +228,12 @@ impl Link {
     /// Hands the link a signal from the other side (same `sid`).
     pub fn signal(&self, payload: SignalPayload) {
         let _ = self.commands.send(Command::Remote(Box::new(payload)));
+    }
+
+    /// Restarts ICE: new credentials and candidates, on the same
+    /// connection.
+    pub fn restart_ice(&self) {
+        let _ = self.commands.send(Command::RestartIce);
     }
 
     /// Sends a text message; call only while [`Link::is_open`].
@@ -369,7 +352,7 @@ async fn build_peer_connection(
 /// `sdp` with each of `candidates` (`a=candidate:…` lines) that it lacks
 /// added to its media section, and `a=end-of-candidates`: a description
 /// that needs no trickled candidates.
-fn with_candidates(sdp: &str, candidates: &[String]) -> String {
+pub fn with_candidates(sdp: &str, candidates: &[String]) -> String {
     let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
     let mut lines: Vec<&str> = sdp
         .lines()
@@ -384,6 +367,31 @@ fn with_candidates(sdp: &str, candidates: &[String]) -> String {
     let mut out = lines.join(eol);
     out.push_str(eol);
     out
+}
+
+/// Whether an ICE candidate (`candidate:FOUNDATION COMPONENT PROTOCOL
+/// PRIORITY ADDRESS PORT typ …`) names an address another peer could send
+/// to: not the unspecified address (`0.0.0.0`, `::`). Names (mDNS) pass.
+fn reachable(candidate: &str) -> bool {
+    let address = candidate.split_whitespace().nth(4);
+    !address
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_unspecified())
+}
+
+/// `sdp` as it may leave this client: without candidates naming an
+/// unreachable address, and with `relay_only` without any candidate naming
+/// one of our own addresses (only relay candidates are left). Every other
+/// line stays as it was.
+pub fn outgoing_sdp(sdp: &str, relay_only: bool) -> String {
+    sdp.split_inclusive('\n')
+        .filter(|l| match l.strip_prefix("a=") {
+            Some(c) if c.starts_with("candidate:") => {
+                reachable(c) && (!relay_only || c.contains(" typ relay"))
+            }
+            _ => true,
+        })
+        .collect()
 }
 
 /// webrtc-rs callbacks: forwarded to the link's task at once.
@@ -432,8 +440,6 @@ struct LinkTask {
     renegotiate: bool,
     /// Trickle ICE; else descriptions wait for gathering to complete.
     trickle: bool,
-    /// A failed connection can be repaired with an ICE restart.
-    can_renegotiate: bool,
     /// Without trickle: a description is waiting for gathering.
     awaiting_gathering: bool,
     /// Without trickle: our candidates so far, as SDP attribute lines.
@@ -451,27 +457,15 @@ struct LinkTask {
 
 impl LinkTask {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
-        let setup = tokio::time::sleep(SETUP_TIMEOUT);
-        tokio::pin!(setup);
-        // Pairs exchange codes by hand, which takes as long as it takes.
-        let mut timed = self.can_renegotiate;
-        loop {
-            let command = tokio::select! {
-                command = rx.recv() => match command {
-                    Some(command) => command,
-                    None => break,
-                },
-                () = &mut setup, if timed => {
-                    timed = false;
-                    if self.open.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    tracing::info!("the connection was not set up in time; giving it up");
-                    break;
-                }
-            };
+        while let Some(command) = rx.recv().await {
             match command {
                 Command::Close | Command::ChannelGone => break,
+                Command::RestartIce => {
+                    if let Err(err) = self.pc.restart_ice().await {
+                        tracing::warn!(%err, "ICE restart failed");
+                    }
+                    self.negotiate().await;
+                }
                 Command::Remote(payload) => {
                     if let Err(err) = self.apply(*payload).await {
                         tracing::warn!(%err, "could not apply a signal");
@@ -492,9 +486,7 @@ impl LinkTask {
                     }
                 }
                 Command::ChannelEvent(event) => match event {
-                    DataChannelEvent::OnOpen => {
-                        self.open.store(true, Ordering::SeqCst);
-                        (self.emit)(LinkEvent::State(LinkState::Connected));
+                    DataChannelEvent::OnOpen if !self.open.swap(true, Ordering::SeqCst) => {
                         (self.emit)(LinkEvent::Open);
                     }
                     DataChannelEvent::OnMessage(message) if message.is_string => {
@@ -507,22 +499,14 @@ impl LinkTask {
                     _ => {}
                 },
                 Command::ConnectionState(state) => match state {
-                    RTCPeerConnectionState::Connected if self.open.load(Ordering::SeqCst) => {
-                        (self.emit)(LinkEvent::State(LinkState::Connected));
+                    RTCPeerConnectionState::Connected => {
+                        (self.emit)(LinkEvent::Transport(Transport::Connected));
                     }
                     RTCPeerConnectionState::Disconnected => {
-                        (self.emit)(LinkEvent::State(LinkState::Reconnecting));
+                        (self.emit)(LinkEvent::Transport(Transport::Disconnected));
                     }
-                    RTCPeerConnectionState::Failed if !self.can_renegotiate => break,
                     RTCPeerConnectionState::Failed => {
-                        (self.emit)(LinkEvent::State(LinkState::Reconnecting));
-                        // The side that started the connection restarts ICE.
-                        if self.initiator {
-                            if let Err(err) = self.pc.restart_ice().await {
-                                tracing::warn!(%err, "ICE restart failed");
-                            }
-                            self.negotiate().await;
-                        }
+                        (self.emit)(LinkEvent::Transport(Transport::Failed));
                     }
                     RTCPeerConnectionState::Closed => break,
                     _ => {}
@@ -598,15 +582,9 @@ impl LinkTask {
             if !self.trickle {
                 d.sdp = with_candidates(&d.sdp, &self.gathered);
             }
-            if self.relay_only {
-                // No candidate naming our addresses leaves, even inside the
-                // SDP.
-                d.sdp = d
-                    .sdp
-                    .split_inclusive('\n')
-                    .filter(|l| !l.starts_with("a=candidate:") || l.contains(" typ relay"))
-                    .collect();
-            }
+            // Inside the SDP too: no candidate naming an unreachable
+            // address, and in relay-only mode none naming our addresses.
+            d.sdp = outgoing_sdp(&d.sdp, self.relay_only);
         }
         (self.emit)(LinkEvent::Signal(Box::new(SignalPayload {
             sid: self.sid.clone(),
@@ -699,6 +677,12 @@ impl LinkTask {
 
     async fn local_candidate(&mut self, mut init: RTCIceCandidateInit, kind: RTCIceCandidateType) {
         if self.relay_only && kind != RTCIceCandidateType::Relay {
+            return;
+        }
+        // Offer only addresses another peer can reach: a socket bound to
+        // every interface (what webrtc-rs binds on a machine with no
+        // interface but loopback) names the unspecified address.
+        if !reachable(&init.candidate) {
             return;
         }
         if !self.trickle {

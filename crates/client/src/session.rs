@@ -120,7 +120,7 @@ pub fn parse_target(room: &str, server: Option<&str>) -> Result<Target, TargetEr
         validate_room_id(id).map_err(|e| bad_room(e.to_string()))?;
         let relay = url.query_pairs().any(|(k, v)| k == "relay" && v == "1");
         Ok(Target {
-            ws_url: ws_url(&url).map_err(bad_room)?,
+            ws_url: ws_url(&url).map_err(|e| bad_room(e.to_string()))?,
             room: id.to_owned(),
             relay,
         })
@@ -142,16 +142,25 @@ pub fn server_ws_url(server: &str) -> Result<String, TargetError> {
         reason,
     };
     let url = Url::parse(server).map_err(|e| bad(e.to_string()))?;
-    ws_url(&url).map_err(bad)
+    ws_url(&url).map_err(|e| bad(e.to_string()))
 }
 
-fn ws_url(url: &Url) -> Result<String, String> {
+/// Why a URL names no server.
+#[derive(Debug, thiserror::Error)]
+enum UrlError {
+    #[error("the scheme {0:?} is not http(s) or ws(s)")]
+    Scheme(String),
+    #[error("no host")]
+    NoHost,
+}
+
+fn ws_url(url: &Url) -> Result<String, UrlError> {
     let scheme = match url.scheme() {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",
-        other => return Err(format!("the scheme {other:?} is not http(s) or ws(s)")),
+        other => return Err(UrlError::Scheme(other.to_owned())),
     };
-    let host = url.host_str().ok_or("no host")?;
+    let host = url.host_str().ok_or(UrlError::NoHost)?;
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {

@@ -24,6 +24,8 @@ pub enum ServerEvent {
         /// ICE servers for our peer connections.
         ice_servers: Vec<IceServer>,
     },
+    /// Fresh ICE servers for our next peer connections.
+    IceServers(Vec<IceServer>),
     /// Someone joined.
     PeerJoined(Member),
     /// Someone left.
@@ -41,6 +43,8 @@ pub enum ServerEvent {
         code: ErrorCode,
         /// The explanation.
         message: String,
+        /// The recipient of a refused signal (`peer_busy`).
+        to: Option<String>,
     },
 }
 
@@ -66,15 +70,17 @@ impl ServerEvent {
                 members,
                 ice_servers,
             },
+            ServerMessage::IceServers { ice_servers } => ServerEvent::IceServers(ice_servers),
             ServerMessage::PeerJoined { peer } => ServerEvent::PeerJoined(peer),
             ServerMessage::PeerLeft { id } => ServerEvent::PeerLeft(id.into_owned()),
             ServerMessage::Signal { from, payload } => ServerEvent::Signal {
                 from: from.into_owned(),
                 payload: payload.to_owned(),
             },
-            ServerMessage::Error { code, message } => ServerEvent::Error {
+            ServerMessage::Error { code, message, to } => ServerEvent::Error {
                 code,
                 message: message.into_owned(),
+                to: to.map(|to| to.into_owned()),
             },
         })
     }
@@ -115,6 +121,13 @@ impl Signaling {
         Signaling { out }
     }
 
+    /// A handle to no connection: what is sent is dropped. Putting it in
+    /// place of a live handle closes that connection for good.
+    pub(crate) fn stopped() -> Signaling {
+        let (out, _) = mpsc::unbounded_channel();
+        Signaling { out }
+    }
+
     /// Sends a message if the connection is open (messages sent while it is
     /// down are dropped: the engine re-joins when it comes back).
     pub fn send(&self, json: String) {
@@ -128,6 +141,9 @@ async fn run(
     events: mpsc::UnboundedSender<SignalingEvent>,
 ) {
     let mut attempt: u32 = 0;
+    // Why the last attempt failed: a failure is logged once, not at every
+    // retry, and again only when the reason changes.
+    let mut failing: Option<String> = None;
     loop {
         if events.send(SignalingEvent::Connecting).is_err() {
             return;
@@ -135,6 +151,7 @@ async fn run(
         match tokio_tungstenite::connect_async(url.as_str()).await {
             Ok((mut ws, _)) => {
                 attempt = 0;
+                failing = None;
                 // Drop what was queued while offline.
                 while out.try_recv().is_ok() {}
                 if events.send(SignalingEvent::Open).is_err() {
@@ -167,7 +184,15 @@ async fn run(
                     }
                 }
             }
-            Err(err) => tracing::warn!(%err, %url, "cannot reach the server"),
+            Err(err) => {
+                let reason = err.to_string();
+                if failing.as_ref() == Some(&reason) {
+                    tracing::debug!(%err, %url, "cannot reach the server");
+                } else {
+                    tracing::warn!(%err, %url, "cannot reach the server");
+                }
+                failing = Some(reason);
+            }
         }
         let base = BACKOFF_MIN
             .saturating_mul(2u32.saturating_pow(attempt))

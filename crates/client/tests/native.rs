@@ -287,12 +287,60 @@ async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_
     let (carol, mut carol_events) = Engine::start(with_file("carol"));
     let (_, members) = joined(&mut carol_events).await;
     assert_eq!(members.len(), 2);
+    // From two members at once: in whichever order their channels open.
+    let mut got = std::collections::HashMap::new();
+    while got.len() < said.len() + 1 {
+        let (text, from) = expect(&mut carol_events, |e| match e {
+            Event::Message(m) => Some((m.text.clone(), m.from.clone())),
+            _ => None,
+        })
+        .await;
+        got.insert(text, from);
+    }
     for text in said.into_iter().chain(["cleared"]) {
-        let from = message(&mut carol_events, text).await;
+        let from = got.remove(text).expect(text);
         assert_eq!(from.nick, if text == "cleared" { "bob" } else { "alice" });
     }
     for engine in [alice, bob, carol] {
         engine.leave().await;
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Only addresses another peer can reach are offered: never the
+/// unspecified address of a socket bound to every interface (which is what
+/// webrtc-rs binds when the machine has no interface but loopback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_name_only_reachable_addresses() {
+    use peerchat_client::pair::{Blob, CodeKind, Role};
+
+    let options = EngineOptions {
+        mdns: false,
+        ..EngineOptions::new(Session::Manual(Role::Offer), "dora")
+    };
+    let (engine, mut events) = Engine::start(options);
+    // The offer code holds every candidate gathered.
+    let code = expect(&mut events, |e| match e {
+        Event::ConnectionCode {
+            kind: CodeKind::Offer,
+            code,
+        } => Some(code.clone()),
+        _ => None,
+    })
+    .await;
+    engine.leave().await;
+    let sdp = Blob::decode(&code).unwrap().sdp;
+    let candidates: Vec<&str> = sdp
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    assert!(
+        candidates.iter().any(|c| c.contains(" 127.0.0.1 ")),
+        "{candidates:?}"
+    );
+    for candidate in candidates {
+        let address = candidate.split(' ').nth(4).unwrap();
+        let ip: std::net::IpAddr = address.parse().unwrap();
+        assert!(!ip.is_unspecified(), "{candidate}");
+    }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use peerchat_mailbox::{Mailbox, MailboxError, Outcome, Resolution, Ticket};
 use peerchat_protocol::ErrorCode;
 use peerchat_protocol::signaling::ClientMessage;
-use peerchat_rooms::{ConnId, Departure, Hub, HubConfig, Meter, Output, Stats};
+use peerchat_rooms::{ConnId, Departure, Hub, HubConfig, Meter, NoBacklog, Output, Stats};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -596,7 +596,8 @@ impl Node {
             Step::Here if self.held.is_empty() && !self.frozen && self.hub.is_joined(conn) => {
                 // A member of a room owned here: straight to the hub.
                 let mut hub_out = Vec::new();
-                self.hub.handle_text(conn, text, now, &mut hub_out);
+                self.hub
+                    .handle_text(conn, text, now, &NoBacklog, &mut hub_out);
                 self.route_outputs(hub_out, now, out);
             }
             Step::Hold => {
@@ -993,7 +994,11 @@ impl Node {
             }
             Message::Send { conn, frame } => {
                 if self.routed_to(conn, from) {
-                    out.push(Output::Send { to: conn, frame });
+                    out.push(Output::Send {
+                        to: conn,
+                        frame,
+                        from: None,
+                    });
                 }
             }
             Message::Close { conn, reason } => {
@@ -1261,6 +1266,7 @@ impl Node {
                 out.push(Output::Send {
                     to: conn,
                     frame: error_frame(ErrorCode::ShuttingDown, MOVING),
+                    from: None,
                 });
                 out.push(Output::Close {
                     conn,
@@ -1509,7 +1515,8 @@ impl Node {
         match event {
             HubEvent::Text { conn, text } => {
                 let text = std::str::from_utf8(&text).unwrap_or_default();
-                self.hub.handle_text(conn, text, now, &mut hub_out);
+                self.hub
+                    .handle_text(conn, text, now, &NoBacklog, &mut hub_out);
                 if conn >= PROXY_BASE && self.hub.is_joined(conn) {
                     if let Some(proxy) = self.proxies.get_mut(&conn) {
                         if !proxy.joined {
@@ -1540,7 +1547,7 @@ impl Node {
         while !hub_out.is_empty() {
             for output in hub_out.drain(..) {
                 let (to, message) = match output {
-                    Output::Send { to, frame } if to >= PROXY_BASE => {
+                    Output::Send { to, frame, .. } if to >= PROXY_BASE => {
                         (to, Message::Send { conn: 0, frame })
                     }
                     Output::Close { conn, reason } if conn >= PROXY_BASE => {

@@ -559,7 +559,7 @@ impl Sim {
     fn outputs(&mut self, i: usize, out: Vec<Output>) {
         for output in out {
             match output {
-                Output::Send { to, frame } => {
+                Output::Send { to, frame, .. } => {
                     let value: Value = serde_json::from_str(frame.as_str()).unwrap();
                     let log = self.clients.entry((i, to)).or_default();
                     if log.closed.is_some() {

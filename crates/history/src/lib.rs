@@ -23,9 +23,9 @@
 //!   when it is back, and a newcomer gets the recent conversation from
 //!   everyone present.
 //! * **Bounded.** At most [`Config::capacity`] messages are kept (the
-//!   oldest go first); a `sync` is answered at most once per channel and per
-//!   [`Config::sync_interval_ms`]; history answers are split into envelopes
-//!   of at most [`Config::batch_bytes`].
+//!   oldest go first); a peer's `sync` is answered at most once per
+//!   [`Config::sync_interval_ms`], afresh on each new channel; history
+//!   answers are split into envelopes of at most [`Config::batch_bytes`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use peerchat_protocol::peer::{
     self, Chat, MAX_COUNTER, MAX_HISTORY_BATCH, MAX_JUMP, MAX_SYNC_AUTHORS, PeerMessage, Record,
-    Sync,
+    Salvaged, Sync,
 };
 use peerchat_protocol::{MAX_TEXT_BYTES, ProtocolError};
 use serde::{Deserialize, Serialize};
@@ -112,8 +112,8 @@ pub struct Config {
     /// Largest `history` envelope sent, in bytes (about; one message of the
     /// largest size always fits).
     pub batch_bytes: usize,
-    /// A peer's `sync` is answered at most once per channel and once in
-    /// this many milliseconds.
+    /// A peer's `sync` is answered at most once in this many milliseconds
+    /// (afresh on each new channel to it).
     pub sync_interval_ms: u64,
     /// How long a typing notice shows, in ms.
     pub typing_ttl_ms: u64,
@@ -155,6 +155,14 @@ pub enum Effect {
         /// Their new acknowledgement.
         upto: u64,
     },
+    /// A message of `author`'s broke a rule: it is not shown, but counts as
+    /// received (it is acknowledged like the others).
+    Refused {
+        /// The author.
+        author: String,
+        /// The author's number for it.
+        seq: u64,
+    },
     /// `author` is typing.
     Typing {
         /// The member.
@@ -171,18 +179,42 @@ pub struct Delivery {
     pub waiting: Vec<String>,
 }
 
-/// Errors from [`History::send`].
+/// Why a message cannot be sent: from [`History::send`] and
+/// [`check_text`], and from a client that sends through a log (the native
+/// engine), which adds [`SendError::Stopped`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// The text is empty or only white space.
     #[error("the message is empty")]
     Empty,
     /// The text is over [`MAX_TEXT_BYTES`].
-    #[error("the message is {0} bytes; messages may be at most 16384 bytes")]
-    TooLarge(usize),
+    #[error(
+        "this message is {size} bytes; messages may be at most {} KiB ({MAX_TEXT_BYTES} bytes)",
+        MAX_TEXT_BYTES / 1024
+    )]
+    TooLarge {
+        /// Its size in bytes of UTF-8.
+        size: usize,
+    },
     /// The message would break a protocol rule (a bad id or nickname).
     #[error(transparent)]
     Invalid(#[from] ProtocolError),
+    /// Whoever keeps the log has stopped (a client that left the room): the
+    /// log itself never says this.
+    #[error("not connected to the room")]
+    Stopped,
+}
+
+/// Whether `text` can be sent as a message: not empty nor only white space
+/// (Unicode `White_Space`), and at most [`MAX_TEXT_BYTES`] bytes of UTF-8.
+pub fn check_text(text: &str) -> Result<(), SendError> {
+    if text.trim().is_empty() {
+        return Err(SendError::Empty);
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(SendError::TooLarge { size: text.len() });
+    }
+    Ok(())
 }
 
 /// What is saved of a [`History`] and given back to [`History::restore`].
@@ -316,12 +348,7 @@ impl History {
         ts: u64,
         recipients: Vec<String>,
     ) -> Result<(Message, String), SendError> {
-        if text.trim().is_empty() {
-            return Err(SendError::Empty);
-        }
-        if text.len() > MAX_TEXT_BYTES {
-            return Err(SendError::TooLarge(text.len()));
-        }
+        check_text(text)?;
         let message = Message {
             author: self.me.clone(),
             nick: nick.to_owned(),
@@ -417,48 +444,46 @@ impl History {
         now: u64,
     ) -> Result<Vec<Effect>, ProtocolError> {
         let mut out = Vec::new();
-        match PeerMessage::parse(text)? {
+        let message = match PeerMessage::parse(text) {
+            Ok(message) => message,
+            Err(err) => {
+                // Messages that break a rule but name their author and
+                // number count as received, so that they cannot hold the
+                // author's later ones back.
+                match peer::salvage(text).ok_or(err)? {
+                    Salvaged::Chat(flawed) => {
+                        if from != self.me {
+                            self.typing.remove(from);
+                            self.take([Err((from.to_owned(), flawed.seq))], &mut out);
+                        }
+                    }
+                    Salvaged::History(entries) => {
+                        let entries = entries.into_iter().map(|entry| match entry {
+                            Ok(record) => Ok(Message::from_record(record)),
+                            Err(flawed) => Err((flawed.author.unwrap_or_default(), flawed.seq)),
+                        });
+                        self.take(entries, &mut out);
+                    }
+                }
+                return Ok(out);
+            }
+        };
+        match message {
             PeerMessage::Chat(chat) => {
                 if from == self.me {
                     return Ok(out);
                 }
                 let message = Message::from_record(Record::from_chat(from, nick, chat));
                 self.typing.remove(from);
-                let before = self.floor_of(from);
-                if self.plausible(&message) && self.insert(message.clone()) {
-                    out.push(Effect::Added(message));
-                }
-                let after = self.floor_of(from);
-                if after > before {
-                    out.push(Effect::Send {
-                        to: from.to_owned(),
-                        text: peer::ack_json(after),
-                    });
-                }
+                self.take([Ok(message)], &mut out);
             }
             PeerMessage::Ack { upto } => self.acked(from, upto, &mut out),
             PeerMessage::Sync(sync) => self.answer(from, &sync, now, &mut out),
             PeerMessage::History(records) => {
-                let mut authors: Vec<(String, u64)> = Vec::new();
-                for record in records {
-                    let author = record.author.as_ref();
-                    if !authors.iter().any(|(a, _)| a == author) {
-                        authors.push((author.to_owned(), self.floor_of(author)));
-                    }
-                    let message = Message::from_record(record);
-                    if self.plausible(&message) && self.insert(message.clone()) {
-                        out.push(Effect::Added(message));
-                    }
-                }
-                for (author, before) in authors {
-                    let after = self.floor_of(&author);
-                    if after > before && author != self.me {
-                        out.push(Effect::Send {
-                            to: author,
-                            text: peer::ack_json(after),
-                        });
-                    }
-                }
+                self.take(
+                    records.into_iter().map(|r| Ok(Message::from_record(r))),
+                    &mut out,
+                );
             }
             PeerMessage::Typing => {
                 if from != self.me {
@@ -522,17 +547,9 @@ impl History {
 
     /// Everything worth saving.
     pub fn save(&self) -> Saved {
-        let mut acks: Vec<(String, u64)> = self.acks.iter().map(|(m, &u)| (m.clone(), u)).collect();
-        acks.sort();
         Saved {
             messages: self.log.values().cloned().collect(),
-            recipients: self
-                .recipients
-                .iter()
-                .map(|(&seq, r)| (seq, r.clone()))
-                .collect(),
-            acks,
-            cleared: self.cleared,
+            ..self.save_state()
         }
     }
 
@@ -607,6 +624,62 @@ impl History {
 
     fn floor_of(&self, author: &str) -> u64 {
         self.floor.get(author).copied().unwrap_or(0)
+    }
+
+    /// Takes messages, and messages refused for breaking a rule (by author
+    /// and number), in order; then acknowledges each author whose
+    /// contiguous count grew.
+    fn take(
+        &mut self,
+        entries: impl IntoIterator<Item = Result<Message, (String, u64)>>,
+        out: &mut Vec<Effect>,
+    ) {
+        let mut authors: Vec<(String, u64)> = Vec::new();
+        for entry in entries {
+            let author = match &entry {
+                Ok(message) => message.author.as_str(),
+                Err((author, _)) => author.as_str(),
+            };
+            if !authors.iter().any(|(a, _)| a == author) {
+                authors.push((author.to_owned(), self.floor_of(author)));
+            }
+            match entry {
+                Ok(message) => {
+                    if self.plausible(&message) && self.insert(message.clone()) {
+                        out.push(Effect::Added(message));
+                    }
+                }
+                Err((author, seq)) if author != self.me => {
+                    self.seen(&author, seq);
+                    out.push(Effect::Refused { author, seq });
+                }
+                Err(_) => {}
+            }
+        }
+        for (author, before) in authors {
+            let after = self.floor_of(&author);
+            if after > before && author != self.me {
+                out.push(Effect::Send {
+                    to: author,
+                    text: peer::ack_json(after),
+                });
+            }
+        }
+    }
+
+    /// Counts `author`'s message `seq` as seen without keeping it: it
+    /// extends the author's contiguous count when it is the next one (an
+    /// author's messages come in order).
+    fn seen(&mut self, author: &str, seq: u64) {
+        let mut floor = self.floor_of(author);
+        if seq != floor + 1 {
+            return;
+        }
+        floor = seq;
+        while self.index.contains_key(&(author.to_owned(), floor + 1)) {
+            floor += 1;
+        }
+        self.floor.insert(author.to_owned(), floor);
     }
 
     fn acked(&mut self, by: &str, upto: u64, out: &mut Vec<Effect>) {
@@ -691,16 +764,7 @@ impl History {
             // Cleared here: kept away, but seen, so that the author's later
             // messages are acknowledged. (An author's cleared messages are
             // the first ones by number, and arrive in order.)
-            if message.seq == floor + 1 {
-                let mut floor = message.seq;
-                while self
-                    .index
-                    .contains_key(&(message.author.clone(), floor + 1))
-                {
-                    floor += 1;
-                }
-                self.floor.insert(message.author, floor);
-            }
+            self.seen(&message.author, message.seq);
             return false;
         }
         let key = message.key();

@@ -30,6 +30,7 @@ fn effect(e: &Effect) -> Value {
         Effect::Send { to, text } => json!({"send": {"to": to, "text": text}}),
         Effect::Acked { by, upto } => json!({"acked": {"by": by, "upto": upto}}),
         Effect::Typing { author } => json!({"typing": author}),
+        Effect::Refused { author, seq } => json!({"refused": [author, seq]}),
     }
 }
 
@@ -80,8 +81,9 @@ fn scenarios() {
                         Err(e) => {
                             let code = match e {
                                 SendError::Empty => "empty",
-                                SendError::TooLarge(_) => "too_large",
+                                SendError::TooLarge { .. } => "too_large",
                                 SendError::Invalid(_) => "invalid",
+                                SendError::Stopped => unreachable!("{at}"),
                             };
                             assert_eq!(code, s(want, "error"), "{at}");
                         }
@@ -120,7 +122,12 @@ fn scenarios() {
                     let got = h.position(&Key { clock, author, seq });
                     assert_eq!(json!(got), *want, "{at}");
                 }
+                "get" => {
+                    let got = h.get(&s(step, "author"), n(step, "seq"));
+                    assert_eq!(json!(got), *want, "{at}");
+                }
                 "clear" => h.clear(),
+                "save" => assert_eq!(json!(h.save()), *want, "{at}"),
                 "restore" => {
                     let saved = serde_json::from_value(step["saved"].clone()).expect(&at);
                     let got: Vec<Value> = h

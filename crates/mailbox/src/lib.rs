@@ -30,7 +30,7 @@ pub const DEFAULT_ID_ALPHABET: &str =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-";
 
 /// The limits of a [`Mailbox`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxConfig {
     /// Longest id, in bytes.
     pub max_id_len: usize,
@@ -48,16 +48,35 @@ pub struct MailboxConfig {
     pub max_in_flight: usize,
 }
 
+impl MailboxConfig {
+    /// The default [`MailboxConfig::max_id_len`] (and
+    /// `--mailbox-max-id-len`).
+    pub const DEFAULT_MAX_ID_LEN: u32 = 64;
+    /// The default [`MailboxConfig::max_body`] (and `--mailbox-max-body`).
+    pub const DEFAULT_MAX_BODY: u32 = 100_000;
+    /// The default [`MailboxConfig::max_wait`] (and `--mailbox-max-wait`).
+    pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(20 * 60);
+    /// The default [`MailboxConfig::max_queued_per_id`] (and
+    /// `--mailbox-queue-per-id`).
+    pub const DEFAULT_MAX_QUEUED_PER_ID: u32 = 16;
+    /// The default [`MailboxConfig::max_queued_total`] (and
+    /// `--mailbox-queue-total`).
+    pub const DEFAULT_MAX_QUEUED_TOTAL: u32 = 1000;
+    /// The default [`MailboxConfig::max_in_flight`] (and
+    /// `--mailbox-max-in-flight`).
+    pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
+}
+
 impl Default for MailboxConfig {
     fn default() -> Self {
         Self {
-            max_id_len: 64,
+            max_id_len: Self::DEFAULT_MAX_ID_LEN as usize,
             id_alphabet: DEFAULT_ID_ALPHABET.to_owned(),
-            max_body: 100_000,
-            max_wait: Duration::from_secs(20 * 60),
-            max_queued_per_id: 16,
-            max_queued_total: 1000,
-            max_in_flight: 1000,
+            max_body: Self::DEFAULT_MAX_BODY as usize,
+            max_wait: Self::DEFAULT_MAX_WAIT,
+            max_queued_per_id: Self::DEFAULT_MAX_QUEUED_PER_ID as usize,
+            max_queued_total: Self::DEFAULT_MAX_QUEUED_TOTAL as usize,
+            max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT as usize,
         }
     }
 }

@@ -43,6 +43,10 @@ pub enum ErrorCode {
     /// A signal named a member whose connection was lost and who may still
     /// come back; it was not delivered.
     PeerAway,
+    /// A signal to a member whose queue is backed up (it reads more slowly
+    /// than it is sent to, or the sender has its fair share of the queue
+    /// already); it was not delivered: send it again later.
+    PeerBusy,
     /// The member joined again (same key) on another connection, which took
     /// its place; this connection is closed.
     Replaced,
@@ -81,6 +85,7 @@ impl ErrorCode {
             Self::ForgedSender => "forged_sender",
             Self::UnknownPeer => "unknown_peer",
             Self::PeerAway => "peer_away",
+            Self::PeerBusy => "peer_busy",
             Self::Replaced => "replaced",
             Self::RateLimited => "rate_limited",
             Self::JoinTimeout => "join_timeout",
@@ -117,6 +122,14 @@ pub enum ProtocolError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A text field is longer than allowed.
+    #[error("malformed message: field `{field}` must be at most {max} bytes of UTF-8")]
+    TooLong {
+        /// The field's name.
+        field: &'static str,
+        /// The limit, in bytes.
+        max: usize,
+    },
     /// The `type` is not one this implementation knows.
     #[error("unknown message type `{0}`")]
     UnknownType(String),
@@ -142,9 +155,10 @@ impl ProtocolError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadJson(_) => ErrorCode::BadJson,
-            Self::BadMessage(_) | Self::MissingField(_) | Self::BadField { .. } => {
-                ErrorCode::BadMessage
-            }
+            Self::BadMessage(_)
+            | Self::MissingField(_)
+            | Self::BadField { .. }
+            | Self::TooLong { .. } => ErrorCode::BadMessage,
             Self::UnknownType(_) => ErrorCode::UnknownType,
             Self::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
             Self::ForgedSender => ErrorCode::ForgedSender,

@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::{MAX_TEXT_BYTES, ProtocolError, validate_nick};
 
@@ -142,103 +143,253 @@ fn tagged<T: Serialize>(kind: &'static str, body: &T) -> String {
     .unwrap_or_else(|_| String::from("{}"))
 }
 
-#[derive(Deserialize)]
-struct Header<'a> {
-    #[serde(default)]
-    v: Option<u64>,
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct AckBody {
-    upto: u64,
-}
-
-#[derive(Deserialize)]
-struct HistoryBody<'a> {
-    #[serde(borrow)]
-    messages: Vec<Record<'a>>,
-}
-
 #[derive(Serialize)]
 struct HistoryOut<'a, 'b> {
     messages: &'b [Record<'a>],
 }
 
-fn json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ProtocolError> {
-    serde_json::from_str(text).map_err(|e| ProtocolError::from_json(&e))
-}
-
-impl<'a> PeerMessage<'a> {
-    /// Parses and validates an envelope.
-    pub fn parse(text: &'a str) -> Result<Self, ProtocolError> {
-        // serde would read a JSON array as a struct, field by field.
-        if !text.trim_start().starts_with('{') {
-            json::<serde::de::IgnoredAny>(text)?;
-            return Err(ProtocolError::BadMessage(
-                "an envelope must be a JSON object".into(),
-            ));
-        }
-        let header: Header<'a> = json(text)?;
-        match header.v {
-            Some(v) if v >= 1 => {}
-            Some(_) => {
-                return Err(ProtocolError::BadField {
-                    field: "v",
-                    reason: "must be 1 or more",
-                });
-            }
-            None => return Err(ProtocolError::MissingField("v")),
-        }
-        let kind = header.kind.ok_or(ProtocolError::MissingField("type"))?;
-        match kind.as_ref() {
-            "chat" => {
-                let chat: Chat<'a> = json(text)?;
-                chat.validate()?;
-                Ok(PeerMessage::Chat(chat))
-            }
-            "ack" => {
-                let ack: AckBody = json(text)?;
-                check_counter("upto", ack.upto, 0)?;
-                Ok(PeerMessage::Ack { upto: ack.upto })
-            }
+impl PeerMessage<'_> {
+    /// Parses and validates an envelope (see [`read`] for what JSON means
+    /// here).
+    pub fn parse(text: &str) -> Result<PeerMessage<'static>, ProtocolError> {
+        let obj = read(text)?;
+        let kind = header(&obj)?;
+        Ok(match kind.as_str() {
+            "chat" => PeerMessage::Chat(chat_fields(&obj)?),
+            "ack" => PeerMessage::Ack {
+                upto: counter(&obj, "upto", 0)?,
+            },
             "sync" => {
-                let sync: Sync<'a> = json(text)?;
-                sync.validate()?;
-                Ok(PeerMessage::Sync(sync))
+                let have = match obj.get("have") {
+                    Some(Value::Object(have)) => have,
+                    Some(_) => return Err(bad("have", "must be an object")),
+                    None => return Err(ProtocolError::MissingField("have")),
+                };
+                if have.len() > MAX_SYNC_AUTHORS {
+                    return Err(bad("have", "must name at most 1024 authors"));
+                }
+                let mut out = BTreeMap::new();
+                for (author, upto) in have {
+                    validate_author(author)?;
+                    let upto = integer(upto).ok_or_else(|| bad("have", COUNTER_FROM_0))?;
+                    check_counter("have", upto, 0)?;
+                    out.insert(Cow::Owned(author.clone()), upto);
+                }
+                PeerMessage::Sync(Sync { have: out })
             }
             "history" => {
-                let body: HistoryBody<'a> = json(text)?;
-                if body.messages.len() > MAX_HISTORY_BATCH {
-                    return Err(ProtocolError::BadField {
-                        field: "messages",
-                        reason: "must hold at most 1000 messages",
-                    });
+                let mut messages = Vec::new();
+                for entry in history_entries(&obj)? {
+                    messages.push(entry?);
                 }
-                for record in &body.messages {
-                    record.validate()?;
-                }
-                Ok(PeerMessage::History(body.messages))
+                PeerMessage::History(messages)
             }
-            "typing" => Ok(PeerMessage::Typing),
-            _ => Ok(PeerMessage::Unknown { kind }),
+            "typing" => PeerMessage::Typing,
+            _ => PeerMessage::Unknown {
+                kind: Cow::Owned(kind),
+            },
+        })
+    }
+}
+
+/// A message that breaks a rule but names its author and number: not to be
+/// shown, yet received (acknowledged, never asked for again), so that it
+/// cannot hold back the author's later messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flawed {
+    /// The author's peer id; `None` in a `chat` (its author is the peer at
+    /// the other end of the channel).
+    pub author: Option<String>,
+    /// The author's number for it.
+    pub seq: u64,
+    /// The rule it breaks.
+    pub error: ProtocolError,
+}
+
+/// What can still be read of a `chat` or `history` envelope that
+/// [`PeerMessage::parse`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Salvaged {
+    /// A `chat` that names its number.
+    Chat(Flawed),
+    /// A `history`'s messages in order, the valid ones and the [`Flawed`]
+    /// ones (messages that name no valid author and number are left out).
+    History(Vec<Result<Record<'static>, Flawed>>),
+}
+
+/// What can still be read of an envelope that [`PeerMessage::parse`]
+/// refuses: `None` for envelopes other than `chat` and `history`, a `chat`
+/// without a valid `seq`, or an envelope whose outer shape is wrong (not
+/// JSON, no `v`, `messages` not a list, …).
+pub fn salvage(text: &str) -> Option<Salvaged> {
+    let obj = read(text).ok()?;
+    match header(&obj).ok()?.as_str() {
+        "chat" => {
+            let error = chat_fields(&obj).err()?;
+            let seq = counter(&obj, "seq", 1).ok()?;
+            Some(Salvaged::Chat(Flawed {
+                author: None,
+                seq,
+                error,
+            }))
+        }
+        "history" => {
+            let entries = history_entries(&obj).ok()?;
+            let entries = entries
+                .into_iter()
+                .zip(history_items(&obj))
+                .filter_map(|(entry, item)| match entry {
+                    Ok(record) => Some(Ok(record)),
+                    Err(error) => {
+                        let item = item.as_object()?;
+                        let author = item.get("author")?.as_str()?;
+                        validate_author(author).ok()?;
+                        let seq = counter(item, "seq", 1).ok()?;
+                        Some(Err(Flawed {
+                            author: Some(author.to_owned()),
+                            seq,
+                            error,
+                        }))
+                    }
+                })
+                .collect();
+            Some(Salvaged::History(entries))
+        }
+        _ => None,
+    }
+}
+
+const COUNTER_FROM_0: &str = "must be an integer from 0 to 9007199254740991";
+const COUNTER_FROM_1: &str = "must be an integer from 1 to 9007199254740991";
+
+fn bad(field: &'static str, reason: &'static str) -> ProtocolError {
+    ProtocolError::BadField { field, reason }
+}
+
+/// Reads an envelope's JSON object. What JSON means here:
+///
+/// * a number is worth its value as an IEEE 754 double, as JavaScript's
+///   `JSON.parse` reads it: an integer field takes `1`, `1.0` or `1e0`
+///   alike, not `1.5`;
+/// * a string is Unicode text: an escaped surrogate that is not half of a
+///   pair reads as U+FFFD, as when JavaScript encodes it;
+/// * a member name given twice counts once, with its last value.
+fn read(text: &str) -> Result<Map<String, Value>, ProtocolError> {
+    match serde_json::from_str(&well_formed(text)) {
+        Ok(Value::Object(obj)) => Ok(obj),
+        Ok(_) => Err(ProtocolError::BadMessage(
+            "an envelope must be a JSON object".into(),
+        )),
+        Err(err) => Err(ProtocolError::from_json(&err)),
+    }
+}
+
+/// Checks `v` and returns `type`.
+fn header(obj: &Map<String, Value>) -> Result<String, ProtocolError> {
+    match obj.get("v") {
+        None => return Err(ProtocolError::MissingField("v")),
+        Some(v) if integer(v).is_some_and(|v| v >= 1) => {}
+        Some(_) => return Err(bad("v", "must be 1 or more")),
+    }
+    match obj.get("type") {
+        Some(Value::String(kind)) => Ok(kind.clone()),
+        Some(_) => Err(bad("type", "must be a string")),
+        None => Err(ProtocolError::MissingField("type")),
+    }
+}
+
+/// `text` with every escaped lone surrogate (a `\ud800` not followed by the
+/// escape of its low half, or a lone `\udc00`) written `\ufffd`: JSON
+/// allows them, Unicode strings cannot hold them, and JavaScript writes
+/// each as U+FFFD when it encodes a string.
+fn well_formed(text: &str) -> Cow<'_, str> {
+    if !text.contains("\\u") {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let unit = |at: usize| {
+        let hex = bytes.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let escape_at = |at: usize| bytes.get(at) == Some(&b'\\') && bytes.get(at + 1) == Some(&b'u');
+    let mut out = String::new();
+    let (mut i, mut copied) = (0, 0);
+    // A backslash only ever starts an escape (valid JSON has none outside
+    // strings); each escape is `\` and one character, or `\u` and four hex
+    // digits.
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(u) = escape_at(i).then(|| unit(i + 2)).flatten() else {
+            i += 2;
+            continue;
+        };
+        let high = (0xd800..0xdc00).contains(&u);
+        let low = (0xdc00..0xe000).contains(&u);
+        if high && escape_at(i + 6) && unit(i + 8).is_some_and(|n| (0xdc00..0xe000).contains(&n)) {
+            i += 12;
+        } else if high || low {
+            out.push_str(&text[copied..i]);
+            out.push_str("\\ufffd");
+            i += 6;
+            copied = i;
+        } else {
+            i += 6;
         }
     }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// An integer by the value of a JSON number (see [`read`]).
+fn integer(value: &Value) -> Option<u64> {
+    let Value::Number(n) = value else { return None };
+    if let Some(n) = n.as_u64() {
+        return Some(n);
+    }
+    let f = n.as_f64()?;
+    // Whole, and small enough to be exact.
+    (f.fract() == 0.0 && (0.0..=MAX_COUNTER as f64).contains(&f)).then_some(f as u64)
+}
+
+/// A field that must hold an integer (of any size: the range is checked
+/// apart).
+fn number(obj: &Map<String, Value>, field: &'static str) -> Result<u64, ProtocolError> {
+    let n = obj.get(field).ok_or(ProtocolError::MissingField(field))?;
+    integer(n).ok_or_else(|| bad(field, "must be an integer"))
+}
+
+fn counter(obj: &Map<String, Value>, field: &'static str, min: u64) -> Result<u64, ProtocolError> {
+    let n = number(obj, field)?;
+    check_counter(field, n, min)?;
+    Ok(n)
 }
 
 fn check_counter(field: &'static str, n: u64, min: u64) -> Result<(), ProtocolError> {
     if n < min || n > MAX_COUNTER {
-        return Err(ProtocolError::BadField {
+        return Err(bad(
             field,
-            reason: if min == 0 {
-                "must be an integer from 0 to 9007199254740991"
+            if min == 0 {
+                COUNTER_FROM_0
             } else {
-                "must be an integer from 1 to 9007199254740991"
+                COUNTER_FROM_1
             },
-        });
+        ));
     }
     Ok(())
+}
+
+fn string<'v>(obj: &'v Map<String, Value>, field: &'static str) -> Result<&'v str, ProtocolError> {
+    match obj.get(field) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(bad(field, "must be a string")),
+        None => Err(ProtocolError::MissingField(field)),
+    }
 }
 
 fn check_message(id: &str, seq: u64, clock: u64, ts: u64, text: &str) -> Result<(), ProtocolError> {
@@ -246,24 +397,70 @@ fn check_message(id: &str, seq: u64, clock: u64, ts: u64, text: &str) -> Result<
     check_counter("seq", seq, 1)?;
     check_counter("clock", clock, 1)?;
     if ts > MAX_TS {
-        return Err(ProtocolError::BadField {
-            field: "ts",
-            reason: "must be at most 8640000000000000 (the last time a date can show)",
-        });
+        return Err(bad(
+            "ts",
+            "must be at most 8640000000000000 (the last time a date can show)",
+        ));
     }
     if text.is_empty() {
-        return Err(ProtocolError::BadField {
-            field: "text",
-            reason: "must not be empty",
-        });
+        return Err(bad("text", "must not be empty"));
     }
     if text.len() > MAX_TEXT_BYTES {
-        return Err(ProtocolError::BadField {
+        return Err(ProtocolError::TooLong {
             field: "text",
-            reason: "must be at most 16384 bytes of UTF-8",
+            max: MAX_TEXT_BYTES,
         });
     }
     Ok(())
+}
+
+/// The fields of a `chat`, checked.
+fn chat_fields(obj: &Map<String, Value>) -> Result<Chat<'static>, ProtocolError> {
+    let id = string(obj, "id")?;
+    let seq = number(obj, "seq")?;
+    let clock = number(obj, "clock")?;
+    let ts = number(obj, "ts")?;
+    let text = string(obj, "text")?;
+    check_message(id, seq, clock, ts, text)?;
+    Ok(Chat {
+        id: Cow::Owned(id.to_owned()),
+        seq,
+        clock,
+        ts,
+        text: Cow::Owned(text.to_owned()),
+    })
+}
+
+fn history_items(obj: &Map<String, Value>) -> &[Value] {
+    match obj.get("messages") {
+        Some(Value::Array(items)) => items,
+        _ => &[],
+    }
+}
+
+/// The messages of a `history`, each checked.
+fn history_entries(
+    obj: &Map<String, Value>,
+) -> Result<Vec<Result<Record<'static>, ProtocolError>>, ProtocolError> {
+    match obj.get("messages") {
+        Some(Value::Array(items)) if items.len() > MAX_HISTORY_BATCH => {
+            Err(bad("messages", "must hold at most 1000 messages"))
+        }
+        Some(Value::Array(items)) => Ok(items.iter().map(record).collect()),
+        Some(_) => Err(bad("messages", "must be a list")),
+        None => Err(ProtocolError::MissingField("messages")),
+    }
+}
+
+fn record(value: &Value) -> Result<Record<'static>, ProtocolError> {
+    let Value::Object(obj) = value else {
+        return Err(bad("messages", "must hold objects"));
+    };
+    let author = string(obj, "author")?;
+    validate_author(author)?;
+    let nick = string(obj, "nick")?;
+    validate_nick(nick).map_err(|_| bad("nick", "must follow the nickname rules"))?;
+    Ok(Record::from_chat(author, nick, chat_fields(obj)?).into_owned())
 }
 
 impl Chat<'_> {
@@ -282,10 +479,7 @@ impl<'a> Record<'a> {
     /// Checks the author, nickname and message rules.
     pub fn validate(&self) -> Result<(), ProtocolError> {
         validate_author(&self.author)?;
-        validate_nick(&self.nick).map_err(|_| ProtocolError::BadField {
-            field: "nick",
-            reason: "must follow the nickname rules",
-        })?;
+        validate_nick(&self.nick).map_err(|_| bad("nick", "must follow the nickname rules"))?;
         check_message(&self.id, self.seq, self.clock, self.ts, &self.text)
     }
 
@@ -331,10 +525,7 @@ impl Sync<'_> {
     /// Checks the authors and counters.
     pub fn validate(&self) -> Result<(), ProtocolError> {
         if self.have.len() > MAX_SYNC_AUTHORS {
-            return Err(ProtocolError::BadField {
-                field: "have",
-                reason: "must name at most 1024 authors",
-            });
+            return Err(bad("have", "must name at most 1024 authors"));
         }
         for (author, &upto) in &self.have {
             validate_author(author)?;

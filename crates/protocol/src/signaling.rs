@@ -102,12 +102,22 @@ pub enum ServerMessage<'a> {
         /// The payload, as the sender sent it.
         payload: &'a RawValue,
     },
+    /// Fresh ICE servers (new TURN credentials) for the client's next peer
+    /// connections, sent while it is in a room before the last ones
+    /// expire.
+    IceServers {
+        /// As in `joined`.
+        ice_servers: Vec<IceServer>,
+    },
     /// A request could not be carried out.
     Error {
         /// The stable error code.
         code: ErrorCode,
         /// A human-readable explanation.
         message: Cow<'a, str>,
+        /// For a refused signal (`peer_busy`): its recipient's peer id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<Cow<'a, str>>,
     },
 }
 
@@ -234,11 +244,22 @@ impl<'a> ServerMessage<'a> {
                 from: fields.string(fields.from, "from")?,
                 payload: fields.object(fields.payload, "payload")?,
             }),
+            "ice_servers" => Ok(ServerMessage::IceServers {
+                ice_servers: fields.get(
+                    fields.ice_servers,
+                    "ice_servers",
+                    "must be a list of ICE servers",
+                )?,
+            }),
             "error" => Ok(ServerMessage::Error {
                 code: fields.get(fields.code, "code", "must be a string")?,
                 message: match fields.message {
                     Some(_) => fields.string(fields.message, "message")?,
                     None => Cow::Borrowed(""),
+                },
+                to: match fields.to {
+                    Some(_) => Some(fields.string(fields.to, "to")?),
+                    None => None,
                 },
             }),
             other => Err(ProtocolError::UnknownType(other.to_owned())),
@@ -250,6 +271,7 @@ impl<'a> ServerMessage<'a> {
         ServerMessage::Error {
             code,
             message: message.into(),
+            to: None,
         }
     }
 }

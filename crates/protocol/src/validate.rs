@@ -48,7 +48,7 @@ fn is_base64url(s: &str) -> bool {
 }
 
 /// Checks a nickname: 1 to 32 Unicode scalar values, no leading or trailing
-/// white space, no control characters and no invisible formatting characters
+/// white space, no control characters and no default-ignorable code points
 /// (see [`is_forbidden_in_nick`]).
 pub fn validate_nick(nick: &str) -> Result<(), ProtocolError> {
     if nick.is_empty() {
@@ -64,35 +64,43 @@ pub fn validate_nick(nick: &str) -> Result<(), ProtocolError> {
     }
     if nick.chars().any(is_forbidden_in_nick) {
         return Err(ProtocolError::BadNick(
-            "must not contain control or invisible formatting characters",
+            "must not contain control characters or invisible (default-ignorable) ones",
         ));
     }
     Ok(())
 }
 
 /// Characters a nickname may not contain: C0 and C1 controls (Unicode
-/// category Cc), and invisible characters that can disguise a name: soft
-/// hyphen, zero-width and directional marks, bidi embeddings, overrides and
-/// isolates, invisible operators and the byte-order mark.
+/// category Cc), and every default-ignorable code point
+/// ([`is_default_ignorable`]): characters that show as nothing, and so can
+/// make a name look like another (zero-width and directional marks, bidi
+/// controls, variation selectors, tag characters, Hangul fillers, …).
 pub fn is_forbidden_in_nick(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{00AD}'
-                | '\u{061C}'
-                | '\u{180E}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{206F}'
-                | '\u{FEFF}'
-        )
+    c.is_control() || is_default_ignorable(c)
 }
 
-/// The form of a nickname used to decide whether two are the same: Unicode
-/// lower case, so `Alice` and `alice` cannot both be in one room.
+/// Whether `c` has Unicode's `Default_Ignorable_Code_Point` property. Read
+/// from UTS #39's skeleton, which drops exactly those (and maps every other
+/// character to at least one), so the property comes from the same Unicode
+/// data as the confusables.
+pub fn is_default_ignorable(c: char) -> bool {
+    let mut buf = [0; 4];
+    unicode_security::skeleton(c.encode_utf8(&mut buf))
+        .next()
+        .is_none()
+}
+
+/// The form of a nickname used to decide whether two are the same, so that
+/// nobody can take a name that looks like another member's: compatibility
+/// normalization (NFKC: `ａｌｉｃｅ` is `alice`), lower case (`Alice` is
+/// `alice`), then UTS #39's confusable skeleton (a Cyrillic `а` is a Latin
+/// `a`, `zoë` composed or not is the same), lower-cased again.
 pub fn nick_key(nick: &str) -> String {
-    nick.to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    let folded = nick.nfkc().collect::<String>().to_lowercase();
+    unicode_security::skeleton(&folded)
+        .collect::<String>()
+        .to_lowercase()
 }
 
 #[cfg(test)]
@@ -128,6 +136,16 @@ mod tests {
         assert!(validate_nick(" alice").is_err());
         assert!(validate_nick("al\nice").is_err());
         assert!(validate_nick("ali\u{202E}ce").is_err());
+        for invisible in ['\u{E0061}', '\u{3164}', '\u{FE0F}', '\u{034F}', '\u{00AD}'] {
+            assert!(
+                validate_nick(&format!("al{invisible}ice")).is_err(),
+                "{invisible:?}"
+            );
+        }
         assert_eq!(nick_key("ÄLICE"), nick_key("älice"));
+        assert_eq!(nick_key("alice"), nick_key("\u{430}lice"));
+        assert_eq!(nick_key("alice"), nick_key("ａｌｉｃｅ"));
+        assert_eq!(nick_key("zo\u{eb}"), nick_key("zoe\u{308}"));
+        assert_ne!(nick_key("alice"), nick_key("alicia"));
     }
 }

@@ -108,3 +108,21 @@ fn peer_messages() {
             .map_err(|e| e.code().to_string())
     });
 }
+
+#[test]
+fn nick_keys() {
+    let v = vectors();
+    for case in cases(&v, "nick_keys") {
+        let (a, b) = (case["a"].as_str().unwrap(), case["b"].as_str().unwrap());
+        assert!(
+            validate_nick(a).is_ok() && validate_nick(b).is_ok(),
+            "{case}"
+        );
+        let same = case["same"].as_bool().unwrap();
+        assert_eq!(
+            peerchat_protocol::validate::nick_key(a) == peerchat_protocol::validate::nick_key(b),
+            same,
+            "{case}"
+        );
+    }
+}

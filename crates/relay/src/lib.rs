@@ -6,6 +6,13 @@
 //! networks, and quotas (allocations per user and in total, bandwidth per
 //! allocation).
 //!
+//! Unauthenticated requests are answered here, in front of the crate,
+//! with stateless nonces ([`nonce`]): the crate stores every nonce it
+//! hands out, so a flood of spoofable requests would grow its memory
+//! without bound. Only requests carrying a valid nonce and valid
+//! credentials reach the crate, their nonce replaced (and the message
+//! re-signed) by the one nonce the crate issued for this purpose.
+//!
 //! The filter works at two points. The listening socket is wrapped so that
 //! authenticated `CreatePermission` and `ChannelBind` requests naming a
 //! refused peer are answered `403 Forbidden` (as coturn does), and `Send`
@@ -16,6 +23,7 @@
 #![deny(missing_docs)]
 
 mod credentials;
+mod nonce;
 mod policy;
 
 use std::net::{IpAddr, SocketAddr};
@@ -24,12 +32,20 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use stun::attributes::{ATTR_MESSAGE_INTEGRITY, ATTR_REALM, ATTR_USERNAME, ATTR_XOR_PEER_ADDRESS};
-use stun::error_code::{CODE_ALLOC_QUOTA_REACHED, CODE_FORBIDDEN, ErrorCode, ErrorCodeAttribute};
+use stun::attributes::{
+    ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME,
+    ATTR_XOR_PEER_ADDRESS,
+};
+use stun::error_code::{
+    CODE_ALLOC_QUOTA_REACHED, CODE_FORBIDDEN, CODE_STALE_NONCE, CODE_UNAUTHORIZED, ErrorCode,
+    ErrorCodeAttribute,
+};
+use stun::fingerprint::FINGERPRINT;
 use stun::integrity::MessageIntegrity;
 use stun::message::{
     CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, Getter, METHOD_ALLOCATE,
-    METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_SEND, Message, MessageType, Setter,
+    METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_REFRESH, METHOD_SEND, Message,
+    MessageType, Setter,
 };
 use stun::textattrs::TextAttribute;
 use tokio::net::UdpSocket;
@@ -62,6 +78,9 @@ pub struct RelayConfig {
     pub policy: PeerPolicy,
     /// Most allocations one username (one peer) may hold.
     pub max_allocations_per_user: usize,
+    /// Most allocations one client address may hold (IPv6: one /64), so
+    /// that one client cannot take them all with many credentials.
+    pub max_allocations_per_address: usize,
     /// Most allocations in all.
     pub max_allocations: usize,
     /// Bytes per second each allocation may relay (both ways together).
@@ -115,9 +134,16 @@ impl Relay {
         let server_slot = Arc::new(OnceLock::new());
         let listener = FilteringListener {
             socket: Arc::new(socket),
+            nonces: nonce::Nonces::new(),
+            house_nonce: Mutex::new(None),
+            held: Mutex::new(None),
+            asked: Mutex::new(None),
+            clients: Mutex::new(Clients::default()),
+            dropped: Mutex::new(Dropped::default()),
             auth: auth.clone(),
             policy: config.policy,
             max_per_user: config.max_allocations_per_user,
+            max_per_address: config.max_allocations_per_address,
             server: server_slot.clone(),
         };
         let relays = FilteringRelays {
@@ -160,9 +186,23 @@ impl Relay {
     }
 }
 
+/// How long past their expiry credentials still serve an allocation made
+/// while they were valid (refreshing it, permissions, channels), so that a
+/// relayed conversation outlives them: browsers keep refreshing with the
+/// credentials the allocation was made with. A new allocation needs
+/// credentials that have not expired.
+pub const EXPIRED_CREDENTIALS_GRACE: Duration = Duration::from_secs(12 * 3600);
+
 /// Checks TURN REST usernames and derives the long-term key.
 struct RestAuth {
     secret: Secret,
+}
+
+impl RestAuth {
+    /// Whether `username` has not expired (a new allocation needs that).
+    fn fresh(&self, username: &str) -> bool {
+        self.secret.check(username, SystemTime::now()).is_ok()
+    }
 }
 
 impl AuthHandler for RestAuth {
@@ -175,7 +215,9 @@ impl AuthHandler for RestAuth {
         if realm != REALM {
             return Err(turn::Error::Other(format!("unknown realm {realm:?}")));
         }
-        match self.secret.check(username, SystemTime::now()) {
+        let now = SystemTime::now();
+        let then = now.checked_sub(EXPIRED_CREDENTIALS_GRACE).unwrap_or(now);
+        match self.secret.check(username, then) {
             Ok(password) => Ok(generate_auth_key(username, REALM, &password)),
             Err(err) => {
                 tracing::debug!(%src_addr, %username, %err, "TURN credential refused");
@@ -183,6 +225,47 @@ impl AuthHandler for RestAuth {
             }
         }
     }
+}
+
+/// An error response to request `m` with `code` and the attributes `more`.
+fn error_response(m: &Message, code: ErrorCode, more: Vec<Box<dyn Setter>>) -> Option<Vec<u8>> {
+    let mut setters: Vec<Box<dyn Setter>> = vec![
+        Box::new(m.clone()),
+        Box::new(MessageType::new(m.typ.method, CLASS_ERROR_RESPONSE)),
+        Box::new(ErrorCodeAttribute {
+            code,
+            reason: Vec::new(),
+        }),
+    ];
+    setters.extend(more);
+    let mut response = Message::new();
+    response.build(&setters).ok()?;
+    Some(response.raw)
+}
+
+/// Whether two client addresses count as one for the per-address quota:
+/// the same IPv4 address, or the same IPv6 /64.
+fn same_network(a: IpAddr, b: IpAddr) -> bool {
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match (canonical(a), canonical(b)) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a == b,
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.to_bits() >> 64 == b.to_bits() >> 64,
+        _ => false,
+    }
+}
+
+/// Whether a datagram is well-formed ChannelData (RFC 8656, section 12.4): a
+/// channel number in 0x4000–0x7FFF (RFC 5766 allows the upper half too) and a length that fits.
+fn is_channel_data(datagram: &[u8]) -> bool {
+    let [a, b, c, d, rest @ ..] = datagram else {
+        return false;
+    };
+    let channel = u16::from_be_bytes([*a, *b]);
+    let len = usize::from(u16::from_be_bytes([*c, *d]));
+    (0x4000..=0x7FFF).contains(&channel) && len <= rest.len()
 }
 
 /// Every XOR-PEER-ADDRESS of a message (the `turn` crate reads only the
@@ -209,10 +292,73 @@ fn peer_addresses(m: &Message) -> Vec<SocketAddr> {
 /// The server's listening socket, inspecting requests before the server.
 struct FilteringListener {
     socket: Arc<UdpSocket>,
+    /// Stateless nonces, for every client.
+    nonces: nonce::Nonces,
+    /// The nonce the crate issued, and when, which every authenticated
+    /// request is given before it reaches the crate.
+    house_nonce: Mutex<Option<(String, Instant)>>,
+    /// A datagram held back while the crate is asked for a fresh nonce.
+    held: Mutex<Option<(Vec<u8>, SocketAddr)>>,
+    /// When the crate was last asked for one (at most once a second).
+    asked: Mutex<Option<Instant>>,
+    /// Client addresses known to hold an allocation (or to have sent an
+    /// authenticated request): only their ChannelData and Send
+    /// indications go to the crate. Refreshed from the crate at most once a
+    /// second, when a datagram comes from an address not in it.
+    clients: Mutex<Clients>,
+    /// Datagrams dropped as malformed or unexpected, for the log.
+    dropped: Mutex<Dropped>,
     auth: Arc<RestAuth>,
     policy: PeerPolicy,
     max_per_user: usize,
+    max_per_address: usize,
     server: Arc<OnceLock<Weak<Server>>>,
+}
+
+/// Client addresses with allocations, as last read from the crate.
+#[derive(Default)]
+struct Clients {
+    addrs: std::collections::HashSet<SocketAddr>,
+    read_at: Option<Instant>,
+}
+
+/// Malformed or unexpected datagrams dropped, logged at most once a minute.
+#[derive(Default)]
+struct Dropped {
+    count: u64,
+    logged_at: Option<Instant>,
+}
+
+/// How often dropped datagrams are logged, at most.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// What becomes of a datagram that arrived.
+enum Verdict {
+    /// The crate handles it as it is.
+    Pass,
+    /// The crate handles this instead (the request with the crate's nonce).
+    Rewritten(Vec<u8>),
+    /// Answered here, or dropped.
+    Swallow,
+}
+
+/// Where the requests that ask the crate for a nonce seem to come from
+/// (TEST-NET-1: no client has it); what the crate answers there is dropped.
+const ASK_NONCE_FROM: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)), 9);
+
+/// Asks the crate for a nonce of its own once the one in use is this old
+/// (just past the crate's nonce lifetime, one hour, so that it drops the
+/// old one as it hands out the new).
+const HOUSE_NONCE_RENEWAL: Duration = Duration::from_secs(3601);
+
+/// Whether a request of this method must be authenticated (the crate
+/// answers the others without credentials).
+fn authenticated_method(method: stun::message::Method) -> bool {
+    method == METHOD_ALLOCATE
+        || method == METHOD_REFRESH
+        || method == METHOD_CREATE_PERMISSION
+        || method == METHOD_CHANNEL_BIND
 }
 
 impl FilteringListener {
@@ -230,73 +376,277 @@ impl FilteringListener {
         Some((user.text, key))
     }
 
+    /// Refuses an authenticated request, signing the answer with `key`.
     async fn reply_error(&self, m: &Message, code: ErrorCode, key: Vec<u8>, to: SocketAddr) {
-        let mut response = Message::new();
-        let built = response.build(&[
-            Box::new(m.clone()) as Box<dyn Setter>,
-            Box::new(MessageType::new(m.typ.method, CLASS_ERROR_RESPONSE)),
-            Box::new(ErrorCodeAttribute {
-                code,
-                reason: Vec::new(),
-            }),
-            Box::new(MessageIntegrity(key)),
-        ]);
-        if built.is_ok() {
-            let _ = self.socket.send_to(&response.raw, to).await;
+        let response = error_response(m, code, vec![Box::new(MessageIntegrity(key))]);
+        if let Some(raw) = response {
+            let _ = self.socket.send_to(&raw, to).await;
         }
     }
 
-    /// Whether to swallow this datagram instead of passing it to the server.
-    async fn intercept(&self, datagram: &[u8], src: SocketAddr) -> bool {
+    /// Answers a request with `401 Unauthorized` or `438 Stale Nonce` and a
+    /// fresh stateless nonce, storing nothing.
+    async fn challenge(&self, m: &Message, code: ErrorCode, to: SocketAddr) {
+        let nonce = self.nonces.issue(to.ip(), SystemTime::now());
+        let response = error_response(
+            m,
+            code,
+            vec![
+                Box::new(TextAttribute::new(ATTR_NONCE, nonce)),
+                Box::new(TextAttribute::new(ATTR_REALM, REALM.to_owned())),
+            ],
+        );
+        if let Some(raw) = response {
+            let _ = self.socket.send_to(&raw, to).await;
+        }
+    }
+
+    /// The request `m` with the crate's nonce in place of the client's,
+    /// signed again with `key`; `None` while the crate has issued none (the
+    /// request then goes as it is, and the crate's `438` carries one).
+    fn with_house_nonce(&self, m: &Message, key: Vec<u8>) -> Option<Vec<u8>> {
+        let house = self
+            .house_nonce
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?
+            .0;
+        let mut out = Message::new();
+        out.typ = m.typ;
+        out.transaction_id = m.transaction_id;
+        out.write_header();
+        for attr in &m.attributes.0 {
+            if attr.typ == ATTR_MESSAGE_INTEGRITY {
+                break;
+            }
+            if attr.typ == ATTR_NONCE {
+                out.add(ATTR_NONCE, house.as_bytes());
+            } else {
+                out.add(attr.typ, &attr.value);
+            }
+        }
+        MessageIntegrity(key).add_to(&mut out).ok()?;
+        if m.contains(ATTR_FINGERPRINT) {
+            FINGERPRINT.add_to(&mut out).ok()?;
+        }
+        Some(out.raw)
+    }
+
+    /// A request that makes the crate issue a nonce (and forget the one in
+    /// use, which it finds stale), when there is none or it is due for
+    /// renewal.
+    fn nonce_request(&self) -> Option<Vec<u8>> {
+        let house = self
+            .house_nonce
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let old = match house {
+            Some((_, at)) if at.elapsed() < HOUSE_NONCE_RENEWAL => return None,
+            Some((nonce, _)) => nonce,
+            None => "none".to_owned(),
+        };
+        let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        if asked.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return None;
+        }
+        *asked = Some(Instant::now());
+        drop(asked);
+        let mut m = Message::new();
+        m.typ = MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST);
+        m.new_transaction_id().ok()?;
+        m.write_header();
+        m.add(ATTR_NONCE, old.as_bytes());
+        // Any MESSAGE-INTEGRITY: the crate looks at the nonce first.
+        m.add(ATTR_MESSAGE_INTEGRITY, &[0; 20]);
+        Some(m.raw)
+    }
+
+    /// A datagram the crate sends: an error response carrying a nonce is a
+    /// challenge, whose nonce becomes the one authenticated requests carry
+    /// to the crate; the client gets a stateless one instead.
+    fn rewrite_outgoing(&self, datagram: &[u8], target: SocketAddr) -> Option<Vec<u8>> {
         if !stun::message::is_message(datagram) {
-            return false; // ChannelData: channels exist only to allowed peers
+            return None;
+        }
+        let mut m = Message::new();
+        m.unmarshal_binary(datagram).ok()?;
+        if m.typ.class != CLASS_ERROR_RESPONSE || m.contains(ATTR_MESSAGE_INTEGRITY) {
+            return None;
+        }
+        let mut nonce = TextAttribute::new(ATTR_NONCE, String::new());
+        nonce.get_from(&m).ok()?;
+        *self.house_nonce.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((nonce.text, Instant::now()));
+        let fresh = self.nonces.issue(target.ip(), SystemTime::now());
+        let mut out = Message::new();
+        out.typ = m.typ;
+        out.transaction_id = m.transaction_id;
+        out.write_header();
+        for attr in &m.attributes.0 {
+            if attr.typ == ATTR_NONCE {
+                out.add(ATTR_NONCE, fresh.as_bytes());
+            } else {
+                out.add(attr.typ, &attr.value);
+            }
+        }
+        Some(out.raw)
+    }
+
+    /// Counts a datagram dropped without an answer; logs how many, once a
+    /// minute at most (a flood of garbage writes no line per datagram).
+    fn drop_quietly(&self, src: SocketAddr, why: &'static str) -> Verdict {
+        let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+        dropped.count += 1;
+        let due = dropped
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= DROP_LOG_EVERY);
+        if due {
+            tracing::info!(
+                count = dropped.count,
+                last_from = %src,
+                last_reason = why,
+                "TURN: dropped malformed or unexpected datagrams"
+            );
+            dropped.count = 0;
+            dropped.logged_at = Some(Instant::now());
+        }
+        Verdict::Swallow
+    }
+
+    /// Whether `src` holds an allocation (or authenticated lately).
+    async fn is_client(&self, src: SocketAddr) -> bool {
+        {
+            let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+            if clients.addrs.contains(&src) {
+                return true;
+            }
+            if clients
+                .read_at
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+            {
+                return false;
+            }
+        }
+        let Some(server) = self.server.get().and_then(Weak::upgrade) else {
+            return false;
+        };
+        let live = server.get_allocations_info(None).await.unwrap_or_default();
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.addrs = live.values().map(|a| a.five_tuple.src_addr).collect();
+        clients.read_at = Some(Instant::now());
+        clients.addrs.contains(&src)
+    }
+
+    fn authenticated_from(&self, src: SocketAddr) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .addrs
+            .insert(src);
+    }
+
+    /// Decides what becomes of a datagram before the crate sees it.
+    async fn intercept(&self, datagram: &[u8], src: SocketAddr) -> Verdict {
+        if !stun::message::is_message(datagram) {
+            // ChannelData (channels exist only to allowed peers), from a
+            // client with an allocation; anything else is garbage.
+            if !is_channel_data(datagram) {
+                return self.drop_quietly(src, "neither STUN nor ChannelData");
+            }
+            if !self.is_client(src).await {
+                return self.drop_quietly(src, "ChannelData without an allocation");
+            }
+            return Verdict::Pass;
         }
         let mut m = Message::new();
         if m.unmarshal_binary(datagram).is_err() {
-            return false;
+            return self.drop_quietly(src, "malformed STUN");
         }
         let (method, class) = (m.typ.method, m.typ.class);
         if method == METHOD_SEND && class == CLASS_INDICATION {
-            return peer_addresses(&m)
+            if !self.is_client(src).await {
+                return self.drop_quietly(src, "Send without an allocation");
+            }
+            let refused = peer_addresses(&m)
                 .iter()
                 .any(|p| !self.policy.permits(p.ip()));
+            return if refused {
+                Verdict::Swallow
+            } else {
+                Verdict::Pass
+            };
         }
         if class != CLASS_REQUEST {
-            return false;
+            return self.drop_quietly(src, "a STUN response or indication");
         }
+        if method == stun::message::METHOD_BINDING {
+            return Verdict::Pass;
+        }
+        if !authenticated_method(method) {
+            return self.drop_quietly(src, "an unknown STUN method");
+        }
+        // Authentication, with nonces that cost nothing to hand out.
+        if !m.contains(ATTR_MESSAGE_INTEGRITY) {
+            self.challenge(&m, CODE_UNAUTHORIZED, src).await;
+            return Verdict::Swallow;
+        }
+        let mut nonce = TextAttribute::new(ATTR_NONCE, String::new());
+        if nonce.get_from(&m).is_err()
+            || !self.nonces.check(&nonce.text, src.ip(), SystemTime::now())
+        {
+            self.challenge(&m, CODE_STALE_NONCE, src).await;
+            return Verdict::Swallow;
+        }
+        let Some((user, key)) = self.authenticate(&m, src) else {
+            self.challenge(&m, CODE_UNAUTHORIZED, src).await;
+            return Verdict::Swallow;
+        };
+        self.authenticated_from(src);
         if method == METHOD_CREATE_PERMISSION || method == METHOD_CHANNEL_BIND {
             let refused = peer_addresses(&m)
                 .into_iter()
                 .find(|p| !self.policy.permits(p.ip()));
             if let Some(peer) = refused {
-                // Unauthenticated requests go on to get the server's 401.
-                if let Some((user, key)) = self.authenticate(&m, src) {
-                    tracing::info!(%user, %peer, "TURN: refused relaying to a non-public address");
-                    self.reply_error(&m, CODE_FORBIDDEN, key, src).await;
-                    return true;
-                }
-            }
-            return false;
-        }
-        if method == METHOD_ALLOCATE && self.max_per_user > 0 {
-            if let Some((user, key)) = self.authenticate(&m, src) {
-                let Some(server) = self.server.get().and_then(Weak::upgrade) else {
-                    return false;
-                };
-                let live = server.get_allocations_info(None).await.unwrap_or_default();
-                let held = live
-                    .values()
-                    .filter(|a| a.username == user && a.five_tuple.src_addr != src)
-                    .count();
-                if held >= self.max_per_user {
-                    tracing::info!(%user, held, "TURN: allocation quota reached");
-                    self.reply_error(&m, CODE_ALLOC_QUOTA_REACHED, key, src)
-                        .await;
-                    return true;
-                }
+                tracing::info!(%user, %peer, "TURN: refused relaying to a non-public address");
+                self.reply_error(&m, CODE_FORBIDDEN, key, src).await;
+                return Verdict::Swallow;
             }
         }
-        false
+        if method == METHOD_ALLOCATE {
+            if !self.auth.fresh(&user) {
+                tracing::debug!(%user, %src, "TURN: allocation with expired credentials refused");
+                self.challenge(&m, CODE_UNAUTHORIZED, src).await;
+                return Verdict::Swallow;
+            }
+            let Some(server) = self.server.get().and_then(Weak::upgrade) else {
+                return Verdict::Swallow;
+            };
+            let live = server.get_allocations_info(None).await.unwrap_or_default();
+            // A retransmitted Allocate comes from the same address and port.
+            let others = || live.values().filter(|a| a.five_tuple.src_addr != src);
+            let by_user = others().filter(|a| a.username == user).count();
+            let by_address = others()
+                .filter(|a| same_network(a.five_tuple.src_addr.ip(), src.ip()))
+                .count();
+            let over = if self.max_per_user > 0 && by_user >= self.max_per_user {
+                Some(("user", by_user))
+            } else if self.max_per_address > 0 && by_address >= self.max_per_address {
+                Some(("address", by_address))
+            } else {
+                None
+            };
+            if let Some((whose, held)) = over {
+                tracing::info!(%user, %src, whose, held, "TURN: allocation quota reached");
+                self.reply_error(&m, CODE_ALLOC_QUOTA_REACHED, key, src)
+                    .await;
+                return Verdict::Swallow;
+            }
+        }
+        match self.with_house_nonce(&m, key) {
+            Some(rewritten) => Verdict::Rewritten(rewritten),
+            None => Verdict::Pass,
+        }
     }
 }
 
@@ -310,9 +660,28 @@ impl Conn for FilteringListener {
     }
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         loop {
-            let (n, src) = self.socket.recv_from(buf).await?;
-            if !self.intercept(&buf[..n], src).await {
-                return Ok((n, src));
+            let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let (n, src) = match held {
+                Some((datagram, src)) => {
+                    buf[..datagram.len()].copy_from_slice(&datagram);
+                    (datagram.len(), src)
+                }
+                None => self.socket.recv_from(buf).await?,
+            };
+            if let Some(ask) = self.nonce_request() {
+                // The crate answers this first; the datagram waits.
+                *self.held.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((buf[..n].to_vec(), src));
+                buf[..ask.len()].copy_from_slice(&ask);
+                return Ok((ask.len(), ASK_NONCE_FROM));
+            }
+            match self.intercept(&buf[..n], src).await {
+                Verdict::Pass => return Ok((n, src)),
+                Verdict::Rewritten(datagram) if datagram.len() <= buf.len() => {
+                    buf[..datagram.len()].copy_from_slice(&datagram);
+                    return Ok((datagram.len(), src));
+                }
+                Verdict::Rewritten(_) | Verdict::Swallow => {}
             }
         }
     }
@@ -320,6 +689,13 @@ impl Conn for FilteringListener {
         Conn::send(&*self.socket, buf).await
     }
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        if let Some(rewritten) = self.rewrite_outgoing(buf, target) {
+            if target == ASK_NONCE_FROM {
+                return Ok(buf.len());
+            }
+            self.socket.send_to(&rewritten, target).await?;
+            return Ok(buf.len());
+        }
         Ok(self.socket.send_to(buf, target).await?)
     }
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
@@ -487,5 +863,43 @@ mod tests {
         assert!(!b.take(600, start));
         assert!(b.take(600, start + Duration::from_millis(200)));
         assert!(!b.take(1, start + Duration::from_millis(200)));
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+
+    #[test]
+    fn expired_credentials_serve_existing_allocations_for_a_while_but_not_new_ones() {
+        let secret = Secret::random();
+        let auth = RestAuth {
+            secret: secret.clone(),
+        };
+        let src: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+        let now = SystemTime::now();
+        let (expired, _) = secret.issue("alice", Duration::ZERO, now - Duration::from_secs(3600));
+        assert!(auth.auth_handle(&expired, REALM, src).is_ok());
+        assert!(!auth.fresh(&expired));
+        let (long_gone, _) = secret.issue(
+            "alice",
+            Duration::ZERO,
+            now - EXPIRED_CREDENTIALS_GRACE - Duration::from_secs(60),
+        );
+        assert!(auth.auth_handle(&long_gone, REALM, src).is_err());
+        let (valid, _) = secret.issue("alice", Duration::from_secs(600), now);
+        assert!(auth.fresh(&valid));
+    }
+
+    #[test]
+    fn addresses_count_by_ipv4_address_and_ipv6_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(same_network(ip("203.0.113.1"), ip("::ffff:203.0.113.1")));
+        assert!(!same_network(ip("203.0.113.1"), ip("203.0.113.2")));
+        assert!(same_network(
+            ip("2001:db8:0:1::1"),
+            ip("2001:db8:0:1:ffff::2")
+        ));
+        assert!(!same_network(ip("2001:db8:0:1::1"), ip("2001:db8:0:2::1")));
     }
 }

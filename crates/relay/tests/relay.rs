@@ -12,12 +12,23 @@ use webrtc_util::Conn;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn relay(secret: &Secret, allow_private: bool, per_user: usize, total: usize) -> Relay {
+    relay_with(secret, allow_private, per_user, total, total).await
+}
+
+async fn relay_with(
+    secret: &Secret,
+    allow_private: bool,
+    per_user: usize,
+    per_address: usize,
+    total: usize,
+) -> Relay {
     Relay::start(RelayConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         public_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         secret: secret.clone(),
         policy: PeerPolicy { allow_private },
         max_allocations_per_user: per_user,
+        max_allocations_per_address: per_address,
         max_allocations: total,
         bandwidth_per_allocation: 1 << 20,
     })
@@ -181,6 +192,31 @@ async fn allocation_quotas() {
     assert!(allocate(&c).await.is_err());
     for cl in [a1, a2, b, c] {
         cl.close().await.unwrap();
+    }
+    relay.close().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_allocation_with_many_credentials() {
+    let secret = Secret::random();
+    let relay = relay_with(&secret, false, 4, 2, 100).await;
+    let addr = relay.local_addr();
+    let mut clients = Vec::new();
+    let mut held = Vec::new();
+    for name in ["alice", "bob"] {
+        let (u, p) = creds(&secret, name, 3600);
+        let c = client(addr, &u, &p).await;
+        held.push(allocate(&c).await.unwrap());
+        clients.push(c);
+    }
+    // A third member's credentials, from the same address: refused.
+    let (u, p) = creds(&secret, "carol", 3600);
+    let c = client(addr, &u, &p).await;
+    let err = allocate(&c).await.err().unwrap();
+    assert!(err.to_string().contains("486"), "{err}");
+    clients.push(c);
+    for c in clients {
+        c.close().await.unwrap();
     }
     relay.close().await;
 }

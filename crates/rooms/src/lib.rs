@@ -7,6 +7,17 @@
 //! It never touches a socket, a clock or a task, so it is tested by calling
 //! it directly, and the WebSocket adapter around it stays thin.
 //!
+//! Each connection's outgoing queue is bounded in bytes, and the policy is
+//! the hub's: the transport holds the queues and tells the hub, through
+//! [`Backlog`], how much waits for a connection in all and how much of it
+//! came from a given sender. A signal to a connection whose queue is past
+//! [`HubConfig::send_queue_bytes`], or holds the sender's fair share of it
+//! already, is refused to the sender (`peer_busy`): the sender is pushed
+//! back, and the recipient stays. Only the hub's own frames (presence,
+//! errors) may go past that, by a reserve; a queue past even that
+//! ([`HubConfig::queue_hard_limit`]) belongs to a client that does not read,
+//! which the transport closes with [`Hub::close`] and `slow_consumer`.
+//!
 //! Time-driven work (members whose resume grace period ran out) follows the
 //! same pattern: [`Hub::next_deadline`] says when the hub next needs to be
 //! woken, and the transport calls [`Hub::handle_timeout`] at or after that
@@ -50,6 +61,16 @@ impl Frame {
         self.0
     }
 
+    /// The frame's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the frame is empty (it never is).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The frame's text.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()
@@ -65,6 +86,10 @@ pub enum Output {
         to: ConnId,
         /// The frame.
         frame: Frame,
+        /// For a relayed signal, the sender's connection: the transport
+        /// counts the frame against the pair's share while it is queued
+        /// ([`Backlog::queued`]).
+        from: Option<ConnId>,
     },
     /// Close connection `conn` after the frames queued before this; the hub
     /// has already forgotten it.
@@ -95,11 +120,55 @@ pub enum Departure {
     Lost,
 }
 
+/// Bytes a queued frame is counted as beyond its text: what holding it
+/// costs the transport (its allocation and its place in the queue), so
+/// that a flood of tiny frames is bounded too.
+pub const FRAME_OVERHEAD: usize = 64;
+
+/// What a frame of `len` bytes counts for in a queue.
+pub fn frame_cost(len: usize) -> usize {
+    len + FRAME_OVERHEAD
+}
+
+/// How much waits in a connection's outgoing queue, in bytes as counted by
+/// [`frame_cost`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Queued {
+    /// Everything queued.
+    pub total: usize,
+    /// What came from one sender's signals.
+    pub from_sender: usize,
+}
+
+/// The transport's outgoing queues, as the hub needs to see them.
+pub trait Backlog {
+    /// What waits for `to`, and how much of it `from` sent.
+    fn queued(&self, to: ConnId, from: ConnId) -> Queued;
+}
+
+/// Queues that are always empty: for a transport that writes at once, and
+/// for tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBacklog;
+
+impl Backlog for NoBacklog {
+    fn queued(&self, _to: ConnId, _from: ConnId) -> Queued {
+        Queued::default()
+    }
+}
+
 /// Chooses the ICE servers handed to a member in `joined`, so that TURN
 /// credentials can be made for each member (and only for members).
 pub trait IceProvider: fmt::Debug + Send + Sync {
     /// The ICE servers for the member with this peer id.
     fn ice_servers(&self, peer_id: &str) -> Vec<IceServer>;
+
+    /// How often a member gets fresh ones while it is in a room (an
+    /// `ice_servers` message), for credentials that expire; `None` when
+    /// they do not.
+    fn refresh_every(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The same list for everyone.
@@ -130,18 +199,57 @@ pub struct HubConfig {
     /// on a new connection without the room noticing. Zero turns this off:
     /// every member leaves as soon as its connection ends.
     pub resume_grace: Duration,
+    /// Bytes (as counted by [`frame_cost`]) a connection's queue may hold
+    /// before signals to it are refused with `peer_busy`; one sender may
+    /// hold a quarter of it ([`HubConfig::pair_share`]). A signal to an
+    /// empty queue always goes, whatever its size.
+    pub send_queue_bytes: usize,
+}
+
+impl HubConfig {
+    /// What one sender's signals may hold of a recipient's queue.
+    pub fn pair_share(&self) -> usize {
+        self.send_queue_bytes / 4
+    }
+
+    /// Past this, a queue belongs to a client that does not read: the
+    /// signal limit, a reserve of a quarter more for the hub's own frames,
+    /// and room for one largest signal that found the queue empty.
+    pub fn queue_hard_limit(&self, max_message: usize) -> usize {
+        self.send_queue_bytes + self.send_queue_bytes / 4 + frame_cost(max_message)
+    }
+}
+
+impl HubConfig {
+    /// The default [`HubConfig::room_capacity`] (and `--room-capacity`).
+    pub const DEFAULT_ROOM_CAPACITY: u32 = 32;
+    /// The default [`HubConfig::rate_per_sec`] (and `--rate-limit`).
+    pub const DEFAULT_RATE_PER_SEC: u32 = 100;
+    /// The default [`HubConfig::rate_burst`] (and `--rate-burst`).
+    pub const DEFAULT_RATE_BURST: u32 = 1000;
+    /// The default [`HubConfig::byte_rate_per_sec`] (and
+    /// `--rate-limit-bytes`).
+    pub const DEFAULT_BYTE_RATE_PER_SEC: u32 = 256 * 1024;
+    /// The default [`HubConfig::byte_burst`] (and `--rate-burst-bytes`).
+    pub const DEFAULT_BYTE_BURST: u32 = 1024 * 1024;
+    /// The default [`HubConfig::resume_grace`] (and `--resume-grace`).
+    pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(20);
+    /// The default [`HubConfig::send_queue_bytes`] (and
+    /// `--send-queue-bytes`).
+    pub const DEFAULT_SEND_QUEUE_BYTES: u32 = 256 * 1024;
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
-            room_capacity: 32,
-            rate_per_sec: 100,
-            rate_burst: 1000,
-            byte_rate_per_sec: 256 * 1024,
-            byte_burst: 1024 * 1024,
+            room_capacity: Self::DEFAULT_ROOM_CAPACITY as usize,
+            rate_per_sec: Self::DEFAULT_RATE_PER_SEC,
+            rate_burst: Self::DEFAULT_RATE_BURST,
+            byte_rate_per_sec: Self::DEFAULT_BYTE_RATE_PER_SEC,
+            byte_burst: Self::DEFAULT_BYTE_BURST,
             ice: Arc::new(Vec::new()),
-            resume_grace: Duration::from_secs(20),
+            resume_grace: Self::DEFAULT_RESUME_GRACE,
+            send_queue_bytes: Self::DEFAULT_SEND_QUEUE_BYTES as usize,
         }
     }
 }
@@ -203,6 +311,10 @@ pub struct Hub {
     /// instant.
     deadlines: BTreeMap<Deadline, AwayMember>,
     deadline_seq: u64,
+    /// When each joined connection gets fresh ICE servers, soonest first
+    /// (see [`IceProvider::refresh_every`]). An entry whose connection has
+    /// left by then is dropped.
+    refreshes: BTreeMap<Deadline, ConnId>,
 }
 
 type Deadline = (Instant, u64);
@@ -219,6 +331,10 @@ struct Conn {
     /// The connection's rate limits, unless its transport applies them
     /// before the hub sees its frames ([`Hub::connect_unmetered`]).
     meter: Option<Meter>,
+    /// Members a signal was refused to with `peer_busy`, not yet
+    /// reached since: only the first refusal of a run is reported. At most
+    /// one per member of the room.
+    busy: Vec<PeerId>,
 }
 
 /// A connection's rate limits: messages and bytes per second, each a token
@@ -287,6 +403,7 @@ impl Room {
                     out.push(Output::Send {
                         to,
                         frame: frame.clone(),
+                        from: None,
                     });
                 }
             }
@@ -339,6 +456,7 @@ impl Hub {
             members: 0,
             deadlines: BTreeMap::new(),
             deadline_seq: 0,
+            refreshes: BTreeMap::new(),
         }
     }
 
@@ -366,12 +484,34 @@ impl Hub {
     /// if any. It only moves earlier when an event adds a deadline; the
     /// transport should check it after every event.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first_key_value().map(|(&(at, _), _)| at)
+        let away = self.deadlines.first_key_value().map(|(&(at, _), _)| at);
+        let refresh = self.refreshes.first_key_value().map(|(&(at, _), _)| at);
+        away.into_iter().chain(refresh).min()
     }
 
     /// Time passed: every away member whose grace period ended by `now`
     /// leaves its room, and the room is told.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
+        while let Some(entry) = self.refreshes.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let conn = entry.remove();
+            let Some(Joined { peer, .. }) = self.conns.get(&conn).and_then(|c| c.joined.as_ref())
+            else {
+                continue;
+            };
+            let frame = ServerMessage::IceServers {
+                ice_servers: self.config.ice.ice_servers(&peer.to_hex()),
+            }
+            .to_json();
+            out.push(Output::Send {
+                to: conn,
+                frame: Frame::new(frame),
+                from: None,
+            });
+            self.schedule_refresh(conn, now);
+        }
         while let Some(entry) = self.deadlines.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -381,14 +521,27 @@ impl Hub {
         }
     }
 
+    /// Schedules `conn`'s next ICE server refresh, if they expire.
+    fn schedule_refresh(&mut self, conn: ConnId, now: Instant) {
+        if let Some(at) = self
+            .config
+            .ice
+            .refresh_every()
+            .and_then(|every| now.checked_add(every))
+        {
+            self.deadline_seq += 1;
+            self.refreshes.insert((at, self.deadline_seq), conn);
+        }
+    }
+
     /// A connection opened.
     pub fn connect(&mut self, conn: ConnId, now: Instant) {
-        let meter = Some(Meter::new(&self.config, now));
         self.conns.insert(
             conn,
             Conn {
                 joined: None,
-                meter,
+                meter: Some(Meter::new(&self.config, now)),
+                busy: Vec::new(),
             },
         );
     }
@@ -402,6 +555,7 @@ impl Hub {
             Conn {
                 joined: None,
                 meter: None,
+                busy: Vec::new(),
             },
         );
     }
@@ -447,21 +601,47 @@ impl Hub {
         }
     }
 
-    /// A text frame arrived on `conn`.
-    pub fn handle_text(&mut self, conn: ConnId, text: &str, now: Instant, out: &mut Vec<Output>) {
+    /// A text frame arrived on `conn`; `backlog` tells what waits in the
+    /// connections' outgoing queues.
+    pub fn handle_text(
+        &mut self,
+        conn: ConnId,
+        text: &str,
+        now: Instant,
+        backlog: &dyn Backlog,
+        out: &mut Vec<Output>,
+    ) {
+        let message = ClientMessage::parse(text);
+        self.handle_message(conn, text.len(), message, now, backlog, out);
+    }
+
+    /// A text frame of `size` bytes arrived on `conn`, parsed already (so
+    /// that a transport can parse it before it takes the hub's lock): as
+    /// [`Hub::handle_text`].
+    pub fn handle_message(
+        &mut self,
+        conn: ConnId,
+        size: usize,
+        message: Result<ClientMessage<'_>, ProtocolError>,
+        now: Instant,
+        backlog: &dyn Backlog,
+        out: &mut Vec<Output>,
+    ) {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
         if let Some(meter) = state.meter.as_mut() {
-            if !meter.admit(conn, text.len(), now, out) {
+            if !meter.admit(conn, size, now, out) {
                 return;
             }
         }
-        match ClientMessage::parse(text) {
+        match message {
             Ok(ClientMessage::Join {
                 room, nick, key, ..
-            }) => self.join(conn, &room, &nick, key.as_deref(), out),
-            Ok(ClientMessage::Signal { to, payload }) => self.signal(conn, &to, payload, out),
+            }) => self.join(conn, &room, &nick, key.as_deref(), now, out),
+            Ok(ClientMessage::Signal { to, payload }) => {
+                self.signal(conn, &to, payload, backlog, out);
+            }
             Ok(ClientMessage::Leave) => {
                 self.disconnect(conn, Departure::Left, now, out);
                 out.push(Output::CloseNormally { conn });
@@ -522,6 +702,7 @@ impl Hub {
         self.rooms.clear();
         self.ids.clear();
         self.deadlines.clear();
+        self.refreshes.clear();
         self.members = 0;
     }
 
@@ -612,6 +793,7 @@ impl Hub {
         room_id: &str,
         nick: &str,
         key: Option<&str>,
+        now: Instant,
         out: &mut Vec<Output>,
     ) {
         if self.is_joined(conn) {
@@ -756,6 +938,7 @@ impl Hub {
         out.push(Output::Send {
             to: conn,
             frame: Frame::new(joined.to_json()),
+            from: None,
         });
         if let Some(nick) = announce {
             let frame = Frame::new(
@@ -774,10 +957,18 @@ impl Hub {
                 room: room_key,
                 peer,
             });
+            self.schedule_refresh(conn, now);
         }
     }
 
-    fn signal(&mut self, conn: ConnId, to: &str, payload: &RawValue, out: &mut Vec<Output>) {
+    fn signal(
+        &mut self,
+        conn: ConnId,
+        to: &str,
+        payload: &RawValue,
+        backlog: &dyn Backlog,
+        out: &mut Vec<Output>,
+    ) {
         let Some(Joined { room, peer }) = self.conns.get(&conn).and_then(|c| c.joined.as_ref())
         else {
             send_error(
@@ -811,14 +1002,47 @@ impl Hub {
             );
             return;
         };
+        let target_id = PeerId::parse(to).unwrap_or(PeerId(0));
         let frame = ServerMessage::Signal {
             from: Cow::Owned(peer.to_hex()),
             payload,
         }
         .to_json();
+        // Push back on the sender, not the recipient: a backed-up queue
+        // refuses the signal, and each sender has a fair share of it.
+        let queued = backlog.queued(target, conn);
+        let cost = frame_cost(frame.len());
+        let fits = |used: usize, limit: usize| used == 0 || used + cost <= limit;
+        let room_for_it = fits(queued.total, self.config.send_queue_bytes)
+            && fits(queued.from_sender, self.config.pair_share());
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !room_for_it {
+            if !state.busy.contains(&target_id) {
+                state.busy.push(target_id);
+                out.push(Output::Send {
+                    to: conn,
+                    frame: Frame::new(
+                        ServerMessage::Error {
+                            code: ErrorCode::PeerBusy,
+                            message: Cow::Owned(format!(
+                                "{to} is not reading its messages fast enough; the signal was not delivered: send it again later"
+                            )),
+                            to: Some(Cow::Borrowed(to)),
+                        }
+                        .to_json(),
+                    ),
+                    from: None,
+                });
+            }
+            return;
+        }
+        state.busy.retain(|id| *id != target_id);
         out.push(Output::Send {
             to: target,
             frame: Frame::new(frame),
+            from: Some(conn),
         });
     }
 
@@ -836,6 +1060,7 @@ fn send_error(out: &mut Vec<Output>, to: ConnId, code: ErrorCode, message: &str)
     out.push(Output::Send {
         to,
         frame: Frame::new(ServerMessage::error(code, message).to_json()),
+        from: None,
     });
 }
 

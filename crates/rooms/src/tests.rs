@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use super::*;
@@ -29,7 +31,8 @@ impl Harness {
 
     fn send_text(&mut self, conn: ConnId, text: &str) -> Vec<Output> {
         let mut out = Vec::new();
-        self.hub.handle_text(conn, text, self.now, &mut out);
+        self.hub
+            .handle_text(conn, text, self.now, &NoBacklog, &mut out);
         out
     }
 
@@ -86,7 +89,7 @@ impl Harness {
 fn frames_to(out: &[Output], conn: ConnId) -> Vec<Value> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Send { to, frame } if *to == conn => {
+            Output::Send { to, frame, .. } if *to == conn => {
                 Some(serde_json::from_str(frame.as_str()).unwrap())
             }
             _ => None,
@@ -868,6 +871,159 @@ fn shutdown_forgets_away_members() {
     assert_eq!(h.hub.stats(), Stats::default());
     assert_eq!(h.hub.next_deadline(), None);
     assert!(h.advance(Duration::from_secs(3600)).is_empty());
+}
+
+/// Queues that fill with what the hub sends and empty only when told: a
+/// recipient that stops reading.
+#[derive(Default)]
+struct Queues {
+    total: HashMap<ConnId, usize>,
+    pairs: HashMap<(ConnId, ConnId), usize>,
+}
+
+impl Queues {
+    fn take(&mut self, out: &[Output]) {
+        for o in out {
+            if let Output::Send { to, frame, from } = o {
+                *self.total.entry(*to).or_default() += frame_cost(frame.len());
+                if let Some(from) = from {
+                    *self.pairs.entry((*to, *from)).or_default() += frame_cost(frame.len());
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self, conn: ConnId) {
+        self.total.remove(&conn);
+        self.pairs.retain(|(to, _), _| *to != conn);
+    }
+}
+
+impl Backlog for Queues {
+    fn queued(&self, to: ConnId, from: ConnId) -> Queued {
+        Queued {
+            total: self.total.get(&to).copied().unwrap_or(0),
+            from_sender: self.pairs.get(&(to, from)).copied().unwrap_or(0),
+        }
+    }
+}
+
+#[test]
+fn a_burst_to_a_backed_up_member_is_refused_to_the_sender_and_the_recipient_stays() {
+    let mut h = Harness::new(HubConfig {
+        send_queue_bytes: 8 * 1024,
+        ..HubConfig::default()
+    });
+    let _alice = h.join(1, ROOM, "alice");
+    let bob = h.join(2, ROOM, "bob");
+    let _carol = h.join(3, ROOM, "carol");
+    let mut queues = Queues::default();
+    let signal =
+        json!({"type":"signal","to":bob,"payload":{"candidate":"x".repeat(40)}}).to_string();
+    let mut refusals = Vec::new();
+    // 900 small signals, within alice's burst: bob does not read.
+    for _ in 0..900 {
+        let mut out = Vec::new();
+        h.hub.handle_text(1, &signal, h.now, &queues, &mut out);
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Close { .. })),
+            "nobody is closed: {out:?}"
+        );
+        queues.take(&out);
+        refusals.extend(frames_to(&out, 1));
+    }
+    // Alice hears once that bob is busy, naming him.
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0]["code"], "peer_busy");
+    assert_eq!(refusals[0]["to"], bob);
+    // Alice holds no more than her share of bob's queue.
+    let share = h.hub.config().pair_share();
+    assert!(
+        queues.queued(2, 1).from_sender <= share,
+        "{:?}",
+        queues.queued(2, 1)
+    );
+    // Carol still reaches bob: the rest of the queue is not alice's.
+    let mut out = Vec::new();
+    h.hub.handle_text(3, &signal, h.now, &queues, &mut out);
+    assert_eq!(frames_to(&out, 2)[0]["type"], "signal");
+    assert!(frames_to(&out, 3).is_empty());
+    // Bob is still a member, and once he has read, alice reaches him again.
+    assert_eq!(h.hub.stats().members, 3);
+    queues.drain(2);
+    let mut out = Vec::new();
+    h.hub.handle_text(1, &signal, h.now, &queues, &mut out);
+    assert_eq!(frames_to(&out, 2)[0]["type"], "signal");
+}
+
+#[test]
+fn a_full_queue_refuses_signals_from_everyone_but_a_large_one_goes_to_an_empty_queue() {
+    let mut h = Harness::new(HubConfig {
+        send_queue_bytes: 4 * 1024,
+        ..HubConfig::default()
+    });
+    let _alice = h.join(1, ROOM, "alice");
+    let bob = h.join(2, ROOM, "bob");
+    let mut queues = Queues::default();
+    // Bigger than the whole queue: it goes, since nothing waits.
+    let big = json!({"type":"signal","to":bob,"payload":{"sdp":"x".repeat(10_000)}}).to_string();
+    let mut out = Vec::new();
+    h.hub.handle_text(1, &big, h.now, &queues, &mut out);
+    assert_eq!(frames_to(&out, 2).len(), 1);
+    queues.take(&out);
+    // The next one waits for bob to read.
+    let mut out = Vec::new();
+    h.hub.handle_text(1, &big, h.now, &queues, &mut out);
+    assert_eq!(error_code(&out, 1), "peer_busy");
+}
+
+/// Credentials that expire: each issue names the member and a number.
+#[derive(Debug, Default)]
+struct Expiring(std::sync::atomic::AtomicU32);
+
+impl IceProvider for Expiring {
+    fn ice_servers(&self, peer_id: &str) -> Vec<IceServer> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        vec![IceServer {
+            urls: vec!["turn:relay.example.org".into()],
+            username: Some(format!("{n}:{peer_id}")),
+            credential: Some("pw".into()),
+        }]
+    }
+
+    fn refresh_every(&self) -> Option<Duration> {
+        Some(Duration::from_secs(300))
+    }
+}
+
+#[test]
+fn members_get_fresh_ice_servers_while_they_are_in_a_room_and_not_after() {
+    let mut h = Harness::new(HubConfig {
+        ice: Arc::new(Expiring::default()),
+        ..HubConfig::default()
+    });
+    let alice = h.join(1, ROOM, "alice");
+    let _bob = h.join(2, ROOM, "bob");
+    assert!(h.advance(Duration::from_secs(299)).is_empty());
+    let out = h.advance(Duration::from_secs(1));
+    let fresh = frames_to(&out, 1);
+    assert_eq!(fresh.len(), 1, "{out:?}");
+    assert_eq!(fresh[0]["type"], "ice_servers");
+    let username = fresh[0]["ice_servers"][0]["username"].as_str().unwrap();
+    assert!(username.ends_with(&format!(":{alice}")), "{username}");
+    assert_eq!(frames_to(&out, 2).len(), 1);
+    // Every five minutes, for as long as it stays.
+    let out = h.advance(Duration::from_secs(300));
+    assert_eq!(frames_to(&out, 1)[0]["type"], "ice_servers");
+    // Once it has left, nothing more.
+    h.lose(1);
+    let out = h.advance(Duration::from_secs(300));
+    assert!(frames_to(&out, 1).is_empty());
+    assert_eq!(frames_to(&out, 2).len(), 1);
+    // And a connection that never joined gets none.
+    h.connect(3);
+    let out = h.advance(Duration::from_secs(300));
+    assert!(frames_to(&out, 3).is_empty());
 }
 
 #[test]

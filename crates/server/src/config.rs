@@ -33,34 +33,38 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(512..=1024 * 1024))]
     pub ws_buffer_size: u32,
 
-    /// Messages queued for one client before it counts as too slow and is
-    /// disconnected.
-    #[arg(long, env = "PEERCHAT_SEND_QUEUE", default_value_t = 256,
-          value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub send_queue: u32,
+    /// Bytes queued for one client (each message counts 64 bytes more than
+    /// its text) before signals to it are refused to their senders with
+    /// `peer_busy`; one sender may fill a quarter of it. The server's own
+    /// messages may go a quarter past it (and one largest message past
+    /// that); a client whose queue overflows even so does not read, and is
+    /// disconnected with `slow_consumer`.
+    #[arg(long, env = "PEERCHAT_SEND_QUEUE_BYTES", default_value_t = HubConfig::DEFAULT_SEND_QUEUE_BYTES,
+          value_parser = clap::value_parser!(u32).range(4096..=64 * 1024 * 1024))]
+    pub send_queue_bytes: u32,
 
     /// Most members in one room; a full room answers `room_full`.
-    #[arg(long, env = "PEERCHAT_ROOM_CAPACITY", default_value_t = 32)]
+    #[arg(long, env = "PEERCHAT_ROOM_CAPACITY", default_value_t = HubConfig::DEFAULT_ROOM_CAPACITY)]
     pub room_capacity: u32,
 
     /// Messages per second one connection may send on average.
-    #[arg(long, env = "PEERCHAT_RATE_LIMIT", default_value_t = 100,
+    #[arg(long, env = "PEERCHAT_RATE_LIMIT", default_value_t = HubConfig::DEFAULT_RATE_PER_SEC,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: u32,
 
     /// Messages one connection may send in a burst above the average rate.
-    #[arg(long, env = "PEERCHAT_RATE_BURST", default_value_t = 1000,
+    #[arg(long, env = "PEERCHAT_RATE_BURST", default_value_t = HubConfig::DEFAULT_RATE_BURST,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
 
     /// Bytes per second one connection may send on average (so that nobody
     /// can flood another member with large signals).
-    #[arg(long, env = "PEERCHAT_RATE_LIMIT_BYTES", default_value_t = 256 * 1024,
+    #[arg(long, env = "PEERCHAT_RATE_LIMIT_BYTES", default_value_t = HubConfig::DEFAULT_BYTE_RATE_PER_SEC,
           value_parser = clap::value_parser!(u32).range(1024..))]
     pub rate_limit_bytes: u32,
 
     /// Bytes one connection may send in a burst above the average rate.
-    #[arg(long, env = "PEERCHAT_RATE_BURST_BYTES", default_value_t = 1024 * 1024,
+    #[arg(long, env = "PEERCHAT_RATE_BURST_BYTES", default_value_t = HubConfig::DEFAULT_BYTE_BURST,
           value_parser = clap::value_parser!(u32).range(1024..))]
     pub rate_burst_bytes: u32,
 
@@ -191,8 +195,11 @@ pub struct ServeArgs {
     )]
     pub turn_urls: Vec<String>,
 
-    /// How long TURN credentials stay valid (at most 1h).
-    #[arg(long, env = "PEERCHAT_TURN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    /// How long TURN credentials stay valid for new relay allocations (at
+    /// least 1m, at most 1h); members get fresh ones over their WebSocket
+    /// halfway through, for as long as they are in a room. An allocation
+    /// made with them may go on being refreshed for 12 hours past that.
+    #[arg(long, env = "PEERCHAT_TURN_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub turn_ttl: Duration,
 
     /// The address peers reach the relay at, when the server is behind NAT.
@@ -213,6 +220,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PEERCHAT_TURN_MAX_ALLOCATIONS_PER_USER", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub turn_max_allocations_per_user: u32,
+
+    /// Most relay allocations one client address may hold (IPv6: one /64),
+    /// whatever credentials it uses.
+    #[arg(long, env = "PEERCHAT_TURN_MAX_ALLOCATIONS_PER_ADDRESS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub turn_max_allocations_per_address: u32,
 
     /// Most relay allocations in all.
     #[arg(long, env = "PEERCHAT_TURN_MAX_ALLOCATIONS", default_value_t = 1000,
@@ -243,7 +256,7 @@ pub struct ServeArgs {
     pub no_mailbox: bool,
 
     /// Longest mailbox id, in characters.
-    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_ID_LEN", default_value_t = 64,
+    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_ID_LEN", default_value_t = MailboxConfig::DEFAULT_MAX_ID_LEN,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub mailbox_max_id_len: u32,
 
@@ -253,7 +266,7 @@ pub struct ServeArgs {
     pub mailbox_id_alphabet: String,
 
     /// Largest text posted to the mailbox, in bytes.
-    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_BODY", default_value_t = 100_000,
+    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_BODY", default_value_t = MailboxConfig::DEFAULT_MAX_BODY,
           value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
     pub mailbox_max_body: u32,
 
@@ -263,17 +276,17 @@ pub struct ServeArgs {
     pub mailbox_max_wait: Duration,
 
     /// Most texts waiting to be read on one mailbox id.
-    #[arg(long, env = "PEERCHAT_MAILBOX_QUEUE_PER_ID", default_value_t = 16,
+    #[arg(long, env = "PEERCHAT_MAILBOX_QUEUE_PER_ID", default_value_t = MailboxConfig::DEFAULT_MAX_QUEUED_PER_ID,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub mailbox_queue_per_id: u32,
 
     /// Most texts waiting to be read in the whole mailbox.
-    #[arg(long, env = "PEERCHAT_MAILBOX_QUEUE_TOTAL", default_value_t = 1000,
+    #[arg(long, env = "PEERCHAT_MAILBOX_QUEUE_TOTAL", default_value_t = MailboxConfig::DEFAULT_MAX_QUEUED_TOTAL,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub mailbox_queue_total: u32,
 
     /// Most mailbox requests waiting at once; more are answered 503.
-    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_IN_FLIGHT", default_value_t = 1000,
+    #[arg(long, env = "PEERCHAT_MAILBOX_MAX_IN_FLIGHT", default_value_t = MailboxConfig::DEFAULT_MAX_IN_FLIGHT,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub mailbox_max_in_flight: u32,
 }
@@ -287,8 +300,6 @@ pub struct Config {
     pub max_message_size: usize,
     /// WebSocket read and write buffer, in bytes.
     pub ws_buffer_size: usize,
-    /// Outgoing messages queued per client.
-    pub send_queue: usize,
     /// Most simultaneous connections.
     pub max_connections: usize,
     /// Most connections from one client network; 0: no limit.
@@ -358,6 +369,8 @@ pub enum TurnServer {
         policy: PeerPolicy,
         /// Allocations per member.
         max_allocations_per_user: usize,
+        /// Allocations per client address.
+        max_allocations_per_address: usize,
         /// Allocations in all.
         max_allocations: usize,
         /// Bytes per second per allocation.
@@ -393,6 +406,9 @@ pub enum ConfigError {
     /// TURN credentials valid for too long.
     #[error("--turn-ttl may be at most 1h")]
     TurnTtlTooLong,
+    /// TURN credentials valid for too short a time to be used.
+    #[error("--turn-ttl must be at least 1m")]
+    TurnTtlTooShort,
     /// A resume grace period so long that away members would hold room
     /// places and nicknames for hours.
     #[error("--resume-grace may be at most 1h")]
@@ -432,6 +448,9 @@ impl ServeArgs {
         if self.turn_ttl > Duration::from_secs(3600) {
             return Err(ConfigError::TurnTtlTooLong);
         }
+        if self.turn_ttl < Duration::from_secs(60) {
+            return Err(ConfigError::TurnTtlTooShort);
+        }
         if self.resume_grace > Duration::from_secs(3600) {
             return Err(ConfigError::ResumeGraceTooLong);
         }
@@ -455,6 +474,7 @@ impl ServeArgs {
                     allow_private: self.turn_allow_private,
                 },
                 max_allocations_per_user: self.turn_max_allocations_per_user as usize,
+                max_allocations_per_address: self.turn_max_allocations_per_address as usize,
                 max_allocations: self.turn_max_allocations as usize,
                 bandwidth: u64::from(self.turn_bandwidth_kib) * 1024,
             })
@@ -525,12 +545,12 @@ impl ServeArgs {
                 byte_burst: self.rate_burst_bytes.max(self.max_message_size),
                 ice: Arc::new(ice_servers.clone()),
                 resume_grace: self.resume_grace,
+                send_queue_bytes: self.send_queue_bytes as usize,
             },
             ice_servers,
             turn: turn_setup,
             max_message_size: self.max_message_size as usize,
             ws_buffer_size: self.ws_buffer_size as usize,
-            send_queue: self.send_queue as usize,
             max_connections: self.max_connections as usize,
             max_connections_per_address: self.max_connections_per_address,
             join_rate_per_address: f64::from(self.join_rate_per_address),
@@ -552,5 +572,36 @@ impl ServeArgs {
                 max_in_flight: self.mailbox_max_in_flight as usize,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// The flags' defaults are the hub's and the mailbox's own, durations
+    /// included (their flags are written as text).
+    #[test]
+    fn flag_defaults_are_the_libraries_defaults() {
+        let config = Flags::parse_from(["peerchat", "--no-turn"])
+            .serve
+            .into_config()
+            .unwrap();
+        let hub = HubConfig::default();
+        assert_eq!(config.hub.room_capacity, hub.room_capacity);
+        assert_eq!(config.hub.rate_per_sec, hub.rate_per_sec);
+        assert_eq!(config.hub.rate_burst, hub.rate_burst);
+        assert_eq!(config.hub.byte_rate_per_sec, hub.byte_rate_per_sec);
+        assert_eq!(config.hub.byte_burst, hub.byte_burst);
+        assert_eq!(config.hub.resume_grace, hub.resume_grace);
+        assert_eq!(config.mailbox, Some(MailboxConfig::default()));
     }
 }

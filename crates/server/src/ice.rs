@@ -40,6 +40,11 @@ impl IceProvider for MemberIce {
         }
         servers
     }
+
+    /// Members get fresh credentials halfway through the life of the last.
+    fn refresh_every(&self) -> Option<Duration> {
+        self.turn.as_ref().map(|turn| turn.ttl / 2)
+    }
 }
 
 /// Starts the embedded relay if the configuration asks for one, and sets
@@ -60,6 +65,7 @@ pub async fn start_relay(
             public_ip,
             policy,
             max_allocations_per_user,
+            max_allocations_per_address,
             max_allocations,
             bandwidth,
         } => {
@@ -70,6 +76,7 @@ pub async fn start_relay(
                 secret: turn.secret.clone(),
                 policy,
                 max_allocations_per_user,
+                max_allocations_per_address,
                 max_allocations,
                 bandwidth_per_allocation: bandwidth,
             })

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use peerchat_mailbox::{Mailbox, MailboxConfig, MailboxError, Op, Outcome, Resolution, Ticket};
@@ -22,7 +22,12 @@ use crate::{AppState, admission};
 
 /// The mailbox and the channels on which waiting requests hear their fate.
 #[derive(Debug)]
-pub(crate) struct SharedMailbox(Mutex<Inner>);
+pub(crate) struct SharedMailbox {
+    inner: Mutex<Inner>,
+    /// Places for requests whose body is being read, so that the bodies
+    /// held at once are bounded.
+    readers: tokio::sync::Semaphore,
+}
 
 #[derive(Debug)]
 struct Inner {
@@ -42,14 +47,17 @@ impl Inner {
 
 impl SharedMailbox {
     pub(crate) fn new(config: MailboxConfig) -> Self {
-        Self(Mutex::new(Inner {
-            mailbox: Mailbox::new(config),
-            waiters: HashMap::new(),
-        }))
+        Self {
+            readers: tokio::sync::Semaphore::new(config.max_in_flight),
+            inner: Mutex::new(Inner {
+                mailbox: Mailbox::new(config),
+                waiters: HashMap::new(),
+            }),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Requests waiting and texts queued.
@@ -162,6 +170,19 @@ pub(crate) async fn handle(
         }
         Ok(Op::Set { id, wait }) => {
             let limit = config.max_body;
+            // A body announced over the limit is refused before it is read;
+            // one that is not announced is read only up to the limit.
+            let announced = headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if announced.is_some_and(|n| n > limit as u64) {
+                return error_response(&MailboxError::TooLarge { max: limit });
+            }
+            // At most --mailbox-max-in-flight bodies are read at once.
+            let Ok(_reading) = mailbox.readers.try_acquire() else {
+                return error_response(&MailboxError::Busy);
+            };
             let read = tokio::time::timeout(
                 state.config().handshake_timeout,
                 axum::body::to_bytes(body, limit),

@@ -8,8 +8,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use peerchat_cluster::{ClusterStats, Node};
-use peerchat_protocol::ErrorCode;
-use peerchat_rooms::{ConnId, Departure, Frame, Hub, Output, Stats};
+use peerchat_protocol::signaling::ClientMessage;
+use peerchat_protocol::{ErrorCode, ProtocolError};
+use peerchat_rooms::{
+    Backlog, ConnId, Departure, FRAME_OVERHEAD, Frame, Hub, Output, Queued, Stats, frame_cost,
+};
 use tokio::sync::Notify;
 
 use crate::Config;
@@ -27,25 +30,45 @@ pub(crate) enum Outbound {
     Close(Option<ErrorCode>),
 }
 
-/// A connection's bounded queue of outgoing frames: filled with the hub's
-/// output (under the hub's lock), drained by the connection's task. It
-/// holds no allocation while empty, which is most of the time, so an idle
+/// A queued [`Outbound`], with what it counts for.
+#[derive(Debug)]
+struct Item {
+    outbound: Outbound,
+    /// Bytes, as [`frame_cost`] counts them.
+    cost: usize,
+    /// The sender of a relayed signal.
+    from: Option<ConnId>,
+}
+
+/// A connection's queue of outgoing frames, bounded in bytes (uWebSockets'
+/// `maxBackpressure`): filled with the hub's output (under the hub's
+/// lock), drained by the connection's task. The hub decides what may be
+/// queued from the counts it keeps ([`peerchat_rooms::Backlog`]); past the
+/// hard limit the client is closed as a slow consumer. It holds no
+/// allocation while empty, which is most of the time, so an idle
 /// connection costs one small block here.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    capacity: usize,
+    /// Most bytes queued (see [`peerchat_rooms::HubConfig::queue_hard_limit`]).
+    limit: usize,
     inner: Mutex<OutboxInner>,
 }
 
 #[derive(Debug, Default)]
 struct OutboxInner {
-    queue: VecDeque<Outbound>,
+    queue: VecDeque<Item>,
+    /// Bytes queued.
+    bytes: usize,
+    /// Bytes queued from each sender's signals; a few entries at most.
+    senders: Vec<(ConnId, usize)>,
     /// The connection's task, waiting for something to send.
     waker: Option<Waker>,
-    /// The connection must end at once (its queue overflowed).
+    /// The connection must end at once.
     killed: bool,
     /// The server forgot the connection: nothing more will be queued.
     closed: bool,
+    /// The queue overflowed: only the hub's last words come now.
+    overflowed: bool,
 }
 
 /// What a connection's task finds in its [`Outbox`].
@@ -62,9 +85,9 @@ pub(crate) enum Next {
 }
 
 impl Outbox {
-    fn new(capacity: usize) -> Self {
+    fn new(limit: usize) -> Self {
         Self {
-            capacity,
+            limit,
             inner: Mutex::new(OutboxInner::default()),
         }
     }
@@ -73,13 +96,42 @@ impl Outbox {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `item`, unless the queue is full.
-    fn push(&self, item: Outbound) -> bool {
+    /// What waits, in all and from `from`.
+    fn queued(&self, from: ConnId) -> Queued {
+        let inner = self.lock();
+        Queued {
+            total: inner.bytes,
+            from_sender: inner
+                .senders
+                .iter()
+                .find(|(s, _)| *s == from)
+                .map_or(0, |(_, n)| *n),
+        }
+    }
+
+    /// Queues `frame`, unless that would take the queue past its limit
+    /// (and `force` is not set: the last words before a close).
+    fn push(&self, outbound: Outbound, from: Option<ConnId>, force: bool) -> bool {
+        let cost = match &outbound {
+            Outbound::Frame(frame) => frame_cost(frame.len()),
+            Outbound::Close(_) => FRAME_OVERHEAD,
+        };
         let mut inner = self.lock();
-        if inner.queue.len() >= self.capacity {
+        if !(force || inner.overflowed) && inner.bytes + cost > self.limit {
             return false;
         }
-        inner.queue.push_back(item);
+        inner.bytes += cost;
+        if let Some(from) = from {
+            match inner.senders.iter_mut().find(|(s, _)| *s == from) {
+                Some((_, n)) => *n += cost,
+                None => inner.senders.push((from, cost)),
+            }
+        }
+        inner.queue.push_back(Item {
+            outbound,
+            cost,
+            from,
+        });
         let waker = inner.waker.take();
         drop(inner);
         if let Some(waker) = waker {
@@ -88,9 +140,14 @@ impl Outbox {
         true
     }
 
-    /// Ends the connection at once, whatever is queued.
-    fn kill(&self) {
-        self.end(true);
+    /// The queue overflowed: what waits is dropped, and the hub's last
+    /// words (`slow_consumer`, then the close) go in whatever their size.
+    fn overflowed(&self) {
+        let mut inner = self.lock();
+        inner.queue = VecDeque::new();
+        inner.senders = Vec::new();
+        inner.bytes = 0;
+        inner.overflowed = true;
     }
 
     /// Nothing more will be queued.
@@ -117,11 +174,21 @@ impl Outbox {
             return Next::Killed;
         }
         if let Some(item) = inner.queue.pop_front() {
-            return Next::Item(item);
+            inner.bytes -= item.cost;
+            if let Some(from) = item.from {
+                if let Some(i) = inner.senders.iter().position(|(s, _)| *s == from) {
+                    inner.senders[i].1 -= item.cost;
+                    if inner.senders[i].1 == 0 {
+                        inner.senders.swap_remove(i);
+                    }
+                }
+            }
+            return Next::Item(item.outbound);
         }
         if inner.queue.capacity() > 0 {
             // Give the memory back between bursts.
             inner.queue = VecDeque::new();
+            inner.senders = Vec::new();
         }
         if inner.closed {
             return Next::Closed;
@@ -182,15 +249,20 @@ impl Core {
         }
     }
 
-    pub(crate) fn handle_text(
+    /// A text frame, parsed already (outside the lock) for the hub alone;
+    /// a cluster's node looks at the text itself (most frames it only
+    /// forwards).
+    pub(crate) fn handle_message(
         &mut self,
         conn: ConnId,
         text: &str,
+        message: Result<ClientMessage<'_>, ProtocolError>,
         now: Instant,
+        queues: &dyn Backlog,
         out: &mut Vec<Output>,
     ) {
         match self {
-            Self::Alone(hub) => hub.handle_text(conn, text, now, out),
+            Self::Alone(hub) => hub.handle_message(conn, text.len(), message, now, queues, out),
             Self::Cluster(node) => node.handle_text(conn, text, now, out),
         }
     }
@@ -386,7 +458,10 @@ impl AppState {
     pub(crate) fn connect(&self) -> (ConnId, Arc<Outbox>) {
         let id = self.0.next_conn.fetch_add(1, Ordering::Relaxed);
         self.0.live.fetch_add(1, Ordering::SeqCst);
-        let outbox = Arc::new(Outbox::new(self.0.config.send_queue));
+        let config = &self.0.config;
+        let outbox = Arc::new(Outbox::new(
+            config.hub.queue_hard_limit(config.max_message_size),
+        ));
         let mut shared = self.lock();
         shared.hub.connect(id, Instant::now());
         shared.conns.insert(id, outbox.clone());
@@ -396,6 +471,18 @@ impl AppState {
     /// Runs `f` on the hub and delivers what it outputs.
     pub(crate) fn with_hub(&self, f: impl FnOnce(&mut Core, &mut Vec<Output>)) {
         self.with_shared(|shared, out| f(&mut shared.hub, out));
+    }
+
+    /// Runs `f` on the hub, with a view of the connections' queues, and
+    /// delivers what it outputs.
+    pub(crate) fn with_hub_and_queues(
+        &self,
+        f: impl FnOnce(&mut Core, &dyn Backlog, &mut Vec<Output>),
+    ) {
+        self.with_shared(|shared, out| {
+            let queues = Queues(&shared.conns);
+            f(&mut shared.hub, &queues, out);
+        });
     }
 
     /// Runs `f` on the shared state, delivers what the hub output, and wakes
@@ -477,25 +564,40 @@ impl AppState {
     }
 }
 
+/// The connections' queues, as the hub sees them.
+struct Queues<'a>(&'a HashMap<ConnId, Arc<Outbox>>);
+
+impl Backlog for Queues<'_> {
+    fn queued(&self, to: ConnId, from: ConnId) -> Queued {
+        self.0.get(&to).map(|o| o.queued(from)).unwrap_or_default()
+    }
+}
+
 impl Shared {
     /// Queues the hub's output on the connections. A connection whose queue
-    /// is full is cut off at once, and its room is told it left.
+    /// is past its hard limit does not read: the hub closes it as a slow
+    /// consumer (it is told so), and its room is told it left.
     fn deliver(&mut self, mut out: Vec<Output>) {
         let mut more = Vec::new();
         while !out.is_empty() {
             for output in out.drain(..) {
                 match output {
-                    Output::Send { to, frame } => {
+                    Output::Send { to, frame, from } => {
                         let Some(outbox) = self.conns.get(&to) else {
                             continue;
                         };
-                        if !outbox.push(Outbound::Frame(frame)) {
+                        if !outbox.push(Outbound::Frame(frame), from, false) {
                             tracing::info!(conn = to, "disconnecting a client too slow to read");
-                            if let Some(outbox) = self.conns.remove(&to) {
-                                outbox.kill();
+                            self.hub.close(
+                                to,
+                                ErrorCode::SlowConsumer,
+                                "you did not read your messages: the server's queue for you is full",
+                                Instant::now(),
+                                &mut more,
+                            );
+                            if let Some(outbox) = self.conns.get(&to) {
+                                outbox.overflowed();
                             }
-                            self.hub
-                                .disconnect(to, Departure::Lost, Instant::now(), &mut more);
                         }
                     }
                     Output::Close { conn, reason } => self.close(conn, Some(reason)),
@@ -509,11 +611,8 @@ impl Shared {
     /// Queues the close of a connection the hub has forgotten.
     fn close(&mut self, conn: ConnId, reason: Option<ErrorCode>) {
         if let Some(outbox) = self.conns.remove(&conn) {
-            if outbox.push(Outbound::Close(reason)) {
-                outbox.close();
-            } else {
-                outbox.kill();
-            }
+            outbox.push(Outbound::Close(reason), None, true);
+            outbox.close();
         }
     }
 }

@@ -201,3 +201,35 @@ async fn curl_as_in_the_seed() {
     assert_eq!(String::from_utf8(got.stdout).unwrap(), "hello world\n");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_before_it_is_read() {
+    use tokio::io::AsyncReadExt;
+    let server = Server::start(&["--mailbox-max-body", "1000", "--handshake-timeout", "60s"]).await;
+    let addr = server.addr;
+    // Announced too large: refused at once, before any of it is sent.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head =
+        format!("POST /sig?set=big HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1000000000\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = [0; 12];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut answer))
+        .await
+        .expect("answered without waiting for the body")
+        .unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 413");
+    // Not announced (chunked): reading stops at the limit.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head =
+        format!("POST /sig?set=big HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(b"800\r\n").await.unwrap();
+    stream.write_all(&[b'x'; 0x800]).await.unwrap();
+    stream.write_all(b"\r\n").await.unwrap();
+    tokio::time::timeout(WAIT, stream.read_exact(&mut answer))
+        .await
+        .expect("answered without waiting for the rest")
+        .unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 413");
+    server.stop().await;
+}

@@ -208,44 +208,161 @@ async fn a_silent_client_is_dropped_after_the_idle_timeout() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_slow_reader_is_cut_off_and_memory_stays_bounded() {
-    let server = Server::start(&[
-        "--send-queue",
-        "8",
-        "--rate-limit",
-        "100000",
-        "--rate-burst",
-        "100000",
-        "--rate-limit-bytes",
-        "1000000000",
-        "--rate-burst-bytes",
-        "1000000000",
-    ])
+/// Flags that lift the senders' rate limits, so that only the queue
+/// limits act.
+const NO_RATE_LIMIT: [&str; 8] = [
+    "--rate-limit",
+    "100000",
+    "--rate-burst",
+    "100000",
+    "--rate-limit-bytes",
+    "1000000000",
+    "--rate-burst-bytes",
+    "1000000000",
+];
+
+/// Joins `ROOM` as "slow" with a small socket receive buffer, so that the
+/// kernel holds little of what the server sends it before it backs up.
+async fn join_slow_reader(server: &Server) -> (Ws, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut slow, _) = tokio_tungstenite::client_async(server.url(), stream)
+        .await
+        .unwrap();
+    send(
+        &mut slow,
+        json!({"type":"join","v":1,"room":ROOM,"nick":"slow"}),
+    )
     .await;
-    let (mut a, _) = server.join(ROOM, "alice").await;
-    let (_slow, slow_id) = server.join(ROOM, "slow").await;
-    assert_eq!(recv(&mut a).await.unwrap()["type"], "peer_joined");
-    let payload = "x".repeat(60_000);
-    let signal = json!({"type":"signal","to":slow_id,"payload":{"p":payload}}).to_string();
-    // Far more than the socket buffers and the 8-frame queue hold; stop as
-    // soon as the server reports the slow reader gone.
+    let joined = recv(&mut slow).await.unwrap();
+    let id = joined["you"]["id"].as_str().unwrap().to_owned();
+    (slow, id)
+}
+
+/// Sends `signal` on `a` until the server answers with an error (or
+/// anything else but pings), and returns that answer.
+async fn send_until_answered(a: &mut Ws, signal: &str) -> Value {
     let mut sent = 0;
-    let left = loop {
-        assert!(sent < 5_000, "the slow reader was never cut off");
-        a.send(Message::text(signal.clone())).await.unwrap();
+    loop {
+        assert!(sent < 50_000, "the server never pushed back");
+        a.send(Message::text(signal.to_owned())).await.unwrap();
         sent += 1;
         let polled = tokio::time::timeout(Duration::from_millis(1), a.next()).await;
         if let Ok(Some(Ok(Message::Text(t)))) = polled {
-            let msg: Value = serde_json::from_str(&t).unwrap();
-            if msg["type"] == "peer_left" {
-                break msg;
-            }
-            assert_ne!(msg["type"], "error", "{msg}");
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slow_reader_pushes_back_on_the_sender_and_stays() {
+    let mut flags = vec!["--send-queue-bytes", "65536"];
+    flags.extend(NO_RATE_LIMIT);
+    let server = Server::start(&flags).await;
+    let (mut a, a_id) = server.join(ROOM, "alice").await;
+    let (mut slow, slow_id) = join_slow_reader(&server).await;
+    assert_eq!(recv(&mut a).await.unwrap()["type"], "peer_joined");
+    let payload = "x".repeat(60_000);
+    let signal = json!({"type":"signal","to":slow_id,"payload":{"p":payload}}).to_string();
+    // Far more than the socket buffers and the queue hold: alice is told
+    // that slow is busy, and slow is not cut off.
+    let answer = send_until_answered(&mut a, &signal).await;
+    assert_eq!(answer["code"], "peer_busy", "{answer}");
+    assert_eq!(answer["to"], slow_id);
+    assert_eq!(server.state.stats().members, 2);
+    // Slow reads again: everything queued arrives, then alice reaches it
+    // again.
+    let small = json!({"type":"signal","to":slow_id,"payload":{"n":1}}).to_string();
+    loop {
+        let msg = recv(&mut slow).await.unwrap();
+        assert_eq!(msg["type"], "signal", "{msg}");
+        if msg["payload"]["n"] == 1 {
+            break;
+        }
+        // Each time the queue may have room again.
+        a.send(Message::text(small.clone())).await.unwrap();
+    }
+    assert_relays(&mut a, &a_id, &mut slow, &slow_id).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_small_signals_does_not_cut_off_the_recipient() {
+    // The burst of the issue: 900 small signals (within the sender's
+    // burst of 1,000) at a member that reads slowly.
+    let server = Server::start(&["--send-queue-bytes", "8192"]).await;
+    let (mut a, a_id) = server.join(ROOM, "alice").await;
+    let (mut b, b_id) = server.join(ROOM, "bob").await;
+    assert_eq!(recv(&mut a).await.unwrap()["type"], "peer_joined");
+    let signal = json!({"type":"signal","to":b_id,"payload":{"candidate":"x".repeat(60)}});
+    let frames: Vec<Message> = (0..900)
+        .map(|_| Message::text(signal.to_string()))
+        .collect();
+    let mut burst = futures_util::stream::iter(frames.into_iter().map(Ok));
+    a.send_all(&mut burst).await.unwrap();
+    // Bob is still there, reads, and hears from alice again.
+    assert_eq!(server.state.stats().members, 2);
+    let marker = json!({"type":"signal","to":b_id,"payload":{"n":1}});
+    send(&mut a, marker.clone()).await;
+    loop {
+        let msg = recv(&mut b).await.unwrap();
+        assert_eq!(msg["type"], "signal", "{msg}");
+        assert_eq!(msg["from"], a_id);
+        if msg["payload"]["n"] == 1 {
+            break;
+        }
+        // The marker may have been refused while bob was backed up.
+        send(&mut a, marker.clone()).await;
+    }
+    assert_eq!(server.state.stats().members, 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_told_slow_consumer_and_closed() {
+    let mut flags = vec!["--send-queue-bytes", "4096"];
+    flags.extend(NO_RATE_LIMIT);
+    let server = Server::start(&flags).await;
+    let (mut a, _) = server.join(ROOM, "alice").await;
+    let (mut slow, slow_id) = join_slow_reader(&server).await;
+    assert_eq!(recv(&mut a).await.unwrap()["type"], "peer_joined");
+    let signal =
+        json!({"type":"signal","to":slow_id,"payload":{"p":"x".repeat(60_000)}}).to_string();
+    // Signals fill its socket's buffers and then its queue, up to the
+    // limit for signals; the server's own messages (here: others coming
+    // and going) go on, up to the hard limit, and then it is cut off.
+    let mut cut_off = false;
+    for i in 0..2_000 {
+        for _ in 0..3 {
+            a.send(Message::text(signal.clone())).await.unwrap();
+        }
+        let (mut c, _) = server.join(ROOM, &format!("churn{i}")).await;
+        c.close(None).await.unwrap();
+        // Alice reads what she is sent (refusals, others coming and going).
+        while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(1), a.next()).await {
+            msg.unwrap();
+        }
+        if server.state.stats().members == 1 {
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(cut_off, "the client that never reads was cut off");
+    // What it was sent ends with the reason, then the close frame.
+    let mut last = Value::Null;
+    let code = loop {
+        let msg = tokio::time::timeout(WAIT, slow.next()).await.unwrap();
+        match msg {
+            Some(Ok(Message::Text(t))) => last = serde_json::from_str(&t).unwrap(),
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
         }
     };
-    assert_eq!(left["id"], slow_id);
-    assert_eq!(server.state.stats().members, 1);
+    assert_eq!(last["code"], "slow_consumer", "{last}");
+    assert_eq!(code, Some(CloseCode::Policy));
     server.stop().await;
 }
 
@@ -524,5 +641,84 @@ async fn a_plain_request_to_the_websocket_endpoint_is_refused() {
     let (status, _, body) = http_get(&format!("http://{}/ws", server.addr)).await;
     assert_eq!(status, 400, "{body}");
     assert!(tokio_tungstenite::connect_async(server.url()).await.is_ok());
+    server.stop().await;
+}
+
+/// Opens a WebSocket on a raw TCP stream, to send frames no library would.
+async fn raw_websocket(server: &Server) -> TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\n{}\r\n\r\n",
+        server.addr,
+        common::UPGRADE
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut byte = [0];
+        stream.read_exact(&mut byte).await.unwrap();
+        buf.push(byte[0]);
+    }
+    assert!(buf.starts_with(b"HTTP/1.1 101"));
+    stream
+}
+
+/// Reads frames until a close frame, and returns its code.
+async fn raw_close_code(stream: &mut TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        loop {
+            let mut head = [0; 2];
+            if stream.read_exact(&mut head).await.is_err() {
+                return None;
+            }
+            let len = match head[1] & 0x7f {
+                126 => {
+                    let mut n = [0; 2];
+                    stream.read_exact(&mut n).await.ok()?;
+                    usize::from(u16::from_be_bytes(n))
+                }
+                127 => return None,
+                n => usize::from(n),
+            };
+            let mut payload = vec![0; len];
+            stream.read_exact(&mut payload).await.ok()?;
+            if head[0] & 0x0f == 0x8 {
+                return (len >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("closed in time")
+}
+
+#[tokio::test]
+async fn protocol_violations_get_the_close_codes_for_them() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(&[]).await;
+    // A frame from the client without a mask: a protocol error (1002).
+    let mut unmasked = raw_websocket(&server).await;
+    unmasked.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    assert_eq!(raw_close_code(&mut unmasked).await, Some(1002));
+    // A text frame that is not UTF-8: 1007.
+    let mut bad_text = raw_websocket(&server).await;
+    let mask = [1, 2, 3, 4];
+    let payload: Vec<u8> = [0xff, 0xfe, 0x80]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b ^ mask[i % 4])
+        .collect();
+    let mut frame = vec![0x81, 0x80 | 3];
+    frame.extend_from_slice(&mask);
+    frame.extend_from_slice(&payload);
+    bad_text.write_all(&frame).await.unwrap();
+    assert_eq!(raw_close_code(&mut bad_text).await, Some(1007));
+    // Others are not affected.
+    let (mut a, a_id) = server.join(ROOM, "alice").await;
+    let (mut b, b_id) = server.join(ROOM, "bob").await;
+    recv(&mut a).await.unwrap();
+    assert_relays(&mut a, &a_id, &mut b, &b_id).await;
     server.stop().await;
 }

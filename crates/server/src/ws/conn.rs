@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{FutureExt, Sink, Stream};
 use peerchat_protocol::ErrorCode;
+use peerchat_protocol::signaling::ClientMessage;
 use peerchat_rooms::Departure;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
@@ -61,7 +62,11 @@ impl Written {
 
 /// One WebSocket and its place in the hub.
 pub(super) struct Conn<'a, S> {
-    ws: WebSocketStream<Socket<S>>,
+    /// The WebSocket; `None` only if renewing its parser failed.
+    ws: Option<WebSocketStream<Socket<S>>>,
+    /// The last message grew the parser's buffer: renew the parser once it
+    /// holds nothing, to give that memory back.
+    renew_parser: bool,
     state: &'a AppState,
     id: peerchat_rooms::ConnId,
     outbox: Arc<Outbox>,
@@ -80,6 +85,8 @@ pub(super) struct Conn<'a, S> {
     unflushed: bool,
     /// A close frame is on its way: the connection ends once it is out.
     close_sent: bool,
+    /// A close frame to send at once, for a protocol violation.
+    violation: Option<CloseFrame>,
 }
 
 impl<'a, S> Conn<'a, S>
@@ -88,22 +95,14 @@ where
 {
     /// Registers a new WebSocket with the hub.
     pub(super) fn open(socket: Socket<S>, state: &'a AppState) -> Option<Self> {
-        let size = state.config().ws_buffer_size;
-        let max = state.config().max_message_size;
-        // Frames go straight to the `Socket`, which gathers them.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(size)
-            .write_buffer_size(0)
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max));
         // Made at once (there is no handshake left to do), outside the
         // connection's future, so that the future holds it only once.
-        let ws =
-            WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).now_or_never()?;
+        let ws = Some(websocket(socket, state)?);
         let (id, outbox) = state.connect();
         let now = Instant::now();
         Some(Conn {
             ws,
+            renew_parser: false,
             state,
             id,
             outbox,
@@ -116,8 +115,26 @@ where
             batch: 0,
             unflushed: false,
             close_sent: false,
+            violation: None,
         })
     }
+}
+
+/// A WebSocket parser over `socket`, made at once (there is no handshake
+/// left to do).
+fn websocket<S>(socket: Socket<S>, state: &AppState) -> Option<WebSocketStream<Socket<S>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let size = state.config().ws_buffer_size;
+    let max = state.config().max_message_size;
+    // Frames go straight to the `Socket`, which gathers them.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(size)
+        .write_buffer_size(0)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).now_or_never()
 }
 
 /// Serves a WebSocket until it ends, then tells the hub how.
@@ -152,8 +169,14 @@ where
                 // The hub's close frame is out, or the socket failed.
                 Written::Over => return Poll::Ready(Departure::Lost),
             };
+            if self.renew_parser {
+                self.renew_parser();
+            }
+            let Some(ws) = self.ws.as_mut() else {
+                return Poll::Ready(Departure::Lost);
+            };
             if self.reading {
-                if let Poll::Ready(next) = Pin::new(&mut self.ws).poll_next(cx) {
+                if let Poll::Ready(next) = Pin::new(ws).poll_next(cx) {
                     busy = true;
                     match self.on_read(next) {
                         Read::More => {}
@@ -175,6 +198,23 @@ where
             if !busy {
                 return Poll::Pending;
             }
+        }
+    }
+
+    /// Replaces the parser by a new one, giving back the buffer a large
+    /// message grew, once it holds no part of a frame and nothing waits to
+    /// be written through it.
+    fn renew_parser(&mut self) {
+        let ready = self
+            .ws
+            .as_ref()
+            .is_some_and(|ws| ws.get_ref().at_frame_boundary());
+        if !ready || self.unflushed || self.close_sent {
+            return;
+        }
+        self.renew_parser = false;
+        if let Some(ws) = self.ws.take() {
+            self.ws = websocket(ws.into_inner(), self.state);
         }
     }
 
@@ -228,6 +268,17 @@ where
         None
     }
 
+    /// The client broke the WebSocket protocol: the connection is lost to
+    /// the hub at once, and the client is sent a close frame with `code`
+    /// before it ends.
+    fn violation(&mut self, code: CloseCode, reason: &'static str) -> Read {
+        self.violation = Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        });
+        Read::Closing
+    }
+
     /// Handles what the socket read.
     fn on_read(&mut self, next: Option<Result<Message, tungstenite::Error>>) -> Read {
         let conn = self.id;
@@ -248,6 +299,15 @@ where
                 });
                 return Read::Closing;
             }
+            // Frames the protocol forbids, or text that is not UTF-8: say
+            // so with the close code for it (RFC 6455, 7.4.1), then end.
+            Some(Err(tungstenite::Error::Protocol(err))) => {
+                tracing::debug!(conn, %err, "WebSocket protocol violation");
+                return self.violation(CloseCode::Protocol, "protocol violation");
+            }
+            Some(Err(tungstenite::Error::Utf8(_))) => {
+                return self.violation(CloseCode::Invalid, "text is not UTF-8");
+            }
             Some(Err(_)) => return Read::Gone(Departure::Lost),
             Some(Ok(message)) => message,
         };
@@ -255,10 +315,18 @@ where
         self.last_seen = now;
         match message {
             Message::Text(text) => {
+                self.renew_parser |= text.len() > state.config().ws_buffer_size;
                 let now = now.into_std();
-                state.with_hub(|hub, out| hub.handle_text(conn, text.as_str(), now, out));
+                // Parsed before the hub's lock is taken: up to
+                // --max-message-size of JSON would hold up every other
+                // connection.
+                let message = ClientMessage::parse(text.as_str());
+                state.with_hub_and_queues(|hub, queues, out| {
+                    hub.handle_message(conn, text.as_str(), message, now, queues, out);
+                });
             }
-            Message::Binary(_) => state.with_hub(|hub, out| {
+            Message::Binary(bytes) => state.with_hub(|hub, out| {
+                self.renew_parser |= bytes.len() > state.config().ws_buffer_size;
                 hub.reject(
                     conn,
                     ErrorCode::BinaryFrame,
@@ -283,12 +351,18 @@ where
         let mut busy = false;
         loop {
             if !self.close_sent && self.batch < WRITE_BATCH {
-                match Pin::new(&mut self.ws).poll_ready(cx) {
+                let Some(ws) = self.ws.as_mut() else {
+                    return Written::Over;
+                };
+                match Pin::new(ws).poll_ready(cx) {
                     Poll::Pending => return Written::from_busy(busy),
                     Poll::Ready(Err(_)) => return Written::Over,
                     Poll::Ready(Ok(())) => {}
                 }
-                let message = if self.ping_due {
+                let message = if let Some(frame) = self.violation.take() {
+                    self.close_sent = true;
+                    Some(Message::Close(Some(frame)))
+                } else if self.ping_due {
                     self.ping_due = false;
                     Some(Message::Ping(Bytes::new()))
                 } else {
@@ -315,7 +389,10 @@ where
                     }
                 };
                 if let Some(message) = message {
-                    if Pin::new(&mut self.ws).start_send(message).is_err() {
+                    let Some(ws) = self.ws.as_mut() else {
+                        return Written::Over;
+                    };
+                    if Pin::new(ws).start_send(message).is_err() {
                         return Written::Over;
                     }
                     busy = true;
@@ -327,7 +404,10 @@ where
             if !self.unflushed {
                 return Written::from_busy(busy);
             }
-            match Pin::new(&mut self.ws).poll_flush(cx) {
+            let Some(ws) = self.ws.as_mut() else {
+                return Written::Over;
+            };
+            match Pin::new(ws).poll_flush(cx) {
                 Poll::Pending => return Written::from_busy(busy),
                 Poll::Ready(Err(_)) => return Written::Over,
                 Poll::Ready(Ok(())) => {

@@ -31,12 +31,20 @@ thread_local! {
 /// connections, hands the parser what it asked for, and keeps the rest here
 /// until the parser takes it.
 ///
+/// Each read hands the parser bytes up to the end of the frame under way
+/// and no further ([`Frames`]), so that once the parser has a frame, its
+/// buffer holds nothing more: the connection may then replace the parser,
+/// giving back the buffer a large message grew (tungstenite never shrinks
+/// it).
+///
 /// Writing: frames are gathered here, up to [`WRITE_CHUNK`] bytes, and
 /// written together when the batch is flushed; the buffer is given back
 /// once it is written.
 #[derive(Debug)]
 pub(crate) struct Socket<S> {
     io: S,
+    /// Where the bytes handed to the parser are in the client's frames.
+    frames: Frames,
     /// Bytes read from `io` that the parser has not taken yet.
     pending: Vec<u8>,
     /// How many of `pending` it has taken.
@@ -52,11 +60,18 @@ impl<S> Socket<S> {
     pub(crate) fn new(io: S, read: &[u8]) -> Self {
         Self {
             io,
+            frames: Frames::default(),
             pending: read.to_vec(),
             taken: 0,
             out: Vec::new(),
             written: 0,
         }
+    }
+
+    /// Whether every byte handed to the parser belongs to a frame that is
+    /// complete: the parser holds no part of a frame.
+    pub(crate) fn at_frame_boundary(&self) -> bool {
+        self.frames.at_boundary()
     }
 
     /// Hands over pending bytes; false when there are none.
@@ -66,6 +81,7 @@ impl<S> Socket<S> {
             return false;
         }
         let n = rest.len().min(buf.remaining());
+        let n = self.frames.advance(&rest[..n]);
         buf.put_slice(&rest[..n]);
         self.taken += n;
         if self.taken == self.pending.len() {
@@ -87,13 +103,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for Socket<S> {
             return Poll::Ready(Ok(()));
         }
         if buf.remaining() >= READ_CHUNK {
-            return Pin::new(&mut this.io).poll_read(cx, buf);
+            let start = buf.filled().len();
+            ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+            let read = &buf.filled()[start..];
+            let n = this.frames.advance(read);
+            if n < read.len() {
+                this.pending = read[n..].to_vec();
+                this.taken = 0;
+                buf.set_filled(start + n);
+            }
+            return Poll::Ready(Ok(()));
         }
         READ_BUFFER.with_borrow_mut(|chunk| {
             let mut read = ReadBuf::new(chunk);
             ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
             let read = read.filled();
             let n = read.len().min(buf.remaining());
+            let n = this.frames.advance(&read[..n]);
             buf.put_slice(&read[..n]);
             if n < read.len() {
                 this.pending = read[n..].to_vec();
@@ -101,6 +127,77 @@ impl<S: AsyncRead + Unpin> AsyncRead for Socket<S> {
             }
             Poll::Ready(Ok(()))
         })
+    }
+}
+
+/// Follows the client's WebSocket frames (RFC 6455, section 5.2) through
+/// the bytes handed to the parser, to tell where each frame ends.
+#[derive(Debug, Default)]
+struct Frames {
+    /// The header of the next frame, as far as it has been handed over.
+    head: [u8; 14],
+    have: usize,
+    /// Payload bytes of the current frame not handed over yet.
+    payload: u64,
+}
+
+impl Frames {
+    fn at_boundary(&self) -> bool {
+        self.have == 0 && self.payload == 0
+    }
+
+    /// The header's length, once its first two bytes are known.
+    fn header_len(&self) -> Option<usize> {
+        if self.have < 2 {
+            return None;
+        }
+        let masked = self.head[1] & 0x80 != 0;
+        let extended = match self.head[1] & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        Some(2 + extended + if masked { 4 } else { 0 })
+    }
+
+    /// The payload length of a complete header.
+    fn payload_len(&self) -> u64 {
+        match self.head[1] & 0x7f {
+            126 => u64::from(u16::from_be_bytes([self.head[2], self.head[3]])),
+            127 => u64::from_be_bytes(self.head[2..10].try_into().unwrap_or_default()),
+            n => u64::from(n),
+        }
+    }
+
+    /// Follows `data` up to the end of the frame under way, and returns how
+    /// many of its bytes that is (all of them if the frame goes on; at
+    /// least one if there are any).
+    fn advance(&mut self, data: &[u8]) -> usize {
+        let mut at = 0;
+        while at < data.len() {
+            if self.payload > 0 {
+                let n = usize::try_from(self.payload)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len() - at);
+                self.payload -= n as u64;
+                at += n;
+                if self.payload == 0 {
+                    return at;
+                }
+                continue;
+            }
+            self.head[self.have] = data[at];
+            self.have += 1;
+            at += 1;
+            if self.header_len() == Some(self.have) {
+                self.payload = self.payload_len();
+                self.have = 0;
+                if self.payload == 0 {
+                    return at;
+                }
+            }
+        }
+        at
     }
 }
 
@@ -184,6 +281,55 @@ mod tests {
             writer.await.unwrap();
             assert!(got == data, "asking for {ask} bytes at a time");
             assert_eq!(socket.pending.capacity(), 0);
+        }
+    }
+
+    /// A masked frame with `payload`.
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x81];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n < 65536 => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&[1, 2, 3, 4]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[tokio::test]
+    async fn a_socket_hands_over_no_byte_past_the_end_of_a_frame() {
+        let sizes = [0, 5, 125, 126, 300, 65535, 65536, 70_000];
+        let mut data = Vec::new();
+        let mut ends = Vec::new();
+        for size in sizes {
+            data.extend(frame(&vec![b'x'; size]));
+            ends.push(data.len());
+        }
+        for ask in [1, 7, 512, READ_CHUNK, 3 * READ_CHUNK] {
+            let (mut client, server) = tokio::io::duplex(256 * 1024);
+            let mut socket = Socket::new(server, &data[..3]);
+            let rest = data[3..].to_vec();
+            let writer = tokio::spawn(async move {
+                client.write_all(&rest).await.unwrap();
+            });
+            let mut got = 0;
+            let mut buf = vec![0; ask];
+            while got < data.len() {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                let next_end = ends.iter().find(|&&e| e > got).unwrap();
+                got += n;
+                assert!(got <= *next_end, "asking for {ask}: crossed a frame's end");
+                assert_eq!(socket.at_frame_boundary(), ends.contains(&got));
+            }
+            writer.await.unwrap();
         }
     }
 

@@ -1,0 +1,329 @@
+//! Slash commands: one table for the terminal UI and line mode.
+//!
+//! A line whose first word is `/` and a letter (`/peers`, `/quit`) is a
+//! command and never goes to the room: a mistyped or unknown one is an
+//! error shown only here. A line starting with `//` is sent as a message
+//! with one `/` less, so `//shrug` sends `/shrug`. Anything else (a lone
+//! `/`, `/ ok`, `/:)`) is a message.
+//!
+//! A new command is a variant of [`Command`] and a row of [`COMMANDS`]:
+//! its name, arguments, help, the modes it exists in, and how its
+//! arguments are read.
+
+use peerchat_client::engine::MemberStats;
+
+/// Where a line was typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The full-screen terminal UI.
+    Tui,
+    /// Line mode (`--plain`, `--json`, or not on a terminal).
+    Line,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tui => "the full-screen view",
+            Self::Line => "line mode",
+        }
+    }
+}
+
+/// A command, with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Lists the commands (and, in the full-screen view, the keys).
+    Help,
+    /// How each member is reached: route, round trip, bytes.
+    Peers,
+    /// Clears the room's history on this device.
+    Clear,
+    /// Leaves the room.
+    Quit,
+}
+
+/// What a typed line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A message for the room.
+    Message(String),
+    /// A command.
+    Command(Command),
+}
+
+/// A row of the command table.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// The name, typed after `/`.
+    pub name: &'static str,
+    /// Its arguments, for help (empty: none).
+    pub args: &'static str,
+    /// What it does, for help.
+    pub about: &'static str,
+    /// Where it can be used.
+    pub modes: &'static [Mode],
+    /// Reads the arguments (the text after the name, trimmed).
+    parse: fn(&str) -> Result<Command, ArgsError>,
+}
+
+const EVERYWHERE: &[Mode] = &[Mode::Tui, Mode::Line];
+
+/// Every command.
+pub const COMMANDS: &[Spec] = &[
+    Spec {
+        name: "help",
+        args: "",
+        about: "list the commands",
+        modes: EVERYWHERE,
+        parse: |args| no_args(args, Command::Help),
+    },
+    Spec {
+        name: "peers",
+        args: "",
+        about: "how you reach each member: route, round trip, bytes",
+        modes: EVERYWHERE,
+        parse: |args| no_args(args, Command::Peers),
+    },
+    Spec {
+        name: "clear",
+        args: "",
+        about: "clear this room's history here (it does not come back)",
+        modes: EVERYWHERE,
+        parse: |args| no_args(args, Command::Clear),
+    },
+    Spec {
+        name: "quit",
+        args: "",
+        about: "leave the room (in line mode: once what you sent is delivered)",
+        modes: EVERYWHERE,
+        parse: |args| no_args(args, Command::Quit),
+    },
+];
+
+/// Why a command's arguments were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ArgsError {
+    /// It takes none.
+    Unexpected,
+}
+
+fn no_args(args: &str, command: Command) -> Result<Command, ArgsError> {
+    if args.is_empty() {
+        Ok(command)
+    } else {
+        Err(ArgsError::Unexpected)
+    }
+}
+
+/// Why a typed command cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No command has this name.
+    #[error(
+        "unknown command /{name}{}; /help lists the commands (to send a line starting with /, begin it with //)",
+        suggestion.map(|s| format!(" (did you mean /{s}?)")).unwrap_or_default()
+    )]
+    Unknown {
+        /// What was typed.
+        name: String,
+        /// A command with a similar name.
+        suggestion: Option<&'static str>,
+    },
+    /// The command exists, but not in this mode.
+    #[error("/{name} is not available in {mode}")]
+    NotHere {
+        /// The command.
+        name: &'static str,
+        /// Where it was typed.
+        mode: &'static str,
+    },
+    /// The command takes no arguments.
+    #[error("/{name} takes no arguments")]
+    NoArguments {
+        /// The command.
+        name: &'static str,
+    },
+}
+
+/// Reads a typed line: a message, or a command available in `mode`.
+pub fn parse(line: &str, mode: Mode) -> Result<Entry, CommandError> {
+    let trimmed = line.trim_start();
+    if let Some(rest) = trimmed.strip_prefix("//") {
+        return Ok(Entry::Message(format!("/{rest}")));
+    }
+    let Some(body) = trimmed
+        .strip_prefix('/')
+        .filter(|b| b.starts_with(char::is_alphabetic))
+    else {
+        return Ok(Entry::Message(line.to_owned()));
+    };
+    let (name, args) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
+    let lower = name.to_lowercase();
+    let Some(spec) = COMMANDS.iter().find(|s| s.name == lower) else {
+        return Err(CommandError::Unknown {
+            suggestion: suggest(&lower, mode),
+            name: name.to_owned(),
+        });
+    };
+    if !spec.modes.contains(&mode) {
+        return Err(CommandError::NotHere {
+            name: spec.name,
+            mode: mode.name(),
+        });
+    }
+    (spec.parse)(args.trim())
+        .map(Entry::Command)
+        .map_err(|ArgsError::Unexpected| CommandError::NoArguments { name: spec.name })
+}
+
+/// A command of `mode` whose name `typed` may have meant: the only one it
+/// begins, or one a letter or two away.
+fn suggest(typed: &str, mode: Mode) -> Option<&'static str> {
+    let here = || COMMANDS.iter().filter(move |s| s.modes.contains(&mode));
+    let mut prefixed = here().filter(|s| s.name.starts_with(typed));
+    if let (Some(only), None) = (prefixed.next(), prefixed.next()) {
+        return Some(only.name);
+    }
+    here()
+        .map(|s| (strsim::damerau_levenshtein(typed, s.name), s.name))
+        .filter(|&(d, name)| d <= 2 && d < name.len().min(typed.len()))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, name)| name)
+}
+
+/// Whether `line` would be read as a command (so typing it is not
+/// announced to the room).
+pub fn is_command(line: &str) -> bool {
+    let trimmed = line.trim_start();
+    trimmed
+        .strip_prefix('/')
+        .is_some_and(|b| b.starts_with(char::is_alphabetic))
+}
+
+/// A member's line in the answer to `/peers`.
+pub fn describe(member: &MemberStats) -> String {
+    match &member.stats {
+        Some(st) => format!(
+            "{}: {} ({} ↔ {}), round trip {}, sent {} B, received {} B",
+            member.member.nick,
+            if st.relayed() { "relayed" } else { "direct" },
+            st.local,
+            st.remote,
+            st.rtt_ms.map_or("–".to_owned(), |ms| format!("{ms:.1} ms")),
+            st.bytes_sent,
+            st.bytes_received
+        ),
+        None => format!("{}: {}", member.member.nick, member.state.as_str()),
+    }
+}
+
+/// The help for `mode`'s commands, one line each.
+pub fn help(mode: Mode) -> Vec<String> {
+    let commands: Vec<&Spec> = COMMANDS
+        .iter()
+        .filter(|s| s.modes.contains(&mode))
+        .collect();
+    let width = commands
+        .iter()
+        .map(|s| s.name.len() + s.args.len() + 2)
+        .max()
+        .unwrap_or(0);
+    let mut lines: Vec<String> = commands
+        .iter()
+        .map(|s| {
+            let usage = if s.args.is_empty() {
+                format!("/{}", s.name)
+            } else {
+                format!("/{} {}", s.name, s.args)
+            };
+            format!("{usage:width$}  {}", s.about)
+        })
+        .collect();
+    lines.push("//text sends text starting with /".to_owned());
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(text: &str) -> Result<Entry, CommandError> {
+        Ok(Entry::Message(text.to_owned()))
+    }
+
+    #[test]
+    fn commands_are_read_and_messages_pass_through() {
+        assert_eq!(parse("/quit", Mode::Tui), Ok(Entry::Command(Command::Quit)));
+        assert_eq!(
+            parse(" /Peers ", Mode::Line),
+            Ok(Entry::Command(Command::Peers))
+        );
+        assert_eq!(
+            parse("/clear", Mode::Line),
+            Ok(Entry::Command(Command::Clear))
+        );
+        assert_eq!(parse("/help", Mode::Tui), Ok(Entry::Command(Command::Help)));
+        assert_eq!(parse("hello /quit", Mode::Tui), message("hello /quit"));
+        assert_eq!(parse("/", Mode::Tui), message("/"));
+        assert_eq!(parse("/ ok", Mode::Tui), message("/ ok"));
+        assert_eq!(parse("/:)", Mode::Tui), message("/:)"));
+    }
+
+    #[test]
+    fn what_reads_as_a_command_is_known_while_typing() {
+        assert!(is_command("/pe"));
+        assert!(is_command(" /quit"));
+        assert!(!is_command("//x"));
+        assert!(!is_command("/ ok"));
+        assert!(!is_command("hi"));
+    }
+
+    #[test]
+    fn a_double_slash_sends_a_line_starting_with_one() {
+        assert_eq!(parse("//shrug", Mode::Tui), message("/shrug"));
+        assert_eq!(parse("//quit now", Mode::Line), message("/quit now"));
+        assert_eq!(parse("//", Mode::Line), message("/"));
+    }
+
+    #[test]
+    fn unknown_and_mistyped_commands_are_errors_that_say_what_to_do() {
+        let err = parse("/bogus", Mode::Tui).unwrap_err();
+        assert_eq!(
+            err,
+            CommandError::Unknown {
+                name: "bogus".into(),
+                suggestion: None
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains("unknown command /bogus"), "{text}");
+        assert!(text.contains("//"), "{text}");
+        // Not a command yet: an error, not a message to everyone.
+        assert!(matches!(
+            parse("/nick dora2", Mode::Tui),
+            Err(CommandError::Unknown { .. })
+        ));
+        let typo = parse("/peres", Mode::Tui).unwrap_err().to_string();
+        assert!(typo.contains("did you mean /peers?"), "{typo}");
+        let prefix = parse("/q", Mode::Line).unwrap_err().to_string();
+        assert!(prefix.contains("did you mean /quit?"), "{prefix}");
+        assert_eq!(
+            parse("/quit now", Mode::Tui),
+            Err(CommandError::NoArguments { name: "quit" })
+        );
+    }
+
+    #[test]
+    fn help_lists_every_command_of_the_mode() {
+        for mode in [Mode::Tui, Mode::Line] {
+            let help = help(mode);
+            for spec in COMMANDS.iter().filter(|s| s.modes.contains(&mode)) {
+                assert!(
+                    help.iter()
+                        .any(|l| l.starts_with(&format!("/{}", spec.name)))
+                );
+            }
+        }
+    }
+}

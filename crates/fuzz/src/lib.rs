@@ -1,0 +1,193 @@
+//! Fuzz targets: one function per parser that reads bytes from someone
+//! else, taking arbitrary bytes and checking what must hold whatever they
+//! are (no panic, and each parser's own promises: what parses re-encodes
+//! to the same, what is refused is refused with a typed error, a state
+//! machine's output stays well-formed and bounded).
+//!
+//! `tests/fuzz.rs` runs each target on its corpus (`corpus/TARGET/`) and
+//! on a bounded number of generated and mutated inputs in the test suite;
+//! any fuzzer that feeds `&[u8]` to a function can drive them for longer.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use peerchat_client::pair::Blob;
+use peerchat_client::peer::{outgoing_sdp, with_candidates};
+use peerchat_history::History;
+use peerchat_mailbox::{Mailbox, MailboxConfig};
+use peerchat_protocol::peer::PeerMessage;
+use peerchat_protocol::signaling::{ClientMessage, ServerMessage};
+use peerchat_rooms::{Hub, HubConfig, NoBacklog, Output};
+use serde_json::Value;
+
+/// A fuzz target: takes any bytes, panics when something that must hold
+/// does not.
+pub type Target = fn(&[u8]);
+
+/// Every target, by the name of its corpus directory.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("client_message", client_message),
+    ("server_message", server_message),
+    ("hub", hub),
+    ("peer_envelope", peer_envelope),
+    ("history", history),
+    ("mailbox_query", mailbox_query),
+    ("connection_code", connection_code),
+    ("sdp_filters", sdp_filters),
+];
+
+fn text(data: &[u8]) -> Option<&str> {
+    std::str::from_utf8(data).ok()
+}
+
+/// A frame a client sends the server (`ClientMessage::parse`): what
+/// parses re-encodes to something that parses to the same.
+pub fn client_message(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    if let Ok(message) = ClientMessage::parse(text) {
+        let json = message.to_json();
+        let again = ClientMessage::parse(&json).expect("an encoded message parses");
+        assert_eq!(again.to_json(), json);
+    }
+}
+
+/// A frame the server sends a client (`ServerMessage::parse`).
+pub fn server_message(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    if let Ok(message) = ServerMessage::parse(text) {
+        let json = message.to_json();
+        let again = ServerMessage::parse(&json).expect("an encoded message parses");
+        assert_eq!(again.to_json(), json);
+    }
+}
+
+/// The hub, fed the input's lines as frames from three connections in
+/// turn, with time passing: every frame it sends is a JSON object with a
+/// `type`, and it never holds more members than connections.
+pub fn hub(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let mut hub = Hub::new(
+        HubConfig {
+            room_capacity: 2,
+            ..HubConfig::default()
+        },
+        1,
+    );
+    let mut now = Instant::now();
+    for conn in 1..=3 {
+        hub.connect(conn, now);
+    }
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let conn = (i % 3) as u64 + 1;
+        now += Duration::from_millis(7);
+        hub.handle_text(conn, line, now, &NoBacklog, &mut out);
+        hub.handle_timeout(now, &mut out);
+        for output in out.drain(..) {
+            if let Output::Send { frame, .. } = output {
+                let value: Value = serde_json::from_str(frame.as_str()).expect("frames are JSON");
+                assert!(value["type"].is_string(), "{value}");
+            }
+        }
+        assert!(hub.stats().members <= 3);
+    }
+    let mut out = Vec::new();
+    for conn in 1..=3 {
+        hub.disconnect(conn, peerchat_rooms::Departure::Left, now, &mut out);
+    }
+    assert_eq!(hub.stats().members, 0);
+}
+
+/// A data-channel envelope from a peer (`PeerMessage::parse`): a chat or
+/// sync that parses re-encodes to the same.
+pub fn peer_envelope(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let json = match PeerMessage::parse(text) {
+        Ok(PeerMessage::Chat(chat)) => chat.to_json(),
+        Ok(PeerMessage::Sync(sync)) => sync.to_json(),
+        _ => return,
+    };
+    let again = PeerMessage::parse(&json).expect("an encoded envelope parses");
+    assert_eq!(again, PeerMessage::parse(text).expect("parsed before"));
+}
+
+/// The message log, fed the input's lines as envelopes from two peers: it
+/// keeps at most its capacity, and its order is total.
+pub fn history(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let mut history = History::new("0000000000000001", peerchat_history::Config::default());
+    let capacity = peerchat_history::Config::default().capacity;
+    for (i, line) in text.lines().enumerate() {
+        let from = if i % 2 == 0 {
+            "00000000000000aa"
+        } else {
+            "00000000000000bb"
+        };
+        let _ = history.handle(from, "peer", line, 1_700_000_000_000 + i as u64);
+        assert!(history.len() <= capacity);
+    }
+    let keys: Vec<_> = history
+        .messages()
+        .map(|m| (m.clock, m.author.clone(), m.seq))
+        .collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "ordered and unique");
+}
+
+/// A mailbox request's query string (`Mailbox::parse_query`).
+pub fn mailbox_query(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let mailbox = Mailbox::new(MailboxConfig::default());
+    let _ = mailbox.parse_query(text);
+}
+
+/// A connection code pasted by a person (`Blob::decode`): what decodes
+/// encodes to a code that decodes to the same.
+pub fn connection_code(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    if let Ok(blob) = Blob::decode(text) {
+        let again = Blob::decode(&blob.encode()).expect("an encoded code decodes");
+        assert_eq!(again.encode(), blob.encode());
+    }
+}
+
+/// The SDP filters: relay-only leaves no candidate but relay ones, none
+/// naming an unspecified address, and every other line as it was; adding candidates keeps each and ends with
+/// one `a=end-of-candidates`.
+pub fn sdp_filters(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let filtered = outgoing_sdp(text, true);
+    for line in filtered.lines() {
+        assert!(!line.starts_with("a=candidate:") || line.contains(" typ relay"));
+        let address = line.split_whitespace().nth(4);
+        assert!(
+            !line.starts_with("a=candidate:")
+                || !address
+                    .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+                    .is_some_and(|ip| ip.is_unspecified())
+        );
+    }
+    let others = |s: &str| -> Vec<String> {
+        s.split_inclusive('\n')
+            .filter(|l| !l.starts_with("a=candidate:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(others(&filtered), others(text));
+    let candidates: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .map(str::to_owned)
+        .collect();
+    let full = with_candidates(text, &candidates);
+    // (A line's own trailing CR may merge into the line break.)
+    let bare = |l: &str| l.trim_end_matches('\r').to_owned();
+    for c in &candidates {
+        assert!(full.lines().any(|l| bare(l) == bare(c)), "{c:?} kept");
+    }
+    assert_eq!(
+        full.lines().filter(|l| *l == "a=end-of-candidates").count(),
+        1
+    );
+    assert_eq!(full.lines().last(), Some("a=end-of-candidates"));
+}
