@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs peerchat's benchmarks in release builds, inside a loopback-only
 # network namespace, prints tables and writes JSON under target/bench/:
-# data channels (native and Chromium) and signaling (peerchat against PeerJS
-# server, installed from npm when missing).
+# data channels (native and Chromium), signaling (peerchat against PeerJS
+# server, installed from npm when missing), and several servers sharing
+# rooms through redis-server.
 # `scripts/bench.sh --quick` runs small sizes (the test suite does this so
 # the benchmarks cannot rot). `scripts/bench.sh --peerjs [--quick]` runs only
 # the PeerJS workloads: PeerJS server and peerchat's PeerJS endpoint
@@ -41,6 +42,9 @@ else
   echo "== signaling: peerchat and PeerJS server under the same load"
   scripts/netns.sh node bench/signaling.mjs "$@"
 fi
+echo
+echo "== several servers sharing Redis: joins, signals within and across servers, cost"
+scripts/netns.sh node bench/cluster.mjs "$@"
 echo
 echo "== summary: the figures with targets (target/bench/summary.json)"
 node bench/summary.mjs

@@ -10,6 +10,7 @@
 mod accept;
 mod admission;
 mod assets;
+pub mod cluster;
 pub mod config;
 pub mod ice;
 mod mailbox;
@@ -69,6 +70,16 @@ async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value>
         "members": stats.members,
         "away": stats.away,
     });
+    if let (Some(cluster), Some(io)) = (state.cluster_stats(), state.cluster()) {
+        health["node"] = cluster.node.to_string().into();
+        health["redis"] = if io.redis_up() { "up" } else { "down" }.into();
+        health["serving"] = cluster.serving.into();
+        health["peers"] = cluster.peers.into();
+        health["rooms_owned"] = cluster.rooms_owned.into();
+        if !cluster.serving {
+            health["status"] = "degraded".into();
+        }
+    }
     if let Some(mailbox) = state.mailbox() {
         let (waiting, queued) = mailbox.counts();
         health["mailbox_waiting"] = waiting.into();
@@ -103,6 +114,8 @@ pub async fn run(
         .peerjs()
         .cloned()
         .map(|p| tokio::spawn(p.drive_timers()));
+    // Talk to Redis, when the server is one of a cluster.
+    let cluster = cluster::ClusterIo::start(&state);
     let mut accept_errors = accept::AcceptErrors::default();
 
     loop {
@@ -157,6 +170,14 @@ pub async fn run(
     drop(stopping);
     let _ = stop.send(true);
     state.shutdown();
+    if let Some(io) = state.cluster() {
+        // The rooms owned here are closed, their members elsewhere told,
+        // and the server leaves the cluster.
+        io.flush(config.handshake_timeout).await;
+    }
+    for task in cluster {
+        task.abort();
+    }
     timers.abort();
     if let Some(peerjs_timers) = peerjs_timers {
         peerjs_timers.abort();

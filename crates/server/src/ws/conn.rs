@@ -373,7 +373,7 @@ where
                 // connection.
                 let message = ClientMessage::parse(text.as_str());
                 state.with_hub_and_queues(|hub, queues, out| {
-                    hub.handle_message(conn, text.len(), message, now, queues, out);
+                    hub.handle_message(conn, text.as_str(), message, now, queues, out);
                 });
             }
             Message::Binary(bytes) => state.with_hub(|hub, out| {
