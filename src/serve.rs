@@ -43,6 +43,9 @@ fn checked(args: ServeArgs) -> anyhow::Result<String> {
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.clone().into_config()?;
+    peerchat_server::cluster::share_turn_secret(&mut config)
+        .await
+        .context("sharing the TURN secret through Redis (or give --turn-secret)")?;
     let needed =
         peerchat_server::descriptors_needed(config.max_connections, config.relay_descriptors());
     peerchat_server::raise_fd_limit(config.max_connections, needed)?;

@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use peerchat_protocol::ErrorCode;
-use peerchat_protocol::signaling::RawValue;
+use peerchat_protocol::signaling::{ClientMessage, RawValue};
 use peerchat_rooms::Departure;
 
 pub(crate) use session::Sessions;
@@ -141,12 +141,20 @@ pub(crate) async fn send(
     }
     session.lock().last_seen = Instant::now();
     let conn = session.conn;
+    // Parsed before the hub's lock is taken, as on `/ws`.
+    let parsed: Vec<_> = messages
+        .iter()
+        .map(|m| {
+            let text = m.get();
+            let message = (text.len() <= max).then(|| ClientMessage::parse(text));
+            (text, message)
+        })
+        .collect();
     let now = Instant::now();
     let mut joined = false;
     state.with_hub_and_queues(|hub, queues, out| {
-        for message in messages {
-            let text = message.get();
-            if text.len() > max {
+        for (text, message) in parsed {
+            let Some(message) = message else {
                 hub.close(
                     conn,
                     ErrorCode::TooLarge,
@@ -155,8 +163,8 @@ pub(crate) async fn send(
                     out,
                 );
                 break;
-            }
-            hub.handle_text(conn, text, now, queues, out);
+            };
+            hub.handle_message(conn, text, message, now, queues, out);
         }
         joined = hub.is_joined(conn);
     });
@@ -309,7 +317,8 @@ async fn wait_for_messages(state: &AppState, session: &Arc<Session>, me: u64) ->
                     batch.closed = Some(reason.map_or(Closed::Left, Closed::Reason));
                     return Poll::Ready(batch);
                 }
-                Next::Closed | Next::Killed => {
+                // (`Shut` is the PeerJS endpoint's, never a session's.)
+                Next::Item(Outbound::Shut { .. }) | Next::Closed | Next::Killed => {
                     batch.closed = Some(Closed::Lost);
                     return Poll::Ready(batch);
                 }
