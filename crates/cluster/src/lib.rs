@@ -52,7 +52,9 @@ pub mod link;
 mod node;
 pub mod wire;
 
-pub use node::{BeatResult, ClaimResult, ClusterStats, Command, MailboxResult, Node, PROXY_BASE};
+pub use node::{
+    BeatResult, ClaimResult, ClusterStats, ClusterTally, Command, MailboxResult, Node, PROXY_BASE,
+};
 pub use peerchat_mailbox::{MailboxConfig, MailboxError, Resolution};
 
 /// A server's id in the cluster: random, and new each time the server

@@ -127,6 +127,40 @@ pub struct ClusterStats {
     pub hub: Stats,
 }
 
+/// What this server's place in the cluster has done since it started, for
+/// metrics: counters that only grow, kept as plain numbers by the node
+/// (it runs under the server's one lock) and read when they are asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterTally {
+    /// Frames queued for other servers: this server's clients' frames to
+    /// the owners of their rooms, and its rooms' frames to other servers'
+    /// clients.
+    pub frames_out: u64,
+    /// Frames received from other servers, the other way round.
+    pub frames_in: u64,
+    /// Entries appended to other servers' inboxes (each holds the frames
+    /// and messages waiting for one server at once).
+    pub entries_out: u64,
+    /// Entries read from this server's inbox.
+    pub entries_in: u64,
+    /// Clients closed because too much was waiting for their room's
+    /// server (they join again).
+    pub clients_cut_off: u64,
+    /// Times the lease may have run out: the server stopped serving its
+    /// rooms until a beat renewed it.
+    pub lease_lapses: u64,
+    /// Times the server was declared gone (its lease had run out and
+    /// another server noticed, or Redis lost its data) and started over
+    /// under a new id.
+    pub restarts: u64,
+    /// Rooms found owned by another server at a refresh, and closed here.
+    pub rooms_lost: u64,
+    /// Other servers seen gone.
+    pub peers_gone: u64,
+    /// Links reset because entries from the other server were lost.
+    pub link_resets: u64,
+}
+
 /// Where a client's frames go.
 #[derive(Debug)]
 enum Route {
@@ -307,6 +341,7 @@ pub struct Node {
     remote_requests: HashMap<(NodeId, u64), MailboxRequest>,
     /// How this server's requests ended.
     mailbox_out: VecDeque<(u64, MailboxResult)>,
+    tally: ClusterTally,
 }
 
 impl Node {
@@ -346,6 +381,7 @@ impl Node {
             requests: HashMap::new(),
             remote_requests: HashMap::new(),
             mailbox_out: VecDeque::new(),
+            tally: ClusterTally::default(),
         }
     }
 
@@ -369,6 +405,17 @@ impl Node {
             connections: self.clients.len(),
             hub: self.hub.stats(),
         }
+    }
+
+    /// Requests waiting and texts queued in the mailbox of the ids owned
+    /// here, if the mailbox is on.
+    pub fn mailbox_counts(&self) -> Option<(usize, usize)> {
+        self.mailbox.as_ref().map(|m| (m.in_flight(), m.queued()))
+    }
+
+    /// What the node has done since it started.
+    pub fn tally(&self) -> &ClusterTally {
+        &self.tally
     }
 
     /// What the hub of the rooms owned here has done since it started.
@@ -401,6 +448,7 @@ impl Node {
             peer.batch_bytes = 0;
             peer.unacked.push_back((seq, entry.len()));
             peer.unacked_bytes += entry.len();
+            self.tally.entries_out += 1;
             return Some(Command::Send { to, seq, entry });
         }
         None
@@ -803,6 +851,7 @@ impl Node {
             // Another server may take our rooms from now on: hold
             // everything for the hub until a beat says we still count.
             self.frozen = true;
+            self.tally.lease_lapses += 1;
         }
         if !self.frozen {
             let mut hub_out = Vec::new();
@@ -939,6 +988,7 @@ impl Node {
         let mut hub_out = Vec::new();
         for room in rooms {
             if self.owned.remove(room) {
+                self.tally.rooms_lost += 1;
                 self.hub
                     .close_room(room, ErrorCode::ShuttingDown, MOVING, &mut hub_out);
             }
@@ -955,6 +1005,7 @@ impl Node {
         if entry.from == self.me || self.dead.contains_key(&entry.from) {
             return;
         }
+        self.tally.entries_in += 1;
         let wait = self.config.reorder_wait;
         let peer = self
             .peers
@@ -992,6 +1043,9 @@ impl Node {
     }
 
     fn apply(&mut self, from: NodeId, message: Message, now: Instant, out: &mut Vec<Output>) {
+        if matches!(message, Message::Text { .. } | Message::Send { .. }) {
+            self.tally.frames_in += 1;
+        }
         match message {
             Message::Text { conn, text } => self.proxy_text(from, conn, text, now, out),
             Message::Gone { conn, how } => {
@@ -1259,6 +1313,7 @@ impl Node {
         out: &mut Vec<Output>,
     ) {
         if !self.queue(owner, Message::Text { conn, text }) {
+            self.tally.clients_cut_off += 1;
             self.cut_off(conn, now, out);
         }
     }
@@ -1307,6 +1362,9 @@ impl Node {
         let bulky = matches!(message, Message::Text { .. } | Message::Send { .. });
         if bulky && peer.unacked_bytes + peer.batch_bytes + len > self.config.link_bytes {
             return false;
+        }
+        if bulky {
+            self.tally.frames_out += 1;
         }
         if peer.batch.is_empty() {
             self.dirty.push(to);
@@ -1638,6 +1696,7 @@ impl Node {
     /// join again, and pending joins look for the room's new owner.
     fn peer_died(&mut self, peer: NodeId, now: Instant, out: &mut Vec<Output>) {
         self.dead.insert(peer, now);
+        self.tally.peers_gone += 1;
         self.drop_requests_to(Some(peer));
         self.remote_requests.retain(|(node, _), _| *node != peer);
         let theirs: Vec<Origin> = self
@@ -1708,6 +1767,7 @@ impl Node {
     /// again); this server's clients in rooms it owns are closed, and it
     /// hears they are gone.
     fn reset_link(&mut self, peer: NodeId, now: Instant, out: &mut Vec<Output>) {
+        self.tally.link_resets += 1;
         let proxies: Vec<ConnId> = self
             .proxies
             .iter()
@@ -1734,6 +1794,7 @@ impl Node {
     /// owner. It closes them all (they join again, as after a server
     /// restart) and registers again under a new id.
     fn start_over(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.tally.restarts += 1;
         let mut hub_out = Vec::new();
         for room in self.owned.drain() {
             self.hub

@@ -801,6 +801,19 @@ fn members_on_two_nodes_share_one_room() {
         json!({"type":"signal","to":id_of(&jb),"payload":{"n":2}}),
     );
     assert_eq!(sim.of_type(b, "signal").len(), 1);
+    // The owner's hub counted both signals; each node counted the frames
+    // it exchanged with the other (bob's join and signal one way, what
+    // bob was sent the other) and the entries that carried them.
+    assert_eq!(sim.nodes[0].node.hub_tally().signals, 2);
+    assert_eq!(sim.nodes[1].node.hub_tally().signals, 0);
+    let (t0, t1) = (*sim.nodes[0].node.tally(), *sim.nodes[1].node.tally());
+    assert_eq!(t1.frames_out, 2);
+    assert_eq!(t0.frames_in, 2);
+    assert_eq!(t0.frames_out, t1.frames_in);
+    assert!(t1.frames_in >= 2, "{t1:?}");
+    assert!(t1.entries_out >= 1 && t1.entries_out <= t1.frames_out);
+    assert_eq!(t0.entries_in, t1.entries_out);
+    assert_eq!(t0.lease_lapses + t0.restarts + t0.peers_gone, 0);
     // Nicknames are unique across nodes, and capacity counts everyone.
     let (_, refused) = sim.join(1, ROOM, "ALICE", None);
     assert_eq!(refused["code"], "nick_taken");
@@ -959,6 +972,7 @@ fn redis_paused_past_the_lease_freezes_rooms_and_loses_nothing() {
     sim.pause_redis();
     sim.run(LEASE * 3);
     assert!(sim.nodes.iter().all(|n| !n.node.stats().serving));
+    assert!(sim.nodes.iter().all(|n| n.node.tally().lease_lapses == 1));
     // Signals sent meanwhile wait; so does a leave.
     sim.send(
         c,
@@ -1012,6 +1026,9 @@ fn a_node_cut_off_from_redis_stops_serving_and_its_rooms_move_without_a_split() 
     sim.nodes[0].cut = false;
     sim.run(Duration::from_secs(2));
     assert_ne!(sim.nodes[0].node.id(), old);
+    assert_eq!(sim.nodes[0].node.tally().restarts, 1);
+    assert_eq!(sim.nodes[1].node.tally().peers_gone, 1);
+    assert_eq!(sim.nodes[1].node.tally().restarts, 0);
     assert_eq!(sim.clients[&a].closed, Some(Some(ErrorCode::ShuttingDown)));
     assert!(!sim.nodes[0].node.owns(ROOM));
     // Alice comes back through node 0 and joins bob's room.

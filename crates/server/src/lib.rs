@@ -94,8 +94,7 @@ async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value>
             health["status"] = "degraded".into();
         }
     }
-    if let Some(mailbox) = state.mailbox() {
-        let (waiting, queued) = mailbox.counts();
+    if let Some((waiting, queued)) = state.mailbox_counts() {
         health["mailbox_waiting"] = waiting.into();
         health["mailbox_queued"] = queued.into();
     }

@@ -20,6 +20,7 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+use peerchat_cluster::{ClusterStats, ClusterTally};
 use peerchat_protocol::ErrorCode;
 use peerchat_relay::{RelaySnapshot, RelayStats};
 use peerchat_rooms::{Stats, Tally};
@@ -31,15 +32,18 @@ pub(crate) enum Transport {
     WebSocket,
     /// HTTP long polling at `/poll`.
     Poll,
+    /// A WebSocket of the PeerJS endpoint, at `/peerjs/peerjs`.
+    Peerjs,
 }
 
 impl Transport {
-    const ALL: [Transport; 2] = [Transport::WebSocket, Transport::Poll];
+    const ALL: [Transport; 3] = [Transport::WebSocket, Transport::Poll, Transport::Peerjs];
 
     fn as_str(self) -> &'static str {
         match self {
             Transport::WebSocket => "websocket",
             Transport::Poll => "poll",
+            Transport::Peerjs => "peerjs",
         }
     }
 
@@ -77,12 +81,33 @@ const WAIT_BUCKETS: &[f64] = &[
     0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1200.0,
 ];
 
+/// What the server's parts count themselves, read when `/metrics` is.
+pub(crate) struct Counts<'a> {
+    /// The hub's (of the rooms owned here, in a cluster).
+    pub(crate) stats: Stats,
+    pub(crate) tally: &'a Tally,
+    /// The mailbox's waiting requests and queued texts, if it is on.
+    pub(crate) mailbox: Option<(usize, usize)>,
+    /// This server's place in its cluster, if it is in one.
+    pub(crate) cluster: Option<ClusterCounts>,
+    /// The PeerJS endpoint's, if it is on.
+    pub(crate) peerjs: Option<peerchat_peerjs::Stats>,
+}
+
+/// A cluster node's counts and its link to Redis.
+pub(crate) struct ClusterCounts {
+    pub(crate) stats: ClusterStats,
+    pub(crate) tally: ClusterTally,
+    /// Whether Redis answered the last command.
+    pub(crate) redis_up: bool,
+}
+
 /// The server's metrics.
 pub(crate) struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    opened: [Counter; 2],
-    open: [Gauge; 2],
+    opened: [Counter; 3],
+    open: [Gauge; 3],
     slow_consumers: Counter,
     mailbox_wait: Histogram,
     tls_reloads: [Counter; 2],
@@ -166,6 +191,12 @@ impl Metrics {
         self.slow_consumers.increment(1);
     }
 
+    /// The count of clients cut off for not reading, for a transport that
+    /// counts them itself (the PeerJS endpoint).
+    pub(crate) fn slow_consumers(&self) -> Counter {
+        self.slow_consumers.clone()
+    }
+
     /// A mailbox request ended, after waiting `waited`.
     pub(crate) fn mailbox_request(
         &self,
@@ -218,13 +249,15 @@ impl Metrics {
     }
 
     /// The text exposition, with the hub's and the relay's counts as of
-    /// now (and the mailbox's, if any).
-    pub(crate) fn render(
-        &self,
-        stats: Stats,
-        tally: &Tally,
-        mailbox: Option<(usize, usize)>,
-    ) -> String {
+    /// now (and the mailbox's, the cluster's and the PeerJS endpoint's, if
+    /// any).
+    pub(crate) fn render(&self, counts: &Counts<'_>) -> String {
+        let Counts {
+            stats,
+            tally,
+            mailbox,
+            ..
+        } = *counts;
         self.gauge("peerchat_rooms", vec![]).set(stats.rooms as f64);
         self.gauge("peerchat_members", vec![])
             .set(stats.members as f64);
@@ -269,10 +302,61 @@ impl Metrics {
             self.gauge("peerchat_mailbox_queued", vec![])
                 .set(queued as f64);
         }
+        if let Some(cluster) = &counts.cluster {
+            self.render_cluster(cluster);
+        }
+        if let Some(peerjs) = &counts.peerjs {
+            self.gauge("peerchat_peerjs_clients", vec![])
+                .set(peerjs.clients as f64);
+            self.gauge("peerchat_peerjs_queued_messages", vec![])
+                .set(peerjs.queued_messages as f64);
+            self.gauge("peerchat_peerjs_queued_bytes", vec![])
+                .set(peerjs.queued_bytes as f64);
+        }
         if let Some(relay) = self.relay.get() {
             self.render_relay(&relay.snapshot());
         }
         self.handle.render()
+    }
+
+    fn render_cluster(&self, cluster: &ClusterCounts) {
+        let ClusterCounts {
+            stats,
+            tally,
+            redis_up,
+        } = cluster;
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        self.gauge("peerchat_cluster_redis_up", vec![])
+            .set(flag(*redis_up));
+        self.gauge("peerchat_cluster_serving", vec![])
+            .set(flag(stats.serving));
+        self.gauge("peerchat_cluster_peers", vec![])
+            .set(stats.peers as f64);
+        self.gauge("peerchat_cluster_rooms_owned", vec![])
+            .set(stats.rooms_owned as f64);
+        for (direction, frames, entries) in [
+            ("out", tally.frames_out, tally.entries_out),
+            ("in", tally.frames_in, tally.entries_in),
+        ] {
+            let label = || vec![Label::new("direction", direction)];
+            self.counter("peerchat_cluster_frames_total", label())
+                .absolute(frames);
+            self.counter("peerchat_cluster_entries_total", label())
+                .absolute(entries);
+        }
+        for (name, n) in [
+            (
+                "peerchat_cluster_clients_cut_off_total",
+                tally.clients_cut_off,
+            ),
+            ("peerchat_cluster_lease_lapses_total", tally.lease_lapses),
+            ("peerchat_cluster_restarts_total", tally.restarts),
+            ("peerchat_cluster_rooms_lost_total", tally.rooms_lost),
+            ("peerchat_cluster_peers_gone_total", tally.peers_gone),
+            ("peerchat_cluster_link_resets_total", tally.link_resets),
+        ] {
+            self.counter(name, vec![]).absolute(n);
+        }
     }
 
     fn render_relay(&self, relay: &RelaySnapshot) {
@@ -330,7 +414,7 @@ const DESCRIPTIONS: &[(&str, Option<Unit>, &str)] = &[
     (
         "peerchat_connections",
         None,
-        "Signaling connections open now, by transport (websocket, poll).",
+        "Signaling connections open now, by transport (websocket, poll, peerjs).",
     ),
     (
         "peerchat_connections_opened_total",
@@ -407,6 +491,81 @@ const DESCRIPTIONS: &[(&str, Option<Unit>, &str)] = &[
         "peerchat_mailbox_wait_seconds",
         Some(Unit::Seconds),
         "How long mailbox requests waited for their other side.",
+    ),
+    (
+        "peerchat_peerjs_clients",
+        None,
+        "PeerJS ids registered now (each with one connection).",
+    ),
+    (
+        "peerchat_peerjs_queued_messages",
+        None,
+        "PeerJS messages waiting for an id nobody holds yet.",
+    ),
+    (
+        "peerchat_peerjs_queued_bytes",
+        Some(Unit::Bytes),
+        "What the waiting PeerJS messages cost, in bytes.",
+    ),
+    (
+        "peerchat_cluster_redis_up",
+        None,
+        "1 when Redis answered this server's last command, else 0.",
+    ),
+    (
+        "peerchat_cluster_serving",
+        None,
+        "1 when this server holds a lease it can act on (it serves its rooms), else 0.",
+    ),
+    (
+        "peerchat_cluster_peers",
+        None,
+        "Other servers this one exchanges entries with.",
+    ),
+    (
+        "peerchat_cluster_rooms_owned",
+        None,
+        "Rooms this server owns (runs the hub of).",
+    ),
+    (
+        "peerchat_cluster_frames_total",
+        None,
+        "Frames exchanged with other servers, by direction (out: queued for them, in: received).",
+    ),
+    (
+        "peerchat_cluster_entries_total",
+        None,
+        "Redis stream entries carrying those frames, by direction.",
+    ),
+    (
+        "peerchat_cluster_clients_cut_off_total",
+        None,
+        "Clients closed because too much was waiting for their room's server.",
+    ),
+    (
+        "peerchat_cluster_lease_lapses_total",
+        None,
+        "Times this server's lease may have run out and it stopped serving until renewed.",
+    ),
+    (
+        "peerchat_cluster_restarts_total",
+        None,
+        "Times this server was declared gone and started over under a new id.",
+    ),
+    (
+        "peerchat_cluster_rooms_lost_total",
+        None,
+        "Rooms found owned by another server and closed here.",
+    ),
+    (
+        "peerchat_cluster_peers_gone_total",
+        None,
+        "Other servers seen gone.",
+    ),
+    (
+        "peerchat_cluster_link_resets_total",
+        None,
+        "Links to another server reset because entries were lost.",
     ),
     (
         "peerchat_tls_reloads_total",

@@ -20,7 +20,7 @@ use crate::Config;
 use crate::admission::Gate;
 use crate::cluster::ClusterIo;
 use crate::mailbox::SharedMailbox;
-use crate::metrics::{Metrics, Transport};
+use crate::metrics::{ClusterCounts, Counts, Metrics, Transport};
 use crate::peerjs::Peerjs;
 
 /// What a connection's writer sends to its client.
@@ -421,7 +421,7 @@ impl AppState {
         }
         let peerjs = config.peerjs.clone().map(|c| {
             let limit = config.hub.queue_hard_limit(config.max_message_size);
-            Arc::new(Peerjs::new(c, limit))
+            Arc::new(Peerjs::new(c, limit, metrics.slow_consumers()))
         });
         Self(Arc::new(Inner {
             gate: Gate::new(&config),
@@ -458,6 +458,20 @@ impl AppState {
         self.0.mailbox.as_ref()
     }
 
+    /// Requests waiting and texts queued in the mailbox, unless it is
+    /// turned off: in a cluster, those of the ids this server owns.
+    pub(crate) fn mailbox_counts(&self) -> Option<(usize, usize)> {
+        let mailbox = self.mailbox()?;
+        {
+            let shared = self.lock();
+            if let Core::Cluster(node) = &shared.hub {
+                return node.mailbox_counts();
+            }
+        }
+        // Not under the hub's lock: the mailbox has its own.
+        Some(mailbox.counts())
+    }
+
     /// The PeerJS endpoint, unless it is turned off.
     pub(crate) fn peerjs(&self) -> Option<&Arc<Peerjs>> {
         self.0.peerjs.as_ref()
@@ -467,6 +481,20 @@ impl AppState {
     /// shutdown waits for it too. Pair with [`AppState::leave`].
     pub(crate) fn enter(&self) {
         self.0.live.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A connection of a transport that is not the hub's (the PeerJS
+    /// endpoint's) started: counted in the metrics, and waited for at
+    /// shutdown. Pair with [`AppState::leave_via`].
+    pub(crate) fn enter_via(&self, transport: Transport) {
+        self.0.metrics.connection_opened(transport);
+        self.enter();
+    }
+
+    /// A connection counted by [`AppState::enter_via`] ended.
+    pub(crate) fn leave_via(&self, transport: Transport) {
+        self.0.metrics.connection_closed(transport);
+        self.leave();
     }
 
     /// A connection task counted by [`AppState::enter`] ended.
@@ -504,12 +532,28 @@ impl AppState {
 
     /// The metrics in Prometheus' text format, as of now.
     pub fn render_metrics(&self) -> String {
-        let (stats, tally) = {
+        let (stats, tally, cluster) = {
             let shared = self.lock();
-            (shared.hub.stats(), shared.hub.tally().clone())
+            let cluster = match &shared.hub {
+                Core::Alone(_) => None,
+                Core::Cluster(node) => Some((node.stats(), *node.tally())),
+            };
+            (shared.hub.stats(), shared.hub.tally().clone(), cluster)
         };
-        let mailbox = self.mailbox().map(|m| m.counts());
-        self.0.metrics.render(stats, &tally, mailbox)
+        let mailbox = self.mailbox_counts();
+        let cluster = cluster.map(|(stats, tally)| ClusterCounts {
+            stats,
+            tally,
+            redis_up: self.cluster().is_some_and(ClusterIo::redis_up),
+        });
+        let peerjs = self.peerjs().map(|p| p.stats());
+        self.0.metrics.render(&Counts {
+            stats,
+            tally: &tally,
+            mailbox,
+            cluster,
+            peerjs,
+        })
     }
 
     /// Counts a TLS certificate reload (or a failed one) in the metrics.

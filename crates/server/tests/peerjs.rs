@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use common::{NO_RATE_LIMIT, Server, WAIT, Ws, http_get, http_get_from, recv, send};
+use common::{NO_RATE_LIMIT, Scrape, Server, WAIT, Ws, http_get, http_get_from, recv, send};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -99,8 +99,31 @@ async fn ids_are_handed_out_and_signals_relayed_with_the_senders_id() {
     );
     let health = common::health(server.addr).await;
     assert_eq!(health["peerjs_clients"], 2, "{health}");
-    // Rooms and PeerJS ids live side by side.
-    server.join(common::ROOM, "carol").await;
+    // Rooms and PeerJS ids live side by side, and the metrics count each
+    // kind of connection under its transport.
+    let _carol = server.join(common::ROOM, "carol").await;
+    let scrape = Scrape::take(server.addr).await;
+    assert_eq!(scrape.get("peerchat_connections{transport=peerjs}"), 2.0);
+    assert_eq!(
+        scrape.get("peerchat_connections_opened_total{transport=peerjs}"),
+        2.0
+    );
+    assert_eq!(scrape.get("peerchat_connections{transport=websocket}"), 1.0);
+    assert_eq!(scrape.get("peerchat_peerjs_clients{}"), 2.0);
+    assert_eq!(scrape.get("peerchat_members{}"), 1.0);
+    a.close(None).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while Scrape::take(server.addr)
+        .await
+        .get("peerchat_connections{transport=peerjs}")
+        != 1.0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gauge went down"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.stop().await;
 }
 

@@ -24,6 +24,8 @@ pub(crate) struct Peerjs {
     next_conn: AtomicU64,
     /// Notified when the server's next deadline moved earlier.
     timer: Notify,
+    /// The metrics' count of clients cut off for not reading.
+    slow_consumers: metrics::Counter,
 }
 
 #[derive(Debug)]
@@ -37,7 +39,11 @@ impl Peerjs {
     /// signals to a connection whose queue holds `config.send_queue_bytes`;
     /// past `queue_limit` (its own frames, which are not refused) the
     /// client does not read and is cut off, as on `/ws`.
-    pub(crate) fn new(config: peerchat_peerjs::Config, queue_limit: usize) -> Self {
+    pub(crate) fn new(
+        config: peerchat_peerjs::Config,
+        queue_limit: usize,
+        slow_consumers: metrics::Counter,
+    ) -> Self {
         Self {
             shared: Mutex::new(Shared {
                 server: Server::new(config, rand::random()),
@@ -46,6 +52,7 @@ impl Peerjs {
             queue_limit,
             next_conn: AtomicU64::new(1),
             timer: Notify::new(),
+            slow_consumers,
         }
     }
 
@@ -68,9 +75,10 @@ impl Peerjs {
         let shared = &mut *guard;
         let before = shared.server.next_deadline();
         f(&mut shared.server, &Queues(&shared.conns), &mut out);
-        shared.deliver(out);
+        let cut_off = shared.deliver(out);
         let after = shared.server.next_deadline();
         drop(guard);
+        self.slow_consumers.increment(cut_off);
         if after.is_some_and(|after| before.is_none_or(|before| after < before)) {
             self.timer.notify_one();
         }
@@ -168,8 +176,9 @@ impl Shared {
     /// Queues the server's output on the connections. A connection whose
     /// queue is past its limit does not read: it is told so and closed
     /// (what waited for it is dropped; those last words go whatever their
-    /// size).
-    fn deliver(&mut self, mut out: Vec<Output>) {
+    /// size). Returns how many were cut off.
+    fn deliver(&mut self, mut out: Vec<Output>) -> u64 {
+        let mut cut_off = 0;
         let mut more = Vec::new();
         while !out.is_empty() {
             for output in out.drain(..) {
@@ -184,6 +193,7 @@ impl Shared {
                                 "disconnecting a PeerJS client too slow to read"
                             );
                             outbox.overflowed();
+                            cut_off += 1;
                             self.server.reject(to, PeerjsError::SlowConsumer, &mut more);
                         }
                     }
@@ -206,5 +216,6 @@ impl Shared {
             }
             std::mem::swap(&mut out, &mut more);
         }
+        cut_off
     }
 }

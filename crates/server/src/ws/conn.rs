@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use super::Endpoint;
 use super::socket::Socket;
 use crate::AppState;
+use crate::metrics::Transport;
 use crate::peerjs::Peerjs;
 use crate::state::{Next, Outbound, Outbox};
 
@@ -119,7 +120,7 @@ where
                 // A PeerJS client registers with the URL's parameters: it is
                 // answered at once, and has nothing to join.
                 let peerjs = state.peerjs()?;
-                state.enter();
+                state.enter_via(Transport::Peerjs);
                 let (id, outbox) = peerjs.connect(&params);
                 (id, outbox, Some(&**peerjs), None)
             }
@@ -179,7 +180,7 @@ where
         match conn.peerjs {
             Some(peerjs) => {
                 peerjs.disconnect(conn.id);
-                conn.state.leave();
+                conn.state.leave_via(Transport::Peerjs);
             }
             None => conn.state.disconnect(conn.id, how),
         }

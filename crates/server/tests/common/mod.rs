@@ -241,3 +241,70 @@ pub async fn http_raw(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String
 
 /// The headers of a WebSocket upgrade request to `/ws`.
 pub const UPGRADE: &str = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
+
+/// The samples of one scrape, by name and sorted labels.
+pub struct Scrape(pub std::collections::HashMap<String, f64>);
+
+impl Scrape {
+    pub async fn take(addr: SocketAddr) -> Scrape {
+        let (status, head, body) = http_get(&format!("http://{addr}/metrics")).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            head.contains("content-type: text/plain; version=0.0.4"),
+            "{head}"
+        );
+        let lines = body.lines().map(|l| Ok(l.to_owned()));
+        let parsed = prometheus_parse::Scrape::parse(lines).expect("the Prometheus text format");
+        let mut samples = std::collections::HashMap::new();
+        for sample in parsed.samples {
+            let value = match sample.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => continue,
+            };
+            let mut labels: Vec<String> = sample
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            labels.sort();
+            samples.insert(format!("{}{{{}}}", sample.metric, labels.join(",")), value);
+        }
+        // Every metric has help and a type.
+        for (name, doc) in &parsed.docs {
+            assert!(!doc.is_empty(), "{name} has no help");
+        }
+        Scrape(samples)
+    }
+
+    pub fn get(&self, key: &str) -> f64 {
+        *self
+            .0
+            .get(key)
+            .unwrap_or_else(|| panic!("no sample {key}; have {:?}", self.0.keys()))
+    }
+}
+
+/// The metrics the Grafana dashboard in `docs/` graphs, by name.
+pub fn dashboard_metrics() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/grafana-dashboard.json"
+    );
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut named = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("peerchat_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                named.push(name);
+            }
+        }
+    }
+    named
+}
