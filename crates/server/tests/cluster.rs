@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Server, WAIT, Ws, config};
+use common::{PollClient, Scrape, Server, WAIT, Ws, config, dashboard_metrics};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 const ROOM: &str = "cluster-room-aaaaaaaaaaaaa";
+const ROOM2: &str = "cluster-room-bbbbbbbbbbbbb";
 const KEY_A: &str = "key-aaaaaaaaaaaaaaaaaaaaaa";
 const KEY_B: &str = "key-bbbbbbbbbbbbbbbbbbbbbb";
 const KEY_C: &str = "key-cccccccccccccccccccccc";
@@ -143,14 +144,54 @@ async fn quiet(ws: &mut Ws, wait: Duration) -> Option<Value> {
 }
 
 async fn join(server: &Server, nick: &str, key: Option<&str>) -> (Ws, Value) {
+    join_in(server, ROOM, nick, key).await
+}
+
+async fn join_in(server: &Server, room: &str, nick: &str, key: Option<&str>) -> (Ws, Value) {
     let mut ws = server.connect().await;
-    let mut msg = json!({"type":"join","v":1,"room":ROOM,"nick":nick});
+    send(&mut ws, join_message(room, nick, key)).await;
+    let answer = next(&mut ws).await.unwrap();
+    (ws, answer)
+}
+
+fn join_message(room: &str, nick: &str, key: Option<&str>) -> Value {
+    let mut msg = json!({"type":"join","v":1,"room":room,"nick":nick});
     if let Some(key) = key {
         msg["key"] = json!(key);
     }
-    send(&mut ws, msg).await;
-    let answer = next(&mut ws).await.unwrap();
-    (ws, answer)
+    msg
+}
+
+/// The next frame of `kind`, skipping others.
+async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let frame = next(ws)
+            .await
+            .unwrap_or_else(|| panic!("closed before {kind}"));
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
+/// A signal each way between a long-poll member and a WebSocket member,
+/// each stamped with its sender.
+async fn signal_both_ways(poll: &mut PollClient, poll_id: &str, ws: &mut Ws, ws_id: &str, n: u32) {
+    let signal = json!({"type":"signal","to":ws_id,"payload":{"n":n}});
+    assert_eq!(poll.send(&[signal]).await, 204);
+    assert_eq!(
+        next_of(ws, "signal").await,
+        json!({"type":"signal","from":poll_id,"payload":{"n":n}})
+    );
+    send(
+        ws,
+        json!({"type":"signal","to":poll_id,"payload":{"n":n + 1}}),
+    )
+    .await;
+    assert_eq!(
+        poll.until("signal").await,
+        json!({"type":"signal","from":ws_id,"payload":{"n":n + 1}})
+    );
 }
 
 fn id(joined: &Value) -> &str {
@@ -397,6 +438,107 @@ async fn a_mailbox_get_on_one_server_receives_a_set_on_another() {
     // Nobody waiting: a get on either server times out.
     let (status, _) = common::http_post(b_addr, "/sig?get=meet-me-here&timeoutms=300", b"").await;
     assert_eq!(status, 204);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Long-poll sessions go through the same cluster node as WebSockets: a
+/// long-poll member on one server and a WebSocket member on another share
+/// a room, whichever of the two servers holds it; the join deadline spares
+/// a long-poll member of a room held elsewhere, as it does a WebSocket; and
+/// the metrics count each transport and the frames between the servers.
+#[tokio::test]
+async fn long_poll_and_websocket_members_on_two_servers_share_rooms() {
+    let redis = Redis::start().await;
+    let flags = [
+        "--join-timeout",
+        "1s",
+        "--ping-interval",
+        "1s",
+        "--idle-timeout",
+        "5s",
+    ];
+    let a = node(&redis, &flags).await;
+    let b = node(&redis, &flags).await;
+
+    // A room held by the long-poll member's server (it joined first).
+    let mut polly = PollClient::open(a.addr).await;
+    let polly_joins = join_message(ROOM, "polly", Some(KEY_A));
+    assert_eq!(polly.send(&[polly_joins]).await, 204);
+    let jp = polly.until("joined").await;
+    let (mut wes, jw) = join(&b, "wes", Some(KEY_B)).await;
+    assert_eq!(jw["members"], json!([{"id": id(&jp), "nick": "polly"}]));
+    assert_eq!(polly.until("peer_joined").await["peer"]["nick"], "wes");
+    signal_both_ways(&mut polly, id(&jp), &mut wes, id(&jw), 1).await;
+
+    // A room held by the WebSocket member's server: the long-poll member's
+    // frames are forwarded to it through Redis.
+    let (mut walt, jw2) = join_in(&b, ROOM2, "walt", Some(KEY_C)).await;
+    assert_eq!(jw2["type"], "joined", "{jw2}");
+    let mut pia = PollClient::open(a.addr).await;
+    assert_eq!(pia.send(&[join_message(ROOM2, "pia", None)]).await, 204);
+    let jp2 = pia.until("joined").await;
+    assert_eq!(jp2["members"], json!([{"id": id(&jw2), "nick": "walt"}]));
+    assert_eq!(
+        next_of(&mut walt, "peer_joined").await["peer"]["nick"],
+        "pia"
+    );
+    // Two long polls that find nothing take past the join deadline (1 s,
+    // looked at every second) without a word from pia: pia, joined in a
+    // room held elsewhere, is not closed for it.
+    for _ in 0..2 {
+        let (status, body) = pia.receive_raw(pia.ack).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["closed"].is_null(), "{body}");
+        assert_eq!(body["messages"], json!([]), "{body}");
+    }
+    signal_both_ways(&mut pia, id(&jp2), &mut walt, id(&jw2), 1).await;
+    signal_both_ways(&mut pia, id(&jp2), &mut walt, id(&jw2), 3).await;
+
+    // Each server counts its own connections by transport, and the frames
+    // it exchanged with the other; the long-poll member's server holds one
+    // room, the other server the other.
+    let (at_a, at_b) = (Scrape::take(a.addr).await, Scrape::take(b.addr).await);
+    for (scrape, poll, websocket) in [(&at_a, 2.0, 0.0), (&at_b, 0.0, 2.0)] {
+        assert_eq!(scrape.get("peerchat_connections{transport=poll}"), poll);
+        assert_eq!(
+            scrape.get("peerchat_connections{transport=websocket}"),
+            websocket
+        );
+        assert_eq!(scrape.get("peerchat_cluster_redis_up{}"), 1.0);
+        assert_eq!(scrape.get("peerchat_cluster_serving{}"), 1.0);
+        assert_eq!(scrape.get("peerchat_cluster_peers{}"), 1.0);
+        assert_eq!(scrape.get("peerchat_cluster_rooms_owned{}"), 1.0);
+        assert_eq!(scrape.get("peerchat_cluster_lease_lapses_total{}"), 0.0);
+    }
+    // Out of a: pia's join and three signals, polly's room's frames for
+    // wes; the same arrive at b.
+    let out_of_a = at_a.get("peerchat_cluster_frames_total{direction=out}");
+    assert!(out_of_a >= 4.0, "{out_of_a}");
+    assert_eq!(
+        at_b.get("peerchat_cluster_frames_total{direction=in}"),
+        out_of_a
+    );
+    assert!(at_a.get("peerchat_cluster_entries_total{direction=out}") >= 1.0);
+    // Each hub counts the signals of the room it holds.
+    assert_eq!(at_a.get("peerchat_signals_relayed_total{}"), 2.0);
+    assert_eq!(at_b.get("peerchat_signals_relayed_total{}"), 4.0);
+    // The dashboard's cluster panels name metrics that exist.
+    for name in dashboard_metrics() {
+        if name.starts_with("peerchat_cluster_") {
+            assert!(
+                at_a.0.keys().any(|k| k.starts_with(&format!("{name}{{"))),
+                "{name} is not exported"
+            );
+        }
+    }
+
+    // Leaving from the server that does not hold the room is told once.
+    assert_eq!(pia.send(&[json!({"type":"leave"})]).await, 204);
+    assert_eq!(
+        next_of(&mut walt, "peer_left").await,
+        json!({"type":"peer_left","id":id(&jp2)})
+    );
     a.stop().await;
     b.stop().await;
 }

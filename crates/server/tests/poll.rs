@@ -3,98 +3,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{ROOM, Server, WAIT, http_raw, next_json};
+use common::{PollClient, ROOM, Server, WAIT, http_raw, next_json, request};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-
-/// A long-poll client speaking through one request at a time.
-struct PollClient {
-    addr: SocketAddr,
-    token: String,
-    ack: u64,
-}
-
-/// The answer to `method path` with `body`, as (status, JSON or null).
-async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    extra: &str,
-    body: &str,
-) -> (u16, Value) {
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}",
-        body.len()
-    );
-    if !extra.is_empty() {
-        head.push_str("\r\n");
-        head.push_str(extra);
-    }
-    let (status, _, body) = http_raw(addr, &head, body.as_bytes()).await;
-    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    (status, json)
-}
-
-impl PollClient {
-    async fn open(addr: SocketAddr) -> PollClient {
-        let (status, body) = request(addr, "POST", "/poll", "", "").await;
-        assert_eq!(status, 201, "{body}");
-        assert!(body["wait_ms"].as_u64().unwrap() > 0);
-        PollClient {
-            addr,
-            token: body["session"].as_str().unwrap().to_owned(),
-            ack: 0,
-        }
-    }
-
-    async fn send(&self, messages: &[Value]) -> u16 {
-        let body = Value::Array(messages.to_vec()).to_string();
-        request(
-            self.addr,
-            "POST",
-            &format!("/poll/{}", self.token),
-            "",
-            &body,
-        )
-        .await
-        .0
-    }
-
-    /// One receive request: the answer, without acknowledging it.
-    async fn receive_raw(&self, ack: u64) -> (u16, Value) {
-        request(
-            self.addr,
-            "GET",
-            &format!("/poll/{}?ack={ack}", self.token),
-            "",
-            "",
-        )
-        .await
-    }
-
-    /// Receives until a message of `kind` comes; returns it. Earlier
-    /// messages are acknowledged and dropped.
-    async fn until(&mut self, kind: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            assert!(tokio::time::Instant::now() < deadline, "no {kind} came");
-            let (status, body) = self.receive_raw(self.ack).await;
-            assert_eq!(status, 200, "{body}");
-            if let Some(seq) = body["seq"].as_u64() {
-                self.ack = seq;
-            }
-            for message in body["messages"].as_array().unwrap() {
-                if message["type"] == kind {
-                    return message.clone();
-                }
-            }
-        }
-    }
-}
 
 fn join(nick: &str, key: Option<&str>) -> Value {
     match key {

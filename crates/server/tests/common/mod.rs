@@ -242,6 +242,91 @@ pub async fn http_raw(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String
 /// The headers of a WebSocket upgrade request to `/ws`.
 pub const UPGRADE: &str = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
 
+/// A long-poll client speaking through one request at a time.
+pub struct PollClient {
+    pub addr: SocketAddr,
+    pub token: String,
+    pub ack: u64,
+}
+
+/// The answer to `method path` with `body`, as (status, JSON or null).
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &str,
+    body: &str,
+) -> (u16, Value) {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}",
+        body.len()
+    );
+    if !extra.is_empty() {
+        head.push_str("\r\n");
+        head.push_str(extra);
+    }
+    let (status, _, body) = http_raw(addr, &head, body.as_bytes()).await;
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (status, json)
+}
+
+impl PollClient {
+    pub async fn open(addr: SocketAddr) -> PollClient {
+        let (status, body) = request(addr, "POST", "/poll", "", "").await;
+        assert_eq!(status, 201, "{body}");
+        assert!(body["wait_ms"].as_u64().unwrap() > 0);
+        PollClient {
+            addr,
+            token: body["session"].as_str().unwrap().to_owned(),
+            ack: 0,
+        }
+    }
+
+    pub async fn send(&self, messages: &[Value]) -> u16 {
+        let body = Value::Array(messages.to_vec()).to_string();
+        request(
+            self.addr,
+            "POST",
+            &format!("/poll/{}", self.token),
+            "",
+            &body,
+        )
+        .await
+        .0
+    }
+
+    /// One receive request: the answer, without acknowledging it.
+    pub async fn receive_raw(&self, ack: u64) -> (u16, Value) {
+        request(
+            self.addr,
+            "GET",
+            &format!("/poll/{}?ack={ack}", self.token),
+            "",
+            "",
+        )
+        .await
+    }
+
+    /// Receives until a message of `kind` comes; returns it. Earlier
+    /// messages are acknowledged and dropped.
+    pub async fn until(&mut self, kind: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            assert!(tokio::time::Instant::now() < deadline, "no {kind} came");
+            let (status, body) = self.receive_raw(self.ack).await;
+            assert_eq!(status, 200, "{body}");
+            if let Some(seq) = body["seq"].as_u64() {
+                self.ack = seq;
+            }
+            for message in body["messages"].as_array().unwrap() {
+                if message["type"] == kind {
+                    return message.clone();
+                }
+            }
+        }
+    }
+}
+
 /// The samples of one scrape, by name and sorted labels.
 pub struct Scrape(pub std::collections::HashMap<String, f64>);
 
