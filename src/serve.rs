@@ -38,7 +38,17 @@ fn checked(args: ServeArgs) -> anyhow::Result<String> {
         }
         None => "http",
     };
-    Ok(format!("it would listen on {scheme}://{addr}/"))
+    let mut summary = format!("it would listen on {scheme}://{addr}/");
+    if config.peerjs.is_some() {
+        summary.push_str(", with the PeerJS endpoint at /peerjs");
+    }
+    // Redis is not asked: a configuration is checked where it is written,
+    // which need not reach it (the URL itself is checked, and left out
+    // here since it may hold a password).
+    if config.cluster.is_some() {
+        summary.push_str(", sharing rooms through Redis");
+    }
+    Ok(summary)
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {

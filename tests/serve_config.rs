@@ -182,6 +182,38 @@ fn check_exits_0_when_valid_1_when_not_and_2_for_a_command_line_mistake() {
     assert_eq!(status, Some(1), "{err}");
     assert!(err.contains("--idle-timeout"), "{err}");
 
+    // The cluster's and the PeerJS endpoint's settings are checked too
+    // (Redis itself is not asked).
+    let out = run(&mut peerchat(&[
+        "serve",
+        "--check",
+        "--no-turn",
+        "--peerjs",
+        "--redis-url",
+        "redis://127.0.0.1:1",
+    ]));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("PeerJS endpoint at /peerjs"), "{said}");
+    assert!(said.contains("sharing rooms through Redis"), "{said}");
+    for (flags, says) in [
+        (&["--redis-url", "http://127.0.0.1:6379"][..], "--redis-url"),
+        (
+            &["--redis-url", "redis://127.0.0.1", "--redis-lease", "100ms"][..],
+            "--redis-lease",
+        ),
+        (&["--peerjs", "--peerjs-key", ""][..], "--peerjs-key"),
+        (
+            &["--peerjs", "--peerjs-expire-timeout", "0s"][..],
+            "--peerjs-expire-timeout",
+        ),
+    ] {
+        let mut command = peerchat(&["serve", "--check", "--no-turn"]);
+        let (status, err) = code(run(command.args(flags)));
+        assert_eq!(status, Some(1), "{flags:?}: {err}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+
     // A file with an unknown key, a bad value, or bad TOML.
     for (text, says) in [
         ("max-conections = 5\n", "`max-conections` is not a setting"),
