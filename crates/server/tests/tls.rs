@@ -236,6 +236,48 @@ async fn https_and_wss_on_one_port_with_the_admission_rules() {
     let _ = server.stop.send(());
 }
 
+/// The PeerJS endpoint behind TLS, as a `peerjs` client with
+/// `secure: true` uses it: an id over https, then its WebSocket over wss
+/// from the page's own origin.
+#[tokio::test]
+async fn the_peerjs_endpoint_works_over_https_and_wss() {
+    let dir = temp_dir("peerjs");
+    let cert = make_cert(&dir, "p");
+    let server = start(cert.files.clone(), &["--no-turn", "--peerjs"]).await;
+    let client = connector(&[&cert.der]);
+    let host = server.addr.to_string();
+    let (status, _, id) = get(server.addr, Some(&client), &host, "/peerjs/peerjs/id").await;
+    assert_eq!(status, 200);
+    let connect = |id: String| {
+        let (client, host) = (client.clone(), host.clone());
+        async move {
+            let stream = tls_connect(server.addr, &client).await.unwrap();
+            let url =
+                format!("wss://{host}/peerjs/peerjs?key=peerjs&id={id}&token=t&version=1.5.5");
+            let mut request =
+                tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+                    .unwrap();
+            request
+                .headers_mut()
+                .insert("origin", format!("https://{host}").parse().unwrap());
+            let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+                .await
+                .unwrap();
+            assert_eq!(next_json(&mut ws).await, json!({"type": "OPEN"}));
+            ws
+        }
+    };
+    let mut a = connect(id.clone()).await;
+    let mut b = connect("bob".to_owned()).await;
+    let offer = json!({"type": "OFFER", "dst": "bob", "payload": {"sdp": "v=0"}});
+    a.send(Message::text(offer.to_string())).await.unwrap();
+    assert_eq!(
+        next_json(&mut b).await,
+        json!({"type": "OFFER", "src": id, "dst": "bob", "payload": {"sdp": "v=0"}})
+    );
+    let _ = server.stop.send(());
+}
+
 #[tokio::test]
 async fn a_new_certificate_is_served_to_new_connections_and_open_ones_stay() {
     let dir = temp_dir("reload");
