@@ -33,7 +33,7 @@ if [ ! -d bench/node_modules/peer ] || [ bench/package-lock.json -nt bench/node_
 fi
 if [ -n "$peerjs_only" ]; then
   # The summary reads what this run wrote, not an earlier run's figures.
-  rm -f target/bench/webrtc.json
+  rm -f target/bench/webrtc.json target/bench/cluster.json
   echo "== the PeerJS protocol: PeerJS server and peerchat --peerjs, the same client bytes"
   scripts/netns.sh node bench/signaling.mjs --server peerjs,peerchat-peerjs "$@"
 else
@@ -42,13 +42,13 @@ else
   echo
   echo "== signaling: peerchat and PeerJS server under the same load"
   scripts/netns.sh node bench/signaling.mjs "$@"
+  echo
+  echo "== several servers sharing Redis: joins, signals within and across servers, cost"
+  scripts/netns.sh node bench/cluster.mjs "$@"
+  echo
+  echo "== signaling transports: WebSocket and long polling, without and with TLS"
+  scripts/netns.sh node bench/transports.mjs "$@"
 fi
-echo
-echo "== several servers sharing Redis: joins, signals within and across servers, cost"
-scripts/netns.sh node bench/cluster.mjs "$@"
-echo
-echo "== signaling transports: WebSocket and long polling, without and with TLS"
-scripts/netns.sh node bench/transports.mjs "$@"
 echo
 echo "== summary: the figures with targets (target/bench/summary.json)"
 node bench/summary.mjs
