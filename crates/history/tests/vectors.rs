@@ -57,20 +57,37 @@ fn scenarios() {
             let at = format!("{name}, step {i}: {step}");
             let want = &step["want"];
             match step["do"].as_str().unwrap() {
-                "send" => {
+                kind @ ("send" | "send_file") => {
                     let recipients = step["recipients"]
                         .as_array()
                         .unwrap()
                         .iter()
                         .map(|r| r.as_str().unwrap().to_owned())
                         .collect();
-                    let got = h.send(
-                        &s(step, "id"),
-                        &s(step, "nick"),
-                        &s(step, "text"),
-                        n(step, "ts"),
-                        recipients,
-                    );
+                    let got = if kind == "send" {
+                        h.send(
+                            &s(step, "id"),
+                            &s(step, "nick"),
+                            &s(step, "text"),
+                            n(step, "ts"),
+                            recipients,
+                        )
+                    } else {
+                        // An offer that breaks a rule cannot be read, so
+                        // cannot be sent.
+                        match serde_json::from_value(step["file"].clone()) {
+                            Ok(file) => h.send_file(
+                                &s(step, "id"),
+                                &s(step, "nick"),
+                                file,
+                                n(step, "ts"),
+                                recipients,
+                            ),
+                            Err(_) => Err(SendError::Invalid(
+                                peerchat_protocol::ProtocolError::MissingField("file"),
+                            )),
+                        }
+                    };
                     match got {
                         Ok((message, envelope)) => {
                             let want_message: Message =
