@@ -418,8 +418,10 @@ fn well_formed(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// An integer by the value of a JSON number (see [`read`]).
-pub(crate) fn integer(value: &Value) -> Option<u64> {
+/// An integer by the value of a JSON number, as JavaScript reads it: `1`,
+/// `1.0` and `1e0` are 1; `1.5`, negative numbers and numbers past 2^53 − 1
+/// written with a fraction or exponent are none.
+pub fn integer(value: &Value) -> Option<u64> {
     let Value::Number(n) = value else { return None };
     if let Some(n) = n.as_u64() {
         return Some(n);
