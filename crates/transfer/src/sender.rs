@@ -17,7 +17,7 @@ pub const MAX_SERVING_PER_PEER: usize = 4;
 pub const MAX_SERVING: usize = 16;
 
 /// Limits of a [`Sender`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SenderConfig {
     /// Data is handed to the channel only while less than this many bytes
     /// are in flight (buffered, not yet sent).

@@ -3,7 +3,7 @@
 
 use peerchat_protocol::file::{hash_from_hex, hex};
 use peerchat_protocol::peer::{integer, validate_id};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::hash::Hash;
 
@@ -134,14 +134,36 @@ pub enum Control {
     Unknown,
 }
 
-fn tagged(kind: &str, body: Value) -> String {
-    let mut obj = Map::new();
-    obj.insert("v".into(), json!(VERSION));
-    obj.insert("type".into(), json!(kind));
-    if let Value::Object(fields) = body {
-        obj.extend(fields);
+/// A control message's fields in the order the protocol writes them.
+#[derive(serde::Serialize)]
+struct Out<'a> {
+    v: u64,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    list: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pieces: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+impl<'a> Out<'a> {
+    fn new(kind: &'a str) -> Self {
+        Self {
+            v: VERSION,
+            kind,
+            fid: None,
+            sha256: None,
+            list: None,
+            pieces: None,
+            reason: None,
+        }
     }
-    Value::Object(obj).to_string()
 }
 
 impl Control {
@@ -207,16 +229,28 @@ impl Control {
 
     /// The message as JSON text.
     pub fn to_json(&self) -> String {
-        match self {
-            Control::Get { fid, sha256, list } => tagged(
-                "get",
-                json!({"fid": fid, "sha256": hex(sha256), "list": list}),
-            ),
-            Control::Have { pieces } => tagged("have", json!({"pieces": pieces})),
-            Control::Want { pieces } => tagged("want", json!({"pieces": pieces})),
-            Control::Cancel { reason } => tagged("cancel", json!({"reason": reason.as_str()})),
-            Control::Unknown => tagged("unknown", json!({})),
-        }
+        let out = match self {
+            Control::Get { fid, sha256, list } => Out {
+                fid: Some(fid),
+                sha256: Some(hex(sha256)),
+                list: Some(*list),
+                ..Out::new("get")
+            },
+            Control::Have { pieces } => Out {
+                pieces: Some(json!(pieces)),
+                ..Out::new("have")
+            },
+            Control::Want { pieces } => Out {
+                pieces: Some(json!(pieces)),
+                ..Out::new("want")
+            },
+            Control::Cancel { reason } => Out {
+                reason: Some(reason.as_str()),
+                ..Out::new("cancel")
+            },
+            Control::Unknown => Out::new("unknown"),
+        };
+        serde_json::to_string(&out).unwrap_or_default()
     }
 }
 

@@ -32,7 +32,7 @@ fn offer(data: &[u8]) -> (FileMeta, Arc<[[u8; 32]]>) {
 /// One member that holds the file: a sender per channel opened to it.
 struct Holder {
     data: Vec<u8>,
-    /// Data messages to corrupt on their way (by count of messages sent).
+    /// Piece messages to corrupt on their way (by count of those sent).
     corrupt: Vec<usize>,
     sent: usize,
     sender: Option<Sender>,
@@ -169,9 +169,11 @@ impl World {
                     self.to_receiver.push_back((peer.to_owned(), Ok(text)))
                 }
                 SenderAction::SendBinary(mut bytes) => {
-                    holder.sent += 1;
                     self.data_messages += 1;
-                    if holder.corrupt.contains(&holder.sent) {
+                    // Pieces only: a holder whose list is bad is not asked
+                    // again.
+                    holder.sent += usize::from(bytes[0] == 1);
+                    if bytes[0] == 1 && holder.corrupt.contains(&holder.sent) {
                         let last = bytes.len() - 1;
                         bytes[last] ^= 0xff;
                     }
