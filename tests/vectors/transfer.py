@@ -262,6 +262,313 @@ receiver_scenarios = [
     },
 ]
 
+
+def connect(frm, t, lst=True, pieces=(0, 1, 2)):
+    """Opening a channel to `frm`, `get`, `have` (and the list): up to the first `want`."""
+    steps = [{"at": t, "in": {"opened": frm}, "want": [send(frm, get(M3, lst))]}]
+    if lst:
+        steps.append({"at": t, "in": {"text": {"from": frm, "text": have(3)}}, "want": []})
+        steps.append({"at": t, "in": list_msg(frm, 0, 3), "want": [send(frm, want(*pieces))]})
+    else:
+        steps.append({"at": t, "in": {"text": {"from": frm, "text": have(3)}}, "want": [send(frm, want(*pieces))]})
+    return steps
+
+
+receiver_scenarios += [
+    {
+        "name": "a large offer waits for its user, who accepts it, then cancels",
+        "file": F3, "author": A, "config": {"auto_accept": 50_000},
+        "steps": [
+            {"at": 0, "in": {"start": {}}, "want": [state("waiting")], "deadline": None},
+            {"at": 1, "in": {"peer_up": A}, "want": [], "deadline": None},
+            {"at": 2, "in": {"accept": {}}, "want": [{"open": A}, state("fetching")], "deadline": 10_002,
+             "saved": {"accepted": True, "have": []}},
+            {"at": 3, "in": {"cancel": {}}, "want": [send(A, cancel("cancelled")), {"close": A},
+                                                      state({"cancelled": "us"})], "deadline": None},
+            {"at": 4, "in": {"accept": {}}, "want": []},
+        ],
+    },
+    {
+        "name": "a piece that does not match its hash is asked for again",
+        "file": F3, "author": A,
+        "steps": [
+            {"at": 0, "in": {"start": {}}, "want": [state("fetching")]},
+            {"at": 0, "in": {"peer_up": A}, "want": [{"open": A}]},
+            *connect(A, 1),
+            {"at": 2, "in": pieces_of(A, 0, P32, corrupt=True)[0], "want": [write(0, 16 * KIB)]},
+            {"at": 2, "in": pieces_of(A, 0, P32)[1],
+             "want": [write(16 * KIB, 16 * KIB), {"corrupt": {"piece": 0, "from": A}}, send(A, want(0))]},
+            *fetch_piece(A, 1, P32, 3),
+            *fetch_piece(A, 2, LAST, 4),
+            *fetch_piece(A, 0, P32, 5, extra_last=[{"read": {"offset": P32, "len": P32}}, state("checking")]),
+            {"at": 6, "in": {"read": {"offset": P32, "len": P32}}, "want": [{"read": {"offset": 2 * P32, "len": LAST}}]},
+            {"at": 6, "in": {"read": {"offset": 2 * P32, "len": LAST}}, "want": []},
+            {"at": 7, "in": {"written": 3 * P32 + LAST}, "want": [{"close": A}, state("complete")], "disk": True},
+        ],
+    },
+    {
+        "name": "a blip midway: what was not finished is fetched again once the member is back",
+        "file": F3, "author": A,
+        "steps": [
+            {"at": 0, "in": {"start": {}}, "want": [state("fetching")]},
+            {"at": 0, "in": {"peer_up": A}, "want": [{"open": A}]},
+            *connect(A, 1),
+            {"at": 6, "in": pieces_of(A, 0, P32)[0], "want": [write(0, 16 * KIB)], "progress": 16 * KIB},
+            {"at": 20, "in": {"peer_down": A}, "want": [{"source_failed": {"peer": A, "error": "closed"}}],
+             "deadline": 10_006, "progress": 0},
+            {"at": 500, "in": {"peer_up": A}, "want": [], "deadline": 1020},
+            {"at": 1020, "in": None, "want": [{"open": A}]},
+            *connect(A, 1021, lst=False),
+            *fetch_piece(A, 0, P32, 1022),
+            *fetch_piece(A, 1, P32, 1023),
+            *fetch_piece(A, 2, LAST, 1024, extra_last=[state("checking")]),
+            {"at": 1025, "in": {"written": 16 * KIB + 70_000}, "want": [{"close": A}, state("complete")],
+             "disk": True},
+        ],
+    },
+    {
+        "name": "after a reload, the pieces kept are read back and checked, and only the others fetched",
+        "file": F3, "author": A, "saved": {"accepted": False, "have": [[0, 1]]}, "disk": [[0, P32]],
+        "steps": [
+            {"at": 0, "in": {"start": {}}, "want": [state("fetching")], "progress": P32},
+            {"at": 0, "in": {"peer_up": A}, "want": [{"open": A}]},
+            {"at": 1, "in": {"opened": A}, "want": [send(A, get(M3, True))]},
+            {"at": 1, "in": {"text": {"from": A, "text": have(3)}}, "want": []},
+            {"at": 1, "in": list_msg(A, 0, 3), "want": [send(A, want(1, 2)), {"read": {"offset": 0, "len": P32}}]},
+            {"at": 2, "in": {"read": {"offset": 0, "len": P32}}, "want": []},
+            *fetch_piece(A, 1, P32, 3),
+            *fetch_piece(A, 2, LAST, 4, extra_last=[state("checking")]),
+            {"at": 5, "in": {"written": P32 + LAST}, "want": [{"close": A}, state("complete")], "disk": True},
+        ],
+    },
+    {
+        "name": "a kept piece that does not check out on disk is fetched again",
+        "file": F3, "author": A, "saved": {"accepted": True, "have": [[0, 2]]}, "disk": [[0, 2 * P32]],
+        "steps": [
+            {"at": 0, "in": {"corrupt_disk": P32 + 5}, "want": []},
+            {"at": 0, "in": {"start": {}}, "want": [state("fetching")]},
+            {"at": 0, "in": {"peer_up": A}, "want": [{"open": A}]},
+            {"at": 1, "in": {"opened": A}, "want": [send(A, get(M3, True))]},
+            {"at": 1, "in": {"text": {"from": A, "text": have(3)}}, "want": []},
+            {"at": 1, "in": list_msg(A, 0, 3), "want": [send(A, want(2)), {"read": {"offset": 0, "len": P32}}]},
+            {"at": 2, "in": {"read": {"offset": 0, "len": P32}}, "want": [{"read": {"offset": P32, "len": P32}}]},
+            {"at": 2, "in": {"read": {"offset": P32, "len": P32}},
+             "want": [{"corrupt": {"piece": 1, "from": None}}, send(A, want(1))],
+             "saved": {"accepted": True, "have": [[0, 1]]}},
+            *fetch_piece(A, 2, LAST, 3),
+            *fetch_piece(A, 1, P32, 4, extra_last=[{"read": {"offset": 2 * P32, "len": LAST}}, state("checking")]),
+            {"at": 5, "in": {"read": {"offset": 2 * P32, "len": LAST}}, "want": []},
+            {"at": 6, "in": {"written": P32 + LAST}, "want": [{"close": A}, state("complete")], "disk": True},
+        ],
+    },
+    {
+        "name": "the author first; when it does not have the file, another member that does",
+        "file": F3, "author": A,
+        "steps": [
+            {"at": 0, "in": {"start": {}}, "want": [state("fetching")]},
+            {"at": 0, "in": {"peer_up": C}, "want": [{"open": C}]},
+            {"at": 0, "in": {"closed": C}, "want": [{"source_failed": {"peer": C, "error": "closed"}}]},
+            {"at": 0, "in": {"peer_up": A}, "want": [{"open": A}]},
+            {"at": 1, "in": {"opened": A}, "want": [send(A, get(M3, True))]},
+            {"at": 2, "in": {"text": {"from": A, "text": cancel("unavailable")}},
+             "want": [{"close": A}, {"source_failed": {"peer": A, "error": "refused:unavailable"}}],
+             "deadline": 1000},
+            {"at": 1000, "in": None, "want": [{"open": C}]},
+            *connect(C, 1001),
+            *fetch_piece(C, 0, P32, 1002),
+            *fetch_piece(C, 1, P32, 1002),
+            *fetch_piece(C, 2, LAST, 1002, extra_last=[state("checking")]),
+            {"at": 1003, "in": {"written": 70_000}, "want": [{"close": C}, state("complete")], "disk": True},
+        ],
+    },
+    {
+        "name": "the author cancels",
+        "file": F3, "author": A,
+        "steps": [
+            {"at": 0, "in": {"start": {}}, "want": [state("fetching")]},
+            {"at": 0, "in": {"peer_up": A}, "want": [{"open": A}]},
+            *connect(A, 1),
+            {"at": 2, "in": pieces_of(A, 0, P32)[0], "want": [write(0, 16 * KIB)]},
+            {"at": 3, "in": {"text": {"from": A, "text": cancel("cancelled")}},
+             "want": [{"close": A}, state({"cancelled": "author"})], "deadline": None},
+            {"at": 4, "in": {"peer_up": A}, "want": []},
+        ],
+    },
+    {
+        "name": "a holder that falls silent: stalled, then fetching again",
+        "file": F3, "author": A,
+        "steps": [
+            {"at": 0, "in": {"start": {}}, "want": [state("fetching")]},
+            {"at": 0, "in": {"peer_up": A}, "want": [{"open": A}]},
+            {"at": 1, "in": {"opened": A}, "want": [send(A, get(M3, True))]},
+            {"at": 2, "in": {"text": {"from": A, "text": have(3)}}, "want": []},
+            {"at": 3, "in": list_msg(A, 0, 3), "want": [send(A, want(0, 1, 2))], "deadline": 10_003},
+            {"at": 10_003, "in": None,
+             "want": [{"close": A}, {"source_failed": {"peer": A, "error": "stalled"}},
+                      state({"stalled": {"since": 3}})], "deadline": 11_003},
+            {"at": 11_003, "in": None, "want": [{"open": A}], "deadline": 26_003},
+            {"at": 11_004, "in": {"opened": A}, "want": [send(A, get(M3, False))]},
+            {"at": 11_005, "in": {"text": {"from": A, "text": have(3)}},
+             "want": [send(A, want(0, 1, 2)), state("fetching")], "deadline": 21_005},
+            *fetch_piece(A, 0, P32, 11_006),
+        ],
+    },
+    {
+        "name": "the window counts bytes asked for and bytes not yet written",
+        "file": {"size": 100_000, "salt": 9, "piece": 16 * KIB}, "author": A, "config": {"window": 40_000},
+        "steps": [
+            {"at": 0, "in": {"start": {}}, "want": [state("fetching")]},
+            {"at": 0, "in": {"peer_up": A}, "want": [{"open": A}]},
+            {"at": 1, "in": {"opened": A},
+             "want": [send(A, get(meta(100_000, 9, 16 * KIB), True))]},
+            {"at": 1, "in": {"text": {"from": A, "text": have(7)}}, "want": []},
+            {"at": 1, "in": list_msg(A, 0, 7), "want": [send(A, want(0, 1, 2))]},
+            {"at": 2, "in": {"piece": {"from": A, "index": 0, "offset": 0, "len": 16 * KIB}},
+             "want": [write(0, 16 * KIB), {"verified": 0}]},
+            {"at": 3, "in": {"written": 16 * KIB}, "want": [send(A, want(3))]},
+            {"at": 4, "in": {"piece": {"from": A, "index": 1, "offset": 0, "len": 16 * KIB}},
+             "want": [write(16 * KIB, 16 * KIB), {"verified": 1}]},
+            {"at": 5, "in": {"piece": {"from": A, "index": 2, "offset": 0, "len": 16 * KIB}},
+             "want": [write(32 * KIB, 16 * KIB), {"verified": 2}]},
+            {"at": 6, "in": {"written": 32 * KIB}, "want": [send(A, want(4, 5))]},
+            {"at": 7, "in": {"cancel": {}}, "want": [send(A, cancel("cancelled")), {"close": A},
+                                                      state({"cancelled": "us"})]},
+        ],
+    },
+    {
+        "name": "a holder whose list does not match the offer, or that breaks a rule, is not asked again",
+        "file": F3, "author": A,
+        "steps": [
+            {"at": 0, "in": {"start": {}}, "want": [state("fetching")]},
+            {"at": 0, "in": {"peer_up": A}, "want": [{"open": A}]},
+            {"at": 0, "in": {"peer_up": C}, "want": []},
+            {"at": 1, "in": {"opened": A}, "want": [send(A, get(M3, True))]},
+            {"at": 1, "in": {"text": {"from": A, "text": have(3)}}, "want": []},
+            {"at": 2, "in": list_msg(A, 0, 3, corrupt=True),
+             "want": [send(A, cancel("protocol")), {"close": A}, {"source_failed": {"peer": A, "error": "protocol"}},
+                      {"open": C}]},
+            {"at": 3, "in": {"opened": C}, "want": [send(C, get(M3, True))]},
+            {"at": 3, "in": {"text": {"from": C, "text": have(4)}},
+             "want": [send(C, cancel("protocol")), {"close": C}, {"source_failed": {"peer": C, "error": "protocol"}}],
+             "deadline": 10_002},
+            {"at": 10_002, "in": None, "want": [state({"stalled": {"since": 2}})], "deadline": None},
+            {"at": 10_003, "in": {"peer_up": A}, "want": []},
+        ],
+    },
+    {
+        "name": "an empty file is complete at once",
+        "file": {"size": 0, "salt": 0, "piece": 16 * KIB}, "author": A,
+        "steps": [
+            {"at": 0, "in": {"start": {}}, "want": [state("fetching"), state("complete")], "deadline": None},
+        ],
+    },
+]
+
+F = {"size": 70_000, "salt": 1, "piece": P32}
+SMALL = {"high_water": 40_000, "read_bytes": 16 * KIB}
+sender_scenarios = [
+    {
+        "name": "the list, then the pieces asked for, read piece by piece and within the high water",
+        "file": F, "config": SMALL,
+        "steps": [
+            {"at": 0, "in": {"create": {"list": True}}, "want": [{"send_text": have(3)}, {"send_list": {"first": 0, "count": 3}}],
+             "deadline": 120_000},
+            {"at": 1, "in": {"text": want(0, 1, 2)}, "want": [{"read": {"offset": 0, "len": 16 * KIB}}], "deadline": None},
+            {"at": 2, "in": {"read": {"offset": 0, "len": 16 * KIB}},
+             "want": [{"send_piece": {"index": 0, "offset": 0, "len": 16 * KIB}}, {"read": {"offset": 16 * KIB, "len": 16 * KIB}}]},
+            {"at": 3, "in": {"read": {"offset": 16 * KIB, "len": 16 * KIB}},
+             "want": [{"send_piece": {"index": 0, "offset": 16 * KIB, "len": 16 * KIB}}, {"read": {"offset": P32, "len": 16 * KIB}}]},
+            {"at": 4, "in": {"read": {"offset": P32, "len": 16 * KIB}},
+             "want": [{"send_piece": {"index": 1, "offset": 0, "len": 16 * KIB}}, {"read": {"offset": P32 + 16 * KIB, "len": 16 * KIB}}]},
+            {"at": 5, "in": {"read": {"offset": P32 + 16 * KIB, "len": 16 * KIB}},
+             "want": [{"read": {"offset": 2 * P32, "len": LAST}}], "delivered": 0},
+            {"at": 6, "in": {"read": {"offset": 2 * P32, "len": LAST}}, "want": []},
+            {"at": 7, "in": {"buffered": 16_000},
+             "want": [{"send_piece": {"index": 1, "offset": 16 * KIB, "len": 16 * KIB}},
+                      {"send_piece": {"index": 2, "offset": 0, "len": LAST}}],
+             "delivered": 70_000 - (16_000 + 16 * KIB + 9 + LAST + 9), "deadline": 120_006},
+            {"at": 8, "in": {"closed": {}}, "want": [{"state": "done"}], "deadline": None},
+        ],
+    },
+    {
+        "name": "a piece that no longer matches its hash ends the transfer",
+        "file": F, "config": {},
+        "steps": [
+            {"at": 0, "in": {"create": {"list": False}}, "want": [{"send_text": have(3)}]},
+            {"at": 1, "in": {"text": want(1)}, "want": [{"read": {"offset": P32, "len": P32}}]},
+            {"at": 2, "in": {"read": {"offset": P32, "len": P32, "corrupt": True}},
+             "want": [{"send_text": cancel("changed")}, {"close": {}}, {"state": {"failed": "changed"}}]},
+            {"at": 3, "in": {"text": want(0)}, "want": []},
+        ],
+    },
+    {
+        "name": "a file cut short since it was offered ends the transfer",
+        "file": F, "config": {},
+        "steps": [
+            {"at": 0, "in": {"create": {"list": False}}, "want": [{"send_text": have(3)}]},
+            {"at": 1, "in": {"text": want(2)}, "want": [{"read": {"offset": 2 * P32, "len": LAST}}]},
+            {"at": 2, "in": {"read": {"offset": 2 * P32, "len": LAST, "short": 100}},
+             "want": [{"send_text": cancel("changed")}, {"close": {}}, {"state": {"failed": "changed"}}]},
+        ],
+    },
+    {
+        "name": "the fetching side cancels",
+        "file": F, "config": {},
+        "steps": [
+            {"at": 0, "in": {"create": {"list": False}}, "want": [{"send_text": have(3)}]},
+            {"at": 1, "in": {"text": want(0)}, "want": [{"read": {"offset": 0, "len": P32}}]},
+            {"at": 2, "in": {"text": cancel("cancelled")}, "want": [{"state": {"cancelled": "peer"}}, {"close": {}}]},
+            {"at": 3, "in": {"read": {"offset": 0, "len": P32}}, "want": []},
+        ],
+    },
+    {
+        "name": "this side cancels",
+        "file": F, "config": {},
+        "steps": [
+            {"at": 0, "in": {"create": {"list": True}}, "want": [{"send_text": have(3)}, {"send_list": {"first": 0, "count": 3}}]},
+            {"at": 1, "in": {"cancel": {}},
+             "want": [{"send_text": cancel("cancelled")}, {"close": {}}, {"state": {"cancelled": "us"}}]},
+        ],
+    },
+    {
+        "name": "asking for a piece that is not there breaks the protocol",
+        "file": F, "config": {"max_queue": 2},
+        "steps": [
+            {"at": 0, "in": {"create": {"list": False}}, "want": [{"send_text": have(3)}]},
+            {"at": 1, "in": {"text": want(3)},
+             "want": [{"send_text": cancel("protocol")}, {"close": {}}, {"state": {"failed": "protocol"}}]},
+        ],
+    },
+    {
+        "name": "asking for more than it keeps breaks the protocol",
+        "file": F, "config": {"max_queue": 2},
+        "steps": [
+            {"at": 0, "in": {"create": {"list": False}}, "want": [{"send_text": have(3)}]},
+            {"at": 1, "in": {"text": want(0, 1, 2)},
+             "want": [{"send_text": cancel("protocol")}, {"close": {}}, {"state": {"failed": "protocol"}}]},
+        ],
+    },
+    {
+        "name": "a channel nobody asks anything of is closed",
+        "file": F, "config": {},
+        "steps": [
+            {"at": 0, "in": {"create": {"list": False}}, "want": [{"send_text": have(3)}], "deadline": 120_000},
+            {"at": 119_999, "in": None, "want": []},
+            {"at": 120_000, "in": None,
+             "want": [{"send_text": cancel("idle")}, {"close": {}}, {"state": {"failed": "idle"}}], "deadline": None},
+        ],
+    },
+    {
+        "name": "a channel that closes with pieces still to send is interrupted",
+        "file": F, "config": {},
+        "steps": [
+            {"at": 0, "in": {"create": {"list": False}}, "want": [{"send_text": have(3)}]},
+            {"at": 1, "in": {"text": want(0)}, "want": [{"read": {"offset": 0, "len": P32}}]},
+            {"at": 2, "in": {"closed": {}}, "want": [{"state": "interrupted"}]},
+        ],
+    },
+]
+
 doc = {
     "comment": "Shared vectors and scenarios for file transfers (docs/protocol.md, \"Files\"). Generated by "
                "transfer.py. content: how a scenario's file is made. hashes: SHA-256 of such files, per piece and "
@@ -288,7 +595,7 @@ doc = {
     "sender_defaults": {"high_water": 2 ** 20, "low_water": 2 ** 18, "read_bytes": 256 * KIB, "max_queue": 256,
                         "idle_ms": 120_000},
     "receiver_scenarios": receiver_scenarios,
-    "sender_scenarios": [],
+    "sender_scenarios": sender_scenarios,
 }
 out = pathlib.Path(__file__).with_name("transfer.json")
 out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
