@@ -240,3 +240,117 @@ for (const scenario of doc.sender_scenarios) {
     });
   });
 }
+
+/**
+ * A fetcher wired to holders in memory, in simulated time (the JavaScript
+ * side of crates/transfer/tests/pair.rs): the file arrives whole through
+ * blips, bad pieces, a reload and several holders.
+ * @param {{size: number, holders: string[], config?: object, blipAt?: number[], corrupt?: number[], reloadAt?: number}} o
+ */
+function pair({ size, holders, config = {}, blipAt = [], corrupt = [], reloadAt }) {
+  const data = content(size, 7);
+  const hasher = new FileHasher(32 * 1024);
+  hasher.update(data);
+  const digests = hasher.finish();
+  const meta = offerOf(digests, { fid: 'f1', name: 'x.bin', type: 'application/octet-stream' });
+  let r = new Receiver(meta, holders[0], config);
+  const disk = new Uint8Array(size);
+  /** @type {Map<string, Sender>} */
+  const senders = new Map();
+  /** @type {[string, string | Uint8Array][]} */
+  const wire = [];
+  let now = 0;
+  let pieces = 0;
+  let reads = 0;
+  /** @param {string} peer @param {import('../../web/js/transfer.js').SenderAction[]} actions */
+  const runSender = (peer, actions) => {
+    while (actions.length > 0) {
+      const a = /** @type {any} */ (actions.shift());
+      const s = senders.get(peer);
+      if (!s) return;
+      if ('send_text' in a) wire.push([peer, a.send_text]);
+      else if ('send_binary' in a) {
+        const bytes = a.send_binary.slice();
+        if (bytes[0] === 1) {
+          pieces += 1;
+          if (corrupt.includes(pieces)) bytes[bytes.length - 1] ^= 0xff;
+        }
+        wire.push([peer, bytes]);
+        actions.push(...s.buffered(0, now));
+      } else if ('read' in a) actions.push(...s.read(a.read.offset, data.slice(a.read.offset, a.read.offset + a.read.len), now));
+      else if ('close' in a) senders.delete(peer);
+    }
+  };
+  /** @param {import('../../web/js/transfer.js').ReceiverAction[]} actions */
+  const run = (actions) => {
+    while (actions.length > 0) {
+      const a = /** @type {any} */ (actions.shift());
+      if ('open' in a) actions.push(...(holders.includes(a.open) ? r.opened(a.open, now) : r.closed(a.open, now)));
+      else if ('send' in a) {
+        const s = senders.get(a.send.to);
+        if (s) runSender(a.send.to, s.text(a.send.text, now));
+        else {
+          const get = parseControl(a.send.text);
+          assert.equal(get.type, 'get');
+          const created = Sender.create(meta, digests.pieces, get.type === 'get' && get.list, {}, now);
+          senders.set(a.send.to, created.sender);
+          runSender(a.send.to, created.actions);
+        }
+      } else if ('close' in a) {
+        senders.delete(a.close);
+        for (let i = wire.length - 1; i >= 0; i -= 1) if (wire[i][0] === a.close) wire.splice(i, 1);
+      } else if ('write' in a) {
+        disk.set(a.write.data, a.write.offset);
+        actions.push(...r.written(a.write.data.length, now));
+      } else if ('read' in a) {
+        reads += 1;
+        actions.push(...r.read(a.read.offset, disk.slice(a.read.offset, a.read.offset + a.read.len), now));
+      }
+    }
+  };
+  const up = () => {
+    run(r.start(now));
+    for (const h of holders) run(r.peerUp(h, now));
+  };
+  up();
+  for (let step = 0; step < 100_000 && r.state !== 'complete'; step += 1) {
+    const bytes = r.progress().bytes;
+    if (blipAt.length > 0 && bytes >= blipAt[0]) {
+      blipAt.shift();
+      for (const h of holders) {
+        senders.delete(h);
+        run(r.peerDown(h, now));
+      }
+      wire.length = 0;
+      now += 3000;
+      for (const h of holders) run(r.peerUp(h, now));
+      continue;
+    }
+    if (reloadAt !== undefined && bytes >= reloadAt) {
+      reloadAt = undefined;
+      r = new Receiver(meta, holders[0], config, r.saved());
+      senders.clear();
+      wire.length = 0;
+      up();
+      continue;
+    }
+    const next = wire.shift();
+    if (!next) {
+      now += 1000;
+      run(r.handleTimeout(now));
+      continue;
+    }
+    const [from, message] = next;
+    run(typeof message === 'string' ? r.text(from, message, now) : r.binary(from, message, now));
+  }
+  assert.equal(r.state, 'complete');
+  assert.deepEqual(disk, data);
+  return { reads };
+}
+
+test('a fetcher and its holders in memory: blips, bad pieces, a reload, two holders', () => {
+  for (const size of [0, 1, 16_383, 16_384, 16_385, 200_000]) assert.equal(pair({ size, holders: ['a'] }).reads, 0);
+  pair({ size: 300_000, holders: ['a'], blipAt: [50_000, 200_000], corrupt: [2, 7] });
+  assert.ok(pair({ size: 300_000, holders: ['a'], reloadAt: 150_000 }).reads > 0);
+  pair({ size: 500_000, holders: ['a', 'c'], config: { maxSources: 2, window: 64 * 1024 } });
+});
