@@ -6,31 +6,13 @@ use peerchat_history::private::{Conversations, unwrap};
 use peerchat_history::{Config, Effect, History, Message, SendError};
 use serde_json::{Value, json};
 
-const VECTORS: &str = include_str!("../../../tests/vectors/private.json");
+mod common;
+use common::{effect, n, s, send_error, strings};
 
-fn effect(e: &Effect) -> Value {
-    match e {
-        Effect::Added(m) => json!({"added": [m.author, m.seq]}),
-        Effect::Send { to, text } => json!({"send": {"to": to, "text": text}}),
-        Effect::Acked { by, upto } => json!({"acked": {"by": by, "upto": upto}}),
-        Effect::Typing { author } => json!({"typing": author}),
-        Effect::Refused { author, seq } => json!({"refused": [author, seq]}),
-    }
-}
+const VECTORS: &str = include_str!("../../../tests/vectors/private.json");
 
 fn effects(list: &[Effect]) -> Value {
     json!(list.iter().map(effect).collect::<Vec<_>>())
-}
-
-fn s(v: &Value, name: &str) -> String {
-    v[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("{name} in {v}"))
-        .to_owned()
-}
-
-fn n(v: &Value, name: &str) -> u64 {
-    v[name].as_u64().unwrap_or_else(|| panic!("{name} in {v}"))
 }
 
 fn order<'a>(messages: impl Iterator<Item = &'a Message>) -> Value {
@@ -49,13 +31,7 @@ fn sent(got: Result<(Message, String), SendError>, want: &Value, at: &str) {
             assert_eq!(envelope, s(want, "envelope"), "{at}");
         }
         Err(e) => {
-            let code = match e {
-                SendError::Empty => "empty",
-                SendError::TooLarge { .. } => "too_large",
-                SendError::Invalid(_) => "invalid",
-                SendError::Stopped => unreachable!("{at}"),
-            };
-            assert_eq!(code, s(want, "error"), "{at}");
+            assert_eq!(send_error(&e), s(want, "error"), "{at}");
         }
     }
 }
@@ -101,12 +77,7 @@ fn scenarios() {
                     &at,
                 ),
                 "room_send" => {
-                    let recipients = step["recipients"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|r| r.as_str().unwrap().to_owned())
-                        .collect();
+                    let recipients = strings(step, "recipients");
                     let (_, envelope) = room
                         .send(
                             &s(step, "id"),

@@ -500,12 +500,20 @@ fn check_message(
     Ok(())
 }
 
+/// The fields every log entry has: `id`, `seq`, `clock`, `ts` (their
+/// ranges are checked with the rest, in [`check_message`]).
+fn entry_fields(obj: &Map<String, Value>) -> Result<(&str, u64, u64, u64), ProtocolError> {
+    Ok((
+        string(obj, "id")?,
+        number(obj, "seq")?,
+        number(obj, "clock")?,
+        number(obj, "ts")?,
+    ))
+}
+
 /// The fields of a `chat`, checked.
 fn chat_fields(obj: &Map<String, Value>) -> Result<Chat<'static>, ProtocolError> {
-    let id = string(obj, "id")?;
-    let seq = number(obj, "seq")?;
-    let clock = number(obj, "clock")?;
-    let ts = number(obj, "ts")?;
+    let (id, seq, clock, ts) = entry_fields(obj)?;
     let text = string(obj, "text")?;
     check_message(id, seq, clock, ts, text, None)?;
     Ok(Chat {
@@ -520,10 +528,7 @@ fn chat_fields(obj: &Map<String, Value>) -> Result<Chat<'static>, ProtocolError>
 
 /// The fields of a `file` entry, checked.
 fn file_fields(obj: &Map<String, Value>) -> Result<Chat<'static>, ProtocolError> {
-    let id = string(obj, "id")?;
-    let seq = number(obj, "seq")?;
-    let clock = number(obj, "clock")?;
-    let ts = number(obj, "ts")?;
+    let (id, seq, clock, ts) = entry_fields(obj)?;
     let file = FileMeta::from_value(obj.get("file").ok_or(ProtocolError::MissingField("file"))?)?;
     check_message(id, seq, clock, ts, "", Some(&file))?;
     Ok(Chat {
@@ -612,14 +617,7 @@ impl<'a> Record<'a> {
     pub fn validate(&self) -> Result<(), ProtocolError> {
         validate_author(&self.author)?;
         validate_nick(&self.nick).map_err(|_| bad("nick", "must follow the nickname rules"))?;
-        check_message(
-            &self.id,
-            self.seq,
-            self.clock,
-            self.ts,
-            &self.text,
-            self.file.as_ref(),
-        )
+        self.chat().validate()
     }
 
     /// The chat message by `author`/`nick` that arrived as `chat`.

@@ -189,6 +189,15 @@ fn wire() {
     }
 }
 
+/// A step's input: its one key and value, or a timeout (`null`).
+fn input(step: &Value) -> (&str, &Value) {
+    step["in"]
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .map(|(k, v)| (k.as_str(), v))
+        .unwrap_or(("timeout", &Value::Null))
+}
+
 fn receiver_action(a: &ReceiverAction, disk: &mut [u8]) -> Value {
     match a {
         ReceiverAction::Open { peer } => json!({"open": peer}),
@@ -246,12 +255,7 @@ fn receiver_scenarios() {
         for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
             let at = format!("{name}, step {i}: {step}");
             let now = n(&step["at"]);
-            let input = &step["in"];
-            let (kind, arg) = input
-                .as_object()
-                .and_then(|o| o.iter().next())
-                .map(|(k, v)| (k.as_str(), v))
-                .unwrap_or(("timeout", &Value::Null));
+            let (kind, arg) = input(step);
             let actions = match kind {
                 "start" => r.start(now),
                 "accept" => r.accept(now),
@@ -383,12 +387,7 @@ fn sender_scenarios() {
         for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
             let at = format!("{name}, step {i}: {step}");
             let now = n(&step["at"]);
-            let input = &step["in"];
-            let (kind, arg) = input
-                .as_object()
-                .and_then(|o| o.iter().next())
-                .map(|(k, v)| (k.as_str(), v))
-                .unwrap_or(("timeout", &Value::Null));
+            let (kind, arg) = input(step);
             let actions = if kind == "create" {
                 let (created, actions) = Sender::new(
                     f.meta.clone(),
