@@ -587,7 +587,9 @@ export class ChatLog {
   }
 
   /**
-   * Makes the separators between `item` and the message above it right.
+   * Makes the separators between `item` and the message above it right:
+   * one, right after that message, if their days differ (or if `item` is
+   * the first).
    * @private
    * @param {HTMLElement} item
    * @param {number} now
@@ -602,7 +604,9 @@ export class ChatLog {
     }
     const above = /** @type {HTMLElement | null} */ (el);
     const wanted = above === null || above.dataset.day !== item.dataset.day;
-    const kept = separators.length === 1 && wanted && item.previousElementSibling === separators[0] && separators[0].dataset.day === item.dataset.day;
+    // Right after the message above: notices between came later.
+    const place = above ? above.nextElementSibling : item.previousElementSibling;
+    const kept = separators.length === 1 && wanted && place === separators[0] && separators[0].dataset.day === item.dataset.day;
     if (kept) return;
     for (const s of separators) s.remove();
     if (!wanted) return;
@@ -612,7 +616,8 @@ export class ChatLog {
     separator.dataset.day = item.dataset.day;
     separator.dataset.ts = String(ts);
     separator.textContent = dayLabel(ts, now);
-    item.before(separator);
+    if (above) above.after(separator);
+    else item.before(separator);
   }
 
   /** @private */
