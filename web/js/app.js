@@ -192,6 +192,14 @@ function avatar(id, nick) {
   return el;
 }
 
+/** Shows the conversation in place of the join form. */
+function showRoom() {
+  if (!ui.chatView.hidden) return;
+  ui.joinView.hidden = true;
+  ui.chatView.hidden = false;
+  if (matchMedia(NARROW).matches) ui.membersPanel.open = false;
+}
+
 /** @param {Room} room */
 function renderMembers(room) {
   for (const m of room.members.values()) log.person(m.id, m.nick);
@@ -367,12 +375,18 @@ async function main() {
     room.relayOnly = ui.hideIp.checked;
     void ready.then(() => room.join(nick));
   });
-  // Only a member whose key this browser kept can come back as itself.
-  if (joinedAs && recall(`peerchat.key.${roomId}`)) ui.joinForm.requestSubmit();
+  // Only a member whose key this browser kept can come back as itself; it
+  // sees the conversation kept here at once, even with no network.
+  if (joinedAs && recall(`peerchat.key.${roomId}`)) {
+    showRoom();
+    ui.joinForm.requestSubmit();
+  }
 
   room.addEventListener('join-error', (e) => {
     const detail = /** @type {CustomEvent} */ (e).detail;
     ui.joinError.textContent = joinErrorText(detail);
+    ui.chatView.hidden = true;
+    ui.joinView.hidden = false;
     ui.nick.setAttribute('aria-invalid', 'true');
     ui.joinButton.disabled = false;
     ui.joinButton.textContent = 'Join';
@@ -390,9 +404,7 @@ async function main() {
     if (room.relayOnly && !room.hasRelay) {
       notice('This server offers no relay, so with “Hide my IP address” on you cannot connect to anyone.');
     }
-    ui.joinView.hidden = true;
-    ui.chatView.hidden = false;
-    if (matchMedia(NARROW).matches) ui.membersPanel.open = false;
+    showRoom();
     const others = [...room.members.values()].map((m) => m.nick);
     const joinedText = resumed ? `You are back as ${room.nick}.` : `You joined as ${room.nick}.`;
     notice(
@@ -470,7 +482,10 @@ async function main() {
   );
   wireComposer(
     { form: ui.composer, box: ui.message, note: ui.composerNote },
-    (text) => showMessage(room, room.send(text)),
+    (text) => {
+      if (!room.everJoined) throw new Error('Not in the room yet: you can send once the server answers.');
+      showMessage(room, room.send(text));
+    },
     () => room.typed(),
   );
 
