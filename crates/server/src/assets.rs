@@ -60,7 +60,10 @@ fn in_shell(path: &str) -> bool {
 /// `self.SHELL = {"version": …, "files": [...]}`: the shell's files, by
 /// path, and a version that changes whenever any of them does.
 fn shell_script() -> String {
-    let mut files: Vec<String> = Web::iter().map(|p| p.into_owned()).filter(|p| in_shell(p)).collect();
+    let mut files: Vec<String> = Web::iter()
+        .map(|p| p.into_owned())
+        .filter(|p| in_shell(p))
+        .collect();
     files.sort();
     let mut version = Sha256::new();
     for path in &files {
