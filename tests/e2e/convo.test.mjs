@@ -6,10 +6,15 @@
 // device is searched and exported. Real server, real Chromium; run inside
 // the loopback-only network namespace (scripts/netns.sh).
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 
+import { LineClient } from './lib/cli.mjs';
+
 import {
+  BIN,
   enter,
   launchBrowser,
   newPageIn,
@@ -152,10 +157,13 @@ test('notifications, when chosen, tell of messages and mentions while the tab is
   assert.deepEqual(/** @type {any} */ (alice).errors, []);
 });
 
-test('a late joiner’s history lands quietly; the history on the device is searched and exported', async (t) => {
+test('a late joiner’s history lands quietly; the history on the device is searched and exported, in the page and the terminal alike', async (t) => {
   const server = await startServer();
   const browser = await launchBrowser();
+  /** @type {LineClient | undefined} */
+  let dora;
   t.after(async () => {
+    dora?.kill();
     await browser.close();
     await server.stop('SIGKILL');
   });
@@ -221,5 +229,22 @@ test('a late joiner’s history lands quietly; the history on the device is sear
   assert.equal(json.room, new URL(link).pathname.split('/').pop());
   assert.deepEqual(json.messages.map((/** @type {any} */ m) => m.text), [...texts, 'welcome bob']);
   assert.ok(json.messages.every((/** @type {any} */ m) => m.nick === 'alice' && m.author.length > 0 && m.time.endsWith('Z')));
+
+  // The terminal client holds the same history: /search finds the same,
+  // /export writes the same messages, /qr draws the link.
+  dora = new LineClient('dora', BIN, ['chat', link, '--name', 'dora', '--plain', '--no-history']);
+  await dora.waitFor((l) => l === 'alice: welcome bob');
+  dora.say('/search DEPLOY');
+  await dora.waitFor((l) => l === '* 2 messages hold “DEPLOY”, newest first:', 'err');
+  await dora.waitFor((l) => / alice: deploy started$/.test(l), 'err');
+  const file = path.join(await mkdtemp(path.join(tmpdir(), 'peerchat-export-')), 'room.json');
+  dora.say(`/export ${file}`);
+  await dora.waitFor((l) => l === `* exported 7 message(s) to ${file}`, 'err');
+  const terminal = JSON.parse(await readFile(file, 'utf8'));
+  const same = (/** @type {any} */ m) => ({ id: m.id, author: m.author, nick: m.nick, seq: m.seq, clock: m.clock, ts: m.ts, time: m.time, text: m.text });
+  assert.deepEqual(terminal.messages.map(same), json.messages.map(same));
+  dora.say('/qr');
+  await dora.waitFor((l) => l === `* the room link, ${link}:`, 'err');
+  await dora.waitFor((l) => /^█{20,}$/.test(l), 'err');
   for (const page of [alice, bob]) assert.deepEqual(/** @type {any} */ (page).errors, [], 'no page errors');
 });
