@@ -315,7 +315,6 @@ async function renderDetails(room) {
 }
 
 async function main() {
-  void registerServiceWorker({ banner: byId('update'), button: /** @type {HTMLButtonElement} */ (byId('update-now')) });
   const roomId = roomIdFromAddress();
   if (roomId === undefined) return;
   if (!roomId) {
@@ -418,9 +417,16 @@ async function main() {
 
   /** @type {ReturnType<typeof setInterval> | undefined} */
   let countdown;
+  let installing = false;
   room.addEventListener('server', (e) => {
     const { state, retryInMs, reason } = /** @type {CustomEvent} */ (e).detail;
     clearInterval(countdown);
+    if (state === 'open' && !installing) {
+      // Once the server answers (a worker installed on an earlier visit
+      // serves the page without it).
+      installing = true;
+      void registerServiceWorker({ banner: byId('update'), button: /** @type {HTMLButtonElement} */ (byId('update-now')) });
+    }
     ui.retry.hidden = state !== 'offline';
     if (state === 'open') {
       setStatus('open', 'Online');
