@@ -33,8 +33,9 @@ for (const scenario of doc.scenarios) {
       const want = step.want;
       switch (step.do) {
         case 'send':
+        case 'send_file':
           try {
-            const { message, envelope } = h.send(step);
+            const { message, envelope } = step.do === 'send' ? h.send(step) : h.sendFile(step);
             assert.deepEqual(message, want.message, at);
             assert.equal(envelope, want.envelope, at);
           } catch (e) {

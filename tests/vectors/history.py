@@ -20,8 +20,25 @@ def rec(author, nick, id, seq, clock, ts, text):
     return {"author": author, "nick": nick, "id": id, "seq": seq, "clock": clock, "ts": ts, "text": text}
 
 
+def file_entry(id, seq, clock, ts, file):
+    return env("file", id=id, seq=seq, clock=clock, ts=ts, file=file)
+
+
+def frec(author, nick, id, seq, clock, ts, file):
+    """A file offer as a log keeps it (`text` empty) and as `history` carries it."""
+    return {"author": author, "nick": nick, "id": id, "seq": seq, "clock": clock, "ts": ts, "text": "", "file": file}
+
+
+def wire(record):
+    """A record as a `history` envelope writes it: `kind` for offers, `text` for chat."""
+    if "file" in record:
+        out = {k: v for k, v in record.items() if k != "text" and k != "file"}
+        return {**out, "kind": "file", "file": record["file"]}
+    return record
+
+
 def history(*records):
-    return env("history", messages=list(records))
+    return env("history", messages=[wire(r) for r in records])
 
 
 def sync(have):
@@ -440,6 +457,61 @@ scenarios = [
             {"do": "send", "id": "s", "nick": "alice", "text": "sent", "ts": 1, "recipients": [],
              "want": {"message": rec(A, "alice", "s", 1, 2, 1, "sent"), "envelope": chat("s", 1, 2, 1, "sent")}},
             {"do": "typed", "now": 4001, "want": env("typing")},
+        ],
+    },
+]
+
+# A file offer (docs/protocol.md, "Files"); the log checks its rules, not its hashes.
+CAT = {"fid": "f1", "name": "cat.png", "size": 40000, "type": "image/png", "piece": 16384,
+       "sha256": "ab" * 32, "root": "cd" * 32}
+DOG = {**CAT, "fid": "f2", "name": "dog.gif", "type": "image/gif", "size": 1}
+
+scenarios += [
+    {
+        "name": "a file offer is an entry of the log, numbered, acknowledged and synced like a message",
+        "me": A,
+        "steps": [
+            {"do": "send_file", "id": "o1", "nick": "alice", "file": CAT, "ts": 10, "recipients": [B],
+             "want": {"message": frec(A, "alice", "o1", 1, 1, 10, CAT), "envelope": file_entry("o1", 1, 1, 10, CAT)}},
+            {"do": "send", "id": "m2", "nick": "alice", "text": "a cat", "ts": 11, "recipients": [B],
+             "want": {"message": rec(A, "alice", "m2", 2, 2, 11, "a cat"), "envelope": chat("m2", 2, 2, 11, "a cat")}},
+            {"do": "send_file", "id": "o3", "nick": "alice", "file": {**CAT, "piece": 1000}, "ts": 12,
+             "recipients": [B], "want": {"error": "invalid"}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 20, "text": file_entry("b1", 1, 5, 20, DOG),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "get", "author": B, "seq": 1, "want": frec(B, "bob", "b1", 1, 5, 20, DOG)},
+            {"do": "receive", "from": C, "nick": "carol", "now": 30, "text": sync({}),
+             "want": {"effects": [send(C, history(frec(A, "alice", "o1", 1, 1, 10, CAT),
+                                                  rec(A, "alice", "m2", 2, 2, 11, "a cat"),
+                                                  frec(B, "bob", "b1", 1, 5, 20, DOG)))]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 40,
+             "text": history(frec(C, "carol", "c1", 1, 6, 40, {**DOG, "fid": "f3"})),
+             "want": {"effects": [added(C, 1), send(C, ack(1))]}},
+            {"do": "order", "want": [[A, 1], [A, 2], [B, 1], [C, 1]]},
+        ],
+    },
+    {
+        "name": "an entry of a kind this client does not know counts as received",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1,
+             "text": env("poll", id="p", seq=1, clock=1, ts=1, question="lunch?"),
+             "want": {"effects": [{"refused": [B, 1]}, send(B, ack(1))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 2, "text": chat("b2", 2, 2, 2, "so?"),
+             "want": {"effects": [added(B, 2), send(B, ack(2))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 3, "text": env("reaction", to="b2", seq=3),
+             "want": {"effects": []}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 4,
+             "text": env("history", messages=[{**rec(C, "carol", "c1", 1, 1, 1, "x"), "kind": "poll"},
+                                              {**rec(C, "carol", "c2", 2, 2, 2, "y"), "kind": "chat"}]),
+             "want": {"effects": [{"refused": [C, 1]}, added(C, 2), send(C, ack(2))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 5,
+             "text": file_entry("b3", 3, 3, 3, {**CAT, "sha256": "AB" * 32}),
+             "want": {"effects": [{"refused": [B, 3]}, send(B, ack(3))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 6,
+             "text": env("private", body=json.loads(chat("p1", 1, 1, 1, "psst"))),
+             "want": {"effects": []}},
+            {"do": "order", "want": [[B, 2], [C, 2]]},
         ],
     },
 ]

@@ -22,6 +22,7 @@ import {
   MAX_TEXT_BYTES,
   MAX_TEXT_SIZE,
   MAX_TS,
+  parseFileMeta,
   parsePeerMessage,
   ProtocolError,
   salvagePeerMessage,
@@ -71,13 +72,33 @@ function idOf(author, seq) {
   return `${author}\u0000${seq}`;
 }
 
+/**
+ * Throws a {@link ProtocolError} (`empty`, `too_large`) unless `text` can be
+ * sent as a message: not only white space, at most 16 KiB of UTF-8.
+ * @param {string} text
+ */
+export function checkText(text) {
+  if (isBlank(text)) throw new ProtocolError('empty', 'the message is empty');
+  const size = utf8Length(text);
+  if (size > MAX_TEXT_BYTES) {
+    throw new ProtocolError(
+      'too_large',
+      `This message is ${size} bytes; messages may be at most ${MAX_TEXT_SIZE} (${MAX_TEXT_BYTES} bytes).`,
+    );
+  }
+}
+
 export class History {
   /**
    * @param {string} me our peer id
    * @param {Partial<Config>} [config]
+   * @param {string | null} [party] in a private conversation, the other
+   *   party: only its entries and ours are taken (see {@link History.between})
    */
-  constructor(me, config = {}) {
+  constructor(me, config = {}, party = null) {
     this.me = me;
+    /** The other party of a private conversation, or null in a room. */
+    this.party = party;
     /** @type {Config} */
     this.config = { ...DEFAULT_CONFIG, ...config };
     this.clock = 0;
@@ -112,6 +133,26 @@ export class History {
     this.cleared = 0;
   }
 
+  /**
+   * An empty log of the private conversation between `me` and `peer`: it
+   * takes only entries authored by one of the two, whoever relays them.
+   * @param {string} me
+   * @param {string} peer
+   * @param {Partial<Config>} [config]
+   */
+  static between(me, peer, config = {}) {
+    return new History(me, config, peer);
+  }
+
+  /**
+   * Whether `author`'s entries belong in this log.
+   * @private
+   * @param {string} author
+   */
+  admits(author) {
+    return this.party === null || author === this.party || author === this.me;
+  }
+
   /** The messages, in order. */
   messages() {
     return this.log;
@@ -142,15 +183,26 @@ export class History {
    * @returns {{message: Message, envelope: string}}
    */
   send({ id, nick, text, ts, recipients }) {
-    if (isBlank(text)) throw new ProtocolError('empty', 'the message is empty');
-    const size = utf8Length(text);
-    if (size > MAX_TEXT_BYTES) {
-      throw new ProtocolError(
-        'too_large',
-        `This message is ${size} bytes; messages may be at most ${MAX_TEXT_SIZE} (${MAX_TEXT_BYTES} bytes).`,
-      );
-    }
-    validateNick(nick);
+    checkText(text);
+    return this.sendEntry({ id, nick, text, ts, recipients });
+  }
+
+  /**
+   * Records a file offer we make, as {@link History.send} records a
+   * message, and returns it with its `file` envelope.
+   * @param {{id: string, nick: string, file: import('./protocol.js').FileMeta, ts: number, recipients: string[]}} offer
+   * @returns {{message: Message, envelope: string}}
+   */
+  sendFile({ id, nick, file, ts, recipients }) {
+    return this.sendEntry({ id, nick, text: '', file, ts, recipients });
+  }
+
+  /**
+   * @private
+   * @param {{id: string, nick: string, text: string, file?: import('./protocol.js').FileMeta, ts: number, recipients: string[]}} entry
+   * @returns {{message: Message, envelope: string}}
+   */
+  sendEntry({ id, nick, text, file, ts, recipients }) {
     /** @type {Message} */
     const message = {
       author: this.me,
@@ -161,9 +213,17 @@ export class History {
       ts: Math.min(ts, MAX_TS),
       text,
     };
-    const envelope = chatEnvelope(message);
-    // The same checks a receiver makes.
-    parsePeerMessage(envelope);
+    let envelope;
+    try {
+      validateNick(nick);
+      if (file) message.file = parseFileMeta(file);
+      envelope = chatEnvelope(message);
+      // The same checks a receiver makes.
+      parsePeerMessage(envelope);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      throw new ProtocolError('invalid', e.message);
+    }
     this.typingSent = null;
     const to = [...new Set(recipients.filter((r) => r !== this.me))].sort();
     this.recipients.set(message.seq, to);
@@ -247,7 +307,10 @@ export class History {
       case 'chat': {
         if (from === this.me) break;
         this.typers.delete(from);
-        this.take([{ author: from, nick, id: msg.id, seq: msg.seq, clock: msg.clock, ts: msg.ts, text: msg.text }], out);
+        /** @type {Message} */
+        const message = { author: from, nick, id: msg.id, seq: msg.seq, clock: msg.clock, ts: msg.ts, text: msg.text };
+        if (msg.file) message.file = msg.file;
+        this.take([message], out);
         break;
       }
       case 'ack':
@@ -265,7 +328,14 @@ export class History {
           out.push({ typing: from });
         }
         break;
+      case 'unknown':
+        // A log entry of a kind we do not know counts as received, so that
+        // it cannot hold its author's later messages back.
+        if (msg.seq !== undefined && from !== this.me) this.take([{ flawed: true, author: from, seq: msg.seq }], out);
+        break;
       default:
+        // Private envelopes belong to the conversation with `from`
+        // (private.js), never to the room's log.
         break;
     }
     return out;
@@ -283,6 +353,7 @@ export class History {
     /** @type {Map<string, number>} */
     const before = new Map();
     for (const entry of entries) {
+      if (!this.admits(entry.author)) continue;
       if (!before.has(entry.author)) before.set(entry.author, this.floorOf(entry.author));
       if (!('flawed' in entry)) {
         if (this.plausible(entry) && this.insert(entry)) out.push({ added: entry });
@@ -382,6 +453,7 @@ export class History {
     /** @type {Message[]} */
     const added = [];
     for (const message of saved.messages) {
+      if (!this.admits(message.author)) continue;
       try {
         parsePeerMessage(historyEnvelope([message]));
       } catch {
@@ -540,8 +612,11 @@ export class History {
     this.clock = Math.max(this.clock, Math.min(message.clock, this.ownClock + MAX_JUMP));
     if (message.author === this.me) this.lastSeq = Math.max(this.lastSeq, message.seq);
     this.index.add(id);
-    const { author, nick, id: mid, seq, clock, ts, text } = message;
-    this.log.splice(this.lowerBound(message), 0, { author, nick, id: mid, seq, clock, ts, text });
+    const { author, nick, id: mid, seq, clock, ts, text, file } = message;
+    /** @type {Message} */
+    const kept = { author, nick, id: mid, seq, clock, ts, text };
+    if (file) kept.file = file;
+    this.log.splice(this.lowerBound(message), 0, kept);
     let floor = this.floorOf(author);
     while (this.index.has(idOf(author, floor + 1))) floor += 1;
     this.floor.set(author, floor);
@@ -564,10 +639,20 @@ export class History {
  * @param {Message} m
  */
 function approximateSize(m) {
+  const file = m.file ? 220 + utf8Length(m.file.fid) + utf8Length(m.file.type) + stringSize(m.file.name) : 0;
+  return 120 + utf8Length(m.author) + utf8Length(m.nick) + utf8Length(m.id) + stringSize(m.text) + file;
+}
+
+/**
+ * About how many bytes a string takes in JSON: its UTF-8, and 5 more for
+ * each character written as a `\u` escape.
+ * @param {string} text
+ */
+function stringSize(text) {
   let escaped = 0;
-  for (let i = 0; i < m.text.length; i += 1) {
-    const c = m.text.charCodeAt(i);
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
     if (c < 0x20 || c === 0x22 || c === 0x5c) escaped += 1;
   }
-  return 120 + utf8Length(m.author) + utf8Length(m.nick) + utf8Length(m.id) + utf8Length(m.text) + escaped * 5;
+  return utf8Length(text) + escaped * 5;
 }

@@ -160,6 +160,19 @@ fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
         .collect()
 }
 
+/// The room's link as people share it: the one given, whole (with
+/// anything after `#`), or made from the server and the room id.
+fn room_link(ws_url: &str, room: &str, given: Option<&str>) -> String {
+    if let Some(link) = given.map(str::trim).filter(|g| g.contains("://")) {
+        return link.to_owned();
+    }
+    let base = ws_url
+        .replacen("wss://", "https://", 1)
+        .replacen("ws://", "http://", 1);
+    let base = base.strip_suffix("/ws").unwrap_or(&base);
+    format!("{base}/r/{room}")
+}
+
 /// Runs `peerchat chat`: the terminal UI when standard input and output are
 /// a terminal (and neither `--plain` nor `--json` is given), else line mode.
 pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
@@ -203,6 +216,10 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         }
         None => peerchat_client::tls::default_config(),
     };
+    let link = match (&session, args.room.as_deref()) {
+        (Session::Room { ws_url, room }, given) => Some(room_link(ws_url, room, given)),
+        _ => None,
+    };
     let options = EngineOptions {
         tls,
         transport: args.transport.into(),
@@ -226,7 +243,8 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
     let (engine, events) = Engine::start(options);
     match room {
         Some(room) if interactive && !args.plain && !args.json => {
-            crate::tui::run(engine, events, &room, relay_only).await
+            let link = link.unwrap_or_default();
+            crate::tui::run(engine, events, &room, &link, relay_only).await
         }
         _ => {
             let mode = if args.json {
@@ -234,7 +252,8 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
             } else {
                 crate::line::Output::Plain
             };
-            crate::line::run(engine, events, mode, args.linger, manual).await
+            let room = room.zip(link);
+            crate::line::run(engine, events, mode, args.linger, manual, room).await
         }
     }
 }

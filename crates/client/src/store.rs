@@ -181,6 +181,8 @@ impl Store {
                     id: row.get(4)?,
                     ts: unsigned(row.get(5)?),
                     text: row.get(6)?,
+                    // File offers are not kept yet: no client makes them.
+                    file: None,
                 })
             })
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)

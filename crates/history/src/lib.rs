@@ -32,14 +32,16 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use peerchat_protocol::file::FileMeta;
 use peerchat_protocol::peer::{
-    self, Chat, MAX_COUNTER, MAX_HISTORY_BATCH, MAX_JUMP, MAX_SYNC_AUTHORS, PeerMessage, Record,
+    self, MAX_COUNTER, MAX_HISTORY_BATCH, MAX_JUMP, MAX_SYNC_AUTHORS, PeerMessage, Record,
     Salvaged, Sync,
 };
 use peerchat_protocol::{MAX_TEXT_BYTES, ProtocolError};
 use serde::{Deserialize, Serialize};
 
-/// A chat message in the log.
+/// An entry of the log: a chat message, or a file offer (`file` is set and
+/// `text` is empty).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// The author's peer id.
@@ -54,8 +56,11 @@ pub struct Message {
     pub clock: u64,
     /// When it was sent, in ms since the Unix epoch, by the author's clock.
     pub ts: u64,
-    /// The text.
+    /// The text (empty in a file offer).
     pub text: String,
+    /// The offer, in a file offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Box<FileMeta>>,
 }
 
 impl Message {
@@ -77,6 +82,7 @@ impl Message {
             clock: self.clock,
             ts: self.ts,
             text: Cow::Borrowed(&self.text),
+            file: self.file.as_deref().cloned(),
         }
     }
 
@@ -89,6 +95,7 @@ impl Message {
             clock: record.clock,
             ts: record.ts,
             text: record.text.into_owned(),
+            file: record.file.map(Box::new),
         }
     }
 }
@@ -260,6 +267,9 @@ pub struct History {
     typing_sent: Option<u64>,
     /// Messages with a clock up to this one were cleared by this member.
     cleared: u64,
+    /// In a private conversation, the other party: only its entries and
+    /// ours are taken.
+    party: Option<String>,
 }
 
 impl History {
@@ -281,7 +291,31 @@ impl History {
             typing: HashMap::new(),
             typing_sent: None,
             cleared: 0,
+            party: None,
         }
+    }
+
+    /// An empty log of the private conversation between `me` and `peer`:
+    /// it takes only entries authored by one of the two, whoever relays
+    /// them.
+    pub fn between(me: impl Into<String>, peer: impl Into<String>, config: Config) -> Self {
+        Self {
+            party: Some(peer.into()),
+            ..Self::new(me, config)
+        }
+    }
+
+    /// The other party, in the log of a private conversation.
+    pub fn party(&self) -> Option<&str> {
+        self.party.as_deref()
+    }
+
+    /// Whether `author`'s entries belong in this log: any member's in a
+    /// room, only the two parties' in a private conversation.
+    fn admits(&self, author: &str) -> bool {
+        self.party
+            .as_deref()
+            .is_none_or(|party| author == party || author == self.me)
     }
 
     /// This member's peer id.
@@ -349,6 +383,31 @@ impl History {
         recipients: Vec<String>,
     ) -> Result<(Message, String), SendError> {
         check_text(text)?;
+        self.send_entry(id, nick, text, None, ts, recipients)
+    }
+
+    /// Records a file offer we make, as [`History::send`] records a message,
+    /// and returns it with its `file` envelope.
+    pub fn send_file(
+        &mut self,
+        id: &str,
+        nick: &str,
+        file: FileMeta,
+        ts: u64,
+        recipients: Vec<String>,
+    ) -> Result<(Message, String), SendError> {
+        self.send_entry(id, nick, "", Some(file), ts, recipients)
+    }
+
+    fn send_entry(
+        &mut self,
+        id: &str,
+        nick: &str,
+        text: &str,
+        file: Option<FileMeta>,
+        ts: u64,
+        recipients: Vec<String>,
+    ) -> Result<(Message, String), SendError> {
         let message = Message {
             author: self.me.clone(),
             nick: nick.to_owned(),
@@ -357,16 +416,11 @@ impl History {
             clock: (self.clock + 1).min(MAX_COUNTER),
             ts: ts.min(peer::MAX_TS),
             text: text.to_owned(),
+            file: file.map(Box::new),
         };
-        message.record().validate()?;
-        let envelope = Chat {
-            id: Cow::Borrowed(id),
-            seq: message.seq,
-            clock: message.clock,
-            ts: message.ts,
-            text: Cow::Borrowed(text),
-        }
-        .to_json();
+        let record = message.record();
+        record.validate()?;
+        let envelope = record.chat().to_json();
         self.typing_sent = None;
         let mut recipients = recipients;
         recipients.retain(|r| r != &self.me);
@@ -496,7 +550,16 @@ impl History {
                     });
                 }
             }
-            PeerMessage::Unknown { .. } => {}
+            // A log entry of a kind we do not know counts as received, so
+            // that it cannot hold its author's later messages back.
+            PeerMessage::Unknown { seq: Some(seq), .. } => {
+                if from != self.me {
+                    self.take([Err((from.to_owned(), seq))], &mut out);
+                }
+            }
+            // Private envelopes belong to the conversation with `from`
+            // ([`private::Conversations`]), never to the room's log.
+            PeerMessage::Unknown { seq: None, .. } | PeerMessage::Private(_) => {}
         }
         Ok(out)
     }
@@ -581,7 +644,10 @@ impl History {
             .fold(self.own_clock.max(saved.cleared), u64::max);
         let mut added = Vec::new();
         for message in saved.messages {
-            if message.record().validate().is_ok() && self.insert(message.clone()) {
+            if self.admits(&message.author)
+                && message.record().validate().is_ok()
+                && self.insert(message.clone())
+            {
                 added.push(message);
             }
         }
@@ -640,6 +706,9 @@ impl History {
                 Ok(message) => message.author.as_str(),
                 Err((author, _)) => author.as_str(),
             };
+            if !self.admits(author) {
+                continue;
+            }
             if !authors.iter().any(|(a, _)| a == author) {
                 authors.push((author.to_owned(), self.floor_of(author)));
             }
@@ -817,19 +886,31 @@ impl History {
 
 /// About how many bytes `record` takes in a `history` envelope.
 fn record_size(record: &Record<'_>) -> usize {
-    // Field names, punctuation and numbers: under 120 bytes; strings may
-    // grow when escaped, by up to 6 bytes a byte for control characters.
+    // Field names, punctuation and numbers: under 120 bytes (220 more for
+    // an offer's); strings may grow when escaped, by up to 6 bytes a byte
+    // for control characters.
+    let file = record.file.as_ref().map_or(0, |f| {
+        220 + f.fid.len() + f.mime.len() + string_size(&f.name)
+    });
     120 + record.author.len()
         + record.nick.len()
         + record.id.len()
-        + record.text.len()
-        + record
-            .text
+        + string_size(&record.text)
+        + file
+}
+
+/// About how many bytes `text` takes in JSON: its UTF-8, and 5 more for each
+/// character written as a `\u` escape.
+fn string_size(text: &str) -> usize {
+    text.len()
+        + text
             .bytes()
             .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
             .count()
             * 5
 }
+
+pub mod private;
 
 #[cfg(test)]
 mod tests;

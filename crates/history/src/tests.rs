@@ -14,6 +14,7 @@ fn message(author: &str, seq: u64, clock: u64) -> Message {
         clock,
         ts: seq,
         text: format!("{author} {seq}"),
+        file: None,
     }
 }
 

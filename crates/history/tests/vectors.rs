@@ -1,8 +1,11 @@
 //! Replays the shared scenarios in `tests/vectors/history.json`, which the
 //! web client's `history.js` replays too.
 
-use peerchat_history::{Config, Effect, History, Key, Message, SendError};
+use peerchat_history::{Config, History, Key, Message, SendError};
 use serde_json::{Value, json};
+
+mod common;
+use common::{effect, n, s, send_error, strings};
 
 const VECTORS: &str = include_str!("../../../tests/vectors/history.json");
 
@@ -24,27 +27,6 @@ fn config(v: &Value) -> Config {
     config
 }
 
-fn effect(e: &Effect) -> Value {
-    match e {
-        Effect::Added(m) => json!({"added": [m.author, m.seq]}),
-        Effect::Send { to, text } => json!({"send": {"to": to, "text": text}}),
-        Effect::Acked { by, upto } => json!({"acked": {"by": by, "upto": upto}}),
-        Effect::Typing { author } => json!({"typing": author}),
-        Effect::Refused { author, seq } => json!({"refused": [author, seq]}),
-    }
-}
-
-fn s(v: &Value, name: &str) -> String {
-    v[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("{name} in {v}"))
-        .to_owned()
-}
-
-fn n(v: &Value, name: &str) -> u64 {
-    v[name].as_u64().unwrap_or_else(|| panic!("{name} in {v}"))
-}
-
 #[test]
 fn scenarios() {
     let doc: Value = serde_json::from_str(VECTORS).unwrap();
@@ -57,20 +39,32 @@ fn scenarios() {
             let at = format!("{name}, step {i}: {step}");
             let want = &step["want"];
             match step["do"].as_str().unwrap() {
-                "send" => {
-                    let recipients = step["recipients"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|r| r.as_str().unwrap().to_owned())
-                        .collect();
-                    let got = h.send(
-                        &s(step, "id"),
-                        &s(step, "nick"),
-                        &s(step, "text"),
-                        n(step, "ts"),
-                        recipients,
-                    );
+                kind @ ("send" | "send_file") => {
+                    let recipients = strings(step, "recipients");
+                    let got = if kind == "send" {
+                        h.send(
+                            &s(step, "id"),
+                            &s(step, "nick"),
+                            &s(step, "text"),
+                            n(step, "ts"),
+                            recipients,
+                        )
+                    } else {
+                        // An offer that breaks a rule cannot be read, so
+                        // cannot be sent.
+                        match serde_json::from_value(step["file"].clone()) {
+                            Ok(file) => h.send_file(
+                                &s(step, "id"),
+                                &s(step, "nick"),
+                                file,
+                                n(step, "ts"),
+                                recipients,
+                            ),
+                            Err(_) => Err(SendError::Invalid(
+                                peerchat_protocol::ProtocolError::MissingField("file"),
+                            )),
+                        }
+                    };
                     match got {
                         Ok((message, envelope)) => {
                             let want_message: Message =
@@ -79,13 +73,7 @@ fn scenarios() {
                             assert_eq!(envelope, s(want, "envelope"), "{at}");
                         }
                         Err(e) => {
-                            let code = match e {
-                                SendError::Empty => "empty",
-                                SendError::TooLarge { .. } => "too_large",
-                                SendError::Invalid(_) => "invalid",
-                                SendError::Stopped => unreachable!("{at}"),
-                            };
-                            assert_eq!(code, s(want, "error"), "{at}");
+                            assert_eq!(send_error(&e), s(want, "error"), "{at}");
                         }
                     }
                 }
