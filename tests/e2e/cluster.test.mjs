@@ -23,6 +23,7 @@ import {
   openRoom,
   send,
   startServer,
+  unexpectedErrors,
   waitForMembers,
   waitForMessage,
 } from './lib/harness.mjs';
@@ -211,8 +212,5 @@ test('members spread over three servers keep chatting while servers are killed',
   }
   assert.deepEqual(carol.err.filter((l) => / left$/.test(l)), []);
   // (A killed server shows in the console as a failed WebSocket or load.)
-  for (const page of [alice, bob, dave, erin]) {
-    const errors = page.errors.filter((e) => !/WebSocket|ERR_EMPTY_RESPONSE|ERR_CONNECTION/.test(String(e)));
-    assert.deepEqual(errors, []);
-  }
+  for (const page of [alice, bob, dave, erin]) assert.deepEqual(unexpectedErrors(page), []);
 });

@@ -183,15 +183,22 @@ export async function enter(browser, origin, link, nick, viewport) {
 }
 
 /**
- * A page's errors other than the browser reporting a refused WebSocket or
- * request (expected while the server is down).
+ * A page's errors other than the browser reporting a WebSocket or request
+ * that failed at the network level (expected while a server is down or is
+ * killed: refused, reset, closed, an empty response, or a socket that was
+ * no longer connected when the request went out).
  * @param {import('playwright-core').Page} page
  */
 export function unexpectedErrors(page) {
   const errors = /** @type {Error[]} */ (/** @type {any} */ (page).errors);
   return errors
     .map((e) => e.message)
-    .filter((m) => !/WebSocket connection to .* failed|^Failed to load resource: net::ERR_CONNECTION_REFUSED$/.test(m));
+    .filter(
+      (m) =>
+        !/WebSocket connection to .* failed|^Failed to load resource: net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|CONNECTION_CLOSED|EMPTY_RESPONSE|SOCKET_NOT_CONNECTED)$/.test(
+          m,
+        ),
+    );
 }
 
 // ---------------------------------------------------------------------------
