@@ -37,6 +37,15 @@
 //!   clients, which join again and so move the room to whichever server
 //!   claims it first.
 //!
+//! Push-back on signals works as on one server, each server applying the
+//! hub's rule to the queues it holds: the owner's hub to its own clients',
+//! and the ingress of a client of another server to that client's, for the
+//! signals the owner relays to it with their sender named; a refusal there
+//! goes back to the owner, whose hub tells the sender `peer_busy`. So the
+//! transport passes its queues ([`peerchat_rooms::Backlog`]) to every call
+//! that may handle signals, and what one call outputs counts as queued for
+//! the rest of that call.
+//!
 //! [`Node`] is one server: the transport feeds it its clients' events (as
 //! it would a hub), the entries read from its inbox, the results of the
 //! Redis commands it queued ([`Command`]) and the time.
@@ -50,6 +59,7 @@ use std::time::Duration;
 
 pub mod link;
 mod node;
+mod out;
 pub mod wire;
 
 pub use node::{

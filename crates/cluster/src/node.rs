@@ -10,11 +10,14 @@ use bytes::Bytes;
 use peerchat_mailbox::{Mailbox, MailboxError, Outcome, Resolution, Ticket};
 use peerchat_protocol::ErrorCode;
 use peerchat_protocol::signaling::ClientMessage;
-use peerchat_rooms::{ConnId, Departure, Hub, HubConfig, Meter, NoBacklog, Output, Stats};
+use peerchat_rooms::{
+    Backlog, ConnId, Departure, Hub, HubConfig, Meter, NoBacklog, Output, Stats, frame_cost,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::link::{Delivery, Inbound};
+use crate::out::Out;
 use crate::wire::{Entry, Message, encode_parts};
 use crate::{ClusterConfig, NodeId};
 
@@ -184,6 +187,11 @@ enum Route {
 struct Client {
     meter: Meter,
     route: Route,
+    /// Senders (connections at its room's owner) whose signals to it were
+    /// refused here, and who were told, until one of theirs gets through
+    /// again: only the first refusal of a run is reported. At most one per
+    /// member of its room.
+    busy: Vec<ConnId>,
 }
 
 /// A client of another server, in this server's hub.
@@ -194,6 +202,9 @@ struct Proxy {
     joined: bool,
     /// Frames held while the room of its join is being claimed.
     waiting: Option<Vec<Bytes>>,
+    /// Senders whose signals to it were refused because too much waits
+    /// for its server, and who were told, until one of theirs goes again.
+    busy: Vec<ConnId>,
 }
 
 #[derive(Debug)]
@@ -284,6 +295,11 @@ enum HubEvent {
     },
     JoinDeadline {
         conn: ConnId,
+    },
+    /// A signal from `from` was refused where `to`'s queue is held.
+    Refused {
+        from: ConnId,
+        to: ConnId,
     },
 }
 
@@ -604,6 +620,7 @@ impl Node {
             Client {
                 meter,
                 route: Route::Here,
+                busy: Vec::new(),
             },
         );
     }
@@ -617,8 +634,19 @@ impl Node {
         }
     }
 
-    /// A text frame arrived from client `conn`.
-    pub fn handle_text(&mut self, conn: ConnId, text: &str, now: Instant, out: &mut Vec<Output>) {
+    /// A text frame arrived from client `conn`. `queues` tells what waits
+    /// in the transport's outgoing queues (as for [`Hub::handle_text`]);
+    /// what `out` holds already counts as queued too (the transport may
+    /// deliver the output of several calls at once).
+    pub fn handle_text(
+        &mut self,
+        conn: ConnId,
+        text: &str,
+        now: Instant,
+        queues: &dyn Backlog,
+        out: &mut Vec<Output>,
+    ) {
+        let out = &mut Out::new(queues, out);
         let Some(client) = self.clients.get_mut(&conn) else {
             return;
         };
@@ -653,7 +681,7 @@ impl Node {
                 // A member of a room owned here: straight to the hub.
                 let mut hub_out = Vec::new();
                 self.hub
-                    .handle_text(conn, text, now, &NoBacklog, &mut hub_out);
+                    .handle_text(conn, text, now, out.backlog(), &mut hub_out);
                 self.route_outputs(hub_out, now, out);
             }
             Step::Hold => {
@@ -694,6 +722,7 @@ impl Node {
     /// The join deadline of `conn` passed: unless it is in a room, it is
     /// told so and closed.
     pub fn join_deadline(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Output>) {
+        let out = &mut Out::new(&NoBacklog, out);
         match self.clients.get(&conn).map(|c| &c.route) {
             None | Some(Route::Remote { joined: true, .. }) => {}
             Some(Route::Here) => self.hub_event(HubEvent::JoinDeadline { conn }, now, out),
@@ -715,6 +744,7 @@ impl Node {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
+        let out = &mut Out::new(&NoBacklog, out);
         match self.clients.get(&conn).map(|c| &c.route) {
             None => {}
             Some(Route::Here) => {
@@ -745,6 +775,7 @@ impl Node {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
+        let out = &mut Out::new(&NoBacklog, out);
         match self.clients.get(&conn).map(|c| &c.route) {
             None => self.hub.disconnect(conn, how, now, out),
             Some(Route::Here) => {
@@ -765,6 +796,7 @@ impl Node {
     /// clients in rooms owned elsewhere count as lost there, and may resume
     /// on another server. Then the server leaves the cluster.
     pub fn shutdown(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let out = &mut Out::new(&NoBacklog, out);
         let rooms: Vec<Arc<str>> = self.owned.drain().collect();
         let mut hub_out = Vec::new();
         for room in &rooms {
@@ -830,8 +862,9 @@ impl Node {
         next
     }
 
-    /// Time passed.
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
+    /// Time passed. `queues`: as for [`Node::handle_text`].
+    pub fn handle_timeout(&mut self, now: Instant, queues: &dyn Backlog, out: &mut Vec<Output>) {
+        let out = &mut Out::new(queues, out);
         self.dead
             .retain(|_, at| now.saturating_duration_since(*at) < DEAD_MEMORY);
         if let Some(mailbox) = self.mailbox.as_mut() {
@@ -886,15 +919,18 @@ impl Node {
 
     // ----- results of Redis commands -----
 
-    /// A beat sent at `sent_at` by `node` came back.
+    /// A beat sent at `sent_at` by `node` came back. `queues`: as for
+    /// [`Node::handle_text`].
     pub fn beat_done(
         &mut self,
         node: NodeId,
         sent_at: Instant,
         result: BeatResult,
         now: Instant,
+        queues: &dyn Backlog,
         out: &mut Vec<Output>,
     ) {
+        let out = &mut Out::new(queues, out);
         if node != self.me {
             return;
         }
@@ -929,15 +965,18 @@ impl Node {
         }
     }
 
-    /// A claim of `room` by `node` came back.
+    /// A claim of `room` by `node` came back. `queues`: as for
+    /// [`Node::handle_text`].
     pub fn claim_done(
         &mut self,
         node: NodeId,
         room: &str,
         result: ClaimResult,
         now: Instant,
+        queues: &dyn Backlog,
         out: &mut Vec<Output>,
     ) {
+        let out = &mut Out::new(queues, out);
         if node != self.me {
             return;
         }
@@ -982,6 +1021,7 @@ impl Node {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
+        let out = &mut Out::new(&NoBacklog, out);
         if node != self.me {
             return;
         }
@@ -996,8 +1036,16 @@ impl Node {
         self.route_outputs(hub_out, now, out);
     }
 
-    /// An entry read from this server's inbox.
-    pub fn receive(&mut self, entry: Bytes, now: Instant, out: &mut Vec<Output>) {
+    /// An entry read from this server's inbox. `queues`: as for
+    /// [`Node::handle_text`].
+    pub fn receive(
+        &mut self,
+        entry: Bytes,
+        now: Instant,
+        queues: &dyn Backlog,
+        out: &mut Vec<Output>,
+    ) {
+        let out = &mut Out::new(queues, out);
         let entry = match Entry::decode(entry) {
             Ok(entry) => entry,
             Err(_) => return,
@@ -1024,7 +1072,7 @@ impl Node {
         from: NodeId,
         deliveries: Vec<Delivery<Vec<Message>>>,
         now: Instant,
-        out: &mut Vec<Output>,
+        out: &mut Out<'_>,
     ) {
         for delivery in deliveries {
             match delivery {
@@ -1042,7 +1090,7 @@ impl Node {
         }
     }
 
-    fn apply(&mut self, from: NodeId, message: Message, now: Instant, out: &mut Vec<Output>) {
+    fn apply(&mut self, from: NodeId, message: Message, now: Instant, out: &mut Out<'_>) {
         if matches!(message, Message::Text { .. } | Message::Send { .. }) {
             self.tally.frames_in += 1;
         }
@@ -1054,13 +1102,31 @@ impl Node {
                     self.hub_event(HubEvent::Disconnect { conn: p, how }, now, out);
                 }
             }
-            Message::Send { conn, frame } => {
+            Message::Send {
+                conn,
+                frame,
+                from: None,
+            } => {
                 if self.routed_to(conn, from) {
                     out.push(Output::Send {
                         to: conn,
                         frame,
                         from: None,
                     });
+                }
+            }
+            Message::Send {
+                conn,
+                frame,
+                from: Some(sender),
+            } => self.relayed_signal(from, conn, frame, sender, out),
+            Message::Refused { conn, from: sender } => {
+                if let Some(p) = self.proxy_ids.get(&(from, conn)) {
+                    let event = HubEvent::Refused {
+                        from: sender,
+                        to: *p,
+                    };
+                    self.hub_event(event, now, out);
                 }
             }
             Message::Close { conn, reason } => {
@@ -1162,6 +1228,40 @@ impl Node {
         }
     }
 
+    /// The owner `owner` relayed a signal from its connection `sender` to
+    /// this server's client `conn`. The owner's hub could not see the
+    /// client's queue: the rule it would have applied is applied here, and
+    /// a refusal goes back to the owner (the first of a run), which tells
+    /// the sender `peer_busy`, as a server alone would.
+    fn relayed_signal(
+        &mut self,
+        owner: NodeId,
+        conn: ConnId,
+        frame: peerchat_rooms::Frame,
+        sender: ConnId,
+        out: &mut Out<'_>,
+    ) {
+        if !self.routed_to(conn, owner) {
+            return;
+        }
+        let queued = out.backlog().queued(conn, sender);
+        let admitted = self.hub.config().admits(queued, frame_cost(frame.len()));
+        let cap = self.hub.config().room_capacity;
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        if admitted {
+            client.busy.retain(|s| *s != sender);
+            out.push(Output::Send {
+                to: conn,
+                frame,
+                from: Some(sender),
+            });
+        } else if note_busy(&mut client.busy, sender, cap) {
+            self.queue(owner, Message::Refused { conn, from: sender });
+        }
+    }
+
     /// Whether local client `conn` is routed to the room owner `owner`.
     fn routed_to(&self, conn: ConnId, owner: NodeId) -> bool {
         client_route(&self.clients, conn).is_some_and(|(o, _)| *o == owner)
@@ -1174,7 +1274,7 @@ impl Node {
         conn: ConnId,
         text: Bytes,
         now: Instant,
-        out: &mut Vec<Output>,
+        out: &mut Out<'_>,
     ) {
         let p = match self.proxy_ids.get(&(from, conn)) {
             Some(p) => *p,
@@ -1190,6 +1290,7 @@ impl Node {
                         conn,
                         joined: false,
                         waiting: None,
+                        busy: Vec::new(),
                     },
                 );
                 p
@@ -1226,7 +1327,7 @@ impl Node {
         room: Arc<str>,
         text: Bytes,
         now: Instant,
-        out: &mut Vec<Output>,
+        out: &mut Out<'_>,
     ) {
         self.unroute(conn, Departure::Lost);
         let Some(client) = self.clients.get_mut(&conn) else {
@@ -1310,7 +1411,7 @@ impl Node {
         owner: NodeId,
         text: Bytes,
         now: Instant,
-        out: &mut Vec<Output>,
+        out: &mut Out<'_>,
     ) {
         if !self.queue(owner, Message::Text { conn, text }) {
             self.tally.clients_cut_off += 1;
@@ -1320,7 +1421,7 @@ impl Node {
 
     /// Closes a client whose frames cannot be taken (too much is waiting
     /// for its room's server): it counts as lost, and may come back.
-    fn cut_off(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Output>) {
+    fn cut_off(&mut self, conn: ConnId, now: Instant, out: &mut Out<'_>) {
         match self.clients.get(&conn).map(|c| &c.route) {
             Some(Route::Here) => {
                 // Its frames are held for the hub: close it now, and let
@@ -1410,7 +1511,7 @@ impl Node {
         Some(frames)
     }
 
-    fn claimed_here(&mut self, waiter: Waiter, now: Instant, out: &mut Vec<Output>) {
+    fn claimed_here(&mut self, waiter: Waiter, now: Instant, out: &mut Out<'_>) {
         match waiter {
             Waiter::Mailbox(origin) => {
                 let request = match origin {
@@ -1447,7 +1548,7 @@ impl Node {
         room: &Arc<str>,
         owner: NodeId,
         now: Instant,
-        out: &mut Vec<Output>,
+        out: &mut Out<'_>,
     ) {
         match waiter {
             Waiter::Mailbox(Origin::Local(req)) => {
@@ -1513,7 +1614,7 @@ impl Node {
     }
 
     /// Runs a hub event now, or holds it while the lease is in doubt.
-    fn hub_event(&mut self, event: HubEvent, now: Instant, out: &mut Vec<Output>) {
+    fn hub_event(&mut self, event: HubEvent, now: Instant, out: &mut Out<'_>) {
         if self.frozen || !self.held.is_empty() {
             self.hold(event, now, out);
         } else {
@@ -1521,7 +1622,7 @@ impl Node {
         }
     }
 
-    fn hold(&mut self, event: HubEvent, now: Instant, out: &mut Vec<Output>) {
+    fn hold(&mut self, event: HubEvent, now: Instant, out: &mut Out<'_>) {
         let size = event.size();
         if size > 0 && self.held_bytes + size > self.config.held_bytes {
             if let HubEvent::Text { conn, .. } = event {
@@ -1537,7 +1638,7 @@ impl Node {
         self.held.push_back(event);
     }
 
-    fn cut_off_proxy(&mut self, p: ConnId, now: Instant, out: &mut Vec<Output>) {
+    fn cut_off_proxy(&mut self, p: ConnId, now: Instant, out: &mut Out<'_>) {
         if let Some(proxy) = self.proxies.remove(&p) {
             self.proxy_ids.remove(&(proxy.node, proxy.conn));
             if let Some(frames) = proxy.waiting {
@@ -1548,6 +1649,7 @@ impl Node {
                 Message::Send {
                     conn: proxy.conn,
                     frame: error_frame(ErrorCode::ShuttingDown, MOVING),
+                    from: None,
                 },
             );
             self.queue(
@@ -1568,7 +1670,7 @@ impl Node {
         }
     }
 
-    fn thaw(&mut self, now: Instant, out: &mut Vec<Output>) {
+    fn thaw(&mut self, now: Instant, out: &mut Out<'_>) {
         self.frozen = false;
         while let Some(event) = self.held.pop_front() {
             self.held_bytes -= event.size();
@@ -1576,13 +1678,13 @@ impl Node {
         }
     }
 
-    fn run_hub_event(&mut self, event: HubEvent, now: Instant, out: &mut Vec<Output>) {
+    fn run_hub_event(&mut self, event: HubEvent, now: Instant, out: &mut Out<'_>) {
         let mut hub_out = Vec::new();
         match event {
             HubEvent::Text { conn, text } => {
                 let text = std::str::from_utf8(&text).unwrap_or_default();
                 self.hub
-                    .handle_text(conn, text, now, &NoBacklog, &mut hub_out);
+                    .handle_text(conn, text, now, out.backlog(), &mut hub_out);
                 if conn >= PROXY_BASE && self.hub.is_joined(conn) {
                     if let Some(proxy) = self.proxies.get_mut(&conn) {
                         if !proxy.joined {
@@ -1601,6 +1703,7 @@ impl Node {
                 message,
             } => self.hub.close(conn, reason, &message, now, &mut hub_out),
             HubEvent::JoinDeadline { conn } => self.hub.join_deadline(conn, &mut hub_out),
+            HubEvent::Refused { from, to } => self.hub.refused(from, to, &mut hub_out),
         }
         self.route_outputs(hub_out, now, out);
     }
@@ -1608,14 +1711,19 @@ impl Node {
     /// Sends the hub's output to this server's clients, or to the servers
     /// of the clients it is for. A proxy whose link is too backed up is
     /// cut off, as a slow local client is by the transport.
-    fn route_outputs(&mut self, mut hub_out: Vec<Output>, now: Instant, out: &mut Vec<Output>) {
+    fn route_outputs(&mut self, mut hub_out: Vec<Output>, now: Instant, out: &mut Out<'_>) {
         let mut more = Vec::new();
         while !hub_out.is_empty() {
             for output in hub_out.drain(..) {
                 let (to, message) = match output {
-                    Output::Send { to, frame, .. } if to >= PROXY_BASE => {
-                        (to, Message::Send { conn: 0, frame })
-                    }
+                    Output::Send { to, frame, from } if to >= PROXY_BASE => (
+                        to,
+                        Message::Send {
+                            conn: 0,
+                            frame,
+                            from,
+                        },
+                    ),
                     Output::Close { conn, reason } if conn >= PROXY_BASE => {
                         (conn, Message::Close { conn: 0, reason })
                     }
@@ -1647,7 +1755,25 @@ impl Node {
                     self.proxy_ids.remove(&(node, conn));
                 }
                 let message = with_conn(message, conn);
-                if !self.queue(node, message) {
+                let signal_from = match &message {
+                    Message::Send { from, .. } => *from,
+                    _ => None,
+                };
+                let queued = self.queue(node, message);
+                let cap = self.hub.config().room_capacity;
+                if let (Some(sender), Some(proxy)) = (signal_from, self.proxies.get_mut(&to)) {
+                    if queued {
+                        proxy.busy.retain(|s| *s != sender);
+                    } else {
+                        // Too much waits for that server: push back on the
+                        // sender, as a full queue would.
+                        if note_busy(&mut proxy.busy, sender, cap) {
+                            self.hub.refused(sender, to, &mut more);
+                        }
+                        continue;
+                    }
+                }
+                if !queued {
                     // Too much waits for that server: cut the client off.
                     self.proxies.remove(&to);
                     self.proxy_ids.remove(&(node, conn));
@@ -1694,7 +1820,7 @@ impl Node {
     /// in rooms owned here are lost (away for the resume grace, when they
     /// have a key); this server's clients in rooms it owned are closed and
     /// join again, and pending joins look for the room's new owner.
-    fn peer_died(&mut self, peer: NodeId, now: Instant, out: &mut Vec<Output>) {
+    fn peer_died(&mut self, peer: NodeId, now: Instant, out: &mut Out<'_>) {
         self.dead.insert(peer, now);
         self.tally.peers_gone += 1;
         self.drop_requests_to(Some(peer));
@@ -1766,7 +1892,7 @@ impl Node {
     /// owned here are lost (and its server closes them, so that they join
     /// again); this server's clients in rooms it owns are closed, and it
     /// hears they are gone.
-    fn reset_link(&mut self, peer: NodeId, now: Instant, out: &mut Vec<Output>) {
+    fn reset_link(&mut self, peer: NodeId, now: Instant, out: &mut Out<'_>) {
         self.tally.link_resets += 1;
         let proxies: Vec<ConnId> = self
             .proxies
@@ -1793,7 +1919,7 @@ impl Node {
     /// may have moved and every client it forwarded is lost at its room's
     /// owner. It closes them all (they join again, as after a server
     /// restart) and registers again under a new id.
-    fn start_over(&mut self, now: Instant, out: &mut Vec<Output>) {
+    fn start_over(&mut self, now: Instant, out: &mut Out<'_>) {
         self.tally.restarts += 1;
         let mut hub_out = Vec::new();
         for room in self.owned.drain() {
@@ -1903,9 +2029,24 @@ fn join_room(text: &[u8]) -> Option<Arc<str>> {
     }
 }
 
+/// Notes that `sender` was told of a refusal (one of a run); returns
+/// whether it is the first of its run, to be told. The list holds at most
+/// `cap` senders (the room's capacity): beyond that the oldest is dropped,
+/// which costs at most one more report.
+fn note_busy(busy: &mut Vec<ConnId>, sender: ConnId, cap: usize) -> bool {
+    if busy.contains(&sender) {
+        return false;
+    }
+    if busy.len() >= cap.max(1) {
+        busy.remove(0);
+    }
+    busy.push(sender);
+    true
+}
+
 fn with_conn(message: Message, conn: ConnId) -> Message {
     match message {
-        Message::Send { frame, .. } => Message::Send { conn, frame },
+        Message::Send { frame, from, .. } => Message::Send { conn, frame, from },
         Message::Close { reason, .. } => Message::Close { conn, reason },
         Message::CloseNormally { .. } => Message::CloseNormally { conn },
         other => other,

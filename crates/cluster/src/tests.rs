@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use peerchat_protocol::ErrorCode;
-use peerchat_rooms::{ConnId, Departure, Frame, HubConfig, Output};
+use peerchat_rooms::{Backlog, ConnId, Departure, Frame, HubConfig, Output, Queued, frame_cost};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -43,10 +43,14 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 Departure::Lost
             }
         }),
-        (conn, text).prop_map(|(conn, t)| Message::Send {
-            conn,
-            frame: frame(&t)
+        (conn, text, prop::option::of(any::<u64>())).prop_map(|(conn, t, from)| {
+            Message::Send {
+                conn,
+                frame: frame(&t),
+                from,
+            }
         }),
+        (conn, any::<u64>()).prop_map(|(conn, from)| Message::Refused { conn, from }),
         (
             conn,
             prop::sample::select(vec![
@@ -350,11 +354,47 @@ impl SimRedis {
 
 #[derive(Debug, Default)]
 struct ClientLog {
+    /// What the client read.
     frames: Vec<Value>,
     closed: Option<Option<ErrorCode>>,
     /// Members this connection knows of, from its `joined` and since.
     known: HashSet<String>,
+    /// The client does not read: what it is sent waits in its queue at
+    /// the server (as the transport's `Outbox` holds it).
+    stalled: bool,
+    /// Its queue: each frame's cost, the sender of a relayed signal, and
+    /// the frame.
+    queue: VecDeque<(usize, Option<ConnId>, Value)>,
 }
+
+impl ClientLog {
+    fn queued(&self) -> usize {
+        self.queue.iter().map(|(cost, _, _)| cost).sum()
+    }
+}
+
+/// The clients' queues at node `.1`, as its transport tells its node.
+struct SimQueues<'a>(&'a BTreeMap<(usize, ConnId), ClientLog>, usize);
+
+impl Backlog for SimQueues<'_> {
+    fn queued(&self, to: ConnId, from: ConnId) -> Queued {
+        let Some(log) = self.0.get(&(self.1, to)) else {
+            return Queued::default();
+        };
+        Queued {
+            total: log.queued(),
+            from_sender: log
+                .queue
+                .iter()
+                .filter(|(_, f, _)| *f == Some(from))
+                .map(|(cost, _, _)| cost)
+                .sum(),
+        }
+    }
+}
+
+/// The most a message may be, for the queues' hard limit.
+const MAX_MESSAGE: usize = 65_536;
 
 struct SimNode {
     node: Node,
@@ -379,6 +419,8 @@ struct Sim {
     violations: Vec<String>,
     /// Inbox entries delivered twice when set.
     duplicate: bool,
+    /// Clients read nothing for now (see [`Sim::burst`]).
+    reads_held: bool,
 }
 
 const LEASE: Duration = Duration::from_millis(3000);
@@ -386,16 +428,29 @@ const GRACE: Duration = Duration::from_secs(20);
 
 impl Sim {
     fn new(n: usize) -> Self {
-        let config = ClusterConfig {
+        Self::with_hub(
+            n,
+            HubConfig {
+                room_capacity: 4,
+                resume_grace: GRACE,
+                ..HubConfig::default()
+            },
+        )
+    }
+
+    fn with_hub(n: usize, hub: HubConfig) -> Self {
+        Self::build(n, hub, Self::config())
+    }
+
+    fn config() -> ClusterConfig {
+        ClusterConfig {
             lease: LEASE,
             beat: Duration::from_millis(500),
             ..ClusterConfig::default()
-        };
-        let hub = HubConfig {
-            room_capacity: 4,
-            resume_grace: GRACE,
-            ..HubConfig::default()
-        };
+        }
+    }
+
+    fn build(n: usize, hub: HubConfig, config: ClusterConfig) -> Self {
         let start = Instant::now();
         let mut sim = Self {
             start,
@@ -408,6 +463,7 @@ impl Sim {
             clients: BTreeMap::new(),
             violations: Vec::new(),
             duplicate: false,
+            reads_held: false,
         };
         for i in 0..n {
             sim.add_node(i as u64 + 1);
@@ -468,9 +524,10 @@ impl Sim {
                         let copies = if self.duplicate { 2 } else { 1 };
                         for _ in 0..copies {
                             let mut out = Vec::new();
+                            let queues = SimQueues(&self.clients, i);
                             self.nodes[i]
                                 .node
-                                .receive(entry.clone(), self.now, &mut out);
+                                .receive(entry.clone(), self.now, &queues, &mut out);
                             self.outputs(i, out);
                         }
                     }
@@ -496,17 +553,19 @@ impl Sim {
             } => {
                 let result = self.redis.beat(node, register, now_ms, lease, quiet);
                 if self.nodes[i].alive {
+                    let queues = SimQueues(&self.clients, i);
                     self.nodes[i]
                         .node
-                        .beat_done(node, sent_at, result, self.now, &mut out);
+                        .beat_done(node, sent_at, result, self.now, &queues, &mut out);
                 }
             }
             Command::Claim { node, room } => {
                 let result = self.redis.claim(node, &room, now_ms, quiet);
                 if self.nodes[i].alive {
+                    let queues = SimQueues(&self.clients, i);
                     self.nodes[i]
                         .node
-                        .claim_done(node, &room, result, self.now, &mut out);
+                        .claim_done(node, &room, result, self.now, &queues, &mut out);
                 }
             }
             Command::Release { node, room } => {
@@ -542,14 +601,17 @@ impl Sim {
     fn fail(&mut self, i: usize, command: Command) {
         let mut out = Vec::new();
         let node = &mut self.nodes[i].node;
+        let queues = SimQueues(&self.clients, i);
         match command {
             Command::Beat {
                 node: id, sent_at, ..
             } => {
-                node.beat_done(id, sent_at, BeatResult::Failed, self.now, &mut out);
+                let result = BeatResult::Failed;
+                node.beat_done(id, sent_at, result, self.now, &queues, &mut out);
             }
             Command::Claim { node: id, room } => {
-                node.claim_done(id, &room, ClaimResult::Failed, self.now, &mut out);
+                let result = ClaimResult::Failed;
+                node.claim_done(id, &room, result, self.now, &queues, &mut out);
             }
             _ => {}
         }
@@ -559,42 +621,91 @@ impl Sim {
     fn outputs(&mut self, i: usize, out: Vec<Output>) {
         for output in out {
             match output {
-                Output::Send { to, frame, .. } => {
+                Output::Send { to, frame, from } => {
                     let value: Value = serde_json::from_str(frame.as_str()).unwrap();
                     let log = self.clients.entry((i, to)).or_default();
                     if log.closed.is_some() {
                         self.violations
                             .push(format!("frame after close to {i}/{to}: {value}"));
                     }
-                    match value["type"].as_str() {
-                        Some("joined") => {
-                            log.known = value["members"]
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .map(|m| m["id"].as_str().unwrap().to_owned())
-                                .collect();
+                    if log.stalled || self.reads_held {
+                        let cost = frame_cost(frame.len());
+                        if log.queued() + cost <= self.hub.queue_hard_limit(MAX_MESSAGE) {
+                            log.queue.push_back((cost, from, value));
+                            continue;
                         }
-                        Some("peer_joined") => {
-                            log.known
-                                .insert(value["peer"]["id"].as_str().unwrap().to_owned());
-                        }
-                        Some("peer_left") => {
-                            let id = value["id"].as_str().unwrap();
-                            if !log.known.remove(id) {
-                                self.violations
-                                    .push(format!("{i}/{to} told {id} left, not knowing it"));
-                            }
-                        }
-                        _ => {}
+                        // As the transport does: the queue overflowed,
+                        // what waits is dropped, and the client is closed
+                        // as a slow consumer (its last words go through).
+                        log.queue.clear();
+                        log.stalled = false;
+                        self.violations
+                            .push(format!("{i}/{to} cut off as a slow consumer"));
+                        let mut more = Vec::new();
+                        self.nodes[i].node.close(
+                            to,
+                            ErrorCode::SlowConsumer,
+                            "you did not read",
+                            self.now,
+                            &mut more,
+                        );
+                        self.outputs(i, more);
+                        continue;
                     }
-                    log.frames.push(value);
+                    self.read_frame((i, to), value);
                 }
                 Output::Close { conn, reason } => {
                     self.close_client(i, conn, Some(reason));
                 }
                 Output::CloseNormally { conn } => self.close_client(i, conn, None),
             }
+        }
+    }
+
+    /// The client reads a frame.
+    fn read_frame(&mut self, (i, to): (usize, ConnId), value: Value) {
+        let log = self.clients.entry((i, to)).or_default();
+        match value["type"].as_str() {
+            Some("joined") => {
+                log.known = value["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["id"].as_str().unwrap().to_owned())
+                    .collect();
+            }
+            Some("peer_joined") => {
+                log.known
+                    .insert(value["peer"]["id"].as_str().unwrap().to_owned());
+            }
+            Some("peer_left") => {
+                let id = value["id"].as_str().unwrap();
+                if !log.known.remove(id) {
+                    self.violations
+                        .push(format!("{i}/{to} told {id} left, not knowing it"));
+                }
+            }
+            _ => {}
+        }
+        log.frames.push(value);
+    }
+
+    /// The client stops reading (or starts again, reading what waits).
+    fn stall(&mut self, client: (usize, ConnId), stalled: bool) {
+        self.clients.get_mut(&client).unwrap().stalled = stalled;
+        if !stalled {
+            self.read(client, usize::MAX);
+        }
+    }
+
+    /// The client reads up to `n` frames of its queue.
+    fn read(&mut self, client: (usize, ConnId), n: usize) {
+        for _ in 0..n {
+            let Some((_, _, value)) = self.clients.get_mut(&client).unwrap().queue.pop_front()
+            else {
+                return;
+            };
+            self.read_frame(client, value);
         }
     }
 
@@ -641,7 +752,10 @@ impl Sim {
             for i in 0..self.nodes.len() {
                 if self.nodes[i].alive && self.nodes[i].node.next_deadline() <= self.now {
                     let mut out = Vec::new();
-                    self.nodes[i].node.handle_timeout(self.now, &mut out);
+                    let queues = SimQueues(&self.clients, i);
+                    self.nodes[i]
+                        .node
+                        .handle_timeout(self.now, &queues, &mut out);
                     self.outputs(i, out);
                 }
             }
@@ -678,13 +792,42 @@ impl Sim {
         (i, conn)
     }
 
-    fn send(&mut self, (i, conn): (usize, ConnId), msg: Value) {
+    fn send(&mut self, client: (usize, ConnId), msg: Value) {
+        self.send_unsettled(client, msg);
+        self.settle();
+    }
+
+    /// Sends `msgs` from `client` in a burst: what they send to another
+    /// server goes in one entry, and nobody reads until the servers have
+    /// settled, as a real server's connections cannot write out what was
+    /// queued for them while it handles the frames of one read (or one
+    /// inbox read) under its lock.
+    fn burst(&mut self, client: (usize, ConnId), msgs: impl IntoIterator<Item = Value>) {
+        self.reads_held = true;
+        for msg in msgs {
+            self.send_unsettled(client, msg);
+        }
+        self.settle();
+        self.reads_held = false;
+        let readers: Vec<(usize, ConnId)> = self
+            .clients
+            .iter()
+            .filter(|(_, log)| !log.stalled && log.closed.is_none())
+            .map(|(client, _)| *client)
+            .collect();
+        for reader in readers {
+            self.read(reader, usize::MAX);
+        }
+    }
+
+    /// Sends without letting anything move between servers.
+    fn send_unsettled(&mut self, (i, conn): (usize, ConnId), msg: Value) {
         let mut out = Vec::new();
+        let queues = SimQueues(&self.clients, i);
         self.nodes[i]
             .node
-            .handle_text(conn, &msg.to_string(), self.now, &mut out);
+            .handle_text(conn, &msg.to_string(), self.now, &queues, &mut out);
         self.outputs(i, out);
-        self.settle();
     }
 
     fn lose(&mut self, (i, conn): (usize, ConnId)) {
@@ -1077,6 +1220,232 @@ fn duplicated_entries_change_nothing() {
     assert_eq!(sim.of_type(a, "peer_left").len(), 1);
     assert_eq!(sim.of_type(a, "peer_joined").len(), 1);
     sim.assert_fine();
+}
+
+// ---------------------------------------------------------------------------
+// Push-back across servers: a member that reads slowly is protected on
+// whichever server it is, and its senders are told `peer_busy`, wherever
+// they are, as on one server.
+
+/// Queues of 8 KiB for signals (2 KiB per sender), so that a few signals
+/// fill them.
+fn small_queues() -> HubConfig {
+    HubConfig {
+        room_capacity: 4,
+        resume_grace: GRACE,
+        send_queue_bytes: 8 * 1024,
+        ..HubConfig::default()
+    }
+}
+
+fn signal_to(to: &str, n: usize, size: usize) -> Value {
+    json!({"type":"signal","to":to,"payload":{"n":n,"p":"x".repeat(size)}})
+}
+
+/// The `peer_busy` errors `client` read that name `to`.
+fn busy_naming(sim: &Sim, client: (usize, ConnId), to: &str) -> usize {
+    sim.frames(client)
+        .iter()
+        .filter(|f| f["code"] == "peer_busy" && f["to"] == to)
+        .count()
+}
+
+/// The numbers of the signals `client` read from `from`.
+fn signals_from(sim: &Sim, client: (usize, ConnId), from: &str) -> Vec<u64> {
+    sim.frames(client)
+        .iter()
+        .filter(|f| f["type"] == "signal" && f["from"] == from)
+        .map(|f| f["payload"]["n"].as_u64().unwrap())
+        .collect()
+}
+
+/// The most a queue may hold when it is sent only signals: the limit for
+/// signals, overshot by at most one signal that found it empty.
+fn signal_bound(hub: &HubConfig, largest: usize) -> usize {
+    hub.send_queue_bytes + frame_cost(largest + 200)
+}
+
+#[test]
+fn a_slow_reader_on_another_node_pushes_back_on_its_senders_and_stays() {
+    let mut sim = Sim::with_hub(3, small_queues());
+    let (a, ja) = sim.join(0, ROOM, "alice", None);
+    let (b, jb) = sim.join(1, ROOM, "bob", None);
+    let (c, jc) = sim.join(2, ROOM, "carol", None);
+    assert_eq!(sim.owner(ROOM), Some(0));
+    let bob = id_of(&jb);
+    // Bob, on a server that does not hold the room, stops reading; alice,
+    // on the one that does, keeps sending to him.
+    sim.stall(b, true);
+    for n in 0..100 {
+        sim.send(a, signal_to(&bob, n, 500));
+    }
+    // She is told once, naming him, and holds no more than her share of
+    // his queue.
+    assert_eq!(busy_naming(&sim, a, &bob), 1);
+    let share = sim.hub.pair_share();
+    let queues = SimQueues(&sim.clients, 1);
+    assert!(queues.queued(b.1, a.1).from_sender <= share);
+    // Carol, on a third server, still reaches him (the rest of his queue
+    // is not alice's) until it is full; then she is told too.
+    for n in 100..200 {
+        sim.send(c, signal_to(&bob, n, 500));
+    }
+    assert_eq!(busy_naming(&sim, c, &bob), 1);
+    assert!(sim.clients[&b].queued() <= signal_bound(&sim.hub, 500));
+    // Bob stays: nobody was cut off.
+    assert!(sim.clients.values().all(|log| log.closed.is_none()));
+    assert_eq!(sim.nodes[0].node.stats().hub.members, 3);
+    // He reads again: what was queued arrives in order, and alice reaches
+    // him again.
+    sim.stall(b, false);
+    let from_alice = signals_from(&sim, b, &id_of(&ja));
+    assert!(!from_alice.is_empty());
+    assert!(from_alice.windows(2).all(|w| w[0] < w[1]), "{from_alice:?}");
+    assert!(!signals_from(&sim, b, &id_of(&jc)).is_empty());
+    sim.send(a, signal_to(&bob, 1000, 10));
+    assert_eq!(signals_from(&sim, b, &id_of(&ja)).last(), Some(&1000));
+    // A new run of refusals is told again, once.
+    sim.stall(b, true);
+    for n in 2000..2100 {
+        sim.send(a, signal_to(&bob, n, 500));
+    }
+    assert_eq!(busy_naming(&sim, a, &bob), 2);
+    assert!(sim.clients.values().all(|log| log.closed.is_none()));
+    sim.assert_fine();
+}
+
+#[test]
+fn signals_that_cross_in_one_entry_are_bounded_as_one_by_one() {
+    let mut sim = Sim::with_hub(2, small_queues());
+    let (a, ja) = sim.join(0, ROOM, "alice", None);
+    let (b, jb) = sim.join(1, ROOM, "bob", None);
+    assert_eq!(sim.owner(ROOM), Some(0));
+    // Bob stops reading; alice's signals reach his server in one entry,
+    // more than his queue may hold.
+    sim.stall(b, true);
+    sim.burst(a, (0..50).map(|n| signal_to(&id_of(&jb), n, 2000)));
+    assert_eq!(sim.clients[&b].closed, None);
+    assert!(sim.clients[&b].queued() <= signal_bound(&sim.hub, 2000));
+    assert_eq!(busy_naming(&sim, a, &id_of(&jb)), 1);
+    // Alice, at the server holding the room, stops reading; bob's signals
+    // reach it in one entry.
+    sim.stall(b, false);
+    sim.stall(a, true);
+    sim.burst(b, (0..50).map(|n| signal_to(&id_of(&ja), n, 2000)));
+    assert_eq!(sim.clients[&a].closed, None);
+    assert!(sim.clients[&a].queued() <= signal_bound(&sim.hub, 2000));
+    assert_eq!(busy_naming(&sim, b, &id_of(&ja)), 1);
+    sim.assert_fine();
+}
+
+#[test]
+fn a_backed_up_link_refuses_signals_to_their_sender_and_cuts_nobody_off() {
+    let config = ClusterConfig {
+        link_bytes: 16 * 1024,
+        ..Sim::config()
+    };
+    let hub = HubConfig {
+        room_capacity: 4,
+        ..HubConfig::default()
+    };
+    let mut sim = Sim::build(2, hub, config);
+    let (a, ja) = sim.join(0, ROOM, "alice", None);
+    let (b, jb) = sim.join(1, ROOM, "bob", None);
+    let bob = id_of(&jb);
+    // Redis stalls (for less than a lease): what the owner sends to bob's
+    // server waits, and soon more than the link may hold.
+    sim.pause_redis();
+    for n in 0..40 {
+        sim.send(a, signal_to(&bob, n, 1000));
+    }
+    assert_eq!(busy_naming(&sim, a, &bob), 1);
+    sim.resume_redis();
+    // Bob was not cut off: he gets what the link held, in order, and
+    // alice reaches him again.
+    assert_eq!(sim.clients[&b].closed, None);
+    let got = signals_from(&sim, b, &id_of(&ja));
+    assert!(got.len() >= 10 && got.len() < 40, "{got:?}");
+    assert_eq!(got, (0..got.len() as u64).collect::<Vec<_>>());
+    sim.send(a, signal_to(&bob, 1000, 10));
+    assert_eq!(signals_from(&sim, b, &id_of(&ja)).last(), Some(&1000));
+    sim.assert_fine();
+}
+
+/// Four members of one room, each on server `homes[k]` of `nodes`, run
+/// `ops`: (what, member, member, size). Returns what each member read, its
+/// peer ids replaced by member numbers. Checks on the way that nobody is
+/// cut off and that no queue grows past what signals may hold.
+fn run_signals(nodes: usize, homes: &[usize], ops: &[(u8, usize, usize, usize)]) -> Vec<String> {
+    const SIZES: [usize; 4] = [20, 400, 2500, 9000];
+    let mut sim = Sim::with_hub(nodes, small_queues());
+    let mut members = Vec::new();
+    let mut ids = Vec::new();
+    for (k, home) in homes.iter().enumerate() {
+        let (client, joined) = sim.join(home % nodes, ROOM, &format!("m{k}"), None);
+        assert_eq!(joined["type"], "joined", "{joined}");
+        members.push(client);
+        ids.push(id_of(&joined));
+    }
+    let mut n = 0;
+    for &(op, a, b, size) in ops {
+        let (from, to) = (members[a], &ids[b]);
+        match op {
+            0 | 1 if a != b => {
+                n += 1;
+                sim.send(from, signal_to(to, n, SIZES[size]));
+            }
+            2 if a != b => {
+                let first = n + 1;
+                n += size + 2;
+                sim.burst(from, (first..=n).map(|k| signal_to(to, k, SIZES[size])));
+            }
+            3 => {
+                let stalled = sim.clients[&from].stalled;
+                sim.stall(from, !stalled);
+            }
+            4 => sim.read(from, b * 3 + 1),
+            _ => {}
+        }
+        for client in &members {
+            assert!(sim.clients[client].queued() <= signal_bound(&sim.hub, SIZES[3]));
+        }
+    }
+    for client in &members {
+        sim.stall(*client, false);
+    }
+    sim.assert_fine();
+    members
+        .iter()
+        .map(|client| {
+            let mut read = serde_json::to_string(sim.frames(*client)).unwrap();
+            for (k, id) in ids.iter().enumerate() {
+                read = read.replace(id.as_str(), &format!("m{k}"));
+            }
+            read
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Members spread over three servers send each other signals of any
+    /// size, one at a time and in bursts that cross in one entry, while
+    /// some stop reading for a while and read a few frames now and then:
+    /// each reads exactly what it would on one server (the same signals
+    /// and the same `peer_busy` errors, in the same order), nobody is cut
+    /// off, and no queue holds more than signals may.
+    #[test]
+    fn push_back_across_servers_is_push_back_on_one(
+        homes in prop::collection::vec(0usize..3, 4),
+        ops in prop::collection::vec((0u8..5, 0usize..4, 0usize..4, 0usize..4), 1..80),
+    ) {
+        let alone = run_signals(1, &[0; 4], &ops);
+        let spread = run_signals(3, &homes, &ops);
+        for (k, (alone, spread)) in alone.iter().zip(&spread).enumerate() {
+            prop_assert_eq!(alone, spread, "member {} read otherwise", k);
+        }
+    }
 }
 
 #[test]

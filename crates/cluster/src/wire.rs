@@ -10,6 +10,13 @@
 //! message = 1 conn:u64 len:u32 text      client frame, ingress → owner
 //!         | 2 conn:u64 how:u8            client gone (0 lost, 1 left)
 //!         | 3 conn:u64 len:u32 frame     frame for a client, owner → ingress
+//!         | 12 conn:u64 from:u64 len:u32 frame
+//!                                        a signal for a client, relayed by
+//!                                        the owner's hub from its
+//!                                        connection `from`, owner → ingress
+//!         | 13 conn:u64 from:u64         the ingress refused the signal of
+//!                                        `from` for this client (its queue
+//!                                        is backed up), ingress → owner
 //!         | 4 conn:u64 len:u8 reason     close a client with this error code
 //!         | 5 conn:u64                   close a client normally (it left)
 //!         | 6 conn:u64                   the client's join was accepted
@@ -59,6 +66,20 @@ pub enum Message {
         conn: ConnId,
         /// The frame.
         frame: Frame,
+        /// For a relayed signal, its sender's connection at the owner: the
+        /// ingress queues it only if [`peerchat_rooms::HubConfig::admits`]
+        /// it, counting it against that sender's share of the client's
+        /// queue, and otherwise answers [`Message::Refused`].
+        from: Option<ConnId>,
+    },
+    /// The ingress refused a relayed signal for one of its clients: the
+    /// client's queue is backed up. Sent for the first refusal of a run
+    /// only (until a signal from that sender reaches the client again).
+    Refused {
+        /// The client's connection at its ingress.
+        conn: ConnId,
+        /// The signal's sender, a connection at the owner.
+        from: ConnId,
     },
     /// The owner's hub closed a client's connection (after the frames sent
     /// before), and forgot it.
@@ -124,7 +145,8 @@ impl Message {
         9 + match self {
             Self::Text { text, .. } => 4 + text.len(),
             Self::Gone { .. } => 1,
-            Self::Send { frame, .. } => 4 + frame.as_str().len(),
+            Self::Send { frame, from, .. } => 4 + frame.len() + if from.is_some() { 8 } else { 0 },
+            Self::Refused { .. } => 8,
             Self::Close { reason, .. } => 1 + reason.as_str().len(),
             Self::CloseNormally { .. } | Self::Joined { .. } => 0,
             Self::Redirect { .. } => 8,
@@ -156,10 +178,24 @@ impl Message {
                 buf.put_u64_le(*conn);
                 buf.put_u8(u8::from(*how == Departure::Left));
             }
-            Self::Send { conn, frame } => {
-                buf.put_u8(3);
-                buf.put_u64_le(*conn);
+            Self::Send { conn, frame, from } => {
+                match from {
+                    None => {
+                        buf.put_u8(3);
+                        buf.put_u64_le(*conn);
+                    }
+                    Some(from) => {
+                        buf.put_u8(12);
+                        buf.put_u64_le(*conn);
+                        buf.put_u64_le(*from);
+                    }
+                }
                 put_bytes(buf, frame.as_str().as_bytes());
+            }
+            Self::Refused { conn, from } => {
+                buf.put_u8(13);
+                buf.put_u64_le(*conn);
+                buf.put_u64_le(*from);
             }
             Self::Close { conn, reason } => {
                 buf.put_u8(4);
@@ -241,7 +277,20 @@ impl Message {
             },
             3 => Self::Send {
                 conn,
-                frame: Frame::from_utf8(take_raw(buf)?).ok_or(WireError::Malformed("frame"))?,
+                frame: take_frame(buf)?,
+                from: None,
+            },
+            12 => {
+                let from = take_u64(buf)?;
+                Self::Send {
+                    conn,
+                    frame: take_frame(buf)?,
+                    from: Some(from),
+                }
+            }
+            13 => Self::Refused {
+                conn,
+                from: take_u64(buf)?,
             },
             4 => {
                 let len = usize::from(take_u8(buf)?);
@@ -406,6 +455,11 @@ fn take_raw(buf: &mut Bytes) -> Result<Bytes, WireError> {
         return Err(WireError::Truncated);
     }
     Ok(buf.split_to(len))
+}
+
+/// A length-prefixed frame (UTF-8), without copying.
+fn take_frame(buf: &mut Bytes) -> Result<Frame, WireError> {
+    Frame::from_utf8(take_raw(buf)?).ok_or(WireError::Malformed("frame"))
 }
 
 /// Length-prefixed UTF-8 text, without copying.

@@ -220,6 +220,19 @@ impl HubConfig {
     pub fn queue_hard_limit(&self, max_message: usize) -> usize {
         self.send_queue_bytes + self.send_queue_bytes / 4 + frame_cost(max_message)
     }
+
+    /// Whether a relayed signal costing `cost` (see [`frame_cost`]) may be
+    /// queued for a recipient whose queue holds `queued`: the queue must
+    /// stay within [`HubConfig::send_queue_bytes`] and the sender within
+    /// its [`HubConfig::pair_share`] of it; an empty queue (or share) takes
+    /// any signal, whatever its size. The hub applies it to the queues the
+    /// transport tells it of; a transport that holds a recipient's queue
+    /// where the hub cannot see it (another server of a cluster) applies it
+    /// there, and reports a refusal with [`Hub::refused`].
+    pub fn admits(&self, queued: Queued, cost: usize) -> bool {
+        let fits = |used: usize, limit: usize| used == 0 || used + cost <= limit;
+        fits(queued.total, self.send_queue_bytes) && fits(queued.from_sender, self.pair_share())
+    }
 }
 
 impl HubConfig {
@@ -713,6 +726,22 @@ impl Hub {
         }
     }
 
+    /// A signal from `from` that the hub let through to `to` was refused
+    /// further along, where `to`'s queue is held (another server of a
+    /// cluster, which applies [`HubConfig::admits`] there): `from` is told
+    /// `peer_busy`, naming `to`, if both are still members of one room.
+    /// The transport reports only the first refusal of a run (until a
+    /// signal from `from` reaches `to` again), as the hub does with its own.
+    pub fn refused(&mut self, from: ConnId, to: ConnId, out: &mut Vec<Output>) {
+        let joined = |conn: ConnId| self.conns.get(&conn).and_then(|c| c.joined.as_ref());
+        let (Some(sender), Some(recipient)) = (joined(from), joined(to)) else {
+            return;
+        };
+        if sender.room == recipient.room {
+            send_busy(&mut self.tally, out, from, &recipient.peer.to_hex());
+        }
+    }
+
     /// The transport refused a frame itself (too large, binary): tell the
     /// client why. The connection stays open unless the transport closes it.
     pub fn reject(&mut self, conn: ConnId, code: ErrorCode, message: &str, out: &mut Vec<Output>) {
@@ -1112,31 +1141,14 @@ impl Hub {
         // Push back on the sender, not the recipient: a backed-up queue
         // refuses the signal, and each sender has a fair share of it.
         let queued = backlog.queued(target, conn);
-        let cost = frame_cost(frame.len());
-        let fits = |used: usize, limit: usize| used == 0 || used + cost <= limit;
-        let room_for_it = fits(queued.total, self.config.send_queue_bytes)
-            && fits(queued.from_sender, self.config.pair_share());
+        let room_for_it = self.config.admits(queued, frame_cost(frame.len()));
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
         if !room_for_it {
             if !state.busy.contains(&target_id) {
                 state.busy.push(target_id);
-                self.tally.error(ErrorCode::PeerBusy);
-                out.push(Output::Send {
-                    to: conn,
-                    frame: Frame::new(
-                        ServerMessage::Error {
-                            code: ErrorCode::PeerBusy,
-                            message: Cow::Owned(format!(
-                                "{to} is not reading its messages fast enough; the signal was not delivered: send it again later"
-                            )),
-                            to: Some(Cow::Borrowed(to)),
-                        }
-                        .to_json(),
-                    ),
-                    from: None,
-                });
+                send_busy(&mut self.tally, out, conn, to);
             }
             return;
         }
@@ -1158,6 +1170,26 @@ impl Hub {
             }
         }
     }
+}
+
+/// Tells `to` that its signal to the member `recipient` (a peer id) was
+/// refused: that member's queue is backed up.
+fn send_busy(tally: &mut Tally, out: &mut Vec<Output>, to: ConnId, recipient: &str) {
+    tally.error(ErrorCode::PeerBusy);
+    out.push(Output::Send {
+        to,
+        frame: Frame::new(
+            ServerMessage::Error {
+                code: ErrorCode::PeerBusy,
+                message: Cow::Owned(format!(
+                    "{recipient} is not reading its messages fast enough; the signal was not delivered: send it again later"
+                )),
+                to: Some(Cow::Borrowed(recipient)),
+            }
+            .to_json(),
+        ),
+        from: None,
+    });
 }
 
 fn send_error(

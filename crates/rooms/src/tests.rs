@@ -1021,6 +1021,33 @@ fn a_full_queue_refuses_signals_from_everyone_but_a_large_one_goes_to_an_empty_q
     assert_eq!(error_code(&out, 1), "peer_busy");
 }
 
+#[test]
+fn a_refusal_further_along_tells_the_sender_naming_the_recipient() {
+    let mut h = Harness::new(HubConfig::default());
+    let _alice = h.join(1, ROOM, "alice");
+    let bob = h.join(2, ROOM, "bob");
+    let _zed = h.join(3, OTHER_ROOM, "zed");
+    let mut out = Vec::new();
+    h.hub.refused(1, 2, &mut out);
+    let told = frames_to(&out, 1);
+    assert_eq!(told.len(), 1, "{out:?}");
+    assert_eq!(told[0]["code"], "peer_busy");
+    assert_eq!(told[0]["to"], bob);
+    // Not across rooms, nor for connections that are gone or not members.
+    let mut out = Vec::new();
+    h.hub.refused(3, 2, &mut out);
+    h.hub.refused(1, 9, &mut out);
+    h.hub.refused(9, 1, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    // The rule it stands for is the hub's own.
+    let config = h.hub.config().clone();
+    let queued = |total, from_sender| Queued { total, from_sender };
+    assert!(config.admits(queued(0, 0), 10 * config.send_queue_bytes));
+    assert!(!config.admits(queued(config.send_queue_bytes, 0), 1));
+    assert!(!config.admits(queued(1, config.pair_share()), 1));
+    assert!(config.admits(queued(1, 1), config.pair_share() - 1));
+}
+
 /// Credentials that expire: each issue names the member and a number.
 #[derive(Debug, Default)]
 struct Expiring(std::sync::atomic::AtomicU32);

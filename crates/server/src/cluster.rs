@@ -431,7 +431,9 @@ async fn run_control(
                 if register && matches!(result, BeatResult::Alive(_)) {
                     tracing::info!(%node, "joined the cluster");
                 }
-                state.with_node(|n, out| n.beat_done(node, sent_at, result, Instant::now(), out));
+                state.with_node(|n, queues, out| {
+                    n.beat_done(node, sent_at, result, Instant::now(), queues, out);
+                });
             }
             Command::Claim { node, room } => {
                 let reply: RedisResult<Option<String>> = scripts
@@ -453,7 +455,9 @@ async fn run_control(
                     Ok(None) => ClaimResult::NotValid,
                     Err(_) => ClaimResult::Failed,
                 };
-                state.with_node(|n, out| n.claim_done(node, &room, result, Instant::now(), out));
+                state.with_node(|n, queues, out| {
+                    n.claim_done(node, &room, result, Instant::now(), queues, out);
+                });
             }
             Command::Release { node, room } => {
                 let reply: RedisResult<i64> = scripts
@@ -480,7 +484,7 @@ async fn run_control(
                 }
                 if !lost.is_empty() {
                     tracing::warn!(rooms = lost.len(), "rooms found owned by another server");
-                    state.with_node(|n, out| n.rooms_lost(node, &lost, Instant::now(), out));
+                    state.with_node(|n, _, out| n.rooms_lost(node, &lost, Instant::now(), out));
                 }
             }
             Command::Deregister { node } => {
@@ -562,7 +566,7 @@ async fn run_outgoing(
             Ok(()) => {
                 io.set_up(true);
                 backoff = Duration::from_millis(20);
-                state.with_node(|node, _| {
+                state.with_node(|node, _, _| {
                     for (to, seq, _) in &batch {
                         node.sent(*to, *seq);
                     }
@@ -643,10 +647,10 @@ async fn run_inbox(state: AppState) {
             }
         };
         if !entries.is_empty() {
-            state.with_node(|node, out| {
+            state.with_node(|node, queues, out| {
                 let now = Instant::now();
                 for entry in entries {
-                    node.receive(entry, now, out);
+                    node.receive(entry, now, queues, out);
                 }
             });
         }

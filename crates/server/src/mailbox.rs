@@ -250,7 +250,7 @@ async fn run_clustered(
         return Err(MailboxError::Busy);
     };
     let (req, rx) = io.mailbox_waiter();
-    state.with_node(|node, _| node.mailbox_request(req, id, text, wait, Instant::now()));
+    state.with_node(|node, _, _| node.mailbox_request(req, id, text, wait, Instant::now()));
     let mut guard = WithdrawOnDrop {
         state: state.clone(),
         req: Some(req),
@@ -287,7 +287,7 @@ impl Drop for WithdrawOnDrop {
 }
 
 fn withdraw(state: &AppState, req: u64) {
-    state.with_node(|node, _| node.mailbox_cancel(req));
+    state.with_node(|node, _, _| node.mailbox_cancel(req));
     if let Some(io) = state.cluster() {
         io.mailbox_done(req, None);
     }

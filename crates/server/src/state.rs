@@ -264,7 +264,8 @@ impl Core {
 
     /// A text frame, parsed already (outside the lock) for the hub alone;
     /// a cluster's node looks at the text itself (most frames it only
-    /// forwards).
+    /// forwards). `queues`: what waits for each connection, for the
+    /// push-back on signals.
     pub(crate) fn handle_message(
         &mut self,
         conn: ConnId,
@@ -276,7 +277,7 @@ impl Core {
     ) {
         match self {
             Self::Alone(hub) => hub.handle_message(conn, text.len(), message, now, queues, out),
-            Self::Cluster(node) => node.handle_text(conn, text, now, out),
+            Self::Cluster(node) => node.handle_text(conn, text, now, queues, out),
         }
     }
 
@@ -334,10 +335,15 @@ impl Core {
         }
     }
 
-    pub(crate) fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        queues: &dyn Backlog,
+        out: &mut Vec<Output>,
+    ) {
         match self {
             Self::Alone(hub) => hub.handle_timeout(now, out),
-            Self::Cluster(node) => node.handle_timeout(now, out),
+            Self::Cluster(node) => node.handle_timeout(now, queues, out),
         }
     }
 
@@ -580,11 +586,12 @@ impl AppState {
     }
 
     /// Runs `f` on this server's place in the cluster (if it is in one),
-    /// delivers what it output, and passes on the Redis commands it queued.
-    pub(crate) fn with_node(&self, f: impl FnOnce(&mut Node, &mut Vec<Output>)) {
-        self.with_hub(|core, out| {
+    /// with a view of the connections' queues, delivers what it output, and
+    /// passes on the Redis commands it queued.
+    pub(crate) fn with_node(&self, f: impl FnOnce(&mut Node, &dyn Backlog, &mut Vec<Output>)) {
+        self.with_hub_and_queues(|core, queues, out| {
             if let Core::Cluster(node) = core {
-                f(node, out);
+                f(node, queues, out);
             }
         });
     }
@@ -693,7 +700,9 @@ impl AppState {
                 Some(at) => {
                     tokio::select! {
                         () = tokio::time::sleep_until(at.into()) => {
-                            self.with_hub(|hub, out| hub.handle_timeout(Instant::now(), out));
+                            self.with_hub_and_queues(|hub, queues, out| {
+                                hub.handle_timeout(Instant::now(), queues, out);
+                            });
                         }
                         () = self.0.timer.notified() => {}
                     }

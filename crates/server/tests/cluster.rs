@@ -542,3 +542,89 @@ async fn long_poll_and_websocket_members_on_two_servers_share_rooms() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Joins `ROOM` on `server` as `nick` with a small socket receive buffer,
+/// so that the kernel holds little of what the server sends it once it
+/// stops reading.
+async fn join_slow_reader(server: &Server, nick: &str) -> (Ws, String) {
+    let stream = common::slow_reader_stream(server.addr).await;
+    let (mut ws, _) = tokio_tungstenite::client_async(server.url(), stream)
+        .await
+        .unwrap();
+    send(
+        &mut ws,
+        json!({"type":"join","v":1,"room":ROOM,"nick":nick}),
+    )
+    .await;
+    let joined = next(&mut ws).await.unwrap();
+    (ws, id(&joined).to_owned())
+}
+
+/// Sends `signal` on `ws` until the server answers (anything but pings),
+/// and returns that answer.
+async fn send_until_answered(ws: &mut Ws, signal: &str) -> Value {
+    for _ in 0..50_000 {
+        ws.send(Message::text(signal.to_owned())).await.unwrap();
+        let polled = tokio::time::timeout(Duration::from_millis(1), ws.next()).await;
+        if let Ok(Some(Ok(Message::Text(t)))) = polled {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+    panic!("the server never pushed back");
+}
+
+/// `slow` stopped reading while `sender` flooded it: it reads again, gets
+/// what was queued for it, and then `sender`'s signals reach it again.
+async fn reads_again(slow: &mut Ws, sender: &mut Ws, slow_id: &str) {
+    let small = json!({"type":"signal","to":slow_id,"payload":{"n":1}}).to_string();
+    loop {
+        let msg = next(slow)
+            .await
+            .expect("the slow reader is still connected");
+        assert_ne!(msg["type"], "error", "{msg}");
+        if msg["payload"]["n"] == 1 {
+            return;
+        }
+        // Each time its queue may have room again.
+        sender.send(Message::text(small.clone())).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_slow_reader_pushes_back_on_a_sender_on_another_server_and_stays() {
+    let redis = Redis::start().await;
+    let mut flags = vec!["--send-queue-bytes", "65536"];
+    flags.extend(common::NO_RATE_LIMIT);
+    let a = node(&redis, &flags).await;
+    let b = node(&redis, &flags).await;
+    // Alice's server holds the room; slow, on the other server, does not
+    // read. Alice floods it: she is told it is busy, and it stays.
+    let (mut alice, _) = join(&a, "alice", None).await;
+    let (mut slow, slow_id) = join_slow_reader(&b, "slow").await;
+    assert_eq!(next(&mut alice).await.unwrap()["type"], "peer_joined");
+    let payload = "x".repeat(60_000);
+    let signal = json!({"type":"signal","to":slow_id,"payload":{"p":payload}}).to_string();
+    let answer = send_until_answered(&mut alice, &signal).await;
+    assert_eq!(answer["code"], "peer_busy", "{answer}");
+    assert_eq!(answer["to"], slow_id);
+    assert_eq!(a.state.stats().members, 2);
+    reads_again(&mut slow, &mut alice, &slow_id).await;
+    // The other way round: a slow reader on the server holding the room,
+    // flooded by bob from the other.
+    let (mut slow2, slow2_id) = join_slow_reader(&a, "slow2").await;
+    let (mut bob, _) = join(&b, "bob", None).await;
+    let signal = json!({"type":"signal","to":slow2_id,"payload":{"p":payload}}).to_string();
+    let answer = loop {
+        let answer = send_until_answered(&mut bob, &signal).await;
+        if answer["type"] == "error" {
+            break answer;
+        }
+    };
+    assert_eq!(answer["code"], "peer_busy", "{answer}");
+    assert_eq!(answer["to"], slow2_id);
+    assert_eq!(a.state.stats().members, 4);
+    reads_again(&mut slow2, &mut bob, &slow2_id).await;
+    assert_eq!(a.state.stats().members, 4);
+    a.stop().await;
+    b.stop().await;
+}
