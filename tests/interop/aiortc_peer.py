@@ -220,7 +220,7 @@ class Peer:
     async def run(self):
         async with websockets.connect(self.ws_url) as ws:
             self.ws = ws
-            await ws.send(json.dumps({"type": "join", "v": 1, "room": self.room, "nick": self.nick}))
+            await ws.send(json.dumps({"type": "join", "v": 2, "room": self.room, "nick": self.nick}))
             stdin_task = None
             async for raw in ws:
                 msg = json.loads(raw)

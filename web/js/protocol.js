@@ -8,7 +8,7 @@
  * @module
  */
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const ENVELOPE_VERSION = 1;
 /** Longest chat text, in bytes of UTF-8. */
 export const MAX_TEXT_BYTES = 16 * 1024;
