@@ -5,21 +5,29 @@ It uses aiortc (a WebRTC stack unrelated to webrtc-rs and Chromium) and
 speaks the protocol as documented: join over the /ws WebSocket, start a
 connection to every member listed in `joined` (sid, in-band data channel
 "chat"), answer offers from newcomers, relay candidates, and exchange chat
-envelopes. Line mode like `peerchat chat --plain`: each stdin line is sent
-as a message; received messages are printed as `nick: text`; notices go to
+envelopes. Protocol version 2: every signal payload is sealed with a key
+from the room's secret (the room link's fragment, which never goes to the
+server). Line mode like `peerchat chat --plain`: each stdin line is sent as
+a message; received messages are printed as `nick: text`; notices go to
 stderr. Used by the interop tests; not part of the product.
 
-usage: aiortc_peer.py WS_URL ROOM NICK
+usage: aiortc_peer.py ROOM_LINK NICK     (ROOM_LINK: http://HOST/r/ROOM_ID#SECRET)
 """
 
 import asyncio
 import base64
 import json
+import math
 import os
 import sys
 import time
+from urllib.parse import urlsplit
 
 import aioice.ice
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 import websockets
@@ -33,8 +41,92 @@ def notice(text):
     print(f"* {text}", file=sys.stderr, flush=True)
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+B64URL = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def unb64url(text):
+    """Strict base64url without padding (docs/protocol.md, Notation); None
+    for anything else."""
+    if not isinstance(text, str) or len(text) % 4 == 1 or not set(text) <= B64URL:
+        return None
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return data if b64url(data) == text else None
+
+
 def random_id():
-    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    return b64url(os.urandom(16))
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Refused(Exception):
+    """A signal refused: tampered, malformed, replayed, stale, clock_skew."""
+
+
+class Sealer:
+    """Sealed signal payloads and the replay guard (docs/protocol.md,
+    "Sealed signal payloads", "Replay guard")."""
+
+    WINDOW_MS = 10 * 60 * 1000
+
+    def __init__(self, secret, context):
+        self.context = context
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"peerchat-v2",
+                   info=f"signal key\n{context}".encode()).derive(secret)
+        self.aead = AESGCM(key)
+        self.epoch = b64url(os.urandom(16))
+        self.n = 0
+        self.guard = {}  # sender -> {"e", "n", "first", "retired"}
+
+    def ad(self, sender, receiver):
+        return f"peerchat-v2 signal\n{self.context}\n{sender}\n{receiver}".encode()
+
+    def seal(self, me, to, payload):
+        self.n += 1
+        plain = json.dumps({**payload, "e": self.epoch, "n": self.n, "ts": now_ms()}).encode()
+        iv = os.urandom(12)
+        return {"iv": b64url(iv), "ct": b64url(self.aead.encrypt(iv, plain, self.ad(me, to)))}
+
+    def open(self, sender, me, payload):
+        iv = unb64url(payload.get("iv")) if isinstance(payload, dict) else None
+        ct = unb64url(payload.get("ct")) if isinstance(payload, dict) else None
+        if iv is None or ct is None or len(iv) != 12 or len(ct) < 16:
+            raise Refused("tampered")
+        try:
+            plain = self.aead.decrypt(iv, ct, self.ad(sender, me))
+        except InvalidTag:
+            raise Refused("tampered") from None
+        try:
+            obj = json.loads(plain.decode("utf-8"))
+        except ValueError:
+            raise Refused("malformed") from None
+        if not isinstance(obj, dict):
+            raise Refused("malformed")
+        e, n, ts = obj.pop("e", None), obj.pop("n", None), obj.pop("ts", None)
+        number = lambda x, low: isinstance(x, (int, float)) and not isinstance(x, bool) \
+            and math.isfinite(x) and x == int(x) and low <= x <= 2 ** 53 - 1
+        if not (isinstance(e, str) and 22 <= len(e) <= 64 and set(e) <= B64URL and number(n, 1) and number(ts, 0)):
+            raise Refused("malformed")
+        n, ts = int(n), int(ts)
+        state = self.guard.get(sender)
+        if state is not None and state["e"] == e:
+            if n <= state["n"]:
+                raise Refused("replayed")
+            state["n"] = n
+            return obj
+        if state is not None and (e in state["retired"] or ts <= state["first"]):
+            raise Refused("stale")
+        if abs(ts - now_ms()) > self.WINDOW_MS:
+            raise Refused("clock_skew")
+        retired = [] if state is None else (state["retired"] + [state["e"]])[-16:]
+        self.guard[sender] = {"e": e, "n": n, "first": ts, "retired": retired}
+        return obj
 
 
 class Member:
@@ -49,9 +141,14 @@ class Member:
 
 
 class Peer:
-    def __init__(self, ws_url, room, nick):
-        self.ws_url = ws_url
-        self.room = room
+    def __init__(self, link, nick):
+        url = urlsplit(link)
+        secret = unb64url(url.fragment)
+        if secret is None or not 16 <= len(secret) <= 64 or not 22 <= len(url.fragment) <= 86:
+            sys.exit("the room link needs its secret: the part after #")
+        self.ws_url = f"{'wss' if url.scheme == 'https' else 'ws'}://{url.netloc}/ws"
+        self.room = url.path.rstrip("/").rsplit("/", 1)[-1]
+        self.sealer = Sealer(secret, f"room:{self.room}")
         self.nick = nick
         self.me = None
         self.members = {}
@@ -64,7 +161,8 @@ class Peer:
 
     async def signal(self, member, payload):
         payload["sid"] = member.sid
-        await self.ws.send(json.dumps({"type": "signal", "to": member.id, "payload": payload}))
+        sealed = self.sealer.seal(self.me["id"], member.id, payload)
+        await self.ws.send(json.dumps({"type": "signal", "to": member.id, "payload": sealed}))
 
     def use_channel(self, member, channel):
         member.channel = channel
@@ -160,9 +258,14 @@ class Peer:
         # inside the SDP, with no trickling.
         await self.signal(member, {"description": {"type": "offer", "sdp": pc.localDescription.sdp}})
 
-    async def on_signal(self, sender, payload):
+    async def on_signal(self, sender, sealed):
+        try:
+            payload = self.sealer.open(sender, self.me["id"], sealed)
+        except Refused as why:
+            notice(f"a signal from {sender} was refused: {why}")
+            return
         member = self.members.get(sender)
-        if member is None or not isinstance(payload, dict):
+        if member is None:
             return
         description = payload.get("description")
         candidate = payload.get("candidate")
@@ -256,7 +359,7 @@ class Peer:
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     asyncio.run(Peer(*sys.argv[1:]).run())

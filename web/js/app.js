@@ -12,6 +12,7 @@ import { copyField } from './clipboard.js';
 import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
 import { Room } from './room.js';
+import { E2eError, base64urlEncode, makeSecret, parseSecret } from './e2e.js';
 import { Store } from './store.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
@@ -104,22 +105,49 @@ function renderTyping(room) {
           : 'Several people are typing…';
 }
 
-/** The room id from `/r/{id}`; a bare `/` starts a new room. */
-function roomIdFromAddress() {
+/**
+ * The room the address names: `/r/ROOM_ID#SECRET`. A bare `/` starts a new
+ * room, with a new secret. The secret is only ever in the fragment, which
+ * browsers never send to a server.
+ * @returns {{id: string, secret: Uint8Array} | {problem: 'bad_room' | 'missing_secret' | 'bad_secret'}}
+ */
+function roomFromAddress() {
   if (location.pathname === '/' || location.pathname === '') {
     const id = randomId();
-    history.replaceState(null, '', `/r/${id}${location.search}`);
-    return id;
+    const fragment = makeSecret();
+    history.replaceState(null, '', `/r/${id}${location.search}#${fragment}`);
+    return { id, secret: parseSecret(fragment) };
   }
   const match = /^\/r\/([^/]+)\/?$/.exec(location.pathname);
-  if (!match) return null;
   try {
+    if (!match) throw new Error('not a room path');
     validateRoomId(match[1]);
-    return match[1];
   } catch {
-    return null;
+    return { problem: 'bad_room' };
+  }
+  try {
+    return { id: match[1], secret: parseSecret(location.hash) };
+  } catch (e) {
+    return { problem: e instanceof E2eError && e.code === 'missing_secret' ? 'missing_secret' : 'bad_secret' };
   }
 }
+
+/** What the page says instead of the room, by problem. */
+const ROOM_PROBLEMS = {
+  bad_room: null, // the page's own text
+  missing_secret: {
+    title: 'This room link is incomplete',
+    text: 'The link is missing the room’s secret, the part after #, which keeps your conversation private from the server. Ask for the full link, including the part after #.',
+  },
+  bad_secret: {
+    title: 'This room link is damaged',
+    text: 'The room’s secret, the part after # in the link, is not complete. Ask for the full link again, including the part after #.',
+  },
+  insecure: {
+    title: 'This page needs a secure connection',
+    text: 'peerchat encrypts everything in your browser, which browsers allow only on secure pages. Open it with https://, or at http://localhost or http://127.0.0.1.',
+  },
+};
 
 /**
  * @param {string} nick
@@ -235,20 +263,42 @@ async function renderDetails(room) {
   ui.detailsBody.replaceChildren(...rows);
 }
 
+/**
+ * Shows why the page cannot join a room.
+ * @param {keyof typeof ROOM_PROBLEMS} problem
+ */
+function showRoomProblem(problem) {
+  ui.joinView.hidden = true;
+  byId('share').hidden = true;
+  const words = ROOM_PROBLEMS[problem];
+  if (words) {
+    byId('bad-room-title').textContent = words.title;
+    byId('bad-room-text').textContent = words.text;
+  }
+  ui.badRoomView.hidden = false;
+}
+
 async function main() {
-  const roomId = roomIdFromAddress();
-  if (!roomId) {
-    ui.joinView.hidden = true;
-    byId('share').hidden = true;
-    ui.badRoomView.hidden = false;
+  // A new fragment is another secret (the full link pasted over an
+  // incomplete one, say): start again with it. Browsers do not reload for
+  // a change of fragment alone.
+  addEventListener('hashchange', () => location.reload());
+  if (!isSecureContext) {
+    showRoomProblem('insecure');
     return;
   }
-  ui.roomLink.value = `${location.origin}/r/${roomId}`;
+  const target = roomFromAddress();
+  if ('problem' in target) {
+    showRoomProblem(target.problem);
+    return;
+  }
+  const roomId = target.id;
+  ui.roomLink.value = `${location.origin}/r/${roomId}#${base64urlEncode(target.secret)}`;
   ui.copyLink.addEventListener('click', () => void copyField(ui.roomLink, ui.copyLink));
   ui.roomLink.addEventListener('focus', () => ui.roomLink.select());
 
   const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
-  const room = new Room(roomId, wsUrl, { store: Store.open() });
+  const room = new Room(roomId, wsUrl, { secret: target.secret, store: Store.open() });
   // Our member key and the history kept on this device load while the page
   // shows the join form; joining waits for them.
   const ready = room.open().then((kept) => {
@@ -331,6 +381,7 @@ async function main() {
   });
 
   room.addEventListener('members', () => renderMembers(room));
+  room.addEventListener('refused', (e) => notice(/** @type {CustomEvent} */ (e).detail.text));
   room.addEventListener('notice', (e) => {
     const { kind, nick } = /** @type {CustomEvent} */ (e).detail;
     notice(kind === 'joined' ? `${nick} joined` : `${nick} left`);

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { Refusal, RoomCrypto, SignalKey, roomContext } from './e2e.js';
 import { History } from './history.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
@@ -20,6 +21,28 @@ import { peerIdFromKey, randomId } from './protocol.js';
 import { Signaling } from './signaling.js';
 
 const KEY_STORAGE_PREFIX = 'peerchat.key.';
+/** A refusal of the same kind from the same member is told at most this often. */
+const REFUSAL_NOTICE_MS = 60_000;
+
+/**
+ * What a refused signal means, for people.
+ * @param {string} nick
+ * @param {Refusal} refusal
+ */
+export function refusalText(nick, refusal) {
+  switch (refusal.code) {
+    case 'tampered':
+      return `A signal from ${nick} was altered in transit and refused (or ${nick}’s room link has another secret).`;
+    case 'malformed':
+      return `A signal from ${nick} was malformed and refused.`;
+    case 'clock_skew': {
+      const minutes = Math.ceil(Math.abs(refusal.offsetMs ?? 0) / 60000);
+      return `${nick}’s clock is ${minutes} minutes off; signals from ${nick} are refused.`;
+    }
+    default:
+      return `An earlier signal from ${nick} was replayed and refused.`;
+  }
+}
 
 /**
  * @typedef {import('./mesh.js').LinkState} MemberState
@@ -79,19 +102,31 @@ async function memberKey(roomId) {
  *   someone else's, live or from history: show it at its place in the order
  * - `delivery` who holds our messages changed: refresh their states
  * - `typing` who is typing changed
+ * - `refused` (detail: {from, nick, code, text}) a signal was refused (at
+ *   most one a minute per member and kind)
  */
 export class Room extends EventTarget {
   /**
    * @param {string} roomId
    * @param {string} wsUrl
-   * @param {{relayOnly?: boolean,
-   *   store?: import('./store.js').Store | null | Promise<import('./store.js').Store | null>}} [options]
-   *   relayOnly: connect through a TURN relay only, so peers never learn
-   *   this machine's addresses; store: where history is kept on this device
+   * @param {{secret: Uint8Array, relayOnly?: boolean,
+   *   store?: import('./store.js').Store | null | Promise<import('./store.js').Store | null>}} options
+   *   secret: the room's secret, from the link's fragment (never sent to
+   *   the server); relayOnly: connect through a TURN relay only, so peers
+   *   never learn this machine's addresses; store: where history is kept
+   *   on this device
    */
-  constructor(roomId, wsUrl, { relayOnly = false, store = null } = {}) {
+  constructor(roomId, wsUrl, { secret, relayOnly = false, store = null }) {
     super();
     this.roomId = roomId;
+    /** The signal key, derived while the page does other things. */
+    this.signalKey = SignalKey.derive(secret, roomContext(roomId));
+    /** @type {RoomCrypto | null} seals and opens signals, once our id is known */
+    this.crypto = null;
+    /** Server messages are handled one after another, signals once opened. */
+    this.inbox = Promise.resolve();
+    /** @type {Map<string, number>} when a refusal was last told, by member and kind */
+    this.refusalsTold = new Map();
     this.relayOnly = relayOnly;
     /** @type {import('./store.js').Store | null} */
     this.store = null;
@@ -132,6 +167,7 @@ export class Room extends EventTarget {
     const { key, kept } = await memberKey(this.roomId);
     this.key = key;
     this.selfId = await peerIdFromKey(this.roomId, this.key);
+    this.crypto = new RoomCrypto(await this.signalKey, this.selfId);
     this.history = new History(this.selfId);
     // Each member keeps its own history; one whose key dies with the page
     // keeps none.
@@ -284,6 +320,16 @@ export class Room extends EventTarget {
    * @param {import('./protocol.js').ServerMessage} msg
    */
   onServerMessage(msg) {
+    this.inbox = this.inbox
+      .then(() => this.handleServerMessage(msg))
+      .catch((e) => console.warn('peerchat: a server message failed', e));
+  }
+
+  /**
+   * @private
+   * @param {import('./protocol.js').ServerMessage} msg
+   */
+  async handleServerMessage(msg) {
     switch (msg.type) {
       case 'joined':
         this.onJoined(msg);
@@ -295,7 +341,16 @@ export class Room extends EventTarget {
         this.feed({ peer_left: { id: msg.id } });
         break;
       case 'signal': {
-        const payload = /** @type {import('./peer.js').SignalPayload} */ (msg.payload);
+        if (!this.crypto) break;
+        let plain;
+        try {
+          plain = await this.crypto.open(msg.from, msg.payload, Date.now());
+        } catch (e) {
+          if (e instanceof Refusal) this.refused(msg.from, e);
+          else throw e;
+          break;
+        }
+        const payload = /** @type {import('./peer.js').SignalPayload} */ (/** @type {unknown} */ (plain.payload));
         const kind = payload.description?.type === 'offer' || payload.description?.type === 'answer'
           ? payload.description.type
           : payload.candidate ? 'candidate' : null;
@@ -324,6 +379,7 @@ export class Room extends EventTarget {
       // numbered under the id it gave.
       console.warn('peerchat: the server gave an id not derived from our key');
       this.selfId = msg.you.id;
+      this.crypto?.setMe(this.selfId);
       const kept = this.history.save();
       this.history = new History(this.selfId);
       this.history.restore(kept);
@@ -477,7 +533,7 @@ export class Room extends EventTarget {
       iceServers: this.iceServers,
       sid,
       initiator,
-      sendSignal: (payload) => this.signaling.signal(peerId, payload),
+      sendSignal: (payload) => this.sendSignal(peerId, payload),
       relayOnly: this.relayOnly,
     });
     const current = () => member.link === link;
@@ -494,6 +550,39 @@ export class Room extends EventTarget {
       if (current()) this.feed({ link_closed: { sid } });
     });
     return link;
+  }
+
+  /**
+   * Seals a signal for `to` and sends it: signals leave in the order they
+   * were made (sealing is in order).
+   * @private
+   * @param {string} to
+   * @param {import('./peer.js').SignalPayload} payload
+   */
+  sendSignal(to, payload) {
+    this.crypto?.seal(to, payload, Date.now()).then(
+      (sealed) => this.signaling.signal(to, sealed),
+      (e) => console.warn('peerchat: could not seal a signal', e),
+    );
+  }
+
+  /**
+   * A signal was refused: it changes nothing, and is told (rate-limited).
+   * @private
+   * @param {string} from
+   * @param {Refusal} refusal
+   */
+  refused(from, refusal) {
+    const nick = this.nickOf(from);
+    console.warn(`peerchat: a signal from ${nick} was refused (${refusal.code})`);
+    const key = `${from} ${refusal.code}`;
+    const now = Date.now();
+    const told = this.refusalsTold.get(key);
+    if (told !== undefined && now - told < REFUSAL_NOTICE_MS) return;
+    if (this.refusalsTold.size >= 1024) this.refusalsTold.clear();
+    this.refusalsTold.set(key, now);
+    const detail = { from, nick, code: refusal.code, text: refusalText(nick, refusal) };
+    this.dispatchEvent(new CustomEvent('refused', { detail }));
   }
 
   /**

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use peerchat_client::engine::{Engine, EngineOptions};
 use peerchat_client::pair::Role;
-use peerchat_client::session::{DEFAULT_SERVER, Session, parse_target, server_ws_url};
+use peerchat_client::session::{DEFAULT_SERVER, Session, Target, parse_target, server_ws_url};
 use peerchat_protocol::signaling::IceServer;
 use peerchat_protocol::validate_nick;
 
@@ -16,10 +16,11 @@ use crate::ChatError;
 /// Flags of `peerchat chat`.
 #[derive(Debug, Clone, Args)]
 pub struct ChatArgs {
-    /// The room: a room link such as `http://127.0.0.1:8080/r/ROOM_ID` (the
-    /// server is taken from it), or a bare room id. Not used with --manual
-    /// or --mailbox.
-    #[arg(required_unless_present_any = ["manual", "mailbox"])]
+    /// The room: a room link such as `http://127.0.0.1:8080/r/ROOM_ID#SECRET`
+    /// (the server is taken from it; the part after `#` is the room's
+    /// secret, which never goes to the server: quote the link in a shell),
+    /// or a bare `ROOM_ID#SECRET`. Without one, a new room is made on
+    /// --server and its link printed. Not used with --manual or --mailbox.
     pub room: Option<String>,
 
     /// Connect to one other peer with no server at all: print a connection
@@ -145,11 +146,22 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         };
         (session, false)
     } else {
-        // clap requires a room without --manual or --mailbox.
-        let target = parse_target(
-            args.room.as_deref().unwrap_or_default(),
-            args.server.as_deref(),
-        )?;
+        let target = match &args.room {
+            Some(room) => parse_target(room, args.server.as_deref())?,
+            None => {
+                let target = Target::new_room(
+                    args.server.as_deref().unwrap_or(DEFAULT_SERVER),
+                    rand::random(),
+                    rand::random(),
+                )?;
+                // The user's own terminal: the link is theirs to share.
+                eprintln!(
+                    "new room: {} (share this link, all of it: the part after # is the room's secret)",
+                    target.link()
+                );
+                target
+            }
+        };
         (target.session(), target.relay)
     };
     let nick = args

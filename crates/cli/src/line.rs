@@ -68,6 +68,7 @@ fn notice(event: &Event) -> Option<String> {
         Event::MemberJoined { member } => format!("{} joined", member.nick),
         Event::MemberLeft { member } => format!("{} left", member.nick),
         Event::MemberState { member, state } => format!("{} is {}", member.nick, state.as_str()),
+        Event::SignalRefused { message, .. } => message.clone(),
         Event::Message(_)
         | Event::Delivery { .. }
         | Event::Typing { .. }

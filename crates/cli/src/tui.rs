@@ -263,6 +263,7 @@ impl Ui {
             // Pairs run in line mode.
             Event::ConnectionCode { .. } | Event::CodeWanted { .. } => {}
             Event::PairingFailed { message } => self.notice(message.clone()),
+            Event::SignalRefused { message, .. } => self.notice(message.clone()),
         }
     }
 }

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use peerchat_e2e::{Refusal, RoomCrypto};
 use peerchat_history::{Config as HistoryConfig, Effect, History, Message};
 use peerchat_mesh::{Config as MeshConfig, Input, Mesh, Output, SignalKind};
 use peerchat_protocol::ErrorCode;
@@ -191,6 +192,38 @@ pub enum Event {
         /// Why, for people.
         message: String,
     },
+    /// A signal was refused (it did not authenticate, was replayed, or came
+    /// from a clock too far off): it changed nothing. Told at most once a
+    /// minute per member and kind.
+    SignalRefused {
+        /// The sender, as the server named it.
+        member: Peer,
+        /// Why, as a stable code: `tampered`, `malformed`, `replayed`,
+        /// `stale`, `clock_skew`.
+        code: String,
+        /// What happened, for people.
+        message: String,
+    },
+}
+
+/// How often a refused signal of one kind from one member is told.
+const REFUSAL_NOTICE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a refused signal means, for people.
+pub fn refusal_text(nick: &str, refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Tampered => format!(
+            "a signal from {nick} was altered in transit and refused (or {nick}'s room link has another secret)"
+        ),
+        Refusal::Malformed(_) => format!("a signal from {nick} was malformed and refused"),
+        Refusal::ClockSkew { offset_ms } => {
+            let minutes = offset_ms.unsigned_abs().div_ceil(60_000);
+            format!("{nick}'s clock is {minutes} minutes off; signals from {nick} are refused")
+        }
+        Refusal::Replayed | Refusal::Stale => {
+            format!("an earlier signal from {nick} was replayed and refused")
+        }
+    }
 }
 
 pub use peerchat_history::SendError;
@@ -258,6 +291,17 @@ impl Engine {
             ),
         };
         let (store, saved, key) = open_store(&options);
+        // The room's signals are sealed with its secret; a pair's go by
+        // other ways (connection codes, the mailbox).
+        let crypto = match &options.session {
+            Session::Room { room, secret, .. } => {
+                peerchat_e2e::Context::room(room).ok().map(|context| {
+                    let me = peerchat_protocol::peer_id_from_key(room, &key);
+                    RoomCrypto::new(secret, context, me, rand::random())
+                })
+            }
+            _ => None,
+        };
         let mesh_config = if options.session.relays_signals() {
             MeshConfig::default()
         } else {
@@ -267,6 +311,8 @@ impl Engine {
             store,
             saved,
             key,
+            crypto,
+            refusals_told: HashMap::new(),
             history: None,
             nick: options.nick.clone(),
             options,
@@ -439,6 +485,10 @@ struct State {
     /// Our member key: the server derives our peer id from it, so a
     /// reconnect comes back as the same member.
     key: String,
+    /// Seals and opens the room's signals (none for a pair).
+    crypto: Option<RoomCrypto>,
+    /// When a refused signal was last told, by sender and kind.
+    refusals_told: HashMap<(String, &'static str), Instant>,
     /// The message log, once we know our peer id.
     history: Option<History>,
     options: EngineOptions,
@@ -874,6 +924,11 @@ impl State {
                 if self.mesh.me() != Some(you.id.as_str()) {
                     self.new_history(&you.id);
                 }
+                if let Some(crypto) = &mut self.crypto {
+                    if crypto.me() != you.id {
+                        crypto.set_me(you.id.clone());
+                    }
+                }
                 self.nick = you.nick.clone();
                 self.ice_servers = ice_servers;
                 self.ice_servers
@@ -909,7 +964,19 @@ impl State {
                     .extend(self.options.extra_ice_servers.iter().cloned());
             }
             ServerEvent::Signal { from, payload } => {
-                let signal = match serde_json::from_str::<SignalPayload>(payload.get()) {
+                let Ok(mut value) = serde_json::from_str::<serde_json::Value>(payload.get()) else {
+                    return;
+                };
+                if let Some(crypto) = &mut self.crypto {
+                    match crypto.open(&from, &value, now_ms()) {
+                        Ok(plain) => value = serde_json::Value::Object(plain.payload),
+                        Err(refusal) => {
+                            self.refused(&from, &refusal);
+                            return;
+                        }
+                    }
+                }
+                let signal = match serde_json::from_value::<SignalPayload>(value) {
                     Ok(signal) => signal,
                     Err(err) => {
                         tracing::debug!(%err, %from, "ignoring a malformed signal");
@@ -1019,7 +1086,20 @@ impl State {
         };
         match event {
             LinkEvent::Signal(payload) => {
-                let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
+                let Ok(serde_json::Value::Object(plain)) = serde_json::to_value(&payload) else {
+                    return;
+                };
+                let sealed = match &mut self.crypto {
+                    Some(crypto) => match crypto.seal(&peer, &plain, now_ms()) {
+                        Ok(sealed) => sealed,
+                        Err(err) => {
+                            tracing::warn!(%err, "could not seal a signal");
+                            return;
+                        }
+                    },
+                    None => serde_json::Value::Object(plain),
+                };
+                let Ok(raw) = serde_json::value::to_raw_value(&sealed) else {
                     return;
                 };
                 let msg = ClientMessage::Signal {
@@ -1044,6 +1124,31 @@ impl State {
                     .await;
             }
         }
+    }
+
+    /// A signal was refused: logged, and told (rate-limited).
+    fn refused(&mut self, from: &str, refusal: &Refusal) {
+        let member = self.peer_of(from);
+        tracing::debug!(from = %member.nick, code = refusal.code(), "refused a signal");
+        let key = (from.to_owned(), refusal.code());
+        let now = Instant::now();
+        if self
+            .refusals_told
+            .get(&key)
+            .is_some_and(|told| now.duration_since(*told) < REFUSAL_NOTICE)
+        {
+            return;
+        }
+        if self.refusals_told.len() >= 1024 {
+            self.refusals_told.clear();
+        }
+        self.refusals_told.insert(key, now);
+        let message = refusal_text(&member.nick, refusal);
+        self.emit(Event::SignalRefused {
+            member,
+            code: refusal.code().to_owned(),
+            message,
+        });
     }
 
     fn on_peer_message(&mut self, from: &str, text: &str) {

@@ -43,6 +43,7 @@ fn options(ws_url: &str, nick: &str) -> EngineOptions {
     let room = Session::Room {
         ws_url: ws_url.to_owned(),
         room: ROOM.to_owned(),
+        secret: peerchat_client::session::Secret::from_random([7; 32]),
     };
     EngineOptions {
         mdns: false,

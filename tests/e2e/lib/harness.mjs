@@ -8,6 +8,8 @@ import path from 'node:path';
 
 import { chromium } from 'playwright-core';
 
+import { parseSecret, roomContext, SignalKey } from '../../../web/js/e2e.js';
+
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SCREENSHOTS = path.join(ROOT, 'target', 'screenshots');
 export const BIN = process.env.PEERCHAT_BIN ?? path.join(ROOT, 'target', 'debug', 'peerchat');
@@ -55,6 +57,20 @@ export async function newPage(browser, origin, viewport = { width: 1280, height:
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
   await context.grantPermissions(['microphone', 'camera'], { origin });
   return newPageIn(context);
+}
+
+/**
+ * Opens sealed signal payloads recorded on the wire, with the secret of
+ * the room `link` names (the test has it: it is the link's fragment).
+ * @param {string} link a room link, `…/r/ROOM_ID#SECRET`
+ * @param {{from: string, to: string, payload: unknown}[]} signals
+ * @returns {Promise<any[]>} the payloads as their senders made them
+ */
+export async function openSignals(link, signals) {
+  const url = new URL(link);
+  const room = url.pathname.split('/').pop() ?? '';
+  const key = await SignalKey.derive(parseSecret(url.hash), roomContext(room));
+  return Promise.all(signals.map(async (s) => (await key.openPayload(s.from, s.to, s.payload)).payload));
 }
 
 /**
@@ -152,7 +168,7 @@ export async function screenshot(page, name) {
 export async function openRoom(browser, origin, nick) {
   const page = await newPage(browser, origin);
   await page.goto(`${origin}/`);
-  await page.waitForURL(/\/r\/[A-Za-z0-9_-]{22}$/);
+  await page.waitForURL(/\/r\/[A-Za-z0-9_-]{22}#[A-Za-z0-9_-]{43}$/);
   await join(page, nick);
   await page.getByRole('log').getByText(`You joined as ${nick}`).waitFor();
   return page;
