@@ -24,8 +24,12 @@ import time
 from urllib.parse import urlsplit
 
 import aioice.ice
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -129,6 +133,74 @@ class Sealer:
         return obj
 
 
+class BadFingerprint(Exception):
+    """A description whose fingerprint lines break the strict rule."""
+
+
+def fingerprint_of(sdp):
+    """The one SHA-256 DTLS fingerprint of a description, in normal form
+    (docs/protocol.md, "DTLS fingerprints")."""
+    found = None
+    for line in sdp.replace("\r\n", "\n").split("\n"):
+        if not line.startswith("a=fingerprint:"):
+            continue
+        parts = line[len("a=fingerprint:"):].split()
+        if len(parts) != 2:
+            raise BadFingerprint("bad_fingerprint")
+        hash_name, value = parts
+        if hash_name.lower() != "sha-256":
+            raise BadFingerprint("unsupported_hash")
+        pairs = value.split(":")
+        if len(pairs) != 32 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in pairs):
+            raise BadFingerprint("bad_fingerprint")
+        fp = "sha-256 " + value.upper()
+        if found is not None and fp != found:
+            raise BadFingerprint("conflicting_fingerprints")
+        found = fp
+    if found is None:
+        raise BadFingerprint("no_fingerprint")
+    return found
+
+
+def only_sha256(sdp):
+    """aiortc writes sha-384 and sha-512 fingerprints too: the strict rule
+    allows exactly one (SHA-256), so the others are dropped before sending."""
+    lines = sdp.split("\r\n")
+    keep = [l for l in lines if not l.startswith("a=fingerprint:") or l.split(":", 1)[1].lower().startswith("sha-256 ")]
+    return "\r\n".join(keep)
+
+
+class Identity:
+    """An Ed25519 identity key, for this run (docs/protocol.md, "Identity keys")."""
+
+    def __init__(self):
+        self.private = Ed25519PrivateKey.generate()
+        self.public = self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    def sign(self, data):
+        return self.private.sign(data)
+
+
+def verify(alg, key, data, sig):
+    """Whether `sig` by the wire key (`alg`, raw `key`) is a signature over `data`."""
+    try:
+        if alg == "ed25519" and len(key) == 32:
+            Ed25519PublicKey.from_public_bytes(key).verify(sig, data)
+            return True
+        if alg == "p256" and len(key) == 65 and key[0] == 4 and len(sig) == 64:
+            pub = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), key)
+            der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+            pub.verify(der, data, ec.ECDSA(hashes.SHA256()))
+            return True
+    except (InvalidSignature, ValueError):
+        pass
+    return False
+
+
+def hello_bytes(context, sid, signer, signer_nick, receiver, signer_fp, receiver_fp):
+    return "\n".join(["peerchat-v2 hello", context, sid, signer, signer_nick, receiver, signer_fp, receiver_fp]).encode()
+
+
 class Member:
     def __init__(self, peer_id, nick):
         self.id = peer_id
@@ -137,7 +209,10 @@ class Member:
         self.sid = None
         self.channel = None
         self.pending = []  # candidates before the remote description
-        self.outbox = []  # envelopes before the channel opens
+        self.outbox = []  # envelopes before its hello verified
+        self.local_fp = None  # our certificate's fingerprint on this connection
+        self.remote_fp = None  # theirs, from the description applied
+        self.key = None  # (alg, raw key) once its hello verified
 
 
 class Peer:
@@ -149,6 +224,7 @@ class Peer:
         self.ws_url = f"{'wss' if url.scheme == 'https' else 'ws'}://{url.netloc}/ws"
         self.room = url.path.rstrip("/").rsplit("/", 1)[-1]
         self.sealer = Sealer(secret, f"room:{self.room}")
+        self.identity = Identity()
         self.nick = nick
         self.me = None
         self.members = {}
@@ -166,27 +242,58 @@ class Peer:
 
     def use_channel(self, member, channel):
         member.channel = channel
+        sid = member.sid
 
-        def flush():
-            # What we hold, so that they send what we missed.
-            have = dict(self.floor)
-            if self.seq:
-                have[self.me["id"]] = self.seq
-            channel.send(json.dumps({"v": 1, "type": "sync", "have": have}))
-            for envelope in member.outbox:
-                channel.send(envelope)
-            member.outbox.clear()
+        def hello():
+            # Our hello goes first: both fingerprints as we see them.
+            signed = hello_bytes(self.sealer.context, sid, self.me["id"], self.me["nick"], member.id,
+                                 member.local_fp, member.remote_fp)
+            channel.send(json.dumps({"v": 2, "type": "hello", "alg": "ed25519", "key": b64url(self.identity.public),
+                                     "sig": b64url(self.identity.sign(signed))}))
 
         @channel.on("open")
         def on_open():
-            flush()
+            hello()
 
         @channel.on("message")
         def on_message(text):
-            self.on_envelope(member, text)
+            if member.sid != sid:
+                return
+            if member.key is None:
+                self.check_hello(member, text)
+            else:
+                self.on_envelope(member, text)
 
         if channel.readyState == "open":
-            flush()
+            hello()
+
+    def check_hello(self, member, text):
+        """The first envelope must be the other side's hello, verifying
+        against our own view of the connection."""
+        try:
+            env = json.loads(text)
+            key = unb64url(env.get("key"))
+            sig = unb64url(env.get("sig"))
+            ok = (env.get("type") == "hello" and isinstance(env.get("v"), int) and env["v"] >= 2
+                  and key is not None and sig is not None)
+        except (ValueError, AttributeError):
+            ok = False
+        signed = hello_bytes(self.sealer.context, member.sid, member.id, member.nick, self.me["id"],
+                             member.remote_fp, member.local_fp)
+        if not ok or not verify(env.get("alg"), key, signed, sig):
+            notice(f"could not verify {member.nick}; closing the connection")
+            asyncio.ensure_future(member.pc.close())
+            return
+        member.key = (env["alg"], key)
+        # Verified: now the sync (what we hold, so that they send what we
+        # missed) and whatever waited.
+        have = dict(self.floor)
+        if self.seq:
+            have[self.me["id"]] = self.seq
+        member.channel.send(json.dumps({"v": 1, "type": "sync", "have": have}))
+        for envelope in member.outbox:
+            member.channel.send(envelope)
+        member.outbox.clear()
 
     def on_envelope(self, member, text):
         try:
@@ -225,7 +332,8 @@ class Peer:
             floor += 1
         if floor > self.floor.get(author, 0):
             self.floor[author] = floor
-            if ack_to is not None and ack_to.channel is not None and ack_to.channel.readyState == "open":
+            if ack_to is not None and ack_to.key is not None and ack_to.channel is not None \
+                    and ack_to.channel.readyState == "open":
                 ack_to.channel.send(json.dumps({"v": 1, "type": "ack", "upto": floor}))
         body = env.get("text", "").replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
         print(f"{nick}: {body}", flush=True)
@@ -256,7 +364,9 @@ class Peer:
         await pc.setLocalDescription(await pc.createOffer())
         # aiortc gathers every candidate before this returns: they travel
         # inside the SDP, with no trickling.
-        await self.signal(member, {"description": {"type": "offer", "sdp": pc.localDescription.sdp}})
+        sdp = only_sha256(pc.localDescription.sdp)
+        member.local_fp = fingerprint_of(sdp)
+        await self.signal(member, {"description": {"type": "offer", "sdp": sdp}})
 
     async def on_signal(self, sender, sealed):
         try:
@@ -274,18 +384,32 @@ class Peer:
             if member.pc is not None:
                 await member.pc.close()
             member.sid, member.channel, member.pending = sid, None, []
+            member.local_fp = member.remote_fp = member.key = None
             self.new_pc(member)
         if sid != member.sid or member.pc is None:
             return
         pc = member.pc
         if description:
+            # The hello binds one fingerprint: a description breaking the
+            # rule, or naming another than the first, is not applied.
+            try:
+                remote_fp = fingerprint_of(description.get("sdp", ""))
+            except BadFingerprint as why:
+                notice(f"refused a description from {member.nick}: {why}")
+                return
+            if member.remote_fp is not None and remote_fp != member.remote_fp:
+                notice(f"refused a description from {member.nick}: another fingerprint")
+                return
             await pc.setRemoteDescription(RTCSessionDescription(sdp=description["sdp"], type=description["type"]))
+            member.remote_fp = remote_fp
             for c in member.pending:
                 await pc.addIceCandidate(c)
             member.pending = []
             if description["type"] == "offer":
                 await pc.setLocalDescription(await pc.createAnswer())
-                await self.signal(member, {"description": {"type": "answer", "sdp": pc.localDescription.sdp}})
+                sdp = only_sha256(pc.localDescription.sdp)
+                member.local_fp = fingerprint_of(sdp)
+                await self.signal(member, {"description": {"type": "answer", "sdp": sdp}})
         elif candidate and candidate.get("candidate"):
             line = candidate["candidate"]
             if line.startswith("candidate:"):
@@ -305,7 +429,7 @@ class Peer:
         self.mine.append({"author": self.me["id"], "nick": self.me["nick"], **message})
         envelope = json.dumps({"v": 1, "type": "chat", **message})
         for member in self.members.values():
-            if member.channel is not None and member.channel.readyState == "open":
+            if member.key is not None and member.channel is not None and member.channel.readyState == "open":
                 member.channel.send(envelope)
             else:
                 member.outbox.append(envelope)

@@ -165,7 +165,7 @@ function avatar(nick) {
 function renderMembers(room) {
   const items = [];
   if (room.nick) items.push(memberItem(room.nick, 'you', 'you'));
-  for (const m of room.members.values()) items.push(memberItem(m.nick, m.state, m.state));
+  for (const m of room.members.values()) items.push(memberItem(m.nick, m.state, m.state.replace('_', ' ')));
   ui.members.replaceChildren(...items);
   ui.memberCount.textContent = `(${items.length})`;
 }
@@ -382,6 +382,10 @@ async function main() {
 
   room.addEventListener('members', () => renderMembers(room));
   room.addEventListener('refused', (e) => notice(/** @type {CustomEvent} */ (e).detail.text));
+  room.addEventListener('not-verified', (e) => {
+    const { nick, reason } = /** @type {CustomEvent} */ (e).detail;
+    notice(`Could not verify ${nick}: ${reason}. The connection was closed.`);
+  });
   room.addEventListener('notice', (e) => {
     const { kind, nick } = /** @type {CustomEvent} */ (e).detail;
     notice(kind === 'joined' ? `${nick} joined` : `${nick} left`);

@@ -4,6 +4,11 @@
  * other answers it, and the first pastes the answer. Codes carry every ICE
  * candidate (no trickling), so gathering finishes before a code is shown.
  * Works with the terminal client's `peerchat chat --manual`.
+ *
+ * Once the channel opens, each side's hello (protocol version 2) binds both
+ * DTLS fingerprints to its identity key; nothing else is sent or shown
+ * before the other side's hello verifies. The two sides are `offerer` and
+ * `answerer`, as in the terminal client.
  * @module
  */
 
@@ -12,10 +17,27 @@ import { copyField } from './clipboard.js';
 import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
 import { decodeCode, encodeCode } from './codes.js';
+import {
+  buildHello,
+  CODE_CONTEXT,
+  fingerprintFromSdp,
+  generateIdentity,
+  helloEnvelope,
+  parseHello,
+  verifyHello,
+} from './e2e.js';
 import { History } from './history.js';
+import { KeyStore } from './keystore.js';
 import { ProtocolError, randomId, validateNick } from './protocol.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
+/** The two sides' peer ids, as in the terminal client. */
+const OFFERER = 'offerer';
+const ANSWERER = 'answerer';
+/** This browser's identity key, loaded (or made) as the page loads. */
+const identity = KeyStore.open()
+  .catch(() => null)
+  .then((keystore) => (keystore ? keystore.identity() : generateIdentity()));
 /** Longest wait for ICE gathering before a code is shown anyway. */
 const GATHER_LIMIT_MS = 5000;
 
@@ -96,23 +118,50 @@ function showMyCode(title, label, code, hint) {
 }
 
 /**
- * Wires the data channel to the chat once it is there.
+ * Wires the data channel to the chat once it is there: hellos first, then
+ * the chat.
  * @param {RTCPeerConnection} pc
  * @param {RTCDataChannel} dc
- * @param {string} me
+ * @param {{me: string, peer: string, sid: string}} ids our side's and theirs, and the connection's
+ * @param {string} me our nickname
  * @param {() => string} peerNick
  */
-function chatOver(pc, dc, me, peerNick) {
+function chatOver(pc, dc, ids, me, peerNick) {
+  let verified = false;
+  let failed = false;
+  /** Envelopes are handled one after another, the hello first. */
+  let chain = Promise.resolve();
+  /** @returns {import('./e2e.js').Link} */
+  const view = () => ({
+    context: CODE_CONTEXT,
+    sid: ids.sid,
+    me: ids.me,
+    myNick: me,
+    peer: ids.peer,
+    peerNick: peerNick(),
+    myFingerprint: fingerprintFromSdp(pc.localDescription?.sdp ?? ''),
+    peerFingerprint: fingerprintFromSdp(pc.remoteDescription?.sdp ?? ''),
+  });
+  /** @param {string} reason */
+  const fail = (reason) => {
+    failed = true;
+    setStatus('offline', `Could not verify ${peerNick()}`);
+    log.notice(`Could not verify ${peerNick()}: ${reason}. The connection was closed.`);
+    pc.close();
+  };
   dc.addEventListener('open', () => {
     ui.setup.hidden = true;
     ui.chat.hidden = false;
-    setStatus('open', `Connected to ${peerNick()}, directly`);
-    log.notice(`You are connected to ${peerNick()}, with no server in between.`);
-    ui.message.focus();
+    setStatus('connecting', `Verifying ${peerNick()}…`);
+    chain = chain.then(async () => {
+      try {
+        dc.send(helloEnvelope(await buildHello(await identity, view())));
+      } catch (e) {
+        fail(`our hello could not be made (${/** @type {Error} */ (e).message})`);
+      }
+    });
   });
-  // The other side's author id: with one peer and no server, any fixed id.
-  const PEER = 'peer';
-  const history = new History(randomId());
+  const history = new History(ids.me);
   /** @param {number} seq */
   const status = (seq) =>
     history.delivery(seq).acked.length > 0
@@ -120,11 +169,11 @@ function chatOver(pc, dc, me, peerNick) {
       : { state: 'sending', text: 'Sending…', detail: `Waiting for ${peerNick()}.` };
   /** @type {number[]} */
   const unacked = [];
-  dc.addEventListener('message', (event) => {
-    if (typeof event.data !== 'string') return;
+  /** @param {string} text */
+  const receive = (text) => {
     let effects;
     try {
-      effects = history.handle(PEER, peerNick(), event.data, Date.now());
+      effects = history.handle(ids.peer, peerNick(), text, Date.now());
     } catch (e) {
       console.warn('peerchat: ignoring a malformed message', e);
       return;
@@ -139,14 +188,37 @@ function chatOver(pc, dc, me, peerNick) {
         for (const seq of unacked.splice(0)) log.setStatus(history.me, seq, status(seq));
       }
     }
+  };
+  /** @param {string} text */
+  const checkHello = async (text) => {
+    try {
+      await verifyHello(parseHello(JSON.parse(text)), view());
+    } catch {
+      fail('its hello does not match this connection: someone may be in the middle');
+      return;
+    }
+    verified = true;
+    setStatus('open', `Connected to ${peerNick()}, directly`);
+    log.notice(`You are connected to ${peerNick()}, with no server in between.`);
+    ui.message.focus();
+    for (const effect of history.linkOpened(ids.peer)) {
+      if ('send' in effect && dc.readyState === 'open') dc.send(effect.send.text);
+    }
+  };
+  dc.addEventListener('message', (event) => {
+    if (typeof event.data !== 'string' || failed) return;
+    const text = event.data;
+    chain = chain.then(() => (verified ? receive(text) : checkHello(text)));
   });
   dc.addEventListener('close', () => {
+    if (failed) return;
     setStatus('offline', `${peerNick()} left`);
     log.notice(`${peerNick()} left.`);
   });
   pc.addEventListener('connectionstatechange', () => {
+    if (failed) return;
     if (pc.connectionState === 'disconnected') setStatus('connecting', `Connection to ${peerNick()} interrupted…`);
-    if (pc.connectionState === 'connected') setStatus('open', `Connected to ${peerNick()}, directly`);
+    if (pc.connectionState === 'connected' && verified) setStatus('open', `Connected to ${peerNick()}, directly`);
     // With no server to renegotiate through, a failed connection is over.
     if (pc.connectionState === 'failed') {
       setStatus('offline', `Connection to ${peerNick()} lost`);
@@ -155,12 +227,28 @@ function chatOver(pc, dc, me, peerNick) {
     }
   });
   wireComposer({ form: ui.composer, box: ui.message, note: ui.composerNote }, (text) => {
-    if (dc.readyState !== 'open') throw new Error('Not connected.');
-    const { message, envelope } = history.send({ id: randomId(), nick: me, text, ts: Date.now(), recipients: [PEER] });
+    if (!verified || dc.readyState !== 'open') throw new Error('Not connected.');
+    const { message, envelope } = history.send({ id: randomId(), nick: me, text, ts: Date.now(), recipients: [ids.peer] });
     dc.send(envelope);
     unacked.push(message.seq);
     log.message({ ...message, authorId: message.author, author: me, own: true }, status(message.seq));
   });
+}
+
+/**
+ * Applies the other side's description, refusing one whose DTLS
+ * fingerprint lines break the rule (the hello binds exactly one).
+ * @param {RTCPeerConnection} pc
+ * @param {RTCSdpType} type
+ * @param {string} sdp
+ */
+async function applyRemote(pc, type, sdp) {
+  try {
+    fingerprintFromSdp(sdp);
+  } catch (e) {
+    throw new Error(`This code cannot be used: ${/** @type {Error} */ (e).message}.`);
+  }
+  await pc.setRemoteDescription({ type, sdp });
 }
 
 async function start() {
@@ -173,10 +261,10 @@ async function start() {
   const pc = new RTCPeerConnection();
   const dc = pc.createDataChannel('chat', { ordered: true });
   let peer = 'them';
-  chatOver(pc, dc, me, () => peer);
+  const sid = randomId();
+  chatOver(pc, dc, { me: OFFERER, peer: ANSWERER, sid }, me, () => peer);
   await pc.setLocalDescription();
   await gathered(pc);
-  const sid = randomId();
   const code = await encodeCode({ v: 1, type: 'offer', sdp: pc.localDescription?.sdp ?? '', sid, nick: me });
   showMyCode(
     '1. Send your code',
@@ -193,7 +281,7 @@ async function start() {
       peer = answer.nick;
       ui.connect.disabled = true;
       setStatus('connecting', `Connecting to ${peer}…`);
-      await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+      await applyRemote(pc, 'answer', answer.sdp);
     } catch (e) {
       ui.error.textContent = /** @type {Error} */ (e).message;
       ui.connect.disabled = false;
@@ -217,10 +305,18 @@ async function answer() {
   const theirs = offer;
   const pc = new RTCPeerConnection();
   pc.addEventListener('datachannel', ({ channel }) => {
-    if (channel.label === 'chat') chatOver(pc, channel, me, () => theirs.nick);
+    if (channel.label === 'chat') chatOver(pc, channel, { me: ANSWERER, peer: OFFERER, sid: theirs.sid }, me, () => theirs.nick);
   });
   setStatus('connecting', 'Gathering network addresses…');
-  await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+  try {
+    await applyRemote(pc, 'offer', offer.sdp);
+  } catch (e) {
+    ui.error.textContent = /** @type {Error} */ (e).message;
+    pc.close();
+    ui.start.disabled = false;
+    ui.answer.disabled = false;
+    return;
+  }
   await pc.setLocalDescription();
   await gathered(pc);
   const code = await encodeCode({ v: 1, type: 'answer', sdp: pc.localDescription?.sdp ?? '', sid: offer.sid, nick: me });

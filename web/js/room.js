@@ -13,7 +13,18 @@
  * @module
  */
 
-import { Refusal, RoomCrypto, SignalKey, roomContext } from './e2e.js';
+import {
+  buildHello,
+  generateIdentity,
+  helloEnvelope,
+  parseHello,
+  Refusal,
+  RoomCrypto,
+  roomContext,
+  SignalKey,
+  verifyHello,
+} from './e2e.js';
+import { KeyStore } from './keystore.js';
 import { History } from './history.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
@@ -23,6 +34,26 @@ import { Signaling } from './signaling.js';
 const KEY_STORAGE_PREFIX = 'peerchat.key.';
 /** A refusal of the same kind from the same member is told at most this often. */
 const REFUSAL_NOTICE_MS = 60_000;
+/**
+ * Envelopes kept from a member while its hello is being checked; one that
+ * sends more before its hello verified is dropped.
+ */
+const MAX_BEFORE_HELLO = 64;
+
+/**
+ * @typedef {import('./e2e.js').PublicKey} PublicKey
+ * @typedef {{chain: Promise<unknown>, waiting: number, key: PublicKey | null, failed: boolean}} Gate
+ *   a link's hello state: envelopes wait in `chain` (at most
+ *   MAX_BEFORE_HELLO until the hello verified); `key` once it did
+ */
+
+/**
+ * @param {PublicKey} a
+ * @param {PublicKey} b
+ */
+function sameKey(a, b) {
+  return a.alg === b.alg && a.key.length === b.key.length && a.key.every((x, i) => x === b.key[i]);
+}
 
 /**
  * What a refused signal means, for people.
@@ -46,7 +77,9 @@ export function refusalText(nick, refusal) {
 
 /**
  * @typedef {import('./mesh.js').LinkState} MemberState
- * @typedef {{id: string, nick: string, state: MemberState, link: PeerLink | null}} RoomMember
+ * @typedef {{id: string, nick: string, state: MemberState, link: PeerLink | null, gate: Gate | null,
+ *   up: boolean}} RoomMember
+ *   `up`: its channel is open and its hello verified: chat may flow
  * @typedef {{id: string, seq: number, clock: number, ts: number, text: string,
  *   authorId: string, author: string, own: boolean}} ChatMessage
  * @typedef {{state: 'sent' | 'sending' | 'delivered' | 'waiting' | 'undelivered',
@@ -104,6 +137,8 @@ async function memberKey(roomId) {
  * - `typing` who is typing changed
  * - `refused` (detail: {from, nick, code, text}) a signal was refused (at
  *   most one a minute per member and kind)
+ * - `not-verified` (detail: {nick, reason}) a member's hello did not verify:
+ *   the connection to it was closed
  */
 export class Room extends EventTarget {
   /**
@@ -127,6 +162,21 @@ export class Room extends EventTarget {
     this.inbox = Promise.resolve();
     /** @type {Map<string, number>} when a refusal was last told, by member and kind */
     this.refusalsTold = new Map();
+    /** @type {KeyStore | null} identity and pins, once open */
+    this.keystore = null;
+    /**
+     * This browser's identity key, loaded (or made) while the page does
+     * other things.
+     * @type {Promise<import('./e2e.js').Identity>}
+     */
+    this.identity = KeyStore.open()
+      .catch(() => null)
+      .then((keystore) => {
+        this.keystore = keystore;
+        return keystore ? keystore.identity() : generateIdentity();
+      });
+    /** @type {Map<string, PublicKey>} the key each member's hello verified with, this session */
+    this.verifiedKeys = new Map();
     this.relayOnly = relayOnly;
     /** @type {import('./store.js').Store | null} */
     this.store = null;
@@ -425,7 +475,7 @@ export class Room extends EventTarget {
         }
       } else if ('added' in o) {
         const { peer, nick, announce } = o.added;
-        this.members.set(peer, { id: peer, nick, state: 'connecting', link: null });
+        this.members.set(peer, { id: peer, nick, state: 'connecting', link: null, gate: null, up: false });
         this.nicks.set(peer, nick);
         if (announce) this.dispatchEvent(new CustomEvent('notice', { detail: { kind: 'joined', nick } }));
         changed = true;
@@ -457,9 +507,16 @@ export class Room extends EventTarget {
       } else if ('restart_ice' in o) {
         const link = this.members.get(o.restart_ice.peer)?.link;
         if (link?.sid === o.restart_ice.sid) link.restartIce();
+      } else if ('hello' in o) {
+        const member = this.members.get(o.hello.peer);
+        if (member?.link?.sid === o.hello.sid) this.sendHello(member, member.link);
       } else if ('up' in o) {
+        const member = this.members.get(o.up.peer);
+        if (member) member.up = true;
         this.apply(this.history.linkOpened(o.up.peer));
       } else if ('down' in o) {
+        const member = this.members.get(o.down.peer);
+        if (member) member.up = false;
         this.history.linkClosed(o.down.peer);
       }
     }
@@ -501,6 +558,8 @@ export class Room extends EventTarget {
   dropLink(member) {
     const link = member.link;
     member.link = null;
+    member.gate = null;
+    member.up = false;
     link?.close();
   }
 
@@ -537,6 +596,7 @@ export class Room extends EventTarget {
       relayOnly: this.relayOnly,
     });
     const current = () => member.link === link;
+    member.gate = { chain: Promise.resolve(), waiting: 0, key: null, failed: false };
     link.addEventListener('open', () => {
       if (current()) this.feed({ link_opened: { sid } });
     });
@@ -544,7 +604,7 @@ export class Room extends EventTarget {
       if (current()) this.feed({ transport: { sid, state: /** @type {CustomEvent} */ (e).detail } });
     });
     link.addEventListener('message', (e) => {
-      if (current()) this.onPeerMessage(member, /** @type {CustomEvent} */ (e).detail);
+      if (current()) this.onLinkMessage(member, link, /** @type {CustomEvent} */ (e).detail);
     });
     link.addEventListener('closed', () => {
       if (current()) this.feed({ link_closed: { sid } });
@@ -583,6 +643,155 @@ export class Room extends EventTarget {
     this.refusalsTold.set(key, now);
     const detail = { from, nick, code: refusal.code, text: refusalText(nick, refusal) };
     this.dispatchEvent(new CustomEvent('refused', { detail }));
+  }
+
+  /**
+   * The link as this side sees it, for its hellos.
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   * @returns {import('./e2e.js').Link}
+   */
+  helloView(member, link) {
+    if (!link.localFingerprint || !link.remoteFingerprint) throw new Error("the connection's fingerprints are unknown");
+    return {
+      context: roomContext(this.roomId),
+      sid: link.sid,
+      me: this.selfId,
+      myNick: this.nick ?? '',
+      peer: member.id,
+      peerNick: member.nick,
+      myFingerprint: link.localFingerprint,
+      peerFingerprint: link.remoteFingerprint,
+    };
+  }
+
+  /**
+   * The channel opened: our hello goes first, before anything else on the
+   * link (later envelopes wait in the same chain).
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   */
+  sendHello(member, link) {
+    const gate = member.gate;
+    if (!gate) return;
+    gate.chain = gate.chain.then(async () => {
+      try {
+        const hello = await buildHello(await this.identity, this.helloView(member, link));
+        if (member.link === link) link.send(helloEnvelope(hello));
+      } catch (e) {
+        this.helloFailed(member, link, `our hello could not be made (${/** @type {Error} */ (e).message})`);
+      }
+    });
+  }
+
+  /**
+   * An envelope from a member: its hello first, then the rest in order. What
+   * arrives while the hello is being checked waits, up to a bound.
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   * @param {string} text
+   */
+  onLinkMessage(member, link, text) {
+    const gate = member.gate;
+    if (!gate || gate.failed) return;
+    if (!gate.key && gate.waiting >= MAX_BEFORE_HELLO) {
+      this.helloFailed(member, link, 'it sent too much before its hello was checked');
+      return;
+    }
+    gate.waiting += 1;
+    gate.chain = gate.chain
+      .then(async () => {
+        if (member.link !== link || gate.failed) return;
+        if (!gate.key) await this.checkHello(member, link, gate, text);
+        else this.onVerifiedMessage(member, link, gate, text);
+      })
+      .catch((e) => console.warn('peerchat: a message failed', member.nick, e))
+      .finally(() => {
+        gate.waiting -= 1;
+      });
+  }
+
+  /**
+   * The first envelope on a link must be the member's hello, and verify
+   * against our view of the link.
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   * @param {Gate} gate
+   * @param {string} text
+   */
+  async checkHello(member, link, gate, text) {
+    let hello;
+    try {
+      hello = parseHello(JSON.parse(text));
+    } catch {
+      this.helloFailed(member, link, 'its first message was not a valid hello: it may not speak protocol version 2');
+      return;
+    }
+    try {
+      await verifyHello(hello, this.helloView(member, link));
+    } catch {
+      this.helloFailed(
+        member,
+        link,
+        'its hello does not match this connection: someone may be in the middle, or the server announced it under another name',
+      );
+      return;
+    }
+    if (member.link !== link) return;
+    const known = this.verifiedKeys.get(member.id);
+    if (known && !sameKey(known, hello.key)) {
+      this.helloFailed(member, link, 'it presented another identity key than earlier on');
+      return;
+    }
+    this.verifiedKeys.set(member.id, hello.key);
+    gate.key = hello.key;
+    this.feed({ verified: { sid: link.sid } });
+  }
+
+  /**
+   * An envelope on a verified link. Another hello with the same key is
+   * nothing; with another key, it ends the link.
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   * @param {Gate} gate
+   * @param {string} text
+   */
+  onVerifiedMessage(member, link, gate, text) {
+    if (text.includes('"hello"')) {
+      let hello = null;
+      try {
+        hello = parseHello(JSON.parse(text));
+      } catch {
+        // Not a hello: an envelope like the others.
+      }
+      if (hello) {
+        if (gate.key && !sameKey(gate.key, hello.key)) {
+          this.helloFailed(member, link, 'it sent a second hello with another identity key');
+        }
+        return;
+      }
+    }
+    this.onPeerMessage(member, text);
+  }
+
+  /**
+   * A hello failed: the link is closed, the member shows as not verified,
+   * and the conversation says why.
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   * @param {string} reason
+   */
+  helloFailed(member, link, reason) {
+    if (member.gate) member.gate.failed = true;
+    console.warn(`peerchat: could not verify ${member.nick}: ${reason}`);
+    this.dispatchEvent(new CustomEvent('not-verified', { detail: { nick: member.nick, reason } }));
+    if (member.link === link) this.feed({ rejected: { sid: link.sid } });
   }
 
   /**
@@ -655,7 +864,7 @@ export class Room extends EventTarget {
    * @param {string} envelope
    */
   sendTo(member, envelope) {
-    if (!member.link?.isOpen) return;
+    if (!member.up || !member.link?.isOpen) return;
     try {
       member.link.send(envelope);
     } catch (e) {

@@ -102,6 +102,13 @@ pub struct ChatArgs {
     /// Keep no history on disk: only while running.
     #[arg(long)]
     pub no_history: bool,
+
+    /// Your identity key (Ed25519, PKCS#8, readable by you only), made
+    /// there if missing. It signs your hellos and messages; the others pin
+    /// it and compare safety numbers with it [default: identity.key beside
+    /// the history file].
+    #[arg(long, env = "PEERCHAT_IDENTITY_FILE", value_name = "PATH")]
+    pub identity_file: Option<std::path::PathBuf>,
 }
 
 fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
@@ -171,7 +178,14 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         .unwrap_or_else(|| "guest".to_owned());
     validate_nick(&nick).map_err(|e| ChatError::BadNick(nick.clone(), e.to_string()))?;
     let room = session.room().map(str::to_owned);
+    let identity_file = args
+        .identity_file
+        .clone()
+        .or_else(peerchat_client::identity::default_path)
+        .ok_or(ChatError::NoIdentityFile)?;
+    let identity = peerchat_client::identity::load_or_create(&identity_file)?;
     let options = EngineOptions {
+        identity: std::sync::Arc::new(identity),
         extra_ice_servers: ice_servers(&args),
         relay_only: args.relay_only || relay,
         mdns: !args.no_mdns,

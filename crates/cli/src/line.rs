@@ -69,6 +69,10 @@ fn notice(event: &Event) -> Option<String> {
         Event::MemberLeft { member } => format!("{} left", member.nick),
         Event::MemberState { member, state } => format!("{} is {}", member.nick, state.as_str()),
         Event::SignalRefused { message, .. } => message.clone(),
+        Event::NotVerified { member, reason } => format!(
+            "could not verify {}: {reason}; the connection was closed",
+            member.nick
+        ),
         Event::Message(_)
         | Event::Delivery { .. }
         | Event::Typing { .. }

@@ -264,6 +264,10 @@ impl Ui {
             Event::ConnectionCode { .. } | Event::CodeWanted { .. } => {}
             Event::PairingFailed { message } => self.notice(message.clone()),
             Event::SignalRefused { message, .. } => self.notice(message.clone()),
+            Event::NotVerified { member, reason } => self.notice(format!(
+                "could not verify {}: {reason}; the connection was closed",
+                member.nick
+            )),
         }
     }
 }
@@ -461,7 +465,8 @@ fn clock(ts_ms: u64) -> String {
 fn state_style(state: LinkState) -> (Color, &'static str) {
     let color = match state {
         LinkState::Connected => Color::Green,
-        LinkState::Connecting | LinkState::Reconnecting => Color::Yellow,
+        LinkState::Connecting | LinkState::Verifying | LinkState::Reconnecting => Color::Yellow,
+        LinkState::NotVerified => Color::Red,
     };
     (color, state.as_str())
 }

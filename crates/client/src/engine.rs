@@ -14,9 +14,10 @@
 //! The engine is one task; [`Engine`] is a handle that sends it commands.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use peerchat_e2e::{Refusal, RoomCrypto};
+use peerchat_e2e::{Fingerprint, Hello, IdentityKey, PublicKey, Refusal, RoomCrypto};
 use peerchat_history::{Config as HistoryConfig, Effect, History, Message};
 use peerchat_mesh::{Config as MeshConfig, Input, Mesh, Output, SignalKind};
 use peerchat_protocol::ErrorCode;
@@ -48,12 +49,16 @@ pub struct EngineOptions {
     /// Where a room's history is kept between runs (SQLite); none: kept
     /// only while running. Pairs keep none.
     pub history_file: Option<std::path::PathBuf>,
+    /// Our long-term identity key: it signs our hello on every connection.
+    /// Keep it in a file ([`crate::identity`]) so that others recognise us.
+    pub identity: Arc<IdentityKey>,
 }
 
 impl EngineOptions {
     /// Joins `session` as `nick`, with the defaults: no STUN/TURN servers
     /// besides the server's, direct connections allowed, mDNS resolution
-    /// on, the message log's default limits, no history file.
+    /// on, the message log's default limits, no history file, and a new
+    /// identity key that lasts as long as the engine.
     pub fn new(session: Session, nick: impl Into<String>) -> Self {
         Self {
             session,
@@ -63,6 +68,7 @@ impl EngineOptions {
             mdns: true,
             history: HistoryConfig::default(),
             history_file: None,
+            identity: Arc::new(IdentityKey::from_seed(rand::random())),
         }
     }
 }
@@ -192,6 +198,14 @@ pub enum Event {
         /// Why, for people.
         message: String,
     },
+    /// A member's hello did not verify (or never came first): the
+    /// connection to it was closed, and it shows as not verified.
+    NotVerified {
+        /// Who.
+        member: Peer,
+        /// What went wrong, for people.
+        reason: String,
+    },
     /// A signal was refused (it did not authenticate, was replayed, or came
     /// from a clock too far off): it changed nothing. Told at most once a
     /// minute per member and kind.
@@ -293,6 +307,12 @@ impl Engine {
         let (store, saved, key) = open_store(&options);
         // The room's signals are sealed with its secret; a pair's go by
         // other ways (connection codes, the mailbox).
+        let context = match &options.session {
+            Session::Room { room, .. } => peerchat_e2e::Context::room(room).ok(),
+            Session::Mailbox { id, .. } => peerchat_e2e::Context::mailbox(id).ok(),
+            Session::Manual(_) => None,
+        }
+        .unwrap_or(peerchat_e2e::Context::Code);
         let crypto = match &options.session {
             Session::Room { room, secret, .. } => {
                 peerchat_e2e::Context::room(room).ok().map(|context| {
@@ -312,6 +332,9 @@ impl Engine {
             saved,
             key,
             crypto,
+            context,
+            verified_keys: HashMap::new(),
+            deferred: Vec::new(),
             refusals_told: HashMap::new(),
             history: None,
             nick: options.nick.clone(),
@@ -467,6 +490,18 @@ struct Current {
     /// Tags its events.
     tag: u64,
     link: Link,
+    /// Ours and theirs, once its channel opened.
+    fingerprints: Option<(Fingerprint, Fingerprint)>,
+    /// Their identity key, once their hello verified: only then does chat
+    /// flow.
+    verified: Option<PublicKey>,
+}
+
+impl Current {
+    /// Whether chat may be sent over it: open, and their hello verified.
+    fn usable(&self) -> bool {
+        self.verified.is_some() && self.link.is_open()
+    }
 }
 
 /// What an input to the mesh came with: the signal's payload, the error's
@@ -487,6 +522,14 @@ struct State {
     key: String,
     /// Seals and opens the room's signals (none for a pair).
     crypto: Option<RoomCrypto>,
+    /// What hellos (and messages) are bound to: the room, the mailbox, or
+    /// connection codes.
+    context: peerchat_e2e::Context,
+    /// The identity key each member's hello verified with in this session:
+    /// a later hello from the same peer id with another key is refused.
+    verified_keys: HashMap<String, PublicKey>,
+    /// Inputs for the mesh that carrying out its outputs gave rise to.
+    deferred: Vec<Input>,
     /// When a refused signal was last told, by sender and kind.
     refusals_told: HashMap<(String, &'static str), Instant>,
     /// The message log, once we know our peer id.
@@ -541,6 +584,7 @@ impl State {
                 () = sleep_until(deadline), if deadline.is_some() => {
                     let outputs = self.mesh.handle_timeout(self.now());
                     self.carry_out(outputs, Context::default()).await;
+                    self.settle().await;
                 }
             }
             self.check_drains();
@@ -562,10 +606,22 @@ impl State {
         let _ = self.events.send(event);
     }
 
-    /// Hands the mesh an input, and carries out what it answers.
+    /// Hands the mesh an input, and carries out what it answers (and what
+    /// the inputs that this gave rise to answer).
     async fn feed(&mut self, input: Input, context: Context) {
         let outputs = self.mesh.handle(self.now(), input);
         self.carry_out(outputs, context).await;
+        self.settle().await;
+    }
+
+    /// Feeds the mesh the inputs that carrying out its outputs gave rise to
+    /// (a hello that could not be made), until there are none.
+    async fn settle(&mut self) {
+        while !self.deferred.is_empty() {
+            let input = self.deferred.remove(0);
+            let outputs = self.mesh.handle(self.now(), input);
+            self.carry_out(outputs, Context::default()).await;
+        }
     }
 
     async fn carry_out(&mut self, outputs: Vec<Output>, mut context: Context) {
@@ -650,6 +706,7 @@ impl State {
                         current.link.restart_ice();
                     }
                 }
+                Output::Hello { peer, sid } => self.send_hello(&peer, &sid),
                 Output::Up { peer, .. } => {
                     if let Some(history) = &mut self.history {
                         let effects = history.link_opened(&peer);
@@ -684,7 +741,7 @@ impl State {
             }
             Command::Typed => {
                 if let Some(envelope) = self.history.as_mut().and_then(|h| h.typed(now_ms())) {
-                    for current in self.links.values().filter(|c| c.link.is_open()) {
+                    for current in self.links.values().filter(|c| c.usable()) {
                         current.link.send(envelope.clone());
                     }
                 }
@@ -751,7 +808,7 @@ impl State {
         match history.send(&crate::random_id(), &self.nick, text, now_ms(), recipients) {
             Ok((message, envelope)) => {
                 self.persist(std::slice::from_ref(&message), true);
-                for current in self.links.values().filter(|c| c.link.is_open()) {
+                for current in self.links.values().filter(|c| c.usable()) {
                     current.link.send(envelope.clone());
                 }
                 let view = self.view(message);
@@ -835,7 +892,7 @@ impl State {
                     self.emit(Event::Message(view));
                 }
                 Effect::Send { to, text } => {
-                    if let Some(current) = self.links.get(&to).filter(|c| c.link.is_open()) {
+                    if let Some(current) = self.links.get(&to).filter(|c| c.usable()) {
                         current.link.send(text);
                     }
                 }
@@ -1069,7 +1126,13 @@ impl State {
         };
         match Link::start(options, tag, self.link_events.clone()).await {
             Ok(link) => {
-                self.links.insert(peer, Current { tag, link });
+                let current = Current {
+                    tag,
+                    link,
+                    fingerprints: None,
+                    verified: None,
+                };
+                self.links.insert(peer, current);
             }
             Err(err) => tracing::warn!(%err, "could not start a peer connection"),
         }
@@ -1112,11 +1175,14 @@ impl State {
                 self.feed(Input::Transport { sid, state }, Context::default())
                     .await;
             }
-            LinkEvent::Open => {
+            LinkEvent::Open { local, remote } => {
+                if let Some(current) = self.links.get_mut(&peer) {
+                    current.fingerprints = Some((local, remote));
+                }
                 self.feed(Input::LinkOpened { sid }, Context::default())
                     .await
             }
-            LinkEvent::Message(text) => self.on_peer_message(&peer, &text),
+            LinkEvent::Message(text) => self.on_peer_message(&peer, &sid, &text).await,
             LinkEvent::Closed => {
                 // Its task has ended: the handle is of no more use.
                 self.links.remove(&peer);
@@ -1151,7 +1217,119 @@ impl State {
         });
     }
 
-    fn on_peer_message(&mut self, from: &str, text: &str) {
+    /// The link `sid` to `peer` as this side sees it, for its hellos.
+    fn hello_view(&self, peer: &str, sid: &str) -> Option<HelloView> {
+        let current = self.links.get(peer).filter(|c| c.link.sid == sid)?;
+        let (local, remote) = current.fingerprints.clone()?;
+        Some(HelloView {
+            sid: sid.to_owned(),
+            me: self.mesh.me()?.to_owned(),
+            my_nick: self.nick.clone(),
+            peer: peer.to_owned(),
+            peer_nick: self.mesh.member(peer)?.nick().to_owned(),
+            local,
+            remote,
+        })
+    }
+
+    /// The channel of link `sid` opened: our hello goes first.
+    fn send_hello(&mut self, peer: &str, sid: &str) {
+        let hello = self.hello_view(peer, sid).map(|view| {
+            let link = view.link(&self.context);
+            Hello::build(&self.options.identity, &link)
+        });
+        match hello {
+            Some(Ok(hello)) => {
+                if let Some(current) = self.links.get(peer) {
+                    current.link.send(hello.to_envelope());
+                }
+            }
+            Some(Err(err)) => {
+                let reason = format!("our hello could not be made: {err}");
+                self.not_verified(peer, sid, reason);
+            }
+            None => {
+                let reason = "the connection's fingerprints are unknown".to_owned();
+                self.not_verified(peer, sid, reason);
+            }
+        }
+    }
+
+    /// The first envelope on a link must be the other side's hello, and it
+    /// must verify against our view of the link.
+    async fn check_hello(&mut self, peer: &str, sid: &str, text: &str) {
+        let envelope: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let hello = match Hello::from_envelope(&envelope) {
+            Ok(hello) => hello,
+            Err(err) => {
+                let reason = format!(
+                    "its first message was not a valid hello ({}): it may not speak protocol version 2",
+                    err.code()
+                );
+                return self.not_verified(peer, sid, reason);
+            }
+        };
+        let Some(view) = self.hello_view(peer, sid) else {
+            let reason = "the connection's fingerprints are unknown".to_owned();
+            return self.not_verified(peer, sid, reason);
+        };
+        if hello.verify(&view.link(&self.context)).is_err() {
+            let reason = "its hello does not match this connection: someone may be in the middle, \
+                          or the server announced it under another name"
+                .to_owned();
+            return self.not_verified(peer, sid, reason);
+        }
+        if self
+            .verified_keys
+            .get(peer)
+            .is_some_and(|known| *known != hello.key)
+        {
+            let reason = "it presented another identity key than earlier on".to_owned();
+            return self.not_verified(peer, sid, reason);
+        }
+        self.verified_keys
+            .insert(peer.to_owned(), hello.key.clone());
+        if let Some(current) = self.links.get_mut(peer) {
+            current.verified = Some(hello.key);
+        }
+        let sid = sid.to_owned();
+        self.feed(Input::Verified { sid }, Context::default()).await;
+    }
+
+    /// A hello failed: the link is closed (the mesh is told next) and the
+    /// member shows as not verified; the conversation says why.
+    fn not_verified(&mut self, peer: &str, sid: &str, reason: String) {
+        let member = self.peer_of(peer);
+        tracing::warn!(member = %member.nick, %reason, "not verified");
+        self.emit(Event::NotVerified { member, reason });
+        self.deferred.push(Input::Rejected {
+            sid: sid.to_owned(),
+        });
+    }
+
+    async fn on_peer_message(&mut self, from: &str, sid: &str, text: &str) {
+        let Some(current) = self.links.get(from) else {
+            return;
+        };
+        let Some(key) = current.verified.clone() else {
+            self.check_hello(from, sid, text).await;
+            return self.settle().await;
+        };
+        // Another hello on a verified link: the same key again is nothing;
+        // another one ends the link.
+        if text.contains("\"hello\"") {
+            if let Ok(hello) = serde_json::from_str(text)
+                .map_err(drop)
+                .and_then(|v| Hello::from_envelope(&v).map_err(drop))
+            {
+                if hello.key != key {
+                    let reason = "it sent a second hello with another identity key".to_owned();
+                    self.not_verified(from, sid, reason);
+                    self.settle().await;
+                }
+                return;
+            }
+        }
         let nick = self.peer_of(from).nick;
         let Some(history) = &mut self.history else {
             return;
@@ -1179,6 +1357,32 @@ impl State {
                 let _ = waiter.send(());
             }
         });
+    }
+}
+
+/// One link as this side sees it, for its hellos.
+struct HelloView {
+    sid: String,
+    me: String,
+    my_nick: String,
+    peer: String,
+    peer_nick: String,
+    local: Fingerprint,
+    remote: Fingerprint,
+}
+
+impl HelloView {
+    fn link<'a>(&'a self, context: &'a peerchat_e2e::Context) -> peerchat_e2e::Link<'a> {
+        peerchat_e2e::Link {
+            context,
+            sid: &self.sid,
+            me: &self.me,
+            my_nick: &self.my_nick,
+            peer: &self.peer,
+            peer_nick: &self.peer_nick,
+            my_fingerprint: &self.local,
+            peer_fingerprint: &self.remote,
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod engine;
+pub mod identity;
 pub mod pair;
 pub mod peer;
 pub mod session;
