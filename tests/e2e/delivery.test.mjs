@@ -10,16 +10,17 @@ import { test } from 'node:test';
 import { LineClient } from './lib/cli.mjs';
 import {
   BIN,
+  enter,
   join,
   launchBrowser,
   messageTexts,
-  newPage,
   newPageIn,
   noticeTexts,
   openRoom,
   restartServer,
   send,
   startServer,
+  unexpectedErrors,
   waitForDelivery,
   waitForMembers,
   waitForMessage,
@@ -28,22 +29,6 @@ import {
   waitForServerOpen,
   waitForStored,
 } from './lib/harness.mjs';
-
-/**
- * Opens the room `link` in a new context (another person's browser) and
- * joins as `nick`; resolves once joined.
- * @param {import('playwright-core').Browser} browser
- * @param {string} origin
- * @param {string} link
- * @param {string} nick
- */
-async function enter(browser, origin, link, nick) {
-  const page = await newPage(browser, origin);
-  await page.goto(link);
-  await join(page, nick);
-  await page.getByRole('log').getByText(`You joined as ${nick}`).waitFor();
-  return page;
-}
 
 /**
  * Sends `text` from `from` and waits until every page in `to` shows it.
@@ -66,16 +51,6 @@ async function assertLogs(pages, want) {
   for (const [name, page] of Object.entries(pages)) {
     assert.deepEqual(await messageTexts(page), want, `${name}'s log`);
   }
-}
-
-/**
- * Errors that are not the browser reporting a refused WebSocket (expected
- * while the server is down).
- * @param {import('playwright-core').Page} page
- */
-function unexpectedErrors(page) {
-  const errors = /** @type {Error[]} */ (/** @type {any} */ (page).errors);
-  return errors.map((e) => e.message).filter((m) => !/WebSocket connection to .* failed/.test(m));
 }
 
 test('delivery states: sent when alone, delivered (to bob) once he holds it', async (t) => {
@@ -208,13 +183,13 @@ test('a reloaded or reopened page keeps its messages and identity and catches up
   await waitForDelivery(alice, 'a2: still here?', 'delivered');
   await waitForStored(bob, 3);
 
-  // 1. A reload: leaves (alice is told at once), rejoins as the same member.
+  // 1. A reload: bob comes straight back as the same member, without
+  //    pressing Join, and nobody sees him leave or join.
+  const aliceNotices = await noticeTexts(alice);
   await bob.reload();
   await bob.getByText('3 earlier messages from this device.').waitFor({ state: 'attached' });
   assert.deepEqual(await messageTexts(bob), ['a1: before the reload', 'b1: mine', 'a2: still here?']);
-  await alice.getByRole('log').getByText('bob left').waitFor();
-  await join(bob, 'bob');
-  await bob.getByRole('log').getByText('You joined as bob').waitFor();
+  await bob.getByRole('log').getByText('You are back as bob. Here: alice.').waitFor();
   await waitForMembers(bob, ['alice']);
   await waitForMembers(alice, ['bob']);
   // Still bob: his old message is his own, and he numbers on from it.
@@ -226,11 +201,21 @@ test('a reloaded or reopened page keeps its messages and identity and catches up
   assert.equal(await bob.locator('[role="log"] .msg.own').last().getAttribute('data-seq'), '2');
   await waitForDelivery(bob, 'b2: back', 'delivered');
   await waitForStored(bob, 4);
+  assert.deepEqual(await noticeTexts(alice), aliceNotices, 'alice saw bob neither leave nor join');
+  assert.deepEqual(
+    (await noticeTexts(bob)).filter((n) => / (left|joined)$/.test(n)),
+    [],
+    'bob saw no one leave or join',
+  );
 
-  // 2. Bob closes his tab; alice writes while he is away; he opens the
-  //    room again in the same browser (same storage).
+  // 2. Bob leaves the room (alice is told at once) and closes his tab;
+  //    alice writes while he is gone; he opens the room again in the same
+  //    browser (same storage) and joins again.
   const context = bob.context();
-  await bob.close(); // runs pagehide: the page says leave
+  await bob.getByRole('button', { name: 'Leave the room' }).click();
+  await alice.getByRole('log').getByText('bob left').waitFor();
+  await bob.getByRole('button', { name: 'Join' }).waitFor();
+  await bob.close();
   await waitForMembers(alice, []);
   await send(alice, 'a3: sent while bob was away');
   await waitForDelivery(alice, 'a3: sent while bob was away', 'sent');
@@ -441,8 +426,7 @@ test('cleared history stays cleared: not shown, not brought back by others, not 
   await alice.reload();
   await alice.getByText('3 earlier messages from this device.').waitFor({ state: 'attached' });
   assert.deepEqual(await messageTexts(alice), kept, 'after the reload');
-  await join(alice, 'alice');
-  await alice.getByRole('log').getByText('You joined as alice').waitFor();
+  await alice.getByRole('log').getByText('You are back as alice').waitFor();
   await waitForMembers(alice, ['bob', 'carol']);
   await say(alice, 'a4: reloaded', [bob, carol]);
   await say(bob, 'b3: ok', [alice, carol]);

@@ -500,7 +500,17 @@ s.step(3001, {"error": {"code": "peer_busy", "to": D}}, [])
 s.step(3002, error("peer_busy"), [])
 scenarios.append(s.doc)
 
-s = Scenario("an away member stays; signals refused with peer_away change nothing")
+s = Scenario("a link being set up to a member found away gives way to the member's own offer when it is back")
+sb, = s.enter(A, B)
+# B reloaded its page: our offer met peer_away and never reached it.
+s.step(10, {"error": {"code": "peer_away", "to": B}}, [o("drop", peer=B, sid=sb), state(B, "reconnecting")],
+       deadline=10 + s.backoff(0))
+# Back, B starts a link itself (the newcomer starts): ours is not in its way.
+s.step(20, signal(B, "b2", "offer"), [o("accept", peer=B, sid="b2")])
+opened(s, B, "b2", 30)
+scenarios.append(s.doc)
+
+s = Scenario("an away member stays; signals refused with peer_away change nothing for an open link")
 sb, = s.enter(A, B, open_at=3)
 s.step(100, link("transport", sb, "disconnected"), [state(B, "reconnecting")])
 s.step(110, error("peer_away"), [], deadline=None,

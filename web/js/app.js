@@ -7,7 +7,8 @@
  */
 
 import { randomId, validateNick, validateRoomId } from './protocol.js';
-import { ChatLog, hue } from './chatlog.js';
+import { ChatLog } from './chatlog.js';
+import { colourOf } from './names.js';
 import { copyField } from './clipboard.js';
 import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
@@ -17,6 +18,10 @@ import { Store } from './store.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
 const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
+/** The nickname this browser is in a room under, until it leaves: a reload comes straight back. */
+const JOINED_STORAGE_PREFIX = 'peerchat.joined.';
+/** The newest message of a room the reader had when they last left it. */
+const SEEN_STORAGE_PREFIX = 'peerchat.seen.';
 const NARROW = '(max-width: 720px)';
 
 const ui = {
@@ -45,7 +50,34 @@ const ui = {
   composerNote: byId('composer-note'),
   typing: byId('typing'),
   clearHistory: /** @type {HTMLButtonElement} */ (byId('clear-history')),
+  leaveRoom: /** @type {HTMLButtonElement} */ (byId('leave-room')),
+  retry: byId('retry'),
+  retryIn: byId('retry-in'),
+  retryNow: /** @type {HTMLButtonElement} */ (byId('retry-now')),
 };
+
+/**
+ * localStorage, where the browser allows it.
+ * @param {string} name
+ * @param {string | null} value null to remove
+ */
+function remember(name, value) {
+  try {
+    if (value === null) localStorage.removeItem(name);
+    else localStorage.setItem(name, value);
+  } catch {
+    // Storage may be disabled: then nothing is remembered.
+  }
+}
+
+/** @param {string} name */
+function recall(name) {
+  try {
+    return localStorage.getItem(name);
+  } catch {
+    return null;
+  }
+}
 
 const log = new ChatLog(ui.log);
 /** @param {string} text */
@@ -65,6 +97,8 @@ function showMessage(room, msg) {
   const status = room.delivery(msg.seq);
   log.message(msg, status);
   if (status.state !== 'delivered') undelivered.add(msg.seq);
+  // Bounded like the history: the oldest of ours stop being refreshed.
+  if (undelivered.size > 1000) undelivered.delete(Math.min(...undelivered));
 }
 
 let refreshQueued = false;
@@ -150,32 +184,36 @@ const ROOM_PROBLEMS = {
 };
 
 /**
+ * @param {string} id the member's peer id: its colour
  * @param {string} nick
  */
-function avatar(nick) {
+function avatar(id, nick) {
   const el = document.createElement('span');
   el.className = 'avatar';
   el.setAttribute('aria-hidden', 'true');
   el.textContent = [...nick][0]?.toUpperCase() ?? '?';
-  el.style.background = `hsl(${hue(nick)} 55% 45%)`;
+  el.dataset.colour = String(colourOf(id));
   return el;
 }
 
 /** @param {Room} room */
 function renderMembers(room) {
+  for (const m of room.members.values()) log.person(m.id, m.nick);
+  if (room.nick) log.person(room.selfId, room.nick);
   const items = [];
-  if (room.nick) items.push(memberItem(room.nick, 'you', 'you'));
-  for (const m of room.members.values()) items.push(memberItem(m.nick, m.state, m.state.replace('_', ' ')));
+  if (room.nick) items.push(memberItem(room.selfId, room.nick, 'you', 'you'));
+  for (const m of room.members.values()) items.push(memberItem(m.id, m.nick, m.state, m.state.replace('_', ' ')));
   ui.members.replaceChildren(...items);
   ui.memberCount.textContent = `(${items.length})`;
 }
 
 /**
+ * @param {string} id
  * @param {string} nick
  * @param {string} state
  * @param {string} label
  */
-function memberItem(nick, state, label) {
+function memberItem(id, nick, state, label) {
   const li = document.createElement('li');
   li.className = 'member';
   li.dataset.state = state;
@@ -184,11 +222,18 @@ function memberItem(nick, state, label) {
   const name = document.createElement('span');
   name.className = 'member-name';
   name.textContent = nick;
+  // Names that look alike are told apart by a short id.
+  const tag = document.createElement('span');
+  tag.className = 'member-tag';
+  tag.textContent = log.names.tag(id, nick);
+  const line = document.createElement('span');
+  line.className = 'member-line';
+  line.append(name, tag);
   const status = document.createElement('span');
   status.className = 'member-state';
   status.textContent = label;
-  text.append(name, status);
-  li.append(avatar(nick), text);
+  text.append(line, status);
+  li.append(avatar(id, nick), text);
   return li;
 }
 
@@ -301,6 +346,11 @@ async function main() {
   const room = new Room(roomId, wsUrl, { secret: target.secret, store: Store.open() });
   // Our member key and the history kept on this device load while the page
   // shows the join form; joining waits for them.
+  try {
+    log.setSeen(JSON.parse(recall(SEEN_STORAGE_PREFIX + roomId) ?? 'null'));
+  } catch {
+    // A damaged mark: no divider.
+  }
   const ready = room.open().then((kept) => {
     for (const msg of kept) showMessage(room, msg);
     if (kept.length > 0) {
@@ -308,10 +358,14 @@ async function main() {
     }
   });
 
-  ui.nick.value = localStorage.getItem(NICK_STORAGE_KEY) ?? '';
+  ui.nick.value = recall(NICK_STORAGE_KEY) ?? '';
+  // In this room already (a reload, or the link opened again): come
+  // straight back as the same member, without asking.
+  const joinedAs = recall(JOINED_STORAGE_PREFIX + roomId);
+  if (joinedAs) ui.nick.value = joinedAs;
   // `?relay=1` on a room link asks for relay-only connections.
   const relayParam = new URLSearchParams(location.search).get('relay');
-  ui.hideIp.checked = relayParam === '1' || (relayParam === null && localStorage.getItem(RELAY_STORAGE_KEY) === '1');
+  ui.hideIp.checked = relayParam === '1' || (relayParam === null && recall(RELAY_STORAGE_KEY) === '1');
   ui.nick.focus();
   // Someone about to join: have the server connection ready by then.
   if (ui.nick.value) room.preconnect();
@@ -335,6 +389,8 @@ async function main() {
     room.relayOnly = ui.hideIp.checked;
     void ready.then(() => room.join(nick));
   });
+  // Only a member whose key this browser kept can come back as itself.
+  if (joinedAs && recall(`peerchat.key.${roomId}`)) ui.joinForm.requestSubmit();
 
   room.addEventListener('join-error', (e) => {
     const detail = /** @type {CustomEvent} */ (e).detail;
@@ -346,9 +402,11 @@ async function main() {
     ui.nick.select();
   });
 
-  room.addEventListener('joined', () => {
-    localStorage.setItem(NICK_STORAGE_KEY, room.nick ?? '');
-    localStorage.setItem(RELAY_STORAGE_KEY, room.relayOnly ? '1' : '0');
+  room.addEventListener('joined', (e) => {
+    const { resumed } = /** @type {CustomEvent} */ (e).detail;
+    remember(NICK_STORAGE_KEY, room.nick ?? '');
+    remember(RELAY_STORAGE_KEY, room.relayOnly ? '1' : '0');
+    remember(JOINED_STORAGE_PREFIX + roomId, room.nick ?? '');
     ui.privacyBadge.hidden = !room.relayOnly;
     if (room.relayOnly && !room.hasRelay) {
       notice('This server offers no relay, so with “Hide my IP address” on you cannot connect to anyone.');
@@ -357,29 +415,67 @@ async function main() {
     ui.chatView.hidden = false;
     if (matchMedia(NARROW).matches) ui.membersPanel.open = false;
     const others = [...room.members.values()].map((m) => m.nick);
+    const joinedText = resumed ? `You are back as ${room.nick}.` : `You joined as ${room.nick}.`;
     notice(
       others.length === 0
-        ? `You joined as ${room.nick}. Share the room link to invite people.`
-        : `You joined as ${room.nick}. Here: ${others.join(', ')}.`,
+        ? `${joinedText} Share the room link to invite people.`
+        : `${joinedText} Here: ${others.join(', ')}.`,
     );
     renderMembers(room);
     ui.message.focus();
   });
 
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let countdown;
   room.addEventListener('server', (e) => {
-    const { state, retryInMs } = /** @type {CustomEvent} */ (e).detail;
-    if (state === 'open') setStatus('open', 'Online');
-    else if (state === 'connecting') setStatus('connecting', 'Connecting…');
-    else {
-      const seconds = Math.max(1, Math.round((retryInMs ?? 0) / 1000));
-      setStatus('offline', `Server unreachable, retrying in ${seconds}s. Connected members can still chat.`);
-      if (!room.everJoined) {
-        ui.joinButton.disabled = false;
-        ui.joinButton.textContent = 'Join';
-      }
+    const { state, retryInMs, reason } = /** @type {CustomEvent} */ (e).detail;
+    clearInterval(countdown);
+    ui.retry.hidden = state !== 'offline';
+    if (state === 'open') {
+      setStatus('open', 'Online');
+      if (!room.everJoined) ui.joinError.textContent = '';
+      return;
     }
+    if (state === 'connecting') {
+      // Keep saying what is wrong while a retry is under way.
+      if (ui.status.dataset.state !== 'offline') setStatus('connecting', 'Connecting…');
+      return;
+    }
+    const others = room.everJoined ? ' Members you are connected to can still chat with you.' : '';
+    setStatus(
+      'offline',
+      reason === 'restarting'
+        ? `The server is restarting.${others}`
+        : reason === 'lost'
+          ? `Lost the connection to the server.${others}`
+          : `Cannot reach the server.${others}`,
+    );
+    if (!room.everJoined && room.nick) {
+      // The join goes through by itself once the server answers.
+      ui.joinError.textContent =
+        'The server does not answer: it may be down or restarting, or this device may be offline. ' +
+        'You will join as soon as it answers.';
+    }
+    const at = Date.now() + (retryInMs ?? 0);
+    const tick = () => {
+      ui.retryIn.textContent = `Retrying in ${Math.max(1, Math.ceil((at - Date.now()) / 1000))} s.`;
+    };
+    tick();
+    countdown = setInterval(tick, 1000);
   });
+  ui.retryNow.addEventListener('click', () => room.signaling.retryNow());
 
+  let relayExplained = false;
+  room.addEventListener('no-relay', (e) => {
+    const error = /** @type {CustomEvent} */ (e).detail;
+    if (relayExplained) return;
+    relayExplained = true;
+    notice(
+      `“Hide my IP address” is on, so you connect only through the server's relay, and the relay cannot be reached${
+        error ? ` (${error})` : ''
+      }: you cannot connect to anyone, and your messages wait. Leave the room and join again without “Hide my IP address”, or ask whoever runs the server to check its relay (UDP port 3478 must be open).`,
+    );
+  });
   room.addEventListener('members', () => renderMembers(room));
   room.addEventListener('refused', (e) => notice(/** @type {CustomEvent} */ (e).detail.text));
   room.addEventListener('not-verified', (e) => {
@@ -418,10 +514,22 @@ async function main() {
   ui.detailsClose.addEventListener('click', () => ui.details.close());
   ui.details.addEventListener('close', () => clearInterval(detailsTimer));
 
-  // Tell the others at once when this tab goes away. (A reload comes back
-  // as the same member, with the same key, and catches up on what it
-  // missed; only a lost connection keeps our place without a word.)
-  addEventListener('pagehide', () => room.leave(true));
+  // Leaving for good tells the others at once; the page then offers to
+  // join again.
+  ui.leaveRoom.addEventListener('click', () => {
+    remember(JOINED_STORAGE_PREFIX + roomId, null);
+    room.leave(true);
+    location.reload();
+  });
+  // A tab that goes away keeps our place for a while (`--resume-grace`): a
+  // reload comes back as the same member, with the same key, unnoticed,
+  // and catches up on what it missed. A tab closed for good is seen to
+  // leave when that time is up.
+  addEventListener('pagehide', () => {
+    const newest = log.newest();
+    if (newest) remember(SEEN_STORAGE_PREFIX + roomId, JSON.stringify(newest));
+    room.leave(false);
+  });
 }
 
 void main();

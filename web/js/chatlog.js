@@ -1,11 +1,17 @@
 // @ts-check
 /**
  * The chat log as people see it: messages and notices, appended with
- * `textContent` only, following the end of the conversation unless the
- * reader scrolled back. Shared by the room page and the manual-connection
- * page.
+ * `textContent` only. It follows the end of the conversation while the
+ * reader is there; a reader who scrolled back is left in place and offered
+ * a "↓ N new messages" button; a reader who comes back finds a "New since
+ * you left" divider, with the view at it. At most as many messages as the
+ * history keeps are in the page (the oldest go first), so a long or
+ * flooded conversation costs a bounded amount of memory and layout.
+ * Shared by the room page and the manual-connection page.
  * @module
  */
+
+import { colourOf, Names } from './names.js';
 
 /** @type {{short: Intl.DateTimeFormat, full: Intl.DateTimeFormat} | undefined} */
 let formats;
@@ -24,72 +30,113 @@ function timeFormats() {
 }
 
 /**
- * A stable hue for a nickname, so each person keeps one colour.
- * @param {string} nick
- */
-export function hue(nick) {
-  let h = 0;
-  for (const ch of nick) h = (h * 31 + /** @type {number} */ (ch.codePointAt(0))) % 360;
-  return h;
-}
-
-/**
  * A message to show. With `authorId`, `seq` and `clock`, it is placed in
  * the room's order (clock, then author id, then number), so history that
  * arrives late lands where it belongs.
  * @typedef {{id: string, ts: number, text: string, author: string, own: boolean,
  *   authorId?: string, seq?: number, clock?: number}} LogMessage
  * @typedef {{state: string, text: string, detail: string}} Status
+ * @typedef {{clock: number, author: string, seq: number}} OrderKey
+ * @typedef {{limit?: number}} Options
+ *   limit: most messages in the page (the history's capacity)
  */
 
+/** How close to the end (px) still counts as at the end. */
+const NEAR_END_PX = 80;
+/** Most notices kept in the page. */
+const MAX_NOTICES = 200;
+
 /**
- * Whether message element `el` sorts after `msg`.
+ * Whether element `el` (a message or the divider) sorts after `key`.
  * @param {HTMLElement} el
- * @param {LogMessage} msg
+ * @param {OrderKey} key
  */
-function after(el, msg) {
+function after(el, key) {
   const clock = Number(el.dataset.clock);
-  if (clock !== msg.clock) return clock > /** @type {number} */ (msg.clock);
+  if (clock !== key.clock) return clock > key.clock;
   const author = el.dataset.author ?? '';
-  const authorId = msg.authorId ?? '';
-  if (author !== authorId) return author > authorId;
-  return Number(el.dataset.seq) > /** @type {number} */ (msg.seq);
+  if (author !== key.author) return author > key.author;
+  return Number(el.dataset.seq) > key.seq;
+}
+
+/**
+ * @param {LogMessage} msg
+ * @returns {OrderKey | null}
+ */
+function keyOf(msg) {
+  if (msg.clock === undefined || msg.seq === undefined) return null;
+  return { clock: msg.clock, author: msg.authorId ?? '', seq: msg.seq };
 }
 
 export class ChatLog {
-  /** @param {HTMLElement} el the element with `role="log"` */
-  constructor(el) {
+  /**
+   * @param {HTMLElement} el the element with `role="log"`
+   * @param {Options} [options]
+   */
+  constructor(el, { limit = 1000 } = {}) {
     this.el = el;
+    this.limit = limit;
+    /** Tells look-alike names apart. */
+    this.names = new Names();
     // Ready before the first message needs them, without delaying the page.
-    if ('requestIdleCallback' in window) requestIdleCallback(() => timeFormats(), { timeout: 2000 });
-    // Whether the log is scrolled to (near) its end. Read from the layout
-    // only when the reader scrolls, so appending never forces a layout: the
-    // scroll to the end waits for the next frame, once per frame.
+    if ('requestIdleCallback' in globalThis) requestIdleCallback(() => timeFormats(), { timeout: 2000 });
+    /**
+     * Whether the reader is at (near) the end. Read from the layout only
+     * when the reader scrolls, so appending never forces a layout: the
+     * scroll to the end waits for the next frame, once per frame.
+     */
     this.atBottom = true;
-    this.scrollQueued = false;
+    this.frameQueued = false;
+    /** Where the view was last put (scrollTop), by us. */
+    this.placedAt = 0;
+    /** @type {HTMLElement | null} the "New since you left" divider, while the view holds on to it */
+    this.anchor = null;
+    /** @type {OrderKey | null} the newest message the reader had when they left */
+    this.seen = null;
+    /** @type {HTMLElement | null} */
+    this.divider = null;
+    /** Messages that arrived below the view while the reader was scrolled back. */
+    this.unseen = 0;
     /** @type {Map<string, HTMLElement>} ordered messages, by author id and number */
     this.byKey = new Map();
-    el.addEventListener('scroll', () => {
-      this.atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
-    });
+    this.notices = 0;
+
+    this.jump = document.createElement('button');
+    this.jump.type = 'button';
+    this.jump.className = 'jump';
+    this.jump.hidden = true;
+    this.jump.addEventListener('click', () => this.toEnd());
+    el.after(this.jump);
+
+    el.addEventListener('scroll', () => this.onScroll(), { passive: true });
+    // The reader moving the view themselves lets go of the divider.
+    for (const type of ['wheel', 'touchstart', 'keydown', 'pointerdown']) {
+      el.addEventListener(type, () => (this.anchor = null), { passive: true });
+    }
+    // Shown, resized (a phone's keyboard, the composer growing): keep the
+    // view where the reader had it.
+    new ResizeObserver(() => this.keepPlace()).observe(el);
   }
 
   /**
-   * @private
-   * @param {HTMLElement} item
-   * @param {boolean} force scroll to it even if the reader scrolled back
-   * @param {Element | null} [before] the element to insert it before; the end if null
+   * The newest message the reader had before, from an earlier visit: the
+   * first newer one to arrive gets a "New since you left" divider above
+   * it, with the view at it.
+   * @param {OrderKey | null} key
    */
-  append(item, force, before = null) {
-    this.el.insertBefore(item, before);
-    if ((force || this.atBottom) && !this.scrollQueued) {
-      this.scrollQueued = true;
-      requestAnimationFrame(() => {
-        this.scrollQueued = false;
-        this.el.scrollTop = this.el.scrollHeight;
-        this.atBottom = true;
-      });
+  setSeen(key) {
+    this.seen = key;
+  }
+
+  /** The order key of the newest message shown, or null. */
+  newest() {
+    for (let el = this.el.lastElementChild; el; el = el.previousElementSibling) {
+      const html = /** @type {HTMLElement} */ (el);
+      if (html.classList.contains('msg') && html.dataset.clock !== undefined) {
+        return { clock: Number(html.dataset.clock), author: html.dataset.author ?? '', seq: Number(html.dataset.seq) };
+      }
     }
+    return null;
   }
 
   /** @param {string} text */
@@ -97,13 +144,20 @@ export class ChatLog {
     const item = document.createElement('p');
     item.className = 'notice';
     item.textContent = text;
-    this.append(item, false);
+    this.el.append(item);
+    this.notices += 1;
+    this.changed();
   }
 
   /** Empties the log. */
   clear() {
     this.el.replaceChildren();
     this.byKey.clear();
+    this.notices = 0;
+    this.divider = null;
+    this.anchor = null;
+    this.unseen = 0;
+    this.showJump();
   }
 
   /**
@@ -113,54 +167,34 @@ export class ChatLog {
    * @param {Status} [status] for our own messages: where delivery stands
    */
   message(msg, status) {
-    const key = msg.clock === undefined ? null : `${msg.authorId}/${msg.seq}`;
-    if (key !== null && this.byKey.has(key)) return;
-    const item = document.createElement('article');
-    item.className = msg.own ? 'msg own' : 'msg';
-    item.dataset.id = msg.id;
-    const meta = document.createElement('header');
-    meta.className = 'msg-meta';
-    const author = document.createElement('span');
-    author.className = 'msg-author';
-    author.textContent = msg.own ? 'You' : msg.author;
-    if (!msg.own) author.style.color = `hsl(${hue(msg.author)} 55% 42%)`;
-    const time = document.createElement('time');
-    time.className = 'msg-time';
-    const date = new Date(msg.ts);
-    time.dateTime = date.toISOString();
-    const { short, full } = timeFormats();
-    time.textContent = short.format(date);
-    time.title = full.format(date);
-    meta.append(author, time);
-    if (status) {
-      const state = document.createElement('span');
-      state.className = 'msg-status';
-      meta.append(state);
-    }
-    const text = document.createElement('p');
-    text.className = 'msg-text';
-    text.textContent = msg.text;
-    item.append(meta, text);
+    const key = keyOf(msg);
+    const id = key === null ? null : `${key.author}/${key.seq}`;
+    if (id !== null && this.byKey.has(id)) return;
+    if (key !== null && this.tooOld(key)) return;
+    const item = this.render(msg, status);
     /** @type {Element | null} */
     let before = null;
-    if (key !== null) {
-      item.dataset.clock = String(msg.clock);
-      item.dataset.author = msg.authorId ?? '';
-      item.dataset.seq = String(msg.seq);
-      this.byKey.set(key, item);
-      // Usually the newest: look from the end for the first that sorts after.
-      let el = this.el.lastElementChild;
-      while (el) {
-        const html = /** @type {HTMLElement} */ (el);
-        if (html.dataset.clock !== undefined) {
-          if (!after(html, msg)) break;
-          before = el;
-        }
-        el = el.previousElementSibling;
+    if (key !== null && id !== null) {
+      this.byKey.set(id, item);
+      before = this.placeOf(key);
+      // The first message newer than what the reader had before.
+      if (this.seen && !msg.own && !this.divider && compareKeys(key, this.seen) > 0) {
+        this.divider = this.makeDivider(this.seen);
+        this.el.insertBefore(this.divider, this.placeOf(this.seen));
+        this.anchor = this.divider;
+        before = this.placeOf(key);
       }
     }
-    this.append(item, msg.own, before);
-    if (status && msg.authorId !== undefined && msg.seq !== undefined) this.setStatus(msg.authorId, msg.seq, status);
+    this.el.insertBefore(item, before);
+    if (status && key !== null) this.setStatus(key.author, key.seq, status);
+    if (msg.own) {
+      // Sending takes the reader to the end.
+      this.atBottom = true;
+      this.anchor = null;
+    } else if ((!this.atBottom || this.anchor) && before === null) {
+      this.unseen += 1;
+    }
+    this.changed();
   }
 
   /**
@@ -176,4 +210,253 @@ export class ChatLog {
     el.textContent = status.text;
     el.title = status.detail;
   }
+
+  /**
+   * Records that `peerId` goes by `nick` (a member), so that names that
+   * look alike are told apart.
+   * @param {string} peerId
+   * @param {string} nick
+   */
+  person(peerId, nick) {
+    if (this.names.see(peerId, nick)) this.retag();
+  }
+
+  /**
+   * Takes the reader to the end of the conversation.
+   */
+  toEnd() {
+    this.anchor = null;
+    this.atBottom = true;
+    this.trim();
+    this.keepPlace();
+    this.showJump();
+  }
+
+  /**
+   * @private
+   * @param {LogMessage} msg
+   * @param {Status} [status]
+   */
+  render(msg, status) {
+    const item = document.createElement('article');
+    item.className = msg.own ? 'msg own' : 'msg';
+    item.dataset.id = msg.id;
+    const key = keyOf(msg);
+    if (key !== null) {
+      item.dataset.clock = String(key.clock);
+      item.dataset.author = key.author;
+      item.dataset.seq = String(key.seq);
+    }
+    const meta = document.createElement('header');
+    meta.className = 'msg-meta';
+    const author = document.createElement('span');
+    author.className = 'msg-author';
+    author.textContent = msg.own ? 'You' : msg.author;
+    meta.append(author);
+    if (!msg.own) {
+      const who = msg.authorId ?? msg.author;
+      author.dataset.colour = String(colourOf(who));
+      author.dataset.nick = msg.author;
+      if (this.names.see(who, msg.author)) this.retag();
+      const tag = document.createElement('span');
+      tag.className = 'msg-tag';
+      tag.textContent = this.names.tag(who, msg.author);
+      meta.append(tag);
+    }
+    const time = document.createElement('time');
+    time.className = 'msg-time';
+    const date = new Date(msg.ts);
+    time.dateTime = date.toISOString();
+    const { short, full } = timeFormats();
+    time.textContent = short.format(date);
+    time.title = full.format(date);
+    meta.append(time);
+    if (status) {
+      const state = document.createElement('span');
+      state.className = 'msg-status';
+      meta.append(state);
+    }
+    const text = document.createElement('p');
+    text.className = 'msg-text';
+    text.textContent = msg.text;
+    item.append(meta, text);
+    return item;
+  }
+
+  /**
+   * Where an element with `key` goes: before the returned element, or at
+   * the end for null. Usually the newest: looks from the end.
+   * @private
+   * @param {OrderKey} key
+   * @returns {Element | null}
+   */
+  placeOf(key) {
+    /** @type {Element | null} */
+    let before = null;
+    for (let el = this.el.lastElementChild; el; el = el.previousElementSibling) {
+      const html = /** @type {HTMLElement} */ (el);
+      if (html.dataset.clock !== undefined) {
+        if (!after(html, key)) break;
+        before = el;
+      }
+    }
+    return before;
+  }
+
+  /**
+   * Whether a message sorts before everything shown in a full page (the
+   * history does not keep it either).
+   * @private
+   * @param {OrderKey} key
+   */
+  tooOld(key) {
+    if (this.byKey.size < this.limit) return false;
+    const first = this.firstMessage();
+    return first !== null && compareKeys(key, elementKey(first)) < 0;
+  }
+
+  /** @private */
+  firstMessage() {
+    for (let el = this.el.firstElementChild; el; el = el.nextElementSibling) {
+      if (el.classList.contains('msg') && /** @type {HTMLElement} */ (el).dataset.clock !== undefined) {
+        return /** @type {HTMLElement} */ (el);
+      }
+    }
+    return null;
+  }
+
+  /**
+   * @private
+   * @param {OrderKey} key
+   */
+  makeDivider(key) {
+    const divider = document.createElement('p');
+    divider.className = 'divider';
+    divider.setAttribute('role', 'separator');
+    divider.textContent = 'New since you left';
+    // Sorts right after the message the reader had last.
+    divider.dataset.clock = String(key.clock);
+    divider.dataset.author = key.author;
+    divider.dataset.seq = String(key.seq + 0.5);
+    return divider;
+  }
+
+  /**
+   * Something was added: once a frame, keep the page bounded and the view
+   * where the reader wants it.
+   * @private
+   */
+  changed() {
+    if (this.frameQueued) return;
+    this.frameQueued = true;
+    requestAnimationFrame(() => {
+      this.frameQueued = false;
+      this.trim();
+      this.trimNotices();
+      this.keepPlace();
+      this.showJump();
+    });
+  }
+
+  /**
+   * Puts the view back where the reader had it: at the end, at the
+   * divider, or left alone.
+   * @private
+   */
+  keepPlace() {
+    if (this.anchor?.isConnected) {
+      this.el.scrollTop = Math.max(0, this.anchor.offsetTop - this.el.offsetTop - 8);
+      this.atBottom = this.el.scrollHeight - this.el.scrollTop - this.el.clientHeight < NEAR_END_PX;
+    } else if (this.atBottom) {
+      this.el.scrollTop = this.el.scrollHeight;
+      this.unseen = 0;
+    } else {
+      return;
+    }
+    this.placedAt = this.el.scrollTop;
+  }
+
+  /** @private */
+  onScroll() {
+    const el = this.el;
+    // The scroll event of our own move can come after more was added
+    // below: only a move up from where we put the view leaves the end.
+    if (this.atBottom && !this.anchor && el.scrollTop >= this.placedAt - 1) return;
+    this.atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_END_PX;
+    if (this.atBottom) {
+      this.unseen = 0;
+      this.showJump();
+    }
+  }
+
+  /** @private */
+  showJump() {
+    const show = !this.atBottom && this.unseen > 0;
+    this.jump.hidden = !show;
+    if (show) {
+      this.jump.textContent = `↓ ${this.unseen === 1 ? '1 new message' : `${this.unseen} new messages`}`;
+    }
+  }
+
+  /**
+   * Keeps only the newest `limit` messages in the page.
+   * @private
+   */
+  trim() {
+    while (this.byKey.size > this.limit) {
+      const first = this.el.firstElementChild;
+      if (!first) break;
+      const html = /** @type {HTMLElement} */ (first);
+      if (html.classList.contains('msg') && html.dataset.clock !== undefined) {
+        this.byKey.delete(`${html.dataset.author}/${html.dataset.seq}`);
+      } else if (html.classList.contains('notice')) {
+        this.notices -= 1;
+      }
+      if (html === this.divider) this.divider = null;
+      first.remove();
+    }
+  }
+
+  /** @private */
+  trimNotices() {
+    if (this.notices <= MAX_NOTICES) return;
+    for (const el of this.el.querySelectorAll('.notice')) {
+      if (this.notices <= MAX_NOTICES) break;
+      el.remove();
+      this.notices -= 1;
+    }
+  }
+
+  /**
+   * Redraws the id tags after the names that look alike changed.
+   * @private
+   */
+  retag() {
+    for (const author of this.el.querySelectorAll('.msg-author[data-nick]')) {
+      const html = /** @type {HTMLElement} */ (author);
+      const msg = /** @type {HTMLElement} */ (html.closest('.msg'));
+      const tag = html.nextElementSibling;
+      if (tag?.classList.contains('msg-tag')) {
+        tag.textContent = this.names.tag(msg.dataset.author ?? '', html.dataset.nick ?? '');
+      }
+    }
+  }
+}
+
+/**
+ * @param {OrderKey} a
+ * @param {OrderKey} b
+ */
+function compareKeys(a, b) {
+  if (a.clock !== b.clock) return a.clock - b.clock;
+  if (a.author !== b.author) return a.author < b.author ? -1 : 1;
+  return a.seq - b.seq;
+}
+
+/**
+ * @param {HTMLElement} el a message element
+ * @returns {OrderKey}
+ */
+function elementKey(el) {
+  return { clock: Number(el.dataset.clock), author: el.dataset.author ?? '', seq: Number(el.dataset.seq) };
 }

@@ -530,20 +530,21 @@ export class Mesh {
       // Joining again after a lost connection: our previous session may
       // hold the nickname until the server notices it is gone.
       this.rejoinAt = now + this.config.rejoin_delay_ms;
-    } else if (code === 'peer_busy') {
-      // A signal to a backed-up member was not delivered: a link still
-      // being set up may have lost an offer, an answer or a candidate, so
-      // it is dropped and rebuilt by the rules for a closed link (after the
-      // backoff). An open link needs no more signals unless it
-      // renegotiates, which retries on its own.
+    } else if (code === 'peer_busy' || code === 'peer_away') {
+      // A signal to a member was not delivered (its queue is backed up, or
+      // it lost its connection and may come back): a link still being set
+      // up may have lost an offer, an answer or a candidate, so it is
+      // dropped and rebuilt by the rules for a closed link (after the
+      // backoff; an away member starts one itself when it is back, and must
+      // not find ours in the way). An open link needs no more signals
+      // unless it renegotiates, which retries on its own.
       const m = to === null ? undefined : this.find(to);
       if (m?.link && !m.link.open) {
         out.push({ drop: { peer: m.id, sid: m.link.sid } });
         this.closed(now, m, out);
       }
     }
-    // `peer_away`: signals to a member that lost its connection; it starts
-    // anew when it is back. Other codes change nothing here.
+    // Other codes change nothing here.
   }
 
   /**

@@ -22,6 +22,8 @@ import { fingerprintFromSdp } from './e2e.js';
 
 /** Candidates kept while waiting for the remote description. */
 const MAX_PENDING_CANDIDATES = 256;
+/** How long a relay-only connection may wait for a relay address. */
+const RELAY_WAIT_MS = 10000;
 
 /**
  * @typedef {{sid: string, description?: RTCSessionDescriptionInit, candidate?: RTCIceCandidateInit}} SignalPayload
@@ -30,7 +32,9 @@ const MAX_PENDING_CANDIDATES = 256;
 /**
  * Events: `open` (once, when the data channel opens), `message` (detail:
  * string), `transport` (detail: 'connected' | 'disconnected' | 'failed',
- * the connection's state), `closed` (once).
+ * the connection's state), `closed` (once),
+ * and in relay-only mode `no-relay` (detail: the relay's error, or null)
+ * when no relay address could be had: nothing can connect then.
  */
 export class PeerLink extends EventTarget {
   /**
@@ -73,11 +77,36 @@ export class PeerLink extends EventTarget {
 
     this.pc.addEventListener('negotiationneeded', () => this.negotiate());
     this.pc.addEventListener('icecandidate', ({ candidate }) => {
+      if (candidate?.type === 'relay') this.relayed = true;
       // In relay-only mode no candidate may name this machine's addresses.
       if (candidate && candidate.candidate && (!relayOnly || candidate.type === 'relay')) {
         this.sendSignal({ sid: this.sid, candidate: candidate.toJSON() });
       }
     });
+    /** Whether a relay address was gathered. */
+    this.relayed = false;
+    /** @type {string | null} what the relay said when it refused, if it did */
+    this.relayError = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.relayTimer = undefined;
+    if (relayOnly) {
+      // Relay-only with no relay address can never connect: say so, rather
+      // than wait for ever.
+      const check = () => {
+        if (!this.relayed && !this.closed) {
+          clearTimeout(this.relayTimer);
+          this.dispatchEvent(new CustomEvent('no-relay', { detail: this.relayError }));
+        }
+      };
+      this.pc.addEventListener('icecandidateerror', (e) => {
+        const error = /** @type {RTCPeerConnectionIceErrorEvent} */ (e);
+        if (/^turns?:/i.test(error.url ?? '')) this.relayError = `${error.errorCode} ${error.errorText}`.trim();
+      });
+      this.pc.addEventListener('icegatheringstatechange', () => {
+        if (this.pc.iceGatheringState === 'complete') check();
+      });
+      this.relayTimer = setTimeout(check, RELAY_WAIT_MS);
+    }
     this.pc.addEventListener('connectionstatechange', () => this.onConnectionState());
     if (this.initiator) {
       this.useChannel(this.pc.createDataChannel('chat', { ordered: true }));
@@ -179,6 +208,7 @@ export class PeerLink extends EventTarget {
   close() {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.relayTimer);
     this.dc?.close();
     this.pc.close();
     this.dispatchEvent(new Event('closed'));

@@ -26,6 +26,7 @@ import {
 } from './e2e.js';
 import { KeyStore } from './keystore.js';
 import { History } from './history.js';
+import { Inbox, lastAcks } from './inbox.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
 import { peerIdFromKey, randomId } from './protocol.js';
@@ -139,6 +140,8 @@ async function memberKey(roomId) {
  *   most one a minute per member and kind)
  * - `not-verified` (detail: {nick, reason}) a member's hello did not verify:
  *   the connection to it was closed
+ * - `no-relay` (detail: the relay's error, or null) relay-only, and no relay
+ *   address could be had: no connection can be made
  */
 export class Room extends EventTarget {
   /**
@@ -159,7 +162,7 @@ export class Room extends EventTarget {
     /** @type {RoomCrypto | null} seals and opens signals, once our id is known */
     this.crypto = null;
     /** Server messages are handled one after another, signals once opened. */
-    this.inbox = Promise.resolve();
+    this.serverQueue = Promise.resolve();
     /** @type {Map<string, number>} when a refusal was last told, by member and kind */
     this.refusalsTold = new Map();
     /** @type {KeyStore | null} identity and pins, once open */
@@ -204,6 +207,8 @@ export class Room extends EventTarget {
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.typingTimer = undefined;
     this.saveQueued = false;
+    /** @type {Inbox<RoomMember>} envelopes from peers, handled in batches */
+    this.inbox = new Inbox((batch) => this.onPeerMessages(batch));
     this.signaling = new Signaling(wsUrl);
     this.signaling.addEventListener('state', (e) => this.onServerState(/** @type {CustomEvent} */ (e).detail));
     this.signaling.addEventListener('message', (e) => this.onServerMessage(/** @type {CustomEvent} */ (e).detail));
@@ -370,7 +375,7 @@ export class Room extends EventTarget {
    * @param {import('./protocol.js').ServerMessage} msg
    */
   onServerMessage(msg) {
-    this.inbox = this.inbox
+    this.serverQueue = this.serverQueue
       .then(() => this.handleServerMessage(msg))
       .catch((e) => console.warn('peerchat: a server message failed', e));
   }
@@ -609,6 +614,9 @@ export class Room extends EventTarget {
     link.addEventListener('closed', () => {
       if (current()) this.feed({ link_closed: { sid } });
     });
+    link.addEventListener('no-relay', (e) => {
+      if (current()) this.dispatchEvent(new CustomEvent('no-relay', { detail: /** @type {CustomEvent} */ (e).detail }));
+    });
     return link;
   }
 
@@ -697,6 +705,10 @@ export class Room extends EventTarget {
   onLinkMessage(member, link, text) {
     const gate = member.gate;
     if (!gate || gate.failed) return;
+    if (gate.key && gate.waiting === 0) {
+      this.onVerifiedMessage(member, link, gate, text);
+      return;
+    }
     if (!gate.key && gate.waiting >= MAX_BEFORE_HELLO) {
       this.helloFailed(member, link, 'it sent too much before its hello was checked');
       return;
@@ -776,7 +788,7 @@ export class Room extends EventTarget {
         return;
       }
     }
-    this.onPeerMessage(member, text);
+    this.inbox.push(member, text);
   }
 
   /**
@@ -795,19 +807,23 @@ export class Room extends EventTarget {
   }
 
   /**
+   * Envelopes from members, a batch at a time: stored, shown and
+   * acknowledged together.
    * @private
-   * @param {RoomMember} member
-   * @param {string} text
+   * @param {Array<[RoomMember, string]>} batch
    */
-  onPeerMessage(member, text) {
-    let effects;
-    try {
-      effects = this.history.handle(member.id, member.nick, text, Date.now());
-    } catch (e) {
-      console.warn('peerchat: ignoring a malformed message from', member.nick, e);
-      return;
+  onPeerMessages(batch) {
+    /** @type {import('./history.js').Effect[]} */
+    const effects = [];
+    const now = Date.now();
+    for (const [member, text] of batch) {
+      try {
+        effects.push(...this.history.handle(member.id, member.nick, text, now));
+      } catch (e) {
+        console.warn('peerchat: ignoring a malformed message from', member.nick, e);
+      }
     }
-    this.apply(effects);
+    this.apply(lastAcks(effects));
   }
 
   /**
@@ -829,11 +845,13 @@ export class Room extends EventTarget {
       else if ('typing' in effect) typing = true;
     }
     if (added.length > 0) {
-      this.store?.add(this.roomId, added);
+      // The log drops its oldest past its capacity: so does the store.
+      this.store?.add(this.roomId, added, () => this.history.messages());
       for (const m of added) {
         if (m.author !== this.selfId && !this.nicks.has(m.author)) this.nicks.set(m.author, m.nick);
         this.dispatchEvent(new CustomEvent('message', { detail: this.view(m) }));
       }
+      this.pruneNicks();
       typing = true;
     }
     if (acked) {
@@ -844,6 +862,17 @@ export class Room extends EventTarget {
       this.dispatchEvent(new Event('typing'));
       this.scheduleTypingRefresh();
     }
+  }
+
+  /**
+   * Keeps the nicknames of authors bounded: past twice the history's
+   * capacity, only members' and those of authors in the log stay.
+   * @private
+   */
+  pruneNicks() {
+    if (this.nicks.size <= 2 * this.history.config.capacity) return;
+    const keep = new Set([...this.members.keys(), ...this.history.messages().map((m) => m.author)]);
+    for (const id of this.nicks.keys()) if (!keep.has(id)) this.nicks.delete(id);
   }
 
   /** @private */

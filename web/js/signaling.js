@@ -10,11 +10,20 @@ import { joinMessage, leaveMessage, parseServerMessage, ProtocolError, signalMes
 /** @typedef {import('./protocol.js').ServerMessage} ServerMessage */
 
 const BACKOFF_MIN_MS = 1000;
-const BACKOFF_MAX_MS = 30000;
+/**
+ * The longest wait between two tries: a restarted server is found within
+ * about this long, and a server that is down costs one small request per
+ * try.
+ */
+const BACKOFF_MAX_MS = 8000;
 
 /**
- * Events: `state` (detail: {state, retryInMs?}), `message` (detail:
- * ServerMessage). States: `connecting`, `open`, `offline`.
+ * Events: `state` (detail: {state, retryInMs?, reason?}), `message`
+ * (detail: ServerMessage). States: `connecting`, `open`, `offline`; when
+ * offline, `reason` says why: `unreachable` (no connection could be made),
+ * `lost` (an open connection dropped) or `restarting` (the server said it
+ * is stopping). Tries again with backoff, at once when the browser comes
+ * back online or the page is shown again, or on {@link retryNow}.
  */
 export class Signaling extends EventTarget {
   /** @param {string} url the `/ws` URL */
@@ -28,7 +37,16 @@ export class Signaling extends EventTarget {
     this.attempt = 0;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.retryTimer = undefined;
-    this.stopped = false;
+    /** Not started yet, or stopped: nothing reopens the connection. */
+    this.stopped = true;
+    /** @type {'unreachable' | 'lost' | 'restarting'} why the last open connection ended; unreachable: none was open yet */
+    this.reason = 'unreachable';
+    // Back on the network, or back in front of the reader: try now rather
+    // than at the end of a backoff that grew while nothing could work.
+    addEventListener('online', () => this.retryNow());
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') this.retryNow();
+    });
   }
 
   /** Opens the connection (and keeps reopening it until {@link stop}). */
@@ -89,8 +107,11 @@ export class Signaling extends EventTarget {
     this.setState('connecting');
     const ws = new WebSocket(this.url);
     this.ws = ws;
+    let opened = false;
+    let restarting = false;
     ws.addEventListener('open', () => {
       if (this.ws !== ws) return;
+      opened = true;
       this.attempt = 0;
       this.setState('open');
     });
@@ -106,12 +127,17 @@ export class Signaling extends EventTarget {
         }
         return;
       }
+      if (msg.type === 'error' && msg.code === 'shutting_down') restarting = true;
       this.dispatchEvent(new CustomEvent('message', { detail: msg }));
     });
-    ws.addEventListener('close', () => {
+    ws.addEventListener('close', (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
       if (this.stopped) return;
+      // `shutting_down`, or 1001: the server is going away (stopping, most
+      // likely to restart).
+      // A try that fails keeps the reason of the drop before it.
+      if (opened) this.reason = restarting || event.code === 1001 ? 'restarting' : 'lost';
       const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
       const delay = Math.round(base / 2 + Math.random() * (base / 2));
       this.attempt += 1;
@@ -127,6 +153,7 @@ export class Signaling extends EventTarget {
    */
   setState(state, retryInMs) {
     this.state = state;
-    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryInMs } }));
+    const reason = state === 'offline' ? this.reason : undefined;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryInMs, reason } }));
   }
 }

@@ -17,6 +17,8 @@ const DB_NAME = 'peerchat';
 const DB_VERSION = 1;
 /** Writes wait this long to be batched with the next ones. */
 const WRITE_DELAY_MS = 50;
+/** Messages added before the store is trimmed to what the log keeps. */
+const GROWTH_BEFORE_TRIM = 250;
 
 /**
  * @typedef {import('./history.js').Message} Message
@@ -59,6 +61,8 @@ export class Store {
     this.last = Promise.resolve();
     /** @type {string | null} the member whose history this is, once known */
     this.member = null;
+    /** Messages added since the last trim. */
+    this.growth = 0;
   }
 
   /**
@@ -152,9 +156,19 @@ export class Store {
    * Adds messages (written together, soon after).
    * @param {string} room
    * @param {Message[]} messages
+   * @param {() => Message[]} [kept] what the log keeps now
    */
-  add(room, messages) {
+  add(room, messages, kept) {
     room = this.scope(room);
+    // The log keeps a bounded number; past a quarter more, the messages it
+    // dropped go from the store too, rather than at the next page load.
+    this.growth += messages.length;
+    if (kept && this.growth > GROWTH_BEFORE_TRIM) {
+      this.growth = 0;
+      this.flushScope(room);
+      const keep = [...kept()];
+      this.last = this.last.then(() => this.trimScope(room, keep)).catch((e) => console.warn('peerchat: could not trim history', e));
+    }
     const queued = this.pending.get(room);
     if (queued) {
       queued.push(...messages);
@@ -203,9 +217,17 @@ export class Store {
    * @param {Message[]} keep
    */
   async trim(room, keep) {
-    room = this.scope(room);
-    const wanted = new Set(keep.map((m) => `${m.author}\u0000${m.seq}`));
     await this.last;
+    await this.trimScope(this.scope(room), keep);
+  }
+
+  /**
+   * @private
+   * @param {string} room the scope: room and member
+   * @param {Message[]} keep
+   */
+  async trimScope(room, keep) {
+    const wanted = new Set(keep.map((m) => `${m.author}\u0000${m.seq}`));
     const tx = this.db.transaction(['messages'], 'readwrite');
     const store = tx.objectStore('messages');
     const keys = /** @type {[string, string, number][]} */ (await done(store.index('room').getAllKeys(room)));

@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The longest wait between two tries: a restarted server is found within
+/// about this long.
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 /// A server message, owned.
 #[derive(Debug, Clone)]

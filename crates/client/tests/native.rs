@@ -199,16 +199,24 @@ async fn oversized_and_empty_messages_are_refused_before_sending() {
     assert!(alice.send(&"x".repeat(16 * 1024)).is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn history_is_kept_in_the_history_file_between_runs() {
-    let (url, _stop) = server().await;
+/// A fresh history file in a directory of its own (remove it when done),
+/// and options for a client of `url` that keeps its history there.
+fn history_file(url: &str) -> (std::path::PathBuf, impl Fn(&str) -> EngineOptions + use<>) {
     let dir =
         std::env::temp_dir().join(format!("peerchat-native-{}", peerchat_client::random_id()));
     let file = dir.join("history.sqlite3");
-    let with_file = |nick: &str| EngineOptions {
+    let url = url.to_owned();
+    let with_file = move |nick: &str| EngineOptions {
         history_file: Some(file.clone()),
         ..options(&url, nick)
     };
+    (dir, with_file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_kept_in_the_history_file_between_runs() {
+    let (url, _stop) = server().await;
+    let (dir, with_file) = history_file(&url);
 
     let (alice, mut events) = Engine::start(with_file("alice"));
     joined(&mut events).await;
@@ -262,13 +270,7 @@ async fn history_is_kept_in_the_history_file_between_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_cleared() {
     let (url, _stop) = server().await;
-    let dir =
-        std::env::temp_dir().join(format!("peerchat-native-{}", peerchat_client::random_id()));
-    let file = dir.join("history.sqlite3");
-    let with_file = |nick: &str| EngineOptions {
-        history_file: Some(file.clone()),
-        ..options(&url, nick)
-    };
+    let (dir, with_file) = history_file(&url);
 
     let (alice, mut alice_events) = Engine::start(with_file("alice"));
     joined(&mut alice_events).await;
@@ -288,20 +290,22 @@ async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_
     let (carol, mut carol_events) = Engine::start(with_file("carol"));
     let (_, members) = joined(&mut carol_events).await;
     assert_eq!(members.len(), 2);
-    // From two members at once: in whichever order their channels open.
-    let mut got = std::collections::HashMap::new();
-    while got.len() < said.len() + 1 {
+    // From alice and from bob, in whichever order their histories come.
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < 4 {
         let (text, from) = expect(&mut carol_events, |e| match e {
-            Event::Message(m) => Some((m.text.clone(), m.from.clone())),
+            Event::Message(m) => Some((m.text.clone(), m.from.nick.clone())),
             _ => None,
         })
         .await;
         got.insert(text, from);
     }
-    for text in said.into_iter().chain(["cleared"]) {
-        let from = got.remove(text).expect(text);
-        assert_eq!(from.nick, if text == "cleared" { "bob" } else { "alice" });
-    }
+    let want = said
+        .iter()
+        .map(|t| (t.to_string(), "alice".to_owned()))
+        .chain([("cleared".to_owned(), "bob".to_owned())])
+        .collect();
+    assert_eq!(got, want);
     for engine in [alice, bob, carol] {
         engine.leave().await;
     }

@@ -229,7 +229,7 @@ pub enum Input {
     Error {
         /// Its code.
         code: ErrorCode,
-        /// The member a refused signal was for (`peer_busy`).
+        /// The member a refused signal was for (`peer_busy`, `peer_away`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
     },
@@ -954,12 +954,15 @@ impl Mesh {
             // Joining again after a lost connection: our previous session
             // may hold the nickname until the server notices it is gone.
             self.rejoin_at = Some(now + self.config.rejoin_delay_ms);
-        } else if code == ErrorCode::PeerBusy {
-            // A signal to a backed-up member was not delivered: a link
+        } else if code == ErrorCode::PeerBusy || code == ErrorCode::PeerAway {
+            // A signal to a member was not delivered (its queue is backed
+            // up, or it lost its connection and may come back): a link
             // still being set up may have lost an offer, an answer or a
             // candidate, so it is dropped and rebuilt by the rules for a
-            // closed link (after the backoff). An open link needs no more
-            // signals unless it renegotiates, which retries on its own.
+            // closed link (after the backoff; an away member starts one
+            // itself when it is back, and must not find ours in the way).
+            // An open link needs no more signals unless it renegotiates,
+            // which retries on its own.
             let i = to.and_then(|to| self.index(to));
             if let Some(i) = i.filter(|&i| self.members[i].link.as_ref().is_some_and(|l| !l.open)) {
                 let m = &self.members[i];
@@ -972,8 +975,7 @@ impl Mesh {
                 self.closed(now, i, out);
             }
         }
-        // `peer_away`: signals to a member that lost its connection; it
-        // starts anew when it is back. Other codes change nothing here.
+        // Other codes change nothing here.
     }
 
     fn on_signal(

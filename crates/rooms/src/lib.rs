@@ -900,14 +900,20 @@ impl Hub {
             return;
         };
         let Presence::Live(target) = target.presence else {
-            send_error(
-                out,
-                conn,
-                ErrorCode::PeerAway,
-                &format!(
-                    "{to} lost its connection and may come back; the signal was not delivered"
+            out.push(Output::Send {
+                to: conn,
+                frame: Frame::new(
+                    ServerMessage::Error {
+                        code: ErrorCode::PeerAway,
+                        message: Cow::Owned(format!(
+                            "{to} lost its connection and may come back; the signal was not delivered"
+                        )),
+                        to: Some(Cow::Borrowed(to)),
+                    }
+                    .to_json(),
                 ),
-            );
+                from: None,
+            });
             return;
         };
         let target_id = PeerId::parse(to).unwrap_or(PeerId(0));

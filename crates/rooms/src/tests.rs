@@ -735,6 +735,7 @@ fn signals_to_an_away_member_are_refused() {
     h.lose(1);
     let out = h.send(2, json!({"type":"signal","to":a,"payload":{}}));
     assert_eq!(error_code(&out, 2), "peer_away");
+    assert_eq!(frames_to(&out, 2)[0]["to"], json!(a));
     assert_eq!(out.len(), 1);
 }
 

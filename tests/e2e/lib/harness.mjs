@@ -174,6 +174,35 @@ export async function openRoom(browser, origin, nick) {
   return page;
 }
 
+/**
+ * Opens the room `link` in a new context (another person's browser) and
+ * joins as `nick`; resolves once joined.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} origin
+ * @param {string} link
+ * @param {string} nick
+ * @param {{width: number, height: number}} [viewport]
+ */
+export async function enter(browser, origin, link, nick, viewport) {
+  const page = await newPage(browser, origin, viewport);
+  await page.goto(link);
+  await join(page, nick);
+  await page.getByRole('log').getByText(`You joined as ${nick}`).waitFor();
+  return page;
+}
+
+/**
+ * A page's errors other than the browser reporting a refused WebSocket or
+ * request (expected while the server is down).
+ * @param {import('playwright-core').Page} page
+ */
+export function unexpectedErrors(page) {
+  const errors = /** @type {Error[]} */ (/** @type {any} */ (page).errors);
+  return errors
+    .map((e) => e.message)
+    .filter((m) => !/WebSocket connection to .* failed|^Failed to load resource: net::ERR_CONNECTION_REFUSED$/.test(m));
+}
+
 // ---------------------------------------------------------------------------
 // Helpers for the delivery, history and restart tests (delivery.test.mjs).
 
