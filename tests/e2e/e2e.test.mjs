@@ -3,7 +3,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { launchBrowser, newPage, startServer } from './lib/harness.mjs';
+import { LineClient } from './lib/cli.mjs';
+import {
+  BIN,
+  join,
+  launchBrowser,
+  newPage,
+  openRoom,
+  screenshot,
+  startServer,
+  unexpectedErrors,
+  waitForMembers,
+  waitForPage,
+} from './lib/harness.mjs';
 
 test('a room link without its secret cannot join, and the page says what to do', async (t) => {
   const server = await startServer();
@@ -22,4 +34,147 @@ test('a room link without its secret cannot join, and the page says what to do',
   await page.getByRole('heading', { name: 'This room link is damaged' }).waitFor();
   assert.equal(await page.getByLabel('Nickname', { exact: true }).isVisible(), false);
   assert.equal(sockets, 0, 'the page did not even connect');
+});
+
+/**
+ * Opens the Verify dialog for `nick` and resolves to the safety number it
+ * shows, once worked out.
+ * @param {import('playwright-core').Page} page
+ * @param {string} nick
+ */
+async function safetyNumberShown(page, nick) {
+  await page.getByRole('button', { name: `Verify ${nick}` }).click();
+  const dialog = page.getByRole('dialog', { name: `Verify ${nick}` });
+  await dialog.waitFor();
+  const number = dialog.getByLabel('Safety number', { exact: true });
+  await page.waitForFunction(() => /^\d{5}( \d{5}){11}$/.test(document.getElementById('safety-number')?.textContent ?? ''));
+  const digits = (await number.textContent()) ?? '';
+  assert.equal(await dialog.locator('#safety-qr svg path').count(), 1, 'a QR code');
+  return digits;
+}
+
+/**
+ * @param {import('playwright-core').Page} page
+ * @param {string} nick
+ */
+async function closeVerify(page, nick) {
+  await page.getByRole('dialog', { name: `Verify ${nick}` }).getByRole('button', { name: 'Close' }).click();
+}
+
+/**
+ * The mark the member list shows next to `nick`, if any.
+ * @param {import('playwright-core').Page} page
+ * @param {string} nick
+ */
+function memberMark(page, nick) {
+  return page.evaluate((nick) => {
+    const li = [...document.querySelectorAll('[aria-label="Members"] li')].find(
+      (l) => l.querySelector('.member-name')?.textContent === nick,
+    );
+    return li?.querySelector('.member-mark')?.textContent ?? null;
+  }, nick);
+}
+
+test('safety numbers: the same on both sides, marked verified, kept across a reload, changed with a new identity', async (t) => {
+  // Members leave as soon as their connection ends: a page that lost its
+  // identity can take its nickname again at once.
+  const server = await startServer(['--resume-grace', '0s']);
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  const alice = await openRoom(browser, server.url, 'alice');
+  const bob = await newPage(browser, server.url);
+  await bob.goto(alice.url());
+  await join(bob, 'bob');
+  await waitForMembers(alice, ['bob']);
+  await waitForMembers(bob, ['alice']);
+
+  const seenByAlice = await safetyNumberShown(alice, 'bob');
+  const seenByBob = await safetyNumberShown(bob, 'alice');
+  assert.equal(seenByAlice, seenByBob, 'one safety number for the pair');
+  await screenshot(alice, 'verify-dialog');
+  await closeVerify(bob, 'alice');
+  const dialog = alice.getByRole('dialog', { name: 'Verify bob' });
+  await dialog.getByRole('button', { name: 'Mark as verified' }).click();
+  await dialog.getByText('You marked bob as verified').waitFor();
+  await closeVerify(alice, 'bob');
+  await waitForPage(alice, () =>
+    [...document.querySelectorAll('[aria-label="Members"] li')].some((l) => l.textContent?.includes('✓ verified')),
+  );
+
+  // A reload keeps bob's identity: the same number, still verified.
+  await bob.reload();
+  await waitForMembers(bob, ['alice']);
+  await waitForMembers(alice, ['bob']);
+  assert.equal(await safetyNumberShown(alice, 'bob'), seenByAlice);
+  await dialog.getByText('You marked bob as verified').waitFor();
+  await closeVerify(alice, 'bob');
+  assert.equal(await memberMark(alice, 'bob'), '✓ verified');
+
+  // Bob clears the site's data: a new identity. Alice is told, prominently,
+  // and the verification is gone.
+  const cdp = await bob.context().newCDPSession(bob);
+  await cdp.send('Storage.clearDataForOrigin', { origin: server.url, storageTypes: 'all' });
+  await bob.reload();
+  await join(bob, 'bob');
+  await waitForMembers(alice, ['bob']);
+  await alice.getByRole('log').getByText('bob’s safety number has changed').waitFor();
+  assert.equal(await memberMark(alice, 'bob'), '⚠ safety number changed');
+  const changed = await safetyNumberShown(alice, 'bob');
+  assert.notEqual(changed, seenByAlice);
+  await dialog.getByText('safety number has changed').waitFor();
+  assert.equal(await dialog.getByRole('button', { name: 'Mark as verified' }).isVisible(), true);
+  for (const page of [alice, bob]) assert.deepEqual(unexpectedErrors(page), []);
+});
+
+/**
+ * Asks a line-mode terminal client for its safety number with `nick`.
+ * @param {LineClient} client
+ * @param {string} nick
+ */
+async function terminalSafetyNumber(client, nick) {
+  const before = client.err.length;
+  client.say(`/verify ${nick}`);
+  const digits = /^\*\s+(\d{5}( \d{5}){11})$/;
+  await client.waitFor((l) => digits.test(l) && client.err.indexOf(l) >= before, 'err');
+  const line = client.err.slice(before).find((l) => digits.test(l)) ?? '';
+  return digits.exec(line)?.[1] ?? '';
+}
+
+test('a terminal client shows the safety number the page shows, and keeps its identity across a restart', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  /** @type {LineClient[]} */
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.kill();
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  const alice = await openRoom(browser, server.url, 'alice');
+  const start = () => {
+    const client = new LineClient('dora', BIN, ['chat', alice.url(), '--name', 'dora', '--plain']);
+    clients.push(client);
+    return client;
+  };
+  let dora = start();
+  await dora.waitFor((l) => l === '* alice is connected', 'err');
+  await waitForMembers(alice, ['dora']);
+  const seen = await terminalSafetyNumber(dora, 'alice');
+  assert.equal(await safetyNumberShown(alice, 'dora'), seen, 'the page and the terminal show one number');
+  await closeVerify(alice, 'dora');
+  dora.say('/verified alice');
+  await dora.waitFor((l) => l === '* alice is marked verified', 'err');
+  assert.equal(await dora.finish(), 0);
+
+  // The key file is kept: the same identity after a restart, still verified.
+  dora = start();
+  await dora.waitFor((l) => l === '* alice is connected', 'err');
+  assert.equal(await terminalSafetyNumber(dora, 'alice'), seen);
+  await dora.waitFor((l) => l === '* alice is marked verified ✓', 'err');
+  await waitForMembers(alice, ['dora']);
+  assert.equal(await safetyNumberShown(alice, 'dora'), seen);
+  assert.equal(await memberMark(alice, 'dora'), null, 'nothing changed');
 });

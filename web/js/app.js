@@ -15,6 +15,7 @@ import { wireComposer } from './composer.js';
 import { Room } from './room.js';
 import { E2eError, base64urlEncode, makeSecret, parseSecret } from './e2e.js';
 import { Store } from './store.js';
+import { openVerify, showVerified } from './verify.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
 const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
@@ -39,6 +40,16 @@ const ui = {
   details: /** @type {HTMLDialogElement} */ (byId('details')),
   detailsBody: byId('details-body'),
   detailsClose: /** @type {HTMLButtonElement} */ (byId('details-close')),
+  verify: {
+    dialog: /** @type {HTMLDialogElement} */ (byId('verify')),
+    title: byId('verify-title'),
+    help: byId('verify-help'),
+    number: byId('safety-number'),
+    qr: byId('safety-qr'),
+    state: byId('verify-state'),
+    mark: /** @type {HTMLButtonElement} */ (byId('mark-verified')),
+  },
+  verifyClose: /** @type {HTMLButtonElement} */ (byId('verify-close')),
   badRoomView: byId('bad-room-view'),
   chatView: byId('chat-view'),
   membersPanel: /** @type {HTMLDetailsElement} */ (byId('members-panel')),
@@ -202,7 +213,27 @@ function renderMembers(room) {
   if (room.nick) log.person(room.selfId, room.nick);
   const items = [];
   if (room.nick) items.push(memberItem(room.selfId, room.nick, 'you', 'you'));
-  for (const m of room.members.values()) items.push(memberItem(m.id, m.nick, m.state, m.state.replace('_', ' ')));
+  for (const m of room.members.values()) {
+    const li = memberItem(m.id, m.nick, m.state, m.state.replace('_', ' '));
+    const identity = room.identities.get(m.id);
+    if (identity?.verified || identity?.changed) {
+      const mark = document.createElement('span');
+      mark.className = 'member-mark';
+      mark.dataset.mark = identity.verified ? 'verified' : 'changed';
+      mark.textContent = identity.verified ? '✓ verified' : '⚠ safety number changed';
+      li.querySelector('.member-line')?.append(mark);
+    }
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'secondary member-verify';
+    button.textContent = 'Verify';
+    button.setAttribute('aria-label', `Verify ${m.nick}`);
+    button.disabled = !identity;
+    button.title = identity ? `Compare your safety number with ${m.nick}’s` : `Available once you are connected to ${m.nick}`;
+    button.addEventListener('click', () => void openVerify(ui.verify, room, m.id, m.nick));
+    li.append(button);
+    items.push(li);
+  }
   ui.members.replaceChildren(...items);
   ui.memberCount.textContent = `(${items.length})`;
 }
@@ -478,6 +509,20 @@ async function main() {
   });
   room.addEventListener('members', () => renderMembers(room));
   room.addEventListener('refused', (e) => notice(/** @type {CustomEvent} */ (e).detail.text));
+  room.addEventListener('key-changed', (e) => {
+    const { nick } = /** @type {CustomEvent} */ (e).detail;
+    log.notice(
+      `${nick}’s safety number has changed. ${nick} uses another identity key than before: a new browser or device, or someone else. Verify ${nick} again before trusting them.`,
+      { warning: true },
+    );
+  });
+  ui.verify.mark.addEventListener('click', () => {
+    const peerId = ui.verify.dialog.dataset.peer;
+    const member = peerId ? room.members.get(peerId) : undefined;
+    if (!peerId || !member) return;
+    void room.markVerified(peerId).then(() => showVerified(ui.verify, room, peerId, member.nick));
+  });
+  ui.verifyClose.addEventListener('click', () => ui.verify.dialog.close());
   room.addEventListener('not-verified', (e) => {
     const { nick, reason } = /** @type {CustomEvent} */ (e).detail;
     notice(`Could not verify ${nick}: ${reason}. The connection was closed.`);

@@ -139,10 +139,14 @@ export class ChatLog {
     return null;
   }
 
-  /** @param {string} text */
-  notice(text) {
+  /**
+   * @param {string} text
+   * @param {{warning?: boolean}} [options] warning: shown prominently
+   */
+  notice(text, { warning = false } = {}) {
     const item = document.createElement('p');
-    item.className = 'notice';
+    item.className = warning ? 'notice warning' : 'notice';
+    if (warning) item.setAttribute('role', 'alert');
     item.textContent = text;
     this.el.append(item);
     this.notices += 1;

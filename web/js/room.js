@@ -16,11 +16,13 @@
 import {
   buildHello,
   generateIdentity,
+  groupDigits,
   helloEnvelope,
   parseHello,
   Refusal,
   RoomCrypto,
   roomContext,
+  safetyNumber,
   SignalKey,
   verifyHello,
 } from './e2e.js';
@@ -43,6 +45,11 @@ const MAX_BEFORE_HELLO = 64;
 
 /**
  * @typedef {import('./e2e.js').PublicKey} PublicKey
+ * @typedef {{key: PublicKey, nick: string, verified: boolean, changed: boolean}} MemberIdentity
+ *   a member's identity key, as its hello verified it this session: the
+ *   nickname it was pinned under, whether the user verified it (safety
+ *   numbers compared), and whether it is not the key pinned earlier for
+ *   that nickname (its safety number changed)
  * @typedef {{chain: Promise<unknown>, waiting: number, key: PublicKey | null, failed: boolean}} Gate
  *   a link's hello state: envelopes wait in `chain` (at most
  *   MAX_BEFORE_HELLO until the hello verified); `key` once it did
@@ -140,6 +147,9 @@ async function memberKey(roomId) {
  *   most one a minute per member and kind)
  * - `not-verified` (detail: {nick, reason}) a member's hello did not verify:
  *   the connection to it was closed
+ * - `key-changed` (detail: {id, nick}) a member's identity key is not the one
+ *   pinned for its nickname: its safety number changed (show it
+ *   prominently); an earlier verification is reset
  * - `no-relay` (detail: the relay's error, or null) relay-only, and no relay
  *   address could be had: no connection can be made
  */
@@ -178,8 +188,8 @@ export class Room extends EventTarget {
         this.keystore = keystore;
         return keystore ? keystore.identity() : generateIdentity();
       });
-    /** @type {Map<string, PublicKey>} the key each member's hello verified with, this session */
-    this.verifiedKeys = new Map();
+    /** @type {Map<string, MemberIdentity>} each member's identity, by peer id, this session */
+    this.identities = new Map();
     this.relayOnly = relayOnly;
     /** @type {import('./store.js').Store | null} */
     this.store = null;
@@ -754,14 +764,74 @@ export class Room extends EventTarget {
       return;
     }
     if (member.link !== link) return;
-    const known = this.verifiedKeys.get(member.id);
-    if (known && !sameKey(known, hello.key)) {
+    const known = this.identities.get(member.id);
+    if (known && !sameKey(known.key, hello.key)) {
       this.helloFailed(member, link, 'it presented another identity key than earlier on');
       return;
     }
-    this.verifiedKeys.set(member.id, hello.key);
+    if (!known) {
+      const identity = await this.checkPin(member, hello.key);
+      if (member.link !== link) return;
+      this.identities.set(member.id, identity);
+    }
     gate.key = hello.key;
     this.feed({ verified: { sid: link.sid } });
+  }
+
+  /**
+   * Checks a member's key against the pin of its nickname in this room
+   * (trust on first use). A changed key is told prominently and becomes
+   * the pin; an earlier verification goes.
+   * @private
+   * @param {RoomMember} member
+   * @param {PublicKey} key
+   * @returns {Promise<MemberIdentity>}
+   */
+  async checkPin(member, key) {
+    const identity = { key, nick: member.nick, verified: false, changed: false };
+    if (!this.keystore) return identity;
+    try {
+      const check = await this.keystore.check(this.roomId, member.nick, key);
+      if (check.status === 'same') identity.verified = check.pin.verified;
+      if (check.status === 'changed') {
+        identity.changed = true;
+        this.dispatchEvent(new CustomEvent('key-changed', { detail: { id: member.id, nick: member.nick } }));
+        await this.keystore.replacePin(this.roomId, member.nick, key);
+      }
+    } catch (e) {
+      console.warn('peerchat: could not check the pinned keys', e);
+    }
+    return identity;
+  }
+
+  /**
+   * Our safety number with a member whose hello verified: 60 digits in 12
+   * groups of 5.
+   * @param {string} peerId
+   */
+  async safetyNumber(peerId) {
+    const theirs = this.identities.get(peerId);
+    if (!theirs) throw new Error('this member is not verified yet');
+    const ours = await this.identity;
+    return groupDigits(await safetyNumber(ours.publicKey, theirs.key));
+  }
+
+  /**
+   * Marks a member verified: its safety number was compared out of band.
+   * The mark is kept with its pinned key, and reset if the key changes.
+   * @param {string} peerId
+   */
+  async markVerified(peerId) {
+    const identity = this.identities.get(peerId);
+    if (!identity) return;
+    identity.verified = true;
+    identity.changed = false;
+    try {
+      await this.keystore?.setVerified(this.roomId, identity.nick, identity.key, true);
+    } catch (e) {
+      console.warn('peerchat: could not keep the verification', e);
+    }
+    this.changed();
   }
 
   /**

@@ -10,7 +10,7 @@
 //! its name, arguments, help, the modes it exists in, and how its
 //! arguments are read.
 
-use peerchat_client::engine::MemberStats;
+use peerchat_client::engine::{MemberStats, Safety};
 
 /// Where a line was typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,10 @@ pub enum Command {
     Peers,
     /// Clears the room's history on this device.
     Clear,
+    /// Shows our safety number with a member, to compare out of band.
+    Verify(String),
+    /// Marks a member verified (its safety number was compared).
+    Verified(String),
     /// Leaves the room.
     Quit,
 }
@@ -93,6 +97,20 @@ pub const COMMANDS: &[Spec] = &[
         parse: |args| no_args(args, Command::Clear),
     },
     Spec {
+        name: "verify",
+        args: "NICK",
+        about: "show your safety number with NICK, to compare with theirs out of band",
+        modes: EVERYWHERE,
+        parse: |args| nick(args).map(Command::Verify),
+    },
+    Spec {
+        name: "verified",
+        args: "NICK",
+        about: "mark NICK verified once your safety numbers matched",
+        modes: EVERYWHERE,
+        parse: |args| nick(args).map(Command::Verified),
+    },
+    Spec {
         name: "quit",
         args: "",
         about: "leave the room (in line mode: once what you sent is delivered)",
@@ -106,6 +124,16 @@ pub const COMMANDS: &[Spec] = &[
 enum ArgsError {
     /// It takes none.
     Unexpected,
+    /// It needs a nickname.
+    NoNick,
+}
+
+fn nick(args: &str) -> Result<String, ArgsError> {
+    if args.is_empty() {
+        Err(ArgsError::NoNick)
+    } else {
+        Ok(args.to_owned())
+    }
 }
 
 fn no_args(args: &str, command: Command) -> Result<Command, ArgsError> {
@@ -144,6 +172,12 @@ pub enum CommandError {
         /// The command.
         name: &'static str,
     },
+    /// The command needs a member's nickname.
+    #[error("/{name} needs a member's nickname: /{name} NICK")]
+    NoNick {
+        /// The command.
+        name: &'static str,
+    },
 }
 
 /// Reads a typed line: a message, or a command available in `mode`.
@@ -174,7 +208,10 @@ pub fn parse(line: &str, mode: Mode) -> Result<Entry, CommandError> {
     }
     (spec.parse)(args.trim())
         .map(Entry::Command)
-        .map_err(|ArgsError::Unexpected| CommandError::NoArguments { name: spec.name })
+        .map_err(|err| match err {
+            ArgsError::Unexpected => CommandError::NoArguments { name: spec.name },
+            ArgsError::NoNick => CommandError::NoNick { name: spec.name },
+        })
 }
 
 /// A command of `mode` whose name `typed` may have meant: the only one it
@@ -203,6 +240,18 @@ pub fn is_command(line: &str) -> bool {
 
 /// A member's line in the answer to `/peers`.
 pub fn describe(member: &MemberStats) -> String {
+    let route = route(member);
+    match member.identity {
+        Some(identity) if identity.changed && !identity.verified => {
+            format!("{route}; its safety number changed, not verified")
+        }
+        Some(identity) if identity.verified => format!("{route}; ✓ verified"),
+        Some(_) => format!("{route}; not verified yet (/verify {})", member.member.nick),
+        None => route,
+    }
+}
+
+fn route(member: &MemberStats) -> String {
     match &member.stats {
         Some(st) => format!(
             "{}: {} ({} ↔ {}), round trip {}, sent {} B, received {} B",
@@ -216,6 +265,23 @@ pub fn describe(member: &MemberStats) -> String {
         ),
         None => format!("{}: {}", member.member.nick, member.state.as_str()),
     }
+}
+
+/// The answer to `/verify`, for people.
+pub fn safety_lines(safety: &Safety) -> Vec<String> {
+    let nick = &safety.member.nick;
+    let mut lines = vec![
+        format!("your safety number with {nick}:"),
+        format!("    {}", safety.safety_number),
+    ];
+    if safety.verified {
+        lines.push(format!("{nick} is marked verified ✓"));
+    } else {
+        lines.push(format!(
+            "compare it with the one {nick} sees (in person, or over a call); if they match, /verified {nick}"
+        ));
+    }
+    lines
 }
 
 /// The help for `mode`'s commands, one line each.
@@ -311,6 +377,17 @@ mod tests {
         assert_eq!(
             parse("/quit now", Mode::Tui),
             Err(CommandError::NoArguments { name: "quit" })
+        );
+        let err = parse("/verify", Mode::Line).unwrap_err();
+        assert_eq!(err, CommandError::NoNick { name: "verify" });
+        assert!(err.to_string().contains("/verify NICK"), "{err}");
+        assert_eq!(
+            parse("/verify  alice ", Mode::Tui),
+            Ok(Entry::Command(Command::Verify("alice".into())))
+        );
+        assert_eq!(
+            parse("/Verified bob b", Mode::Line),
+            Ok(Entry::Command(Command::Verified("bob b".into())))
         );
     }
 

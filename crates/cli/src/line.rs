@@ -73,6 +73,12 @@ fn notice(event: &Event) -> Option<String> {
             "could not verify {}: {reason}; the connection was closed",
             member.nick
         ),
+        Event::KeyChanged { member } => format!(
+            "{}'s safety number has changed: they use another identity key than before \
+             (a new device, or someone else); compare it again with /verify {}",
+            member.nick, member.nick
+        ),
+        Event::MemberIdentity { .. } => return None,
         Event::Message(_)
         | Event::Delivery { .. }
         | Event::Typing { .. }
@@ -321,6 +327,26 @@ async fn entered(engine: &Engine, line: &str, mode: Output) -> bool {
                 eprintln!("* {line}");
             }
         }
+        Ok(Entry::Command(Command::Verify(nick))) => match engine.safety_number(&nick).await {
+            Ok(safety) => match mode {
+                Output::Json => {
+                    let json = serde_json::json!({ "event": "safety_number", "safety": safety });
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{json}");
+                    let _ = out.flush();
+                }
+                Output::Plain => {
+                    for line in command::safety_lines(&safety) {
+                        eprintln!("* {}", escape(&line));
+                    }
+                }
+            },
+            Err(err) => eprintln!("* {}", escape(&err.to_string())),
+        },
+        Ok(Entry::Command(Command::Verified(nick))) => match engine.mark_verified(&nick).await {
+            Ok(member) => eprintln!("* {} is marked verified", escape(&member.nick)),
+            Err(err) => eprintln!("* {}", escape(&err.to_string())),
+        },
         Ok(Entry::Command(Command::Clear)) => {
             engine.clear_history();
             eprintln!("* history cleared here; messages sent so far will not come back");

@@ -23,6 +23,7 @@ use crate::input::Input;
 use crate::scroll::{Scroll, View};
 use crate::status::{Level, ServerStatus};
 use crate::wrap::{Piece, wrap};
+use peerchat_client::engine::Identity;
 use peerchat_client::engine::{ChatMessage, Engine, Event, MemberStats, Peer};
 use peerchat_client::peer::LinkState;
 
@@ -78,6 +79,8 @@ pub struct Ui {
     pub awaiting_nick: bool,
     /// Who is typing, until when.
     pub typing: Vec<(Peer, Instant)>,
+    /// What we know of members' identity keys, by peer id.
+    pub identities: std::collections::HashMap<String, Identity>,
 }
 
 impl Ui {
@@ -96,6 +99,7 @@ impl Ui {
             relay_only,
             awaiting_nick: false,
             typing: Vec::new(),
+            identities: std::collections::HashMap::new(),
         }
     }
 
@@ -264,9 +268,17 @@ impl Ui {
             Event::ConnectionCode { .. } | Event::CodeWanted { .. } => {}
             Event::PairingFailed { message } => self.notice(message.clone()),
             Event::SignalRefused { message, .. } => self.notice(message.clone()),
-            Event::NotVerified { member, reason } => self.notice(format!(
+            Event::NotVerified { member, reason } => self.error(format!(
                 "could not verify {}: {reason}; the connection was closed",
                 member.nick
+            )),
+            Event::MemberIdentity { member, identity } => {
+                self.identities.insert(member.id.clone(), *identity);
+            }
+            Event::KeyChanged { member } => self.error(format!(
+                "{}'s safety number has changed: they use another identity key than before \
+                 (a new device, or someone else). Compare it again with /verify {}",
+                member.nick, member.nick
             )),
         }
     }
@@ -539,6 +551,15 @@ pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
             Span::styled("● ", Style::new().fg(color)),
             Span::raw(peer.nick.clone()),
         ];
+        match ui.identities.get(&peer.id) {
+            Some(identity) if identity.verified => {
+                spans.push(Span::styled(" ✓", Style::new().fg(Color::Green).bold()));
+            }
+            Some(identity) if identity.changed => {
+                spans.push(Span::styled(" !", Style::new().fg(Color::Red).bold()));
+            }
+            _ => {}
+        }
         // A long name keeps the dot's colour only.
         if 2 + crate::wrap::width(&peer.nick) + 1 + label.len() <= room {
             spans.push(Span::styled(format!(" {label}"), Style::new().dim()));
@@ -817,6 +838,10 @@ enum Request {
     Peers,
     /// Clear the room's history.
     Clear,
+    /// Show the safety number with a member.
+    Verify(String),
+    /// Mark a member verified.
+    Verified(String),
     /// Leave.
     Quit,
 }
@@ -836,6 +861,8 @@ impl Ui {
         match entry {
             Entry::Command(Command::Quit) => Request::Quit,
             Entry::Command(Command::Peers) => Request::Peers,
+            Entry::Command(Command::Verify(nick)) => Request::Verify(nick),
+            Entry::Command(Command::Verified(nick)) => Request::Verified(nick),
             Entry::Command(Command::Help) => {
                 for line in command::help(Mode::Tui)
                     .into_iter()
@@ -900,6 +927,18 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: &str) -> bool {
         Request::Join(nick) => engine.join(&nick),
         Request::Peers => ui.peers(&engine.stats().await),
         Request::Clear => engine.clear_history(),
+        Request::Verify(nick) => match engine.safety_number(&nick).await {
+            Ok(safety) => {
+                for line in command::safety_lines(&safety) {
+                    ui.notice(line);
+                }
+            }
+            Err(err) => ui.error(err.to_string()),
+        },
+        Request::Verified(nick) => match engine.mark_verified(&nick).await {
+            Ok(member) => ui.notice(format!("{} is marked verified ✓", member.nick)),
+            Err(err) => ui.error(err.to_string()),
+        },
     }
     false
 }

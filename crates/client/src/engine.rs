@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use peerchat_e2e::{Fingerprint, Hello, IdentityKey, PublicKey, Refusal, RoomCrypto};
+use peerchat_e2e::{
+    Fingerprint, Hello, IdentityKey, PublicKey, Refusal, RoomCrypto, SafetyNumber, pin_name,
+};
 use peerchat_history::{Config as HistoryConfig, Effect, History, Message};
 use peerchat_mesh::{Config as MeshConfig, Input, Mesh, Output, SignalKind};
 use peerchat_protocol::ErrorCode;
@@ -198,6 +200,22 @@ pub enum Event {
         /// Why, for people.
         message: String,
     },
+    /// A member's identity: its hello verified (and its key was checked
+    /// against the one pinned for its nickname), or it was marked
+    /// verified.
+    MemberIdentity {
+        /// Who.
+        member: Peer,
+        /// What we know of its key.
+        identity: Identity,
+    },
+    /// A member's key is not the one pinned for its nickname earlier: its
+    /// safety number has changed (an earlier verification is reset). Show
+    /// it prominently.
+    KeyChanged {
+        /// Who.
+        member: Peer,
+    },
     /// A member's hello did not verify (or never came first): the
     /// connection to it was closed, and it shows as not verified.
     NotVerified {
@@ -251,19 +269,63 @@ pub struct MemberStats {
     pub state: LinkState,
     /// The route, when connected.
     pub stats: Option<LinkStats>,
+    /// What we know of its identity, once its hello verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+/// What we know of a member's identity key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// The user marked it verified, after comparing safety numbers.
+    pub verified: bool,
+    /// Its key is not the one pinned for its nickname earlier: its safety
+    /// number changed.
+    pub changed: bool,
+}
+
+/// A member's safety number with us, for `/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Safety {
+    /// Who.
+    pub member: Peer,
+    /// 60 digits, in 12 groups of 5.
+    pub safety_number: String,
+    /// Whether it is marked verified.
+    pub verified: bool,
+}
+
+/// Why a member's safety number cannot be shown or marked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// No member has that nickname.
+    #[error("nobody called {0:?} is here")]
+    NoSuchMember(String),
+    /// The member's hello has not verified yet: we do not know its key.
+    #[error("{0}'s identity is not known yet: wait until you are connected")]
+    NotYet(String),
+    /// The engine stopped.
+    #[error("not connected to the room")]
+    Stopped,
 }
 
 enum Command {
+    Safety(String, oneshot::Sender<Result<Safety, VerifyError>>),
+    MarkVerified(String, oneshot::Sender<Result<Peer, VerifyError>>),
     Send(String),
     ClearHistory,
     Typed,
     Join(String),
     Drain(oneshot::Sender<()>),
     Undelivered(oneshot::Sender<Vec<(Peer, usize)>>),
-    Stats(oneshot::Sender<Vec<(Peer, LinkState, Option<LinkHandle>)>>),
+    Stats(oneshot::Sender<Vec<MemberLink>>),
     Code(Blob),
     Leave(oneshot::Sender<()>),
 }
+
+/// A member, its link state, a handle to its link and its identity, for
+/// [`Engine::stats`].
+type MemberLink = (Peer, LinkState, Option<LinkHandle>, Option<Identity>);
 
 /// A handle to a running engine.
 #[derive(Debug, Clone)]
@@ -333,7 +395,8 @@ impl Engine {
             key,
             crypto,
             context,
-            verified_keys: HashMap::new(),
+            known: HashMap::new(),
+            pins: HashMap::new(),
             deferred: Vec::new(),
             refusals_told: HashMap::new(),
             history: None,
@@ -408,6 +471,27 @@ impl Engine {
         rx.await.unwrap_or_default()
     }
 
+    /// Our safety number with the member called `nick`, to compare out of
+    /// band (`/verify`).
+    pub async fn safety_number(&self, nick: &str) -> Result<Safety, VerifyError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Safety(nick.to_owned(), tx))
+            .map_err(|_| VerifyError::Stopped)?;
+        rx.await.map_err(|_| VerifyError::Stopped)?
+    }
+
+    /// Marks the member called `nick` verified: its safety number was
+    /// compared out of band (`/verified`). The mark is kept with its pinned
+    /// key, and reset if the key changes.
+    pub async fn mark_verified(&self, nick: &str) -> Result<Peer, VerifyError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::MarkVerified(nick.to_owned(), tx))
+            .map_err(|_| VerifyError::Stopped)?;
+        rx.await.map_err(|_| VerifyError::Stopped)?
+    }
+
     /// Each member's connection state and route.
     pub async fn stats(&self) -> Vec<MemberStats> {
         let (tx, rx) = oneshot::channel();
@@ -418,7 +502,7 @@ impl Engine {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (member, state, probe) in links {
+        for (member, state, probe, identity) in links {
             let stats = match probe {
                 Some(link) => link.stats().await,
                 None => None,
@@ -427,6 +511,7 @@ impl Engine {
                 member,
                 state,
                 stats,
+                identity,
             });
         }
         out
@@ -525,9 +610,12 @@ struct State {
     /// What hellos (and messages) are bound to: the room, the mailbox, or
     /// connection codes.
     context: peerchat_e2e::Context,
-    /// The identity key each member's hello verified with in this session:
-    /// a later hello from the same peer id with another key is refused.
-    verified_keys: HashMap<String, PublicKey>,
+    /// The identity key each member's hello verified with in this session
+    /// (a later hello from the same peer id with another key is refused),
+    /// and what we know of it.
+    known: HashMap<String, Known>,
+    /// Pins kept only while running, when there is no history file.
+    pins: HashMap<(String, String), (PublicKey, bool)>,
     /// Inputs for the mesh that carrying out its outputs gave rise to.
     deferred: Vec<Input>,
     /// When a refused signal was last told, by sender and kind.
@@ -762,13 +850,20 @@ impl State {
                         .members()
                         .map(|m| {
                             let handle = self.links.get(m.id()).map(|c| c.link.handle());
-                            (peer(m), m.state(), handle)
+                            let identity = self.known.get(m.id()).map(|k| k.identity);
+                            (peer(m), m.state(), handle, identity)
                         })
                         .collect(),
                 );
             }
             Command::Code(blob) => {
                 let _ = self.pasted.send(blob);
+            }
+            Command::Safety(nick, reply) => {
+                let _ = reply.send(self.safety(&nick));
+            }
+            Command::MarkVerified(nick, reply) => {
+                let _ = reply.send(self.mark_verified(&nick));
             }
             Command::Leave(_) => {}
         }
@@ -1280,20 +1375,150 @@ impl State {
             return self.not_verified(peer, sid, reason);
         }
         if self
-            .verified_keys
+            .known
             .get(peer)
-            .is_some_and(|known| *known != hello.key)
+            .is_some_and(|known| known.key != hello.key)
         {
             let reason = "it presented another identity key than earlier on".to_owned();
             return self.not_verified(peer, sid, reason);
         }
-        self.verified_keys
-            .insert(peer.to_owned(), hello.key.clone());
+        if !self.known.contains_key(peer) {
+            let identity = self.check_pin(peer, &view.peer_nick, &hello.key);
+            let known = Known {
+                key: hello.key.clone(),
+                nick: view.peer_nick.clone(),
+                identity,
+            };
+            self.known.insert(peer.to_owned(), known);
+        }
+        if let Some(known) = self.known.get(peer) {
+            let event = Event::MemberIdentity {
+                member: self.peer_of(peer),
+                identity: known.identity,
+            };
+            self.emit(event);
+        }
         if let Some(current) = self.links.get_mut(peer) {
             current.verified = Some(hello.key);
         }
         let sid = sid.to_owned();
         self.feed(Input::Verified { sid }, Context::default()).await;
+    }
+
+    /// Checks a member's key against the pin of its nickname in this room
+    /// (trust on first use): a changed one is told prominently and
+    /// replaces the pin, and an earlier verification goes. Pairs have no
+    /// room to pin in.
+    fn check_pin(&mut self, peer: &str, nick: &str, key: &PublicKey) -> Identity {
+        use crate::store::PinCheck;
+        let Some(room) = self.options.session.room().map(str::to_owned) else {
+            return Identity {
+                verified: false,
+                changed: false,
+            };
+        };
+        let name = (room.clone(), pin_name(nick));
+        let check = match &self.store {
+            Some(Kept { file, .. }) => file.check_pin(&room, nick, key).unwrap_or_else(|err| {
+                tracing::warn!(%err, "could not read the pinned keys");
+                PinCheck::New
+            }),
+            None => match self.pins.get(&name) {
+                Some((pinned, verified)) if pinned == key => PinCheck::Same {
+                    verified: *verified,
+                },
+                Some(_) => PinCheck::Changed,
+                None => {
+                    self.pins.insert(name.clone(), (key.clone(), false));
+                    PinCheck::New
+                }
+            },
+        };
+        match check {
+            PinCheck::New => Identity {
+                verified: false,
+                changed: false,
+            },
+            PinCheck::Same { verified } => Identity {
+                verified,
+                changed: false,
+            },
+            PinCheck::Changed => {
+                let member = self.peer_of(peer);
+                tracing::warn!(member = %member.nick, "safety number changed");
+                self.emit(Event::KeyChanged { member });
+                // Shown: the new key is the pin from now on.
+                match &self.store {
+                    Some(Kept { file, .. }) => {
+                        if let Err(err) = file.replace_pin(&room, nick, key) {
+                            tracing::warn!(%err, "could not keep the new key");
+                        }
+                    }
+                    None => {
+                        self.pins.insert(name, (key.clone(), false));
+                    }
+                }
+                Identity {
+                    verified: false,
+                    changed: true,
+                }
+            }
+        }
+    }
+
+    /// The member called `nick` whose hello verified.
+    fn known_by_nick(&self, nick: &str) -> Result<(String, &Known), VerifyError> {
+        let wanted = pin_name(nick);
+        let member = self
+            .mesh
+            .members()
+            .find(|m| m.nick() == nick)
+            .or_else(|| self.mesh.members().find(|m| pin_name(m.nick()) == wanted))
+            .ok_or_else(|| VerifyError::NoSuchMember(nick.to_owned()))?;
+        let known = self
+            .known
+            .get(member.id())
+            .ok_or_else(|| VerifyError::NotYet(member.nick().to_owned()))?;
+        Ok((member.id().to_owned(), known))
+    }
+
+    fn safety(&self, nick: &str) -> Result<Safety, VerifyError> {
+        let (id, known) = self.known_by_nick(nick)?;
+        let ours = self.options.identity.public_key();
+        Ok(Safety {
+            member: self.peer_of(&id),
+            safety_number: SafetyNumber::new(&ours, &known.key).grouped(),
+            verified: known.identity.verified,
+        })
+    }
+
+    fn mark_verified(&mut self, nick: &str) -> Result<Peer, VerifyError> {
+        let (id, known) = self.known_by_nick(nick)?;
+        let (key, pinned_as) = (known.key.clone(), known.nick.clone());
+        if let Some(room) = self.options.session.room() {
+            match &self.store {
+                Some(Kept { file, .. }) => {
+                    if let Err(err) = file.set_verified(room, &pinned_as, &key, true) {
+                        tracing::warn!(%err, "could not keep the verification");
+                    }
+                }
+                None => {
+                    if let Some(pin) = self.pins.get_mut(&(room.to_owned(), pin_name(&pinned_as))) {
+                        pin.1 = pin.0 == key;
+                    }
+                }
+            }
+        }
+        let member = self.peer_of(&id);
+        if let Some(known) = self.known.get_mut(&id) {
+            known.identity.verified = true;
+            let event = Event::MemberIdentity {
+                member: member.clone(),
+                identity: known.identity,
+            };
+            self.emit(event);
+        }
+        Ok(member)
     }
 
     /// A hello failed: the link is closed (the mesh is told next) and the
@@ -1358,6 +1583,16 @@ impl State {
             }
         });
     }
+}
+
+/// A member whose hello verified, this session.
+struct Known {
+    /// Its identity key.
+    key: PublicKey,
+    /// The nickname it was pinned under.
+    nick: String,
+    /// What we know of it.
+    identity: Identity,
 }
 
 /// One link as this side sees it, for its hellos.

@@ -8,10 +8,15 @@
 //! under another nickname starts with nothing of the first one's, just as
 //! a browser elsewhere does. Rows are kept under `ROOM/PEER_ID` (a room id
 //! holds no `/`).
+//!
+//! It also keeps the identity keys of the others, pinned on first use per
+//! room and nickname ([`Store::check_pin`]), and whether the user verified
+//! them by comparing safety numbers.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use peerchat_e2e::{Alg, PublicKey, pin_name};
 use peerchat_history::{Message, Saved};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -46,6 +51,20 @@ fn signed(n: u64) -> i64 {
 
 fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// What a nickname's key is, against its pin ([`Store::check_pin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinCheck {
+    /// Seen for the first time: now pinned.
+    New,
+    /// The pinned key again; `verified` if the user verified it.
+    Same {
+        /// Verified by comparing safety numbers.
+        verified: bool,
+    },
+    /// Another key than the pinned one: the safety number changed.
+    Changed,
 }
 
 /// The history file.
@@ -95,7 +114,11 @@ impl Store {
                  room TEXT PRIMARY KEY, saved TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS keys (
                  room TEXT NOT NULL, nick TEXT NOT NULL, key TEXT NOT NULL,
-                 PRIMARY KEY (room, nick));",
+                 PRIMARY KEY (room, nick));
+             CREATE TABLE IF NOT EXISTS pins (
+                 room TEXT NOT NULL, name TEXT NOT NULL, alg TEXT NOT NULL,
+                 key BLOB NOT NULL, verified INTEGER NOT NULL, since INTEGER NOT NULL,
+                 PRIMARY KEY (room, name));",
         )
         .map_err(sql)?;
         Ok(Self {
@@ -243,6 +266,85 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// The key pinned for `nick` in `room` (in [`pin_name`] form), and
+    /// whether it was verified.
+    pub fn pin(&self, room: &str, nick: &str) -> Result<Option<(PublicKey, bool)>, StoreError> {
+        let row: Option<(String, Vec<u8>, bool)> = self
+            .db
+            .query_row(
+                "SELECT alg, key, verified FROM pins WHERE room = ?1 AND name = ?2",
+                params![room, pin_name(nick)],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        // A row that does not read back is as good as none.
+        Ok(row.and_then(|(alg, key, verified)| {
+            let alg = Alg::from_name(&alg)?;
+            PublicKey::new(alg, &key).ok().map(|k| (k, verified))
+        }))
+    }
+
+    /// Checks the key `nick` presents in `room` against its pin, pinning it
+    /// if there is none. A changed key leaves the pin as it was: show it,
+    /// then [`Store::replace_pin`].
+    pub fn check_pin(
+        &self,
+        room: &str,
+        nick: &str,
+        key: &PublicKey,
+    ) -> Result<PinCheck, StoreError> {
+        match self.pin(room, nick)? {
+            Some((pinned, verified)) if pinned == *key => Ok(PinCheck::Same { verified }),
+            Some(_) => Ok(PinCheck::Changed),
+            None => {
+                self.replace_pin(room, nick, key)?;
+                Ok(PinCheck::New)
+            }
+        }
+    }
+
+    /// Pins `key` for `nick` in `room`, not verified (a first key, or one
+    /// that replaces a changed one once the user was shown the change).
+    pub fn replace_pin(&self, room: &str, nick: &str, key: &PublicKey) -> Result<(), StoreError> {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| signed(d.as_millis() as u64));
+        self.db
+            .execute(
+                "INSERT INTO pins (room, name, alg, key, verified, since) VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                 ON CONFLICT (room, name) DO UPDATE SET alg = excluded.alg, key = excluded.key,
+                     verified = 0, since = excluded.since",
+                params![room, pin_name(nick), key.alg().name(), key.raw(), since],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Marks `nick`'s pinned key in `room` verified (or not), if the pin is
+    /// still `key`. Returns whether it did.
+    pub fn set_verified(
+        &self,
+        room: &str,
+        nick: &str,
+        key: &PublicKey,
+        verified: bool,
+    ) -> Result<bool, StoreError> {
+        if self
+            .pin(room, nick)?
+            .is_none_or(|(pinned, _)| pinned != *key)
+        {
+            return Ok(false);
+        }
+        self.db
+            .execute(
+                "UPDATE pins SET verified = ?3 WHERE room = ?1 AND name = ?2",
+                params![room, pin_name(nick), verified],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.sql(e))
+    }
+
     /// Adds messages.
     pub fn add(&mut self, room: &str, messages: &[Message]) -> Result<(), StoreError> {
         let room = &self.scope(room);
@@ -370,6 +472,42 @@ mod tests {
         assert!(store.load("another room").unwrap().messages.is_empty());
         store.clear("room").unwrap();
         assert!(store.load("room").unwrap().messages.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn keys_are_pinned_on_first_use_per_room_and_nickname() {
+        let dir = std::env::temp_dir().join(format!("peerchat-pins-{}", crate::random_id()));
+        let path = dir.join("history.sqlite3");
+        let a = peerchat_e2e::IdentityKey::from_seed([1; 32]).public_key();
+        let b = peerchat_e2e::IdentityKey::from_seed([2; 32]).public_key();
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.check_pin("room", "Alice", &a).unwrap(), PinCheck::New);
+            assert!(store.set_verified("room", "alice", &a, true).unwrap());
+            assert!(!store.set_verified("room", "alice", &b, true).unwrap());
+        }
+        let store = Store::open(&path).unwrap();
+        // The pin name is the nickname in NFKC, lower case.
+        assert_eq!(
+            store.check_pin("room", "ＡＬＩＣＥ", &a).unwrap(),
+            PinCheck::Same { verified: true }
+        );
+        assert_eq!(
+            store.check_pin("room", "alice", &b).unwrap(),
+            PinCheck::Changed
+        );
+        // Another room is another pin.
+        assert_eq!(
+            store.check_pin("other", "alice", &b).unwrap(),
+            PinCheck::New
+        );
+        // Replaced once shown: the verified mark goes with the old key.
+        store.replace_pin("room", "alice", &b).unwrap();
+        assert_eq!(
+            store.check_pin("room", "alice", &b).unwrap(),
+            PinCheck::Same { verified: false }
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
