@@ -5,7 +5,47 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
+import {
+  base64urlDecode,
+  base64urlEncode,
+  identityFromPkcs8,
+  publicKeyFromWire,
+  publicKeyToWire,
+  signWith,
+  verifySignature,
+} from '../../web/js/e2e.js';
 import { History } from '../../web/js/history.js';
+
+/** PKCS#8 (version 1) of an Ed25519 key: this prefix, then the 32-byte seed. */
+const PKCS8_PREFIX = '302e020100300506032b657004220420';
+
+/** @param {string} hex */
+const fromHex = (hex) => Uint8Array.from(hex.match(/../g) ?? [], (b) => parseInt(b, 16));
+
+/**
+ * The log's effects, with every check it asks for done at once and its
+ * answer in place of the request (as the page does, asynchronously).
+ * @param {History} h
+ * @param {import('../../web/js/history.js').Effect[]} effects
+ * @returns {Promise<unknown[]>}
+ */
+async function checked(h, effects) {
+  const out = [];
+  for (const e of effects) {
+    if ('verify' in e) {
+      const results = await Promise.all(
+        e.verify.items.map(async (item) => {
+          const sig = base64urlDecode(item.sig);
+          return sig !== null && verifySignature(publicKeyFromWire(item), item.bytes, sig);
+        }),
+      );
+      out.push(...(await checked(h, h.verified(e.verify.id, results))));
+    } else {
+      out.push(effect(e));
+    }
+  }
+  return out;
+}
 
 const doc = JSON.parse(readFileSync(new URL('../vectors/history.json', import.meta.url), 'utf8'));
 
@@ -24,17 +64,27 @@ function effect(e) {
 }
 
 for (const scenario of doc.scenarios) {
-  test(scenario.name, () => {
+  test(scenario.name, async () => {
     const config = {};
     for (const [name, value] of Object.entries(scenario.config ?? {})) config[CONFIG_NAMES[name]] = value;
-    const h = new History(scenario.me, config);
-    scenario.steps.forEach((step, i) => {
+    /** @type {Map<string, import('../../web/js/e2e.js').Identity>} */
+    const keys = new Map();
+    for (const [id, seed] of Object.entries(scenario.keys)) {
+      keys.set(id, await identityFromPkcs8('ed25519', fromHex(PKCS8_PREFIX + seed)));
+    }
+    const wire = (/** @type {string} */ id) => publicKeyToWire(/** @type {any} */ (keys.get(id)).publicKey);
+    const h = new History(scenario.me, config).setIdentity(scenario.context, wire(scenario.me));
+    for (const author of scenario.confirmed) assert.deepEqual(h.keyConfirmed(author, wire(author)), []);
+    for (const [i, step] of scenario.steps.entries()) {
       const at = `step ${i}: ${JSON.stringify(step).slice(0, 300)}`;
       const want = step.want;
       switch (step.do) {
         case 'send':
           try {
-            const { message, envelope } = h.send(step);
+            // Draft, sign, commit: as the page does.
+            const draft = h.draft(step);
+            const sig = base64urlEncode(await signWith(/** @type {any} */ (keys.get(scenario.me)), draft.bytes));
+            const { message, envelope } = h.commit(draft, sig, step.recipients);
             assert.deepEqual(message, want.message, at);
             assert.equal(envelope, want.envelope, at);
           } catch (e) {
@@ -42,14 +92,20 @@ for (const scenario of doc.scenarios) {
             assert.equal(e.code, want.error, at);
           }
           break;
-        case 'receive':
+        case 'receive': {
+          let got;
           try {
-            const got = h.handle(step.from, step.nick, step.text, step.now);
-            assert.deepEqual(got.map(effect), want.effects, at);
+            got = h.handle(step.from, step.nick, step.text, step.now);
           } catch (e) {
             if (!want.error) throw e;
             assert.equal(e.code, want.error, at);
+            break;
           }
+          assert.deepEqual(await checked(h, got), want.effects, at);
+          break;
+        }
+        case 'key_confirmed':
+          assert.deepEqual(await checked(h, h.keyConfirmed(step.author, wire(step.author))), want.effects, at);
           break;
         case 'link_opened':
           assert.deepEqual(h.linkOpened(step.peer).map(effect), want.effects, at);
@@ -90,18 +146,24 @@ for (const scenario of doc.scenarios) {
         default:
           assert.fail(`unknown step ${step.do}`);
       }
-    });
+    }
   });
 }
 
-test('save and restore keep messages, recipients and acknowledgements', () => {
-  const h = new History('aaaaaaaaaaaaaaaa');
-  h.send({ id: 'x', nick: 'alice', text: 'hello', ts: 1, recipients: ['bbbbbbbbbbbbbbbb'] });
+test('save and restore keep messages, recipients and acknowledgements', async () => {
+  const me = await identityFromPkcs8('ed25519', fromHex(PKCS8_PREFIX + '07'.repeat(32)));
+  const send = async (/** @type {History} */ h, /** @type {any} */ message) => {
+    const draft = h.draft(message);
+    return h.commit(draft, base64urlEncode(await signWith(me, draft.bytes)), message.recipients);
+  };
+  const key = publicKeyToWire(me.publicKey);
+  const h = new History('aaaaaaaaaaaaaaaa').setIdentity('code', key);
+  await send(h, { id: 'x', nick: 'alice', text: 'hello', ts: 1, recipients: ['bbbbbbbbbbbbbbbb'] });
   h.handle('bbbbbbbbbbbbbbbb', 'bob', '{"v":1,"type":"ack","upto":1}', 0);
   const saved = JSON.parse(JSON.stringify(h.save()));
-  const back = new History('aaaaaaaaaaaaaaaa');
+  const back = new History('aaaaaaaaaaaaaaaa').setIdentity('code', key);
   assert.equal(back.restore(saved).length, 1);
   assert.deepEqual(back.delivery(1), { acked: ['bbbbbbbbbbbbbbbb'], waiting: [] });
-  assert.equal(back.send({ id: 'y', nick: 'alice', text: 'more', ts: 2, recipients: [] }).message.seq, 2);
+  assert.equal((await send(back, { id: 'y', nick: 'alice', text: 'more', ts: 2, recipients: [] })).message.seq, 2);
   assert.equal(back.restore(saved).length, 0);
 });

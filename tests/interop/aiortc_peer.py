@@ -197,6 +197,12 @@ def verify(alg, key, data, sig):
     return False
 
 
+def message_bytes(context, author, nick, m):
+    """What an author signs of a chat message (docs/protocol.md, "Signed messages")."""
+    return "\n".join(["peerchat-v2 msg", context, author, nick, str(m["seq"]), str(m["clock"]), str(m["ts"]),
+                      m["id"], "chat", m["text"]]).encode()
+
+
 def hello_bytes(context, sid, signer, signer_nick, receiver, signer_fp, receiver_fp):
     return "\n".join(["peerchat-v2 hello", context, sid, signer, signer_nick, receiver, signer_fp, receiver_fp]).encode()
 
@@ -234,6 +240,7 @@ class Peer:
         self.mine = []  # our messages, for peers whose channel opens later
         self.clock = 0  # Lamport clock
         self.ws = None
+        self.keys = {}  # author -> (alg, raw key), from their verified hellos
 
     async def signal(self, member, payload):
         payload["sid"] = member.sid
@@ -285,12 +292,13 @@ class Peer:
             asyncio.ensure_future(member.pc.close())
             return
         member.key = (env["alg"], key)
+        self.keys[member.id] = member.key
         # Verified: now the sync (what we hold, so that they send what we
         # missed) and whatever waited.
         have = dict(self.floor)
         if self.seq:
             have[self.me["id"]] = self.seq
-        member.channel.send(json.dumps({"v": 1, "type": "sync", "have": have}))
+        member.channel.send(json.dumps({"v": 2, "type": "sync", "have": have}))
         for envelope in member.outbox:
             member.channel.send(envelope)
         member.outbox.clear()
@@ -304,20 +312,41 @@ class Peer:
             return
         kind = env.get("type")
         if kind == "chat":
-            self.on_message(member.id, member.nick, env, member)
+            if self.signed_by(member.key, member.id, member.nick, env):
+                self.on_message(member.id, member.nick, env, member)
         elif kind == "history" and isinstance(env.get("messages"), list):
-            # What we missed (sent before our channel opened), in order.
+            # What we missed (sent before our channel opened), in order;
+            # each signed by its author, checked against the author's key
+            # from its hello (or, not known yet, the key it carries).
             for record in env["messages"]:
-                if isinstance(record, dict) and isinstance(record.get("author"), str):
-                    ack_to = self.members.get(record["author"])
-                    self.on_message(record["author"], record.get("nick", "?"), record, ack_to)
+                if not isinstance(record, dict) or not isinstance(record.get("author"), str):
+                    continue
+                author, nick = record["author"], record.get("nick", "?")
+                key = self.keys.get(author)
+                if key is None and author != self.me["id"]:
+                    carried = unb64url(record.get("key"))
+                    key = (record.get("alg"), carried) if carried is not None else None
+                if author == self.me["id"] or not self.signed_by(key, author, nick, record):
+                    continue
+                self.on_message(author, nick, record, self.members.get(author))
         elif kind == "sync" and isinstance(env.get("have"), dict):
             # Answer with what they lack of ours (we keep only our own).
             held = env["have"].get(self.me["id"], 0)
             missing = [m for m in self.mine if m["seq"] > held]
             if missing:
-                member.channel.send(json.dumps({"v": 1, "type": "history", "messages": missing}))
+                member.channel.send(json.dumps({"v": 2, "type": "history", "messages": missing}))
         # ack, typing: optional, ignored here
+
+    def signed_by(self, key, author, nick, m):
+        """Whether message `m` carries a valid signature by `key` (its author's)."""
+        sig = unb64url(m.get("sig"))
+        if key is None or sig is None or not all(isinstance(m.get(f), int) for f in ("seq", "clock", "ts")) \
+                or not isinstance(m.get("id"), str) or not isinstance(m.get("text"), str):
+            return False
+        if verify(key[0], key[1], message_bytes(self.sealer.context, author, nick, m), sig):
+            return True
+        notice(f"refused a message attributed to {nick}: its signature does not verify")
+        return False
 
     def on_message(self, author, nick, env, ack_to):
         seq, clock = env.get("seq"), env.get("clock")
@@ -334,7 +363,7 @@ class Peer:
             self.floor[author] = floor
             if ack_to is not None and ack_to.key is not None and ack_to.channel is not None \
                     and ack_to.channel.readyState == "open":
-                ack_to.channel.send(json.dumps({"v": 1, "type": "ack", "upto": floor}))
+                ack_to.channel.send(json.dumps({"v": 2, "type": "ack", "upto": floor}))
         body = env.get("text", "").replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
         print(f"{nick}: {body}", flush=True)
 
@@ -426,8 +455,11 @@ class Peer:
         self.seq += 1
         self.clock += 1
         message = {"id": random_id(), "seq": self.seq, "clock": self.clock, "ts": int(time.time() * 1000), "text": text}
-        self.mine.append({"author": self.me["id"], "nick": self.me["nick"], **message})
-        envelope = json.dumps({"v": 1, "type": "chat", **message})
+        message["sig"] = b64url(self.identity.sign(message_bytes(self.sealer.context, self.me["id"], self.me["nick"],
+                                                                 message)))
+        self.mine.append({"author": self.me["id"], "nick": self.me["nick"], **message, "alg": "ed25519",
+                          "key": b64url(self.identity.public)})
+        envelope = json.dumps({"v": 2, "type": "chat", **message})
         for member in self.members.values():
             if member.key is not None and member.channel is not None and member.channel.readyState == "open":
                 member.channel.send(envelope)

@@ -509,6 +509,24 @@ async function main() {
   });
   room.addEventListener('members', () => renderMembers(room));
   room.addEventListener('refused', (e) => notice(/** @type {CustomEvent} */ (e).detail.text));
+  room.addEventListener('forged', (e) => {
+    const { author, by, count } = /** @type {CustomEvent} */ (e).detail;
+    const what = count === 1 ? 'A message' : `${count} messages`;
+    notice(
+      author === by
+        ? `${what} from ${author} ${count === 1 ? 'was' : 'were'} refused: the signature does not match ${author}'s key.`
+        : `${what} attributed to ${author}, relayed by ${by}, ${count === 1 ? 'was' : 'were'} refused: ${author} did not sign ${count === 1 ? 'it' : 'them'}.`,
+    );
+  });
+  room.addEventListener('message-verified', (e) => {
+    const { authorId, seq } = /** @type {CustomEvent} */ (e).detail;
+    log.markVerified(authorId, seq);
+  });
+  room.addEventListener('message-removed', (e) => {
+    const { authorId, seq, author, by } = /** @type {CustomEvent} */ (e).detail;
+    log.remove(authorId, seq);
+    notice(`A message attributed to ${author}, relayed by ${by}, was forged and has been removed.`);
+  });
   room.addEventListener('key-changed', (e) => {
     const { nick } = /** @type {CustomEvent} */ (e).detail;
     log.notice(
@@ -537,7 +555,11 @@ async function main() {
 
   wireComposer(
     { form: ui.composer, box: ui.message, note: ui.composerNote },
-    (text) => showMessage(room, room.send(text)),
+    (text) =>
+      void room.send(text).then(
+        (m) => showMessage(room, m),
+        (e) => notice(`Not sent: ${/** @type {Error} */ (e).message}`),
+      ),
     () => room.typed(),
   );
 

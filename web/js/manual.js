@@ -18,13 +18,19 @@ import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
 import { decodeCode, encodeCode } from './codes.js';
 import {
+  base64urlDecode,
+  base64urlEncode,
   buildHello,
   CODE_CONTEXT,
   fingerprintFromSdp,
   generateIdentity,
   helloEnvelope,
   parseHello,
+  publicKeyFromWire,
+  publicKeyToWire,
+  signWith,
   verifyHello,
+  verifySignature,
 } from './e2e.js';
 import { History } from './history.js';
 import { KeyStore } from './keystore.js';
@@ -162,6 +168,7 @@ function chatOver(pc, dc, ids, me, peerNick) {
     });
   });
   const history = new History(ids.me);
+  void identity.then((id) => history.setIdentity(CODE_CONTEXT, publicKeyToWire(id.publicKey)));
   /** @param {number} seq */
   const status = (seq) =>
     history.delivery(seq).acked.length > 0
@@ -169,16 +176,27 @@ function chatOver(pc, dc, ids, me, peerNick) {
       : { state: 'sending', text: 'Sending…', detail: `Waiting for ${peerNick()}.` };
   /** @type {number[]} */
   const unacked = [];
-  /** @param {string} text */
-  const receive = (text) => {
-    let effects;
-    try {
-      effects = history.handle(ids.peer, peerNick(), text, Date.now());
-    } catch (e) {
-      console.warn('peerchat: ignoring a malformed message', e);
-      return;
-    }
+  /**
+   * Carries out what the log asks for; signatures are checked, and their
+   * results handed back, before what follows.
+   * @param {import('./history.js').Effect[]} effects
+   */
+  const apply = async (effects) => {
     for (const effect of effects) {
+      if ('verify' in effect) {
+        const results = await Promise.all(
+          effect.verify.items.map(async (item) => {
+            const sig = base64urlDecode(item.sig);
+            return sig !== null && verifySignature(publicKeyFromWire(item), item.bytes, sig).catch(() => false);
+          }),
+        );
+        await apply(history.verified(effect.verify.id, results));
+        continue;
+      }
+      if ('forged' in effect) {
+        log.notice(`A message from ${peerNick()} was refused: its signature does not verify.`, { warning: true });
+        continue;
+      }
       if ('added' in effect) {
         const m = effect.added;
         log.message({ ...m, authorId: m.author, author: peerNick(), own: false });
@@ -190,13 +208,24 @@ function chatOver(pc, dc, ids, me, peerNick) {
     }
   };
   /** @param {string} text */
-  const checkHello = async (text) => {
+  const receive = async (text) => {
     try {
-      await verifyHello(parseHello(JSON.parse(text)), view());
+      await apply(history.handle(ids.peer, peerNick(), text, Date.now()));
+    } catch (e) {
+      console.warn('peerchat: ignoring a malformed message', e);
+    }
+  };
+  /** @param {string} text */
+  const checkHello = async (text) => {
+    let hello;
+    try {
+      hello = parseHello(JSON.parse(text));
+      await verifyHello(hello, view());
     } catch {
       fail('its hello does not match this connection: someone may be in the middle');
       return;
     }
+    await apply(history.keyConfirmed(ids.peer, publicKeyToWire(hello.key)));
     verified = true;
     setStatus('open', `Connected to ${peerNick()}, directly`);
     log.notice(`You are connected to ${peerNick()}, with no server in between.`);
@@ -226,12 +255,22 @@ function chatOver(pc, dc, ids, me, peerNick) {
       pc.close();
     }
   });
+  let sending = Promise.resolve();
   wireComposer({ form: ui.composer, box: ui.message, note: ui.composerNote }, (text) => {
     if (!verified || dc.readyState !== 'open') throw new Error('Not connected.');
-    const { message, envelope } = history.send({ id: randomId(), nick: me, text, ts: Date.now(), recipients: [ids.peer] });
-    dc.send(envelope);
-    unacked.push(message.seq);
-    log.message({ ...message, authorId: message.author, author: me, own: true }, status(message.seq));
+    const message = { id: randomId(), nick: me, text, ts: Date.now() };
+    history.draft(message); // what cannot be sent throws here
+    sending = sending.then(async () => {
+      // One after another, so that each draft's number is the next.
+      const draft = history.draft(message);
+      const sig = base64urlEncode(await signWith(await identity, draft.bytes));
+      const { message: sent, envelope } = history.commit(draft, sig, [ids.peer]);
+      dc.send(envelope);
+      unacked.push(sent.seq);
+      log.message({ ...sent, authorId: sent.author, author: me, own: true, relayedBy: null }, status(sent.seq));
+    }).catch((e) => {
+      ui.composerNote.textContent = `Not sent: ${/** @type {Error} */ (e).message}`;
+    });
   });
 }
 

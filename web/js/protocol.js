@@ -9,7 +9,7 @@
  */
 
 export const PROTOCOL_VERSION = 2;
-export const ENVELOPE_VERSION = 1;
+export const ENVELOPE_VERSION = 2;
 /** Longest chat text, in bytes of UTF-8. */
 export const MAX_TEXT_BYTES = 16 * 1024;
 /** The limit as people read it. */
@@ -341,10 +341,13 @@ export const MAX_HISTORY_BATCH = 1000;
 export const MAX_SYNC_AUTHORS = 1024;
 
 /**
- * A chat message as its author sends it.
- * @typedef {{id: string, seq: number, clock: number, ts: number, text: string}} Chat
- * A message in a `history` envelope: a chat message with its author.
- * @typedef {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string}} HistoryRecord
+ * A chat message as its author sends it; `sig` (version 2) the author's
+ * signature, base64url, checked by the message log.
+ * @typedef {{id: string, seq: number, clock: number, ts: number, text: string, sig?: string}} Chat
+ * A message in a `history` envelope: a chat message with its author, and
+ * (version 2) the author's identity key (`alg`, `key`).
+ * @typedef {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string,
+ *   alg?: string, key?: string, sig?: string}} HistoryRecord
  * @typedef {({kind: 'chat'} & Chat)
  *   | {kind: 'ack', upto: number}
  *   | {kind: 'sync', have: Record<string, number>}
@@ -366,8 +369,8 @@ function envelope(type, body) {
  * A `chat` envelope as JSON text.
  * @param {Chat} chat
  */
-export function chatEnvelope({ id, seq, clock, ts, text }) {
-  return envelope('chat', { id, seq, clock, ts, text });
+export function chatEnvelope({ id, seq, clock, ts, text, sig }) {
+  return envelope('chat', { id, seq, clock, ts, text, sig });
 }
 
 /** @param {number} upto */
@@ -389,7 +392,18 @@ export function syncEnvelope(have) {
 /** @param {HistoryRecord[]} messages */
 export function historyEnvelope(messages) {
   return envelope('history', {
-    messages: messages.map(({ author, nick, id, seq, clock, ts, text }) => ({ author, nick, id, seq, clock, ts, text })),
+    messages: messages.map(({ author, nick, id, seq, clock, ts, text, alg, key, sig }) => ({
+      author,
+      nick,
+      id,
+      seq,
+      clock,
+      ts,
+      text,
+      alg,
+      key,
+      sig,
+    })),
   });
 }
 
@@ -441,7 +455,24 @@ function chatFields(obj) {
   if (utf8Length(body) > MAX_TEXT_BYTES) {
     throw new ProtocolError('bad_message', `field \`text\` must be at most ${MAX_TEXT_BYTES} bytes of UTF-8`);
   }
-  return { id, seq, clock, ts: when, text: body };
+  /** @type {Chat} */
+  const chat = { id, seq, clock, ts: when, text: body };
+  const sig = optionalString(obj, 'sig');
+  if (sig !== undefined) chat.sig = sig;
+  return chat;
+}
+
+/**
+ * A field that may be left out (or `null`), but is a string if given.
+ * @param {Record<string, unknown>} obj
+ * @param {string} field
+ * @returns {string | undefined}
+ */
+function optionalString(obj, field) {
+  const value = obj[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new ProtocolError('bad_message', `field \`${field}\` must be a string`);
+  return value;
 }
 
 /**
@@ -457,7 +488,19 @@ function historyRecord(value) {
   } catch {
     throw new ProtocolError('bad_message', 'field `nick` must follow the nickname rules');
   }
-  return { author, nick, ...chatFields(value) };
+  /** @type {HistoryRecord} */
+  const record = { author, nick, ...chatFields(value) };
+  const alg = optionalString(value, 'alg');
+  const key = optionalString(value, 'key');
+  if (alg !== undefined) record.alg = alg;
+  if (key !== undefined) record.key = key;
+  if (record.sig !== undefined) {
+    // In the protocol's order: the key, then the signature.
+    const { sig } = record;
+    delete record.sig;
+    record.sig = sig;
+  }
+  return record;
 }
 
 /**

@@ -14,24 +14,30 @@
  */
 
 import {
+  base64urlDecode,
+  base64urlEncode,
   buildHello,
   generateIdentity,
   groupDigits,
   helloEnvelope,
   parseHello,
+  publicKeyFromWire,
+  publicKeyToWire,
   Refusal,
   RoomCrypto,
   roomContext,
   safetyNumber,
   SignalKey,
+  signWith,
   verifyHello,
+  verifySignature,
 } from './e2e.js';
 import { KeyStore } from './keystore.js';
 import { History } from './history.js';
 import { Inbox, lastAcks } from './inbox.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
-import { peerIdFromKey, randomId } from './protocol.js';
+import { peerIdFromKey, ProtocolError, randomId } from './protocol.js';
 import { Signaling } from './signaling.js';
 
 const KEY_STORAGE_PREFIX = 'peerchat.key.';
@@ -89,7 +95,9 @@ export function refusalText(nick, refusal) {
  *   up: boolean}} RoomMember
  *   `up`: its channel is open and its hello verified: chat may flow
  * @typedef {{id: string, seq: number, clock: number, ts: number, text: string,
- *   authorId: string, author: string, own: boolean}} ChatMessage
+ *   authorId: string, author: string, own: boolean, relayedBy: string | null}} ChatMessage
+ *   `relayedBy`: the member who relayed it, while its author's key is not
+ *   confirmed ("relayed by X, not yet verified")
  * @typedef {{state: 'sent' | 'sending' | 'delivered' | 'waiting' | 'undelivered',
  *   text: string, detail: string}} DeliveryState
  */
@@ -147,6 +155,12 @@ async function memberKey(roomId) {
  *   most one a minute per member and kind)
  * - `not-verified` (detail: {nick, reason}) a member's hello did not verify:
  *   the connection to it was closed
+ * - `forged` (detail: {author, by, count}) messages attributed to `author`,
+ *   from `by`, were refused: their signatures do not verify
+ * - `message-verified` (detail: {authorId, seq}) a relayed message is
+ *   verified now (its author's hello confirmed its key)
+ * - `message-removed` (detail: {authorId, seq, author, by}) a relayed message
+ *   was forged (its author's hello showed another key): take it off
  * - `key-changed` (detail: {id, nick}) a member's identity key is not the one
  *   pinned for its nickname: its safety number changed (show it
  *   prominently); an earlier verification is reset
@@ -214,6 +228,17 @@ export class Room extends EventTarget {
     /** @type {Map<string, string>} last known nickname of every author seen */
     this.nicks = new Map();
     this.history = new History('');
+    /** @type {Promise<unknown>} our messages are signed one after another */
+    this.sending = Promise.resolve();
+    /** @type {{alg: string, key: string} | null} our identity key, once loaded */
+    this.ownKey = null;
+    void this.identity.then(
+      (identity) => {
+        this.ownKey = publicKeyToWire(identity.publicKey);
+        this.history.setIdentity(roomContext(this.roomId), this.ownKey);
+      },
+      (e) => console.warn('peerchat: no identity key', e),
+    );
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.typingTimer = undefined;
     this.saveQueued = false;
@@ -233,7 +258,7 @@ export class Room extends EventTarget {
     this.key = key;
     this.selfId = await peerIdFromKey(this.roomId, this.key);
     this.crypto = new RoomCrypto(await this.signalKey, this.selfId);
-    this.history = new History(this.selfId);
+    this.history = this.newHistory(this.selfId);
     // Each member keeps its own history; one whose key dies with the page
     // keeps none.
     this.store = kept ? await this.storeOpening : null;
@@ -279,20 +304,43 @@ export class Room extends EventTarget {
    * Sends a chat message to every member whose channel is open; the others
    * get it when their channel opens (the history sync).
    * @param {string} text
-   * @returns {ChatMessage}
+   * @returns {Promise<ChatMessage>} our message, once signed and sent
    */
   send(text) {
-    const sent = this.history.send({
-      id: randomId(),
-      nick: this.nick ?? '',
-      text,
-      ts: Date.now(),
-      recipients: [...this.members.keys()],
+    const message = { id: randomId(), nick: this.nick ?? '', text, ts: Date.now() };
+    // What cannot be sent is said at once (this throws); signing follows.
+    this.history.draft(message);
+    const sent = this.sending.then(async () => {
+      const identity = await this.identity;
+      for (;;) {
+        const draft = this.history.draft(message);
+        const sig = base64urlEncode(await signWith(identity, draft.bytes));
+        try {
+          return this.history.commit(draft, sig, [...this.members.keys()]);
+        } catch (e) {
+          // Another message took the number meanwhile: draft it again.
+          if (!(e instanceof ProtocolError && e.code === 'stale')) throw e;
+        }
+      }
     });
-    this.store?.add(this.roomId, [sent.message]);
-    this.saveState();
-    for (const member of this.members.values()) this.sendTo(member, sent.envelope);
-    return this.view(sent.message);
+    this.sending = sent.catch(() => {});
+    return sent.then(({ message: m, envelope }) => {
+      this.store?.add(this.roomId, [m]);
+      this.saveState();
+      for (const member of this.members.values()) this.sendTo(member, envelope);
+      return this.view(m);
+    });
+  }
+
+  /**
+   * A log for `me`, signing with our identity key once it is loaded.
+   * @private
+   * @param {string} me
+   */
+  newHistory(me) {
+    const history = new History(me);
+    if (this.ownKey) history.setIdentity(roomContext(this.roomId), this.ownKey);
+    return history;
   }
 
   /** Tells the others that we are typing (at most every few seconds). */
@@ -446,7 +494,7 @@ export class Room extends EventTarget {
       this.selfId = msg.you.id;
       this.crypto?.setMe(this.selfId);
       const kept = this.history.save();
-      this.history = new History(this.selfId);
+      this.history = this.newHistory(this.selfId);
       this.history.restore(kept);
     }
     this.nick = msg.you.nick;
@@ -775,6 +823,8 @@ export class Room extends EventTarget {
       this.identities.set(member.id, identity);
     }
     gate.key = hello.key;
+    // Its messages (live, or relayed by others before) verify with this key.
+    this.apply(this.history.keyConfirmed(member.id, publicKeyToWire(hello.key)));
     this.feed({ verified: { sid: link.sid } });
   }
 
@@ -906,6 +956,8 @@ export class Room extends EventTarget {
     const added = [];
     let acked = false;
     let typing = false;
+    /** @type {Map<string, {author: string, by: string, count: number}>} */
+    const forged = new Map();
     for (const effect of effects) {
       if ('added' in effect) added.push(effect.added);
       else if ('send' in effect) {
@@ -913,6 +965,28 @@ export class Room extends EventTarget {
         if (to) this.sendTo(to, effect.send.text);
       } else if ('acked' in effect) acked = true;
       else if ('typing' in effect) typing = true;
+      else if ('verify' in effect) this.checkSignatures(effect.verify);
+      else if ('forged' in effect) {
+        const { author, by } = effect.forged;
+        const key = `${author} ${by}`;
+        const seen = forged.get(key) ?? { author: this.nickOf(author), by: this.nickOf(by), count: 0 };
+        seen.count += 1;
+        forged.set(key, seen);
+      } else if ('confirmed' in effect) {
+        const [authorId, seq] = effect.confirmed;
+        const m = this.history.get(authorId, seq);
+        if (m) this.store?.add(this.roomId, [m]);
+        this.dispatchEvent(new CustomEvent('message-verified', { detail: { authorId, seq } }));
+      } else if ('removed' in effect) {
+        const { author: authorId, seq, by } = effect.removed;
+        this.store?.remove(this.roomId, authorId, seq);
+        const detail = { authorId, seq, author: this.nickOf(authorId), by: this.nickOf(by) };
+        this.dispatchEvent(new CustomEvent('message-removed', { detail }));
+      }
+    }
+    for (const detail of forged.values()) {
+      console.warn(`peerchat: refused ${detail.count} message(s) attributed to ${detail.author}, from ${detail.by}`);
+      this.dispatchEvent(new CustomEvent('forged', { detail }));
     }
     if (added.length > 0) {
       // The log drops its oldest past its capacity: so does the store.
@@ -932,6 +1006,27 @@ export class Room extends EventTarget {
       this.dispatchEvent(new Event('typing'));
       this.scheduleTypingRefresh();
     }
+  }
+
+  /**
+   * Checks the signatures the log asks about, and hands it the results.
+   * @private
+   * @param {import('./history.js').Check} check
+   */
+  checkSignatures(check) {
+    const history = this.history;
+    void Promise.all(
+      check.items.map(async (item) => {
+        const sig = base64urlDecode(item.sig);
+        try {
+          return sig !== null && (await verifySignature(publicKeyFromWire(item), item.bytes, sig));
+        } catch {
+          return false;
+        }
+      }),
+    ).then((results) => {
+      if (this.history === history) this.apply(history.verified(check.id, results));
+    });
   }
 
   /**
@@ -1005,7 +1100,8 @@ export class Room extends EventTarget {
    */
   view(m) {
     const own = m.author === this.selfId;
-    return { id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text, authorId: m.author, author: m.nick, own };
+    const relayedBy = m.relayed_by ? this.nickOf(m.relayed_by) : null;
+    return { id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text, authorId: m.author, author: m.nick, own, relayedBy };
   }
 
   /** @private */

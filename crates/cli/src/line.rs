@@ -78,7 +78,19 @@ fn notice(event: &Event) -> Option<String> {
              (a new device, or someone else); compare it again with /verify {}",
             member.nick, member.nick
         ),
-        Event::MemberIdentity { .. } => return None,
+        Event::MemberIdentity { .. } | Event::MessageVerified { .. } => return None,
+        Event::Forged { author, by, count } if author.id == by.id => format!(
+            "{count} message(s) from {} refused: the signature does not match their key",
+            author.nick
+        ),
+        Event::Forged { author, by, count } => format!(
+            "{count} message(s) attributed to {}, relayed by {}, refused: {} did not sign them",
+            author.nick, by.nick, author.nick
+        ),
+        Event::MessageRemoved { author, by, .. } => format!(
+            "a message attributed to {}, relayed by {}, was forged and has been removed",
+            author.nick, by.nick
+        ),
         Event::Message(_)
         | Event::Delivery { .. }
         | Event::Typing { .. }

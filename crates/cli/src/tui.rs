@@ -42,7 +42,8 @@ pub enum LogEntry {
         text: String,
         /// Its place in the room's order: clock, author id, number.
         key: (u64, String, u64),
-        /// For our messages: where delivery stands.
+        /// For our messages: where delivery stands; for a relayed one not
+        /// verified yet, that it is.
         status: Option<String>,
     },
     /// A notice: joins, departures, connection details.
@@ -141,13 +142,17 @@ impl Ui {
         } else {
             self.scroll.inserted(at);
         }
-        let status = m.own.then(|| {
-            if self.members.is_empty() {
+        let status = if m.own {
+            Some(if self.members.is_empty() {
                 "sent".to_owned()
             } else {
                 "sending…".to_owned()
-            }
-        });
+            })
+        } else {
+            m.relayed_by
+                .as_ref()
+                .map(|by| format!("relayed by {}, not yet verified", by.nick))
+        };
         let author = if m.own {
             "you".to_owned()
         } else {
@@ -272,6 +277,45 @@ impl Ui {
                 "could not verify {}: {reason}; the connection was closed",
                 member.nick
             )),
+            Event::Forged { author, by, count } => {
+                let what = if *count == 1 {
+                    "a message".to_owned()
+                } else {
+                    format!("{count} messages")
+                };
+                self.error(if author.id == by.id {
+                    format!(
+                        "{what} from {} refused: the signature does not match their key",
+                        author.nick
+                    )
+                } else {
+                    format!(
+                        "{what} attributed to {}, relayed by {}, refused: {} did not sign it",
+                        author.nick, by.nick, author.nick
+                    )
+                });
+            }
+            Event::MessageVerified { author, seq } => {
+                for entry in &mut self.log {
+                    if let LogEntry::Message {
+                        key, status, own, ..
+                    } = entry
+                    {
+                        if !*own && key.1 == author.id && key.2 == *seq {
+                            *status = None;
+                        }
+                    }
+                }
+            }
+            Event::MessageRemoved { author, seq, by } => {
+                self.log.retain(|entry| {
+                    !matches!(entry, LogEntry::Message { key, own: false, .. } if key.1 == author.id && key.2 == *seq)
+                });
+                self.error(format!(
+                    "a message attributed to {}, relayed by {}, was forged and has been removed",
+                    author.nick, by.nick
+                ));
+            }
             Event::MemberIdentity { member, identity } => {
                 self.identities.insert(member.id.clone(), *identity);
             }
@@ -1007,6 +1051,7 @@ mod tests {
             from: peer("2", "alice"),
             own: false,
             stored: false,
+            relayed_by: None,
         }));
         ui
     }
@@ -1021,6 +1066,7 @@ mod tests {
             from,
             own,
             stored: false,
+            relayed_by: None,
         })
     }
 

@@ -105,6 +105,10 @@ pub struct ChatMessage {
     /// Whether it comes from this device's history file (shown before, in
     /// an earlier run), rather than from the room now.
     pub stored: bool,
+    /// Relayed by this member, and its author's key not confirmed yet:
+    /// "relayed by X, not yet verified".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relayed_by: Option<Peer>,
 }
 
 /// The signaling connection's state.
@@ -223,6 +227,34 @@ pub enum Event {
         member: Peer,
         /// What went wrong, for people.
         reason: String,
+    },
+    /// Messages attributed to `author`, from `by` (the author itself, or the
+    /// member relaying them), were refused: their signatures do not verify.
+    Forged {
+        /// Whom they claimed as their author.
+        author: Peer,
+        /// Who sent them to us.
+        by: Peer,
+        /// How many, in one envelope.
+        count: usize,
+    },
+    /// A message shown as relayed and not yet verified is verified now: its
+    /// author's own hello confirmed the key it was signed with.
+    MessageVerified {
+        /// Its author.
+        author: Peer,
+        /// Its number.
+        seq: u64,
+    },
+    /// A message shown as relayed and not yet verified was forged (its
+    /// author's hello showed another key): take it off the screen.
+    MessageRemoved {
+        /// Whom it claimed as its author.
+        author: Peer,
+        /// Its number.
+        seq: u64,
+        /// Who relayed it.
+        by: Peer,
     },
     /// A signal was refused (it did not authenticate, was replayed, or came
     /// from a clock too far off): it changed nothing. Told at most once a
@@ -900,7 +932,15 @@ impl State {
             tracing::warn!("not in the room yet; message dropped");
             return;
         };
-        match history.send(&crate::random_id(), &self.nick, text, now_ms(), recipients) {
+        let identity = self.options.identity.clone();
+        match history.send(
+            &identity,
+            &crate::random_id(),
+            &self.nick,
+            text,
+            now_ms(),
+            recipients,
+        ) {
             Ok((message, envelope)) => {
                 self.persist(std::slice::from_ref(&message), true);
                 for current in self.links.values().filter(|c| c.usable()) {
@@ -932,7 +972,9 @@ impl State {
 
     fn view(&self, m: Message) -> ChatMessage {
         let own = self.history.as_ref().is_some_and(|h| h.me() == m.author);
+        let relayed_by = m.relayed_by.as_deref().map(|by| self.peer_of(by));
         ChatMessage {
+            relayed_by,
             from: Peer {
                 id: m.author,
                 nick: m.nick,
@@ -969,6 +1011,24 @@ impl State {
     /// Carries out what the message log asks for, after an envelope from
     /// `from` (whose acknowledgement was `acked_before`).
     fn apply(&mut self, from: &str, effects: Vec<Effect>, acked_before: u64) {
+        // Signatures are checked here and now: what the log answers takes
+        // the place of its request.
+        let mut resolved = Vec::with_capacity(effects.len());
+        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Verify(check) => {
+                    let results: Vec<bool> = check.items.iter().map(|i| i.verify()).collect();
+                    if let Some(history) = &mut self.history {
+                        for (i, e) in history.verified(check.id, &results).into_iter().enumerate() {
+                            queue.insert(i, e);
+                        }
+                    }
+                }
+                other => resolved.push(other),
+            }
+        }
+        let effects = resolved;
         let added: Vec<Message> = effects
             .iter()
             .filter_map(|e| match e {
@@ -980,6 +1040,7 @@ impl State {
         if !added.is_empty() || acked {
             self.persist(&added, acked);
         }
+        let mut forged: Vec<(String, String)> = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Added(message) => {
@@ -1015,12 +1076,58 @@ impl State {
                 Effect::Refused { author, seq } => {
                     tracing::debug!(%author, seq, "a message that breaks a rule counts as received");
                 }
+                Effect::Forged { author, seq, by } => {
+                    tracing::warn!(%author, seq, %by, "refused a message whose signature does not verify");
+                    forged.push((author, by));
+                }
+                Effect::Confirmed { author, seq } => {
+                    let message = self
+                        .history
+                        .as_ref()
+                        .and_then(|h| h.get(&author, seq).cloned());
+                    if let Some(message) = message {
+                        self.persist_update(&message);
+                    }
+                    let author = self.peer_of(&author);
+                    self.emit(Event::MessageVerified { author, seq });
+                }
+                Effect::Removed { author, seq, by } => {
+                    tracing::warn!(%author, seq, %by, "removed a relayed message found forged");
+                    if let Some(Kept { file, room }) = &mut self.store {
+                        if let Err(err) = file.remove(room, &author, seq) {
+                            tracing::warn!(%err, "could not remove a forged message");
+                        }
+                    }
+                    let (author, by) = (self.peer_of(&author), self.peer_of(&by));
+                    self.emit(Event::MessageRemoved { author, seq, by });
+                }
+                Effect::Verify(_) => {}
                 Effect::Typing { author } => {
                     if author == from {
                         let member = self.peer_of(from);
                         self.emit(Event::Typing { member });
                     }
                 }
+            }
+        }
+        // Told once per author and sender, however many there were.
+        let mut told: Vec<(String, String)> = Vec::new();
+        for pair in &forged {
+            if told.contains(pair) {
+                continue;
+            }
+            told.push(pair.clone());
+            let count = forged.iter().filter(|p| *p == pair).count();
+            let (author, by) = (self.peer_of(&pair.0), self.peer_of(&pair.1));
+            self.emit(Event::Forged { author, by, count });
+        }
+    }
+
+    /// Rewrites a kept message (one verified since it was kept).
+    fn persist_update(&mut self, message: &Message) {
+        if let Some(Kept { file, room }) = &mut self.store {
+            if let Err(err) = file.update(room, message) {
+                tracing::warn!(%err, "could not save history");
             }
         }
     }
@@ -1172,7 +1279,8 @@ impl State {
     /// Our id (derived from our key) is known at the first join; a server
     /// that gives another one numbers our messages under it.
     fn new_history(&mut self, me: &str) {
-        let mut history = History::new(me.to_owned(), self.options.history);
+        let mut history = History::new(me.to_owned(), self.options.history)
+            .with_identity(self.context.clone(), &self.options.identity.public_key());
         if let Some(old) = &self.history {
             history.restore(old.save());
         }
@@ -1397,6 +1505,12 @@ impl State {
                 identity: known.identity,
             };
             self.emit(event);
+        }
+        // Its messages (live, or relayed by others before) verify with
+        // this key.
+        if let Some(history) = &mut self.history {
+            let effects = history.key_confirmed(peer, &hello.key);
+            self.apply(peer, effects, 0);
         }
         if let Some(current) = self.links.get_mut(peer) {
             current.verified = Some(hello.key);

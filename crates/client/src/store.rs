@@ -121,6 +121,22 @@ impl Store {
                  PRIMARY KEY (room, name));",
         )
         .map_err(sql)?;
+        // Files from before messages were signed lack these columns.
+        let columns: Vec<String> = db
+            .prepare("SELECT name FROM pragma_table_info('messages')")
+            .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+            .map_err(sql)?;
+        for (column, kind) in [
+            ("alg", "TEXT NOT NULL DEFAULT ''"),
+            ("key", "TEXT NOT NULL DEFAULT ''"),
+            ("sig", "TEXT NOT NULL DEFAULT ''"),
+            ("relayed_by", "TEXT"),
+        ] {
+            if !columns.iter().any(|c| c == column) {
+                db.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} {kind};"))
+                    .map_err(sql)?;
+            }
+        }
         Ok(Self {
             path: path.to_owned(),
             db,
@@ -192,7 +208,10 @@ impl Store {
         let room = &self.scope(room);
         let mut statement = self
             .db
-            .prepare("SELECT author, seq, clock, nick, id, ts, text FROM messages WHERE room = ?1")
+            .prepare(
+                "SELECT author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by
+                 FROM messages WHERE room = ?1",
+            )
             .map_err(|e| self.sql(e))?;
         let messages = statement
             .query_map(params![room], |row| {
@@ -204,6 +223,10 @@ impl Store {
                     id: row.get(4)?,
                     ts: unsigned(row.get(5)?),
                     text: row.get(6)?,
+                    alg: row.get(7)?,
+                    key: row.get(8)?,
+                    sig: row.get(9)?,
+                    relayed_by: row.get(10)?,
                 })
             })
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
@@ -357,8 +380,9 @@ impl Store {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO messages (room, author, seq, clock, nick, id, ts, text)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT OR IGNORE INTO messages
+                         (room, author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(sql)?;
             for m in messages {
@@ -371,12 +395,48 @@ impl Store {
                         m.nick,
                         m.id,
                         signed(m.ts),
-                        m.text
+                        m.text,
+                        m.alg,
+                        m.key,
+                        m.sig,
+                        m.relayed_by
                     ])
                     .map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)
+    }
+
+    /// Rewrites a kept message: one relayed and verified since.
+    pub fn update(&mut self, room: &str, message: &Message) -> Result<(), StoreError> {
+        let room = &self.scope(room);
+        self.db
+            .execute(
+                "UPDATE messages SET relayed_by = ?4, alg = ?5, key = ?6
+                 WHERE room = ?1 AND author = ?2 AND seq = ?3",
+                params![
+                    room,
+                    message.author,
+                    signed(message.seq),
+                    message.relayed_by,
+                    message.alg,
+                    message.key
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Forgets one message of `room` (a relayed one found forged).
+    pub fn remove(&mut self, room: &str, author: &str, seq: u64) -> Result<(), StoreError> {
+        let room = &self.scope(room);
+        self.db
+            .execute(
+                "DELETE FROM messages WHERE room = ?1 AND author = ?2 AND seq = ?3",
+                params![room, author, signed(seq)],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
     }
 
     /// Saves delivery state and the clear mark ([`History::save_state`]).
@@ -439,6 +499,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use peerchat_e2e::IdentityKey;
     use peerchat_history::{Config, History};
 
     use super::*;
@@ -449,7 +510,14 @@ mod tests {
         let path = dir.join("history.sqlite3");
         let mut h = History::new("aaaaaaaaaaaaaaaa", Config::default());
         let (m, _) = h
-            .send("x", "alice", "hello", 1, vec!["bbbbbbbbbbbbbbbb".into()])
+            .send(
+                &IdentityKey::from_seed([1; 32]),
+                "x",
+                "alice",
+                "hello",
+                1,
+                vec!["bbbbbbbbbbbbbbbb".into()],
+            )
             .unwrap();
         {
             let mut store = Store::open(&path).unwrap();
@@ -479,8 +547,8 @@ mod tests {
     fn keys_are_pinned_on_first_use_per_room_and_nickname() {
         let dir = std::env::temp_dir().join(format!("peerchat-pins-{}", crate::random_id()));
         let path = dir.join("history.sqlite3");
-        let a = peerchat_e2e::IdentityKey::from_seed([1; 32]).public_key();
-        let b = peerchat_e2e::IdentityKey::from_seed([2; 32]).public_key();
+        let a = IdentityKey::from_seed([1; 32]).public_key();
+        let b = IdentityKey::from_seed([2; 32]).public_key();
         {
             let store = Store::open(&path).unwrap();
             assert_eq!(store.check_pin("room", "Alice", &a).unwrap(), PinCheck::New);
@@ -516,7 +584,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
         let path = dir.join("history.sqlite3");
         let mut h = History::new("aaaaaaaaaaaaaaaa", Config::default());
-        let (m, _) = h.send("x", "alice", "hello", 1, Vec::new()).unwrap();
+        let (m, _) = h
+            .send(
+                &IdentityKey::from_seed([1; 32]),
+                "x",
+                "alice",
+                "hello",
+                1,
+                Vec::new(),
+            )
+            .unwrap();
         h.clear();
         {
             // A file from before histories were kept per member.
@@ -531,7 +608,16 @@ mod tests {
         let mut bob = Store::open(&path).unwrap();
         bob.set_member("bbbbbbbbbbbbbbbb");
         let mut other = History::new("bbbbbbbbbbbbbbbb", Config::default());
-        let (n, _) = other.send("y", "bob", "hi", 2, Vec::new()).unwrap();
+        let (n, _) = other
+            .send(
+                &IdentityKey::from_seed([2; 32]),
+                "y",
+                "bob",
+                "hi",
+                2,
+                Vec::new(),
+            )
+            .unwrap();
         bob.add("room", std::slice::from_ref(&n)).unwrap();
         // Bob sees neither alice's clear mark nor her messages, and the
         // other way round.

@@ -1,6 +1,9 @@
 //! Replays the shared scenarios in `tests/vectors/history.json`, which the
 //! web client's `history.js` replays too.
 
+use std::collections::HashMap;
+
+use peerchat_e2e::{Context, IdentityKey};
 use peerchat_history::{Config, Effect, History, Key, Message, SendError};
 use serde_json::{Value, json};
 
@@ -31,7 +34,32 @@ fn effect(e: &Effect) -> Value {
         Effect::Acked { by, upto } => json!({"acked": {"by": by, "upto": upto}}),
         Effect::Typing { author } => json!({"typing": author}),
         Effect::Refused { author, seq } => json!({"refused": [author, seq]}),
+        Effect::Forged { author, seq, by } => {
+            json!({"forged": {"author": author, "seq": seq, "by": by}})
+        }
+        Effect::Confirmed { author, seq } => json!({"confirmed": [author, seq]}),
+        Effect::Removed { author, seq, by } => {
+            json!({"removed": {"author": author, "seq": seq, "by": by}})
+        }
+        Effect::Verify(_) => unreachable!("checked by the runner"),
     }
+}
+
+/// The log's effects, with every check it asks for done at once and its
+/// answer in place of the request (as the native engine does).
+fn checked(h: &mut History, effects: Vec<Effect>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for e in effects {
+        match e {
+            Effect::Verify(check) => {
+                let results: Vec<bool> = check.items.iter().map(|i| i.verify()).collect();
+                let answer = h.verified(check.id, &results);
+                out.extend(checked(h, answer));
+            }
+            other => out.push(effect(&other)),
+        }
+    }
+    out
 }
 
 fn s(v: &Value, name: &str) -> String {
@@ -52,7 +80,33 @@ fn scenarios() {
     assert!(!scenarios.is_empty());
     for scenario in scenarios {
         let name = s(scenario, "name");
-        let mut h = History::new(s(scenario, "me"), config(&scenario["config"]));
+        let keys: HashMap<String, IdentityKey> = scenario["keys"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(id, seed)| {
+                let bytes: Vec<u8> = (0..64)
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&seed.as_str().unwrap()[i..i + 2], 16).unwrap())
+                    .collect();
+                (
+                    id.clone(),
+                    IdentityKey::from_seed(bytes.try_into().unwrap()),
+                )
+            })
+            .collect();
+        let me = s(scenario, "me");
+        let context = Context::parse(&s(scenario, "context")).unwrap();
+        let identity = &keys[&me];
+        let mut h = History::new(me.clone(), config(&scenario["config"]))
+            .with_identity(context, &identity.public_key());
+        for author in scenario["confirmed"].as_array().unwrap() {
+            let author = author.as_str().unwrap();
+            assert!(
+                h.key_confirmed(author, &keys[author].public_key())
+                    .is_empty()
+            );
+        }
         for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
             let at = format!("{name}, step {i}: {step}");
             let want = &step["want"];
@@ -64,13 +118,18 @@ fn scenarios() {
                         .iter()
                         .map(|r| r.as_str().unwrap().to_owned())
                         .collect();
-                    let got = h.send(
-                        &s(step, "id"),
-                        &s(step, "nick"),
-                        &s(step, "text"),
-                        n(step, "ts"),
-                        recipients,
-                    );
+                    // Draft, sign, commit: as the web client does.
+                    let got = h
+                        .draft(
+                            &s(step, "id"),
+                            &s(step, "nick"),
+                            &s(step, "text"),
+                            n(step, "ts"),
+                        )
+                        .and_then(|draft| {
+                            let sig = peerchat_e2e::base64url::encode(&identity.sign(&draft.bytes));
+                            h.commit(draft, &sig, recipients)
+                        });
                     match got {
                         Ok((message, envelope)) => {
                             let want_message: Message =
@@ -83,7 +142,9 @@ fn scenarios() {
                                 SendError::Empty => "empty",
                                 SendError::TooLarge { .. } => "too_large",
                                 SendError::Invalid(_) => "invalid",
-                                SendError::Stopped => unreachable!("{at}"),
+                                SendError::Stopped | SendError::Unsigned | SendError::Stale => {
+                                    unreachable!("{at}")
+                                }
                             };
                             assert_eq!(code, s(want, "error"), "{at}");
                         }
@@ -98,11 +159,17 @@ fn scenarios() {
                     );
                     match got {
                         Ok(effects) => {
-                            let got: Vec<Value> = effects.iter().map(effect).collect();
+                            let got = checked(&mut h, effects);
                             assert_eq!(json!(got), want["effects"], "{at}");
                         }
                         Err(e) => assert_eq!(e.code().as_str(), s(want, "error"), "{at}"),
                     }
+                }
+                "key_confirmed" => {
+                    let author = s(step, "author");
+                    let effects = h.key_confirmed(&author, &keys[&author].public_key());
+                    let got = checked(&mut h, effects);
+                    assert_eq!(json!(got), want["effects"], "{at}");
                 }
                 "link_opened" => {
                     let got: Vec<Value> =

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::{MAX_TEXT_BYTES, ProtocolError, validate_nick};
 
 /// The envelope version written by this implementation.
-pub const ENVELOPE_VERSION: u32 = 1;
+pub const ENVELOPE_VERSION: u32 = 2;
 
 /// Longest message id or author id, in characters.
 pub const MAX_ID_LEN: usize = 64;
@@ -72,7 +72,7 @@ pub enum PeerMessage<'a> {
 }
 
 /// A chat message:
-/// `{"v":1,"type":"chat","id":…,"seq":…,"clock":…,"ts":…,"text":…}`.
+/// `{"v":2,"type":"chat","id":…,"seq":…,"clock":…,"ts":…,"text":…,"sig":…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chat<'a> {
     /// A unique id chosen by the author: 1 to 64 characters of
@@ -91,6 +91,10 @@ pub struct Chat<'a> {
     /// The text: 1 to [`MAX_TEXT_BYTES`] bytes of UTF-8.
     #[serde(borrow)]
     pub text: Cow<'a, str>,
+    /// The author's signature (protocol version 2), base64url: checked by
+    /// the message log, against the author's identity key.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<Cow<'a, str>>,
 }
 
 /// A message inside a `history` envelope: a chat message with its author.
@@ -114,6 +118,15 @@ pub struct Record<'a> {
     /// As in [`Chat`].
     #[serde(borrow)]
     pub text: Cow<'a, str>,
+    /// The algorithm of the author's identity key (`ed25519`, `p256`).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<Cow<'a, str>>,
+    /// The author's identity key, base64url.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Cow<'a, str>>,
+    /// As in [`Chat`].
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<Cow<'a, str>>,
 }
 
 /// A `sync`: for each author, the highest sequence number up to which the
@@ -384,6 +397,19 @@ fn check_counter(field: &'static str, n: u64, min: u64) -> Result<(), ProtocolEr
     Ok(())
 }
 
+/// A field that may be left out, but is a string if given (`null` counts
+/// as left out).
+fn optional_string(
+    obj: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<Cow<'static, str>>, ProtocolError> {
+    match obj.get(field) {
+        Some(Value::String(s)) => Ok(Some(Cow::Owned(s.clone()))),
+        Some(Value::Null) | None => Ok(None),
+        Some(_) => Err(bad(field, "must be a string")),
+    }
+}
+
 fn string<'v>(obj: &'v Map<String, Value>, field: &'static str) -> Result<&'v str, ProtocolError> {
     match obj.get(field) {
         Some(Value::String(s)) => Ok(s),
@@ -428,6 +454,7 @@ fn chat_fields(obj: &Map<String, Value>) -> Result<Chat<'static>, ProtocolError>
         clock,
         ts,
         text: Cow::Owned(text.to_owned()),
+        sig: optional_string(obj, "sig")?,
     })
 }
 
@@ -460,7 +487,10 @@ fn record(value: &Value) -> Result<Record<'static>, ProtocolError> {
     validate_author(author)?;
     let nick = string(obj, "nick")?;
     validate_nick(nick).map_err(|_| bad("nick", "must follow the nickname rules"))?;
-    Ok(Record::from_chat(author, nick, chat_fields(obj)?).into_owned())
+    let mut record = Record::from_chat(author, nick, chat_fields(obj)?).into_owned();
+    record.alg = optional_string(obj, "alg")?;
+    record.key = optional_string(obj, "key")?;
+    Ok(record)
 }
 
 impl Chat<'_> {
@@ -493,6 +523,9 @@ impl<'a> Record<'a> {
             clock: chat.clock,
             ts: chat.ts,
             text: chat.text,
+            alg: None,
+            key: None,
+            sig: chat.sig,
         }
     }
 
@@ -504,6 +537,7 @@ impl<'a> Record<'a> {
             clock: self.clock,
             ts: self.ts,
             text: Cow::Borrowed(&self.text),
+            sig: self.sig.as_deref().map(Cow::Borrowed),
         }
     }
 
@@ -517,6 +551,9 @@ impl<'a> Record<'a> {
             clock: self.clock,
             ts: self.ts,
             text: Cow::Owned(self.text.into_owned()),
+            alg: self.alg.map(|a| Cow::Owned(a.into_owned())),
+            key: self.key.map(|k| Cow::Owned(k.into_owned())),
+            sig: self.sig.map(|s| Cow::Owned(s.into_owned())),
         }
     }
 }
@@ -602,11 +639,12 @@ mod tests {
             clock: 3,
             ts: 5,
             text: "hi \"there\"".into(),
+            sig: Some("c2ln".into()),
         };
         let json = chat.to_json();
         assert_eq!(
             json,
-            r#"{"v":1,"type":"chat","id":"abc","seq":1,"clock":3,"ts":5,"text":"hi \"there\""}"#
+            r#"{"v":2,"type":"chat","id":"abc","seq":1,"clock":3,"ts":5,"text":"hi \"there\"","sig":"c2ln"}"#
         );
         assert_eq!(PeerMessage::parse(&json).unwrap(), PeerMessage::Chat(chat));
     }
@@ -621,8 +659,15 @@ mod tests {
             clock: 7,
             ts: 9,
             text: "x".into(),
+            alg: Some("ed25519".into()),
+            key: Some("a2V5".into()),
+            sig: Some("c2ln".into()),
         };
         let json = history_json(std::slice::from_ref(&record));
+        assert!(
+            json.ends_with(r#""text":"x","alg":"ed25519","key":"a2V5","sig":"c2ln"}]}"#),
+            "{json}"
+        );
         assert_eq!(
             PeerMessage::parse(&json).unwrap(),
             PeerMessage::History(vec![record])
