@@ -16,12 +16,15 @@ import { ChatLog } from './chatlog.js';
 import { copyField } from './clipboard.js';
 import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
-import { decodeCode, encodeCode } from './codes.js';
+import { ANSWERER, OFFERER, openCode, readCode, sealCode } from './codes.js';
 import {
   base64urlDecode,
   base64urlEncode,
   buildHello,
   CODE_CONTEXT,
+  makeSecret,
+  parseSecret,
+  SignalKey,
   fingerprintFromSdp,
   generateIdentity,
   helloEnvelope,
@@ -37,9 +40,6 @@ import { KeyStore } from './keystore.js';
 import { ProtocolError, randomId, validateNick } from './protocol.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
-/** The two sides' peer ids, as in the terminal client. */
-const OFFERER = 'offerer';
-const ANSWERER = 'answerer';
 /** This browser's identity key, loaded (or made) as the page loads. */
 const identity = KeyStore.open()
   .catch(() => null)
@@ -304,7 +304,11 @@ async function start() {
   chatOver(pc, dc, { me: OFFERER, peer: ANSWERER, sid }, me, () => peer);
   await pc.setLocalDescription();
   await gathered(pc);
-  const code = await encodeCode({ v: 1, type: 'offer', sdp: pc.localDescription?.sdp ?? '', sid, nick: me });
+  // A fresh secret travels in the offer code; the answer is sealed with it.
+  const secret = makeSecret();
+  const key = await SignalKey.derive(parseSecret(secret), CODE_CONTEXT);
+  const offer = { type: /** @type {const} */ ('offer'), sdp: pc.localDescription?.sdp ?? '', sid, nick: me };
+  const code = await sealCode(offer, key, secret);
   showMyCode(
     '1. Send your code',
     'Your connection code',
@@ -316,7 +320,7 @@ async function start() {
   ui.connect.addEventListener('click', async () => {
     ui.error.textContent = '';
     try {
-      const answer = await decodeCode(ui.theirAnswer.value, 'answer');
+      const answer = await openCode(await readCode(ui.theirAnswer.value, 'answer'), key);
       peer = answer.nick;
       ui.connect.disabled = true;
       setStatus('connecting', `Connecting to ${peer}…`);
@@ -333,8 +337,14 @@ async function answer() {
   const me = nickname();
   if (!me) return;
   let offer;
+  let key;
   try {
-    offer = await decodeCode(ui.theirOffer.value, 'offer');
+    const code = await readCode(ui.theirOffer.value, 'offer');
+    if (!code.secret) {
+      throw new Error('This offer code carries no secret: it was made with a secret shared ahead, which this page cannot take.');
+    }
+    key = await SignalKey.derive(code.secret, CODE_CONTEXT);
+    offer = await openCode(code, key);
   } catch (e) {
     ui.error.textContent = /** @type {Error} */ (e).message;
     return;
@@ -358,7 +368,8 @@ async function answer() {
   }
   await pc.setLocalDescription();
   await gathered(pc);
-  const code = await encodeCode({ v: 1, type: 'answer', sdp: pc.localDescription?.sdp ?? '', sid: offer.sid, nick: me });
+  const reply = { type: /** @type {const} */ ('answer'), sdp: pc.localDescription?.sdp ?? '', sid: offer.sid, nick: me };
+  const code = await sealCode(reply, key, null);
   showMyCode(
     'Send your answer back',
     'Your answer code',

@@ -8,6 +8,7 @@ use clap::Args;
 use peerchat_client::engine::{Engine, EngineOptions};
 use peerchat_client::pair::Role;
 use peerchat_client::session::{DEFAULT_SERVER, Session, Target, parse_target, server_ws_url};
+use peerchat_e2e::Pairing;
 use peerchat_protocol::signaling::IceServer;
 use peerchat_protocol::validate_nick;
 
@@ -33,13 +34,25 @@ pub struct ChatArgs {
     #[arg(long, requires = "manual")]
     pub answer: bool,
 
+    /// With --manual: a secret both sides were given (43 characters, as
+    /// the first side's --mailbox or a room link's fragment), so that no
+    /// connection code carries one. Without it, the offer code carries a
+    /// fresh secret and the answer is sealed with it.
+    #[arg(
+        long,
+        requires = "manual",
+        value_name = "SECRET",
+        env = "PEERCHAT_SECRET"
+    )]
+    pub secret: Option<String>,
+
     /// Pair with one other peer through the server's mailbox (`POST /sig`)
-    /// under this id instead of a room: the first to arrive offers, the
-    /// second answers. Without an id, a random one (128 bits) is made and
-    /// printed, to give to the other side; whoever guesses an id can take
-    /// the offer, so a short one is warned about. Needs an http:// --server.
-    /// Line mode.
-    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+    /// instead of a room. Without a value, a pairing `ID.SECRET` is made and
+    /// printed, to give to the other side, who runs `--mailbox ID.SECRET`
+    /// (quote it): the first to arrive offers, the second answers. Only the
+    /// id goes to the server; the secret seals the codes. Needs an http://
+    /// --server. Line mode.
+    #[arg(long, value_name = "ID.SECRET", num_args = 0..=1, default_missing_value = "")]
     pub mailbox: Option<String>,
 
     /// The server, for a bare room id.
@@ -143,13 +156,21 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         } else {
             Role::Offer
         };
-        (Session::Manual(role), false)
-    } else if let Some(id) = &args.mailbox {
-        let (id, notice) = mailbox_id(id);
+        let secret = match &args.secret {
+            Some(text) => Some(
+                peerchat_client::session::Secret::from_fragment(text)
+                    .map_err(|e| ChatError::Pairing(format!("--secret: {e}")))?,
+            ),
+            None => None,
+        };
+        (Session::Manual(role, secret), false)
+    } else if let Some(given) = &args.mailbox {
+        let (pairing, notice) = mailbox_pairing(given)?;
         eprintln!("{notice}");
         let session = Session::Mailbox {
             ws_url: server()?,
-            id,
+            id: pairing.id().to_owned(),
+            secret: pairing.secret().clone(),
         };
         (session, false)
     } else {
@@ -202,7 +223,7 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let relay_only = options.relay_only;
     // Pasting a connection code uses standard input first.
-    let manual = matches!(options.session, Session::Manual(_));
+    let manual = matches!(options.session, Session::Manual(..));
     let (engine, events) = Engine::start(options);
     match room {
         Some(room) if interactive && !args.plain && !args.json => {
@@ -219,28 +240,24 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
     }
 }
 
-/// Mailbox ids shorter than this (22 base64url characters: 128 bits) are
-/// easy to guess.
-const MAILBOX_ID_LEN: usize = 22;
-
-/// The mailbox id to pair under, from `--mailbox`'s value (empty: make a
-/// random one), and what to tell the user about it.
-fn mailbox_id(given: &str) -> (String, String) {
-    if given.is_empty() {
-        let id = peerchat_client::random_id();
+/// The mailbox pairing to pair under, from `--mailbox`'s value (empty:
+/// make a new one), and what to tell the user about it.
+fn mailbox_pairing(given: &str) -> Result<(Pairing, String), ChatError> {
+    if given.trim().is_empty() {
+        let pairing = Pairing::from_random(rand::random(), rand::random());
         let notice = format!(
-            "mailbox id: {id} (the other side runs `peerchat chat --mailbox {id}` with the same --server)"
+            "mailbox pairing: {pairing} (the other side runs `peerchat chat --mailbox '{pairing}'` with the same --server; \
+             the part after the dot is a secret: give it to them only)"
         );
-        (id, notice)
-    } else if given.len() < MAILBOX_ID_LEN {
-        let notice = format!(
-            "warning: whoever guesses the mailbox id {given:?} can take your offer; \
-             `--mailbox` with no id makes a random one"
-        );
-        (given.to_owned(), notice)
-    } else {
-        (given.to_owned(), format!("mailbox id: {given}"))
+        return Ok((pairing, notice));
     }
+    let pairing = Pairing::parse(given).map_err(|e| {
+        ChatError::Pairing(format!(
+            "--mailbox: {e}; a pairing looks like ID.SECRET, as `peerchat chat --mailbox` printed it"
+        ))
+    })?;
+    let notice = format!("mailbox id: {}", pairing.id());
+    Ok((pairing, notice))
 }
 
 #[cfg(test)]
@@ -248,20 +265,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_mailbox_id_is_made_when_none_is_given_and_a_short_one_is_warned_about() {
-        let (a, notice) = mailbox_id("");
-        let (b, _) = mailbox_id("");
-        assert_eq!(a.len(), MAILBOX_ID_LEN);
+    fn a_mailbox_pairing_is_made_when_none_is_given_and_one_without_its_secret_is_refused() {
+        let (a, notice) = mailbox_pairing("").unwrap();
+        let (b, _) = mailbox_pairing("").unwrap();
+        assert_eq!(a.id().len(), 22);
         assert_ne!(a, b);
-        assert!(
-            a.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        );
-        assert!(notice.contains(&a));
-        let (id, notice) = mailbox_id("pairing");
-        assert_eq!(id, "pairing");
-        assert!(notice.starts_with("warning:"));
-        let long = "Zq0rJ8xWm3bT5nY2kL7pA1";
-        assert_eq!(mailbox_id(long).0, long);
+        assert!(notice.contains(&a.to_string()));
+        let (back, notice) = mailbox_pairing(&a.to_string()).unwrap();
+        assert_eq!(back, a);
+        assert!(!notice.contains(&a.secret().to_fragment()), "{notice}");
+        let err = mailbox_pairing(a.id()).unwrap_err().to_string();
+        assert!(err.contains("ID.SECRET"), "{err}");
+        assert!(mailbox_pairing("pairing-test").is_err());
     }
 }

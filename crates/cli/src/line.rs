@@ -18,7 +18,7 @@ use crate::ChatError;
 use crate::command::{self, Command, Entry, Mode};
 use crate::status::ServerStatus;
 use peerchat_client::engine::{Engine, Event};
-use peerchat_client::pair::{Blob, CodeKind};
+use peerchat_client::pair::{Code, CodeKind};
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +97,7 @@ fn notice(event: &Event) -> Option<String> {
         | Event::ConnectionCode { .. }
         | Event::CodeWanted { .. }
         | Event::PairingFailed { .. } => return None,
+        Event::CodeRefused { message } => format!("{message}; paste it again"),
     })
 }
 
@@ -194,9 +195,9 @@ async fn paste(
         if line.trim().is_empty() {
             continue;
         }
-        match Blob::decode(&line).and_then(|b| b.expect(kind)) {
-            Ok(blob) => {
-                engine.paste_code(blob);
+        match Code::parse(&line).and_then(|c| c.expect(kind)) {
+            Ok(code) => {
+                engine.paste_code(code);
                 return Ok(());
             }
             Err(err) => eprintln!("* {err}; paste it again"),

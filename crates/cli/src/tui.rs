@@ -271,7 +271,9 @@ impl Ui {
             }
             // Pairs run in line mode.
             Event::ConnectionCode { .. } | Event::CodeWanted { .. } => {}
-            Event::PairingFailed { message } => self.notice(message.clone()),
+            Event::PairingFailed { message } | Event::CodeRefused { message } => {
+                self.notice(message.clone());
+            }
             Event::SignalRefused { message, .. } => self.notice(message.clone()),
             Event::NotVerified { member, reason } => self.error(format!(
                 "could not verify {}: {reason}; the connection was closed",

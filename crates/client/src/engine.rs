@@ -27,7 +27,7 @@ use peerchat_protocol::signaling::{ClientMessage, IceServer};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::pair::{Blob, CodeKind, Pairing};
+use crate::pair::{BlobError, Code, CodeKind, Pairing};
 use crate::peer::{Link, LinkEvent, LinkHandle, LinkOptions, LinkState, LinkStats, SignalPayload};
 use crate::session::Session;
 use crate::signaling::{ServerEvent, Signaling, SignalingEvent};
@@ -198,6 +198,12 @@ pub enum Event {
         /// Their offer, or their answer.
         kind: CodeKind,
     },
+    /// Pairing by hand: the code pasted cannot be used (it is wanted
+    /// again).
+    CodeRefused {
+        /// Why, for people.
+        message: String,
+    },
     /// Pairing failed (a mailbox refused, or nobody answered); nothing more
     /// will happen.
     PairingFailed {
@@ -351,7 +357,7 @@ enum Command {
     Drain(oneshot::Sender<()>),
     Undelivered(oneshot::Sender<Vec<(Peer, usize)>>),
     Stats(oneshot::Sender<Vec<MemberLink>>),
-    Code(Blob),
+    Code(Code),
     Leave(oneshot::Sender<()>),
 }
 
@@ -382,16 +388,17 @@ impl Engine {
         let (pasted, pasted_rx) = mpsc::unbounded_channel();
         let signaling = match &options.session {
             Session::Room { ws_url, .. } => Signaling::spawn(ws_url.clone(), signaling_tx),
-            Session::Manual(role) => crate::pair::spawn(
-                crate::pair::Channel::Manual(*role),
+            Session::Manual(role, secret) => crate::pair::spawn(
+                crate::pair::Channel::Manual(*role, secret.clone()),
                 options.nick.clone(),
                 signaling_tx,
                 pasted_rx,
             ),
-            Session::Mailbox { ws_url, id } => crate::pair::spawn(
+            Session::Mailbox { ws_url, id, secret } => crate::pair::spawn(
                 crate::pair::Channel::Mailbox {
                     server: ws_url.clone(),
                     id: id.clone(),
+                    secret: secret.clone(),
                 },
                 options.nick.clone(),
                 signaling_tx,
@@ -404,7 +411,7 @@ impl Engine {
         let context = match &options.session {
             Session::Room { room, .. } => peerchat_e2e::Context::room(room).ok(),
             Session::Mailbox { id, .. } => peerchat_e2e::Context::mailbox(id).ok(),
-            Session::Manual(_) => None,
+            Session::Manual(..) => None,
         }
         .unwrap_or(peerchat_e2e::Context::Code);
         let crypto = match &options.session {
@@ -473,9 +480,9 @@ impl Engine {
     }
 
     /// Hands over the other side's connection code (after
-    /// [`Event::CodeWanted`]); read it with [`Blob::decode`] and
-    /// [`Blob::expect`].
-    pub fn paste_code(&self, code: Blob) {
+    /// [`Event::CodeWanted`]); read it with [`Code::parse`]. A code that
+    /// cannot be used is told ([`Event::CodeRefused`]) and wanted again.
+    pub fn paste_code(&self, code: Code) {
         let _ = self.commands.send(Command::Code(code));
     }
 
@@ -671,7 +678,7 @@ struct State {
     next_link: u64,
     drains: Vec<oneshot::Sender<()>>,
     /// Connection codes pasted by hand, to the pair transport.
-    pasted: mpsc::UnboundedSender<Blob>,
+    pasted: mpsc::UnboundedSender<Code>,
 }
 
 impl State {
@@ -1164,6 +1171,11 @@ impl State {
             }
             SignalingEvent::Pairing(Pairing::Wanted(kind)) => {
                 self.emit(Event::CodeWanted { kind });
+            }
+            SignalingEvent::Pairing(Pairing::Refused(err)) => {
+                self.emit(Event::CodeRefused {
+                    message: BlobError::to_string(&err),
+                });
             }
             SignalingEvent::Pairing(Pairing::Failed(err)) => {
                 self.emit(Event::PairingFailed {

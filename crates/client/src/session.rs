@@ -34,16 +34,20 @@ pub enum Session {
     },
     /// One other peer, by connection codes passed by hand: no server at
     /// all. The front end shows our code and hands the engine theirs (see
-    /// [`crate::engine::Event::ConnectionCode`]).
-    Manual(Role),
+    /// [`crate::engine::Event::ConnectionCode`]). With a secret both sides
+    /// were given, no code carries one.
+    Manual(Role, Option<Secret>),
     /// One other peer, through a server's mailbox (`POST /sig`) under `id`:
     /// the first to arrive offers, the second answers.
     Mailbox {
         /// The server's WebSocket URL; the mailbox is on the same host
         /// (`http://` only).
         ws_url: String,
-        /// The mailbox id both sides agreed on.
+        /// The mailbox id both sides agreed on (the server sees it).
         id: String,
+        /// The pairing's secret: it seals the codes (the server never sees
+        /// it).
+        secret: Secret,
     },
 }
 
@@ -52,7 +56,7 @@ impl Session {
     pub fn room(&self) -> Option<&str> {
         match self {
             Session::Room { room, .. } => Some(room),
-            Session::Manual(_) | Session::Mailbox { .. } => None,
+            Session::Manual(..) | Session::Mailbox { .. } => None,
         }
     }
 
