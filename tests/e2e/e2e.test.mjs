@@ -8,14 +8,25 @@ import {
   BIN,
   join,
   launchBrowser,
+  messageTexts,
   newPage,
+  noticeTexts,
   openRoom,
+  ROOT,
   screenshot,
+  send,
   startServer,
   unexpectedErrors,
   waitForMembers,
+  waitForMessage,
+  waitForMessages,
   waitForPage,
+  waitForStored,
 } from './lib/harness.mjs';
+
+const PYTHON = process.env.PYTHON ?? 'python3';
+/** The independent client (tests/interop), here misbehaving on purpose. */
+const AIORTC_PEER = `${ROOT}tests/interop/aiortc_peer.py`;
 
 test('a room link without its secret cannot join, and the page says what to do', async (t) => {
   const server = await startServer();
@@ -177,4 +188,146 @@ test('a terminal client shows the safety number the page shows, and keeps its id
   await waitForMembers(alice, ['dora']);
   assert.equal(await safetyNumberShown(alice, 'dora'), seen);
   assert.equal(await memberMark(alice, 'dora'), null, 'nothing changed');
+});
+
+test('on the wire: the server relays no SDP or candidate in clear, and the secret never leaves the clients', async (t) => {
+  const server = await startServer([], { logLevel: 'debug' });
+  const browser = await launchBrowser();
+  /** @type {LineClient | null} */
+  let dora = null;
+  t.after(async () => {
+    dora?.kill();
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  /** @type {string[]} every WebSocket frame, both ways, of both pages */
+  const frames = [];
+  /** @type {string[]} every HTTP request: its URL and headers */
+  const requests = [];
+  /** @param {import('playwright-core').Page} page */
+  const record = (page) => {
+    page.on('websocket', (ws) => {
+      ws.on('framesent', (f) => frames.push(String(f.payload)));
+      ws.on('framereceived', (f) => frames.push(String(f.payload)));
+    });
+    page.on('request', (r) => requests.push(`${r.url()} ${JSON.stringify(r.headers())}`));
+  };
+  const alice = await newPage(browser, server.url);
+  record(alice);
+  await alice.goto(`${server.url}/`);
+  await alice.waitForURL(/#/);
+  await join(alice, 'alice');
+  const link = alice.url();
+  const secret = new URL(link).hash.slice(1);
+  const bob = await newPage(browser, server.url);
+  record(bob);
+  await bob.goto(link);
+  await join(bob, 'bob');
+  dora = new LineClient('dora', BIN, ['chat', link, '--name', 'dora', '--plain']);
+  await waitForMembers(alice, ['bob', 'dora']);
+  await waitForMembers(bob, ['alice', 'dora']);
+  await dora.waitFor((l) => l === '* alice is connected', 'err');
+  await dora.waitFor((l) => l === '* bob is connected', 'err');
+  // Chat flows over every pair: browser to browser, browser to terminal.
+  await send(alice, 'sealed all the way');
+  await waitForMessage(bob, 'sealed all the way', 'alice');
+  await dora.waitFor((l) => l === 'alice: sealed all the way');
+  dora.say('and from the terminal');
+  await waitForMessage(alice, 'and from the terminal', 'dora');
+  await waitForMessage(bob, 'and from the terminal', 'dora');
+
+  // Every signal between any two of them passed a browser's socket.
+  const signals = frames.filter((f) => f.includes('"signal"'));
+  assert.ok(signals.length >= 6, `signals relayed: ${signals.length}`);
+  for (const frame of frames) {
+    for (const clear of ['v=0', 'a=fingerprint', 'candidate:', 'ice-ufrag']) {
+      assert.ok(!frame.includes(clear), `${clear} in a frame: ${frame.slice(0, 200)}`);
+    }
+  }
+  for (const [what, texts] of /** @type {[string, string[]][]} */ ([
+    ['a WebSocket frame', frames],
+    ['an HTTP request', requests],
+    ['a server log line', server.log],
+    ["the terminal client's output", [...dora.out, ...dora.err]],
+  ])) {
+    assert.ok(texts.length > 0, `nothing recorded as ${what}`);
+    for (const text of texts) assert.ok(!text.includes(secret), `the secret in ${what}: ${text.slice(0, 200)}`);
+  }
+  for (const page of [alice, bob]) assert.deepEqual(unexpectedErrors(page), []);
+});
+
+test('a hello that does not verify closes the connection; both clients say why', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  /** @type {LineClient[]} */
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.kill();
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  const alice = await openRoom(browser, server.url, 'alice');
+  const dora = new LineClient('dora', BIN, ['chat', alice.url(), '--name', 'dora', '--plain']);
+  clients.push(dora);
+  await dora.waitFor((l) => l === '* alice is connected', 'err');
+  // A member whose hello binds other fingerprints than the connection's, as
+  // a man in the middle forwarding someone's hello would.
+  const mallory = new LineClient('mallory', PYTHON, [AIORTC_PEER, alice.url(), 'mallory', '--bad-hello']);
+  clients.push(mallory);
+  await alice.getByRole('log').getByText('Could not verify mallory').first().waitFor();
+  await waitForPage(alice, () =>
+    [...document.querySelectorAll('[aria-label="Members"] li')].some(
+      (l) => l.querySelector('.member-name')?.textContent === 'mallory' && /** @type {HTMLElement} */ (l).dataset.state === 'not_verified',
+    ),
+  );
+  await dora.waitFor((l) => l.startsWith('* could not verify mallory: its hello does not match this connection'), 'err');
+  // Nothing from mallory was shown, and the others still chat.
+  await send(alice, 'still here');
+  await dora.waitFor((l) => l === 'alice: still here');
+  assert.ok(!dora.out.some((l) => l.startsWith('mallory:')));
+});
+
+test("a member's forged history is refused by both clients, never kept, never passed on", async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  /** @type {LineClient[]} */
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.kill();
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  const alice = await openRoom(browser, server.url, 'alice');
+  const dora = new LineClient('dora', BIN, ['chat', alice.url(), '--name', 'dora', '--plain']);
+  clients.push(dora);
+  await dora.waitFor((l) => l === '* alice is connected', 'err');
+  await send(alice, 'alice wrote this');
+  await dora.waitFor((l) => l === 'alice: alice wrote this');
+  dora.say('dora wrote this');
+  await waitForMessage(alice, 'dora wrote this', 'dora');
+  // Mallory answers each sync with messages signed in others' names: one
+  // attributed to the other member, one to the receiver itself.
+  const mallory = new LineClient('mallory', PYTHON, [AIORTC_PEER, alice.url(), 'mallory', '--forge']);
+  clients.push(mallory);
+  await alice.getByRole('log').getByText('relayed by mallory', { exact: false }).first().waitFor();
+  assert.match(
+    (await noticeTexts(alice)).join('\n'),
+    /2 messages attributed to dora, relayed by mallory|attributed to (alice|dora), relayed by mallory, (was|were) refused/,
+  );
+  await dora.waitFor((l) => /attributed to (alice|dora), relayed by mallory, refused/.test(l), 'err');
+  mallory.say('mallory wrote this');
+  await waitForMessage(alice, 'mallory wrote this', 'mallory');
+  await dora.waitFor((l) => l === 'mallory: mallory wrote this');
+  mallory.kill();
+  // Not shown, not kept: alice keeps exactly the three real messages.
+  assert.deepEqual((await messageTexts(alice)).filter((t) => t.startsWith('FORGED')), []);
+  assert.ok(!dora.out.some((l) => l.includes('FORGED')));
+  await waitForStored(alice, 3);
+  // Not passed on: a newcomer gets the history from alice and dora, without them.
+  const carol = await newPage(browser, server.url);
+  await carol.goto(alice.url());
+  await join(carol, 'carol');
+  await waitForMessages(carol, ['alice wrote this', 'dora wrote this', 'mallory wrote this']);
+  await waitForMembers(carol, ['alice', 'dora']);
+  assert.deepEqual((await messageTexts(carol)).filter((t) => t.startsWith('FORGED')), []);
 });

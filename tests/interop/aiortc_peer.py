@@ -11,7 +11,12 @@ server). Line mode like `peerchat chat --plain`: each stdin line is sent as
 a message; received messages are printed as `nick: text`; notices go to
 stderr. Used by the interop tests; not part of the product.
 
-usage: aiortc_peer.py ROOM_LINK NICK     (ROOM_LINK: http://HOST/r/ROOM_ID#SECRET)
+usage: aiortc_peer.py ROOM_LINK NICK [--forge] [--bad-hello]
+  ROOM_LINK  http://HOST/r/ROOM_ID#SECRET
+  --forge      misbehave, for tests: answer every sync with a history that
+               also holds a message attributed to another member and one
+               attributed to the receiver, both signed with our own key
+  --bad-hello  misbehave, for tests: sign hellos over the wrong bytes
 """
 
 import asyncio
@@ -222,7 +227,9 @@ class Member:
 
 
 class Peer:
-    def __init__(self, link, nick):
+    def __init__(self, link, nick, forge=False, bad_hello=False):
+        self.forge = forge
+        self.bad_hello = bad_hello
         url = urlsplit(link)
         secret = unb64url(url.fragment)
         if secret is None or not 16 <= len(secret) <= 64 or not 22 <= len(url.fragment) <= 86:
@@ -255,6 +262,11 @@ class Peer:
             # Our hello goes first: both fingerprints as we see them.
             signed = hello_bytes(self.sealer.context, sid, self.me["id"], self.me["nick"], member.id,
                                  member.local_fp, member.remote_fp)
+            if self.bad_hello:
+                # As a man in the middle forwarding another's hello would:
+                # the receiver's view of the fingerprints differs.
+                signed = hello_bytes(self.sealer.context, sid, self.me["id"], self.me["nick"], member.id,
+                                     member.remote_fp, member.local_fp)
             channel.send(json.dumps({"v": 2, "type": "hello", "alg": "ed25519", "key": b64url(self.identity.public),
                                      "sig": b64url(self.identity.sign(signed))}))
 
@@ -333,9 +345,23 @@ class Peer:
             # Answer with what they lack of ours (we keep only our own).
             held = env["have"].get(self.me["id"], 0)
             missing = [m for m in self.mine if m["seq"] > held]
+            if self.forge:
+                missing = missing + self.forgeries(member)
             if missing:
                 member.channel.send(json.dumps({"v": 2, "type": "history", "messages": missing}))
         # ack, typing: optional, ignored here
+
+    def forgeries(self, member):
+        """Messages signed with our key in others' names: one attributed to
+        another member, one to the receiver itself (for tests)."""
+        victims = [(m.id, m.nick) for m in self.members.values() if m.id != member.id]
+        victims.append((member.id, member.nick))
+        out = []
+        for author, nick in victims:
+            m = {"id": random_id(), "seq": 1, "clock": 1, "ts": now_ms(), "text": f"FORGED: {nick} never wrote this"}
+            m["sig"] = b64url(self.identity.sign(message_bytes(self.sealer.context, author, nick, m)))
+            out.append({"author": author, "nick": nick, **m, "alg": "ed25519", "key": b64url(self.identity.public)})
+        return out
 
     def signed_by(self, key, author, nick, m):
         """Whether message `m` carries a valid signature by `key` (its author's)."""
@@ -515,10 +541,12 @@ class Peer:
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    flags = [a for a in sys.argv[1:] if a.startswith("--")]
+    if len(args) != 2 or not set(flags) <= {"--forge", "--bad-hello"}:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    asyncio.run(Peer(*sys.argv[1:]).run())
+    asyncio.run(Peer(*args, forge="--forge" in flags, bad_hello="--bad-hello" in flags).run())
 
 
 if __name__ == "__main__":

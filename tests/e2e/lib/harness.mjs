@@ -22,9 +22,10 @@ export const WAIT_MS = 20_000;
  * Starts `peerchat serve` on a free loopback port and resolves once it
  * prints its URL.
  * @param {string[]} [args]
+ * @param {{logLevel?: string}} [options] logLevel: RUST_LOG for the server
  */
-export async function startServer(args = []) {
-  return startServerOn('127.0.0.1:0', args);
+export async function startServer(args = [], options = {}) {
+  return startServerOn('127.0.0.1:0', args, options);
 }
 
 const CHROMIUM_ARGS = [
@@ -213,13 +214,24 @@ export function unexpectedErrors(page) {
  * {@link startServer}.
  * @param {string} addr
  * @param {string[]} [args]
+ * @param {{logLevel?: string}} [options]
  */
-export async function startServerOn(addr, args = []) {
+export async function startServerOn(addr, args = [], { logLevel } = {}) {
   const proc = spawn(BIN, ['serve', '--addr', addr, '--turn-port', '0', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: logLevel ?? process.env.RUST_LOG ?? 'warn' },
   });
   const exited = new Promise((resolve) => proc.once('exit', resolve));
+  /**
+   * Every line the server logged (passed on to our standard error, unless a
+   * log level was asked for).
+   * @type {string[]}
+   */
+  const log = [];
+  createInterface({ input: proc.stderr }).on('line', (line) => {
+    log.push(line);
+    if (!logLevel) process.stderr.write(`${line}\n`);
+  });
   const lines = createInterface({ input: proc.stdout });
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('server did not print its URL')), WAIT_MS);
@@ -239,6 +251,7 @@ export async function startServerOn(addr, args = []) {
     /** @type {string} */
     url,
     proc,
+    log,
     /** @param {NodeJS.Signals} [signal] */
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
