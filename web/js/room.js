@@ -818,9 +818,11 @@ export class Room extends EventTarget {
       return;
     }
     if (!known) {
-      const identity = await this.checkPin(member, hello.key);
-      if (member.link !== link) return;
+      // The pin is checked beside the connection, not in its way: the
+      // member is shown as verified, changed or new when it is known.
+      const identity = { key: hello.key, nick: member.nick, verified: false, changed: false };
       this.identities.set(member.id, identity);
+      void this.checkPin(member, identity).then(() => this.changed());
     }
     gate.key = hello.key;
     // Its messages (live, or relayed by others before) verify with this key.
@@ -834,12 +836,12 @@ export class Room extends EventTarget {
    * the pin; an earlier verification goes.
    * @private
    * @param {RoomMember} member
-   * @param {PublicKey} key
-   * @returns {Promise<MemberIdentity>}
+   * @param {MemberIdentity} identity what we know of it, updated here
    */
-  async checkPin(member, key) {
-    const identity = { key, nick: member.nick, verified: false, changed: false };
-    if (!this.keystore) return identity;
+  async checkPin(member, identity) {
+    const key = identity.key;
+    await this.identity.catch(() => null); // the key store is open by then
+    if (!this.keystore) return;
     try {
       const check = await this.keystore.check(this.roomId, member.nick, key);
       if (check.status === 'same') identity.verified = check.pin.verified;
@@ -851,7 +853,6 @@ export class Room extends EventTarget {
     } catch (e) {
       console.warn('peerchat: could not check the pinned keys', e);
     }
-    return identity;
   }
 
   /**
