@@ -1,13 +1,15 @@
 // Signaling benchmarks: the same workloads against `peerchat serve` and
 // PeerJS server (npm `peer`), measured in the same run, each server pinned
-// to one core and the load generator to the other where possible. Prints a
-// table with ratios and writes JSON.
+// to one core and the load generator to the other where possible; and the
+// PeerJS protocol's workloads, with the same client bytes, against PeerJS
+// server and peerchat's PeerJS endpoint (`peerchat serve --peerjs`). Prints
+// tables with ratios and writes JSON.
 //
 // usage: node bench/signaling.mjs [--quick] [--out FILE] [--only LIST]
-//          [--server peerchat|peerjs] [--clients N] [--peerchat-arg ARG]...
+//          [--server LIST] [--clients N] [--peerchat-arg ARG]...
 //   --only LIST          run only these of idle,connect,relay,presence,slow
 //                        (slow runs against a fresh server of its own)
-//   --server NAME        measure only this server
+//   --server LIST        measure only these of peerchat,peerjs,peerchat-peerjs
 //   --clients N          clients held open in `idle`
 //   --sources N          connect from 127.0.0.1 to 127.0.0.N
 //                        (one address: ~28,000 clients at most)
@@ -31,7 +33,11 @@ function option(name) {
 }
 const out = option('--out') ?? path.join(ROOT, 'target', 'bench', 'signaling.json');
 const only = option('--only');
-const servers = option('--server') ? [option('--server')] : ['peerchat', 'peerjs'];
+const KINDS = ['peerchat', 'peerjs', 'peerchat-peerjs'];
+const servers = option('--server')?.split(',') ?? KINDS;
+for (const kind of servers) {
+  if (!KINDS.includes(kind)) throw new Error(`--server: no server kind ${kind} (${KINDS.join(', ')})`);
+}
 const peerchatArgs = process.argv.flatMap((a, i) => (a === '--peerchat-arg' ? [process.argv[i + 1]] : []));
 const PEERCHAT = process.env.PEERCHAT_BIN ?? path.join(ROOT, 'target', 'release', 'peerchat');
 const BENCH = process.env.PEERCHAT_BENCH_BIN ?? path.join(ROOT, 'target', 'release', 'peerchat-bench');
@@ -81,7 +87,7 @@ const main = workloads.filter((w) => w !== 'slow');
  */
 async function load(kind, server, list) {
   const args = [
-    'signaling', '--kind', kind, '--addr', server.addr, '--pid', String(server.pid),
+    'signaling', '--kind', kind === 'peerchat' ? 'peerchat' : 'peerjs', '--addr', server.addr, '--pid', String(server.pid),
     '--clients', String(SIZES.clients), '--pairs', String(SIZES.pairs),
     '--messages', String(SIZES.messages), '--presence', SIZES.presence,
     '--connect-clients', String(SIZES.connectClients), '--connect-rounds', String(SIZES.connectRounds),
@@ -114,22 +120,28 @@ function maxConnections() {
   return String(Math.min(20000, hard - 128));
 }
 
+/** `peerchat serve` with the rate limits out of the way, and `extra` flags. */
+async function startPeerchat(extra) {
+  const server = await start(
+    PEERCHAT,
+    ['serve', '--addr', '127.0.0.1:0', '--no-turn', '--no-mailbox', '--max-connections', maxConnections(),
+      '--room-capacity', '200', '--rate-limit', '1000000', '--rate-burst', '1000000',
+      '--rate-limit-bytes', '4000000000', '--rate-burst-bytes', '4000000000', ...extra, ...peerchatArgs],
+    /http:\/\/127\.0\.0\.1:(\d+)/,
+  );
+  return { ...server, stop: () => server.proc.kill('SIGTERM') };
+}
+
 /** Each server, started afresh, and how to stop it. */
 const launch = {
-  peerchat: async () => {
-    const server = await start(
-      PEERCHAT,
-      ['serve', '--addr', '127.0.0.1:0', '--no-turn', '--no-mailbox', '--max-connections', maxConnections(),
-        '--room-capacity', '200', '--rate-limit', '1000000', '--rate-burst', '1000000',
-        '--rate-limit-bytes', '4000000000', '--rate-burst-bytes', '4000000000', ...peerchatArgs],
-      /http:\/\/127\.0\.0\.1:(\d+)/,
-    );
-    return { ...server, stop: () => server.proc.kill('SIGTERM') };
-  },
+  peerchat: () => startPeerchat([]),
+  // The PeerJS endpoint, as PeerJS server is run below.
+  'peerchat-peerjs': () => startPeerchat(['--peerjs', '--peerjs-concurrent-limit', '100000']),
   peerjs: async () => {
     const server = await start(
       'node',
-      [PEERJS, '--port', String(await freePort()), '--host', '127.0.0.1', '--concurrent_limit', '100000'],
+      [PEERJS, '--port', String(await freePort()), '--host', '127.0.0.1', '--path', '/peerjs',
+        '--concurrent_limit', '100000'],
       /port: (\d+)/,
     );
     // PeerJS server waits on SIGTERM for every connection to close.
@@ -138,7 +150,7 @@ const launch = {
 };
 
 const results = {};
-for (const kind of ['peerchat', 'peerjs'].filter((k) => servers.includes(k))) {
+for (const kind of KINDS.filter((k) => servers.includes(k))) {
   // The slow reader runs against a server of its own: what it leaves in a
   // heap (or what others left there) would hide the memory it costs.
   for (const list of [main, workloads.includes('slow') ? ['slow'] : []]) {
@@ -152,10 +164,11 @@ for (const kind of ['peerchat', 'peerjs'].filter((k) => servers.includes(k))) {
   }
 }
 
-const p = results.peerchat ?? {};
 const j = results.peerjs ?? {};
 const ratio = (a, b, higherIsBetter) => (higherIsBetter ? a / b : b / a);
 const fixed = (x, digits) => (x === undefined ? '–' : x.toFixed(digits));
+/** peerchat's results that the table compares with PeerJS server's. */
+let p = results.peerchat ?? {};
 /** A row of one figure, `get` reading it from a server's results. */
 function row(label, get, digits, higherIsBetter) {
   const a = p.kind ? get(p) : undefined;
@@ -172,49 +185,63 @@ function dist(label, get, digits) {
   };
   return [label, f(p), f(j), ''];
 }
-const rows = [['figure', 'peerchat', 'PeerJS server', 'peerchat advantage']];
-if (p.idle || j.idle) {
-  rows.push(
-    row(`RSS per idle connection, ${SIZES.clients} connections (KiB)`, (r) => r.idle?.per_connection_kib, 1, false),
-    row(`${SIZES.clients} clients connect (wall ms)`, (r) => r.connect?.wall_ms, 0, false),
-    dist('  each connect p50/p99 (ms)', (r) => r.connect?.each, 2),
-  );
+/**
+ * The table of `p` against PeerJS server.
+ * @param {string} first `p`'s name
+ * @param {string} refusal what `p` tells a sender it pushes back on
+ */
+function table(first, refusal) {
+  const rows = [['figure', first, 'PeerJS server', 'peerchat advantage']];
+  if (p.idle || j.idle) {
+    rows.push(
+      row(`RSS per idle connection, ${SIZES.clients} connections (KiB)`, (r) => r.idle?.per_connection_kib, 1, false),
+      row(`${SIZES.clients} clients connect (wall ms)`, (r) => r.connect?.wall_ms, 0, false),
+      dist('  each connect p50/p99 (ms)', (r) => r.connect?.each, 2),
+    );
+  }
+  if (p.connect_small || j.connect_small) {
+    rows.push(
+      row(`${SIZES.connectClients} clients connect (wall ms, median of ${SIZES.connectRounds})`,
+        (r) => r.connect_small?.wall_ms, 1, false),
+      dist('  each connect p50/p99 (ms)', (r) => r.connect_small?.each, 2),
+      row('  server CPU per connect (ms)', (r) => r.connect_small?.server_cpu_ms_per_client, 3, false),
+      row('  load generator CPU per connect (ms)', (r) => r.connect_small?.client_cpu_ms_per_client, 3),
+    );
+  }
+  if (p.relay_load || j.relay_load) {
+    rows.push(
+      row('relayed 1 KB msgs per server CPU-second', (r) => r.relay_load?.per_server_cpu_sec, 0, true),
+      row('relayed msgs per second (wall)', (r) => r.relay_load?.per_sec, 0, true),
+      dist('one-way latency under load p50/p99 (ms)', (r) => r.relay_load?.latency, 2),
+      dist('one-way latency, light load p50/p99 (ms)', (r) => r.relay_light?.latency, 3),
+    );
+  }
+  for (const [i, r] of (p.presence ?? []).entries()) {
+    rows.push(dist(`join in a room of ${r.room_size}: all told p50/p99 (ms)`, (x) => x.presence?.[i]?.all_told, 2));
+    rows[rows.length - 1][2] = 'no rooms';
+  }
+  if (p.slow || j.slow) {
+    const sent = (p.slow ?? j.slow).sent;
+    rows.push(
+      row(`client stops reading, ${sent} × 1 KB sent to it: server memory growth (KiB)`, (r) => r.slow?.growth_kib, 0),
+      [
+        '  what the server did with it',
+        ...[p, j].map((r) =>
+          r.slow ? `${r.slow.cut_off ? 'cut off' : r.slow.stalled ? 'stalled' : r.slow.pushed_back ? `kept it, refused the sender's excess (${refusal})` : 'kept'}, ${r.slow.delivered} delivered` : '–'),
+        '',
+      ],
+    );
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  '));
 }
-if (p.connect_small || j.connect_small) {
-  rows.push(
-    row(`${SIZES.connectClients} clients connect (wall ms, median of ${SIZES.connectRounds})`,
-      (r) => r.connect_small?.wall_ms, 1, false),
-    dist('  each connect p50/p99 (ms)', (r) => r.connect_small?.each, 2),
-    row('  server CPU per connect (ms)', (r) => r.connect_small?.server_cpu_ms_per_client, 3, false),
-    row('  load generator CPU per connect (ms)', (r) => r.connect_small?.client_cpu_ms_per_client, 3),
-  );
+if (results.peerchat) table('peerchat', 'peer_busy');
+if (results['peerchat-peerjs']) {
+  p = results['peerchat-peerjs'];
+  if (results.peerchat) console.log();
+  console.log('The PeerJS protocol, the same client bytes to both:');
+  table('peerchat --peerjs', 'EXPIRE');
 }
-if (p.relay_load || j.relay_load) {
-  rows.push(
-    row('relayed 1 KB msgs per server CPU-second', (r) => r.relay_load?.per_server_cpu_sec, 0, true),
-    row('relayed msgs per second (wall)', (r) => r.relay_load?.per_sec, 0, true),
-    dist('one-way latency under load p50/p99 (ms)', (r) => r.relay_load?.latency, 2),
-    dist('one-way latency, light load p50/p99 (ms)', (r) => r.relay_light?.latency, 3),
-  );
-}
-for (const [i, r] of (p.presence ?? []).entries()) {
-  rows.push(dist(`join in a room of ${r.room_size}: all told p50/p99 (ms)`, (x) => x.presence?.[i]?.all_told, 2));
-  rows[rows.length - 1][2] = 'no rooms';
-}
-if (p.slow || j.slow) {
-  const sent = (p.slow ?? j.slow).sent;
-  rows.push(
-    row(`client stops reading, ${sent} × 1 KB sent to it: server memory growth (KiB)`, (r) => r.slow?.growth_kib, 0),
-    [
-      '  what the server did with it',
-      ...[p, j].map((r) =>
-        r.slow ? `${r.slow.cut_off ? 'cut off' : r.slow.stalled ? 'stalled' : r.slow.pushed_back ? 'kept it, refused the sender\'s excess (peer_busy)' : 'kept'}, ${r.slow.delivered} delivered` : '–'),
-      '',
-    ],
-  );
-}
-const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  '));
 await mkdir(path.dirname(out), { recursive: true });
 await writeFile(out, `${JSON.stringify({ quick, sizes: SIZES, results }, null, 2)}\n`);
 console.log(`\nwritten to ${path.relative(ROOT, out)}`);

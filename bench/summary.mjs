@@ -1,6 +1,6 @@
 // Gathers the figures the targets in docs/benchmarks.md speak of from
-// target/bench/webrtc.json and target/bench/signaling.json (written by the
-// two benchmark scripts in the same run) into target/bench/summary.json,
+// target/bench/webrtc.json, signaling.json and cluster.json (written by the
+// benchmark scripts in the same run) into target/bench/summary.json,
 // each with its target and whether this run met it, and prints them.
 //
 // usage: node bench/summary.mjs [DIR]   (default: target/bench)
@@ -22,12 +22,22 @@ async function read(name) {
 
 const webrtc = await read('webrtc.json');
 const signaling = await read('signaling.json');
+const cluster = await read('cluster.json');
+const clusterRuns = cluster?.results ?? [];
+const inMemory = clusterRuns.find((r) => r.servers === 1 && !r.redis);
+// The costliest setup with Redis (two or three servers, pairs across them).
+const withRedis = clusterRuns
+  .filter((r) => r.redis)
+  .reduce((worst, r) => (!worst || r.relay.per_cpu_sec < worst.relay.per_cpu_sec ? r : worst), null);
+const crossP99 = Math.max(...clusterRuns.filter((r) => r.cross_node).map((r) => r.cross_node.p99_ms));
 const p = signaling?.results?.peerchat ?? {};
 const j = signaling?.results?.peerjs ?? {};
+/** peerchat's PeerJS endpoint, under the PeerJS workloads. */
+const pj = signaling?.results?.['peerchat-peerjs'] ?? {};
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && a > 0 && b > 0 ? a / b : null);
 const presence100 = (p.presence ?? []).find((r) => r.room_size === 100);
 
-const quick = Boolean(signaling?.quick || webrtc?.quick);
+const quick = Boolean(signaling?.quick || webrtc?.quick || cluster?.quick);
 
 /**
  * One figure: its value, the target, and whether it was met (null when the
@@ -62,6 +72,19 @@ const summary = {
       peerchat_ms: p.connect_small?.wall_ms ?? null,
       peerjs_ms: j.connect_small?.wall_ms ?? null,
     }),
+    peerjs_endpoint_relay_per_server_cpu_second_vs_peerjs: figure(
+      ratio(pj.relay_load?.per_server_cpu_sec, j.relay_load?.per_server_cpu_sec), 'at least', 2.5, {
+        peerchat: pj.relay_load?.per_server_cpu_sec ?? null,
+        peerjs: j.relay_load?.per_server_cpu_sec ?? null,
+      },
+    ),
+    peerjs_endpoint_rss_per_idle_connection_vs_peerjs: figure(
+      ratio(pj.idle?.per_connection_kib, j.idle?.per_connection_kib), 'at most', 0.5, {
+        connections: pj.idle?.connections ?? null,
+        peerchat_kib: pj.idle?.per_connection_kib ?? null,
+        peerjs_kib: j.idle?.per_connection_kib ?? null,
+      },
+    ),
     join_in_100_member_room_all_told_p99_ms: figure(presence100?.all_told?.p99_ms, 'at most', 5),
     first_message_from_load_median_ms: figure(webrtc?.first_message?.from_load_median_ms, 'at most', 300, {
       p95_ms: webrtc?.first_message?.from_load_p95_ms ?? null,
@@ -69,11 +92,15 @@ const summary = {
     first_message_from_navigation_start_median_ms: figure(webrtc?.first_message?.median_ms, 'at most', 300, {
       p95_ms: webrtc?.first_message?.p95_ms ?? null,
     }),
+    cluster_cross_node_signal_p99_ms: figure(Number.isFinite(crossP99) ? crossP99 : null, 'at most', 2),
+    cluster_cost_per_relayed_message_redis_vs_memory: figure(
+      ratio(inMemory?.relay?.per_cpu_sec, withRedis?.relay?.per_cpu_sec), 'at most', 3,
+    ),
     native_to_chromium_throughput_vs_chromium_to_chromium: figure(
       ratio(webrtc?.throughput?.native_chromium?.mib_per_s, webrtc?.throughput?.chromium_chromium?.mib_per_s), 'at least', 0.8,
     ),
   },
-  slow_reader: { peerchat: p.slow ?? null, peerjs: j.slow ?? null },
+  slow_reader: { peerchat: p.slow ?? null, peerjs: j.slow ?? null, peerchat_peerjs: pj.slow ?? null },
 };
 
 await writeFile(path.join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);

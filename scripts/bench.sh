@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Runs peerchat's benchmarks in release builds, inside a loopback-only
 # network namespace, prints tables and writes JSON under target/bench/:
-# data channels (native and Chromium) and signaling (peerchat against PeerJS
-# server, installed from npm when missing).
+# data channels (native and Chromium), signaling (peerchat against PeerJS
+# server, installed from npm when missing), and several servers sharing
+# rooms through redis-server.
 # `scripts/bench.sh --quick` runs small sizes (the test suite does this so
-# the benchmarks cannot rot).
+# the benchmarks cannot rot). `scripts/bench.sh --peerjs [--quick]` runs only
+# the PeerJS workloads: PeerJS server and peerchat's PeerJS endpoint
+# (`peerchat serve --peerjs`), with the same client bytes, in one run.
+# Further options go to bench/signaling.mjs (and, without --peerjs, to
+# bench/webrtc.mjs too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+peerjs_only=
+if [ "${1:-}" = --peerjs ]; then
+  peerjs_only=1
+  shift
+fi
 profile=release
 if [ "${1:-}" = --quick ] && [ -n "${PEERCHAT_BENCH_DEBUG:-}" ]; then profile=debug; fi
 if [ "$profile" = release ]; then
@@ -20,11 +30,21 @@ if [ ! -d bench/node_modules/peer ] || [ bench/package-lock.json -nt bench/node_
   echo "== installing the reference server (PeerJS server, npm peer)"
   (cd bench && npm ci --no-audit --no-fund --loglevel=error)
 fi
-echo "== data channels: connect time and round trips"
-scripts/netns.sh node bench/webrtc.mjs "$@"
+if [ -n "$peerjs_only" ]; then
+  # The summary reads what this run wrote, not an earlier run's figures.
+  rm -f target/bench/webrtc.json
+  echo "== the PeerJS protocol: PeerJS server and peerchat --peerjs, the same client bytes"
+  scripts/netns.sh node bench/signaling.mjs --server peerjs,peerchat-peerjs "$@"
+else
+  echo "== data channels: connect time and round trips"
+  scripts/netns.sh node bench/webrtc.mjs "$@"
+  echo
+  echo "== signaling: peerchat and PeerJS server under the same load"
+  scripts/netns.sh node bench/signaling.mjs "$@"
+fi
 echo
-echo "== signaling: peerchat and PeerJS server under the same load"
-scripts/netns.sh node bench/signaling.mjs "$@"
+echo "== several servers sharing Redis: joins, signals within and across servers, cost"
+scripts/netns.sh node bench/cluster.mjs "$@"
 echo
 echo "== summary: the figures with targets (target/bench/summary.json)"
 node bench/summary.mjs

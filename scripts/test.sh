@@ -2,7 +2,7 @@
 # Runs every peerchat test: Rust unit and integration tests, the web
 # client's protocol tests against the shared vectors, and the browser
 # end-to-end tests in headless Chromium. Everything that opens sockets runs
-# inside a network namespace that has only loopback. Installs what it needs (Debian chromium, iproute2, Node.js
+# inside a network namespace that has only loopback. Installs what it needs (Debian chromium, redis-server, iproute2, Node.js
 # packages) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ command -v npm >/dev/null || missing+=(npm)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v curl >/dev/null || missing+=(curl)
 command -v tmux >/dev/null || missing+=(tmux)
+command -v redis-server >/dev/null || missing+=(redis-server)
 command -v unshare >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"

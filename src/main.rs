@@ -93,6 +93,9 @@ fn init_logging(default: &str) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.clone().into_config()?;
+    peerchat_server::cluster::share_turn_secret(&mut config)
+        .await
+        .context("sharing the TURN secret through Redis (or give --turn-secret)")?;
     let allocations = match &config.turn {
         Some(peerchat_server::config::Turn {
             server:

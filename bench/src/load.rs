@@ -24,7 +24,9 @@ type Ws = WebSocketStream<TcpStream>;
 pub enum Kind {
     /// `peerchat serve`.
     Peerchat,
-    /// PeerJS server (npm `peer`).
+    /// The PeerJS server protocol under `/peerjs` (PeerJS server, npm
+    /// `peer`, started with `--path /peerjs`, or `peerchat serve --peerjs`):
+    /// both get the same client bytes.
     Peerjs,
 }
 
@@ -82,7 +84,7 @@ impl Client {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let url = match kind {
             Kind::Peerchat => format!("ws://{addr}/ws"),
-            Kind::Peerjs => format!("ws://{addr}/peerjs?key=peerjs&id=c{n}&token=t{n}"),
+            Kind::Peerjs => format!("ws://{addr}/peerjs/peerjs?key=peerjs&id=c{n}&token=t{n}"),
         };
         // tungstenite's default read buffer (128 KiB) is zeroed before every
         // read: with thousands of clients that, not the server, would bound
@@ -536,7 +538,8 @@ pub struct SlowReport {
     /// read.
     pub cut_off: bool,
     /// Whether the server refused signals to the client that did not read,
-    /// telling the sender (`peer_busy`), instead of queueing or cutting off.
+    /// telling the sender (`peer_busy`; `EXPIRE` in the PeerJS protocol),
+    /// instead of queueing or cutting off.
     pub pushed_back: bool,
     /// Whether the client, reading again, waited 10 s without getting a
     /// signal or the server's close (the server dropped signals quietly).
@@ -573,7 +576,9 @@ pub async fn slow_reader(
         let mut rx = rx;
         while let Some(Ok(msg)) = rx.next().await {
             if let Message::Text(t) = msg {
-                if t.contains("\"peer_busy\"") {
+                // peerchat's refusal, or its PeerJS endpoint's (PeerJS
+                // server never says EXPIRE for a client that is there).
+                if t.contains("\"peer_busy\"") || t.contains("\"EXPIRE\"") {
                     pushed_seen.store(true, Ordering::Relaxed);
                 }
             }

@@ -3,6 +3,7 @@
 //! pages and the reference stacks; see docs/benchmarks.md.
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod load;
 
 use std::time::{Duration, Instant};
@@ -96,6 +97,30 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
         sources: u8,
     },
+    /// Servers sharing rooms through Redis (or one alone): join time,
+    /// signal latency within a server and across servers, and relaying
+    /// under load counted over the CPU time of every process given
+    /// (servers and Redis). Prints one JSON object.
+    Cluster {
+        /// The servers' `host:port`s; rooms are spread over them.
+        #[arg(long, value_delimiter = ',', required = true)]
+        addrs: Vec<String>,
+        /// The processes whose CPU time counts: the servers, and Redis.
+        #[arg(long, value_delimiter = ',', required = true)]
+        pids: Vec<u32>,
+        /// Joins to time.
+        #[arg(long, default_value_t = 200)]
+        joins: usize,
+        /// Signals to time on each path at light load.
+        #[arg(long, default_value_t = 500)]
+        signals: usize,
+        /// Pairs relaying under load.
+        #[arg(long, default_value_t = 20)]
+        pairs: usize,
+        /// Messages each pair relays under load.
+        #[arg(long, default_value_t = 2000)]
+        messages: u64,
+    },
 }
 
 /// One part of the signaling measurement.
@@ -162,6 +187,17 @@ async fn main() -> Result<()> {
             load::set_sources(sources);
             let report = signaling(kind, &addr, pid, &sizes, &only).await?;
             println!("{report}");
+        }
+        Command::Cluster {
+            addrs,
+            pids,
+            joins,
+            signals,
+            pairs,
+            messages,
+        } => {
+            let report = cluster::run(&addrs, &pids, joins, signals, pairs, messages).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
     }
     Ok(())

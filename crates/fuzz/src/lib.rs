@@ -34,6 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("peer_envelope", peer_envelope),
     ("history", history),
     ("mailbox_query", mailbox_query),
+    ("peerjs", peerjs),
     ("connection_code", connection_code),
     ("sdp_filters", sdp_filters),
 ];
@@ -140,6 +141,64 @@ pub fn mailbox_query(data: &[u8]) {
     let Some(text) = text(data) else { return };
     let mailbox = Mailbox::new(MailboxConfig::default());
     let _ = mailbox.parse_query(text);
+}
+
+/// The PeerJS endpoint (`peerchat_peerjs::Server`): the input's first line
+/// is the query string of a WebSocket that registers, the others are
+/// frames from it and from two registered clients in turn, with time
+/// passing. Every frame it sends is a JSON object with a string `type`, it
+/// holds no more ids than connections, and what waits for ids nobody holds
+/// stays within its bounds.
+pub fn peerjs(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let config = peerchat_peerjs::Config {
+        send_queue_bytes: 4096,
+        queue_bytes_total: 8192,
+        ..peerchat_peerjs::Config::default()
+    };
+    let mut server = peerchat_peerjs::Server::new(config, [1; 32]);
+    let mut now = Instant::now();
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    let query = lines.next().unwrap_or_default();
+    server.open(
+        1,
+        &peerchat_peerjs::Params::from_query(query),
+        now,
+        &mut out,
+    );
+    for (conn, id) in [(2, "bob"), (3, "carol")] {
+        let query = format!("key=peerjs&id={id}&token=t");
+        server.open(
+            conn,
+            &peerchat_peerjs::Params::from_query(&query),
+            now,
+            &mut out,
+        );
+    }
+    let check = |out: &mut Vec<peerchat_peerjs::Output>| {
+        for output in out.drain(..) {
+            if let peerchat_peerjs::Output::Send { frame, .. } = output {
+                let value: Value = serde_json::from_str(frame.as_str()).expect("frames are JSON");
+                assert!(value["type"].is_string(), "{value}");
+            }
+        }
+    };
+    check(&mut out);
+    for (i, line) in lines.enumerate() {
+        let conn = (i % 3) as u64 + 1;
+        now += Duration::from_millis(700);
+        server.handle_text(conn, line, &NoBacklog, now, &mut out);
+        server.handle_timeout(now, &mut out);
+        check(&mut out);
+        let stats = server.stats();
+        assert!(stats.clients <= 3, "{stats:?}");
+        assert!(stats.queued_bytes <= 8192, "{stats:?}");
+    }
+    for conn in 1..=3 {
+        server.disconnect(conn);
+    }
+    assert_eq!(server.stats().clients, 0);
 }
 
 /// A connection code pasted by a person (`Code::parse`): one that parses

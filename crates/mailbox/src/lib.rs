@@ -211,6 +211,11 @@ impl Mailbox {
         self.waiting.len()
     }
 
+    /// Whether any request waits, or any text is queued, on `id`.
+    pub fn has_id(&self, id: &str) -> bool {
+        self.slots.contains_key(id)
+    }
+
     /// Texts waiting to be read now.
     pub fn queued(&self) -> usize {
         self.queued_total

@@ -41,13 +41,21 @@ use rand::{Rng, SeedableRng};
 /// Identifies a connection; chosen by the transport, unique while it is open.
 pub type ConnId = u64;
 
-/// One text frame to send: UTF-8 JSON, cheap to clone for broadcasts.
+/// One text frame to send: UTF-8 JSON, cheap to clone for broadcasts. (The
+/// PeerJS endpoint's state machine sends these too.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame(Bytes);
 
 impl Frame {
-    fn new(text: String) -> Self {
+    /// A frame of this text.
+    pub fn new(text: String) -> Self {
         Self(Bytes::from(text))
+    }
+
+    /// A frame of these bytes, if they are UTF-8 (a frame a hub made,
+    /// carried from another server, say).
+    pub fn from_utf8(bytes: Bytes) -> Option<Self> {
+        std::str::from_utf8(&bytes).is_ok().then_some(Self(bytes))
     }
 
     /// The frame's bytes (always valid UTF-8).
@@ -322,15 +330,59 @@ struct AwayMember {
 #[derive(Debug)]
 struct Conn {
     joined: Option<Joined>,
+    /// The connection's rate limits, unless its transport applies them
+    /// before the hub sees its frames ([`Hub::connect_unmetered`]).
+    meter: Option<Meter>,
+    /// Members a signal was refused to with `peer_busy`, not yet
+    /// reached since: only the first refusal of a run is reported. At most
+    /// one per member of the room.
+    busy: Vec<PeerId>,
+}
+
+/// A connection's rate limits: messages and bytes per second, each a token
+/// bucket. The hub keeps one per connection; a transport that routes a
+/// client's frames elsewhere before they reach a hub (another server of a
+/// cluster, say) keeps its own, so that limits apply where the frames
+/// enter.
+#[derive(Debug)]
+pub struct Meter {
     bucket: TokenBucket,
     bytes: TokenBucket,
     /// Whether the last message was dropped by the rate limit: only the
     /// first of a run of dropped messages is answered with an error.
     limited: bool,
-    /// Members a signal was refused to with `peer_busy`, not yet
-    /// reached since: only the first refusal of a run is reported. At most
-    /// one per member of the room.
-    busy: Vec<PeerId>,
+}
+
+impl Meter {
+    /// A full meter with the limits of `config`.
+    pub fn new(config: &HubConfig, now: Instant) -> Self {
+        Self {
+            bucket: TokenBucket::new(config.rate_per_sec, config.rate_burst, now),
+            bytes: TokenBucket::new(config.byte_rate_per_sec, config.byte_burst, now),
+            limited: false,
+        }
+    }
+
+    /// Whether a message of `len` bytes from `conn` may pass. When it may
+    /// not and it is the first of a run of dropped messages, a
+    /// `rate_limited` error for `conn` is pushed to `out`.
+    pub fn admit(&mut self, conn: ConnId, len: usize, now: Instant, out: &mut Vec<Output>) -> bool {
+        let size = u32::try_from(len).unwrap_or(u32::MAX);
+        if self.bucket.take(now, 1) && self.bytes.take(now, size) {
+            self.limited = false;
+            return true;
+        }
+        if !self.limited {
+            self.limited = true;
+            send_error(
+                out,
+                conn,
+                ErrorCode::RateLimited,
+                "too many messages: this one and the next ones are dropped until the rate falls",
+            );
+        }
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -486,18 +538,69 @@ impl Hub {
 
     /// A connection opened.
     pub fn connect(&mut self, conn: ConnId, now: Instant) {
-        let bucket = TokenBucket::new(self.config.rate_per_sec, self.config.rate_burst, now);
-        let bytes = TokenBucket::new(self.config.byte_rate_per_sec, self.config.byte_burst, now);
         self.conns.insert(
             conn,
             Conn {
                 joined: None,
-                bucket,
-                bytes,
-                limited: false,
+                meter: Some(Meter::new(&self.config, now)),
                 busy: Vec::new(),
             },
         );
+    }
+
+    /// A connection opened whose frames are rate-limited before they reach
+    /// the hub (by a [`Meter`] of the transport's): the hub applies no
+    /// limit of its own to it.
+    pub fn connect_unmetered(&mut self, conn: ConnId) {
+        self.conns.insert(
+            conn,
+            Conn {
+                joined: None,
+                meter: None,
+                busy: Vec::new(),
+            },
+        );
+    }
+
+    /// Whether a room of this id has members (away ones included).
+    pub fn has_room(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
+    }
+
+    /// Ends a room without anyone seeing anyone leave, as a server going
+    /// away would: every member with a connection is told `reason` and
+    /// closed, away members are forgotten, and nobody gets `peer_left`.
+    /// Their clients join again (where the room now lives) as after a
+    /// server restart.
+    pub fn close_room(
+        &mut self,
+        room_id: &str,
+        reason: ErrorCode,
+        message: &str,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(room) = self.rooms.remove(room_id) else {
+            return;
+        };
+        for (peer, member) in room.members {
+            if let Some(n) = self.ids.get_mut(&peer) {
+                *n -= 1;
+                if *n == 0 {
+                    self.ids.remove(&peer);
+                }
+            }
+            match member.presence {
+                Presence::Live(conn) => {
+                    self.members -= 1;
+                    self.conns.remove(&conn);
+                    send_error(out, conn, reason, message);
+                    out.push(Output::Close { conn, reason });
+                }
+                Presence::Away(deadline) => {
+                    self.deadlines.remove(&deadline);
+                }
+            }
+        }
     }
 
     /// A text frame arrived on `conn`; `backlog` tells what waits in the
@@ -529,20 +632,11 @@ impl Hub {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        let size = u32::try_from(size).unwrap_or(u32::MAX);
-        if !(state.bucket.take(now, 1) && state.bytes.take(now, size)) {
-            if !state.limited {
-                state.limited = true;
-                send_error(
-                    out,
-                    conn,
-                    ErrorCode::RateLimited,
-                    "too many messages: this one and the next ones are dropped until the rate falls",
-                );
+        if let Some(meter) = state.meter.as_mut() {
+            if !meter.admit(conn, size, now, out) {
+                return;
             }
-            return;
         }
-        state.limited = false;
         match message {
             Ok(ClientMessage::Join {
                 room, nick, key, ..
@@ -982,9 +1076,11 @@ fn send_protocol_error(out: &mut Vec<Output>, to: ConnId, err: &ProtocolError) {
     send_error(out, to, err.code(), &err.to_string());
 }
 
-/// A token bucket: `burst` tokens, refilled at `rate` per second.
+/// A token bucket: `burst` tokens, refilled at `rate` per second; the rate
+/// limit of every signaling connection (this hub's, and the PeerJS
+/// endpoint's).
 #[derive(Debug)]
-struct TokenBucket {
+pub struct TokenBucket {
     tokens: f64,
     rate: f64,
     burst: f64,
@@ -992,7 +1088,8 @@ struct TokenBucket {
 }
 
 impl TokenBucket {
-    fn new(rate: u32, burst: u32, now: Instant) -> Self {
+    /// A full bucket at `now`.
+    pub fn new(rate: u32, burst: u32, now: Instant) -> Self {
         Self {
             tokens: f64::from(burst),
             rate: f64::from(rate),
@@ -1002,7 +1099,7 @@ impl TokenBucket {
     }
 
     /// Takes `n` tokens if there are that many.
-    fn take(&mut self, now: Instant, n: u32) -> bool {
+    pub fn take(&mut self, now: Instant, n: u32) -> bool {
         let elapsed = now.saturating_duration_since(self.last);
         self.last = now;
         self.tokens = (self.tokens + elapsed.as_secs_f64() * self.rate).min(self.burst);

@@ -1026,3 +1026,73 @@ fn members_get_fresh_ice_servers_while_they_are_in_a_room_and_not_after() {
     let out = h.advance(Duration::from_secs(300));
     assert!(frames_to(&out, 3).is_empty());
 }
+
+#[test]
+fn closing_a_room_closes_its_members_and_nobody_sees_a_leave() {
+    let (mut h, a, _) = alice_and_bob();
+    h.join(3, OTHER_ROOM, "carol");
+    h.join_keyed(4, ROOM, "dave", KEY_B);
+    h.lose(4);
+    assert!(h.hub.has_room(ROOM));
+    let mut out = Vec::new();
+    h.hub
+        .close_room(ROOM, ErrorCode::ShuttingDown, "moving", &mut out);
+    assert!(!h.hub.has_room(ROOM));
+    for conn in [1, 2] {
+        assert_eq!(frames_to(&out, conn).len(), 1, "{out:?}");
+        assert_eq!(error_code(&out, conn), "shutting_down");
+        assert!(out.contains(&Output::Close {
+            conn,
+            reason: ErrorCode::ShuttingDown
+        }));
+    }
+    assert_eq!(
+        out.len(),
+        4,
+        "only the two live members hear of it: {out:?}"
+    );
+    // The away member is forgotten with its deadline; the other room stays.
+    assert_eq!(h.hub.next_deadline(), None);
+    assert_eq!(
+        h.hub.stats(),
+        Stats {
+            connections: 1,
+            rooms: 1,
+            members: 1,
+            away: 0
+        }
+    );
+    // The closed connections are forgotten; the ids are free again.
+    assert!(!h.hub.is_joined(1));
+    h.connect(5);
+    let out = h.send_join(5, ROOM, "alice", KEY_A);
+    let joined = frames_to(&out, 5).remove(0);
+    assert_eq!(joined["you"]["id"], a.as_str());
+    assert_eq!(joined["resumed"], false);
+    assert_eq!(joined["members"], json!([]));
+}
+
+#[test]
+fn an_unmetered_connection_is_not_rate_limited_by_the_hub() {
+    let mut h = Harness::new(HubConfig {
+        rate_per_sec: 1,
+        rate_burst: 1,
+        ..HubConfig::default()
+    });
+    h.hub.connect_unmetered(1);
+    for _ in 0..10 {
+        let out = h.send(
+            1,
+            json!({"type":"signal","to":"0000000000000000","payload":{}}),
+        );
+        assert_eq!(error_code(&out, 1), "not_joined");
+    }
+    // A meter of the transport's applies the same limits.
+    let mut meter = Meter::new(h.hub.config(), h.now);
+    let mut out = Vec::new();
+    assert!(meter.admit(1, 10, h.now, &mut out));
+    assert!(!meter.admit(1, 10, h.now, &mut out));
+    assert!(!meter.admit(1, 10, h.now, &mut out));
+    assert_eq!(error_code(&out, 1), "rate_limited");
+    assert!(meter.admit(1, 10, h.now + Duration::from_secs(1), &mut out));
+}

@@ -237,6 +237,20 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub turn_bandwidth_kib: u32,
 
+    /// Share rooms with every other `peerchat serve` given the same Redis
+    /// (`redis://HOST:PORT`, `rediss://` for TLS, `unix:///PATH`): any
+    /// member of any room may connect to any of them, behind a load
+    /// balancer. Without it the server keeps everything in memory, alone.
+    #[arg(long, env = "PEERCHAT_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// How long a server's lease in Redis lasts: a server that cannot renew
+    /// it for this long stops serving its rooms, and one that died is
+    /// noticed by the others after this long (its members resume elsewhere
+    /// within --resume-grace, which should be several times longer).
+    #[arg(long, env = "PEERCHAT_REDIS_LEASE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub redis_lease: Duration,
+
     /// Turn off the long-poll mailbox at `POST /sig`.
     #[arg(long, env = "PEERCHAT_NO_MAILBOX")]
     pub no_mailbox: bool,
@@ -275,6 +289,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PEERCHAT_MAILBOX_MAX_IN_FLIGHT", default_value_t = MailboxConfig::DEFAULT_MAX_IN_FLIGHT,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub mailbox_max_in_flight: u32,
+
+    /// The PeerJS endpoint's flags.
+    #[command(flatten)]
+    pub peerjs: crate::peerjs::PeerjsArgs,
 }
 
 /// Everything the server needs, checked.
@@ -315,6 +333,22 @@ pub struct Config {
     pub ice_servers: Vec<IceServer>,
     /// TURN with per-member credentials, if any.
     pub turn: Option<Turn>,
+    /// The PeerJS endpoint's settings, or `None` when it is off.
+    pub peerjs: Option<peerchat_peerjs::Config>,
+    /// The Redis shared with other servers, if any.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// Rooms shared with other servers through Redis.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// The Redis URL, checked.
+    pub url: String,
+    /// How long a lease lasts.
+    pub lease: Duration,
+    /// Whether the TURN secret is to be shared through Redis (none was
+    /// given): the first server makes one, the others use it.
+    pub share_turn_secret: bool,
 }
 
 /// TURN with short-lived credentials.
@@ -385,9 +419,19 @@ pub enum ConfigError {
     /// places and nicknames for hours.
     #[error("--resume-grace may be at most 1h")]
     ResumeGraceTooLong,
+    /// A --redis-url the Redis client cannot use.
+    #[error("--redis-url: {0}")]
+    RedisUrl(String),
+    /// A lease too short to renew in time, or too long to notice a dead
+    /// server while its members may still resume.
+    #[error("--redis-lease must be between 1s and 5m")]
+    RedisLease,
     /// A --turn-url that is not a TURN URL.
     #[error("--turn-url {0:?}: must start with turn: or turns:")]
     TurnUrlScheme(String),
+    /// A PeerJS setting that cannot work.
+    #[error(transparent)]
+    Peerjs(#[from] crate::peerjs::PeerjsConfigError),
 }
 
 impl ServeArgs {
@@ -482,7 +526,26 @@ impl ServeArgs {
                 credential: self.ice_credential,
             });
         }
-        Ok(Config {
+        let cluster = match self.redis_url {
+            Some(url) => {
+                if let Err(err) = redis::Client::open(url.as_str()) {
+                    return Err(ConfigError::RedisUrl(err.to_string()));
+                }
+                if self.redis_lease < Duration::from_secs(1)
+                    || self.redis_lease > Duration::from_secs(300)
+                {
+                    return Err(ConfigError::RedisLease);
+                }
+                Some(ClusterSettings {
+                    url,
+                    lease: self.redis_lease,
+                    share_turn_secret: self.turn_secret.is_none(),
+                })
+            }
+            None => None,
+        };
+        let mut config = Config {
+            cluster,
             hub: HubConfig {
                 room_capacity: self.room_capacity as usize,
                 rate_per_sec: self.rate_limit,
@@ -517,7 +580,10 @@ impl ServeArgs {
                 max_queued_total: self.mailbox_queue_total as usize,
                 max_in_flight: self.mailbox_max_in_flight as usize,
             }),
-        })
+            peerjs: None,
+        };
+        config.peerjs = self.peerjs.into_config(&config.hub)?;
+        Ok(config)
     }
 }
 

@@ -10,9 +10,11 @@
 mod accept;
 mod admission;
 mod assets;
+pub mod cluster;
 pub mod config;
 pub mod ice;
 mod mailbox;
+pub mod peerjs;
 mod state;
 mod ws;
 
@@ -39,7 +41,12 @@ pub use state::AppState;
 /// The HTTP routes: the web client, the `/ws` signaling endpoint and
 /// `/healthz`.
 pub fn app(state: AppState) -> Router {
+    let peerjs = match state.peerjs() {
+        Some(_) => peerjs::routes(),
+        None => Router::new(),
+    };
     Router::new()
+        .merge(peerjs)
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/sig", post(mailbox::handle))
@@ -63,10 +70,25 @@ async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value>
         "members": stats.members,
         "away": stats.away,
     });
+    if let (Some(cluster), Some(io)) = (state.cluster_stats(), state.cluster()) {
+        health["node"] = cluster.node.to_string().into();
+        health["redis"] = if io.redis_up() { "up" } else { "down" }.into();
+        health["serving"] = cluster.serving.into();
+        health["peers"] = cluster.peers.into();
+        health["rooms_owned"] = cluster.rooms_owned.into();
+        if !cluster.serving {
+            health["status"] = "degraded".into();
+        }
+    }
     if let Some(mailbox) = state.mailbox() {
         let (waiting, queued) = mailbox.counts();
         health["mailbox_waiting"] = waiting.into();
         health["mailbox_queued"] = queued.into();
+    }
+    if let Some(peerjs) = state.peerjs() {
+        let stats = peerjs.stats();
+        health["peerjs_clients"] = stats.clients.into();
+        health["peerjs_queued"] = stats.queued_messages.into();
     }
     axum::Json(health)
 }
@@ -88,6 +110,12 @@ pub async fn run(
     tokio::pin!(shutdown);
     // Ends the resume grace periods of members whose connection was lost.
     let timers = tokio::spawn(state.clone().drive_timers());
+    let peerjs_timers = state
+        .peerjs()
+        .cloned()
+        .map(|p| tokio::spawn(p.drive_timers()));
+    // Talk to Redis, when the server is one of a cluster.
+    let cluster = cluster::ClusterIo::start(&state);
     let mut accept_errors = accept::AcceptErrors::default();
 
     loop {
@@ -142,7 +170,18 @@ pub async fn run(
     drop(stopping);
     let _ = stop.send(true);
     state.shutdown();
+    if let Some(io) = state.cluster() {
+        // The rooms owned here are closed, their members elsewhere told,
+        // and the server leaves the cluster.
+        io.flush(config.handshake_timeout).await;
+    }
+    for task in cluster {
+        task.abort();
+    }
     timers.abort();
+    if let Some(peerjs_timers) = peerjs_timers {
+        peerjs_timers.abort();
+    }
     let drain = async {
         stop.closed().await;
         state.closed().await;

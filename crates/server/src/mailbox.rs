@@ -159,8 +159,10 @@ pub(crate) async fn handle(
         let inner = mailbox.lock();
         inner.mailbox.parse_query(query.as_deref().unwrap_or(""))
     };
+    let clustered = state.cluster().is_some();
     let result = match op {
         Err(err) => Err(err),
+        Ok(Op::Get { id, wait }) if clustered => run_clustered(&state, &id, None, wait).await,
         Ok(Op::Get { id, wait }) => {
             mailbox
                 .run(|mb, out| mb.get(&id, wait, Instant::now(), out), wait)
@@ -197,9 +199,13 @@ pub(crate) async fn handle(
                         .into_response();
                 }
             };
-            mailbox
-                .run(|mb, out| mb.set(&id, text, wait, Instant::now(), out), wait)
-                .await
+            if clustered {
+                run_clustered(&state, &id, Some(text), wait).await
+            } else {
+                mailbox
+                    .run(|mb, out| mb.set(&id, text, wait, Instant::now(), out), wait)
+                    .await
+            }
         }
     };
     match result {
@@ -214,6 +220,61 @@ pub(crate) async fn handle(
         Ok(Resolution::Taken) => StatusCode::OK.into_response(),
         Ok(Resolution::TimedOut) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => error_response(&err),
+    }
+}
+
+/// A mailbox request on a server of a cluster: it runs where its id lives
+/// (perhaps another server), and its outcome comes back here.
+async fn run_clustered(
+    state: &AppState,
+    id: &str,
+    text: Option<bytes::Bytes>,
+    wait: std::time::Duration,
+) -> Result<Resolution, MailboxError> {
+    let Some(io) = state.cluster() else {
+        return Err(MailboxError::Busy);
+    };
+    let (req, rx) = io.mailbox_waiter();
+    state.with_node(|node, _| node.mailbox_request(req, id, text, wait, Instant::now()));
+    let mut guard = WithdrawOnDrop {
+        state: state.clone(),
+        req: Some(req),
+    };
+    // The id's owner times the request out; the margin covers the trip
+    // back (and an owner that went away meanwhile).
+    let margin = std::time::Duration::from_secs(2);
+    let result = match tokio::time::timeout(wait + margin, rx).await {
+        Ok(Ok(result)) => result,
+        _ => Ok(Resolution::TimedOut),
+    };
+    if let Some(req) = guard.req.take() {
+        if !matches!(result, Ok(Resolution::TimedOut)) {
+            return result;
+        }
+        // Not resolved in time: withdraw it.
+        withdraw(state, req);
+    }
+    result
+}
+
+/// Withdraws a clustered request whose client went away.
+struct WithdrawOnDrop {
+    state: AppState,
+    req: Option<u64>,
+}
+
+impl Drop for WithdrawOnDrop {
+    fn drop(&mut self) {
+        if let Some(req) = self.req.take() {
+            withdraw(&self.state, req);
+        }
+    }
+}
+
+fn withdraw(state: &AppState, req: u64) {
+    state.with_node(|node, _| node.mailbox_cancel(req));
+    if let Some(io) = state.cluster() {
+        io.mailbox_done(req, None);
     }
 }
 

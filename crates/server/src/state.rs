@@ -1,4 +1,5 @@
-//! Shared server state: the hub and the outgoing queue of every connection.
+//! Shared server state: the hub (alone, or inside this server's place in a
+//! cluster) and the outgoing queue of every connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -6,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use peerchat_protocol::ErrorCode;
+use peerchat_cluster::{ClusterStats, Node};
+use peerchat_protocol::signaling::ClientMessage;
+use peerchat_protocol::{ErrorCode, ProtocolError};
 use peerchat_rooms::{
     Backlog, ConnId, Departure, FRAME_OVERHEAD, Frame, Hub, Output, Queued, Stats, frame_cost,
 };
@@ -14,7 +17,9 @@ use tokio::sync::Notify;
 
 use crate::Config;
 use crate::admission::Gate;
+use crate::cluster::ClusterIo;
 use crate::mailbox::SharedMailbox;
+use crate::peerjs::Peerjs;
 
 /// What a connection's writer sends to its client.
 #[derive(Debug)]
@@ -24,6 +29,14 @@ pub(crate) enum Outbound {
     /// A close frame with this reason, or a normal close (code 1000) when
     /// there is none; then the connection ends.
     Close(Option<ErrorCode>),
+    /// A close frame of the PeerJS endpoint, with this code and reason;
+    /// then the connection ends.
+    Shut {
+        /// The WebSocket close code.
+        code: u16,
+        /// The reason, a short name.
+        reason: &'static str,
+    },
 }
 
 /// A queued [`Outbound`], with what it counts for.
@@ -81,7 +94,7 @@ pub(crate) enum Next {
 }
 
 impl Outbox {
-    fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         Self {
             limit,
             inner: Mutex::new(OutboxInner::default()),
@@ -93,7 +106,7 @@ impl Outbox {
     }
 
     /// What waits, in all and from `from`.
-    fn queued(&self, from: ConnId) -> Queued {
+    pub(crate) fn queued(&self, from: ConnId) -> Queued {
         let inner = self.lock();
         Queued {
             total: inner.bytes,
@@ -107,10 +120,10 @@ impl Outbox {
 
     /// Queues `frame`, unless that would take the queue past its limit
     /// (and `force` is not set: the last words before a close).
-    fn push(&self, outbound: Outbound, from: Option<ConnId>, force: bool) -> bool {
+    pub(crate) fn push(&self, outbound: Outbound, from: Option<ConnId>, force: bool) -> bool {
         let cost = match &outbound {
             Outbound::Frame(frame) => frame_cost(frame.len()),
-            Outbound::Close(_) => FRAME_OVERHEAD,
+            Outbound::Close(_) | Outbound::Shut { .. } => FRAME_OVERHEAD,
         };
         let mut inner = self.lock();
         if !(force || inner.overflowed) && inner.bytes + cost > self.limit {
@@ -138,7 +151,7 @@ impl Outbox {
 
     /// The queue overflowed: what waits is dropped, and the hub's last
     /// words (`slow_consumer`, then the close) go in whatever their size.
-    fn overflowed(&self) {
+    pub(crate) fn overflowed(&self) {
         let mut inner = self.lock();
         inner.queue = VecDeque::new();
         inner.senders = Vec::new();
@@ -147,7 +160,7 @@ impl Outbox {
     }
 
     /// Nothing more will be queued.
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.end(false);
     }
 
@@ -212,8 +225,137 @@ impl Outbox {
 
 #[derive(Debug)]
 struct Shared {
-    hub: Hub,
+    hub: Core,
     conns: HashMap<ConnId, Arc<Outbox>>,
+}
+
+/// What decides about rooms: the hub itself on a server alone, or this
+/// server's place in a cluster (which holds a hub for the rooms it owns).
+/// The connections see the same calls either way.
+#[derive(Debug)]
+// The hub of a server alone stays inline: its path takes no indirection
+// more than before there were clusters; there is one `Core` per server.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Core {
+    /// Alone, everything in memory.
+    Alone(Hub),
+    /// One of several servers sharing rooms through Redis.
+    Cluster(Box<Node>),
+}
+
+impl Core {
+    pub(crate) fn connect(&mut self, conn: ConnId, now: Instant) {
+        match self {
+            Self::Alone(hub) => hub.connect(conn, now),
+            Self::Cluster(node) => node.connect(conn, now),
+        }
+    }
+
+    pub(crate) fn is_joined(&self, conn: ConnId) -> bool {
+        match self {
+            Self::Alone(hub) => hub.is_joined(conn),
+            Self::Cluster(node) => node.is_joined(conn),
+        }
+    }
+
+    /// A text frame, parsed already (outside the lock) for the hub alone;
+    /// a cluster's node looks at the text itself (most frames it only
+    /// forwards).
+    pub(crate) fn handle_message(
+        &mut self,
+        conn: ConnId,
+        text: &str,
+        message: Result<ClientMessage<'_>, ProtocolError>,
+        now: Instant,
+        queues: &dyn Backlog,
+        out: &mut Vec<Output>,
+    ) {
+        match self {
+            Self::Alone(hub) => hub.handle_message(conn, text.len(), message, now, queues, out),
+            Self::Cluster(node) => node.handle_text(conn, text, now, out),
+        }
+    }
+
+    pub(crate) fn reject(
+        &mut self,
+        conn: ConnId,
+        code: ErrorCode,
+        message: &str,
+        out: &mut Vec<Output>,
+    ) {
+        match self {
+            Self::Alone(hub) => hub.reject(conn, code, message, out),
+            Self::Cluster(node) => node.reject(conn, code, message, out),
+        }
+    }
+
+    pub(crate) fn join_deadline(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        match self {
+            Self::Alone(hub) => hub.join_deadline(conn, out),
+            Self::Cluster(node) => node.join_deadline(conn, Instant::now(), out),
+        }
+    }
+
+    pub(crate) fn close(
+        &mut self,
+        conn: ConnId,
+        reason: ErrorCode,
+        message: &str,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        match self {
+            Self::Alone(hub) => hub.close(conn, reason, message, now, out),
+            Self::Cluster(node) => node.close(conn, reason, message, now, out),
+        }
+    }
+
+    pub(crate) fn disconnect(
+        &mut self,
+        conn: ConnId,
+        how: Departure,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        match self {
+            Self::Alone(hub) => hub.disconnect(conn, how, now, out),
+            Self::Cluster(node) => node.disconnect(conn, how, now, out),
+        }
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        match self {
+            Self::Alone(hub) => hub.next_deadline(),
+            Self::Cluster(node) => Some(node.next_deadline()),
+        }
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
+        match self {
+            Self::Alone(hub) => hub.handle_timeout(now, out),
+            Self::Cluster(node) => node.handle_timeout(now, out),
+        }
+    }
+
+    pub(crate) fn shutdown(&mut self, out: &mut Vec<Output>) {
+        match self {
+            Self::Alone(hub) => hub.shutdown(out),
+            Self::Cluster(node) => node.shutdown(Instant::now(), out),
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        match self {
+            Self::Alone(hub) => hub.stats(),
+            Self::Cluster(node) => {
+                let stats = node.stats();
+                Stats {
+                    connections: stats.connections,
+                    ..stats.hub
+                }
+            }
+        }
+    }
 }
 
 /// The server's state, cheap to clone.
@@ -225,6 +367,8 @@ struct Inner {
     config: Config,
     gate: Gate,
     mailbox: Option<Arc<SharedMailbox>>,
+    /// The PeerJS endpoint, unless it is turned off.
+    peerjs: Option<Arc<Peerjs>>,
     shared: Mutex<Shared>,
     next_conn: AtomicU64,
     /// Connection tasks still running.
@@ -234,20 +378,37 @@ struct Inner {
     /// Notified when the hub's next deadline moved earlier, to wake the
     /// timer task.
     timer: Notify,
+    /// The link to Redis, when the server is one of a cluster.
+    cluster: Option<ClusterIo>,
 }
 
 impl AppState {
     /// A fresh state with no rooms.
     pub fn new(config: Config) -> Self {
-        let hub = Hub::new(config.hub.clone(), rand::random());
+        let (hub, cluster) = match &config.cluster {
+            None => (
+                Core::Alone(Hub::new(config.hub.clone(), rand::random())),
+                None,
+            ),
+            Some(settings) => {
+                let (io, node) =
+                    ClusterIo::new(settings, config.hub.clone(), config.mailbox.clone());
+                (Core::Cluster(Box::new(node)), Some(io))
+            }
+        };
         let mailbox = config
             .mailbox
             .clone()
             .map(|c| Arc::new(SharedMailbox::new(c)));
+        let peerjs = config.peerjs.clone().map(|c| {
+            let limit = config.hub.queue_hard_limit(config.max_message_size);
+            Arc::new(Peerjs::new(c, limit))
+        });
         Self(Arc::new(Inner {
             gate: Gate::new(&config),
             config,
             mailbox,
+            peerjs,
             shared: Mutex::new(Shared {
                 hub,
                 conns: HashMap::new(),
@@ -256,6 +417,7 @@ impl AppState {
             live: AtomicUsize::new(0),
             idle: Notify::new(),
             timer: Notify::new(),
+            cluster,
         }))
     }
 
@@ -274,9 +436,50 @@ impl AppState {
         self.0.mailbox.as_ref()
     }
 
+    /// The PeerJS endpoint, unless it is turned off.
+    pub(crate) fn peerjs(&self) -> Option<&Arc<Peerjs>> {
+        self.0.peerjs.as_ref()
+    }
+
+    /// A connection task that is not the hub's started: the server's
+    /// shutdown waits for it too. Pair with [`AppState::leave`].
+    pub(crate) fn enter(&self) {
+        self.0.live.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A connection task counted by [`AppState::enter`] ended.
+    pub(crate) fn leave(&self) {
+        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+
     /// Current counts.
     pub fn stats(&self) -> Stats {
         self.lock().hub.stats()
+    }
+
+    /// This server's place in its cluster, if it is one of several.
+    pub fn cluster_stats(&self) -> Option<ClusterStats> {
+        match &self.lock().hub {
+            Core::Alone(_) => None,
+            Core::Cluster(node) => Some(node.stats()),
+        }
+    }
+
+    /// The link to Redis, if the server is one of a cluster.
+    pub(crate) fn cluster(&self) -> Option<&ClusterIo> {
+        self.0.cluster.as_ref()
+    }
+
+    /// Runs `f` on this server's place in the cluster (if it is in one),
+    /// delivers what it output, and passes on the Redis commands it queued.
+    pub(crate) fn with_node(&self, f: impl FnOnce(&mut Node, &mut Vec<Output>)) {
+        self.with_hub(|core, out| {
+            if let Core::Cluster(node) = core {
+                f(node, out);
+            }
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
@@ -288,7 +491,7 @@ impl AppState {
     /// Registers a new connection and returns its id and outgoing queue.
     pub(crate) fn connect(&self) -> (ConnId, Arc<Outbox>) {
         let id = self.0.next_conn.fetch_add(1, Ordering::Relaxed);
-        self.0.live.fetch_add(1, Ordering::SeqCst);
+        self.enter();
         let config = &self.0.config;
         let outbox = Arc::new(Outbox::new(
             config.hub.queue_hard_limit(config.max_message_size),
@@ -300,7 +503,7 @@ impl AppState {
     }
 
     /// Runs `f` on the hub and delivers what it outputs.
-    pub(crate) fn with_hub(&self, f: impl FnOnce(&mut Hub, &mut Vec<Output>)) {
+    pub(crate) fn with_hub(&self, f: impl FnOnce(&mut Core, &mut Vec<Output>)) {
         self.with_shared(|shared, out| f(&mut shared.hub, out));
     }
 
@@ -308,7 +511,7 @@ impl AppState {
     /// delivers what it outputs.
     pub(crate) fn with_hub_and_queues(
         &self,
-        f: impl FnOnce(&mut Hub, &dyn Backlog, &mut Vec<Output>),
+        f: impl FnOnce(&mut Core, &dyn Backlog, &mut Vec<Output>),
     ) {
         self.with_shared(|shared, out| {
             let queues = Queues(&shared.conns);
@@ -325,6 +528,14 @@ impl AppState {
         f(&mut shared, &mut out);
         shared.deliver(out);
         let after = shared.hub.next_deadline();
+        if let (Core::Cluster(node), Some(io)) = (&mut shared.hub, &self.0.cluster) {
+            while let Some(command) = node.poll_command() {
+                io.submit(command);
+            }
+            while let Some((req, result)) = node.poll_mailbox() {
+                io.mailbox_done(req, Some(result));
+            }
+        }
         drop(shared);
         if after.is_some_and(|after| before.is_none_or(|before| after < before)) {
             self.0.timer.notify_one();
@@ -342,9 +553,7 @@ impl AppState {
             }
             shared.hub.disconnect(conn, how, now, out);
         });
-        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
+        self.leave();
     }
 
     /// Wakes the hub whenever a deadline of its passes (a lost member's
@@ -373,6 +582,9 @@ impl AppState {
     /// Tells every connection the server is shutting down.
     pub(crate) fn shutdown(&self) {
         self.with_hub(|hub, out| hub.shutdown(out));
+        if let Some(peerjs) = self.peerjs() {
+            peerjs.shutdown();
+        }
     }
 
     /// Resolves once no connection task is running.
@@ -387,8 +599,9 @@ impl AppState {
     }
 }
 
-/// The connections' queues, as the hub sees them.
-struct Queues<'a>(&'a HashMap<ConnId, Arc<Outbox>>);
+/// The connections' queues, as the hub (and the PeerJS endpoint) sees
+/// them.
+pub(crate) struct Queues<'a>(pub(crate) &'a HashMap<ConnId, Arc<Outbox>>);
 
 impl Backlog for Queues<'_> {
     fn queued(&self, to: ConnId, from: ConnId) -> Queued {

@@ -5,8 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use common::{ROOM, ROOM2, Server, WAIT, Ws, http_get};
+use common::{NO_RATE_LIMIT, ROOM, ROOM2, Server, WAIT, Ws, http_get, recv, send};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -14,25 +13,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-
-async fn send(ws: &mut Ws, msg: Value) {
-    ws.send(Message::text(msg.to_string())).await.unwrap();
-}
-
-/// The next text message as JSON; pings and pongs are skipped.
-async fn recv(ws: &mut Ws) -> Result<Value> {
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .context("timed out waiting for a message")?
-            .context("connection ended")??;
-        match msg {
-            Message::Text(t) => return Ok(serde_json::from_str(&t)?),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => bail!("expected text, got {other:?}"),
-        }
-    }
-}
 
 async fn expect_error(ws: &mut Ws, code: &str) {
     let msg = recv(ws).await.unwrap();
@@ -220,26 +200,10 @@ async fn a_silent_client_is_dropped_after_the_idle_timeout() {
     server.stop().await;
 }
 
-/// Flags that lift the senders' rate limits, so that only the queue
-/// limits act.
-const NO_RATE_LIMIT: [&str; 8] = [
-    "--rate-limit",
-    "100000",
-    "--rate-burst",
-    "100000",
-    "--rate-limit-bytes",
-    "1000000000",
-    "--rate-burst-bytes",
-    "1000000000",
-];
-
 /// Joins `ROOM` as "slow" with a small socket receive buffer, so that the
 /// kernel holds little of what the server sends it before it backs up.
 async fn join_slow_reader(server: &Server) -> (Ws, String) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(server.addr).await.unwrap();
-    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let stream = common::slow_reader_stream(server.addr).await;
     let (mut slow, _) = tokio_tungstenite::client_async(server.url(), stream)
         .await
         .unwrap();
@@ -387,6 +351,30 @@ async fn shutdown_tells_clients_and_finishes() {
     expect_error(&mut a, "shutting_down").await;
     assert_eq!(expect_close(&mut a).await, CloseCode::Away);
     expect_error(&mut idle, "shutting_down").await;
+    stop.await.unwrap();
+}
+
+/// A stopping server completes the closing handshake (RFC 6455, 7.1.1):
+/// it waits for the client's close frame before it drops the connection,
+/// so that what the client still sends does not make the client's system
+/// throw away the server's last frames (a browser then saw a connection
+/// reset, close code 1006, and never the shutting_down error or the 1001).
+#[tokio::test]
+async fn a_stopping_server_waits_for_the_clients_close_frame() {
+    let server = Server::start(&[]).await;
+    let (mut a, _) = server.join(ROOM, "alice").await;
+    let stop = tokio::spawn(server.stop());
+    // Read nothing yet: the error and the close frame wait in the socket
+    // while the client still talks, as a page does (a pong, a signal).
+    for _ in 0..50 {
+        a.send(Message::text(r#"{"type":"leave""#)).await.unwrap();
+        if stop.is_finished() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    expect_error(&mut a, "shutting_down").await;
+    assert_eq!(expect_close(&mut a).await, CloseCode::Away);
     stop.await.unwrap();
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, Sink, Stream};
+use peerchat_peerjs::PeerjsError;
 use peerchat_protocol::ErrorCode;
 use peerchat_protocol::signaling::ClientMessage;
 use peerchat_rooms::Departure;
@@ -20,12 +21,17 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
+use super::Endpoint;
 use super::socket::Socket;
 use crate::AppState;
+use crate::peerjs::Peerjs;
 use crate::state::{Next, Outbound, Outbox};
 
 /// How long a closing connection may take to flush its last frames.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long the client has to answer our close frame with its own: a
+/// browser does so at once; one that does not is not waited for longer.
+const CLOSE_REPLY_GRACE: Duration = Duration::from_secs(1);
 
 /// Most queued frames written to the socket before one flush.
 const WRITE_BATCH: usize = 64;
@@ -69,6 +75,8 @@ pub(super) struct Conn<'a, S> {
     renew_parser: bool,
     state: &'a AppState,
     id: peerchat_rooms::ConnId,
+    /// The PeerJS endpoint, for its connections; `None` for the hub's.
+    peerjs: Option<&'a Peerjs>,
     outbox: Arc<Outbox>,
     /// Still reading: false once the hub is closing the connection.
     reading: bool,
@@ -83,8 +91,11 @@ pub(super) struct Conn<'a, S> {
     /// Frames written since the last flush.
     batch: usize,
     unflushed: bool,
-    /// A close frame is on its way: the connection ends once it is out.
+    /// A close frame is on its way.
     close_sent: bool,
+    /// Our close frame is out: the connection ends when the client's
+    /// arrives, or at `close_by`.
+    awaiting_close: bool,
     /// A close frame to send at once, for a protocol violation.
     violation: Option<CloseFrame>,
 }
@@ -93,28 +104,43 @@ impl<'a, S> Conn<'a, S>
 where
     S: AsyncRead + AsyncWrite + Unpin + 'a,
 {
-    /// Registers a new WebSocket with the hub.
-    pub(super) fn open(socket: Socket<S>, state: &'a AppState) -> Option<Self> {
+    /// Registers a new WebSocket with the hub, or with the PeerJS endpoint.
+    pub(super) fn open(socket: Socket<S>, state: &'a AppState, endpoint: Endpoint) -> Option<Self> {
         // Made at once (there is no handshake left to do), outside the
         // connection's future, so that the future holds it only once.
         let ws = Some(websocket(socket, state)?);
-        let (id, outbox) = state.connect();
         let now = Instant::now();
+        let (id, outbox, peerjs, join_by) = match endpoint {
+            Endpoint::Rooms => {
+                let (id, outbox) = state.connect();
+                (id, outbox, None, Some(now + state.config().join_timeout))
+            }
+            Endpoint::Peerjs(params) => {
+                // A PeerJS client registers with the URL's parameters: it is
+                // answered at once, and has nothing to join.
+                let peerjs = state.peerjs()?;
+                state.enter();
+                let (id, outbox) = peerjs.connect(&params);
+                (id, outbox, Some(&**peerjs), None)
+            }
+        };
         Some(Conn {
             ws,
             renew_parser: false,
             state,
             id,
+            peerjs,
             outbox,
             reading: true,
             last_seen: now,
-            join_by: Some(now + state.config().join_timeout),
+            join_by,
             next_ping: now + state.config().ping_interval,
             ping_due: false,
             close_by: None,
             batch: 0,
             unflushed: false,
             close_sent: false,
+            awaiting_close: false,
             violation: None,
         })
     }
@@ -150,7 +176,13 @@ where
         };
         let mut timer = pin!(tokio::time::sleep_until(conn.next_deadline()));
         let how = poll_fn(|cx| conn.poll(cx, timer.as_mut())).await;
-        conn.state.disconnect(conn.id, how);
+        match conn.peerjs {
+            Some(peerjs) => {
+                peerjs.disconnect(conn.id);
+                conn.state.leave();
+            }
+            None => conn.state.disconnect(conn.id, how),
+        }
     }
 }
 
@@ -169,6 +201,10 @@ where
                 // The hub's close frame is out, or the socket failed.
                 Written::Over => return Poll::Ready(Departure::Lost),
             };
+            if self.awaiting_close && timer.deadline() != self.next_deadline() {
+                // Our close frame just went out: wake at `close_by`.
+                timer.as_mut().reset(self.next_deadline());
+            }
             if self.renew_parser {
                 self.renew_parser();
             }
@@ -283,10 +319,22 @@ where
     fn on_read(&mut self, next: Option<Result<Message, tungstenite::Error>>) -> Read {
         let conn = self.id;
         let state = self.state;
+        if self.awaiting_close {
+            // The hub is done with this connection: only the client's close
+            // frame (or the end of the stream) is awaited.
+            return match next {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => Read::Gone(Departure::Lost),
+                Some(Ok(_)) => Read::More,
+            };
+        }
         let message = match next {
             None => return Read::Gone(Departure::Lost),
             Some(Err(tungstenite::Error::Capacity(_))) => {
                 let limit = state.config().max_message_size;
+                if let Some(peerjs) = self.peerjs {
+                    peerjs.reject(conn, PeerjsError::TooLarge { max: limit });
+                    return Read::Closing;
+                }
                 let now = std::time::Instant::now();
                 state.with_hub(|hub, out| {
                     hub.close(
@@ -313,6 +361,9 @@ where
         };
         let now = Instant::now();
         self.last_seen = now;
+        if let Some(peerjs) = self.peerjs {
+            return on_peerjs_read(peerjs, conn, message);
+        }
         match message {
             Message::Text(text) => {
                 self.renew_parser |= text.len() > state.config().ws_buffer_size;
@@ -322,7 +373,7 @@ where
                 // connection.
                 let message = ClientMessage::parse(text.as_str());
                 state.with_hub_and_queues(|hub, queues, out| {
-                    hub.handle_message(conn, text.len(), message, now, queues, out);
+                    hub.handle_message(conn, text.as_str(), message, now, queues, out);
                 });
             }
             Message::Binary(bytes) => state.with_hub(|hub, out| {
@@ -349,6 +400,9 @@ where
     /// Writes what is queued (and a due ping), flushing once per batch.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Written {
         let mut busy = false;
+        if self.awaiting_close {
+            return Written::Nothing;
+        }
         loop {
             if !self.close_sent && self.batch < WRITE_BATCH {
                 let Some(ws) = self.ws.as_mut() else {
@@ -369,7 +423,7 @@ where
                     match self.outbox.poll_next(cx) {
                         Next::Item(Outbound::Frame(frame)) => {
                             let Ok(text) = Utf8Bytes::try_from(frame.into_bytes()) else {
-                                tracing::error!("the hub produced a frame that is not UTF-8");
+                                tracing::error!("a frame that is not UTF-8 was queued");
                                 return Written::Over;
                             };
                             Some(Message::Text(text))
@@ -377,6 +431,13 @@ where
                         Next::Item(Outbound::Close(reason)) => {
                             self.close_sent = true;
                             Some(Message::Close(Some(close_frame(reason))))
+                        }
+                        Next::Item(Outbound::Shut { code, reason }) => {
+                            self.close_sent = true;
+                            Some(Message::Close(Some(CloseFrame {
+                                code: CloseCode::from(code),
+                                reason: Utf8Bytes::from_static(reason),
+                            })))
                         }
                         Next::Empty => None,
                         Next::Closed | Next::Killed => {
@@ -412,7 +473,16 @@ where
                 Poll::Ready(Err(_)) => return Written::Over,
                 Poll::Ready(Ok(())) => {
                     if self.close_sent {
-                        return Written::Over;
+                        // Our close frame is out: wait for the client's
+                        // (RFC 6455, 7.1.1) rather than drop the socket,
+                        // which would reset a connection the client still
+                        // writes to and lose it our last frames.
+                        self.unflushed = false;
+                        self.awaiting_close = true;
+                        self.reading = true;
+                        let reply_by = Instant::now() + CLOSE_REPLY_GRACE;
+                        self.close_by = Some(self.close_by.map_or(reply_by, |t| t.min(reply_by)));
+                        return Written::Some;
                     }
                     self.batch = 0;
                     self.unflushed = false;
@@ -421,6 +491,24 @@ where
             }
         }
     }
+}
+
+/// Handles what a PeerJS connection read. Binary frames holding UTF-8 count
+/// as text, as with `peer` 1.0.2.
+fn on_peerjs_read(peerjs: &Peerjs, conn: peerchat_peerjs::ConnId, message: Message) -> Read {
+    match message {
+        Message::Text(text) => peerjs.handle_text(conn, text.as_str()),
+        Message::Binary(data) => match std::str::from_utf8(&data) {
+            Ok(text) => peerjs.handle_text(conn, text),
+            Err(_) => {
+                let why = "a binary frame must hold UTF-8 JSON".to_owned();
+                peerjs.reject(conn, PeerjsError::BadMessage(why));
+            }
+        },
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        Message::Close(_) => return Read::Gone(Departure::Left),
+    }
+    Read::More
 }
 
 fn close_frame(reason: Option<ErrorCode>) -> CloseFrame {

@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use crate::AppState;
 use conn::{Conn, serve};
 use socket::Socket;
-pub(crate) use upgrade::upgrade;
+pub(crate) use upgrade::{accept, upgrade};
 
 /// An accepted upgrade, handed from the `/ws` handler to the task that
 /// serves the HTTP connection, which goes on to serve the WebSocket once
@@ -40,6 +40,17 @@ pub(crate) use upgrade::upgrade;
 pub(crate) struct Upgrade {
     on_upgrade: OnUpgrade,
     state: AppState,
+    endpoint: Endpoint,
+}
+
+/// The protocol a WebSocket speaks.
+#[derive(Debug)]
+pub(crate) enum Endpoint {
+    /// peerchat's own, at `/ws`: rooms, through the hub.
+    Rooms,
+    /// The PeerJS server protocol, at `/peerjs/peerjs`, with the query
+    /// parameters of the WebSocket URL.
+    Peerjs(Box<peerchat_peerjs::Params>),
 }
 
 /// Where the `/ws` handler leaves an accepted [`Upgrade`] for its
@@ -50,7 +61,11 @@ impl Upgrade {
     /// Waits for the HTTP connection to hand over its socket, then serves
     /// the WebSocket until it closes.
     pub(crate) fn serve(self, peer: Option<SocketAddr>) -> impl Future<Output = ()> {
-        let Upgrade { on_upgrade, state } = self;
+        let Upgrade {
+            on_upgrade,
+            state,
+            endpoint,
+        } = self;
         async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
@@ -66,11 +81,11 @@ impl Upgrade {
             match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     let socket = Socket::new(parts.io.into_inner(), &parts.read_buf);
-                    Either::Left(serve(Conn::open(socket, &state)))
+                    Either::Left(serve(Conn::open(socket, &state, endpoint)))
                 }
                 Err(upgraded) => {
                     let socket = Socket::new(TokioIo::new(upgraded), &[]);
-                    Either::Right(serve(Conn::open(socket, &state)))
+                    Either::Right(serve(Conn::open(socket, &state, endpoint)))
                 }
             }
             .await;

@@ -1,6 +1,7 @@
-//! The WebSocket handshake of `/ws`: the checks a WebSocket upgrade
-//! request must pass (RFC 6455's, then the server's [admission
-//! rules](crate::admission)), and the `101 Switching Protocols` answer.
+//! The WebSocket handshake of `/ws` (and of the PeerJS endpoint's
+//! `/peerjs/peerjs`): the checks a WebSocket upgrade request must pass
+//! (RFC 6455's, then the server's [admission rules](crate::admission)),
+//! and the `101 Switching Protocols` answer.
 
 use axum::body::Body;
 use axum::extract::{Extension, Request, State};
@@ -9,13 +10,25 @@ use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
 use tokio_tungstenite::tungstenite;
 
-use super::Upgrade;
+use super::{Endpoint, Upgrade};
 use crate::{AppState, ConnectionInfo, admission};
 
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     info: Option<Extension<ConnectionInfo>>,
+    req: Request,
+) -> Response {
+    accept(state, info, req, Endpoint::Rooms)
+}
+
+/// Checks a WebSocket upgrade request and, when it may proceed, answers
+/// `101 Switching Protocols` and leaves the connection to be served as
+/// `endpoint`.
+pub(crate) fn accept(
+    state: AppState,
+    info: Option<Extension<ConnectionInfo>>,
     mut req: Request,
+    endpoint: Endpoint,
 ) -> Response {
     let headers = req.headers();
     if req.method() != Method::GET {
@@ -59,7 +72,11 @@ pub(crate) async fn upgrade(
             "WebSocket request couldn't be upgraded since no upgrade state was present",
         );
     };
-    let upgrade = Upgrade { on_upgrade, state };
+    let upgrade = Upgrade {
+        on_upgrade,
+        state,
+        endpoint,
+    };
     match info {
         Some(Extension(info)) => {
             // The connection's own task goes on to serve the WebSocket.

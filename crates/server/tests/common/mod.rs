@@ -90,6 +90,51 @@ impl Server {
     }
 }
 
+/// Flags that lift the senders' rate limits, so that only the queue
+/// limits act.
+pub const NO_RATE_LIMIT: [&str; 8] = [
+    "--rate-limit",
+    "100000",
+    "--rate-burst",
+    "100000",
+    "--rate-limit-bytes",
+    "1000000000",
+    "--rate-burst-bytes",
+    "1000000000",
+];
+
+/// A TCP connection to `addr` with a small receive buffer, so that the
+/// kernel holds little of what the server sends before it backs up: for a
+/// client that stops reading.
+pub async fn slow_reader_stream(addr: SocketAddr) -> MaybeTlsStream<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    MaybeTlsStream::Plain(stream)
+}
+
+/// Sends `msg` as a text frame.
+pub async fn send(ws: &mut Ws, msg: Value) {
+    ws.send(Message::text(msg.to_string())).await.unwrap();
+}
+
+/// The next text message as JSON; pings and pongs are skipped.
+pub async fn recv(ws: &mut Ws) -> anyhow::Result<Value> {
+    use anyhow::{Context, bail};
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .context("timed out waiting for a message")?
+            .context("connection ended")??;
+        match msg {
+            Message::Text(t) => return Ok(serde_json::from_str(&t)?),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => bail!("expected text, got {other:?}"),
+        }
+    }
+}
+
 /// The next text frame as JSON.
 async fn next_json(ws: &mut Ws) -> Value {
     use futures_util::StreamExt;
@@ -108,10 +153,20 @@ async fn next_json(ws: &mut Ws) -> Value {
 /// A minimal HTTP/1.1 GET, returning the status, the lowercased header
 /// block and the body.
 pub async fn http_get(url: &str) -> (u16, String, String) {
+    get(url, "").await
+}
+
+/// A GET with an `Origin` header, as a page of `origin` sends it: the
+/// status, the lowercased header block and the body.
+pub async fn http_get_from(url: &str, origin: &str) -> (u16, String, String) {
+    get(url, &format!("Origin: {origin}\r\n")).await
+}
+
+async fn get(url: &str, headers: &str) -> (u16, String, String) {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let mut stream = TcpStream::connect(host).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
