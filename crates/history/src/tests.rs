@@ -69,10 +69,13 @@ fn resign(m: &Message) -> String {
     })
 }
 
+/// A signature check: the bytes, the signature and the key.
+type Checked = (Vec<u8>, String, String);
+
 /// [`CheckItem::verify`], remembered.
 fn verify(item: &CheckItem) -> bool {
     thread_local! {
-        static CHECKED: std::cell::RefCell<HashMap<(Vec<u8>, String, String), bool>> = Default::default();
+        static CHECKED: std::cell::RefCell<HashMap<Checked, bool>> = Default::default();
     }
     CHECKED.with(|checked| {
         *checked
