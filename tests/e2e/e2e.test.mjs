@@ -154,7 +154,13 @@ async function terminalSafetyNumber(client, nick) {
   return digits.exec(line)?.[1] ?? '';
 }
 
-test('a terminal client shows the safety number the page shows, and keeps its identity across a restart', async (t) => {
+/**
+ * A server, a browser, alice's page in a new room, and dora, a terminal
+ * client in line mode, connected to her; all stopped after the test.
+ * `run` starts more processes (stopped after the test too).
+ * @param {import('node:test').TestContext} t
+ */
+async function aliceAndDora(t) {
   const server = await startServer();
   const browser = await launchBrowser();
   /** @type {LineClient[]} */
@@ -165,13 +171,27 @@ test('a terminal client shows the safety number the page shows, and keeps its id
     await server.stop('SIGKILL');
   });
   const alice = await openRoom(browser, server.url, 'alice');
-  const start = () => {
-    const client = new LineClient('dora', BIN, ['chat', alice.url(), '--name', 'dora', '--plain']);
+  /**
+   * @param {string} name
+   * @param {string} command
+   * @param {string[]} args
+   */
+  const run = (name, command, args) => {
+    const client = new LineClient(name, command, args);
     clients.push(client);
     return client;
   };
-  let dora = start();
-  await dora.waitFor((l) => l === '* alice is connected', 'err');
+  const startDora = async () => {
+    const dora = run('dora', BIN, ['chat', alice.url(), '--name', 'dora', '--plain']);
+    await dora.waitFor((l) => l === '* alice is connected', 'err');
+    return dora;
+  };
+  return { server, browser, alice, dora: await startDora(), startDora, run };
+}
+
+test('a terminal client shows the safety number the page shows, and keeps its identity across a restart', async (t) => {
+  const { alice, dora: first, startDora } = await aliceAndDora(t);
+  let dora = first;
   await waitForMembers(alice, ['dora']);
   const seen = await terminalSafetyNumber(dora, 'alice');
   assert.equal(await safetyNumberShown(alice, 'dora'), seen, 'the page and the terminal show one number');
@@ -181,8 +201,7 @@ test('a terminal client shows the safety number the page shows, and keeps its id
   assert.equal(await dora.finish(), 0);
 
   // The key file is kept: the same identity after a restart, still verified.
-  dora = start();
-  await dora.waitFor((l) => l === '* alice is connected', 'err');
+  dora = await startDora();
   assert.equal(await terminalSafetyNumber(dora, 'alice'), seen);
   await dora.waitFor((l) => l === '* alice is marked verified ✓', 'err');
   await waitForMembers(alice, ['dora']);
@@ -257,23 +276,10 @@ test('on the wire: the server relays no SDP or candidate in clear, and the secre
 });
 
 test('a hello that does not verify closes the connection; both clients say why', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  /** @type {LineClient[]} */
-  const clients = [];
-  t.after(async () => {
-    for (const c of clients) c.kill();
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
-  const alice = await openRoom(browser, server.url, 'alice');
-  const dora = new LineClient('dora', BIN, ['chat', alice.url(), '--name', 'dora', '--plain']);
-  clients.push(dora);
-  await dora.waitFor((l) => l === '* alice is connected', 'err');
+  const { alice, dora, run } = await aliceAndDora(t);
   // A member whose hello binds other fingerprints than the connection's, as
   // a man in the middle forwarding someone's hello would.
-  const mallory = new LineClient('mallory', PYTHON, [AIORTC_PEER, alice.url(), 'mallory', '--bad-hello']);
-  clients.push(mallory);
+  run('mallory', PYTHON, [AIORTC_PEER, alice.url(), 'mallory', '--bad-hello']);
   await alice.getByRole('log').getByText('Could not verify mallory').first().waitFor();
   await waitForPage(alice, () =>
     [...document.querySelectorAll('[aria-label="Members"] li')].some(
@@ -288,27 +294,14 @@ test('a hello that does not verify closes the connection; both clients say why',
 });
 
 test("a member's forged history is refused by both clients, never kept, never passed on", async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  /** @type {LineClient[]} */
-  const clients = [];
-  t.after(async () => {
-    for (const c of clients) c.kill();
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
-  const alice = await openRoom(browser, server.url, 'alice');
-  const dora = new LineClient('dora', BIN, ['chat', alice.url(), '--name', 'dora', '--plain']);
-  clients.push(dora);
-  await dora.waitFor((l) => l === '* alice is connected', 'err');
+  const { server, browser, alice, dora, run } = await aliceAndDora(t);
   await send(alice, 'alice wrote this');
   await dora.waitFor((l) => l === 'alice: alice wrote this');
   dora.say('dora wrote this');
   await waitForMessage(alice, 'dora wrote this', 'dora');
   // Mallory answers each sync with messages signed in others' names: one
   // attributed to the other member, one to the receiver itself.
-  const mallory = new LineClient('mallory', PYTHON, [AIORTC_PEER, alice.url(), 'mallory', '--forge']);
-  clients.push(mallory);
+  const mallory = run('mallory', PYTHON, [AIORTC_PEER, alice.url(), 'mallory', '--forge']);
   await alice.getByRole('log').getByText('relayed by mallory', { exact: false }).first().waitFor();
   assert.match(
     (await noticeTexts(alice)).join('\n'),
