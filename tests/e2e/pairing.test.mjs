@@ -117,6 +117,15 @@ test('two browsers connect without a server by swapping codes', async (t) => {
 
   await alice.getByRole('log').getByText('You are connected to bob').waitFor();
   await bob.getByRole('log').getByText('You are connected to alice').waitFor();
+  // The hello verified both ways; both show one safety number to compare.
+  const safety = async (/** @type {import('playwright-core').Page} */ page, /** @type {string} */ nick) => {
+    const notice = page.getByRole('log').getByText(`Your safety number with ${nick}:`);
+    await notice.waitFor();
+    return /(\d{5}( \d{5}){11})/.exec((await notice.textContent()) ?? '')?.[1];
+  };
+  const number = await safety(alice, 'bob');
+  assert.ok(number);
+  assert.equal(await safety(bob, 'alice'), number);
   await send(alice, 'no server involved');
   await waitForMessage(bob, 'no server involved', 'alice');
   await send(bob, 'none at all');

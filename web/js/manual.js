@@ -27,10 +27,12 @@ import {
   SignalKey,
   fingerprintFromSdp,
   generateIdentity,
+  groupDigits,
   helloEnvelope,
   parseHello,
   publicKeyFromWire,
   publicKeyToWire,
+  safetyNumber,
   signWith,
   verifyHello,
   verifySignature,
@@ -155,7 +157,10 @@ function chatOver(pc, dc, ids, me, peerNick) {
     log.notice(`Could not verify ${peerNick()}: ${reason}. The connection was closed.`);
     pc.close();
   };
-  dc.addEventListener('open', () => {
+  let opened = false;
+  const onOpen = () => {
+    if (opened) return;
+    opened = true;
     ui.setup.hidden = true;
     ui.chat.hidden = false;
     setStatus('connecting', `Verifying ${peerNick()}…`);
@@ -166,7 +171,11 @@ function chatOver(pc, dc, ids, me, peerNick) {
         fail(`our hello could not be made (${/** @type {Error} */ (e).message})`);
       }
     });
-  });
+  };
+  dc.addEventListener('open', onOpen);
+  // A channel received from the other side may be open already: then it
+  // fires no `open` of its own.
+  if (dc.readyState === 'open') queueMicrotask(onOpen);
   const history = new History(ids.me);
   void identity.then((id) => history.setIdentity(CODE_CONTEXT, publicKeyToWire(id.publicKey)));
   /** @param {number} seq */
@@ -229,6 +238,14 @@ function chatOver(pc, dc, ids, me, peerNick) {
     verified = true;
     setStatus('open', `Connected to ${peerNick()}, directly`);
     log.notice(`You are connected to ${peerNick()}, with no server in between.`);
+    // Whoever saw both codes could stand in the middle: the safety number,
+    // compared out of band, shows whether anyone does.
+    const theirs = hello.key;
+    void identity
+      .then(async (ours) => groupDigits(await safetyNumber(ours.publicKey, theirs)))
+      .then((digits) =>
+        log.notice(`Your safety number with ${peerNick()}: ${digits}. Compare it with the one ${peerNick()} sees; if they match, nobody is in the middle.`),
+      );
     ui.message.focus();
     for (const effect of history.linkOpened(ids.peer)) {
       if ('send' in effect && dc.readyState === 'open') dc.send(effect.send.text);
