@@ -45,7 +45,7 @@ cargo test --workspace --locked --no-run
 scripts/netns.sh cargo test --workspace --locked --offline
 
 log "type-check the web client (JSDoc, // @ts-check)"
-(cd tests/e2e && node node_modules/typescript/bin/tsc -p tsconfig.web.json)
+(cd tests/e2e && node node_modules/typescript/bin/tsc -p tsconfig.web.json && node node_modules/typescript/bin/tsc -p tsconfig.sw.json)
 
 log "web client and browser tests (loopback-only network namespace)"
 export PEERCHAT_BIN="$PWD/target/debug/peerchat"

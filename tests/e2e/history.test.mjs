@@ -5,47 +5,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-import {
-  base64urlDecode,
-  base64urlEncode,
-  identityFromPkcs8,
-  publicKeyFromWire,
-  publicKeyToWire,
-  signWith,
-  verifySignature,
-} from '../../web/js/e2e.js';
+import { base64urlEncode, signWith } from '../../web/js/e2e.js';
 import { History } from '../../web/js/history.js';
-
-/** PKCS#8 (version 1) of an Ed25519 key: this prefix, then the 32-byte seed. */
-const PKCS8_PREFIX = '302e020100300506032b657004220420';
-
-/** @param {string} hex */
-const fromHex = (hex) => Uint8Array.from(hex.match(/../g) ?? [], (b) => parseInt(b, 16));
-
-/**
- * The log's effects, with every check it asks for done at once and its
- * answer in place of the request (as the page does, asynchronously).
- * @param {History} h
- * @param {import('../../web/js/history.js').Effect[]} effects
- * @returns {Promise<unknown[]>}
- */
-async function checked(h, effects) {
-  const out = [];
-  for (const e of effects) {
-    if ('verify' in e) {
-      const results = await Promise.all(
-        e.verify.items.map(async (item) => {
-          const sig = base64urlDecode(item.sig);
-          return sig !== null && verifySignature(publicKeyFromWire(item), item.bytes, sig);
-        }),
-      );
-      out.push(...(await checked(h, h.verified(e.verify.id, results))));
-    } else {
-      out.push(effect(e));
-    }
-  }
-  return out;
-}
+import { checked, effect, scenarioKeys } from './lib/signed.mjs';
 
 const doc = JSON.parse(readFileSync(new URL('../vectors/history.json', import.meta.url), 'utf8'));
 
@@ -57,22 +19,11 @@ const CONFIG_NAMES = {
   typing_interval_ms: 'typingIntervalMs',
 };
 
-/** @param {import('../../web/js/history.js').Effect} e */
-function effect(e) {
-  if ('added' in e) return { added: [e.added.author, e.added.seq] };
-  return e;
-}
-
 for (const scenario of doc.scenarios) {
   test(scenario.name, async () => {
     const config = {};
     for (const [name, value] of Object.entries(scenario.config ?? {})) config[CONFIG_NAMES[name]] = value;
-    /** @type {Map<string, import('../../web/js/e2e.js').Identity>} */
-    const keys = new Map();
-    for (const [id, seed] of Object.entries(scenario.keys)) {
-      keys.set(id, await identityFromPkcs8('ed25519', fromHex(PKCS8_PREFIX + seed)));
-    }
-    const wire = (/** @type {string} */ id) => publicKeyToWire(/** @type {any} */ (keys.get(id)).publicKey);
+    const { keys, wire } = await scenarioKeys(scenario);
     const h = new History(scenario.me, config).setIdentity(scenario.context, wire(scenario.me));
     for (const author of scenario.confirmed) assert.deepEqual(h.keyConfirmed(author, wire(author)), []);
     for (const [i, step] of scenario.steps.entries()) {
@@ -80,9 +31,10 @@ for (const scenario of doc.scenarios) {
       const want = step.want;
       switch (step.do) {
         case 'send':
+        case 'send_file':
           try {
             // Draft, sign, commit: as the page does.
-            const draft = h.draft(step);
+            const draft = step.do === 'send' ? h.draft(step) : h.draftFile(step);
             const sig = base64urlEncode(await signWith(/** @type {any} */ (keys.get(scenario.me)), draft.bytes));
             const { message, envelope } = h.commit(draft, sig, step.recipients);
             assert.deepEqual(message, want.message, at);
@@ -101,11 +53,11 @@ for (const scenario of doc.scenarios) {
             assert.equal(e.code, want.error, at);
             break;
           }
-          assert.deepEqual(await checked(h, got), want.effects, at);
+          assert.deepEqual(await checked(got, (id, r) => h.verified(id, r)), want.effects, at);
           break;
         }
         case 'key_confirmed':
-          assert.deepEqual(await checked(h, h.keyConfirmed(step.author, wire(step.author))), want.effects, at);
+          assert.deepEqual(await checked(h.keyConfirmed(step.author, wire(step.author)), (id, r) => h.verified(id, r)), want.effects, at);
           break;
         case 'link_opened':
           assert.deepEqual(h.linkOpened(step.peer).map(effect), want.effects, at);
@@ -151,12 +103,13 @@ for (const scenario of doc.scenarios) {
 }
 
 test('save and restore keep messages, recipients and acknowledgements', async () => {
-  const me = await identityFromPkcs8('ed25519', fromHex(PKCS8_PREFIX + '07'.repeat(32)));
+  const { keys, wire } = await scenarioKeys({ keys: { me: '07'.repeat(32) } });
+  const me = /** @type {any} */ (keys.get('me'));
   const send = async (/** @type {History} */ h, /** @type {any} */ message) => {
     const draft = h.draft(message);
     return h.commit(draft, base64urlEncode(await signWith(me, draft.bytes)), message.recipients);
   };
-  const key = publicKeyToWire(me.publicKey);
+  const key = wire('me');
   const h = new History('aaaaaaaaaaaaaaaa').setIdentity('code', key);
   await send(h, { id: 'x', nick: 'alice', text: 'hello', ts: 1, recipients: ['bbbbbbbbbbbbbbbb'] });
   h.handle('bbbbbbbbbbbbbbbb', 'bob', '{"v":1,"type":"ack","upto":1}', 0);

@@ -4,97 +4,14 @@ Run `python3 tests/vectors/history.py` after editing; both the Rust crate
 (crates/history/tests/vectors.rs) and the web client (tests/e2e/history.test.mjs)
 replay every scenario and must produce exactly the effects written here.
 
-Every message is signed (protocol version 2) by its author's Ed25519 key,
-made here from a fixed seed per member, so that the signatures (Ed25519 is
-deterministic) are the ones both implementations make and check. Python's
-`cryptography` package signs; the two implementations under test do not
-share its code.
+Every entry is signed (protocol version 2) by its author's Ed25519 key
+(entries.py).
 """
-import base64
 import json
 import pathlib
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-A, B, C, D = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc", "dddddddddddddddd"
-CONTEXT = "room:abcdefghijklmnopqrstuv"
-# Each member's identity key: Ed25519 from a 32-byte seed of one repeated byte.
-SEEDS = {A: 1, B: 2, C: 3, D: 4}
-PRIVATE = {m: Ed25519PrivateKey.from_private_bytes(bytes([n]) * 32) for m, n in SEEDS.items()}
-
-
-def b64u(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def public(member):
-    return b64u(PRIVATE[member].public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
-
-
-def signed_bytes(author, nick, id, seq, clock, ts, text):
-    return "\n".join(["peerchat-v2 msg", CONTEXT, author, nick, str(seq), str(clock), str(ts), id, "chat",
-                      text]).encode()
-
-
-def sig(author, nick, id, seq, clock, ts, text, signer=None):
-    """The signature of a message by `signer` (its author by default)."""
-    return b64u(PRIVATE[signer or author].sign(signed_bytes(author, nick, id, seq, clock, ts, text)))
-
-
-def env(kind, **body):
-    return json.dumps({"v": 2, "type": kind, **body}, separators=(",", ":"), ensure_ascii=False)
-
-
-class ChatEnv:
-    """A `chat` envelope, signed once its author is known: the sender of a
-    `receive` step, or the member sending in a `send` step."""
-
-    def __init__(self, id, seq, clock, ts, text, signer=None, sig=None):
-        self.fields = (id, seq, clock, ts, text)
-        self.signer, self.sig = signer, sig
-
-    def text(self, author, nick):
-        id, seq, clock, ts, text = self.fields
-        signature = self.sig or sig(author, nick, id, seq, clock, ts, text, self.signer)
-        return env("chat", id=id, seq=seq, clock=clock, ts=ts, text=text, sig=signature)
-
-
-def chat(id, seq, clock, ts, text, signer=None, sig=None):
-    return ChatEnv(id, seq, clock, ts, text, signer, sig)
-
-
-def rec(author, nick, id, seq, clock, ts, text, signer=None, key=None, relayed_by=None):
-    """A message (in a `history`, or as kept): signed by `signer` (its
-    author by default), carrying `key`'s public key (the signer's)."""
-    signer = signer or author
-    out = {"author": author, "nick": nick, "id": id, "seq": seq, "clock": clock, "ts": ts, "text": text,
-           "alg": "ed25519", "key": public(key or signer), "sig": sig(author, nick, id, seq, clock, ts, text, signer)}
-    if relayed_by:
-        out["relayed_by"] = relayed_by
-    return out
-
-
-def history(*records):
-    return env("history", messages=list(records))
-
-
-def sync(have):
-    return env("sync", have=dict(sorted(have.items())))
-
-
-def ack(upto):
-    return env("ack", upto=upto)
-
-
-def send(to, text):
-    return {"send": {"to": to, "text": text}}
-
-
-def added(author, seq):
-    return {"added": [author, seq]}
-
-
+from entries import (A, B, C, CAT, CONTEXT, D, SEEDS, ChatEnv, ack, added, chat, env, file_entry, forged, frec,
+                     history, keys_hex, public, rec, send, sig, sync)
 
 # A saved log (History::save, history.js `save()`): messages in order, the
 # recipients of each of our messages by number (sorted, once each, without
@@ -506,10 +423,6 @@ scenarios = [
     },
 ]
 
-def forged(author, seq, by):
-    return {"forged": {"author": author, "seq": seq, "by": by}}
-
-
 scenarios += [
     {
         "name": "a chat whose signature does not verify is refused: not shown, not counted, not acknowledged",
@@ -602,6 +515,58 @@ scenarios += [
     },
 ]
 
+DOG = {**CAT, "fid": "f2", "name": "dog.gif", "type": "image/gif", "size": 1}
+
+scenarios += [
+    {
+        "name": "a file offer is an entry of the log, numbered, acknowledged and synced like a message",
+        "me": A,
+        "steps": [
+            {"do": "send_file", "id": "o1", "nick": "alice", "file": CAT, "ts": 10, "recipients": [B],
+             "want": {"message": frec(A, "alice", "o1", 1, 1, 10, CAT), "envelope": file_entry("o1", 1, 1, 10, CAT)}},
+            {"do": "send", "id": "m2", "nick": "alice", "text": "a cat", "ts": 11, "recipients": [B],
+             "want": {"message": rec(A, "alice", "m2", 2, 2, 11, "a cat"), "envelope": chat("m2", 2, 2, 11, "a cat")}},
+            {"do": "send_file", "id": "o3", "nick": "alice", "file": {**CAT, "piece": 1000}, "ts": 12,
+             "recipients": [B], "want": {"error": "invalid"}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 20, "text": file_entry("b1", 1, 5, 20, DOG),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "get", "author": B, "seq": 1, "want": frec(B, "bob", "b1", 1, 5, 20, DOG)},
+            {"do": "receive", "from": C, "nick": "carol", "now": 30, "text": sync({}),
+             "want": {"effects": [send(C, history(frec(A, "alice", "o1", 1, 1, 10, CAT),
+                                                  rec(A, "alice", "m2", 2, 2, 11, "a cat"),
+                                                  frec(B, "bob", "b1", 1, 5, 20, DOG)))]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 40,
+             "text": history(frec(C, "carol", "c1", 1, 6, 40, {**DOG, "fid": "f3"})),
+             "want": {"effects": [added(C, 1), send(C, ack(1))]}},
+            {"do": "order", "want": [[A, 1], [A, 2], [B, 1], [C, 1]]},
+        ],
+    },
+    {
+        "name": "an entry of a kind this client does not know counts as received",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1,
+             "text": env("poll", id="p", seq=1, clock=1, ts=1, question="lunch?"),
+             "want": {"effects": [{"refused": [B, 1]}, send(B, ack(1))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 2, "text": chat("b2", 2, 2, 2, "so?"),
+             "want": {"effects": [added(B, 2), send(B, ack(2))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 3, "text": env("reaction", to="b2", seq=3),
+             "want": {"effects": []}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 4,
+             "text": env("history", messages=[{**rec(C, "carol", "c1", 1, 1, 1, "x"), "kind": "poll"},
+                                              {**rec(C, "carol", "c2", 2, 2, 2, "y"), "kind": "chat"}]),
+             "want": {"effects": [{"refused": [C, 1]}, added(C, 2), send(C, ack(2))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 5,
+             "text": file_entry("b3", 3, 3, 3, {**CAT, "sha256": "AB" * 32}),
+             "want": {"effects": [{"refused": [B, 3]}, send(B, ack(3))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 6,
+             "text": env("private", body=json.loads(chat("p1", 1, 1, 1, "psst").text(B, "bob", A))),
+             "want": {"effects": []}},
+            {"do": "order", "want": [[B, 2], [C, 2]]},
+        ],
+    },
+]
+
 
 def resolve(scenario):
     """Signs the `chat` envelopes by the member each step names."""
@@ -613,7 +578,7 @@ def resolve(scenario):
             step["want"]["envelope"] = envelope.text(scenario["me"], step["nick"])
     scenario.setdefault("confirmed", [m for m in SEEDS if m != scenario["me"]])
     scenario["context"] = CONTEXT
-    scenario["keys"] = {m: bytes([n]).hex() * 32 for m, n in SEEDS.items()}
+    scenario["keys"] = keys_hex()
     return scenario
 
 

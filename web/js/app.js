@@ -16,6 +16,12 @@ import { Room } from './room.js';
 import { E2eError, base64urlEncode, makeSecret, parseSecret } from './e2e.js';
 import { Store } from './store.js';
 import { openVerify, showVerified } from './verify.js';
+import { mentionMatcher } from './format.js';
+import { wireMentions } from './complete.js';
+import { Attention } from './attention.js';
+import { wireShare } from './share.js';
+import { registerServiceWorker } from './install.js';
+import { keptHistory, wireExport, wireSearch } from './finder.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
 const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
@@ -23,6 +29,8 @@ const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
 const JOINED_STORAGE_PREFIX = 'peerchat.joined.';
 /** The newest message of a room the reader had when they last left it. */
 const SEEN_STORAGE_PREFIX = 'peerchat.seen.';
+/** The link of the room last joined: where the installed app opens. */
+const LAST_ROOM_KEY = 'peerchat.lastRoom';
 const NARROW = '(max-width: 720px)';
 
 const ui = {
@@ -65,6 +73,8 @@ const ui = {
   retry: byId('retry'),
   retryIn: byId('retry-in'),
   retryNow: /** @type {HTMLButtonElement} */ (byId('retry-now')),
+  mentionList: byId('mention-list'),
+  composerHint: byId('composer-hint'),
 };
 
 /**
@@ -96,13 +106,18 @@ const notice = (text) => log.notice(text);
 /** Our messages whose delivery may still change, by number. */
 const undelivered = new Set();
 
+/** @type {Attention | null} counts what arrives while the reader is away */
+let attention = null;
+
 /**
  * @param {Room} room
  * @param {import('./room.js').ChatMessage} msg
+ * @param {boolean} [kept] from this device's history, shown as the page opens
  */
-function showMessage(room, msg) {
+function showMessage(room, msg, kept = false) {
   if (!msg.own) {
-    log.message(msg);
+    const shown = log.message(msg);
+    if (shown && !kept) attention?.arrived({ author: msg.author, text: msg.text, mentionsMe: shown.mentionsMe });
     return;
   }
   const status = room.delivery(msg.seq);
@@ -154,9 +169,21 @@ function renderTyping(room) {
  * The room the address names: `/r/ROOM_ID#SECRET`. A bare `/` starts a new
  * room, with a new secret. The secret is only ever in the fragment, which
  * browsers never send to a server.
- * @returns {{id: string, secret: Uint8Array} | {problem: 'bad_room' | 'missing_secret' | 'bad_secret'}}
+ * @returns {{id: string, secret: Uint8Array} | {problem: 'bad_room' | 'missing_secret' | 'bad_secret'} | undefined}
+ *   undefined: the page is on its way to another address (the installed
+ *   app opens the room last joined)
  */
 function roomFromAddress() {
+  if (location.pathname === '/' && new URLSearchParams(location.search).has('app')) {
+    // The installed app opens the room last joined (its whole link, kept
+    // on this device).
+    const last = recall(LAST_ROOM_KEY);
+    if (last && new URL(last, location.href).origin === location.origin) {
+      location.replace(last);
+      return undefined;
+    }
+    history.replaceState(null, '', '/');
+  }
   if (location.pathname === '/' || location.pathname === '') {
     const id = randomId();
     const fragment = makeSecret();
@@ -207,6 +234,14 @@ function avatar(id, nick) {
   return el;
 }
 
+/** Shows the conversation in place of the join form. */
+function showRoom() {
+  if (!ui.chatView.hidden) return;
+  ui.joinView.hidden = true;
+  ui.chatView.hidden = false;
+  if (matchMedia(NARROW).matches) ui.membersPanel.open = false;
+}
+
 /** @param {Room} room */
 function renderMembers(room) {
   for (const m of room.members.values()) log.person(m.id, m.nick);
@@ -236,6 +271,8 @@ function renderMembers(room) {
   }
   ui.members.replaceChildren(...items);
   ui.memberCount.textContent = `(${items.length})`;
+  const nicks = [...room.members.values()].map((m) => m.nick);
+  log.setMentions(mentionMatcher(room.nick ? [...nicks, room.nick] : nicks, room.nick));
 }
 
 /**
@@ -364,6 +401,7 @@ async function main() {
     return;
   }
   const target = roomFromAddress();
+  if (target === undefined) return;
   if ('problem' in target) {
     showRoomProblem(target.problem);
     return;
@@ -383,7 +421,7 @@ async function main() {
     // A damaged mark: no divider.
   }
   const ready = room.open().then((kept) => {
-    for (const msg of kept) showMessage(room, msg);
+    for (const msg of kept) showMessage(room, msg, true);
     if (kept.length > 0) {
       notice(`${kept.length === 1 ? 'One earlier message' : `${kept.length} earlier messages`} from this device.`);
     }
@@ -420,12 +458,18 @@ async function main() {
     room.relayOnly = ui.hideIp.checked;
     void ready.then(() => room.join(nick));
   });
-  // Only a member whose key this browser kept can come back as itself.
-  if (joinedAs && recall(`peerchat.key.${roomId}`)) ui.joinForm.requestSubmit();
+  // Only a member whose key this browser kept can come back as itself; it
+  // sees the conversation kept here at once, even with no network.
+  if (joinedAs && recall(`peerchat.key.${roomId}`)) {
+    showRoom();
+    ui.joinForm.requestSubmit();
+  }
 
   room.addEventListener('join-error', (e) => {
     const detail = /** @type {CustomEvent} */ (e).detail;
     ui.joinError.textContent = joinErrorText(detail);
+    ui.chatView.hidden = true;
+    ui.joinView.hidden = false;
     ui.nick.setAttribute('aria-invalid', 'true');
     ui.joinButton.disabled = false;
     ui.joinButton.textContent = 'Join';
@@ -438,13 +482,12 @@ async function main() {
     remember(NICK_STORAGE_KEY, room.nick ?? '');
     remember(RELAY_STORAGE_KEY, room.relayOnly ? '1' : '0');
     remember(JOINED_STORAGE_PREFIX + roomId, room.nick ?? '');
+    remember(LAST_ROOM_KEY, ui.roomLink.value);
     ui.privacyBadge.hidden = !room.relayOnly;
     if (room.relayOnly && !room.hasRelay) {
       notice('This server offers no relay, so with “Hide my IP address” on you cannot connect to anyone.');
     }
-    ui.joinView.hidden = true;
-    ui.chatView.hidden = false;
-    if (matchMedia(NARROW).matches) ui.membersPanel.open = false;
+    showRoom();
     const others = [...room.members.values()].map((m) => m.nick);
     const joinedText = resumed ? `You are back as ${room.nick}.` : `You joined as ${room.nick}.`;
     notice(
@@ -458,9 +501,16 @@ async function main() {
 
   /** @type {ReturnType<typeof setInterval> | undefined} */
   let countdown;
+  let installing = false;
   room.addEventListener('server', (e) => {
     const { state, retryInMs, reason } = /** @type {CustomEvent} */ (e).detail;
     clearInterval(countdown);
+    if (state === 'open' && !installing) {
+      // Once the server answers (a worker installed on an earlier visit
+      // serves the page without it).
+      installing = true;
+      void registerServiceWorker({ banner: byId('update'), button: /** @type {HTMLButtonElement} */ (byId('update-now')) });
+    }
     ui.retry.hidden = state !== 'offline';
     if (state === 'open') {
       setStatus('open', 'Online');
@@ -553,15 +603,23 @@ async function main() {
   room.addEventListener('delivery', () => refreshDelivery(room));
   room.addEventListener('typing', () => renderTyping(room));
 
+  // Before the composer, so that Tab and Enter complete a name first.
+  wireMentions({ box: ui.message, list: ui.mentionList, hint: ui.composerHint }, () =>
+    [...room.members.values()].map((m) => m.nick),
+  );
   wireComposer(
     { form: ui.composer, box: ui.message, note: ui.composerNote },
-    (text) =>
+    (text) => {
+      if (!room.everJoined) throw new Error('Not in the room yet: you can send once the server answers.');
       void room.send(text).then(
         (m) => showMessage(room, m),
         (e) => notice(`Not sent: ${/** @type {Error} */ (e).message}`),
-      ),
+      );
+    },
     () => room.typed(),
   );
+
+  wireConversationTools(room, roomId);
 
   ui.clearHistory.addEventListener('click', () => {
     if (!confirm('Clear this room’s history on this device? Messages sent so far will not come back.')) return;
@@ -597,6 +655,65 @@ async function main() {
     if (newest) remember(SEEN_STORAGE_PREFIX + roomId, JSON.stringify(newest));
     room.leave(false);
   });
+}
+
+/**
+ * The tools around the conversation: sharing the link, notifications,
+ * search and export of the history kept here.
+ * @param {Room} room
+ * @param {string} roomId
+ */
+function wireConversationTools(room, roomId) {
+  wireShare({
+    button: /** @type {HTMLButtonElement} */ (byId('share-button')),
+    dialog: /** @type {HTMLDialogElement} */ (byId('share-dialog')),
+    qr: /** @type {SVGSVGElement} */ (/** @type {unknown} */ (byId('qr'))),
+    caption: byId('qr-caption'),
+    native: /** @type {HTMLButtonElement} */ (byId('share-native')),
+    copy: /** @type {HTMLButtonElement} */ (byId('share-copy')),
+    close: /** @type {HTMLButtonElement} */ (byId('share-close')),
+    field: ui.roomLink,
+  });
+  attention = new Attention({
+    button: /** @type {HTMLButtonElement} */ (byId('alerts-button')),
+    dialog: /** @type {HTMLDialogElement} */ (byId('alerts')),
+    close: /** @type {HTMLButtonElement} */ (byId('alerts-close')),
+    sound: /** @type {HTMLInputElement} */ (byId('alert-sound')),
+    note: byId('alerts-note'),
+    roomId,
+  });
+  /** @type {import('./finder.js').Source} */
+  const source = {
+    roomId,
+    kept: () =>
+      keptHistory(room.store, roomId, () =>
+        room.history.messages().map(({ id, author, nick, seq, clock, ts, text }) => ({ id, author, nick, seq, clock, ts, text })),
+      ),
+    reveal: (author, seq) => log.reveal(author, seq),
+  };
+  wireSearch(
+    {
+      button: /** @type {HTMLButtonElement} */ (byId('search-button')),
+      dialog: /** @type {HTMLDialogElement} */ (byId('search-dialog')),
+      form: /** @type {HTMLFormElement} */ (byId('search-form')),
+      words: /** @type {HTMLInputElement} */ (byId('search-words')),
+      summary: byId('search-summary'),
+      results: byId('search-results'),
+      close: /** @type {HTMLButtonElement} */ (byId('search-close')),
+    },
+    source,
+  );
+  wireExport(
+    {
+      button: /** @type {HTMLButtonElement} */ (byId('export-button')),
+      dialog: /** @type {HTMLDialogElement} */ (byId('export-dialog')),
+      summary: byId('export-summary'),
+      text: /** @type {HTMLButtonElement} */ (byId('export-text')),
+      json: /** @type {HTMLButtonElement} */ (byId('export-json')),
+      close: /** @type {HTMLButtonElement} */ (byId('export-close')),
+    },
+    source,
+  );
 }
 
 void main();

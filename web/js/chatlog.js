@@ -11,9 +11,10 @@
  * @module
  */
 
+import { mentionsSelf, parse, render } from './format.js';
 import { colourOf, Names } from './names.js';
 
-/** @type {{short: Intl.DateTimeFormat, full: Intl.DateTimeFormat} | undefined} */
+/** @type {{short: Intl.DateTimeFormat, full: Intl.DateTimeFormat, day: Intl.DateTimeFormat, dayYear: Intl.DateTimeFormat} | undefined} */
 let formats;
 
 /**
@@ -25,6 +26,8 @@ function timeFormats() {
   formats ??= {
     short: new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' }),
     full: new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' }),
+    day: new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long' }),
+    dayYear: new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }),
   };
   return formats;
 }
@@ -46,6 +49,39 @@ function timeFormats() {
 const NEAR_END_PX = 80;
 /** Most notices kept in the page. */
 const MAX_NOTICES = 200;
+/**
+ * More messages than this arriving at once (history from the others, or
+ * from this device) are not read out one by one: the log is marked busy
+ * while they land, and one sentence says how many came.
+ */
+const MAX_ANNOUNCED = 3;
+/** The busy mark stays this long after the last batch (ms). */
+const QUIET_MS = 600;
+
+/**
+ * The local calendar day of a timestamp, as `YYYY-M-D`.
+ * @param {number} ts
+ */
+export function dayOf(ts) {
+  const d = new Date(ts);
+  return `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
+}
+
+/**
+ * How a day separator reads: "Today", "Yesterday", or the date (with the
+ * year when it is not this one).
+ * @param {number} ts
+ * @param {number} now
+ */
+export function dayLabel(ts, now) {
+  const day = dayOf(ts);
+  if (day === dayOf(now)) return 'Today';
+  const yesterday = new Date(now);
+  yesterday.setDate(yesterday.getDate() - 1);
+  if (day === dayOf(yesterday.getTime())) return 'Yesterday';
+  const { day: format, dayYear } = timeFormats();
+  return (new Date(ts).getFullYear() === new Date(now).getFullYear() ? format : dayYear).format(ts);
+}
 
 /**
  * Whether element `el` (a message or the divider) sorts after `key`.
@@ -101,6 +137,24 @@ export class ChatLog {
     /** @type {Map<string, HTMLElement>} ordered messages, by author id and number */
     this.byKey = new Map();
     this.notices = 0;
+    /** @type {import('./format.js').MentionMatcher | undefined} who can be mentioned */
+    this.mentions = undefined;
+    /** @type {Set<HTMLElement>} messages added since the day separators were last put right */
+    this.daysDirty = new Set();
+    /** The day the separators' labels were written on. */
+    this.labelledOn = dayOf(Date.now());
+    /** Messages added in the current task (announced one by one only if few). */
+    this.burst = 0;
+    /** Of which from others. */
+    this.burstOthers = 0;
+    /** Whether this task's messages are not to be read out one by one. */
+    this.burstQuiet = false;
+    /** Messages from others that landed quietly, to be summed up. */
+    this.quietCount = 0;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.quietTimer = undefined;
+    /** @type {HTMLElement | null} the sentence that sums up quiet messages */
+    this.summary = null;
 
     this.jump = document.createElement('button');
     this.jump.type = 'button';
@@ -158,6 +212,8 @@ export class ChatLog {
   clear() {
     this.el.replaceChildren();
     this.byKey.clear();
+    this.daysDirty.clear();
+    this.summary = null;
     this.notices = 0;
     this.divider = null;
     this.anchor = null;
@@ -170,13 +226,18 @@ export class ChatLog {
    * at the end.
    * @param {LogMessage} msg
    * @param {Status} [status] for our own messages: where delivery stands
+   * @returns {{mentionsMe: boolean} | null} null if it was shown already
+   *   (or is older than everything a full page holds)
    */
   message(msg, status) {
     const key = keyOf(msg);
     const id = key === null ? null : `${key.author}/${key.seq}`;
-    if (id !== null && this.byKey.has(id)) return;
-    if (key !== null && this.tooOld(key)) return;
-    const item = this.render(msg, status);
+    if (id !== null && this.byKey.has(id)) return null;
+    if (key !== null && this.tooOld(key)) return null;
+    const nodes = parse(msg.text, this.mentions);
+    const mentionsMe = !msg.own && mentionsSelf(nodes);
+    const item = this.render(msg, nodes, status);
+    if (mentionsMe) item.classList.add('mentions-me');
     /** @type {Element | null} */
     let before = null;
     if (key !== null && id !== null) {
@@ -191,6 +252,8 @@ export class ChatLog {
       }
     }
     this.el.insertBefore(item, before);
+    this.daysDirty.add(item);
+    this.announce(msg.own, before === null);
     if (status && key !== null) this.setStatus(key.author, key.seq, status);
     if (msg.own) {
       // Sending takes the reader to the end.
@@ -200,6 +263,78 @@ export class ChatLog {
       this.unseen += 1;
     }
     this.changed();
+    return { mentionsMe };
+  }
+
+  /**
+   * Who can be mentioned from now on (messages shown already keep their
+   * look).
+   * @param {import('./format.js').MentionMatcher} matcher
+   */
+  setMentions(matcher) {
+    this.mentions = matcher;
+  }
+
+  /**
+   * Takes the reader to a message shown in the log (a search result, say),
+   * and marks it for a moment. Returns whether it is in the log.
+   * @param {string} authorId
+   * @param {number} seq
+   */
+  reveal(authorId, seq) {
+    const item = this.byKey.get(`${authorId}/${seq}`);
+    if (!item) return false;
+    this.anchor = null;
+    this.atBottom = false;
+    item.scrollIntoView({ block: 'center' });
+    item.tabIndex = -1;
+    item.focus({ preventScroll: true });
+    item.classList.remove('found');
+    // Restarts the mark's animation.
+    void item.offsetWidth;
+    item.classList.add('found');
+    return true;
+  }
+
+  /**
+   * Decides, once the current task has added its messages, whether they
+   * are read out: a few live ones at the end are (the log is a live
+   * region); a batch from history, messages placed above, and our own are
+   * not, and the others' are summed up in one sentence once they stop
+   * coming.
+   * @private
+   * @param {boolean} own
+   * @param {boolean} atEnd
+   */
+  announce(own, atEnd) {
+    if (this.burst === 0) queueMicrotask(() => this.settleBurst());
+    this.burst += 1;
+    if (!own) this.burstOthers += 1;
+    if (own || !atEnd) this.burstQuiet = true;
+  }
+
+  /** @private */
+  settleBurst() {
+    const quiet = this.burstQuiet || this.burst > MAX_ANNOUNCED;
+    const others = this.burstOthers;
+    this.burst = 0;
+    this.burstOthers = 0;
+    this.burstQuiet = false;
+    if (!quiet) return;
+    this.el.setAttribute('aria-busy', 'true');
+    this.quietCount += others;
+    clearTimeout(this.quietTimer);
+    this.quietTimer = setTimeout(() => {
+      this.el.removeAttribute('aria-busy');
+      const count = this.quietCount;
+      this.quietCount = 0;
+      if (count === 0) return;
+      this.summary?.remove();
+      this.summary = document.createElement('p');
+      this.summary.className = 'visually-hidden';
+      this.summary.textContent = count === 1 ? '1 message added to the conversation.' : `${count} messages added to the conversation.`;
+      this.el.append(this.summary);
+    }, QUIET_MS);
   }
 
   /**
@@ -263,12 +398,14 @@ export class ChatLog {
   /**
    * @private
    * @param {LogMessage} msg
+   * @param {import('./format.js').Node[]} nodes its text, parsed
    * @param {Status} [status]
    */
-  render(msg, status) {
+  render(msg, nodes, status) {
     const item = document.createElement('article');
     item.className = msg.own ? 'msg own' : 'msg';
     item.dataset.id = msg.id;
+    item.dataset.day = dayOf(msg.ts);
     const key = keyOf(msg);
     if (key !== null) {
       item.dataset.clock = String(key.clock);
@@ -280,6 +417,7 @@ export class ChatLog {
     const author = document.createElement('span');
     author.className = 'msg-author';
     author.textContent = msg.own ? 'You' : msg.author;
+    author.dir = 'auto';
     meta.append(author);
     if (!msg.own) {
       const who = msg.authorId ?? msg.author;
@@ -295,6 +433,7 @@ export class ChatLog {
     time.className = 'msg-time';
     const date = new Date(msg.ts);
     time.dateTime = date.toISOString();
+    time.dataset.ts = String(msg.ts);
     const { short, full } = timeFormats();
     time.textContent = short.format(date);
     time.title = full.format(date);
@@ -311,9 +450,10 @@ export class ChatLog {
       relayed.title = `${msg.author} has not been connected to you since: this message could not be checked against their own key yet.`;
       meta.append(relayed);
     }
-    const text = document.createElement('p');
+    const text = document.createElement('div');
     text.className = 'msg-text';
-    text.textContent = msg.text;
+    text.dir = 'auto';
+    text.append(render(nodes));
     item.append(meta, text);
     return item;
   }
@@ -388,6 +528,7 @@ export class ChatLog {
       this.frameQueued = false;
       this.trim();
       this.trimNotices();
+      this.settleDays();
       this.keepPlace();
       this.showJump();
     });
@@ -450,6 +591,68 @@ export class ChatLog {
       if (html === this.divider) this.divider = null;
       first.remove();
     }
+    // The first message now shown starts with its day.
+    const first = this.firstMessage();
+    if (first) this.daysDirty.add(first);
+  }
+
+  /**
+   * Puts day separators right around the messages added since last time:
+   * one before the first message, and one before each message whose day
+   * differs from the one shown above it. Relabels them all when the day
+   * changed ("Today" becomes "Yesterday").
+   * @private
+   */
+  settleDays() {
+    const now = Date.now();
+    if (dayOf(now) !== this.labelledOn) {
+      this.labelledOn = dayOf(now);
+      for (const el of this.el.querySelectorAll('.day')) {
+        const html = /** @type {HTMLElement} */ (el);
+        html.textContent = dayLabel(Number(html.dataset.ts), now);
+      }
+    }
+    for (const item of this.daysDirty) {
+      if (!item.isConnected) continue;
+      this.fixDay(item, now);
+      const next = nextMessage(item);
+      if (next) this.fixDay(next, now);
+    }
+    this.daysDirty.clear();
+  }
+
+  /**
+   * Makes the separators between `item` and the message above it right:
+   * one, right after that message, if their days differ (or if `item` is
+   * the first).
+   * @private
+   * @param {HTMLElement} item
+   * @param {number} now
+   */
+  fixDay(item, now) {
+    /** @type {HTMLElement[]} */
+    const separators = [];
+    let el = item.previousElementSibling;
+    while (el && !el.classList.contains('msg')) {
+      if (el.classList.contains('day')) separators.push(/** @type {HTMLElement} */ (el));
+      el = el.previousElementSibling;
+    }
+    const above = /** @type {HTMLElement | null} */ (el);
+    const wanted = above === null || above.dataset.day !== item.dataset.day;
+    // Right after the message above: notices between came later.
+    const place = above ? above.nextElementSibling : item.previousElementSibling;
+    const kept = separators.length === 1 && wanted && place === separators[0] && separators[0].dataset.day === item.dataset.day;
+    if (kept) return;
+    for (const s of separators) s.remove();
+    if (!wanted) return;
+    const ts = Number(/** @type {HTMLTimeElement} */ (item.querySelector('.msg-time')).dataset.ts);
+    const separator = document.createElement('h2');
+    separator.className = 'day';
+    separator.dataset.day = item.dataset.day;
+    separator.dataset.ts = String(ts);
+    separator.textContent = dayLabel(ts, now);
+    if (above) above.after(separator);
+    else item.before(separator);
   }
 
   /** @private */
@@ -486,6 +689,17 @@ function compareKeys(a, b) {
   if (a.clock !== b.clock) return a.clock - b.clock;
   if (a.author !== b.author) return a.author < b.author ? -1 : 1;
   return a.seq - b.seq;
+}
+
+/**
+ * The message after `item` in the log, if any.
+ * @param {HTMLElement} item
+ * @returns {HTMLElement | null}
+ */
+function nextMessage(item) {
+  let el = item.nextElementSibling;
+  while (el && !el.classList.contains('msg')) el = el.nextElementSibling;
+  return /** @type {HTMLElement | null} */ (el);
 }
 
 /**

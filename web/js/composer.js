@@ -1,6 +1,7 @@
 // @ts-check
 /**
- * The message box: Enter sends, Shift+Enter starts a new line, and a note
+ * The message box: Enter sends, Shift+Enter starts a new line (on a touch
+ * screen, Enter starts a new line and the Send button sends), and a note
  * says when the text is too long. Shared by the room page and the
  * manual-connection page.
  * @module
@@ -11,6 +12,8 @@ import { isBlank, MAX_TEXT_BYTES, MAX_TEXT_SIZE, utf8Length } from './protocol.j
 // Browsers that size the box to its text by CSS (`field-sizing`) need no
 // script, and so no layout on every key press.
 const sizedByCss = CSS.supports('field-sizing', 'content');
+/** A touch screen and no mouse: Enter is the keyboard's new-line key there. */
+const touchOnly = matchMedia('(hover: none) and (pointer: coarse)');
 
 /**
  * @param {{form: HTMLFormElement, box: HTMLTextAreaElement, note: HTMLElement}} composer
@@ -41,8 +44,13 @@ export function wireComposer({ form, box, note }, send, typed) {
     event.preventDefault();
     submit();
   });
+  const enterKey = () => {
+    box.enterKeyHint = touchOnly.matches ? 'enter' : 'send';
+  };
+  enterKey();
+  touchOnly.addEventListener('change', enterKey);
   box.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && !touchOnly.matches) {
       event.preventDefault();
       submit();
     }

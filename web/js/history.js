@@ -33,6 +33,7 @@ import {
   MAX_TEXT_BYTES,
   MAX_TEXT_SIZE,
   MAX_TS,
+  parseFileMeta,
   parsePeerMessage,
   ProtocolError,
   salvagePeerMessage,
@@ -48,7 +49,7 @@ import {
  * never passed on), and `relayed_by` while it is relayed and its author's
  * key not confirmed yet.
  * @typedef {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string,
- *   alg: string, key: string, sig: string, relayed_by?: string}} Message
+ *   file?: import('./protocol.js').FileMeta, alg: string, key: string, sig: string, relayed_by?: string}} Message
  * @typedef {{capacity: number, batchBytes: number, syncIntervalMs: number,
  *   typingTtlMs: number, typingIntervalMs: number}} Config
  * @typedef {{alg: string, key: string, bytes: Uint8Array, sig: string}} CheckItem
@@ -106,19 +107,11 @@ export const MAX_PENDING_BYTES = 8 * 1024 * 1024;
  * @returns {Message}
  */
 function kept(m) {
+  const head = { author: m.author, nick: m.nick, id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text };
+  const signed = { alg: m.alg ?? '', key: m.key ?? '', sig: m.sig ?? '' };
+  // In the protocol's order: the offer after the text.
   /** @type {Message} */
-  const out = {
-    author: m.author,
-    nick: m.nick,
-    id: m.id,
-    seq: m.seq,
-    clock: m.clock,
-    ts: m.ts,
-    text: m.text,
-    alg: m.alg ?? '',
-    key: m.key ?? '',
-    sig: m.sig ?? '',
-  };
+  const out = m.file ? { ...head, file: m.file, ...signed } : { ...head, ...signed };
   if (m.relayed_by) out.relayed_by = m.relayed_by;
   return out;
 }
@@ -132,19 +125,82 @@ function record(m) {
   const { author, nick, id, seq, clock, ts, text } = m;
   /** @type {import('./protocol.js').HistoryRecord} */
   const out = { author, nick, id, seq, clock, ts, text };
+  if (m.file) out.file = m.file;
   if (m.alg) out.alg = m.alg;
   if (m.key) out.key = m.key;
   if (m.sig) out.sig = m.sig;
   return out;
 }
 
+/** The kind a file offer is signed under. */
+export const KIND_FILE = 'file';
+
+/**
+ * The kind an entry of a private conversation is signed under, so that it
+ * cannot be passed off as one in the room's log or in a conversation with
+ * someone else.
+ */
+export const KIND_PRIVATE = 'private';
+
+/**
+ * The body a file offer is signed with: its id, size, media type, piece
+ * size, SHA-256 and root (lowercase hex), and name, one a line, the name
+ * last.
+ * @param {import('./protocol.js').FileMeta} file
+ */
+export function fileBody(file) {
+  return [file.fid, file.size, file.type, file.piece, file.sha256, file.root, file.name].join('\n');
+}
+
+/**
+ * The bytes an entry's author signs, in `context`: a chat message's kind is
+ * `chat` and its body the text, a file offer's kind is `file` and its body
+ * {@link fileBody}; in a private conversation with recipient `to`, the kind
+ * is `private` and the body `TO`, that kind and that body, one a line.
+ * Throws for an entry not fit for signing.
+ * @param {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string,
+ *   file?: import('./protocol.js').FileMeta}} m
+ * @param {string} context
+ * @param {string | null} [to]
+ */
+export function entrySignedBytes(m, context, to = null) {
+  let kind = m.file ? KIND_FILE : 'chat';
+  let body = m.file ? fileBody(m.file) : m.text;
+  if (to !== null) {
+    body = `${to}\n${kind}\n${body}`;
+    kind = KIND_PRIVATE;
+  }
+  const { author, nick, id, seq, clock, ts } = m;
+  return messageSignedBytes({ context, author, nick, id, seq, clock, ts, kind, body });
+}
+
+/**
+ * Throws a {@link ProtocolError} (`empty`, `too_large`) unless `text` can be
+ * sent as a message: not only white space, at most 16 KiB of UTF-8.
+ * @param {string} text
+ */
+export function checkText(text) {
+  if (isBlank(text)) throw new ProtocolError('empty', 'the message is empty');
+  const size = utf8Length(text);
+  if (size > MAX_TEXT_BYTES) {
+    throw new ProtocolError(
+      'too_large',
+      `This message is ${size} bytes; messages may be at most ${MAX_TEXT_SIZE} (${MAX_TEXT_BYTES} bytes).`,
+    );
+  }
+}
+
 export class History {
   /**
    * @param {string} me our peer id
    * @param {Partial<Config>} [config]
+   * @param {string | null} [party] in a private conversation, the other
+   *   party: only its entries and ours are taken (see {@link History.between})
    */
-  constructor(me, config = {}) {
+  constructor(me, config = {}, party = null) {
     this.me = me;
+    /** The other party of a private conversation, or null in a room. */
+    this.party = party;
     /** What signatures are bound to. */
     this.context = 'code';
     /** @type {{alg: string, key: string} | null} our identity key, once known */
@@ -187,6 +243,37 @@ export class History {
     this.typingSent = null;
     /** Messages with a clock up to this one were cleared by this member. */
     this.cleared = 0;
+  }
+
+  /**
+   * An empty log of the private conversation between `me` and `peer`: it
+   * takes only entries authored by one of the two, whoever relays them.
+   * @param {string} me
+   * @param {string} peer
+   * @param {Partial<Config>} [config]
+   */
+  static between(me, peer, config = {}) {
+    return new History(me, config, peer);
+  }
+
+  /**
+   * Whether `author`'s entries belong in this log.
+   * @private
+   * @param {string} author
+   */
+  admits(author) {
+    return this.party === null || author === this.party || author === this.me;
+  }
+
+  /**
+   * The bytes `m`'s author signs in this log: bound to its recipient in a
+   * private conversation.
+   * @private
+   * @param {Message} m
+   */
+  signedBytes(m) {
+    const to = this.party === null ? null : m.author === this.me ? this.party : this.me;
+    return entrySignedBytes(m, this.context, to);
   }
 
   /** The messages, in order. */
@@ -232,15 +319,26 @@ export class History {
    * @returns {Draft}
    */
   draft({ id, nick, text, ts }) {
-    if (isBlank(text)) throw new ProtocolError('empty', 'the message is empty');
-    const size = utf8Length(text);
-    if (size > MAX_TEXT_BYTES) {
-      throw new ProtocolError(
-        'too_large',
-        `This message is ${size} bytes; messages may be at most ${MAX_TEXT_SIZE} (${MAX_TEXT_BYTES} bytes).`,
-      );
-    }
-    validateNick(nick);
+    checkText(text);
+    return this.draftEntry({ id, nick, text, ts });
+  }
+
+  /**
+   * Numbers a file offer we are about to make and says what to sign, as
+   * {@link History#draft} does for a message.
+   * @param {{id: string, nick: string, file: import('./protocol.js').FileMeta, ts: number}} offer
+   * @returns {Draft}
+   */
+  draftFile({ id, nick, file, ts }) {
+    return this.draftEntry({ id, nick, text: '', file, ts });
+  }
+
+  /**
+   * @private
+   * @param {{id: string, nick: string, text: string, file?: import('./protocol.js').FileMeta, ts: number}} entry
+   * @returns {Draft}
+   */
+  draftEntry({ id, nick, text, file, ts }) {
     if (!this.ownKey) throw new ProtocolError('unsigned', 'no identity key to sign the message with');
     const message = kept({
       author: this.me,
@@ -253,9 +351,20 @@ export class History {
       alg: this.ownKey.alg,
       key: this.ownKey.key,
     });
-    // The same checks a receiver makes.
-    parsePeerMessage(chatEnvelope(message));
-    return { message, bytes: messageSignedBytes({ ...message, context: this.context, kind: 'chat', body: text }) };
+    try {
+      validateNick(nick);
+      if (file) {
+        const offer = kept({ ...message, file: parseFileMeta(file) });
+        parsePeerMessage(chatEnvelope(offer));
+        return { message: offer, bytes: this.signedBytes(offer) };
+      }
+      // The same checks a receiver makes.
+      parsePeerMessage(chatEnvelope(message));
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      throw new ProtocolError('invalid', e.message);
+    }
+    return { message, bytes: this.signedBytes(message) };
   }
 
   /**
@@ -365,9 +474,9 @@ export class History {
         // A live chat is signed with the key of the peer at the other end,
         // as its hello confirmed it.
         const key = this.keys.get(from);
-        const { id, seq, clock, ts, text: body, sig } = msg;
+        const { id, seq, clock, ts, text: body, file, sig } = msg;
         const message = { author: from, nick, id, seq, clock, ts, text: body, alg: key?.alg, key: key?.key, sig };
-        this.check(from, [message], text.length, out);
+        this.check(from, [file ? { ...message, file } : message], text.length, out);
         break;
       }
       case 'ack':
@@ -385,7 +494,14 @@ export class History {
           out.push({ typing: from });
         }
         break;
+      case 'unknown':
+        // A log entry of a kind we do not know counts as received, so that
+        // it cannot hold its author's later messages back.
+        if (msg.seq !== undefined && from !== this.me) this.take([{ flawed: true, author: from, seq: msg.seq }], out);
+        break;
       default:
+        // Private envelopes belong to the conversation with `from`
+        // (private.js), never to the room's log.
         break;
     }
     return out;
@@ -406,6 +522,9 @@ export class History {
     /** @type {Pend[]} */
     const pends = [];
     for (const entry of entries) {
+      // Entries that do not belong in this log are left out before anything
+      // is checked (in a private conversation, a third member's).
+      if (!this.admits(entry.author)) continue;
       if ('flawed' in entry) {
         if (entry.author === from) pends.push({ flawed: [entry.author, entry.seq] });
         continue;
@@ -421,7 +540,7 @@ export class History {
       }
       let signed = null;
       try {
-        signed = messageSignedBytes({ ...message, context: this.context, kind: 'chat', body: message.text });
+        signed = this.signedBytes(message);
       } catch {
         // Not fit for signing: refused.
       }
@@ -556,6 +675,7 @@ export class History {
     /** @type {Map<string, number>} */
     const before = new Map();
     for (const entry of entries) {
+      if (!this.admits(entry.author)) continue;
       if (!before.has(entry.author)) before.set(entry.author, this.floorOf(entry.author));
       if (!('flawed' in entry)) {
         if (this.plausible(entry) && this.insert(entry)) out.push({ added: entry });
@@ -655,6 +775,7 @@ export class History {
     /** @type {Message[]} */
     const added = [];
     for (const saved_ of saved.messages) {
+      if (!this.admits(saved_.author)) continue;
       const message = kept(saved_);
       try {
         parsePeerMessage(historyEnvelope([record(message)]));
@@ -843,11 +964,7 @@ export class History {
  * @param {Message} m
  */
 function approximateSize(m) {
-  let escaped = 0;
-  for (let i = 0; i < m.text.length; i += 1) {
-    const c = m.text.charCodeAt(i);
-    if (c < 0x20 || c === 0x22 || c === 0x5c) escaped += 1;
-  }
+  const file = m.file ? 220 + utf8Length(m.file.fid) + utf8Length(m.file.type) + stringSize(m.file.name) : 0;
   return (
     120 +
     utf8Length(m.author) +
@@ -856,7 +973,21 @@ function approximateSize(m) {
     utf8Length(m.alg) +
     utf8Length(m.key) +
     utf8Length(m.sig) +
-    utf8Length(m.text) +
-    escaped * 5
+    stringSize(m.text) +
+    file
   );
+}
+
+/**
+ * About how many bytes a string takes in JSON: its UTF-8, and 5 more for
+ * each character written as a `\u` escape.
+ * @param {string} text
+ */
+function stringSize(text) {
+  let escaped = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c) escaped += 1;
+  }
+  return utf8Length(text) + escaped * 5;
 }

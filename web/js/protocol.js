@@ -36,6 +36,8 @@ export class ProtocolError extends Error {
     super(message);
     this.name = 'ProtocolError';
     this.code = code;
+    /** @type {string | undefined} the field at fault, where one is named */
+    this.field = undefined;
   }
 }
 
@@ -340,21 +342,160 @@ export const MAX_HISTORY_BATCH = 1000;
 /** Most authors in one `sync` envelope. */
 export const MAX_SYNC_AUTHORS = 1024;
 
+/** Smallest piece size of a file, in bytes (16 KiB, one chunk). */
+export const MIN_PIECE = 2 ** 14;
+/** Largest piece size of a file, in bytes (16 MiB). */
+export const MAX_PIECE = 2 ** 24;
+/** Most pieces a file may have (its hash list is then 2 MiB). */
+export const MAX_PIECES = 2 ** 16;
+/** Longest file name in an offer, in bytes of UTF-8. */
+export const MAX_NAME_BYTES = 1024;
+/** Longest media type in an offer, in bytes. */
+export const MAX_TYPE_BYTES = 127;
+/** The SHA-256 of nothing: the `sha256` and `root` of an empty file. */
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
 /**
- * A chat message as its author sends it; `sig` (version 2) the author's
- * signature, base64url, checked by the message log.
- * @typedef {{id: string, seq: number, clock: number, ts: number, text: string, sig?: string}} Chat
- * A message in a `history` envelope: a chat message with its author, and
+ * What an offer says about a file (protocol version 2, "Files"): `type` is
+ * its media type, `sha256` the SHA-256 of the whole file and `root` that of
+ * its pieces' concatenated SHA-256 hashes, both in lowercase hex.
+ * @typedef {{fid: string, name: string, size: number, type: string, piece: number, sha256: string, root: string}} FileMeta
+ */
+
+/**
+ * A log entry as its author sends it: a chat message, or a file offer
+ * (`file` set, `text` empty); `sig` (version 2) the author's signature,
+ * base64url, checked by the message log.
+ * @typedef {{id: string, seq: number, clock: number, ts: number, text: string, file?: FileMeta, sig?: string}} Chat
+ * A message in a `history` envelope: a log entry with its author, and
  * (version 2) the author's identity key (`alg`, `key`).
  * @typedef {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string,
- *   alg?: string, key?: string, sig?: string}} HistoryRecord
+ *   file?: FileMeta, alg?: string, key?: string, sig?: string}} HistoryRecord
  * @typedef {({kind: 'chat'} & Chat)
  *   | {kind: 'ack', upto: number}
  *   | {kind: 'sync', have: Record<string, number>}
  *   | {kind: 'history', messages: HistoryRecord[]}
  *   | {kind: 'typing'}
- *   | {kind: 'unknown', type: string}} PeerMessage
+ *   | {kind: 'private', body: string}
+ *   | {kind: 'unknown', type: string, seq?: number}} PeerMessage
  */
+
+/**
+ * A {@link ProtocolError} about field `field` of a file offer.
+ * @param {string} field
+ * @param {string} reason
+ */
+function badFile(field, reason) {
+  const error = new ProtocolError('bad_message', `field \`${field}\` ${reason}`);
+  error.field = field;
+  return error;
+}
+
+const TYPE_PART = /^[a-z0-9!#$&^_.+-]+$/;
+const HASH = /^[0-9a-f]{64}$/;
+
+/**
+ * Checks a media type: `TYPE/SUBTYPE`, each 1 or more of `a-z 0-9` and
+ * `! # $ & ^ _ . + -`, at most 127 bytes.
+ * @param {string} type
+ */
+export function validateMediaType(type) {
+  const slash = type.indexOf('/');
+  const kind = type.slice(0, Math.max(slash, 0));
+  const sub = type.slice(slash + 1);
+  if (slash < 0 || type.length > MAX_TYPE_BYTES || !TYPE_PART.test(kind) || !TYPE_PART.test(sub)) {
+    throw badFile('type', 'must be a media type TYPE/SUBTYPE in lower case, at most 127 bytes');
+  }
+}
+
+/**
+ * How many pieces a file has.
+ * @param {{size: number, piece: number}} meta
+ */
+export function pieceCount({ size, piece }) {
+  return Math.ceil(size / piece);
+}
+
+/**
+ * Reads and checks a file offer's object (`file` of a `file` entry).
+ * Throws a {@link ProtocolError} whose `field` names what is wrong.
+ * @param {unknown} value
+ * @returns {FileMeta}
+ */
+export function parseFileMeta(value) {
+  if (!isObject(value)) throw badFile('file', 'must be an object');
+  /** @param {string} field */
+  const string = (field) => {
+    const v = value[field];
+    if (v === undefined) throw badFile(field, 'is missing');
+    if (typeof v !== 'string') throw badFile(field, 'must be a string');
+    return v;
+  };
+  /** @param {string} field */
+  const number = (field) => {
+    const v = value[field];
+    if (v === undefined) throw badFile(field, 'is missing');
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw badFile(field, 'must be an integer');
+    return v + 0;
+  };
+  /** @param {string} field */
+  const hash = (field) => {
+    const v = string(field);
+    if (!HASH.test(v)) throw badFile(field, 'must be 64 lowercase hex digits');
+    return v;
+  };
+  const meta = {
+    fid: string('fid'),
+    name: string('name'),
+    size: number('size'),
+    type: string('type'),
+    piece: number('piece'),
+    sha256: hash('sha256'),
+    root: hash('root'),
+  };
+  validateFileMeta(meta);
+  return meta;
+}
+
+/**
+ * Checks every rule of an offer.
+ * @param {FileMeta} meta
+ */
+export function validateFileMeta(meta) {
+  if (meta.fid.length === 0 || meta.fid.length > MAX_ID_LEN || !ID_ALPHABET.test(meta.fid)) {
+    throw badFile('fid', 'must be 1 to 64 characters of A-Z, a-z, 0-9, - and _');
+  }
+  if (meta.name.length === 0) throw badFile('name', 'must not be empty');
+  if (utf8Length(meta.name) > MAX_NAME_BYTES) throw badFile('name', `must be at most ${MAX_NAME_BYTES} bytes of UTF-8`);
+  if (!Number.isSafeInteger(meta.size) || meta.size < 0) throw badFile('size', 'must be an integer from 0 to 9007199254740991');
+  validateMediaType(meta.type);
+  const p = meta.piece;
+  if (!Number.isSafeInteger(p) || p < MIN_PIECE || p > MAX_PIECE || (p & (p - 1)) !== 0) {
+    throw badFile('piece', 'must be a power of two from 16384 to 16777216');
+  }
+  if (pieceCount(meta) > MAX_PIECES) throw badFile('piece', 'must cut the file into at most 65536 pieces');
+  if (meta.size === 0 && (meta.sha256 !== EMPTY_SHA256 || meta.root !== EMPTY_SHA256)) {
+    throw badFile('sha256', 'of an empty file must be the SHA-256 of nothing');
+  }
+}
+
+/**
+ * The BODY the author of an offer signs (KIND `file`): FID, SIZE, TYPE,
+ * PIECE, SHA256, ROOT and NAME on lines of their own, the name last.
+ * @param {FileMeta} meta
+ */
+export function fileBody({ fid, size, type, piece, sha256, root, name }) {
+  return [fid, size, type, piece, sha256, root, name].join('\n');
+}
+
+/**
+ * An offer's fields in the order the protocol writes them.
+ * @param {FileMeta} meta
+ * @returns {FileMeta}
+ */
+function fileObject({ fid, name, size, type, piece, sha256, root }) {
+  return { fid, name, size, type, piece, sha256, root };
+}
 
 /**
  * An envelope as JSON text, its fields in the order the protocol writes them.
@@ -369,8 +510,18 @@ function envelope(type, body) {
  * A `chat` envelope as JSON text.
  * @param {Chat} chat
  */
-export function chatEnvelope({ id, seq, clock, ts, text, sig }) {
+export function chatEnvelope({ id, seq, clock, ts, text, file, sig }) {
+  if (file) return envelope('file', { id, seq, clock, ts, file: fileObject(file), sig });
   return envelope('chat', { id, seq, clock, ts, text, sig });
+}
+
+/**
+ * A `private` envelope around `inner`, the JSON text of an envelope of the
+ * private conversation with the peer at the other end of the channel.
+ * @param {string} inner
+ */
+export function privateEnvelope(inner) {
+  return `{"v":${ENVELOPE_VERSION},"type":"private","body":${inner}}`;
 }
 
 /** @param {number} upto */
@@ -392,18 +543,11 @@ export function syncEnvelope(have) {
 /** @param {HistoryRecord[]} messages */
 export function historyEnvelope(messages) {
   return envelope('history', {
-    messages: messages.map(({ author, nick, id, seq, clock, ts, text, alg, key, sig }) => ({
-      author,
-      nick,
-      id,
-      seq,
-      clock,
-      ts,
-      text,
-      alg,
-      key,
-      sig,
-    })),
+    messages: messages.map(({ author, nick, id, seq, clock, ts, text, file, alg, key, sig }) =>
+      file
+        ? { author, nick, id, seq, clock, ts, kind: 'file', file: fileObject(file), alg, key, sig }
+        : { author, nick, id, seq, clock, ts, text, alg, key, sig },
+    ),
   });
 }
 
@@ -437,11 +581,13 @@ function checkId(value, field) {
 }
 
 /**
- * The fields every message has, checked.
+ * The fields of a log entry, checked: a chat message's, or with `file` a
+ * file offer's.
  * @param {Record<string, unknown>} obj
+ * @param {boolean} [file]
  * @returns {Chat}
  */
-function chatFields(obj) {
+function chatFields(obj, file = false) {
   const id = checkId(obj.id, 'id');
   const seq = counter(obj, 'seq', 1);
   const clock = counter(obj, 'clock', 1);
@@ -450,6 +596,14 @@ function chatFields(obj) {
     throw new ProtocolError('bad_message', 'field `ts` must be an integer from 0 to 8640000000000000');
   }
   const when = ts + 0; // -0 is 0
+  if (file) {
+    if (!('file' in obj)) throw badFile('file', 'is missing');
+    /** @type {Chat} */
+    const offer = { id, seq, clock, ts: when, text: '', file: parseFileMeta(obj.file) };
+    const sig = optionalString(obj, 'sig');
+    if (sig !== undefined) offer.sig = sig;
+    return offer;
+  }
   const body = str(obj, 'text');
   if (body.length === 0) throw new ProtocolError('bad_message', 'field `text` must not be empty');
   if (utf8Length(body) > MAX_TEXT_BYTES) {
@@ -488,8 +642,12 @@ function historyRecord(value) {
   } catch {
     throw new ProtocolError('bad_message', 'field `nick` must follow the nickname rules');
   }
+  const kind = value.kind;
+  if (kind !== undefined && kind !== null && kind !== 'chat' && kind !== 'file') {
+    throw new ProtocolError('bad_message', 'field `kind` names a kind of entry this client does not know');
+  }
   /** @type {HistoryRecord} */
-  const record = { author, nick, ...chatFields(value) };
+  const record = { author, nick, ...chatFields(value, kind === 'file') };
   const alg = optionalString(value, 'alg');
   const key = optionalString(value, 'key');
   if (alg !== undefined) record.alg = alg;
@@ -501,6 +659,22 @@ function historyRecord(value) {
     record.sig = sig;
   }
   return record;
+}
+
+/**
+ * The number of a log entry of a kind this client does not know: an
+ * envelope with a valid `id`, `seq`, `clock` and `ts`; else undefined.
+ * @param {Record<string, unknown>} obj
+ */
+function unknownEntry(obj) {
+  const fields = attempt(() => {
+    checkId(obj.id, 'id');
+    counter(obj, 'clock', 1);
+    const ts = obj.ts;
+    if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0 || ts > MAX_TS) return null;
+    return counter(obj, 'seq', 1);
+  });
+  return fields ?? undefined;
 }
 
 /**
@@ -543,6 +717,13 @@ export function parsePeerMessage(text) {
   switch (type) {
     case 'chat':
       return { kind: 'chat', ...chatFields(obj) };
+    case 'file':
+      return { kind: 'chat', ...chatFields(obj, true) };
+    case 'private': {
+      if (!('body' in obj)) throw new ProtocolError('bad_message', 'field `body` is missing');
+      if (!isObject(obj.body)) throw new ProtocolError('bad_message', 'field `body` must be an object');
+      return { kind: 'private', body: JSON.stringify(obj.body) };
+    }
     case 'ack':
       return { kind: 'ack', upto: counter(obj, 'upto', 0) };
     case 'sync': {
@@ -564,8 +745,10 @@ export function parsePeerMessage(text) {
       return { kind: 'history', messages: historyMessages(obj).map(historyRecord) };
     case 'typing':
       return { kind: 'typing' };
-    default:
-      return { kind: 'unknown', type };
+    default: {
+      const seq = unknownEntry(obj);
+      return seq === undefined ? { kind: 'unknown', type } : { kind: 'unknown', type, seq };
+    }
   }
 }
 
@@ -601,8 +784,8 @@ function attempt(read) {
  */
 export function salvagePeerMessage(text) {
   const envelope = attempt(() => envelopeObject(text));
-  if (envelope?.type === 'chat') {
-    if (attempt(() => chatFields(envelope.obj))) return null;
+  if (envelope?.type === 'chat' || envelope?.type === 'file') {
+    if (attempt(() => chatFields(envelope.obj, envelope.type === 'file'))) return null;
     const seq = attempt(() => counter(envelope.obj, 'seq', 1));
     return seq === null ? null : { kind: 'chat', seq };
   }

@@ -8,36 +8,20 @@
  * @module
  */
 
-import { encodeQR } from '../vendor/qr/index.js';
+import { drawQr } from './share.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 
 /**
- * A QR code of `text`, as an SVG element built from DOM nodes: dark modules
- * on a light square, whatever the page's colours, so that cameras read it.
+ * A QR code of `text`, as an SVG element (the room link's encoder and
+ * drawing, share.js): dark modules on a light square, whatever the page's
+ * colours, so that cameras read it.
  * @param {string} text
  */
 export function qrCode(text) {
-  const modules = encodeQR(text, 'raw', { ecc: 'medium', border: 2 });
-  const size = modules.length;
-  const svg = document.createElementNS(SVG, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${size} ${size}`);
-  svg.setAttribute('shape-rendering', 'crispEdges');
+  const svg = /** @type {SVGSVGElement} */ (document.createElementNS(SVG, 'svg'));
   svg.setAttribute('aria-hidden', 'true');
-  const background = document.createElementNS(SVG, 'rect');
-  background.setAttribute('width', String(size));
-  background.setAttribute('height', String(size));
-  background.setAttribute('fill', '#ffffff');
-  const path = document.createElementNS(SVG, 'path');
-  let d = '';
-  modules.forEach((row, y) =>
-    row.forEach((dark, x) => {
-      if (dark) d += `M${x} ${y}h1v1h-1z`;
-    }),
-  );
-  path.setAttribute('d', d);
-  path.setAttribute('fill', '#000000');
-  svg.append(background, path);
+  drawQr(svg, text);
   return svg;
 }
 

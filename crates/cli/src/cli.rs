@@ -150,7 +150,7 @@ fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
 /// a terminal (and neither `--plain` nor `--json` is given), else line mode.
 pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
     let server = || server_ws_url(args.server.as_deref().unwrap_or(DEFAULT_SERVER));
-    let (session, relay) = if args.manual {
+    let (session, relay, link) = if args.manual {
         let role = if args.answer {
             Role::Answer
         } else {
@@ -163,7 +163,7 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
             ),
             None => None,
         };
-        (Session::Manual(role, secret), false)
+        (Session::Manual(role, secret), false, None)
     } else if let Some(given) = &args.mailbox {
         let (pairing, notice) = mailbox_pairing(given)?;
         eprintln!("{notice}");
@@ -172,7 +172,7 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
             id: pairing.id().to_owned(),
             secret: pairing.secret().clone(),
         };
-        (session, false)
+        (session, false, None)
     } else {
         let target = match &args.room {
             Some(room) => parse_target(room, args.server.as_deref())?,
@@ -190,7 +190,8 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
                 target
             }
         };
-        (target.session(), target.relay)
+        let link = target.link();
+        (target.session(), target.relay, Some(link))
     };
     let nick = args
         .name
@@ -227,7 +228,8 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
     let (engine, events) = Engine::start(options);
     match room {
         Some(room) if interactive && !args.plain && !args.json => {
-            crate::tui::run(engine, events, &room, relay_only).await
+            let link = link.unwrap_or_default();
+            crate::tui::run(engine, events, &room, &link, relay_only).await
         }
         _ => {
             let mode = if args.json {
@@ -235,7 +237,8 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
             } else {
                 crate::line::Output::Plain
             };
-            crate::line::run(engine, events, mode, args.linger, manual).await
+            let room = room.zip(link);
+            crate::line::run(engine, events, mode, args.linger, manual, room).await
         }
     }
 }

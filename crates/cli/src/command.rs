@@ -43,6 +43,13 @@ pub enum Command {
     Verify(String),
     /// Marks a member verified (its safety number was compared).
     Verified(String),
+    /// Shows the room link as a QR code.
+    Qr,
+    /// Writes the room's history kept here to a file: JSON for a path
+    /// ending in `.json`, plain text otherwise.
+    Export(std::path::PathBuf),
+    /// Lists the messages kept here that hold every word.
+    Search(String),
     /// Leaves the room.
     Quit,
 }
@@ -101,14 +108,35 @@ pub const COMMANDS: &[Spec] = &[
         args: "NICK",
         about: "show your safety number with NICK, to compare with theirs out of band",
         modes: EVERYWHERE,
-        parse: |args| nick(args).map(Command::Verify),
+        parse: |args| needs_args(args, |a| Command::Verify(a.to_owned())),
     },
     Spec {
         name: "verified",
         args: "NICK",
         about: "mark NICK verified once your safety numbers matched",
         modes: EVERYWHERE,
-        parse: |args| nick(args).map(Command::Verified),
+        parse: |args| needs_args(args, |a| Command::Verified(a.to_owned())),
+    },
+    Spec {
+        name: "qr",
+        args: "",
+        about: "show the room link as a QR code, to open it on a phone",
+        modes: EVERYWHERE,
+        parse: |args| no_args(args, Command::Qr),
+    },
+    Spec {
+        name: "export",
+        args: "PATH",
+        about: "save this room's history here to a file (JSON if PATH ends in .json, else text)",
+        modes: EVERYWHERE,
+        parse: |args| needs_args(args, |a| Command::Export(expand_home(a))),
+    },
+    Spec {
+        name: "search",
+        args: "WORDS",
+        about: "list the messages kept here that hold every word, newest first",
+        modes: EVERYWHERE,
+        parse: |args| needs_args(args, |a| Command::Search(a.to_owned())),
     },
     Spec {
         name: "quit",
@@ -124,16 +152,8 @@ pub const COMMANDS: &[Spec] = &[
 enum ArgsError {
     /// It takes none.
     Unexpected,
-    /// It needs a nickname.
-    NoNick,
-}
-
-fn nick(args: &str) -> Result<String, ArgsError> {
-    if args.is_empty() {
-        Err(ArgsError::NoNick)
-    } else {
-        Ok(args.to_owned())
-    }
+    /// It needs some.
+    Missing,
 }
 
 fn no_args(args: &str, command: Command) -> Result<Command, ArgsError> {
@@ -141,6 +161,22 @@ fn no_args(args: &str, command: Command) -> Result<Command, ArgsError> {
         Ok(command)
     } else {
         Err(ArgsError::Unexpected)
+    }
+}
+
+/// A path as typed, with a leading `~/` read as the home directory.
+fn expand_home(path: &str) -> std::path::PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::Path::new(&home).join(rest),
+        _ => path.into(),
+    }
+}
+
+fn needs_args(args: &str, command: impl FnOnce(&str) -> Command) -> Result<Command, ArgsError> {
+    if args.is_empty() {
+        Err(ArgsError::Missing)
+    } else {
+        Ok(command(args))
     }
 }
 
@@ -172,11 +208,13 @@ pub enum CommandError {
         /// The command.
         name: &'static str,
     },
-    /// The command needs a member's nickname.
-    #[error("/{name} needs a member's nickname: /{name} NICK")]
-    NoNick {
+    /// The command needs arguments.
+    #[error("/{name} needs {args}: /{name} {args}")]
+    MissingArguments {
         /// The command.
         name: &'static str,
+        /// What it takes.
+        args: &'static str,
     },
 }
 
@@ -210,7 +248,10 @@ pub fn parse(line: &str, mode: Mode) -> Result<Entry, CommandError> {
         .map(Entry::Command)
         .map_err(|err| match err {
             ArgsError::Unexpected => CommandError::NoArguments { name: spec.name },
-            ArgsError::NoNick => CommandError::NoNick { name: spec.name },
+            ArgsError::Missing => CommandError::MissingArguments {
+                name: spec.name,
+                args: spec.args,
+            },
         })
 }
 
@@ -372,14 +413,20 @@ mod tests {
         ));
         let typo = parse("/peres", Mode::Tui).unwrap_err().to_string();
         assert!(typo.contains("did you mean /peers?"), "{typo}");
-        let prefix = parse("/q", Mode::Line).unwrap_err().to_string();
+        let prefix = parse("/qu", Mode::Line).unwrap_err().to_string();
         assert!(prefix.contains("did you mean /quit?"), "{prefix}");
         assert_eq!(
             parse("/quit now", Mode::Tui),
             Err(CommandError::NoArguments { name: "quit" })
         );
         let err = parse("/verify", Mode::Line).unwrap_err();
-        assert_eq!(err, CommandError::NoNick { name: "verify" });
+        assert_eq!(
+            err,
+            CommandError::MissingArguments {
+                name: "verify",
+                args: "NICK"
+            }
+        );
         assert!(err.to_string().contains("/verify NICK"), "{err}");
         assert_eq!(
             parse("/verify  alice ", Mode::Tui),
@@ -389,6 +436,30 @@ mod tests {
             parse("/Verified bob b", Mode::Line),
             Ok(Entry::Command(Command::Verified("bob b".into())))
         );
+    }
+
+    #[test]
+    fn export_and_search_take_their_arguments_whole() {
+        assert_eq!(
+            parse("/export chat log.json", Mode::Tui),
+            Ok(Entry::Command(Command::Export("chat log.json".into())))
+        );
+        if let Some(home) = std::env::var_os("HOME") {
+            assert_eq!(
+                parse("/export ~/log.txt", Mode::Line),
+                Ok(Entry::Command(Command::Export(
+                    std::path::Path::new(&home).join("log.txt")
+                )))
+            );
+        }
+        assert_eq!(
+            parse("/search  deploy  failed ", Mode::Line),
+            Ok(Entry::Command(Command::Search("deploy  failed".into())))
+        );
+        assert_eq!(parse("/qr", Mode::Line), Ok(Entry::Command(Command::Qr)));
+        let err = parse("/export", Mode::Tui).unwrap_err();
+        assert_eq!(err.to_string(), "/export needs PATH: /export PATH");
+        assert!(parse("/search", Mode::Tui).is_err());
     }
 
     #[test]

@@ -86,6 +86,13 @@ impl Input {
         self.cursor = self.boundary_at_or_after(self.cursor);
     }
 
+    /// Replaces the bytes `range` of the text (on character boundaries)
+    /// with `with`, and puts the cursor after it: a completed name.
+    pub fn replace(&mut self, range: std::ops::Range<usize>, with: &str) {
+        self.text.replace_range(range.clone(), with);
+        self.cursor = range.start + with.len();
+    }
+
     /// Inserts a line break at the cursor.
     pub fn newline(&mut self) {
         self.insert("\n");

@@ -4,10 +4,13 @@
 //! `peerchat-client`, and show what it reports.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod cli;
 pub mod command;
 pub mod input;
 pub mod line;
+pub mod mention;
+pub mod qr;
 pub mod scroll;
 pub mod status;
 pub mod tui;

@@ -245,6 +245,7 @@ pub async fn run(
     mode: Output,
     linger: Duration,
     until_connected: bool,
+    room: Option<(String, String)>,
 ) -> Result<(), ChatError> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut out = Printer::new(mode);
@@ -271,7 +272,7 @@ pub async fn run(
         tokio::select! {
             line = lines.next_line() => match line {
                 Ok(Some(line)) => {
-                    if entered(&engine, &line, mode).await {
+                    if entered(&engine, &line, mode, room.as_ref()).await {
                         break;
                     }
                 }
@@ -322,8 +323,14 @@ pub async fn run(
 }
 
 /// Handles a line of input: a message or a command. True means leave
-/// (`/quit`), as at the end of input.
-async fn entered(engine: &Engine, line: &str, mode: Output) -> bool {
+/// (`/quit`), as at the end of input. `room` is the room's id and link
+/// (none for a pair).
+async fn entered(
+    engine: &Engine,
+    line: &str,
+    mode: Output,
+    room: Option<&(String, String)>,
+) -> bool {
     if line.trim().is_empty() {
         return false;
     }
@@ -363,6 +370,44 @@ async fn entered(engine: &Engine, line: &str, mode: Output) -> bool {
         Ok(Entry::Command(Command::Clear)) => {
             engine.clear_history();
             eprintln!("* history cleared here; messages sent so far will not come back");
+        }
+        Ok(Entry::Command(Command::Qr)) => match room {
+            None => eprintln!("* a pair has no room link"),
+            Some((_, link)) => match crate::qr::lines(link) {
+                Ok(lines) => {
+                    eprintln!("* the room link, {link}:");
+                    for line in lines {
+                        eprintln!("{line}");
+                    }
+                }
+                Err(err) => eprintln!("* {err}"),
+            },
+        },
+        Ok(Entry::Command(Command::Export(path))) => {
+            let id = room.map_or("pair", |(id, _)| id.as_str());
+            match crate::archive::write(&path, id, &engine.messages().await) {
+                Ok(n) => eprintln!("* exported {n} message(s) to {}", path.display()),
+                Err(err) => eprintln!("* could not export to {}: {err}", path.display()),
+            }
+        }
+        Ok(Entry::Command(Command::Search(words))) => {
+            let messages = engine.messages().await;
+            match mode {
+                Output::Json => {
+                    let kept: Vec<crate::archive::Kept> = messages.iter().map(Into::into).collect();
+                    let found = crate::archive::search(&kept, &words, crate::archive::MAX_RESULTS);
+                    let json =
+                        serde_json::json!({ "event": "search", "query": words, "found": found });
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{json}");
+                    let _ = out.flush();
+                }
+                Output::Plain => {
+                    for line in crate::archive::search_lines(&messages, &words) {
+                        eprintln!("* {}", escape(&line));
+                    }
+                }
+            }
         }
         Ok(Entry::Command(Command::Peers)) => {
             let members = engine.stats().await;

@@ -82,6 +82,25 @@ pub struct Ui {
     pub typing: Vec<(Peer, Instant)>,
     /// What we know of members' identity keys, by peer id.
     pub identities: std::collections::HashMap<String, Identity>,
+    /// The room link, for `/qr`.
+    pub link: String,
+    /// The QR code shown over everything (`/qr`), until a key is pressed.
+    pub qr: Option<Vec<String>>,
+    /// The name completion under way: Tab again puts in the next name.
+    pub completion: Option<Completion>,
+}
+
+/// A name completed with Tab, so that Tab again puts in the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// Where the `@` is.
+    start: usize,
+    /// The names that fit what was typed.
+    names: Vec<String>,
+    /// The one put in.
+    index: usize,
+    /// The text as the completion left it.
+    text: String,
 }
 
 impl Ui {
@@ -101,7 +120,56 @@ impl Ui {
             awaiting_nick: false,
             typing: Vec::new(),
             identities: std::collections::HashMap::new(),
+            link: String::new(),
+            qr: None,
+            completion: None,
         }
+    }
+
+    /// Completes the name being typed after `@` from the members' names;
+    /// pressed again, puts in the next name that fits.
+    fn complete(&mut self) {
+        let text = self.input.text().to_owned();
+        if let Some(c) = self.completion.as_mut().filter(|c| c.text == text) {
+            c.index = (c.index + 1) % c.names.len();
+            let name = format!("@{} ", c.names[c.index]);
+            let end = self.input.cursor();
+            self.input.replace(c.start..end, &name);
+            c.text = self.input.text().to_owned();
+            return;
+        }
+        self.completion = None;
+        let Some((start, typed)) = crate::mention::query(&text, self.input.cursor()) else {
+            return;
+        };
+        let nicks: Vec<&str> = self.members.iter().map(|(p, _)| p.nick.as_str()).collect();
+        let names: Vec<String> = crate::mention::candidates(typed, &nicks)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if names.is_empty() {
+            return;
+        }
+        let name = format!("@{} ", names[0]);
+        self.input.replace(start..self.input.cursor(), &name);
+        self.completion = Some(Completion {
+            start,
+            names,
+            index: 0,
+            text: self.input.text().to_owned(),
+        });
+    }
+
+    /// The mentions in a message's text, by the names of those here now.
+    fn mentions(&self, text: &str) -> Vec<crate::mention::Mention> {
+        let me = self.me.as_ref().map(|p| p.nick.as_str());
+        let nicks: Vec<&str> = self
+            .members
+            .iter()
+            .map(|(p, _)| p.nick.as_str())
+            .chain(me)
+            .collect();
+        crate::mention::find(text, &nicks, me)
     }
 
     fn notice(&mut self, text: impl Into<String>) {
@@ -375,7 +443,23 @@ impl Ui {
                     Span::styled(format!("{author}: "), author_style),
                 ];
                 let status = status.as_ref().map(|s| format!("({s})"));
-                let mut pieces = vec![Piece::new(text, Style::new())];
+                let mut pieces = Vec::new();
+                let mut at = 0;
+                for mention in self.mentions(text) {
+                    if mention.range.start > at {
+                        pieces.push(Piece::new(&text[at..mention.range.start], Style::new()));
+                    }
+                    let style = if mention.me {
+                        Style::new().fg(Color::Black).bg(Color::Yellow).bold()
+                    } else {
+                        Style::new().fg(Color::Cyan).bold()
+                    };
+                    pieces.push(Piece::new(&text[mention.range.clone()], style));
+                    at = mention.range.end;
+                }
+                if at < text.len() || pieces.is_empty() {
+                    pieces.push(Piece::new(&text[at..], Style::new()));
+                }
                 if let Some(status) = &status {
                     pieces.push(Piece::new("  ", Style::new()));
                     pieces.push(Piece::together(status, Style::new().dim()));
@@ -537,6 +621,10 @@ pub fn render(frame: &mut Frame, ui: &Ui) {
 /// Draws the screen as it is at `now` (typing notices run out, the
 /// countdown to the next attempt at the server runs down).
 pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
+    if let Some(qr) = &ui.qr {
+        render_qr(frame, qr, &ui.link);
+        return;
+    }
     let areas = Areas::new(frame.area(), ui);
     let Areas {
         title: top,
@@ -657,6 +745,39 @@ pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
     frame.set_cursor_position(Position::new(x.min(text_area.right()), y));
 }
 
+/// The room link's QR code over the whole screen, white on black, with
+/// what it is above and how to close it below.
+fn render_qr(frame: &mut Frame, qr: &[String], link: &str) {
+    let area = frame.area();
+    let width = qr.first().map_or(0, |l| l.chars().count());
+    let fits = qr.len() + 2 <= usize::from(area.height) && width <= usize::from(area.width);
+    let mut lines = vec![Line::from(Span::styled(
+        "The room link: scan it to open the room on a phone",
+        Style::new().bold(),
+    ))];
+    if fits {
+        let code = Style::new().fg(Color::White).bg(Color::Black);
+        lines.extend(qr.iter().map(|l| Line::from(Span::styled(l.clone(), code))));
+    } else {
+        lines.push(Line::raw(format!(
+            "(the code needs a terminal of {}×{}; this one is {}×{})",
+            width,
+            qr.len() + 2,
+            area.width,
+            area.height
+        )));
+        lines.push(Line::raw(link.to_owned()));
+    }
+    lines.push(Line::from(Span::styled(
+        "any key closes",
+        Style::new().dim(),
+    )));
+    frame.render_widget(
+        Paragraph::new(lines).alignment(ratatui::layout::Alignment::Center),
+        area,
+    );
+}
+
 /// What a key press asks for.
 #[derive(Debug, PartialEq, Eq)]
 enum Action {
@@ -670,6 +791,15 @@ fn on_key(ui: &mut Ui, key: KeyEvent, screen: Rect) -> Action {
     if key.kind == KeyEventKind::Release {
         return Action::None;
     }
+    if ui.qr.is_some() {
+        ui.qr = None;
+        return Action::None;
+    }
+    if key.code == KeyCode::Tab {
+        ui.complete();
+        return Action::None;
+    }
+    ui.completion = None;
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     let alt = key.modifiers.contains(KeyModifiers::ALT);
     let areas = Areas::new(screen, ui);
@@ -754,9 +884,10 @@ impl Ui {
 }
 
 /// The keys, for `/help`.
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "Enter          send",
     "Alt+Enter      new line (or Shift+Enter, Ctrl-J)",
+    "Tab            complete a name after @ (again: the next one)",
     "Up/Down        recall what you sent",
     "PgUp/PgDn      scroll the conversation",
     "Ctrl-Home/End  its start / the newest",
@@ -772,6 +903,7 @@ pub async fn run(
     engine: Engine,
     mut events: mpsc::UnboundedReceiver<Event>,
     room: &str,
+    link: &str,
     relay_only: bool,
 ) -> Result<(), ChatError> {
     let (mut terminal, screen) = Screen::enter()?;
@@ -785,6 +917,7 @@ pub async fn run(
         }
     });
     let mut ui = Ui::new(room, relay_only);
+    ui.link = link.to_owned();
     // Redraws now and then, so typing notices run out on screen.
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let result = loop {
@@ -888,6 +1021,10 @@ enum Request {
     Verify(String),
     /// Mark a member verified.
     Verified(String),
+    /// Write the history kept here to a file.
+    Export(std::path::PathBuf),
+    /// List the messages kept here that hold these words.
+    Search(String),
     /// Leave.
     Quit,
 }
@@ -918,6 +1055,15 @@ impl Ui {
                 }
                 Request::None
             }
+            Entry::Command(Command::Qr) => {
+                match crate::qr::lines(&self.link) {
+                    Ok(lines) => self.qr = Some(lines),
+                    Err(err) => self.error(err.to_string()),
+                }
+                Request::None
+            }
+            Entry::Command(Command::Export(path)) => Request::Export(path),
+            Entry::Command(Command::Search(words)) => Request::Search(words),
             Entry::Command(Command::Clear) => {
                 self.log.clear();
                 self.widest_author = 0;
@@ -985,6 +1131,18 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: &str) -> bool {
             Ok(member) => ui.notice(format!("{} is marked verified ✓", member.nick)),
             Err(err) => ui.error(err.to_string()),
         },
+        Request::Export(path) => {
+            let room = ui.room.clone();
+            match crate::archive::write(&path, &room, &engine.messages().await) {
+                Ok(n) => ui.notice(format!("exported {n} message(s) to {}", path.display())),
+                Err(err) => ui.error(format!("could not export to {}: {err}", path.display())),
+            }
+        }
+        Request::Search(words) => {
+            for line in crate::archive::search_lines(&engine.messages().await, &words) {
+                ui.notice(line);
+            }
+        }
     }
     false
 }
@@ -1483,6 +1641,68 @@ mod tests {
         assert_eq!(press(&mut ui, key(KeyCode::Enter)), Action::None);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(press(&mut ui, ctrl_c), Action::Quit);
+    }
+
+    #[test]
+    fn mentions_are_highlighted_and_tab_completes_names() {
+        let mut ui = conversation();
+        ui.apply(&Event::MemberJoined {
+            member: peer("4", "albert"),
+        });
+        ui.apply(&message(
+            peer("2", "alice"),
+            2,
+            9,
+            "hey @DORA and @bob",
+            false,
+        ));
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| render(f, &ui)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        let styled = |word: &str| {
+            (0..24u16)
+                .find_map(|y| {
+                    let row: String = (0..80u16)
+                        .map(|x| buffer[(x, y)].symbol().to_owned())
+                        .collect();
+                    row.find(word).map(|i| {
+                        let x = u16::try_from(row[..i].chars().count()).unwrap();
+                        (buffer[(x, y)].fg, buffer[(x, y)].bg)
+                    })
+                })
+                .unwrap()
+        };
+        assert_eq!(styled("@DORA"), (Color::Black, Color::Yellow), "ours");
+        assert_eq!(styled("@bob").0, Color::Cyan);
+        // Tab puts in the shortest name that fits, Tab again the next.
+        typed(&mut ui, "hi @AL");
+        press(&mut ui, KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
+        assert_eq!(ui.input.text(), "hi @alice ");
+        press(&mut ui, KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
+        assert_eq!(ui.input.text(), "hi @albert ");
+        typed(&mut ui, "x");
+        press(&mut ui, KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
+        assert_eq!(ui.input.text(), "hi @albert x", "nothing to complete");
+    }
+
+    #[test]
+    fn the_qr_code_shows_over_everything_until_a_key() {
+        let mut ui = conversation();
+        ui.link = format!("http://127.0.0.1:8080/r/{}", "A".repeat(22));
+        assert_eq!(ui.entered("/qr"), Request::None);
+        let text = screen(&ui, 80, 24);
+        assert!(
+            text.contains("scan it to open the room on a phone"),
+            "{text}"
+        );
+        assert!(text.contains("████"), "{text}");
+        assert!(!text.contains("Members"), "{text}");
+        press(&mut ui, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        assert!(screen(&ui, 80, 24).contains("Members (3)"));
+        // Too small a terminal: the link, written out.
+        ui.entered("/qr");
+        let text = screen(&ui, 60, 12);
+        assert!(text.contains("127.0.0.1:8080/r/AAAA"), "{text}");
     }
 
     #[test]

@@ -357,6 +357,7 @@ enum Command {
     Drain(oneshot::Sender<()>),
     Undelivered(oneshot::Sender<Vec<(Peer, usize)>>),
     Stats(oneshot::Sender<Vec<MemberLink>>),
+    Messages(oneshot::Sender<Vec<ChatMessage>>),
     Code(Code),
     Leave(oneshot::Sender<()>),
 }
@@ -554,6 +555,16 @@ impl Engine {
             });
         }
         out
+    }
+
+    /// The room's history as this device keeps it (what the history file
+    /// holds), in the room's order.
+    pub async fn messages(&self) -> Vec<ChatMessage> {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Messages(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// Leaves the room for good: tells the server (so the others learn at
@@ -894,6 +905,13 @@ impl State {
                         })
                         .collect(),
                 );
+            }
+            Command::Messages(reply) => {
+                let messages = self
+                    .history
+                    .as_ref()
+                    .map_or_else(Vec::new, |h| h.messages().cloned().collect::<Vec<_>>());
+                let _ = reply.send(messages.into_iter().map(|m| self.view(m)).collect());
             }
             Command::Code(blob) => {
                 let _ = self.pasted.send(blob);

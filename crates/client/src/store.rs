@@ -223,6 +223,8 @@ impl Store {
                     id: row.get(4)?,
                     ts: unsigned(row.get(5)?),
                     text: row.get(6)?,
+                    // File offers are not kept yet: no client makes them.
+                    file: None,
                     alg: row.get(7)?,
                     key: row.get(8)?,
                     sig: row.get(9)?,

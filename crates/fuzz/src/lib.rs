@@ -16,10 +16,15 @@ use peerchat_client::pair::Code;
 use peerchat_client::peer::{outgoing_sdp, with_candidates};
 use peerchat_e2e::{Context, SignalKey};
 use peerchat_history::History;
+use peerchat_history::private::{Conversations, unwrap};
 use peerchat_mailbox::{Mailbox, MailboxConfig};
+use peerchat_protocol::file::FileMeta;
 use peerchat_protocol::peer::PeerMessage;
 use peerchat_protocol::signaling::{ClientMessage, ServerMessage};
 use peerchat_rooms::{Hub, HubConfig, NoBacklog, Output};
+use peerchat_transfer::{
+    Receiver, ReceiverConfig, ReceiverState, Sender, SenderAction, SenderConfig,
+};
 use serde_json::Value;
 
 /// A fuzz target: takes any bytes, panics when something that must hold
@@ -37,6 +42,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("peerjs", peerjs),
     ("connection_code", connection_code),
     ("sdp_filters", sdp_filters),
+    ("file_offer", file_offer),
+    ("private_envelope", private_envelope),
+    ("transfer_channel", transfer_channel),
 ];
 
 fn text(data: &[u8]) -> Option<&str> {
@@ -259,4 +267,91 @@ pub fn sdp_filters(data: &[u8]) {
         1
     );
     assert_eq!(full.lines().last(), Some("a=end-of-candidates"));
+}
+
+/// A file offer's object (`FileMeta::from_value`): what parses re-encodes to
+/// the same, and has at most 65,536 pieces; its plain name is plain.
+pub fn file_offer(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    if let Ok(meta) = FileMeta::from_value(&value) {
+        assert!(meta.pieces() <= peerchat_protocol::file::MAX_PIECES);
+        let again = FileMeta::from_value(&meta.to_value()).expect("an encoded offer parses");
+        assert_eq!(again, meta);
+        let plain = peerchat_transfer::name::sanitize(&meta.name);
+        assert!(!plain.is_empty() && plain.len() <= 255 && !plain.contains(['/', '\\']));
+    }
+}
+
+/// Private conversations fed the input's lines as envelopes from two peers:
+/// each conversation holds only its two parties' entries, and nothing
+/// reaches the room's log.
+pub fn private_envelope(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let me = "0000000000000001";
+    let mut room = History::new(me, peerchat_history::Config::default());
+    let mut private = Conversations::new(me, peerchat_history::Config::default());
+    for (i, line) in text.lines().enumerate() {
+        let from = if i % 2 == 0 {
+            "00000000000000aa"
+        } else {
+            "00000000000000bb"
+        };
+        match unwrap(line) {
+            Some(body) => {
+                if let Ok(effects) = private.handle(from, "peer", &body, i as u64) {
+                    for effect in effects {
+                        if let peerchat_history::Effect::Send { to, text } = effect {
+                            assert_eq!(to, from, "a conversation answers its party only");
+                            assert!(unwrap(&text).is_some(), "wrapped");
+                        }
+                    }
+                }
+            }
+            None => {
+                let _ = room.handle(from, "peer", line, i as u64);
+            }
+        }
+    }
+    for peer in private.peers() {
+        let log = private.get(peer).expect("kept");
+        assert!(log.messages().all(|m| m.author == peer || m.author == me));
+    }
+}
+
+/// A transfer channel's messages, the input's lines (a line that starts with
+/// `{` is a control message, any other is data), fed to a fetcher and to a
+/// holder of a small file: neither panics, the fetcher never holds more
+/// than the file, and never completes (nobody sent the file's bytes).
+pub fn transfer_channel(data: &[u8]) {
+    let mut hasher = peerchat_transfer::FileHasher::new(16_384);
+    hasher.update(&[7u8; 40_000]);
+    let digests = hasher.finish();
+    let meta = digests.offer("f1", "x.bin", "application/octet-stream");
+    let list: std::sync::Arc<[peerchat_transfer::Hash]> = digests.pieces.into();
+    let mut receiver = Receiver::new(meta.clone(), "00000000000000aa", ReceiverConfig::default());
+    receiver.start(0);
+    receiver.peer_up("00000000000000aa", 0);
+    receiver.opened("00000000000000aa", 1);
+    let (mut sender, _) = Sender::new(meta, list, true, SenderConfig::default(), 0);
+    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+        let now = 2 + i as u64;
+        if line.first() == Some(&b'{') {
+            let Some(text) = text(line) else { continue };
+            receiver.text("00000000000000aa", text, now);
+            for action in sender.text(text, now) {
+                if let SenderAction::Read { offset, len } = action {
+                    sender.read(offset, vec![7; len as usize], now);
+                }
+            }
+        } else {
+            receiver.binary("00000000000000aa", line, now);
+        }
+        assert!(receiver.progress().bytes <= receiver.progress().size);
+        receiver.handle_timeout(now);
+        sender.handle_timeout(now);
+    }
+    assert_ne!(receiver.state(), ReceiverState::Complete);
 }

@@ -45,14 +45,16 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use peerchat_e2e::{Context, IdentityKey, KIND_CHAT, PublicKey, SignedMessage, base64url};
+use peerchat_protocol::file::FileMeta;
 use peerchat_protocol::peer::{
-    self, Chat, MAX_COUNTER, MAX_HISTORY_BATCH, MAX_JUMP, MAX_SYNC_AUTHORS, PeerMessage, Record,
+    self, MAX_COUNTER, MAX_HISTORY_BATCH, MAX_JUMP, MAX_SYNC_AUTHORS, PeerMessage, Record,
     Salvaged, Sync,
 };
 use peerchat_protocol::{MAX_TEXT_BYTES, ProtocolError};
 use serde::{Deserialize, Serialize};
 
-/// A chat message in the log.
+/// An entry of the log: a chat message, or a file offer (`file` is set and
+/// `text` is empty).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// The author's peer id.
@@ -67,8 +69,11 @@ pub struct Message {
     pub clock: u64,
     /// When it was sent, in ms since the Unix epoch, by the author's clock.
     pub ts: u64,
-    /// The text.
+    /// The text (empty in a file offer).
     pub text: String,
+    /// The offer, in a file offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Box<FileMeta>>,
     /// The algorithm of the author's identity key (`ed25519`, `p256`);
     /// empty for a message kept from before messages were signed.
     #[serde(default)]
@@ -108,6 +113,7 @@ impl Message {
             clock: self.clock,
             ts: self.ts,
             text: Cow::Borrowed(&self.text),
+            file: self.file.as_deref().cloned(),
             alg: some(&self.alg),
             key: some(&self.key),
             sig: some(&self.sig),
@@ -124,6 +130,7 @@ impl Message {
             clock: record.clock,
             ts: record.ts,
             text: record.text.into_owned(),
+            file: record.file.map(Box::new),
             alg: owned(record.alg),
             key: owned(record.key),
             sig: owned(record.sig),
@@ -131,8 +138,27 @@ impl Message {
         }
     }
 
-    /// The bytes its author signs, in `context`.
+    /// The bytes its author signs, in `context`: a chat message's kind is
+    /// `chat` and its body the text; a file offer's kind is `file` and its
+    /// body [`file_body`].
     pub fn signed_bytes(&self, context: &Context) -> Option<Vec<u8>> {
+        self.signed_bytes_to(context, None)
+    }
+
+    /// The bytes its author signs, in `context`, for an entry of a private
+    /// conversation with recipient `to` (the other party): its kind is
+    /// `private` and its body `TO`, the kind and the body it would have in
+    /// the room, one a line ([`KIND_PRIVATE`]); with `to` `None`, as
+    /// [`Message::signed_bytes`].
+    pub fn signed_bytes_to(&self, context: &Context, to: Option<&str>) -> Option<Vec<u8>> {
+        let (kind, body) = match &self.file {
+            Some(file) => (KIND_FILE, Cow::Owned(file_body(file))),
+            None => (KIND_CHAT, Cow::Borrowed(self.text.as_str())),
+        };
+        let (kind, body) = match to {
+            Some(to) => (KIND_PRIVATE, Cow::Owned(format!("{to}\n{kind}\n{body}"))),
+            None => (kind, body),
+        };
         SignedMessage {
             context,
             author: &self.author,
@@ -141,12 +167,37 @@ impl Message {
             clock: self.clock,
             ts: self.ts,
             id: &self.id,
-            kind: KIND_CHAT,
-            body: &self.text,
+            kind,
+            body: &body,
         }
         .signed_bytes()
         .ok()
     }
+}
+
+/// The kind a file offer is signed under.
+pub const KIND_FILE: &str = "file";
+
+/// The kind an entry of a private conversation is signed under, so that it
+/// cannot be passed off as one in the room's log or in a conversation with
+/// someone else.
+pub const KIND_PRIVATE: &str = "private";
+
+/// The body a file offer is signed with: its id, size, media type, piece
+/// size, SHA-256 and root (in lower-case hex), and name, one a line, the
+/// name last (it may hold any character).
+pub fn file_body(file: &FileMeta) -> String {
+    use peerchat_protocol::file::hex;
+    format!(
+        "{}\n{}\n{}\n{}\n{}\n{}\n{}",
+        file.fid,
+        file.size,
+        file.mime,
+        file.piece,
+        hex(&file.sha256),
+        hex(&file.root),
+        file.name
+    )
 }
 
 /// A message's place in the order.
@@ -431,6 +482,9 @@ pub struct History {
     pending: BTreeMap<u64, Pending>,
     pending_bytes: usize,
     next_check: u64,
+    /// In a private conversation, the other party: only its entries and
+    /// ours are taken.
+    party: Option<String>,
 }
 
 impl History {
@@ -459,6 +513,7 @@ impl History {
             pending: BTreeMap::new(),
             pending_bytes: 0,
             next_check: 1,
+            party: None,
         }
     }
 
@@ -476,6 +531,42 @@ impl History {
     /// The context signatures are bound to.
     pub fn context(&self) -> &Context {
         &self.context
+    }
+
+    /// An empty log of the private conversation between `me` and `peer`:
+    /// it takes only entries authored by one of the two, whoever relays
+    /// them.
+    pub fn between(me: impl Into<String>, peer: impl Into<String>, config: Config) -> Self {
+        Self {
+            party: Some(peer.into()),
+            ..Self::new(me, config)
+        }
+    }
+
+    /// The bytes `message`'s author signs in this log: bound to its
+    /// recipient in a private conversation.
+    fn signed_bytes(&self, message: &Message) -> Option<Vec<u8>> {
+        let to = self.party.as_deref().map(|party| {
+            if message.author == self.me {
+                party
+            } else {
+                self.me.as_str()
+            }
+        });
+        message.signed_bytes_to(&self.context, to)
+    }
+
+    /// The other party, in the log of a private conversation.
+    pub fn party(&self) -> Option<&str> {
+        self.party.as_deref()
+    }
+
+    /// Whether `author`'s entries belong in this log: any member's in a
+    /// room, only the two parties' in a private conversation.
+    fn admits(&self, author: &str) -> bool {
+        self.party
+            .as_deref()
+            .is_none_or(|party| author == party || author == self.me)
     }
 
     /// This member's peer id.
@@ -535,6 +626,29 @@ impl History {
     /// [`History::commit`] (nothing is recorded before).
     pub fn draft(&self, id: &str, nick: &str, text: &str, ts: u64) -> Result<Draft, SendError> {
         check_text(text)?;
+        self.draft_entry(id, nick, text, None, ts)
+    }
+
+    /// Numbers a file offer we are about to make and says what to sign, as
+    /// [`History::draft`] does for a message.
+    pub fn draft_file(
+        &self,
+        id: &str,
+        nick: &str,
+        file: FileMeta,
+        ts: u64,
+    ) -> Result<Draft, SendError> {
+        self.draft_entry(id, nick, "", Some(file), ts)
+    }
+
+    fn draft_entry(
+        &self,
+        id: &str,
+        nick: &str,
+        text: &str,
+        file: Option<FileMeta>,
+        ts: u64,
+    ) -> Result<Draft, SendError> {
         let (alg, key) = self.own_key.clone().ok_or(SendError::Unsigned)?;
         let message = Message {
             author: self.me.clone(),
@@ -544,24 +658,24 @@ impl History {
             clock: (self.clock + 1).min(MAX_COUNTER),
             ts: ts.min(peer::MAX_TS),
             text: text.to_owned(),
+            file: file.map(Box::new),
             alg,
             key,
             sig: String::new(),
             relayed_by: None,
         };
         message.record().validate()?;
-        let bytes = message
-            .signed_bytes(&self.context)
-            .ok_or(SendError::Unsigned)?;
+        let bytes = self.signed_bytes(&message).ok_or(SendError::Unsigned)?;
         Ok(Draft { message, bytes })
     }
 
-    /// Records a message we send, drafted with [`History::draft`] and
-    /// signed (`sig`, base64url), meant for `recipients` (the other members
-    /// in the room now), and returns it with its `chat` envelope: send that
-    /// to every peer whose channel is up. Peers whose channel is not up get
-    /// it from the `sync` when it is. A draft whose number another message
-    /// took meanwhile is [`SendError::Stale`].
+    /// Records a message (or file offer) we send, drafted with
+    /// [`History::draft`] (or [`History::draft_file`]) and signed (`sig`,
+    /// base64url), meant for `recipients` (the other members in the room
+    /// now), and returns it with its envelope: send that to every peer
+    /// whose channel is up. Peers whose channel is not up get it from the
+    /// `sync` when it is. A draft whose number another message took
+    /// meanwhile is [`SendError::Stale`].
     pub fn commit(
         &mut self,
         draft: Draft,
@@ -573,15 +687,7 @@ impl History {
             return Err(SendError::Stale);
         }
         message.sig = sig.to_owned();
-        let envelope = Chat {
-            id: Cow::Borrowed(&message.id),
-            seq: message.seq,
-            clock: message.clock,
-            ts: message.ts,
-            text: Cow::Borrowed(&message.text),
-            sig: Some(Cow::Borrowed(sig)),
-        }
-        .to_json();
+        let envelope = message.record().chat().to_json();
         self.typing_sent = None;
         let mut recipients = recipients;
         recipients.retain(|r| r != &self.me);
@@ -592,6 +698,34 @@ impl History {
         self.own_clock = self.own_clock.max(message.clock);
         self.insert(message.clone());
         Ok((message, envelope))
+    }
+
+    /// [`History::draft_file`], signed with `identity`, then
+    /// [`History::commit`]: where signing takes no waiting (Rust).
+    pub fn send_file(
+        &mut self,
+        identity: &IdentityKey,
+        id: &str,
+        nick: &str,
+        file: FileMeta,
+        ts: u64,
+        recipients: Vec<String>,
+    ) -> Result<(Message, String), SendError> {
+        self.sign_with(identity);
+        let draft = self.draft_file(id, nick, file, ts)?;
+        let sig = base64url::encode(&identity.sign(&draft.bytes));
+        self.commit(draft, &sig, recipients)
+    }
+
+    /// Signs with `identity` from now on, if no key was set
+    /// ([`History::with_identity`]).
+    fn sign_with(&mut self, identity: &IdentityKey) {
+        if self.own_key.is_none() {
+            let public = identity.public_key();
+            let key = (public.alg().name().to_owned(), public.key_b64());
+            self.keys.insert(self.me.clone(), key.clone());
+            self.own_key = Some(key);
+        }
     }
 
     /// [`History::draft`], signed with `identity`, then
@@ -605,10 +739,7 @@ impl History {
         ts: u64,
         recipients: Vec<String>,
     ) -> Result<(Message, String), SendError> {
-        if self.own_key.is_none() {
-            let public = identity.public_key();
-            self.own_key = Some((public.alg().name().to_owned(), public.key_b64()));
-        }
+        self.sign_with(identity);
         let draft = self.draft(id, nick, text, ts)?;
         let sig = base64url::encode(&identity.sign(&draft.bytes));
         self.commit(draft, &sig, recipients)
@@ -738,7 +869,16 @@ impl History {
                     });
                 }
             }
-            PeerMessage::Unknown { .. } => {}
+            // A log entry of a kind we do not know counts as received, so
+            // that it cannot hold its author's later messages back.
+            PeerMessage::Unknown { seq: Some(seq), .. } => {
+                if from != self.me {
+                    self.take([Err((from.to_owned(), seq))], &mut out);
+                }
+            }
+            // Private envelopes belong to the conversation with `from`
+            // ([`private::Conversations`]), never to the room's log.
+            PeerMessage::Unknown { seq: None, .. } | PeerMessage::Private(_) => {}
         }
         Ok(out)
     }
@@ -755,6 +895,16 @@ impl History {
         let mut items = Vec::new();
         let mut pends = Vec::new();
         for entry in entries {
+            // Entries that do not belong in this log are left out before
+            // anything is checked (in a private conversation, a third
+            // member's).
+            let author = match &entry {
+                Ok(message) => &message.author,
+                Err((author, _)) => author,
+            };
+            if !self.admits(author) {
+                continue;
+            }
             let mut message = match entry {
                 Err((author, seq)) => {
                     if author == from {
@@ -778,7 +928,7 @@ impl History {
                         .then(|| (message.alg.clone(), message.key.clone()))
                 }
             };
-            let bytes = message.signed_bytes(&self.context);
+            let bytes = self.signed_bytes(&message);
             match (key, bytes) {
                 (Some((alg, key)), Some(bytes)) if !message.sig.is_empty() => {
                     message.alg.clone_from(&alg);
@@ -1004,7 +1154,10 @@ impl History {
                     .entry(message.author.clone())
                     .or_insert_with(|| (message.alg.clone(), message.key.clone()));
             }
-            if message.record().validate().is_ok() && self.insert(message.clone()) {
+            if self.admits(&message.author)
+                && message.record().validate().is_ok()
+                && self.insert(message.clone())
+            {
                 added.push(message);
             }
         }
@@ -1063,6 +1216,9 @@ impl History {
                 Ok(message) => message.author.as_str(),
                 Err((author, _)) => author.as_str(),
             };
+            if !self.admits(author) {
+                continue;
+            }
             if !authors.iter().any(|(a, _)| a == author) {
                 authors.push((author.to_owned(), self.floor_of(author)));
             }
@@ -1252,8 +1408,12 @@ impl History {
 
 /// About how many bytes `record` takes in a `history` envelope.
 fn record_size(record: &Record<'_>) -> usize {
-    // Field names, punctuation and numbers: under 120 bytes; strings may
-    // grow when escaped, by up to 6 bytes a byte for control characters.
+    // Field names, punctuation and numbers: under 120 bytes (220 more for
+    // an offer's); strings may grow when escaped, by up to 6 bytes a byte
+    // for control characters.
+    let file = record.file.as_ref().map_or(0, |f| {
+        220 + f.fid.len() + f.mime.len() + string_size(&f.name)
+    });
     let optional = |s: &Option<Cow<'_, str>>| s.as_ref().map_or(0, |s| s.len());
     120 + record.author.len()
         + record.nick.len()
@@ -1261,14 +1421,22 @@ fn record_size(record: &Record<'_>) -> usize {
         + optional(&record.alg)
         + optional(&record.key)
         + optional(&record.sig)
-        + record.text.len()
-        + record
-            .text
+        + string_size(&record.text)
+        + file
+}
+
+/// About how many bytes `text` takes in JSON: its UTF-8, and 5 more for each
+/// character written as a `\u` escape.
+fn string_size(text: &str) -> usize {
+    text.len()
+        + text
             .bytes()
             .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
             .count()
             * 5
 }
+
+pub mod private;
 
 #[cfg(test)]
 mod tests;

@@ -44,6 +44,7 @@ fn message(author: &str, seq: u64, clock: u64) -> Message {
         clock,
         ts: seq,
         text: format!("{author} {seq}"),
+        file: None,
         alg: key.alg().name().to_owned(),
         key: key.key_b64(),
         sig: String::new(),

@@ -1,11 +1,12 @@
 //! Replays the shared scenarios in `tests/vectors/history.json`, which the
 //! web client's `history.js` replays too.
 
-use std::collections::HashMap;
-
-use peerchat_e2e::{Context, IdentityKey};
-use peerchat_history::{Config, Effect, History, Key, Message, SendError};
+use peerchat_e2e::Context;
+use peerchat_history::{Config, History, Key, Message, SendError};
 use serde_json::{Value, json};
+
+mod common;
+use common::{checked, effect, keys, n, s, send_error, strings};
 
 const VECTORS: &str = include_str!("../../../tests/vectors/history.json");
 
@@ -27,52 +28,6 @@ fn config(v: &Value) -> Config {
     config
 }
 
-fn effect(e: &Effect) -> Value {
-    match e {
-        Effect::Added(m) => json!({"added": [m.author, m.seq]}),
-        Effect::Send { to, text } => json!({"send": {"to": to, "text": text}}),
-        Effect::Acked { by, upto } => json!({"acked": {"by": by, "upto": upto}}),
-        Effect::Typing { author } => json!({"typing": author}),
-        Effect::Refused { author, seq } => json!({"refused": [author, seq]}),
-        Effect::Forged { author, seq, by } => {
-            json!({"forged": {"author": author, "seq": seq, "by": by}})
-        }
-        Effect::Confirmed { author, seq } => json!({"confirmed": [author, seq]}),
-        Effect::Removed { author, seq, by } => {
-            json!({"removed": {"author": author, "seq": seq, "by": by}})
-        }
-        Effect::Verify(_) => unreachable!("checked by the runner"),
-    }
-}
-
-/// The log's effects, with every check it asks for done at once and its
-/// answer in place of the request (as the native engine does).
-fn checked(h: &mut History, effects: Vec<Effect>) -> Vec<Value> {
-    let mut out = Vec::new();
-    for e in effects {
-        match e {
-            Effect::Verify(check) => {
-                let results: Vec<bool> = check.items.iter().map(|i| i.verify()).collect();
-                let answer = h.verified(check.id, &results);
-                out.extend(checked(h, answer));
-            }
-            other => out.push(effect(&other)),
-        }
-    }
-    out
-}
-
-fn s(v: &Value, name: &str) -> String {
-    v[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("{name} in {v}"))
-        .to_owned()
-}
-
-fn n(v: &Value, name: &str) -> u64 {
-    v[name].as_u64().unwrap_or_else(|| panic!("{name} in {v}"))
-}
-
 #[test]
 fn scenarios() {
     let doc: Value = serde_json::from_str(VECTORS).unwrap();
@@ -80,21 +35,7 @@ fn scenarios() {
     assert!(!scenarios.is_empty());
     for scenario in scenarios {
         let name = s(scenario, "name");
-        let keys: HashMap<String, IdentityKey> = scenario["keys"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(id, seed)| {
-                let bytes: Vec<u8> = (0..64)
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&seed.as_str().unwrap()[i..i + 2], 16).unwrap())
-                    .collect();
-                (
-                    id.clone(),
-                    IdentityKey::from_seed(bytes.try_into().unwrap()),
-                )
-            })
-            .collect();
+        let keys = keys(scenario);
         let me = s(scenario, "me");
         let context = Context::parse(&s(scenario, "context")).unwrap();
         let identity = &keys[&me];
@@ -111,25 +52,30 @@ fn scenarios() {
             let at = format!("{name}, step {i}: {step}");
             let want = &step["want"];
             match step["do"].as_str().unwrap() {
-                "send" => {
-                    let recipients = step["recipients"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|r| r.as_str().unwrap().to_owned())
-                        .collect();
+                kind @ ("send" | "send_file") => {
+                    let recipients = strings(step, "recipients");
                     // Draft, sign, commit: as the web client does.
-                    let got = h
-                        .draft(
+                    let draft = if kind == "send" {
+                        h.draft(
                             &s(step, "id"),
                             &s(step, "nick"),
                             &s(step, "text"),
                             n(step, "ts"),
                         )
-                        .and_then(|draft| {
-                            let sig = peerchat_e2e::base64url::encode(&identity.sign(&draft.bytes));
-                            h.commit(draft, &sig, recipients)
-                        });
+                    } else {
+                        // An offer that breaks a rule cannot be read, so
+                        // cannot be sent.
+                        match serde_json::from_value(step["file"].clone()) {
+                            Ok(file) => h.draft_file(&s(step, "id"), &s(step, "nick"), file, n(step, "ts")),
+                            Err(_) => Err(SendError::Invalid(
+                                peerchat_protocol::ProtocolError::MissingField("file"),
+                            )),
+                        }
+                    };
+                    let got = draft.and_then(|draft| {
+                        let sig = peerchat_e2e::base64url::encode(&identity.sign(&draft.bytes));
+                        h.commit(draft, &sig, recipients)
+                    });
                     match got {
                         Ok((message, envelope)) => {
                             let want_message: Message =
@@ -138,15 +84,7 @@ fn scenarios() {
                             assert_eq!(envelope, s(want, "envelope"), "{at}");
                         }
                         Err(e) => {
-                            let code = match e {
-                                SendError::Empty => "empty",
-                                SendError::TooLarge { .. } => "too_large",
-                                SendError::Invalid(_) => "invalid",
-                                SendError::Stopped | SendError::Unsigned | SendError::Stale => {
-                                    unreachable!("{at}")
-                                }
-                            };
-                            assert_eq!(code, s(want, "error"), "{at}");
+                            assert_eq!(send_error(&e), s(want, "error"), "{at}");
                         }
                     }
                 }
@@ -159,7 +97,7 @@ fn scenarios() {
                     );
                     match got {
                         Ok(effects) => {
-                            let got = checked(&mut h, effects);
+                            let got = checked(effects, &mut |id, r| h.verified(id, r));
                             assert_eq!(json!(got), want["effects"], "{at}");
                         }
                         Err(e) => assert_eq!(e.code().as_str(), s(want, "error"), "{at}"),
@@ -168,7 +106,7 @@ fn scenarios() {
                 "key_confirmed" => {
                     let author = s(step, "author");
                     let effects = h.key_confirmed(&author, &keys[&author].public_key());
-                    let got = checked(&mut h, effects);
+                    let got = checked(effects, &mut |id, r| h.verified(id, r));
                     assert_eq!(json!(got), want["effects"], "{at}");
                 }
                 "link_opened" => {

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod file;
 pub mod identity;
 pub mod peer;
 pub mod signaling;

@@ -7,10 +7,15 @@
 //! * `ack`: "I hold all your messages up to this sequence number";
 //! * `sync`: "here is what I hold; send me what I lack" (on channel open);
 //! * `history`: a batch of messages answering a `sync`;
-//! * `typing`: the sender is typing.
+//! * `typing`: the sender is typing;
+//! * `file` (version 2): a file offer, a log entry like `chat`;
+//! * `private` (version 2): an envelope of the private conversation between
+//!   the two ends of the channel, wrapped.
 //!
 //! A receiver ignores envelopes whose `type` it does not know and fields it
-//! does not know, so that later versions can add either.
+//! does not know, so that later versions can add either; an unknown
+//! envelope that carries a log entry's `id`, `seq`, `clock` and `ts` counts
+//! as a received entry of a kind it does not know.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -18,6 +23,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::file::FileMeta;
 use crate::{MAX_TEXT_BYTES, ProtocolError, validate_nick};
 
 /// The envelope version written by this implementation.
@@ -49,7 +55,8 @@ pub const MAX_SYNC_AUTHORS: usize = 1024;
 /// A data-channel envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerMessage<'a> {
-    /// A chat message, from the author of the link it arrived on.
+    /// A log entry (a chat message or a file offer), from the author of the
+    /// link it arrived on.
     Chat(Chat<'a>),
     /// The sender holds every message of ours with a sequence number up to
     /// `upto`.
@@ -64,15 +71,24 @@ pub enum PeerMessage<'a> {
     History(Vec<Record<'a>>),
     /// The sender is typing.
     Typing,
-    /// An envelope of a type this implementation does not know; ignore it.
+    /// An envelope of the private conversation between the two ends of the
+    /// channel: the inner envelope, as JSON text.
+    Private(String),
+    /// An envelope of a type this implementation does not know: ignore it,
+    /// unless it is a log entry (`seq` is set), which counts as received.
     Unknown {
         /// The envelope's `type`.
         kind: Cow<'a, str>,
+        /// The author's number for it, when it carries a log entry's `id`,
+        /// `seq`, `clock` and `ts`.
+        seq: Option<u64>,
     },
 }
 
-/// A chat message:
-/// `{"v":2,"type":"chat","id":…,"seq":…,"clock":…,"ts":…,"text":…,"sig":…}`.
+/// A log entry as its author sends it: a chat message
+/// `{"v":2,"type":"chat","id":…,"seq":…,"clock":…,"ts":…,"text":…,"sig":…}`, or a
+/// file offer `{"v":2,"type":"file","id":…,"seq":…,"clock":…,"ts":…,"file":{…},"sig":…}`
+/// (then `text` is empty and `file` is set).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chat<'a> {
     /// A unique id chosen by the author: 1 to 64 characters of
@@ -88,17 +104,23 @@ pub struct Chat<'a> {
     /// When the author sent it, in milliseconds since the Unix epoch, by the
     /// author's clock.
     pub ts: u64,
-    /// The text: 1 to [`MAX_TEXT_BYTES`] bytes of UTF-8.
-    #[serde(borrow)]
+    /// The text: 1 to [`MAX_TEXT_BYTES`] bytes of UTF-8 (empty in a file
+    /// offer).
+    #[serde(borrow, default, skip_serializing_if = "str::is_empty")]
     pub text: Cow<'a, str>,
+    /// The offer, in a file offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileMeta>,
     /// The author's signature (protocol version 2), base64url: checked by
     /// the message log, against the author's identity key.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub sig: Option<Cow<'a, str>>,
 }
 
-/// A message inside a `history` envelope: a chat message with its author.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A message inside a `history` envelope: a log entry with its author. On
+/// the wire a file offer says `"kind":"file"`; a chat message has no `kind`
+/// (or `"kind":"chat"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Record<'a> {
     /// The author's peer id.
     #[serde(borrow)]
@@ -116,17 +138,65 @@ pub struct Record<'a> {
     /// As in [`Chat`].
     pub ts: u64,
     /// As in [`Chat`].
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub text: Cow<'a, str>,
+    /// As in [`Chat`].
+    #[serde(default)]
+    pub file: Option<FileMeta>,
     /// The algorithm of the author's identity key (`ed25519`, `p256`).
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default)]
     pub alg: Option<Cow<'a, str>>,
     /// The author's identity key, base64url.
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default)]
     pub key: Option<Cow<'a, str>>,
     /// As in [`Chat`].
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default)]
     pub sig: Option<Cow<'a, str>>,
+}
+
+/// How a [`Record`] is written: `kind` only for entries other than chat
+/// messages, `text` only for chat messages, then the author's key and
+/// signature.
+#[derive(Serialize)]
+struct RecordOut<'r> {
+    author: &'r str,
+    nick: &'r str,
+    id: &'r str,
+    seq: u64,
+    clock: u64,
+    ts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'r FileMeta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alg: Option<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sig: Option<&'r str>,
+}
+
+impl Serialize for Record<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RecordOut {
+            author: &self.author,
+            nick: &self.nick,
+            id: &self.id,
+            seq: self.seq,
+            clock: self.clock,
+            ts: self.ts,
+            kind: self.file.as_ref().map(|_| "file"),
+            text: self.file.is_none().then_some(&*self.text),
+            file: self.file.as_ref(),
+            alg: self.alg.as_deref(),
+            key: self.key.as_deref(),
+            sig: self.sig.as_deref(),
+        }
+        .serialize(serializer)
+    }
 }
 
 /// A `sync`: for each author, the highest sequence number up to which the
@@ -169,6 +239,12 @@ impl PeerMessage<'_> {
         let kind = header(&obj)?;
         Ok(match kind.as_str() {
             "chat" => PeerMessage::Chat(chat_fields(&obj)?),
+            "file" => PeerMessage::Chat(file_fields(&obj)?),
+            "private" => match obj.get("body") {
+                Some(body @ Value::Object(_)) => PeerMessage::Private(body.to_string()),
+                Some(_) => return Err(bad("body", "must be an object")),
+                None => return Err(ProtocolError::MissingField("body")),
+            },
             "ack" => PeerMessage::Ack {
                 upto: counter(&obj, "upto", 0)?,
             },
@@ -199,6 +275,7 @@ impl PeerMessage<'_> {
             }
             "typing" => PeerMessage::Typing,
             _ => PeerMessage::Unknown {
+                seq: unknown_entry(&obj),
                 kind: Cow::Owned(kind),
             },
         })
@@ -237,8 +314,13 @@ pub enum Salvaged {
 pub fn salvage(text: &str) -> Option<Salvaged> {
     let obj = read(text).ok()?;
     match header(&obj).ok()?.as_str() {
-        "chat" => {
-            let error = chat_fields(&obj).err()?;
+        kind @ ("chat" | "file") => {
+            let fields = if kind == "chat" {
+                chat_fields
+            } else {
+                file_fields
+            };
+            let error = fields(&obj).err()?;
             let seq = counter(&obj, "seq", 1).ok()?;
             Some(Salvaged::Chat(Flawed {
                 author: None,
@@ -359,8 +441,10 @@ fn well_formed(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// An integer by the value of a JSON number (see [`read`]).
-fn integer(value: &Value) -> Option<u64> {
+/// An integer by the value of a JSON number, as JavaScript reads it: `1`,
+/// `1.0` and `1e0` are 1; `1.5`, negative numbers and numbers past 2^53 − 1
+/// written with a fraction or exponent are none.
+pub fn integer(value: &Value) -> Option<u64> {
     let Value::Number(n) = value else { return None };
     if let Some(n) = n.as_u64() {
         return Some(n);
@@ -418,7 +502,16 @@ fn string<'v>(obj: &'v Map<String, Value>, field: &'static str) -> Result<&'v st
     }
 }
 
-fn check_message(id: &str, seq: u64, clock: u64, ts: u64, text: &str) -> Result<(), ProtocolError> {
+/// Checks the fields of a log entry: a chat message's text, or a file
+/// offer.
+fn check_message(
+    id: &str,
+    seq: u64,
+    clock: u64,
+    ts: u64,
+    text: &str,
+    file: Option<&FileMeta>,
+) -> Result<(), ProtocolError> {
     validate_id(id)?;
     check_counter("seq", seq, 1)?;
     check_counter("clock", clock, 1)?;
@@ -427,6 +520,9 @@ fn check_message(id: &str, seq: u64, clock: u64, ts: u64, text: &str) -> Result<
             "ts",
             "must be at most 8640000000000000 (the last time a date can show)",
         ));
+    }
+    if let Some(file) = file {
+        return file.validate();
     }
     if text.is_empty() {
         return Err(bad("text", "must not be empty"));
@@ -440,22 +536,56 @@ fn check_message(id: &str, seq: u64, clock: u64, ts: u64, text: &str) -> Result<
     Ok(())
 }
 
+/// The fields every log entry has: `id`, `seq`, `clock`, `ts` (their
+/// ranges are checked with the rest, in [`check_message`]).
+fn entry_fields(obj: &Map<String, Value>) -> Result<(&str, u64, u64, u64), ProtocolError> {
+    Ok((
+        string(obj, "id")?,
+        number(obj, "seq")?,
+        number(obj, "clock")?,
+        number(obj, "ts")?,
+    ))
+}
+
 /// The fields of a `chat`, checked.
 fn chat_fields(obj: &Map<String, Value>) -> Result<Chat<'static>, ProtocolError> {
-    let id = string(obj, "id")?;
-    let seq = number(obj, "seq")?;
-    let clock = number(obj, "clock")?;
-    let ts = number(obj, "ts")?;
+    let (id, seq, clock, ts) = entry_fields(obj)?;
     let text = string(obj, "text")?;
-    check_message(id, seq, clock, ts, text)?;
+    check_message(id, seq, clock, ts, text, None)?;
     Ok(Chat {
         id: Cow::Owned(id.to_owned()),
         seq,
         clock,
         ts,
         text: Cow::Owned(text.to_owned()),
+        file: None,
         sig: optional_string(obj, "sig")?,
     })
+}
+
+/// The fields of a `file` entry, checked.
+fn file_fields(obj: &Map<String, Value>) -> Result<Chat<'static>, ProtocolError> {
+    let (id, seq, clock, ts) = entry_fields(obj)?;
+    let file = FileMeta::from_value(obj.get("file").ok_or(ProtocolError::MissingField("file"))?)?;
+    check_message(id, seq, clock, ts, "", Some(&file))?;
+    Ok(Chat {
+        id: Cow::Owned(id.to_owned()),
+        seq,
+        clock,
+        ts,
+        text: Cow::Borrowed(""),
+        file: Some(file),
+        sig: optional_string(obj, "sig")?,
+    })
+}
+
+/// The number of a log entry of a kind this implementation does not know:
+/// an envelope with a valid `id`, `seq`, `clock` and `ts`.
+fn unknown_entry(obj: &Map<String, Value>) -> Option<u64> {
+    validate_id(string(obj, "id").ok()?).ok()?;
+    let seq = counter(obj, "seq", 1).ok()?;
+    counter(obj, "clock", 1).ok()?;
+    (number(obj, "ts").ok()? <= MAX_TS).then_some(seq)
 }
 
 fn history_items(obj: &Map<String, Value>) -> &[Value] {
@@ -487,21 +617,39 @@ fn record(value: &Value) -> Result<Record<'static>, ProtocolError> {
     validate_author(author)?;
     let nick = string(obj, "nick")?;
     validate_nick(nick).map_err(|_| bad("nick", "must follow the nickname rules"))?;
-    let mut record = Record::from_chat(author, nick, chat_fields(obj)?).into_owned();
+    let fields = match obj.get("kind") {
+        None | Some(Value::Null) => chat_fields(obj)?,
+        Some(Value::String(kind)) if kind == "chat" => chat_fields(obj)?,
+        Some(Value::String(kind)) if kind == "file" => file_fields(obj)?,
+        Some(_) => {
+            return Err(bad(
+                "kind",
+                "names a kind of entry this client does not know",
+            ));
+        }
+    };
+    let mut record = Record::from_chat(author, nick, fields).into_owned();
     record.alg = optional_string(obj, "alg")?;
     record.key = optional_string(obj, "key")?;
     Ok(record)
 }
 
 impl Chat<'_> {
-    /// Checks the id, counters, time and text rules.
+    /// Checks the id, counters, time and text (or offer) rules.
     pub fn validate(&self) -> Result<(), ProtocolError> {
-        check_message(&self.id, self.seq, self.clock, self.ts, &self.text)
+        check_message(
+            &self.id,
+            self.seq,
+            self.clock,
+            self.ts,
+            &self.text,
+            self.file.as_ref(),
+        )
     }
 
-    /// The envelope as JSON text.
+    /// The envelope as JSON text: a `chat`, or a `file` for an offer.
     pub fn to_json(&self) -> String {
-        tagged("chat", self)
+        tagged(if self.file.is_some() { "file" } else { "chat" }, self)
     }
 }
 
@@ -510,7 +658,7 @@ impl<'a> Record<'a> {
     pub fn validate(&self) -> Result<(), ProtocolError> {
         validate_author(&self.author)?;
         validate_nick(&self.nick).map_err(|_| bad("nick", "must follow the nickname rules"))?;
-        check_message(&self.id, self.seq, self.clock, self.ts, &self.text)
+        self.chat().validate()
     }
 
     /// The chat message by `author`/`nick` that arrived as `chat`.
@@ -523,6 +671,7 @@ impl<'a> Record<'a> {
             clock: chat.clock,
             ts: chat.ts,
             text: chat.text,
+            file: chat.file,
             alg: None,
             key: None,
             sig: chat.sig,
@@ -537,6 +686,7 @@ impl<'a> Record<'a> {
             clock: self.clock,
             ts: self.ts,
             text: Cow::Borrowed(&self.text),
+            file: self.file.clone(),
             sig: self.sig.as_deref().map(Cow::Borrowed),
         }
     }
@@ -551,6 +701,7 @@ impl<'a> Record<'a> {
             clock: self.clock,
             ts: self.ts,
             text: Cow::Owned(self.text.into_owned()),
+            file: self.file,
             alg: self.alg.map(|a| Cow::Owned(a.into_owned())),
             key: self.key.map(|k| Cow::Owned(k.into_owned())),
             sig: self.sig.map(|s| Cow::Owned(s.into_owned())),
@@ -589,6 +740,13 @@ pub fn ack_json(upto: u64) -> String {
 /// A `history` envelope as JSON text.
 pub fn history_json(messages: &[Record<'_>]) -> String {
     tagged("history", &HistoryOut { messages })
+}
+
+/// A `private` envelope wrapping `inner`, the JSON text of an envelope of
+/// the private conversation (as [`Chat::to_json`], [`ack_json`], … write
+/// them).
+pub fn private_json(inner: &str) -> String {
+    format!("{{\"v\":{ENVELOPE_VERSION},\"type\":\"private\",\"body\":{inner}}}")
 }
 
 /// A `typing` envelope as JSON text.
@@ -639,6 +797,7 @@ mod tests {
             clock: 3,
             ts: 5,
             text: "hi \"there\"".into(),
+            file: None,
             sig: Some("c2ln".into()),
         };
         let json = chat.to_json();
@@ -659,6 +818,7 @@ mod tests {
             clock: 7,
             ts: 9,
             text: "x".into(),
+            file: None,
             alg: Some("ed25519".into()),
             key: Some("a2V5".into()),
             sig: Some("c2ln".into()),

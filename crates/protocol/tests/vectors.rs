@@ -97,13 +97,26 @@ fn peer_messages() {
     check("peer_messages", |text| {
         PeerMessage::parse(text)
             .map(|m| match m {
-                PeerMessage::Chat(c) => json!({"kind":"chat","id":c.id,"seq":c.seq,
-                    "clock":c.clock,"ts":c.ts,"text":c.text}),
+                PeerMessage::Chat(c) => {
+                    let mut out = json!({"kind":"chat","id":c.id,"seq":c.seq,
+                        "clock":c.clock,"ts":c.ts,"text":c.text});
+                    if let Some(file) = c.file {
+                        out["file"] = json!(file);
+                    }
+                    out
+                }
                 PeerMessage::Ack { upto } => json!({"kind":"ack","upto":upto}),
                 PeerMessage::Sync(s) => json!({"kind":"sync","have":s.have}),
                 PeerMessage::History(messages) => json!({"kind":"history","messages":messages}),
                 PeerMessage::Typing => json!({"kind":"typing"}),
-                PeerMessage::Unknown { kind } => json!({"kind":"unknown","type":kind}),
+                PeerMessage::Private(body) => {
+                    json!({"kind":"private","body":serde_json::from_str::<Value>(&body).unwrap()})
+                }
+                PeerMessage::Unknown { kind, seq: None } => json!({"kind":"unknown","type":kind}),
+                PeerMessage::Unknown {
+                    kind,
+                    seq: Some(seq),
+                } => json!({"kind":"unknown","type":kind,"seq":seq}),
             })
             .map_err(|e| e.code().to_string())
     });

@@ -2,6 +2,10 @@
 //!
 //! In debug builds the files are read from `web/` at run time, so edits show
 //! on reload; release builds carry them inside the executable.
+//!
+//! `/shell.js` is made here: the list of the client's files and a version
+//! made from their contents, for the service worker (`web/sw.js`) to keep
+//! them for offline use and to see when a new version is out.
 
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY,
@@ -10,16 +14,20 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use rust_embed::Embed;
+use sha2::{Digest, Sha256};
 
 #[derive(Embed)]
 #[folder = "../../web/"]
 struct Web;
 
-/// The Content-Security-Policy of every page: scripts, styles and
+/// The Content-Security-Policy of every page: scripts, styles, workers and
 /// connections only from this server, no inline code, no framing.
 pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; \
-    form-action 'none'; frame-ancestors 'none'";
+    img-src 'self' data:; connect-src 'self'; manifest-src 'self'; worker-src 'self'; \
+    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The generated script that lists the app shell for the service worker.
+const SHELL: &str = "shell.js";
 
 /// `/` and `/r/{room}`: the single-page client.
 pub(crate) async fn index(headers: HeaderMap) -> Response {
@@ -37,14 +45,68 @@ pub(crate) async fn file(uri: Uri, headers: HeaderMap) -> Response {
     if path.is_empty() || path.starts_with('.') || path.contains("/.") {
         return not_found();
     }
+    if path == SHELL {
+        return shell(&headers);
+    }
     serve(path, &headers)
+}
+
+/// Whether a file of `web/` belongs in the app shell the service worker
+/// keeps (not the worker itself, nor the vendored libraries' notes).
+fn in_shell(path: &str) -> bool {
+    path != "sw.js" && !path.ends_with(".md") && !path.ends_with("LICENSE")
+}
+
+/// `self.SHELL = {"version": …, "files": [...]}`: the shell's files, by
+/// path, and a version that changes whenever any of them does.
+fn shell_script() -> String {
+    let mut files: Vec<String> = Web::iter()
+        .map(|p| p.into_owned())
+        .filter(|p| in_shell(p))
+        .collect();
+    files.sort();
+    let mut version = Sha256::new();
+    for path in &files {
+        if let Some(file) = Web::get(path) {
+            version.update(path.as_bytes());
+            version.update(file.metadata.sha256_hash());
+        }
+    }
+    let shell = serde_json::json!({
+        "version": hex(&version.finalize()[..8]),
+        "files": files.iter().map(|p| format!("/{p}")).collect::<Vec<_>>(),
+    });
+    format!("// The app shell, for the service worker (web/sw.js).\nself.SHELL = {shell};\n")
+}
+
+fn shell(request: &HeaderMap) -> Response {
+    let body = shell_script();
+    let hash = Sha256::digest(body.as_bytes());
+    respond(request, &hash, "text/javascript; charset=utf-8", body)
 }
 
 fn serve(path: &str, request: &HeaderMap) -> Response {
     let Some(file) = Web::get(path) else {
         return not_found();
     };
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
+    let mime = file.metadata.mimetype();
+    let mime = if mime.starts_with("text/") || mime.ends_with("javascript") {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_owned()
+    };
+    respond(request, &file.metadata.sha256_hash(), &mime, file.data)
+}
+
+/// A file's answer: `304 Not Modified` when the request names its ETag
+/// (made from `hash`), the file otherwise; always revalidated.
+fn respond(
+    request: &HeaderMap,
+    hash: &[u8],
+    mime: &str,
+    body: impl Into<axum::body::Body>,
+) -> Response {
+    let etag = format!("\"{}\"", hex(&hash[..16]));
     let mut headers = security_headers();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(value) = HeaderValue::from_str(&etag) {
@@ -57,16 +119,10 @@ fn serve(path: &str, request: &HeaderMap) -> Response {
     if fresh {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    let mime = file.metadata.mimetype();
-    let mime = if mime.starts_with("text/") || mime.ends_with("javascript") {
-        format!("{mime}; charset=utf-8")
-    } else {
-        mime.to_owned()
-    };
-    if let Ok(value) = HeaderValue::from_str(&mime) {
+    if let Ok(value) = HeaderValue::from_str(mime) {
         headers.insert(CONTENT_TYPE, value);
     }
-    (headers, file.data).into_response()
+    (headers, body.into()).into_response()
 }
 
 fn not_found() -> Response {
@@ -85,4 +141,48 @@ fn security_headers() -> HeaderMap {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shell_lists_the_client_and_versions_it_by_content() {
+        let script = shell_script();
+        let json = script
+            .split_once("self.SHELL = ")
+            .and_then(|(_, rest)| rest.trim_end().strip_suffix(';'))
+            .expect("an assignment");
+        let shell: serde_json::Value = serde_json::from_str(json).unwrap();
+        let files: Vec<&str> = shell["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        for wanted in [
+            "/index.html",
+            "/manual.html",
+            "/style.css",
+            "/js/app.js",
+            "/manifest.webmanifest",
+            "/vendor/uqr/index.mjs",
+        ] {
+            assert!(files.contains(&wanted), "{wanted} in {files:?}");
+        }
+        assert!(!files.contains(&"/sw.js"), "not the worker itself");
+        assert!(files.iter().all(|f| !f.ends_with(".md")), "{files:?}");
+        let version = shell["version"].as_str().unwrap();
+        assert_eq!(version.len(), 16);
+        // Made again, the same: the version changes only with the files.
+        assert_eq!(shell_script(), script);
+    }
+
+    #[test]
+    fn the_policy_allows_the_worker_and_the_manifest_from_here_only() {
+        assert!(CSP.contains("worker-src 'self'"));
+        assert!(CSP.contains("manifest-src 'self'"));
+        assert!(!CSP.contains("unsafe"));
+    }
 }
