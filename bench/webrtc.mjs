@@ -5,6 +5,7 @@
 //
 // usage: node bench/webrtc.mjs [--quick] [--out FILE]
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -123,7 +124,7 @@ let firstMessage = null;
 try {
   // native ↔ native
   {
-    const link = `${server.url}/r/bench-native-native-aaaaaa`;
+    const link = `${server.url}/r/bench-native-native-aaaaaa#${randomBytes(32).toString('base64url')}`;
     const { stdout } = await run(BENCH, ['rtt', link, '--echo-native', '--count', String(COUNT)]);
     results.native_native = JSON.parse(stdout);
   }
@@ -205,7 +206,7 @@ try {
   // Throughput: 1 KB messages as fast as the sender can, timed at the
   // receiver from the first arrival to the last.
   {
-    const { stdout } = await run(BENCH, ['blast', `${server.url}/r/bench-blast-native-native-aa`, '--sink-native', '--count', String(BLAST), '--size', String(BLAST_SIZE)]);
+    const { stdout } = await run(BENCH, ['blast', `${server.url}/r/bench-blast-native-native-aa#${randomBytes(32).toString('base64url')}`, '--sink-native', '--count', String(BLAST), '--size', String(BLAST_SIZE)]);
     throughput.native_native = JSON.parse(stdout);
   }
   {

@@ -37,7 +37,7 @@ if [ ! -d tests/e2e/node_modules/playwright-core ] ||
   (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-if ! python3 -c 'import aiortc, websockets' 2>/dev/null; then
+if ! python3 -c 'import aiortc, websockets, cryptography' 2>/dev/null; then
   log "installing Python test packages"
   python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 fi

@@ -111,7 +111,7 @@ impl Client {
         let (mut tx, mut rx) = ws.split();
         let id = match kind {
             Kind::Peerchat => {
-                let join = json!({"type":"join","v":1,"room":room,"nick":format!("c{n}")});
+                let join = json!({"type":"join","v":2,"room":room,"nick":format!("c{n}")});
                 tx.send(Message::text(join.to_string())).await?;
                 loop {
                     let msg = next_json(&mut rx).await?;

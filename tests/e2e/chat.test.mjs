@@ -27,7 +27,7 @@ test('three people chat in one room, one leaves, the server dies, the rest chat 
   // Alice opens the home page and gets a fresh room.
   const alice = await newPage(browser, server.url);
   await alice.goto(`${server.url}/`);
-  await alice.waitForURL(/\/r\/[A-Za-z0-9_-]{22}$/);
+  await alice.waitForURL(/\/r\/[A-Za-z0-9_-]{22}#[A-Za-z0-9_-]{43}$/);
   const link = await alice.getByLabel('Room link').inputValue();
   assert.equal(link, alice.url(), 'the room link is the page address');
   await join(alice, 'alice');

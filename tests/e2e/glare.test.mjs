@@ -12,10 +12,12 @@ async function twoMembers(page) {
   await page.evaluate(async () => {
     const { Room } = await import('/js/room.js');
     const { randomId } = await import('/js/protocol.js');
+    const { makeSecret, parseSecret } = await import('/js/e2e.js');
     const roomId = randomId();
+    const secret = parseSecret(makeSecret());
     const url = `ws://${location.host}/ws`;
-    const a = new Room(roomId, url);
-    const b = new Room(roomId, url);
+    const a = new Room(roomId, url, { secret });
+    const b = new Room(roomId, url, { secret });
     await a.open();
     await b.open();
     a.join('a');

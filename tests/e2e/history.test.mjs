@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
+import { base64urlEncode, signWith } from '../../web/js/e2e.js';
 import { History } from '../../web/js/history.js';
+import { checked, effect, scenarioKeys } from './lib/signed.mjs';
 
 const doc = JSON.parse(readFileSync(new URL('../vectors/history.json', import.meta.url), 'utf8'));
 
@@ -17,25 +19,24 @@ const CONFIG_NAMES = {
   typing_interval_ms: 'typingIntervalMs',
 };
 
-/** @param {import('../../web/js/history.js').Effect} e */
-function effect(e) {
-  if ('added' in e) return { added: [e.added.author, e.added.seq] };
-  return e;
-}
-
 for (const scenario of doc.scenarios) {
-  test(scenario.name, () => {
+  test(scenario.name, async () => {
     const config = {};
     for (const [name, value] of Object.entries(scenario.config ?? {})) config[CONFIG_NAMES[name]] = value;
-    const h = new History(scenario.me, config);
-    scenario.steps.forEach((step, i) => {
+    const { keys, wire } = await scenarioKeys(scenario);
+    const h = new History(scenario.me, config).setIdentity(scenario.context, wire(scenario.me));
+    for (const author of scenario.confirmed) assert.deepEqual(h.keyConfirmed(author, wire(author)), []);
+    for (const [i, step] of scenario.steps.entries()) {
       const at = `step ${i}: ${JSON.stringify(step).slice(0, 300)}`;
       const want = step.want;
       switch (step.do) {
         case 'send':
         case 'send_file':
           try {
-            const { message, envelope } = step.do === 'send' ? h.send(step) : h.sendFile(step);
+            // Draft, sign, commit: as the page does.
+            const draft = step.do === 'send' ? h.draft(step) : h.draftFile(step);
+            const sig = base64urlEncode(await signWith(/** @type {any} */ (keys.get(scenario.me)), draft.bytes));
+            const { message, envelope } = h.commit(draft, sig, step.recipients);
             assert.deepEqual(message, want.message, at);
             assert.equal(envelope, want.envelope, at);
           } catch (e) {
@@ -43,14 +44,20 @@ for (const scenario of doc.scenarios) {
             assert.equal(e.code, want.error, at);
           }
           break;
-        case 'receive':
+        case 'receive': {
+          let got;
           try {
-            const got = h.handle(step.from, step.nick, step.text, step.now);
-            assert.deepEqual(got.map(effect), want.effects, at);
+            got = h.handle(step.from, step.nick, step.text, step.now);
           } catch (e) {
             if (!want.error) throw e;
             assert.equal(e.code, want.error, at);
+            break;
           }
+          assert.deepEqual(await checked(got, (id, r) => h.verified(id, r)), want.effects, at);
+          break;
+        }
+        case 'key_confirmed':
+          assert.deepEqual(await checked(h.keyConfirmed(step.author, wire(step.author)), (id, r) => h.verified(id, r)), want.effects, at);
           break;
         case 'link_opened':
           assert.deepEqual(h.linkOpened(step.peer).map(effect), want.effects, at);
@@ -91,18 +98,25 @@ for (const scenario of doc.scenarios) {
         default:
           assert.fail(`unknown step ${step.do}`);
       }
-    });
+    }
   });
 }
 
-test('save and restore keep messages, recipients and acknowledgements', () => {
-  const h = new History('aaaaaaaaaaaaaaaa');
-  h.send({ id: 'x', nick: 'alice', text: 'hello', ts: 1, recipients: ['bbbbbbbbbbbbbbbb'] });
+test('save and restore keep messages, recipients and acknowledgements', async () => {
+  const { keys, wire } = await scenarioKeys({ keys: { me: '07'.repeat(32) } });
+  const me = /** @type {any} */ (keys.get('me'));
+  const send = async (/** @type {History} */ h, /** @type {any} */ message) => {
+    const draft = h.draft(message);
+    return h.commit(draft, base64urlEncode(await signWith(me, draft.bytes)), message.recipients);
+  };
+  const key = wire('me');
+  const h = new History('aaaaaaaaaaaaaaaa').setIdentity('code', key);
+  await send(h, { id: 'x', nick: 'alice', text: 'hello', ts: 1, recipients: ['bbbbbbbbbbbbbbbb'] });
   h.handle('bbbbbbbbbbbbbbbb', 'bob', '{"v":1,"type":"ack","upto":1}', 0);
   const saved = JSON.parse(JSON.stringify(h.save()));
-  const back = new History('aaaaaaaaaaaaaaaa');
+  const back = new History('aaaaaaaaaaaaaaaa').setIdentity('code', key);
   assert.equal(back.restore(saved).length, 1);
   assert.deepEqual(back.delivery(1), { acked: ['bbbbbbbbbbbbbbbb'], waiting: [] });
-  assert.equal(back.send({ id: 'y', nick: 'alice', text: 'more', ts: 2, recipients: [] }).message.seq, 2);
+  assert.equal((await send(back, { id: 'y', nick: 'alice', text: 'more', ts: 2, recipients: [] })).message.seq, 2);
   assert.equal(back.restore(saved).length, 0);
 });

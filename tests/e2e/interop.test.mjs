@@ -1,6 +1,7 @@
 // Interop beyond our own code: an independent WebRTC stack (aiortc, in
 // tests/interop/aiortc_peer.py, written from docs/protocol.md) chats with
 // the native client, in both roles: answering it and offering to it.
+import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 
 import { LineClient } from './lib/cli.mjs';
@@ -9,6 +10,8 @@ import { BIN, ROOT, startServer } from './lib/harness.mjs';
 const PYTHON = process.env.PYTHON ?? 'python3';
 const PEER = `${ROOT}tests/interop/aiortc_peer.py`;
 const ROOM = 'interop-room-aaaaaaaaaaaaa';
+/** The room's secret: the part after # of its link. */
+const SECRET = randomBytes(32).toString('base64url');
 
 for (const nativeFirst of [true, false]) {
   const order = nativeFirst ? 'the native client answers aiortc' : 'aiortc answers the native client';
@@ -20,9 +23,9 @@ for (const nativeFirst of [true, false]) {
       for (const c of clients) c.kill();
       await server.stop('SIGKILL');
     });
-    const wsUrl = `${server.url.replace('http://', 'ws://')}/ws`;
-    const native = () => new LineClient('native', BIN, ['chat', ROOM, '--server', server.url, '--name', 'rusty', '--plain']);
-    const python = () => new LineClient('aiortc', PYTHON, [PEER, wsUrl, ROOM, 'pyro']);
+    const link = `${server.url}/r/${ROOM}#${SECRET}`;
+    const native = () => new LineClient('native', BIN, ['chat', `${ROOM}#${SECRET}`, '--server', server.url, '--name', 'rusty', '--plain']);
+    const python = () => new LineClient('aiortc', PYTHON, [PEER, link, 'pyro']);
 
     const first = nativeFirst ? native() : python();
     clients.push(first);

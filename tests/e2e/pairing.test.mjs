@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { LineClient } from './lib/cli.mjs';
 import { BIN, launchBrowser, newPage, send, startServer, waitForMessage } from './lib/harness.mjs';
 
-const code = (client) => client.out.find((l) => l.startsWith('peerchat1.'));
+const code = (client) => client.out.find((l) => l.startsWith('peerchat2.'));
 
 test('two terminal clients connect by exchanging codes, with no server', async (t) => {
   const clients = [];
@@ -15,9 +15,9 @@ test('two terminal clients connect by exchanging codes, with no server', async (
   const bob = new LineClient('bob', BIN, ['chat', '--manual', '--answer', '--name', 'bob']);
   clients.push(alice, bob);
 
-  await alice.waitFor((l) => l.startsWith('peerchat1.'));
+  await alice.waitFor((l) => l.startsWith('peerchat2.'));
   bob.say(code(alice));
-  await bob.waitFor((l) => l.startsWith('peerchat1.'));
+  await bob.waitFor((l) => l.startsWith('peerchat2.'));
   alice.say(code(bob));
 
   await alice.waitFor((l) => l === '* bob is connected', 'err');
@@ -33,7 +33,7 @@ test('two terminal clients connect by exchanging codes, with no server', async (
 test('a damaged code is refused and can be pasted again', async (t) => {
   const bob = new LineClient('bob', BIN, ['chat', '--manual', '--answer', '--name', 'bob']);
   t.after(() => bob.kill());
-  bob.say('peerchat1.not-a-real-code');
+  bob.say('peerchat2.not-a-real-code');
   await bob.waitFor((l) => l.includes('damaged') && l.includes('paste it again'), 'err');
   bob.say('hello?');
   await bob.waitFor((l) => l.includes('not a peerchat connection code'), 'err');
@@ -46,11 +46,14 @@ test('two terminal clients pair through the mailbox', async (t) => {
     clients.forEach((c) => c.kill());
     await server.stop('SIGKILL');
   });
-  const args = (nick) => ['chat', '--mailbox', 'pairing-test', '--server', server.url, '--name', nick];
-  const alice = new LineClient('alice', BIN, args('alice'));
+  // The first side makes the pairing, ID.SECRET; only the id goes to the server.
+  const alice = new LineClient('alice', BIN, ['chat', '--mailbox', '--server', server.url, '--name', 'alice']);
   clients.push(alice);
+  await alice.waitFor((l) => l.startsWith('mailbox pairing: '), 'err');
+  const pairing = /^mailbox pairing: (\S+)/.exec(alice.err.find((l) => l.startsWith('mailbox pairing: ')) ?? '')?.[1] ?? '';
+  assert.match(pairing, /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
   await alice.waitFor((l) => l.startsWith('* joined as alice'), 'err');
-  const bob = new LineClient('bob', BIN, args('bob'));
+  const bob = new LineClient('bob', BIN, ['chat', '--mailbox', pairing, '--server', server.url, '--name', 'bob']);
   clients.push(bob);
   await alice.waitFor((l) => l === '* bob is connected', 'err');
   await bob.waitFor((l) => l === '* alice is connected', 'err');
@@ -81,7 +84,7 @@ async function shownCode(page, label) {
   const box = page.getByLabel(label, { exact: true });
   await box.waitFor();
   await page.waitForFunction(() =>
-    /** @type {HTMLTextAreaElement} */ (document.getElementById('my-code')).value.startsWith('peerchat1.'),
+    /** @type {HTMLTextAreaElement} */ (document.getElementById('my-code')).value.startsWith('peerchat2.'),
   );
   return box.inputValue();
 }
@@ -97,13 +100,13 @@ test('two browsers connect without a server by swapping codes', async (t) => {
   const alice = await manualPage(browser, server.url, 'alice');
   await alice.getByRole('button', { name: 'Create a connection code' }).click();
   const offer = await shownCode(alice, 'Your connection code');
-  assert.match(offer, /^peerchat1\.[A-Za-z0-9_-]+$/);
+  assert.match(offer, /^peerchat2\.[A-Za-z0-9_-]+$/);
 
   const bob = await manualPage(browser, server.url, 'bob');
   await bob.getByLabel('Their connection code').fill(`  ${offer}\n`);
   await bob.getByRole('button', { name: 'Create an answer' }).click();
   const answer = await shownCode(bob, 'Your answer code');
-  assert.match(answer, /^peerchat1\./);
+  assert.match(answer, /^peerchat2\./);
 
   // An offer pasted where the answer belongs is refused clearly.
   await alice.getByLabel('Their answer code').fill(offer);
@@ -114,6 +117,15 @@ test('two browsers connect without a server by swapping codes', async (t) => {
 
   await alice.getByRole('log').getByText('You are connected to bob').waitFor();
   await bob.getByRole('log').getByText('You are connected to alice').waitFor();
+  // The hello verified both ways; both show one safety number to compare.
+  const safety = async (/** @type {import('playwright-core').Page} */ page, /** @type {string} */ nick) => {
+    const notice = page.getByRole('log').getByText(`Your safety number with ${nick}:`);
+    await notice.waitFor();
+    return /(\d{5}( \d{5}){11})/.exec((await notice.textContent()) ?? '')?.[1];
+  };
+  const number = await safety(alice, 'bob');
+  assert.ok(number);
+  assert.equal(await safety(bob, 'alice'), number);
   await send(alice, 'no server involved');
   await waitForMessage(bob, 'no server involved', 'alice');
   await send(bob, 'none at all');
@@ -135,7 +147,7 @@ test('a browser and a terminal client connect without a server', async (t) => {
   const alice = await manualPage(browser, server.url, 'alice');
   await alice.getByRole('button', { name: 'Create a connection code' }).click();
   native.say(await shownCode(alice, 'Your connection code'));
-  await native.waitFor((l) => l.startsWith('peerchat1.'));
+  await native.waitFor((l) => l.startsWith('peerchat2.'));
   await alice.getByLabel('Their answer code').fill(code(native));
   await alice.getByRole('button', { name: 'Connect' }).click();
   await alice.getByRole('log').getByText('You are connected to rusty').waitFor();

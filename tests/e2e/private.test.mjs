@@ -5,65 +5,86 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
+import { base64urlEncode, signWith } from '../../web/js/e2e.js';
 import { History } from '../../web/js/history.js';
 import { Conversations, unwrapPrivate } from '../../web/js/private.js';
+import { checked, effect, scenarioKeys } from './lib/signed.mjs';
 
 const doc = JSON.parse(readFileSync(new URL('../vectors/private.json', import.meta.url), 'utf8'));
-
-/** @param {import('../../web/js/history.js').Effect} e */
-function effect(e) {
-  if ('added' in e) return { added: [e.added.author, e.added.seq] };
-  return e;
-}
 
 /** @param {import('../../web/js/history.js').Message[]} messages */
 const order = (messages) => messages.map((m) => [m.author, m.seq]);
 
 /**
- * @param {() => {message: object, envelope: string}} send
+ * @param {() => Promise<{message: object, envelope: string}>} send
  * @param {any} want
  * @param {string} at
  */
-function sent(send, want, at) {
+async function sent(send, want, at) {
+  let got;
   try {
-    const { message, envelope } = send();
-    assert.deepEqual(message, want.message, at);
-    assert.equal(envelope, want.envelope, at);
+    got = await send();
   } catch (e) {
     if (!want.error) throw e;
     assert.equal(/** @type {any} */ (e).code, want.error, at);
+    return;
   }
+  assert.deepEqual(got.message, want.message, at);
+  assert.equal(got.envelope, want.envelope, at);
 }
 
 for (const scenario of doc.scenarios) {
-  test(scenario.name, () => {
-    const room = new History(scenario.me);
-    const conversations = new Conversations(scenario.me, {}, scenario.config?.limit);
-    scenario.steps.forEach((step, i) => {
+  test(scenario.name, async () => {
+    const { keys, wire } = await scenarioKeys(scenario);
+    const identity = /** @type {any} */ (keys.get(scenario.me));
+    const room = new History(scenario.me).setIdentity(scenario.context, wire(scenario.me));
+    const conversations = new Conversations(scenario.me, {}, scenario.config?.limit).setIdentity(
+      scenario.context,
+      wire(scenario.me),
+    );
+    for (const author of scenario.confirmed) {
+      assert.deepEqual(room.keyConfirmed(author, wire(author)), []);
+      assert.deepEqual(conversations.keyConfirmed(author, wire(author)), []);
+    }
+    /**
+     * Draft, sign, commit: as the page does.
+     * @param {import('../../web/js/history.js').Draft} draft
+     * @param {(draft: any, sig: string) => {message: object, envelope: string}} commit
+     */
+    const sign = async (draft, commit) => commit(draft, base64urlEncode(await signWith(identity, draft.bytes)));
+    for (const [i, step] of scenario.steps.entries()) {
       const at = `step ${i}: ${JSON.stringify(step).slice(0, 300)}`;
       const { want, peer } = step;
       switch (step.do) {
         case 'send':
-          sent(() => conversations.send(peer, step), want, at);
+          await sent(() => sign(conversations.draft(peer, step), (d, s) => conversations.commit(peer, d, s)), want, at);
           break;
         case 'send_file':
-          sent(() => conversations.sendFile(peer, step), want, at);
+          await sent(
+            () => sign(conversations.draftFile(peer, step), (d, s) => conversations.commit(peer, d, s)),
+            want,
+            at,
+          );
           break;
-        case 'room_send':
-          assert.equal(room.send(step).envelope, want, at);
+        case 'room_send': {
+          const { envelope } = await sign(room.draft(step), (d, s) => room.commit(d, s, step.recipients));
+          assert.equal(envelope, want, at);
           break;
+        }
         case 'receive': {
           const body = unwrapPrivate(step.text);
           let got;
           if (body !== null) {
             try {
-              got = { private: conversations.handle(step.from, step.nick, body, step.now).map(effect) };
+              const effects = conversations.handle(step.from, step.nick, body, step.now);
+              got = { private: await checked(effects, (id, r) => conversations.verified(step.from, id, r)) };
             } catch (e) {
               got = { error: /** @type {any} */ (e).code };
             }
           } else {
             try {
-              got = { room: room.handle(step.from, step.nick, step.text, step.now).map(effect) };
+              const effects = room.handle(step.from, step.nick, step.text, step.now);
+              got = { room: await checked(effects, (id, r) => room.verified(id, r)) };
             } catch (e) {
               got = { room: { error: /** @type {any} */ (e).code } };
             }
@@ -108,6 +129,6 @@ for (const scenario of doc.scenarios) {
         default:
           assert.fail(`unknown step ${step.do}`);
       }
-    });
+    }
   });
 }

@@ -6,39 +6,58 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { LineClient } from './lib/cli.mjs';
-import { BIN, join, launchBrowser, newPage, send, startServer, waitForMembers, waitForMessage } from './lib/harness.mjs';
+import {
+  BIN,
+  join,
+  launchBrowser,
+  newPage,
+  openSignals,
+  send,
+  startServer,
+  waitForMembers,
+  waitForMessage,
+} from './lib/harness.mjs';
 
 /**
- * Opens a relay-only page on `link` that records every signal it sends.
+ * Opens a relay-only page on `link` that records every signal it sends and
+ * receives (sealed, as on the wire; `openSignals` opens them with the
+ * room's secret, which the test has from the link).
  * @param {import('playwright-core').Browser} browser
  * @param {string} origin
  * @param {string} link
  */
 async function relayPage(browser, origin, link) {
   const page = await newPage(browser, origin);
-  /** @type {any[]} */
+  /** @type {{to: string, payload: unknown}[]} */
   const sent = [];
-  /** @type {any[]} */
+  /** @type {{from: string, payload: unknown}[]} */
   const received = [];
+  let me = '';
   await page.routeWebSocket(/\/ws$/, (ws) => {
     const upstream = ws.connectToServer();
     ws.onMessage((m) => {
       if (typeof m === 'string') {
         const msg = JSON.parse(m);
-        if (msg.type === 'signal') sent.push(msg.payload);
+        if (msg.type === 'signal') sent.push({ to: msg.to, payload: msg.payload });
       }
       upstream.send(m);
     });
     upstream.onMessage((m) => {
       if (typeof m === 'string') {
         const msg = JSON.parse(m);
-        if (msg.type === 'signal') received.push(msg.payload);
+        if (msg.type === 'joined') me = msg.you.id;
+        if (msg.type === 'signal') received.push({ from: msg.from, payload: msg.payload });
       }
       ws.send(m);
     });
   });
   await page.goto(link);
-  return Object.assign(page, { sent, received });
+  return Object.assign(page, {
+    /** What the page sent, opened. */
+    sentPlain: () => openSignals(page.url(), sent.map((s) => ({ from: me, ...s }))),
+    /** What the page received, opened. */
+    receivedPlain: () => openSignals(page.url(), received.map((r) => ({ to: me, ...r }))),
+  });
 }
 
 test('relay-only pages chat through the embedded relay and reveal no address of their own', async (t) => {
@@ -50,7 +69,7 @@ test('relay-only pages chat through the embedded relay and reveal no address of 
   });
 
   const alice = await relayPage(browser, server.url, `${server.url}/?relay=1`);
-  await alice.waitForURL(/\/r\/[A-Za-z0-9_-]{22}\?relay=1$/);
+  await alice.waitForURL(/\/r\/[A-Za-z0-9_-]{22}\?relay=1#[A-Za-z0-9_-]{43}$/);
   assert.equal(await alice.getByLabel('Hide my IP address').isChecked(), true);
   await join(alice, 'alice');
   const bob = await relayPage(browser, server.url, alice.url());
@@ -72,10 +91,11 @@ test('relay-only pages chat through the embedded relay and reveal no address of 
 
   // No candidate other than a relay one ever left either page.
   for (const page of [alice, bob]) {
-    const candidates = page.sent.filter((p) => p.candidate).map((p) => p.candidate.candidate);
+    const sent = await page.sentPlain();
+    const candidates = sent.filter((p) => p.candidate).map((p) => p.candidate.candidate);
     assert.ok(candidates.length > 0, 'candidates were sent');
     for (const c of candidates) assert.match(c, / typ relay /);
-    for (const d of page.sent.filter((p) => p.description)) {
+    for (const d of sent.filter((p) => p.description)) {
       assert.doesNotMatch(d.description.sdp, / typ (host|srflx|prflx)/);
     }
     assert.deepEqual(page.errors, []);
@@ -136,10 +156,11 @@ test('a relay-only terminal client chats with a browser through the relay', asyn
   await alice.getByRole('button', { name: 'Connection details' }).click();
   await alice.getByRole('dialog', { name: 'Connection details' }).locator('td[data-route="relay"]').waitFor();
   // The terminal client revealed no address of its own.
-  const candidates = alice.received.filter((p) => p.candidate).map((p) => p.candidate.candidate);
+  const received = await alice.receivedPlain();
+  const candidates = received.filter((p) => p.candidate).map((p) => p.candidate.candidate);
   assert.ok(candidates.length > 0, 'candidates arrived');
   for (const c of candidates) assert.match(c, / typ relay /);
-  for (const d of alice.received.filter((p) => p.description)) {
+  for (const d of received.filter((p) => p.description)) {
     assert.doesNotMatch(d.description.sdp, / typ (host|srflx|prflx)/);
   }
 });

@@ -3,61 +3,15 @@
 Run `python3 tests/vectors/history.py` after editing; both the Rust crate
 (crates/history/tests/vectors.rs) and the web client (tests/e2e/history.test.mjs)
 replay every scenario and must produce exactly the effects written here.
+
+Every entry is signed (protocol version 2) by its author's Ed25519 key
+(entries.py).
 """
 import json
 import pathlib
 
-
-def env(kind, **body):
-    return json.dumps({"v": 1, "type": kind, **body}, separators=(",", ":"), ensure_ascii=False)
-
-
-def chat(id, seq, clock, ts, text):
-    return env("chat", id=id, seq=seq, clock=clock, ts=ts, text=text)
-
-
-def rec(author, nick, id, seq, clock, ts, text):
-    return {"author": author, "nick": nick, "id": id, "seq": seq, "clock": clock, "ts": ts, "text": text}
-
-
-def file_entry(id, seq, clock, ts, file):
-    return env("file", id=id, seq=seq, clock=clock, ts=ts, file=file)
-
-
-def frec(author, nick, id, seq, clock, ts, file):
-    """A file offer as a log keeps it (`text` empty) and as `history` carries it."""
-    return {"author": author, "nick": nick, "id": id, "seq": seq, "clock": clock, "ts": ts, "text": "", "file": file}
-
-
-def wire(record):
-    """A record as a `history` envelope writes it: `kind` for offers, `text` for chat."""
-    if "file" in record:
-        out = {k: v for k, v in record.items() if k != "text" and k != "file"}
-        return {**out, "kind": "file", "file": record["file"]}
-    return record
-
-
-def history(*records):
-    return env("history", messages=[wire(r) for r in records])
-
-
-def sync(have):
-    return env("sync", have=dict(sorted(have.items())))
-
-
-def ack(upto):
-    return env("ack", upto=upto)
-
-
-def send(to, text):
-    return {"send": {"to": to, "text": text}}
-
-
-def added(author, seq):
-    return {"added": [author, seq]}
-
-
-A, B, C = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"
+from entries import (A, B, C, CAT, CONTEXT, D, SEEDS, ChatEnv, ack, added, chat, env, file_entry, forged, frec,
+                     history, keys_hex, public, rec, send, sig, sync)
 
 # A saved log (History::save, history.js `save()`): messages in order, the
 # recipients of each of our messages by number (sorted, once each, without
@@ -172,7 +126,7 @@ scenarios = [
     {
         "name": "history answers are split to stay small",
         "me": A,
-        "config": {"batch_bytes": 400},
+        "config": {"batch_bytes": 700},
         "steps": [
             {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b1", 1, 1, 1, "y" * 100),
              "want": {"effects": [added(B, 1), send(B, ack(1))]}},
@@ -321,15 +275,18 @@ scenarios = [
         "me": A,
         "steps": [
             {"do": "receive", "from": B, "nick": "bob", "now": 1,
-             "text": '{"v":1,"type":"chat","id":"b1","seq":1.0,"clock":1e0,"ts":1.0e3,"text":"one"}',
+             "text": '{"v":1,"type":"chat","id":"b1","seq":1.0,"clock":1e0,"ts":1.0e3,"text":"one","sig":"%s"}'
+                     % sig(B, "bob", "b1", 1, 1, 1000, "one"),
              "want": {"effects": [added(B, 1), send(B, ack(1))]}},
             {"do": "get", "author": B, "seq": 1, "want": rec(B, "bob", "b1", 1, 1, 1000, "one")},
             {"do": "receive", "from": B, "nick": "bob", "now": 2,
-             "text": '{"v":1.0,"type":"chat","id":"b2","seq":2,"clock":2,"ts":2,"text":"first","text":"second"}',
+             "text": '{"v":1.0,"type":"chat","id":"b2","seq":2,"clock":2,"ts":2,"text":"first","text":"second",'
+                     '"sig":"%s"}' % sig(B, "bob", "b2", 2, 2, 2, "second"),
              "want": {"effects": [added(B, 2), send(B, ack(2))]}},
             {"do": "get", "author": B, "seq": 2, "want": rec(B, "bob", "b2", 2, 2, 2, "second")},
             {"do": "receive", "from": C, "nick": "carol", "now": 3,
-             "text": '{"v":1,"type":"chat","id":"c1","seq":1,"clock":1,"ts":1,"text":"   "}',
+             "text": '{"v":1,"type":"chat","id":"c1","seq":1,"clock":1,"ts":1,"text":"   ","sig":"%s"}'
+                     % sig(C, "carol", "c1", 1, 1, 1, "   "),
              "want": {"effects": [added(C, 1), send(C, ack(1))]}},
             {"do": "send", "id": "a1", "nick": "alice", "text": " \u0085\u3000\n ", "ts": 4, "recipients": [B],
              "want": {"error": "empty"}},
@@ -346,18 +303,21 @@ scenarios = [
         "me": A,
         "steps": [
             {"do": "receive", "from": B, "nick": "bob", "now": 1,
-             "text": '{"v":1,"type":"chat","id":"b1","seq":1,"clock":1,"ts":1,"text":"a\\ud800b"}',
+             "text": '{"v":1,"type":"chat","id":"b1","seq":1,"clock":1,"ts":1,"text":"a\\ud800b","sig":"%s"}'
+                     % sig(B, "bob", "b1", 1, 1, 1, "a\ufffdb"),
              "want": {"effects": [added(B, 1), send(B, ack(1))]}},
             {"do": "get", "author": B, "seq": 1, "want": rec(B, "bob", "b1", 1, 1, 1, "a\ufffdb")},
             {"do": "receive", "from": B, "nick": "bob", "now": 2,
              "text": '{"v":1,"type":"chat","id":"b2","seq":2,"clock":2,"ts":2,'
-                     '"text":"\\ud83d\\ude00 \\udc00 \\ud800\\u0041 \\\\ud800 \\ud800"}',
+                     '"text":"\\ud83d\\ude00 \\udc00 \\ud800\\u0041 \\\\ud800 \\ud800","sig":"%s"}'
+                     % sig(B, "bob", "b2", 2, 2, 2, "\U0001F600 \ufffd \ufffdA \\ud800 \ufffd"),
              "want": {"effects": [added(B, 2), send(B, ack(2))]}},
             {"do": "get", "author": B, "seq": 2,
              "want": rec(B, "bob", "b2", 2, 2, 2, "\U0001F600 \ufffd \ufffdA \\ud800 \ufffd")},
             {"do": "receive", "from": C, "nick": "carol", "now": 3,
              "text": '{"v":1,"type":"history","messages":[{"author":"bbbbbbbbbbbbbbbb","nick":"b\\udc00b",'
-                     '"id":"b3","seq":3,"clock":3,"ts":3,"text":"\\ud83d"}]}',
+                     '"id":"b3","seq":3,"clock":3,"ts":3,"text":"\\ud83d","alg":"ed25519","key":"%s","sig":"%s"}]}'
+                     % (public(B), sig(B, "b\ufffdb", "b3", 3, 3, 3, "\ufffd")),
              "want": {"effects": [added(B, 3), send(B, ack(3))]}},
             {"do": "get", "author": B, "seq": 3, "want": rec(B, "b\ufffdb", "b3", 3, 3, 3, "\ufffd")},
         ],
@@ -383,8 +343,10 @@ scenarios = [
             {"do": "receive", "from": B, "nick": "bob", "now": 5,
              "text": '{"v":1,"type":"chat","id":"b5","seq":"5","clock":5,"ts":5,"text":"five"}',
              "want": {"error": "bad_message"}},
-            # In a history, each message stands alone.
-            {"do": "receive", "from": C, "nick": "carol", "now": 6,
+            # In a history, each message stands alone (here one its author
+            # relays: a flawed message counts as received only from its
+            # author, who alone can be held to it).
+            {"do": "receive", "from": B, "nick": "bob", "now": 6,
              "text": history(rec(B, "bob", "b5", 5, 5, 5, "five"), rec(B, "", "b6", 6, 6, 6, "no nick"),
                              {"author": B, "nick": "bob", "id": "b0", "clock": 6, "ts": 6, "text": "no number"},
                              rec(B, "bob", "b7", 7, 7, 7, "seven")),
@@ -461,9 +423,98 @@ scenarios = [
     },
 ]
 
-# A file offer (docs/protocol.md, "Files"); the log checks its rules, not its hashes.
-CAT = {"fid": "f1", "name": "cat.png", "size": 40000, "type": "image/png", "piece": 16384,
-       "sha256": "ab" * 32, "root": "cd" * 32}
+scenarios += [
+    {
+        "name": "a chat whose signature does not verify is refused: not shown, not counted, not acknowledged",
+        "me": A,
+        "steps": [
+            # Signed by someone else, or altered after signing.
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b1", 1, 1, 1, "hi", signer=C),
+             "want": {"effects": [forged(B, 1, B)]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 2,
+             "text": chat("b1", 1, 1, 1, "hi!", sig=sig(B, "bob", "b1", 1, 1, 1, "hi")),
+             "want": {"effects": [forged(B, 1, B)]}},
+            # Signed for another nickname (the server announced it as bob).
+            {"do": "receive", "from": B, "nick": "bob", "now": 3,
+             "text": chat("b1", 1, 1, 1, "hi", sig=sig(B, "mallory", "b1", 1, 1, 1, "hi")),
+             "want": {"effects": [forged(B, 1, B)]}},
+            {"do": "get", "author": B, "seq": 1, "want": None},
+            # The real one is still taken: the forgeries counted for nothing.
+            {"do": "receive", "from": B, "nick": "bob", "now": 4, "text": chat("b1", 1, 1, 1, "hi"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "get", "author": B, "seq": 1, "want": rec(B, "bob", "b1", 1, 1, 1, "hi")},
+        ],
+    },
+    {
+        "name": "a relayed history cannot put words in anyone's mouth, ours included",
+        "me": A,
+        "steps": [
+            # Carol relays a message she signed as bob's, and one she signed as ours.
+            {"do": "receive", "from": C, "nick": "carol", "now": 1,
+             "text": history(rec(B, "bob", "b1", 1, 1, 1, "I owe carol money", signer=C),
+                             rec(A, "alice", "a1", 1, 2, 1, "carol is right", signer=C),
+                             rec(C, "carol", "c1", 1, 3, 1, "see?")),
+             "want": {"effects": [forged(B, 1, C), forged(A, 1, C), added(C, 1), send(C, ack(1))]}},
+            {"do": "order", "want": [[C, 1]]},
+            # Bob's real first message still comes in, and ours are still ours to number.
+            {"do": "receive", "from": B, "nick": "bob", "now": 2, "text": chat("b1", 1, 4, 2, "hello"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "state", "want": {"clock": 4, "last_seq": 0}},
+            # Nothing forged is passed on.
+            {"do": "link_opened", "peer": D, "want": {"effects": [send(D, sync({B: 1, C: 1}))]}},
+            {"do": "receive", "from": D, "nick": "dave", "now": 3, "text": sync({}),
+             "want": {"effects": [send(D, history(rec(C, "carol", "c1", 1, 3, 1, "see?"),
+                                                  rec(B, "bob", "b1", 1, 4, 2, "hello")))]}},
+        ],
+    },
+    {
+        "name": "a relayed message whose author's key is not known yet is kept as not yet verified, "
+                "until the author's hello confirms its key or shows it forged",
+        "me": A,
+        "confirmed": [B],
+        "steps": [
+            # Bob relays carol's real message, and one he signed as dave's
+            # (with his own key, which he says is dave's).
+            {"do": "receive", "from": B, "nick": "bob", "now": 1,
+             "text": history(rec(C, "carol", "c1", 1, 1, 1, "from carol"),
+                             rec(D, "dave", "d1", 1, 2, 1, "from 'dave'", signer=B)),
+             "want": {"effects": [added(C, 1), added(D, 1), send(C, ack(1)), send(D, ack(1))]}},
+            {"do": "get", "author": C, "seq": 1, "want": rec(C, "carol", "c1", 1, 1, 1, "from carol", relayed_by=B)},
+            {"do": "get", "author": D, "seq": 1,
+             "want": rec(D, "dave", "d1", 1, 2, 1, "from 'dave'", signer=B, relayed_by=B)},
+            # Relayed on as they came, keys and all.
+            {"do": "receive", "from": B, "nick": "bob", "now": 2, "text": sync({}),
+             "want": {"effects": [send(B, history(rec(C, "carol", "c1", 1, 1, 1, "from carol"),
+                                                  rec(D, "dave", "d1", 1, 2, 1, "from 'dave'", signer=B)))]}},
+            # Carol's hello confirms her key; dave's shows his message was forged.
+            {"do": "key_confirmed", "author": C, "want": {"effects": [{"confirmed": [C, 1]}]}},
+            {"do": "get", "author": C, "seq": 1, "want": rec(C, "carol", "c1", 1, 1, 1, "from carol")},
+            {"do": "key_confirmed", "author": D,
+             "want": {"effects": [{"removed": {"author": D, "seq": 1, "by": B}}]}},
+            {"do": "order", "want": [[C, 1]]},
+            # Dave's real first message is not shut out by the forgery.
+            {"do": "receive", "from": D, "nick": "dave", "now": 3, "text": chat("d1", 1, 3, 3, "really me"),
+             "want": {"effects": [added(D, 1), send(D, ack(1))]}},
+            # Once a key is confirmed, a relayed message signed with another is refused.
+            {"do": "receive", "from": B, "nick": "bob", "now": 4,
+             "text": history(rec(C, "carol", "c2", 2, 4, 4, "me again?", signer=B)),
+             "want": {"effects": [forged(C, 2, B)]}},
+            {"do": "order", "want": [[C, 1], [D, 1]]},
+        ],
+    },
+    {
+        "name": "a flawed message relayed by someone other than its author names nothing: not counted",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": C, "nick": "carol", "now": 1,
+             "text": history(rec(B, "bob", "b1", 1, 1, 1, "")),
+             "want": {"effects": []}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 2, "text": chat("b1", 1, 1, 1, "the real one"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+        ],
+    },
+]
+
 DOG = {**CAT, "fid": "f2", "name": "dog.gif", "type": "image/gif", "size": 1}
 
 scenarios += [
@@ -509,18 +560,39 @@ scenarios += [
              "text": file_entry("b3", 3, 3, 3, {**CAT, "sha256": "AB" * 32}),
              "want": {"effects": [{"refused": [B, 3]}, send(B, ack(3))]}},
             {"do": "receive", "from": B, "nick": "bob", "now": 6,
-             "text": env("private", body=json.loads(chat("p1", 1, 1, 1, "psst"))),
+             "text": env("private", body=json.loads(chat("p1", 1, 1, 1, "psst").text(B, "bob", A))),
              "want": {"effects": []}},
             {"do": "order", "want": [[B, 2], [C, 2]]},
         ],
     },
 ]
 
+
+def resolve(scenario):
+    """Signs the `chat` envelopes by the member each step names."""
+    for step in scenario["steps"]:
+        if isinstance(step.get("text"), ChatEnv):
+            step["text"] = step["text"].text(step["from"], step["nick"])
+        envelope = step.get("want", {}).get("envelope") if isinstance(step.get("want"), dict) else None
+        if isinstance(envelope, ChatEnv):
+            step["want"]["envelope"] = envelope.text(scenario["me"], step["nick"])
+    scenario.setdefault("confirmed", [m for m in SEEDS if m != scenario["me"]])
+    scenario["context"] = CONTEXT
+    scenario["keys"] = keys_hex()
+    return scenario
+
+
+scenarios = [resolve(s) for s in scenarios]
+
 doc = {
-    "comment": "Shared scenarios for the message log (docs/protocol.md, section 3). Generated by history.py. "
-               "Each scenario starts from an empty log for member `me` with the default limits "
-               "(capacity 1000, batch_bytes 61440, sync_interval_ms 2000, typing_ttl_ms 6000, "
-               "typing_interval_ms 3000) overridden by `config`, and replays `steps` in order.",
+    "comment": "Shared scenarios for the message log (docs/protocol.md, section 3, and Signed messages). "
+               "Generated by history.py. Each scenario starts from an empty log for member `me` with the default "
+               "limits (capacity 1000, batch_bytes 61440, sync_interval_ms 2000, typing_ttl_ms 6000, "
+               "typing_interval_ms 3000) overridden by `config`, signing in `context` with the Ed25519 key whose "
+               "32-byte seed `keys[me]` gives (hex); the authors in `confirmed` have had their keys (from `keys`) "
+               "confirmed by their hellos first. It replays `steps` in order. Whenever the log asks for signatures "
+               "to be checked, the runner checks them at once and hands the results back: the `effects` listed "
+               "are what the log answers then, in order, without the request itself.",
     "scenarios": scenarios,
 }
 out = pathlib.Path(__file__).with_name("history.json")

@@ -158,13 +158,17 @@ def state(id, s):
     return o("state", peer=id, state=s)
 
 
-def member(id, state, listed=True, sid=None, open=False):
-    return {"id": id, "nick": NICK[id], "state": state, "listed": listed, "sid": sid, "open": open}
+def member(id, state, listed=True, sid=None, open=False, verified=None):
+    return {"id": id, "nick": NICK[id], "state": state, "listed": listed, "sid": sid, "open": open,
+            "verified": open if verified is None else verified}
 
 
 def opened(s, id, sid, at):
-    """The link's channel opens: the member is connected and its channel up."""
-    return s.step(at, link("link_opened", sid), [state(id, "connected"), o("up", peer=id, sid=sid)])
+    """The link's channel opens (the member is verifying: hellos go both
+    ways), then the other side's hello verifies: the member is connected
+    and its channel up."""
+    s.step(at, link("link_opened", sid), [state(id, "verifying"), o("hello", peer=id, sid=sid)])
+    return s.step(at, link("verified", sid), [state(id, "connected"), o("up", peer=id, sid=sid)])
 
 
 scenarios = []
@@ -253,6 +257,63 @@ s.step(4, {"restart": {"peer": B}}, [
 s.step(5, signal(B, "crossing", "offer"), [])
 opened(s, B, s2, 6)
 s.step(7, {"restart": {"peer": D}}, [])
+scenarios.append(s.doc)
+
+# --- The hello. ---------------------------------------------------------------
+s = Scenario("an open link is verifying until the other side's hello verifies; only then is its channel up")
+sb, = s.enter(A, B)
+s.step(10, link("link_opened", sb), [state(B, "verifying"), o("hello", peer=B, sid=sb)], deadline=30002,
+       members=[member(B, "verifying", sid=sb, open=True, verified=False)])
+# A hello for a link that is not the current one changes nothing.
+s.step(11, link("verified", "other"), [])
+s.step(12, link("verified", sb), [state(B, "connected"), o("up", peer=B, sid=sb)], deadline=None,
+       members=[member(B, "connected", sid=sb, open=True)])
+# It verifies once.
+s.step(13, link("verified", sb), [])
+scenarios.append(s.doc)
+
+s = Scenario("a hello that does not verify drops the link; the member is not verified until a link to it verifies")
+sb, = s.enter(A, B)
+s.step(10, link("link_opened", sb), [state(B, "verifying"), o("hello", peer=B, sid=sb)])
+d0 = s.backoff(0)
+s.step(20, link("rejected", sb), [o("drop", peer=B, sid=sb), state(B, "not_verified")], deadline=20 + d0,
+       members=[member(B, "not_verified")])
+# The smaller id tries again after the backoff, which keeps doubling while
+# hellos fail (an attempt counts as successful only once it verifies).
+s1 = s.sid()
+t1 = 20 + d0
+s.step(t1, "timeout", [o("start", peer=B, sid=s1)], deadline=t1 + 30000)
+s.step(t1 + 10, link("link_opened", s1), [state(B, "verifying"), o("hello", peer=B, sid=s1)])
+d1 = s.backoff(1)
+s.step(t1 + 20, link("rejected", s1), [o("drop", peer=B, sid=s1), state(B, "not_verified")], deadline=t1 + 20 + d1)
+s2 = s.sid()
+t2 = t1 + 20 + d1
+s.step(t2, "timeout", [o("start", peer=B, sid=s2)])
+opened(s, B, s2, t2 + 10)
+# A verified link whose peer then sends a hello with another key.
+d0 = s.backoff(0)
+s.step(t2 + 20, link("rejected", s2), [o("drop", peer=B, sid=s2), o("down", peer=B), state(B, "not_verified")],
+       deadline=t2 + 20 + d0)
+scenarios.append(s.doc)
+
+s = Scenario("the greater id whose peer's hello fails waits for the other's next link")
+s.step(0, server("open"), [])
+s.step(1, JOIN, [o("join")])
+s.step(2, joined(B), [o("entered", first=True)])
+s.step(3, {"peer_joined": peer(A)}, [added(A, True)])
+s.step(4, signal(A, "x1", "offer"), [o("accept", peer=A, sid="x1")])
+s.step(5, link("link_opened", "x1"), [state(A, "verifying"), o("hello", peer=A, sid="x1")])
+s.step(6, link("rejected", "x1"), [o("drop", peer=A, sid="x1"), state(A, "not_verified")], deadline=None)
+s.step(2000, signal(A, "x2", "offer"), [o("accept", peer=A, sid="x2")], deadline=32000,
+       members=[member(A, "not_verified", sid="x2")])
+opened(s, A, "x2", 2100)
+scenarios.append(s.doc)
+
+s = Scenario("a link whose hello never verifies is given up when the setup time is over")
+sb, = s.enter(A, B)
+s.step(10, link("link_opened", sb), [state(B, "verifying"), o("hello", peer=B, sid=sb)], deadline=30002)
+d0 = s.backoff(0)
+s.step(30002, "timeout", [o("drop", peer=B, sid=sb), state(B, "reconnecting")], deadline=30002 + d0)
 scenarios.append(s.doc)
 
 # --- Restart after failure. ---------------------------------------------------
@@ -418,8 +479,10 @@ s.step(110, signal(A, "a2", "offer"), [
     o("drop", peer=A, sid=a1), o("down", peer=A), o("accept", peer=A, sid="a2"), state(A, "reconnecting"),
 ])
 s.step(111, link("link_closed", a1), [])
-s.step(120, link("link_opened", "a2"), [state(A, "connected"), o("up", peer=A, sid="a2")],
-       members=[{"id": A, "nick": "alicia", "state": "connected", "listed": True, "sid": "a2", "open": True}])
+s.step(120, link("link_opened", "a2"), [state(A, "verifying"), o("hello", peer=A, sid="a2")])
+s.step(120, link("verified", "a2"), [state(A, "connected"), o("up", peer=A, sid="a2")],
+       members=[{"id": A, "nick": "alicia", "state": "connected", "listed": True, "sid": "a2", "open": True,
+                 "verified": True}])
 scenarios.append(s.doc)
 
 s = Scenario("a signal refused with peer_busy drops a link being set up, which is rebuilt like a closed one")
@@ -530,9 +593,18 @@ sb = s.sid()
 s.step(2, joined(A, B), [added(B, False), o("start", peer=B, sid=sb), o("entered", first=True)], deadline=None)
 s.step(3, {"peer_joined": {"id": B, "nick": "bobby"}}, [o("renamed", peer=B, nick="bobby")])
 s.step(4, signal(B, sb, "answer"), [o("forward", peer=B, sid=sb)])
-s.step(5, link("link_opened", sb), [state(B, "connected"), o("up", peer=B, sid=sb)], deadline=None)
+s.step(5, link("link_opened", sb), [state(B, "verifying"), o("hello", peer=B, sid=sb)], deadline=None)
+s.step(5, link("verified", sb), [state(B, "connected"), o("up", peer=B, sid=sb)], deadline=None)
 s.step(6, link("link_closed", sb), [o("down", peer=B), o("removed", peer=B, announce=True)], deadline=None,
        members=[])
+scenarios.append(s.doc)
+
+s = Scenario("a pair: a hello that does not verify ends the pairing", config={"relays_signals": False, "ice_restart": False})
+s.enter(B)
+s.step(3, {"peer_joined": peer(A)}, [added(A, True)])
+s.step(4, signal(A, "x", "offer"), [o("accept", peer=A, sid="x")], deadline=None)
+s.step(5, link("link_opened", "x"), [state(A, "verifying"), o("hello", peer=A, sid="x")])
+s.step(6, link("rejected", "x"), [o("drop", peer=A, sid="x"), o("removed", peer=A, announce=True)], members=[])
 scenarios.append(s.doc)
 
 s = Scenario("a pair: a failed link is dropped and the other counts as gone", config={"relays_signals": False, "ice_restart": False})

@@ -13,51 +13,33 @@ conversation with its sender, else to the room's log.
 import json
 import pathlib
 
-
-def env(kind, **body):
-    return json.dumps({"v": 1, "type": kind, **body}, separators=(",", ":"), ensure_ascii=False)
-
-
-def chat(id, seq, clock, ts, text):
-    return env("chat", id=id, seq=seq, clock=clock, ts=ts, text=text)
+from entries import CONTEXT, A, B, C, CAT, D, ChatEnv, ack, added, env, keys_hex, send, sync, wire
+from entries import rec as signed_rec
 
 
-def file_entry(id, seq, clock, ts, file):
-    return env("file", id=id, seq=seq, clock=clock, ts=ts, file=file)
+def chat(author, nick, id, seq, clock, ts, text, to=None):
+    """A `chat` envelope by `author`, signed; `to`: the recipient, in a private conversation."""
+    return ChatEnv(id, seq, clock, ts, text).text(author, nick, to)
 
 
-def rec(author, nick, id, seq, clock, ts, text):
-    return {"author": author, "nick": nick, "id": id, "seq": seq, "clock": clock, "ts": ts, "text": text}
+def file_entry(author, nick, id, seq, clock, ts, file, to=None):
+    """A `file` envelope by `author`, signed as `chat` is."""
+    return ChatEnv(id, seq, clock, ts, "", file=file).text(author, nick, to)
+
+
+def rec(author, nick, id, seq, clock, ts, text, to=None, file=None):
+    """An entry as kept and in a `history`, signed by its author."""
+    return signed_rec(author, nick, id, seq, clock, ts, text, file=file, to=to)
 
 
 def history(*records):
-    return env("history", messages=list(records))
-
-
-def sync(have):
-    return env("sync", have=dict(sorted(have.items())))
-
-
-def ack(upto):
-    return env("ack", upto=upto)
+    return env("history", messages=[wire(r) for r in records])
 
 
 def private(inner):
     """A `private` envelope as peerchat writes it: the inner envelope's text as it is."""
-    return '{"v":1,"type":"private","body":' + inner + "}"
+    return '{"v":2,"type":"private","body":' + inner + "}"
 
-
-def send(to, text):
-    return {"send": {"to": to, "text": text}}
-
-
-def added(author, seq):
-    return {"added": [author, seq]}
-
-
-A, B, C, D = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc", "dddddddddddddddd"
-CAT = {"fid": "f1", "name": "cat.png", "size": 40000, "type": "image/png", "piece": 16384,
-       "sha256": "ab" * 32, "root": "cd" * 32}
 
 scenarios = [
     {
@@ -65,24 +47,24 @@ scenarios = [
         "me": A,
         "steps": [
             {"do": "send", "peer": B, "id": "p1", "nick": "alice", "text": "psst", "ts": 10,
-             "want": {"message": rec(A, "alice", "p1", 1, 1, 10, "psst"),
-                      "envelope": private(chat("p1", 1, 1, 10, "psst"))}},
+             "want": {"message": rec(A, "alice", "p1", 1, 1, 10, "psst", to=B),
+                      "envelope": private(chat(A, "alice", "p1", 1, 1, 10, "psst", to=B))}},
             {"do": "order", "peer": None, "want": []},
             {"do": "order", "peer": B, "want": [[A, 1]]},
             {"do": "delivery", "peer": B, "seq": 1, "want": {"acked": [], "waiting": [B]}},
             {"do": "receive", "from": B, "nick": "bob", "now": 11, "text": private(ack(1)),
              "want": {"private": [{"acked": {"by": B, "upto": 1}}]}},
             {"do": "delivery", "peer": B, "seq": 1, "want": {"acked": [B], "waiting": []}},
-            {"do": "receive", "from": B, "nick": "bob", "now": 12, "text": private(chat("q1", 1, 2, 12, "what?")),
+            {"do": "receive", "from": B, "nick": "bob", "now": 12, "text": private(chat(B, "bob", "q1", 1, 2, 12, "what?", to=A)),
              "want": {"private": [added(B, 1), send(B, private(ack(1)))]}},
             {"do": "unread", "peer": B, "want": 1},
             {"do": "mark_read", "peer": B},
             {"do": "unread", "peer": B, "want": 0},
             {"do": "room_send", "id": "r1", "nick": "alice", "text": "hello all", "ts": 13, "recipients": [B, C],
-             "want": chat("r1", 1, 1, 13, "hello all")},
+             "want": chat(A, "alice", "r1", 1, 1, 13, "hello all")},
             {"do": "receive", "from": C, "nick": "carol", "now": 14, "text": sync({}),
              "want": {"room": [send(C, history(rec(A, "alice", "r1", 1, 1, 13, "hello all")))]}},
-            {"do": "receive", "from": B, "nick": "bob", "now": 15, "text": chat("b1", 1, 1, 15, "in the room"),
+            {"do": "receive", "from": B, "nick": "bob", "now": 15, "text": chat(B, "bob", "b1", 1, 1, 15, "in the room"),
              "want": {"room": [added(B, 1), send(B, ack(1))]}},
             {"do": "order", "peer": None, "want": [[A, 1], [B, 1]]},
             {"do": "order", "peer": B, "want": [[A, 1], [B, 1]]},
@@ -94,16 +76,16 @@ scenarios = [
         "me": A,
         "steps": [
             {"do": "receive", "from": B, "nick": "bob", "now": 1,
-             "text": private(history(rec(C, "carol", "c1", 1, 1, 1, "not yours"),
-                                     rec(B, "bob", "b1", 1, 2, 1, "mine"))),
+             "text": private(history(rec(C, "carol", "c1", 1, 1, 1, "not yours", to=B),
+                                     rec(B, "bob", "b1", 1, 2, 1, "mine", to=A))),
              "want": {"private": [added(B, 1), send(B, private(ack(1)))]}},
             {"do": "receive", "from": B, "nick": "bob", "now": 2,
              "text": private(sync({A: 0, C: 1})),
-             "want": {"private": [send(B, private(history(rec(B, "bob", "b1", 1, 2, 1, "mine"))))]}},
+             "want": {"private": [send(B, private(history(rec(B, "bob", "b1", 1, 2, 1, "mine", to=A))))]}},
             {"do": "order", "peer": B, "want": [[B, 1]]},
             {"do": "order", "peer": None, "want": []},
             {"do": "receive", "from": B, "nick": "bob", "now": 3,
-             "text": private(private(chat("x", 2, 3, 3, "nested"))), "want": {"error": "bad_message"}},
+             "text": private(private(chat(B, "bob", "x", 2, 3, 3, "nested", to=A))), "want": {"error": "bad_message"}},
             {"do": "receive", "from": B, "nick": "bob", "now": 4, "text": env("private", body=[1]),
              "want": {"room": {"error": "bad_message"}}},
             {"do": "receive", "from": B, "nick": "bob", "now": 5, "text": env("private"),
@@ -116,12 +98,12 @@ scenarios = [
         "steps": [
             {"do": "link_opened", "peer": B, "want": {"room": [send(B, sync({}))], "private": []}},
             {"do": "send", "peer": C, "id": "p1", "nick": "alice", "text": "while you were away", "ts": 5,
-             "want": {"message": rec(A, "alice", "p1", 1, 1, 5, "while you were away"),
-                      "envelope": private(chat("p1", 1, 1, 5, "while you were away"))}},
+             "want": {"message": rec(A, "alice", "p1", 1, 1, 5, "while you were away", to=C),
+                      "envelope": private(chat(A, "alice", "p1", 1, 1, 5, "while you were away", to=C))}},
             {"do": "link_opened", "peer": C, "want": {
                 "room": [send(C, sync({}))],
                 "private": [send(C, private(sync({A: 1}))),
-                            send(C, private(history(rec(A, "alice", "p1", 1, 1, 5, "while you were away"))))]}},
+                            send(C, private(history(rec(A, "alice", "p1", 1, 1, 5, "while you were away", to=C))))]}},
             {"do": "receive", "from": C, "nick": "carol", "now": 6, "text": private(sync({A: 1})),
              "want": {"private": [{"acked": {"by": C, "upto": 1}}]}},
             {"do": "typed", "peer": C, "now": 7, "want": private(env("typing"))},
@@ -129,8 +111,8 @@ scenarios = [
             {"do": "receive", "from": D, "nick": "dave", "now": 8, "text": private(sync({A: 4})),
              "want": {"private": [{"acked": {"by": D, "upto": 4}}]}},
             {"do": "send", "peer": D, "id": "p5", "nick": "alice", "text": "numbering goes on", "ts": 9,
-             "want": {"message": rec(A, "alice", "p5", 5, 5, 9, "numbering goes on"),
-                      "envelope": private(chat("p5", 5, 5, 9, "numbering goes on"))}},
+             "want": {"message": rec(A, "alice", "p5", 5, 5, 9, "numbering goes on", to=D),
+                      "envelope": private(chat(A, "alice", "p5", 5, 5, 9, "numbering goes on", to=D))}},
             {"do": "send", "peer": A, "id": "p6", "nick": "alice", "text": "to myself", "ts": 9,
              "want": {"error": "invalid"}},
             {"do": "send", "peer": B, "id": "p7", "nick": "alice", "text": "   ", "ts": 9,
@@ -142,10 +124,10 @@ scenarios = [
         "me": A,
         "steps": [
             {"do": "send_file", "peer": B, "id": "o1", "nick": "alice", "file": CAT, "ts": 3,
-             "want": {"message": {**rec(A, "alice", "o1", 1, 1, 3, ""), "file": CAT},
-                      "envelope": private(file_entry("o1", 1, 1, 3, CAT))}},
+             "want": {"message": rec(A, "alice", "o1", 1, 1, 3, "", to=B, file=CAT),
+                      "envelope": private(file_entry(A, "alice", "o1", 1, 1, 3, CAT, to=B))}},
             {"do": "receive", "from": B, "nick": "bob", "now": 4,
-             "text": private(file_entry("o2", 1, 2, 4, {**CAT, "fid": "f2"})),
+             "text": private(file_entry(B, "bob", "o2", 1, 2, 4, {**CAT, "fid": "f2"}, to=A)),
              "want": {"private": [added(B, 1), send(B, private(ack(1)))]}},
             {"do": "order", "peer": B, "want": [[A, 1], [B, 1]]},
             {"do": "order", "peer": None, "want": []},
@@ -156,24 +138,52 @@ scenarios = [
         "me": A,
         "config": {"limit": 2},
         "steps": [
-            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": private(chat("b1", 1, 1, 1, "one")),
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": private(chat(B, "bob", "b1", 1, 1, 1, "one", to=A)),
              "want": {"private": [added(B, 1), send(B, private(ack(1)))]}},
-            {"do": "save", "peer": B, "want": {"messages": [rec(B, "bob", "b1", 1, 1, 1, "one")],
+            {"do": "save", "peer": B, "want": {"messages": [rec(B, "bob", "b1", 1, 1, 1, "one", to=A)],
                                                "recipients": [], "acks": [], "cleared": 0}},
             {"do": "save", "peer": C, "want": None},
             {"do": "restore", "peer": D, "now": 2, "saved": {
-                "messages": [rec(D, "dave", "d1", 1, 1, 1, "kept"), rec(C, "carol", "c1", 1, 2, 1, "not here"),
-                             rec(A, "alice", "a1", 1, 3, 2, "mine")],
+                "messages": [rec(D, "dave", "d1", 1, 1, 1, "kept", to=A), rec(C, "carol", "c1", 1, 2, 1, "not here", to=D),
+                             rec(A, "alice", "a1", 1, 3, 2, "mine", to=D)],
                 "recipients": [[1, [D]]], "acks": [[D, 1]], "cleared": 0},
              "want": [[D, 1], [A, 1]]},
             {"do": "delivery", "peer": D, "seq": 1, "want": {"acked": [D], "waiting": []}},
             {"do": "peers", "want": [B, D]},
-            {"do": "receive", "from": C, "nick": "carol", "now": 3, "text": private(chat("c1", 1, 1, 3, "hi")),
+            {"do": "receive", "from": C, "nick": "carol", "now": 3, "text": private(chat(C, "carol", "c1", 1, 1, 3, "hi", to=A)),
              "want": {"private": [added(C, 1), send(C, private(ack(1)))]}},
             {"do": "peers", "want": [C, D]},
         ],
     },
 ]
+
+scenarios.append({
+    "name": "a private entry is signed for its recipient: it cannot be shown in the room or to someone else",
+    "me": A,
+    "steps": [
+        # Carol relays, in the room, what bob told her privately.
+        {"do": "receive", "from": C, "nick": "carol", "now": 1,
+         "text": history(rec(B, "bob", "b1", 1, 1, 1, "between us", to=C)),
+         "want": {"room": [{"forged": {"author": B, "seq": 1, "by": C}}]}},
+        # Bob's room message, sent as a private one.
+        {"do": "receive", "from": B, "nick": "bob", "now": 2, "text": private(chat(B, "bob", "b1", 1, 1, 1, "all")),
+         "want": {"private": [{"forged": {"author": B, "seq": 1, "by": B}}]}},
+        # Our private message to bob, handed back to us by carol as ours to her.
+        {"do": "receive", "from": C, "nick": "carol", "now": 3,
+         "text": private(history(rec(A, "alice", "a1", 1, 2, 2, "for bob only", to=B))),
+         "want": {"private": [{"forged": {"author": A, "seq": 1, "by": C}}]}},
+        {"do": "receive", "from": B, "nick": "bob", "now": 4, "text": private(chat(B, "bob", "b1", 1, 3, 4, "psst", to=A)),
+         "want": {"private": [added(B, 1), send(B, private(ack(1)))]}},
+        {"do": "order", "peer": None, "want": []},
+        {"do": "order", "peer": C, "want": []},
+        {"do": "order", "peer": B, "want": [[B, 1]]},
+    ],
+})
+
+for scenario in scenarios:
+    scenario["context"] = CONTEXT
+    scenario["keys"] = keys_hex()
+    scenario["confirmed"] = [m for m in (A, B, C, D) if m != scenario["me"]]
 
 doc = {
     "comment": "Shared scenarios for private conversations (docs/protocol.md, \"Private messages\"). "
@@ -186,7 +196,9 @@ doc = {
                "or {room: {error}}); link_opened (peer): want {room, private} effects; order (peer, null "
                "for the room): [author, seq] in order; delivery (peer, seq); unread / mark_read (peer); "
                "peers: the conversations kept, sorted; typed (peer, now): the envelope or null; save "
-               "(peer): the saved conversation or null; restore (peer, saved, now): [author, seq] added.",
+               "(peer): the saved conversation or null; restore (peer, saved, now): [author, seq] added. "
+               "Entries are signed as in history.json (`context`, `keys`, `confirmed` likewise), a private "
+               "conversation's bound to its recipient (kind `private`); checks are done at once, as there.",
     "scenarios": scenarios,
 }
 out = pathlib.Path(__file__).with_name("private.json")

@@ -13,7 +13,9 @@ import { copyField } from './clipboard.js';
 import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
 import { Room } from './room.js';
+import { E2eError, base64urlEncode, makeSecret, parseSecret } from './e2e.js';
 import { Store } from './store.js';
+import { openVerify, showVerified } from './verify.js';
 import { mentionMatcher } from './format.js';
 import { wireMentions } from './complete.js';
 import { Attention } from './attention.js';
@@ -46,6 +48,16 @@ const ui = {
   details: /** @type {HTMLDialogElement} */ (byId('details')),
   detailsBody: byId('details-body'),
   detailsClose: /** @type {HTMLButtonElement} */ (byId('details-close')),
+  verify: {
+    dialog: /** @type {HTMLDialogElement} */ (byId('verify')),
+    title: byId('verify-title'),
+    help: byId('verify-help'),
+    number: byId('safety-number'),
+    qr: byId('safety-qr'),
+    state: byId('verify-state'),
+    mark: /** @type {HTMLButtonElement} */ (byId('mark-verified')),
+  },
+  verifyClose: /** @type {HTMLButtonElement} */ (byId('verify-close')),
   badRoomView: byId('bad-room-view'),
   chatView: byId('chat-view'),
   membersPanel: /** @type {HTMLDetailsElement} */ (byId('members-panel')),
@@ -153,10 +165,18 @@ function renderTyping(room) {
           : 'Several people are typing…';
 }
 
-/** The room id from `/r/{id}`; a bare `/` starts a new room. */
-function roomIdFromAddress() {
+/**
+ * The room the address names: `/r/ROOM_ID#SECRET`. A bare `/` starts a new
+ * room, with a new secret. The secret is only ever in the fragment, which
+ * browsers never send to a server.
+ * @returns {{id: string, secret: Uint8Array} | {problem: 'bad_room' | 'missing_secret' | 'bad_secret'} | undefined}
+ *   undefined: the page is on its way to another address (the installed
+ *   app opens the room last joined)
+ */
+function roomFromAddress() {
   if (location.pathname === '/' && new URLSearchParams(location.search).has('app')) {
-    // The installed app opens the room last joined.
+    // The installed app opens the room last joined (its whole link, kept
+    // on this device).
     const last = recall(LAST_ROOM_KEY);
     if (last && new URL(last, location.href).origin === location.origin) {
       location.replace(last);
@@ -166,18 +186,40 @@ function roomIdFromAddress() {
   }
   if (location.pathname === '/' || location.pathname === '') {
     const id = randomId();
-    history.replaceState(null, '', `/r/${id}${location.search}`);
-    return id;
+    const fragment = makeSecret();
+    history.replaceState(null, '', `/r/${id}${location.search}#${fragment}`);
+    return { id, secret: parseSecret(fragment) };
   }
   const match = /^\/r\/([^/]+)\/?$/.exec(location.pathname);
-  if (!match) return null;
   try {
+    if (!match) throw new Error('not a room path');
     validateRoomId(match[1]);
-    return match[1];
   } catch {
-    return null;
+    return { problem: 'bad_room' };
+  }
+  try {
+    return { id: match[1], secret: parseSecret(location.hash) };
+  } catch (e) {
+    return { problem: e instanceof E2eError && e.code === 'missing_secret' ? 'missing_secret' : 'bad_secret' };
   }
 }
+
+/** What the page says instead of the room, by problem. */
+const ROOM_PROBLEMS = {
+  bad_room: null, // the page's own text
+  missing_secret: {
+    title: 'This room link is incomplete',
+    text: 'The link is missing the room’s secret, the part after #, which keeps your conversation private from the server. Ask for the full link, including the part after #.',
+  },
+  bad_secret: {
+    title: 'This room link is damaged',
+    text: 'The room’s secret, the part after # in the link, is not complete. Ask for the full link again, including the part after #.',
+  },
+  insecure: {
+    title: 'This page needs a secure connection',
+    text: 'peerchat encrypts everything in your browser, which browsers allow only on secure pages. Open it with https://, or at http://localhost or http://127.0.0.1.',
+  },
+};
 
 /**
  * @param {string} id the member's peer id: its colour
@@ -206,7 +248,27 @@ function renderMembers(room) {
   if (room.nick) log.person(room.selfId, room.nick);
   const items = [];
   if (room.nick) items.push(memberItem(room.selfId, room.nick, 'you', 'you'));
-  for (const m of room.members.values()) items.push(memberItem(m.id, m.nick, m.state, m.state));
+  for (const m of room.members.values()) {
+    const li = memberItem(m.id, m.nick, m.state, m.state.replace('_', ' '));
+    const identity = room.identities.get(m.id);
+    if (identity?.verified || identity?.changed) {
+      const mark = document.createElement('span');
+      mark.className = 'member-mark';
+      mark.dataset.mark = identity.verified ? 'verified' : 'changed';
+      mark.textContent = identity.verified ? '✓ verified' : '⚠ safety number changed';
+      li.querySelector('.member-line')?.append(mark);
+    }
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'secondary member-verify';
+    button.textContent = 'Verify';
+    button.setAttribute('aria-label', `Verify ${m.nick}`);
+    button.disabled = !identity;
+    button.title = identity ? `Compare your safety number with ${m.nick}’s` : `Available once you are connected to ${m.nick}`;
+    button.addEventListener('click', () => void openVerify(ui.verify, room, m.id, m.nick));
+    li.append(button);
+    items.push(li);
+  }
   ui.members.replaceChildren(...items);
   ui.memberCount.textContent = `(${items.length})`;
   const nicks = [...room.members.values()].map((m) => m.nick);
@@ -322,21 +384,43 @@ async function renderDetails(room) {
   ui.detailsBody.replaceChildren(...rows);
 }
 
+/**
+ * Shows why the page cannot join a room.
+ * @param {keyof typeof ROOM_PROBLEMS} problem
+ */
+function showRoomProblem(problem) {
+  ui.joinView.hidden = true;
+  byId('share').hidden = true;
+  const words = ROOM_PROBLEMS[problem];
+  if (words) {
+    byId('bad-room-title').textContent = words.title;
+    byId('bad-room-text').textContent = words.text;
+  }
+  ui.badRoomView.hidden = false;
+}
+
 async function main() {
-  const roomId = roomIdFromAddress();
-  if (roomId === undefined) return;
-  if (!roomId) {
-    ui.joinView.hidden = true;
-    byId('share').hidden = true;
-    ui.badRoomView.hidden = false;
+  // A new fragment is another secret (the full link pasted over an
+  // incomplete one, say): start again with it. Browsers do not reload for
+  // a change of fragment alone.
+  addEventListener('hashchange', () => location.reload());
+  if (!isSecureContext) {
+    showRoomProblem('insecure');
     return;
   }
-  ui.roomLink.value = `${location.origin}/r/${roomId}`;
+  const target = roomFromAddress();
+  if (target === undefined) return;
+  if ('problem' in target) {
+    showRoomProblem(target.problem);
+    return;
+  }
+  const roomId = target.id;
+  ui.roomLink.value = `${location.origin}/r/${roomId}#${base64urlEncode(target.secret)}`;
   ui.copyLink.addEventListener('click', () => void copyField(ui.roomLink, ui.copyLink));
   ui.roomLink.addEventListener('focus', () => ui.roomLink.select());
 
   const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
-  const room = new Room(roomId, wsUrl, { store: Store.open() });
+  const room = new Room(roomId, wsUrl, { secret: target.secret, store: Store.open() });
   // Our member key and the history kept on this device load while the page
   // shows the join form; joining waits for them.
   try {
@@ -482,6 +566,43 @@ async function main() {
     );
   });
   room.addEventListener('members', () => renderMembers(room));
+  room.addEventListener('refused', (e) => notice(/** @type {CustomEvent} */ (e).detail.text));
+  room.addEventListener('forged', (e) => {
+    const { author, by, count } = /** @type {CustomEvent} */ (e).detail;
+    const what = count === 1 ? 'A message' : `${count} messages`;
+    notice(
+      author === by
+        ? `${what} from ${author} ${count === 1 ? 'was' : 'were'} refused: the signature does not match ${author}'s key.`
+        : `${what} attributed to ${author}, relayed by ${by}, ${count === 1 ? 'was' : 'were'} refused: ${author} did not sign ${count === 1 ? 'it' : 'them'}.`,
+    );
+  });
+  room.addEventListener('message-verified', (e) => {
+    const { authorId, seq } = /** @type {CustomEvent} */ (e).detail;
+    log.markVerified(authorId, seq);
+  });
+  room.addEventListener('message-removed', (e) => {
+    const { authorId, seq, author, by } = /** @type {CustomEvent} */ (e).detail;
+    log.remove(authorId, seq);
+    notice(`A message attributed to ${author}, relayed by ${by}, was forged and has been removed.`);
+  });
+  room.addEventListener('key-changed', (e) => {
+    const { nick } = /** @type {CustomEvent} */ (e).detail;
+    log.notice(
+      `${nick}’s safety number has changed. ${nick} uses another identity key than before: a new browser or device, or someone else. Verify ${nick} again before trusting them.`,
+      { warning: true },
+    );
+  });
+  ui.verify.mark.addEventListener('click', () => {
+    const peerId = ui.verify.dialog.dataset.peer;
+    const member = peerId ? room.members.get(peerId) : undefined;
+    if (!peerId || !member) return;
+    void room.markVerified(peerId).then(() => showVerified(ui.verify, room, peerId, member.nick));
+  });
+  ui.verifyClose.addEventListener('click', () => ui.verify.dialog.close());
+  room.addEventListener('not-verified', (e) => {
+    const { nick, reason } = /** @type {CustomEvent} */ (e).detail;
+    notice(`Could not verify ${nick}: ${reason}. The connection was closed.`);
+  });
   room.addEventListener('notice', (e) => {
     const { kind, nick } = /** @type {CustomEvent} */ (e).detail;
     notice(kind === 'joined' ? `${nick} joined` : `${nick} left`);
@@ -498,7 +619,10 @@ async function main() {
     { form: ui.composer, box: ui.message, note: ui.composerNote },
     (text) => {
       if (!room.everJoined) throw new Error('Not in the room yet: you can send once the server answers.');
-      showMessage(room, room.send(text));
+      void room.send(text).then(
+        (m) => showMessage(room, m),
+        (e) => notice(`Not sent: ${/** @type {Error} */ (e).message}`),
+      );
     },
     () => room.typed(),
   );

@@ -37,7 +37,8 @@ function timeFormats() {
  * the room's order (clock, then author id, then number), so history that
  * arrives late lands where it belongs.
  * @typedef {{id: string, ts: number, text: string, author: string, own: boolean,
- *   authorId?: string, seq?: number, clock?: number}} LogMessage
+ *   authorId?: string, seq?: number, clock?: number, relayedBy?: string | null}} LogMessage
+ *   `relayedBy`: shown as "relayed by X, not yet verified"
  * @typedef {{state: string, text: string, detail: string}} Status
  * @typedef {{clock: number, author: string, seq: number}} OrderKey
  * @typedef {{limit?: number}} Options
@@ -193,10 +194,14 @@ export class ChatLog {
     return null;
   }
 
-  /** @param {string} text */
-  notice(text) {
+  /**
+   * @param {string} text
+   * @param {{warning?: boolean}} [options] warning: shown prominently
+   */
+  notice(text, { warning = false } = {}) {
     const item = document.createElement('p');
-    item.className = 'notice';
+    item.className = warning ? 'notice warning' : 'notice';
+    if (warning) item.setAttribute('role', 'alert');
     item.textContent = text;
     this.el.append(item);
     this.notices += 1;
@@ -347,6 +352,29 @@ export class ChatLog {
   }
 
   /**
+   * A message shown as relayed and not yet verified is verified now.
+   * @param {string} authorId
+   * @param {number} seq
+   */
+  markVerified(authorId, seq) {
+    this.byKey.get(`${authorId}/${seq}`)?.querySelector('.msg-relayed')?.remove();
+  }
+
+  /**
+   * Takes a message off (a relayed one found forged).
+   * @param {string} authorId
+   * @param {number} seq
+   */
+  remove(authorId, seq) {
+    const id = `${authorId}/${seq}`;
+    const item = this.byKey.get(id);
+    if (!item) return;
+    this.byKey.delete(id);
+    item.remove();
+    this.changed();
+  }
+
+  /**
    * Records that `peerId` goes by `nick` (a member), so that names that
    * look alike are told apart.
    * @param {string} peerId
@@ -414,6 +442,13 @@ export class ChatLog {
       const state = document.createElement('span');
       state.className = 'msg-status';
       meta.append(state);
+    }
+    if (msg.relayedBy) {
+      const relayed = document.createElement('span');
+      relayed.className = 'msg-relayed';
+      relayed.textContent = `relayed by ${msg.relayedBy}, not yet verified`;
+      relayed.title = `${msg.author} has not been connected to you since: this message could not be checked against their own key yet.`;
+      meta.append(relayed);
     }
     const text = document.createElement('div');
     text.className = 'msg-text';

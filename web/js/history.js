@@ -7,8 +7,19 @@
  * This mirrors the Rust crate `peerchat-history`; both replay the scenarios
  * in `tests/vectors/history.json`, so the two cannot drift apart. See
  * docs/protocol.md, section 3, for the rules.
+ *
+ * Every message is signed by its author (protocol version 2). Signing and
+ * checking signatures is asynchronous in the browser, so the log leaves it
+ * to its caller: {@link History#draft} says what to sign and
+ * {@link History#commit} records our message with its signature; what
+ * arrives comes back as a `verify` effect, answered with
+ * {@link History#verified}. The rules for whose key a message must verify
+ * with, and for relayed messages whose author's key is not known yet, are
+ * the Rust crate's (see its documentation and docs/protocol.md).
  * @module
  */
+
+import { messageSignedBytes } from './e2e.js';
 
 import {
   ackEnvelope,
@@ -33,14 +44,28 @@ import {
 } from './protocol.js';
 
 /**
- * @typedef {import('./protocol.js').HistoryRecord} Message
+ * A message in the log: a history record with its author's key and
+ * signature (empty for one kept from before messages were signed, which is
+ * never passed on), and `relayed_by` while it is relayed and its author's
+ * key not confirmed yet.
+ * @typedef {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string,
+ *   file?: import('./protocol.js').FileMeta, alg: string, key: string, sig: string, relayed_by?: string}} Message
  * @typedef {{capacity: number, batchBytes: number, syncIntervalMs: number,
  *   typingTtlMs: number, typingIntervalMs: number}} Config
+ * @typedef {{alg: string, key: string, bytes: Uint8Array, sig: string}} CheckItem
+ *   a signature to check: `sig` by the key (`alg`, `key`, base64url) over `bytes`
+ * @typedef {{id: number, items: CheckItem[]}} Check
  * @typedef {{added: Message}
  *   | {send: {to: string, text: string}}
  *   | {acked: {by: string, upto: number}}
  *   | {typing: string}
- *   | {refused: [string, number]}} Effect
+ *   | {refused: [string, number]}
+ *   | {verify: Check}
+ *   | {forged: {author: string, seq: number, by: string}}
+ *   | {confirmed: [string, number]}
+ *   | {removed: {author: string, seq: number, by: string}}} Effect
+ * @typedef {{check: Message, item: number} | {flawed: [string, number]} | {forged: [string, number]}} Pend
+ * @typedef {{message: Message, bytes: Uint8Array}} Draft a message of ours, numbered, to sign
  * @typedef {{messages: Message[], recipients: [number, string[]][], acks: [string, number][], cleared?: number}} Saved
  */
 
@@ -72,6 +97,83 @@ function idOf(author, seq) {
   return `${author}\u0000${seq}`;
 }
 
+/** Bytes of messages waiting for their signatures to be checked; more are refused until they are. */
+export const MAX_PENDING_BYTES = 8 * 1024 * 1024;
+
+/**
+ * A message as kept, its fields in the protocol's order (and `relayed_by`
+ * only when set).
+ * @param {Omit<Message, 'alg' | 'key' | 'sig'> & {alg?: string, key?: string, sig?: string}} m
+ * @returns {Message}
+ */
+function kept(m) {
+  const head = { author: m.author, nick: m.nick, id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text };
+  const signed = { alg: m.alg ?? '', key: m.key ?? '', sig: m.sig ?? '' };
+  // In the protocol's order: the offer after the text.
+  /** @type {Message} */
+  const out = m.file ? { ...head, file: m.file, ...signed } : { ...head, ...signed };
+  if (m.relayed_by) out.relayed_by = m.relayed_by;
+  return out;
+}
+
+/**
+ * A message as a history record: without empty fields or `relayed_by`.
+ * @param {Message} m
+ * @returns {import('./protocol.js').HistoryRecord}
+ */
+function record(m) {
+  const { author, nick, id, seq, clock, ts, text } = m;
+  /** @type {import('./protocol.js').HistoryRecord} */
+  const out = { author, nick, id, seq, clock, ts, text };
+  if (m.file) out.file = m.file;
+  if (m.alg) out.alg = m.alg;
+  if (m.key) out.key = m.key;
+  if (m.sig) out.sig = m.sig;
+  return out;
+}
+
+/** The kind a file offer is signed under. */
+export const KIND_FILE = 'file';
+
+/**
+ * The kind an entry of a private conversation is signed under, so that it
+ * cannot be passed off as one in the room's log or in a conversation with
+ * someone else.
+ */
+export const KIND_PRIVATE = 'private';
+
+/**
+ * The body a file offer is signed with: its id, size, media type, piece
+ * size, SHA-256 and root (lowercase hex), and name, one a line, the name
+ * last.
+ * @param {import('./protocol.js').FileMeta} file
+ */
+export function fileBody(file) {
+  return [file.fid, file.size, file.type, file.piece, file.sha256, file.root, file.name].join('\n');
+}
+
+/**
+ * The bytes an entry's author signs, in `context`: a chat message's kind is
+ * `chat` and its body the text, a file offer's kind is `file` and its body
+ * {@link fileBody}; in a private conversation with recipient `to`, the kind
+ * is `private` and the body `TO`, that kind and that body, one a line.
+ * Throws for an entry not fit for signing.
+ * @param {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string,
+ *   file?: import('./protocol.js').FileMeta}} m
+ * @param {string} context
+ * @param {string | null} [to]
+ */
+export function entrySignedBytes(m, context, to = null) {
+  let kind = m.file ? KIND_FILE : 'chat';
+  let body = m.file ? fileBody(m.file) : m.text;
+  if (to !== null) {
+    body = `${to}\n${kind}\n${body}`;
+    kind = KIND_PRIVATE;
+  }
+  const { author, nick, id, seq, clock, ts } = m;
+  return messageSignedBytes({ context, author, nick, id, seq, clock, ts, kind, body });
+}
+
 /**
  * Throws a {@link ProtocolError} (`empty`, `too_large`) unless `text` can be
  * sent as a message: not only white space, at most 16 KiB of UTF-8.
@@ -99,6 +201,16 @@ export class History {
     this.me = me;
     /** The other party of a private conversation, or null in a room. */
     this.party = party;
+    /** What signatures are bound to. */
+    this.context = 'code';
+    /** @type {{alg: string, key: string} | null} our identity key, once known */
+    this.ownKey = null;
+    /** @type {Map<string, {alg: string, key: string}>} authors' keys as their hellos confirmed them (or kept from earlier) */
+    this.keys = new Map();
+    /** @type {Map<number, {from: string, entries: Pend[], bytes: number}>} checks asked for, not answered yet */
+    this.pending = new Map();
+    this.pendingBytes = 0;
+    this.nextCheck = 1;
     /** @type {Config} */
     this.config = { ...DEFAULT_CONFIG, ...config };
     this.clock = 0;
@@ -153,6 +265,17 @@ export class History {
     return this.party === null || author === this.party || author === this.me;
   }
 
+  /**
+   * The bytes `m`'s author signs in this log: bound to its recipient in a
+   * private conversation.
+   * @private
+   * @param {Message} m
+   */
+  signedBytes(m) {
+    const to = this.party === null ? null : m.author === this.me ? this.party : this.me;
+    return entrySignedBytes(m, this.context, to);
+  }
+
   /** The messages, in order. */
   messages() {
     return this.log;
@@ -176,35 +299,48 @@ export class History {
   }
 
   /**
-   * Records a message we send to `recipients` (the other members in the
-   * room now). Send the envelope to every open channel; the others get it
-   * from the sync when their channel opens.
-   * @param {{id: string, nick: string, text: string, ts: number, recipients: string[]}} message
-   * @returns {{message: Message, envelope: string}}
+   * Signs in `context` (a room, a pairing) with our identity key `key`
+   * (`{alg, key}`, the key base64url).
+   * @param {string} context
+   * @param {{alg: string, key: string}} key
    */
-  send({ id, nick, text, ts, recipients }) {
-    checkText(text);
-    return this.sendEntry({ id, nick, text, ts, recipients });
+  setIdentity(context, key) {
+    this.context = context;
+    this.ownKey = { alg: key.alg, key: key.key };
+    this.keys.set(this.me, this.ownKey);
+    return this;
   }
 
   /**
-   * Records a file offer we make, as {@link History.send} records a
-   * message, and returns it with its `file` envelope.
-   * @param {{id: string, nick: string, file: import('./protocol.js').FileMeta, ts: number, recipients: string[]}} offer
-   * @returns {{message: Message, envelope: string}}
+   * Numbers a message we are about to send and says what to sign: sign
+   * `bytes` with our identity key and hand the signature to
+   * {@link History#commit}. Nothing is recorded before.
+   * @param {{id: string, nick: string, text: string, ts: number}} message
+   * @returns {Draft}
    */
-  sendFile({ id, nick, file, ts, recipients }) {
-    return this.sendEntry({ id, nick, text: '', file, ts, recipients });
+  draft({ id, nick, text, ts }) {
+    checkText(text);
+    return this.draftEntry({ id, nick, text, ts });
+  }
+
+  /**
+   * Numbers a file offer we are about to make and says what to sign, as
+   * {@link History#draft} does for a message.
+   * @param {{id: string, nick: string, file: import('./protocol.js').FileMeta, ts: number}} offer
+   * @returns {Draft}
+   */
+  draftFile({ id, nick, file, ts }) {
+    return this.draftEntry({ id, nick, text: '', file, ts });
   }
 
   /**
    * @private
-   * @param {{id: string, nick: string, text: string, file?: import('./protocol.js').FileMeta, ts: number, recipients: string[]}} entry
-   * @returns {{message: Message, envelope: string}}
+   * @param {{id: string, nick: string, text: string, file?: import('./protocol.js').FileMeta, ts: number}} entry
+   * @returns {Draft}
    */
-  sendEntry({ id, nick, text, file, ts, recipients }) {
-    /** @type {Message} */
-    const message = {
+  draftEntry({ id, nick, text, file, ts }) {
+    if (!this.ownKey) throw new ProtocolError('unsigned', 'no identity key to sign the message with');
+    const message = kept({
       author: this.me,
       nick,
       id,
@@ -212,18 +348,42 @@ export class History {
       clock: Math.min(this.clock + 1, MAX_COUNTER),
       ts: Math.min(ts, MAX_TS),
       text,
-    };
-    let envelope;
+      alg: this.ownKey.alg,
+      key: this.ownKey.key,
+    });
     try {
       validateNick(nick);
-      if (file) message.file = parseFileMeta(file);
-      envelope = chatEnvelope(message);
+      if (file) {
+        const offer = kept({ ...message, file: parseFileMeta(file) });
+        parsePeerMessage(chatEnvelope(offer));
+        return { message: offer, bytes: this.signedBytes(offer) };
+      }
       // The same checks a receiver makes.
-      parsePeerMessage(envelope);
+      parsePeerMessage(chatEnvelope(message));
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       throw new ProtocolError('invalid', e.message);
     }
+    return { message, bytes: this.signedBytes(message) };
+  }
+
+  /**
+   * Records a message we send, drafted by {@link History#draft} and signed
+   * (`sig`, base64url), to `recipients` (the other members in the room
+   * now). Send the envelope to every channel that is up; the others get it
+   * from the sync when theirs is. A draft whose number another message took
+   * meanwhile throws `stale`: draft it again.
+   * @param {Draft} draft
+   * @param {string} sig
+   * @param {string[]} recipients
+   * @returns {{message: Message, envelope: string}}
+   */
+  commit(draft, sig, recipients) {
+    if (draft.message.seq !== Math.min(this.lastSeq + 1, MAX_COUNTER)) {
+      throw new ProtocolError('stale', "the message's number was taken meanwhile; draft it again");
+    }
+    const message = kept({ ...draft.message, sig });
+    const envelope = chatEnvelope(message);
     this.typingSent = null;
     const to = [...new Set(recipients.filter((r) => r !== this.me))].sort();
     this.recipients.set(message.seq, to);
@@ -247,7 +407,7 @@ export class History {
     // channel was not open) go at once, without waiting for its sync.
     const acked = this.acks.get(peer) ?? 0;
     const unacked = this.log.filter(
-      (m) => m.author === this.me && m.seq > acked && (this.recipients.get(m.seq) ?? []).includes(peer),
+      (m) => m.author === this.me && m.sig && m.seq > acked && (this.recipients.get(m.seq) ?? []).includes(peer),
     );
     this.batches(peer, unacked, out);
     return out;
@@ -277,7 +437,9 @@ export class History {
 
   /**
    * Handles an envelope from peer `from` (nickname `nick`) at `now` (ms).
-   * Throws a {@link ProtocolError} for a malformed one.
+   * Throws a {@link ProtocolError} for a malformed one. Messages come back
+   * as a `verify` effect: they are taken once their signatures are checked
+   * ({@link History#verified}).
    * @param {string} from
    * @param {string} nick
    * @param {string} text
@@ -292,11 +454,13 @@ export class History {
       msg = parsePeerMessage(text);
     } catch (e) {
       // Messages that break a rule but name their author and number count
-      // as received, so that they cannot hold the author's later ones back.
+      // as received, so that they cannot hold the author's later ones back:
+      // when they come from their author (anyone else could name any
+      // author and number).
       const salvaged = e instanceof ProtocolError ? salvagePeerMessage(text) : null;
       if (!salvaged) throw e;
       if (salvaged.kind === 'history') {
-        this.take(salvaged.entries, out);
+        this.check(from, salvaged.entries, text.length, out);
       } else if (from !== this.me) {
         this.typers.delete(from);
         this.take([{ flawed: true, author: from, seq: salvaged.seq }], out);
@@ -307,10 +471,12 @@ export class History {
       case 'chat': {
         if (from === this.me) break;
         this.typers.delete(from);
-        /** @type {Message} */
-        const message = { author: from, nick, id: msg.id, seq: msg.seq, clock: msg.clock, ts: msg.ts, text: msg.text };
-        if (msg.file) message.file = msg.file;
-        this.take([message], out);
+        // A live chat is signed with the key of the peer at the other end,
+        // as its hello confirmed it.
+        const key = this.keys.get(from);
+        const { id, seq, clock, ts, text: body, file, sig } = msg;
+        const message = { author: from, nick, id, seq, clock, ts, text: body, alg: key?.alg, key: key?.key, sig };
+        this.check(from, [file ? { ...message, file } : message], text.length, out);
         break;
       }
       case 'ack':
@@ -320,7 +486,7 @@ export class History {
         this.answer(from, msg.have, now, out);
         break;
       case 'history':
-        this.take(msg.messages, out);
+        this.check(from, msg.messages, text.length, out);
         break;
       case 'typing':
         if (from !== this.me) {
@@ -337,6 +503,162 @@ export class History {
         // Private envelopes belong to the conversation with `from`
         // (private.js), never to the room's log.
         break;
+    }
+    return out;
+  }
+
+  /**
+   * Asks for the signatures of messages from `from` to be checked (or, if
+   * there is nothing to check, takes them at once).
+   * @private
+   * @param {string} from
+   * @param {(import('./protocol.js').HistoryRecord | import('./protocol.js').Flawed)[]} entries
+   * @param {number} bytes
+   * @param {Effect[]} out
+   */
+  check(from, entries, bytes, out) {
+    /** @type {CheckItem[]} */
+    const items = [];
+    /** @type {Pend[]} */
+    const pends = [];
+    for (const entry of entries) {
+      // Entries that do not belong in this log are left out before anything
+      // is checked (in a private conversation, a third member's).
+      if (!this.admits(entry.author)) continue;
+      if ('flawed' in entry) {
+        if (entry.author === from) pends.push({ flawed: [entry.author, entry.seq] });
+        continue;
+      }
+      const message = kept(entry);
+      // The key it must verify with: ours for our own; the author's as
+      // confirmed; or, relayed with its author's key not known yet, the key
+      // it carries (and it is marked as such).
+      let key = this.keys.get(message.author) ?? null;
+      if (!key && message.author !== this.me && message.author !== from) {
+        message.relayed_by = from;
+        key = message.alg && message.key ? { alg: message.alg, key: message.key } : null;
+      }
+      let signed = null;
+      try {
+        signed = this.signedBytes(message);
+      } catch {
+        // Not fit for signing: refused.
+      }
+      if (key && signed && message.sig) {
+        message.alg = key.alg;
+        message.key = key.key;
+        items.push({ alg: key.alg, key: key.key, bytes: signed, sig: message.sig });
+        pends.push({ check: message, item: items.length - 1 });
+      } else {
+        pends.push({ forged: [message.author, message.seq] });
+      }
+    }
+    if (items.length === 0) {
+      this.finish(from, pends, [], out);
+      return;
+    }
+    if (this.pendingBytes + bytes > MAX_PENDING_BYTES) {
+      throw new ProtocolError('busy', 'too many messages are waiting for their signatures to be checked');
+    }
+    const id = this.nextCheck++;
+    this.pendingBytes += bytes;
+    this.pending.set(id, { from, entries: pends, bytes });
+    out.push({ verify: { id, items } });
+  }
+
+  /**
+   * The signatures of check `id` were checked: `results` has one answer per
+   * item, in order (missing ones count as failed). Takes the messages that
+   * verified; the others are refused (`forged`).
+   * @param {number} id
+   * @param {boolean[]} results
+   * @returns {Effect[]}
+   */
+  verified(id, results) {
+    /** @type {Effect[]} */
+    const out = [];
+    const pending = this.pending.get(id);
+    if (!pending) return out;
+    this.pending.delete(id);
+    this.pendingBytes -= pending.bytes;
+    this.finish(pending.from, pending.entries, results, out);
+    return out;
+  }
+
+  /** How many checks are waiting for {@link History#verified}. */
+  get checksWaiting() {
+    return this.pending.size;
+  }
+
+  /**
+   * @private
+   * @param {string} from
+   * @param {Pend[]} entries
+   * @param {boolean[]} results
+   * @param {Effect[]} out
+   */
+  finish(from, entries, results, out) {
+    /** @type {(Message | import('./protocol.js').Flawed)[]} */
+    const taken = [];
+    for (const entry of entries) {
+      if ('check' in entry) {
+        const message = entry.check;
+        if (results[entry.item] !== true) {
+          out.push({ forged: { author: message.author, seq: message.seq, by: from } });
+          continue;
+        }
+        // Its author's key may have been confirmed meanwhile.
+        if (message.relayed_by) {
+          const known = this.keys.get(message.author);
+          if (known && known.alg === message.alg && known.key === message.key) {
+            delete message.relayed_by;
+          } else if (known) {
+            out.push({ forged: { author: message.author, seq: message.seq, by: from } });
+            continue;
+          }
+        }
+        taken.push(message);
+      } else if ('flawed' in entry) {
+        taken.push({ flawed: true, author: entry.flawed[0], seq: entry.flawed[1] });
+      } else {
+        out.push({ forged: { author: entry.forged[0], seq: entry.forged[1], by: from } });
+      }
+    }
+    this.take(taken, out);
+  }
+
+  /**
+   * `author`'s own hello verified with this key (`{alg, key}`, the key
+   * base64url): messages of theirs kept as relayed and not yet verified are
+   * verified if they were signed with it (`confirmed`), and removed as
+   * forged if not (`removed`); later ones are checked against it.
+   * @param {string} author
+   * @param {{alg: string, key: string}} key
+   * @returns {Effect[]}
+   */
+  keyConfirmed(author, key) {
+    const confirmed = { alg: key.alg, key: key.key };
+    this.keys.set(author, confirmed);
+    /** @type {Effect[]} */
+    const out = [];
+    let lowest = null;
+    for (const m of [...this.log]) {
+      if (m.author !== author || !m.relayed_by) continue;
+      if (m.alg === confirmed.alg && m.key === confirmed.key) {
+        delete m.relayed_by;
+        out.push({ confirmed: [author, m.seq] });
+      } else {
+        this.log.splice(this.log.indexOf(m), 1);
+        this.index.delete(idOf(m.author, m.seq));
+        lowest = lowest === null ? m.seq : Math.min(lowest, m.seq);
+        out.push({ removed: { author, seq: m.seq, by: m.relayed_by } });
+      }
+    }
+    if (lowest !== null) {
+      // The real messages with those numbers are still to come.
+      let floor = Math.min(this.floorOf(author), lowest - 1);
+      while (this.index.has(idOf(author, floor + 1))) floor += 1;
+      this.floor.set(author, floor);
     }
     return out;
   }
@@ -452,12 +774,17 @@ export class History {
     for (const m of saved.messages) if (m.author === this.me) this.ownClock = Math.max(this.ownClock, m.clock);
     /** @type {Message[]} */
     const added = [];
-    for (const message of saved.messages) {
-      if (!this.admits(message.author)) continue;
+    for (const saved_ of saved.messages) {
+      if (!this.admits(saved_.author)) continue;
+      const message = kept(saved_);
       try {
-        parsePeerMessage(historyEnvelope([message]));
+        parsePeerMessage(historyEnvelope([record(message)]));
       } catch {
         continue;
+      }
+      // Keys of verified messages are known from earlier.
+      if (!message.relayed_by && message.sig && message.author !== this.me && !this.keys.has(message.author)) {
+        this.keys.set(message.author, { alg: message.alg, key: message.key });
       }
       if (this.insert(message)) added.push(message);
     }
@@ -528,9 +855,10 @@ export class History {
     const last = this.answered.get(from);
     if (last !== undefined && now < last + this.config.syncIntervalMs) return;
     this.answered.set(from, now);
+    // Messages kept from before signing are never passed on.
     this.batches(
       from,
-      this.log.filter((m) => m.seq > (Object.hasOwn(have, m.author) ? have[m.author] : 0)),
+      this.log.filter((m) => m.sig && m.seq > (Object.hasOwn(have, m.author) ? have[m.author] : 0)),
       out,
     );
   }
@@ -550,14 +878,14 @@ export class History {
     for (const message of messages) {
       const recordSize = approximateSize(message);
       if (batch.length > 0 && (size + recordSize > this.config.batchBytes || batch.length >= MAX_HISTORY_BATCH)) {
-        out.push({ send: { to, text: historyEnvelope(batch) } });
+        out.push({ send: { to, text: historyEnvelope(batch.map(record)) } });
         batch = [];
         size = 0;
       }
       size += recordSize;
       batch.push(message);
     }
-    if (batch.length > 0) out.push({ send: { to, text: historyEnvelope(batch) } });
+    if (batch.length > 0) out.push({ send: { to, text: historyEnvelope(batch.map(record)) } });
   }
 
   /**
@@ -612,11 +940,8 @@ export class History {
     this.clock = Math.max(this.clock, Math.min(message.clock, this.ownClock + MAX_JUMP));
     if (message.author === this.me) this.lastSeq = Math.max(this.lastSeq, message.seq);
     this.index.add(id);
-    const { author, nick, id: mid, seq, clock, ts, text, file } = message;
-    /** @type {Message} */
-    const kept = { author, nick, id: mid, seq, clock, ts, text };
-    if (file) kept.file = file;
-    this.log.splice(this.lowerBound(message), 0, kept);
+    const author = message.author;
+    this.log.splice(this.lowerBound(message), 0, kept(message));
     let floor = this.floorOf(author);
     while (this.index.has(idOf(author, floor + 1))) floor += 1;
     this.floor.set(author, floor);
@@ -640,7 +965,17 @@ export class History {
  */
 function approximateSize(m) {
   const file = m.file ? 220 + utf8Length(m.file.fid) + utf8Length(m.file.type) + stringSize(m.file.name) : 0;
-  return 120 + utf8Length(m.author) + utf8Length(m.nick) + utf8Length(m.id) + stringSize(m.text) + file;
+  return (
+    120 +
+    utf8Length(m.author) +
+    utf8Length(m.nick) +
+    utf8Length(m.id) +
+    utf8Length(m.alg) +
+    utf8Length(m.key) +
+    utf8Length(m.sig) +
+    stringSize(m.text) +
+    file
+  );
 }
 
 /**

@@ -26,7 +26,7 @@ import { base64url } from './protocol.js';
  * @typedef {'connecting' | 'open' | 'offline'} ServerState
  * @typedef {'offer' | 'answer' | 'candidate'} SignalKind
  * @typedef {'connected' | 'disconnected' | 'failed'} Transport
- * @typedef {'connecting' | 'connected' | 'reconnecting'} LinkState
+ * @typedef {'connecting' | 'verifying' | 'connected' | 'reconnecting' | 'not_verified'} LinkState
  * @typedef {{join: {}}
  *   | {server: ServerState}
  *   | {joined: {you: string, members: Peer[], resumed?: boolean}}
@@ -35,6 +35,8 @@ import { base64url } from './protocol.js';
  *   | {error: {code: string, to?: string}}
  *   | {signal: {from: string, sid: string, kind: SignalKind}}
  *   | {link_opened: {sid: string}}
+ *   | {verified: {sid: string}}
+ *   | {rejected: {sid: string}}
  *   | {link_closed: {sid: string}}
  *   | {transport: {sid: string, state: Transport}}
  *   | {restart: {peer: string}}} Input
@@ -50,12 +52,14 @@ import { base64url } from './protocol.js';
  *   | {forward: {peer: string, sid: string}}
  *   | {drop: {peer: string, sid: string}}
  *   | {restart_ice: {peer: string, sid: string}}
+ *   | {hello: {peer: string, sid: string}}
  *   | {up: {peer: string, sid: string}}
  *   | {down: {peer: string}}} Output
- * @typedef {{sid: string, started: boolean, open: boolean, lost: Transport | null,
+ * @typedef {{sid: string, started: boolean, open: boolean, verified: boolean, lost: Transport | null,
  *   setupDeadline: number | null, repairDeadline: number | null}} Link
  * @typedef {{id: string, nick: string, listed: boolean, link: Link | null, setback: boolean,
- *   state: LinkState, relinkAttempt: number, relinkAt: number | null, goneAt: number | null}} Member
+ *   rejected: boolean, state: LinkState, relinkAttempt: number, relinkAt: number | null,
+ *   goneAt: number | null}} Member
  */
 
 /** A room, on a stack that can restart ICE. @type {Config} */
@@ -103,8 +107,11 @@ class XorShift {
  */
 function derivedState(m) {
   const link = m.link;
-  if (link && link.open && link.lost === null) return 'connected';
-  if (link?.lost || m.setback) return 'reconnecting';
+  if (link && link.verified && link.lost === null) return 'connected';
+  if (link?.lost) return 'reconnecting';
+  if (link?.open) return 'verifying';
+  if (m.rejected) return 'not_verified';
+  if (m.setback) return 'reconnecting';
   return 'connecting';
 }
 
@@ -151,6 +158,7 @@ export class Mesh {
       listed: m.listed,
       sid: m.link?.sid ?? null,
       open: m.link?.open ?? false,
+      verified: m.link?.verified ?? false,
     }));
   }
 
@@ -216,11 +224,29 @@ export class Mesh {
       // A link opens once, however often it says so.
       if (m?.link && !m.link.open) {
         m.link.open = true;
-        m.link.setupDeadline = null;
         m.setback = true;
+        this.updateState(m, out);
+        out.push({ hello: { peer: m.id, sid: m.link.sid } });
+      }
+    } else if ('verified' in input) {
+      const m = this.bySid(input.verified.sid);
+      // The hello of an open link verifies once.
+      if (m?.link && m.link.open && !m.link.verified) {
+        m.link.verified = true;
+        m.link.setupDeadline = null;
+        m.rejected = false;
         m.relinkAttempt = 0;
         this.updateState(m, out);
         out.push({ up: { peer: m.id, sid: m.link.sid } });
+      }
+    } else if ('rejected' in input) {
+      const m = this.bySid(input.rejected.sid);
+      if (m?.link) {
+        // It counts as closed; the member shows as not verified until a
+        // link to it verifies.
+        m.rejected = true;
+        out.push({ drop: { peer: m.id, sid: m.link.sid } });
+        this.closed(now, m, out);
       }
     } else if ('link_closed' in input) {
       const m = this.bySid(input.link_closed.sid);
@@ -329,6 +355,7 @@ export class Mesh {
       listed: true,
       link: null,
       setback: false,
+      rejected: false,
       state: 'connecting',
       relinkAttempt: 0,
       relinkAt: null,
@@ -373,7 +400,7 @@ export class Mesh {
     if (!link) return;
     m.link = null;
     out.push({ drop: { peer: m.id, sid: link.sid } });
-    if (link.open) out.push({ down: { peer: m.id } });
+    if (link.verified) out.push({ down: { peer: m.id } });
   }
 
   /**
@@ -385,7 +412,7 @@ export class Mesh {
    */
   newLink(sid, started, now) {
     const setupDeadline = this.config.relays_signals ? now + this.config.setup_timeout_ms : null;
-    return { sid, started, open: false, lost: null, setupDeadline, repairDeadline: null };
+    return { sid, started, open: false, verified: false, lost: null, setupDeadline, repairDeadline: null };
   }
 
   /**
@@ -587,7 +614,7 @@ export class Mesh {
     const link = m.link;
     if (!link) return;
     m.link = null;
-    if (link.open) out.push({ down: { peer: m.id } });
+    if (link.verified) out.push({ down: { peer: m.id } });
     // A pair has no server to find each other again: the member is gone.
     if (!this.config.relays_signals) {
       this.list.splice(this.list.indexOf(m), 1);

@@ -9,8 +9,16 @@
  * to, chosen by the side that starts it. Which connection is current, and
  * when one is started, repaired or given up, is the mesh's to decide
  * (mesh.js): a link only reports what happens to it.
+ *
+ * It knows both DTLS fingerprints, for the hello: its own, from its local
+ * description, and the other side's, from the description it applied. A
+ * description whose fingerprint lines break the strict rule of
+ * docs/protocol.md, or name another fingerprint than the first one
+ * applied, is refused and not applied.
  * @module
  */
+
+import { fingerprintFromSdp } from './e2e.js';
 
 /** Candidates kept while waiting for the remote description. */
 const MAX_PENDING_CANDIDATES = 256;
@@ -55,6 +63,10 @@ export class PeerLink extends EventTarget {
     this.ignoreOffer = false;
     /** @type {RTCIceCandidateInit[]} */
     this.pendingCandidates = [];
+    /** @type {string | null} our certificate's fingerprint, in normal form */
+    this.localFingerprint = null;
+    /** @type {string | null} theirs, from the description applied */
+    this.remoteFingerprint = null;
     /** Incoming signals are handled one at a time, in order. */
     this.queue = Promise.resolve();
 
@@ -214,7 +226,10 @@ export class PeerLink extends EventTarget {
       this.makingOffer = true;
       await this.pc.setLocalDescription();
       const description = this.pc.localDescription;
-      if (description) this.sendSignal({ sid: this.sid, description: description.toJSON() });
+      if (description) {
+        this.localFingerprint = fingerprintFromSdp(description.sdp);
+        this.sendSignal({ sid: this.sid, description: description.toJSON() });
+      }
     } catch (e) {
       console.warn('peerchat: could not make an offer', this.peerId, e);
     } finally {
@@ -233,12 +248,22 @@ export class PeerLink extends EventTarget {
         description.type === 'offer' && (this.makingOffer || this.pc.signalingState !== 'stable');
       this.ignoreOffer = !this.polite && collision;
       if (this.ignoreOffer) return;
+      // The hello binds one fingerprint: a description with any other, or
+      // with lines that break the rule, is not applied (this throws).
+      const fingerprint = fingerprintFromSdp(description.sdp ?? '');
+      if (this.remoteFingerprint !== null && fingerprint !== this.remoteFingerprint) {
+        throw new Error("refused a description: its DTLS fingerprint differs from the connection's");
+      }
       await this.pc.setRemoteDescription(description);
+      this.remoteFingerprint = fingerprint;
       for (const c of this.pendingCandidates.splice(0)) await this.addCandidate(c);
       if (description.type === 'offer') {
         await this.pc.setLocalDescription();
         const answer = this.pc.localDescription;
-        if (answer) this.sendSignal({ sid: this.sid, description: answer.toJSON() });
+        if (answer) {
+          this.localFingerprint = fingerprintFromSdp(answer.sdp);
+          this.sendSignal({ sid: this.sid, description: answer.toJSON() });
+        }
       }
     } else if (candidate) {
       if (!this.pc.remoteDescription) {

@@ -9,6 +9,13 @@
  * to the other party, so they never reach a third member and are never part
  * of the room's history. No I/O and no clock.
  *
+ * Entries are signed as in the room, bound to their recipient as well
+ * (kind `private`): a private message cannot be shown as one in the room or
+ * in a conversation with someone else. As in the room's log, signing and
+ * checking are the caller's: {@link Conversations#draft} and
+ * {@link Conversations#commit}, `verify` effects answered with
+ * {@link Conversations#verified}.
+ *
  * This mirrors the Rust module `peerchat_history::private`; both replay the
  * scenarios in `tests/vectors/private.json`. See docs/protocol.md,
  * "Private messages".
@@ -23,6 +30,7 @@ import { parsePeerMessage, privateEnvelope, ProtocolError } from './protocol.js'
  * @typedef {import('./history.js').Message} Message
  * @typedef {import('./history.js').Saved} Saved
  * @typedef {import('./history.js').Config} Config
+ * @typedef {import('./history.js').Draft} Draft
  */
 
 /** Most conversations kept at once; past it, the quietest is forgotten. */
@@ -46,6 +54,19 @@ export function unwrapPrivate(text) {
 }
 
 /**
+ * Effects of a conversation's log, wrapped, counting the entries from
+ * `peer` taken as unread.
+ * @param {{unread: number}} c
+ * @param {string} peer
+ * @param {Effect[]} effects
+ */
+function counted(c, peer, effects) {
+  const out = effects.map(wrap);
+  for (const e of out) if ('added' in e && e.added.author === peer) c.unread += 1;
+  return out;
+}
+
+/**
  * An effect of a conversation's log, its envelope wrapped.
  * @param {Effect} effect
  * @returns {Effect}
@@ -66,6 +87,33 @@ export class Conversations {
     this.limit = Math.max(1, limit);
     /** @type {Map<string, {log: History, unread: number, active: number}>} */
     this.logs = new Map();
+    /** @type {{context: string, key: {alg: string, key: string}} | null} what signatures are bound to, our key */
+    this.identity = null;
+    /** @type {Map<string, {alg: string, key: string}>} the other members' keys, as their hellos confirmed them */
+    this.keys = new Map();
+  }
+
+  /**
+   * Signs in `context` with our identity key `key` (as
+   * {@link History#setIdentity}).
+   * @param {string} context
+   * @param {{alg: string, key: string}} key
+   */
+  setIdentity(context, key) {
+    this.identity = { context, key: { alg: key.alg, key: key.key } };
+    return this;
+  }
+
+  /**
+   * `peer`'s own hello verified with `key`: its entries are checked against
+   * it (the effects are those of {@link History#keyConfirmed}).
+   * @param {string} peer
+   * @param {{alg: string, key: string}} key
+   * @returns {Effect[]}
+   */
+  keyConfirmed(peer, key) {
+    this.keys.set(peer, { alg: key.alg, key: key.key });
+    return this.logs.get(peer)?.log.keyConfirmed(peer, key) ?? [];
   }
 
   /** The other parties of the conversations kept, sorted. */
@@ -118,7 +166,11 @@ export class Conversations {
     }
     let c = this.logs.get(peer);
     if (!c) {
-      c = { log: History.between(this.me, peer, this.config), unread: 0, active: now };
+      const log = History.between(this.me, peer, this.config);
+      if (this.identity) log.setIdentity(this.identity.context, this.identity.key);
+      const key = this.keys.get(peer);
+      if (key) log.keyConfirmed(peer, key);
+      c = { log, unread: 0, active: now };
       this.logs.set(peer, c);
     }
     c.active = Math.max(c.active, now);
@@ -137,28 +189,41 @@ export class Conversations {
   }
 
   /**
-   * Sends `text` to `peer` privately: the message kept and the `private`
-   * envelope to send over the channel to `peer`.
+   * Numbers a message to `peer` and says what to sign, as
+   * {@link History#draft}; hand the signature to {@link Conversations#commit}.
    * @param {string} peer
    * @param {{id: string, nick: string, text: string, ts: number}} message
-   * @returns {{message: Message, envelope: string}}
+   * @returns {Draft}
    */
-  send(peer, { id, nick, text, ts }) {
+  draft(peer, { id, nick, text, ts }) {
     this.checkPeer(peer);
     checkText(text);
-    const sent = this.open(peer, ts).log.send({ id, nick, text, ts, recipients: [peer] });
-    return { message: sent.message, envelope: privateEnvelope(sent.envelope) };
+    return this.open(peer, ts).log.draft({ id, nick, text, ts });
   }
 
   /**
-   * Offers a file to `peer` privately.
+   * Numbers a file offer to `peer` and says what to sign.
    * @param {string} peer
    * @param {{id: string, nick: string, file: import('./protocol.js').FileMeta, ts: number}} offer
+   * @returns {Draft}
+   */
+  draftFile(peer, { id, nick, file, ts }) {
+    this.checkPeer(peer);
+    return this.open(peer, ts).log.draftFile({ id, nick, file, ts });
+  }
+
+  /**
+   * Records a message (or offer) to `peer`, drafted and signed (`sig`,
+   * base64url): the message kept and the `private` envelope to send over
+   * the channel to `peer`.
+   * @param {string} peer
+   * @param {Draft} draft
+   * @param {string} sig
    * @returns {{message: Message, envelope: string}}
    */
-  sendFile(peer, { id, nick, file, ts }) {
+  commit(peer, draft, sig) {
     this.checkPeer(peer);
-    const sent = this.open(peer, ts).log.sendFile({ id, nick, file, ts, recipients: [peer] });
+    const sent = this.open(peer, draft.message.ts).log.commit(draft, sig, [peer]);
     return { message: sent.message, envelope: privateEnvelope(sent.envelope) };
   }
 
@@ -179,9 +244,20 @@ export class Conversations {
       throw new ProtocolError('bad_message', 'field `body` must not be another private envelope');
     }
     const c = this.open(from, now);
-    const effects = c.log.handle(from, nick, body, now).map(wrap);
-    for (const e of effects) if ('added' in e && e.added.author === from) c.unread += 1;
-    return effects;
+    return counted(c, from, c.log.handle(from, nick, body, now));
+  }
+
+  /**
+   * The signatures of check `id` of the conversation with `peer` (a
+   * `verify` effect it returned) were checked, as {@link History#verified}.
+   * @param {string} peer
+   * @param {number} id
+   * @param {boolean[]} results
+   * @returns {Effect[]}
+   */
+  verified(peer, id, results) {
+    const c = this.logs.get(peer);
+    return c ? counted(c, peer, c.log.verified(id, results)) : [];
   }
 
   /**

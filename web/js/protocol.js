@@ -8,8 +8,8 @@
  * @module
  */
 
-export const PROTOCOL_VERSION = 1;
-export const ENVELOPE_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+export const ENVELOPE_VERSION = 2;
 /** Longest chat text, in bytes of UTF-8. */
 export const MAX_TEXT_BYTES = 16 * 1024;
 /** The limit as people read it. */
@@ -364,10 +364,13 @@ export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49
 
 /**
  * A log entry as its author sends it: a chat message, or a file offer
- * (`file` set, `text` empty).
- * @typedef {{id: string, seq: number, clock: number, ts: number, text: string, file?: FileMeta}} Chat
- * A message in a `history` envelope: a log entry with its author.
- * @typedef {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string, file?: FileMeta}} HistoryRecord
+ * (`file` set, `text` empty); `sig` (version 2) the author's signature,
+ * base64url, checked by the message log.
+ * @typedef {{id: string, seq: number, clock: number, ts: number, text: string, file?: FileMeta, sig?: string}} Chat
+ * A message in a `history` envelope: a log entry with its author, and
+ * (version 2) the author's identity key (`alg`, `key`).
+ * @typedef {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string,
+ *   file?: FileMeta, alg?: string, key?: string, sig?: string}} HistoryRecord
  * @typedef {({kind: 'chat'} & Chat)
  *   | {kind: 'ack', upto: number}
  *   | {kind: 'sync', have: Record<string, number>}
@@ -507,9 +510,9 @@ function envelope(type, body) {
  * A `chat` envelope as JSON text.
  * @param {Chat} chat
  */
-export function chatEnvelope({ id, seq, clock, ts, text, file }) {
-  if (file) return envelope('file', { id, seq, clock, ts, file: fileObject(file) });
-  return envelope('chat', { id, seq, clock, ts, text });
+export function chatEnvelope({ id, seq, clock, ts, text, file, sig }) {
+  if (file) return envelope('file', { id, seq, clock, ts, file: fileObject(file), sig });
+  return envelope('chat', { id, seq, clock, ts, text, sig });
 }
 
 /**
@@ -540,10 +543,10 @@ export function syncEnvelope(have) {
 /** @param {HistoryRecord[]} messages */
 export function historyEnvelope(messages) {
   return envelope('history', {
-    messages: messages.map(({ author, nick, id, seq, clock, ts, text, file }) =>
+    messages: messages.map(({ author, nick, id, seq, clock, ts, text, file, alg, key, sig }) =>
       file
-        ? { author, nick, id, seq, clock, ts, kind: 'file', file: fileObject(file) }
-        : { author, nick, id, seq, clock, ts, text },
+        ? { author, nick, id, seq, clock, ts, kind: 'file', file: fileObject(file), alg, key, sig }
+        : { author, nick, id, seq, clock, ts, text, alg, key, sig },
     ),
   });
 }
@@ -595,14 +598,35 @@ function chatFields(obj, file = false) {
   const when = ts + 0; // -0 is 0
   if (file) {
     if (!('file' in obj)) throw badFile('file', 'is missing');
-    return { id, seq, clock, ts: when, text: '', file: parseFileMeta(obj.file) };
+    /** @type {Chat} */
+    const offer = { id, seq, clock, ts: when, text: '', file: parseFileMeta(obj.file) };
+    const sig = optionalString(obj, 'sig');
+    if (sig !== undefined) offer.sig = sig;
+    return offer;
   }
   const body = str(obj, 'text');
   if (body.length === 0) throw new ProtocolError('bad_message', 'field `text` must not be empty');
   if (utf8Length(body) > MAX_TEXT_BYTES) {
     throw new ProtocolError('bad_message', `field \`text\` must be at most ${MAX_TEXT_BYTES} bytes of UTF-8`);
   }
-  return { id, seq, clock, ts: when, text: body };
+  /** @type {Chat} */
+  const chat = { id, seq, clock, ts: when, text: body };
+  const sig = optionalString(obj, 'sig');
+  if (sig !== undefined) chat.sig = sig;
+  return chat;
+}
+
+/**
+ * A field that may be left out (or `null`), but is a string if given.
+ * @param {Record<string, unknown>} obj
+ * @param {string} field
+ * @returns {string | undefined}
+ */
+function optionalString(obj, field) {
+  const value = obj[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new ProtocolError('bad_message', `field \`${field}\` must be a string`);
+  return value;
 }
 
 /**
@@ -622,7 +646,19 @@ function historyRecord(value) {
   if (kind !== undefined && kind !== null && kind !== 'chat' && kind !== 'file') {
     throw new ProtocolError('bad_message', 'field `kind` names a kind of entry this client does not know');
   }
-  return { author, nick, ...chatFields(value, kind === 'file') };
+  /** @type {HistoryRecord} */
+  const record = { author, nick, ...chatFields(value, kind === 'file') };
+  const alg = optionalString(value, 'alg');
+  const key = optionalString(value, 'key');
+  if (alg !== undefined) record.alg = alg;
+  if (key !== undefined) record.key = key;
+  if (record.sig !== undefined) {
+    // In the protocol's order: the key, then the signature.
+    const { sig } = record;
+    delete record.sig;
+    record.sig = sig;
+  }
+  return record;
 }
 
 /**

@@ -13,20 +13,91 @@
  * @module
  */
 
+import {
+  base64urlDecode,
+  base64urlEncode,
+  buildHello,
+  generateIdentity,
+  groupDigits,
+  helloEnvelope,
+  parseHello,
+  publicKeyFromWire,
+  publicKeyToWire,
+  Refusal,
+  RoomCrypto,
+  roomContext,
+  safetyNumber,
+  SignalKey,
+  signWith,
+  verifyHello,
+  verifySignature,
+} from './e2e.js';
+import { KeyStore } from './keystore.js';
 import { History } from './history.js';
 import { Inbox, lastAcks } from './inbox.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
-import { peerIdFromKey, randomId } from './protocol.js';
+import { peerIdFromKey, ProtocolError, randomId } from './protocol.js';
 import { Signaling } from './signaling.js';
 
 const KEY_STORAGE_PREFIX = 'peerchat.key.';
+/** A refusal of the same kind from the same member is told at most this often. */
+const REFUSAL_NOTICE_MS = 60_000;
+/**
+ * Envelopes kept from a member while its hello is being checked; one that
+ * sends more before its hello verified is dropped.
+ */
+const MAX_BEFORE_HELLO = 64;
+
+/**
+ * @typedef {import('./e2e.js').PublicKey} PublicKey
+ * @typedef {{key: PublicKey, nick: string, verified: boolean, changed: boolean}} MemberIdentity
+ *   a member's identity key, as its hello verified it this session: the
+ *   nickname it was pinned under, whether the user verified it (safety
+ *   numbers compared), and whether it is not the key pinned earlier for
+ *   that nickname (its safety number changed)
+ * @typedef {{chain: Promise<unknown>, waiting: number, key: PublicKey | null, failed: boolean}} Gate
+ *   a link's hello state: envelopes wait in `chain` (at most
+ *   MAX_BEFORE_HELLO until the hello verified); `key` once it did
+ */
+
+/**
+ * @param {PublicKey} a
+ * @param {PublicKey} b
+ */
+function sameKey(a, b) {
+  return a.alg === b.alg && a.key.length === b.key.length && a.key.every((x, i) => x === b.key[i]);
+}
+
+/**
+ * What a refused signal means, for people.
+ * @param {string} nick
+ * @param {Refusal} refusal
+ */
+export function refusalText(nick, refusal) {
+  switch (refusal.code) {
+    case 'tampered':
+      return `A signal from ${nick} was altered in transit and refused (or ${nick}’s room link has another secret).`;
+    case 'malformed':
+      return `A signal from ${nick} was malformed and refused.`;
+    case 'clock_skew': {
+      const minutes = Math.ceil(Math.abs(refusal.offsetMs ?? 0) / 60000);
+      return `${nick}’s clock is ${minutes} minutes off; signals from ${nick} are refused.`;
+    }
+    default:
+      return `An earlier signal from ${nick} was replayed and refused.`;
+  }
+}
 
 /**
  * @typedef {import('./mesh.js').LinkState} MemberState
- * @typedef {{id: string, nick: string, state: MemberState, link: PeerLink | null}} RoomMember
+ * @typedef {{id: string, nick: string, state: MemberState, link: PeerLink | null, gate: Gate | null,
+ *   up: boolean}} RoomMember
+ *   `up`: its channel is open and its hello verified: chat may flow
  * @typedef {{id: string, seq: number, clock: number, ts: number, text: string,
- *   authorId: string, author: string, own: boolean}} ChatMessage
+ *   authorId: string, author: string, own: boolean, relayedBy: string | null}} ChatMessage
+ *   `relayedBy`: the member who relayed it, while its author's key is not
+ *   confirmed ("relayed by X, not yet verified")
  * @typedef {{state: 'sent' | 'sending' | 'delivered' | 'waiting' | 'undelivered',
  *   text: string, detail: string}} DeliveryState
  */
@@ -80,6 +151,19 @@ async function memberKey(roomId) {
  *   someone else's, live or from history: show it at its place in the order
  * - `delivery` who holds our messages changed: refresh their states
  * - `typing` who is typing changed
+ * - `refused` (detail: {from, nick, code, text}) a signal was refused (at
+ *   most one a minute per member and kind)
+ * - `not-verified` (detail: {nick, reason}) a member's hello did not verify:
+ *   the connection to it was closed
+ * - `forged` (detail: {author, by, count}) messages attributed to `author`,
+ *   from `by`, were refused: their signatures do not verify
+ * - `message-verified` (detail: {authorId, seq}) a relayed message is
+ *   verified now (its author's hello confirmed its key)
+ * - `message-removed` (detail: {authorId, seq, author, by}) a relayed message
+ *   was forged (its author's hello showed another key): take it off
+ * - `key-changed` (detail: {id, nick}) a member's identity key is not the one
+ *   pinned for its nickname: its safety number changed (show it
+ *   prominently); an earlier verification is reset
  * - `no-relay` (detail: the relay's error, or null) relay-only, and no relay
  *   address could be had: no connection can be made
  */
@@ -87,14 +171,39 @@ export class Room extends EventTarget {
   /**
    * @param {string} roomId
    * @param {string} wsUrl
-   * @param {{relayOnly?: boolean,
-   *   store?: import('./store.js').Store | null | Promise<import('./store.js').Store | null>}} [options]
-   *   relayOnly: connect through a TURN relay only, so peers never learn
-   *   this machine's addresses; store: where history is kept on this device
+   * @param {{secret: Uint8Array, relayOnly?: boolean,
+   *   store?: import('./store.js').Store | null | Promise<import('./store.js').Store | null>}} options
+   *   secret: the room's secret, from the link's fragment (never sent to
+   *   the server); relayOnly: connect through a TURN relay only, so peers
+   *   never learn this machine's addresses; store: where history is kept
+   *   on this device
    */
-  constructor(roomId, wsUrl, { relayOnly = false, store = null } = {}) {
+  constructor(roomId, wsUrl, { secret, relayOnly = false, store = null }) {
     super();
     this.roomId = roomId;
+    /** The signal key, derived while the page does other things. */
+    this.signalKey = SignalKey.derive(secret, roomContext(roomId));
+    /** @type {RoomCrypto | null} seals and opens signals, once our id is known */
+    this.crypto = null;
+    /** Server messages are handled one after another, signals once opened. */
+    this.serverQueue = Promise.resolve();
+    /** @type {Map<string, number>} when a refusal was last told, by member and kind */
+    this.refusalsTold = new Map();
+    /** @type {KeyStore | null} identity and pins, once open */
+    this.keystore = null;
+    /**
+     * This browser's identity key, loaded (or made) while the page does
+     * other things.
+     * @type {Promise<import('./e2e.js').Identity>}
+     */
+    this.identity = KeyStore.open()
+      .catch(() => null)
+      .then((keystore) => {
+        this.keystore = keystore;
+        return keystore ? keystore.identity() : generateIdentity();
+      });
+    /** @type {Map<string, MemberIdentity>} each member's identity, by peer id, this session */
+    this.identities = new Map();
     this.relayOnly = relayOnly;
     /** @type {import('./store.js').Store | null} */
     this.store = null;
@@ -119,6 +228,17 @@ export class Room extends EventTarget {
     /** @type {Map<string, string>} last known nickname of every author seen */
     this.nicks = new Map();
     this.history = new History('');
+    /** @type {Promise<unknown>} our messages are signed one after another */
+    this.sending = Promise.resolve();
+    /** @type {{alg: string, key: string} | null} our identity key, once loaded */
+    this.ownKey = null;
+    void this.identity.then(
+      (identity) => {
+        this.ownKey = publicKeyToWire(identity.publicKey);
+        this.history.setIdentity(roomContext(this.roomId), this.ownKey);
+      },
+      (e) => console.warn('peerchat: no identity key', e),
+    );
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.typingTimer = undefined;
     this.saveQueued = false;
@@ -137,7 +257,8 @@ export class Room extends EventTarget {
     const { key, kept } = await memberKey(this.roomId);
     this.key = key;
     this.selfId = await peerIdFromKey(this.roomId, this.key);
-    this.history = new History(this.selfId);
+    this.crypto = new RoomCrypto(await this.signalKey, this.selfId);
+    this.history = this.newHistory(this.selfId);
     // Each member keeps its own history; one whose key dies with the page
     // keeps none.
     this.store = kept ? await this.storeOpening : null;
@@ -183,20 +304,43 @@ export class Room extends EventTarget {
    * Sends a chat message to every member whose channel is open; the others
    * get it when their channel opens (the history sync).
    * @param {string} text
-   * @returns {ChatMessage}
+   * @returns {Promise<ChatMessage>} our message, once signed and sent
    */
   send(text) {
-    const sent = this.history.send({
-      id: randomId(),
-      nick: this.nick ?? '',
-      text,
-      ts: Date.now(),
-      recipients: [...this.members.keys()],
+    const message = { id: randomId(), nick: this.nick ?? '', text, ts: Date.now() };
+    // What cannot be sent is said at once (this throws); signing follows.
+    this.history.draft(message);
+    const sent = this.sending.then(async () => {
+      const identity = await this.identity;
+      for (;;) {
+        const draft = this.history.draft(message);
+        const sig = base64urlEncode(await signWith(identity, draft.bytes));
+        try {
+          return this.history.commit(draft, sig, [...this.members.keys()]);
+        } catch (e) {
+          // Another message took the number meanwhile: draft it again.
+          if (!(e instanceof ProtocolError && e.code === 'stale')) throw e;
+        }
+      }
     });
-    this.store?.add(this.roomId, [sent.message]);
-    this.saveState();
-    for (const member of this.members.values()) this.sendTo(member, sent.envelope);
-    return this.view(sent.message);
+    this.sending = sent.catch(() => {});
+    return sent.then(({ message: m, envelope }) => {
+      this.store?.add(this.roomId, [m]);
+      this.saveState();
+      for (const member of this.members.values()) this.sendTo(member, envelope);
+      return this.view(m);
+    });
+  }
+
+  /**
+   * A log for `me`, signing with our identity key once it is loaded.
+   * @private
+   * @param {string} me
+   */
+  newHistory(me) {
+    const history = new History(me);
+    if (this.ownKey) history.setIdentity(roomContext(this.roomId), this.ownKey);
+    return history;
   }
 
   /** Tells the others that we are typing (at most every few seconds). */
@@ -289,6 +433,16 @@ export class Room extends EventTarget {
    * @param {import('./protocol.js').ServerMessage} msg
    */
   onServerMessage(msg) {
+    this.serverQueue = this.serverQueue
+      .then(() => this.handleServerMessage(msg))
+      .catch((e) => console.warn('peerchat: a server message failed', e));
+  }
+
+  /**
+   * @private
+   * @param {import('./protocol.js').ServerMessage} msg
+   */
+  async handleServerMessage(msg) {
     switch (msg.type) {
       case 'joined':
         this.onJoined(msg);
@@ -300,7 +454,16 @@ export class Room extends EventTarget {
         this.feed({ peer_left: { id: msg.id } });
         break;
       case 'signal': {
-        const payload = /** @type {import('./peer.js').SignalPayload} */ (msg.payload);
+        if (!this.crypto) break;
+        let plain;
+        try {
+          plain = await this.crypto.open(msg.from, msg.payload, Date.now());
+        } catch (e) {
+          if (e instanceof Refusal) this.refused(msg.from, e);
+          else throw e;
+          break;
+        }
+        const payload = /** @type {import('./peer.js').SignalPayload} */ (/** @type {unknown} */ (plain.payload));
         const kind = payload.description?.type === 'offer' || payload.description?.type === 'answer'
           ? payload.description.type
           : payload.candidate ? 'candidate' : null;
@@ -329,8 +492,9 @@ export class Room extends EventTarget {
       // numbered under the id it gave.
       console.warn('peerchat: the server gave an id not derived from our key');
       this.selfId = msg.you.id;
+      this.crypto?.setMe(this.selfId);
       const kept = this.history.save();
-      this.history = new History(this.selfId);
+      this.history = this.newHistory(this.selfId);
       this.history.restore(kept);
     }
     this.nick = msg.you.nick;
@@ -374,7 +538,7 @@ export class Room extends EventTarget {
         }
       } else if ('added' in o) {
         const { peer, nick, announce } = o.added;
-        this.members.set(peer, { id: peer, nick, state: 'connecting', link: null });
+        this.members.set(peer, { id: peer, nick, state: 'connecting', link: null, gate: null, up: false });
         this.nicks.set(peer, nick);
         if (announce) this.dispatchEvent(new CustomEvent('notice', { detail: { kind: 'joined', nick } }));
         changed = true;
@@ -406,9 +570,16 @@ export class Room extends EventTarget {
       } else if ('restart_ice' in o) {
         const link = this.members.get(o.restart_ice.peer)?.link;
         if (link?.sid === o.restart_ice.sid) link.restartIce();
+      } else if ('hello' in o) {
+        const member = this.members.get(o.hello.peer);
+        if (member?.link?.sid === o.hello.sid) this.sendHello(member, member.link);
       } else if ('up' in o) {
+        const member = this.members.get(o.up.peer);
+        if (member) member.up = true;
         this.apply(this.history.linkOpened(o.up.peer));
       } else if ('down' in o) {
+        const member = this.members.get(o.down.peer);
+        if (member) member.up = false;
         this.history.linkClosed(o.down.peer);
       }
     }
@@ -450,6 +621,8 @@ export class Room extends EventTarget {
   dropLink(member) {
     const link = member.link;
     member.link = null;
+    member.gate = null;
+    member.up = false;
     link?.close();
   }
 
@@ -482,10 +655,11 @@ export class Room extends EventTarget {
       iceServers: this.iceServers,
       sid,
       initiator,
-      sendSignal: (payload) => this.signaling.signal(peerId, payload),
+      sendSignal: (payload) => this.sendSignal(peerId, payload),
       relayOnly: this.relayOnly,
     });
     const current = () => member.link === link;
+    member.gate = { chain: Promise.resolve(), waiting: 0, key: null, failed: false };
     link.addEventListener('open', () => {
       if (current()) this.feed({ link_opened: { sid } });
     });
@@ -493,7 +667,7 @@ export class Room extends EventTarget {
       if (current()) this.feed({ transport: { sid, state: /** @type {CustomEvent} */ (e).detail } });
     });
     link.addEventListener('message', (e) => {
-      if (current()) this.inbox.push(member, /** @type {CustomEvent} */ (e).detail);
+      if (current()) this.onLinkMessage(member, link, /** @type {CustomEvent} */ (e).detail);
     });
     link.addEventListener('closed', () => {
       if (current()) this.feed({ link_closed: { sid } });
@@ -502,6 +676,255 @@ export class Room extends EventTarget {
       if (current()) this.dispatchEvent(new CustomEvent('no-relay', { detail: /** @type {CustomEvent} */ (e).detail }));
     });
     return link;
+  }
+
+  /**
+   * Seals a signal for `to` and sends it: signals leave in the order they
+   * were made (sealing is in order).
+   * @private
+   * @param {string} to
+   * @param {import('./peer.js').SignalPayload} payload
+   */
+  sendSignal(to, payload) {
+    this.crypto?.seal(to, payload, Date.now()).then(
+      (sealed) => this.signaling.signal(to, sealed),
+      (e) => console.warn('peerchat: could not seal a signal', e),
+    );
+  }
+
+  /**
+   * A signal was refused: it changes nothing, and is told (rate-limited).
+   * @private
+   * @param {string} from
+   * @param {Refusal} refusal
+   */
+  refused(from, refusal) {
+    const nick = this.nickOf(from);
+    console.warn(`peerchat: a signal from ${nick} was refused (${refusal.code})`);
+    const key = `${from} ${refusal.code}`;
+    const now = Date.now();
+    const told = this.refusalsTold.get(key);
+    if (told !== undefined && now - told < REFUSAL_NOTICE_MS) return;
+    if (this.refusalsTold.size >= 1024) this.refusalsTold.clear();
+    this.refusalsTold.set(key, now);
+    const detail = { from, nick, code: refusal.code, text: refusalText(nick, refusal) };
+    this.dispatchEvent(new CustomEvent('refused', { detail }));
+  }
+
+  /**
+   * The link as this side sees it, for its hellos.
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   * @returns {import('./e2e.js').Link}
+   */
+  helloView(member, link) {
+    if (!link.localFingerprint || !link.remoteFingerprint) throw new Error("the connection's fingerprints are unknown");
+    return {
+      context: roomContext(this.roomId),
+      sid: link.sid,
+      me: this.selfId,
+      myNick: this.nick ?? '',
+      peer: member.id,
+      peerNick: member.nick,
+      myFingerprint: link.localFingerprint,
+      peerFingerprint: link.remoteFingerprint,
+    };
+  }
+
+  /**
+   * The channel opened: our hello goes first, before anything else on the
+   * link (later envelopes wait in the same chain).
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   */
+  sendHello(member, link) {
+    const gate = member.gate;
+    if (!gate) return;
+    gate.chain = gate.chain.then(async () => {
+      try {
+        const hello = await buildHello(await this.identity, this.helloView(member, link));
+        if (member.link === link) link.send(helloEnvelope(hello));
+      } catch (e) {
+        this.helloFailed(member, link, `our hello could not be made (${/** @type {Error} */ (e).message})`);
+      }
+    });
+  }
+
+  /**
+   * An envelope from a member: its hello first, then the rest in order. What
+   * arrives while the hello is being checked waits, up to a bound.
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   * @param {string} text
+   */
+  onLinkMessage(member, link, text) {
+    const gate = member.gate;
+    if (!gate || gate.failed) return;
+    if (gate.key && gate.waiting === 0) {
+      this.onVerifiedMessage(member, link, gate, text);
+      return;
+    }
+    if (!gate.key && gate.waiting >= MAX_BEFORE_HELLO) {
+      this.helloFailed(member, link, 'it sent too much before its hello was checked');
+      return;
+    }
+    gate.waiting += 1;
+    gate.chain = gate.chain
+      .then(async () => {
+        if (member.link !== link || gate.failed) return;
+        if (!gate.key) await this.checkHello(member, link, gate, text);
+        else this.onVerifiedMessage(member, link, gate, text);
+      })
+      .catch((e) => console.warn('peerchat: a message failed', member.nick, e))
+      .finally(() => {
+        gate.waiting -= 1;
+      });
+  }
+
+  /**
+   * The first envelope on a link must be the member's hello, and verify
+   * against our view of the link.
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   * @param {Gate} gate
+   * @param {string} text
+   */
+  async checkHello(member, link, gate, text) {
+    let hello;
+    try {
+      hello = parseHello(JSON.parse(text));
+    } catch {
+      this.helloFailed(member, link, 'its first message was not a valid hello: it may not speak protocol version 2');
+      return;
+    }
+    try {
+      await verifyHello(hello, this.helloView(member, link));
+    } catch {
+      this.helloFailed(
+        member,
+        link,
+        'its hello does not match this connection: someone may be in the middle, or the server announced it under another name',
+      );
+      return;
+    }
+    if (member.link !== link) return;
+    const known = this.identities.get(member.id);
+    if (known && !sameKey(known.key, hello.key)) {
+      this.helloFailed(member, link, 'it presented another identity key than earlier on');
+      return;
+    }
+    if (!known) {
+      // The pin is checked beside the connection, not in its way: the
+      // member is shown as verified, changed or new when it is known.
+      const identity = { key: hello.key, nick: member.nick, verified: false, changed: false };
+      this.identities.set(member.id, identity);
+      void this.checkPin(member, identity).then(() => this.changed());
+    }
+    gate.key = hello.key;
+    // Its messages (live, or relayed by others before) verify with this key.
+    this.apply(this.history.keyConfirmed(member.id, publicKeyToWire(hello.key)));
+    this.feed({ verified: { sid: link.sid } });
+  }
+
+  /**
+   * Checks a member's key against the pin of its nickname in this room
+   * (trust on first use). A changed key is told prominently and becomes
+   * the pin; an earlier verification goes.
+   * @private
+   * @param {RoomMember} member
+   * @param {MemberIdentity} identity what we know of it, updated here
+   */
+  async checkPin(member, identity) {
+    const key = identity.key;
+    await this.identity.catch(() => null); // the key store is open by then
+    if (!this.keystore) return;
+    try {
+      const check = await this.keystore.check(this.roomId, member.nick, key);
+      if (check.status === 'same') identity.verified = check.pin.verified;
+      if (check.status === 'changed') {
+        identity.changed = true;
+        this.dispatchEvent(new CustomEvent('key-changed', { detail: { id: member.id, nick: member.nick } }));
+        await this.keystore.replacePin(this.roomId, member.nick, key);
+      }
+    } catch (e) {
+      console.warn('peerchat: could not check the pinned keys', e);
+    }
+  }
+
+  /**
+   * Our safety number with a member whose hello verified: 60 digits in 12
+   * groups of 5.
+   * @param {string} peerId
+   */
+  async safetyNumber(peerId) {
+    const theirs = this.identities.get(peerId);
+    if (!theirs) throw new Error('this member is not verified yet');
+    const ours = await this.identity;
+    return groupDigits(await safetyNumber(ours.publicKey, theirs.key));
+  }
+
+  /**
+   * Marks a member verified: its safety number was compared out of band.
+   * The mark is kept with its pinned key, and reset if the key changes.
+   * @param {string} peerId
+   */
+  async markVerified(peerId) {
+    const identity = this.identities.get(peerId);
+    if (!identity) return;
+    identity.verified = true;
+    identity.changed = false;
+    try {
+      await this.keystore?.setVerified(this.roomId, identity.nick, identity.key, true);
+    } catch (e) {
+      console.warn('peerchat: could not keep the verification', e);
+    }
+    this.changed();
+  }
+
+  /**
+   * An envelope on a verified link. Another hello with the same key is
+   * nothing; with another key, it ends the link.
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   * @param {Gate} gate
+   * @param {string} text
+   */
+  onVerifiedMessage(member, link, gate, text) {
+    if (text.includes('"hello"')) {
+      let hello = null;
+      try {
+        hello = parseHello(JSON.parse(text));
+      } catch {
+        // Not a hello: an envelope like the others.
+      }
+      if (hello) {
+        if (gate.key && !sameKey(gate.key, hello.key)) {
+          this.helloFailed(member, link, 'it sent a second hello with another identity key');
+        }
+        return;
+      }
+    }
+    this.inbox.push(member, text);
+  }
+
+  /**
+   * A hello failed: the link is closed, the member shows as not verified,
+   * and the conversation says why.
+   * @private
+   * @param {RoomMember} member
+   * @param {PeerLink} link
+   * @param {string} reason
+   */
+  helloFailed(member, link, reason) {
+    if (member.gate) member.gate.failed = true;
+    console.warn(`peerchat: could not verify ${member.nick}: ${reason}`);
+    this.dispatchEvent(new CustomEvent('not-verified', { detail: { nick: member.nick, reason } }));
+    if (member.link === link) this.feed({ rejected: { sid: link.sid } });
   }
 
   /**
@@ -534,6 +957,8 @@ export class Room extends EventTarget {
     const added = [];
     let acked = false;
     let typing = false;
+    /** @type {Map<string, {author: string, by: string, count: number}>} */
+    const forged = new Map();
     for (const effect of effects) {
       if ('added' in effect) added.push(effect.added);
       else if ('send' in effect) {
@@ -541,6 +966,28 @@ export class Room extends EventTarget {
         if (to) this.sendTo(to, effect.send.text);
       } else if ('acked' in effect) acked = true;
       else if ('typing' in effect) typing = true;
+      else if ('verify' in effect) this.checkSignatures(effect.verify);
+      else if ('forged' in effect) {
+        const { author, by } = effect.forged;
+        const key = `${author} ${by}`;
+        const seen = forged.get(key) ?? { author: this.nickOf(author), by: this.nickOf(by), count: 0 };
+        seen.count += 1;
+        forged.set(key, seen);
+      } else if ('confirmed' in effect) {
+        const [authorId, seq] = effect.confirmed;
+        const m = this.history.get(authorId, seq);
+        if (m) this.store?.add(this.roomId, [m]);
+        this.dispatchEvent(new CustomEvent('message-verified', { detail: { authorId, seq } }));
+      } else if ('removed' in effect) {
+        const { author: authorId, seq, by } = effect.removed;
+        this.store?.remove(this.roomId, authorId, seq);
+        const detail = { authorId, seq, author: this.nickOf(authorId), by: this.nickOf(by) };
+        this.dispatchEvent(new CustomEvent('message-removed', { detail }));
+      }
+    }
+    for (const detail of forged.values()) {
+      console.warn(`peerchat: refused ${detail.count} message(s) attributed to ${detail.author}, from ${detail.by}`);
+      this.dispatchEvent(new CustomEvent('forged', { detail }));
     }
     if (added.length > 0) {
       // The log drops its oldest past its capacity: so does the store.
@@ -560,6 +1007,27 @@ export class Room extends EventTarget {
       this.dispatchEvent(new Event('typing'));
       this.scheduleTypingRefresh();
     }
+  }
+
+  /**
+   * Checks the signatures the log asks about, and hands it the results.
+   * @private
+   * @param {import('./history.js').Check} check
+   */
+  checkSignatures(check) {
+    const history = this.history;
+    void Promise.all(
+      check.items.map(async (item) => {
+        const sig = base64urlDecode(item.sig);
+        try {
+          return sig !== null && (await verifySignature(publicKeyFromWire(item), item.bytes, sig));
+        } catch {
+          return false;
+        }
+      }),
+    ).then((results) => {
+      if (this.history === history) this.apply(history.verified(check.id, results));
+    });
   }
 
   /**
@@ -591,7 +1059,7 @@ export class Room extends EventTarget {
    * @param {string} envelope
    */
   sendTo(member, envelope) {
-    if (!member.link?.isOpen) return;
+    if (!member.up || !member.link?.isOpen) return;
     try {
       member.link.send(envelope);
     } catch (e) {
@@ -633,7 +1101,8 @@ export class Room extends EventTarget {
    */
   view(m) {
     const own = m.author === this.selfId;
-    return { id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text, authorId: m.author, author: m.nick, own };
+    const relayedBy = m.relayed_by ? this.nickOf(m.relayed_by) : null;
+    return { id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text, authorId: m.author, author: m.nick, own, relayedBy };
   }
 
   /** @private */

@@ -145,7 +145,19 @@ export class Store {
     const rows = await done(tx.objectStore('messages').index('room').getAll(room));
     const state = await done(tx.objectStore('state').get(room));
     return {
-      messages: rows.map(({ author, nick, id, seq, clock, ts, text }) => ({ author, nick, id, seq, clock, ts, text })),
+      messages: rows.map(({ author, nick, id, seq, clock, ts, text, alg, key, sig, relayed_by }) => ({
+        author,
+        nick,
+        id,
+        seq,
+        clock,
+        ts,
+        text,
+        alg: alg ?? '',
+        key: key ?? '',
+        sig: sig ?? '',
+        ...(relayed_by ? { relayed_by } : {}),
+      })),
       recipients: state?.recipients ?? [],
       acks: state?.acks ?? [],
       cleared: state?.cleared ?? 0,
@@ -199,6 +211,19 @@ export class Store {
       const store = tx.objectStore('messages');
       for (const m of batch) store.put({ room, ...m });
     });
+  }
+
+  /**
+   * Forgets one message of a room (a relayed one found forged).
+   * @param {string} room
+   * @param {string} author
+   * @param {number} seq
+   */
+  remove(room, author, seq) {
+    room = this.scope(room);
+    const queued = this.pending.get(room);
+    if (queued) this.pending.set(room, queued.filter((m) => m.author !== author || m.seq !== seq));
+    this.write(['messages'], (tx) => tx.objectStore('messages').delete([room, author, seq]));
   }
 
   /**

@@ -7,8 +7,9 @@ use std::time::Duration;
 use clap::Args;
 use peerchat_client::engine::{Engine, EngineOptions};
 use peerchat_client::pair::Role;
-use peerchat_client::session::{DEFAULT_SERVER, Session, parse_target, server_ws_url};
+use peerchat_client::session::{DEFAULT_SERVER, Session, Target, parse_target, server_ws_url};
 use peerchat_client::signaling::Transport;
+use peerchat_e2e::Pairing;
 use peerchat_protocol::signaling::IceServer;
 use peerchat_protocol::validate_nick;
 
@@ -17,10 +18,11 @@ use crate::ChatError;
 /// Flags of `peerchat chat`.
 #[derive(Debug, Clone, Args)]
 pub struct ChatArgs {
-    /// The room: a room link such as `http://127.0.0.1:8080/r/ROOM_ID` (the
-    /// server is taken from it), or a bare room id. Not used with --manual
-    /// or --mailbox.
-    #[arg(required_unless_present_any = ["manual", "mailbox"])]
+    /// The room: a room link such as `http://127.0.0.1:8080/r/ROOM_ID#SECRET`
+    /// (the server is taken from it; the part after `#` is the room's
+    /// secret, which never goes to the server: quote the link in a shell),
+    /// or a bare `ROOM_ID#SECRET`. Without one, a new room is made on
+    /// --server and its link printed. Not used with --manual or --mailbox.
     pub room: Option<String>,
 
     /// Connect to one other peer with no server at all: print a connection
@@ -33,13 +35,25 @@ pub struct ChatArgs {
     #[arg(long, requires = "manual")]
     pub answer: bool,
 
+    /// With --manual: a secret both sides were given (43 characters, as
+    /// the first side's --mailbox or a room link's fragment), so that no
+    /// connection code carries one. Without it, the offer code carries a
+    /// fresh secret and the answer is sealed with it.
+    #[arg(
+        long,
+        requires = "manual",
+        value_name = "SECRET",
+        env = "PEERCHAT_SECRET"
+    )]
+    pub secret: Option<String>,
+
     /// Pair with one other peer through the server's mailbox (`POST /sig`)
-    /// under this id instead of a room: the first to arrive offers, the
-    /// second answers. Without an id, a random one (128 bits) is made and
-    /// printed, to give to the other side; whoever guesses an id can take
-    /// the offer, so a short one is warned about. Needs an http:// --server.
-    /// Line mode.
-    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+    /// instead of a room. Without a value, a pairing `ID.SECRET` is made and
+    /// printed, to give to the other side, who runs `--mailbox ID.SECRET`
+    /// (quote it): the first to arrive offers, the second answers. Only the
+    /// id goes to the server; the secret seals the codes. Needs an http://
+    /// --server. Line mode.
+    #[arg(long, value_name = "ID.SECRET", num_args = 0..=1, default_missing_value = "")]
     pub mailbox: Option<String>,
 
     /// The server, for a bare room id.
@@ -103,6 +117,13 @@ pub struct ChatArgs {
     #[arg(long)]
     pub no_history: bool,
 
+    /// Your identity key (Ed25519, PKCS#8, readable by you only), made
+    /// there if missing. It signs your hellos and messages; the others pin
+    /// it and compare safety numbers with it [default: identity.key beside
+    /// the history file].
+    #[arg(long, env = "PEERCHAT_IDENTITY_FILE", value_name = "PATH")]
+    pub identity_file: Option<std::path::PathBuf>,
+
     /// How to reach the signaling server: `ws` (WebSocket), `poll` (plain
     /// HTTP requests, for networks whose proxies do not pass WebSockets), or
     /// `auto`: a WebSocket, long polling when one does not get through, and
@@ -160,45 +181,52 @@ fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
         .collect()
 }
 
-/// The room's link as people share it: the one given, whole (with
-/// anything after `#`), or made from the server and the room id.
-fn room_link(ws_url: &str, room: &str, given: Option<&str>) -> String {
-    if let Some(link) = given.map(str::trim).filter(|g| g.contains("://")) {
-        return link.to_owned();
-    }
-    let base = ws_url
-        .replacen("wss://", "https://", 1)
-        .replacen("ws://", "http://", 1);
-    let base = base.strip_suffix("/ws").unwrap_or(&base);
-    format!("{base}/r/{room}")
-}
-
 /// Runs `peerchat chat`: the terminal UI when standard input and output are
 /// a terminal (and neither `--plain` nor `--json` is given), else line mode.
 pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
     let server = || server_ws_url(args.server.as_deref().unwrap_or(DEFAULT_SERVER));
-    let (session, relay) = if args.manual {
+    let (session, relay, link) = if args.manual {
         let role = if args.answer {
             Role::Answer
         } else {
             Role::Offer
         };
-        (Session::Manual(role), false)
-    } else if let Some(id) = &args.mailbox {
-        let (id, notice) = mailbox_id(id);
+        let secret = match &args.secret {
+            Some(text) => Some(
+                peerchat_client::session::Secret::from_fragment(text)
+                    .map_err(|e| ChatError::Pairing(format!("--secret: {e}")))?,
+            ),
+            None => None,
+        };
+        (Session::Manual(role, secret), false, None)
+    } else if let Some(given) = &args.mailbox {
+        let (pairing, notice) = mailbox_pairing(given)?;
         eprintln!("{notice}");
         let session = Session::Mailbox {
             ws_url: server()?,
-            id,
+            id: pairing.id().to_owned(),
+            secret: pairing.secret().clone(),
         };
-        (session, false)
+        (session, false, None)
     } else {
-        // clap requires a room without --manual or --mailbox.
-        let target = parse_target(
-            args.room.as_deref().unwrap_or_default(),
-            args.server.as_deref(),
-        )?;
-        (target.session(), target.relay)
+        let target = match &args.room {
+            Some(room) => parse_target(room, args.server.as_deref())?,
+            None => {
+                let target = Target::new_room(
+                    args.server.as_deref().unwrap_or(DEFAULT_SERVER),
+                    rand::random(),
+                    rand::random(),
+                )?;
+                // The user's own terminal: the link is theirs to share.
+                eprintln!(
+                    "new room: {} (share this link, all of it: the part after # is the room's secret)",
+                    target.link()
+                );
+                target
+            }
+        };
+        let link = target.link();
+        (target.session(), target.relay, Some(link))
     };
     let nick = args
         .name
@@ -216,13 +244,16 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         }
         None => peerchat_client::tls::default_config(),
     };
-    let link = match (&session, args.room.as_deref()) {
-        (Session::Room { ws_url, room }, given) => Some(room_link(ws_url, room, given)),
-        _ => None,
-    };
+    let identity_file = args
+        .identity_file
+        .clone()
+        .or_else(peerchat_client::identity::default_path)
+        .ok_or(ChatError::NoIdentityFile)?;
+    let identity = peerchat_client::identity::load_or_create(&identity_file)?;
     let options = EngineOptions {
         tls,
         transport: args.transport.into(),
+        identity: std::sync::Arc::new(identity),
         extra_ice_servers: ice_servers(&args),
         relay_only: args.relay_only || relay,
         mdns: !args.no_mdns,
@@ -239,7 +270,7 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let relay_only = options.relay_only;
     // Pasting a connection code uses standard input first.
-    let manual = matches!(options.session, Session::Manual(_));
+    let manual = matches!(options.session, Session::Manual(..));
     let (engine, events) = Engine::start(options);
     match room {
         Some(room) if interactive && !args.plain && !args.json => {
@@ -258,28 +289,24 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
     }
 }
 
-/// Mailbox ids shorter than this (22 base64url characters: 128 bits) are
-/// easy to guess.
-const MAILBOX_ID_LEN: usize = 22;
-
-/// The mailbox id to pair under, from `--mailbox`'s value (empty: make a
-/// random one), and what to tell the user about it.
-fn mailbox_id(given: &str) -> (String, String) {
-    if given.is_empty() {
-        let id = peerchat_client::random_id();
+/// The mailbox pairing to pair under, from `--mailbox`'s value (empty:
+/// make a new one), and what to tell the user about it.
+fn mailbox_pairing(given: &str) -> Result<(Pairing, String), ChatError> {
+    if given.trim().is_empty() {
+        let pairing = Pairing::from_random(rand::random(), rand::random());
         let notice = format!(
-            "mailbox id: {id} (the other side runs `peerchat chat --mailbox {id}` with the same --server)"
+            "mailbox pairing: {pairing} (the other side runs `peerchat chat --mailbox '{pairing}'` with the same --server; \
+             the part after the dot is a secret: give it to them only)"
         );
-        (id, notice)
-    } else if given.len() < MAILBOX_ID_LEN {
-        let notice = format!(
-            "warning: whoever guesses the mailbox id {given:?} can take your offer; \
-             `--mailbox` with no id makes a random one"
-        );
-        (given.to_owned(), notice)
-    } else {
-        (given.to_owned(), format!("mailbox id: {given}"))
+        return Ok((pairing, notice));
     }
+    let pairing = Pairing::parse(given).map_err(|e| {
+        ChatError::Pairing(format!(
+            "--mailbox: {e}; a pairing looks like ID.SECRET, as `peerchat chat --mailbox` printed it"
+        ))
+    })?;
+    let notice = format!("mailbox id: {}", pairing.id());
+    Ok((pairing, notice))
 }
 
 #[cfg(test)]
@@ -287,20 +314,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_mailbox_id_is_made_when_none_is_given_and_a_short_one_is_warned_about() {
-        let (a, notice) = mailbox_id("");
-        let (b, _) = mailbox_id("");
-        assert_eq!(a.len(), MAILBOX_ID_LEN);
+    fn a_mailbox_pairing_is_made_when_none_is_given_and_one_without_its_secret_is_refused() {
+        let (a, notice) = mailbox_pairing("").unwrap();
+        let (b, _) = mailbox_pairing("").unwrap();
+        assert_eq!(a.id().len(), 22);
         assert_ne!(a, b);
-        assert!(
-            a.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        );
-        assert!(notice.contains(&a));
-        let (id, notice) = mailbox_id("pairing");
-        assert_eq!(id, "pairing");
-        assert!(notice.starts_with("warning:"));
-        let long = "Zq0rJ8xWm3bT5nY2kL7pA1";
-        assert_eq!(mailbox_id(long).0, long);
+        assert!(notice.contains(&a.to_string()));
+        let (back, notice) = mailbox_pairing(&a.to_string()).unwrap();
+        assert_eq!(back, a);
+        assert!(!notice.contains(&a.secret().to_fragment()), "{notice}");
+        let err = mailbox_pairing(a.id()).unwrap_err().to_string();
+        assert!(err.contains("ID.SECRET"), "{err}");
+        assert!(mailbox_pairing("pairing-test").is_err());
     }
 }

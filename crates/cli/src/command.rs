@@ -10,7 +10,7 @@
 //! its name, arguments, help, the modes it exists in, and how its
 //! arguments are read.
 
-use peerchat_client::engine::MemberStats;
+use peerchat_client::engine::{MemberStats, Safety};
 
 /// Where a line was typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,10 @@ pub enum Command {
     Peers,
     /// Clears the room's history on this device.
     Clear,
+    /// Shows our safety number with a member, to compare out of band.
+    Verify(String),
+    /// Marks a member verified (its safety number was compared).
+    Verified(String),
     /// Shows the room link as a QR code.
     Qr,
     /// Writes the room's history kept here to a file: JSON for a path
@@ -98,6 +102,20 @@ pub const COMMANDS: &[Spec] = &[
         about: "clear this room's history here (it does not come back)",
         modes: EVERYWHERE,
         parse: |args| no_args(args, Command::Clear),
+    },
+    Spec {
+        name: "verify",
+        args: "NICK",
+        about: "show your safety number with NICK, to compare with theirs out of band",
+        modes: EVERYWHERE,
+        parse: |args| needs_args(args, |a| Command::Verify(a.to_owned())),
+    },
+    Spec {
+        name: "verified",
+        args: "NICK",
+        about: "mark NICK verified once your safety numbers matched",
+        modes: EVERYWHERE,
+        parse: |args| needs_args(args, |a| Command::Verified(a.to_owned())),
     },
     Spec {
         name: "qr",
@@ -263,6 +281,18 @@ pub fn is_command(line: &str) -> bool {
 
 /// A member's line in the answer to `/peers`.
 pub fn describe(member: &MemberStats) -> String {
+    let route = route(member);
+    match member.identity {
+        Some(identity) if identity.changed && !identity.verified => {
+            format!("{route}; its safety number changed, not verified")
+        }
+        Some(identity) if identity.verified => format!("{route}; ✓ verified"),
+        Some(_) => format!("{route}; not verified yet (/verify {})", member.member.nick),
+        None => route,
+    }
+}
+
+fn route(member: &MemberStats) -> String {
     match &member.stats {
         Some(st) => format!(
             "{}: {} ({} ↔ {}), round trip {}, sent {} B, received {} B",
@@ -276,6 +306,23 @@ pub fn describe(member: &MemberStats) -> String {
         ),
         None => format!("{}: {}", member.member.nick, member.state.as_str()),
     }
+}
+
+/// The answer to `/verify`, for people.
+pub fn safety_lines(safety: &Safety) -> Vec<String> {
+    let nick = &safety.member.nick;
+    let mut lines = vec![
+        format!("your safety number with {nick}:"),
+        format!("    {}", safety.safety_number),
+    ];
+    if safety.verified {
+        lines.push(format!("{nick} is marked verified ✓"));
+    } else {
+        lines.push(format!(
+            "compare it with the one {nick} sees (in person, or over a call); if they match, /verified {nick}"
+        ));
+    }
+    lines
 }
 
 /// The help for `mode`'s commands, one line each.
@@ -371,6 +418,23 @@ mod tests {
         assert_eq!(
             parse("/quit now", Mode::Tui),
             Err(CommandError::NoArguments { name: "quit" })
+        );
+        let err = parse("/verify", Mode::Line).unwrap_err();
+        assert_eq!(
+            err,
+            CommandError::MissingArguments {
+                name: "verify",
+                args: "NICK"
+            }
+        );
+        assert!(err.to_string().contains("/verify NICK"), "{err}");
+        assert_eq!(
+            parse("/verify  alice ", Mode::Tui),
+            Ok(Entry::Command(Command::Verify("alice".into())))
+        );
+        assert_eq!(
+            parse("/Verified bob b", Mode::Line),
+            Ok(Entry::Command(Command::Verified("bob b".into())))
         );
     }
 

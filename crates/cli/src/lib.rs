@@ -47,6 +47,15 @@ pub enum ChatError {
     /// The certificates given with --tls-ca cannot be used.
     #[error("--tls-ca: {0}")]
     Tls(String),
+    /// The identity key file cannot be used.
+    #[error(transparent)]
+    Identity(#[from] peerchat_client::identity::IdentityError),
+    /// No identity key file was named, and there is no home directory to
+    /// keep one in.
+    #[error(
+        "no place to keep the identity key: set XDG_DATA_HOME or HOME, or give --identity-file"
+    )]
+    NoIdentityFile,
     /// The terminal failed.
     #[error("terminal: {0}")]
     Terminal(#[from] std::io::Error),

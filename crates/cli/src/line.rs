@@ -18,7 +18,7 @@ use crate::ChatError;
 use crate::command::{self, Command, Entry, Mode};
 use crate::status::ServerStatus;
 use peerchat_client::engine::{Engine, Event};
-use peerchat_client::pair::{Blob, CodeKind};
+use peerchat_client::pair::{Code, CodeKind};
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,12 +68,36 @@ fn notice(event: &Event) -> Option<String> {
         Event::MemberJoined { member } => format!("{} joined", member.nick),
         Event::MemberLeft { member } => format!("{} left", member.nick),
         Event::MemberState { member, state } => format!("{} is {}", member.nick, state.as_str()),
+        Event::SignalRefused { message, .. } => message.clone(),
+        Event::NotVerified { member, reason } => format!(
+            "could not verify {}: {reason}; the connection was closed",
+            member.nick
+        ),
+        Event::KeyChanged { member } => format!(
+            "{}'s safety number has changed: they use another identity key than before \
+             (a new device, or someone else); compare it again with /verify {}",
+            member.nick, member.nick
+        ),
+        Event::MemberIdentity { .. } | Event::MessageVerified { .. } => return None,
+        Event::Forged { author, by, count } if author.id == by.id => format!(
+            "{count} message(s) from {} refused: the signature does not match their key",
+            author.nick
+        ),
+        Event::Forged { author, by, count } => format!(
+            "{count} message(s) attributed to {}, relayed by {}, refused: {} did not sign them",
+            author.nick, by.nick, author.nick
+        ),
+        Event::MessageRemoved { author, by, .. } => format!(
+            "a message attributed to {}, relayed by {}, was forged and has been removed",
+            author.nick, by.nick
+        ),
         Event::Message(_)
         | Event::Delivery { .. }
         | Event::Typing { .. }
         | Event::ConnectionCode { .. }
         | Event::CodeWanted { .. }
         | Event::PairingFailed { .. } => return None,
+        Event::CodeRefused { message } => format!("{message}; paste it again"),
     })
 }
 
@@ -171,9 +195,9 @@ async fn paste(
         if line.trim().is_empty() {
             continue;
         }
-        match Blob::decode(&line).and_then(|b| b.expect(kind)) {
-            Ok(blob) => {
-                engine.paste_code(blob);
+        match Code::parse(&line).and_then(|c| c.expect(kind)) {
+            Ok(code) => {
+                engine.paste_code(code);
                 return Ok(());
             }
             Err(err) => eprintln!("* {err}; paste it again"),
@@ -323,6 +347,26 @@ async fn entered(
                 eprintln!("* {line}");
             }
         }
+        Ok(Entry::Command(Command::Verify(nick))) => match engine.safety_number(&nick).await {
+            Ok(safety) => match mode {
+                Output::Json => {
+                    let json = serde_json::json!({ "event": "safety_number", "safety": safety });
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{json}");
+                    let _ = out.flush();
+                }
+                Output::Plain => {
+                    for line in command::safety_lines(&safety) {
+                        eprintln!("* {}", escape(&line));
+                    }
+                }
+            },
+            Err(err) => eprintln!("* {}", escape(&err.to_string())),
+        },
+        Ok(Entry::Command(Command::Verified(nick))) => match engine.mark_verified(&nick).await {
+            Ok(member) => eprintln!("* {} is marked verified", escape(&member.nick)),
+            Err(err) => eprintln!("* {}", escape(&err.to_string())),
+        },
         Ok(Entry::Command(Command::Clear)) => {
             engine.clear_history();
             eprintln!("* history cleared here; messages sent so far will not come back");

@@ -23,6 +23,7 @@ use crate::input::Input;
 use crate::scroll::{Scroll, View};
 use crate::status::{Level, ServerStatus};
 use crate::wrap::{Piece, wrap};
+use peerchat_client::engine::Identity;
 use peerchat_client::engine::{ChatMessage, Engine, Event, MemberStats, Peer};
 use peerchat_client::peer::LinkState;
 
@@ -41,7 +42,8 @@ pub enum LogEntry {
         text: String,
         /// Its place in the room's order: clock, author id, number.
         key: (u64, String, u64),
-        /// For our messages: where delivery stands.
+        /// For our messages: where delivery stands; for a relayed one not
+        /// verified yet, that it is.
         status: Option<String>,
     },
     /// A notice: joins, departures, connection details.
@@ -78,6 +80,8 @@ pub struct Ui {
     pub awaiting_nick: bool,
     /// Who is typing, until when.
     pub typing: Vec<(Peer, Instant)>,
+    /// What we know of members' identity keys, by peer id.
+    pub identities: std::collections::HashMap<String, Identity>,
     /// The room link, for `/qr`.
     pub link: String,
     /// The QR code shown over everything (`/qr`), until a key is pressed.
@@ -115,6 +119,7 @@ impl Ui {
             relay_only,
             awaiting_nick: false,
             typing: Vec::new(),
+            identities: std::collections::HashMap::new(),
             link: String::new(),
             qr: None,
             completion: None,
@@ -205,13 +210,17 @@ impl Ui {
         } else {
             self.scroll.inserted(at);
         }
-        let status = m.own.then(|| {
-            if self.members.is_empty() {
+        let status = if m.own {
+            Some(if self.members.is_empty() {
                 "sent".to_owned()
             } else {
                 "sending…".to_owned()
-            }
-        });
+            })
+        } else {
+            m.relayed_by
+                .as_ref()
+                .map(|by| format!("relayed by {}, not yet verified", by.nick))
+        };
         let author = if m.own {
             "you".to_owned()
         } else {
@@ -330,7 +339,61 @@ impl Ui {
             }
             // Pairs run in line mode.
             Event::ConnectionCode { .. } | Event::CodeWanted { .. } => {}
-            Event::PairingFailed { message } => self.notice(message.clone()),
+            Event::PairingFailed { message } | Event::CodeRefused { message } => {
+                self.notice(message.clone());
+            }
+            Event::SignalRefused { message, .. } => self.notice(message.clone()),
+            Event::NotVerified { member, reason } => self.error(format!(
+                "could not verify {}: {reason}; the connection was closed",
+                member.nick
+            )),
+            Event::Forged { author, by, count } => {
+                let what = if *count == 1 {
+                    "a message".to_owned()
+                } else {
+                    format!("{count} messages")
+                };
+                self.error(if author.id == by.id {
+                    format!(
+                        "{what} from {} refused: the signature does not match their key",
+                        author.nick
+                    )
+                } else {
+                    format!(
+                        "{what} attributed to {}, relayed by {}, refused: {} did not sign it",
+                        author.nick, by.nick, author.nick
+                    )
+                });
+            }
+            Event::MessageVerified { author, seq } => {
+                for entry in &mut self.log {
+                    if let LogEntry::Message {
+                        key, status, own, ..
+                    } = entry
+                    {
+                        if !*own && key.1 == author.id && key.2 == *seq {
+                            *status = None;
+                        }
+                    }
+                }
+            }
+            Event::MessageRemoved { author, seq, by } => {
+                self.log.retain(|entry| {
+                    !matches!(entry, LogEntry::Message { key, own: false, .. } if key.1 == author.id && key.2 == *seq)
+                });
+                self.error(format!(
+                    "a message attributed to {}, relayed by {}, was forged and has been removed",
+                    author.nick, by.nick
+                ));
+            }
+            Event::MemberIdentity { member, identity } => {
+                self.identities.insert(member.id.clone(), *identity);
+            }
+            Event::KeyChanged { member } => self.error(format!(
+                "{}'s safety number has changed: they use another identity key than before \
+                 (a new device, or someone else). Compare it again with /verify {}",
+                member.nick, member.nick
+            )),
         }
     }
 }
@@ -544,7 +607,8 @@ fn clock(ts_ms: u64) -> String {
 fn state_style(state: LinkState) -> (Color, &'static str) {
     let color = match state {
         LinkState::Connected => Color::Green,
-        LinkState::Connecting | LinkState::Reconnecting => Color::Yellow,
+        LinkState::Connecting | LinkState::Verifying | LinkState::Reconnecting => Color::Yellow,
+        LinkState::NotVerified => Color::Red,
     };
     (color, state.as_str())
 }
@@ -621,6 +685,15 @@ pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
             Span::styled("● ", Style::new().fg(color)),
             Span::raw(peer.nick.clone()),
         ];
+        match ui.identities.get(&peer.id) {
+            Some(identity) if identity.verified => {
+                spans.push(Span::styled(" ✓", Style::new().fg(Color::Green).bold()));
+            }
+            Some(identity) if identity.changed => {
+                spans.push(Span::styled(" !", Style::new().fg(Color::Red).bold()));
+            }
+            _ => {}
+        }
         // A long name keeps the dot's colour only.
         if 2 + crate::wrap::width(&peer.nick) + 1 + label.len() <= room {
             spans.push(Span::styled(format!(" {label}"), Style::new().dim()));
@@ -944,6 +1017,10 @@ enum Request {
     Peers,
     /// Clear the room's history.
     Clear,
+    /// Show the safety number with a member.
+    Verify(String),
+    /// Mark a member verified.
+    Verified(String),
     /// Write the history kept here to a file.
     Export(std::path::PathBuf),
     /// List the messages kept here that hold these words.
@@ -967,6 +1044,8 @@ impl Ui {
         match entry {
             Entry::Command(Command::Quit) => Request::Quit,
             Entry::Command(Command::Peers) => Request::Peers,
+            Entry::Command(Command::Verify(nick)) => Request::Verify(nick),
+            Entry::Command(Command::Verified(nick)) => Request::Verified(nick),
             Entry::Command(Command::Help) => {
                 for line in command::help(Mode::Tui)
                     .into_iter()
@@ -1040,6 +1119,18 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: &str) -> bool {
         Request::Join(nick) => engine.join(&nick),
         Request::Peers => ui.peers(&engine.stats().await),
         Request::Clear => engine.clear_history(),
+        Request::Verify(nick) => match engine.safety_number(&nick).await {
+            Ok(safety) => {
+                for line in command::safety_lines(&safety) {
+                    ui.notice(line);
+                }
+            }
+            Err(err) => ui.error(err.to_string()),
+        },
+        Request::Verified(nick) => match engine.mark_verified(&nick).await {
+            Ok(member) => ui.notice(format!("{} is marked verified ✓", member.nick)),
+            Err(err) => ui.error(err.to_string()),
+        },
         Request::Export(path) => {
             let room = ui.room.clone();
             match crate::archive::write(&path, &room, &engine.messages().await) {
@@ -1120,6 +1211,7 @@ mod tests {
             from: peer("2", "alice"),
             own: false,
             stored: false,
+            relayed_by: None,
         }));
         ui
     }
@@ -1134,6 +1226,7 @@ mod tests {
             from,
             own,
             stored: false,
+            relayed_by: None,
         })
     }
 

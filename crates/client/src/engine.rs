@@ -14,8 +14,12 @@
 //! The engine is one task; [`Engine`] is a handle that sends it commands.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use peerchat_e2e::{
+    Fingerprint, Hello, IdentityKey, PublicKey, Refusal, RoomCrypto, SafetyNumber, pin_name,
+};
 use peerchat_history::{Config as HistoryConfig, Effect, History, Message};
 use peerchat_mesh::{Config as MeshConfig, Input, Mesh, Output, SignalKind};
 use peerchat_protocol::ErrorCode;
@@ -23,7 +27,7 @@ use peerchat_protocol::signaling::{ClientMessage, IceServer};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::pair::{Blob, CodeKind, Pairing};
+use crate::pair::{BlobError, Code, CodeKind, Pairing};
 use crate::peer::{Link, LinkEvent, LinkHandle, LinkOptions, LinkState, LinkStats, SignalPayload};
 use crate::session::Session;
 use crate::signaling::{ServerEvent, Signaling, SignalingEvent};
@@ -48,15 +52,19 @@ pub struct EngineOptions {
     /// only while running. Pairs keep none.
     pub history_file: Option<std::path::PathBuf>,
     /// Whom to trust on `wss://` and `https://` (see [`crate::tls`]).
-    pub tls: std::sync::Arc<rustls::ClientConfig>,
+    pub tls: Arc<rustls::ClientConfig>,
     /// How to speak to the signaling server.
     pub transport: crate::signaling::Transport,
+    /// Our long-term identity key: it signs our hello on every connection.
+    /// Keep it in a file ([`crate::identity`]) so that others recognise us.
+    pub identity: Arc<IdentityKey>,
 }
 
 impl EngineOptions {
     /// Joins `session` as `nick`, with the defaults: no STUN/TURN servers
     /// besides the server's, direct connections allowed, mDNS resolution
-    /// on, the message log's default limits, no history file.
+    /// on, the message log's default limits, no history file, and a new
+    /// identity key that lasts as long as the engine.
     pub fn new(session: Session, nick: impl Into<String>) -> Self {
         Self {
             session,
@@ -68,6 +76,7 @@ impl EngineOptions {
             history_file: None,
             tls: crate::tls::default_config(),
             transport: crate::signaling::Transport::Auto,
+            identity: Arc::new(IdentityKey::from_seed(rand::random())),
         }
     }
 }
@@ -102,6 +111,10 @@ pub struct ChatMessage {
     /// Whether it comes from this device's history file (shown before, in
     /// an earlier run), rather than from the room now.
     pub stored: bool,
+    /// Relayed by this member, and its author's key not confirmed yet:
+    /// "relayed by X, not yet verified".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relayed_by: Option<Peer>,
 }
 
 /// The signaling connection's state.
@@ -191,12 +204,102 @@ pub enum Event {
         /// Their offer, or their answer.
         kind: CodeKind,
     },
+    /// Pairing by hand: the code pasted cannot be used (it is wanted
+    /// again).
+    CodeRefused {
+        /// Why, for people.
+        message: String,
+    },
     /// Pairing failed (a mailbox refused, or nobody answered); nothing more
     /// will happen.
     PairingFailed {
         /// Why, for people.
         message: String,
     },
+    /// A member's identity: its hello verified (and its key was checked
+    /// against the one pinned for its nickname), or it was marked
+    /// verified.
+    MemberIdentity {
+        /// Who.
+        member: Peer,
+        /// What we know of its key.
+        identity: Identity,
+    },
+    /// A member's key is not the one pinned for its nickname earlier: its
+    /// safety number has changed (an earlier verification is reset). Show
+    /// it prominently.
+    KeyChanged {
+        /// Who.
+        member: Peer,
+    },
+    /// A member's hello did not verify (or never came first): the
+    /// connection to it was closed, and it shows as not verified.
+    NotVerified {
+        /// Who.
+        member: Peer,
+        /// What went wrong, for people.
+        reason: String,
+    },
+    /// Messages attributed to `author`, from `by` (the author itself, or the
+    /// member relaying them), were refused: their signatures do not verify.
+    Forged {
+        /// Whom they claimed as their author.
+        author: Peer,
+        /// Who sent them to us.
+        by: Peer,
+        /// How many, in one envelope.
+        count: usize,
+    },
+    /// A message shown as relayed and not yet verified is verified now: its
+    /// author's own hello confirmed the key it was signed with.
+    MessageVerified {
+        /// Its author.
+        author: Peer,
+        /// Its number.
+        seq: u64,
+    },
+    /// A message shown as relayed and not yet verified was forged (its
+    /// author's hello showed another key): take it off the screen.
+    MessageRemoved {
+        /// Whom it claimed as its author.
+        author: Peer,
+        /// Its number.
+        seq: u64,
+        /// Who relayed it.
+        by: Peer,
+    },
+    /// A signal was refused (it did not authenticate, was replayed, or came
+    /// from a clock too far off): it changed nothing. Told at most once a
+    /// minute per member and kind.
+    SignalRefused {
+        /// The sender, as the server named it.
+        member: Peer,
+        /// Why, as a stable code: `tampered`, `malformed`, `replayed`,
+        /// `stale`, `clock_skew`.
+        code: String,
+        /// What happened, for people.
+        message: String,
+    },
+}
+
+/// How often a refused signal of one kind from one member is told.
+const REFUSAL_NOTICE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a refused signal means, for people.
+pub fn refusal_text(nick: &str, refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Tampered => format!(
+            "a signal from {nick} was altered in transit and refused (or {nick}'s room link has another secret)"
+        ),
+        Refusal::Malformed(_) => format!("a signal from {nick} was malformed and refused"),
+        Refusal::ClockSkew { offset_ms } => {
+            let minutes = offset_ms.unsigned_abs().div_ceil(60_000);
+            format!("{nick}'s clock is {minutes} minutes off; signals from {nick} are refused")
+        }
+        Refusal::Replayed | Refusal::Stale => {
+            format!("an earlier signal from {nick} was replayed and refused")
+        }
+    }
 }
 
 pub use peerchat_history::SendError;
@@ -210,20 +313,64 @@ pub struct MemberStats {
     pub state: LinkState,
     /// The route, when connected.
     pub stats: Option<LinkStats>,
+    /// What we know of its identity, once its hello verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+/// What we know of a member's identity key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// The user marked it verified, after comparing safety numbers.
+    pub verified: bool,
+    /// Its key is not the one pinned for its nickname earlier: its safety
+    /// number changed.
+    pub changed: bool,
+}
+
+/// A member's safety number with us, for `/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Safety {
+    /// Who.
+    pub member: Peer,
+    /// 60 digits, in 12 groups of 5.
+    pub safety_number: String,
+    /// Whether it is marked verified.
+    pub verified: bool,
+}
+
+/// Why a member's safety number cannot be shown or marked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// No member has that nickname.
+    #[error("nobody called {0:?} is here")]
+    NoSuchMember(String),
+    /// The member's hello has not verified yet: we do not know its key.
+    #[error("{0}'s identity is not known yet: wait until you are connected")]
+    NotYet(String),
+    /// The engine stopped.
+    #[error("not connected to the room")]
+    Stopped,
 }
 
 enum Command {
+    Safety(String, oneshot::Sender<Result<Safety, VerifyError>>),
+    MarkVerified(String, oneshot::Sender<Result<Peer, VerifyError>>),
     Send(String),
     ClearHistory,
     Typed,
     Join(String),
     Drain(oneshot::Sender<()>),
     Undelivered(oneshot::Sender<Vec<(Peer, usize)>>),
-    Stats(oneshot::Sender<Vec<(Peer, LinkState, Option<LinkHandle>)>>),
+    Stats(oneshot::Sender<Vec<MemberLink>>),
     Messages(oneshot::Sender<Vec<ChatMessage>>),
-    Code(Blob),
+    Code(Code),
     Leave(oneshot::Sender<()>),
 }
+
+/// A member, its link state, a handle to its link and its identity, for
+/// [`Engine::stats`].
+type MemberLink = (Peer, LinkState, Option<LinkHandle>, Option<Identity>);
 
 /// A handle to a running engine.
 #[derive(Debug, Clone)]
@@ -254,16 +401,17 @@ impl Engine {
                 options.transport,
                 signaling_tx,
             ),
-            Session::Manual(role) => crate::pair::spawn(
-                crate::pair::Channel::Manual(*role),
+            Session::Manual(role, secret) => crate::pair::spawn(
+                crate::pair::Channel::Manual(*role, secret.clone()),
                 options.nick.clone(),
                 signaling_tx,
                 pasted_rx,
             ),
-            Session::Mailbox { ws_url, id } => crate::pair::spawn(
+            Session::Mailbox { ws_url, id, secret } => crate::pair::spawn(
                 crate::pair::Channel::Mailbox {
                     server: ws_url.clone(),
                     id: id.clone(),
+                    secret: secret.clone(),
                 },
                 options.nick.clone(),
                 signaling_tx,
@@ -271,6 +419,23 @@ impl Engine {
             ),
         };
         let (store, saved, key) = open_store(&options);
+        // The room's signals are sealed with its secret; a pair's go by
+        // other ways (connection codes, the mailbox).
+        let context = match &options.session {
+            Session::Room { room, .. } => peerchat_e2e::Context::room(room).ok(),
+            Session::Mailbox { id, .. } => peerchat_e2e::Context::mailbox(id).ok(),
+            Session::Manual(..) => None,
+        }
+        .unwrap_or(peerchat_e2e::Context::Code);
+        let crypto = match &options.session {
+            Session::Room { room, secret, .. } => {
+                peerchat_e2e::Context::room(room).ok().map(|context| {
+                    let me = peerchat_protocol::peer_id_from_key(room, &key);
+                    RoomCrypto::new(secret, context, me, rand::random())
+                })
+            }
+            _ => None,
+        };
         let mesh_config = if options.session.relays_signals() {
             MeshConfig::default()
         } else {
@@ -280,6 +445,12 @@ impl Engine {
             store,
             saved,
             key,
+            crypto,
+            context,
+            known: HashMap::new(),
+            pins: HashMap::new(),
+            deferred: Vec::new(),
+            refusals_told: HashMap::new(),
             history: None,
             nick: options.nick.clone(),
             options,
@@ -323,9 +494,9 @@ impl Engine {
     }
 
     /// Hands over the other side's connection code (after
-    /// [`Event::CodeWanted`]); read it with [`Blob::decode`] and
-    /// [`Blob::expect`].
-    pub fn paste_code(&self, code: Blob) {
+    /// [`Event::CodeWanted`]); read it with [`Code::parse`]. A code that
+    /// cannot be used is told ([`Event::CodeRefused`]) and wanted again.
+    pub fn paste_code(&self, code: Code) {
         let _ = self.commands.send(Command::Code(code));
     }
 
@@ -353,6 +524,27 @@ impl Engine {
         rx.await.unwrap_or_default()
     }
 
+    /// Our safety number with the member called `nick`, to compare out of
+    /// band (`/verify`).
+    pub async fn safety_number(&self, nick: &str) -> Result<Safety, VerifyError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Safety(nick.to_owned(), tx))
+            .map_err(|_| VerifyError::Stopped)?;
+        rx.await.map_err(|_| VerifyError::Stopped)?
+    }
+
+    /// Marks the member called `nick` verified: its safety number was
+    /// compared out of band (`/verified`). The mark is kept with its pinned
+    /// key, and reset if the key changes.
+    pub async fn mark_verified(&self, nick: &str) -> Result<Peer, VerifyError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::MarkVerified(nick.to_owned(), tx))
+            .map_err(|_| VerifyError::Stopped)?;
+        rx.await.map_err(|_| VerifyError::Stopped)?
+    }
+
     /// Each member's connection state and route.
     pub async fn stats(&self) -> Vec<MemberStats> {
         let (tx, rx) = oneshot::channel();
@@ -363,7 +555,7 @@ impl Engine {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (member, state, probe) in links {
+        for (member, state, probe, identity) in links {
             let stats = match probe {
                 Some(link) => link.stats().await,
                 None => None,
@@ -372,6 +564,7 @@ impl Engine {
                 member,
                 state,
                 stats,
+                identity,
             });
         }
         out
@@ -445,6 +638,18 @@ struct Current {
     /// Tags its events.
     tag: u64,
     link: Link,
+    /// Ours and theirs, once its channel opened.
+    fingerprints: Option<(Fingerprint, Fingerprint)>,
+    /// Their identity key, once their hello verified: only then does chat
+    /// flow.
+    verified: Option<PublicKey>,
+}
+
+impl Current {
+    /// Whether chat may be sent over it: open, and their hello verified.
+    fn usable(&self) -> bool {
+        self.verified.is_some() && self.link.is_open()
+    }
 }
 
 /// What an input to the mesh came with: the signal's payload, the error's
@@ -463,6 +668,21 @@ struct State {
     /// Our member key: the server derives our peer id from it, so a
     /// reconnect comes back as the same member.
     key: String,
+    /// Seals and opens the room's signals (none for a pair).
+    crypto: Option<RoomCrypto>,
+    /// What hellos (and messages) are bound to: the room, the mailbox, or
+    /// connection codes.
+    context: peerchat_e2e::Context,
+    /// The identity key each member's hello verified with in this session
+    /// (a later hello from the same peer id with another key is refused),
+    /// and what we know of it.
+    known: HashMap<String, Known>,
+    /// Pins kept only while running, when there is no history file.
+    pins: HashMap<(String, String), (PublicKey, bool)>,
+    /// Inputs for the mesh that carrying out its outputs gave rise to.
+    deferred: Vec<Input>,
+    /// When a refused signal was last told, by sender and kind.
+    refusals_told: HashMap<(String, &'static str), Instant>,
     /// The message log, once we know our peer id.
     history: Option<History>,
     options: EngineOptions,
@@ -485,7 +705,7 @@ struct State {
     next_link: u64,
     drains: Vec<oneshot::Sender<()>>,
     /// Connection codes pasted by hand, to the pair transport.
-    pasted: mpsc::UnboundedSender<Blob>,
+    pasted: mpsc::UnboundedSender<Code>,
 }
 
 impl State {
@@ -518,6 +738,7 @@ impl State {
                 () = sleep_until(deadline), if deadline.is_some() => {
                     let outputs = self.mesh.handle_timeout(self.now());
                     self.carry_out(outputs, Context::default()).await;
+                    self.settle().await;
                 }
             }
             self.check_drains();
@@ -539,10 +760,22 @@ impl State {
         let _ = self.events.send(event);
     }
 
-    /// Hands the mesh an input, and carries out what it answers.
+    /// Hands the mesh an input, and carries out what it answers (and what
+    /// the inputs that this gave rise to answer).
     async fn feed(&mut self, input: Input, context: Context) {
         let outputs = self.mesh.handle(self.now(), input);
         self.carry_out(outputs, context).await;
+        self.settle().await;
+    }
+
+    /// Feeds the mesh the inputs that carrying out its outputs gave rise to
+    /// (a hello that could not be made), until there are none.
+    async fn settle(&mut self) {
+        while !self.deferred.is_empty() {
+            let input = self.deferred.remove(0);
+            let outputs = self.mesh.handle(self.now(), input);
+            self.carry_out(outputs, Context::default()).await;
+        }
     }
 
     async fn carry_out(&mut self, outputs: Vec<Output>, mut context: Context) {
@@ -627,6 +860,7 @@ impl State {
                         current.link.restart_ice();
                     }
                 }
+                Output::Hello { peer, sid } => self.send_hello(&peer, &sid),
                 Output::Up { peer, .. } => {
                     if let Some(history) = &mut self.history {
                         let effects = history.link_opened(&peer);
@@ -661,7 +895,7 @@ impl State {
             }
             Command::Typed => {
                 if let Some(envelope) = self.history.as_mut().and_then(|h| h.typed(now_ms())) {
-                    for current in self.links.values().filter(|c| c.link.is_open()) {
+                    for current in self.links.values().filter(|c| c.usable()) {
                         current.link.send(envelope.clone());
                     }
                 }
@@ -682,7 +916,8 @@ impl State {
                         .members()
                         .map(|m| {
                             let handle = self.links.get(m.id()).map(|c| c.link.handle());
-                            (peer(m), m.state(), handle)
+                            let identity = self.known.get(m.id()).map(|k| k.identity);
+                            (peer(m), m.state(), handle, identity)
                         })
                         .collect(),
                 );
@@ -696,6 +931,12 @@ impl State {
             }
             Command::Code(blob) => {
                 let _ = self.pasted.send(blob);
+            }
+            Command::Safety(nick, reply) => {
+                let _ = reply.send(self.safety(&nick));
+            }
+            Command::MarkVerified(nick, reply) => {
+                let _ = reply.send(self.mark_verified(&nick));
             }
             Command::Leave(_) => {}
         }
@@ -732,10 +973,18 @@ impl State {
             tracing::warn!("not in the room yet; message dropped");
             return;
         };
-        match history.send(&crate::random_id(), &self.nick, text, now_ms(), recipients) {
+        let identity = self.options.identity.clone();
+        match history.send(
+            &identity,
+            &crate::random_id(),
+            &self.nick,
+            text,
+            now_ms(),
+            recipients,
+        ) {
             Ok((message, envelope)) => {
                 self.persist(std::slice::from_ref(&message), true);
-                for current in self.links.values().filter(|c| c.link.is_open()) {
+                for current in self.links.values().filter(|c| c.usable()) {
                     current.link.send(envelope.clone());
                 }
                 let view = self.view(message);
@@ -764,7 +1013,9 @@ impl State {
 
     fn view(&self, m: Message) -> ChatMessage {
         let own = self.history.as_ref().is_some_and(|h| h.me() == m.author);
+        let relayed_by = m.relayed_by.as_deref().map(|by| self.peer_of(by));
         ChatMessage {
+            relayed_by,
             from: Peer {
                 id: m.author,
                 nick: m.nick,
@@ -801,6 +1052,24 @@ impl State {
     /// Carries out what the message log asks for, after an envelope from
     /// `from` (whose acknowledgement was `acked_before`).
     fn apply(&mut self, from: &str, effects: Vec<Effect>, acked_before: u64) {
+        // Signatures are checked here and now: what the log answers takes
+        // the place of its request.
+        let mut resolved = Vec::with_capacity(effects.len());
+        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Verify(check) => {
+                    let results: Vec<bool> = check.items.iter().map(|i| i.verify()).collect();
+                    if let Some(history) = &mut self.history {
+                        for (i, e) in history.verified(check.id, &results).into_iter().enumerate() {
+                            queue.insert(i, e);
+                        }
+                    }
+                }
+                other => resolved.push(other),
+            }
+        }
+        let effects = resolved;
         let added: Vec<Message> = effects
             .iter()
             .filter_map(|e| match e {
@@ -812,6 +1081,7 @@ impl State {
         if !added.is_empty() || acked {
             self.persist(&added, acked);
         }
+        let mut forged: Vec<(String, String)> = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Added(message) => {
@@ -819,7 +1089,7 @@ impl State {
                     self.emit(Event::Message(view));
                 }
                 Effect::Send { to, text } => {
-                    if let Some(current) = self.links.get(&to).filter(|c| c.link.is_open()) {
+                    if let Some(current) = self.links.get(&to).filter(|c| c.usable()) {
                         current.link.send(text);
                     }
                 }
@@ -847,12 +1117,58 @@ impl State {
                 Effect::Refused { author, seq } => {
                     tracing::debug!(%author, seq, "a message that breaks a rule counts as received");
                 }
+                Effect::Forged { author, seq, by } => {
+                    tracing::warn!(%author, seq, %by, "refused a message whose signature does not verify");
+                    forged.push((author, by));
+                }
+                Effect::Confirmed { author, seq } => {
+                    let message = self
+                        .history
+                        .as_ref()
+                        .and_then(|h| h.get(&author, seq).cloned());
+                    if let Some(message) = message {
+                        self.persist_update(&message);
+                    }
+                    let author = self.peer_of(&author);
+                    self.emit(Event::MessageVerified { author, seq });
+                }
+                Effect::Removed { author, seq, by } => {
+                    tracing::warn!(%author, seq, %by, "removed a relayed message found forged");
+                    if let Some(Kept { file, room }) = &mut self.store {
+                        if let Err(err) = file.remove(room, &author, seq) {
+                            tracing::warn!(%err, "could not remove a forged message");
+                        }
+                    }
+                    let (author, by) = (self.peer_of(&author), self.peer_of(&by));
+                    self.emit(Event::MessageRemoved { author, seq, by });
+                }
+                Effect::Verify(_) => {}
                 Effect::Typing { author } => {
                     if author == from {
                         let member = self.peer_of(from);
                         self.emit(Event::Typing { member });
                     }
                 }
+            }
+        }
+        // Told once per author and sender, however many there were.
+        let mut told: Vec<(String, String)> = Vec::new();
+        for pair in &forged {
+            if told.contains(pair) {
+                continue;
+            }
+            told.push(pair.clone());
+            let count = forged.iter().filter(|p| *p == pair).count();
+            let (author, by) = (self.peer_of(&pair.0), self.peer_of(&pair.1));
+            self.emit(Event::Forged { author, by, count });
+        }
+    }
+
+    /// Rewrites a kept message (one verified since it was kept).
+    fn persist_update(&mut self, message: &Message) {
+        if let Some(Kept { file, room }) = &mut self.store {
+            if let Err(err) = file.update(room, message) {
+                tracing::warn!(%err, "could not save history");
             }
         }
     }
@@ -890,6 +1206,11 @@ impl State {
             SignalingEvent::Pairing(Pairing::Wanted(kind)) => {
                 self.emit(Event::CodeWanted { kind });
             }
+            SignalingEvent::Pairing(Pairing::Refused(err)) => {
+                self.emit(Event::CodeRefused {
+                    message: BlobError::to_string(&err),
+                });
+            }
             SignalingEvent::Pairing(Pairing::Failed(err)) => {
                 self.emit(Event::PairingFailed {
                     message: err.to_string(),
@@ -907,6 +1228,11 @@ impl State {
             } => {
                 if self.mesh.me() != Some(you.id.as_str()) {
                     self.new_history(&you.id);
+                }
+                if let Some(crypto) = &mut self.crypto {
+                    if crypto.me() != you.id {
+                        crypto.set_me(you.id.clone());
+                    }
                 }
                 self.nick = you.nick.clone();
                 let mut servers = ice_servers;
@@ -943,7 +1269,19 @@ impl State {
                 self.ice_servers = self.turn_bridges.rewrite(servers).await;
             }
             ServerEvent::Signal { from, payload } => {
-                let signal = match serde_json::from_str::<SignalPayload>(payload.get()) {
+                let Ok(mut value) = serde_json::from_str::<serde_json::Value>(payload.get()) else {
+                    return;
+                };
+                if let Some(crypto) = &mut self.crypto {
+                    match crypto.open(&from, &value, now_ms()) {
+                        Ok(plain) => value = serde_json::Value::Object(plain.payload),
+                        Err(refusal) => {
+                            self.refused(&from, &refusal);
+                            return;
+                        }
+                    }
+                }
+                let signal = match serde_json::from_value::<SignalPayload>(value) {
                     Ok(signal) => signal,
                     Err(err) => {
                         tracing::debug!(%err, %from, "ignoring a malformed signal");
@@ -987,7 +1325,8 @@ impl State {
     /// Our id (derived from our key) is known at the first join; a server
     /// that gives another one numbers our messages under it.
     fn new_history(&mut self, me: &str) {
-        let mut history = History::new(me.to_owned(), self.options.history);
+        let mut history = History::new(me.to_owned(), self.options.history)
+            .with_identity(self.context.clone(), &self.options.identity.public_key());
         if let Some(old) = &self.history {
             history.restore(old.save());
         }
@@ -1036,7 +1375,13 @@ impl State {
         };
         match Link::start(options, tag, self.link_events.clone()).await {
             Ok(link) => {
-                self.links.insert(peer, Current { tag, link });
+                let current = Current {
+                    tag,
+                    link,
+                    fingerprints: None,
+                    verified: None,
+                };
+                self.links.insert(peer, current);
             }
             Err(err) => tracing::warn!(%err, "could not start a peer connection"),
         }
@@ -1053,7 +1398,20 @@ impl State {
         };
         match event {
             LinkEvent::Signal(payload) => {
-                let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
+                let Ok(serde_json::Value::Object(plain)) = serde_json::to_value(&payload) else {
+                    return;
+                };
+                let sealed = match &mut self.crypto {
+                    Some(crypto) => match crypto.seal(&peer, &plain, now_ms()) {
+                        Ok(sealed) => sealed,
+                        Err(err) => {
+                            tracing::warn!(%err, "could not seal a signal");
+                            return;
+                        }
+                    },
+                    None => serde_json::Value::Object(plain),
+                };
+                let Ok(raw) = serde_json::value::to_raw_value(&sealed) else {
                     return;
                 };
                 let msg = ClientMessage::Signal {
@@ -1066,11 +1424,14 @@ impl State {
                 self.feed(Input::Transport { sid, state }, Context::default())
                     .await;
             }
-            LinkEvent::Open => {
+            LinkEvent::Open { local, remote } => {
+                if let Some(current) = self.links.get_mut(&peer) {
+                    current.fingerprints = Some((local, remote));
+                }
                 self.feed(Input::LinkOpened { sid }, Context::default())
                     .await
             }
-            LinkEvent::Message(text) => self.on_peer_message(&peer, &text),
+            LinkEvent::Message(text) => self.on_peer_message(&peer, &sid, &text).await,
             LinkEvent::Closed => {
                 // Its task has ended: the handle is of no more use.
                 self.links.remove(&peer);
@@ -1080,7 +1441,280 @@ impl State {
         }
     }
 
-    fn on_peer_message(&mut self, from: &str, text: &str) {
+    /// A signal was refused: logged, and told (rate-limited).
+    fn refused(&mut self, from: &str, refusal: &Refusal) {
+        let member = self.peer_of(from);
+        tracing::debug!(from = %member.nick, code = refusal.code(), "refused a signal");
+        let key = (from.to_owned(), refusal.code());
+        let now = Instant::now();
+        if self
+            .refusals_told
+            .get(&key)
+            .is_some_and(|told| now.duration_since(*told) < REFUSAL_NOTICE)
+        {
+            return;
+        }
+        if self.refusals_told.len() >= 1024 {
+            self.refusals_told.clear();
+        }
+        self.refusals_told.insert(key, now);
+        let message = refusal_text(&member.nick, refusal);
+        self.emit(Event::SignalRefused {
+            member,
+            code: refusal.code().to_owned(),
+            message,
+        });
+    }
+
+    /// The link `sid` to `peer` as this side sees it, for its hellos.
+    fn hello_view(&self, peer: &str, sid: &str) -> Option<HelloView> {
+        let current = self.links.get(peer).filter(|c| c.link.sid == sid)?;
+        let (local, remote) = current.fingerprints.clone()?;
+        Some(HelloView {
+            sid: sid.to_owned(),
+            me: self.mesh.me()?.to_owned(),
+            my_nick: self.nick.clone(),
+            peer: peer.to_owned(),
+            peer_nick: self.mesh.member(peer)?.nick().to_owned(),
+            local,
+            remote,
+        })
+    }
+
+    /// The channel of link `sid` opened: our hello goes first.
+    fn send_hello(&mut self, peer: &str, sid: &str) {
+        let hello = self.hello_view(peer, sid).map(|view| {
+            let link = view.link(&self.context);
+            Hello::build(&self.options.identity, &link)
+        });
+        match hello {
+            Some(Ok(hello)) => {
+                if let Some(current) = self.links.get(peer) {
+                    current.link.send(hello.to_envelope());
+                }
+            }
+            Some(Err(err)) => {
+                let reason = format!("our hello could not be made: {err}");
+                self.not_verified(peer, sid, reason);
+            }
+            None => {
+                let reason = "the connection's fingerprints are unknown".to_owned();
+                self.not_verified(peer, sid, reason);
+            }
+        }
+    }
+
+    /// The first envelope on a link must be the other side's hello, and it
+    /// must verify against our view of the link.
+    async fn check_hello(&mut self, peer: &str, sid: &str, text: &str) {
+        let envelope: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let hello = match Hello::from_envelope(&envelope) {
+            Ok(hello) => hello,
+            Err(err) => {
+                let reason = format!(
+                    "its first message was not a valid hello ({}): it may not speak protocol version 2",
+                    err.code()
+                );
+                return self.not_verified(peer, sid, reason);
+            }
+        };
+        let Some(view) = self.hello_view(peer, sid) else {
+            let reason = "the connection's fingerprints are unknown".to_owned();
+            return self.not_verified(peer, sid, reason);
+        };
+        if hello.verify(&view.link(&self.context)).is_err() {
+            let reason = "its hello does not match this connection: someone may be in the middle, \
+                          or the server announced it under another name"
+                .to_owned();
+            return self.not_verified(peer, sid, reason);
+        }
+        if self
+            .known
+            .get(peer)
+            .is_some_and(|known| known.key != hello.key)
+        {
+            let reason = "it presented another identity key than earlier on".to_owned();
+            return self.not_verified(peer, sid, reason);
+        }
+        if !self.known.contains_key(peer) {
+            let identity = self.check_pin(peer, &view.peer_nick, &hello.key);
+            let known = Known {
+                key: hello.key.clone(),
+                nick: view.peer_nick.clone(),
+                identity,
+            };
+            self.known.insert(peer.to_owned(), known);
+        }
+        if let Some(known) = self.known.get(peer) {
+            let event = Event::MemberIdentity {
+                member: self.peer_of(peer),
+                identity: known.identity,
+            };
+            self.emit(event);
+        }
+        // Its messages (live, or relayed by others before) verify with
+        // this key.
+        if let Some(history) = &mut self.history {
+            let effects = history.key_confirmed(peer, &hello.key);
+            self.apply(peer, effects, 0);
+        }
+        if let Some(current) = self.links.get_mut(peer) {
+            current.verified = Some(hello.key);
+        }
+        let sid = sid.to_owned();
+        self.feed(Input::Verified { sid }, Context::default()).await;
+    }
+
+    /// Checks a member's key against the pin of its nickname in this room
+    /// (trust on first use): a changed one is told prominently and
+    /// replaces the pin, and an earlier verification goes. Pairs have no
+    /// room to pin in.
+    fn check_pin(&mut self, peer: &str, nick: &str, key: &PublicKey) -> Identity {
+        use crate::store::PinCheck;
+        let Some(room) = self.options.session.room().map(str::to_owned) else {
+            return Identity {
+                verified: false,
+                changed: false,
+            };
+        };
+        let name = (room.clone(), pin_name(nick));
+        let check = match &self.store {
+            Some(Kept { file, .. }) => file.check_pin(&room, nick, key).unwrap_or_else(|err| {
+                tracing::warn!(%err, "could not read the pinned keys");
+                PinCheck::New
+            }),
+            None => match self.pins.get(&name) {
+                Some((pinned, verified)) if pinned == key => PinCheck::Same {
+                    verified: *verified,
+                },
+                Some(_) => PinCheck::Changed,
+                None => {
+                    self.pins.insert(name.clone(), (key.clone(), false));
+                    PinCheck::New
+                }
+            },
+        };
+        match check {
+            PinCheck::New => Identity {
+                verified: false,
+                changed: false,
+            },
+            PinCheck::Same { verified } => Identity {
+                verified,
+                changed: false,
+            },
+            PinCheck::Changed => {
+                let member = self.peer_of(peer);
+                tracing::warn!(member = %member.nick, "safety number changed");
+                self.emit(Event::KeyChanged { member });
+                // Shown: the new key is the pin from now on.
+                match &self.store {
+                    Some(Kept { file, .. }) => {
+                        if let Err(err) = file.replace_pin(&room, nick, key) {
+                            tracing::warn!(%err, "could not keep the new key");
+                        }
+                    }
+                    None => {
+                        self.pins.insert(name, (key.clone(), false));
+                    }
+                }
+                Identity {
+                    verified: false,
+                    changed: true,
+                }
+            }
+        }
+    }
+
+    /// The member called `nick` whose hello verified.
+    fn known_by_nick(&self, nick: &str) -> Result<(String, &Known), VerifyError> {
+        let wanted = pin_name(nick);
+        let member = self
+            .mesh
+            .members()
+            .find(|m| m.nick() == nick)
+            .or_else(|| self.mesh.members().find(|m| pin_name(m.nick()) == wanted))
+            .ok_or_else(|| VerifyError::NoSuchMember(nick.to_owned()))?;
+        let known = self
+            .known
+            .get(member.id())
+            .ok_or_else(|| VerifyError::NotYet(member.nick().to_owned()))?;
+        Ok((member.id().to_owned(), known))
+    }
+
+    fn safety(&self, nick: &str) -> Result<Safety, VerifyError> {
+        let (id, known) = self.known_by_nick(nick)?;
+        let ours = self.options.identity.public_key();
+        Ok(Safety {
+            member: self.peer_of(&id),
+            safety_number: SafetyNumber::new(&ours, &known.key).grouped(),
+            verified: known.identity.verified,
+        })
+    }
+
+    fn mark_verified(&mut self, nick: &str) -> Result<Peer, VerifyError> {
+        let (id, known) = self.known_by_nick(nick)?;
+        let (key, pinned_as) = (known.key.clone(), known.nick.clone());
+        if let Some(room) = self.options.session.room() {
+            match &self.store {
+                Some(Kept { file, .. }) => {
+                    if let Err(err) = file.set_verified(room, &pinned_as, &key, true) {
+                        tracing::warn!(%err, "could not keep the verification");
+                    }
+                }
+                None => {
+                    if let Some(pin) = self.pins.get_mut(&(room.to_owned(), pin_name(&pinned_as))) {
+                        pin.1 = pin.0 == key;
+                    }
+                }
+            }
+        }
+        let member = self.peer_of(&id);
+        if let Some(known) = self.known.get_mut(&id) {
+            known.identity.verified = true;
+            let event = Event::MemberIdentity {
+                member: member.clone(),
+                identity: known.identity,
+            };
+            self.emit(event);
+        }
+        Ok(member)
+    }
+
+    /// A hello failed: the link is closed (the mesh is told next) and the
+    /// member shows as not verified; the conversation says why.
+    fn not_verified(&mut self, peer: &str, sid: &str, reason: String) {
+        let member = self.peer_of(peer);
+        tracing::warn!(member = %member.nick, %reason, "not verified");
+        self.emit(Event::NotVerified { member, reason });
+        self.deferred.push(Input::Rejected {
+            sid: sid.to_owned(),
+        });
+    }
+
+    async fn on_peer_message(&mut self, from: &str, sid: &str, text: &str) {
+        let Some(current) = self.links.get(from) else {
+            return;
+        };
+        let Some(key) = current.verified.clone() else {
+            self.check_hello(from, sid, text).await;
+            return self.settle().await;
+        };
+        // Another hello on a verified link: the same key again is nothing;
+        // another one ends the link.
+        if text.contains("\"hello\"") {
+            if let Ok(hello) = serde_json::from_str(text)
+                .map_err(drop)
+                .and_then(|v| Hello::from_envelope(&v).map_err(drop))
+            {
+                if hello.key != key {
+                    let reason = "it sent a second hello with another identity key".to_owned();
+                    self.not_verified(from, sid, reason);
+                    self.settle().await;
+                }
+                return;
+            }
+        }
         let nick = self.peer_of(from).nick;
         let Some(history) = &mut self.history else {
             return;
@@ -1108,6 +1742,42 @@ impl State {
                 let _ = waiter.send(());
             }
         });
+    }
+}
+
+/// A member whose hello verified, this session.
+struct Known {
+    /// Its identity key.
+    key: PublicKey,
+    /// The nickname it was pinned under.
+    nick: String,
+    /// What we know of it.
+    identity: Identity,
+}
+
+/// One link as this side sees it, for its hellos.
+struct HelloView {
+    sid: String,
+    me: String,
+    my_nick: String,
+    peer: String,
+    peer_nick: String,
+    local: Fingerprint,
+    remote: Fingerprint,
+}
+
+impl HelloView {
+    fn link<'a>(&'a self, context: &'a peerchat_e2e::Context) -> peerchat_e2e::Link<'a> {
+        peerchat_e2e::Link {
+            context,
+            sid: &self.sid,
+            me: &self.me,
+            my_nick: &self.my_nick,
+            peer: &self.peer,
+            peer_nick: &self.peer_nick,
+            my_fingerprint: &self.local,
+            peer_fingerprint: &self.remote,
+        }
     }
 }
 

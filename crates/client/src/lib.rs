@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod engine;
+pub mod identity;
 pub mod pair;
 pub mod peer;
 pub mod poll;

@@ -1,7 +1,12 @@
 //! One WebRTC connection to one other member, with webrtc-rs: perfect
 //! negotiation, trickle ICE with candidates buffered until the remote
 //! description is set, and one reliable, ordered data channel labelled
-//! `chat`, opened in-band by the side that starts the connection. The same
+//! `chat`, opened in-band by the side that starts the connection. It knows
+//! both DTLS fingerprints, for the hello: its own certificate's (the link
+//! makes its certificate itself) and the other side's, from the description
+//! it applied; a description whose fingerprint lines break the strict rule
+//! of docs/protocol.md, or name another fingerprint than the first one
+//! applied, is refused and not applied. The same
 //! behaviour as the web client's `peer.js` (see docs/protocol.md). Which
 //! link is current, and when one is started, repaired or given up, is the
 //! mesh's to decide ([`peerchat_mesh`]): a link only reports what happens
@@ -16,9 +21,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use peerchat_e2e::Fingerprint;
 use peerchat_protocol::signaling::IceServer;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
@@ -67,8 +74,14 @@ pub enum LinkEvent {
     Signal(Box<SignalPayload>),
     /// The connection's transport changed state.
     Transport(Transport),
-    /// The data channel opened: messages can be sent.
-    Open,
+    /// The data channel opened: messages can be sent. With the
+    /// connection's DTLS fingerprints, for the hello.
+    Open {
+        /// Our certificate's.
+        local: Fingerprint,
+        /// The other side's, from the description applied.
+        remote: Fingerprint,
+    },
     /// A text message arrived on the data channel.
     Message(String),
     /// The link is gone for good.
@@ -129,6 +142,24 @@ pub struct LinkOptions {
 #[error("creating the peer connection: {0}")]
 pub struct LinkError(#[from] webrtc::error::Error);
 
+/// A fresh DTLS certificate for one connection, and its fingerprint.
+fn certificate() -> Result<(RTCCertificate, Fingerprint), webrtc::error::Error> {
+    let other = |e: &dyn std::fmt::Display| webrtc::error::Error::Other(e.to_string());
+    let provider = rtc::crypto::default_provider().map_err(|e| other(&e))?;
+    let params = CertificateParams::new(vec![crate::random_id()]).map_err(|e| other(&e))?;
+    let cert = RTCCertificate::generate(
+        provider.crypto(),
+        rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+        params,
+    )?;
+    let fingerprints = cert.get_fingerprints(provider.crypto())?;
+    let first = fingerprints
+        .first()
+        .ok_or_else(|| other(&"the certificate has no fingerprint"))?;
+    let fingerprint = Fingerprint::new(&first.algorithm, &first.value).map_err(|e| other(&e))?;
+    Ok((cert, fingerprint))
+}
+
 /// A handle to a running link. Dropping it closes the link.
 #[derive(Debug)]
 pub struct Link {
@@ -165,7 +196,8 @@ impl Link {
         events: mpsc::UnboundedSender<(u64, LinkEvent)>,
     ) -> Result<Link, LinkError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let pc = build_peer_connection(&options, tx.clone()).await?;
+        let (cert, local_fingerprint) = certificate()?;
+        let pc = build_peer_connection(&options, cert, tx.clone()).await?;
         let initiator = options.initiator;
         let sid = options.sid.clone();
         let open = Arc::new(AtomicBool::new(false));
@@ -183,6 +215,8 @@ impl Link {
             awaiting_gathering: false,
             gathered: Vec::new(),
             pending: Vec::new(),
+            local_fingerprint,
+            remote_fingerprint: None,
             sender: None,
             queued: Arc::new(AtomicUsize::new(0)),
             open: open.clone(),
@@ -296,6 +330,7 @@ impl Drop for Link {
 
 async fn build_peer_connection(
     options: &LinkOptions,
+    certificate: RTCCertificate,
     commands: mpsc::UnboundedSender<Command>,
 ) -> Result<Arc<dyn PeerConnection>, LinkError> {
     let servers: Vec<RTCIceServer> = options
@@ -317,6 +352,7 @@ async fn build_peer_connection(
         let config = RTCConfigurationBuilder::new()
             .with_ice_servers(servers.clone())
             .with_ice_transport_policy(policy)
+            .with_certificates(vec![certificate.clone()])
             .build();
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(if mdns {
@@ -445,6 +481,10 @@ struct LinkTask {
     /// Without trickle: our candidates so far, as SDP attribute lines.
     gathered: Vec<String>,
     pending: Vec<RTCIceCandidateInit>,
+    /// Our certificate's fingerprint.
+    local_fingerprint: Fingerprint,
+    /// The other side's, from the first description applied.
+    remote_fingerprint: Option<Fingerprint>,
     /// Text for the channel, to its sender task, which hands it over as the
     /// channel's send buffer has room (so that this task never waits).
     sender: Option<mpsc::UnboundedSender<String>>,
@@ -486,8 +526,19 @@ impl LinkTask {
                     }
                 }
                 Command::ChannelEvent(event) => match event {
-                    DataChannelEvent::OnOpen if !self.open.swap(true, Ordering::SeqCst) => {
-                        (self.emit)(LinkEvent::Open);
+                    DataChannelEvent::OnOpen if !self.open.load(Ordering::SeqCst) => {
+                        // A channel opens only once DTLS checked the other
+                        // side's certificate against the description
+                        // applied, so its fingerprint is known.
+                        let Some(remote) = self.remote_fingerprint.clone() else {
+                            tracing::warn!("a data channel opened before any description");
+                            break;
+                        };
+                        self.open.store(true, Ordering::SeqCst);
+                        (self.emit)(LinkEvent::Open {
+                            local: self.local_fingerprint.clone(),
+                            remote,
+                        });
                     }
                     DataChannelEvent::OnMessage(message) if message.is_string => {
                         match String::from_utf8(message.data.to_vec()) {
@@ -628,6 +679,20 @@ impl LinkTask {
 
     async fn apply(&mut self, payload: SignalPayload) -> Result<(), webrtc::error::Error> {
         if let Some(description) = payload.description {
+            // The hello binds one fingerprint: a description with any other,
+            // or with lines that break the rule, is not applied.
+            let fingerprint = Fingerprint::from_sdp(&description.sdp)
+                .map_err(|e| webrtc::error::Error::Other(format!("refused description: {e}")))?;
+            if self
+                .remote_fingerprint
+                .as_ref()
+                .is_some_and(|known| *known != fingerprint)
+            {
+                return Err(webrtc::error::Error::Other(
+                    "refused description: its DTLS fingerprint differs from the connection's"
+                        .into(),
+                ));
+            }
             let is_offer = description.sdp_type == RTCSdpType::Offer;
             let collision = is_offer && self.pc.pending_local_description().await.is_some();
             self.ignore_offer = !self.polite && collision;
@@ -640,6 +705,7 @@ impl LinkTask {
                 self.pc.set_local_description(rollback).await?;
             }
             self.pc.set_remote_description(description).await?;
+            self.remote_fingerprint = Some(fingerprint);
             for candidate in std::mem::take(&mut self.pending) {
                 self.add_candidate(candidate).await;
             }

@@ -8,10 +8,15 @@
 //! under another nickname starts with nothing of the first one's, just as
 //! a browser elsewhere does. Rows are kept under `ROOM/PEER_ID` (a room id
 //! holds no `/`).
+//!
+//! It also keeps the identity keys of the others, pinned on first use per
+//! room and nickname ([`Store::check_pin`]), and whether the user verified
+//! them by comparing safety numbers.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use peerchat_e2e::{Alg, PublicKey, pin_name};
 use peerchat_history::{Message, Saved};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -46,6 +51,20 @@ fn signed(n: u64) -> i64 {
 
 fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// What a nickname's key is, against its pin ([`Store::check_pin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinCheck {
+    /// Seen for the first time: now pinned.
+    New,
+    /// The pinned key again; `verified` if the user verified it.
+    Same {
+        /// Verified by comparing safety numbers.
+        verified: bool,
+    },
+    /// Another key than the pinned one: the safety number changed.
+    Changed,
 }
 
 /// The history file.
@@ -95,9 +114,29 @@ impl Store {
                  room TEXT PRIMARY KEY, saved TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS keys (
                  room TEXT NOT NULL, nick TEXT NOT NULL, key TEXT NOT NULL,
-                 PRIMARY KEY (room, nick));",
+                 PRIMARY KEY (room, nick));
+             CREATE TABLE IF NOT EXISTS pins (
+                 room TEXT NOT NULL, name TEXT NOT NULL, alg TEXT NOT NULL,
+                 key BLOB NOT NULL, verified INTEGER NOT NULL, since INTEGER NOT NULL,
+                 PRIMARY KEY (room, name));",
         )
         .map_err(sql)?;
+        // Files from before messages were signed lack these columns.
+        let columns: Vec<String> = db
+            .prepare("SELECT name FROM pragma_table_info('messages')")
+            .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+            .map_err(sql)?;
+        for (column, kind) in [
+            ("alg", "TEXT NOT NULL DEFAULT ''"),
+            ("key", "TEXT NOT NULL DEFAULT ''"),
+            ("sig", "TEXT NOT NULL DEFAULT ''"),
+            ("relayed_by", "TEXT"),
+        ] {
+            if !columns.iter().any(|c| c == column) {
+                db.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} {kind};"))
+                    .map_err(sql)?;
+            }
+        }
         Ok(Self {
             path: path.to_owned(),
             db,
@@ -169,7 +208,10 @@ impl Store {
         let room = &self.scope(room);
         let mut statement = self
             .db
-            .prepare("SELECT author, seq, clock, nick, id, ts, text FROM messages WHERE room = ?1")
+            .prepare(
+                "SELECT author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by
+                 FROM messages WHERE room = ?1",
+            )
             .map_err(|e| self.sql(e))?;
         let messages = statement
             .query_map(params![room], |row| {
@@ -183,6 +225,10 @@ impl Store {
                     text: row.get(6)?,
                     // File offers are not kept yet: no client makes them.
                     file: None,
+                    alg: row.get(7)?,
+                    key: row.get(8)?,
+                    sig: row.get(9)?,
+                    relayed_by: row.get(10)?,
                 })
             })
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
@@ -245,6 +291,85 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// The key pinned for `nick` in `room` (in [`pin_name`] form), and
+    /// whether it was verified.
+    pub fn pin(&self, room: &str, nick: &str) -> Result<Option<(PublicKey, bool)>, StoreError> {
+        let row: Option<(String, Vec<u8>, bool)> = self
+            .db
+            .query_row(
+                "SELECT alg, key, verified FROM pins WHERE room = ?1 AND name = ?2",
+                params![room, pin_name(nick)],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        // A row that does not read back is as good as none.
+        Ok(row.and_then(|(alg, key, verified)| {
+            let alg = Alg::from_name(&alg)?;
+            PublicKey::new(alg, &key).ok().map(|k| (k, verified))
+        }))
+    }
+
+    /// Checks the key `nick` presents in `room` against its pin, pinning it
+    /// if there is none. A changed key leaves the pin as it was: show it,
+    /// then [`Store::replace_pin`].
+    pub fn check_pin(
+        &self,
+        room: &str,
+        nick: &str,
+        key: &PublicKey,
+    ) -> Result<PinCheck, StoreError> {
+        match self.pin(room, nick)? {
+            Some((pinned, verified)) if pinned == *key => Ok(PinCheck::Same { verified }),
+            Some(_) => Ok(PinCheck::Changed),
+            None => {
+                self.replace_pin(room, nick, key)?;
+                Ok(PinCheck::New)
+            }
+        }
+    }
+
+    /// Pins `key` for `nick` in `room`, not verified (a first key, or one
+    /// that replaces a changed one once the user was shown the change).
+    pub fn replace_pin(&self, room: &str, nick: &str, key: &PublicKey) -> Result<(), StoreError> {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| signed(d.as_millis() as u64));
+        self.db
+            .execute(
+                "INSERT INTO pins (room, name, alg, key, verified, since) VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                 ON CONFLICT (room, name) DO UPDATE SET alg = excluded.alg, key = excluded.key,
+                     verified = 0, since = excluded.since",
+                params![room, pin_name(nick), key.alg().name(), key.raw(), since],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Marks `nick`'s pinned key in `room` verified (or not), if the pin is
+    /// still `key`. Returns whether it did.
+    pub fn set_verified(
+        &self,
+        room: &str,
+        nick: &str,
+        key: &PublicKey,
+        verified: bool,
+    ) -> Result<bool, StoreError> {
+        if self
+            .pin(room, nick)?
+            .is_none_or(|(pinned, _)| pinned != *key)
+        {
+            return Ok(false);
+        }
+        self.db
+            .execute(
+                "UPDATE pins SET verified = ?3 WHERE room = ?1 AND name = ?2",
+                params![room, pin_name(nick), verified],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.sql(e))
+    }
+
     /// Adds messages.
     pub fn add(&mut self, room: &str, messages: &[Message]) -> Result<(), StoreError> {
         let room = &self.scope(room);
@@ -257,8 +382,9 @@ impl Store {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO messages (room, author, seq, clock, nick, id, ts, text)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT OR IGNORE INTO messages
+                         (room, author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(sql)?;
             for m in messages {
@@ -271,12 +397,48 @@ impl Store {
                         m.nick,
                         m.id,
                         signed(m.ts),
-                        m.text
+                        m.text,
+                        m.alg,
+                        m.key,
+                        m.sig,
+                        m.relayed_by
                     ])
                     .map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)
+    }
+
+    /// Rewrites a kept message: one relayed and verified since.
+    pub fn update(&mut self, room: &str, message: &Message) -> Result<(), StoreError> {
+        let room = &self.scope(room);
+        self.db
+            .execute(
+                "UPDATE messages SET relayed_by = ?4, alg = ?5, key = ?6
+                 WHERE room = ?1 AND author = ?2 AND seq = ?3",
+                params![
+                    room,
+                    message.author,
+                    signed(message.seq),
+                    message.relayed_by,
+                    message.alg,
+                    message.key
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Forgets one message of `room` (a relayed one found forged).
+    pub fn remove(&mut self, room: &str, author: &str, seq: u64) -> Result<(), StoreError> {
+        let room = &self.scope(room);
+        self.db
+            .execute(
+                "DELETE FROM messages WHERE room = ?1 AND author = ?2 AND seq = ?3",
+                params![room, author, signed(seq)],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
     }
 
     /// Saves delivery state and the clear mark ([`History::save_state`]).
@@ -339,6 +501,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use peerchat_e2e::IdentityKey;
     use peerchat_history::{Config, History};
 
     use super::*;
@@ -349,7 +512,14 @@ mod tests {
         let path = dir.join("history.sqlite3");
         let mut h = History::new("aaaaaaaaaaaaaaaa", Config::default());
         let (m, _) = h
-            .send("x", "alice", "hello", 1, vec!["bbbbbbbbbbbbbbbb".into()])
+            .send(
+                &IdentityKey::from_seed([1; 32]),
+                "x",
+                "alice",
+                "hello",
+                1,
+                vec!["bbbbbbbbbbbbbbbb".into()],
+            )
             .unwrap();
         {
             let mut store = Store::open(&path).unwrap();
@@ -376,11 +546,56 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_pinned_on_first_use_per_room_and_nickname() {
+        let dir = std::env::temp_dir().join(format!("peerchat-pins-{}", crate::random_id()));
+        let path = dir.join("history.sqlite3");
+        let a = IdentityKey::from_seed([1; 32]).public_key();
+        let b = IdentityKey::from_seed([2; 32]).public_key();
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.check_pin("room", "Alice", &a).unwrap(), PinCheck::New);
+            assert!(store.set_verified("room", "alice", &a, true).unwrap());
+            assert!(!store.set_verified("room", "alice", &b, true).unwrap());
+        }
+        let store = Store::open(&path).unwrap();
+        // The pin name is the nickname in NFKC, lower case.
+        assert_eq!(
+            store.check_pin("room", "ＡＬＩＣＥ", &a).unwrap(),
+            PinCheck::Same { verified: true }
+        );
+        assert_eq!(
+            store.check_pin("room", "alice", &b).unwrap(),
+            PinCheck::Changed
+        );
+        // Another room is another pin.
+        assert_eq!(
+            store.check_pin("other", "alice", &b).unwrap(),
+            PinCheck::New
+        );
+        // Replaced once shown: the verified mark goes with the old key.
+        store.replace_pin("room", "alice", &b).unwrap();
+        assert_eq!(
+            store.check_pin("room", "alice", &b).unwrap(),
+            PinCheck::Same { verified: false }
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn members_sharing_the_file_keep_their_own_history_and_older_rows_are_adopted() {
         let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
         let path = dir.join("history.sqlite3");
         let mut h = History::new("aaaaaaaaaaaaaaaa", Config::default());
-        let (m, _) = h.send("x", "alice", "hello", 1, Vec::new()).unwrap();
+        let (m, _) = h
+            .send(
+                &IdentityKey::from_seed([1; 32]),
+                "x",
+                "alice",
+                "hello",
+                1,
+                Vec::new(),
+            )
+            .unwrap();
         h.clear();
         {
             // A file from before histories were kept per member.
@@ -395,7 +610,16 @@ mod tests {
         let mut bob = Store::open(&path).unwrap();
         bob.set_member("bbbbbbbbbbbbbbbb");
         let mut other = History::new("bbbbbbbbbbbbbbbb", Config::default());
-        let (n, _) = other.send("y", "bob", "hi", 2, Vec::new()).unwrap();
+        let (n, _) = other
+            .send(
+                &IdentityKey::from_seed([2; 32]),
+                "y",
+                "bob",
+                "hi",
+                2,
+                Vec::new(),
+            )
+            .unwrap();
         bob.add("room", std::slice::from_ref(&n)).unwrap();
         // Bob sees neither alice's clear mark nor her messages, and the
         // other way round.

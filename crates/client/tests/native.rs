@@ -43,6 +43,7 @@ fn options(ws_url: &str, nick: &str) -> EngineOptions {
     let room = Session::Room {
         ws_url: ws_url.to_owned(),
         room: ROOM.to_owned(),
+        secret: peerchat_client::session::Secret::from_random([7; 32]),
     };
     EngineOptions {
         mdns: false,
@@ -316,11 +317,11 @@ async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_
 /// webrtc-rs binds when the machine has no interface but loopback).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn candidates_name_only_reachable_addresses() {
-    use peerchat_client::pair::{Blob, CodeKind, Role};
+    use peerchat_client::pair::{Code, CodeKind, Role};
 
     let options = EngineOptions {
         mdns: false,
-        ..EngineOptions::new(Session::Manual(Role::Offer), "dora")
+        ..EngineOptions::new(Session::Manual(Role::Offer, None), "dora")
     };
     let (engine, mut events) = Engine::start(options);
     // The offer code holds every candidate gathered.
@@ -333,7 +334,14 @@ async fn candidates_name_only_reachable_addresses() {
     })
     .await;
     engine.leave().await;
-    let sdp = Blob::decode(&code).unwrap().sdp;
+    // The offer code carries the secret it is sealed with.
+    let code = Code::parse(&code).unwrap();
+    let secret = code
+        .secret
+        .clone()
+        .expect("a fresh secret in the offer code");
+    let key = peerchat_e2e::SignalKey::derive(&secret, peerchat_e2e::Context::Code);
+    let sdp = code.open_with(&key).unwrap().sdp;
     let candidates: Vec<&str> = sdp
         .lines()
         .filter(|l| l.starts_with("a=candidate:"))

@@ -54,7 +54,7 @@ async fn join(
             break;
         }
     }
-    signaling.send(json!({"type":"join","v":1,"room":ROOM,"nick":nick}).to_string());
+    signaling.send(json!({"type":"join","v":2,"room":ROOM,"nick":nick}).to_string());
     loop {
         if let SignalingEvent::Message(ServerEvent::Joined { .. }) = next(events).await {
             return;

@@ -849,7 +849,7 @@ impl Sim {
         key: Option<&str>,
     ) -> ((usize, ConnId), Value) {
         let client = self.connect(i);
-        let mut msg = json!({"type":"join","v":1,"room":room,"nick":nick});
+        let mut msg = json!({"type":"join","v":2,"room":room,"nick":nick});
         if let Some(key) = key {
             msg["key"] = json!(key);
         }
@@ -982,9 +982,9 @@ fn a_join_refused_on_one_room_may_go_to_another_room_elsewhere() {
     // A client of node 1 is refused in ROOM (owned by 0), then joins ROOM2
     // (owned by 1) on the same connection.
     let c = sim.connect(1);
-    sim.send(c, json!({"type":"join","v":1,"room":ROOM,"nick":"alice"}));
+    sim.send(c, json!({"type":"join","v":2,"room":ROOM,"nick":"alice"}));
     assert_eq!(sim.frames(c)[0]["code"], "nick_taken");
-    sim.send(c, json!({"type":"join","v":1,"room":ROOM2,"nick":"alice"}));
+    sim.send(c, json!({"type":"join","v":2,"room":ROOM2,"nick":"alice"}));
     assert_eq!(sim.frames(c)[1]["type"], "joined");
     assert_eq!(nicks(&sim.frames(c)[1]), vec!["zed"]);
     // Its place at node 0 was given up: ROOM has one member.

@@ -150,6 +150,18 @@ impl Context {
         check_id(id)?;
         Ok(Context::Mailbox(id.to_owned()))
     }
+
+    /// Reads a context from its text: `room:ID`, `mailbox:ID` or `code`.
+    pub fn parse(text: &str) -> Result<Self, ContextError> {
+        if text == "code" {
+            return Ok(Context::Code);
+        }
+        match text.split_once(':') {
+            Some(("room", id)) => Context::room(id),
+            Some(("mailbox", id)) => Context::mailbox(id),
+            _ => Err(ContextError),
+        }
+    }
 }
 
 impl fmt::Display for Context {

@@ -26,12 +26,25 @@
 //!   oldest go first); a peer's `sync` is answered at most once per
 //!   [`Config::sync_interval_ms`], afresh on each new channel; history
 //!   answers are split into envelopes of at most [`Config::batch_bytes`].
+//! * **Signed.** Every message carries its author's signature (protocol
+//!   version 2). The log asks its caller to check signatures
+//!   ([`Effect::Verify`], answered with [`History::verified`]): the
+//!   browser's WebCrypto is asynchronous, and the log does no I/O. It
+//!   checks a message against its author's key as confirmed by the
+//!   author's own hello ([`History::key_confirmed`]) or kept from earlier;
+//!   a relayed message whose author's key is not known yet is checked with
+//!   the key it carries and kept marked "relayed by X, not yet verified"
+//!   until the author's hello confirms that key (another key removes it as
+//!   forged). A message whose signature does not verify, or that claims to
+//!   be ours without our signature, is refused: never kept, never passed
+//!   on, never counted as received.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use peerchat_e2e::{Context, IdentityKey, KIND_CHAT, PublicKey, SignedMessage, base64url};
 use peerchat_protocol::file::FileMeta;
 use peerchat_protocol::peer::{
     self, MAX_COUNTER, MAX_HISTORY_BATCH, MAX_JUMP, MAX_SYNC_AUTHORS, PeerMessage, Record,
@@ -61,6 +74,21 @@ pub struct Message {
     /// The offer, in a file offer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<Box<FileMeta>>,
+    /// The algorithm of the author's identity key (`ed25519`, `p256`);
+    /// empty for a message kept from before messages were signed.
+    #[serde(default)]
+    pub alg: String,
+    /// The author's identity key, base64url.
+    #[serde(default)]
+    pub key: String,
+    /// The author's signature, base64url; empty for a message kept from
+    /// before messages were signed (such a message is never passed on).
+    #[serde(default)]
+    pub sig: String,
+    /// Relayed by this member, and its author's key not confirmed by the
+    /// author's own hello yet: "relayed by X, not yet verified".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayed_by: Option<String>,
 }
 
 impl Message {
@@ -74,6 +102,9 @@ impl Message {
     }
 
     fn record(&self) -> Record<'_> {
+        fn some(s: &str) -> Option<Cow<'_, str>> {
+            (!s.is_empty()).then_some(Cow::Borrowed(s))
+        }
         Record {
             author: Cow::Borrowed(&self.author),
             nick: Cow::Borrowed(&self.nick),
@@ -83,10 +114,14 @@ impl Message {
             ts: self.ts,
             text: Cow::Borrowed(&self.text),
             file: self.file.as_deref().cloned(),
+            alg: some(&self.alg),
+            key: some(&self.key),
+            sig: some(&self.sig),
         }
     }
 
     fn from_record(record: Record<'_>) -> Self {
+        let owned = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned).unwrap_or_default();
         Self {
             author: record.author.into_owned(),
             nick: record.nick.into_owned(),
@@ -96,8 +131,73 @@ impl Message {
             ts: record.ts,
             text: record.text.into_owned(),
             file: record.file.map(Box::new),
+            alg: owned(record.alg),
+            key: owned(record.key),
+            sig: owned(record.sig),
+            relayed_by: None,
         }
     }
+
+    /// The bytes its author signs, in `context`: a chat message's kind is
+    /// `chat` and its body the text; a file offer's kind is `file` and its
+    /// body [`file_body`].
+    pub fn signed_bytes(&self, context: &Context) -> Option<Vec<u8>> {
+        self.signed_bytes_to(context, None)
+    }
+
+    /// The bytes its author signs, in `context`, for an entry of a private
+    /// conversation with recipient `to` (the other party): its kind is
+    /// `private` and its body `TO`, the kind and the body it would have in
+    /// the room, one a line ([`KIND_PRIVATE`]); with `to` `None`, as
+    /// [`Message::signed_bytes`].
+    pub fn signed_bytes_to(&self, context: &Context, to: Option<&str>) -> Option<Vec<u8>> {
+        let (kind, body) = match &self.file {
+            Some(file) => (KIND_FILE, Cow::Owned(file_body(file))),
+            None => (KIND_CHAT, Cow::Borrowed(self.text.as_str())),
+        };
+        let (kind, body) = match to {
+            Some(to) => (KIND_PRIVATE, Cow::Owned(format!("{to}\n{kind}\n{body}"))),
+            None => (kind, body),
+        };
+        SignedMessage {
+            context,
+            author: &self.author,
+            nick: &self.nick,
+            seq: self.seq,
+            clock: self.clock,
+            ts: self.ts,
+            id: &self.id,
+            kind,
+            body: &body,
+        }
+        .signed_bytes()
+        .ok()
+    }
+}
+
+/// The kind a file offer is signed under.
+pub const KIND_FILE: &str = "file";
+
+/// The kind an entry of a private conversation is signed under, so that it
+/// cannot be passed off as one in the room's log or in a conversation with
+/// someone else.
+pub const KIND_PRIVATE: &str = "private";
+
+/// The body a file offer is signed with: its id, size, media type, piece
+/// size, SHA-256 and root (in lower-case hex), and name, one a line, the
+/// name last (it may hold any character).
+pub fn file_body(file: &FileMeta) -> String {
+    use peerchat_protocol::file::hex;
+    format!(
+        "{}\n{}\n{}\n{}\n{}\n{}\n{}",
+        file.fid,
+        file.size,
+        file.mime,
+        file.piece,
+        hex(&file.sha256),
+        hex(&file.root),
+        file.name
+    )
 }
 
 /// A message's place in the order.
@@ -175,6 +275,104 @@ pub enum Effect {
         /// The member.
         author: String,
     },
+    /// Check these signatures, and hand the results to
+    /// [`History::verified`]: what arrived waits until then.
+    Verify(Check),
+    /// A message attributed to `author`, from `by` (the author itself on a
+    /// live chat, or the member relaying it), was refused: its signature
+    /// does not verify. Nothing was kept; tell the user.
+    Forged {
+        /// Whom it claimed as its author.
+        author: String,
+        /// Its number.
+        seq: u64,
+        /// Who sent it to us.
+        by: String,
+    },
+    /// A message kept as "relayed, not yet verified" is verified now: its
+    /// author's own hello confirmed the key it was signed with.
+    Confirmed {
+        /// The author.
+        author: String,
+        /// The number.
+        seq: u64,
+    },
+    /// A message kept as "relayed, not yet verified" was signed with
+    /// another key than its author's, as the author's own hello showed: it
+    /// was forged, and is removed (from the screen and the device too).
+    Removed {
+        /// Whom it claimed as its author.
+        author: String,
+        /// Its number.
+        seq: u64,
+        /// Who relayed it.
+        by: String,
+    },
+}
+
+/// Signatures to check ([`Effect::Verify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Names the check in [`History::verified`].
+    pub id: u64,
+    /// One per signature, in order.
+    pub items: Vec<CheckItem>,
+}
+
+/// One signature to check: `sig` by the key (`alg`, `key`) over `bytes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckItem {
+    /// The key's algorithm (`ed25519`, `p256`).
+    pub alg: String,
+    /// The key, base64url.
+    pub key: String,
+    /// The signed bytes.
+    pub bytes: Vec<u8>,
+    /// The signature, base64url.
+    pub sig: String,
+}
+
+impl CheckItem {
+    /// Checks it (where signatures can be checked at once, as in Rust).
+    pub fn verify(&self) -> bool {
+        let Ok(key) = PublicKey::from_wire(&self.alg, &self.key) else {
+            return false;
+        };
+        base64url::decode(&self.sig).is_some_and(|sig| key.verify(&self.bytes, &sig).is_ok())
+    }
+}
+
+/// A message of ours, numbered and ready to be signed
+/// ([`History::draft`], then [`History::commit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// The message, without its signature.
+    pub message: Message,
+    /// The bytes to sign.
+    pub bytes: Vec<u8>,
+}
+
+/// Bytes of messages waiting for their signatures to be checked; more are
+/// refused (`busy`) until the checks come back.
+pub const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
+
+/// What waits for a [`Check`].
+#[derive(Debug, Clone)]
+struct Pending {
+    from: String,
+    entries: Vec<Pend>,
+    bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Pend {
+    /// A message whose signature is item `usize` of the check.
+    Check(Message, usize),
+    /// A message that breaks a rule, sent by its author: counts as
+    /// received.
+    Flawed(String, u64),
+    /// A message refused before any check (no key, no signature).
+    Forged(String, u64),
 }
 
 /// Who has one of our messages, and who not yet.
@@ -210,6 +408,12 @@ pub enum SendError {
     /// log itself never says this.
     #[error("not connected to the room")]
     Stopped,
+    /// The log has no identity key to sign with ([`History::with_identity`]).
+    #[error("no identity key to sign the message with")]
+    Unsigned,
+    /// Another message of ours was numbered since the draft: draft again.
+    #[error("the message's number was taken meanwhile; draft it again")]
+    Stale,
 }
 
 /// Whether `text` can be sent as a message: not empty nor only white space
@@ -267,13 +471,25 @@ pub struct History {
     typing_sent: Option<u64>,
     /// Messages with a clock up to this one were cleared by this member.
     cleared: u64,
+    /// What signatures are bound to.
+    context: Context,
+    /// Our own identity key (`alg`, `key`), once known.
+    own_key: Option<(String, String)>,
+    /// Authors' keys as their own hellos confirmed them (or as kept from
+    /// earlier), by author.
+    keys: HashMap<String, (String, String)>,
+    /// Checks asked for and not answered yet.
+    pending: BTreeMap<u64, Pending>,
+    pending_bytes: usize,
+    next_check: u64,
     /// In a private conversation, the other party: only its entries and
     /// ours are taken.
     party: Option<String>,
 }
 
 impl History {
-    /// An empty log for the member with peer id `me`.
+    /// An empty log for the member with peer id `me` (in the `code`
+    /// context, with no identity key until [`History::with_identity`]).
     pub fn new(me: impl Into<String>, config: Config) -> Self {
         Self {
             me: me.into(),
@@ -291,8 +507,30 @@ impl History {
             typing: HashMap::new(),
             typing_sent: None,
             cleared: 0,
+            context: Context::Code,
+            own_key: None,
+            keys: HashMap::new(),
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            next_check: 1,
             party: None,
         }
+    }
+
+    /// The log of a member signing with `own_key` in `context` (a room, a
+    /// pairing): what its messages and the signatures it checks are bound
+    /// to.
+    pub fn with_identity(mut self, context: Context, own_key: &PublicKey) -> Self {
+        self.context = context;
+        let key = (own_key.alg().name().to_owned(), own_key.key_b64());
+        self.keys.insert(self.me.clone(), key.clone());
+        self.own_key = Some(key);
+        self
+    }
+
+    /// The context signatures are bound to.
+    pub fn context(&self) -> &Context {
+        &self.context
     }
 
     /// An empty log of the private conversation between `me` and `peer`:
@@ -303,6 +541,19 @@ impl History {
             party: Some(peer.into()),
             ..Self::new(me, config)
         }
+    }
+
+    /// The bytes `message`'s author signs in this log: bound to its
+    /// recipient in a private conversation.
+    fn signed_bytes(&self, message: &Message) -> Option<Vec<u8>> {
+        let to = self.party.as_deref().map(|party| {
+            if message.author == self.me {
+                party
+            } else {
+                self.me.as_str()
+            }
+        });
+        message.signed_bytes_to(&self.context, to)
     }
 
     /// The other party, in the log of a private conversation.
@@ -370,44 +621,35 @@ impl History {
         self.last_seq
     }
 
-    /// Records a message we send, meant for `recipients` (the other members
-    /// in the room now), and returns it with its `chat` envelope: send that
-    /// to every peer whose channel is open. Peers whose channel is not open
-    /// get it from the `sync` when it opens.
-    pub fn send(
-        &mut self,
-        id: &str,
-        nick: &str,
-        text: &str,
-        ts: u64,
-        recipients: Vec<String>,
-    ) -> Result<(Message, String), SendError> {
+    /// Numbers a message we are about to send and says what to sign: sign
+    /// [`Draft::bytes`] with our identity key and hand the signature to
+    /// [`History::commit`] (nothing is recorded before).
+    pub fn draft(&self, id: &str, nick: &str, text: &str, ts: u64) -> Result<Draft, SendError> {
         check_text(text)?;
-        self.send_entry(id, nick, text, None, ts, recipients)
+        self.draft_entry(id, nick, text, None, ts)
     }
 
-    /// Records a file offer we make, as [`History::send`] records a message,
-    /// and returns it with its `file` envelope.
-    pub fn send_file(
-        &mut self,
+    /// Numbers a file offer we are about to make and says what to sign, as
+    /// [`History::draft`] does for a message.
+    pub fn draft_file(
+        &self,
         id: &str,
         nick: &str,
         file: FileMeta,
         ts: u64,
-        recipients: Vec<String>,
-    ) -> Result<(Message, String), SendError> {
-        self.send_entry(id, nick, "", Some(file), ts, recipients)
+    ) -> Result<Draft, SendError> {
+        self.draft_entry(id, nick, "", Some(file), ts)
     }
 
-    fn send_entry(
-        &mut self,
+    fn draft_entry(
+        &self,
         id: &str,
         nick: &str,
         text: &str,
         file: Option<FileMeta>,
         ts: u64,
-        recipients: Vec<String>,
-    ) -> Result<(Message, String), SendError> {
+    ) -> Result<Draft, SendError> {
+        let (alg, key) = self.own_key.clone().ok_or(SendError::Unsigned)?;
         let message = Message {
             author: self.me.clone(),
             nick: nick.to_owned(),
@@ -417,10 +659,35 @@ impl History {
             ts: ts.min(peer::MAX_TS),
             text: text.to_owned(),
             file: file.map(Box::new),
+            alg,
+            key,
+            sig: String::new(),
+            relayed_by: None,
         };
-        let record = message.record();
-        record.validate()?;
-        let envelope = record.chat().to_json();
+        message.record().validate()?;
+        let bytes = self.signed_bytes(&message).ok_or(SendError::Unsigned)?;
+        Ok(Draft { message, bytes })
+    }
+
+    /// Records a message (or file offer) we send, drafted with
+    /// [`History::draft`] (or [`History::draft_file`]) and signed (`sig`,
+    /// base64url), meant for `recipients` (the other members in the room
+    /// now), and returns it with its envelope: send that to every peer
+    /// whose channel is up. Peers whose channel is not up get it from the
+    /// `sync` when it is. A draft whose number another message took
+    /// meanwhile is [`SendError::Stale`].
+    pub fn commit(
+        &mut self,
+        draft: Draft,
+        sig: &str,
+        recipients: Vec<String>,
+    ) -> Result<(Message, String), SendError> {
+        let mut message = draft.message;
+        if message.seq != (self.last_seq + 1).min(MAX_COUNTER) {
+            return Err(SendError::Stale);
+        }
+        message.sig = sig.to_owned();
+        let envelope = message.record().chat().to_json();
         self.typing_sent = None;
         let mut recipients = recipients;
         recipients.retain(|r| r != &self.me);
@@ -431,6 +698,51 @@ impl History {
         self.own_clock = self.own_clock.max(message.clock);
         self.insert(message.clone());
         Ok((message, envelope))
+    }
+
+    /// [`History::draft_file`], signed with `identity`, then
+    /// [`History::commit`]: where signing takes no waiting (Rust).
+    pub fn send_file(
+        &mut self,
+        identity: &IdentityKey,
+        id: &str,
+        nick: &str,
+        file: FileMeta,
+        ts: u64,
+        recipients: Vec<String>,
+    ) -> Result<(Message, String), SendError> {
+        self.sign_with(identity);
+        let draft = self.draft_file(id, nick, file, ts)?;
+        let sig = base64url::encode(&identity.sign(&draft.bytes));
+        self.commit(draft, &sig, recipients)
+    }
+
+    /// Signs with `identity` from now on, if no key was set
+    /// ([`History::with_identity`]).
+    fn sign_with(&mut self, identity: &IdentityKey) {
+        if self.own_key.is_none() {
+            let public = identity.public_key();
+            let key = (public.alg().name().to_owned(), public.key_b64());
+            self.keys.insert(self.me.clone(), key.clone());
+            self.own_key = Some(key);
+        }
+    }
+
+    /// [`History::draft`], signed with `identity`, then
+    /// [`History::commit`]: where signing takes no waiting (Rust).
+    pub fn send(
+        &mut self,
+        identity: &IdentityKey,
+        id: &str,
+        nick: &str,
+        text: &str,
+        ts: u64,
+        recipients: Vec<String>,
+    ) -> Result<(Message, String), SendError> {
+        self.sign_with(identity);
+        let draft = self.draft(id, nick, text, ts)?;
+        let sig = base64url::encode(&identity.sign(&draft.bytes));
+        self.commit(draft, &sig, recipients)
     }
 
     /// A peer's channel opened: returns the `sync` to send it, and a
@@ -451,6 +763,7 @@ impl History {
             .values()
             .filter(|m| {
                 m.author == self.me
+                    && !m.sig.is_empty()
                     && m.seq > acked
                     && self
                         .recipients
@@ -489,7 +802,9 @@ impl History {
     }
 
     /// Handles an envelope `text` from peer `from` (nickname `nick`),
-    /// arriving on its data channel at `now` (ms).
+    /// arriving on its data channel at `now` (ms). Messages come back as an
+    /// [`Effect::Verify`]: they are taken once their signatures are checked
+    /// ([`History::verified`]).
     pub fn handle(
         &mut self,
         from: &str,
@@ -503,7 +818,8 @@ impl History {
             Err(err) => {
                 // Messages that break a rule but name their author and
                 // number count as received, so that they cannot hold the
-                // author's later ones back.
+                // author's later ones back: when they come from their
+                // author (anyone else could name any author and number).
                 match peer::salvage(text).ok_or(err)? {
                     Salvaged::Chat(flawed) => {
                         if from != self.me {
@@ -516,7 +832,7 @@ impl History {
                             Ok(record) => Ok(Message::from_record(record)),
                             Err(flawed) => Err((flawed.author.unwrap_or_default(), flawed.seq)),
                         });
-                        self.take(entries, &mut out);
+                        self.check(from, entries.collect(), text.len(), &mut out)?;
                     }
                 }
                 return Ok(out);
@@ -527,17 +843,20 @@ impl History {
                 if from == self.me {
                     return Ok(out);
                 }
-                let message = Message::from_record(Record::from_chat(from, nick, chat));
+                let mut message = Message::from_record(Record::from_chat(from, nick, chat));
+                // A live chat is signed with the key of the peer at the
+                // other end, as its hello confirmed it.
+                let (alg, key) = self.keys.get(from).cloned().unwrap_or_default();
+                message.alg = alg;
+                message.key = key;
                 self.typing.remove(from);
-                self.take([Ok(message)], &mut out);
+                self.check(from, vec![Ok(message)], text.len(), &mut out)?;
             }
             PeerMessage::Ack { upto } => self.acked(from, upto, &mut out),
             PeerMessage::Sync(sync) => self.answer(from, &sync, now, &mut out),
             PeerMessage::History(records) => {
-                self.take(
-                    records.into_iter().map(|r| Ok(Message::from_record(r))),
-                    &mut out,
-                );
+                let entries = records.into_iter().map(|r| Ok(Message::from_record(r)));
+                self.check(from, entries.collect(), text.len(), &mut out)?;
             }
             PeerMessage::Typing => {
                 if from != self.me {
@@ -562,6 +881,190 @@ impl History {
             PeerMessage::Unknown { seq: None, .. } | PeerMessage::Private(_) => {}
         }
         Ok(out)
+    }
+
+    /// Asks for the signatures of messages from `from` to be checked (or,
+    /// if there is nothing to check, takes them at once).
+    fn check(
+        &mut self,
+        from: &str,
+        entries: Vec<Result<Message, (String, u64)>>,
+        bytes: usize,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), ProtocolError> {
+        let mut items = Vec::new();
+        let mut pends = Vec::new();
+        for entry in entries {
+            // Entries that do not belong in this log are left out before
+            // anything is checked (in a private conversation, a third
+            // member's).
+            let author = match &entry {
+                Ok(message) => &message.author,
+                Err((author, _)) => author,
+            };
+            if !self.admits(author) {
+                continue;
+            }
+            let mut message = match entry {
+                Err((author, seq)) => {
+                    if author == from {
+                        pends.push(Pend::Flawed(author, seq));
+                    }
+                    continue;
+                }
+                Ok(message) => message,
+            };
+            // The key it must verify with: ours for our own; the author's
+            // as confirmed; or, relayed with its author's key not known
+            // yet, the key it carries (and it is marked as such).
+            let known = self.keys.get(&message.author).cloned();
+            let key = match known {
+                Some(key) => Some(key),
+                None if message.author == self.me => None,
+                None if message.author == from => None,
+                None => {
+                    message.relayed_by = Some(from.to_owned());
+                    (!message.alg.is_empty() && !message.key.is_empty())
+                        .then(|| (message.alg.clone(), message.key.clone()))
+                }
+            };
+            let bytes = self.signed_bytes(&message);
+            match (key, bytes) {
+                (Some((alg, key)), Some(bytes)) if !message.sig.is_empty() => {
+                    message.alg.clone_from(&alg);
+                    message.key.clone_from(&key);
+                    items.push(CheckItem {
+                        alg,
+                        key,
+                        bytes,
+                        sig: message.sig.clone(),
+                    });
+                    pends.push(Pend::Check(message, items.len() - 1));
+                }
+                _ => pends.push(Pend::Forged(message.author, message.seq)),
+            }
+        }
+        if items.is_empty() {
+            self.finish(from, pends, &[], out);
+            return Ok(());
+        }
+        if self.pending_bytes.saturating_add(bytes) > MAX_PENDING_BYTES {
+            return Err(ProtocolError::BadMessage(
+                "too many messages are waiting for their signatures to be checked".into(),
+            ));
+        }
+        let id = self.next_check;
+        self.next_check += 1;
+        self.pending_bytes += bytes;
+        self.pending.insert(
+            id,
+            Pending {
+                from: from.to_owned(),
+                entries: pends,
+                bytes,
+            },
+        );
+        out.push(Effect::Verify(Check { id, items }));
+        Ok(())
+    }
+
+    /// The signatures of check `id` were checked: `results` has one answer
+    /// per item, in order (missing ones count as failed). Takes the
+    /// messages that verified; the others are refused ([`Effect::Forged`]).
+    pub fn verified(&mut self, id: u64, results: &[bool]) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if let Some(pending) = self.pending.remove(&id) {
+            self.pending_bytes = self.pending_bytes.saturating_sub(pending.bytes);
+            self.finish(&pending.from, pending.entries, results, &mut out);
+        }
+        out
+    }
+
+    /// How many checks are waiting for [`History::verified`].
+    pub fn checks_waiting(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn finish(&mut self, from: &str, entries: Vec<Pend>, results: &[bool], out: &mut Vec<Effect>) {
+        let mut taken = Vec::new();
+        let forged = |author: String, seq: u64, out: &mut Vec<Effect>| {
+            out.push(Effect::Forged {
+                author,
+                seq,
+                by: from.to_owned(),
+            });
+        };
+        for entry in entries {
+            match entry {
+                Pend::Check(mut message, i) => {
+                    if !results.get(i).copied().unwrap_or(false) {
+                        forged(message.author, message.seq, out);
+                        continue;
+                    }
+                    // Its author's key may have been confirmed meanwhile.
+                    if message.relayed_by.is_some() {
+                        match self.keys.get(&message.author) {
+                            Some((alg, key)) if *alg == message.alg && *key == message.key => {
+                                message.relayed_by = None;
+                            }
+                            Some(_) => {
+                                forged(message.author, message.seq, out);
+                                continue;
+                            }
+                            None => {}
+                        }
+                    }
+                    taken.push(Ok(message));
+                }
+                Pend::Flawed(author, seq) => taken.push(Err((author, seq))),
+                Pend::Forged(author, seq) => forged(author, seq, out),
+            }
+        }
+        self.take(taken, out);
+    }
+
+    /// `author`'s own hello verified with this key: messages of theirs kept
+    /// as "relayed, not yet verified" are verified if they were signed with
+    /// it ([`Effect::Confirmed`]), and removed as forged if not
+    /// ([`Effect::Removed`]); later ones are checked against it.
+    pub fn key_confirmed(&mut self, author: &str, key: &PublicKey) -> Vec<Effect> {
+        let key = (key.alg().name().to_owned(), key.key_b64());
+        self.keys.insert(author.to_owned(), key.clone());
+        let marked: Vec<Key> = self
+            .log
+            .iter()
+            .filter(|(_, m)| m.author == author && m.relayed_by.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        let mut lowest_removed = None;
+        for k in marked {
+            let Some(m) = self.log.get_mut(&k) else {
+                continue;
+            };
+            if m.alg == key.0 && m.key == key.1 {
+                m.relayed_by = None;
+                out.push(Effect::Confirmed {
+                    author: author.to_owned(),
+                    seq: k.seq,
+                });
+            } else if let Some(m) = self.log.remove(&k) {
+                self.index.remove(&(m.author.clone(), m.seq));
+                lowest_removed = Some(lowest_removed.map_or(m.seq, |l: u64| l.min(m.seq)));
+                out.push(Effect::Removed {
+                    author: author.to_owned(),
+                    seq: m.seq,
+                    by: m.relayed_by.unwrap_or_default(),
+                });
+            }
+        }
+        if let Some(lowest) = lowest_removed {
+            // The real messages with those numbers are still to come.
+            let floor = self.floor_of(author).min(lowest - 1);
+            self.floor.insert(author.to_owned(), floor);
+            self.seen_to(author);
+        }
+        out
     }
 
     /// This member typed at `now`: returns the `typing` envelope to send to
@@ -644,6 +1147,13 @@ impl History {
             .fold(self.own_clock.max(saved.cleared), u64::max);
         let mut added = Vec::new();
         for message in saved.messages {
+            // Keys of verified messages are known from earlier.
+            if message.relayed_by.is_none() && !message.sig.is_empty() && message.author != self.me
+            {
+                self.keys
+                    .entry(message.author.clone())
+                    .or_insert_with(|| (message.alg.clone(), message.key.clone()));
+            }
             if self.admits(&message.author)
                 && message.record().validate().is_ok()
                 && self.insert(message.clone())
@@ -751,6 +1261,15 @@ impl History {
         self.floor.insert(author.to_owned(), floor);
     }
 
+    /// Extends `author`'s contiguous count over the messages kept.
+    fn seen_to(&mut self, author: &str) {
+        let mut floor = self.floor_of(author);
+        while self.index.contains_key(&(author.to_owned(), floor + 1)) {
+            floor += 1;
+        }
+        self.floor.insert(author.to_owned(), floor);
+    }
+
     fn acked(&mut self, by: &str, upto: u64, out: &mut Vec<Effect>) {
         let upto = upto.min(self.last_seq);
         let entry = self.acks.entry(by.to_owned()).or_insert(0);
@@ -781,10 +1300,13 @@ impl History {
             }
         }
         self.answered.insert(from.to_owned(), now);
+        // Messages kept from before signing are never passed on.
         let missing: Vec<&Message> = self
             .log
             .values()
-            .filter(|m| m.seq > sync.have.get(m.author.as_str()).copied().unwrap_or(0))
+            .filter(|m| {
+                !m.sig.is_empty() && m.seq > sync.have.get(m.author.as_str()).copied().unwrap_or(0)
+            })
             .collect();
         out.extend(self.batches(from, missing));
     }
@@ -892,9 +1414,13 @@ fn record_size(record: &Record<'_>) -> usize {
     let file = record.file.as_ref().map_or(0, |f| {
         220 + f.fid.len() + f.mime.len() + string_size(&f.name)
     });
+    let optional = |s: &Option<Cow<'_, str>>| s.as_ref().map_or(0, |s| s.len());
     120 + record.author.len()
         + record.nick.len()
         + record.id.len()
+        + optional(&record.alg)
+        + optional(&record.key)
+        + optional(&record.sig)
         + string_size(&record.text)
         + file
 }

@@ -9,14 +9,20 @@
 //! know `private` ignore it. [`Conversations`] keeps the conversations of
 //! one member (at most [`MAX_CONVERSATIONS`]), wraps and unwraps their
 //! envelopes, and counts unread entries.
+//!
+//! Entries are signed as in the room, bound to their recipient as well
+//! ([`crate::KIND_PRIVATE`]): a private message cannot be shown as one in
+//! the room or in a conversation with someone else. The other party's key
+//! is the one its hello confirmed ([`Conversations::key_confirmed`]).
 
 use std::collections::BTreeMap;
 
+use peerchat_e2e::{Context, IdentityKey, PublicKey};
 use peerchat_protocol::ProtocolError;
 use peerchat_protocol::file::FileMeta;
 use peerchat_protocol::peer::{self, PeerMessage};
 
-use crate::{Config, Effect, History, Message, Saved, SendError};
+use crate::{Config, Draft, Effect, History, Message, Saved, SendError};
 
 /// Most conversations kept at once; past it, the one quiet for longest is
 /// forgotten (its saved copy stays with the caller).
@@ -37,6 +43,10 @@ pub struct Conversations {
     config: Config,
     limit: usize,
     logs: BTreeMap<String, Conversation>,
+    /// What signatures are bound to, and our own key, once known.
+    identity: Option<(Context, PublicKey)>,
+    /// The other members' keys, as their hellos confirmed them.
+    keys: BTreeMap<String, PublicKey>,
 }
 
 /// The inner envelope of a `private` one, as JSON text; `None` for any other
@@ -57,6 +67,25 @@ impl Conversations {
             config,
             limit: MAX_CONVERSATIONS,
             logs: BTreeMap::new(),
+            identity: None,
+            keys: BTreeMap::new(),
+        }
+    }
+
+    /// Conversations of a member signing with `own_key` in `context` (as
+    /// [`History::with_identity`]).
+    pub fn with_identity(mut self, context: Context, own_key: &PublicKey) -> Self {
+        self.identity = Some((context, own_key.clone()));
+        self
+    }
+
+    /// `peer`'s own hello verified with `key`: its entries are checked
+    /// against it (the effects are those of [`History::key_confirmed`]).
+    pub fn key_confirmed(&mut self, peer: &str, key: &PublicKey) -> Vec<Effect> {
+        self.keys.insert(peer.to_owned(), key.clone());
+        match self.logs.get_mut(peer) {
+            Some(c) => c.log.key_confirmed(peer, key),
+            None => Vec::new(),
         }
     }
 
@@ -105,50 +134,100 @@ impl Conversations {
             }
         }
         let (me, config) = (self.me.clone(), self.config);
-        let conversation = self
-            .logs
-            .entry(peer.to_owned())
-            .or_insert_with(|| Conversation {
-                log: History::between(me, peer, config),
+        let (identity, key) = (&self.identity, self.keys.get(peer));
+        let conversation = self.logs.entry(peer.to_owned()).or_insert_with(|| {
+            let mut log = History::between(me, peer, config);
+            if let Some((context, own_key)) = identity {
+                log = log.with_identity(context.clone(), own_key);
+            }
+            if let Some(key) = key {
+                log.key_confirmed(peer, key);
+            }
+            Conversation {
+                log,
                 unread: 0,
                 active: now,
-            });
+            }
+        });
         conversation.active = conversation.active.max(now);
         conversation
     }
 
-    /// Sends `text` to `peer` privately: returns the message kept and the
-    /// `private` envelope to send over the channel to `peer` (if it is not
-    /// open, the conversation's `sync` brings the message when it opens).
-    pub fn send(
+    /// Numbers a message to `peer` and says what to sign, as
+    /// [`History::draft`]; hand the signature to [`Conversations::commit`].
+    pub fn draft(
         &mut self,
         peer: &str,
         id: &str,
         nick: &str,
         text: &str,
         ts: u64,
-    ) -> Result<(Message, String), SendError> {
+    ) -> Result<Draft, SendError> {
         self.check_peer(peer)?;
         crate::check_text(text)?;
-        let log = &mut self.open(peer, ts).log;
-        let (message, envelope) = log.send(id, nick, text, ts, vec![peer.to_owned()])?;
-        Ok((message, peer::private_json(&envelope)))
+        self.open(peer, ts).log.draft(id, nick, text, ts)
     }
 
-    /// Offers a file to `peer` privately, as [`Conversations::send`] sends a
-    /// message.
-    pub fn send_file(
+    /// Numbers a file offer to `peer` and says what to sign, as
+    /// [`History::draft_file`].
+    pub fn draft_file(
         &mut self,
         peer: &str,
         id: &str,
         nick: &str,
         file: FileMeta,
         ts: u64,
+    ) -> Result<Draft, SendError> {
+        self.check_peer(peer)?;
+        self.open(peer, ts).log.draft_file(id, nick, file, ts)
+    }
+
+    /// Records a message (or offer) to `peer`, drafted and signed (`sig`,
+    /// base64url): returns it and the `private` envelope to send over the
+    /// channel to `peer` (if it is not open, the conversation's `sync`
+    /// brings it when it opens).
+    pub fn commit(
+        &mut self,
+        peer: &str,
+        draft: Draft,
+        sig: &str,
     ) -> Result<(Message, String), SendError> {
         self.check_peer(peer)?;
-        let log = &mut self.open(peer, ts).log;
-        let (message, envelope) = log.send_file(id, nick, file, ts, vec![peer.to_owned()])?;
+        let log = &mut self.open(peer, draft.message.ts).log;
+        let (message, envelope) = log.commit(draft, sig, vec![peer.to_owned()])?;
         Ok((message, peer::private_json(&envelope)))
+    }
+
+    /// Sends `text` to `peer` privately, signed with `identity` (draft,
+    /// sign, commit).
+    pub fn send(
+        &mut self,
+        identity: &IdentityKey,
+        peer: &str,
+        id: &str,
+        nick: &str,
+        text: &str,
+        ts: u64,
+    ) -> Result<(Message, String), SendError> {
+        let draft = self.draft(peer, id, nick, text, ts)?;
+        let sig = peerchat_e2e::base64url::encode(&identity.sign(&draft.bytes));
+        self.commit(peer, draft, &sig)
+    }
+
+    /// Offers a file to `peer` privately, as [`Conversations::send`] sends a
+    /// message.
+    pub fn send_file(
+        &mut self,
+        identity: &IdentityKey,
+        peer: &str,
+        id: &str,
+        nick: &str,
+        file: FileMeta,
+        ts: u64,
+    ) -> Result<(Message, String), SendError> {
+        let draft = self.draft_file(peer, id, nick, file, ts)?;
+        let sig = peerchat_e2e::base64url::encode(&identity.sign(&draft.bytes));
+        self.commit(peer, draft, &sig)
     }
 
     fn check_peer(&self, peer: &str) -> Result<(), SendError> {
@@ -185,12 +264,20 @@ impl Conversations {
         }
         let conversation = self.open(from, now);
         let effects = conversation.log.handle(from, nick, body, now)?;
-        let effects: Vec<Effect> = effects.into_iter().map(wrap).collect();
-        conversation.unread += effects
-            .iter()
-            .filter(|e| matches!(e, Effect::Added(m) if m.author == from))
-            .count();
-        Ok(effects)
+        Ok(conversation.effects(from, effects))
+    }
+
+    /// The signatures of check `id` of the conversation with `peer` (an
+    /// [`Effect::Verify`] it returned) were checked, as
+    /// [`History::verified`].
+    pub fn verified(&mut self, peer: &str, id: u64, results: &[bool]) -> Vec<Effect> {
+        match self.logs.get_mut(peer) {
+            Some(c) => {
+                let effects = c.log.verified(id, results);
+                c.effects(peer, effects)
+            }
+            None => Vec::new(),
+        }
     }
 
     /// The channel to `peer` opened: the conversation's `sync` and our
@@ -230,6 +317,18 @@ impl Conversations {
             return Vec::new();
         }
         self.open(peer, now).log.restore(saved)
+    }
+}
+
+impl Conversation {
+    /// Effects of the log, wrapped, counting the entries from `peer` taken.
+    fn effects(&mut self, peer: &str, effects: Vec<Effect>) -> Vec<Effect> {
+        let effects: Vec<Effect> = effects.into_iter().map(wrap).collect();
+        self.unread += effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Added(m) if m.author == peer))
+            .count();
+        effects
     }
 }
 

@@ -5,8 +5,38 @@ use super::*;
 const A: &str = "aaaaaaaaaaaaaaaa";
 const B: &str = "bbbbbbbbbbbbbbbb";
 
+/// Each author's identity key, from its first letter.
+fn ident(author: &str) -> std::rc::Rc<IdentityKey> {
+    thread_local! {
+        static KEYS: std::cell::RefCell<HashMap<u8, std::rc::Rc<IdentityKey>>> = Default::default();
+    }
+    let letter = author.as_bytes()[0];
+    KEYS.with(|keys| {
+        keys.borrow_mut()
+            .entry(letter)
+            .or_insert_with(|| std::rc::Rc::new(IdentityKey::from_seed([letter; 32])))
+            .clone()
+    })
+}
+
+/// A log for `me`, with the keys of a, b, c and d confirmed.
+fn log(me: &str, config: Config) -> History {
+    let mut h = History::new(me, config).with_identity(Context::Code, &ident(me).public_key());
+    for author in [
+        "aaaaaaaaaaaaaaaa",
+        B,
+        "cccccccccccccccc",
+        "dddddddddddddddd",
+    ] {
+        h.key_confirmed(author, &ident(author).public_key());
+    }
+    h
+}
+
+/// A message signed by its author.
 fn message(author: &str, seq: u64, clock: u64) -> Message {
-    Message {
+    let key = ident(author).public_key();
+    let mut m = Message {
         author: author.to_owned(),
         nick: format!("n{}", &author[..1]),
         id: format!("{}{seq}", &author[..1]),
@@ -15,7 +45,61 @@ fn message(author: &str, seq: u64, clock: u64) -> Message {
         ts: seq,
         text: format!("{author} {seq}"),
         file: None,
+        alg: key.alg().name().to_owned(),
+        key: key.key_b64(),
+        sig: String::new(),
+        relayed_by: None,
+    };
+    m.sig = resign(&m);
+    m
+}
+
+fn resign(m: &Message) -> String {
+    // The property tests sign and check the same few messages thousands of
+    // times: both are remembered (debug builds make them slow).
+    thread_local! {
+        static SIGNED: std::cell::RefCell<HashMap<Vec<u8>, String>> = Default::default();
     }
+    let bytes = m.signed_bytes(&Context::Code).unwrap();
+    SIGNED.with(|signed| {
+        signed
+            .borrow_mut()
+            .entry(bytes.clone())
+            .or_insert_with(|| base64url::encode(&ident(&m.author).sign(&bytes)))
+            .clone()
+    })
+}
+
+/// A signature check: the bytes, the signature and the key.
+type Checked = (Vec<u8>, String, String);
+
+/// [`CheckItem::verify`], remembered.
+fn verify(item: &CheckItem) -> bool {
+    thread_local! {
+        static CHECKED: std::cell::RefCell<HashMap<Checked, bool>> = Default::default();
+    }
+    CHECKED.with(|checked| {
+        *checked
+            .borrow_mut()
+            .entry((item.bytes.clone(), item.sig.clone(), item.key.clone()))
+            .or_insert_with(|| item.verify())
+    })
+}
+
+/// [`History::handle`], with every signature check done at once.
+fn handle(h: &mut History, from: &str, nick: &str, text: &str, now: u64) -> Vec<Effect> {
+    let effects = h.handle(from, nick, text, now).unwrap();
+    let mut out = Vec::new();
+    for e in effects {
+        match e {
+            Effect::Verify(check) => {
+                let results: Vec<bool> = check.items.iter().map(verify).collect();
+                out.extend(h.verified(check.id, &results));
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn chat_envelope(m: &Message) -> String {
@@ -33,22 +117,23 @@ fn order(h: &History) -> Vec<(String, u64)> {
 
 #[test]
 fn save_and_restore_keep_everything() {
-    let mut h = History::new(A, Config::default());
-    h.send("x", "alice", "hello", 1, vec![B.to_owned()])
+    let mut h = log(A, Config::default());
+    h.send(&ident(A), "x", "alice", "hello", 1, vec![B.to_owned()])
         .unwrap();
-    h.handle(B, "bob", &chat_envelope(&message(B, 1, 2)), 0)
-        .unwrap();
-    h.handle(B, "bob", &peer::ack_json(1), 0).unwrap();
+    handle(&mut h, B, "nb", &chat_envelope(&message(B, 1, 2)), 0);
+    handle(&mut h, B, "nb", &peer::ack_json(1), 0);
     let saved = h.save();
     let json = serde_json::to_string(&saved).unwrap();
 
-    let mut back = History::new(A, Config::default());
+    let mut back = log(A, Config::default());
     let added = back.restore(serde_json::from_str(&json).unwrap());
     assert_eq!(added.len(), 2);
     assert_eq!(order(&back), order(&h));
     assert_eq!(back.delivery(1).acked, vec![B.to_owned()]);
     // Numbering and the clock go on after the restored messages.
-    let (m, _) = back.send("y", "alice", "more", 2, vec![]).unwrap();
+    let (m, _) = back
+        .send(&ident(A), "y", "alice", "more", 2, vec![])
+        .unwrap();
     assert_eq!((m.seq, m.clock), (2, 3));
     // Restoring twice adds nothing.
     assert!(back.restore(saved).is_empty());
@@ -56,7 +141,7 @@ fn save_and_restore_keep_everything() {
 
 #[test]
 fn restore_skips_invalid_messages() {
-    let mut h = History::new(A, Config::default());
+    let mut h = log(A, Config::default());
     let mut bad = message(B, 1, 1);
     bad.text = String::new();
     let added = h.restore(Saved {
@@ -68,21 +153,20 @@ fn restore_skips_invalid_messages() {
 
 #[test]
 fn clear_forgets_messages_but_not_numbering() {
-    let mut h = History::new(A, Config::default());
-    h.send("x", "alice", "one", 1, vec![]).unwrap();
+    let mut h = log(A, Config::default());
+    h.send(&ident(A), "x", "alice", "one", 1, vec![]).unwrap();
     h.clear();
     assert!(h.is_empty());
-    let (m, _) = h.send("y", "alice", "two", 2, vec![]).unwrap();
+    let (m, _) = h.send(&ident(A), "y", "alice", "two", 2, vec![]).unwrap();
     assert_eq!(m.seq, 2);
 }
 
 #[test]
 fn a_sync_names_our_own_count_and_each_author() {
-    let mut h = History::new(A, Config::default());
+    let mut h = log(A, Config::default());
     assert!(h.sync().have.is_empty());
-    h.send("x", "alice", "one", 1, vec![]).unwrap();
-    h.handle(B, "bob", &chat_envelope(&message(B, 1, 5)), 0)
-        .unwrap();
+    h.send(&ident(A), "x", "alice", "one", 1, vec![]).unwrap();
+    handle(&mut h, B, "nb", &chat_envelope(&message(B, 1, 5)), 0);
     let have: Vec<(String, u64)> = h
         .sync()
         .have
@@ -98,12 +182,13 @@ fn a_huge_sync_gets_a_bounded_answer() {
         capacity: 50,
         ..Config::default()
     };
-    let mut h = History::new(A, config);
+    let mut h = log(A, config);
     for seq in 1..=80 {
         let text = "x".repeat(16 * 1024);
         let mut m = message(B, seq, seq);
         m.text = text;
-        h.handle(B, "bob", &chat_envelope(&m), 0).unwrap();
+        m.sig = resign(&m);
+        handle(&mut h, B, "nb", &chat_envelope(&m), 0);
     }
     assert_eq!(h.len(), 50);
     let effects = h
@@ -144,10 +229,8 @@ fn a_huge_sync_gets_a_bounded_answer() {
 
 #[test]
 fn a_chat_from_ourselves_is_ignored() {
-    let mut h = History::new(A, Config::default());
-    let effects = h
-        .handle(A, "alice", &chat_envelope(&message(A, 1, 1)), 0)
-        .unwrap();
+    let mut h = log(A, Config::default());
+    let effects = handle(&mut h, A, "na", &chat_envelope(&message(A, 1, 1)), 0);
     assert!(effects.is_empty());
     assert!(h.is_empty());
 }
@@ -199,29 +282,29 @@ fn deliveries() -> impl Strategy<Value = Vec<Delivery>> {
 }
 
 fn replay(me: &str, capacity: usize, messages: &[Message], deliveries: &[Delivery]) -> History {
-    let mut h = History::new(
+    let mut h = log(
         me,
         Config {
             capacity,
             ..Config::default()
         },
     );
-    let mut apply = |envelope: String, from: &str| {
-        h.handle(from, "x", &envelope, 0).unwrap();
+    let mut apply = |envelope: String, from: &str, nick: &str| {
+        handle(&mut h, from, nick, &envelope, 0);
     };
     for d in deliveries {
         let m = &messages[d.index.index(messages.len())];
         if d.via_history {
             let mut batch = vec![m];
             batch.extend(d.extra.iter().map(|i| &messages[i.index(messages.len())]));
-            apply(history_envelope(&batch), "dddddddddddddddd");
+            apply(history_envelope(&batch), "dddddddddddddddd", "nd");
         } else {
-            apply(chat_envelope(m), &m.author.clone());
+            apply(chat_envelope(m), &m.author.clone(), &m.nick.clone());
         }
     }
     // Finally everything arrives, in the conversation's own order.
     for m in messages {
-        apply(chat_envelope(m), &m.author.clone());
+        apply(chat_envelope(m), &m.author.clone(), &m.nick.clone());
     }
     h
 }

@@ -2,17 +2,30 @@
 //! web client's `private.js` replays too: a room log and the private
 //! conversations of one member, side by side, as a client drives them.
 
+use peerchat_e2e::Context;
 use peerchat_history::private::{Conversations, unwrap};
 use peerchat_history::{Config, Effect, History, Message, SendError};
 use serde_json::{Value, json};
 
 mod common;
-use common::{effect, n, s, send_error, strings};
+use common::{checked, effect, keys, n, s, send_error, strings};
 
 const VECTORS: &str = include_str!("../../../tests/vectors/private.json");
 
 fn effects(list: &[Effect]) -> Value {
     json!(list.iter().map(effect).collect::<Vec<_>>())
+}
+
+/// Draft, sign, commit, or the error: as the web client does.
+fn signed(
+    identity: &peerchat_e2e::IdentityKey,
+    private: &mut Conversations,
+    peer: &str,
+    draft: Result<peerchat_history::Draft, SendError>,
+) -> Result<(Message, String), SendError> {
+    let draft = draft?;
+    let sig = peerchat_e2e::base64url::encode(&identity.sign(&draft.bytes));
+    private.commit(peer, draft, &sig)
 }
 
 fn order<'a>(messages: impl Iterator<Item = &'a Message>) -> Value {
@@ -44,42 +57,53 @@ fn scenarios() {
     for scenario in scenarios {
         let name = s(scenario, "name");
         let me = s(scenario, "me");
-        let mut room = History::new(me.clone(), Config::default());
-        let mut private = Conversations::new(me.clone(), Config::default());
+        let keys = keys(scenario);
+        let identity = &keys[&me];
+        let own = identity.public_key();
+        let context = Context::parse(&s(scenario, "context")).unwrap();
+        let mut room =
+            History::new(me.clone(), Config::default()).with_identity(context.clone(), &own);
+        let mut private =
+            Conversations::new(me.clone(), Config::default()).with_identity(context, &own);
         if let Some(limit) = scenario["config"]["limit"].as_u64() {
             private = private.with_limit(limit as usize);
+        }
+        for author in scenario["confirmed"].as_array().unwrap() {
+            let author = author.as_str().unwrap();
+            let key = keys[author].public_key();
+            assert!(room.key_confirmed(author, &key).is_empty());
+            assert!(private.key_confirmed(author, &key).is_empty());
         }
         for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
             let at = format!("{name}, step {i}: {step}");
             let want = &step["want"];
             let peer = step["peer"].as_str().unwrap_or_default();
             match step["do"].as_str().unwrap() {
-                "send" => sent(
-                    private.send(
+                "send" => {
+                    let draft = private.draft(
                         peer,
                         &s(step, "id"),
                         &s(step, "nick"),
                         &s(step, "text"),
                         n(step, "ts"),
-                    ),
-                    want,
-                    &at,
-                ),
-                "send_file" => sent(
-                    private.send_file(
+                    );
+                    sent(signed(identity, &mut private, peer, draft), want, &at);
+                }
+                "send_file" => {
+                    let draft = private.draft_file(
                         peer,
                         &s(step, "id"),
                         &s(step, "nick"),
                         serde_json::from_value(step["file"].clone()).expect(&at),
                         n(step, "ts"),
-                    ),
-                    want,
-                    &at,
-                ),
+                    );
+                    sent(signed(identity, &mut private, peer, draft), want, &at);
+                }
                 "room_send" => {
                     let recipients = strings(step, "recipients");
                     let (_, envelope) = room
                         .send(
+                            identity,
                             &s(step, "id"),
                             &s(step, "nick"),
                             &s(step, "text"),
@@ -98,11 +122,14 @@ fn scenarios() {
                     );
                     let got = match unwrap(&text) {
                         Some(body) => match private.handle(&from, &nick, &body, now) {
-                            Ok(list) => json!({"private": effects(&list)}),
+                            Ok(list) => json!({"private": checked(list, &mut |id, r| private
+                                .verified(&from, id, r))}),
                             Err(e) => json!({"error": e.code().as_str()}),
                         },
                         None => match room.handle(&from, &nick, &text, now) {
-                            Ok(list) => json!({"room": effects(&list)}),
+                            Ok(list) => {
+                                json!({"room": checked(list, &mut |id, r| room.verified(id, r))})
+                            }
                             Err(e) => json!({"room": {"error": e.code().as_str()}}),
                         },
                     };

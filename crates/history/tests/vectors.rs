@@ -1,11 +1,12 @@
 //! Replays the shared scenarios in `tests/vectors/history.json`, which the
 //! web client's `history.js` replays too.
 
+use peerchat_e2e::Context;
 use peerchat_history::{Config, History, Key, Message, SendError};
 use serde_json::{Value, json};
 
 mod common;
-use common::{effect, n, s, send_error, strings};
+use common::{checked, effect, keys, n, s, send_error, strings};
 
 const VECTORS: &str = include_str!("../../../tests/vectors/history.json");
 
@@ -34,37 +35,47 @@ fn scenarios() {
     assert!(!scenarios.is_empty());
     for scenario in scenarios {
         let name = s(scenario, "name");
-        let mut h = History::new(s(scenario, "me"), config(&scenario["config"]));
+        let keys = keys(scenario);
+        let me = s(scenario, "me");
+        let context = Context::parse(&s(scenario, "context")).unwrap();
+        let identity = &keys[&me];
+        let mut h = History::new(me.clone(), config(&scenario["config"]))
+            .with_identity(context, &identity.public_key());
+        for author in scenario["confirmed"].as_array().unwrap() {
+            let author = author.as_str().unwrap();
+            assert!(
+                h.key_confirmed(author, &keys[author].public_key())
+                    .is_empty()
+            );
+        }
         for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
             let at = format!("{name}, step {i}: {step}");
             let want = &step["want"];
             match step["do"].as_str().unwrap() {
                 kind @ ("send" | "send_file") => {
                     let recipients = strings(step, "recipients");
-                    let got = if kind == "send" {
-                        h.send(
+                    // Draft, sign, commit: as the web client does.
+                    let draft = if kind == "send" {
+                        h.draft(
                             &s(step, "id"),
                             &s(step, "nick"),
                             &s(step, "text"),
                             n(step, "ts"),
-                            recipients,
                         )
                     } else {
                         // An offer that breaks a rule cannot be read, so
                         // cannot be sent.
                         match serde_json::from_value(step["file"].clone()) {
-                            Ok(file) => h.send_file(
-                                &s(step, "id"),
-                                &s(step, "nick"),
-                                file,
-                                n(step, "ts"),
-                                recipients,
-                            ),
+                            Ok(file) => h.draft_file(&s(step, "id"), &s(step, "nick"), file, n(step, "ts")),
                             Err(_) => Err(SendError::Invalid(
                                 peerchat_protocol::ProtocolError::MissingField("file"),
                             )),
                         }
                     };
+                    let got = draft.and_then(|draft| {
+                        let sig = peerchat_e2e::base64url::encode(&identity.sign(&draft.bytes));
+                        h.commit(draft, &sig, recipients)
+                    });
                     match got {
                         Ok((message, envelope)) => {
                             let want_message: Message =
@@ -86,11 +97,17 @@ fn scenarios() {
                     );
                     match got {
                         Ok(effects) => {
-                            let got: Vec<Value> = effects.iter().map(effect).collect();
+                            let got = checked(effects, &mut |id, r| h.verified(id, r));
                             assert_eq!(json!(got), want["effects"], "{at}");
                         }
                         Err(e) => assert_eq!(e.code().as_str(), s(want, "error"), "{at}"),
                     }
+                }
+                "key_confirmed" => {
+                    let author = s(step, "author");
+                    let effects = h.key_confirmed(&author, &keys[&author].public_key());
+                    let got = checked(effects, &mut |id, r| h.verified(id, r));
+                    assert_eq!(json!(got), want["effects"], "{at}");
                 }
                 "link_opened" => {
                     let got: Vec<Value> =

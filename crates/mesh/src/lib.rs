@@ -39,6 +39,13 @@
 //! * **A refused join** is shown (the first time) or retried after
 //!   [`Config::rejoin_delay_ms`] (when joining again after a lost
 //!   connection, while the previous session may still hold the nickname).
+//! * **No chat before the hello.** A link whose channel opens is
+//!   *verifying* ([`Output::Hello`]: send our hello, check theirs) until the
+//!   caller says the other side's hello verified ([`Input::Verified`]);
+//!   only then is the channel up for chat. A hello that fails
+//!   ([`Input::Rejected`]) drops the link, which counts as closed, and the
+//!   member shows as not verified until a link to it verifies. A link that
+//!   has not verified within [`Config::setup_timeout_ms`] is given up.
 //!
 //! Two members without a room (a *pair*, [`Config::pair`]) have no server
 //! to signal through after the first exchange: a link that closes or fails
@@ -165,11 +172,17 @@ pub enum Transport {
 pub enum LinkState {
     /// Being set up for the first time.
     Connecting,
-    /// The channel is open and its transport is up.
+    /// The channel is open; the other side's hello is not checked yet.
+    Verifying,
+    /// The channel is open, the other side's hello verified, and its
+    /// transport is up.
     Connected,
     /// The connection was lost (or its first attempt failed) and is being
     /// repaired or rebuilt, or waits for the server.
     Reconnecting,
+    /// The other side's hello did not verify (on the last link that
+    /// opened): the link was closed.
+    NotVerified,
 }
 
 impl LinkState {
@@ -177,8 +190,10 @@ impl LinkState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Connecting => "connecting",
+            Self::Verifying => "verifying",
             Self::Connected => "connected",
             Self::Reconnecting => "reconnecting",
+            Self::NotVerified => "not verified",
         }
     }
 }
@@ -231,6 +246,17 @@ pub enum Input {
     },
     /// A link's data channel opened.
     LinkOpened {
+        /// The link.
+        sid: String,
+    },
+    /// The other side's hello on the link verified: chat may flow.
+    Verified {
+        /// The link.
+        sid: String,
+    },
+    /// The other side's hello on the link did not verify (or never came
+    /// first, or another key came later): the link is dropped.
+    Rejected {
         /// The link.
         sid: String,
     },
@@ -340,8 +366,17 @@ pub enum Output {
         /// The link.
         sid: String,
     },
-    /// The link `sid` to `peer` is open and current: chat over it (sync the
-    /// history).
+    /// The channel of link `sid` to `peer` opened: send our hello on it
+    /// (the first envelope), and check the one the other side sends
+    /// ([`Input::Verified`] or [`Input::Rejected`]).
+    Hello {
+        /// To whom.
+        peer: String,
+        /// The link.
+        sid: String,
+    },
+    /// The link `sid` to `peer` is open, verified and current: chat over it
+    /// (sync the history).
     Up {
         /// Who.
         peer: String,
@@ -362,6 +397,8 @@ struct Link {
     /// We started it (we offered first and created the channel).
     started: bool,
     open: bool,
+    /// The other side's hello verified.
+    verified: bool,
     /// The transport is disconnected or failed.
     lost: Option<Transport>,
     setup_deadline: Option<u64>,
@@ -379,6 +416,9 @@ pub struct Member {
     /// A link to it opened, failed or closed before: not shown as
     /// connecting any more.
     setback: bool,
+    /// The last hello checked on a link to it failed, and none verified
+    /// since.
+    rejected: bool,
     state: LinkState,
     relink_attempt: u32,
     relink_at: Option<u64>,
@@ -416,10 +456,18 @@ impl Member {
         self.link.as_ref().is_some_and(|l| l.open)
     }
 
+    /// Whether the current link's channel is open and the other side's
+    /// hello on it verified: chat may flow.
+    pub fn is_verified(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.verified)
+    }
+
     fn derived_state(&self) -> LinkState {
         match &self.link {
-            Some(l) if l.open && l.lost.is_none() => LinkState::Connected,
+            Some(l) if l.verified && l.lost.is_none() => LinkState::Connected,
             Some(l) if l.lost.is_some() => LinkState::Reconnecting,
+            Some(l) if l.open => LinkState::Verifying,
+            _ if self.rejected => LinkState::NotVerified,
             _ if self.setback => LinkState::Reconnecting,
             _ => LinkState::Connecting,
         }
@@ -583,13 +631,45 @@ impl Mesh {
                     let m = &mut self.members[i];
                     if let Some(link) = &mut m.link {
                         link.open = true;
-                        link.setup_deadline = None;
                     }
                     m.setback = true;
+                    self.update_state(i, &mut out);
+                    let peer = self.members[i].id.clone();
+                    out.push(Output::Hello { peer, sid });
+                }
+            }
+            Input::Verified { sid } => {
+                // The hello of an open link verifies once.
+                let verified = self.by_sid(&sid).filter(|&i| {
+                    self.members[i]
+                        .link
+                        .as_ref()
+                        .is_some_and(|l| l.open && !l.verified)
+                });
+                if let Some(i) = verified {
+                    let m = &mut self.members[i];
+                    if let Some(link) = &mut m.link {
+                        link.verified = true;
+                        link.setup_deadline = None;
+                    }
+                    m.rejected = false;
                     m.relink_attempt = 0;
                     self.update_state(i, &mut out);
                     let peer = self.members[i].id.clone();
                     out.push(Output::Up { peer, sid });
+                }
+            }
+            Input::Rejected { sid } => {
+                if let Some(i) = self.by_sid(&sid) {
+                    // It counts as closed; the member shows as not
+                    // verified until a link to it verifies.
+                    let m = &mut self.members[i];
+                    m.rejected = true;
+                    out.push(Output::Drop {
+                        peer: m.id.clone(),
+                        sid,
+                    });
+                    self.closed(now, i, &mut out);
                 }
             }
             Input::LinkClosed { sid } => {
@@ -702,6 +782,7 @@ impl Mesh {
             listed: true,
             link: None,
             setback: false,
+            rejected: false,
             state: LinkState::Connecting,
             relink_attempt: 0,
             relink_at: None,
@@ -737,7 +818,7 @@ impl Mesh {
                 peer: m.id.clone(),
                 sid: link.sid,
             });
-            if link.open {
+            if link.verified {
                 out.push(Output::Down { peer: m.id.clone() });
             }
         }
@@ -748,6 +829,7 @@ impl Mesh {
             sid,
             started,
             open: false,
+            verified: false,
             lost: None,
             setup_deadline: self
                 .config
@@ -977,7 +1059,7 @@ impl Mesh {
         let Some(link) = m.link.take() else {
             return false;
         };
-        if link.open {
+        if link.verified {
             out.push(Output::Down { peer: m.id.clone() });
         }
         // A pair has no server to find each other again: the member is gone.

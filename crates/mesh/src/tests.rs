@@ -159,6 +159,15 @@ impl Net {
                     let delay = self.jitter();
                     self.at(delay, Event::Input(to, Input::LinkClosed { sid }));
                 }
+                Output::Hello { peer, sid } => {
+                    // The other side's hello arrives and verifies, if it
+                    // still holds the link.
+                    let from = self.node(&peer);
+                    if self.ends.get(&(from, node)).is_some_and(|e| e.0 == sid) {
+                        let delay = self.jitter();
+                        self.at(delay, Event::Input(node, Input::Verified { sid }));
+                    }
+                }
                 Output::RestartIce { peer, sid } => {
                     let to = self.node(&peer);
                     let both = self.ends.get(&(to, node)).is_some_and(|e| e.0 == sid)
@@ -264,6 +273,10 @@ impl Net {
                     .unwrap_or_else(|| panic!("round {round}: {a} lost {b}"));
                 let theirs = self.meshes[b].member(&self.ids[a]).unwrap();
                 assert!(m.is_open(), "round {round}: {a} → {b} not open: {m:?}");
+                assert!(
+                    m.is_verified(),
+                    "round {round}: {a} → {b} not verified: {m:?}"
+                );
                 assert_eq!(m.sid(), theirs.sid(), "round {round}: {a} ↔ {b}");
                 assert_eq!(m.state(), LinkState::Connected, "round {round}");
             }

@@ -61,7 +61,8 @@ fn scenarios() {
                     .members()
                     .map(|m| {
                         json!({"id": m.id(), "nick": m.nick(), "state": m.state(),
-                               "listed": m.listed(), "sid": m.sid(), "open": m.is_open()})
+                               "listed": m.listed(), "sid": m.sid(), "open": m.is_open(),
+                               "verified": m.is_verified()})
                     })
                     .collect();
                 assert_eq!(json!(got), *members, "{at}: members");

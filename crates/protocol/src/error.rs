@@ -134,7 +134,9 @@ pub enum ProtocolError {
     #[error("unknown message type `{0}`")]
     UnknownType(String),
     /// `join` asked for a protocol version this implementation lacks.
-    #[error("protocol version {0} is not supported (this server speaks version 1)")]
+    #[error(
+        "protocol version {0} is not supported: this server speaks version 2, with end-to-end protected signaling; update your peerchat client (in a browser, reload the page)"
+    )]
     UnsupportedVersion(u64),
     /// A client set `from` on a signal.
     #[error("the sender of a signal is set by the server; `from` must not be sent")]

@@ -27,7 +27,7 @@ pub use identity::peer_id_from_key;
 pub use validate::{validate_key, validate_nick, validate_room_id};
 
 /// The protocol version spoken by this crate, sent in `join` and `joined`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Longest chat text, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 16 * 1024;

@@ -27,7 +27,7 @@ use crate::file::FileMeta;
 use crate::{MAX_TEXT_BYTES, ProtocolError, validate_nick};
 
 /// The envelope version written by this implementation.
-pub const ENVELOPE_VERSION: u32 = 1;
+pub const ENVELOPE_VERSION: u32 = 2;
 
 /// Longest message id or author id, in characters.
 pub const MAX_ID_LEN: usize = 64;
@@ -86,8 +86,8 @@ pub enum PeerMessage<'a> {
 }
 
 /// A log entry as its author sends it: a chat message
-/// `{"v":1,"type":"chat","id":…,"seq":…,"clock":…,"ts":…,"text":…}`, or a
-/// file offer `{"v":1,"type":"file","id":…,"seq":…,"clock":…,"ts":…,"file":{…}}`
+/// `{"v":2,"type":"chat","id":…,"seq":…,"clock":…,"ts":…,"text":…,"sig":…}`, or a
+/// file offer `{"v":2,"type":"file","id":…,"seq":…,"clock":…,"ts":…,"file":{…},"sig":…}`
 /// (then `text` is empty and `file` is set).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chat<'a> {
@@ -111,6 +111,10 @@ pub struct Chat<'a> {
     /// The offer, in a file offer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileMeta>,
+    /// The author's signature (protocol version 2), base64url: checked by
+    /// the message log, against the author's identity key.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<Cow<'a, str>>,
 }
 
 /// A message inside a `history` envelope: a log entry with its author. On
@@ -139,10 +143,20 @@ pub struct Record<'a> {
     /// As in [`Chat`].
     #[serde(default)]
     pub file: Option<FileMeta>,
+    /// The algorithm of the author's identity key (`ed25519`, `p256`).
+    #[serde(borrow, default)]
+    pub alg: Option<Cow<'a, str>>,
+    /// The author's identity key, base64url.
+    #[serde(borrow, default)]
+    pub key: Option<Cow<'a, str>>,
+    /// As in [`Chat`].
+    #[serde(borrow, default)]
+    pub sig: Option<Cow<'a, str>>,
 }
 
 /// How a [`Record`] is written: `kind` only for entries other than chat
-/// messages, `text` only for chat messages.
+/// messages, `text` only for chat messages, then the author's key and
+/// signature.
 #[derive(Serialize)]
 struct RecordOut<'r> {
     author: &'r str,
@@ -157,6 +171,12 @@ struct RecordOut<'r> {
     text: Option<&'r str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<&'r FileMeta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alg: Option<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sig: Option<&'r str>,
 }
 
 impl Serialize for Record<'_> {
@@ -171,6 +191,9 @@ impl Serialize for Record<'_> {
             kind: self.file.as_ref().map(|_| "file"),
             text: self.file.is_none().then_some(&*self.text),
             file: self.file.as_ref(),
+            alg: self.alg.as_deref(),
+            key: self.key.as_deref(),
+            sig: self.sig.as_deref(),
         }
         .serialize(serializer)
     }
@@ -458,6 +481,19 @@ fn check_counter(field: &'static str, n: u64, min: u64) -> Result<(), ProtocolEr
     Ok(())
 }
 
+/// A field that may be left out, but is a string if given (`null` counts
+/// as left out).
+fn optional_string(
+    obj: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<Cow<'static, str>>, ProtocolError> {
+    match obj.get(field) {
+        Some(Value::String(s)) => Ok(Some(Cow::Owned(s.clone()))),
+        Some(Value::Null) | None => Ok(None),
+        Some(_) => Err(bad(field, "must be a string")),
+    }
+}
+
 fn string<'v>(obj: &'v Map<String, Value>, field: &'static str) -> Result<&'v str, ProtocolError> {
     match obj.get(field) {
         Some(Value::String(s)) => Ok(s),
@@ -523,6 +559,7 @@ fn chat_fields(obj: &Map<String, Value>) -> Result<Chat<'static>, ProtocolError>
         ts,
         text: Cow::Owned(text.to_owned()),
         file: None,
+        sig: optional_string(obj, "sig")?,
     })
 }
 
@@ -538,6 +575,7 @@ fn file_fields(obj: &Map<String, Value>) -> Result<Chat<'static>, ProtocolError>
         ts,
         text: Cow::Borrowed(""),
         file: Some(file),
+        sig: optional_string(obj, "sig")?,
     })
 }
 
@@ -590,7 +628,10 @@ fn record(value: &Value) -> Result<Record<'static>, ProtocolError> {
             ));
         }
     };
-    Ok(Record::from_chat(author, nick, fields).into_owned())
+    let mut record = Record::from_chat(author, nick, fields).into_owned();
+    record.alg = optional_string(obj, "alg")?;
+    record.key = optional_string(obj, "key")?;
+    Ok(record)
 }
 
 impl Chat<'_> {
@@ -631,6 +672,9 @@ impl<'a> Record<'a> {
             ts: chat.ts,
             text: chat.text,
             file: chat.file,
+            alg: None,
+            key: None,
+            sig: chat.sig,
         }
     }
 
@@ -643,6 +687,7 @@ impl<'a> Record<'a> {
             ts: self.ts,
             text: Cow::Borrowed(&self.text),
             file: self.file.clone(),
+            sig: self.sig.as_deref().map(Cow::Borrowed),
         }
     }
 
@@ -657,6 +702,9 @@ impl<'a> Record<'a> {
             ts: self.ts,
             text: Cow::Owned(self.text.into_owned()),
             file: self.file,
+            alg: self.alg.map(|a| Cow::Owned(a.into_owned())),
+            key: self.key.map(|k| Cow::Owned(k.into_owned())),
+            sig: self.sig.map(|s| Cow::Owned(s.into_owned())),
         }
     }
 }
@@ -750,11 +798,12 @@ mod tests {
             ts: 5,
             text: "hi \"there\"".into(),
             file: None,
+            sig: Some("c2ln".into()),
         };
         let json = chat.to_json();
         assert_eq!(
             json,
-            r#"{"v":1,"type":"chat","id":"abc","seq":1,"clock":3,"ts":5,"text":"hi \"there\""}"#
+            r#"{"v":2,"type":"chat","id":"abc","seq":1,"clock":3,"ts":5,"text":"hi \"there\"","sig":"c2ln"}"#
         );
         assert_eq!(PeerMessage::parse(&json).unwrap(), PeerMessage::Chat(chat));
     }
@@ -770,8 +819,15 @@ mod tests {
             ts: 9,
             text: "x".into(),
             file: None,
+            alg: Some("ed25519".into()),
+            key: Some("a2V5".into()),
+            sig: Some("c2ln".into()),
         };
         let json = history_json(std::slice::from_ref(&record));
+        assert!(
+            json.ends_with(r#""text":"x","alg":"ed25519","key":"a2V5","sig":"c2ln"}]}"#),
+            "{json}"
+        );
         assert_eq!(
             PeerMessage::parse(&json).unwrap(),
             PeerMessage::History(vec![record])

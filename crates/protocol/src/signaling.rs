@@ -427,7 +427,7 @@ mod tests {
         );
         let join = |key: &str| {
             format!(
-                r#"{{"type":"join","v":1,"room":"abcdefghijklmnopqrstuv","nick":"a","key":{key}}}"#
+                r#"{{"type":"join","v":2,"room":"abcdefghijklmnopqrstuv","nick":"a","key":{key}}}"#
             )
         };
         assert_eq!(code(&join(r#""short""#)), ErrorCode::BadKey);

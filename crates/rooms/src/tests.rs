@@ -41,7 +41,7 @@ impl Harness {
     fn send_join(&mut self, conn: ConnId, room: &str, nick: &str, key: &str) -> Vec<Output> {
         self.send(
             conn,
-            json!({"type":"join","v":1,"room":room,"nick":nick,"key":key}),
+            json!({"type":"join","v":2,"room":room,"nick":nick,"key":key}),
         )
     }
 
@@ -79,7 +79,7 @@ impl Harness {
     /// Connects `conn` and joins it as `nick`; returns its peer id.
     fn join(&mut self, conn: ConnId, room: &str, nick: &str) -> String {
         self.connect(conn);
-        let out = self.send(conn, json!({"type":"join","v":1,"room":room,"nick":nick}));
+        let out = self.send(conn, json!({"type":"join","v":2,"room":room,"nick":nick}));
         let joined = frames_to(&out, conn);
         assert_eq!(joined[0]["type"], "joined", "{joined:?}");
         joined[0]["you"]["id"].as_str().unwrap().to_owned()
@@ -109,13 +109,13 @@ fn join_announces_members_both_ways() {
     let mut h = Harness::new(HubConfig::default());
     let a = h.join(1, ROOM, "alice");
     h.connect(2);
-    let out = h.send(2, json!({"type":"join","v":1,"room":ROOM,"nick":"bob"}));
+    let out = h.send(2, json!({"type":"join","v":2,"room":ROOM,"nick":"bob"}));
 
     let to_bob = frames_to(&out, 2);
     assert_eq!(to_bob.len(), 1);
     assert_eq!(to_bob[0]["members"], json!([{"id": a, "nick": "alice"}]));
     assert_eq!(to_bob[0]["you"]["nick"], "bob");
-    assert_eq!(to_bob[0]["v"], 1);
+    assert_eq!(to_bob[0]["v"], 2);
     let b = to_bob[0]["you"]["id"].as_str().unwrap();
     assert_ne!(a, b);
 
@@ -140,7 +140,7 @@ fn members_are_listed_in_join_order() {
     let mut h = Harness::new(HubConfig::default());
     let ids: Vec<String> = (1..=5).map(|i| h.join(i, ROOM, &format!("n{i}"))).collect();
     h.connect(9);
-    let out = h.send(9, json!({"type":"join","v":1,"room":ROOM,"nick":"last"}));
+    let out = h.send(9, json!({"type":"join","v":2,"room":ROOM,"nick":"last"}));
     let listed: Vec<String> = frames_to(&out, 9)[0]["members"]
         .as_array()
         .unwrap()
@@ -172,12 +172,12 @@ fn nicknames_are_unique_per_room_ignoring_case() {
     let mut h = Harness::new(HubConfig::default());
     h.join(1, ROOM, "Alice");
     h.connect(2);
-    let out = h.send(2, json!({"type":"join","v":1,"room":ROOM,"nick":"aLICE"}));
+    let out = h.send(2, json!({"type":"join","v":2,"room":ROOM,"nick":"aLICE"}));
     assert_eq!(error_code(&out, 2), "nick_taken");
     assert!(!h.hub.is_joined(2));
     // The same nickname in another room is fine, and so is another one here.
     h.join(3, OTHER_ROOM, "alice");
-    let out = h.send(2, json!({"type":"join","v":1,"room":ROOM,"nick":"alice2"}));
+    let out = h.send(2, json!({"type":"join","v":2,"room":ROOM,"nick":"alice2"}));
     assert_eq!(frames_to(&out, 2)[0]["type"], "joined");
 }
 
@@ -190,10 +190,10 @@ fn a_full_room_refuses_and_frees_a_place_on_leave() {
     h.join(1, ROOM, "a");
     h.join(2, ROOM, "b");
     h.connect(3);
-    let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"c"}));
+    let out = h.send(3, json!({"type":"join","v":2,"room":ROOM,"nick":"c"}));
     assert_eq!(error_code(&out, 3), "room_full");
     h.hub.disconnect(1, Departure::Lost, h.now, &mut Vec::new());
-    let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"c"}));
+    let out = h.send(3, json!({"type":"join","v":2,"room":ROOM,"nick":"c"}));
     assert_eq!(frames_to(&out, 3)[0]["type"], "joined");
 }
 
@@ -278,7 +278,7 @@ fn joining_twice_is_refused() {
     h.join(1, ROOM, "alice");
     let out = h.send(
         1,
-        json!({"type":"join","v":1,"room":OTHER_ROOM,"nick":"alice"}),
+        json!({"type":"join","v":2,"room":OTHER_ROOM,"nick":"alice"}),
     );
     assert_eq!(error_code(&out, 1), "already_joined");
     assert_eq!(h.hub.stats().rooms, 1);
@@ -294,18 +294,18 @@ fn malformed_input_gets_typed_errors_and_changes_nothing() {
         ("[1,2]", "bad_message"),
         (r#"{"type":"dance"}"#, "unknown_type"),
         (
-            r#"{"type":"join","v":2,"room":"x","nick":"y"}"#,
+            r#"{"type":"join","v":1,"room":"x","nick":"y"}"#,
             "unsupported_version",
         ),
         (
-            r#"{"type":"join","v":1,"room":"short","nick":"y"}"#,
+            r#"{"type":"join","v":2,"room":"short","nick":"y"}"#,
             "bad_room",
         ),
         (
-            r#"{"type":"join","v":1,"room":"room-aaaaaaaaaaaaaaaaaaaa","nick":" y"}"#,
+            r#"{"type":"join","v":2,"room":"room-aaaaaaaaaaaaaaaaaaaa","nick":" y"}"#,
             "bad_nick",
         ),
-        (r#"{"type":"join","v":1,"nick":"y"}"#, "bad_message"),
+        (r#"{"type":"join","v":2,"nick":"y"}"#, "bad_message"),
         (r#"{"type":"signal","to":"x","payload":[1]}"#, "bad_message"),
     ];
     for (text, code) in cases {
@@ -437,7 +437,7 @@ fn ice_servers_are_handed_out_on_join() {
         ..HubConfig::default()
     });
     h.connect(1);
-    let out = h.send(1, json!({"type":"join","v":1,"room":ROOM,"nick":"alice"}));
+    let out = h.send(1, json!({"type":"join","v":2,"room":ROOM,"nick":"alice"}));
     assert_eq!(
         frames_to(&out, 1)[0]["ice_servers"],
         json!([{"urls":["stun:stun.example.org:3478"]}])
@@ -466,7 +466,7 @@ fn each_member_gets_its_own_turn_credentials() {
     });
     for (conn, nick) in [(1, "alice"), (2, "bob")] {
         h.connect(conn);
-        let out = h.send(conn, json!({"type":"join","v":1,"room":ROOM,"nick":nick}));
+        let out = h.send(conn, json!({"type":"join","v":2,"room":ROOM,"nick":nick}));
         let joined = &frames_to(&out, conn)[0];
         let id = joined["you"]["id"].as_str().unwrap();
         assert_eq!(
@@ -744,13 +744,13 @@ fn an_away_member_keeps_its_nickname_and_is_listed() {
     let (mut h, a, b) = alice_and_bob();
     h.lose(1);
     h.connect(3);
-    let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"ALICE"}));
+    let out = h.send(3, json!({"type":"join","v":2,"room":ROOM,"nick":"ALICE"}));
     assert_eq!(error_code(&out, 3), "nick_taken");
     // Someone else with a key cannot take it either.
     let out = h.send_join(3, ROOM, "alice", KEY_B);
     assert_eq!(error_code(&out, 3), "nick_taken");
     // A newcomer sees the away member in the list.
-    let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"carol"}));
+    let out = h.send(3, json!({"type":"join","v":2,"room":ROOM,"nick":"carol"}));
     assert_eq!(
         frames_to(&out, 3)[0]["members"],
         json!([{"id": a, "nick": "alice"}, {"id": b, "nick": "bob"}])
@@ -758,7 +758,7 @@ fn an_away_member_keeps_its_nickname_and_is_listed() {
     // Once the grace period is over the nickname is free.
     h.advance(GRACE);
     h.connect(4);
-    let out = h.send(4, json!({"type":"join","v":1,"room":ROOM,"nick":"Alice"}));
+    let out = h.send(4, json!({"type":"join","v":2,"room":ROOM,"nick":"Alice"}));
     assert_eq!(frames_to(&out, 4)[0]["type"], "joined");
 }
 
@@ -772,7 +772,7 @@ fn away_members_count_toward_capacity_and_may_always_resume() {
     h.join(2, ROOM, "bob");
     h.lose(1);
     h.connect(3);
-    let out = h.send(3, json!({"type":"join","v":1,"room":ROOM,"nick":"carol"}));
+    let out = h.send(3, json!({"type":"join","v":2,"room":ROOM,"nick":"carol"}));
     assert_eq!(error_code(&out, 3), "room_full");
     // Alice comes back although the room is full: her place was kept.
     h.connect(4);
@@ -804,9 +804,9 @@ fn a_member_resuming_under_a_new_nickname_is_announced_again() {
     );
     // The old nickname is free, the new one taken.
     h.connect(4);
-    let out = h.send(4, json!({"type":"join","v":1,"room":ROOM,"nick":"ALICIA"}));
+    let out = h.send(4, json!({"type":"join","v":2,"room":ROOM,"nick":"ALICIA"}));
     assert_eq!(error_code(&out, 4), "nick_taken");
-    let out = h.send(4, json!({"type":"join","v":1,"room":ROOM,"nick":"alice"}));
+    let out = h.send(4, json!({"type":"join","v":2,"room":ROOM,"nick":"alice"}));
     assert_eq!(
         frames_to(&out, 4)[0]["members"],
         json!([{"id": a, "nick": "alicia"}, {"id": b, "nick": "bob"}])

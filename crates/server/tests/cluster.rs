@@ -155,7 +155,7 @@ async fn join_in(server: &Server, room: &str, nick: &str, key: Option<&str>) -> 
 }
 
 fn join_message(room: &str, nick: &str, key: Option<&str>) -> Value {
-    let mut msg = json!({"type":"join","v":1,"room":room,"nick":nick});
+    let mut msg = json!({"type":"join","v":2,"room":room,"nick":nick});
     if let Some(key) = key {
         msg["key"] = json!(key);
     }
@@ -553,7 +553,7 @@ async fn join_slow_reader(server: &Server, nick: &str) -> (Ws, String) {
         .unwrap();
     send(
         &mut ws,
-        json!({"type":"join","v":1,"room":ROOM,"nick":nick}),
+        json!({"type":"join","v":2,"room":ROOM,"nick":nick}),
     )
     .await;
     let joined = next(&mut ws).await.unwrap();

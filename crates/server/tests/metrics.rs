@@ -49,13 +49,13 @@ async fn counters_move_as_a_scripted_session_runs() {
     let (mut bob, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     alice
         .send(Message::text(
-            json!({"type":"join","v":1,"room":ROOM,"nick":"alice"}).to_string(),
+            json!({"type":"join","v":2,"room":ROOM,"nick":"alice"}).to_string(),
         ))
         .await
         .unwrap();
     let joined = next_json(&mut alice).await;
     bob.send(Message::text(
-        json!({"type":"join","v":1,"room":ROOM,"nick":"bob"}).to_string(),
+        json!({"type":"join","v":2,"room":ROOM,"nick":"bob"}).to_string(),
     ))
     .await
     .unwrap();

@@ -12,8 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 fn join(nick: &str, key: Option<&str>) -> Value {
     match key {
-        Some(key) => json!({"type":"join","v":1,"room":ROOM,"nick":nick,"key":key}),
-        None => json!({"type":"join","v":1,"room":ROOM,"nick":nick}),
+        Some(key) => json!({"type":"join","v":2,"room":ROOM,"nick":nick,"key":key}),
+        None => json!({"type":"join","v":2,"room":ROOM,"nick":nick}),
     }
 }
 
@@ -148,7 +148,7 @@ async fn the_same_admission_rules_and_limits_as_websockets() {
     // a WebSocket.
     let big = "x".repeat(2000);
     polly
-        .send(&[json!({"type":"join","v":1,"room":ROOM,"nick":big})])
+        .send(&[json!({"type":"join","v":2,"room":ROOM,"nick":big})])
         .await;
     let error = polly.until("error").await;
     assert_eq!(error["code"], "too_large");

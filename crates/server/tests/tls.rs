@@ -129,7 +129,7 @@ async fn wss_join(
     let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
         .await
         .unwrap();
-    let join = json!({"type":"join","v":1,"room":ROOM,"nick":nick});
+    let join = json!({"type":"join","v":2,"room":ROOM,"nick":nick});
     ws.send(Message::text(join.to_string())).await.unwrap();
     let joined = next_json(&mut ws).await;
     assert_eq!(joined["type"], "joined", "{joined}");

@@ -98,7 +98,7 @@ async fn bad_input_gets_typed_errors_and_others_carry_on() {
         ),
         (Message::binary(vec![1, 2, 3]), "binary_frame"),
         (
-            Message::text(json!({"type":"join","v":1,"room":ROOM2,"nick":"m"}).to_string()),
+            Message::text(json!({"type":"join","v":2,"room":ROOM2,"nick":"m"}).to_string()),
             "already_joined",
         ),
     ];
@@ -109,21 +109,33 @@ async fn bad_input_gets_typed_errors_and_others_carry_on() {
 
     // A full room and a taken nickname, on fresh connections.
     let mut late = server.connect().await;
+    // A version-1 client is told to update, and may join again.
     send(
         &mut late,
-        json!({"type":"join","v":1,"room":ROOM,"nick":"zed"}),
+        json!({"type":"join","v":1,"room":ROOM2,"nick":"old"}),
+    )
+    .await;
+    let refused = recv(&mut late).await.unwrap();
+    assert_eq!(refused["code"], "unsupported_version", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("update"),
+        "{refused}"
+    );
+    send(
+        &mut late,
+        json!({"type":"join","v":2,"room":ROOM,"nick":"zed"}),
     )
     .await;
     expect_error(&mut late, "room_full").await;
     send(
         &mut late,
-        json!({"type":"join","v":1,"room":ROOM2,"nick":"MALLORY"}),
+        json!({"type":"join","v":2,"room":ROOM2,"nick":"MALLORY"}),
     )
     .await;
     expect_error(&mut late, "nick_taken").await;
     send(
         &mut late,
-        json!({"type":"join","v":1,"room":ROOM2,"nick":"zed"}),
+        json!({"type":"join","v":2,"room":ROOM2,"nick":"zed"}),
     )
     .await;
     assert_eq!(recv(&mut late).await.unwrap()["type"], "joined");
@@ -197,7 +209,7 @@ async fn join_slow_reader(server: &Server) -> (Ws, String) {
         .unwrap();
     send(
         &mut slow,
-        json!({"type":"join","v":1,"room":ROOM,"nick":"slow"}),
+        json!({"type":"join","v":2,"room":ROOM,"nick":"slow"}),
     )
     .await;
     let joined = recv(&mut slow).await.unwrap();
@@ -444,7 +456,7 @@ async fn join_keyed(server: &Server, room: &str, nick: &str, key: &str) -> (Ws, 
     let mut ws = server.connect().await;
     send(
         &mut ws,
-        json!({"type":"join","v":1,"room":room,"nick":nick,"key":key}),
+        json!({"type":"join","v":2,"room":room,"nick":nick,"key":key}),
     )
     .await;
     let joined = recv(&mut ws).await.unwrap();
@@ -576,7 +588,7 @@ async fn a_join_sent_with_the_upgrade_request_is_read() {
     let server = Server::start(&[]).await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     // The upgrade request and, in the same write, a masked text frame.
-    let join = json!({"type":"join","v":1,"room":ROOM,"nick":"eager"}).to_string();
+    let join = json!({"type":"join","v":2,"room":ROOM,"nick":"eager"}).to_string();
     let mut bytes = format!(
         "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",

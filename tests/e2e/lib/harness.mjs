@@ -8,6 +8,8 @@ import path from 'node:path';
 
 import { chromium } from 'playwright-core';
 
+import { parseSecret, roomContext, SignalKey } from '../../../web/js/e2e.js';
+
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SCREENSHOTS = path.join(ROOT, 'target', 'screenshots');
 export const BIN = process.env.PEERCHAT_BIN ?? path.join(ROOT, 'target', 'debug', 'peerchat');
@@ -20,9 +22,10 @@ export const WAIT_MS = 20_000;
  * Starts `peerchat serve` on a free loopback port and resolves once it
  * prints its URL.
  * @param {string[]} [args]
+ * @param {{logLevel?: string}} [options] logLevel: RUST_LOG for the server
  */
-export async function startServer(args = []) {
-  return startServerOn('127.0.0.1:0', args);
+export async function startServer(args = [], options = {}) {
+  return startServerOn('127.0.0.1:0', args, options);
 }
 
 const CHROMIUM_ARGS = [
@@ -62,6 +65,20 @@ export async function newPage(browser, origin, viewport = { width: 1280, height:
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
   await context.grantPermissions(['microphone', 'camera'], { origin });
   return newPageIn(context);
+}
+
+/**
+ * Opens sealed signal payloads recorded on the wire, with the secret of
+ * the room `link` names (the test has it: it is the link's fragment).
+ * @param {string} link a room link, `…/r/ROOM_ID#SECRET`
+ * @param {{from: string, to: string, payload: unknown}[]} signals
+ * @returns {Promise<any[]>} the payloads as their senders made them
+ */
+export async function openSignals(link, signals) {
+  const url = new URL(link);
+  const room = url.pathname.split('/').pop() ?? '';
+  const key = await SignalKey.derive(parseSecret(url.hash), roomContext(room));
+  return Promise.all(signals.map(async (s) => (await key.openPayload(s.from, s.to, s.payload)).payload));
 }
 
 /**
@@ -159,7 +176,7 @@ export async function screenshot(page, name) {
 export async function openRoom(browser, origin, nick) {
   const page = await newPage(browser, origin);
   await page.goto(`${origin}/`);
-  await page.waitForURL(/\/r\/[A-Za-z0-9_-]{22}$/);
+  await page.waitForURL(/\/r\/[A-Za-z0-9_-]{22}#[A-Za-z0-9_-]{43}$/);
   await join(page, nick);
   await page.getByRole('log').getByText(`You joined as ${nick}`).waitFor();
   return page;
@@ -211,13 +228,24 @@ export function unexpectedErrors(page) {
  * {@link startServer}.
  * @param {string} addr
  * @param {string[]} [args]
+ * @param {{logLevel?: string}} [options]
  */
-export async function startServerOn(addr, args = []) {
+export async function startServerOn(addr, args = [], { logLevel } = {}) {
   const proc = spawn(BIN, ['serve', '--addr', addr, '--turn-port', '0', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: logLevel ?? process.env.RUST_LOG ?? 'warn' },
   });
   const exited = new Promise((resolve) => proc.once('exit', resolve));
+  /**
+   * Every line the server logged (passed on to our standard error, unless a
+   * log level was asked for).
+   * @type {string[]}
+   */
+  const log = [];
+  createInterface({ input: proc.stderr }).on('line', (line) => {
+    log.push(line);
+    if (!logLevel) process.stderr.write(`${line}\n`);
+  });
   const lines = createInterface({ input: proc.stdout });
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('server did not print its URL')), WAIT_MS);
@@ -237,6 +265,7 @@ export async function startServerOn(addr, args = []) {
     /** @type {string} */
     url,
     proc,
+    log,
     /** @param {NodeJS.Signals} [signal] */
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);

@@ -70,7 +70,7 @@ impl Server {
     /// Connects and joins; returns the socket and the assigned peer id.
     pub async fn join(&self, room: &str, nick: &str) -> (Ws, String) {
         let mut ws = self.connect().await;
-        let join = json!({"type":"join","v":1,"room":room,"nick":nick});
+        let join = json!({"type":"join","v":2,"room":room,"nick":nick});
         ws.send(Message::text(join.to_string())).await.unwrap();
         let joined = next_json(&mut ws).await;
         assert_eq!(joined["type"], "joined", "{joined}");
