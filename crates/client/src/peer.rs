@@ -526,21 +526,21 @@ impl LinkTask {
                     }
                 }
                 Command::ChannelEvent(event) => match event {
-                    DataChannelEvent::OnOpen if !self.open.load(Ordering::SeqCst) => {
-                        // A channel opens only once DTLS checked the other
-                        // side's certificate against the description
-                        // applied, so its fingerprint is known.
-                        let Some(remote) = self.remote_fingerprint.clone() else {
-                            tracing::warn!("a data channel opened before any description");
+                    DataChannelEvent::OnOpen => {
+                        if !self.opened() {
                             break;
-                        };
-                        self.open.store(true, Ordering::SeqCst);
-                        (self.emit)(LinkEvent::Open {
-                            local: self.local_fingerprint.clone(),
-                            remote,
-                        });
+                        }
                     }
                     DataChannelEvent::OnMessage(message) if message.is_string => {
+                        // A message proves the channel open (RFC 8832,
+                        // section 6: the opening side may send before the
+                        // acknowledgement). webrtc-rs sometimes reports the
+                        // other side's first message on a channel we opened
+                        // and never its open: the channel is open all the
+                        // same, and our side of it must know so first.
+                        if !self.opened() {
+                            break;
+                        }
                         match String::from_utf8(message.data.to_vec()) {
                             Ok(text) => (self.emit)(LinkEvent::Message(text)),
                             Err(_) => tracing::warn!("dropping a text message that is not UTF-8"),
@@ -585,6 +585,28 @@ impl LinkTask {
         }
         let _ = self.pc.close().await;
         (self.emit)(LinkEvent::Closed);
+    }
+
+    /// The channel is open (once: later calls change nothing): tells the
+    /// engine, with both fingerprints. False if no description was applied
+    /// yet, which cannot happen on a channel DTLS opened: the link ends.
+    fn opened(&mut self) -> bool {
+        if self.open.load(Ordering::SeqCst) {
+            return true;
+        }
+        // A channel opens only once DTLS checked the other side's
+        // certificate against the description applied, so its fingerprint
+        // is known.
+        let Some(remote) = self.remote_fingerprint.clone() else {
+            tracing::warn!("a data channel opened before any description");
+            return false;
+        };
+        self.open.store(true, Ordering::SeqCst);
+        (self.emit)(LinkEvent::Open {
+            local: self.local_fingerprint.clone(),
+            remote,
+        });
+        true
     }
 
     fn use_channel(&mut self, dc: Arc<dyn DataChannel>) {
