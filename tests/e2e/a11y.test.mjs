@@ -82,7 +82,7 @@ test('every page and dialog passes axe in both themes at desktop and phone width
   await context.clock.install({ time: yesterdayEvening() });
   const carol = await context.newPage();
   await carol.goto(`${server.url}/`);
-  await carol.waitForURL(/\/r\/[A-Za-z0-9_-]{22}$/);
+  await carol.waitForURL(/\/r\/[A-Za-z0-9_-]{22}#[A-Za-z0-9_-]{43}$/);
   const link = carol.url();
 
   // The join page.
@@ -157,6 +157,9 @@ test('every page and dialog passes axe in both themes at desktop and phone width
     await alice.getByRole('status').getByText('One message of 5 on this device').waitFor();
   });
   await dialog('Export', 'Export the history');
+  await dialog('Verify bob', 'Verify bob', async () => {
+    await alice.getByRole('dialog', { name: 'Verify bob' }).getByRole('button', { name: 'Mark as verified' }).waitFor();
+  });
 
   // The page without a server.
   const manual = await newPage(browser, server.url);

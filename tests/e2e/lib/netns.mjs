@@ -49,6 +49,11 @@ export async function clientNamespace() {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   await run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pid]);
+  // No IPv6 link-local addresses: the kernel would add them a moment
+  // after the links come up, and Chromium, seeing an address appear, fails
+  // the requests it has in flight with ERR_NETWORK_CHANGED.
+  await run('ip', ['link', 'set', veth, 'addrgenmode', 'none']);
+  await inside(['ip', 'link', 'set', 'eth0', 'addrgenmode', 'none']);
   await run('ip', ['addr', 'add', `${SERVER_IP}/24`, 'dev', veth]);
   await run('ip', ['link', 'set', veth, 'up']);
   await inside(['ip', 'link', 'set', 'lo', 'up']);
