@@ -526,11 +526,9 @@ impl LinkTask {
                     }
                 }
                 Command::ChannelEvent(event) => match event {
-                    DataChannelEvent::OnOpen => {
-                        if !self.opened() {
-                            break;
-                        }
-                    }
+                    // (Telling the engine is the guard's work; a channel
+                    // already open falls through to the last arm.)
+                    DataChannelEvent::OnOpen if !self.opened() => break,
                     DataChannelEvent::OnMessage(message) if message.is_string => {
                         // A message proves the channel open (RFC 8832,
                         // section 6: the opening side may send before the
