@@ -98,7 +98,7 @@ fn ws_url(addr: &str, tls: bool) -> String {
 }
 
 fn join_message(i: usize) -> String {
-    json!({"type":"join","v":1,"room":room(i / 2),"nick":format!("t{i}")}).to_string()
+    json!({"type":"join","v":2,"room":room(i / 2),"nick":format!("t{i}")}).to_string()
 }
 
 fn joined_id(text: &str) -> Result<Option<String>> {
