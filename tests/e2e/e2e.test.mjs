@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { LineClient } from './lib/cli.mjs';
+import { closeVerify, memberMark, safetyNumberShown, terminalSafetyNumber } from './lib/safety.mjs';
 import {
   BIN,
   join,
@@ -46,45 +47,6 @@ test('a room link without its secret cannot join, and the page says what to do',
   assert.equal(await page.getByLabel('Nickname', { exact: true }).isVisible(), false);
   assert.equal(sockets, 0, 'the page did not even connect');
 });
-
-/**
- * Opens the Verify dialog for `nick` and resolves to the safety number it
- * shows, once worked out.
- * @param {import('playwright-core').Page} page
- * @param {string} nick
- */
-async function safetyNumberShown(page, nick) {
-  await page.getByRole('button', { name: `Verify ${nick}` }).click();
-  const dialog = page.getByRole('dialog', { name: `Verify ${nick}` });
-  await dialog.waitFor();
-  const number = dialog.getByLabel('Safety number', { exact: true });
-  await page.waitForFunction(() => /^\d{5}( \d{5}){11}$/.test(document.getElementById('safety-number')?.textContent ?? ''));
-  const digits = (await number.textContent()) ?? '';
-  assert.equal(await dialog.locator('#safety-qr svg path').count(), 1, 'a QR code');
-  return digits;
-}
-
-/**
- * @param {import('playwright-core').Page} page
- * @param {string} nick
- */
-async function closeVerify(page, nick) {
-  await page.getByRole('dialog', { name: `Verify ${nick}` }).getByRole('button', { name: 'Close' }).click();
-}
-
-/**
- * The mark the member list shows next to `nick`, if any.
- * @param {import('playwright-core').Page} page
- * @param {string} nick
- */
-function memberMark(page, nick) {
-  return page.evaluate((nick) => {
-    const li = [...document.querySelectorAll('[aria-label="Members"] li')].find(
-      (l) => l.querySelector('.member-name')?.textContent === nick,
-    );
-    return li?.querySelector('.member-mark')?.textContent ?? null;
-  }, nick);
-}
 
 test('safety numbers: the same on both sides, marked verified, kept across a reload, changed with a new identity', async (t) => {
   // Members leave as soon as their connection ends: a page that lost its
@@ -139,20 +101,6 @@ test('safety numbers: the same on both sides, marked verified, kept across a rel
   assert.equal(await dialog.getByRole('button', { name: 'Mark as verified' }).isVisible(), true);
   for (const page of [alice, bob]) assert.deepEqual(unexpectedErrors(page), []);
 });
-
-/**
- * Asks a line-mode terminal client for its safety number with `nick`.
- * @param {LineClient} client
- * @param {string} nick
- */
-async function terminalSafetyNumber(client, nick) {
-  const before = client.err.length;
-  client.say(`/verify ${nick}`);
-  const digits = /^\*\s+(\d{5}( \d{5}){11})$/;
-  await client.waitFor((l) => digits.test(l) && client.err.indexOf(l) >= before, 'err');
-  const line = client.err.slice(before).find((l) => digits.test(l)) ?? '';
-  return digits.exec(line)?.[1] ?? '';
-}
 
 /**
  * A server, a browser, alice's page in a new room, and dora, a terminal

@@ -77,6 +77,8 @@ export async function startProxy(upstream) {
     conns,
     /** @type {Tamper | null} */
     tamper: null,
+    /** @type {unknown[]} what went wrong while tampering (the frame was dropped) */
+    errors: [],
     /**
      * The connection of the member `nick` in `room`, if joined.
      * @param {string} room
@@ -141,7 +143,7 @@ export async function startProxy(upstream) {
           } else {
             for (const frame of frames) conn.toServer(frame);
           }
-        });
+        }).catch((e) => proxy.errors.push(e));
       });
       const end = (/** @type {WebSocket} */ other, /** @type {number} */ code) => {
         conns.delete(conn);
