@@ -1,6 +1,9 @@
 // Protocol version 2 end to end, in real browsers and terminal clients: the
 // room secret stays in the link's fragment, signals are sealed on the wire.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 
 import { LineClient } from './lib/cli.mjs';
@@ -9,8 +12,10 @@ import {
   BIN,
   join,
   launchBrowser,
+  launchProfile,
   messageTexts,
   newPage,
+  newPageIn,
   noticeTexts,
   openRoom,
   ROOT,
@@ -271,4 +276,61 @@ test("a member's forged history is refused by both clients, never kept, never pa
   await waitForMessages(carol, ['alice wrote this', 'dora wrote this', 'mallory wrote this']);
   await waitForMembers(carol, ['alice', 'dora']);
   assert.deepEqual((await messageTexts(carol)).filter((t) => t.startsWith('FORGED')), []);
+});
+
+test("identity across a browser's restart: the same safety number; a terminal client's cleared data: the others see it changed", async (t) => {
+  const server = await startServer(['--resume-grace', '0s']);
+  const profile = await mkdtemp(path.join(tmpdir(), 'peerchat-profile-'));
+  // Dora's own data directory: her key file is hers to lose.
+  const home = await mkdtemp(path.join(tmpdir(), 'peerchat-dora-'));
+  let context = await launchProfile(profile, server.url);
+  /** @type {LineClient | null} */
+  let dora = null;
+  t.after(async () => {
+    dora?.kill();
+    await context.close();
+    await server.stop('SIGKILL');
+    for (const dir of [profile, home]) await rm(dir, { recursive: true, force: true });
+  });
+  const startDora = async (/** @type {string} */ link) => {
+    const client = new LineClient('dora', BIN, ['chat', link, '--name', 'dora', '--plain'], { XDG_DATA_HOME: home });
+    await client.waitFor((l) => l === '* alice is connected', 'err');
+    return client;
+  };
+  let alice = await newPageIn(context);
+  await alice.goto(`${server.url}/`);
+  await alice.waitForURL(/#/);
+  await join(alice, 'alice');
+  const link = alice.url();
+  dora = await startDora(link);
+  const seen = await terminalSafetyNumber(dora, 'alice');
+  assert.equal(await safetyNumberShown(alice, 'dora'), seen);
+  await closeVerify(alice, 'dora');
+
+  // Alice's browser stops and starts again on its profile: the same
+  // identity (the page joins again by itself), the same number.
+  const connected = dora.err.filter((l) => l === '* alice is connected').length;
+  await context.close();
+  context = await launchProfile(profile, server.url);
+  alice = await newPageIn(context);
+  await alice.goto(link);
+  await waitForMembers(alice, ['dora']);
+  await dora.waitFor(() => dora?.err.filter((l) => l === '* alice is connected').length === connected + 1, 'err');
+  assert.equal(await safetyNumberShown(alice, 'dora'), seen);
+  await closeVerify(alice, 'dora');
+  assert.equal(await memberMark(alice, 'dora'), null, 'nothing changed');
+  assert.equal(await terminalSafetyNumber(dora, 'alice'), seen);
+  assert.ok(!dora.err.some((l) => l.includes('safety number has changed')));
+
+  // Dora clears her data (key file and store, as clearing a site's data
+  // does in a browser): a new identity, which alice is told about.
+  assert.equal(await dora.finish(), 0);
+  await rm(path.join(home, 'peerchat'), { recursive: true });
+  dora = await startDora(link);
+  await alice.getByRole('log').getByText('dora’s safety number has changed').waitFor();
+  assert.equal(await memberMark(alice, 'dora'), '⚠ safety number changed');
+  const changed = await terminalSafetyNumber(dora, 'alice');
+  assert.notEqual(changed, seen);
+  assert.equal(await safetyNumberShown(alice, 'dora'), changed);
+  assert.deepEqual(unexpectedErrors(alice), []);
 });

@@ -50,7 +50,8 @@ export async function terminalSafetyNumber(client, nick) {
   const before = client.err.length;
   client.say(`/verify ${nick}`);
   const digits = /^\*\s+(\d{5}( \d{5}){11})$/;
-  await client.waitFor((l) => digits.test(l) && client.err.indexOf(l) >= before, 'err');
-  const line = client.err.slice(before).find((l) => digits.test(l)) ?? '';
-  return digits.exec(line)?.[1] ?? '';
+  // Only what it printed since: the same number may have been printed before.
+  const line = () => client.err.slice(before).find((l) => digits.test(l));
+  await client.waitFor(() => line() !== undefined, 'err');
+  return digits.exec(line() ?? '')?.[1] ?? '';
 }
