@@ -5,7 +5,7 @@
 // by its receiver, no chat may pass over a connection it tampered with, and
 // each side that refused tells its user.
 //
-// Each attack runs PEERCHAT_TAMPER_RUNS times (1 by default; the soak,
+// Each attack runs PEERCHAT_TAMPER_RUNS times (2 by default; the soak,
 // scripts/soak-e2e.sh, runs 100), each time in a new room, with the attacked
 // sender alternating between a browser and the terminal client.
 import assert from 'node:assert/strict';
@@ -28,7 +28,7 @@ import {
 } from './lib/harness.mjs';
 import { flipBit, forgedOffer, startProxy } from './lib/proxy.mjs';
 
-const RUNS = Math.max(1, Number(process.env.PEERCHAT_TAMPER_RUNS ?? 1));
+const RUNS = Math.max(1, Number(process.env.PEERCHAT_TAMPER_RUNS ?? 2));
 
 /** @type {{server: Awaited<ReturnType<typeof startServer>>, proxy: Awaited<ReturnType<typeof startProxy>>, browser: import('playwright-core').Browser, pages: Record<string, any>}} */
 let world;
