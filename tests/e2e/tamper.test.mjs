@@ -183,6 +183,7 @@ async function endRun(run) {
   run.dora.kill();
   await run.dora.exited;
   for (const nick of ['alice', 'bob']) assert.deepEqual(unexpectedErrors(run[nick]), [], `${nick}'s page errors`);
+  assert.deepEqual(world.proxy.errors, [], 'the attacks themselves went wrong');
 }
 
 /**
