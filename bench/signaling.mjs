@@ -7,7 +7,7 @@
 //
 // usage: node bench/signaling.mjs [--quick] [--out FILE] [--only LIST]
 //          [--server LIST] [--clients N] [--peerchat-arg ARG]...
-//   --only LIST          run only these of idle,connect,relay,presence,slow
+//   --only LIST          run only these of idle,connect,relay,relay-sealed,presence,slow
 //                        (slow runs against a fresh server of its own)
 //   --server LIST        measure only these of peerchat,peerjs,peerchat-peerjs
 //   --clients N          clients held open in `idle`
@@ -76,7 +76,7 @@ async function start(command, args, pattern) {
 }
 
 /** The workloads to run, each server starting afresh for `slow` (see below). */
-const workloads = (only ?? 'idle,connect,relay,presence,slow').split(',');
+const workloads = (only ?? 'idle,connect,relay,relay-sealed,presence,slow').split(',');
 const main = workloads.filter((w) => w !== 'slow');
 
 /**
@@ -212,6 +212,7 @@ function table(first, refusal) {
     rows.push(
       row('relayed 1 KB msgs per server CPU-second', (r) => r.relay_load?.per_server_cpu_sec, 0, true),
       row('relayed msgs per second (wall)', (r) => r.relay_load?.per_sec, 0, true),
+      row('the same offers sealed (v2): per server CPU-second', (r) => r.relay_sealed_load?.per_server_cpu_sec, 0, true),
       dist('one-way latency under load p50/p99 (ms)', (r) => r.relay_load?.latency, 2),
       dist('one-way latency, light load p50/p99 (ms)', (r) => r.relay_light?.latency, 3),
     );

@@ -92,6 +92,21 @@ const summary = {
     first_message_from_navigation_start_median_ms: figure(webrtc?.first_message?.median_ms, 'at most', 300, {
       p95_ms: webrtc?.first_message?.p95_ms ?? null,
     }),
+    // Protocol version 2 (issue 14): the first message, with its work on
+    // the message's path taken out as the reference (bench/webrtc.mjs), and
+    // the server's cost per relayed signal, sealed against the same in clear.
+    first_message_v2_added_median_ms: figure(webrtc?.first_message?.v2_exposed_median_ms, 'at most', 20, {
+      p95_ms: webrtc?.first_message?.v2_exposed_p95_ms ?? null,
+      with_v2_median_ms: webrtc?.first_message?.median_ms ?? null,
+      with_v2_p95_ms: webrtc?.first_message?.p95_ms ?? null,
+      without_v2_median_ms: webrtc?.first_message?.without_v2_exposed_median_ms ?? null,
+      without_v2_p95_ms: webrtc?.first_message?.without_v2_exposed_p95_ms ?? null,
+      v2_work_in_flight_median_ms: webrtc?.first_message?.v2_work_median_ms ?? null,
+    }),
+    relay_cost_sealed_vs_plain: figure(ratio(p.relay_load?.per_server_cpu_sec, p.relay_sealed_load?.per_server_cpu_sec), 'at most', 1.1, {
+      plain_per_server_cpu_sec: p.relay_load?.per_server_cpu_sec ?? null,
+      sealed_per_server_cpu_sec: p.relay_sealed_load?.per_server_cpu_sec ?? null,
+    }),
     cluster_cross_node_signal_p99_ms: figure(Number.isFinite(crossP99) ? crossP99 : null, 'at most', 2),
     cluster_cost_per_relayed_message_redis_vs_memory: figure(
       ratio(inMemory?.relay?.per_cpu_sec, withRedis?.relay?.per_cpu_sec), 'at most', 3,

@@ -103,6 +103,102 @@ async function sinkRate(page, count) {
 /** The text of blast message `i`, padded to BLAST_SIZE bytes (as peerchat-bench does). */
 const blastText = (i) => `blast ${i} `.padEnd(BLAST_SIZE, 'x');
 
+/**
+ * Runs in a page before its scripts: notes when each piece of protocol
+ * version 2's work is in flight, as [start, end, what] in ms since the Unix
+ * epoch, in `window.v2Spans`: WebCrypto calls (HKDF, AES-GCM, Ed25519 or
+ * ECDSA signatures and their checks, key generation and import, SHA-512 for
+ * safety numbers; SHA-256 is left out, version 1 used it for member keys
+ * too) and requests to the key store's IndexedDB database (identity, pins);
+ * and in `window.channelOpens` when each data channel opened.
+ */
+function recordV2Work() {
+  /** @type {[number, number, string][]} */
+  const spans = [];
+  /** @type {number[]} when each data channel opened */
+  const opens = [];
+  Object.assign(window, { v2Spans: spans, channelOpens: opens });
+  const Peer = RTCPeerConnection;
+  const watch = (/** @type {RTCDataChannel} */ channel) => channel.addEventListener('open', () => opens.push(now()));
+  window.RTCPeerConnection = class extends Peer {
+    /** @param {any[]} args */
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('datachannel', (e) => watch(/** @type {RTCDataChannelEvent} */ (e).channel));
+    }
+
+    /** @param {any[]} args */
+    createDataChannel(...args) {
+      const channel = super.createDataChannel(...args);
+      watch(channel);
+      return channel;
+    }
+  };
+  const now = () => performance.timeOrigin + performance.now();
+  const subtle = /** @type {any} */ (SubtleCrypto.prototype);
+  for (const name of ['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'generateKey', 'deriveKey', 'deriveBits', 'importKey', 'exportKey']) {
+    const original = subtle[name];
+    subtle[name] = function (/** @type {any[]} */ ...args) {
+      const start = now();
+      const result = original.apply(this, args);
+      const algorithm = typeof args[0] === 'string' ? args[0] : args[0]?.name;
+      if (name !== 'digest' || /^sha-512$/i.test(algorithm ?? '')) {
+        const done = () => spans.push([start, now(), name]);
+        result.then(done, done);
+      }
+      return result;
+    };
+  }
+  const store = /** @type {any} */ (IDBObjectStore.prototype);
+  for (const name of ['get', 'getAll', 'put', 'add']) {
+    const original = store[name];
+    store[name] = function (/** @type {any[]} */ ...args) {
+      const start = now();
+      const request = original.apply(this, args);
+      if (this.transaction.db.name === 'peerchat-keys') {
+        const done = () => spans.push([start, now(), `key store ${name}`]);
+        request.addEventListener('success', done);
+        request.addEventListener('error', done);
+      }
+      return request;
+    };
+  }
+  const factory = /** @type {any} */ (IDBFactory.prototype);
+  const open = factory.open;
+  factory.open = function (/** @type {any[]} */ ...args) {
+    const start = now();
+    const request = open.apply(this, args);
+    if (args[0] === 'peerchat-keys') {
+      const done = () => spans.push([start, now(), 'key store open']);
+      request.addEventListener('success', done);
+      request.addEventListener('error', done);
+    }
+    return request;
+  };
+}
+
+/**
+ * The time within [from, to] during which at least one of `spans` was in
+ * flight (overlapping spans count once).
+ * @param {[number, number, string][]} spans
+ * @param {number} from
+ * @param {number} to
+ */
+function inFlight(spans, from, to) {
+  const clipped = spans
+    .map(([a, b]) => [Math.max(a, from), Math.min(b, to)])
+    .filter(([a, b]) => b > a)
+    .sort((x, y) => x[0] - y[0]);
+  let total = 0;
+  let end = -Infinity;
+  for (const [a, b] of clipped) {
+    if (b <= end) continue;
+    total += b - Math.max(a, end);
+    end = b;
+  }
+  return total;
+}
+
 function percentile(samples, p) {
   const s = [...samples].sort((a, b) => a - b);
   return s[Math.round((s.length - 1) * p)];
@@ -119,7 +215,10 @@ const browser = await launchBrowser();
 const results = {};
 /** @type {Record<string, {count: number, size: number, first_to_last_ms: number, mib_per_s: number}>} */
 const throughput = {};
-/** @type {{runs: number, median_ms: number, p95_ms: number, from_load_median_ms: number, from_load_p95_ms: number} | null} */
+/** @type {{runs: number, median_ms: number, p95_ms: number, from_load_median_ms: number, from_load_p95_ms: number,
+ *   v2_work_median_ms: number, v2_work_p95_ms: number, without_v2_median_ms: number, without_v2_p95_ms: number,
+ *   v2_exposed_median_ms: number, v2_exposed_p95_ms: number, without_v2_exposed_median_ms: number,
+ *   without_v2_exposed_p95_ms: number, v2_work_by_kind_median_ms: Record<string, number>} | null} */
 let firstMessage = null;
 try {
   // native ↔ native
@@ -156,7 +255,12 @@ try {
   // the waiting member: from the new page's navigation start, and from its
   // load event.
   {
-    const host = await openRoom(browser, server.url, 'host');
+    const host = await newPage(browser, server.url);
+    await host.addInitScript(recordV2Work);
+    await host.goto(`${server.url}/`);
+    await host.waitForURL(/#/);
+    await join(host, 'host');
+    await host.getByRole('log').getByText('You joined as host').waitFor();
     await host.evaluate(() => {
       const arrivals = /** @type {Record<string, number>} */ ({});
       Object.assign(window, { arrivals });
@@ -171,8 +275,15 @@ try {
     });
     const fromStart = [];
     const fromLoad = [];
+    /** Protocol version 2's work in flight, in either page, during each run. */
+    const v2Work = [];
+    /** What of it was on the message's path. */
+    const v2Exposed = [];
+    /** @type {Record<string, number[]>} the same, by kind of work */
+    const v2ByKind = {};
     for (let i = 0; i < FIRST_RUNS; i++) {
       const page = await newPage(browser, server.url);
+      await page.addInitScript(recordV2Work);
       await page.addInitScript((i) => {
         addEventListener('load', async () => {
           Object.assign(window, { loadedAt: performance.timeOrigin + performance.now() });
@@ -192,6 +303,25 @@ try {
       const end = await host.evaluate((t) => /** @type {any} */ (window).arrivals[t], `first ${i}`);
       fromStart.push(end - start);
       fromLoad.push(end - loaded);
+      const spanOf = (/** @type {import('playwright-core').Page} */ p) => p.evaluate(() => /** @type {any} */ (window).v2Spans);
+      const spans = [...(await spanOf(page)), ...(await spanOf(host))];
+      v2Work.push(inFlight(spans, start, end));
+      // On the message's path: the WebCrypto work (sealing and opening
+      // signals, the hellos, the message's signature and its check), and
+      // however long the new page's hello waited for its identity key after
+      // the channel opened (the key store is opened and read while the page
+      // joins and connects, beside that path).
+      const crypto = spans.filter((x) => !x[2].startsWith('key store'));
+      const { opens, own } = await page.evaluate(() => ({
+        opens: /** @type {any} */ (window).channelOpens,
+        own: /** @type {any} */ (window).v2Spans,
+      }));
+      const opened = opens[0] ?? end;
+      const hello = own.find((/** @type {[number, number, string]} */ x) => x[2] === 'sign' && x[0] >= opened);
+      v2Exposed.push(inFlight(crypto, start, end) + Math.max(0, (hello?.[0] ?? opened) - opened));
+      for (const what of new Set(spans.map((x) => x[2]))) {
+        (v2ByKind[what] ??= []).push(inFlight(spans.filter((x) => x[2] === what), start, end));
+      }
       await page.context().close();
     }
     firstMessage = {
@@ -200,6 +330,20 @@ try {
       p95_ms: percentile(fromStart, 0.95),
       from_load_median_ms: percentile(fromLoad, 0.5),
       from_load_p95_ms: percentile(fromLoad, 0.95),
+      // The reference without encryption: each run's time less the time
+      // protocol version 2's work was in flight in it (an upper bound of
+      // what that work adds: some of it overlaps waiting for the network).
+      v2_work_median_ms: percentile(v2Work, 0.5),
+      v2_work_p95_ms: percentile(v2Work, 0.95),
+      without_v2_median_ms: percentile(fromStart.map((t, i) => t - v2Work[i]), 0.5),
+      without_v2_p95_ms: percentile(fromStart.map((t, i) => t - v2Work[i]), 0.95),
+      v2_exposed_median_ms: percentile(v2Exposed, 0.5),
+      v2_exposed_p95_ms: percentile(v2Exposed, 0.95),
+      without_v2_exposed_median_ms: percentile(fromStart.map((t, i) => t - v2Exposed[i]), 0.5),
+      without_v2_exposed_p95_ms: percentile(fromStart.map((t, i) => t - v2Exposed[i]), 0.95),
+      v2_work_by_kind_median_ms: Object.fromEntries(
+        Object.entries(v2ByKind).map(([what, ms]) => [what, percentile([...ms, ...Array(fromStart.length - ms.length).fill(0)], 0.5)]),
+      ),
     };
     await host.context().close();
   }
@@ -324,6 +468,16 @@ if (firstMessage) {
   console.log(
     `\nfirst peer-to-peer message, ${firstMessage.runs} runs: from navigation start median ${firstMessage.median_ms.toFixed(0)} ms, p95 ${firstMessage.p95_ms.toFixed(0)} ms;` +
       ` from the load event median ${firstMessage.from_load_median_ms.toFixed(0)} ms, p95 ${firstMessage.from_load_p95_ms.toFixed(0)} ms`,
+  );
+  console.log(
+    `  protocol version 2's work in flight (either page): median ${firstMessage.v2_work_median_ms.toFixed(1)} ms, p95 ${firstMessage.v2_work_p95_ms.toFixed(1)} ms;` +
+      ` without it, from navigation start: median ${firstMessage.without_v2_median_ms.toFixed(0)} ms, p95 ${firstMessage.without_v2_p95_ms.toFixed(0)} ms` +
+      ' (an upper bound)',
+  );
+  console.log(
+    `  of which on the message's path (WebCrypto, and the hello waiting for the identity key): median ${firstMessage.v2_exposed_median_ms.toFixed(1)} ms, p95 ${firstMessage.v2_exposed_p95_ms.toFixed(1)} ms;` +
+      ` without it: median ${firstMessage.without_v2_exposed_median_ms.toFixed(0)} ms, p95 ${firstMessage.without_v2_exposed_p95_ms.toFixed(0)} ms` +
+      ' (target: the work on the path at most 20 ms, median)',
   );
 }
 await mkdir(path.dirname(out), { recursive: true });

@@ -150,7 +150,7 @@ pub async fn run(
     let each_cpu = || -> Result<Vec<f64>> { pids.iter().map(|p| cpu_seconds(*p)).collect() };
     let cpu0 = each_cpu()?;
     let t0 = Instant::now();
-    let report = load::relay(clients, messages, 1000, 32, pids[0]).await?;
+    let report = load::relay(clients, messages, 1000, load::Shape::Plain, 32, pids[0]).await?;
     let wall = t0.elapsed().as_secs_f64();
     let spent: Vec<f64> = each_cpu()?.iter().zip(&cpu0).map(|(b, a)| b - a).collect();
     let cpu: f64 = spent.iter().sum();

@@ -378,21 +378,44 @@ pub struct RelayReport {
     pub latency: Dist,
 }
 
-fn payload(seq: u64, t0: Instant, size: usize) -> Value {
-    // Shaped like an SDP offer: a type and a long string.
-    json!({
-        "seq": seq,
-        "sent_us": t0.elapsed().as_micros() as u64,
-        "description": {"type": "offer", "sdp": "v".repeat(size)},
-    })
+/// What a relayed payload looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Like a version-1 signal: an SDP offer in clear, a type and a long
+    /// string.
+    Plain,
+    /// Like a version-2 sealed signal of the same offer: `iv` and `ct`,
+    /// base64url of the offer with `e`, `n` and `ts` added (about 80
+    /// bytes) and the 16-byte tag. (`seq` and `sent_us` ride beside them
+    /// for the measurement; the server relays the payload as it is.)
+    Sealed,
+}
+
+fn payload(seq: u64, t0: Instant, size: usize, shape: Shape) -> Value {
+    let sent_us = t0.elapsed().as_micros() as u64;
+    match shape {
+        Shape::Plain => json!({
+            "seq": seq,
+            "sent_us": sent_us,
+            "description": {"type": "offer", "sdp": "v".repeat(size)},
+        }),
+        Shape::Sealed => json!({
+            "seq": seq,
+            "sent_us": sent_us,
+            "iv": "A".repeat(16),
+            "ct": "A".repeat((size + 80 + 16).div_ceil(3) * 4),
+        }),
+    }
 }
 
 /// Each pair's first client sends `per_pair` messages of about `size`
-/// bytes to the second, keeping at most `window` in flight.
+/// bytes (before sealing, for [`Shape::Sealed`]) to the second, keeping at
+/// most `window` in flight.
 pub async fn relay(
     clients: Vec<Client>,
     per_pair: u64,
     size: usize,
+    shape: Shape,
     window: u64,
     server_pid: u32,
 ) -> Result<RelayReport> {
@@ -423,7 +446,7 @@ pub async fn relay(
                     acks.recv().await;
                     in_flight -= 1;
                 }
-                a.signal(&to, &payload(seq, t0, size)).await?;
+                a.signal(&to, &payload(seq, t0, size, shape)).await?;
                 in_flight += 1;
             }
             receiver.await?
@@ -589,7 +612,7 @@ pub async fn slow_reader(
     let t0 = Instant::now();
     let mut sent = 0;
     for i in 0..count {
-        let msg = signal_message(kind, &slow.id, &payload(i as u64, t0, size));
+        let msg = signal_message(kind, &slow.id, &payload(i as u64, t0, size, Shape::Plain));
         match tokio::time::timeout(SLOW_STEP, tx.send(msg)).await {
             Ok(Ok(())) => sent += 1,
             _ => break,

@@ -81,8 +81,8 @@ enum Command {
         sizes: Sizes,
         /// Workloads to run, in this order: idle (--clients connect and stay
         /// open: connect time and memory), connect (--connect-clients
-        /// connect, then close, --connect-rounds times), relay, presence,
-        /// slow (a client that stops reading). Memory figures are clearest
+        /// connect, then close, --connect-rounds times), relay,
+        /// relay-sealed, presence, slow (a client that stops reading). Memory figures are clearest
         /// against a fresh server: what one workload leaves in the server's
         /// heap hides what the next one allocates (bench/signaling.mjs runs
         /// `slow` against a server of its own).
@@ -90,7 +90,7 @@ enum Command {
             long,
             value_enum,
             value_delimiter = ',',
-            default_value = "idle,connect,relay,presence,slow"
+            default_value = "idle,connect,relay,relay-sealed,presence,slow"
         )]
         only: Vec<Workload>,
         /// Loopback addresses to connect from (127.0.0.1 to 127.0.0.N), in
@@ -169,6 +169,10 @@ enum Workload {
     Connect,
     /// Relay latency at light load and throughput under load.
     Relay,
+    /// Throughput under load, as `relay`, of the same offers sealed as
+    /// protocol version 2 seals them (the server does not open them: only
+    /// their size and shape change).
+    RelaySealed,
     /// Presence in rooms of `--presence` sizes (peerchat only).
     Presence,
     /// A client that stops reading while another sends it
@@ -322,11 +326,14 @@ async fn signaling(
             }
             Workload::Relay => {
                 let (light, _) = load::connect_many(kind, addr, 2, 2).await?;
-                let light = load::relay(light, 500, sizes.size, 1, pid).await?;
-                let (busy, _) = load::connect_many(kind, addr, sizes.pairs * 2, 50).await?;
-                let busy = load::relay(busy, sizes.messages, sizes.size, 32, pid).await?;
+                let light = load::relay(light, 500, sizes.size, load::Shape::Plain, 1, pid).await?;
                 report["relay_light"] = serde_json::to_value(light)?;
+                let busy = relay_under_load(kind, addr, sizes, load::Shape::Plain, pid).await?;
                 report["relay_load"] = serde_json::to_value(busy)?;
+            }
+            Workload::RelaySealed => {
+                let busy = relay_under_load(kind, addr, sizes, load::Shape::Sealed, pid).await?;
+                report["relay_sealed_load"] = serde_json::to_value(busy)?;
             }
             Workload::Presence => {
                 let mut rooms = Vec::new();
@@ -345,6 +352,18 @@ async fn signaling(
         }
     }
     Ok(report)
+}
+
+/// `--pairs` pairs relaying `--messages` signals each, 32 in flight per pair.
+async fn relay_under_load(
+    kind: load::Kind,
+    addr: &str,
+    sizes: &Sizes,
+    shape: load::Shape,
+    pid: u32,
+) -> Result<load::RelayReport> {
+    let (busy, _) = load::connect_many(kind, addr, sizes.pairs * 2, 50).await?;
+    load::relay(busy, sizes.messages, sizes.size, shape, 32, pid).await
 }
 
 fn options(link: &str, nick: &str) -> Result<EngineOptions> {

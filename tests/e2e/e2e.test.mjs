@@ -1,15 +1,21 @@
 // Protocol version 2 end to end, in real browsers and terminal clients: the
 // room secret stays in the link's fragment, signals are sealed on the wire.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 
 import { LineClient } from './lib/cli.mjs';
+import { closeVerify, memberMark, safetyNumberShown, terminalSafetyNumber } from './lib/safety.mjs';
 import {
   BIN,
   join,
   launchBrowser,
+  launchProfile,
   messageTexts,
   newPage,
+  newPageIn,
   noticeTexts,
   openRoom,
   ROOT,
@@ -46,45 +52,6 @@ test('a room link without its secret cannot join, and the page says what to do',
   assert.equal(await page.getByLabel('Nickname', { exact: true }).isVisible(), false);
   assert.equal(sockets, 0, 'the page did not even connect');
 });
-
-/**
- * Opens the Verify dialog for `nick` and resolves to the safety number it
- * shows, once worked out.
- * @param {import('playwright-core').Page} page
- * @param {string} nick
- */
-async function safetyNumberShown(page, nick) {
-  await page.getByRole('button', { name: `Verify ${nick}` }).click();
-  const dialog = page.getByRole('dialog', { name: `Verify ${nick}` });
-  await dialog.waitFor();
-  const number = dialog.getByLabel('Safety number', { exact: true });
-  await page.waitForFunction(() => /^\d{5}( \d{5}){11}$/.test(document.getElementById('safety-number')?.textContent ?? ''));
-  const digits = (await number.textContent()) ?? '';
-  assert.equal(await dialog.locator('#safety-qr svg path').count(), 1, 'a QR code');
-  return digits;
-}
-
-/**
- * @param {import('playwright-core').Page} page
- * @param {string} nick
- */
-async function closeVerify(page, nick) {
-  await page.getByRole('dialog', { name: `Verify ${nick}` }).getByRole('button', { name: 'Close' }).click();
-}
-
-/**
- * The mark the member list shows next to `nick`, if any.
- * @param {import('playwright-core').Page} page
- * @param {string} nick
- */
-function memberMark(page, nick) {
-  return page.evaluate((nick) => {
-    const li = [...document.querySelectorAll('[aria-label="Members"] li')].find(
-      (l) => l.querySelector('.member-name')?.textContent === nick,
-    );
-    return li?.querySelector('.member-mark')?.textContent ?? null;
-  }, nick);
-}
 
 test('safety numbers: the same on both sides, marked verified, kept across a reload, changed with a new identity', async (t) => {
   // Members leave as soon as their connection ends: a page that lost its
@@ -139,20 +106,6 @@ test('safety numbers: the same on both sides, marked verified, kept across a rel
   assert.equal(await dialog.getByRole('button', { name: 'Mark as verified' }).isVisible(), true);
   for (const page of [alice, bob]) assert.deepEqual(unexpectedErrors(page), []);
 });
-
-/**
- * Asks a line-mode terminal client for its safety number with `nick`.
- * @param {LineClient} client
- * @param {string} nick
- */
-async function terminalSafetyNumber(client, nick) {
-  const before = client.err.length;
-  client.say(`/verify ${nick}`);
-  const digits = /^\*\s+(\d{5}( \d{5}){11})$/;
-  await client.waitFor((l) => digits.test(l) && client.err.indexOf(l) >= before, 'err');
-  const line = client.err.slice(before).find((l) => digits.test(l)) ?? '';
-  return digits.exec(line)?.[1] ?? '';
-}
 
 /**
  * A server, a browser, alice's page in a new room, and dora, a terminal
@@ -323,4 +276,61 @@ test("a member's forged history is refused by both clients, never kept, never pa
   await waitForMessages(carol, ['alice wrote this', 'dora wrote this', 'mallory wrote this']);
   await waitForMembers(carol, ['alice', 'dora']);
   assert.deepEqual((await messageTexts(carol)).filter((t) => t.startsWith('FORGED')), []);
+});
+
+test("identity across a browser's restart: the same safety number; a terminal client's cleared data: the others see it changed", async (t) => {
+  const server = await startServer(['--resume-grace', '0s']);
+  const profile = await mkdtemp(path.join(tmpdir(), 'peerchat-profile-'));
+  // Dora's own data directory: her key file is hers to lose.
+  const home = await mkdtemp(path.join(tmpdir(), 'peerchat-dora-'));
+  let context = await launchProfile(profile, server.url);
+  /** @type {LineClient | null} */
+  let dora = null;
+  t.after(async () => {
+    dora?.kill();
+    await context.close();
+    await server.stop('SIGKILL');
+    for (const dir of [profile, home]) await rm(dir, { recursive: true, force: true });
+  });
+  const startDora = async (/** @type {string} */ link) => {
+    const client = new LineClient('dora', BIN, ['chat', link, '--name', 'dora', '--plain'], { XDG_DATA_HOME: home });
+    await client.waitFor((l) => l === '* alice is connected', 'err');
+    return client;
+  };
+  let alice = await newPageIn(context);
+  await alice.goto(`${server.url}/`);
+  await alice.waitForURL(/#/);
+  await join(alice, 'alice');
+  const link = alice.url();
+  dora = await startDora(link);
+  const seen = await terminalSafetyNumber(dora, 'alice');
+  assert.equal(await safetyNumberShown(alice, 'dora'), seen);
+  await closeVerify(alice, 'dora');
+
+  // Alice's browser stops and starts again on its profile: the same
+  // identity (the page joins again by itself), the same number.
+  const connected = dora.err.filter((l) => l === '* alice is connected').length;
+  await context.close();
+  context = await launchProfile(profile, server.url);
+  alice = await newPageIn(context);
+  await alice.goto(link);
+  await waitForMembers(alice, ['dora']);
+  await dora.waitFor(() => dora?.err.filter((l) => l === '* alice is connected').length === connected + 1, 'err');
+  assert.equal(await safetyNumberShown(alice, 'dora'), seen);
+  await closeVerify(alice, 'dora');
+  assert.equal(await memberMark(alice, 'dora'), null, 'nothing changed');
+  assert.equal(await terminalSafetyNumber(dora, 'alice'), seen);
+  assert.ok(!dora.err.some((l) => l.includes('safety number has changed')));
+
+  // Dora clears her data (key file and store, as clearing a site's data
+  // does in a browser): a new identity, which alice is told about.
+  assert.equal(await dora.finish(), 0);
+  await rm(path.join(home, 'peerchat'), { recursive: true });
+  dora = await startDora(link);
+  await alice.getByRole('log').getByText('dora’s safety number has changed').waitFor();
+  assert.equal(await memberMark(alice, 'dora'), '⚠ safety number changed');
+  const changed = await terminalSafetyNumber(dora, 'alice');
+  assert.notEqual(changed, seen);
+  assert.equal(await safetyNumberShown(alice, 'dora'), changed);
+  assert.deepEqual(unexpectedErrors(alice), []);
 });

@@ -10,10 +10,11 @@ export class LineClient {
    * @param {string} name for messages
    * @param {string} command
    * @param {string[]} args
+   * @param {Record<string, string>} [env] more environment variables
    */
-  constructor(name, command, args) {
+  constructor(name, command, args, env = {}) {
     this.name = name;
-    this.proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } });
+    this.proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     /** @type {string[]} */
     this.out = [];
     /** @type {string[]} */

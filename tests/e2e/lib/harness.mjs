@@ -54,6 +54,25 @@ export async function launchBrowser(extraArgs = [], { executablePath = CHROMIUM,
 }
 
 /**
+ * A browser with a profile kept in `dir` (its storage survives closing it
+ * and launching it again on the same directory, like a person's browser
+ * across a restart), allowed to gather loopback candidates for `origin`.
+ * @param {string} dir
+ * @param {string} origin
+ */
+export async function launchProfile(dir, origin) {
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    args: CHROMIUM_ARGS,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    deviceScaleFactor: 1,
+  });
+  await context.grantPermissions(['microphone', 'camera'], { origin });
+  return context;
+}
+
+/**
  * A new page in its own context (own storage, like another person's
  * browser). The test grants microphone and camera so that Chromium gathers
  * loopback ICE candidates; the product never asks for them.
