@@ -82,7 +82,7 @@ test('every page and dialog passes axe in both themes at desktop and phone width
   await context.clock.install({ time: yesterdayEvening() });
   const carol = await context.newPage();
   await carol.goto(`${server.url}/`);
-  await carol.waitForURL(/\/r\/[A-Za-z0-9_-]{22}$/);
+  await carol.waitForURL(/\/r\/[A-Za-z0-9_-]{22}#[A-Za-z0-9_-]{43}$/);
   const link = carol.url();
 
   // The join page.
@@ -126,6 +126,24 @@ test('every page and dialog passes axe in both themes at desktop and phone width
   };
   await check(alice, 'the room', { shoot: 'conversation', open: fold });
   await alice.getByLabel('Message', { exact: true }).fill('');
+
+  // A private conversation, with a message each way and an unread count.
+  await bob.locator('#members-panel summary').click();
+  await bob.getByRole('button', { name: 'Private message with alice' }).click();
+  await bob.getByLabel('Private message to alice', { exact: true }).fill('Can we talk about the build, just us?');
+  await bob.getByLabel('Private message to alice', { exact: true }).press('Enter');
+  const unread = alice.getByRole('button', { name: /^Private message with bob.*1 unread$/ });
+  await fold(false);
+  await unread.waitFor();
+  await check(alice, 'the room with a private message unread', { open: fold });
+  await fold(false);
+  await unread.click();
+  await waitForMessage(alice, 'Can we talk about the build, just us?', 'bob');
+  await alice.getByLabel('Private message to bob', { exact: true }).fill('Sure, go ahead.');
+  await alice.getByLabel('Private message to bob', { exact: true }).press('Enter');
+  await waitForPage(alice, () => document.querySelector('#private-view .msg-status[data-state="delivered"]') !== null);
+  await check(alice, 'a private conversation', { shoot: 'private', open: fold });
+  await alice.getByRole('button', { name: '← Room' }).click();
 
   /**
    * @param {string} button the button that opens it

@@ -22,6 +22,7 @@ import { Attention } from './attention.js';
 import { wireShare } from './share.js';
 import { registerServiceWorker } from './install.js';
 import { keptHistory, wireExport, wireSearch } from './finder.js';
+import { PrivateView } from './privateview.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
 const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
@@ -108,6 +109,8 @@ const undelivered = new Set();
 
 /** @type {Attention | null} counts what arrives while the reader is away */
 let attention = null;
+/** @type {PrivateView | null} the private conversations */
+let privateView = null;
 
 /**
  * @param {Room} room
@@ -266,11 +269,16 @@ function renderMembers(room) {
     button.disabled = !identity;
     button.title = identity ? `Compare your safety number with ${m.nick}’s` : `Available once you are connected to ${m.nick}`;
     button.addEventListener('click', () => void openVerify(ui.verify, room, m.id, m.nick));
-    li.append(button);
+    const actions = document.createElement('span');
+    actions.className = 'member-actions';
+    actions.append(button);
+    if (privateView) actions.append(privateView.button(m.id, m.nick));
+    li.append(actions);
     items.push(li);
   }
   ui.members.replaceChildren(...items);
   ui.memberCount.textContent = `(${items.length})`;
+  privateView?.renderUnread(byId('private-unread'));
   const nicks = [...room.members.values()].map((m) => m.nick);
   log.setMentions(mentionMatcher(room.nick ? [...nicks, room.nick] : nicks, room.nick));
 }
@@ -420,12 +428,34 @@ async function main() {
   } catch {
     // A damaged mark: no divider.
   }
-  const ready = room.open().then((kept) => {
+  privateView = new PrivateView(
+    room,
+    {
+      room: byId('room-view'),
+      view: byId('private-view'),
+      back: /** @type {HTMLButtonElement} */ (byId('private-back')),
+      title: byId('private-title'),
+      logs: byId('private-logs'),
+      typing: byId('private-typing'),
+      form: /** @type {HTMLFormElement} */ (byId('private-composer')),
+      box: /** @type {HTMLTextAreaElement} */ (byId('private-message')),
+      label: byId('private-label'),
+      note: byId('private-note'),
+    },
+    {
+      changed: () => renderMembers(room),
+      arrived: (msg) => attention?.arrived({ author: msg.author, text: msg.text, mentionsMe: true }),
+      notice,
+    },
+  );
+  const ready = room.open().then(async (kept) => {
     for (const msg of kept) showMessage(room, msg, true);
     if (kept.length > 0) {
       notice(`${kept.length === 1 ? 'One earlier message' : `${kept.length} earlier messages`} from this device.`);
     }
+    privateView?.restore((await room.privates?.restore()) ?? []);
   });
+  document.addEventListener('visibilitychange', () => privateView?.visible());
 
   ui.nick.value = recall(NICK_STORAGE_KEY) ?? '';
   // In this room already (a reload, or the link opened again): come

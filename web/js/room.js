@@ -37,6 +37,8 @@ import { History } from './history.js';
 import { Inbox, lastAcks } from './inbox.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
+import { PrivateChats } from './privates.js';
+import { unwrapPrivate } from './private.js';
 import { peerIdFromKey, ProtocolError, randomId } from './protocol.js';
 import { Signaling } from './signaling.js';
 
@@ -242,6 +244,8 @@ export class Room extends EventTarget {
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.typingTimer = undefined;
     this.saveQueued = false;
+    /** @type {PrivateChats | null} private conversations, once our id and key are known */
+    this.privates = null;
     /** @type {Inbox<RoomMember>} envelopes from peers, handled in batches */
     this.inbox = new Inbox((batch) => this.onPeerMessages(batch));
     this.signaling = new Signaling(wsUrl);
@@ -262,6 +266,10 @@ export class Room extends EventTarget {
     // Each member keeps its own history; one whose key dies with the page
     // keeps none.
     this.store = kept ? await this.storeOpening : null;
+    this.privates = new PrivateChats(this, this.selfId, await this.identity.then(
+      (identity) => publicKeyToWire(identity.publicKey),
+      () => null,
+    ));
     if (!this.store) return [];
     this.store.setMember(this.selfId);
     try {
@@ -402,6 +410,7 @@ export class Room extends EventTarget {
   leave(forGood = false) {
     this.store?.flush(this.roomId);
     if (this.saveQueued) this.saveStateNow();
+    this.privates?.saveNow();
     if (forGood) this.signaling.leave();
     else this.signaling.stop();
     clearTimeout(this.meshTimer);
@@ -577,10 +586,12 @@ export class Room extends EventTarget {
         const member = this.members.get(o.up.peer);
         if (member) member.up = true;
         this.apply(this.history.linkOpened(o.up.peer));
+        this.privates?.linkOpened(o.up.peer);
       } else if ('down' in o) {
         const member = this.members.get(o.down.peer);
         if (member) member.up = false;
         this.history.linkClosed(o.down.peer);
+        this.privates?.linkClosed(o.down.peer);
       }
     }
     if (changed) this.changed();
@@ -827,6 +838,7 @@ export class Room extends EventTarget {
     gate.key = hello.key;
     // Its messages (live, or relayed by others before) verify with this key.
     this.apply(this.history.keyConfirmed(member.id, publicKeyToWire(hello.key)));
+    this.privates?.keyConfirmed(member.id, publicKeyToWire(hello.key));
     this.feed({ verified: { sid: link.sid } });
   }
 
@@ -939,6 +951,13 @@ export class Room extends EventTarget {
     const now = Date.now();
     for (const [member, text] of batch) {
       try {
+        // A private envelope belongs to the conversation with its sender,
+        // never to the room's log.
+        const body = text.includes('"private"') ? unwrapPrivate(text) : null;
+        if (body !== null) {
+          this.privates?.handle(member.id, member.nick, body, now);
+          continue;
+        }
         effects.push(...this.history.handle(member.id, member.nick, text, now));
       } catch (e) {
         console.warn('peerchat: ignoring a malformed message from', member.nick, e);
@@ -1054,7 +1073,7 @@ export class Room extends EventTarget {
   }
 
   /**
-   * @private
+   * Sends an envelope over the chat channel to `member`, if it is up.
    * @param {RoomMember} member
    * @param {string} envelope
    */
@@ -1087,7 +1106,7 @@ export class Room extends EventTarget {
   }
 
   /**
-   * @private
+   * A member's (or author's) nickname, as last known.
    * @param {string} id
    */
   nickOf(id) {
@@ -1095,7 +1114,7 @@ export class Room extends EventTarget {
   }
 
   /**
-   * @private
+   * A log entry as the page shows it.
    * @param {import('./history.js').Message} m
    * @returns {ChatMessage}
    */
