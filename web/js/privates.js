@@ -97,12 +97,35 @@ export class PrivateChats {
    */
   send(peer, text) {
     const message = { id: randomId(), nick: this.room.nick ?? '', text, ts: Date.now() };
+    return this.sendEntry(peer, () => this.conversations.draft(peer, message));
+  }
+
+  /**
+   * Offers a file to `peer` alone: the offer is an entry of our
+   * conversation with it.
+   * @param {string} peer
+   * @param {import('./protocol.js').FileMeta} file
+   * @returns {Promise<ChatMessage>}
+   */
+  sendFile(peer, file) {
+    const offer = { id: randomId(), nick: this.room.nick ?? '', file, ts: Date.now() };
+    return this.sendEntry(peer, () => this.conversations.draftFile(peer, offer));
+  }
+
+  /**
+   * Signs and sends an entry of ours to `peer`.
+   * @private
+   * @param {string} peer
+   * @param {() => import('./history.js').Draft} drafted
+   * @returns {Promise<ChatMessage>}
+   */
+  sendEntry(peer, drafted) {
     // What cannot be sent is said at once (this throws); signing follows.
-    this.conversations.draft(peer, message);
+    drafted();
     const sent = this.sending.then(async () => {
       const identity = await this.room.identity;
       for (;;) {
-        const draft = this.conversations.draft(peer, message);
+        const draft = drafted();
         const sig = base64urlEncode(await signWith(identity, draft.bytes));
         try {
           return this.conversations.commit(peer, draft, sig);

@@ -10,6 +10,7 @@
 
 import { ChatLog } from './chatlog.js';
 import { wireComposer } from './composer.js';
+import { wireAttach } from './fileview.js';
 
 /**
  * @typedef {import('./room.js').Room} Room
@@ -17,16 +18,19 @@ import { wireComposer } from './composer.js';
  * @typedef {{pane: HTMLElement, log: ChatLog, undelivered: Set<number>}} Pane
  * @typedef {{room: HTMLElement, view: HTMLElement, back: HTMLButtonElement, title: HTMLElement,
  *   logs: HTMLElement, typing: HTMLElement, form: HTMLFormElement, box: HTMLTextAreaElement,
- *   label: HTMLElement, note: HTMLElement}} Parts
+ *   label: HTMLElement, note: HTMLElement, attach: HTMLButtonElement, attachInput: HTMLInputElement}} Parts
  */
 
 export class PrivateView {
   /**
    * @param {Room} room
    * @param {Parts} parts
-   * @param {{changed: () => void, arrived: (msg: ChatMessage) => void, notice: (text: string) => void}} hooks
+   * @param {{changed: () => void, arrived: (msg: ChatMessage) => void, notice: (text: string) => void,
+   *   file: (log: ChatLog, peer: string, msg: ChatMessage) => void,
+   *   offer: (file: File, peer: string) => Promise<ChatMessage>}} hooks
    *   changed: the unread counts changed (render the member list again);
-   *   arrived: a message from someone else landed in a conversation not in view
+   *   arrived: a message from someone else landed in a conversation not in view;
+   *   file: a file offer was shown (put its card in); offer: offers a file to one member
    */
   constructor(room, parts, hooks) {
     this.room = room;
@@ -56,6 +60,14 @@ export class PrivateView {
         if (this.current) room.privates?.typed(this.current);
       },
     );
+    wireAttach({ button: parts.attach, input: parts.attachInput, zone: parts.view, box: parts.box }, (file) => {
+      const peer = this.current;
+      if (!peer) return;
+      void hooks.offer(file, peer).then(
+        (m) => this.show(peer, m),
+        (e) => this.pane(peer).log.notice(`${file.name} was not sent: ${/** @type {Error} */ (e).message}`),
+      );
+    });
     room.addEventListener('private-message', (e) => {
       const { peer, message } = /** @type {CustomEvent} */ (e).detail;
       this.show(peer, message);
@@ -220,7 +232,7 @@ export class PrivateView {
   }
 
   /**
-   * @private
+   * Shows an entry of the conversation with `peer`.
    * @param {string} peer
    * @param {ChatMessage} msg
    */
@@ -228,10 +240,12 @@ export class PrivateView {
     const pane = this.pane(peer);
     if (!msg.own) {
       pane.log.message(msg);
+      this.hooks.file(pane.log, peer, msg);
       return;
     }
     const status = this.room.privates?.delivery(peer, msg.seq);
     pane.log.message(msg, status);
+    this.hooks.file(pane.log, peer, msg);
     if (status && status.state !== 'delivered') pane.undelivered.add(msg.seq);
     if (pane.undelivered.size > 1000) pane.undelivered.delete(Math.min(...pane.undelivered));
   }

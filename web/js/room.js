@@ -97,7 +97,8 @@ export function refusalText(nick, refusal) {
  *   up: boolean}} RoomMember
  *   `up`: its channel is open and its hello verified: chat may flow
  * @typedef {{id: string, seq: number, clock: number, ts: number, text: string,
- *   authorId: string, author: string, own: boolean, relayedBy: string | null}} ChatMessage
+ *   authorId: string, author: string, own: boolean, relayedBy: string | null,
+ *   file?: import('./protocol.js').FileMeta}} ChatMessage
  *   `relayedBy`: the member who relayed it, while its author's key is not
  *   confirmed ("relayed by X, not yet verified")
  * @typedef {{state: 'sent' | 'sending' | 'delivered' | 'waiting' | 'undelivered',
@@ -246,6 +247,8 @@ export class Room extends EventTarget {
     this.saveQueued = false;
     /** @type {PrivateChats | null} private conversations, once our id and key are known */
     this.privates = null;
+    /** @type {import('./files.js').Files | null} file transfers, once the page sets them up */
+    this.files = null;
     /** @type {Inbox<RoomMember>} envelopes from peers, handled in batches */
     this.inbox = new Inbox((batch) => this.onPeerMessages(batch));
     this.signaling = new Signaling(wsUrl);
@@ -316,12 +319,34 @@ export class Room extends EventTarget {
    */
   send(text) {
     const message = { id: randomId(), nick: this.nick ?? '', text, ts: Date.now() };
+    return this.sendEntry(() => this.history.draft(message));
+  }
+
+  /**
+   * Offers a file to the room: its offer, a log entry, goes to every member
+   * whose channel is open (the others get it from the history sync).
+   * @param {import('./protocol.js').FileMeta} file
+   * @returns {Promise<ChatMessage>}
+   */
+  sendFile(file) {
+    const offer = { id: randomId(), nick: this.nick ?? '', file, ts: Date.now() };
+    return this.sendEntry(() => this.history.draftFile(offer));
+  }
+
+  /**
+   * Signs and sends a log entry of ours, drafted by `drafted` (called again
+   * if another entry took its number meanwhile).
+   * @private
+   * @param {() => import('./history.js').Draft} drafted
+   * @returns {Promise<ChatMessage>}
+   */
+  sendEntry(drafted) {
     // What cannot be sent is said at once (this throws); signing follows.
-    this.history.draft(message);
+    drafted();
     const sent = this.sending.then(async () => {
       const identity = await this.identity;
       for (;;) {
-        const draft = this.history.draft(message);
+        const draft = drafted();
         const sig = base64urlEncode(await signWith(identity, draft.bytes));
         try {
           return this.history.commit(draft, sig, [...this.members.keys()]);
@@ -587,11 +612,13 @@ export class Room extends EventTarget {
         if (member) member.up = true;
         this.apply(this.history.linkOpened(o.up.peer));
         this.privates?.linkOpened(o.up.peer);
+        this.files?.peerUp(o.up.peer);
       } else if ('down' in o) {
         const member = this.members.get(o.down.peer);
         if (member) member.up = false;
         this.history.linkClosed(o.down.peer);
         this.privates?.linkClosed(o.down.peer);
+        this.files?.peerDown(o.down.peer);
       }
     }
     if (changed) this.changed();
@@ -682,6 +709,12 @@ export class Room extends EventTarget {
     });
     link.addEventListener('closed', () => {
       if (current()) this.feed({ link_closed: { sid } });
+    });
+    link.addEventListener('file-channel', (e) => {
+      const channel = /** @type {CustomEvent<RTCDataChannel>} */ (e).detail;
+      // Files are served only to a member whose hello verified.
+      if (current() && member.up && this.files) this.files.channelFrom(peerId, channel);
+      else channel.close();
     });
     link.addEventListener('no-relay', (e) => {
       if (current()) this.dispatchEvent(new CustomEvent('no-relay', { detail: /** @type {CustomEvent} */ (e).detail }));
@@ -1121,7 +1154,18 @@ export class Room extends EventTarget {
   view(m) {
     const own = m.author === this.selfId;
     const relayedBy = m.relayed_by ? this.nickOf(m.relayed_by) : null;
-    return { id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text, authorId: m.author, author: m.nick, own, relayedBy };
+    return {
+      id: m.id,
+      seq: m.seq,
+      clock: m.clock,
+      ts: m.ts,
+      text: m.text,
+      authorId: m.author,
+      author: m.nick,
+      own,
+      relayedBy,
+      ...(m.file ? { file: m.file } : {}),
+    };
   }
 
   /** @private */
