@@ -47,6 +47,22 @@ import { randomId } from './protocol.js';
  *   timer: ReturnType<typeof setTimeout> | undefined, reads: Promise<unknown>}} Serving
  */
 
+/**
+ * How much a transfer channel holds before its sender waits: Chromium
+ * sends the messages of all the channels of a connection in the order they
+ * were handed over, so a chat message waits behind what the file channels
+ * hold; at the few MiB/s a connection carries on a busy machine, 1 MiB is a
+ * quarter of a second. Less keeps chat quick and the link as busy.
+ */
+const SENDER_CONFIG = { highWater: 256 * 1024, lowWater: 64 * 1024 };
+/**
+ * How much a receiver asks for at a time from one holder (the protocol's
+ * most is 4 MiB): what it asked for and has not handled waits in the page's
+ * queue ahead of chat messages, so a page that hashes more slowly than the
+ * link delivers keeps that queue short.
+ */
+const RECEIVER_WINDOW = 1024 * 1024;
+
 /** Where a transfer's progress is kept between page loads. */
 const SAVED_PREFIX = 'peerchat.file.';
 
@@ -159,7 +175,7 @@ export class Files extends EventTarget {
     } catch {
       // Nothing kept: start afresh.
     }
-    const config = this.autoAccept === undefined ? {} : { autoAccept: this.autoAccept };
+    const config = this.autoAccept === undefined ? { window: RECEIVER_WINDOW } : { window: RECEIVER_WINDOW, autoAccept: this.autoAccept };
     const receiver = new Receiver(meta, msg.authorId, config, saved);
     /** @type {Fetch} */
     const fetch = {
@@ -488,7 +504,7 @@ export class Files extends EventTarget {
       held.list = digests.pieces;
     }
     if (s.channel.readyState !== 'open') return;
-    const { sender, actions } = Sender.create(held.meta, held.list, get.list, {}, Date.now());
+    const { sender, actions } = Sender.create(held.meta, held.list, get.list, SENDER_CONFIG, Date.now());
     s.sender = sender;
     s.channel.bufferedAmountLowThreshold = sender.lowWater();
     this.serve(s, actions);
