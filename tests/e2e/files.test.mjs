@@ -4,9 +4,11 @@
 // the Save button; the saved bytes' SHA-256 is the sent file's. Plain
 // names, image previews by content, a corrupted piece fetched again, a
 // large file waiting to be accepted, a private file, a reload of the
-// receiving page mid-transfer, and a late joiner fetching from a member
-// other than the author.
+// receiving page mid-transfer, a late joiner fetching from a member other
+// than the author, and the network cut mid-transfer (the loopback of the
+// test namespace taken down, as in flap.test.mjs).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
@@ -90,10 +92,11 @@ function card(page, name) {
  * name and bytes.
  * @param {import('playwright-core').Page} page
  * @param {string} name
+ * @param {number} [wait] how long it may take to arrive (ms)
  */
-async function save(page, name) {
+async function save(page, name, wait) {
   const c = card(page, name);
-  await c.getByText('Received and checked').waitFor();
+  await c.getByText('Received and checked').waitFor({ timeout: wait });
   const [download] = await Promise.all([page.waitForEvent('download'), c.getByRole('button', { name: `Save ${name}` }).click()]);
   const path = await download.path();
   return { name: download.suggestedFilename(), bytes: await readFile(path) };
@@ -221,4 +224,54 @@ test('a reload of the receiving page resumes, and a late joiner fetches from who
   await waitForMembers(carol, ['bob']);
   const late = await save(carol, 'small.txt');
   assert.equal(sha256(late.bytes), sha256(bytesOf(40_000, 11)));
+});
+
+/**
+ * Whether this process runs in the test namespace (scripts/netns.sh), whose
+ * only interface is its own loopback: never take a real machine's down.
+ */
+function canFlap() {
+  if (process.env.PEERCHAT_NETNS !== '1') return false;
+  try {
+    return execFileSync('ip', ['-o', 'link']).toString().trim().split('\n').length === 1;
+  } catch {
+    return false;
+  }
+}
+
+/** @param {string[]} args */
+function ip(args) {
+  execFileSync('ip', args, { stdio: 'ignore' });
+}
+
+test('a transfer cut by the network shows stalled, keeps waiting, and resumes', { skip: !canFlap() && 'needs the loopback-only namespace' }, async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    ip(['link', 'set', 'lo', 'up']);
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  const alice = await openRoom(browser, server.url, 'alice');
+  const bob = await enter(browser, server.url, alice.url(), 'bob');
+  await waitForMembers(alice, ['bob']);
+  const size = 24 * 1024 * 1024;
+  await drop(alice, '#room-view', [{ name: 'through the storm.bin', size, seed: 12 }]);
+  const c = card(bob, 'through the storm.bin');
+  await c.getByRole('button', { name: 'Accept through the storm.bin' }).click();
+  await waitForPage(bob, () => Number(document.querySelector('.file-card .file-bar')?.getAttribute('aria-valuenow') ?? 0) > 2 * 1024 * 1024);
+  // Long enough for the transfer to be told stalled (10 s without a byte).
+  ip(['link', 'set', 'lo', 'down']);
+  try {
+    await c.getByText(/^Stalled at/).waitFor({ timeout: 30_000 });
+  } finally {
+    ip(['link', 'set', 'lo', 'up']);
+    try {
+      ip(['route', 'add', '224.0.0.0/4', 'dev', 'lo']);
+    } catch {
+      // Already there.
+    }
+  }
+  const saved = await save(bob, 'through the storm.bin', 60_000);
+  assert.equal(sha256(saved.bytes), sha256(bytesOf(size, 12)));
 });

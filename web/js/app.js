@@ -126,7 +126,7 @@ function showFile(chatLog, party, msg) {
   if (!msg.file || !transfers) return;
   const item = chatLog.byKey.get(`${msg.authorId}/${msg.seq}`);
   const text = /** @type {HTMLElement | null | undefined} */ (item?.querySelector('.msg-text'));
-  if (text && !text.querySelector('.file-card')) transfers.cards.card(text, msg.file);
+  if (text && !text.querySelector('.file-card')) transfers.cards.card(text, msg.file, msg.own);
   transfers.files.offered(party, msg);
 }
 

@@ -66,10 +66,12 @@ export class FileCards {
    * Puts the card of the offer `meta` in a message's text element.
    * @param {HTMLElement} into
    * @param {FileMeta} meta
+   * @param {boolean} own whether we offered it
    */
-  card(into, meta) {
+  card(into, meta, own) {
     const card = el('div', 'file-card');
     card.dataset.fid = meta.fid;
+    card.dataset.own = own ? '1' : '';
     // Our own offers' types come from their content (transfer.js).
     card.dataset.image = /^image\/(png|jpeg|gif|webp)$/.test(meta.type) ? '1' : '';
     const name = el('bdi', 'file-name', sanitize(meta.name));
@@ -129,7 +131,10 @@ export class FileCards {
     };
     if (status === null) {
       bar.hidden = true;
-      state.textContent = 'Not available on this device.';
+      // Our own offer from before a reload: the page no longer has the file.
+      state.textContent = card.dataset.own
+        ? 'You offered it from this device before the page was reloaded; those who have it pass it on.'
+        : 'Not available on this device.';
     } else if (status.kind === 'in') {
       const s = status.state;
       const size = Math.max(1, status.size);
