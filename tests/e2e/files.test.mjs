@@ -142,6 +142,13 @@ test('files of every awkward size and name arrive intact, by drop and by the Att
     { name: 'drawing.svg', base64: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>').toString('base64') },
   ]);
   await card(bob, 'dot.png').locator('img.file-image').waitFor();
+  // A pasted image is offered too.
+  await alice.getByLabel('Message', { exact: true }).evaluate((box, base64) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], 'pasted.png', { type: 'image/png' }));
+    box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, PNG.toString('base64'));
+  await card(bob, 'pasted.png').locator('img.file-image').waitFor();
   await card(bob, 'drawing.svg').getByText('Received and checked').waitFor();
   assert.equal(await card(bob, 'drawing.svg').locator('img').count(), 0, 'an SVG is not shown as an image');
   assert.match((await card(bob, 'drawing.svg').locator('.file-facts').textContent()) ?? '', /application\/octet-stream/);
