@@ -212,6 +212,7 @@ test('a reload of the receiving page resumes, and a late joiner fetches from who
     const bar = document.querySelector('.file-card .file-bar');
     return Number(bar?.getAttribute('aria-valuenow') ?? 0) > 8 * 1024 * 1024;
   });
+  await screenshot(bob, 'files-progress-desktop-light');
   await bob.reload();
   const resumedAt = await waitForPage(bob, () => {
     const bar = document.querySelector('.file-card .file-bar');
@@ -271,6 +272,8 @@ test('a transfer cut by the network shows stalled, keeps waiting, and resumes', 
   ip(['link', 'set', 'lo', 'down']);
   try {
     await c.getByText(/^Stalled at/).waitFor({ timeout: 30_000 });
+    await bob.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(bob, 'files-stalled-desktop-dark');
   } finally {
     ip(['link', 'set', 'lo', 'up']);
     try {
