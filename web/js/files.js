@@ -24,6 +24,7 @@ import {
   MAX_SERVING_PER_PEER,
   offerOf,
   parseControl,
+  PieceParts,
   Receiver,
   Sender,
   showsAsImage,
@@ -177,7 +178,9 @@ export class Files extends EventTarget {
     } catch {
       // Nothing kept: start afresh.
     }
-    const config = this.autoAccept === undefined ? { window: RECEIVER_WINDOW } : { window: RECEIVER_WINDOW, autoAccept: this.autoAccept };
+    // Pieces are hashed with WebCrypto as they complete (see openChannel).
+    const base = { window: RECEIVER_WINDOW, nativeDigests: true };
+    const config = this.autoAccept === undefined ? base : { ...base, autoAccept: this.autoAccept };
     const receiver = new Receiver(meta, msg.authorId, config, saved);
     /** @type {Fetch} */
     const fetch = {
@@ -413,13 +416,27 @@ export class Files extends EventTarget {
     ch.binaryType = 'arraybuffer';
     fetch.channels.set(peer, ch);
     const current = () => fetch.channels.get(peer) === ch;
+    // The message that completes a piece goes in with the piece's SHA-256,
+    // which WebCrypto computes off the script's thread; what the channel
+    // brings meanwhile waits behind it, so the machine sees it all in order.
+    const parts = new PieceParts(fetch.meta);
+    let queue = Promise.resolve();
+    /** @param {() => Promise<void> | void} step */
+    const inOrder = (step) => {
+      queue = queue.then(step).catch((e) => console.warn('peerchat: a file channel message failed', e));
+    };
     ch.addEventListener('open', () => {
-      if (current()) this.carry(fetch, fetch.receiver.opened(peer, Date.now()));
+      inOrder(() => {
+        if (current()) this.carry(fetch, fetch.receiver.opened(peer, Date.now()));
+      });
     });
     ch.addEventListener('message', (event) => {
       if (!current()) return;
       if (typeof event.data === 'string') {
-        this.carry(fetch, fetch.receiver.text(peer, event.data, Date.now()));
+        const text = event.data;
+        inOrder(() => {
+          if (current()) this.carry(fetch, fetch.receiver.text(peer, text, Date.now()));
+        });
         return;
       }
       const bytes = new Uint8Array(event.data);
@@ -427,12 +444,18 @@ export class Files extends EventTarget {
         this.corruptNext = false;
         bytes[9] ^= 0xff;
       }
-      this.carry(fetch, fetch.receiver.binary(peer, bytes, Date.now()));
+      const piece = parts.add(bytes);
+      inOrder(async () => {
+        const digest = piece ? new Uint8Array(await crypto.subtle.digest('SHA-256', /** @type {Uint8Array<ArrayBuffer>} */ (piece))) : undefined;
+        if (current()) this.carry(fetch, fetch.receiver.binary(peer, bytes, Date.now(), digest));
+      });
     });
     ch.addEventListener('close', () => {
-      if (!current()) return;
-      fetch.channels.delete(peer);
-      this.carry(fetch, fetch.receiver.closed(peer, Date.now()));
+      inOrder(() => {
+        if (!current()) return;
+        fetch.channels.delete(peer);
+        this.carry(fetch, fetch.receiver.closed(peer, Date.now()));
+      });
     });
   }
 
@@ -506,7 +529,9 @@ export class Files extends EventTarget {
       held.list = digests.pieces;
     }
     if (s.channel.readyState !== 'open') return;
-    const { sender, actions } = Sender.create(held.meta, held.list, get.list, SENDER_CONFIG, Date.now());
+    // Read a piece at a time, so that each read is checked natively.
+    const config = { ...SENDER_CONFIG, readBytes: held.meta.piece };
+    const { sender, actions } = Sender.create(held.meta, held.list, get.list, config, Date.now());
     s.sender = sender;
     s.channel.bufferedAmountLowThreshold = sender.lowWater();
     this.serve(s, actions);
@@ -532,7 +557,9 @@ export class Files extends EventTarget {
         s.reads = s.reads.then(async () => {
           const blob = held ? await held.blob() : null;
           const bytes = blob ? new Uint8Array(await blob.slice(offset, offset + len).arrayBuffer()) : new Uint8Array(0);
-          this.serve(s, sender.read(offset, bytes, Date.now()));
+          // Each read is a whole piece: WebCrypto checks it against the list.
+          const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+          this.serve(s, sender.read(offset, bytes, Date.now(), digest));
         });
       } else if ('close' in a) {
         s.channel.close();

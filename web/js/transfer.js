@@ -437,7 +437,7 @@ export function encodeData(data) {
  * @param {FileMeta} meta
  * @param {number} index
  */
-function pieceLen(meta, index) {
+export function pieceLen(meta, index) {
   return Math.max(0, Math.min(meta.piece, meta.size - index * meta.piece));
 }
 
@@ -574,13 +574,17 @@ export class Sender {
   }
 
   /**
-   * The read asked for returned `bytes` (of the file at `offset`).
+   * The read asked for returned `bytes` (of the file at `offset`). A caller
+   * that hashes natively (the page, with WebCrypto) passes `digest`, the
+   * SHA-256 of `bytes`: when `bytes` is a whole piece it is checked against
+   * the list with that instead of hashing here, the same check.
    * @param {number} offset
    * @param {Uint8Array} bytes
    * @param {number} now
+   * @param {Uint8Array} [digest]
    * @returns {SenderAction[]}
    */
-  read(offset, bytes, now) {
+  read(offset, bytes, now, digest) {
     /** @type {SenderAction[]} */
     const out = [];
     const pending = this.pending;
@@ -593,11 +597,12 @@ export class Sender {
     this.active = now;
     const reading = this.reading;
     if (!reading) return out;
-    reading.hasher.update(bytes);
     const start = reading.next - bytes.length;
+    const whole = start === 0 && digest !== undefined && reading.next === pieceLen(this.meta, reading.piece);
+    if (!whole) reading.hasher.update(bytes);
     if (reading.next === pieceLen(this.meta, reading.piece)) {
       this.reading = null;
-      if (!same(reading.hasher.digest(), this.list[reading.piece])) {
+      if (!same(whole ? /** @type {Uint8Array} */ (digest) : reading.hasher.digest(), this.list[reading.piece])) {
         this.fail('changed', out);
         return out;
       }
@@ -740,11 +745,67 @@ export class Sender {
   }
 }
 
+/**
+ * Gathers the bytes of the piece a channel is delivering, so that a caller
+ * that hashes pieces itself (a {@link Receiver} with `nativeDigests`) can
+ * hash each one whole: {@link PieceParts.add} returns the piece's bytes with
+ * the message that completes it, else null. Holds one piece at most; a
+ * message that does not follow on starts over (the machine judges it).
+ */
+export class PieceParts {
+  /** @param {FileMeta} meta */
+  constructor(meta) {
+    this.meta = meta;
+    /** @type {Uint8Array[]} */
+    this.parts = [];
+    this.index = -1;
+    this.next = 0;
+  }
+
+  /**
+   * @param {Uint8Array} message
+   * @returns {Uint8Array | null}
+   */
+  add(message) {
+    let data;
+    try {
+      data = parseData(message);
+    } catch {
+      return null;
+    }
+    if (data.kind !== 'piece') return null;
+    if (data.index !== this.index || data.offset !== this.next) {
+      this.parts = [];
+      if (data.offset !== 0) return null;
+      this.index = data.index;
+      this.next = 0;
+    }
+    this.parts.push(data.bytes);
+    this.next += data.bytes.length;
+    const len = this.meta.size > 0 && data.index < Math.ceil(this.meta.size / this.meta.piece) ? pieceLen(this.meta, data.index) : -1;
+    if (this.next < len) return null;
+    const parts = this.parts;
+    this.parts = [];
+    this.index = -1;
+    this.next = 0;
+    if (len < 0 || parts.reduce((n, p) => n + p.length, 0) !== len) return null;
+    if (parts.length === 1) return parts[0];
+    const piece = new Uint8Array(len);
+    let at = 0;
+    for (const p of parts) {
+      piece.set(p, at);
+      at += p.length;
+    }
+    return piece;
+  }
+}
+
 // ---------------------------------------------------------------- receiver
 
 /**
  * @typedef {{autoAccept: number, window: number, maxSources: number, stallMs: number, openTimeoutMs: number,
- *   unavailableMs: number, backoffMinMs: number, backoffMaxMs: number, maxBadPieces: number, readBytes: number}} ReceiverConfig
+ *   unavailableMs: number, backoffMinMs: number, backoffMaxMs: number, maxBadPieces: number, readBytes: number,
+ *   nativeDigests: boolean}} ReceiverConfig
  * @typedef {'waiting' | 'fetching' | {stalled: {since: number}} | 'checking' | 'complete'
  *   | {failed: 'hash_mismatch'} | {cancelled: 'us' | 'author'}} ReceiverState
  * @typedef {{open: string}
@@ -771,6 +832,7 @@ export const RECEIVER_DEFAULTS = {
   backoffMaxMs: 30_000,
   maxBadPieces: 3,
   readBytes: 2 ** 18,
+  nativeDigests: false,
 };
 
 /** @param {ReceiverState} state */
@@ -1031,20 +1093,26 @@ export class Receiver {
   }
 
   /**
-   * A data message from `peer`'s channel.
+   * A data message from `peer`'s channel. With `nativeDigests` configured,
+   * the caller hashes each piece itself (the page, with WebCrypto, off the
+   * script's thread; {@link PieceParts} gathers a piece's bytes) and passes
+   * `digest`, the SHA-256 of the piece this message completes, with the
+   * message that completes it; the piece is checked against the list with
+   * it, exactly as when the machine hashes it.
    * @param {string} peer
    * @param {Uint8Array} message
    * @param {number} now
+   * @param {Uint8Array} [digest]
    * @returns {ReceiverAction[]}
    */
-  binary(peer, message, now) {
+  binary(peer, message, now, digest) {
     /** @type {ReceiverAction[]} */
     const out = [];
     if (!this.sources.has(peer)) return out;
     let ok = false;
     try {
       const data = parseData(message);
-      ok = data.kind === 'list' ? this.listPart(peer, data.first, data.hashes, now) : this.piecePart(peer, data.index, data.offset, data.bytes, now, out);
+      ok = data.kind === 'list' ? this.listPart(peer, data.first, data.hashes, now) : this.piecePart(peer, data.index, data.offset, data.bytes, now, out, digest);
     } catch (e) {
       if (!(e instanceof WireError)) throw e;
     }
@@ -1190,8 +1258,9 @@ export class Receiver {
    * @param {Uint8Array} bytes
    * @param {number} now
    * @param {ReceiverAction[]} out
+   * @param {Uint8Array} [digest]
    */
-  piecePart(peer, index, offset, bytes, now, out) {
+  piecePart(peer, index, offset, bytes, now, out, digest) {
     const len = pieceLen(this.meta, index);
     const source = /** @type {Source} */ (this.sources.get(peer));
     if (source.phase !== 'ready' || source.asked[0] !== index || offset !== source.received || offset + bytes.length > len) {
@@ -1200,7 +1269,7 @@ export class Receiver {
     source.received += bytes.length;
     source.outstanding = Math.max(0, source.outstanding - bytes.length);
     source.last = now;
-    source.hasher.update(bytes);
+    if (!this.config.nativeDigests) source.hasher.update(bytes);
     this.lastProgress = now;
     // The piece next in order is fed to the whole file's hash as it
     // arrives, from its first byte.
@@ -1214,8 +1283,9 @@ export class Receiver {
     if (source.received < len) return true;
     source.asked.shift();
     source.received = 0;
-    const hash = source.hasher.digest();
-    source.hasher = nobleSha256.create();
+    if (this.config.nativeDigests && digest === undefined) throw new TypeError('a piece completed without its digest');
+    const hash = this.config.nativeDigests ? /** @type {Uint8Array} */ (digest) : source.hasher.digest();
+    if (!this.config.nativeDigests) source.hasher = nobleSha256.create();
     this.asked[index] = false;
     const speculative = this.speculative?.piece === index ? this.speculative : null;
     if (speculative) this.speculative = null;
