@@ -5,11 +5,23 @@
  * workers have them), so every piece is on disk as soon as it is written
  * (a reload resumes from it) and the page never holds a file in memory.
  *
+ * It also keeps the SHA-256 of each file being received, off the page's
+ * thread: `hash` feeds it the bytes written at `offset`, `len` (in order
+ * from 0; offset 0 starts afresh), `digest` ends it and answers the hex.
+ *
  * Requests: `{id, op: 'write', name, offset, data}`, `{id, op: 'read',
- * name, offset, len}`, `{id, op: 'size', name}`, `{id, op: 'close', name}`,
+ * name, offset, len}`, `{id, op: 'hash', name, offset, len}`, `{id, op:
+ * 'digest', name}`, `{id, op: 'size', name}`, `{id, op: 'close', name}`,
  * `{id, op: 'remove', name}`; each is answered with `{id, ok, value?,
  * error?}` in order.
  */
+
+import { sha256 } from './vendor/noble-hashes/sha2.js';
+
+/** @type {Map<string, {hasher: ReturnType<typeof sha256.create>, next: number}>} */
+const hashes = new Map();
+/** Bytes read at a time to hash. */
+const HASH_READ = 1024 * 1024;
 
 /** @type {Map<string, FileSystemSyncAccessHandle>} */
 const handles = new Map();
@@ -22,7 +34,17 @@ async function handle(name) {
   if (h) return h;
   dir ??= await (await navigator.storage.getDirectory()).getDirectoryHandle('peerchat-files', { create: true });
   const file = await dir.getFileHandle(name, { create: true });
-  h = await /** @type {any} */ (file).createSyncAccessHandle();
+  // After a reload, the page's previous worker may still hold the file for
+  // a moment while it winds down (it may be hashing): wait for it to let go.
+  for (let tries = 0; ; tries += 1) {
+    try {
+      h = await /** @type {any} */ (file).createSyncAccessHandle();
+      break;
+    } catch (e) {
+      if (!(e instanceof DOMException && e.name === 'NoModificationAllowedError') || tries >= 100) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
   handles.set(name, /** @type {FileSystemSyncAccessHandle} */ (h));
   return /** @type {FileSystemSyncAccessHandle} */ (h);
 }
@@ -45,6 +67,31 @@ async function run(req) {
       const n = h.read(out, { at: req.offset ?? 0 });
       return out.subarray(0, n);
     }
+    case 'hash': {
+      const h = await handle(req.name);
+      const offset = req.offset ?? 0;
+      const len = req.len ?? 0;
+      if (offset === 0) hashes.set(req.name, { hasher: sha256.create(), next: 0 });
+      const whole = hashes.get(req.name);
+      if (!whole || whole.next !== offset) throw new Error(`hash out of order at ${offset}`);
+      const buf = new Uint8Array(Math.min(HASH_READ, Math.max(len, 1)));
+      for (let at = 0; at < len; ) {
+        const n = h.read(buf.subarray(0, Math.min(buf.length, len - at)), { at: offset + at });
+        if (n === 0) throw new Error(`short read at ${offset + at}`);
+        whole.hasher.update(buf.subarray(0, n));
+        at += n;
+      }
+      whole.next = offset + len;
+      return null;
+    }
+    case 'digest': {
+      const whole = hashes.get(req.name);
+      hashes.delete(req.name);
+      const bytes = whole ? whole.hasher.digest() : sha256(new Uint8Array(0));
+      let out = '';
+      for (const b of bytes) out += b.toString(16).padStart(2, '0');
+      return out;
+    }
     case 'size':
       return (await handle(req.name)).getSize();
     case 'close': {
@@ -57,6 +104,7 @@ async function run(req) {
       return null;
     }
     case 'remove': {
+      hashes.delete(req.name);
       handles.get(req.name)?.close();
       handles.delete(req.name);
       dir ??= await (await navigator.storage.getDirectory()).getDirectoryHandle('peerchat-files', { create: true });

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { fileBody, parseFileMeta } from '../../web/js/protocol.js';
+import { sha256 as nobleSha256 } from '../../web/vendor/noble-hashes/sha2.js';
 import {
   controlJson,
   digestBlob,
@@ -140,6 +141,8 @@ for (const scenario of doc.receiver_scenarios) for (const native of [false, true
     if (Array.isArray(scenario.disk)) for (const [a, b] of scenario.disk) disk.set(f.data.subarray(a, b), a);
     const config = camel({ ...doc.receiver_defaults, ...scenario.config });
     const r = new Receiver(f.meta, scenario.author, native ? { ...config, nativeDigests: true } : config, scenario.saved);
+    const whole = nobleSha256.create();
+    let fed = 0;
     /** @type {Map<string, PieceParts>} one per channel, as in the page */
     const parts = new Map();
     /** @param {string} from @param {Uint8Array} message */
@@ -185,13 +188,24 @@ for (const scenario of doc.receiver_scenarios) for (const native of [false, true
         case 'timeout': actions = r.handleTimeout(now); break;
         default: assert.fail(`${at}: unknown input ${kind}`);
       }
-      const got = actions.map((a) => {
+      /** @type {unknown[]} */
+      const got = [];
+      for (const a of actions) {
         if ('write' in a) {
           disk.set(a.write.data, a.write.offset);
-          return { write: { offset: a.write.offset, len: a.write.data.length } };
+          got.push({ write: { offset: a.write.offset, len: a.write.data.length } });
+        } else if ('whole' in a) {
+          // What the page's worker does: hash the file as written, in order.
+          assert.equal(a.whole.offset, fed, `${at}: the whole file is fed in order`);
+          whole.update(disk.subarray(a.whole.offset, a.whole.offset + a.whole.len));
+          fed += a.whole.len;
+        } else if ('whole_digest' in a) {
+          assert.equal(fed, f.data.length, `${at}: the whole file was fed`);
+          got.push(...r.wholeDigest(hex(whole.digest()), now));
+        } else {
+          got.push(a);
         }
-        return a;
-      });
+      }
       assert.deepEqual(got, step.want, at);
       if ('deadline' in step) assert.equal(r.nextDeadline(), step.deadline, `${at}: deadline`);
       if ('progress' in step) assert.equal(r.progress().bytes, step.progress, `${at}: progress`);

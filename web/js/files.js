@@ -72,7 +72,7 @@ const SAVED_PREFIX = 'peerchat.file.';
 /** The worker that writes and reads received files (OPFS). */
 class Disk {
   constructor() {
-    this.worker = new Worker('/opfs-worker.js');
+    this.worker = new Worker('/opfs-worker.js', { type: 'module' });
     this.next = 1;
     /** @type {Map<number, {resolve: (v: any) => void, reject: (e: Error) => void}>} */
     this.waiting = new Map();
@@ -337,6 +337,16 @@ export class Files extends EventTarget {
         void this.diskOf()
           .ask({ op: 'read', name: fid, offset, len })
           .then((data) => this.carry(fetch, fetch.receiver.read(offset, data, Date.now())));
+      } else if ('whole' in a) {
+        // The worker hashes the whole file from what it wrote, in order.
+        void this.diskOf()
+          .ask({ op: 'hash', name: fid, offset: a.whole.offset, len: a.whole.len })
+          .catch((e) => console.warn('peerchat: could not hash a received file', e));
+      } else if ('whole_digest' in a) {
+        void this.diskOf()
+          .ask({ op: 'digest', name: fid })
+          .then((digest) => this.carry(fetch, fetch.receiver.wholeDigest(digest, Date.now())))
+          .catch((e) => console.warn('peerchat: could not hash a received file', e));
       } else if ('verified' in a) {
         this.keepProgress(fetch, false);
       } else if ('corrupt' in a) {

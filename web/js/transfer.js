@@ -816,6 +816,8 @@ export class PieceParts {
  *   | {verified: number}
  *   | {corrupt: {piece: number, from: string | null}}
  *   | {source_failed: {peer: string, error: string}}
+ *   | {whole: {offset: number, len: number}}
+ *   | {whole_digest: {}}
  *   | {state: ReceiverState}} ReceiverAction
  * @typedef {{accepted: boolean, have: [number, number][]}} Saved
  */
@@ -886,11 +888,13 @@ export class Receiver {
     this.sources = new Map();
     this.whole = nobleSha256.create();
     this.cursor = 0;
-    /** @type {{piece: number, snapshot: Sha256} | null} */
+    /** @type {{piece: number, snapshot: Sha256 | null} | null} */
     this.speculative = null;
-    /** @type {{piece: number, next: number, hasher: Sha256, snapshot: Sha256} | null} */
+    /** @type {{piece: number, next: number, hasher: Sha256, snapshot: Sha256 | null} | null} */
     this.readback = null;
     this.unwritten = 0;
+    /** Under `nativeDigests`, whether the whole file's SHA-256 was asked for. */
+    this.finishing = false;
     this.lastProgress = 0;
     this.started = false;
     this.rootHex = meta.root;
@@ -1154,7 +1158,7 @@ export class Receiver {
     let good = data.length === want;
     if (good) {
       rb.hasher.update(data);
-      this.whole.update(data);
+      if (!this.config.nativeDigests) this.whole.update(data);
       rb.next += want;
       if (rb.next < len) {
         out.push({ read: { offset: offset + want, len: Math.min(this.config.readBytes, len - rb.next) } });
@@ -1164,9 +1168,9 @@ export class Receiver {
     this.readback = null;
     if (good) good = same(rb.hasher.digest(), this.list?.[rb.piece]);
     if (good) {
-      this.cursor += 1;
+      this.feedWhole(rb.piece, out);
     } else {
-      this.whole = rb.snapshot;
+      if (rb.snapshot) this.whole = rb.snapshot;
       this.have[rb.piece] = false;
       out.push({ corrupt: { piece: rb.piece, from: null } });
     }
@@ -1275,8 +1279,13 @@ export class Receiver {
     // arrives, from its first byte.
     const feeding = this.speculative?.piece ?? null;
     if (index === this.cursor && this.readback === null && (feeding === index || offset === 0)) {
-      if (feeding === null) this.speculative = { piece: index, snapshot: this.whole.clone() };
-      this.whole.update(bytes);
+      if (this.config.nativeDigests) {
+        // The caller hashes the whole file, fed once the piece checked.
+        if (feeding === null) this.speculative = { piece: index, snapshot: null };
+      } else {
+        if (feeding === null) this.speculative = { piece: index, snapshot: this.whole.clone() };
+        this.whole.update(bytes);
+      }
     }
     this.unwritten += bytes.length;
     out.push({ write: { offset: index * this.meta.piece + offset, data: bytes.slice() } });
@@ -1291,13 +1300,13 @@ export class Receiver {
     if (speculative) this.speculative = null;
     if (same(hash, this.list?.[index])) {
       this.have[index] = true;
-      if (speculative) this.cursor += 1;
       const h = this.holders.get(peer);
       if (h) h.failures = 0;
       out.push({ verified: index });
+      if (speculative) this.feedWhole(index, out);
       return true;
     }
-    if (speculative) this.whole = speculative.snapshot;
+    if (speculative?.snapshot) this.whole = speculative.snapshot;
     out.push({ corrupt: { piece: index, from: peer } });
     const h = this.holder(peer);
     h.badPieces += 1;
@@ -1320,7 +1329,7 @@ export class Receiver {
     this.sources.delete(peer);
     for (const piece of source.asked) this.asked[piece] = false;
     if (source.asked.length > 0 && this.speculative?.piece === source.asked[0]) {
-      this.whole = this.speculative.snapshot;
+      if (this.speculative.snapshot) this.whole = this.speculative.snapshot;
       this.speculative = null;
     }
     const h = this.holder(peer);
@@ -1354,11 +1363,14 @@ export class Receiver {
     this.openSources(now, out);
     this.readBack(out);
     if (this.cursor === this.count && this.unwritten === 0) {
-      const digest = hex(this.whole.digest());
-      this.whole = nobleSha256.create();
-      for (const peer of this.sourcePeers()) out.push({ close: peer });
-      this.sources.clear();
-      this.setState(digest === this.sha256Hex ? 'complete' : { failed: 'hash_mismatch' }, out);
+      if (!this.config.nativeDigests) {
+        const digest = hex(this.whole.digest());
+        this.whole = nobleSha256.create();
+        this.finish(digest, out);
+      } else if (!this.finishing) {
+        this.finishing = true;
+        out.push({ whole_digest: {} });
+      }
       return;
     }
     /** @type {ReceiverState} */
@@ -1430,6 +1442,47 @@ export class Receiver {
   }
 
   /**
+   * Under `nativeDigests`: the whole file's SHA-256, as hex, that the
+   * caller computed from what `whole` actions asked it to hash, in order
+   * (the page's worker does, as it writes the file).
+   * @param {string} digest
+   * @param {number} now
+   * @returns {ReceiverAction[]}
+   */
+  wholeDigest(digest, now) {
+    /** @type {ReceiverAction[]} */
+    const out = [];
+    if (!this.finishing || isOver(this.state)) return out;
+    this.finishing = false;
+    this.finish(digest, out);
+    this.settle(now, out);
+    return out;
+  }
+
+  /**
+   * Piece `index`, checked, is the next in order: on into the whole file's
+   * hash (the caller's, under `nativeDigests`; the machine's was fed as it came).
+   * @private
+   * @param {number} index
+   * @param {ReceiverAction[]} out
+   */
+  feedWhole(index, out) {
+    this.cursor += 1;
+    if (this.config.nativeDigests) out.push({ whole: { offset: index * this.meta.piece, len: pieceLen(this.meta, index) } });
+  }
+
+  /**
+   * @private
+   * @param {string} digest
+   * @param {ReceiverAction[]} out
+   */
+  finish(digest, out) {
+    for (const peer of this.sourcePeers()) out.push({ close: peer });
+    this.sources.clear();
+    this.setState(digest === this.sha256Hex ? 'complete' : { failed: 'hash_mismatch' }, out);
+  }
+
+  /**
    * @private
    * @param {ReceiverAction[]} out
    */
@@ -1438,7 +1491,7 @@ export class Receiver {
     if (this.readback !== null || this.speculative !== null || this.list === null || cursor >= this.count || !this.have[cursor]) {
       return;
     }
-    this.readback = { piece: cursor, next: 0, hasher: nobleSha256.create(), snapshot: this.whole.clone() };
+    this.readback = { piece: cursor, next: 0, hasher: nobleSha256.create(), snapshot: this.config.nativeDigests ? null : this.whole.clone() };
     out.push({ read: { offset: cursor * this.meta.piece, len: Math.min(this.config.readBytes, pieceLen(this.meta, cursor)) } });
   }
 }
