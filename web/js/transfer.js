@@ -11,7 +11,13 @@
  * This mirrors the Rust crate `peerchat-transfer`; both replay the scenarios
  * in `tests/vectors/transfer.json`. SHA-256 comes from the vendored
  * `@noble/hashes` (WebCrypto's digest is not incremental, and a machine
- * that hashes as bytes arrive must do so synchronously).
+ * that hashes as bytes arrive must do so synchronously). The page hashes
+ * natively instead, with the same outcome: a {@link Receiver} configured
+ * with `nativeDigests` takes each piece's digest from its caller (WebCrypto)
+ * and asks it to hash the whole file in order (`whole`, `whole_digest`,
+ * {@link Receiver.wholeDigest}; the page's worker does), and
+ * {@link Sender.read} takes a whole piece's digest; the JS replay of the
+ * vectors runs both ways.
  * @module
  */
 
