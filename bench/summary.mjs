@@ -1,5 +1,5 @@
 // Gathers the figures the targets in docs/benchmarks.md speak of from
-// target/bench/webrtc.json, signaling.json and cluster.json (written by the
+// target/bench/webrtc.json, files.json, signaling.json and cluster.json (written by the
 // benchmark scripts in the same run) into target/bench/summary.json,
 // each with its target and whether this run met it, and prints them.
 //
@@ -23,6 +23,7 @@ async function read(name) {
 const webrtc = await read('webrtc.json');
 const signaling = await read('signaling.json');
 const cluster = await read('cluster.json');
+const files = await read('files.json');
 const clusterRuns = cluster?.results ?? [];
 const inMemory = clusterRuns.find((r) => r.servers === 1 && !r.redis);
 // The costliest setup with Redis (two or three servers, pairs across them).
@@ -37,7 +38,7 @@ const pj = signaling?.results?.['peerchat-peerjs'] ?? {};
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && a > 0 && b > 0 ? a / b : null);
 const presence100 = (p.presence ?? []).find((r) => r.room_size === 100);
 
-const quick = Boolean(signaling?.quick || webrtc?.quick || cluster?.quick);
+const quick = Boolean(signaling?.quick || webrtc?.quick || cluster?.quick || files?.quick);
 
 /**
  * One figure: its value, the target, and whether it was met (null when the
@@ -114,6 +115,15 @@ const summary = {
     native_to_chromium_throughput_vs_chromium_to_chromium: figure(
       ratio(webrtc?.throughput?.native_chromium?.mib_per_s, webrtc?.throughput?.chromium_chromium?.mib_per_s), 'at least', 0.8,
     ),
+    file_throughput_browser_vs_bare_blast: figure(files?.ratio, 'at least', 0.8, {
+      file_mib_s: files?.file_mib_s ?? null,
+      blast_mib_s: files?.blast_mib_s ?? null,
+      size_mib: files?.size_mib ?? null,
+    }),
+    chat_p95_ms_while_file_in_flight: figure(files?.chat_during_transfer?.p95_ms, 'at most', 100, {
+      idle_p95_ms: files?.chat_idle?.p95_ms ?? null,
+    }),
+    receiving_page_heap_growth_mib_during_file: figure(files?.heap_growth_mib, 'at most', 64),
   },
   slow_reader: { peerchat: p.slow ?? null, peerjs: j.slow ?? null, peerchat_peerjs: pj.slow ?? null },
 };

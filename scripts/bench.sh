@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs peerchat's benchmarks in release builds, inside a loopback-only
 # network namespace, prints tables and writes JSON under target/bench/:
-# data channels (native and Chromium), signaling (peerchat against PeerJS
-# server, installed from npm when missing), several servers sharing rooms
-# through redis-server, and signaling over each transport (WebSocket, long
-# polling; without and with TLS).
+# data channels (native and Chromium), files between two pages, signaling
+# (peerchat against PeerJS server, installed from npm when missing), several
+# servers sharing rooms through redis-server, and signaling over each
+# transport (WebSocket, long polling; without and with TLS).
 # `scripts/bench.sh --quick` runs small sizes (the test suite does this so
 # the benchmarks cannot rot). `scripts/bench.sh --peerjs [--quick]` runs only
 # the PeerJS workloads: PeerJS server and peerchat's PeerJS endpoint
@@ -39,6 +39,11 @@ if [ -n "$peerjs_only" ]; then
 else
   echo "== data channels: connect time and round trips"
   scripts/netns.sh node bench/webrtc.mjs "$@"
+  echo
+  echo "== files between two pages: throughput against a bare blast, heap, chat meanwhile"
+  files_args=()
+  for a in "$@"; do if [ "$a" = --quick ]; then files_args+=(--quick); fi; done
+  scripts/netns.sh node bench/files.mjs "${files_args[@]}"
   echo
   echo "== signaling: peerchat and PeerJS server under the same load"
   scripts/netns.sh node bench/signaling.mjs "$@"

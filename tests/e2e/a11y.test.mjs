@@ -127,6 +127,25 @@ test('every page and dialog passes axe in both themes at desktop and phone width
   await check(alice, 'the room', { shoot: 'conversation', open: fold });
   await alice.getByLabel('Message', { exact: true }).fill('');
 
+  // A private conversation, with a message each way and an unread count.
+  await bob.locator('#members-panel summary').click();
+  await bob.getByRole('button', { name: 'Private message with alice' }).click();
+  await bob.getByLabel('Private message to alice', { exact: true }).fill('Can we talk about the build, just us?');
+  await bob.getByLabel('Private message to alice', { exact: true }).press('Enter');
+  const unread = alice.getByRole('button', { name: /^Private message with bob.*1 unread$/ });
+  await fold(false);
+  await unread.waitFor();
+  await check(alice, 'the room with a private message unread', { open: fold });
+  await fold(false);
+  await unread.click();
+  await waitForMessage(alice, 'Can we talk about the build, just us?', 'bob');
+  await alice.getByLabel('Private message to bob', { exact: true }).fill('Sure, go ahead.');
+  await alice.getByLabel('Private message to bob', { exact: true }).press('Enter');
+  await waitForPage(alice, () => document.querySelector('#private-view .msg-status[data-state="delivered"]') !== null);
+  await check(alice, 'a private conversation', { shoot: 'private', open: fold });
+  await alice.getByRole('button', { name: '← Room' }).click();
+
+
   /**
    * @param {string} button the button that opens it
    * @param {string} name the dialog's name
@@ -160,6 +179,35 @@ test('every page and dialog passes axe in both themes at desktop and phone width
   await dialog('Verify bob', 'Verify bob', async () => {
     await alice.getByRole('dialog', { name: 'Verify bob' }).getByRole('button', { name: 'Mark as verified' }).waitFor();
   });
+
+  // Files in the room: one received (with Save), one sent (how far each member is).
+  /**
+   * @param {import('playwright-core').Page} page
+   * @param {string} name
+   * @param {string} base64
+   */
+  const dropFile = (page, name, base64) =>
+    page.evaluate(
+      ({ name, base64 }) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], name));
+        document.getElementById('room-view')?.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      },
+      { name, base64 },
+    );
+  await dropFile(bob, 'minutes of the meeting.txt', Buffer.from('Minutes\n'.repeat(500)).toString('base64'));
+  await dropFile(
+    alice,
+    'dot.png',
+    Buffer.from(
+      '89504e470d0a1a0a0000000d4948445200000001000000010806000000' +
+        '1f15c4890000000d4944415478da63f8cfc0f01f0005000200e2b7a0d60000000049454e44ae426082',
+      'hex',
+    ).toString('base64'),
+  );
+  await alice.locator('.file-card', { hasText: 'minutes of the meeting.txt' }).getByText('Received and checked').waitFor();
+  await alice.locator('.file-card', { hasText: 'dot.png' }).getByText('bob 100%').waitFor();
+  await check(alice, 'files in the room', { shoot: 'room-files', open: fold });
 
   // The page without a server.
   const manual = await newPage(browser, server.url);

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { fileBody, parseFileMeta } from '../../web/js/protocol.js';
+import { sha256 as nobleSha256 } from '../../web/vendor/noble-hashes/sha2.js';
 import {
   controlJson,
   digestBlob,
@@ -17,10 +18,12 @@ import {
   offerOf,
   parseControl,
   parseData,
+  PieceParts,
   pieceSizeFor,
   Receiver,
   sanitize,
   Sender,
+  sha256,
   sniff,
 } from '../../web/js/transfer.js';
 
@@ -129,12 +132,26 @@ test('transfer-channel messages', () => {
   }
 });
 
-for (const scenario of doc.receiver_scenarios) {
-  test(`receiver: ${scenario.name}`, () => {
+// Each receiver scenario twice: the machine hashing pieces, and its caller
+// hashing them (as the page does with WebCrypto), with the same outcome.
+for (const scenario of doc.receiver_scenarios) for (const native of [false, true]) {
+  test(`receiver${native ? ' (caller hashes pieces)' : ''}: ${scenario.name}`, () => {
     const f = file(scenario.file);
     const disk = new Uint8Array(f.data.length);
     if (Array.isArray(scenario.disk)) for (const [a, b] of scenario.disk) disk.set(f.data.subarray(a, b), a);
-    const r = new Receiver(f.meta, scenario.author, camel({ ...doc.receiver_defaults, ...scenario.config }), scenario.saved);
+    const config = camel({ ...doc.receiver_defaults, ...scenario.config });
+    const r = new Receiver(f.meta, scenario.author, native ? { ...config, nativeDigests: true } : config, scenario.saved);
+    const whole = nobleSha256.create();
+    let fed = 0;
+    /** @type {Map<string, PieceParts>} one per channel, as in the page */
+    const parts = new Map();
+    /** @param {string} from @param {Uint8Array} message */
+    const binary = (from, message, now) => {
+      if (!native) return r.binary(from, message, now);
+      if (!parts.has(from)) parts.set(from, new PieceParts(f.meta));
+      const piece = /** @type {PieceParts} */ (parts.get(from)).add(message);
+      return r.binary(from, message, now, piece ? sha256(piece) : undefined);
+    };
     scenario.steps.forEach((step, i) => {
       const at = `step ${i}: ${JSON.stringify(step).slice(0, 300)}`;
       const [kind, arg] = step.in ? Object.entries(step.in)[0] : ['timeout', null];
@@ -147,37 +164,48 @@ for (const scenario of doc.receiver_scenarios) {
         case 'cancel': actions = r.cancel(now); break;
         case 'peer_up': actions = r.peerUp(arg, now); break;
         case 'peer_down': actions = r.peerDown(arg, now); break;
-        case 'opened': actions = r.opened(arg, now); break;
+        case 'opened': parts.delete(arg); actions = r.opened(arg, now); break;
         case 'closed': actions = r.closed(arg, now); break;
         case 'text': actions = r.text(arg.from, arg.text, now); break;
         case 'list': {
           const hashes = new Uint8Array(arg.count * 32);
           for (let k = 0; k < arg.count; k += 1) hashes.set(f.list[arg.first + k], k * 32);
           if (arg.corrupt) hashes[0] ^= 1;
-          actions = r.binary(arg.from, encodeData({ kind: 'list', first: arg.first, hashes }), now);
+          actions = binary(arg.from, encodeData({ kind: 'list', first: arg.first, hashes }), now);
           break;
         }
         case 'piece': {
           const start = arg.index * f.meta.piece + arg.offset;
           const bytes = f.data.slice(start, start + arg.len);
           if (arg.corrupt) bytes[0] ^= 1;
-          actions = r.binary(arg.from, encodeData({ kind: 'piece', index: arg.index, offset: arg.offset, bytes }), now);
+          actions = binary(arg.from, encodeData({ kind: 'piece', index: arg.index, offset: arg.offset, bytes }), now);
           break;
         }
-        case 'raw': actions = r.binary(arg.from, unhex(arg.hex), now); break;
+        case 'raw': actions = binary(arg.from, unhex(arg.hex), now); break;
         case 'written': actions = r.written(arg, now); break;
         case 'read': actions = r.read(arg.offset, disk.slice(arg.offset, arg.offset + arg.len), now); break;
         case 'corrupt_disk': disk[arg] ^= 1; actions = []; break;
         case 'timeout': actions = r.handleTimeout(now); break;
         default: assert.fail(`${at}: unknown input ${kind}`);
       }
-      const got = actions.map((a) => {
+      /** @type {unknown[]} */
+      const got = [];
+      for (const a of actions) {
         if ('write' in a) {
           disk.set(a.write.data, a.write.offset);
-          return { write: { offset: a.write.offset, len: a.write.data.length } };
+          got.push({ write: { offset: a.write.offset, len: a.write.data.length } });
+        } else if ('whole' in a) {
+          // What the page's worker does: hash the file as written, in order.
+          assert.equal(a.whole.offset, fed, `${at}: the whole file is fed in order`);
+          whole.update(disk.subarray(a.whole.offset, a.whole.offset + a.whole.len));
+          fed += a.whole.len;
+        } else if ('whole_digest' in a) {
+          assert.equal(fed, f.data.length, `${at}: the whole file was fed`);
+          got.push(...r.wholeDigest(hex(whole.digest()), now));
+        } else {
+          got.push(a);
         }
-        return a;
-      });
+      }
       assert.deepEqual(got, step.want, at);
       if ('deadline' in step) assert.equal(r.nextDeadline(), step.deadline, `${at}: deadline`);
       if ('progress' in step) assert.equal(r.progress().bytes, step.progress, `${at}: progress`);
@@ -187,8 +215,10 @@ for (const scenario of doc.receiver_scenarios) {
   });
 }
 
-for (const scenario of doc.sender_scenarios) {
-  test(`sender: ${scenario.name}`, () => {
+// Each sender scenario twice: the machine hashing what it reads, and its
+// caller passing each read's SHA-256 (as the page does with WebCrypto).
+for (const scenario of doc.sender_scenarios) for (const native of [false, true]) {
+  test(`sender${native ? ' (caller hashes reads)' : ''}: ${scenario.name}`, () => {
     const f = file(scenario.file);
     const config = camel({ ...doc.sender_defaults, ...scenario.config });
     /** @type {Sender | null} */
@@ -211,7 +241,7 @@ for (const scenario of doc.sender_scenarios) {
             let bytes = f.data.slice(arg.offset, arg.offset + arg.len);
             if (arg.corrupt) bytes[0] ^= 1;
             if ('short' in arg) bytes = bytes.slice(0, arg.short);
-            actions = sender.read(arg.offset, bytes, now);
+            actions = sender.read(arg.offset, bytes, now, native ? sha256(bytes) : undefined);
             break;
           }
           case 'buffered': actions = sender.buffered(arg, now); break;

@@ -22,6 +22,9 @@ import { Attention } from './attention.js';
 import { wireShare } from './share.js';
 import { registerServiceWorker } from './install.js';
 import { keptHistory, wireExport, wireSearch } from './finder.js';
+import { PrivateView } from './privateview.js';
+import { Files } from './files.js';
+import { FileCards, wireAttach } from './fileview.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
 const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
@@ -108,6 +111,24 @@ const undelivered = new Set();
 
 /** @type {Attention | null} counts what arrives while the reader is away */
 let attention = null;
+/** @type {PrivateView | null} the private conversations */
+let privateView = null;
+/** @type {{files: Files, cards: FileCards} | null} file transfers and their cards */
+let transfers = null;
+
+/**
+ * Puts the card of a file offer in its message, and fetches the file.
+ * @param {ChatLog} chatLog
+ * @param {string | null} party the other member of a private conversation
+ * @param {import('./room.js').ChatMessage} msg
+ */
+function showFile(chatLog, party, msg) {
+  if (!msg.file || !transfers) return;
+  const item = chatLog.byKey.get(`${msg.authorId}/${msg.seq}`);
+  const text = /** @type {HTMLElement | null | undefined} */ (item?.querySelector('.msg-text'));
+  if (text && !text.querySelector('.file-card')) transfers.cards.card(text, msg.file, msg.own);
+  transfers.files.offered(party, msg);
+}
 
 /**
  * @param {Room} room
@@ -117,11 +138,14 @@ let attention = null;
 function showMessage(room, msg, kept = false) {
   if (!msg.own) {
     const shown = log.message(msg);
-    if (shown && !kept) attention?.arrived({ author: msg.author, text: msg.text, mentionsMe: shown.mentionsMe });
+    showFile(log, null, msg);
+    const text = msg.file ? `sent a file: ${msg.file.name}` : msg.text;
+    if (shown && !kept) attention?.arrived({ author: msg.author, text, mentionsMe: shown.mentionsMe });
     return;
   }
   const status = room.delivery(msg.seq);
   log.message(msg, status);
+  showFile(log, null, msg);
   if (status.state !== 'delivered') undelivered.add(msg.seq);
   // Bounded like the history: the oldest of ours stop being refreshed.
   if (undelivered.size > 1000) undelivered.delete(Math.min(...undelivered));
@@ -266,11 +290,16 @@ function renderMembers(room) {
     button.disabled = !identity;
     button.title = identity ? `Compare your safety number with ${m.nick}’s` : `Available once you are connected to ${m.nick}`;
     button.addEventListener('click', () => void openVerify(ui.verify, room, m.id, m.nick));
-    li.append(button);
+    const actions = document.createElement('span');
+    actions.className = 'member-actions';
+    actions.append(button);
+    if (privateView) actions.append(privateView.button(m.id, m.nick));
+    li.append(actions);
     items.push(li);
   }
   ui.members.replaceChildren(...items);
   ui.memberCount.textContent = `(${items.length})`;
+  privateView?.renderUnread(byId('private-unread'));
   const nicks = [...room.members.values()].map((m) => m.nick);
   log.setMentions(mentionMatcher(room.nick ? [...nicks, room.nick] : nicks, room.nick));
 }
@@ -428,12 +457,44 @@ async function main() {
   } catch {
     // A damaged mark: no divider.
   }
-  const ready = room.open().then((kept) => {
+  const files = new Files(room);
+  room.files = files;
+  transfers = { files, cards: new FileCards(files, (id) => room.nickOf(id)) };
+  // For the browser tests: `?testhooks` on a room link exposes the file
+  // transfers (to corrupt a piece in flight, say).
+  if (new URLSearchParams(location.search).has('testhooks')) Object.assign(window, { peerchatFiles: files });
+  privateView = new PrivateView(
+    room,
+    {
+      room: byId('room-view'),
+      view: byId('private-view'),
+      back: /** @type {HTMLButtonElement} */ (byId('private-back')),
+      title: byId('private-title'),
+      logs: byId('private-logs'),
+      typing: byId('private-typing'),
+      form: /** @type {HTMLFormElement} */ (byId('private-composer')),
+      box: /** @type {HTMLTextAreaElement} */ (byId('private-message')),
+      label: byId('private-label'),
+      note: byId('private-note'),
+      attach: /** @type {HTMLButtonElement} */ (byId('private-attach')),
+      attachInput: /** @type {HTMLInputElement} */ (byId('private-attach-input')),
+    },
+    {
+      changed: () => renderMembers(room),
+      file: (chatLog, peer, msg) => showFile(chatLog, peer, msg),
+      offer: (file, peer) => files.offer(file, peer),
+      arrived: (msg) => attention?.arrived({ author: msg.author, text: msg.text, mentionsMe: true }),
+      notice,
+    },
+  );
+  const ready = room.open().then(async (kept) => {
     for (const msg of kept) showMessage(room, msg, true);
     if (kept.length > 0) {
       notice(`${kept.length === 1 ? 'One earlier message' : `${kept.length} earlier messages`} from this device.`);
     }
+    privateView?.restore((await room.privates?.restore()) ?? []);
   });
+  document.addEventListener('visibilitychange', () => privateView?.visible());
 
   ui.nick.value = recall(NICK_STORAGE_KEY) ?? '';
   // In this room already (a reload, or the link opened again): come
@@ -625,6 +686,25 @@ async function main() {
       );
     },
     () => room.typed(),
+  );
+  wireAttach(
+    {
+      button: /** @type {HTMLButtonElement} */ (byId('attach')),
+      input: /** @type {HTMLInputElement} */ (byId('attach-input')),
+      zone: byId('room-view'),
+      box: ui.message,
+    },
+    (file) => {
+      if (!room.everJoined) {
+        notice('Not in the room yet: you can send files once the server answers.');
+        return;
+      }
+      ui.composerNote.textContent = '';
+      void files.offer(file, null).then(
+        (m) => showMessage(room, m),
+        (e) => notice(`${file.name} was not sent: ${/** @type {Error} */ (e).message}`),
+      );
+    },
   );
 
   wireConversationTools(room, roomId);

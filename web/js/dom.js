@@ -26,3 +26,19 @@ export function showStatus(el, state, text) {
   el.dataset.state = state;
   el.textContent = text;
 }
+
+/**
+ * Saves what an object URL holds as a file named `name` (the browser's
+ * download).
+ * @param {string} url
+ * @param {string} name
+ */
+export function downloadUrl(url, name) {
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+}

@@ -10,6 +10,7 @@
 
 import { exportJson, exportText, search } from './archive.js';
 import { compare } from './history.js';
+import { downloadUrl } from './dom.js';
 
 /** Most results listed. */
 const MAX_RESULTS = 100;
@@ -134,12 +135,6 @@ export function wireExport({ button, dialog, summary, text, json, close }, sourc
  */
 function download(name, blob) {
   const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  a.hidden = true;
-  document.body.append(a);
-  a.click();
-  a.remove();
+  downloadUrl(url, name);
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }

@@ -108,6 +108,10 @@ export class PeerLink extends EventTarget {
       this.relayTimer = setTimeout(check, RELAY_WAIT_MS);
     }
     this.pc.addEventListener('connectionstatechange', () => this.onConnectionState());
+    // Transfer channels, each opened by the side that fetches a file.
+    this.pc.addEventListener('datachannel', ({ channel }) => {
+      if (channel.label === 'file') this.dispatchEvent(new CustomEvent('file-channel', { detail: channel }));
+    });
     if (this.initiator) {
       this.useChannel(this.pc.createDataChannel('chat', { ordered: true }));
       // Offer now rather than when `negotiationneeded` comes round: on a

@@ -37,6 +37,8 @@ import { History } from './history.js';
 import { Inbox, lastAcks } from './inbox.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
+import { PrivateChats } from './privates.js';
+import { unwrapPrivate } from './private.js';
 import { peerIdFromKey, ProtocolError, randomId } from './protocol.js';
 import { Signaling } from './signaling.js';
 
@@ -95,7 +97,8 @@ export function refusalText(nick, refusal) {
  *   up: boolean}} RoomMember
  *   `up`: its channel is open and its hello verified: chat may flow
  * @typedef {{id: string, seq: number, clock: number, ts: number, text: string,
- *   authorId: string, author: string, own: boolean, relayedBy: string | null}} ChatMessage
+ *   authorId: string, author: string, own: boolean, relayedBy: string | null,
+ *   file?: import('./protocol.js').FileMeta}} ChatMessage
  *   `relayedBy`: the member who relayed it, while its author's key is not
  *   confirmed ("relayed by X, not yet verified")
  * @typedef {{state: 'sent' | 'sending' | 'delivered' | 'waiting' | 'undelivered',
@@ -242,6 +245,10 @@ export class Room extends EventTarget {
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.typingTimer = undefined;
     this.saveQueued = false;
+    /** @type {PrivateChats | null} private conversations, once our id and key are known */
+    this.privates = null;
+    /** @type {import('./files.js').Files | null} file transfers, once the page sets them up */
+    this.files = null;
     /** @type {Inbox<RoomMember>} envelopes from peers, handled in batches */
     this.inbox = new Inbox((batch) => this.onPeerMessages(batch));
     this.signaling = new Signaling(wsUrl);
@@ -262,6 +269,10 @@ export class Room extends EventTarget {
     // Each member keeps its own history; one whose key dies with the page
     // keeps none.
     this.store = kept ? await this.storeOpening : null;
+    this.privates = new PrivateChats(this, this.selfId, await this.identity.then(
+      (identity) => publicKeyToWire(identity.publicKey),
+      () => null,
+    ));
     if (!this.store) return [];
     this.store.setMember(this.selfId);
     try {
@@ -308,12 +319,34 @@ export class Room extends EventTarget {
    */
   send(text) {
     const message = { id: randomId(), nick: this.nick ?? '', text, ts: Date.now() };
+    return this.sendEntry(() => this.history.draft(message));
+  }
+
+  /**
+   * Offers a file to the room: its offer, a log entry, goes to every member
+   * whose channel is open (the others get it from the history sync).
+   * @param {import('./protocol.js').FileMeta} file
+   * @returns {Promise<ChatMessage>}
+   */
+  sendFile(file) {
+    const offer = { id: randomId(), nick: this.nick ?? '', file, ts: Date.now() };
+    return this.sendEntry(() => this.history.draftFile(offer));
+  }
+
+  /**
+   * Signs and sends a log entry of ours, drafted by `drafted` (called again
+   * if another entry took its number meanwhile).
+   * @private
+   * @param {() => import('./history.js').Draft} drafted
+   * @returns {Promise<ChatMessage>}
+   */
+  sendEntry(drafted) {
     // What cannot be sent is said at once (this throws); signing follows.
-    this.history.draft(message);
+    drafted();
     const sent = this.sending.then(async () => {
       const identity = await this.identity;
       for (;;) {
-        const draft = this.history.draft(message);
+        const draft = drafted();
         const sig = base64urlEncode(await signWith(identity, draft.bytes));
         try {
           return this.history.commit(draft, sig, [...this.members.keys()]);
@@ -402,6 +435,7 @@ export class Room extends EventTarget {
   leave(forGood = false) {
     this.store?.flush(this.roomId);
     if (this.saveQueued) this.saveStateNow();
+    this.privates?.saveNow();
     if (forGood) this.signaling.leave();
     else this.signaling.stop();
     clearTimeout(this.meshTimer);
@@ -577,10 +611,14 @@ export class Room extends EventTarget {
         const member = this.members.get(o.up.peer);
         if (member) member.up = true;
         this.apply(this.history.linkOpened(o.up.peer));
+        this.privates?.linkOpened(o.up.peer);
+        this.files?.peerUp(o.up.peer);
       } else if ('down' in o) {
         const member = this.members.get(o.down.peer);
         if (member) member.up = false;
         this.history.linkClosed(o.down.peer);
+        this.privates?.linkClosed(o.down.peer);
+        this.files?.peerDown(o.down.peer);
       }
     }
     if (changed) this.changed();
@@ -671,6 +709,12 @@ export class Room extends EventTarget {
     });
     link.addEventListener('closed', () => {
       if (current()) this.feed({ link_closed: { sid } });
+    });
+    link.addEventListener('file-channel', (e) => {
+      const channel = /** @type {CustomEvent<RTCDataChannel>} */ (e).detail;
+      // Files are served only to a member whose hello verified.
+      if (current() && member.up && this.files) this.files.channelFrom(peerId, channel);
+      else channel.close();
     });
     link.addEventListener('no-relay', (e) => {
       if (current()) this.dispatchEvent(new CustomEvent('no-relay', { detail: /** @type {CustomEvent} */ (e).detail }));
@@ -827,6 +871,7 @@ export class Room extends EventTarget {
     gate.key = hello.key;
     // Its messages (live, or relayed by others before) verify with this key.
     this.apply(this.history.keyConfirmed(member.id, publicKeyToWire(hello.key)));
+    this.privates?.keyConfirmed(member.id, publicKeyToWire(hello.key));
     this.feed({ verified: { sid: link.sid } });
   }
 
@@ -939,6 +984,13 @@ export class Room extends EventTarget {
     const now = Date.now();
     for (const [member, text] of batch) {
       try {
+        // A private envelope belongs to the conversation with its sender,
+        // never to the room's log.
+        const body = text.includes('"private"') ? unwrapPrivate(text) : null;
+        if (body !== null) {
+          this.privates?.handle(member.id, member.nick, body, now);
+          continue;
+        }
         effects.push(...this.history.handle(member.id, member.nick, text, now));
       } catch (e) {
         console.warn('peerchat: ignoring a malformed message from', member.nick, e);
@@ -1054,7 +1106,7 @@ export class Room extends EventTarget {
   }
 
   /**
-   * @private
+   * Sends an envelope over the chat channel to `member`, if it is up.
    * @param {RoomMember} member
    * @param {string} envelope
    */
@@ -1087,7 +1139,7 @@ export class Room extends EventTarget {
   }
 
   /**
-   * @private
+   * A member's (or author's) nickname, as last known.
    * @param {string} id
    */
   nickOf(id) {
@@ -1095,14 +1147,25 @@ export class Room extends EventTarget {
   }
 
   /**
-   * @private
+   * A log entry as the page shows it.
    * @param {import('./history.js').Message} m
    * @returns {ChatMessage}
    */
   view(m) {
     const own = m.author === this.selfId;
     const relayedBy = m.relayed_by ? this.nickOf(m.relayed_by) : null;
-    return { id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text, authorId: m.author, author: m.nick, own, relayedBy };
+    return {
+      id: m.id,
+      seq: m.seq,
+      clock: m.clock,
+      ts: m.ts,
+      text: m.text,
+      authorId: m.author,
+      author: m.nick,
+      own,
+      relayedBy,
+      ...(m.file ? { file: m.file } : {}),
+    };
   }
 
   /** @private */

@@ -165,6 +165,24 @@ export class Store {
   }
 
   /**
+   * The names kept by this member that start with `prefix`, without it
+   * (the other parties of a room's private conversations, say, whose
+   * state is saved under `prefix + PEER`).
+   * @param {string} prefix
+   * @returns {Promise<string[]>}
+   */
+  async scopesUnder(prefix) {
+    await this.last;
+    const suffix = this.member === null ? '' : `/${this.member}`;
+    const tx = this.db.transaction(['state'], 'readonly');
+    const keys = await done(tx.objectStore('state').getAllKeys(IDBKeyRange.bound(prefix, `${prefix}\uffff`)));
+    return keys
+      .map(String)
+      .filter((k) => k.endsWith(suffix) && !k.slice(prefix.length, k.length - suffix.length).includes('/'))
+      .map((k) => k.slice(prefix.length, k.length - suffix.length));
+  }
+
+  /**
    * Adds messages (written together, soon after).
    * @param {string} room
    * @param {Message[]} messages

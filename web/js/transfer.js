@@ -11,7 +11,13 @@
  * This mirrors the Rust crate `peerchat-transfer`; both replay the scenarios
  * in `tests/vectors/transfer.json`. SHA-256 comes from the vendored
  * `@noble/hashes` (WebCrypto's digest is not incremental, and a machine
- * that hashes as bytes arrive must do so synchronously).
+ * that hashes as bytes arrive must do so synchronously). The page hashes
+ * natively instead, with the same outcome: a {@link Receiver} configured
+ * with `nativeDigests` takes each piece's digest from its caller (WebCrypto)
+ * and asks it to hash the whole file in order (`whole`, `whole_digest`,
+ * {@link Receiver.wholeDigest}; the page's worker does), and
+ * {@link Sender.read} takes a whole piece's digest; the JS replay of the
+ * vectors runs both ways.
  * @module
  */
 
@@ -437,7 +443,7 @@ export function encodeData(data) {
  * @param {FileMeta} meta
  * @param {number} index
  */
-function pieceLen(meta, index) {
+export function pieceLen(meta, index) {
   return Math.max(0, Math.min(meta.piece, meta.size - index * meta.piece));
 }
 
@@ -574,13 +580,17 @@ export class Sender {
   }
 
   /**
-   * The read asked for returned `bytes` (of the file at `offset`).
+   * The read asked for returned `bytes` (of the file at `offset`). A caller
+   * that hashes natively (the page, with WebCrypto) passes `digest`, the
+   * SHA-256 of `bytes`: when `bytes` is a whole piece it is checked against
+   * the list with that instead of hashing here, the same check.
    * @param {number} offset
    * @param {Uint8Array} bytes
    * @param {number} now
+   * @param {Uint8Array} [digest]
    * @returns {SenderAction[]}
    */
-  read(offset, bytes, now) {
+  read(offset, bytes, now, digest) {
     /** @type {SenderAction[]} */
     const out = [];
     const pending = this.pending;
@@ -593,11 +603,12 @@ export class Sender {
     this.active = now;
     const reading = this.reading;
     if (!reading) return out;
-    reading.hasher.update(bytes);
     const start = reading.next - bytes.length;
+    const whole = start === 0 && digest !== undefined && reading.next === pieceLen(this.meta, reading.piece);
+    if (!whole) reading.hasher.update(bytes);
     if (reading.next === pieceLen(this.meta, reading.piece)) {
       this.reading = null;
-      if (!same(reading.hasher.digest(), this.list[reading.piece])) {
+      if (!same(whole ? /** @type {Uint8Array} */ (digest) : reading.hasher.digest(), this.list[reading.piece])) {
         this.fail('changed', out);
         return out;
       }
@@ -740,11 +751,67 @@ export class Sender {
   }
 }
 
+/**
+ * Gathers the bytes of the piece a channel is delivering, so that a caller
+ * that hashes pieces itself (a {@link Receiver} with `nativeDigests`) can
+ * hash each one whole: {@link PieceParts.add} returns the piece's bytes with
+ * the message that completes it, else null. Holds one piece at most; a
+ * message that does not follow on starts over (the machine judges it).
+ */
+export class PieceParts {
+  /** @param {FileMeta} meta */
+  constructor(meta) {
+    this.meta = meta;
+    /** @type {Uint8Array[]} */
+    this.parts = [];
+    this.index = -1;
+    this.next = 0;
+  }
+
+  /**
+   * @param {Uint8Array} message
+   * @returns {Uint8Array | null}
+   */
+  add(message) {
+    let data;
+    try {
+      data = parseData(message);
+    } catch {
+      return null;
+    }
+    if (data.kind !== 'piece') return null;
+    if (data.index !== this.index || data.offset !== this.next) {
+      this.parts = [];
+      if (data.offset !== 0) return null;
+      this.index = data.index;
+      this.next = 0;
+    }
+    this.parts.push(data.bytes);
+    this.next += data.bytes.length;
+    const len = this.meta.size > 0 && data.index < Math.ceil(this.meta.size / this.meta.piece) ? pieceLen(this.meta, data.index) : -1;
+    if (this.next < len) return null;
+    const parts = this.parts;
+    this.parts = [];
+    this.index = -1;
+    this.next = 0;
+    if (len < 0 || parts.reduce((n, p) => n + p.length, 0) !== len) return null;
+    if (parts.length === 1) return parts[0];
+    const piece = new Uint8Array(len);
+    let at = 0;
+    for (const p of parts) {
+      piece.set(p, at);
+      at += p.length;
+    }
+    return piece;
+  }
+}
+
 // ---------------------------------------------------------------- receiver
 
 /**
  * @typedef {{autoAccept: number, window: number, maxSources: number, stallMs: number, openTimeoutMs: number,
- *   unavailableMs: number, backoffMinMs: number, backoffMaxMs: number, maxBadPieces: number, readBytes: number}} ReceiverConfig
+ *   unavailableMs: number, backoffMinMs: number, backoffMaxMs: number, maxBadPieces: number, readBytes: number,
+ *   nativeDigests: boolean}} ReceiverConfig
  * @typedef {'waiting' | 'fetching' | {stalled: {since: number}} | 'checking' | 'complete'
  *   | {failed: 'hash_mismatch'} | {cancelled: 'us' | 'author'}} ReceiverState
  * @typedef {{open: string}
@@ -755,6 +822,8 @@ export class Sender {
  *   | {verified: number}
  *   | {corrupt: {piece: number, from: string | null}}
  *   | {source_failed: {peer: string, error: string}}
+ *   | {whole: {offset: number, len: number}}
+ *   | {whole_digest: {}}
  *   | {state: ReceiverState}} ReceiverAction
  * @typedef {{accepted: boolean, have: [number, number][]}} Saved
  */
@@ -771,6 +840,7 @@ export const RECEIVER_DEFAULTS = {
   backoffMaxMs: 30_000,
   maxBadPieces: 3,
   readBytes: 2 ** 18,
+  nativeDigests: false,
 };
 
 /** @param {ReceiverState} state */
@@ -824,11 +894,13 @@ export class Receiver {
     this.sources = new Map();
     this.whole = nobleSha256.create();
     this.cursor = 0;
-    /** @type {{piece: number, snapshot: Sha256} | null} */
+    /** @type {{piece: number, snapshot: Sha256 | null} | null} */
     this.speculative = null;
-    /** @type {{piece: number, next: number, hasher: Sha256, snapshot: Sha256} | null} */
+    /** @type {{piece: number, next: number, hasher: Sha256, snapshot: Sha256 | null} | null} */
     this.readback = null;
     this.unwritten = 0;
+    /** Under `nativeDigests`, whether the whole file's SHA-256 was asked for. */
+    this.finishing = false;
     this.lastProgress = 0;
     this.started = false;
     this.rootHex = meta.root;
@@ -1031,20 +1103,26 @@ export class Receiver {
   }
 
   /**
-   * A data message from `peer`'s channel.
+   * A data message from `peer`'s channel. With `nativeDigests` configured,
+   * the caller hashes each piece itself (the page, with WebCrypto, off the
+   * script's thread; {@link PieceParts} gathers a piece's bytes) and passes
+   * `digest`, the SHA-256 of the piece this message completes, with the
+   * message that completes it; the piece is checked against the list with
+   * it, exactly as when the machine hashes it.
    * @param {string} peer
    * @param {Uint8Array} message
    * @param {number} now
+   * @param {Uint8Array} [digest]
    * @returns {ReceiverAction[]}
    */
-  binary(peer, message, now) {
+  binary(peer, message, now, digest) {
     /** @type {ReceiverAction[]} */
     const out = [];
     if (!this.sources.has(peer)) return out;
     let ok = false;
     try {
       const data = parseData(message);
-      ok = data.kind === 'list' ? this.listPart(peer, data.first, data.hashes, now) : this.piecePart(peer, data.index, data.offset, data.bytes, now, out);
+      ok = data.kind === 'list' ? this.listPart(peer, data.first, data.hashes, now) : this.piecePart(peer, data.index, data.offset, data.bytes, now, out, digest);
     } catch (e) {
       if (!(e instanceof WireError)) throw e;
     }
@@ -1086,7 +1164,7 @@ export class Receiver {
     let good = data.length === want;
     if (good) {
       rb.hasher.update(data);
-      this.whole.update(data);
+      if (!this.config.nativeDigests) this.whole.update(data);
       rb.next += want;
       if (rb.next < len) {
         out.push({ read: { offset: offset + want, len: Math.min(this.config.readBytes, len - rb.next) } });
@@ -1096,9 +1174,9 @@ export class Receiver {
     this.readback = null;
     if (good) good = same(rb.hasher.digest(), this.list?.[rb.piece]);
     if (good) {
-      this.cursor += 1;
+      this.feedWhole(rb.piece, out);
     } else {
-      this.whole = rb.snapshot;
+      if (rb.snapshot) this.whole = rb.snapshot;
       this.have[rb.piece] = false;
       out.push({ corrupt: { piece: rb.piece, from: null } });
     }
@@ -1190,8 +1268,9 @@ export class Receiver {
    * @param {Uint8Array} bytes
    * @param {number} now
    * @param {ReceiverAction[]} out
+   * @param {Uint8Array} [digest]
    */
-  piecePart(peer, index, offset, bytes, now, out) {
+  piecePart(peer, index, offset, bytes, now, out, digest) {
     const len = pieceLen(this.meta, index);
     const source = /** @type {Source} */ (this.sources.get(peer));
     if (source.phase !== 'ready' || source.asked[0] !== index || offset !== source.received || offset + bytes.length > len) {
@@ -1200,34 +1279,40 @@ export class Receiver {
     source.received += bytes.length;
     source.outstanding = Math.max(0, source.outstanding - bytes.length);
     source.last = now;
-    source.hasher.update(bytes);
+    if (!this.config.nativeDigests) source.hasher.update(bytes);
     this.lastProgress = now;
     // The piece next in order is fed to the whole file's hash as it
     // arrives, from its first byte.
     const feeding = this.speculative?.piece ?? null;
     if (index === this.cursor && this.readback === null && (feeding === index || offset === 0)) {
-      if (feeding === null) this.speculative = { piece: index, snapshot: this.whole.clone() };
-      this.whole.update(bytes);
+      if (this.config.nativeDigests) {
+        // The caller hashes the whole file, fed once the piece checked.
+        if (feeding === null) this.speculative = { piece: index, snapshot: null };
+      } else {
+        if (feeding === null) this.speculative = { piece: index, snapshot: this.whole.clone() };
+        this.whole.update(bytes);
+      }
     }
     this.unwritten += bytes.length;
     out.push({ write: { offset: index * this.meta.piece + offset, data: bytes.slice() } });
     if (source.received < len) return true;
     source.asked.shift();
     source.received = 0;
-    const hash = source.hasher.digest();
-    source.hasher = nobleSha256.create();
+    if (this.config.nativeDigests && digest === undefined) throw new TypeError('a piece completed without its digest');
+    const hash = this.config.nativeDigests ? /** @type {Uint8Array} */ (digest) : source.hasher.digest();
+    if (!this.config.nativeDigests) source.hasher = nobleSha256.create();
     this.asked[index] = false;
     const speculative = this.speculative?.piece === index ? this.speculative : null;
     if (speculative) this.speculative = null;
     if (same(hash, this.list?.[index])) {
       this.have[index] = true;
-      if (speculative) this.cursor += 1;
       const h = this.holders.get(peer);
       if (h) h.failures = 0;
       out.push({ verified: index });
+      if (speculative) this.feedWhole(index, out);
       return true;
     }
-    if (speculative) this.whole = speculative.snapshot;
+    if (speculative?.snapshot) this.whole = speculative.snapshot;
     out.push({ corrupt: { piece: index, from: peer } });
     const h = this.holder(peer);
     h.badPieces += 1;
@@ -1250,7 +1335,7 @@ export class Receiver {
     this.sources.delete(peer);
     for (const piece of source.asked) this.asked[piece] = false;
     if (source.asked.length > 0 && this.speculative?.piece === source.asked[0]) {
-      this.whole = this.speculative.snapshot;
+      if (this.speculative.snapshot) this.whole = this.speculative.snapshot;
       this.speculative = null;
     }
     const h = this.holder(peer);
@@ -1284,11 +1369,14 @@ export class Receiver {
     this.openSources(now, out);
     this.readBack(out);
     if (this.cursor === this.count && this.unwritten === 0) {
-      const digest = hex(this.whole.digest());
-      this.whole = nobleSha256.create();
-      for (const peer of this.sourcePeers()) out.push({ close: peer });
-      this.sources.clear();
-      this.setState(digest === this.sha256Hex ? 'complete' : { failed: 'hash_mismatch' }, out);
+      if (!this.config.nativeDigests) {
+        const digest = hex(this.whole.digest());
+        this.whole = nobleSha256.create();
+        this.finish(digest, out);
+      } else if (!this.finishing) {
+        this.finishing = true;
+        out.push({ whole_digest: {} });
+      }
       return;
     }
     /** @type {ReceiverState} */
@@ -1360,6 +1448,47 @@ export class Receiver {
   }
 
   /**
+   * Under `nativeDigests`: the whole file's SHA-256, as hex, that the
+   * caller computed from what `whole` actions asked it to hash, in order
+   * (the page's worker does, as it writes the file).
+   * @param {string} digest
+   * @param {number} now
+   * @returns {ReceiverAction[]}
+   */
+  wholeDigest(digest, now) {
+    /** @type {ReceiverAction[]} */
+    const out = [];
+    if (!this.finishing || isOver(this.state)) return out;
+    this.finishing = false;
+    this.finish(digest, out);
+    this.settle(now, out);
+    return out;
+  }
+
+  /**
+   * Piece `index`, checked, is the next in order: on into the whole file's
+   * hash (the caller's, under `nativeDigests`; the machine's was fed as it came).
+   * @private
+   * @param {number} index
+   * @param {ReceiverAction[]} out
+   */
+  feedWhole(index, out) {
+    this.cursor += 1;
+    if (this.config.nativeDigests) out.push({ whole: { offset: index * this.meta.piece, len: pieceLen(this.meta, index) } });
+  }
+
+  /**
+   * @private
+   * @param {string} digest
+   * @param {ReceiverAction[]} out
+   */
+  finish(digest, out) {
+    for (const peer of this.sourcePeers()) out.push({ close: peer });
+    this.sources.clear();
+    this.setState(digest === this.sha256Hex ? 'complete' : { failed: 'hash_mismatch' }, out);
+  }
+
+  /**
    * @private
    * @param {ReceiverAction[]} out
    */
@@ -1368,7 +1497,7 @@ export class Receiver {
     if (this.readback !== null || this.speculative !== null || this.list === null || cursor >= this.count || !this.have[cursor]) {
       return;
     }
-    this.readback = { piece: cursor, next: 0, hasher: nobleSha256.create(), snapshot: this.whole.clone() };
+    this.readback = { piece: cursor, next: 0, hasher: nobleSha256.create(), snapshot: this.config.nativeDigests ? null : this.whole.clone() };
     out.push({ read: { offset: cursor * this.meta.piece, len: Math.min(this.config.readBytes, pieceLen(this.meta, cursor)) } });
   }
 }

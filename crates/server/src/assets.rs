@@ -21,9 +21,11 @@ use sha2::{Digest, Sha256};
 struct Web;
 
 /// The Content-Security-Policy of every page: scripts, styles, workers and
-/// connections only from this server, no inline code, no framing.
+/// connections only from this server, no inline code, no framing. Images
+/// may also be `blob:` URLs: the previews of received images, made by the
+/// page from bytes it checked (never SVG, see `web/js/transfer.js`).
 pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; connect-src 'self'; manifest-src 'self'; worker-src 'self'; \
+    img-src 'self' data: blob:; connect-src 'self'; manifest-src 'self'; worker-src 'self'; \
     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The generated script that lists the app shell for the service worker.

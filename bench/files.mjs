@@ -1,0 +1,213 @@
+// File transfer between two Chromium pages in one room: the file's
+// throughput (accepted to received and checked, SHA-256 of the whole file
+// included) against a bare data-channel blast between the same two pages
+// in the same run (16 KiB messages, the same back-pressure: 256 KiB high,
+// 64 KiB low), the receiving page's JS heap while the file arrives, and
+// the latency of chat messages sent while it is in flight. Run by
+// scripts/bench.sh inside the loopback-only network namespace; prints a
+// table and writes JSON.
+//
+// usage: node bench/files.mjs [--quick] [--size MIB] [--out FILE]
+// (PROFILE=1 also prints where each page spent its time meanwhile.)
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import { enter, launchBrowser, openRoom, ROOT, startServer, waitForMembers } from '../tests/e2e/lib/harness.mjs';
+
+const quick = process.argv.includes('--quick');
+const arg = (/** @type {string} */ name) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const out = arg('--out') ?? path.join(ROOT, 'target', 'bench', 'files.json');
+const MIB = 1024 * 1024;
+const SIZE = Number(arg('--size') ?? (quick ? 12 : 200)) * MIB;
+const BLAST = Math.min(SIZE, (quick ? 12 : 100) * MIB);
+
+/** @param {number[]} xs @param {number} q */
+function quantile(xs, q) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? null : s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+const server = await startServer();
+const browser = await launchBrowser();
+try {
+  const alice = await openRoom(browser, server.url, 'alice');
+  const url = new URL(alice.url());
+  const link = `${url.origin}${url.pathname}?testhooks#${url.hash.slice(1)}`;
+  await alice.goto(link);
+  await alice.getByRole('log').getByText('You are back as alice').waitFor();
+  const bob = await enter(browser, server.url, link, 'bob');
+  await waitForMembers(alice, ['bob']);
+  await waitForMembers(bob, ['alice']);
+
+  // The bare blast: a channel of its own on the same connection.
+  await bob.evaluate(() => {
+    const files = /** @type {any} */ (window).peerchatFiles;
+    const link = [...files.room.members.values()][0].link;
+    link.pc.addEventListener('datachannel', (/** @type {RTCDataChannelEvent} */ { channel }) => {
+      if (channel.label !== 'blast') return;
+      channel.binaryType = 'arraybuffer';
+      let got = 0;
+      channel.addEventListener('message', (e) => {
+        if (typeof e.data === 'string') {
+          got = 0;
+          return;
+        }
+        got += e.data.byteLength;
+        if (got >= Number(channel.protocol || 0)) channel.send('done');
+      });
+    });
+  });
+  const blastMiBs = await alice.evaluate(async (total) => {
+    const files = /** @type {any} */ (window).peerchatFiles;
+    const link = [...files.room.members.values()][0].link;
+    const ch = /** @type {RTCDataChannel} */ (link.pc.createDataChannel('blast', { ordered: true, protocol: String(total) }));
+    ch.binaryType = 'arraybuffer';
+    await new Promise((resolve) => ch.addEventListener('open', resolve, { once: true }));
+    ch.bufferedAmountLowThreshold = 64 * 1024;
+    const chunk = new Uint8Array(16 * 1024 + 9);
+    const done = new Promise((resolve) => ch.addEventListener('message', resolve, { once: true }));
+    const start = performance.now();
+    let sent = 0;
+    while (sent < total) {
+      while (ch.bufferedAmount < 256 * 1024 && sent < total) {
+        ch.send(chunk.subarray(0, 9 + Math.min(16 * 1024, total - sent)));
+        sent += Math.min(16 * 1024, total - sent);
+      }
+      if (sent < total) await new Promise((resolve) => ch.addEventListener('bufferedamountlow', resolve, { once: true }));
+    }
+    await done;
+    const seconds = (performance.now() - start) / 1000;
+    ch.close();
+    return total / (1024 * 1024) / seconds;
+  }, BLAST);
+
+  // Chat latency: alice's messages, timed at bob's page (the two pages
+  // share a clock), first with nothing else going on, then while the file
+  // is in flight.
+  await bob.evaluate(() => {
+    const samples = /** @type {number[]} */ ([]);
+    Object.assign(window, { latencies: samples });
+    const log = /** @type {HTMLElement} */ (document.getElementById('log'));
+    new MutationObserver((records) => {
+      for (const r of records) {
+        for (const n of r.addedNodes) {
+          const text = n instanceof HTMLElement ? (n.querySelector('.msg-text')?.textContent ?? '') : '';
+          const m = /^lat (\d+(?:\.\d+)?)$/.exec(text);
+          if (m) samples.push(performance.timeOrigin + performance.now() - Number(m[1]));
+        }
+      }
+    }).observe(log, { childList: true });
+  });
+  /** Sends one timed message from alice. */
+  const ping = () =>
+    alice.evaluate(() => {
+      const box = /** @type {HTMLTextAreaElement} */ (document.getElementById('message'));
+      box.value = `lat ${performance.timeOrigin + performance.now()}`;
+      box.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
+    });
+  for (let i = 0; i < 20; i += 1) {
+    await ping();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await bob.waitForFunction(() => /** @type {any} */ (window).latencies.length >= 20);
+  const idle = /** @type {number[]} */ (await bob.evaluate(() => /** @type {any} */ (window).latencies.splice(0)));
+
+  // The file, made in the sender's page (a Blob of one repeated chunk
+  // would hash the same piece again and again: each MiB differs).
+  await alice.evaluate((size) => {
+    const parts = [];
+    const mib = 1024 * 1024;
+    for (let at = 0; at < size; at += mib) {
+      const part = new Uint8Array(Math.min(mib, size - at));
+      crypto.getRandomValues(part.subarray(0, Math.min(65536, part.length)));
+      part[part.length - 1] = at / mib;
+      parts.push(part);
+    }
+    const dt = new DataTransfer();
+    dt.items.add(new File(parts, 'big.bin'));
+    document.getElementById('room-view')?.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, SIZE);
+  const card = bob.locator('.file-card', { hasText: 'big.bin' });
+  await card.getByRole('button', { name: 'Accept big.bin' }).waitFor({ timeout: 120_000 });
+  const cdp = await bob.context().newCDPSession(bob);
+  await cdp.send('HeapProfiler.collectGarbage');
+  const heapBefore = (await cdp.send('Runtime.getHeapUsage')).usedSize;
+  let heapMax = heapBefore;
+  const profile = process.env.PROFILE ? await Promise.all([bob, alice].map(async (p) => {
+    const c = await p.context().newCDPSession(p);
+    await c.send('Profiler.enable');
+    await c.send('Profiler.start');
+    return c;
+  })) : null;
+  const started = Date.now();
+  await card.getByRole('button', { name: 'Accept big.bin' }).click();
+
+  let sending = true;
+  const chat = (async () => {
+    while (sending) {
+      await ping();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  let complete = false;
+  const sampler = (async () => {
+    while (!complete) {
+      heapMax = Math.max(heapMax, (await cdp.send('Runtime.getHeapUsage')).usedSize);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  })();
+  await card.getByText('Received and checked').waitFor({ timeout: 600_000 });
+  const seconds = (Date.now() - started) / 1000;
+  if (profile) {
+    for (const [i, c] of profile.entries()) {
+      const { profile: prof } = await c.send('Profiler.stop');
+      const self = new Map();
+      const dt = prof.timeDeltas;
+      const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+      prof.samples.forEach((id, k) => {
+        const n = byId.get(id);
+        const key = `${n.callFrame.functionName || '(anon)'} ${n.callFrame.url.split('/').pop()}:${n.callFrame.lineNumber}`;
+        self.set(key, (self.get(key) ?? 0) + (dt[k] ?? 0));
+      });
+      console.log(i === 0 ? 'bob' : 'alice', [...self].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `${(v / 1000).toFixed(0)}ms ${k}`).join('\n'));
+    }
+  }
+  complete = true;
+  sending = false;
+  await Promise.all([chat, sampler]);
+  const latencies = /** @type {number[]} */ (await bob.evaluate(() => /** @type {any} */ (window).latencies));
+  const fileMiBs = SIZE / MIB / seconds;
+  const result = {
+    quick,
+    size_mib: SIZE / MIB,
+    file_mib_s: fileMiBs,
+    blast_mib_s: blastMiBs,
+    blast_size_mib: BLAST / MIB,
+    ratio: fileMiBs / blastMiBs,
+    heap_growth_mib: (heapMax - heapBefore) / MIB,
+    chat_idle: { count: idle.length, p50_ms: quantile(idle, 0.5), p95_ms: quantile(idle, 0.95) },
+    chat_during_transfer: {
+      count: latencies.length,
+      p50_ms: quantile(latencies, 0.5),
+      p95_ms: quantile(latencies, 0.95),
+      max_ms: quantile(latencies, 1),
+    },
+  };
+  console.log(`file ${SIZE / MIB} MiB browser→browser: ${fileMiBs.toFixed(1)} MiB/s (accepted to received and checked)`);
+  console.log(`bare data-channel blast, same pages, ${BLAST / MIB} MiB: ${blastMiBs.toFixed(1)} MiB/s`);
+  console.log(`ratio: ${result.ratio.toFixed(2)}×`);
+  console.log(`receiving page's JS heap grew by at most ${result.heap_growth_mib.toFixed(1)} MiB`);
+  console.log(`chat with nothing else going on: p50 ${result.chat_idle.p50_ms?.toFixed(1)} ms, p95 ${result.chat_idle.p95_ms?.toFixed(1)} ms`);
+  console.log(
+    `chat while it was in flight: ${latencies.length} messages, p50 ${result.chat_during_transfer.p50_ms?.toFixed(1)} ms, ` +
+      `p95 ${result.chat_during_transfer.p95_ms?.toFixed(1)} ms, max ${result.chat_during_transfer.max_ms?.toFixed(1)} ms`,
+  );
+  await mkdir(path.dirname(out), { recursive: true });
+  await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
+} finally {
+  await browser.close();
+  await server.stop('SIGKILL');
+}
