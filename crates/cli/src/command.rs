@@ -50,6 +50,8 @@ pub enum Command {
     Export(std::path::PathBuf),
     /// Lists the messages kept here that hold every word.
     Search(String),
+    /// Sends a private message: to the member (nickname), the text.
+    Msg(String, String),
     /// Leaves the room.
     Quit,
 }
@@ -139,6 +141,16 @@ pub const COMMANDS: &[Spec] = &[
         parse: |args| needs_args(args, |a| Command::Search(a.to_owned())),
     },
     Spec {
+        name: "msg",
+        args: "NICK TEXT",
+        about: "send TEXT to NICK only, privately (quote a nickname with spaces: \"bob b\")",
+        modes: EVERYWHERE,
+        parse: |args| {
+            let (nick, text) = split_nick(args).ok_or(ArgsError::Missing)?;
+            Ok(Command::Msg(nick, text.to_owned()))
+        },
+    },
+    Spec {
         name: "quit",
         args: "",
         about: "leave the room (in line mode: once what you sent is delivered)",
@@ -170,6 +182,20 @@ fn expand_home(path: &str) -> std::path::PathBuf {
         (Some(rest), Some(home)) => std::path::Path::new(&home).join(rest),
         _ => path.into(),
     }
+}
+
+/// Splits `NICK REST` (or `"NICK WITH SPACES" REST`) where REST is not
+/// empty.
+pub fn split_nick(args: &str) -> Option<(String, &str)> {
+    let (nick, rest) = match args.strip_prefix('"') {
+        Some(quoted) => {
+            let (nick, rest) = quoted.split_once('"')?;
+            (nick, rest)
+        }
+        None => args.split_once(char::is_whitespace)?,
+    };
+    let rest = rest.trim_start();
+    (!nick.is_empty() && !rest.is_empty()).then(|| (nick.to_owned(), rest))
 }
 
 fn needs_args(args: &str, command: impl FnOnce(&str) -> Command) -> Result<Command, ArgsError> {
@@ -460,6 +486,25 @@ mod tests {
         let err = parse("/export", Mode::Tui).unwrap_err();
         assert_eq!(err.to_string(), "/export needs PATH: /export PATH");
         assert!(parse("/search", Mode::Tui).is_err());
+    }
+
+    #[test]
+    fn msg_takes_a_nickname_then_the_text() {
+        assert_eq!(
+            parse("/msg bob  hi there ", Mode::Line),
+            Ok(Entry::Command(Command::Msg(
+                "bob".into(),
+                "hi there".into()
+            )))
+        );
+        assert_eq!(
+            parse("/msg \"bob b\" psst", Mode::Tui),
+            Ok(Entry::Command(Command::Msg("bob b".into(), "psst".into())))
+        );
+        for incomplete in ["/msg", "/msg bob", "/msg \"bob b\"", "/msg \"bob hi"] {
+            let err = parse(incomplete, Mode::Line).unwrap_err();
+            assert_eq!(err.to_string(), "/msg needs NICK TEXT: /msg NICK TEXT");
+        }
     }
 
     #[test]

@@ -92,6 +92,8 @@ fn notice(event: &Event) -> Option<String> {
             author.nick, by.nick
         ),
         Event::Message(_)
+        | Event::PrivateMessage { .. }
+        | Event::PrivateDelivery { .. }
         | Event::Delivery { .. }
         | Event::Typing { .. }
         | Event::ConnectionCode { .. }
@@ -154,7 +156,8 @@ impl Printer {
 fn print(event: &Event, mode: Output) {
     match mode {
         // An earlier run printed these already.
-        Output::Json if matches!(event, Event::Message(m) if m.stored) => {}
+        Output::Json if matches!(event, Event::Message(m) | Event::PrivateMessage { message: m, .. } if m.stored) =>
+            {}
         Output::Json => {
             if let Ok(json) = serde_json::to_string(event) {
                 let mut out = std::io::stdout().lock();
@@ -169,6 +172,17 @@ fn print(event: &Event, mode: Output) {
             Event::Message(m) => {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{}: {}", escape(&m.from.nick), escape(&m.text));
+                let _ = out.flush();
+            }
+            Event::PrivateMessage { message: m, .. } if m.own || m.stored => {}
+            Event::PrivateMessage { message: m, .. } => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "[private] {}: {}",
+                    escape(&m.from.nick),
+                    escape(&m.text)
+                );
                 let _ = out.flush();
             }
             Event::ConnectionCode { .. } | Event::CodeWanted { .. } => prompt(event),
@@ -342,6 +356,11 @@ async fn entered(
             }
         }
         Ok(Entry::Command(Command::Quit)) => return true,
+        Ok(Entry::Command(Command::Msg(nick, text))) => {
+            if let Err(err) = engine.send_private(&nick, &text).await {
+                eprintln!("* not sent: {}", escape(&err.to_string()));
+            }
+        }
         Ok(Entry::Command(Command::Help)) => {
             for line in command::help(Mode::Line) {
                 eprintln!("* {line}");

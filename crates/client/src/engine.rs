@@ -262,6 +262,23 @@ pub enum Event {
         /// Who relayed it.
         by: Peer,
     },
+    /// A private message new to us, ours as sent or the other party's, live
+    /// or kept from an earlier run: an entry of the private conversation
+    /// with `with`, never part of the room's log. Show it marked private.
+    PrivateMessage {
+        /// The other party of the conversation.
+        with: Peer,
+        /// The message.
+        message: ChatMessage,
+    },
+    /// The other party of a private conversation now holds our message
+    /// number `seq` of that conversation.
+    PrivateDelivery {
+        /// The other party.
+        with: Peer,
+        /// Our message's number in the conversation.
+        seq: u64,
+    },
     /// A signal was refused (it did not authenticate, was replayed, or came
     /// from a clock too far off): it changed nothing. Told at most once a
     /// minute per member and kind.
@@ -275,6 +292,9 @@ pub enum Event {
         message: String,
     },
 }
+
+mod private;
+pub use private::PrivateError;
 
 /// How often a refused signal of one kind from one member is told.
 const REFUSAL_NOTICE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -348,6 +368,7 @@ pub enum VerifyError {
 }
 
 enum Command {
+    SendPrivate(String, String, oneshot::Sender<Result<Peer, PrivateError>>),
     Safety(String, oneshot::Sender<Result<Safety, VerifyError>>),
     MarkVerified(String, oneshot::Sender<Result<Peer, VerifyError>>),
     Send(String),
@@ -440,6 +461,7 @@ impl Engine {
             deferred: Vec::new(),
             refusals_told: HashMap::new(),
             history: None,
+            private: None,
             nick: options.nick.clone(),
             options,
             signaling,
@@ -467,6 +489,20 @@ impl Engine {
         self.commands
             .send(Command::Send(text.to_owned()))
             .map_err(|_| SendError::Stopped)
+    }
+
+    /// Sends `text` privately to the member called `nick`: only over the
+    /// link to that member, kept here in the conversation with it, never in
+    /// the room's history. It comes back as an [`Event::PrivateMessage`];
+    /// if the link is not open, it goes when it opens.
+    pub async fn send_private(&self, nick: &str, text: &str) -> Result<Peer, PrivateError> {
+        peerchat_history::check_text(text)?;
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::SendPrivate(nick.to_owned(), text.to_owned(), tx))
+            .map_err(|_| PrivateError::Send(SendError::Stopped))?;
+        rx.await
+            .map_err(|_| PrivateError::Send(SendError::Stopped))?
     }
 
     /// Forgets the room's history here (and in the history file); messages
@@ -672,6 +708,8 @@ struct State {
     refusals_told: HashMap<(String, &'static str), Instant>,
     /// The message log, once we know our peer id.
     history: Option<History>,
+    /// The private conversations, once we know our peer id.
+    private: Option<peerchat_history::private::Conversations>,
     options: EngineOptions,
     nick: String,
     signaling: Signaling,
@@ -809,6 +847,7 @@ impl State {
                     if let Some(history) = &mut self.history {
                         history.link_closed(&peer);
                     }
+                    self.private_link_closed(&peer);
                     let member = self.peer_of(&peer);
                     self.emit(Event::MemberLeft { member });
                 }
@@ -850,11 +889,13 @@ impl State {
                         let effects = history.link_opened(&peer);
                         self.apply(&peer, effects, 0);
                     }
+                    self.private_link_opened(&peer);
                 }
                 Output::Down { peer } => {
                     if let Some(history) = &mut self.history {
                         history.link_closed(&peer);
                     }
+                    self.private_link_closed(&peer);
                 }
             }
         }
@@ -863,6 +904,9 @@ impl State {
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Send(text) => self.send_message(&text),
+            Command::SendPrivate(nick, text, reply) => {
+                let _ = reply.send(self.send_private(&nick, &text));
+            }
             Command::ClearHistory => {
                 if let Some(history) = &mut self.history {
                     history.clear();
@@ -1332,6 +1376,7 @@ impl State {
             })
             .unwrap_or_default();
         self.history = Some(history);
+        self.new_conversations(me);
         for message in restored {
             let view = ChatMessage {
                 stored: true,
@@ -1542,6 +1587,10 @@ impl State {
             let effects = history.key_confirmed(peer, &hello.key);
             self.apply(peer, effects, 0);
         }
+        if let Some(private) = &mut self.private {
+            let effects = private.key_confirmed(peer, &hello.key);
+            self.apply_private(peer, effects, 0);
+        }
         if let Some(current) = self.links.get_mut(peer) {
             current.verified = Some(hello.key);
         }
@@ -1700,6 +1749,9 @@ impl State {
             }
         }
         let nick = self.peer_of(from).nick;
+        if let Some(body) = peerchat_history::private::unwrap(text) {
+            return self.on_private(from, &nick, &body);
+        }
         let Some(history) = &mut self.history else {
             return;
         };

@@ -66,7 +66,9 @@ fn scenarios() {
                         // An offer that breaks a rule cannot be read, so
                         // cannot be sent.
                         match serde_json::from_value(step["file"].clone()) {
-                            Ok(file) => h.draft_file(&s(step, "id"), &s(step, "nick"), file, n(step, "ts")),
+                            Ok(file) => {
+                                h.draft_file(&s(step, "id"), &s(step, "nick"), file, n(step, "ts"))
+                            }
                             Err(_) => Err(SendError::Invalid(
                                 peerchat_protocol::ProtocolError::MissingField("file"),
                             )),
