@@ -91,7 +91,11 @@ fn notice(event: &Event) -> Option<String> {
             "a message attributed to {}, relayed by {}, was forged and has been removed",
             author.nick, by.nick
         ),
+        Event::FileOffered { .. } | Event::FileSaved { .. } | Event::FileFailed { .. } => {
+            return command::file_notice(event);
+        }
         Event::Message(_)
+        | Event::FileProgress { .. }
         | Event::PrivateMessage { .. }
         | Event::PrivateDelivery { .. }
         | Event::Delivery { .. }
@@ -356,6 +360,15 @@ async fn entered(
             }
         }
         Ok(Entry::Command(Command::Quit)) => return true,
+        Ok(Entry::Command(
+            command @ (Command::Send(_) | Command::Accept(_) | Command::Cancel(_)),
+        )) => {
+            for line in command::files(engine, &command).await {
+                match line {
+                    Ok(text) | Err(text) => eprintln!("* {}", escape(&text)),
+                }
+            }
+        }
         Ok(Entry::Command(Command::Msg(nick, text))) => {
             if let Err(err) = engine.send_private(&nick, &text).await {
                 eprintln!("* not sent: {}", escape(&err.to_string()));

@@ -104,6 +104,8 @@ pub struct Ui {
     pub qr: Option<Vec<String>>,
     /// The name completion under way: Tab again puts in the next name.
     pub completion: Option<Completion>,
+    /// Files being fetched: id, name, bytes held, size, stalled.
+    pub transfers: Vec<(String, String, u64, u64, bool)>,
 }
 
 /// A name completed with Tab, so that Tab again puts in the next one.
@@ -139,6 +141,7 @@ impl Ui {
             link: String::new(),
             qr: None,
             completion: None,
+            transfers: Vec::new(),
         }
     }
 
@@ -356,6 +359,31 @@ impl Ui {
                 }
             }
             Event::Message(m) => self.message(m),
+            Event::FileProgress {
+                fid,
+                name,
+                bytes,
+                size,
+                stalled,
+            } => {
+                let entry = (fid.clone(), name.clone(), *bytes, *size, *stalled);
+                match self.transfers.iter_mut().find(|t| t.0 == *fid) {
+                    Some(t) => *t = entry,
+                    None => self.transfers.push(entry),
+                }
+            }
+            Event::FileOffered { .. } | Event::FileSaved { .. } | Event::FileFailed { .. } => {
+                if let Event::FileSaved { fid, .. } | Event::FileFailed { fid, .. } = event {
+                    self.transfers.retain(|t| t.0 != *fid);
+                }
+                if let Some(text) = command::file_notice(event) {
+                    if matches!(event, Event::FileFailed { .. }) {
+                        self.error(text);
+                    } else {
+                        self.notice(text);
+                    }
+                }
+            }
             Event::PrivateMessage { with, message } => self.private_message(with, message),
             Event::PrivateDelivery { with, seq } => {
                 let me = self.me.as_ref().map(|p| p.id.clone()).unwrap_or_default();
@@ -753,6 +781,25 @@ pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
         };
         block = block.title_bottom(Line::from(below).style(Style::new().bold()));
     }
+    if !ui.transfers.is_empty() {
+        let parts: Vec<String> = ui
+            .transfers
+            .iter()
+            .map(|(_, name, bytes, size, stalled)| {
+                let percent = if *size == 0 { 100 } else { bytes * 100 / size };
+                let state = if *stalled { ", stalled" } else { "" };
+                format!(
+                    "⇣ {name} {percent}% of {}{state}",
+                    command::human_size(*size)
+                )
+            })
+            .collect();
+        block = block.title_bottom(
+            Line::from(format!(" {} ", parts.join(" · ")))
+                .style(Style::new().fg(Color::Cyan))
+                .right_aligned(),
+        );
+    }
     frame.render_widget(Paragraph::new(lines).block(block), log_area);
 
     let mut items = Vec::new();
@@ -1110,6 +1157,8 @@ enum Request {
     Export(std::path::PathBuf),
     /// List the messages kept here that hold these words.
     Search(String),
+    /// `/send`, `/accept`, `/cancel`.
+    Files(Command),
     /// Send a private message to the member called this.
     Msg(String, String),
     /// Leave.
@@ -1133,6 +1182,9 @@ impl Ui {
             Entry::Command(Command::Peers) => Request::Peers,
             Entry::Command(Command::Verify(nick)) => Request::Verify(nick),
             Entry::Command(Command::Verified(nick)) => Request::Verified(nick),
+            Entry::Command(
+                command @ (Command::Send(_) | Command::Accept(_) | Command::Cancel(_)),
+            ) => Request::Files(command),
             Entry::Command(Command::Msg(nick, text)) => {
                 self.follow();
                 Request::Msg(nick, text)
@@ -1208,6 +1260,14 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: &str) -> bool {
             }
         }
         Request::Join(nick) => engine.join(&nick),
+        Request::Files(command) => {
+            for line in command::files(engine, &command).await {
+                match line {
+                    Ok(text) => ui.notice(text),
+                    Err(text) => ui.error(text),
+                }
+            }
+        }
         Request::Msg(nick, text) => {
             if let Err(err) = engine.send_private(&nick, &text).await {
                 ui.error(format!("not sent: {err}"));

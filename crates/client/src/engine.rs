@@ -54,6 +54,12 @@ pub struct EngineOptions {
     /// Our long-term identity key: it signs our hello on every connection.
     /// Keep it in a file ([`crate::identity`]) so that others recognise us.
     pub identity: Arc<IdentityKey>,
+    /// Where files received are saved (created if missing); none: offers
+    /// are shown but not fetched.
+    pub download_dir: Option<std::path::PathBuf>,
+    /// Offers up to this many bytes are fetched without asking; larger
+    /// ones wait for [`Engine::accept_files`]. 0: none.
+    pub accept_files: u64,
 }
 
 impl EngineOptions {
@@ -71,6 +77,8 @@ impl EngineOptions {
             history: HistoryConfig::default(),
             history_file: None,
             identity: Arc::new(IdentityKey::from_seed(rand::random())),
+            download_dir: default_download_dir(),
+            accept_files: files::DEFAULT_ACCEPT,
         }
     }
 }
@@ -271,6 +279,51 @@ pub enum Event {
         /// The message.
         message: ChatMessage,
     },
+    /// A file was offered, in the room or privately (ours, as offered, or
+    /// someone else's). Unless `waiting`, or it is ours, it is being
+    /// fetched; `waiting` ones are fetched once accepted
+    /// ([`Engine::accept_files`]).
+    FileOffered {
+        /// The offer.
+        file: FileInfo,
+        /// Larger than the auto-accept limit: waiting to be accepted.
+        waiting: bool,
+    },
+    /// How far fetching a file is (told a few times a second at most).
+    FileProgress {
+        /// The file's id.
+        fid: String,
+        /// Its plain name.
+        name: String,
+        /// Bytes held.
+        bytes: u64,
+        /// Its size.
+        size: u64,
+        /// Nothing arrived for a while; it keeps trying.
+        stalled: bool,
+    },
+    /// A file arrived whole, matched its offer's SHA-256, and was saved.
+    FileSaved {
+        /// The file's id.
+        fid: String,
+        /// Its plain name.
+        name: String,
+        /// Where it was saved.
+        path: std::path::PathBuf,
+        /// Its SHA-256, in lower-case hex.
+        sha256: String,
+    },
+    /// Fetching a file ended without it: cancelled (by us or its author),
+    /// it did not match its offer, or it could not be written. Nothing was
+    /// saved.
+    FileFailed {
+        /// The file's id.
+        fid: String,
+        /// Its plain name.
+        name: String,
+        /// Why, for people.
+        reason: String,
+    },
     /// The other party of a private conversation now holds our message
     /// number `seq` of that conversation.
     PrivateDelivery {
@@ -293,7 +346,9 @@ pub enum Event {
     },
 }
 
+mod files;
 mod private;
+pub use files::{FileError, FileInfo, default_download_dir};
 pub use private::PrivateError;
 
 /// How often a refused signal of one kind from one member is told.
@@ -368,6 +423,15 @@ pub enum VerifyError {
 }
 
 enum Command {
+    OfferFile(
+        Option<String>,
+        std::path::PathBuf,
+        Box<peerchat_transfer::Digests>,
+        files::OfferReply,
+    ),
+    AcceptFiles(Option<String>, oneshot::Sender<Vec<FileInfo>>),
+    CancelFiles(Option<String>, oneshot::Sender<Vec<FileInfo>>),
+    MemberNamed(String, oneshot::Sender<Option<Peer>>),
     SendPrivate(String, String, oneshot::Sender<Result<Peer, PrivateError>>),
     Safety(String, oneshot::Sender<Result<Safety, VerifyError>>),
     MarkVerified(String, oneshot::Sender<Result<Peer, VerifyError>>),
@@ -462,6 +526,7 @@ impl Engine {
             refusals_told: HashMap::new(),
             history: None,
             private: None,
+            files: files::Files::new(options.download_dir.clone(), options.accept_files),
             nick: options.nick.clone(),
             options,
             signaling,
@@ -503,6 +568,58 @@ impl Engine {
             .map_err(|_| PrivateError::Send(SendError::Stopped))?;
         rx.await
             .map_err(|_| PrivateError::Send(SendError::Stopped))?
+    }
+
+    /// Offers the file at `path` to the room, or privately to the member
+    /// called `to`: it is hashed here (read from disk piece by piece), its
+    /// offer goes into the log, and it is served to whoever fetches it
+    /// while the engine runs.
+    pub async fn offer_file(
+        &self,
+        to: Option<&str>,
+        path: &std::path::Path,
+    ) -> Result<FileInfo, FileError> {
+        let (path, digests) = files::hash_off_engine(path.to_owned()).await?;
+        let (tx, rx) = oneshot::channel();
+        let stopped = || FileError::Send(SendError::Stopped);
+        self.commands
+            .send(Command::OfferFile(
+                to.map(str::to_owned),
+                path,
+                Box::new(digests),
+                tx,
+            ))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Fetches the offers waiting to be accepted (over the auto-accept
+    /// limit) whose plain name (or id) is `name`, or all of them.
+    pub async fn accept_files(&self, name: Option<&str>) -> Vec<FileInfo> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self
+            .commands
+            .send(Command::AcceptFiles(name.map(str::to_owned), tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Stops fetching the files whose plain name (or id) is `name`, or all
+    /// of them; what arrived of them is deleted.
+    pub async fn cancel_files(&self, name: Option<&str>) -> Vec<FileInfo> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self
+            .commands
+            .send(Command::CancelFiles(name.map(str::to_owned), tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// The member called `nick`, if one is in the room.
+    pub async fn member(&self, nick: &str) -> Option<Peer> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self
+            .commands
+            .send(Command::MemberNamed(nick.to_owned(), tx));
+        rx.await.ok().flatten()
     }
 
     /// Forgets the room's history here (and in the history file); messages
@@ -710,6 +827,8 @@ struct State {
     history: Option<History>,
     /// The private conversations, once we know our peer id.
     private: Option<peerchat_history::private::Conversations>,
+    /// Files offered, held and fetched.
+    files: files::Files,
     options: EngineOptions,
     nick: String,
     signaling: Signaling,
@@ -848,6 +967,7 @@ impl State {
                         history.link_closed(&peer);
                     }
                     self.private_link_closed(&peer);
+                    self.files_peer_down(&peer);
                     let member = self.peer_of(&peer);
                     self.emit(Event::MemberLeft { member });
                 }
@@ -890,12 +1010,14 @@ impl State {
                         self.apply(&peer, effects, 0);
                     }
                     self.private_link_opened(&peer);
+                    self.files_peer_up(&peer);
                 }
                 Output::Down { peer } => {
                     if let Some(history) = &mut self.history {
                         history.link_closed(&peer);
                     }
                     self.private_link_closed(&peer);
+                    self.files_peer_down(&peer);
                 }
             }
         }
@@ -904,6 +1026,18 @@ impl State {
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Send(text) => self.send_message(&text),
+            Command::OfferFile(to, path, digests, reply) => {
+                let _ = reply.send(self.offer_file(to.as_deref(), path, *digests));
+            }
+            Command::AcceptFiles(name, reply) => {
+                let _ = reply.send(self.accept_files(name.as_deref()));
+            }
+            Command::CancelFiles(name, reply) => {
+                let _ = reply.send(self.cancel_files(name.as_deref()));
+            }
+            Command::MemberNamed(nick, reply) => {
+                let _ = reply.send(self.member_named(&nick).map(|id| self.peer_of(&id)));
+            }
             Command::SendPrivate(nick, text, reply) => {
                 let _ = reply.send(self.send_private(&nick, &text));
             }
@@ -951,10 +1085,13 @@ impl State {
                 );
             }
             Command::Messages(reply) => {
-                let messages = self
-                    .history
-                    .as_ref()
-                    .map_or_else(Vec::new, |h| h.messages().cloned().collect::<Vec<_>>());
+                // File offers are told as such, not as messages.
+                let messages = self.history.as_ref().map_or_else(Vec::new, |h| {
+                    h.messages()
+                        .filter(|m| m.file.is_none())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                });
                 let _ = reply.send(messages.into_iter().map(|m| self.view(m)).collect());
             }
             Command::Code(blob) => {
@@ -1113,6 +1250,10 @@ impl State {
         for effect in effects {
             match effect {
                 Effect::Added(message) => {
+                    if let Some(file) = &message.file {
+                        self.file_offered(&message.author, file, None, false);
+                        continue;
+                    }
                     let view = self.view(message);
                     self.emit(Event::Message(view));
                 }
@@ -1378,6 +1519,10 @@ impl State {
         self.history = Some(history);
         self.new_conversations(me);
         for message in restored {
+            if let Some(file) = &message.file {
+                self.file_offered(&message.author, file, None, true);
+                continue;
+            }
             let view = ChatMessage {
                 stored: true,
                 ..self.view(message)
@@ -1461,6 +1606,7 @@ impl State {
                     .await
             }
             LinkEvent::Message(text) => self.on_peer_message(&peer, &sid, &text).await,
+            LinkEvent::FileChannel(channel) => self.file_channel(&peer, channel),
             LinkEvent::Closed => {
                 // Its task has ended: the handle is of no more use.
                 self.links.remove(&peer);

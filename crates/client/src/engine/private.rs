@@ -53,6 +53,10 @@ impl State {
         for (peer, messages) in restored {
             let with = self.peer_of(&peer);
             for message in messages {
+                if let Some(file) = &message.file {
+                    self.file_offered(&message.author, file, Some(&peer), true);
+                    continue;
+                }
                 let message = ChatMessage {
                     stored: true,
                     ..self.view(message)
@@ -168,6 +172,10 @@ impl State {
         for effect in resolved {
             match effect {
                 Effect::Added(message) => {
+                    if let Some(file) = &message.file {
+                        self.file_offered(&message.author, file, Some(peer), false);
+                        continue;
+                    }
                     let message = self.view(message);
                     self.emit(Event::PrivateMessage {
                         with: with.clone(),
