@@ -4,89 +4,18 @@
 //! the room's history. Run inside the loopback-only network namespace
 //! (scripts/test.sh does).
 
-use std::time::Duration;
+mod common;
 
-use clap::Parser;
-use peerchat_client::engine::{Engine, EngineOptions, Event, Peer, PrivateError};
-use peerchat_server::{AppState, ServeArgs};
-use tokio::sync::{mpsc, oneshot};
+use common::{expect, joined, room_message, server};
+use peerchat_client::engine::{Engine, EngineOptions, Event, PrivateError};
 
-const WAIT: Duration = Duration::from_secs(30);
 const ROOM: &str = "private-test-room-aaaaaaaa";
 
-#[derive(Parser)]
-struct Flags {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
-async fn server() -> (String, oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = Flags::parse_from(["peerchat", "--no-turn"])
-        .serve
-        .into_config()
-        .unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(peerchat_server::run(
-        listener,
-        AppState::new(config),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    (format!("ws://{addr}/ws"), stop)
-}
-
-fn options(ws_url: &str, nick: &str, file: Option<&std::path::Path>) -> EngineOptions {
-    let room = peerchat_client::session::Session::Room {
-        ws_url: ws_url.to_owned(),
-        room: ROOM.to_owned(),
-        secret: peerchat_client::session::Secret::from_random([9; 32]),
-    };
+fn options(url: &str, nick: &str, file: Option<&std::path::Path>) -> EngineOptions {
     EngineOptions {
-        mdns: false,
         history_file: file.map(ToOwned::to_owned),
-        ..EngineOptions::new(room, nick)
-    }
-}
-
-type Events = mpsc::UnboundedReceiver<Event>;
-
-/// The first event `pick` accepts; every event seen on the way is kept in
-/// `seen`.
-async fn expect<T>(
-    events: &mut Events,
-    seen: &mut Vec<Event>,
-    mut pick: impl FnMut(&Event) -> Option<T>,
-) -> T {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let event = events.recv().await.expect("engine running");
-            let found = pick(&event);
-            seen.push(event);
-            if let Some(found) = found {
-                return found;
-            }
-        }
-    })
-    .await
-    .expect("the expected event in time")
-}
-
-async fn joined(events: &mut Events, seen: &mut Vec<Event>) -> Peer {
-    expect(events, seen, |e| match e {
-        Event::Joined { you, .. } => Some(you.clone()),
-        _ => None,
-    })
-    .await
-}
-
-/// Waits until the room message `text` arrived (now or before).
-async fn room_message(events: &mut Events, seen: &mut Vec<Event>, text: &str) {
-    let is = |e: &Event| matches!(e, Event::Message(m) if m.text == text);
-    if !seen.iter().any(is) {
-        expect(events, seen, |e| is(e).then_some(())).await;
+        download_dir: None,
+        ..common::options(url, ROOM, nick, std::path::Path::new("."))
     }
 }
 
