@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs peerchat's benchmarks in release builds, inside a loopback-only
 # network namespace, prints tables and writes JSON under target/bench/:
-# data channels (native and Chromium), signaling (peerchat against PeerJS
+# data channels (native and Chromium), file transfers between terminals
+# (throughput against a bare data channel; memory moving 1 GiB), signaling (peerchat against PeerJS
 # server, installed from npm when missing), and several servers sharing
 # rooms through redis-server.
 # `scripts/bench.sh --quick` runs small sizes (the test suite does this so
@@ -38,6 +39,9 @@ if [ -n "$peerjs_only" ]; then
 else
   echo "== data channels: connect time and round trips"
   scripts/netns.sh node bench/webrtc.mjs "$@"
+  echo
+  echo "== files, terminal to terminal: throughput against a bare data channel, and memory"
+  scripts/netns.sh node bench/files.mjs "$@"
   echo
   echo "== signaling: peerchat and PeerJS server under the same load"
   scripts/netns.sh node bench/signaling.mjs "$@"

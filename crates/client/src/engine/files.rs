@@ -39,6 +39,12 @@ pub const DEFAULT_ACCEPT: u64 = 10 << 20;
 /// How often a transfer's progress is told, at most.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// Most bytes written to a partial file at once.
+const COALESCE: usize = 1 << 20;
+
+/// Most channel events taken at once before carrying out what they ask.
+const BATCH: usize = 64;
+
 /// A holder waits this long for a `get` on a channel opened to it.
 const GET_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -774,6 +780,10 @@ impl ReceiveTask {
         let mut file: Option<std::fs::File> = None;
         let mut last_progress: Option<Instant> = None;
         let mut stalled = false;
+        // Bytes to write at an offset, not written yet.
+        let mut pending: Option<(u64, Vec<u8>)> = None;
+        // Why it stops, when the driver stops it.
+        let mut failure: Option<String> = None;
         let mut queue: VecDeque<ReceiverAction> = receiver.start(ms_since(epoch)).into();
         loop {
             while let Some(action) = queue.pop_front() {
@@ -813,34 +823,39 @@ impl ReceiveTask {
                         }
                     }
                     ReceiverAction::Write { offset, data } => {
-                        if file.is_none() {
-                            match self.open_partial() {
-                                Ok(f) => file = Some(f),
-                                Err(err) => {
-                                    queue.clear();
-                                    queue.extend(receiver.cancel(now));
-                                    self.fail(format!(
-                                        "cannot write in {}: {err}",
-                                        self.dir.display()
+                        // Writes that continue each other go to the file
+                        // together (one system call, not one per 16 KiB).
+                        match &mut pending {
+                            Some((at, bytes))
+                                if *at + bytes.len() as u64 == offset
+                                    && bytes.len() + data.len() <= COALESCE =>
+                            {
+                                bytes.extend_from_slice(&data);
+                            }
+                            _ => {
+                                if let Some(write) = pending.take() {
+                                    queue.extend(self.flush(
+                                        &mut file,
+                                        write,
+                                        &mut receiver,
+                                        &mut failure,
+                                        now,
                                     ));
-                                    continue;
                                 }
+                                pending = Some((offset, data));
                             }
                         }
-                        let len = data.len() as u64;
-                        let written = file
-                            .as_ref()
-                            .map(|f| f.write_all_at(&data, offset))
-                            .transpose();
-                        if let Err(err) = written {
-                            queue.clear();
-                            queue.extend(receiver.cancel(now));
-                            self.fail(format!("cannot write the file: {err}"));
-                            continue;
-                        }
-                        queue.extend(receiver.written(len, now));
                     }
                     ReceiverAction::Read { offset, len } => {
+                        if let Some(write) = pending.take() {
+                            queue.extend(self.flush(
+                                &mut file,
+                                write,
+                                &mut receiver,
+                                &mut failure,
+                                now,
+                            ));
+                        }
                         let mut buf = vec![0; usize::try_from(len).unwrap_or(0)];
                         let n = file.as_ref().map_or(0, |f| read_fully(f, &mut buf, offset));
                         buf.truncate(n);
@@ -868,7 +883,7 @@ impl ReceiveTask {
                                 let _ = dc.close().await;
                             }
                             drop(file.take());
-                            self.fail(failure_text(state));
+                            self.fail(failure.take().unwrap_or_else(|| failure_text(state)));
                             return;
                         }
                         ReceiverState::Stalled { .. } => {
@@ -884,6 +899,11 @@ impl ReceiveTask {
                         ReceiverState::Waiting => {}
                     },
                 }
+            }
+            if let Some(write) = pending.take() {
+                let now = ms_since(epoch);
+                queue.extend(self.flush(&mut file, write, &mut receiver, &mut failure, now));
+                continue;
             }
             if matches!(
                 receiver.state(),
@@ -933,17 +953,27 @@ impl ReceiveTask {
                         (None, None) => {}
                     }
                 },
-                Some(((peer, g), event)) = chan_rx.recv() => {
-                    if sources.get(&peer).is_some_and(|s| s.generation == g) {
-                        match event {
-                            ChannelEvent::Open => queue.extend(receiver.opened(&peer, now())),
-                            ChannelEvent::Text(text) => queue.extend(receiver.text(&peer, &text, now())),
-                            ChannelEvent::Binary(bytes) => queue.extend(receiver.binary(&peer, &bytes, now())),
-                            ChannelEvent::Low => {}
-                            ChannelEvent::Closed => {
-                                sources.remove(&peer);
-                                queue.extend(receiver.closed(&peer, now()));
+                Some(first) = chan_rx.recv() => {
+                    // What arrived meanwhile too, so that writes go
+                    // together.
+                    let mut next = Some(first);
+                    let mut taken = 0;
+                    while let Some(((peer, g), event)) = next.take() {
+                        if sources.get(&peer).is_some_and(|s| s.generation == g) {
+                            match event {
+                                ChannelEvent::Open => queue.extend(receiver.opened(&peer, now())),
+                                ChannelEvent::Text(text) => queue.extend(receiver.text(&peer, &text, now())),
+                                ChannelEvent::Binary(bytes) => queue.extend(receiver.binary(&peer, &bytes, now())),
+                                ChannelEvent::Low => {}
+                                ChannelEvent::Closed => {
+                                    sources.remove(&peer);
+                                    queue.extend(receiver.closed(&peer, now()));
+                                }
                             }
+                        }
+                        taken += 1;
+                        if taken < BATCH {
+                            next = chan_rx.try_recv().ok();
                         }
                     }
                 },
@@ -951,6 +981,35 @@ impl ReceiveTask {
                     queue.extend(receiver.handle_timeout(now()));
                 }
             }
+        }
+    }
+
+    /// Writes `data` at `offset` of the partial file (opened the first
+    /// time): what the receiver answers, or its cancelling if the write
+    /// failed (the reason kept in `failure`).
+    fn flush(
+        &self,
+        file: &mut Option<std::fs::File>,
+        (offset, data): (u64, Vec<u8>),
+        receiver: &mut peerchat_transfer::Receiver,
+        failure: &mut Option<String>,
+        now: u64,
+    ) -> Vec<ReceiverAction> {
+        if file.is_none() {
+            match self.open_partial() {
+                Ok(f) => *file = Some(f),
+                Err(err) => {
+                    *failure = Some(format!("cannot write in {}: {err}", self.dir.display()));
+                    return receiver.cancel(now);
+                }
+            }
+        }
+        match file.as_ref().map(|f| f.write_all_at(&data, offset)) {
+            Some(Err(err)) => {
+                *failure = Some(format!("cannot write the file: {err}"));
+                receiver.cancel(now)
+            }
+            _ => receiver.written(data.len() as u64, now),
         }
     }
 
