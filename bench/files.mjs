@@ -7,7 +7,7 @@
 //    offered by one engine and fetched by another (hash list, pieces
 //    checked, written to disk, whole file checked): MiB/s and their ratio.
 // 2. Memory: two `peerchat chat` processes in line mode, one sending a file
-//    of 1 GiB (`--quick`: 32 MiB) with /send, the other fetching it; each
+//    of 1 GiB (`--quick`: 8 MiB) with /send, the other fetching it; each
 //    process's resident memory is sampled from /proc during the transfer,
 //    and its growth over what it held once connected is reported.
 //
@@ -29,7 +29,7 @@ const outIndex = process.argv.indexOf('--out');
 const out = outIndex > 0 ? process.argv[outIndex + 1] : path.join(ROOT, 'target', 'bench', 'files.json');
 const BENCH = process.env.PEERCHAT_BENCH_BIN ?? path.join(ROOT, 'target', 'release', 'peerchat-bench');
 const THROUGHPUT_BYTES = quick ? 4 << 20 : 256 << 20;
-const MEMORY_BYTES = quick ? 32 << 20 : 1 << 30;
+const MEMORY_BYTES = quick ? 8 << 20 : 1 << 30;
 
 /** @param {number} pid resident set size in KiB, from /proc */
 function rssKib(pid) {
