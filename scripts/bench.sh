@@ -41,7 +41,7 @@ else
   scripts/netns.sh node bench/webrtc.mjs "$@"
   echo
   echo "== files, terminal to terminal: throughput against a bare data channel, and memory"
-  scripts/netns.sh node bench/files.mjs "$@"
+  scripts/netns.sh node bench/terminal-files.mjs "$@"
   echo
   echo "== signaling: peerchat and PeerJS server under the same load"
   scripts/netns.sh node bench/signaling.mjs "$@"

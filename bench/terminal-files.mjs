@@ -11,7 +11,7 @@
 //    process's resident memory is sampled from /proc during the transfer,
 //    and its growth over what it held once connected is reported.
 //
-// usage: node bench/files.mjs [--quick] [--out FILE]
+// usage: node bench/terminal-files.mjs [--quick] [--out FILE]
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ import { BIN, ROOT, startServer } from '../tests/e2e/lib/harness.mjs';
 const run = promisify(execFile);
 const quick = process.argv.includes('--quick');
 const outIndex = process.argv.indexOf('--out');
-const out = outIndex > 0 ? process.argv[outIndex + 1] : path.join(ROOT, 'target', 'bench', 'files.json');
+const out = outIndex > 0 ? process.argv[outIndex + 1] : path.join(ROOT, 'target', 'bench', 'terminal-files.json');
 const BENCH = process.env.PEERCHAT_BENCH_BIN ?? path.join(ROOT, 'target', 'release', 'peerchat-bench');
 const THROUGHPUT_BYTES = quick ? 4 << 20 : 256 << 20;
 const MEMORY_BYTES = quick ? 8 << 20 : 1 << 30;
