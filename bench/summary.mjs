@@ -1,5 +1,5 @@
 // Gathers the figures the targets in docs/benchmarks.md speak of from
-// target/bench/webrtc.json, files.json, signaling.json and cluster.json (written by the
+// target/bench/webrtc.json, files.json, terminal-files.json, signaling.json and cluster.json (written by the
 // benchmark scripts in the same run) into target/bench/summary.json,
 // each with its target and whether this run met it, and prints them.
 //
@@ -24,6 +24,7 @@ const webrtc = await read('webrtc.json');
 const signaling = await read('signaling.json');
 const cluster = await read('cluster.json');
 const files = await read('files.json');
+const terminalFiles = await read('terminal-files.json');
 const clusterRuns = cluster?.results ?? [];
 const inMemory = clusterRuns.find((r) => r.servers === 1 && !r.redis);
 // The costliest setup with Redis (two or three servers, pairs across them).
@@ -38,7 +39,7 @@ const pj = signaling?.results?.['peerchat-peerjs'] ?? {};
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && a > 0 && b > 0 ? a / b : null);
 const presence100 = (p.presence ?? []).find((r) => r.room_size === 100);
 
-const quick = Boolean(signaling?.quick || webrtc?.quick || cluster?.quick || files?.quick);
+const quick = Boolean(signaling?.quick || webrtc?.quick || cluster?.quick || files?.quick || terminalFiles?.quick);
 
 /**
  * One figure: its value, the target, and whether it was met (null when the
@@ -124,6 +125,17 @@ const summary = {
       idle_p95_ms: files?.chat_idle?.p95_ms ?? null,
     }),
     receiving_page_heap_growth_mib_during_file: figure(files?.heap_growth_mib, 'at most', 64),
+    terminal_file_throughput_vs_bare_data_channel: figure(terminalFiles?.throughput?.ratio, 'at least', 0.8, {
+      file_mib_per_s: terminalFiles?.throughput?.file_mib_per_s ?? null,
+      bare_mib_per_s: terminalFiles?.throughput?.blast_mib_per_s ?? null,
+    }),
+    terminal_1gib_transfer_rss_growth_mib: figure(
+      terminalFiles?.memory
+        ? Math.max(terminalFiles.memory.sender_rss_growth_mib, terminalFiles.memory.fetcher_rss_growth_mib)
+        : null,
+      'at most',
+      64,
+    ),
   },
   slow_reader: { peerchat: p.slow ?? null, peerjs: j.slow ?? null, peerchat_peerjs: pj.slow ?? null },
 };

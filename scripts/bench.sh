@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs peerchat's benchmarks in release builds, inside a loopback-only
 # network namespace, prints tables and writes JSON under target/bench/:
-# data channels (native and Chromium), files between two pages, signaling
+# data channels (native and Chromium), files between two pages and between
+# two terminals (throughput against a bare data channel; memory), signaling
 # (peerchat against PeerJS server, installed from npm when missing), several
 # servers sharing rooms through redis-server, and signaling over each
 # transport (WebSocket, long polling; without and with TLS).
@@ -44,6 +45,9 @@ else
   files_args=()
   for a in "$@"; do if [ "$a" = --quick ]; then files_args+=(--quick); fi; done
   scripts/netns.sh node bench/files.mjs "${files_args[@]}"
+  echo
+  echo "== files, terminal to terminal: throughput against a bare data channel, and memory"
+  scripts/netns.sh node bench/terminal-files.mjs "$@"
   echo
   echo "== signaling: peerchat and PeerJS server under the same load"
   scripts/netns.sh node bench/signaling.mjs "$@"

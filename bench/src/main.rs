@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod cluster;
+mod files;
 mod load;
 mod transports;
 
@@ -63,6 +64,17 @@ enum Command {
         /// Bytes per message.
         #[arg(long, default_value_t = 1000)]
         size: usize,
+    },
+    /// File transfer throughput between two native engines in a room of
+    /// the server in `link`, against a bare data-channel blast of the same
+    /// bytes between the same two stacks, in this run. Prints one JSON
+    /// object.
+    Files {
+        /// The room link (the server is taken from it).
+        link: String,
+        /// Bytes to move.
+        #[arg(long, default_value_t = 64 << 20)]
+        bytes: u64,
     },
     /// Signaling load against a running server (peerchat or PeerJS):
     /// connect, idle memory, relay latency and throughput, and (peerchat)
@@ -234,6 +246,10 @@ async fn main() -> Result<()> {
             size,
         } => {
             let report = blast(&link, &to, sink_native, count, size).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Files { link, bytes } => {
+            let report = files::run(&link, bytes).await?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::Signaling {

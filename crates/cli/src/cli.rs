@@ -124,6 +124,18 @@ pub struct ChatArgs {
     #[arg(long, env = "PEERCHAT_IDENTITY_FILE", value_name = "PATH")]
     pub identity_file: Option<std::path::PathBuf>,
 
+    /// Where files received are saved (made if missing; nothing there is
+    /// ever overwritten: a second `notes.txt` is saved as `notes (1).txt`)
+    /// [default: the XDG download directory, else ~/Downloads].
+    #[arg(long, env = "PEERCHAT_DOWNLOAD_DIR", value_name = "DIR")]
+    pub download_dir: Option<std::path::PathBuf>,
+
+    /// Files offered up to this size are fetched without asking; larger
+    /// ones wait for /accept. A number of bytes with an optional K, M or G
+    /// (powers of 1024: 10M, 512KiB, 1G); 0: never without asking.
+    #[arg(long, value_name = "SIZE", default_value = "10MiB", value_parser = parse_size)]
+    pub accept_files: u64,
+
     /// How to reach the signaling server: `ws` (WebSocket), `poll` (plain
     /// HTTP requests, for networks whose proxies do not pass WebSockets), or
     /// `auto`: a WebSocket, long polling when one does not get through, and
@@ -157,6 +169,32 @@ impl From<TransportArg> for Transport {
             TransportArg::Poll => Transport::Poll,
         }
     }
+}
+
+/// A size: bytes, or with a K, M or G suffix (powers of 1024; `KiB`, `KB`
+/// and `k` alike).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => return Err(format!("unknown unit {other:?}: use K, M or G")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (say 10M, 512K or 0)"))?;
+    let bytes = value * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes.round() as u64)
 }
 
 fn ice_servers(args: &ChatArgs) -> Vec<IceServer> {
@@ -258,6 +296,11 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         relay_only: args.relay_only || relay,
         mdns: !args.no_mdns,
         // Pairs have no room to keep history for.
+        download_dir: args
+            .download_dir
+            .clone()
+            .or_else(peerchat_client::engine::default_download_dir),
+        accept_files: args.accept_files,
         history_file: if args.no_history || room.is_none() {
             None
         } else {
@@ -312,6 +355,19 @@ fn mailbox_pairing(given: &str) -> Result<(Pairing, String), ChatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_with_binary_units() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_size("10m"), Ok(10 << 20));
+        assert_eq!(parse_size("512 K"), Ok(512 << 10));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("123"), Ok(123));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
 
     #[test]
     fn a_mailbox_pairing_is_made_when_none_is_given_and_one_without_its_secret_is_refused() {

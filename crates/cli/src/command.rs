@@ -10,7 +10,7 @@
 //! its name, arguments, help, the modes it exists in, and how its
 //! arguments are read.
 
-use peerchat_client::engine::{MemberStats, Safety};
+use peerchat_client::engine::{Engine, Event, FileError, FileInfo, MemberStats, Safety};
 
 /// Where a line was typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,16 @@ pub enum Command {
     Export(std::path::PathBuf),
     /// Lists the messages kept here that hold every word.
     Search(String),
+    /// Sends a private message: to the member (nickname), the text.
+    Msg(String, String),
+    /// Offers a file: `PATH` to the room, `NICK PATH` to one member (as
+    /// typed; [`offer`] tells which).
+    Send(String),
+    /// Fetches the offers waiting to be accepted: those of this name, or
+    /// all.
+    Accept(Option<String>),
+    /// Stops fetching files: those of this name, or all.
+    Cancel(Option<String>),
     /// Leaves the room.
     Quit,
 }
@@ -139,6 +149,37 @@ pub const COMMANDS: &[Spec] = &[
         parse: |args| needs_args(args, |a| Command::Search(a.to_owned())),
     },
     Spec {
+        name: "msg",
+        args: "NICK TEXT",
+        about: "send TEXT to NICK only, privately (quote a nickname with spaces: \"bob b\")",
+        modes: EVERYWHERE,
+        parse: |args| {
+            let (nick, text) = split_nick(args).ok_or(ArgsError::Missing)?;
+            Ok(Command::Msg(nick, text.to_owned()))
+        },
+    },
+    Spec {
+        name: "send",
+        args: "[NICK] PATH",
+        about: "offer the file at PATH to the room, or to NICK only",
+        modes: EVERYWHERE,
+        parse: |args| needs_args(args, |a| Command::Send(a.to_owned())),
+    },
+    Spec {
+        name: "accept",
+        args: "[NAME]",
+        about: "fetch the files offered that wait for you (over --accept-files), or only NAME",
+        modes: EVERYWHERE,
+        parse: |args| Ok(Command::Accept((!args.is_empty()).then(|| args.to_owned()))),
+    },
+    Spec {
+        name: "cancel",
+        args: "[NAME]",
+        about: "stop fetching files (or only NAME); what arrived of them is deleted",
+        modes: EVERYWHERE,
+        parse: |args| Ok(Command::Cancel((!args.is_empty()).then(|| args.to_owned()))),
+    },
+    Spec {
         name: "quit",
         args: "",
         about: "leave the room (in line mode: once what you sent is delivered)",
@@ -170,6 +211,127 @@ fn expand_home(path: &str) -> std::path::PathBuf {
         (Some(rest), Some(home)) => std::path::Path::new(&home).join(rest),
         _ => path.into(),
     }
+}
+
+/// `/send [NICK] PATH`: a path naming a file is offered to the room;
+/// otherwise a first word (or quoted nickname) naming a member offers the
+/// rest to that member.
+pub async fn offer(engine: &Engine, args: &str) -> Result<FileInfo, FileError> {
+    let whole = expand_home(args);
+    if !whole.is_file() {
+        if let Some((nick, rest)) = split_nick(args) {
+            if engine.member(&nick).await.is_some() {
+                return engine.offer_file(Some(&nick), &expand_home(rest)).await;
+            }
+        }
+    }
+    engine.offer_file(None, &whole).await
+}
+
+/// A size for people: `512 B`, `40.0 KiB`, `5.0 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// What a file event says, for people (none for progress).
+pub fn file_notice(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::FileOffered { file, .. } if file.own => {
+            let to = file
+                .private
+                .as_ref()
+                .map_or_else(|| "the room".to_owned(), |p| p.nick.clone());
+            format!(
+                "you offered {} ({}) to {to}",
+                file.name,
+                human_size(file.size)
+            )
+        }
+        Event::FileOffered { file, waiting } => {
+            let how = if file.private.is_some() {
+                " privately"
+            } else {
+                ""
+            };
+            let next = if *waiting {
+                format!("; /accept {} to fetch it", file.name)
+            } else {
+                "; fetching it".to_owned()
+            };
+            format!(
+                "{} offers{how} {} ({}, {}){next}",
+                file.from.nick,
+                file.name,
+                human_size(file.size),
+                file.mime
+            )
+        }
+        Event::FileSaved {
+            name, path, sha256, ..
+        } => format!("{name} saved as {} (SHA-256 {sha256})", path.display()),
+        Event::FileFailed { name, reason, .. } => format!("{name} was not saved: {reason}"),
+        _ => return None,
+    })
+}
+
+/// Carries out `/send`, `/accept` or `/cancel`: what to tell, each line
+/// an error (`Err`) or a notice.
+pub async fn files(engine: &Engine, command: &Command) -> Vec<Result<String, String>> {
+    match command {
+        Command::Send(args) => match offer(engine, args).await {
+            // The offer is told as it enters the log.
+            Ok(_) => Vec::new(),
+            Err(err) => vec![Err(format!("not offered: {err}"))],
+        },
+        Command::Accept(name) => {
+            let accepted = engine.accept_files(name.as_deref()).await;
+            if accepted.is_empty() {
+                return vec![Err(match name {
+                    Some(name) => format!("no file called {name} waits to be accepted"),
+                    None => "no file waits to be accepted".to_owned(),
+                })];
+            }
+            accepted
+                .iter()
+                .map(|f| Ok(format!("fetching {} ({})", f.name, human_size(f.size))))
+                .collect()
+        }
+        Command::Cancel(name) => {
+            let cancelled = engine.cancel_files(name.as_deref()).await;
+            if cancelled.is_empty() {
+                return vec![Err(match name {
+                    Some(name) => format!("no file called {name} is being fetched"),
+                    None => "no file is being fetched".to_owned(),
+                })];
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Splits `NICK REST` (or `"NICK WITH SPACES" REST`) where REST is not
+/// empty.
+pub fn split_nick(args: &str) -> Option<(String, &str)> {
+    let (nick, rest) = match args.strip_prefix('"') {
+        Some(quoted) => {
+            let (nick, rest) = quoted.split_once('"')?;
+            (nick, rest)
+        }
+        None => args.split_once(char::is_whitespace)?,
+    };
+    let rest = rest.trim_start();
+    (!nick.is_empty() && !rest.is_empty()).then(|| (nick.to_owned(), rest))
 }
 
 fn needs_args(args: &str, command: impl FnOnce(&str) -> Command) -> Result<Command, ArgsError> {
@@ -460,6 +622,51 @@ mod tests {
         let err = parse("/export", Mode::Tui).unwrap_err();
         assert_eq!(err.to_string(), "/export needs PATH: /export PATH");
         assert!(parse("/search", Mode::Tui).is_err());
+    }
+
+    #[test]
+    fn msg_takes_a_nickname_then_the_text() {
+        assert_eq!(
+            parse("/msg bob  hi there ", Mode::Line),
+            Ok(Entry::Command(Command::Msg(
+                "bob".into(),
+                "hi there".into()
+            )))
+        );
+        assert_eq!(
+            parse("/msg \"bob b\" psst", Mode::Tui),
+            Ok(Entry::Command(Command::Msg("bob b".into(), "psst".into())))
+        );
+        for incomplete in ["/msg", "/msg bob", "/msg \"bob b\"", "/msg \"bob hi"] {
+            let err = parse(incomplete, Mode::Line).unwrap_err();
+            assert_eq!(err.to_string(), "/msg needs NICK TEXT: /msg NICK TEXT");
+        }
+    }
+
+    #[test]
+    fn file_commands_take_their_arguments_whole() {
+        assert_eq!(
+            parse("/send my notes.txt", Mode::Line),
+            Ok(Entry::Command(Command::Send("my notes.txt".into())))
+        );
+        assert_eq!(
+            parse("/accept", Mode::Tui),
+            Ok(Entry::Command(Command::Accept(None)))
+        );
+        assert_eq!(
+            parse("/accept big file.iso", Mode::Line),
+            Ok(Entry::Command(Command::Accept(Some("big file.iso".into()))))
+        );
+        assert_eq!(
+            parse("/cancel", Mode::Line),
+            Ok(Entry::Command(Command::Cancel(None)))
+        );
+        assert!(parse("/send", Mode::Tui).is_err());
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(16 * 1024), "16.0 KiB");
+        assert_eq!(human_size(5 << 20), "5.0 MiB");
+        assert_eq!(human_size(3 << 29), "1.5 GiB");
     }
 
     #[test]

@@ -91,7 +91,13 @@ fn notice(event: &Event) -> Option<String> {
             "a message attributed to {}, relayed by {}, was forged and has been removed",
             author.nick, by.nick
         ),
+        Event::FileOffered { .. } | Event::FileSaved { .. } | Event::FileFailed { .. } => {
+            return command::file_notice(event);
+        }
         Event::Message(_)
+        | Event::FileProgress { .. }
+        | Event::PrivateMessage { .. }
+        | Event::PrivateDelivery { .. }
         | Event::Delivery { .. }
         | Event::Typing { .. }
         | Event::ConnectionCode { .. }
@@ -154,7 +160,8 @@ impl Printer {
 fn print(event: &Event, mode: Output) {
     match mode {
         // An earlier run printed these already.
-        Output::Json if matches!(event, Event::Message(m) if m.stored) => {}
+        Output::Json if matches!(event, Event::Message(m) | Event::PrivateMessage { message: m, .. } if m.stored) =>
+            {}
         Output::Json => {
             if let Ok(json) = serde_json::to_string(event) {
                 let mut out = std::io::stdout().lock();
@@ -169,6 +176,17 @@ fn print(event: &Event, mode: Output) {
             Event::Message(m) => {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{}: {}", escape(&m.from.nick), escape(&m.text));
+                let _ = out.flush();
+            }
+            Event::PrivateMessage { message: m, .. } if m.own || m.stored => {}
+            Event::PrivateMessage { message: m, .. } => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "[private] {}: {}",
+                    escape(&m.from.nick),
+                    escape(&m.text)
+                );
                 let _ = out.flush();
             }
             Event::ConnectionCode { .. } | Event::CodeWanted { .. } => prompt(event),
@@ -342,6 +360,20 @@ async fn entered(
             }
         }
         Ok(Entry::Command(Command::Quit)) => return true,
+        Ok(Entry::Command(
+            command @ (Command::Send(_) | Command::Accept(_) | Command::Cancel(_)),
+        )) => {
+            for line in command::files(engine, &command).await {
+                match line {
+                    Ok(text) | Err(text) => eprintln!("* {}", escape(&text)),
+                }
+            }
+        }
+        Ok(Entry::Command(Command::Msg(nick, text))) => {
+            if let Err(err) = engine.send_private(&nick, &text).await {
+                eprintln!("* not sent: {}", escape(&err.to_string()));
+            }
+        }
         Ok(Entry::Command(Command::Help)) => {
             for line in command::help(Mode::Line) {
                 eprintln!("* {line}");

@@ -46,6 +46,22 @@ pub enum LogEntry {
         /// verified yet, that it is.
         status: Option<String>,
     },
+    /// A private message: an entry of the conversation with one member,
+    /// shown where it arrives, marked private.
+    Private {
+        /// `HH:MM`, local time.
+        time: String,
+        /// "you → bob" or "alice → you".
+        author: String,
+        /// Whether we wrote it.
+        own: bool,
+        /// The text.
+        text: String,
+        /// The other party's peer id, the author's, and the number.
+        key: (String, String, u64),
+        /// For ours: whether the other party holds it.
+        status: Option<String>,
+    },
     /// A notice: joins, departures, connection details.
     Notice(String),
     /// Something that went wrong here: a mistyped command, a message
@@ -88,6 +104,8 @@ pub struct Ui {
     pub qr: Option<Vec<String>>,
     /// The name completion under way: Tab again puts in the next name.
     pub completion: Option<Completion>,
+    /// Files being fetched: id, name, bytes held, size, stalled.
+    pub transfers: Vec<(String, String, u64, u64, bool)>,
 }
 
 /// A name completed with Tab, so that Tab again puts in the next one.
@@ -123,6 +141,7 @@ impl Ui {
             link: String::new(),
             qr: None,
             completion: None,
+            transfers: Vec::new(),
         }
     }
 
@@ -240,6 +259,36 @@ impl Ui {
         );
     }
 
+    /// Adds a private message of the conversation with `with`, once, at
+    /// the end of the log.
+    pub fn private_message(&mut self, with: &Peer, m: &ChatMessage) {
+        let key = (with.id.clone(), m.from.id.clone(), m.seq);
+        if self
+            .log
+            .iter()
+            .any(|e| matches!(e, LogEntry::Private { key: k, .. } if *k == key))
+        {
+            return;
+        }
+        if self.scroll.is_back() {
+            self.unseen += 1;
+        }
+        let author = if m.own {
+            format!("you → {}", with.nick)
+        } else {
+            format!("{} → you", m.from.nick)
+        };
+        self.widest_author = self.widest_author.max(crate::wrap::width(&author));
+        self.log.push(LogEntry::Private {
+            time: clock(m.ts),
+            author,
+            own: m.own,
+            text: m.text.clone(),
+            key,
+            status: m.own.then(|| "sending…".to_owned()),
+        });
+    }
+
     /// Who is typing now.
     pub fn typing_now(&self, now: Instant) -> Vec<&str> {
         self.typing
@@ -310,6 +359,43 @@ impl Ui {
                 }
             }
             Event::Message(m) => self.message(m),
+            Event::FileProgress {
+                fid,
+                name,
+                bytes,
+                size,
+                stalled,
+            } => {
+                let entry = (fid.clone(), name.clone(), *bytes, *size, *stalled);
+                match self.transfers.iter_mut().find(|t| t.0 == *fid) {
+                    Some(t) => *t = entry,
+                    None => self.transfers.push(entry),
+                }
+            }
+            Event::FileOffered { .. } | Event::FileSaved { .. } | Event::FileFailed { .. } => {
+                if let Event::FileSaved { fid, .. } | Event::FileFailed { fid, .. } = event {
+                    self.transfers.retain(|t| t.0 != *fid);
+                }
+                if let Some(text) = command::file_notice(event) {
+                    if matches!(event, Event::FileFailed { .. }) {
+                        self.error(text);
+                    } else {
+                        self.notice(text);
+                    }
+                }
+            }
+            Event::PrivateMessage { with, message } => self.private_message(with, message),
+            Event::PrivateDelivery { with, seq } => {
+                let me = self.me.as_ref().map(|p| p.id.clone()).unwrap_or_default();
+                for entry in self.log.iter_mut().rev() {
+                    if let LogEntry::Private { key, status, .. } = entry {
+                        if key.0 == with.id && key.1 == me && key.2 == *seq {
+                            *status = Some("✓ delivered".to_owned());
+                            break;
+                        }
+                    }
+                }
+            }
             Event::Delivery {
                 seq,
                 delivered,
@@ -460,6 +546,33 @@ impl Ui {
                 if at < text.len() || pieces.is_empty() {
                     pieces.push(Piece::new(&text[at..], Style::new()));
                 }
+                if let Some(status) = &status {
+                    pieces.push(Piece::new("  ", Style::new()));
+                    pieces.push(Piece::together(status, Style::new().dim()));
+                }
+                wrap(prefix, &pieces, width, indent)
+            }
+            LogEntry::Private {
+                time,
+                author,
+                own,
+                text,
+                status,
+                ..
+            } => {
+                let author_style = if *own {
+                    Style::new().fg(Color::Cyan).bold()
+                } else {
+                    Style::new().fg(Color::Magenta).bold()
+                };
+                let (_, indent) = self.columns(width);
+                let prefix = vec![
+                    Span::styled(format!("{time} "), Style::new().dim()),
+                    Span::styled("[private] ", Style::new().fg(Color::Yellow).bold()),
+                    Span::styled(format!("{author}: "), author_style),
+                ];
+                let status = status.as_ref().map(|s| format!("({s})"));
+                let mut pieces = vec![Piece::new(text, Style::new().fg(Color::Yellow))];
                 if let Some(status) = &status {
                     pieces.push(Piece::new("  ", Style::new()));
                     pieces.push(Piece::together(status, Style::new().dim()));
@@ -667,6 +780,25 @@ pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
             n => format!(" scrolled back · {n} new messages below · End "),
         };
         block = block.title_bottom(Line::from(below).style(Style::new().bold()));
+    }
+    if !ui.transfers.is_empty() {
+        let parts: Vec<String> = ui
+            .transfers
+            .iter()
+            .map(|(_, name, bytes, size, stalled)| {
+                let percent = if *size == 0 { 100 } else { bytes * 100 / size };
+                let state = if *stalled { ", stalled" } else { "" };
+                format!(
+                    "⇣ {name} {percent}% of {}{state}",
+                    command::human_size(*size)
+                )
+            })
+            .collect();
+        block = block.title_bottom(
+            Line::from(format!(" {} ", parts.join(" · ")))
+                .style(Style::new().fg(Color::Cyan))
+                .right_aligned(),
+        );
     }
     frame.render_widget(Paragraph::new(lines).block(block), log_area);
 
@@ -1025,6 +1157,10 @@ enum Request {
     Export(std::path::PathBuf),
     /// List the messages kept here that hold these words.
     Search(String),
+    /// `/send`, `/accept`, `/cancel`.
+    Files(Command),
+    /// Send a private message to the member called this.
+    Msg(String, String),
     /// Leave.
     Quit,
 }
@@ -1046,6 +1182,13 @@ impl Ui {
             Entry::Command(Command::Peers) => Request::Peers,
             Entry::Command(Command::Verify(nick)) => Request::Verify(nick),
             Entry::Command(Command::Verified(nick)) => Request::Verified(nick),
+            Entry::Command(
+                command @ (Command::Send(_) | Command::Accept(_) | Command::Cancel(_)),
+            ) => Request::Files(command),
+            Entry::Command(Command::Msg(nick, text)) => {
+                self.follow();
+                Request::Msg(nick, text)
+            }
             Entry::Command(Command::Help) => {
                 for line in command::help(Mode::Tui)
                     .into_iter()
@@ -1117,6 +1260,19 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: &str) -> bool {
             }
         }
         Request::Join(nick) => engine.join(&nick),
+        Request::Files(command) => {
+            for line in command::files(engine, &command).await {
+                match line {
+                    Ok(text) => ui.notice(text),
+                    Err(text) => ui.error(text),
+                }
+            }
+        }
+        Request::Msg(nick, text) => {
+            if let Err(err) = engine.send_private(&nick, &text).await {
+                ui.error(format!("not sent: {err}"));
+            }
+        }
         Request::Peers => ui.peers(&engine.stats().await),
         Request::Clear => engine.clear_history(),
         Request::Verify(nick) => match engine.safety_number(&nick).await {
@@ -1231,6 +1387,72 @@ mod tests {
     }
 
     #[test]
+    fn private_messages_are_marked_and_keep_apart_from_the_room_order() {
+        let mut ui = conversation();
+        let Event::Message(mine) = message(peer("1", "dora"), 1, 9, "just for you", true) else {
+            unreachable!()
+        };
+        let Event::Message(theirs) = message(peer("2", "alice"), 1, 1, "thanks", false) else {
+            unreachable!()
+        };
+        let alice = peer("2", "alice");
+        ui.apply(&Event::PrivateMessage {
+            with: alice.clone(),
+            message: mine.clone(),
+        });
+        ui.apply(&Event::PrivateMessage {
+            with: alice.clone(),
+            message: theirs.clone(),
+        });
+        ui.apply(&Event::PrivateMessage {
+            with: alice.clone(),
+            message: theirs,
+        });
+        // A room message with an older clock still lands before the room's
+        // newer ones, not among the private ones.
+        ui.apply(&message(peer("3", "bob"), 1, 2, "room, from before", false));
+        let screen_text = screen(&ui, 80, 24);
+        assert!(screen_text.contains("[private] you → alice: just for you  (sending…)"));
+        assert!(screen_text.contains("[private] alice → you: thanks"));
+        assert_eq!(screen_text.matches("thanks").count(), 1);
+        let kinds: Vec<&str> = ui
+            .log
+            .iter()
+            .filter_map(|e| match e {
+                LogEntry::Message { text, .. } | LogEntry::Private { text, .. } => {
+                    Some(text.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "room, from before",
+                "hello from the browser",
+                "just for you",
+                "thanks"
+            ]
+        );
+        // Delivery of seq 1 to alice marks the private one, not dora's room
+        // message 1.
+        ui.apply(&message(peer("1", "dora"), 1, 10, "room mine", true));
+        ui.apply(&Event::PrivateDelivery {
+            with: alice,
+            seq: 1,
+        });
+        let screen_text = screen(&ui, 80, 24);
+        assert!(
+            screen_text.contains("just for you  (✓ delivered)"),
+            "{screen_text}"
+        );
+        assert!(
+            screen_text.contains("room mine  (sending…)"),
+            "{screen_text}"
+        );
+    }
+
+    #[test]
     fn late_history_lands_in_order_once_and_delivery_shows() {
         let mut ui = conversation();
         ui.apply(&message(peer("1", "dora"), 1, 6, "mine", true));
@@ -1242,7 +1464,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 LogEntry::Message { text, .. } => Some(text.as_str()),
-                LogEntry::Notice(_) | LogEntry::Error(_) => None,
+                LogEntry::Private { .. } | LogEntry::Notice(_) | LogEntry::Error(_) => None,
             })
             .collect();
         assert_eq!(texts, ["from before", "hello from the browser", "mine"]);
@@ -1564,7 +1786,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 LogEntry::Notice(text) | LogEntry::Error(text) => Some(text.as_str()),
-                LogEntry::Message { .. } => None,
+                LogEntry::Message { .. } | LogEntry::Private { .. } => None,
             })
             .collect()
     }

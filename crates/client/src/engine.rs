@@ -58,6 +58,12 @@ pub struct EngineOptions {
     /// Our long-term identity key: it signs our hello on every connection.
     /// Keep it in a file ([`crate::identity`]) so that others recognise us.
     pub identity: Arc<IdentityKey>,
+    /// Where files received are saved (created if missing); none: offers
+    /// are shown but not fetched.
+    pub download_dir: Option<std::path::PathBuf>,
+    /// Offers up to this many bytes are fetched without asking; larger
+    /// ones wait for [`Engine::accept_files`]. 0: none.
+    pub accept_files: u64,
 }
 
 impl EngineOptions {
@@ -77,6 +83,8 @@ impl EngineOptions {
             tls: crate::tls::default_config(),
             transport: crate::signaling::Transport::Auto,
             identity: Arc::new(IdentityKey::from_seed(rand::random())),
+            download_dir: default_download_dir(),
+            accept_files: files::DEFAULT_ACCEPT,
         }
     }
 }
@@ -268,6 +276,68 @@ pub enum Event {
         /// Who relayed it.
         by: Peer,
     },
+    /// A private message new to us, ours as sent or the other party's, live
+    /// or kept from an earlier run: an entry of the private conversation
+    /// with `with`, never part of the room's log. Show it marked private.
+    PrivateMessage {
+        /// The other party of the conversation.
+        with: Peer,
+        /// The message.
+        message: ChatMessage,
+    },
+    /// A file was offered, in the room or privately (ours, as offered, or
+    /// someone else's). Unless `waiting`, or it is ours, it is being
+    /// fetched; `waiting` ones are fetched once accepted
+    /// ([`Engine::accept_files`]).
+    FileOffered {
+        /// The offer.
+        file: FileInfo,
+        /// Larger than the auto-accept limit: waiting to be accepted.
+        waiting: bool,
+    },
+    /// How far fetching a file is (told a few times a second at most).
+    FileProgress {
+        /// The file's id.
+        fid: String,
+        /// Its plain name.
+        name: String,
+        /// Bytes held.
+        bytes: u64,
+        /// Its size.
+        size: u64,
+        /// Nothing arrived for a while; it keeps trying.
+        stalled: bool,
+    },
+    /// A file arrived whole, matched its offer's SHA-256, and was saved.
+    FileSaved {
+        /// The file's id.
+        fid: String,
+        /// Its plain name.
+        name: String,
+        /// Where it was saved.
+        path: std::path::PathBuf,
+        /// Its SHA-256, in lower-case hex.
+        sha256: String,
+    },
+    /// Fetching a file ended without it: cancelled (by us or its author),
+    /// it did not match its offer, or it could not be written. Nothing was
+    /// saved.
+    FileFailed {
+        /// The file's id.
+        fid: String,
+        /// Its plain name.
+        name: String,
+        /// Why, for people.
+        reason: String,
+    },
+    /// The other party of a private conversation now holds our message
+    /// number `seq` of that conversation.
+    PrivateDelivery {
+        /// The other party.
+        with: Peer,
+        /// Our message's number in the conversation.
+        seq: u64,
+    },
     /// A signal was refused (it did not authenticate, was replayed, or came
     /// from a clock too far off): it changed nothing. Told at most once a
     /// minute per member and kind.
@@ -281,6 +351,11 @@ pub enum Event {
         message: String,
     },
 }
+
+mod files;
+mod private;
+pub use files::{FileError, FileInfo, default_download_dir};
+pub use private::PrivateError;
 
 /// How often a refused signal of one kind from one member is told.
 const REFUSAL_NOTICE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -354,6 +429,16 @@ pub enum VerifyError {
 }
 
 enum Command {
+    OfferFile(
+        Option<String>,
+        std::path::PathBuf,
+        Box<peerchat_transfer::Digests>,
+        files::OfferReply,
+    ),
+    AcceptFiles(Option<String>, oneshot::Sender<Vec<FileInfo>>),
+    CancelFiles(Option<String>, oneshot::Sender<Vec<FileInfo>>),
+    MemberNamed(String, oneshot::Sender<Option<Peer>>),
+    SendPrivate(String, String, oneshot::Sender<Result<Peer, PrivateError>>),
     Safety(String, oneshot::Sender<Result<Safety, VerifyError>>),
     MarkVerified(String, oneshot::Sender<Result<Peer, VerifyError>>),
     Send(String),
@@ -452,6 +537,8 @@ impl Engine {
             deferred: Vec::new(),
             refusals_told: HashMap::new(),
             history: None,
+            private: None,
+            files: files::Files::new(options.download_dir.clone(), options.accept_files),
             nick: options.nick.clone(),
             options,
             signaling,
@@ -480,6 +567,72 @@ impl Engine {
         self.commands
             .send(Command::Send(text.to_owned()))
             .map_err(|_| SendError::Stopped)
+    }
+
+    /// Sends `text` privately to the member called `nick`: only over the
+    /// link to that member, kept here in the conversation with it, never in
+    /// the room's history. It comes back as an [`Event::PrivateMessage`];
+    /// if the link is not open, it goes when it opens.
+    pub async fn send_private(&self, nick: &str, text: &str) -> Result<Peer, PrivateError> {
+        peerchat_history::check_text(text)?;
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::SendPrivate(nick.to_owned(), text.to_owned(), tx))
+            .map_err(|_| PrivateError::Send(SendError::Stopped))?;
+        rx.await
+            .map_err(|_| PrivateError::Send(SendError::Stopped))?
+    }
+
+    /// Offers the file at `path` to the room, or privately to the member
+    /// called `to`: it is hashed here (read from disk piece by piece), its
+    /// offer goes into the log, and it is served to whoever fetches it
+    /// while the engine runs.
+    pub async fn offer_file(
+        &self,
+        to: Option<&str>,
+        path: &std::path::Path,
+    ) -> Result<FileInfo, FileError> {
+        let (path, digests) = files::hash_off_engine(path.to_owned()).await?;
+        let (tx, rx) = oneshot::channel();
+        let stopped = || FileError::Send(SendError::Stopped);
+        self.commands
+            .send(Command::OfferFile(
+                to.map(str::to_owned),
+                path,
+                Box::new(digests),
+                tx,
+            ))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Fetches the offers waiting to be accepted (over the auto-accept
+    /// limit) whose plain name (or id) is `name`, or all of them.
+    pub async fn accept_files(&self, name: Option<&str>) -> Vec<FileInfo> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self
+            .commands
+            .send(Command::AcceptFiles(name.map(str::to_owned), tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Stops fetching the files whose plain name (or id) is `name`, or all
+    /// of them; what arrived of them is deleted.
+    pub async fn cancel_files(&self, name: Option<&str>) -> Vec<FileInfo> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self
+            .commands
+            .send(Command::CancelFiles(name.map(str::to_owned), tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// The member called `nick`, if one is in the room.
+    pub async fn member(&self, nick: &str) -> Option<Peer> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self
+            .commands
+            .send(Command::MemberNamed(nick.to_owned(), tx));
+        rx.await.ok().flatten()
     }
 
     /// Forgets the room's history here (and in the history file); messages
@@ -685,6 +838,10 @@ struct State {
     refusals_told: HashMap<(String, &'static str), Instant>,
     /// The message log, once we know our peer id.
     history: Option<History>,
+    /// The private conversations, once we know our peer id.
+    private: Option<peerchat_history::private::Conversations>,
+    /// Files offered, held and fetched.
+    files: files::Files,
     options: EngineOptions,
     nick: String,
     signaling: Signaling,
@@ -825,6 +982,8 @@ impl State {
                     if let Some(history) = &mut self.history {
                         history.link_closed(&peer);
                     }
+                    self.private_link_closed(&peer);
+                    self.files_peer_down(&peer);
                     let member = self.peer_of(&peer);
                     self.emit(Event::MemberLeft { member });
                 }
@@ -866,11 +1025,15 @@ impl State {
                         let effects = history.link_opened(&peer);
                         self.apply(&peer, effects, 0);
                     }
+                    self.private_link_opened(&peer);
+                    self.files_peer_up(&peer);
                 }
                 Output::Down { peer } => {
                     if let Some(history) = &mut self.history {
                         history.link_closed(&peer);
                     }
+                    self.private_link_closed(&peer);
+                    self.files_peer_down(&peer);
                 }
             }
         }
@@ -879,6 +1042,21 @@ impl State {
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Send(text) => self.send_message(&text),
+            Command::OfferFile(to, path, digests, reply) => {
+                let _ = reply.send(self.offer_file(to.as_deref(), path, *digests));
+            }
+            Command::AcceptFiles(name, reply) => {
+                let _ = reply.send(self.accept_files(name.as_deref()));
+            }
+            Command::CancelFiles(name, reply) => {
+                let _ = reply.send(self.cancel_files(name.as_deref()));
+            }
+            Command::MemberNamed(nick, reply) => {
+                let _ = reply.send(self.member_named(&nick).map(|id| self.peer_of(&id)));
+            }
+            Command::SendPrivate(nick, text, reply) => {
+                let _ = reply.send(self.send_private(&nick, &text));
+            }
             Command::ClearHistory => {
                 if let Some(history) = &mut self.history {
                     history.clear();
@@ -923,10 +1101,13 @@ impl State {
                 );
             }
             Command::Messages(reply) => {
-                let messages = self
-                    .history
-                    .as_ref()
-                    .map_or_else(Vec::new, |h| h.messages().cloned().collect::<Vec<_>>());
+                // File offers are told as such, not as messages.
+                let messages = self.history.as_ref().map_or_else(Vec::new, |h| {
+                    h.messages()
+                        .filter(|m| m.file.is_none())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                });
                 let _ = reply.send(messages.into_iter().map(|m| self.view(m)).collect());
             }
             Command::Code(blob) => {
@@ -1085,6 +1266,10 @@ impl State {
         for effect in effects {
             match effect {
                 Effect::Added(message) => {
+                    if let Some(file) = &message.file {
+                        self.file_offered(&message.author, file, None, false);
+                        continue;
+                    }
                     let view = self.view(message);
                     self.emit(Event::Message(view));
                 }
@@ -1348,7 +1533,12 @@ impl State {
             })
             .unwrap_or_default();
         self.history = Some(history);
+        self.new_conversations(me);
         for message in restored {
+            if let Some(file) = &message.file {
+                self.file_offered(&message.author, file, None, true);
+                continue;
+            }
             let view = ChatMessage {
                 stored: true,
                 ..self.view(message)
@@ -1432,6 +1622,7 @@ impl State {
                     .await
             }
             LinkEvent::Message(text) => self.on_peer_message(&peer, &sid, &text).await,
+            LinkEvent::FileChannel(channel) => self.file_channel(&peer, channel),
             LinkEvent::Closed => {
                 // Its task has ended: the handle is of no more use.
                 self.links.remove(&peer);
@@ -1557,6 +1748,10 @@ impl State {
         if let Some(history) = &mut self.history {
             let effects = history.key_confirmed(peer, &hello.key);
             self.apply(peer, effects, 0);
+        }
+        if let Some(private) = &mut self.private {
+            let effects = private.key_confirmed(peer, &hello.key);
+            self.apply_private(peer, effects, 0);
         }
         if let Some(current) = self.links.get_mut(peer) {
             current.verified = Some(hello.key);
@@ -1716,6 +1911,9 @@ impl State {
             }
         }
         let nick = self.peer_of(from).nick;
+        if let Some(body) = peerchat_history::private::unwrap(text) {
+            return self.on_private(from, &nick, &body);
+        }
         let Some(history) = &mut self.history else {
             return;
         };

@@ -39,6 +39,9 @@ use webrtc::peer_connection::{
 /// The label of the one data channel between two members.
 pub const CHANNEL_LABEL: &str = "chat";
 
+/// The label of a transfer channel (docs/protocol.md, "Transfer channels").
+pub const FILE_LABEL: &str = "file";
+
 /// How long draining waits between looks at the send buffer.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
@@ -84,8 +87,21 @@ pub enum LinkEvent {
     },
     /// A text message arrived on the data channel.
     Message(String),
+    /// The other side opened a transfer channel (label `file`) on this
+    /// connection: it fetches a file from us.
+    FileChannel(Channel),
     /// The link is gone for good.
     Closed,
+}
+
+/// A data channel of a connection, beside its `chat` channel.
+#[derive(Clone)]
+pub struct Channel(pub Arc<dyn DataChannel>);
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Channel")
+    }
 }
 
 /// The route of a connection and its figures.
@@ -172,6 +188,7 @@ pub struct Link {
 }
 
 enum Command {
+    OpenFile(oneshot::Sender<Result<Arc<dyn DataChannel>, webrtc::error::Error>>),
     Remote(Box<SignalPayload>),
     Send(String),
     Drain(oneshot::Sender<()>),
@@ -305,6 +322,17 @@ impl std::fmt::Debug for LinkHandle {
 }
 
 impl LinkHandle {
+    /// Opens a transfer channel (label `file`, reliable and ordered) on
+    /// this connection, to fetch a file from the other side.
+    pub async fn open_file_channel(&self) -> Result<Arc<dyn DataChannel>, webrtc::error::Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::OpenFile(tx))
+            .map_err(|_| webrtc::error::Error::ErrDataChannelClosed)?;
+        rx.await
+            .map_err(|_| webrtc::error::Error::ErrDataChannelClosed)?
+    }
+
     /// Resolves once everything sent so far has left the send buffer (or
     /// the link is gone).
     pub async fn drain(&self) {
@@ -523,7 +551,16 @@ impl LinkTask {
                     let label = dc.label().await.unwrap_or_default();
                     if label == CHANNEL_LABEL && self.dc.is_none() {
                         self.use_channel(dc);
+                    } else if label == FILE_LABEL {
+                        (self.emit)(LinkEvent::FileChannel(Channel(dc)));
                     }
+                }
+                Command::OpenFile(reply) => {
+                    let init = RTCDataChannelInit {
+                        ordered: true,
+                        ..RTCDataChannelInit::default()
+                    };
+                    let _ = reply.send(self.pc.create_data_channel(FILE_LABEL, Some(init)).await);
                 }
                 Command::ChannelEvent(event) => match event {
                     // (Telling the engine is the guard's work; a channel

@@ -44,6 +44,12 @@ pub enum StoreError {
     BadState(#[from] serde_json::Error),
 }
 
+/// A file offer as kept; one that no longer reads is left out.
+fn file_from_json(json: &str) -> Option<peerchat_protocol::file::FileMeta> {
+    let value = serde_json::from_str(json).ok()?;
+    peerchat_protocol::file::FileMeta::from_value(&value).ok()
+}
+
 /// SQLite integers are signed; every number here is at most 2^53 - 1.
 fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -131,6 +137,7 @@ impl Store {
             ("key", "TEXT NOT NULL DEFAULT ''"),
             ("sig", "TEXT NOT NULL DEFAULT ''"),
             ("relayed_by", "TEXT"),
+            ("file", "TEXT"),
         ] {
             if !columns.iter().any(|c| c == column) {
                 db.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} {kind};"))
@@ -209,7 +216,7 @@ impl Store {
         let mut statement = self
             .db
             .prepare(
-                "SELECT author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by
+                "SELECT author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by, file
                  FROM messages WHERE room = ?1",
             )
             .map_err(|e| self.sql(e))?;
@@ -223,8 +230,10 @@ impl Store {
                     id: row.get(4)?,
                     ts: unsigned(row.get(5)?),
                     text: row.get(6)?,
-                    // File offers are not kept yet: no client makes them.
-                    file: None,
+                    file: row
+                        .get::<_, Option<String>>(11)?
+                        .and_then(|json| file_from_json(&json))
+                        .map(Box::new),
                     alg: row.get(7)?,
                     key: row.get(8)?,
                     sig: row.get(9)?,
@@ -383,8 +392,8 @@ impl Store {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO messages
-                         (room, author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                         (room, author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by, file)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 )
                 .map_err(sql)?;
             for m in messages {
@@ -401,7 +410,10 @@ impl Store {
                         m.alg,
                         m.key,
                         m.sig,
-                        m.relayed_by
+                        m.relayed_by,
+                        m.file
+                            .as_deref()
+                            .map(peerchat_protocol::file::FileMeta::to_json)
                     ])
                     .map_err(sql)?;
             }
@@ -487,6 +499,46 @@ impl Store {
         )
         .map_err(sql)?;
         tx.commit().map_err(sql)
+    }
+
+    /// The name under which the private conversation with `peer` in `room`
+    /// is kept: pass it where the methods take a room. It holds a space,
+    /// which no room id does, so it never names a room.
+    pub fn conversation(room: &str, peer: &str) -> String {
+        format!("{room} private:{peer}")
+    }
+
+    /// The other parties of this member's private conversations kept of
+    /// `room`.
+    pub fn conversations(&self, room: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = Self::conversation(room, "");
+        let suffix = match &self.member {
+            Some(member) => format!("/{member}"),
+            None => String::new(),
+        };
+        let mut statement = self
+            .db
+            .prepare(
+                "SELECT room FROM messages WHERE substr(room, 1, ?2) = ?1
+                 UNION SELECT room FROM state WHERE substr(room, 1, ?2) = ?1",
+            )
+            .map_err(|e| self.sql(e))?;
+        let names: Vec<String> = statement
+            .query_map(
+                params![prefix, signed(prefix.chars().count() as u64)],
+                |row| row.get(0),
+            )
+            .and_then(Iterator::collect)
+            .map_err(|e| self.sql(e))?;
+        let mut peers: Vec<String> = names
+            .iter()
+            .filter_map(|name| name.strip_prefix(&prefix)?.strip_suffix(&suffix))
+            .filter(|peer| !peer.is_empty() && !peer.contains('/'))
+            .map(str::to_owned)
+            .collect();
+        peers.sort();
+        peers.dedup();
+        Ok(peers)
     }
 
     /// Forgets a room's messages.

@@ -386,6 +386,12 @@ impl Receiver {
         }
     }
 
+    /// The pieces' hashes, once the list arrived and checked out against
+    /// the offer's `root` (what a holder of the file serves).
+    pub fn hash_list(&self) -> Option<&[Hash]> {
+        self.list.as_deref()
+    }
+
     /// The members it fetches from now.
     pub fn sources(&self) -> impl Iterator<Item = &str> {
         self.sources.keys().map(String::as_str)

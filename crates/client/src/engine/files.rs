@@ -1,0 +1,1140 @@
+//! Files in the engine: the driver of `peerchat-transfer`.
+//!
+//! Offering hashes the file from disk piece by piece and adds a file offer to
+//! the room's log (or to the private conversation with one member). Each
+//! offer received is fetched by a task of its own driving a
+//! [`Receiver`]: it opens transfer channels (label `file`) on the links to
+//! the holders it picks, writes the pieces to a partial file in the download
+//! directory as they arrive, and renames it when the whole file checks out.
+//! Each transfer channel a member opens to us is served by a task driving a
+//! [`Sender`]: it reads the file piece by piece and hands the channel data
+//! only while it has room (webrtc-rs's send buffer limit and
+//! `bufferedAmountLowThreshold`). The engine only starts these tasks, tells
+//! the receivers which holders are up, and keeps the files held.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use peerchat_protocol::file::{FileMeta, hex};
+use peerchat_transfer::wire::{Control, Reason};
+use peerchat_transfer::{
+    Canceller, FileHasher, Hash, ReceiverAction, ReceiverConfig, ReceiverState, Sender,
+    SenderAction, SenderConfig, SenderState,
+};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+
+use super::{Event, Peer, State, now_ms};
+use crate::peer::{Channel, LinkHandle};
+
+/// The offers up to this size are fetched without asking, by default
+/// (10 MiB, docs/protocol.md).
+pub const DEFAULT_ACCEPT: u64 = 10 << 20;
+
+/// How often a transfer's progress is told, at most.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Most bytes written to a partial file at once.
+const COALESCE: usize = 1 << 20;
+
+/// Most channel events taken at once before carrying out what they ask.
+const BATCH: usize = 64;
+
+/// A holder waits this long for a `get` on a channel opened to it.
+const GET_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where received files go by default: `$XDG_DOWNLOAD_DIR`, else the
+/// download directory named in `$XDG_CONFIG_HOME/user-dirs.dirs`
+/// (`~/.config/…`), else `~/Downloads`.
+pub fn default_download_dir() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
+    if let Some(dir) = std::env::var_os("XDG_DOWNLOAD_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".config")));
+    if let Some(text) = config.and_then(|c| std::fs::read_to_string(c.join("user-dirs.dirs")).ok())
+    {
+        if let Some(dir) = user_dirs_download(&text, home.as_deref()) {
+            return Some(dir);
+        }
+    }
+    home.map(|h| h.join("Downloads"))
+}
+
+/// The download directory a `user-dirs.dirs` file names
+/// (`XDG_DOWNLOAD_DIR="$HOME/Downloads"`): an absolute path, or one under
+/// `$HOME`.
+fn user_dirs_download(text: &str, home: Option<&Path>) -> Option<PathBuf> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("XDG_DOWNLOAD_DIR="))?;
+    let value = line["XDG_DOWNLOAD_DIR=".len()..].trim_matches('"');
+    if let Some(rest) = value.strip_prefix("$HOME") {
+        let rest = rest.trim_start_matches('/');
+        return home.map(|h| {
+            if rest.is_empty() {
+                h.to_owned()
+            } else {
+                h.join(rest)
+            }
+        });
+    }
+    value.starts_with('/').then(|| PathBuf::from(value))
+}
+
+/// A file offer, as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileInfo {
+    /// The file's id in the offer.
+    pub fid: String,
+    /// The plain name it is shown and saved under (docs/protocol.md, "File
+    /// names"): never a path, no control or bidi characters.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its media type, as offered.
+    #[serde(rename = "type")]
+    pub mime: String,
+    /// The SHA-256 of the whole file, in lower-case hex.
+    pub sha256: String,
+    /// Who offered it.
+    pub from: Peer,
+    /// Whether we offered it.
+    pub own: bool,
+    /// Offered privately: the other party of the conversation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private: Option<Peer>,
+}
+
+/// Why a file was not offered, or a command about files failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a regular file.
+    #[error("{0} is not a file")]
+    NotAFile(PathBuf),
+    /// Over 1 TiB.
+    #[error("{0} is too large to offer (over 1 TiB)")]
+    TooLarge(PathBuf),
+    /// No member has that nickname.
+    #[error("nobody called {0:?} is here")]
+    NoSuchMember(String),
+    /// The offer could not be added to the log.
+    #[error(transparent)]
+    Send(#[from] peerchat_history::SendError),
+}
+
+/// Hashes the file at `path` from disk, piece by piece: its offer's
+/// digests and hash list. Blocking: run it off the engine.
+pub fn hash_file(path: &Path) -> Result<peerchat_transfer::Digests, FileError> {
+    let read = |source| FileError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let meta = file.metadata().map_err(read)?;
+    if !meta.is_file() {
+        return Err(FileError::NotAFile(path.to_owned()));
+    }
+    let piece = peerchat_transfer::hash::piece_size_for(meta.len())
+        .ok_or_else(|| FileError::TooLarge(path.to_owned()))?;
+    let mut hasher = FileHasher::new(piece);
+    let mut buf = vec![0; 1 << 18];
+    let mut reader = std::io::BufReader::new(file);
+    loop {
+        let n = std::io::Read::read(&mut reader, &mut buf).map_err(read)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish())
+}
+
+/// The media type peerchat writes for the file at `path`, from its first
+/// bytes.
+fn media_type(path: &Path) -> &'static str {
+    let mut prefix = [0u8; 16];
+    let n = std::fs::File::open(path)
+        .and_then(|f| f.read_at(&mut prefix, 0))
+        .unwrap_or(0);
+    peerchat_transfer::sniff::media_type(&prefix[..n])
+}
+
+/// A file this member holds whole and may serve.
+#[derive(Clone)]
+struct Held {
+    meta: FileMeta,
+    list: Arc<[Hash]>,
+    path: PathBuf,
+    /// Offered privately: the only member it is served to.
+    only: Option<String>,
+}
+
+/// What the serving tasks share with the engine.
+#[derive(Default)]
+struct Registry {
+    held: HashMap<String, Held>,
+    /// Transfers served, per member.
+    serving: HashMap<String, usize>,
+}
+
+/// The files part of the engine's state.
+pub(super) struct Files {
+    registry: Arc<Mutex<Registry>>,
+    /// The transfers fetching, by `fid`.
+    receiving: HashMap<String, Receiving>,
+    dir: Option<PathBuf>,
+    auto_accept: u64,
+}
+
+struct Receiving {
+    info: FileInfo,
+    commands: mpsc::UnboundedSender<ToReceiver>,
+    /// Waiting for the user to accept it.
+    waiting: bool,
+    /// Only this member may serve it (a private offer).
+    only: Option<String>,
+}
+
+enum ToReceiver {
+    Up(String, LinkHandle),
+    Down(String),
+    Accept,
+    Cancel,
+}
+
+impl Files {
+    pub(super) fn new(dir: Option<PathBuf>, auto_accept: u64) -> Self {
+        Self {
+            registry: Arc::default(),
+            receiving: HashMap::new(),
+            dir,
+            auto_accept,
+        }
+    }
+}
+
+/// Serialises a [`ReceiverState`] failure for people.
+fn failure_text(state: ReceiverState) -> String {
+    match state {
+        ReceiverState::Failed(err) => err.to_string(),
+        ReceiverState::Cancelled(Canceller::Us) => "cancelled".to_owned(),
+        ReceiverState::Cancelled(Canceller::Author) => "cancelled by its author".to_owned(),
+        _ => "stopped".to_owned(),
+    }
+}
+
+impl State {
+    /// `/send [NICK] PATH`, once the file is hashed.
+    pub(super) fn offer_file(
+        &mut self,
+        to: Option<&str>,
+        path: PathBuf,
+        digests: peerchat_transfer::Digests,
+    ) -> Result<FileInfo, FileError> {
+        let to = match to {
+            Some(nick) => Some(
+                self.member_named(nick)
+                    .ok_or_else(|| FileError::NoSuchMember(nick.to_owned()))?,
+            ),
+            None => None,
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".to_owned());
+        let meta = digests.offer(&crate::random_id(), &name, media_type(&path));
+        meta.validate()
+            .map_err(|e| FileError::Send(peerchat_history::SendError::Invalid(e)))?;
+        let identity = self.options.identity.clone();
+        let id = crate::random_id();
+        let nick = self.nick.clone();
+        let message = match &to {
+            None => {
+                let recipients: Vec<String> =
+                    self.mesh.members().map(|m| m.id().to_owned()).collect();
+                let history = self
+                    .history
+                    .as_mut()
+                    .ok_or(peerchat_history::SendError::Stopped)?;
+                let (message, envelope) =
+                    history.send_file(&identity, &id, &nick, meta.clone(), now_ms(), recipients)?;
+                self.persist(std::slice::from_ref(&message), true);
+                for current in self.links.values().filter(|c| c.usable()) {
+                    current.link.send(envelope.clone());
+                }
+                message
+            }
+            Some(peer) => {
+                let private = self
+                    .private
+                    .as_mut()
+                    .ok_or(peerchat_history::SendError::Stopped)?;
+                let (message, envelope) =
+                    private.send_file(&identity, peer, &id, &nick, meta.clone(), now_ms())?;
+                self.persist_private(peer, std::slice::from_ref(&message), true);
+                if let Some(current) = self.links.get(peer).filter(|c| c.usable()) {
+                    current.link.send(envelope);
+                }
+                message
+            }
+        };
+        let held = Held {
+            meta: meta.clone(),
+            list: digests.pieces.into(),
+            path,
+            only: to.clone(),
+        };
+        lock(&self.files.registry)
+            .held
+            .insert(meta.fid.clone(), held);
+        let info = self.file_info(&message.author, &meta, to.as_deref());
+        self.emit(Event::FileOffered {
+            file: info.clone(),
+            waiting: false,
+        });
+        Ok(info)
+    }
+
+    /// The member called `nick` (exactly, or as its pin name).
+    pub(super) fn member_named(&self, nick: &str) -> Option<String> {
+        let wanted = peerchat_e2e::pin_name(nick);
+        self.mesh
+            .members()
+            .find(|m| m.nick() == nick)
+            .or_else(|| {
+                self.mesh
+                    .members()
+                    .find(|m| peerchat_e2e::pin_name(m.nick()) == wanted)
+            })
+            .map(|m| m.id().to_owned())
+    }
+
+    fn file_info(&self, author: &str, meta: &FileMeta, private: Option<&str>) -> FileInfo {
+        FileInfo {
+            fid: meta.fid.clone(),
+            name: peerchat_transfer::name::sanitize(&meta.name),
+            size: meta.size,
+            mime: meta.mime.clone(),
+            sha256: hex(&meta.sha256),
+            from: self.peer_of(author),
+            own: self.history.as_ref().is_some_and(|h| h.me() == author),
+            private: private.map(|p| self.peer_of(p)),
+        }
+    }
+
+    /// A file offer entered a log (the room's, or the private conversation
+    /// with `private`): shown, and fetched unless it is ours or was kept
+    /// from an earlier run.
+    pub(super) fn file_offered(
+        &mut self,
+        author: &str,
+        meta: &FileMeta,
+        private: Option<&str>,
+        stored: bool,
+    ) {
+        let info = self.file_info(author, meta, private);
+        if info.own || stored || self.files.receiving.contains_key(&meta.fid) {
+            if !info.own {
+                self.emit(Event::FileOffered {
+                    file: info,
+                    waiting: false,
+                });
+            }
+            return;
+        }
+        let Some(dir) = self.files.dir.clone() else {
+            self.emit(Event::FileOffered {
+                file: info,
+                waiting: false,
+            });
+            return;
+        };
+        let config = ReceiverConfig {
+            auto_accept: self.files.auto_accept,
+            ..ReceiverConfig::default()
+        };
+        let waiting = config.auto_accept == 0 || meta.size > config.auto_accept;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let only = private.map(str::to_owned);
+        // Who may serve it: anyone up for a room offer; the other party
+        // only for a private one.
+        for (peer, current) in &self.links {
+            if current.usable() && only.as_ref().is_none_or(|o| o == peer) {
+                let _ = tx.send(ToReceiver::Up(peer.clone(), current.link.handle()));
+            }
+        }
+        let task = ReceiveTask {
+            meta: meta.clone(),
+            info: info.clone(),
+            dir,
+            events: self.events.clone(),
+            registry: self.files.registry.clone(),
+            only: only.clone(),
+        };
+        tokio::spawn(task.run(author.to_owned(), config, rx));
+        self.files.receiving.insert(
+            meta.fid.clone(),
+            Receiving {
+                info: info.clone(),
+                commands: tx,
+                waiting,
+                only,
+            },
+        );
+        self.emit(Event::FileOffered {
+            file: info,
+            waiting,
+        });
+    }
+
+    /// `peer`'s link is up (verified): the transfers may fetch from it.
+    pub(super) fn files_peer_up(&mut self, peer: &str) {
+        let Some(handle) = self
+            .links
+            .get(peer)
+            .filter(|c| c.usable())
+            .map(|c| c.link.handle())
+        else {
+            return;
+        };
+        self.files.receiving.retain(|_, r| {
+            if r.only.as_ref().is_some_and(|o| o != peer) {
+                return true;
+            }
+            r.commands
+                .send(ToReceiver::Up(peer.to_owned(), handle.clone()))
+                .is_ok()
+        });
+    }
+
+    /// `peer`'s link is down.
+    pub(super) fn files_peer_down(&mut self, peer: &str) {
+        self.files
+            .receiving
+            .retain(|_, r| r.commands.send(ToReceiver::Down(peer.to_owned())).is_ok());
+    }
+
+    /// `/accept [NAME]`: the offers waiting whose name is NAME (all of them
+    /// without one) are fetched.
+    pub(super) fn accept_files(&mut self, name: Option<&str>) -> Vec<FileInfo> {
+        let mut accepted = Vec::new();
+        for r in self.files.receiving.values_mut() {
+            if r.waiting && name.is_none_or(|n| n == r.info.name || n == r.info.fid) {
+                if r.commands.send(ToReceiver::Accept).is_ok() {
+                    accepted.push(r.info.clone());
+                }
+                r.waiting = false;
+            }
+        }
+        accepted
+    }
+
+    /// `/cancel [NAME]`: stops fetching the files (all of them without a
+    /// name) not complete yet.
+    pub(super) fn cancel_files(&mut self, name: Option<&str>) -> Vec<FileInfo> {
+        let mut cancelled = Vec::new();
+        self.files.receiving.retain(|_, r| {
+            if name.is_none_or(|n| n == r.info.name || n == r.info.fid) {
+                if r.commands.send(ToReceiver::Cancel).is_ok() {
+                    cancelled.push(r.info.clone());
+                }
+                return false;
+            }
+            true
+        });
+        cancelled
+    }
+
+    /// A member opened a transfer channel to us: it is served if its hello
+    /// verified, by a task of its own.
+    pub(super) fn file_channel(&mut self, peer: &str, channel: Channel) {
+        let verified = self.links.get(peer).is_some_and(|c| c.verified.is_some());
+        let dc = channel.0;
+        if !verified {
+            tokio::spawn(async move {
+                let _ = dc.close().await;
+            });
+            return;
+        }
+        let task = ServeTask {
+            peer: peer.to_owned(),
+            dc,
+            registry: self.files.registry.clone(),
+        };
+        tokio::spawn(task.run());
+    }
+}
+
+fn lock(registry: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
+    registry.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a channel's reader task forwards.
+enum ChannelEvent {
+    Open,
+    Text(String),
+    Binary(Vec<u8>),
+    Low,
+    Closed,
+}
+
+/// Forwards a data channel's events, tagged, until it closes.
+fn read_channel<T: Clone + Send + 'static>(
+    dc: Arc<dyn DataChannel>,
+    tag: T,
+    out: mpsc::UnboundedSender<(T, ChannelEvent)>,
+) {
+    tokio::spawn(async move {
+        while let Some(event) = dc.poll().await {
+            let event = match event {
+                DataChannelEvent::OnOpen => ChannelEvent::Open,
+                DataChannelEvent::OnMessage(m) if m.is_string => {
+                    match String::from_utf8(m.data.to_vec()) {
+                        Ok(text) => ChannelEvent::Text(text),
+                        Err(_) => ChannelEvent::Binary(Vec::new()),
+                    }
+                }
+                DataChannelEvent::OnMessage(m) => ChannelEvent::Binary(m.data.to_vec()),
+                DataChannelEvent::OnBufferedAmountLow => ChannelEvent::Low,
+                DataChannelEvent::OnClose => break,
+                _ => continue,
+            };
+            if out.send((tag.clone(), event)).is_err() {
+                return;
+            }
+        }
+        let _ = out.send((tag, ChannelEvent::Closed));
+    });
+}
+
+/// Sleeps until `deadline` (engine milliseconds since `epoch`), or never.
+async fn sleep_until_ms(epoch: Instant, deadline: Option<u64>) {
+    match deadline {
+        Some(ms) => tokio::time::sleep_until((epoch + Duration::from_millis(ms)).into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn ms_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The holder's side of one transfer channel.
+struct ServeTask {
+    peer: String,
+    dc: Arc<dyn DataChannel>,
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl ServeTask {
+    async fn run(self) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        read_channel(self.dc.clone(), (), tx);
+        let epoch = Instant::now();
+        // The first message must be `get`.
+        let get = tokio::time::timeout(GET_TIMEOUT, async {
+            loop {
+                match rx.recv().await {
+                    Some(((), ChannelEvent::Text(text))) => return Some(text),
+                    Some(((), ChannelEvent::Closed)) | None => return None,
+                    Some(_) => {}
+                }
+            }
+        })
+        .await;
+        let Ok(Some(text)) = get else {
+            let _ = self.dc.close().await;
+            return;
+        };
+        let Ok(Control::Get { fid, sha256, list }) = Control::parse(&text) else {
+            return self.refuse(Reason::Protocol).await;
+        };
+        let held = {
+            let mut registry = lock(&self.registry);
+            let held = registry
+                .held
+                .get(&fid)
+                .filter(|h| h.meta.sha256 == sha256)
+                .filter(|h| h.only.as_ref().is_none_or(|o| *o == self.peer))
+                .cloned();
+            let total: usize = registry.serving.values().sum();
+            let mine = registry.serving.get(&self.peer).copied().unwrap_or(0);
+            match held {
+                None => Err(Reason::Unavailable),
+                Some(_)
+                    if total >= peerchat_transfer::sender::MAX_SERVING
+                        || mine >= peerchat_transfer::sender::MAX_SERVING_PER_PEER =>
+                {
+                    Err(Reason::Busy)
+                }
+                Some(held) => {
+                    *registry.serving.entry(self.peer.clone()).or_default() += 1;
+                    Ok(held)
+                }
+            }
+        };
+        let held = match held {
+            Ok(held) => held,
+            Err(reason) => return self.refuse(reason).await,
+        };
+        let state = self.serve(&held, list, epoch, &mut rx).await;
+        {
+            let mut registry = lock(&self.registry);
+            if let Some(n) = registry.serving.get_mut(&self.peer) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    registry.serving.remove(&self.peer);
+                }
+            }
+            if state == SenderState::Failed(peerchat_transfer::SenderError::Changed) {
+                // It no longer matches its offer: never served again.
+                registry.held.remove(&held.meta.fid);
+            }
+        }
+        let _ = self.dc.close().await;
+    }
+
+    async fn refuse(&self, reason: Reason) {
+        let _ = self
+            .dc
+            .send_text(&Control::Cancel { reason }.to_json())
+            .await;
+        let _ = self.dc.close().await;
+    }
+
+    async fn serve(
+        &self,
+        held: &Held,
+        list: bool,
+        epoch: Instant,
+        rx: &mut mpsc::UnboundedReceiver<((), ChannelEvent)>,
+    ) -> SenderState {
+        let file = match std::fs::File::open(&held.path) {
+            Ok(file) => file,
+            Err(err) => {
+                tracing::warn!(%err, path = %held.path.display(), "cannot read a file offered");
+                self.refuse(Reason::Changed).await;
+                return SenderState::Failed(peerchat_transfer::SenderError::Changed);
+            }
+        };
+        let config = SenderConfig::default();
+        let _ = self
+            .dc
+            .set_buffered_amount_low_threshold(u32::try_from(config.low_water).unwrap_or(u32::MAX))
+            .await;
+        let (mut sender, first) = Sender::new(
+            held.meta.clone(),
+            held.list.clone(),
+            list,
+            config,
+            ms_since(epoch),
+        );
+        let mut queue: VecDeque<SenderAction> = first.into();
+        loop {
+            // Carry out what it asks, feeding back reads and the amount
+            // buffered after each batch of sends.
+            let mut sent = false;
+            while let Some(action) = queue.pop_front() {
+                match action {
+                    SenderAction::SendText(text) => {
+                        let _ = self.dc.send_text(&text).await;
+                    }
+                    SenderAction::SendBinary(bytes) => {
+                        // Waits while the channel holds more than webrtc-rs's
+                        // send buffer limit.
+                        if self.dc.send(BytesMut::from(&bytes[..])).await.is_err() {
+                            queue.extend(sender.closed(ms_since(epoch)));
+                        }
+                        sent = true;
+                    }
+                    SenderAction::Read { offset, len } => {
+                        let mut buf = vec![0; usize::try_from(len).unwrap_or(0)];
+                        let n = read_fully(&file, &mut buf, offset);
+                        buf.truncate(n);
+                        queue.extend(sender.read(offset, buf, ms_since(epoch)));
+                    }
+                    SenderAction::Close => {
+                        let _ = self.dc.close().await;
+                    }
+                    SenderAction::State(state) => {
+                        if state != SenderState::Serving {
+                            return state;
+                        }
+                    }
+                }
+                if queue.is_empty() && sent {
+                    sent = false;
+                    let amount = self.dc.outstanding_bytes().await.unwrap_or(0) as u64;
+                    queue.extend(sender.buffered(amount, ms_since(epoch)));
+                }
+            }
+            let deadline = sender.next_deadline();
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Some(((), ChannelEvent::Text(text))) => {
+                        queue.extend(sender.text(&text, ms_since(epoch)));
+                    }
+                    Some(((), ChannelEvent::Low)) => {
+                        let amount = self.dc.outstanding_bytes().await.unwrap_or(0) as u64;
+                        queue.extend(sender.buffered(amount, ms_since(epoch)));
+                    }
+                    Some(((), ChannelEvent::Binary(_))) => {
+                        queue.extend(sender.text("", ms_since(epoch)));
+                    }
+                    Some(((), ChannelEvent::Open)) => {}
+                    Some(((), ChannelEvent::Closed)) | None => {
+                        queue.extend(sender.closed(ms_since(epoch)));
+                    }
+                },
+                () = sleep_until_ms(epoch, deadline), if deadline.is_some() => {
+                    queue.extend(sender.handle_timeout(ms_since(epoch)));
+                }
+            }
+            if queue.is_empty() && sender.state() != SenderState::Serving {
+                return sender.state();
+            }
+        }
+    }
+}
+
+/// Reads up to `buf.len()` bytes at `offset`; fewer at the end of the file.
+fn read_fully(file: &std::fs::File, buf: &mut [u8], offset: u64) -> usize {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => done += n,
+        }
+    }
+    done
+}
+
+/// The fetching side of one offer.
+struct ReceiveTask {
+    meta: FileMeta,
+    info: FileInfo,
+    dir: PathBuf,
+    events: mpsc::UnboundedSender<Event>,
+    registry: Arc<Mutex<Registry>>,
+    only: Option<String>,
+}
+
+/// A transfer channel of a receiver, per holder.
+struct Source {
+    generation: u64,
+    dc: Option<Arc<dyn DataChannel>>,
+}
+
+impl ReceiveTask {
+    fn partial_path(&self) -> PathBuf {
+        self.dir.join(format!(".peerchat-{}.part", self.meta.fid))
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn fail(&self, reason: String) {
+        let _ = std::fs::remove_file(self.partial_path());
+        self.emit(Event::FileFailed {
+            fid: self.info.fid.clone(),
+            name: self.info.name.clone(),
+            reason,
+        });
+    }
+
+    async fn run(
+        self,
+        author: String,
+        config: ReceiverConfig,
+        mut commands: mpsc::UnboundedReceiver<ToReceiver>,
+    ) {
+        let epoch = Instant::now();
+        let mut receiver = peerchat_transfer::Receiver::new(self.meta.clone(), author, config);
+        let mut links: HashMap<String, LinkHandle> = HashMap::new();
+        let mut sources: HashMap<String, Source> = HashMap::new();
+        let mut generation = 0u64;
+        let (chan_tx, mut chan_rx) = mpsc::unbounded_channel::<((String, u64), ChannelEvent)>();
+        let (open_tx, mut open_rx) =
+            mpsc::unbounded_channel::<(String, u64, Option<Arc<dyn DataChannel>>)>();
+        let mut file: Option<std::fs::File> = None;
+        let mut last_progress: Option<Instant> = None;
+        let mut stalled = false;
+        // Bytes to write at an offset, not written yet.
+        let mut pending: Option<(u64, Vec<u8>)> = None;
+        // Why it stops, when the driver stops it.
+        let mut failure: Option<String> = None;
+        let mut queue: VecDeque<ReceiverAction> = receiver.start(ms_since(epoch)).into();
+        loop {
+            while let Some(action) = queue.pop_front() {
+                let now = ms_since(epoch);
+                match action {
+                    ReceiverAction::Open { peer } => {
+                        generation += 1;
+                        sources.insert(
+                            peer.clone(),
+                            Source {
+                                generation,
+                                dc: None,
+                            },
+                        );
+                        match links.get(&peer).cloned() {
+                            Some(handle) => {
+                                let open_tx = open_tx.clone();
+                                let g = generation;
+                                tokio::spawn(async move {
+                                    let dc = handle.open_file_channel().await.ok();
+                                    let _ = open_tx.send((peer, g, dc));
+                                });
+                            }
+                            None => queue.extend(receiver.closed(&peer, now)),
+                        }
+                    }
+                    ReceiverAction::Send { peer, text } => {
+                        if let Some(dc) = sources.get(&peer).and_then(|s| s.dc.clone()) {
+                            let _ = dc.send_text(&text).await;
+                        }
+                    }
+                    ReceiverAction::Close { peer } => {
+                        if let Some(dc) = sources.remove(&peer).and_then(|s| s.dc) {
+                            tokio::spawn(async move {
+                                let _ = dc.close().await;
+                            });
+                        }
+                    }
+                    ReceiverAction::Write { offset, data } => {
+                        // Writes that continue each other go to the file
+                        // together (one system call, not one per 16 KiB).
+                        match &mut pending {
+                            Some((at, bytes))
+                                if *at + bytes.len() as u64 == offset
+                                    && bytes.len() + data.len() <= COALESCE =>
+                            {
+                                bytes.extend_from_slice(&data);
+                            }
+                            _ => {
+                                if let Some(write) = pending.take() {
+                                    queue.extend(self.flush(
+                                        &mut file,
+                                        write,
+                                        &mut receiver,
+                                        &mut failure,
+                                        now,
+                                    ));
+                                }
+                                pending = Some((offset, data));
+                            }
+                        }
+                    }
+                    ReceiverAction::Read { offset, len } => {
+                        if let Some(write) = pending.take() {
+                            queue.extend(self.flush(
+                                &mut file,
+                                write,
+                                &mut receiver,
+                                &mut failure,
+                                now,
+                            ));
+                        }
+                        let mut buf = vec![0; usize::try_from(len).unwrap_or(0)];
+                        let n = file.as_ref().map_or(0, |f| read_fully(f, &mut buf, offset));
+                        buf.truncate(n);
+                        queue.extend(receiver.read(offset, &buf, now));
+                    }
+                    ReceiverAction::Verified { .. } => {}
+                    ReceiverAction::Corrupt { piece, peer } => {
+                        tracing::warn!(piece, ?peer, fid = %self.meta.fid, "a piece did not match its hash; fetching it again");
+                    }
+                    ReceiverAction::SourceFailed { peer, error } => {
+                        tracing::debug!(%peer, ?error, fid = %self.meta.fid, "a holder failed");
+                        if let Some(dc) = sources.remove(&peer).and_then(|s| s.dc) {
+                            tokio::spawn(async move {
+                                let _ = dc.close().await;
+                            });
+                        }
+                    }
+                    ReceiverAction::State(state) => match state {
+                        ReceiverState::Complete => {
+                            self.complete(file.take(), &receiver);
+                            return;
+                        }
+                        ReceiverState::Failed(_) | ReceiverState::Cancelled(_) => {
+                            for dc in sources.drain().filter_map(|(_, s)| s.dc) {
+                                let _ = dc.close().await;
+                            }
+                            drop(file.take());
+                            self.fail(failure.take().unwrap_or_else(|| failure_text(state)));
+                            return;
+                        }
+                        ReceiverState::Stalled { .. } => {
+                            stalled = true;
+                            last_progress = None;
+                        }
+                        ReceiverState::Fetching | ReceiverState::Checking => {
+                            if stalled {
+                                stalled = false;
+                                last_progress = None;
+                            }
+                        }
+                        ReceiverState::Waiting => {}
+                    },
+                }
+            }
+            if let Some(write) = pending.take() {
+                let now = ms_since(epoch);
+                queue.extend(self.flush(&mut file, write, &mut receiver, &mut failure, now));
+                continue;
+            }
+            if matches!(
+                receiver.state(),
+                ReceiverState::Fetching | ReceiverState::Stalled { .. } | ReceiverState::Checking
+            ) && last_progress.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY)
+            {
+                last_progress = Some(Instant::now());
+                let progress = receiver.progress();
+                self.emit(Event::FileProgress {
+                    fid: self.meta.fid.clone(),
+                    name: self.info.name.clone(),
+                    bytes: progress.bytes,
+                    size: progress.size,
+                    stalled,
+                });
+            }
+            let deadline = receiver.next_deadline();
+            let now = || ms_since(epoch);
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(ToReceiver::Up(peer, handle)) => {
+                        if self.only.as_ref().is_none_or(|o| *o == peer) {
+                            links.insert(peer.clone(), handle);
+                            queue.extend(receiver.peer_up(&peer, now()));
+                        }
+                    }
+                    Some(ToReceiver::Down(peer)) => {
+                        links.remove(&peer);
+                        sources.remove(&peer);
+                        queue.extend(receiver.peer_down(&peer, now()));
+                    }
+                    Some(ToReceiver::Accept) => queue.extend(receiver.accept(now())),
+                    Some(ToReceiver::Cancel) | None => queue.extend(receiver.cancel(now())),
+                },
+                Some((peer, g, dc)) = open_rx.recv() => {
+                    match (sources.get_mut(&peer).filter(|s| s.generation == g), dc) {
+                        (Some(source), Some(dc)) => {
+                            source.dc = Some(dc.clone());
+                            read_channel(dc, (peer, g), chan_tx.clone());
+                        }
+                        (Some(_), None) => queue.extend(receiver.closed(&peer, now())),
+                        (None, Some(dc)) => {
+                            tokio::spawn(async move {
+                                let _ = dc.close().await;
+                            });
+                        }
+                        (None, None) => {}
+                    }
+                },
+                Some(first) = chan_rx.recv() => {
+                    // What arrived meanwhile too, so that writes go
+                    // together.
+                    let mut next = Some(first);
+                    let mut taken = 0;
+                    while let Some(((peer, g), event)) = next.take() {
+                        if sources.get(&peer).is_some_and(|s| s.generation == g) {
+                            match event {
+                                ChannelEvent::Open => queue.extend(receiver.opened(&peer, now())),
+                                ChannelEvent::Text(text) => queue.extend(receiver.text(&peer, &text, now())),
+                                ChannelEvent::Binary(bytes) => queue.extend(receiver.binary(&peer, &bytes, now())),
+                                ChannelEvent::Low => {}
+                                ChannelEvent::Closed => {
+                                    sources.remove(&peer);
+                                    queue.extend(receiver.closed(&peer, now()));
+                                }
+                            }
+                        }
+                        taken += 1;
+                        if taken < BATCH {
+                            next = chan_rx.try_recv().ok();
+                        }
+                    }
+                },
+                () = sleep_until_ms(epoch, deadline), if deadline.is_some() => {
+                    queue.extend(receiver.handle_timeout(now()));
+                }
+            }
+        }
+    }
+
+    /// Writes `data` at `offset` of the partial file (opened the first
+    /// time): what the receiver answers, or its cancelling if the write
+    /// failed (the reason kept in `failure`).
+    fn flush(
+        &self,
+        file: &mut Option<std::fs::File>,
+        (offset, data): (u64, Vec<u8>),
+        receiver: &mut peerchat_transfer::Receiver,
+        failure: &mut Option<String>,
+        now: u64,
+    ) -> Vec<ReceiverAction> {
+        if file.is_none() {
+            match self.open_partial() {
+                Ok(f) => *file = Some(f),
+                Err(err) => {
+                    *failure = Some(format!("cannot write in {}: {err}", self.dir.display()));
+                    return receiver.cancel(now);
+                }
+            }
+        }
+        match file.as_ref().map(|f| f.write_all_at(&data, offset)) {
+            Some(Err(err)) => {
+                *failure = Some(format!("cannot write the file: {err}"));
+                receiver.cancel(now)
+            }
+            _ => receiver.written(data.len() as u64, now),
+        }
+    }
+
+    fn open_partial(&self) -> std::io::Result<std::fs::File> {
+        std::fs::create_dir_all(&self.dir)?;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.partial_path())
+    }
+
+    /// The whole file checked out: saved under its plain name (numbered,
+    /// never overwriting anything), and held from now on.
+    fn complete(&self, file: Option<std::fs::File>, receiver: &peerchat_transfer::Receiver) {
+        let partial = self.partial_path();
+        let made = match file {
+            Some(file) => file.sync_all(),
+            // An empty file: nothing was written.
+            None => self.open_partial().and_then(|f| f.sync_all()),
+        };
+        if let Err(err) = made {
+            return self.fail(format!("cannot write the file: {err}"));
+        }
+        let mut n = 0;
+        let saved = loop {
+            let name = peerchat_transfer::name::numbered(&self.info.name, n);
+            let path = self.dir.join(&name);
+            // A hard link never replaces anything.
+            match std::fs::hard_link(&partial, &path) {
+                Ok(()) => break Ok(path),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => {
+                    n += 1;
+                }
+                Err(err) => break Err(err),
+            }
+        };
+        let _ = std::fs::remove_file(&partial);
+        let path = match saved {
+            Ok(path) => path,
+            Err(err) => {
+                return self.emit(Event::FileFailed {
+                    fid: self.info.fid.clone(),
+                    name: self.info.name.clone(),
+                    reason: format!("cannot save it in {}: {err}", self.dir.display()),
+                });
+            }
+        };
+        let list: Arc<[Hash]> = receiver.hash_list().unwrap_or_default().into();
+        lock(&self.registry).held.insert(
+            self.meta.fid.clone(),
+            Held {
+                meta: self.meta.clone(),
+                list,
+                path: path.clone(),
+                only: self.only.clone(),
+            },
+        );
+        self.emit(Event::FileSaved {
+            fid: self.info.fid.clone(),
+            name: self.info.name.clone(),
+            path,
+            sha256: self.info.sha256.clone(),
+        });
+    }
+}
+
+/// Hashes `path` off the engine, for an offer.
+pub(super) async fn hash_off_engine(
+    path: PathBuf,
+) -> Result<(PathBuf, peerchat_transfer::Digests), FileError> {
+    tokio::task::spawn_blocking(move || hash_file(&path).map(|d| (path, d)))
+        .await
+        .unwrap_or_else(|e| {
+            Err(FileError::Read {
+                path: PathBuf::new(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
+}
+
+/// A reply channel for [`State::offer_file`].
+pub(super) type OfferReply = oneshot::Sender<Result<FileInfo, FileError>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_download_directory_comes_from_user_dirs() {
+        let home = Path::new("/home/ann");
+        let text = "# written by xdg-user-dirs-update\nXDG_DESKTOP_DIR=\"$HOME/Desktop\"\nXDG_DOWNLOAD_DIR=\"$HOME/Téléchargements\"\n";
+        assert_eq!(
+            user_dirs_download(text, Some(home)),
+            Some(home.join("Téléchargements"))
+        );
+        assert_eq!(
+            user_dirs_download("XDG_DOWNLOAD_DIR=\"/data/dl\"", Some(home)),
+            Some(PathBuf::from("/data/dl"))
+        );
+        assert_eq!(
+            user_dirs_download("XDG_DOWNLOAD_DIR=\"$HOME/\"", Some(home)),
+            Some(home.to_owned())
+        );
+        assert_eq!(
+            user_dirs_download("XDG_DOWNLOAD_DIR=\"dl\"", Some(home)),
+            None
+        );
+        assert_eq!(user_dirs_download("", Some(home)), None);
+    }
+
+    #[test]
+    fn a_file_is_hashed_from_disk_as_its_offer_says() {
+        let dir = std::env::temp_dir().join(format!("peerchat-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.bin");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let digests = hash_file(&path).unwrap();
+        assert_eq!(digests.sha256, peerchat_transfer::hash::sha256(&data));
+        assert_eq!(digests.pieces.len(), 2);
+        assert!(matches!(hash_file(&dir), Err(FileError::NotAFile(_))));
+        std::fs::write(&path, [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0]).unwrap();
+        assert_eq!(media_type(&path), "image/png");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

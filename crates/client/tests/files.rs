@@ -1,0 +1,161 @@
+//! Files between native clients in one room, through a real server on
+//! 127.0.0.1:0, over real WebRTC transfer channels: the bytes saved are the
+//! bytes offered, under plain names in the download directory, never
+//! overwriting; a private offer reaches only its recipient; a member who
+//! joins later fetches a file from whoever holds it. Run inside the
+//! loopback-only network namespace (scripts/test.sh does).
+
+mod common;
+
+use common::{content, expect, joined, room_message, saved, scratch, server, sha256_hex};
+use peerchat_client::engine::{Engine, EngineOptions, Event, FileInfo};
+
+const ROOM: &str = "files-test-room-aaaaaaaaaa";
+
+fn options(url: &str, nick: &str, downloads: &std::path::Path) -> EngineOptions {
+    common::options(url, ROOM, nick, downloads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_every_edge_size_and_awkward_name_arrive_whole_under_plain_names() {
+    let (url, _stop) = server().await;
+    let dir = scratch("edges");
+    let (outbox, a_dl, b_dl) = (dir.join("out"), dir.join("a"), dir.join("b dl"));
+    std::fs::create_dir_all(&outbox).unwrap();
+    let (mut a_seen, mut b_seen) = (Vec::new(), Vec::new());
+    let (alice, mut a) = Engine::start(options(&url, "alice", &a_dl));
+    joined(&mut a, &mut a_seen).await;
+    let (bob, mut b) = Engine::start(options(&url, "bob", &b_dl));
+    joined(&mut b, &mut b_seen).await;
+    alice.send("hi").unwrap();
+    room_message(&mut b, &mut b_seen, "hi").await;
+
+    // (name on disk, size, the plain name bob saves it under)
+    let cases: [(&str, usize, &str); 9] = [
+        ("empty", 0, "empty"),
+        ("one byte.txt", 1, "one byte.txt"),
+        ("just under.bin", 16 * 1024 - 1, "just under.bin"),
+        ("exactly.bin", 16 * 1024, "exactly.bin"),
+        ("just over.bin", 16 * 1024 + 1, "just over.bin"),
+        (
+            "five MiB – Überraschung 🎁.dat",
+            5 << 20,
+            "five MiB – Überraschung 🎁.dat",
+        ),
+        ("..\\..\\etc\\passwd", 10, "passwd"),
+        ("invoice\u{202E}fdp.exe", 20, "invoicefdp.exe"),
+        ("exactly.bin", 30, "exactly (1).bin"),
+    ];
+    for (i, (name, size, plain)) in cases.iter().enumerate() {
+        let sub = outbox.join(i.to_string());
+        std::fs::create_dir_all(&sub).unwrap();
+        let path = sub.join(name);
+        let bytes = content(*size, i as u8);
+        std::fs::write(&path, &bytes).unwrap();
+        let offered: FileInfo = alice.offer_file(None, &path).await.unwrap();
+        assert_eq!((offered.size, offered.own), (*size as u64, true));
+        assert_eq!(offered.sha256, sha256_hex(&bytes));
+        let (got, sha256) = saved(&mut b, &mut b_seen, &offered.fid).await;
+        assert_eq!(got, b_dl.join(plain), "{name:?}");
+        assert_eq!(sha256, offered.sha256);
+        assert_eq!(sha256_hex(&std::fs::read(&got).unwrap()), offered.sha256);
+    }
+    // Nothing else, no partial file, was left in the download directory.
+    let mut left: Vec<String> = std::fs::read_dir(&b_dl)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut want: Vec<String> = cases.iter().map(|c| c.2.to_owned()).collect();
+    want.sort();
+    assert_eq!(left, want);
+    // The offer told bob what it is, by its plain name.
+    assert!(
+        b_seen
+            .iter()
+            .any(|e| matches!(e, Event::FileOffered { file, waiting: false }
+        if file.name == "invoicefdp.exe" && !file.own))
+    );
+    alice.leave().await;
+    bob.leave().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_offers_wait_private_ones_reach_one_member_and_late_joiners_fetch_from_any_holder() {
+    let (url, _stop) = server().await;
+    let dir = scratch("holders");
+    let mut a_seen = Vec::new();
+    let mut b_seen = Vec::new();
+    let mut c_seen = Vec::new();
+    let mut small = options(&url, "alice", &dir.join("a"));
+    small.accept_files = 1000;
+    let (alice, mut a) = Engine::start(small);
+    joined(&mut a, &mut a_seen).await;
+    let (bob, mut b) = Engine::start(options(&url, "bob", &dir.join("b")));
+    joined(&mut b, &mut b_seen).await;
+    let (carol, mut c) = Engine::start(options(&url, "carol", &dir.join("c")));
+    joined(&mut c, &mut c_seen).await;
+    bob.send("bob here").unwrap();
+    room_message(&mut a, &mut a_seen, "bob here").await;
+    room_message(&mut c, &mut c_seen, "bob here").await;
+
+    // Over alice's limit (1000 bytes): it waits for /accept.
+    let report = dir.join("report.pdf");
+    let bytes = content(300_000, 7);
+    std::fs::write(&report, &bytes).unwrap();
+    let offered = bob.offer_file(None, &report).await.unwrap();
+    let waiting = expect(&mut a, &mut a_seen, |e| match e {
+        Event::FileOffered { file, waiting } if file.fid == offered.fid => Some(*waiting),
+        _ => None,
+    })
+    .await;
+    assert!(waiting);
+    saved(&mut c, &mut c_seen, &offered.fid).await;
+    assert!(!a_seen.iter().any(|e| matches!(e, Event::FileSaved { .. })));
+    let accepted = alice.accept_files(Some("report.pdf")).await;
+    assert_eq!(accepted.len(), 1);
+    let (path, _) = saved(&mut a, &mut a_seen, &offered.fid).await;
+    assert_eq!(std::fs::read(path).unwrap(), bytes);
+
+    // A private offer: only carol gets it.
+    let secret = dir.join("for carol.txt");
+    std::fs::write(&secret, b"only for carol").unwrap();
+    let private = bob.offer_file(Some("carol"), &secret).await.unwrap();
+    assert_eq!(
+        private.private.as_ref().map(|p| p.nick.as_str()),
+        Some("carol")
+    );
+    let (path, _) = saved(&mut c, &mut c_seen, &private.fid).await;
+    assert_eq!(std::fs::read(path).unwrap(), b"only for carol");
+    bob.send("after the private one").unwrap();
+    room_message(&mut a, &mut a_seen, "after the private one").await;
+    assert!(
+        !a_seen
+            .iter()
+            .any(|e| matches!(e, Event::FileOffered { file, .. } if file.fid == private.fid))
+    );
+
+    // Bob leaves: dave, joining later, sees his offer in the history from
+    // alice and carol, and fetches it from one of them.
+    bob.leave().await;
+    expect(&mut a, &mut a_seen, |e| {
+        matches!(e, Event::MemberLeft { .. }).then_some(())
+    })
+    .await;
+    let (dave, mut d) = Engine::start(options(&url, "dave", &dir.join("d")));
+    let mut d_seen = Vec::new();
+    joined(&mut d, &mut d_seen).await;
+    let (path, sha256) = saved(&mut d, &mut d_seen, &offered.fid).await;
+    assert_eq!(sha256, offered.sha256);
+    assert_eq!(std::fs::read(path).unwrap(), bytes);
+    assert!(
+        !d_seen
+            .iter()
+            .any(|e| matches!(e, Event::FileOffered { file, .. } if file.fid == private.fid))
+    );
+    for engine in [alice, carol, dave] {
+        engine.leave().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,108 @@
+// Files and private messages between three terminal clients, through the
+// `peerchat chat` binary in line mode: what a script sees. A private
+// message reaches only its recipient (marked private in plain output and in
+// JSON); a file sent arrives whole in each download directory, told as
+// file_offered and file_saved (path and SHA-256) events; `//` sends a
+// literal slash. Real server, real WebRTC between the terminals. Run inside
+// the loopback-only network namespace (scripts/netns.sh).
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { LineClient } from './lib/cli.mjs';
+import { BIN, startServer } from './lib/harness.mjs';
+
+/** @param {string} line */
+function json(line) {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return null;
+  }
+}
+
+test('terminals: /msg reaches one member only, /send delivers a file to each, // sends a slash', async (t) => {
+  const server = await startServer();
+  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-terminal-files-'));
+  /** @type {LineClient[]} */
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.kill();
+    await server.stop('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /**
+   * @param {string} name
+   * @param {string[]} args
+   */
+  const client = (name, args) => {
+    const c = new LineClient(name, BIN, [
+      'chat',
+      ...args,
+      '--name',
+      name,
+      '--no-history',
+      '--identity-file',
+      path.join(dir, `${name}.key`),
+      '--download-dir',
+      path.join(dir, `${name} downloads`),
+    ]);
+    clients.push(c);
+    return c;
+  };
+
+  const alice = client('alice', ['--server', server.url, '--json']);
+  await alice.waitFor((l) => l.startsWith('new room: '), 'err');
+  const link = alice.err.find((l) => l.startsWith('new room: '))?.split(' ')[2] ?? '';
+  const bob = client('bob', [link, '--plain']);
+  const carol = client('carol', [link, '--json']);
+  await bob.waitFor((l) => l.startsWith('* joined as bob'), 'err');
+  await carol.waitFor((l) => l.startsWith('* joined as carol') || json(l)?.event === 'joined');
+
+  alice.say('hello both');
+  await bob.waitFor((l) => l === 'alice: hello both');
+  await carol.waitFor((l) => json(l)?.event === 'message' && json(l).text === 'hello both');
+
+  // Private: bob sees it marked, carol never does.
+  alice.say('/msg bob psst, just you');
+  await bob.waitFor((l) => l === '[private] alice: psst, just you');
+  await alice.waitFor((l) => json(l)?.event === 'private_delivery' && json(l).with.nick === 'bob');
+  const mine = alice.out.map(json).find((e) => e?.event === 'private_message');
+  assert.equal(mine.with.nick, 'bob');
+  assert.equal(mine.message.own, true);
+  bob.say('/msg alice got it');
+  await alice.waitFor((l) => json(l)?.event === 'private_message' && json(l).message.text === 'got it');
+
+  // A file to the room, and a literal slash after it: once carol has the
+  // message, everything alice sent before it reached her.
+  const file = path.join(dir, 'a report.pdf');
+  const bytes = Buffer.alloc(200_000);
+  for (let i = 0; i < bytes.length; i += 1) bytes[i] = (i * 7919) % 251;
+  writeFileSync(file, bytes);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  alice.say(`/send ${file}`);
+  alice.say('//shrug');
+  await bob.waitFor((l) => l === 'alice: /shrug');
+  await carol.waitFor((l) => json(l)?.event === 'message' && json(l).text === '/shrug');
+  const offered = alice.out.map(json).find((e) => e?.event === 'file_offered');
+  assert.equal(offered.file.own, true);
+  assert.equal(offered.file.sha256, sha256);
+
+  await carol.waitFor((l) => json(l)?.event === 'file_saved');
+  const saved = carol.out.map(json).find((e) => e?.event === 'file_saved');
+  assert.equal(saved.sha256, sha256);
+  assert.equal(saved.path, path.join(dir, 'carol downloads', 'a report.pdf'));
+  assert.equal(createHash('sha256').update(readFileSync(saved.path)).digest('hex'), sha256);
+  await bob.waitFor((l) => l.startsWith('* a report.pdf saved as '), 'err');
+  assert.deepEqual(readFileSync(path.join(dir, 'bob downloads', 'a report.pdf')), bytes);
+
+  // Carol saw nothing private.
+  for (const line of carol.out) {
+    assert.ok(!line.includes('psst') && !line.includes('got it'), line);
+    assert.notEqual(json(line)?.event, 'private_message');
+  }
+  for (const c of [alice, bob, carol]) assert.equal(await c.finish(), 0, `${c.name} exits cleanly`);
+});
