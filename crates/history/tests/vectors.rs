@@ -2,7 +2,7 @@
 //! web client's `history.js` replays too.
 
 use peerchat_e2e::Context;
-use peerchat_history::{Config, History, Key, Message, SendError};
+use peerchat_history::{Config, EntryKind, EntryRef, History, Key, Message, SendError};
 use serde_json::{Value, json};
 
 mod common;
@@ -66,7 +66,9 @@ fn scenarios() {
                         // An offer that breaks a rule cannot be read, so
                         // cannot be sent.
                         match serde_json::from_value(step["file"].clone()) {
-                            Ok(file) => h.draft_file(&s(step, "id"), &s(step, "nick"), file, n(step, "ts")),
+                            Ok(file) => {
+                                h.draft_file(&s(step, "id"), &s(step, "nick"), file, n(step, "ts"))
+                            }
                             Err(_) => Err(SendError::Invalid(
                                 peerchat_protocol::ProtocolError::MissingField("file"),
                             )),
@@ -88,6 +90,38 @@ fn scenarios() {
                         }
                     }
                 }
+                "send_about" => {
+                    let kind: EntryKind = serde_json::from_value(step["kind"].clone()).expect(&at);
+                    let re: Option<EntryRef> =
+                        serde_json::from_value(step["re"].clone()).expect(&at);
+                    let got = h
+                        .draft_about(
+                            &s(step, "id"),
+                            &s(step, "nick"),
+                            kind,
+                            &s(step, "text"),
+                            re,
+                            n(step, "ts"),
+                        )
+                        .and_then(|draft| {
+                            let sig = peerchat_e2e::base64url::encode(&identity.sign(&draft.bytes));
+                            h.commit(draft, &sig, strings(step, "recipients"))
+                        });
+                    match got {
+                        Ok((message, envelope)) => {
+                            let want_message: Message =
+                                serde_json::from_value(want["message"].clone()).expect(&at);
+                            assert_eq!(message, want_message, "{at}");
+                            assert_eq!(envelope, s(want, "envelope"), "{at}");
+                        }
+                        Err(e) => assert_eq!(send_error(&e), s(want, "error"), "{at}"),
+                    }
+                }
+                "entry_state" => {
+                    let got = h.entry_state(&s(step, "author"), n(step, "seq"));
+                    assert_eq!(json!(got), *want, "{at}");
+                }
+                "room_name" => assert_eq!(json!(h.room_name()), *want, "{at}"),
                 "receive" => {
                     let got = h.handle(
                         &s(step, "from"),
