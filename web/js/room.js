@@ -33,7 +33,7 @@ import {
   verifySignature,
 } from './e2e.js';
 import { KeyStore } from './keystore.js';
-import { History } from './history.js';
+import { History, isShown } from './history.js';
 import { Inbox, lastAcks } from './inbox.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
@@ -269,7 +269,7 @@ export class Room extends EventTarget {
       const restored = this.history.restore(saved);
       if (restored.length < saved.messages.length) void this.store.trim(this.roomId, this.history.messages());
       for (const m of restored) this.nicks.set(m.author, m.nick);
-      return restored.map((m) => this.view(m));
+      return restored.filter(isShown).map((m) => this.view(m));
     } catch (e) {
       console.warn('peerchat: could not read the history kept on this device', e);
       return [];
@@ -994,7 +994,7 @@ export class Room extends EventTarget {
       this.store?.add(this.roomId, added, () => this.history.messages());
       for (const m of added) {
         if (m.author !== this.selfId && !this.nicks.has(m.author)) this.nicks.set(m.author, m.nick);
-        this.dispatchEvent(new CustomEvent('message', { detail: this.view(m) }));
+        if (isShown(m)) this.dispatchEvent(new CustomEvent('message', { detail: this.view(m) }));
       }
       this.pruneNicks();
       typing = true;

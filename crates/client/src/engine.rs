@@ -907,10 +907,13 @@ impl State {
                 );
             }
             Command::Messages(reply) => {
-                let messages = self
-                    .history
-                    .as_ref()
-                    .map_or_else(Vec::new, |h| h.messages().cloned().collect::<Vec<_>>());
+                let messages = self.history.as_ref().map_or_else(Vec::new, |h| {
+                    // Only what is shown as a message of its own.
+                    h.messages()
+                        .filter(|m| m.entry_kind().is_shown())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                });
                 let _ = reply.send(messages.into_iter().map(|m| self.view(m)).collect());
             }
             Command::Code(blob) => {
@@ -1068,10 +1071,13 @@ impl State {
         let mut forged: Vec<(String, String)> = Vec::new();
         for effect in effects {
             match effect {
-                Effect::Added(message) => {
+                // Edits, deletions, reactions and room names are not
+                // messages of their own: not shown as such.
+                Effect::Added(message) if message.entry_kind().is_shown() => {
                     let view = self.view(message);
                     self.emit(Event::Message(view));
                 }
+                Effect::Added(_) => {}
                 Effect::Send { to, text } => {
                     if let Some(current) = self.links.get(&to).filter(|c| c.usable()) {
                         current.link.send(text);
@@ -1332,7 +1338,7 @@ impl State {
             })
             .unwrap_or_default();
         self.history = Some(history);
-        for message in restored {
+        for message in restored.into_iter().filter(|m| m.entry_kind().is_shown()) {
             let view = ChatMessage {
                 stored: true,
                 ..self.view(message)
