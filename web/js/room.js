@@ -95,9 +95,11 @@ export function refusalText(nick, refusal) {
  *   up: boolean}} RoomMember
  *   `up`: its channel is open and its hello verified: chat may flow
  * @typedef {{id: string, seq: number, clock: number, ts: number, text: string,
- *   authorId: string, author: string, own: boolean, relayedBy: string | null}} ChatMessage
+ *   authorId: string, author: string, own: boolean, relayedBy: string | null,
+ *   re?: import('./protocol.js').EntryRef}} ChatMessage
  *   `relayedBy`: the member who relayed it, while its author's key is not
- *   confirmed ("relayed by X, not yet verified")
+ *   confirmed ("relayed by X, not yet verified"); `re`: the entry a reply
+ *   answers
  * @typedef {{state: 'sent' | 'sending' | 'delivered' | 'waiting' | 'undelivered',
  *   text: string, detail: string}} DeliveryState
  */
@@ -149,6 +151,9 @@ async function memberKey(roomId) {
  * - `notice` (detail: {kind: 'joined'|'left', nick})
  * - `message` (detail: ChatMessage) a message new to this page, ours or
  *   someone else's, live or from history: show it at its place in the order
+ * - `about` (detail: the log's Message) an edit, deletion, reaction or room
+ *   name new to this page, ours or someone else's: refresh what it changes
+ *   (its `re`, or the room's name)
  * - `delivery` who holds our messages changed: refresh their states
  * - `typing` who is typing changed
  * - `refused` (detail: {from, nick, code, text}) a signal was refused (at
@@ -329,6 +334,41 @@ export class Room extends EventTarget {
       this.saveState();
       for (const member of this.members.values()) this.sendTo(member, envelope);
       return this.view(m);
+    });
+  }
+
+  /**
+   * Adds an entry of another kind (a reply, an edit, a deletion, a
+   * reaction or its withdrawal, about entry `re`; a room name), signed and
+   * sent like a message ({@link Room#send}). A reply comes back as a
+   * `message`, the others as `about`.
+   * @param {import('./protocol.js').EntryKind} kind
+   * @param {string} text
+   * @param {import('./protocol.js').EntryRef} [re]
+   * @returns {Promise<import('./history.js').Message>} the entry, once signed and sent
+   */
+  about(kind, text, re) {
+    const entry = { id: randomId(), nick: this.nick ?? '', kind, text, re, ts: Date.now() };
+    // What cannot be sent is said at once (this throws); signing follows.
+    this.history.draftAbout(entry);
+    const sent = this.sending.then(async () => {
+      const identity = await this.identity;
+      for (;;) {
+        const draft = this.history.draftAbout(entry);
+        const sig = base64urlEncode(await signWith(identity, draft.bytes));
+        try {
+          return this.history.commit(draft, sig, [...this.members.keys()]);
+        } catch (e) {
+          if (!(e instanceof ProtocolError && e.code === 'stale')) throw e;
+        }
+      }
+    });
+    this.sending = sent.catch(() => {});
+    return sent.then(({ message: m, envelope }) => {
+      this.store?.add(this.roomId, [m]);
+      this.saveState();
+      for (const member of this.members.values()) this.sendTo(member, envelope);
+      return m;
     });
   }
 
@@ -995,6 +1035,7 @@ export class Room extends EventTarget {
       for (const m of added) {
         if (m.author !== this.selfId && !this.nicks.has(m.author)) this.nicks.set(m.author, m.nick);
         if (isShown(m)) this.dispatchEvent(new CustomEvent('message', { detail: this.view(m) }));
+        else this.dispatchEvent(new CustomEvent('about', { detail: m }));
       }
       this.pruneNicks();
       typing = true;
@@ -1102,7 +1143,10 @@ export class Room extends EventTarget {
   view(m) {
     const own = m.author === this.selfId;
     const relayedBy = m.relayed_by ? this.nickOf(m.relayed_by) : null;
-    return { id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text, authorId: m.author, author: m.nick, own, relayedBy };
+    /** @type {ChatMessage} */
+    const view = { id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text, authorId: m.author, author: m.nick, own, relayedBy };
+    if (m.re) view.re = m.re;
+    return view;
   }
 
   /** @private */
