@@ -315,26 +315,7 @@ export class Room extends EventTarget {
     const message = { id: randomId(), nick: this.nick ?? '', text, ts: Date.now() };
     // What cannot be sent is said at once (this throws); signing follows.
     this.history.draft(message);
-    const sent = this.sending.then(async () => {
-      const identity = await this.identity;
-      for (;;) {
-        const draft = this.history.draft(message);
-        const sig = base64urlEncode(await signWith(identity, draft.bytes));
-        try {
-          return this.history.commit(draft, sig, [...this.members.keys()]);
-        } catch (e) {
-          // Another message took the number meanwhile: draft it again.
-          if (!(e instanceof ProtocolError && e.code === 'stale')) throw e;
-        }
-      }
-    });
-    this.sending = sent.catch(() => {});
-    return sent.then(({ message: m, envelope }) => {
-      this.store?.add(this.roomId, [m]);
-      this.saveState();
-      for (const member of this.members.values()) this.sendTo(member, envelope);
-      return this.view(m);
-    });
+    return this.signAndSend(() => this.history.draft(message)).then((m) => this.view(m));
   }
 
   /**
@@ -351,14 +332,27 @@ export class Room extends EventTarget {
     const entry = { id: randomId(), nick: this.nick ?? '', kind, text, re, ts: Date.now() };
     // What cannot be sent is said at once (this throws); signing follows.
     this.history.draftAbout(entry);
+    return this.signAndSend(() => this.history.draftAbout(entry));
+  }
+
+  /**
+   * Signs what `draft` numbers (after what is being sent already), records
+   * it, keeps it on the device and sends it to every member whose channel
+   * is open; the others get it when theirs is (the history sync).
+   * @private
+   * @param {() => import('./history.js').Draft} draft
+   * @returns {Promise<import('./history.js').Message>}
+   */
+  signAndSend(draft) {
     const sent = this.sending.then(async () => {
       const identity = await this.identity;
       for (;;) {
-        const draft = this.history.draftAbout(entry);
-        const sig = base64urlEncode(await signWith(identity, draft.bytes));
+        const drafted = draft();
+        const sig = base64urlEncode(await signWith(identity, drafted.bytes));
         try {
-          return this.history.commit(draft, sig, [...this.members.keys()]);
+          return this.history.commit(drafted, sig, [...this.members.keys()]);
         } catch (e) {
+          // Another message took the number meanwhile: draft it again.
           if (!(e instanceof ProtocolError && e.code === 'stale')) throw e;
         }
       }
