@@ -1,12 +1,15 @@
 // Browser end-to-end: replies, reactions, edits, deletions and the room's
-// name, done with the page's own controls (by keyboard), across three
-// pages, a late joiner and a reload: every page ends showing the same
-// thing. Real server, real Chromium; run inside the loopback-only network
+// name, done with the page's own controls (by keyboard) and a terminal
+// client's commands, across three pages, a terminal client, a late joiner
+// and a reload: every page and the terminal end showing the same thing. Real server, real Chromium; run inside the loopback-only network
 // namespace (scripts/netns.sh).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { LineClient } from './lib/cli.mjs';
+
 import {
+  BIN,
   enter,
   launchBrowser,
   openRoom,
@@ -56,10 +59,39 @@ async function act(page, text, name) {
   await control.press('Enter');
 }
 
-test('replies, reactions, edits, deletions and the room name look the same on every page', async (t) => {
+/**
+ * What the terminal client's JSON events say each message shows now, by
+ * author id and number, and the room's name.
+ * @param {LineClient} client
+ */
+function terminalState(client) {
+  /** @type {Map<string, any>} */
+  const messages = new Map();
+  let name = null;
+  for (const line of client.out) {
+    const e = JSON.parse(line);
+    if (e.event === 'message') {
+      messages.set(`${e.from.id}/${e.seq}`, { text: e.text, edited: false, deleted: false, quote: e.quote?.text ?? null, reactions: [] });
+    } else if (e.event === 'changed') {
+      const m = messages.get(`${e.author.id}/${e.seq}`);
+      if (m) {
+        const { text, edited, deleted, reactions } = e.shown;
+        Object.assign(m, { text: deleted ? 'Message deleted' : text, edited, deleted, reactions: reactions.map((/** @type {any} */ r) => `${r.emoji} ${r.by.length}`) });
+      }
+    } else if (e.event === 'room_name') {
+      name = e.name;
+    }
+  }
+  return { name, messages: [...messages.values()] };
+}
+
+test('replies, reactions, edits, deletions and the room name look the same on every page and in the terminal', async (t) => {
   const server = await startServer();
   const browser = await launchBrowser();
+  /** @type {LineClient | undefined} */
+  let tess;
   t.after(async () => {
+    tess?.kill();
     await browser.close();
     await server.stop('SIGKILL');
   });
@@ -67,9 +99,10 @@ test('replies, reactions, edits, deletions and the room name look the same on ev
   const link = alice.url();
   const bob = await enter(browser, server.url, link, 'bob');
   const carol = await enter(browser, server.url, link, 'carol', { width: 390, height: 844 });
-  await waitForMembers(alice, ['bob', 'carol']);
-  await waitForMembers(bob, ['alice', 'carol']);
-  await waitForMembers(carol, ['alice', 'bob']);
+  tess = new LineClient('tess', BIN, ['chat', link, '--name', 'tess', '--json', '--no-history']);
+  await waitForMembers(alice, ['bob', 'carol', 'tess']);
+  await waitForMembers(bob, ['alice', 'carol', 'tess']);
+  await waitForMembers(carol, ['alice', 'bob', 'tess']);
 
   await send(alice, 'lunch?');
   await waitForMessage(bob, 'lunch?', 'alice');
@@ -92,7 +125,7 @@ test('replies, reactions, edits, deletions and the room name look the same on ev
   await bob.getByRole('button', { name: 'React with thumbs up' }).press('Enter');
   await act(bob, 'lunch?', 'React to alice’s message');
   await bob.getByRole('button', { name: 'React with party' }).press('Enter');
-  const reactions = (page) =>
+  const reactions = (/** @type {import('playwright-core').Page} */ page) =>
     waitForPage(page, (want) => {
       const m = [...document.querySelectorAll('[role="log"] .msg')].find((e) => e.querySelector('.msg-text')?.textContent?.startsWith('lunch'));
       const got = [...(m?.querySelectorAll('.reaction') ?? [])].map((r) => r.textContent).join(' ');
@@ -113,9 +146,14 @@ test('replies, reactions, edits, deletions and the room name look the same on ev
   bob.once('dialog', (dialog) => void dialog.accept());
   await act(bob, 'yes, at noon', 'Delete your message');
 
-  // Carol names the room.
+  // Carol names the room; the terminal client reacts and replies.
   carol.once('dialog', (dialog) => void dialog.accept('Lunch crew'));
   await carol.getByRole('button', { name: 'Name the room' }).click();
+  await tess.waitFor((l) => JSON.parse(l).event === 'room_name');
+  tess.say('/edit nothing to edit');
+  await tess.waitFor((l) => l.includes('you have no message here to change'), 'err');
+  tess.say('/react 😮 @alice');
+  tess.say('/reply @alice one is fine');
 
   /** @param {import('playwright-core').Page} page */
   const settled = (page) =>
@@ -123,7 +161,8 @@ test('replies, reactions, edits, deletions and the room name look the same on ev
       const texts = [...document.querySelectorAll('[role="log"] .msg')].map((m) => m.textContent ?? '');
       return (
         document.getElementById('room-title')?.textContent === 'Lunch crew' &&
-        texts.some((t) => t.includes('lunch at one?') && t.includes('edited') && t.includes('🎉 1') && t.includes('👍 1')) &&
+        texts.some((t) => t.includes('lunch at one?') && t.includes('edited') && t.includes('🎉 1') && t.includes('😮 1')) &&
+        texts.some((t) => t.includes('one is fine') && t.includes('lunch at one?')) &&
         texts.some((t) => t.includes('Message deleted'))
       );
     });
@@ -141,11 +180,20 @@ test('replies, reactions, edits, deletions and the room name look the same on ev
   assert.deepEqual(
     want.messages.map(({ text, edited, deleted, quote, reactions }) => ({ text, edited, deleted, quote, reactions })),
     [
-      { text: 'lunch at one?', edited: true, deleted: false, quote: null, reactions: ['👍 1', '🎉 1'] },
+      { text: 'lunch at one?', edited: true, deleted: false, quote: null, reactions: ['👍 1', '🎉 1', '😮 1'] },
       { text: 'Message deleted', edited: false, deleted: true, quote: null, reactions: [] },
+      { text: 'one is fine', edited: false, deleted: false, quote: 'lunch at one?', reactions: [] },
     ],
   );
   for (const page of [bob, carol, dave]) assert.deepEqual(await shown(page), want);
+  // The terminal shows the same (its reply's quote as it was when sent).
+  const terminal = terminalState(tess);
+  assert.equal(terminal.name, 'Lunch crew');
+  assert.deepEqual(
+    terminal.messages.map(({ text, edited, deleted, reactions }) => ({ text, edited, deleted, reactions })),
+    want.messages.map(({ text, edited, deleted, reactions }) => ({ text, edited, deleted, reactions })),
+  );
+  assert.equal(terminal.messages[2].quote, 'lunch at one?');
   assert.ok(
     (await carol.locator('.notice').allTextContents()).includes('You named the room “Lunch crew”.'),
     'the room name is told in the log',

@@ -10,9 +10,11 @@
 //! - [`peer`]: one WebRTC link, with webrtc-rs;
 //! - [`signaling`]: the WebSocket to the server;
 //! - [`pair`]: two peers without a room (connection codes, the mailbox);
-//! - [`store`]: the history file.
+//! - [`store`]: the history file;
+//! - [`about`]: replies, reactions, edits, deletions and the room name.
 #![forbid(unsafe_code)]
 
+pub mod about;
 pub mod engine;
 pub mod identity;
 pub mod pair;
