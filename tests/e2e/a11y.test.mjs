@@ -209,6 +209,34 @@ test('every page and dialog passes axe in both themes at desktop and phone width
   await alice.locator('.file-card', { hasText: 'dot.png' }).getByText('bob 100%').waitFor();
   await check(alice, 'files in the room', { shoot: 'room-files', open: fold });
 
+  // Replies, reactions and an edit; then the reply bar and the reaction
+  // picker open, reached by keyboard.
+  /**
+   * @param {import('playwright-core').Page} page
+   * @param {string} text
+   * @param {string} name
+   */
+  const press = async (page, text, name) => {
+    const msg = page.locator('[role="log"] .msg').filter({ has: page.locator('.msg-text', { hasText: text }) });
+    const control = msg.getByRole('button', { name, exact: true });
+    await control.focus();
+    await control.press('Enter');
+  };
+  await press(alice, 'Morning', 'React to bob’s message');
+  await alice.getByRole('button', { name: 'React with party' }).press('Enter');
+  await press(carol, 'Thanks', 'Edit your message');
+  await send(carol, 'Thanks @bob, no rush at all.');
+  await press(alice, 'Morning', 'Reply to bob');
+  await send(alice, 'Fixed in main.');
+  await waitForPage(alice, () => {
+    const texts = [...document.querySelectorAll('[role="log"] .msg')].map((m) => m.textContent ?? '');
+    return texts.some((t) => t.includes('no rush at all.') && t.includes('edited')) && texts.some((t) => t.includes('Fixed in main.'));
+  });
+  await press(alice, 'On it', 'Reply to your message');
+  await press(alice, 'Morning', 'React to bob’s message');
+  await alice.getByRole('group', { name: 'Reactions' }).waitFor();
+  await check(alice, 'the room with replies, reactions and edits', { shoot: 'entries', looks: ['desktop-light', 'desktop-dark', 'phone-dark'] });
+
   // The page without a server.
   const manual = await newPage(browser, server.url);
   await manual.goto(`${server.url}/manual`);

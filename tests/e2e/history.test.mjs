@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { base64urlEncode, signWith } from '../../web/js/e2e.js';
-import { History } from '../../web/js/history.js';
+import { History, isShown } from '../../web/js/history.js';
 import { checked, effect, scenarioKeys } from './lib/signed.mjs';
 
 const doc = JSON.parse(readFileSync(new URL('../vectors/history.json', import.meta.url), 'utf8'));
@@ -32,9 +32,11 @@ for (const scenario of doc.scenarios) {
       switch (step.do) {
         case 'send':
         case 'send_file':
+        case 'send_about':
           try {
             // Draft, sign, commit: as the page does.
-            const draft = step.do === 'send' ? h.draft(step) : h.draftFile(step);
+            const draft =
+              step.do === 'send' ? h.draft(step) : step.do === 'send_file' ? h.draftFile(step) : h.draftAbout({ ...step, re: step.re ?? undefined });
             const sig = base64urlEncode(await signWith(/** @type {any} */ (keys.get(scenario.me)), draft.bytes));
             const { message, envelope } = h.commit(draft, sig, step.recipients);
             assert.deepEqual(message, want.message, at);
@@ -43,6 +45,12 @@ for (const scenario of doc.scenarios) {
             if (!want.error) throw e;
             assert.equal(e.code, want.error, at);
           }
+          break;
+        case 'entry_state':
+          assert.deepEqual(h.entryState(step.author, step.seq), want, at);
+          break;
+        case 'room_name':
+          assert.deepEqual(h.roomName(), want, at);
           break;
         case 'receive': {
           let got;
@@ -119,4 +127,14 @@ test('save and restore keep messages, recipients and acknowledgements', async ()
   assert.deepEqual(back.delivery(1), { acked: ['bbbbbbbbbbbbbbbb'], waiting: [] });
   assert.equal((await send(back, { id: 'y', nick: 'alice', text: 'more', ts: 2, recipients: [] })).message.seq, 2);
   assert.equal(back.restore(saved).length, 0);
+});
+
+test('only chat messages, replies and file offers are shown as messages of their own', () => {
+  const base = { author: 'a', nick: 'n', id: 'i', seq: 1, clock: 1, ts: 1, text: 'x', alg: '', key: '', sig: '' };
+  assert.equal(isShown(base), true);
+  assert.equal(isShown({ ...base, kind: 'reply', re: { author: 'b', seq: 1 } }), true);
+  assert.equal(isShown({ ...base, text: '', file: /** @type {any} */ ({ fid: 'f' }) }), true);
+  for (const kind of ['edit', 'delete', 'react', 'unreact', 'room_name']) {
+    assert.equal(isShown({ ...base, kind }), false, kind);
+  }
 });

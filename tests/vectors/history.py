@@ -10,8 +10,8 @@ Every entry is signed (protocol version 2) by its author's Ed25519 key
 import json
 import pathlib
 
-from entries import (A, B, C, CAT, CONTEXT, D, SEEDS, ChatEnv, ack, added, chat, env, file_entry, forged, frec,
-                     history, keys_hex, public, rec, send, sig, sync)
+from entries import (A, B, C, CAT, CONTEXT, D, SEEDS, ChatEnv, about, ack, added, arec, chat, env, file_entry, forged,
+                     frec, history, keys_hex, public, rec, send, sig, sync)
 
 # A saved log (History::save, history.js `save()`): messages in order, the
 # recipients of each of our messages by number (sorted, once each, without
@@ -563,6 +563,216 @@ scenarios += [
              "text": env("private", body=json.loads(chat("p1", 1, 1, 1, "psst").text(B, "bob", A))),
              "want": {"effects": []}},
             {"do": "order", "want": [[B, 2], [C, 2]]},
+        ],
+    },
+]
+
+
+def state(text=None, edited=False, deleted=False, reactions=()):
+    """What `entry_state` answers: `text` only when edited."""
+    out = {"edited": edited, "deleted": deleted,
+           "reactions": [{"emoji": e, "by": [list(b) for b in by]} for e, by in reactions]}
+    if text is not None:
+        out = {"text": text, **out}
+    return out
+
+
+def say(kind, id, nick, text, ts, re=None, recipients=(), **want):
+    """A `send_about` step: this member adds an entry of `kind`."""
+    step = {"do": "send_about", "id": id, "nick": nick, "kind": kind, "text": text, "ts": ts,
+            "recipients": list(recipients), "want": want}
+    if re:
+        step["re"] = {"author": re[0], "seq": re[1]}
+    return step
+
+
+PLAIN = state()
+BOB, CAROL = [B, "bob"], [C, "carol"]
+REACTED = [("👍", [BOB]), ("🎉", [CAROL])]
+
+scenarios += [
+    {
+        "name": "replies, reactions, edits and deletions change what an entry shows",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b1", 1, 1, 10, "lunch?"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            say("reply", "a1", "alice", "yes!", 11, re=(B, 1), recipients=[B, C],
+                message=arec("reply", A, "alice", "a1", 1, 2, 11, "yes!", re=(B, 1)),
+                envelope=about("reply", "a1", 1, 2, 11, "yes!", re=(B, 1))),
+            {"do": "receive", "from": B, "nick": "bob", "now": 2,
+             "text": about("react", "b2", 2, 3, 12, "👍", re=(A, 1)),
+             "want": {"effects": [added(B, 2), send(B, ack(2))]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 3,
+             "text": about("react", "c1", 1, 4, 13, "👍", re=(A, 1)),
+             "want": {"effects": [added(C, 1), send(C, ack(1))]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 4,
+             "text": about("react", "c2", 2, 5, 14, "🎉", re=(A, 1)),
+             "want": {"effects": [added(C, 2), send(C, ack(2))]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 5,
+             "text": about("unreact", "c3", 3, 6, 15, "👍", re=(A, 1)),
+             "want": {"effects": [added(C, 3), send(C, ack(3))]}},
+            {"do": "entry_state", "author": A, "seq": 1, "want": state(reactions=REACTED)},
+            {"do": "receive", "from": B, "nick": "bob", "now": 6,
+             "text": about("edit", "b3", 3, 7, 16, "lunch at noon?", re=(B, 1)),
+             "want": {"effects": [added(B, 3), send(B, ack(3))]}},
+            # Carol's own entries about Bob's message, signed by her: kept
+            # (they are hers), but only an author edits or deletes.
+            {"do": "receive", "from": C, "nick": "carol", "now": 7,
+             "text": about("edit", "c4", 4, 8, 17, "no lunch", re=(B, 1)),
+             "want": {"effects": [added(C, 4), send(C, ack(4))]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 8,
+             "text": about("delete", "c5", 5, 9, 18, re=(B, 1)),
+             "want": {"effects": [added(C, 5), send(C, ack(5))]}},
+            {"do": "entry_state", "author": B, "seq": 1, "want": state(text="lunch at noon?", edited=True)},
+            say("edit", "x", "alice", "mine now", 19, re=(B, 1), error="not_yours"),
+            say("delete", "x", "alice", "", 19, re=(B, 1), error="not_yours"),
+            say("edit", "x", "alice", "  ", 19, re=(A, 1), error="empty"),
+            say("react", "x", "alice", "", 19, re=(B, 1), error="invalid"),
+            say("react", "x", "alice", "👍", 19, error="invalid"),
+            say("edit", "a2", "alice", "yes, at noon", 19, re=(A, 1), recipients=[B, C],
+                message=arec("edit", A, "alice", "a2", 2, 10, 19, "yes, at noon", re=(A, 1)),
+                envelope=about("edit", "a2", 2, 10, 19, "yes, at noon", re=(A, 1))),
+            {"do": "entry_state", "author": A, "seq": 1,
+             "want": state(text="yes, at noon", edited=True, reactions=REACTED)},
+            # A deletion is for good: reactions go, later edits change nothing.
+            {"do": "receive", "from": B, "nick": "bob", "now": 9,
+             "text": about("react", "b4", 4, 11, 20, "😂", re=(B, 1)),
+             "want": {"effects": [added(B, 4), send(B, ack(4))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 10, "text": about("delete", "b5", 5, 12, 21, re=(B, 1)),
+             "want": {"effects": [added(B, 5), send(B, ack(5))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 11,
+             "text": about("edit", "b6", 6, 13, 22, "too late", re=(B, 1)),
+             "want": {"effects": [added(B, 6), send(B, ack(6))]}},
+            {"do": "entry_state", "author": B, "seq": 1, "want": state(deleted=True)},
+            {"do": "entry_state", "author": C, "seq": 9, "want": PLAIN},
+            say("delete", "a3", "alice", "", 23, re=(A, 1), recipients=[B],
+                message=arec("delete", A, "alice", "a3", 3, 14, 23, "", re=(A, 1)),
+                envelope=about("delete", "a3", 3, 14, 23, "", re=(A, 1))),
+            {"do": "entry_state", "author": A, "seq": 1, "want": state(deleted=True)},
+            {"do": "order", "want": [[B, 1], [A, 1], [B, 2], [C, 1], [C, 2], [C, 3], [B, 3], [C, 4], [C, 5], [A, 2],
+                                     [B, 4], [B, 5], [B, 6], [A, 3]]},
+        ],
+    },
+    {
+        "name": "an edit, deletion or reaction in someone else's name is refused",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": chat("b1", 1, 1, 10, "hi"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "receive", "from": C, "nick": "carol", "now": 2,
+             "text": history(arec("edit", B, "bob", "b2", 2, 2, 11, "I owe carol 100", re=(B, 1), signer=C),
+                             arec("delete", B, "bob", "b3", 3, 3, 12, re=(B, 1), signer=C),
+                             arec("react", A, "alice", "a1", 1, 4, 13, "👎", re=(B, 1), signer=C),
+                             arec("room_name", B, "bob", "b2", 2, 2, 11, "Carol rules", signer=C)),
+             "want": {"effects": [forged(B, 2, C), forged(B, 3, C), forged(A, 1, C), forged(B, 2, C)]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 3,
+             "text": about("edit", "b2", 2, 2, 11, "not mine", re=(B, 1), signer=C),
+             "want": {"effects": [forged(B, 2, B)]}},
+            {"do": "entry_state", "author": B, "seq": 1, "want": PLAIN},
+            {"do": "room_name", "want": None},
+            {"do": "order", "want": [[B, 1]]},
+        ],
+    },
+    {
+        "name": "the room name is the last one in the log's order",
+        "me": A,
+        "steps": [
+            {"do": "room_name", "want": None},
+            {"do": "receive", "from": B, "nick": "bob", "now": 1, "text": about("room_name", "b1", 1, 5, 10, "Lunch crew"),
+             "want": {"effects": [added(B, 1), send(B, ack(1))]}},
+            {"do": "room_name", "want": {"text": "Lunch crew", "author": B, "nick": "bob"}},
+            # Set earlier by the log's order, though it arrives later.
+            {"do": "receive", "from": C, "nick": "carol", "now": 2,
+             "text": about("room_name", "c1", 1, 3, 11, "Earlier name"),
+             "want": {"effects": [added(C, 1), send(C, ack(1))]}},
+            {"do": "room_name", "want": {"text": "Lunch crew", "author": B, "nick": "bob"}},
+            say("room_name", "a1", "alice", "  Team  ", 12, recipients=[B, C],
+                message=arec("room_name", A, "alice", "a1", 1, 6, 12, "Team"),
+                envelope=about("room_name", "a1", 1, 6, 12, "Team")),
+            {"do": "room_name", "want": {"text": "Team", "author": A, "nick": "alice"}},
+            say("room_name", "a2", "alice", "", 13, recipients=[B, C],
+                message=arec("room_name", A, "alice", "a2", 2, 7, 13, ""),
+                envelope=about("room_name", "a2", 2, 7, 13, "")),
+            {"do": "room_name", "want": {"text": "", "author": A, "nick": "alice"}},
+            say("room_name", "x", "alice", "x" * 257, 14, error="invalid"),
+            say("room_name", "x", "alice", "two\nlines", 14, error="invalid"),
+            {"do": "receive", "from": B, "nick": "bob", "now": 3,
+             "text": about("room_name", "b2", 2, 8, 14, "a\u0007bell"),
+             "want": {"effects": [{"refused": [B, 2]}, send(B, ack(2))]}},
+            {"do": "receive", "from": D, "nick": "dave", "now": 4, "text": sync({}),
+             "want": {"effects": [send(D, history(arec("room_name", C, "carol", "c1", 1, 3, 11, "Earlier name"),
+                                                  arec("room_name", B, "bob", "b1", 1, 5, 10, "Lunch crew"),
+                                                  arec("room_name", A, "alice", "a1", 1, 6, 12, "Team"),
+                                                  arec("room_name", A, "alice", "a2", 2, 7, 13, "")))]}},
+        ],
+    },
+    {
+        "name": "a late joiner gets replies, reactions, edits, deletions and the room name from history",
+        "me": D,
+        "steps": [
+            {"do": "receive", "from": A, "nick": "alice", "now": 1,
+             "text": history(rec(B, "bob", "b1", 1, 1, 1, "lunch?"),
+                             arec("reply", A, "alice", "a1", 1, 2, 2, "yes!", re=(B, 1)),
+                             arec("react", B, "bob", "b2", 2, 3, 3, "👍", re=(A, 1)),
+                             arec("edit", A, "alice", "a2", 2, 4, 4, "yes, at noon", re=(A, 1)),
+                             arec("delete", B, "bob", "b3", 3, 5, 5, re=(B, 1)),
+                             arec("room_name", C, "carol", "c1", 1, 6, 6, "Lunch crew")),
+             "want": {"effects": [added(B, 1), added(A, 1), added(B, 2), added(A, 2), added(B, 3), added(C, 1),
+                                  send(B, ack(3)), send(A, ack(2)), send(C, ack(1))]}},
+            {"do": "entry_state", "author": A, "seq": 1,
+             "want": state(text="yes, at noon", edited=True, reactions=[("👍", [BOB])])},
+            {"do": "entry_state", "author": B, "seq": 1, "want": state(deleted=True)},
+            {"do": "room_name", "want": {"text": "Lunch crew", "author": C, "nick": "carol"}},
+            {"do": "get", "author": A, "seq": 1, "want": arec("reply", A, "alice", "a1", 1, 2, 2, "yes!", re=(B, 1))},
+        ],
+    },
+    {
+        "name": "entries about another one relayed before their author's key is known wait for it",
+        "me": A,
+        "confirmed": [C],
+        "steps": [
+            {"do": "receive", "from": C, "nick": "carol", "now": 1,
+             "text": history(rec(B, "bob", "b1", 1, 1, 1, "hi"),
+                             arec("edit", B, "bob", "b2", 2, 2, 2, "hello", re=(B, 1)),
+                             arec("room_name", B, "bob", "b3", 3, 3, 3, "Bob's room"),
+                             arec("react", B, "bob", "b4", 4, 4, 4, "👎", re=(B, 1), signer=C)),
+             "want": {"effects": [added(B, 1), added(B, 2), added(B, 3), added(B, 4), send(B, ack(4))]}},
+            {"do": "entry_state", "author": B, "seq": 1, "want": PLAIN},
+            {"do": "room_name", "want": None},
+            {"do": "key_confirmed", "author": B,
+             "want": {"effects": [{"confirmed": [B, 1]}, {"confirmed": [B, 2]}, {"confirmed": [B, 3]},
+                                  {"removed": {"author": B, "seq": 4, "by": C}}]}},
+            {"do": "entry_state", "author": B, "seq": 1, "want": state(text="hello", edited=True)},
+            {"do": "room_name", "want": {"text": "Bob's room", "author": B, "nick": "bob"}},
+        ],
+    },
+    {
+        "name": "an entry about another one that breaks a rule counts as received from its author",
+        "me": A,
+        "steps": [
+            {"do": "receive", "from": B, "nick": "bob", "now": 1,
+             "text": env("edit", id="b1", seq=1, clock=1, ts=1, text="no target", sig="AA"),
+             "want": {"effects": [{"refused": [B, 1]}, send(B, ack(1))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 2,
+             "text": env("react", id="b2", seq=2, clock=2, ts=2, text="  ", re={"author": B, "seq": 1}, sig="AA"),
+             "want": {"effects": [{"refused": [B, 2]}, send(B, ack(2))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 3,
+             "text": env("delete", id="b3", seq=3, clock=3, ts=3, text="x", re={"author": B, "seq": 1}, sig="AA"),
+             "want": {"effects": [{"refused": [B, 3]}, send(B, ack(3))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 4,
+             "text": env("reply", id="b4", seq=4, clock=4, ts=4, text="hi", re={"author": B, "seq": 0}, sig="AA"),
+             "want": {"effects": [{"refused": [B, 4]}, send(B, ack(4))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 5,
+             "text": env("react", id="b5", seq=5, clock=5, ts=5, text="👍👍👍👍👍👍👍👍👍", re={"author": B, "seq": 1},
+                         sig="AA"),
+             "want": {"effects": [{"refused": [B, 5]}, send(B, ack(5))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 6,
+             "text": env("room_name", id="b6", seq=6, clock=6, ts=6, text="x", re={"author": B, "seq": 1}, sig="AA"),
+             "want": {"effects": [{"refused": [B, 6]}, send(B, ack(6))]}},
+            {"do": "receive", "from": B, "nick": "bob", "now": 7, "text": about("reply", "b7", 7, 7, 7, "fine", re=(B, 1)),
+             "want": {"effects": [added(B, 7), send(B, ack(7))]}},
+            {"do": "order", "want": [[B, 7]]},
         ],
     },
 ]

@@ -13,6 +13,7 @@ import { copyField } from './clipboard.js';
 import { byId, showStatus } from './dom.js';
 import { wireComposer } from './composer.js';
 import { Room } from './room.js';
+import { isShown } from './history.js';
 import { E2eError, base64urlEncode, makeSecret, parseSecret } from './e2e.js';
 import { Store } from './store.js';
 import { openVerify, showVerified } from './verify.js';
@@ -25,6 +26,7 @@ import { keptHistory, wireExport, wireSearch } from './finder.js';
 import { PrivateView } from './privateview.js';
 import { Files } from './files.js';
 import { FileCards, wireAttach } from './fileview.js';
+import { Conversation } from './conversation.js';
 
 const NICK_STORAGE_KEY = 'peerchat.nick';
 const RELAY_STORAGE_KEY = 'peerchat.relayOnly';
@@ -129,6 +131,10 @@ function showFile(chatLog, party, msg) {
   if (text && !text.querySelector('.file-card')) transfers.cards.card(text, msg.file, msg.own);
   transfers.files.offered(party, msg);
 }
+/** The page's title without a room name. */
+const BASE_TITLE = document.title;
+/** @type {Conversation | null} replies, reactions, edits, deletions, the room's name */
+let conversation = null;
 
 /**
  * @param {Room} room
@@ -487,8 +493,26 @@ async function main() {
       notice,
     },
   );
+  conversation = new Conversation({
+    log,
+    room,
+    box: ui.message,
+    context: byId('composer-context'),
+    contextText: byId('composer-context-text'),
+    contextCancel: /** @type {HTMLButtonElement} */ (byId('composer-context-cancel')),
+    title: byId('room-title'),
+    nameButton: /** @type {HTMLButtonElement} */ (byId('room-name-button')),
+    setTitle: (name) => {
+      const title = name ? `${name} · ${BASE_TITLE}` : BASE_TITLE;
+      if (attention) attention.setBase(title);
+      else document.title = title;
+    },
+    notice,
+    show: (msg) => showMessage(room, msg),
+  });
   const ready = room.open().then(async (kept) => {
     for (const msg of kept) showMessage(room, msg, true);
+    conversation?.showName(false);
     if (kept.length > 0) {
       notice(`${kept.length === 1 ? 'One earlier message' : `${kept.length} earlier messages`} from this device.`);
     }
@@ -640,10 +664,12 @@ async function main() {
   room.addEventListener('message-verified', (e) => {
     const { authorId, seq } = /** @type {CustomEvent} */ (e).detail;
     log.markVerified(authorId, seq);
+    conversation?.refreshAll();
   });
   room.addEventListener('message-removed', (e) => {
     const { authorId, seq, author, by } = /** @type {CustomEvent} */ (e).detail;
     log.remove(authorId, seq);
+    conversation?.refreshAll();
     notice(`A message attributed to ${author}, relayed by ${by}, was forged and has been removed.`);
   });
   room.addEventListener('key-changed', (e) => {
@@ -669,6 +695,7 @@ async function main() {
     notice(kind === 'joined' ? `${nick} joined` : `${nick} left`);
   });
   room.addEventListener('message', (e) => showMessage(room, /** @type {CustomEvent} */ (e).detail));
+  room.addEventListener('about', (e) => conversation?.applied(/** @type {CustomEvent} */ (e).detail));
   room.addEventListener('delivery', () => refreshDelivery(room));
   room.addEventListener('typing', () => renderTyping(room));
 
@@ -680,6 +707,10 @@ async function main() {
     { form: ui.composer, box: ui.message, note: ui.composerNote },
     (text) => {
       if (!room.everJoined) throw new Error('Not in the room yet: you can send once the server answers.');
+      if (conversation?.busy) {
+        conversation.send(text);
+        return;
+      }
       void room.send(text).then(
         (m) => showMessage(room, m),
         (e) => notice(`Not sent: ${/** @type {Error} */ (e).message}`),
@@ -773,9 +804,18 @@ function wireConversationTools(room, roomId) {
   /** @type {import('./finder.js').Source} */
   const source = {
     roomId,
+    // As shown: the last edit's text; deleted messages left out.
     kept: () =>
       keptHistory(room.store, roomId, () =>
-        room.history.messages().map(({ id, author, nick, seq, clock, ts, text }) => ({ id, author, nick, seq, clock, ts, text })),
+        room.history
+          .messages()
+          .filter(isShown)
+          .map(({ id, author, nick, seq, clock, ts, text }) => ({ id, author, nick, seq, clock, ts, text })),
+      ).then((messages) =>
+        messages.flatMap((m) => {
+          const state = room.history.entryState(m.author, m.seq);
+          return state.deleted ? [] : [{ ...m, text: state.text ?? m.text }];
+        }),
       ),
     reveal: (author, seq) => log.reveal(author, seq),
   };

@@ -37,8 +37,10 @@ function timeFormats() {
  * the room's order (clock, then author id, then number), so history that
  * arrives late lands where it belongs.
  * @typedef {{id: string, ts: number, text: string, author: string, own: boolean,
- *   authorId?: string, seq?: number, clock?: number, relayedBy?: string | null}} LogMessage
- *   `relayedBy`: shown as "relayed by X, not yet verified"
+ *   authorId?: string, seq?: number, clock?: number, relayedBy?: string | null,
+ *   re?: {author: string, seq: number}}} LogMessage
+ *   `relayedBy`: shown as "relayed by X, not yet verified"; `re`: the entry a
+ *   reply answers
  * @typedef {{state: string, text: string, detail: string}} Status
  * @typedef {{clock: number, author: string, seq: number}} OrderKey
  * @typedef {{limit?: number}} Options
@@ -155,6 +157,12 @@ export class ChatLog {
     this.quietTimer = undefined;
     /** @type {HTMLElement | null} the sentence that sums up quiet messages */
     this.summary = null;
+    /**
+     * Called with each message element as it is made (replies, reactions,
+     * edits and deletions: conversation.js).
+     * @type {((item: HTMLElement, msg: LogMessage) => void) | null}
+     */
+    this.decorate = null;
 
     this.jump = document.createElement('button');
     this.jump.type = 'button';
@@ -273,6 +281,21 @@ export class ChatLog {
    */
   setMentions(matcher) {
     this.mentions = matcher;
+  }
+
+  /**
+   * The element of a message shown in the log, if any.
+   * @param {string} authorId
+   * @param {number} seq
+   * @returns {HTMLElement | undefined}
+   */
+  item(authorId, seq) {
+    return this.byKey.get(`${authorId}/${seq}`);
+  }
+
+  /** The messages shown in the log. */
+  items() {
+    return this.byKey.values();
   }
 
   /**
@@ -455,6 +478,7 @@ export class ChatLog {
     text.dir = 'auto';
     text.append(render(nodes));
     item.append(meta, text);
+    this.decorate?.(item, msg);
     return item;
   }
 

@@ -9,7 +9,7 @@
  */
 
 import { exportJson, exportText, search } from './archive.js';
-import { compare } from './history.js';
+import { compare, isShown } from './history.js';
 import { downloadUrl } from './dom.js';
 
 /** Most results listed. */
@@ -38,7 +38,8 @@ export async function keptHistory(store, roomId, fallback) {
   if (!store) return fallback();
   store.flush(roomId);
   const { messages } = await store.load(roomId);
-  return messages.sort(compare);
+  // Only what is shown as a message of its own (not edits, reactions, …).
+  return messages.filter(isShown).sort(compare);
 }
 
 /**

@@ -26,6 +26,7 @@ import {
   chatEnvelope,
   historyEnvelope,
   isBlank,
+  TARGET_KINDS,
   MAX_COUNTER,
   MAX_HISTORY_BATCH,
   MAX_JUMP,
@@ -47,9 +48,16 @@ import {
  * A message in the log: a history record with its author's key and
  * signature (empty for one kept from before messages were signed, which is
  * never passed on), and `relayed_by` while it is relayed and its author's
- * key not confirmed yet.
+ * key not confirmed yet. An entry of another kind than chat and file has
+ * `kind` (and `re`, the entry it is about).
  * @typedef {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string,
- *   file?: import('./protocol.js').FileMeta, alg: string, key: string, sig: string, relayed_by?: string}} Message
+ *   file?: import('./protocol.js').FileMeta, kind?: import('./protocol.js').EntryKind,
+ *   re?: import('./protocol.js').EntryRef, alg: string, key: string, sig: string, relayed_by?: string}} Message
+ * What an entry shown in the log looks like now ({@link History#entryState}):
+ * `text` the last edit's (left out if not edited, or deleted).
+ * @typedef {{text?: string, edited: boolean, deleted: boolean,
+ *   reactions: {emoji: string, by: [string, string][]}[]}} EntryState
+ * @typedef {{text: string, author: string, nick: string}} RoomName
  * @typedef {{capacity: number, batchBytes: number, syncIntervalMs: number,
  *   typingTtlMs: number, typingIntervalMs: number}} Config
  * @typedef {{alg: string, key: string, bytes: Uint8Array, sig: string}} CheckItem
@@ -109,9 +117,14 @@ export const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 function kept(m) {
   const head = { author: m.author, nick: m.nick, id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text };
   const signed = { alg: m.alg ?? '', key: m.key ?? '', sig: m.sig ?? '' };
-  // In the protocol's order: the offer after the text.
+  // In the protocol's order: the offer (or the kind and target) after the text.
   /** @type {Message} */
-  const out = m.file ? { ...head, file: m.file, ...signed } : { ...head, ...signed };
+  let out;
+  if (m.file) out = { ...head, file: m.file, ...signed };
+  else if (m.kind) {
+    const about = m.re ? { kind: m.kind, re: { author: m.re.author, seq: m.re.seq } } : { kind: m.kind };
+    out = { ...head, ...about, ...signed };
+  } else out = { ...head, ...signed };
   if (m.relayed_by) out.relayed_by = m.relayed_by;
   return out;
 }
@@ -126,6 +139,8 @@ function record(m) {
   /** @type {import('./protocol.js').HistoryRecord} */
   const out = { author, nick, id, seq, clock, ts, text };
   if (m.file) out.file = m.file;
+  if (m.kind) out.kind = m.kind;
+  if (m.re) out.re = m.re;
   if (m.alg) out.alg = m.alg;
   if (m.key) out.key = m.key;
   if (m.sig) out.sig = m.sig;
@@ -153,25 +168,53 @@ export function fileBody(file) {
 }
 
 /**
+ * The body an entry of a kind other than chat and file is signed with: for
+ * kinds with a target, the target's author and number, then (but for a
+ * deletion) the text, one a line; for a room name, the name. Throws for a
+ * kind with a target and none given.
+ * @param {import('./protocol.js').EntryKind} kind
+ * @param {import('./protocol.js').EntryRef | undefined} re
+ * @param {string} text
+ */
+export function entryBody(kind, re, text) {
+  if (!TARGET_KINDS.has(kind)) return text;
+  if (!re) throw new ProtocolError('bad_message', 'field `re` is missing');
+  return kind === 'delete' ? `${re.author}\n${re.seq}` : `${re.author}\n${re.seq}\n${text}`;
+}
+
+/**
  * The bytes an entry's author signs, in `context`: a chat message's kind is
  * `chat` and its body the text, a file offer's kind is `file` and its body
- * {@link fileBody}; in a private conversation with recipient `to`, the kind
- * is `private` and the body `TO`, that kind and that body, one a line.
- * Throws for an entry not fit for signing.
+ * {@link fileBody}, another kind's is {@link entryBody}; in a private
+ * conversation with recipient `to`, the kind is `private` and the body
+ * `TO`, that kind and that body, one a line. Throws for an entry not fit
+ * for signing.
  * @param {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string,
- *   file?: import('./protocol.js').FileMeta}} m
+ *   file?: import('./protocol.js').FileMeta, kind?: import('./protocol.js').EntryKind,
+ *   re?: import('./protocol.js').EntryRef}} m
  * @param {string} context
  * @param {string | null} [to]
  */
 export function entrySignedBytes(m, context, to = null) {
-  let kind = m.file ? KIND_FILE : 'chat';
-  let body = m.file ? fileBody(m.file) : m.text;
+  /** @type {string} */
+  let kind = m.file ? KIND_FILE : (m.kind ?? 'chat');
+  let body = m.file ? fileBody(m.file) : m.kind ? entryBody(m.kind, m.re, m.text) : m.text;
   if (to !== null) {
     body = `${to}\n${kind}\n${body}`;
     kind = KIND_PRIVATE;
   }
   const { author, nick, id, seq, clock, ts } = m;
   return messageSignedBytes({ context, author, nick, id, seq, clock, ts, kind, body });
+}
+
+/**
+ * Whether an entry is shown as a message of its own (a chat message, a
+ * reply, a file offer); edits, deletions, reactions and room names change
+ * what is shown instead.
+ * @param {{kind?: string, file?: unknown}} m
+ */
+export function isShown(m) {
+  return Boolean(m.file) || m.kind === undefined || m.kind === 'reply';
 }
 
 /**
@@ -243,6 +286,8 @@ export class History {
     this.typingSent = null;
     /** Messages with a clock up to this one were cleared by this member. */
     this.cleared = 0;
+    /** @type {Map<string, Message[]>} for each entry named in another's `re`, the entries in the log about it */
+    this.refs = new Map();
   }
 
   /**
@@ -334,11 +379,130 @@ export class History {
   }
 
   /**
-   * @private
-   * @param {{id: string, nick: string, text: string, file?: import('./protocol.js').FileMeta, ts: number}} entry
+   * Numbers an entry of `kind` we are about to add (a reply, an edit, a
+   * deletion, a reaction or its withdrawal, about entry `re`; a room name)
+   * and says what to sign, as {@link History#draft} does for a message.
+   * `text` is the reply's or edit's text (not blank), the reaction, or the
+   * room name (empty clears it; white space around it is trimmed); a
+   * deletion has none. Only our own messages can be edited or deleted
+   * (`not_yours`).
+   * @param {{id: string, nick: string, kind: import('./protocol.js').EntryKind, text?: string,
+   *   re?: import('./protocol.js').EntryRef, ts: number}} entry
    * @returns {Draft}
    */
-  draftEntry({ id, nick, text, file, ts }) {
+  draftAbout({ id, nick, kind, text = '', re, ts }) {
+    if (kind === 'reply' || kind === 'edit') checkText(text);
+    const body = kind === 'room_name' ? text.trim() : text;
+    if ((kind === 'edit' || kind === 'delete') && re && re.author !== this.me) {
+      throw new ProtocolError('not_yours', 'only its author can edit or delete a message');
+    }
+    return this.draftEntry({ id, nick, text: body, kind, re, ts });
+  }
+
+  /**
+   * What entry `author`/`seq` looks like now, after the entries about it
+   * kept in the log, in the log's order: its author's last edit gives its
+   * text (a file offer cannot be edited), its author's deletion makes it a
+   * tombstone for good (reactions are dropped), and each member's last
+   * reaction or withdrawal per emoji says whether that member gives it.
+   * Entries about it by anyone but its author cannot edit or delete it, and
+   * entries not verified yet change nothing until they are.
+   * @param {string} author
+   * @param {number} seq
+   * @returns {EntryState}
+   */
+  entryState(author, seq) {
+    /** @type {EntryState} */
+    const state = { edited: false, deleted: false, reactions: [] };
+    const about = this.refs.get(idOf(author, seq));
+    if (!about) return state;
+    const target = this.get(author, seq);
+    const editable = !target?.file;
+    /** @type {{emoji: string, giver: string, nick: string, on: boolean}[]} */
+    const given = [];
+    for (const m of about) {
+      if (m.relayed_by) continue;
+      if (m.kind === 'edit' && m.author === author && editable && !state.deleted) {
+        state.text = m.text;
+        state.edited = true;
+      } else if (m.kind === 'delete' && m.author === author) {
+        state.deleted = true;
+      } else if (m.kind === 'react' || m.kind === 'unreact') {
+        const on = m.kind === 'react';
+        const entry = given.find((g) => g.emoji === m.text && g.giver === m.author);
+        if (entry) {
+          entry.nick = m.nick;
+          entry.on = on;
+        } else {
+          given.push({ emoji: m.text, giver: m.author, nick: m.nick, on });
+        }
+      }
+    }
+    if (state.deleted) {
+      delete state.text;
+      state.edited = false;
+      return state;
+    }
+    for (const { emoji, giver, nick, on } of given) {
+      let reaction = state.reactions.find((r) => r.emoji === emoji);
+      if (!reaction) {
+        reaction = { emoji, by: [] };
+        state.reactions.push(reaction);
+      }
+      if (on) reaction.by.push([giver, nick]);
+    }
+    state.reactions = state.reactions.filter((r) => r.by.length > 0);
+    return state;
+  }
+
+  /**
+   * The room's name: the text of the last verified `room_name` entry kept,
+   * in the log's order (empty if it cleared the name); null if none.
+   * @returns {RoomName | null}
+   */
+  roomName() {
+    for (let i = this.log.length - 1; i >= 0; i -= 1) {
+      const m = this.log[i];
+      if (m.kind === 'room_name' && !m.file && !m.relayed_by) return { text: m.text, author: m.author, nick: m.nick };
+    }
+    return null;
+  }
+
+  /**
+   * Notes `m` (now in the log) among the entries about its target.
+   * @private
+   * @param {Message} m
+   */
+  indexAbout(m) {
+    if (!m.re) return;
+    const target = idOf(m.re.author, m.re.seq);
+    const list = this.refs.get(target) ?? [];
+    let i = list.length;
+    while (i > 0 && compare(list[i - 1], m) > 0) i -= 1;
+    list.splice(i, 0, m);
+    this.refs.set(target, list);
+  }
+
+  /**
+   * Takes `m` (no longer in the log) out of the entries about its target.
+   * @private
+   * @param {Message} m
+   */
+  unindexAbout(m) {
+    if (!m.re) return;
+    const target = idOf(m.re.author, m.re.seq);
+    const list = (this.refs.get(target) ?? []).filter((x) => x !== m);
+    if (list.length > 0) this.refs.set(target, list);
+    else this.refs.delete(target);
+  }
+
+  /**
+   * @private
+   * @param {{id: string, nick: string, text: string, file?: import('./protocol.js').FileMeta, ts: number,
+   *   kind?: import('./protocol.js').EntryKind, re?: import('./protocol.js').EntryRef}} entry
+   * @returns {Draft}
+   */
+  draftEntry({ id, nick, text, file, ts, kind, re }) {
     if (!this.ownKey) throw new ProtocolError('unsigned', 'no identity key to sign the message with');
     const message = kept({
       author: this.me,
@@ -348,6 +512,8 @@ export class History {
       clock: Math.min(this.clock + 1, MAX_COUNTER),
       ts: Math.min(ts, MAX_TS),
       text,
+      kind,
+      re,
       alg: this.ownKey.alg,
       key: this.ownKey.key,
     });
@@ -474,9 +640,10 @@ export class History {
         // A live chat is signed with the key of the peer at the other end,
         // as its hello confirmed it.
         const key = this.keys.get(from);
-        const { id, seq, clock, ts, text: body, file, sig } = msg;
+        const { id, seq, clock, ts, text: body, file, entry, re, sig } = msg;
         const message = { author: from, nick, id, seq, clock, ts, text: body, alg: key?.alg, key: key?.key, sig };
-        this.check(from, [file ? { ...message, file } : message], text.length, out);
+        const full = file ? { ...message, file } : entry ? { ...message, kind: entry, re } : message;
+        this.check(from, [full], text.length, out);
         break;
       }
       case 'ack':
@@ -650,6 +817,7 @@ export class History {
       } else {
         this.log.splice(this.log.indexOf(m), 1);
         this.index.delete(idOf(m.author, m.seq));
+        this.unindexAbout(m);
         lowest = lowest === null ? m.seq : Math.min(lowest, m.seq);
         out.push({ removed: { author, seq: m.seq, by: m.relayed_by } });
       }
@@ -807,6 +975,7 @@ export class History {
     this.ownClock = Math.max(this.ownClock, this.cleared);
     this.log = [];
     this.index.clear();
+    this.refs.clear();
     this.acks.clear();
     this.recipients.clear();
   }
@@ -941,13 +1110,16 @@ export class History {
     if (message.author === this.me) this.lastSeq = Math.max(this.lastSeq, message.seq);
     this.index.add(id);
     const author = message.author;
-    this.log.splice(this.lowerBound(message), 0, kept(message));
+    const entry = kept(message);
+    this.log.splice(this.lowerBound(message), 0, entry);
+    this.indexAbout(entry);
     let floor = this.floorOf(author);
     while (this.index.has(idOf(author, floor + 1))) floor += 1;
     this.floor.set(author, floor);
     while (this.log.length > this.config.capacity) {
       const old = /** @type {Message} */ (this.log.shift());
       this.index.delete(idOf(old.author, old.seq));
+      this.unindexAbout(old);
       if (old.author === this.me) this.recipients.delete(old.seq);
     }
     if (this.floor.size > 2 * MAX_SYNC_AUTHORS) {
@@ -965,8 +1137,11 @@ export class History {
  */
 function approximateSize(m) {
   const file = m.file ? 220 + utf8Length(m.file.fid) + utf8Length(m.file.type) + stringSize(m.file.name) : 0;
+  // Other kinds name themselves (20) and their target (40 and its author).
+  const about = (m.kind && !m.file ? 20 : 0) + (m.re ? 40 + utf8Length(m.re.author) : 0);
   return (
     120 +
+    about +
     utf8Length(m.author) +
     utf8Length(m.nick) +
     utf8Length(m.id) +

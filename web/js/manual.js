@@ -37,7 +37,7 @@ import {
   verifyHello,
   verifySignature,
 } from './e2e.js';
-import { History } from './history.js';
+import { History, isShown } from './history.js';
 import { KeyStore } from './keystore.js';
 import { ProtocolError, randomId, validateNick } from './protocol.js';
 
@@ -208,6 +208,8 @@ function chatOver(pc, dc, ids, me, peerNick) {
       }
       if ('added' in effect) {
         const m = effect.added;
+        // Edits, deletions, reactions and room names are not messages of their own.
+        if (!isShown(m)) continue;
         log.message({ ...m, authorId: m.author, author: peerNick(), own: false });
       } else if ('send' in effect && dc.readyState === 'open') {
         dc.send(effect.send.text);

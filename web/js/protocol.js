@@ -363,14 +363,21 @@ export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49
  */
 
 /**
- * A log entry as its author sends it: a chat message, or a file offer
- * (`file` set, `text` empty); `sig` (version 2) the author's signature,
- * base64url, checked by the message log.
- * @typedef {{id: string, seq: number, clock: number, ts: number, text: string, file?: FileMeta, sig?: string}} Chat
- * A message in a `history` envelope: a log entry with its author, and
- * (version 2) the author's identity key (`alg`, `key`).
+ * The entry another entry answers, changes or reacts to: its author and the
+ * author's number for it.
+ * @typedef {{author: string, seq: number}} EntryRef
+ * A log entry as its author sends it: a chat message, a file offer
+ * (`file` set, `text` empty), or (`entry` set) an entry of another kind
+ * ({@link ENTRY_KINDS}) about entry `re` or naming the room; `sig`
+ * (version 2) the author's signature, base64url, checked by the message log.
+ * @typedef {{id: string, seq: number, clock: number, ts: number, text: string, file?: FileMeta,
+ *   entry?: EntryKind, re?: EntryRef, sig?: string}} Chat
+ * @typedef {'reply' | 'edit' | 'delete' | 'react' | 'unreact' | 'room_name'} EntryKind
+ * A message in a `history` envelope: a log entry with its author, its
+ * `kind` (for kinds other than chat and file), and (version 2) the author's
+ * identity key (`alg`, `key`).
  * @typedef {{author: string, nick: string, id: string, seq: number, clock: number, ts: number, text: string,
- *   file?: FileMeta, alg?: string, key?: string, sig?: string}} HistoryRecord
+ *   file?: FileMeta, kind?: EntryKind, re?: EntryRef, alg?: string, key?: string, sig?: string}} HistoryRecord
  * @typedef {({kind: 'chat'} & Chat)
  *   | {kind: 'ack', upto: number}
  *   | {kind: 'sync', have: Record<string, number>}
@@ -379,6 +386,42 @@ export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49
  *   | {kind: 'private', body: string}
  *   | {kind: 'unknown', type: string, seq?: number}} PeerMessage
  */
+
+/**
+ * The kinds of log entries besides chat messages and file offers: each
+ * travels as an envelope of that `type`, and as a `history` record with that
+ * `kind`.
+ * @type {readonly EntryKind[]}
+ */
+export const ENTRY_KINDS = ['reply', 'edit', 'delete', 'react', 'unreact', 'room_name'];
+
+/** The kinds whose entries name another entry in `re`. */
+export const TARGET_KINDS = new Set(['reply', 'edit', 'delete', 'react', 'unreact']);
+
+/** Longest reaction (an emoji), in bytes of UTF-8. */
+export const MAX_REACTION_BYTES = 32;
+
+/** Longest room name, in bytes of UTF-8. */
+export const MAX_ROOM_NAME_BYTES = 256;
+
+/**
+ * Whether `kind` names an entry kind this client knows, besides chat and file.
+ * @param {unknown} kind
+ * @returns {kind is EntryKind}
+ */
+export function isEntryKind(kind) {
+  return typeof kind === 'string' && /** @type {readonly string[]} */ (ENTRY_KINDS).includes(kind);
+}
+
+/**
+ * Whether an entry of `kind` writes its `text`: all but deletions, and an
+ * empty room name leaves it out.
+ * @param {EntryKind} kind
+ * @param {string} text
+ */
+function hasText(kind, text) {
+  return kind !== 'delete' && !(kind === 'room_name' && text === '');
+}
 
 /**
  * A {@link ProtocolError} about field `field` of a file offer.
@@ -507,11 +550,17 @@ function envelope(type, body) {
 }
 
 /**
- * A `chat` envelope as JSON text.
- * @param {Chat} chat
+ * A log entry's envelope as JSON text: a `chat`, a `file`, or the envelope
+ * of its kind (`entry`, or `kind` as a message in the log names it).
+ * @param {Chat & {kind?: EntryKind}} chat
  */
-export function chatEnvelope({ id, seq, clock, ts, text, file, sig }) {
+export function chatEnvelope({ id, seq, clock, ts, text, file, entry: given, kind, re, sig }) {
   if (file) return envelope('file', { id, seq, clock, ts, file: fileObject(file), sig });
+  const entry = given ?? kind;
+  if (entry) {
+    const body = hasText(entry, text) ? text : undefined;
+    return envelope(entry, { id, seq, clock, ts, text: body, re: re && { author: re.author, seq: re.seq }, sig });
+  }
   return envelope('chat', { id, seq, clock, ts, text, sig });
 }
 
@@ -543,11 +592,15 @@ export function syncEnvelope(have) {
 /** @param {HistoryRecord[]} messages */
 export function historyEnvelope(messages) {
   return envelope('history', {
-    messages: messages.map(({ author, nick, id, seq, clock, ts, text, file, alg, key, sig }) =>
-      file
-        ? { author, nick, id, seq, clock, ts, kind: 'file', file: fileObject(file), alg, key, sig }
-        : { author, nick, id, seq, clock, ts, text, alg, key, sig },
-    ),
+    messages: messages.map(({ author, nick, id, seq, clock, ts, text, file, kind, re, alg, key, sig }) => {
+      if (file) return { author, nick, id, seq, clock, ts, kind: 'file', file: fileObject(file), alg, key, sig };
+      if (kind) {
+        const body = hasText(kind, text) ? text : undefined;
+        const target = re && { author: re.author, seq: re.seq };
+        return { author, nick, id, seq, clock, ts, kind, text: body, re: target, alg, key, sig };
+      }
+      return { author, nick, id, seq, clock, ts, text, alg, key, sig };
+    }),
   });
 }
 
@@ -616,6 +669,65 @@ function chatFields(obj, file = false) {
   return chat;
 }
 
+const RE_RULE = 'field `re` must name an entry: {"author": a peer id, "seq": 1 to 9007199254740991}';
+
+/**
+ * The fields of an entry of `kind` (other than chat and file), checked.
+ * @param {Record<string, unknown>} obj
+ * @param {EntryKind} kind
+ * @returns {Chat}
+ */
+function entryFields(obj, kind) {
+  const bad = (/** @type {string} */ reason) => new ProtocolError('bad_message', reason);
+  let text = '';
+  if (kind === 'delete') {
+    if ('text' in obj) throw bad('field `text` must be left out of a deletion');
+  } else if (kind !== 'room_name' || 'text' in obj) {
+    text = str(obj, 'text');
+  }
+  // The numbers (and a reply's or an edit's text) as in a chat message.
+  const fields = chatFields({ ...obj, text: kind === 'reply' || kind === 'edit' ? text : '-' });
+  /** @type {EntryRef | undefined} */
+  let re;
+  const value = obj.re;
+  if (value !== undefined && value !== null) {
+    if (!isObject(value) || typeof value.author !== 'string' || typeof value.seq !== 'number') throw bad(RE_RULE);
+    re = { author: value.author, seq: value.seq + 0 };
+  }
+  if (TARGET_KINDS.has(kind)) {
+    if (!re) throw bad('field `re` is missing');
+    if (!ID_ALPHABET.test(re.author) || re.author.length > MAX_ID_LEN) throw bad(RE_RULE);
+    if (!Number.isSafeInteger(re.seq) || re.seq < 1) throw bad(RE_RULE);
+  } else if (re) {
+    throw bad('field `re` is only for entries about another one');
+  }
+  if (kind === 'react' || kind === 'unreact') {
+    if (isBlank(text) || utf8Length(text) > MAX_REACTION_BYTES || CONTROL.test(text)) {
+      throw bad('field `text` must be a reaction: 1 to 32 bytes, not only white space, no control characters');
+    }
+  }
+  if (kind === 'room_name' && (utf8Length(text) > MAX_ROOM_NAME_BYTES || CONTROL.test(text))) {
+    throw bad('field `text` must be a room name: at most 256 bytes, no control characters');
+  }
+  /** @type {Chat} */
+  const out = { id: fields.id, seq: fields.seq, clock: fields.clock, ts: fields.ts, text, entry: kind };
+  if (re) out.re = re;
+  if (fields.sig !== undefined) out.sig = fields.sig;
+  return out;
+}
+
+/**
+ * The fields of a log entry whose envelope `type` (or record `kind`) is
+ * `type`: a chat message, a file offer, or another kind.
+ * @param {Record<string, unknown>} obj
+ * @param {string} type
+ * @returns {Chat}
+ */
+function anyEntryFields(obj, type) {
+  if (isEntryKind(type)) return entryFields(obj, type);
+  return chatFields(obj, type === 'file');
+}
+
 /**
  * A field that may be left out (or `null`), but is a string if given.
  * @param {Record<string, unknown>} obj
@@ -643,11 +755,21 @@ function historyRecord(value) {
     throw new ProtocolError('bad_message', 'field `nick` must follow the nickname rules');
   }
   const kind = value.kind;
-  if (kind !== undefined && kind !== null && kind !== 'chat' && kind !== 'file') {
+  if (kind !== undefined && kind !== null && kind !== 'chat' && kind !== 'file' && !isEntryKind(kind)) {
     throw new ProtocolError('bad_message', 'field `kind` names a kind of entry this client does not know');
   }
+  const { entry, ...fields } = anyEntryFields(value, typeof kind === 'string' ? kind : 'chat');
   /** @type {HistoryRecord} */
-  const record = { author, nick, ...chatFields(value, kind === 'file') };
+  const record = { author, nick, ...fields };
+  if (entry) {
+    // In the protocol's order: the kind and target before the key.
+    const { re, sig } = record;
+    delete record.re;
+    delete record.sig;
+    record.kind = entry;
+    if (re) record.re = re;
+    if (sig !== undefined) record.sig = sig;
+  }
   const alg = optionalString(value, 'alg');
   const key = optionalString(value, 'key');
   if (alg !== undefined) record.alg = alg;
@@ -719,6 +841,13 @@ export function parsePeerMessage(text) {
       return { kind: 'chat', ...chatFields(obj) };
     case 'file':
       return { kind: 'chat', ...chatFields(obj, true) };
+    case 'reply':
+    case 'edit':
+    case 'delete':
+    case 'react':
+    case 'unreact':
+    case 'room_name':
+      return { kind: 'chat', ...entryFields(obj, type) };
     case 'private': {
       if (!('body' in obj)) throw new ProtocolError('bad_message', 'field `body` is missing');
       if (!isObject(obj.body)) throw new ProtocolError('bad_message', 'field `body` must be an object');
@@ -784,8 +913,8 @@ function attempt(read) {
  */
 export function salvagePeerMessage(text) {
   const envelope = attempt(() => envelopeObject(text));
-  if (envelope?.type === 'chat' || envelope?.type === 'file') {
-    if (attempt(() => chatFields(envelope.obj, envelope.type === 'file'))) return null;
+  if (envelope?.type === 'chat' || envelope?.type === 'file' || isEntryKind(envelope?.type)) {
+    if (attempt(() => anyEntryFields(envelope.obj, envelope.type))) return null;
     const seq = attempt(() => counter(envelope.obj, 'seq', 1));
     return seq === null ? null : { kind: 'chat', seq };
   }

@@ -33,7 +33,7 @@ import {
   verifySignature,
 } from './e2e.js';
 import { KeyStore } from './keystore.js';
-import { History } from './history.js';
+import { History, isShown } from './history.js';
 import { Inbox, lastAcks } from './inbox.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
@@ -98,9 +98,10 @@ export function refusalText(nick, refusal) {
  *   `up`: its channel is open and its hello verified: chat may flow
  * @typedef {{id: string, seq: number, clock: number, ts: number, text: string,
  *   authorId: string, author: string, own: boolean, relayedBy: string | null,
- *   file?: import('./protocol.js').FileMeta}} ChatMessage
+ *   file?: import('./protocol.js').FileMeta, re?: import('./protocol.js').EntryRef}} ChatMessage
  *   `relayedBy`: the member who relayed it, while its author's key is not
- *   confirmed ("relayed by X, not yet verified")
+ *   confirmed ("relayed by X, not yet verified"); `re`: the entry a reply
+ *   answers
  * @typedef {{state: 'sent' | 'sending' | 'delivered' | 'waiting' | 'undelivered',
  *   text: string, detail: string}} DeliveryState
  */
@@ -152,6 +153,9 @@ async function memberKey(roomId) {
  * - `notice` (detail: {kind: 'joined'|'left', nick})
  * - `message` (detail: ChatMessage) a message new to this page, ours or
  *   someone else's, live or from history: show it at its place in the order
+ * - `about` (detail: the log's Message) an edit, deletion, reaction or room
+ *   name new to this page, ours or someone else's: refresh what it changes
+ *   (its `re`, or the room's name)
  * - `delivery` who holds our messages changed: refresh their states
  * - `typing` who is typing changed
  * - `refused` (detail: {from, nick, code, text}) a signal was refused (at
@@ -280,7 +284,7 @@ export class Room extends EventTarget {
       const restored = this.history.restore(saved);
       if (restored.length < saved.messages.length) void this.store.trim(this.roomId, this.history.messages());
       for (const m of restored) this.nicks.set(m.author, m.nick);
-      return restored.map((m) => this.view(m));
+      return restored.filter(isShown).map((m) => this.view(m));
     } catch (e) {
       console.warn('peerchat: could not read the history kept on this device', e);
       return [];
@@ -343,13 +347,42 @@ export class Room extends EventTarget {
   sendEntry(drafted) {
     // What cannot be sent is said at once (this throws); signing follows.
     drafted();
+    return this.signAndSend(drafted).then((m) => this.view(m));
+  }
+
+  /**
+   * Adds an entry of another kind (a reply, an edit, a deletion, a
+   * reaction or its withdrawal, about entry `re`; a room name), signed and
+   * sent like a message ({@link Room#send}). A reply comes back as a
+   * `message`, the others as `about`.
+   * @param {import('./protocol.js').EntryKind} kind
+   * @param {string} text
+   * @param {import('./protocol.js').EntryRef} [re]
+   * @returns {Promise<import('./history.js').Message>} the entry, once signed and sent
+   */
+  about(kind, text, re) {
+    const entry = { id: randomId(), nick: this.nick ?? '', kind, text, re, ts: Date.now() };
+    // What cannot be sent is said at once (this throws); signing follows.
+    this.history.draftAbout(entry);
+    return this.signAndSend(() => this.history.draftAbout(entry));
+  }
+
+  /**
+   * Signs what `draft` numbers (after what is being sent already), records
+   * it, keeps it on the device and sends it to every member whose channel
+   * is open; the others get it when theirs is (the history sync).
+   * @private
+   * @param {() => import('./history.js').Draft} draft
+   * @returns {Promise<import('./history.js').Message>}
+   */
+  signAndSend(draft) {
     const sent = this.sending.then(async () => {
       const identity = await this.identity;
       for (;;) {
-        const draft = drafted();
-        const sig = base64urlEncode(await signWith(identity, draft.bytes));
+        const drafted = draft();
+        const sig = base64urlEncode(await signWith(identity, drafted.bytes));
         try {
-          return this.history.commit(draft, sig, [...this.members.keys()]);
+          return this.history.commit(drafted, sig, [...this.members.keys()]);
         } catch (e) {
           // Another message took the number meanwhile: draft it again.
           if (!(e instanceof ProtocolError && e.code === 'stale')) throw e;
@@ -361,7 +394,7 @@ export class Room extends EventTarget {
       this.store?.add(this.roomId, [m]);
       this.saveState();
       for (const member of this.members.values()) this.sendTo(member, envelope);
-      return this.view(m);
+      return m;
     });
   }
 
@@ -1046,7 +1079,8 @@ export class Room extends EventTarget {
       this.store?.add(this.roomId, added, () => this.history.messages());
       for (const m of added) {
         if (m.author !== this.selfId && !this.nicks.has(m.author)) this.nicks.set(m.author, m.nick);
-        this.dispatchEvent(new CustomEvent('message', { detail: this.view(m) }));
+        if (isShown(m)) this.dispatchEvent(new CustomEvent('message', { detail: this.view(m) }));
+        else this.dispatchEvent(new CustomEvent('about', { detail: m }));
       }
       this.pruneNicks();
       typing = true;
@@ -1154,18 +1188,11 @@ export class Room extends EventTarget {
   view(m) {
     const own = m.author === this.selfId;
     const relayedBy = m.relayed_by ? this.nickOf(m.relayed_by) : null;
-    return {
-      id: m.id,
-      seq: m.seq,
-      clock: m.clock,
-      ts: m.ts,
-      text: m.text,
-      authorId: m.author,
-      author: m.nick,
-      own,
-      relayedBy,
-      ...(m.file ? { file: m.file } : {}),
-    };
+    /** @type {ChatMessage} */
+    const view = { id: m.id, seq: m.seq, clock: m.clock, ts: m.ts, text: m.text, authorId: m.author, author: m.nick, own, relayedBy };
+    if (m.file) view.file = m.file;
+    if (m.re) view.re = m.re;
+    return view;
   }
 
   /** @private */

@@ -145,7 +145,7 @@ export class Store {
     const rows = await done(tx.objectStore('messages').index('room').getAll(room));
     const state = await done(tx.objectStore('state').get(room));
     return {
-      messages: rows.map(({ author, nick, id, seq, clock, ts, text, alg, key, sig, relayed_by }) => ({
+      messages: rows.map(({ author, nick, id, seq, clock, ts, text, alg, key, sig, relayed_by, kind, re }) => ({
         author,
         nick,
         id,
@@ -157,6 +157,9 @@ export class Store {
         key: key ?? '',
         sig: sig ?? '',
         ...(relayed_by ? { relayed_by } : {}),
+        // Replies, edits, deletions, reactions, room names: their kind and target.
+        ...(kind ? { kind } : {}),
+        ...(re ? { re } : {}),
       })),
       recipients: state?.recipients ?? [],
       acks: state?.acks ?? [],

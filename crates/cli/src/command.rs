@@ -10,6 +10,7 @@
 //! its name, arguments, help, the modes it exists in, and how its
 //! arguments are read.
 
+use peerchat_client::about::EntryKind;
 use peerchat_client::engine::{Engine, Event, FileError, FileInfo, MemberStats, Safety};
 
 /// Where a line was typed.
@@ -60,6 +61,18 @@ pub enum Command {
     Accept(Option<String>),
     /// Stops fetching files: those of this name, or all.
     Cancel(Option<String>),
+    /// Adds an entry about a message (a reply, a reaction or its
+    /// withdrawal: to `nick`'s latest message, or the latest from someone
+    /// else; an edit or the deletion of our latest message) or the room's
+    /// name.
+    About {
+        /// What it is.
+        kind: EntryKind,
+        /// The reply's or edit's text, the emoji, the name.
+        text: String,
+        /// Whose latest message it is about.
+        nick: Option<String>,
+    },
     /// Leaves the room.
     Quit,
 }
@@ -180,6 +193,51 @@ pub const COMMANDS: &[Spec] = &[
         parse: |args| Ok(Command::Cancel((!args.is_empty()).then(|| args.to_owned()))),
     },
     Spec {
+        name: "reply",
+        args: "[@NICK] TEXT",
+        about: "reply to NICK's latest message (without @NICK: the latest from someone else)",
+        modes: EVERYWHERE,
+        parse: |args| {
+            let (nick, text) = about_nick_first(args);
+            needs_args(text, |t| about(EntryKind::Reply, t, nick))
+        },
+    },
+    Spec {
+        name: "react",
+        args: "EMOJI [@NICK]",
+        about: "react with EMOJI to NICK's latest message (without @NICK: the latest from someone else)",
+        modes: EVERYWHERE,
+        parse: |args| reaction(EntryKind::React, args),
+    },
+    Spec {
+        name: "unreact",
+        args: "EMOJI [@NICK]",
+        about: "take back your reaction EMOJI to that message",
+        modes: EVERYWHERE,
+        parse: |args| reaction(EntryKind::Unreact, args),
+    },
+    Spec {
+        name: "edit",
+        args: "TEXT",
+        about: "replace the text of your latest message (it shows as edited)",
+        modes: EVERYWHERE,
+        parse: |args| needs_args(args, |t| about(EntryKind::Edit, t, None)),
+    },
+    Spec {
+        name: "delete",
+        args: "",
+        about: "delete your latest message for everyone",
+        modes: EVERYWHERE,
+        parse: |args| no_args(args, about(EntryKind::Delete, "", None)),
+    },
+    Spec {
+        name: "name",
+        args: "[NAME]",
+        about: "name the room for everyone in it (without NAME: clear its name)",
+        modes: EVERYWHERE,
+        parse: |args| Ok(about(EntryKind::RoomName, args, None)),
+    },
+    Spec {
         name: "quit",
         args: "",
         about: "leave the room (in line mode: once what you sent is delivered)",
@@ -195,6 +253,35 @@ enum ArgsError {
     Unexpected,
     /// It needs some.
     Missing,
+}
+
+fn about(kind: EntryKind, text: &str, nick: Option<&str>) -> Command {
+    Command::About {
+        kind,
+        text: text.to_owned(),
+        nick: nick.map(str::to_owned),
+    }
+}
+
+/// `@NICK REST` as the nick and the rest; anything else as no nick.
+fn about_nick_first(args: &str) -> (Option<&str>, &str) {
+    match args.strip_prefix('@') {
+        Some(rest) => {
+            let (nick, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            (Some(nick), text.trim_start())
+        }
+        None => (None, args),
+    }
+}
+
+/// `EMOJI [@NICK]`.
+fn reaction(kind: EntryKind, args: &str) -> Result<Command, ArgsError> {
+    let (emoji, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+    let nick = match rest.trim() {
+        "" => None,
+        rest => Some(rest.strip_prefix('@').ok_or(ArgsError::Missing)?),
+    };
+    needs_args(emoji, |e| about(kind, e, nick))
 }
 
 fn no_args(args: &str, command: Command) -> Result<Command, ArgsError> {
@@ -519,6 +606,61 @@ mod tests {
 
     fn message(text: &str) -> Result<Entry, CommandError> {
         Ok(Entry::Message(text.to_owned()))
+    }
+
+    #[test]
+    fn replies_reactions_edits_deletions_and_the_room_name_are_read() {
+        let about = |kind, text: &str, nick: Option<&str>| {
+            Ok(Entry::Command(Command::About {
+                kind,
+                text: text.to_owned(),
+                nick: nick.map(str::to_owned),
+            }))
+        };
+        assert_eq!(
+            parse("/reply @bob sure, at noon", Mode::Tui),
+            about(EntryKind::Reply, "sure, at noon", Some("bob"))
+        );
+        assert_eq!(
+            parse("/reply sure", Mode::Line),
+            about(EntryKind::Reply, "sure", None)
+        );
+        assert_eq!(
+            parse("/react 👍 @alice", Mode::Line),
+            about(EntryKind::React, "👍", Some("alice"))
+        );
+        assert_eq!(
+            parse("/unreact 👍", Mode::Tui),
+            about(EntryKind::Unreact, "👍", None)
+        );
+        assert_eq!(
+            parse("/edit lunch at one?", Mode::Line),
+            about(EntryKind::Edit, "lunch at one?", None)
+        );
+        assert_eq!(
+            parse("/delete", Mode::Line),
+            about(EntryKind::Delete, "", None)
+        );
+        assert_eq!(
+            parse("/name Lunch crew", Mode::Line),
+            about(EntryKind::RoomName, "Lunch crew", None)
+        );
+        assert_eq!(
+            parse("/name", Mode::Line),
+            about(EntryKind::RoomName, "", None)
+        );
+        assert!(matches!(
+            parse("/reply @bob", Mode::Line),
+            Err(CommandError::MissingArguments { name: "reply", .. })
+        ));
+        assert!(matches!(
+            parse("/react 👍 bob", Mode::Line),
+            Err(CommandError::MissingArguments { name: "react", .. })
+        ));
+        assert!(matches!(
+            parse("/delete it", Mode::Line),
+            Err(CommandError::NoArguments { name: "delete" })
+        ));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod cli;
 pub mod command;
+pub mod conversation;
 pub mod input;
 pub mod line;
 pub mod mention;

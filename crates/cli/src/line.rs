@@ -94,6 +94,11 @@ fn notice(event: &Event) -> Option<String> {
         Event::FileOffered { .. } | Event::FileSaved { .. } | Event::FileFailed { .. } => {
             return command::file_notice(event);
         }
+        Event::Changed { author, shown, .. } => crate::conversation::changed_line(author, shown),
+        Event::RoomName { name, by } if name.is_empty() => {
+            format!("{} cleared the room's name", by.nick)
+        }
+        Event::RoomName { name, by } => format!("{} named the room “{name}”", by.nick),
         Event::Message(_)
         | Event::FileProgress { .. }
         | Event::PrivateMessage { .. }
@@ -175,7 +180,12 @@ fn print(event: &Event, mode: Output) {
             Event::Message(m) if m.own || m.stored => {}
             Event::Message(m) => {
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}: {}", escape(&m.from.nick), escape(&m.text));
+                let quote = m
+                    .quote
+                    .as_ref()
+                    .map(|q| format!(" (↪ {})", escape(&crate::conversation::quote_line(q))))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "{}{quote}: {}", escape(&m.from.nick), escape(&m.text));
                 let _ = out.flush();
             }
             Event::PrivateMessage { message: m, .. } if m.own || m.stored => {}
@@ -399,6 +409,11 @@ async fn entered(
             Ok(member) => eprintln!("* {} is marked verified", escape(&member.nick)),
             Err(err) => eprintln!("* {}", escape(&err.to_string())),
         },
+        Ok(Entry::Command(Command::About { kind, text, nick })) => {
+            if let Err(err) = engine.about(kind, &text, nick.as_deref()).await {
+                eprintln!("* {}", escape(&err.to_string()));
+            }
+        }
         Ok(Entry::Command(Command::Clear)) => {
             engine.clear_history();
             eprintln!("* history cleared here; messages sent so far will not come back");

@@ -45,6 +45,8 @@ pub enum LogEntry {
         /// For our messages: where delivery stands; for a relayed one not
         /// verified yet, that it is.
         status: Option<String>,
+        /// For a reply: what it answers (`NICK: TEXT`), shown above it.
+        quote: Option<String>,
     },
     /// A private message: an entry of the conversation with one member,
     /// shown where it arrives, marked private.
@@ -106,6 +108,8 @@ pub struct Ui {
     pub completion: Option<Completion>,
     /// Files being fetched: id, name, bytes held, size, stalled.
     pub transfers: Vec<(String, String, u64, u64, bool)>,
+    /// The room's name, once someone set one.
+    pub room_name: String,
 }
 
 /// A name completed with Tab, so that Tab again puts in the next one.
@@ -142,6 +146,7 @@ impl Ui {
             qr: None,
             completion: None,
             transfers: Vec::new(),
+            room_name: String::new(),
         }
     }
 
@@ -255,6 +260,7 @@ impl Ui {
                 text: m.text.clone(),
                 key,
                 status,
+                quote: m.quote.as_ref().map(crate::conversation::quote_line),
             },
         );
     }
@@ -463,6 +469,25 @@ impl Ui {
                     }
                 }
             }
+            Event::Changed { author, seq, shown } => {
+                for entry in &mut self.log {
+                    if let LogEntry::Message { key, text, .. } = entry {
+                        if key.1 == author.id && key.2 == *seq {
+                            *text = crate::conversation::shown_text(shown);
+                        }
+                    }
+                }
+            }
+            Event::RoomName { name, by } => {
+                if *name != self.room_name {
+                    self.room_name.clone_from(name);
+                    self.notice(if name.is_empty() {
+                        format!("{} cleared the room's name", by.nick)
+                    } else {
+                        format!("{} named the room “{name}”", by.nick)
+                    });
+                }
+            }
             Event::MessageRemoved { author, seq, by } => {
                 self.log.retain(|entry| {
                     !matches!(entry, LogEntry::Message { key, own: false, .. } if key.1 == author.id && key.2 == *seq)
@@ -514,6 +539,7 @@ impl Ui {
                 own,
                 text,
                 status,
+                quote,
                 ..
             } => {
                 let author_style = if *own {
@@ -529,7 +555,11 @@ impl Ui {
                     Span::styled(format!("{author}: "), author_style),
                 ];
                 let status = status.as_ref().map(|s| format!("({s})"));
+                let quote = quote.as_ref().map(|q| format!("↪ {q}\n"));
                 let mut pieces = Vec::new();
+                if let Some(quote) = &quote {
+                    pieces.push(Piece::new(quote, Style::new().dim().italic()));
+                }
                 let mut at = 0;
                 for mention in self.mentions(text) {
                     if mention.range.start > at {
@@ -758,7 +788,11 @@ pub fn render_at(frame: &mut Frame, ui: &Ui, now: Instant) {
             " peerchat ",
             Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ),
-        Span::raw(format!(" room {short}… ")),
+        Span::raw(if ui.room_name.is_empty() {
+            format!(" room {short}… ")
+        } else {
+            format!(" {} ", ui.room_name)
+        }),
         Span::styled(format!("● {server_text}"), Style::new().fg(server_color)),
     ];
     if ui.relay_only {
@@ -1161,6 +1195,8 @@ enum Request {
     Files(Command),
     /// Send a private message to the member called this.
     Msg(String, String),
+    /// Reply, react, edit, delete, name the room.
+    About(peerchat_client::about::EntryKind, String, Option<String>),
     /// Leave.
     Quit,
 }
@@ -1207,6 +1243,7 @@ impl Ui {
             }
             Entry::Command(Command::Export(path)) => Request::Export(path),
             Entry::Command(Command::Search(words)) => Request::Search(words),
+            Entry::Command(Command::About { kind, text, nick }) => Request::About(kind, text, nick),
             Entry::Command(Command::Clear) => {
                 self.log.clear();
                 self.widest_author = 0;
@@ -1283,6 +1320,11 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: &str) -> bool {
             }
             Err(err) => ui.error(err.to_string()),
         },
+        Request::About(kind, text, nick) => {
+            if let Err(err) = engine.about(kind, &text, nick.as_deref()).await {
+                ui.error(err.to_string());
+            }
+        }
         Request::Verified(nick) => match engine.mark_verified(&nick).await {
             Ok(member) => ui.notice(format!("{} is marked verified ✓", member.nick)),
             Err(err) => ui.error(err.to_string()),
@@ -1368,6 +1410,7 @@ mod tests {
             own: false,
             stored: false,
             relayed_by: None,
+            quote: None,
         }));
         ui
     }
@@ -1383,6 +1426,7 @@ mod tests {
             own,
             stored: false,
             relayed_by: None,
+            quote: None,
         })
     }
 
@@ -1450,6 +1494,60 @@ mod tests {
             screen_text.contains("room mine  (sending…)"),
             "{screen_text}"
         );
+    }
+
+    #[test]
+    fn replies_quote_edits_deletions_and_reactions_redraw_and_the_room_name_heads_the_screen() {
+        use peerchat_client::about::{Quote, Reaction, Shown};
+        let mut ui = conversation();
+        let Event::Message(mut reply) = message(peer("3", "bob"), 1, 6, "sure, at noon", false)
+        else {
+            unreachable!()
+        };
+        reply.quote = Some(Quote {
+            author: "2".into(),
+            nick: "alice".into(),
+            seq: 1,
+            text: "hello from the browser".into(),
+        });
+        ui.apply(&Event::Message(reply));
+        assert!(screen(&ui, 80, 24).contains("↪ alice: hello from the browser"));
+        ui.apply(&Event::Changed {
+            author: peer("2", "alice"),
+            seq: 1,
+            shown: Shown {
+                text: "hello from the terminal".into(),
+                edited: true,
+                deleted: false,
+                reactions: vec![Reaction {
+                    emoji: "+1".into(),
+                    by: vec![("3".into(), "bob".into())],
+                }],
+            },
+        });
+        assert!(screen(&ui, 80, 24).contains("hello from the terminal (edited) [+1 bob]"));
+        ui.apply(&Event::Changed {
+            author: peer("3", "bob"),
+            seq: 1,
+            shown: Shown {
+                text: String::new(),
+                edited: false,
+                deleted: true,
+                reactions: Vec::new(),
+            },
+        });
+        let shown = screen(&ui, 80, 24);
+        assert!(shown.contains("(message deleted)"), "{shown}");
+        ui.apply(&Event::RoomName {
+            name: "Lunch crew".into(),
+            by: peer("3", "bob"),
+        });
+        let shown = screen(&ui, 80, 24);
+        assert!(
+            shown.lines().next().unwrap().contains(" Lunch crew "),
+            "{shown}"
+        );
+        assert!(shown.contains("bob named the room “Lunch crew”"), "{shown}");
     }
 
     #[test]
@@ -1762,7 +1860,7 @@ mod tests {
         assert_eq!(ui.entered("/peers"), Request::Peers);
         assert_eq!(ui.entered("/quit"), Request::Quit);
         assert_eq!(ui.entered("/help"), Request::None);
-        let text = screen(&ui, 100, 40);
+        let text = screen(&ui, 100, 60);
         assert!(text.contains("* /clear"), "{text}");
         assert!(
             text.contains("* //text sends text starting with /"),

@@ -20,13 +20,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use peerchat_e2e::{
     Fingerprint, Hello, IdentityKey, PublicKey, Refusal, RoomCrypto, SafetyNumber, pin_name,
 };
-use peerchat_history::{Config as HistoryConfig, Effect, History, Message};
+use peerchat_history::{Config as HistoryConfig, Effect, EntryKind, History, Message};
 use peerchat_mesh::{Config as MeshConfig, Input, Mesh, Output, SignalKind};
 use peerchat_protocol::ErrorCode;
 use peerchat_protocol::signaling::{ClientMessage, IceServer};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::about::{AboutError, Quote, Shown};
 use crate::pair::{BlobError, Code, CodeKind, Pairing};
 use crate::peer::{Link, LinkEvent, LinkHandle, LinkOptions, LinkState, LinkStats, SignalPayload};
 use crate::session::Session;
@@ -123,6 +124,9 @@ pub struct ChatMessage {
     /// "relayed by X, not yet verified".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relayed_by: Option<Peer>,
+    /// For a reply: what it answers, as that shows now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quote: Option<Quote>,
 }
 
 /// The signaling connection's state.
@@ -184,6 +188,24 @@ pub enum Event {
     /// from history. Show it at its place in the order (clock, author id,
     /// number).
     Message(ChatMessage),
+    /// What a message shows changed: it was edited or deleted, or its
+    /// reactions changed (also told for messages from this device's
+    /// history that were, after their `message` events).
+    Changed {
+        /// Its author.
+        author: Peer,
+        /// The author's number for it.
+        seq: u64,
+        /// What it shows now.
+        shown: Shown,
+    },
+    /// The room's name changed (`name` empty: it has none now).
+    RoomName {
+        /// The name.
+        name: String,
+        /// Who set it.
+        by: Peer,
+    },
     /// Who holds one of our messages changed.
     Delivery {
         /// Our message's number.
@@ -442,6 +464,12 @@ enum Command {
     Safety(String, oneshot::Sender<Result<Safety, VerifyError>>),
     MarkVerified(String, oneshot::Sender<Result<Peer, VerifyError>>),
     Send(String),
+    About(
+        EntryKind,
+        String,
+        Option<String>,
+        oneshot::Sender<Result<(), AboutError>>,
+    ),
     ClearHistory,
     Typed,
     Join(String),
@@ -696,6 +724,30 @@ impl Engine {
             .send(Command::MarkVerified(nick.to_owned(), tx))
             .map_err(|_| VerifyError::Stopped)?;
         rx.await.map_err(|_| VerifyError::Stopped)?
+    }
+
+    /// Adds an entry of `kind` to the room's log: a reply (`text`) to,
+    /// a reaction (`text`, the emoji) to or its withdrawal from the latest
+    /// message of the member called `nick` (of anyone, without a nick); an
+    /// edit (`text`) or the deletion of our own latest message; the room's
+    /// name (`text`, empty to clear it).
+    pub async fn about(
+        &self,
+        kind: EntryKind,
+        text: &str,
+        nick: Option<&str>,
+    ) -> Result<(), AboutError> {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || AboutError::Send(SendError::Stopped);
+        self.commands
+            .send(Command::About(
+                kind,
+                text.to_owned(),
+                nick.map(str::to_owned),
+                tx,
+            ))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Each member's connection state and route.
@@ -1101,11 +1153,19 @@ impl State {
                 );
             }
             Command::Messages(reply) => {
-                // File offers are told as such, not as messages.
                 let messages = self.history.as_ref().map_or_else(Vec::new, |h| {
+                    // What is shown as a message of its own, as it shows
+                    // now: the last edit's text; deleted ones and file
+                    // offers (told as such) left out.
                     h.messages()
-                        .filter(|m| m.file.is_none())
-                        .cloned()
+                        .filter(|m| m.file.is_none() && m.entry_kind().is_shown())
+                        .filter_map(|m| {
+                            let now = crate::about::shown(h, m);
+                            (!now.deleted).then(|| Message {
+                                text: now.text,
+                                ..m.clone()
+                            })
+                        })
                         .collect::<Vec<_>>()
                 });
                 let _ = reply.send(messages.into_iter().map(|m| self.view(m)).collect());
@@ -1118,6 +1178,9 @@ impl State {
             }
             Command::MarkVerified(nick, reply) => {
                 let _ = reply.send(self.mark_verified(&nick));
+            }
+            Command::About(kind, text, nick, reply) => {
+                let _ = reply.send(self.send_about(kind, &text, nick.as_deref()));
             }
             Command::Leave(_) => {}
         }
@@ -1146,6 +1209,67 @@ impl State {
             .members()
             .filter_map(|m| counts.get(m.id()).map(|n| (peer(m), *n)))
             .collect()
+    }
+
+    fn send_about(
+        &mut self,
+        kind: EntryKind,
+        text: &str,
+        nick: Option<&str>,
+    ) -> Result<(), AboutError> {
+        let recipients: Vec<String> = self.mesh.members().map(|m| m.id().to_owned()).collect();
+        let identity = self.options.identity.clone();
+        let Some(history) = self.history.as_mut() else {
+            return Err(AboutError::Send(SendError::Stopped));
+        };
+        let re = match kind {
+            EntryKind::RoomName => None,
+            _ => Some(crate::about::target(history, kind, nick)?),
+        };
+        let id = crate::random_id();
+        let (message, envelope) = history.send_about(
+            &identity,
+            &id,
+            &self.nick,
+            kind,
+            text,
+            re,
+            now_ms(),
+            recipients,
+        )?;
+        self.persist(std::slice::from_ref(&message), true);
+        for current in self.links.values().filter(|c| c.usable()) {
+            current.link.send(envelope.clone());
+        }
+        if message.entry_kind().is_shown() {
+            let view = self.view(message);
+            self.emit(Event::Message(view));
+        } else {
+            self.applied(&message);
+        }
+        Ok(())
+    }
+
+    /// Tells what an entry about another one (or a room name) changed.
+    fn applied(&self, m: &Message) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        if m.kind == EntryKind::RoomName {
+            if let Some(name) = history.room_name() {
+                let by = self.peer_of(&name.author);
+                self.emit(Event::RoomName {
+                    name: name.text,
+                    by,
+                });
+            }
+        } else if let Some(target) = m.re.as_ref().and_then(|re| history.get(&re.author, re.seq)) {
+            self.emit(Event::Changed {
+                author: self.peer_of(&target.author),
+                seq: target.seq,
+                shown: crate::about::shown(history, target),
+            });
+        }
     }
 
     fn send_message(&mut self, text: &str) {
@@ -1195,7 +1319,12 @@ impl State {
     fn view(&self, m: Message) -> ChatMessage {
         let own = self.history.as_ref().is_some_and(|h| h.me() == m.author);
         let relayed_by = m.relayed_by.as_deref().map(|by| self.peer_of(by));
+        let quote = self
+            .history
+            .as_ref()
+            .and_then(|h| crate::about::quote(h, &m));
         ChatMessage {
+            quote,
             relayed_by,
             from: Peer {
                 id: m.author,
@@ -1265,7 +1394,9 @@ impl State {
         let mut forged: Vec<(String, String)> = Vec::new();
         for effect in effects {
             match effect {
-                Effect::Added(message) => {
+                // Edits, deletions, reactions and room names are not
+                // messages of their own: not shown as such.
+                Effect::Added(message) if message.entry_kind().is_shown() => {
                     if let Some(file) = &message.file {
                         self.file_offered(&message.author, file, None, false);
                         continue;
@@ -1273,6 +1404,7 @@ impl State {
                     let view = self.view(message);
                     self.emit(Event::Message(view));
                 }
+                Effect::Added(message) => self.applied(&message),
                 Effect::Send { to, text } => {
                     if let Some(current) = self.links.get(&to).filter(|c| c.usable()) {
                         current.link.send(text);
@@ -1534,16 +1666,34 @@ impl State {
             .unwrap_or_default();
         self.history = Some(history);
         self.new_conversations(me);
-        for message in restored {
+        let mut changed = Vec::new();
+        for message in restored.into_iter().filter(|m| m.entry_kind().is_shown()) {
             if let Some(file) = &message.file {
                 self.file_offered(&message.author, file, None, true);
                 continue;
+            }
+            if let Some(history) = &self.history {
+                let shown = crate::about::shown(history, &message);
+                if shown.edited || shown.deleted || !shown.reactions.is_empty() {
+                    changed.push((message.author.clone(), message.seq, shown));
+                }
             }
             let view = ChatMessage {
                 stored: true,
                 ..self.view(message)
             };
             self.emit(Event::Message(view));
+        }
+        for (author, seq, shown) in changed {
+            let author = self.peer_of(&author);
+            self.emit(Event::Changed { author, seq, shown });
+        }
+        if let Some(name) = self.history.as_ref().and_then(History::room_name) {
+            let by = self.peer_of(&name.author);
+            self.emit(Event::RoomName {
+                name: name.text,
+                by,
+            });
         }
     }
 

@@ -12,11 +12,13 @@
 //!   polling through [`poll`]);
 //! - [`pair`]: two peers without a room (connection codes, the mailbox);
 //! - [`store`]: the history file;
+//! - [`about`]: replies, reactions, edits, deletions and the room name;
 //! - [`tls`]: the roots a client trusts;
 //! - `turn_bridge`: TURN over TCP and TLS for webrtc-rs, which speaks it
 //!   over UDP only.
 #![forbid(unsafe_code)]
 
+pub mod about;
 pub mod engine;
 pub mod identity;
 pub mod pair;

@@ -138,6 +138,9 @@ impl Store {
             ("sig", "TEXT NOT NULL DEFAULT ''"),
             ("relayed_by", "TEXT"),
             ("file", "TEXT"),
+            // Entries of other kinds (replies, edits, …): their kind and
+            // target, as JSON ({"kind":…,"re":{…}}); NULL for chat messages.
+            ("about", "TEXT"),
         ] {
             if !columns.iter().any(|c| c == column) {
                 db.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} {kind};"))
@@ -216,12 +219,16 @@ impl Store {
         let mut statement = self
             .db
             .prepare(
-                "SELECT author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by, file
+                "SELECT author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by, file, about
                  FROM messages WHERE room = ?1",
             )
             .map_err(|e| self.sql(e))?;
         let messages = statement
             .query_map(params![room], |row| {
+                let about: About = row
+                    .get::<_, Option<String>>(12)?
+                    .and_then(|json| serde_json::from_str(&json).ok())
+                    .unwrap_or_default();
                 Ok(Message {
                     author: row.get(0)?,
                     seq: unsigned(row.get(1)?),
@@ -238,6 +245,8 @@ impl Store {
                     key: row.get(8)?,
                     sig: row.get(9)?,
                     relayed_by: row.get(10)?,
+                    kind: about.kind,
+                    re: about.re,
                 })
             })
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
@@ -392,8 +401,9 @@ impl Store {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO messages
-                         (room, author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by, file)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                         (room, author, seq, clock, nick, id, ts, text, alg, key, sig, relayed_by,
+                          file, about)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .map_err(sql)?;
             for m in messages {
@@ -413,7 +423,8 @@ impl Store {
                         m.relayed_by,
                         m.file
                             .as_deref()
-                            .map(peerchat_protocol::file::FileMeta::to_json)
+                            .map(peerchat_protocol::file::FileMeta::to_json),
+                        About::of(m)
                     ])
                     .map_err(sql)?;
             }
@@ -551,12 +562,82 @@ impl Store {
     }
 }
 
+/// The kind and target of an entry of another kind than a chat message,
+/// as the `about` column keeps them.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct About {
+    kind: peerchat_history::EntryKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    re: Option<peerchat_history::EntryRef>,
+}
+
+impl About {
+    /// The column's value for `m`: `None` for a chat message.
+    fn of(m: &Message) -> Option<String> {
+        (m.kind != peerchat_history::EntryKind::Chat || m.re.is_some()).then(|| {
+            serde_json::to_string(&About {
+                kind: m.kind,
+                re: m.re.clone(),
+            })
+            .unwrap_or_default()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use peerchat_e2e::IdentityKey;
     use peerchat_history::{Config, History};
 
     use super::*;
+
+    #[test]
+    fn replies_edits_reactions_and_room_names_come_back_as_what_they_are() {
+        use peerchat_history::{EntryKind, EntryRef};
+        let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
+        let path = dir.join("history.sqlite3");
+        let me = "aaaaaaaaaaaaaaaa";
+        let id = IdentityKey::from_seed([1; 32]);
+        let mut h = History::new(me, Config::default());
+        let (first, _) = h.send(&id, "m1", "alice", "hello", 1, vec![]).unwrap();
+        let re = || {
+            Some(EntryRef {
+                author: me.into(),
+                seq: 1,
+            })
+        };
+        let mut kept = vec![first];
+        for (kind, text, re) in [
+            (EntryKind::Reply, "me again", re()),
+            (EntryKind::Edit, "hello all", re()),
+            (EntryKind::React, "👍", re()),
+            (EntryKind::RoomName, "Lunch", None),
+            (EntryKind::Delete, "", re()),
+        ] {
+            let (m, _) = h
+                .send_about(
+                    &id,
+                    &format!("m{}", kept.len() + 1),
+                    "alice",
+                    kind,
+                    text,
+                    re,
+                    2,
+                    vec![],
+                )
+                .unwrap();
+            kept.push(m);
+        }
+        Store::open(&path).unwrap().add("room", &kept).unwrap();
+        let mut saved = Store::open(&path).unwrap().load("room").unwrap();
+        saved.messages.sort_by_key(|m| m.seq);
+        assert_eq!(saved.messages, kept);
+        let mut back = History::new(me, Config::default());
+        assert_eq!(back.restore(saved).len(), kept.len());
+        assert!(back.entry_state(me, 1).deleted);
+        assert_eq!(back.room_name().unwrap().text, "Lunch");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn a_room_survives_closing_the_file() {

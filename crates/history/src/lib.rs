@@ -42,7 +42,7 @@
 #![deny(missing_docs)]
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use peerchat_e2e::{Context, IdentityKey, KIND_CHAT, PublicKey, SignedMessage, base64url};
 use peerchat_protocol::file::FileMeta;
@@ -50,11 +50,15 @@ use peerchat_protocol::peer::{
     self, MAX_COUNTER, MAX_HISTORY_BATCH, MAX_JUMP, MAX_SYNC_AUTHORS, PeerMessage, Record,
     Salvaged, Sync,
 };
+pub use peerchat_protocol::peer::{EntryKind, EntryRef};
 use peerchat_protocol::{MAX_TEXT_BYTES, ProtocolError};
 use serde::{Deserialize, Serialize};
 
-/// An entry of the log: a chat message, or a file offer (`file` is set and
-/// `text` is empty).
+/// An entry of the log: a chat message, a file offer (`file` is set and
+/// `text` is empty), or an entry of another [`EntryKind`] (a reply, an
+/// edit, a deletion, a reaction, a room name: `kind` says which, `re`
+/// names the entry it is about, `text` holds the reply's or the edit's
+/// text, the reaction or the room name).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// The author's peer id.
@@ -74,6 +78,13 @@ pub struct Message {
     /// The offer, in a file offer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<Box<FileMeta>>,
+    /// Its kind: [`EntryKind::Chat`] for chat messages (and file offers,
+    /// which have `file`; [`Message::entry_kind`] says [`EntryKind::File`]).
+    #[serde(default, skip_serializing_if = "is_plain")]
+    pub kind: EntryKind,
+    /// The entry it answers, changes or reacts to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub re: Option<EntryRef>,
     /// The algorithm of the author's identity key (`ed25519`, `p256`);
     /// empty for a message kept from before messages were signed.
     #[serde(default)]
@@ -91,7 +102,20 @@ pub struct Message {
     pub relayed_by: Option<String>,
 }
 
+fn is_plain(kind: &EntryKind) -> bool {
+    matches!(kind, EntryKind::Chat | EntryKind::File)
+}
+
 impl Message {
+    /// Its kind: [`EntryKind::File`] for a file offer, else `kind`.
+    pub fn entry_kind(&self) -> EntryKind {
+        if self.file.is_some() {
+            EntryKind::File
+        } else {
+            self.kind
+        }
+    }
+
     /// Where it sorts: by clock, then author, then sequence number.
     pub fn key(&self) -> Key {
         Key {
@@ -117,6 +141,8 @@ impl Message {
             alg: some(&self.alg),
             key: some(&self.key),
             sig: some(&self.sig),
+            re: self.re.clone(),
+            kind: self.entry_kind(),
         }
     }
 
@@ -130,6 +156,11 @@ impl Message {
             clock: record.clock,
             ts: record.ts,
             text: record.text.into_owned(),
+            kind: match record.kind {
+                EntryKind::File => EntryKind::Chat,
+                kind => kind,
+            },
+            re: record.re,
             file: record.file.map(Box::new),
             alg: owned(record.alg),
             key: owned(record.key),
@@ -140,7 +171,7 @@ impl Message {
 
     /// The bytes its author signs, in `context`: a chat message's kind is
     /// `chat` and its body the text; a file offer's kind is `file` and its
-    /// body [`file_body`].
+    /// body [`file_body`]; other kinds' are [`entry_body`].
     pub fn signed_bytes(&self, context: &Context) -> Option<Vec<u8>> {
         self.signed_bytes_to(context, None)
     }
@@ -151,9 +182,13 @@ impl Message {
     /// the room, one a line ([`KIND_PRIVATE`]); with `to` `None`, as
     /// [`Message::signed_bytes`].
     pub fn signed_bytes_to(&self, context: &Context, to: Option<&str>) -> Option<Vec<u8>> {
-        let (kind, body) = match &self.file {
-            Some(file) => (KIND_FILE, Cow::Owned(file_body(file))),
-            None => (KIND_CHAT, Cow::Borrowed(self.text.as_str())),
+        let (kind, body) = match (&self.file, self.kind) {
+            (Some(file), _) => (KIND_FILE, Cow::Owned(file_body(file))),
+            (None, EntryKind::Chat) => (KIND_CHAT, Cow::Borrowed(self.text.as_str())),
+            (None, kind) => (
+                kind.name(),
+                Cow::Owned(entry_body(kind, self.re.as_ref(), &self.text)?),
+            ),
         };
         let (kind, body) = match to {
             Some(to) => (KIND_PRIVATE, Cow::Owned(format!("{to}\n{kind}\n{body}"))),
@@ -200,6 +235,60 @@ pub fn file_body(file: &FileMeta) -> String {
     )
 }
 
+/// The body an entry of a kind other than `chat` and `file` is signed
+/// with: for kinds with a target, the target's author and number, then
+/// (but for a deletion) the text, one a line; for a room name, the name.
+/// `None` for a kind with a target and none given.
+pub fn entry_body(kind: EntryKind, re: Option<&EntryRef>, text: &str) -> Option<String> {
+    if !kind.has_target() {
+        return Some(text.to_owned());
+    }
+    let re = re?;
+    Some(if kind == EntryKind::Delete {
+        format!("{}\n{}", re.author, re.seq)
+    } else {
+        format!("{}\n{}\n{}", re.author, re.seq, text)
+    })
+}
+
+/// What an entry shown in the log looks like now, after the entries about
+/// it ([`History::entry_state`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EntryState {
+    /// The text to show: the last edit's, if it was edited (`None` if not,
+    /// or if it is deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Whether its author edited it.
+    pub edited: bool,
+    /// Whether its author deleted it for everyone: show a tombstone.
+    pub deleted: bool,
+    /// Its reactions, each emoji once, in the order each was first given
+    /// (none for a deleted entry).
+    pub reactions: Vec<Reaction>,
+}
+
+/// One emoji given to an entry, and who gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reaction {
+    /// The emoji.
+    pub emoji: String,
+    /// Who gave it (peer id and nickname), in the order they did.
+    pub by: Vec<(String, String)>,
+}
+
+/// The room's name, as the last `room_name` entry in the log's order set
+/// it ([`History::room_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomName {
+    /// The name; empty when it was cleared.
+    pub text: String,
+    /// Who set it (peer id).
+    pub author: String,
+    /// Their nickname then.
+    pub nick: String,
+}
+
 /// A message's place in the order.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
@@ -241,6 +330,9 @@ impl Default for Config {
 }
 
 /// What the caller must do after an event.
+// Most effects are messages added: boxing them would cost an allocation
+// each to save bytes on the rarer others.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// A message new to this member: show it at its place in the order
@@ -364,6 +456,7 @@ struct Pending {
     bytes: usize,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Pend {
     /// A message whose signature is item `usize` of the check.
@@ -414,6 +507,9 @@ pub enum SendError {
     /// Another message of ours was numbered since the draft: draft again.
     #[error("the message's number was taken meanwhile; draft it again")]
     Stale,
+    /// Only a message's author can edit or delete it.
+    #[error("only its author can edit or delete a message")]
+    NotYours,
 }
 
 /// Whether `text` can be sent as a message: not empty nor only white space
@@ -485,6 +581,11 @@ pub struct History {
     /// In a private conversation, the other party: only its entries and
     /// ours are taken.
     party: Option<String>,
+    /// For each entry named in another's `re` (by author and number), the
+    /// entries in `log` about it.
+    refs: HashMap<(String, u64), BTreeSet<Key>>,
+    /// The `room_name` entries in `log`.
+    names: BTreeSet<Key>,
 }
 
 impl History {
@@ -514,6 +615,8 @@ impl History {
             pending_bytes: 0,
             next_check: 1,
             party: None,
+            refs: HashMap::new(),
+            names: BTreeSet::new(),
         }
     }
 
@@ -641,6 +744,41 @@ impl History {
         self.draft_entry(id, nick, "", Some(file), ts)
     }
 
+    /// Numbers an entry of `kind` we are about to add (a reply, an edit,
+    /// a deletion, a reaction or its withdrawal, about entry `re`; a room
+    /// name) and says what to sign, as [`History::draft`] does for a
+    /// message. `text` is the reply's or edit's text (not blank), the
+    /// reaction, or the room name (empty clears it; white space around it
+    /// is trimmed); a deletion has none. Only our own messages can be
+    /// edited or deleted ([`SendError::NotYours`]).
+    pub fn draft_about(
+        &self,
+        id: &str,
+        nick: &str,
+        kind: EntryKind,
+        text: &str,
+        re: Option<EntryRef>,
+        ts: u64,
+    ) -> Result<Draft, SendError> {
+        let text = match kind {
+            EntryKind::Chat | EntryKind::Reply | EntryKind::Edit => {
+                check_text(text)?;
+                text
+            }
+            EntryKind::RoomName => text.trim(),
+            _ => text,
+        };
+        if matches!(kind, EntryKind::Edit | EntryKind::Delete)
+            && re.as_ref().is_some_and(|re| re.author != self.me)
+        {
+            return Err(SendError::NotYours);
+        }
+        let mut message = self.numbered(id, nick, text, None, ts)?;
+        message.kind = kind;
+        message.re = re;
+        self.signed(message)
+    }
+
     fn draft_entry(
         &self,
         id: &str,
@@ -649,8 +787,20 @@ impl History {
         file: Option<FileMeta>,
         ts: u64,
     ) -> Result<Draft, SendError> {
+        self.signed(self.numbered(id, nick, text, file, ts)?)
+    }
+
+    /// Our next entry, without its kind, target or signature.
+    fn numbered(
+        &self,
+        id: &str,
+        nick: &str,
+        text: &str,
+        file: Option<FileMeta>,
+        ts: u64,
+    ) -> Result<Message, SendError> {
         let (alg, key) = self.own_key.clone().ok_or(SendError::Unsigned)?;
-        let message = Message {
+        Ok(Message {
             author: self.me.clone(),
             nick: nick.to_owned(),
             id: id.to_owned(),
@@ -659,11 +809,17 @@ impl History {
             ts: ts.min(peer::MAX_TS),
             text: text.to_owned(),
             file: file.map(Box::new),
+            kind: EntryKind::Chat,
+            re: None,
             alg,
             key,
             sig: String::new(),
             relayed_by: None,
-        };
+        })
+    }
+
+    /// A draft of `message`, checked.
+    fn signed(&self, message: Message) -> Result<Draft, SendError> {
         message.record().validate()?;
         let bytes = self.signed_bytes(&message).ok_or(SendError::Unsigned)?;
         Ok(Draft { message, bytes })
@@ -715,6 +871,142 @@ impl History {
         let draft = self.draft_file(id, nick, file, ts)?;
         let sig = base64url::encode(&identity.sign(&draft.bytes));
         self.commit(draft, &sig, recipients)
+    }
+
+    /// [`History::draft_about`], signed with `identity`, then
+    /// [`History::commit`]: where signing takes no waiting (Rust).
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_about(
+        &mut self,
+        identity: &IdentityKey,
+        id: &str,
+        nick: &str,
+        kind: EntryKind,
+        text: &str,
+        re: Option<EntryRef>,
+        ts: u64,
+        recipients: Vec<String>,
+    ) -> Result<(Message, String), SendError> {
+        self.sign_with(identity);
+        let draft = self.draft_about(id, nick, kind, text, re, ts)?;
+        let sig = base64url::encode(&identity.sign(&draft.bytes));
+        self.commit(draft, &sig, recipients)
+    }
+
+    /// What entry `author`/`seq` looks like now, after the entries about
+    /// it kept in the log, in the log's order: its author's last edit
+    /// gives its text (a file offer cannot be edited), its author's
+    /// deletion makes it a tombstone (for good: later edits change
+    /// nothing, reactions are dropped), and each member's last reaction or
+    /// withdrawal per emoji says whether that member gives it. Entries
+    /// about it by anyone else than its author cannot edit or delete it,
+    /// and entries not verified yet ("relayed by X") change nothing until
+    /// they are.
+    pub fn entry_state(&self, author: &str, seq: u64) -> EntryState {
+        let mut state = EntryState::default();
+        let Some(keys) = self.refs.get(&(author.to_owned(), seq)) else {
+            return state;
+        };
+        let editable = self
+            .get(author, seq)
+            .is_none_or(|m| m.entry_kind() != EntryKind::File);
+        // (emoji, giver) → given, in the order first seen.
+        let mut given: Vec<(String, String, String, bool)> = Vec::new();
+        for key in keys {
+            let Some(m) = self.log.get(key) else { continue };
+            if m.relayed_by.is_some() {
+                continue;
+            }
+            match m.kind {
+                EntryKind::Edit if m.author == author && editable && !state.deleted => {
+                    state.text = Some(m.text.clone());
+                    state.edited = true;
+                }
+                EntryKind::Delete if m.author == author => state.deleted = true,
+                EntryKind::React | EntryKind::Unreact => {
+                    let on = m.kind == EntryKind::React;
+                    match given
+                        .iter_mut()
+                        .find(|(e, a, _, _)| *e == m.text && *a == m.author)
+                    {
+                        Some(entry) => {
+                            entry.2.clone_from(&m.nick);
+                            entry.3 = on;
+                        }
+                        None => given.push((m.text.clone(), m.author.clone(), m.nick.clone(), on)),
+                    }
+                }
+                _ => {}
+            }
+        }
+        if state.deleted {
+            state.text = None;
+            state.edited = false;
+            return state;
+        }
+        for (emoji, giver, nick, on) in given {
+            let at = state.reactions.iter().position(|r| r.emoji == emoji);
+            let reaction = match at {
+                Some(at) => &mut state.reactions[at],
+                None => {
+                    state.reactions.push(Reaction {
+                        emoji,
+                        by: Vec::new(),
+                    });
+                    let last = state.reactions.len() - 1;
+                    &mut state.reactions[last]
+                }
+            };
+            if on {
+                reaction.by.push((giver, nick));
+            }
+        }
+        state.reactions.retain(|r| !r.by.is_empty());
+        state
+    }
+
+    /// The room's name: the text of the last `room_name` entry kept, in
+    /// the log's order, that is verified (empty if it cleared the name);
+    /// `None` if there is none.
+    pub fn room_name(&self) -> Option<RoomName> {
+        self.names
+            .iter()
+            .rev()
+            .filter_map(|key| self.log.get(key))
+            .find(|m| m.relayed_by.is_none())
+            .map(|m| RoomName {
+                text: m.text.clone(),
+                author: m.author.clone(),
+                nick: m.nick.clone(),
+            })
+    }
+
+    /// Notes `message` (now in the log under `key`) in the indexes of
+    /// entries about others and of room names.
+    fn index_about(&mut self, key: &Key, message: &Message) {
+        if let Some(re) = &message.re {
+            self.refs
+                .entry((re.author.clone(), re.seq))
+                .or_default()
+                .insert(key.clone());
+        }
+        if message.kind == EntryKind::RoomName && message.file.is_none() {
+            self.names.insert(key.clone());
+        }
+    }
+
+    /// Takes `message` (no longer in the log) out of those indexes.
+    fn unindex_about(&mut self, key: &Key, message: &Message) {
+        if let Some(re) = &message.re {
+            let target = (re.author.clone(), re.seq);
+            if let Some(keys) = self.refs.get_mut(&target) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.refs.remove(&target);
+                }
+            }
+        }
+        self.names.remove(key);
     }
 
     /// Signs with `identity` from now on, if no key was set
@@ -1050,6 +1342,7 @@ impl History {
                 });
             } else if let Some(m) = self.log.remove(&k) {
                 self.index.remove(&(m.author.clone(), m.seq));
+                self.unindex_about(&k, &m);
                 lowest_removed = Some(lowest_removed.map_or(m.seq, |l: u64| l.min(m.seq)));
                 out.push(Effect::Removed {
                     author: author.to_owned(),
@@ -1194,6 +1487,8 @@ impl History {
         self.own_clock = self.own_clock.max(self.cleared);
         self.log.clear();
         self.index.clear();
+        self.refs.clear();
+        self.names.clear();
         self.acks.clear();
         self.recipients.clear();
     }
@@ -1375,6 +1670,7 @@ impl History {
         }
         self.index.insert(id, message.clock);
         let author = message.author.clone();
+        self.index_about(&key, &message);
         self.log.insert(key, message);
         let mut floor = self.floor_of(&author);
         while self.index.contains_key(&(author.clone(), floor + 1)) {
@@ -1382,8 +1678,9 @@ impl History {
         }
         self.floor.insert(author, floor);
         while self.log.len() > self.config.capacity {
-            if let Some((_, old)) = self.log.pop_first() {
+            if let Some((old_key, old)) = self.log.pop_first() {
                 self.index.remove(&(old.author.clone(), old.seq));
+                self.unindex_about(&old_key, &old);
                 if old.author == self.me {
                     self.recipients.remove(&old.seq);
                 }
@@ -1415,7 +1712,14 @@ fn record_size(record: &Record<'_>) -> usize {
         220 + f.fid.len() + f.mime.len() + string_size(&f.name)
     });
     let optional = |s: &Option<Cow<'_, str>>| s.as_ref().map_or(0, |s| s.len());
-    120 + record.author.len()
+    // Other kinds name themselves (20) and their target (40 and its
+    // author).
+    let about = match record.entry_kind() {
+        EntryKind::Chat | EntryKind::File => 0,
+        _ => 20,
+    } + record.re.as_ref().map_or(0, |re| 40 + re.author.len());
+    120 + about
+        + record.author.len()
         + record.nick.len()
         + record.id.len()
         + optional(&record.alg)

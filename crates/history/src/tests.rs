@@ -45,6 +45,8 @@ fn message(author: &str, seq: u64, clock: u64) -> Message {
         ts: seq,
         text: format!("{author} {seq}"),
         file: None,
+        kind: EntryKind::Chat,
+        re: None,
         alg: key.alg().name().to_owned(),
         key: key.key_b64(),
         sig: String::new(),
@@ -309,7 +311,187 @@ fn replay(me: &str, capacity: usize, messages: &[Message], deliveries: &[Deliver
     h
 }
 
+/// An entry of `kind` about `re` (with `text`), signed by its author.
+fn about(
+    author: &str,
+    seq: u64,
+    clock: u64,
+    kind: EntryKind,
+    re: Option<EntryRef>,
+    text: &str,
+) -> Message {
+    let mut m = message(author, seq, clock);
+    m.kind = kind;
+    m.re = re;
+    m.text = text.to_owned();
+    m.sig = resign(&m);
+    m
+}
+
+/// A conversation with replies, edits, deletions, reactions and room
+/// names: each step's author picks a kind, and an earlier entry (one it had
+/// seen) to be about; edits and deletions by others than the target's
+/// author are among them.
+fn lively_conversation() -> impl Strategy<Value = Vec<Message>> {
+    prop::collection::vec(
+        (
+            0..3usize,
+            any::<prop::sample::Index>(),
+            0..7usize,
+            any::<prop::sample::Index>(),
+            0..3usize,
+        ),
+        1..30,
+    )
+    .prop_map(|steps| {
+        let authors = ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"];
+        let emoji = ["+1", "ok", "yay"];
+        let mut messages: Vec<Message> = Vec::new();
+        let mut seqs = [0u64; 3];
+        let mut own_clock = [0u64; 3];
+        for (author, seen, kind, target, pick) in steps {
+            let seen = seen.index(messages.len() + 1);
+            let seen_clock = messages[..seen].iter().map(|m| m.clock).max().unwrap_or(0);
+            let clock = seen_clock.max(own_clock[author]) + 1;
+            own_clock[author] = clock;
+            seqs[author] += 1;
+            let (who, seq) = (authors[author], seqs[author]);
+            let shown: Vec<&Message> = messages[..seen]
+                .iter()
+                .filter(|m| m.entry_kind().is_shown())
+                .collect();
+            let re = (!shown.is_empty()).then(|| {
+                let t = shown[target.index(shown.len())];
+                EntryRef {
+                    author: t.author.clone(),
+                    seq: t.seq,
+                }
+            });
+            let m = match (kind, re) {
+                (1, Some(re)) => about(who, seq, clock, EntryKind::Reply, Some(re), "re"),
+                (2, Some(re)) => about(
+                    who,
+                    seq,
+                    clock,
+                    EntryKind::Edit,
+                    Some(re),
+                    &format!("edit {seq}"),
+                ),
+                (3, Some(re)) => about(who, seq, clock, EntryKind::Delete, Some(re), ""),
+                (4, Some(re)) => about(who, seq, clock, EntryKind::React, Some(re), emoji[pick]),
+                (5, Some(re)) => about(who, seq, clock, EntryKind::Unreact, Some(re), emoji[pick]),
+                (6, _) => about(who, seq, clock, EntryKind::RoomName, None, emoji[pick]),
+                _ => message(who, seq, clock),
+            };
+            messages.push(m);
+        }
+        messages
+    })
+}
+
+/// What every shown entry looks like, and the room name, by a plain fold
+/// over the entries in the log's order (the rules of
+/// [`History::entry_state`], written out once more).
+/// Each shown entry's state, by author and number, and the room name.
+type Shown = (Vec<((String, u64), EntryState)>, Option<String>);
+
+/// A member's reactions given so far: emoji, who, and whether given.
+type Given = Vec<(String, String, bool)>;
+
+fn model(messages: &[Message]) -> Shown {
+    let mut sorted: Vec<&Message> = messages.iter().collect();
+    sorted.sort_by_key(|m| m.key());
+    let mut name = None;
+    let mut states: BTreeMap<(String, u64), (EntryState, Given)> = BTreeMap::new();
+    for m in &sorted {
+        if m.entry_kind().is_shown() {
+            states.entry((m.author.clone(), m.seq)).or_default();
+        }
+        if m.kind == EntryKind::RoomName {
+            name = Some(m.text.clone());
+        }
+        let Some(re) = &m.re else { continue };
+        let (state, given) = states.entry((re.author.clone(), re.seq)).or_default();
+        match m.kind {
+            EntryKind::Edit if m.author == re.author && !state.deleted => {
+                state.text = Some(m.text.clone());
+                state.edited = true;
+            }
+            EntryKind::Delete if m.author == re.author => state.deleted = true,
+            EntryKind::React | EntryKind::Unreact => {
+                let on = m.kind == EntryKind::React;
+                match given
+                    .iter_mut()
+                    .find(|(e, a, _)| *e == m.text && *a == m.author)
+                {
+                    Some(g) => g.2 = on,
+                    None => given.push((m.text.clone(), m.author.clone(), on)),
+                }
+            }
+            _ => {}
+        }
+    }
+    let nick = |a: &str| format!("n{}", &a[..1]);
+    let states = states
+        .into_iter()
+        .map(|(k, (mut state, given))| {
+            if state.deleted {
+                state = EntryState {
+                    deleted: true,
+                    ..EntryState::default()
+                };
+            } else {
+                for (emoji, giver, on) in given {
+                    let at = match state.reactions.iter().position(|r| r.emoji == emoji) {
+                        Some(at) => at,
+                        None => {
+                            state.reactions.push(Reaction {
+                                emoji,
+                                by: Vec::new(),
+                            });
+                            state.reactions.len() - 1
+                        }
+                    };
+                    if on {
+                        let nick = nick(&giver);
+                        state.reactions[at].by.push((giver, nick));
+                    }
+                }
+                state.reactions.retain(|r| !r.by.is_empty());
+            }
+            (k, state)
+        })
+        .collect();
+    (states, name)
+}
+
+fn shown_states(h: &History) -> Shown {
+    let mut states: Vec<((String, u64), EntryState)> = h
+        .messages()
+        .filter(|m| m.entry_kind().is_shown())
+        .map(|m| ((m.author.clone(), m.seq), h.entry_state(&m.author, m.seq)))
+        .collect();
+    states.sort_by(|a, b| a.0.cmp(&b.0));
+    (states, h.room_name().map(|n| n.text))
+}
+
 proptest! {
+    #[test]
+    fn every_replica_shows_the_same_edits_deletions_reactions_and_room_name(
+        messages in lively_conversation(),
+        first in deliveries(),
+        second in deliveries(),
+    ) {
+        let one = replay("rrrrrrrrrrrrrrr1", 1000, &messages, &first);
+        let two = replay("rrrrrrrrrrrrrrr2", 1000, &messages, &second);
+        prop_assert_eq!(one.len(), messages.len());
+        let (mut want, name) = model(&messages);
+        // Only entries that are shown (targets exist in the log).
+        want.retain(|(k, _)| one.get(&k.0, k.1).is_some());
+        prop_assert_eq!(shown_states(&one), (want.clone(), name.clone()));
+        prop_assert_eq!(shown_states(&two), (want, name));
+    }
+
     #[test]
     fn every_replica_ends_in_the_same_order(
         messages in conversation(),

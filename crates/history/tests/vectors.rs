@@ -2,7 +2,7 @@
 //! web client's `history.js` replays too.
 
 use peerchat_e2e::Context;
-use peerchat_history::{Config, History, Key, Message, SendError};
+use peerchat_history::{Config, EntryKind, EntryRef, History, Key, Message, SendError};
 use serde_json::{Value, json};
 
 mod common;
@@ -52,10 +52,17 @@ fn scenarios() {
             let at = format!("{name}, step {i}: {step}");
             let want = &step["want"];
             match step["do"].as_str().unwrap() {
-                kind @ ("send" | "send_file") => {
+                kind @ ("send" | "send_file" | "send_about") => {
                     let recipients = strings(step, "recipients");
                     // Draft, sign, commit: as the web client does.
-                    let draft = if kind == "send" {
+                    let draft = if kind == "send_about" {
+                        let about: EntryKind =
+                            serde_json::from_value(step["kind"].clone()).expect(&at);
+                        let re: Option<EntryRef> =
+                            serde_json::from_value(step["re"].clone()).expect(&at);
+                        let (id, nick) = (s(step, "id"), s(step, "nick"));
+                        h.draft_about(&id, &nick, about, &s(step, "text"), re, n(step, "ts"))
+                    } else if kind == "send" {
                         h.draft(
                             &s(step, "id"),
                             &s(step, "nick"),
@@ -90,6 +97,11 @@ fn scenarios() {
                         }
                     }
                 }
+                "entry_state" => {
+                    let got = h.entry_state(&s(step, "author"), n(step, "seq"));
+                    assert_eq!(json!(got), *want, "{at}");
+                }
+                "room_name" => assert_eq!(json!(h.room_name()), *want, "{at}"),
                 "receive" => {
                     let got = h.handle(
                         &s(step, "from"),

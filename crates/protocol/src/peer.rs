@@ -10,7 +10,11 @@
 //! * `typing`: the sender is typing;
 //! * `file` (version 2): a file offer, a log entry like `chat`;
 //! * `private` (version 2): an envelope of the private conversation between
-//!   the two ends of the channel, wrapped.
+//!   the two ends of the channel, wrapped;
+//! * `reply`, `edit`, `delete`, `react`, `unreact`, `room_name` (version 2):
+//!   log entries like `chat` that answer, change or react to an earlier
+//!   entry (named by its author and number in `re`), or name the room
+//!   ([`EntryKind`]).
 //!
 //! A receiver ignores envelopes whose `type` it does not know and fields it
 //! does not know, so that later versions can add either; an unknown
@@ -51,6 +55,100 @@ pub const MAX_HISTORY_BATCH: usize = 1000;
 
 /// Most authors in one `sync` envelope.
 pub const MAX_SYNC_AUTHORS: usize = 1024;
+
+/// Longest reaction (an emoji), in bytes of UTF-8.
+pub const MAX_REACTION_BYTES: usize = 32;
+
+/// Longest room name, in bytes of UTF-8.
+pub const MAX_ROOM_NAME_BYTES: usize = 256;
+
+/// The kind of a log entry. Each travels live as an envelope whose `type`
+/// is its name, and in a `history` record with `"kind":NAME` (a record
+/// without `kind` is a chat message).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A chat message: `text`.
+    #[default]
+    Chat,
+    /// A file offer: `file`.
+    File,
+    /// A chat message answering entry `re`: `text`, `re`.
+    Reply,
+    /// The new text of the author's own message `re`: `text`, `re`.
+    Edit,
+    /// The author's own message `re` is deleted for everyone: `re`.
+    Delete,
+    /// The author reacts to entry `re` with the emoji `text`.
+    React,
+    /// The author takes back its reaction `text` to entry `re`.
+    Unreact,
+    /// The room's name is now `text` (empty: the room has no name).
+    RoomName,
+}
+
+impl EntryKind {
+    /// Its name on the wire (the `type` of its envelope, the `kind` of its
+    /// record, the KIND it is signed under).
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::Chat => "chat",
+            EntryKind::File => "file",
+            EntryKind::Reply => "reply",
+            EntryKind::Edit => "edit",
+            EntryKind::Delete => "delete",
+            EntryKind::React => "react",
+            EntryKind::Unreact => "unreact",
+            EntryKind::RoomName => "room_name",
+        }
+    }
+
+    /// The kind named `name`, if this implementation knows it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "chat" => EntryKind::Chat,
+            "file" => EntryKind::File,
+            "reply" => EntryKind::Reply,
+            "edit" => EntryKind::Edit,
+            "delete" => EntryKind::Delete,
+            "react" => EntryKind::React,
+            "unreact" => EntryKind::Unreact,
+            "room_name" => EntryKind::RoomName,
+            _ => return None,
+        })
+    }
+
+    /// Whether entries of this kind name another entry in `re`.
+    pub fn has_target(self) -> bool {
+        matches!(
+            self,
+            EntryKind::Reply
+                | EntryKind::Edit
+                | EntryKind::Delete
+                | EntryKind::React
+                | EntryKind::Unreact
+        )
+    }
+
+    /// Whether entries of this kind are shown as messages of their own
+    /// (chat messages, replies, file offers); the others change what is
+    /// shown.
+    pub fn is_shown(self) -> bool {
+        matches!(self, EntryKind::Chat | EntryKind::Reply | EntryKind::File)
+    }
+}
+
+/// The entry another entry answers, changes or reacts to: its author and
+/// the author's number for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EntryRef {
+    /// The author's peer id.
+    pub author: String,
+    /// The author's number for it.
+    pub seq: u64,
+}
 
 /// A data-channel envelope.
 // A chat entry is by far the largest variant and by far the most common
@@ -115,10 +213,17 @@ pub struct Chat<'a> {
     /// The offer, in a file offer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileMeta>,
+    /// The entry it answers, changes or reacts to (kinds with a target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub re: Option<EntryRef>,
     /// The author's signature (protocol version 2), base64url: checked by
     /// the message log, against the author's identity key.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub sig: Option<Cow<'a, str>>,
+    /// Its kind (the envelope's `type`); a file offer's is
+    /// [`EntryKind::File`] whatever this says.
+    #[serde(skip)]
+    pub kind: EntryKind,
 }
 
 /// A message inside a `history` envelope: a log entry with its author. On
@@ -156,11 +261,17 @@ pub struct Record<'a> {
     /// As in [`Chat`].
     #[serde(borrow, default)]
     pub sig: Option<Cow<'a, str>>,
+    /// As in [`Chat`].
+    #[serde(default)]
+    pub re: Option<EntryRef>,
+    /// As in [`Chat`].
+    #[serde(default)]
+    pub kind: EntryKind,
 }
 
 /// How a [`Record`] is written: `kind` only for entries other than chat
-/// messages, `text` only for chat messages, then the author's key and
-/// signature.
+/// messages, `text` for the kinds that have one (not for an empty room
+/// name), the offer, the target, then the author's key and signature.
 #[derive(Serialize)]
 struct RecordOut<'r> {
     author: &'r str,
@@ -175,6 +286,8 @@ struct RecordOut<'r> {
     text: Option<&'r str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<&'r FileMeta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    re: Option<&'r EntryRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     alg: Option<&'r str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -192,9 +305,10 @@ impl Serialize for Record<'_> {
             seq: self.seq,
             clock: self.clock,
             ts: self.ts,
-            kind: self.file.as_ref().map(|_| "file"),
-            text: self.file.is_none().then_some(&*self.text),
+            kind: (self.entry_kind() != EntryKind::Chat).then(|| self.entry_kind().name()),
+            text: has_text(self.entry_kind(), &self.text).then_some(&*self.text),
             file: self.file.as_ref(),
+            re: self.re.as_ref(),
             alg: self.alg.as_deref(),
             key: self.key.as_deref(),
             sig: self.sig.as_deref(),
@@ -244,6 +358,9 @@ impl PeerMessage<'_> {
         Ok(match kind.as_str() {
             "chat" => PeerMessage::Chat(chat_fields(&obj)?),
             "file" => PeerMessage::Chat(file_fields(&obj)?),
+            kind @ ("reply" | "edit" | "delete" | "react" | "unreact" | "room_name") => {
+                PeerMessage::Chat(kind_fields(&obj, kind)?)
+            }
             "private" => match obj.get("body") {
                 Some(body @ Value::Object(_)) => PeerMessage::Private(body.to_string()),
                 Some(_) => return Err(bad("body", "must be an object")),
@@ -318,13 +435,9 @@ pub enum Salvaged {
 pub fn salvage(text: &str) -> Option<Salvaged> {
     let obj = read(text).ok()?;
     match header(&obj).ok()?.as_str() {
-        kind @ ("chat" | "file") => {
-            let fields = if kind == "chat" {
-                chat_fields
-            } else {
-                file_fields
-            };
-            let error = fields(&obj).err()?;
+        kind @ ("chat" | "file" | "reply" | "edit" | "delete" | "react" | "unreact"
+        | "room_name") => {
+            let error = kind_fields(&obj, kind).err()?;
             let seq = counter(&obj, "seq", 1).ok()?;
             Some(Salvaged::Chat(Flawed {
                 author: None,
@@ -506,6 +619,74 @@ fn string<'v>(obj: &'v Map<String, Value>, field: &'static str) -> Result<&'v st
     }
 }
 
+/// Whether an entry of `kind` writes its `text`: all but file offers and
+/// deletions, and an empty room name leaves it out.
+fn has_text(kind: EntryKind, text: &str) -> bool {
+    match kind {
+        EntryKind::File | EntryKind::Delete => false,
+        EntryKind::RoomName => !text.is_empty(),
+        _ => true,
+    }
+}
+
+/// Checks the fields of a log entry: its numbers, then its kind's fields
+/// (a chat message's text, a file offer, a target, a reaction, a room
+/// name).
+fn check_entry(entry: &Chat<'_>) -> Result<(), ProtocolError> {
+    let (id, seq, clock, ts) = (&*entry.id, entry.seq, entry.clock, entry.ts);
+    let (kind, text) = (entry.entry_kind(), &*entry.text);
+    let (file, re) = (entry.file.as_ref(), entry.re.as_ref());
+    if kind == EntryKind::File || file.is_some() {
+        if re.is_some() {
+            return Err(bad("re", "is only for entries about another one"));
+        }
+        return check_message(id, seq, clock, ts, text, file);
+    }
+    match (kind.has_target(), re) {
+        (true, None) => return Err(ProtocolError::MissingField("re")),
+        (false, Some(_)) => return Err(bad("re", "is only for entries about another one")),
+        (true, Some(re)) => {
+            validate_author(&re.author).map_err(|_| bad("re", RE_RULE))?;
+            check_counter("re", re.seq, 1).map_err(|_| bad("re", RE_RULE))?;
+        }
+        (false, None) => {}
+    }
+    match kind {
+        EntryKind::Chat | EntryKind::Reply | EntryKind::Edit | EntryKind::File => {
+            check_message(id, seq, clock, ts, text, None)
+        }
+        EntryKind::Delete => {
+            if !text.is_empty() {
+                return Err(bad("text", "must be left out of a deletion"));
+            }
+            check_message(id, seq, clock, ts, "-", None)
+        }
+        EntryKind::React | EntryKind::Unreact => {
+            if text.trim().is_empty()
+                || text.len() > MAX_REACTION_BYTES
+                || text.chars().any(char::is_control)
+            {
+                return Err(bad(
+                    "text",
+                    "must be a reaction: 1 to 32 bytes, not only white space, no control characters",
+                ));
+            }
+            check_message(id, seq, clock, ts, text, None)
+        }
+        EntryKind::RoomName => {
+            if text.len() > MAX_ROOM_NAME_BYTES || text.chars().any(char::is_control) {
+                return Err(bad(
+                    "text",
+                    "must be a room name: at most 256 bytes, no control characters",
+                ));
+            }
+            check_message(id, seq, clock, ts, "-", None)
+        }
+    }
+}
+
+const RE_RULE: &str = "must name an entry: {\"author\": a peer id, \"seq\": 1 to 9007199254740991}";
+
 /// Checks the fields of a log entry: a chat message's text, or a file
 /// offer.
 fn check_message(
@@ -563,7 +744,9 @@ fn chat_fields(obj: &Map<String, Value>) -> Result<Chat<'static>, ProtocolError>
         ts,
         text: Cow::Owned(text.to_owned()),
         file: None,
+        re: None,
         sig: optional_string(obj, "sig")?,
+        kind: EntryKind::Chat,
     })
 }
 
@@ -579,8 +762,61 @@ fn file_fields(obj: &Map<String, Value>) -> Result<Chat<'static>, ProtocolError>
         ts,
         text: Cow::Borrowed(""),
         file: Some(file),
+        re: None,
         sig: optional_string(obj, "sig")?,
+        kind: EntryKind::File,
     })
+}
+
+/// The fields of an entry of `kind` (one of those [`EntryKind::from_name`]
+/// knows), checked.
+fn kind_fields(obj: &Map<String, Value>, kind: &str) -> Result<Chat<'static>, ProtocolError> {
+    let kind = EntryKind::from_name(kind).unwrap_or_default();
+    match kind {
+        EntryKind::Chat => return chat_fields(obj),
+        EntryKind::File => return file_fields(obj),
+        _ => {}
+    }
+    let (id, seq, clock, ts) = entry_fields(obj)?;
+    let text = match kind {
+        EntryKind::Delete => match obj.get("text") {
+            None => "",
+            Some(_) => return Err(bad("text", "must be left out of a deletion")),
+        },
+        EntryKind::RoomName => match obj.get("text") {
+            None => "",
+            Some(_) => string(obj, "text")?,
+        },
+        _ => string(obj, "text")?,
+    };
+    let re = match obj.get("re") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(re)) => {
+            let author = match re.get("author") {
+                Some(Value::String(author)) => author.clone(),
+                _ => return Err(bad("re", RE_RULE)),
+            };
+            let seq = re
+                .get("seq")
+                .and_then(integer)
+                .ok_or_else(|| bad("re", RE_RULE))?;
+            Some(EntryRef { author, seq })
+        }
+        Some(_) => return Err(bad("re", RE_RULE)),
+    };
+    let entry = Chat {
+        id: Cow::Owned(id.to_owned()),
+        seq,
+        clock,
+        ts,
+        text: Cow::Owned(text.to_owned()),
+        file: None,
+        re,
+        sig: optional_string(obj, "sig")?,
+        kind,
+    };
+    check_entry(&entry)?;
+    Ok(entry)
 }
 
 /// The number of a log entry of a kind this implementation does not know:
@@ -623,8 +859,9 @@ fn record(value: &Value) -> Result<Record<'static>, ProtocolError> {
     validate_nick(nick).map_err(|_| bad("nick", "must follow the nickname rules"))?;
     let fields = match obj.get("kind") {
         None | Some(Value::Null) => chat_fields(obj)?,
-        Some(Value::String(kind)) if kind == "chat" => chat_fields(obj)?,
-        Some(Value::String(kind)) if kind == "file" => file_fields(obj)?,
+        Some(Value::String(kind)) if EntryKind::from_name(kind).is_some() => {
+            kind_fields(obj, kind)?
+        }
         Some(_) => {
             return Err(bad(
                 "kind",
@@ -639,21 +876,24 @@ fn record(value: &Value) -> Result<Record<'static>, ProtocolError> {
 }
 
 impl Chat<'_> {
-    /// Checks the id, counters, time and text (or offer) rules.
+    /// Checks the id, counters, time and its kind's rules (text, offer,
+    /// target).
     pub fn validate(&self) -> Result<(), ProtocolError> {
-        check_message(
-            &self.id,
-            self.seq,
-            self.clock,
-            self.ts,
-            &self.text,
-            self.file.as_ref(),
-        )
+        check_entry(self)
     }
 
-    /// The envelope as JSON text: a `chat`, or a `file` for an offer.
+    /// Its kind: [`EntryKind::File`] for an offer, else [`Chat::kind`].
+    pub fn entry_kind(&self) -> EntryKind {
+        if self.file.is_some() {
+            EntryKind::File
+        } else {
+            self.kind
+        }
+    }
+
+    /// The envelope as JSON text: its `type` is its kind.
     pub fn to_json(&self) -> String {
-        tagged(if self.file.is_some() { "file" } else { "chat" }, self)
+        tagged(self.entry_kind().name(), self)
     }
 }
 
@@ -679,6 +919,17 @@ impl<'a> Record<'a> {
             alg: None,
             key: None,
             sig: chat.sig,
+            re: chat.re,
+            kind: chat.kind,
+        }
+    }
+
+    /// Its kind: [`EntryKind::File`] for an offer, else [`Record::kind`].
+    pub fn entry_kind(&self) -> EntryKind {
+        if self.file.is_some() {
+            EntryKind::File
+        } else {
+            self.kind
         }
     }
 
@@ -691,7 +942,9 @@ impl<'a> Record<'a> {
             ts: self.ts,
             text: Cow::Borrowed(&self.text),
             file: self.file.clone(),
+            re: self.re.clone(),
             sig: self.sig.as_deref().map(Cow::Borrowed),
+            kind: self.entry_kind(),
         }
     }
 
@@ -709,6 +962,8 @@ impl<'a> Record<'a> {
             alg: self.alg.map(|a| Cow::Owned(a.into_owned())),
             key: self.key.map(|k| Cow::Owned(k.into_owned())),
             sig: self.sig.map(|s| Cow::Owned(s.into_owned())),
+            re: self.re,
+            kind: self.kind,
         }
     }
 }
@@ -802,7 +1057,9 @@ mod tests {
             ts: 5,
             text: "hi \"there\"".into(),
             file: None,
+            re: None,
             sig: Some("c2ln".into()),
+            kind: EntryKind::Chat,
         };
         let json = chat.to_json();
         assert_eq!(
@@ -826,6 +1083,8 @@ mod tests {
             alg: Some("ed25519".into()),
             key: Some("a2V5".into()),
             sig: Some("c2ln".into()),
+            re: None,
+            kind: EntryKind::Chat,
         };
         let json = history_json(std::slice::from_ref(&record));
         assert!(

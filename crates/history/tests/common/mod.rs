@@ -71,6 +71,7 @@ pub fn send_error(e: &SendError) -> &'static str {
         SendError::Empty => "empty",
         SendError::TooLarge { .. } => "too_large",
         SendError::Invalid(_) => "invalid",
+        SendError::NotYours => "not_yours",
         SendError::Stopped | SendError::Unsigned | SendError::Stale => {
             unreachable!("not in the scenarios: {e}")
         }
