@@ -220,6 +220,27 @@ export class PeerLink extends EventTarget {
     this.dispatchEvent(new Event('closed'));
   }
 
+  /**
+   * Both DTLS fingerprints of the connection, in normal form: ours and
+   * theirs as noted when the descriptions were made and applied, or else as
+   * the connection's current descriptions give them (once the channel is
+   * open, DTLS has checked theirs against the description applied). Null
+   * while either is unknown.
+   * @returns {{local: string, remote: string} | null}
+   */
+  fingerprints() {
+    const of = (/** @type {RTCSessionDescription | null} */ d) => {
+      try {
+        return d ? fingerprintFromSdp(d.sdp) : null;
+      } catch {
+        return null;
+      }
+    };
+    const local = this.localFingerprint ?? of(this.pc.currentLocalDescription);
+    const remote = this.remoteFingerprint ?? of(this.pc.currentRemoteDescription);
+    return local && remote ? { local, remote } : null;
+  }
+
   /** @private */
   async negotiate() {
     // The other side answers before it ever offers on a connection.

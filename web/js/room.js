@@ -796,7 +796,8 @@ export class Room extends EventTarget {
    * @returns {import('./e2e.js').Link}
    */
   helloView(member, link) {
-    if (!link.localFingerprint || !link.remoteFingerprint) throw new Error("the connection's fingerprints are unknown");
+    const fingerprints = link.fingerprints();
+    if (!fingerprints) throw new Error("the connection's fingerprints are unknown");
     return {
       context: roomContext(this.roomId),
       sid: link.sid,
@@ -804,8 +805,8 @@ export class Room extends EventTarget {
       myNick: this.nick ?? '',
       peer: member.id,
       peerNick: member.nick,
-      myFingerprint: link.localFingerprint,
-      peerFingerprint: link.remoteFingerprint,
+      myFingerprint: fingerprints.local,
+      peerFingerprint: fingerprints.remote,
     };
   }
 
