@@ -133,8 +133,11 @@ function showMyCode(title, label, code, hint) {
  * @param {{me: string, peer: string, sid: string}} ids our side's and theirs, and the connection's
  * @param {string} me our nickname
  * @param {() => string} peerNick
+ * @param {() => string} remoteSdp the other side's description, as given to
+ *   `setRemoteDescription` (Chromium can open the channel before that call's
+ *   promise resolves and `pc.remoteDescription` is set)
  */
-function chatOver(pc, dc, ids, me, peerNick) {
+function chatOver(pc, dc, ids, me, peerNick, remoteSdp) {
   let verified = false;
   let failed = false;
   /** Envelopes are handled one after another, the hello first. */
@@ -148,7 +151,7 @@ function chatOver(pc, dc, ids, me, peerNick) {
     peer: ids.peer,
     peerNick: peerNick(),
     myFingerprint: fingerprintFromSdp(pc.localDescription?.sdp ?? ''),
-    peerFingerprint: fingerprintFromSdp(pc.remoteDescription?.sdp ?? ''),
+    peerFingerprint: fingerprintFromSdp(remoteSdp()),
   });
   /** @param {string} reason */
   const fail = (reason) => {
@@ -319,8 +322,9 @@ async function start() {
   const pc = new RTCPeerConnection();
   const dc = pc.createDataChannel('chat', { ordered: true });
   let peer = 'them';
+  let answerSdp = '';
   const sid = randomId();
-  chatOver(pc, dc, { me: OFFERER, peer: ANSWERER, sid }, me, () => peer);
+  chatOver(pc, dc, { me: OFFERER, peer: ANSWERER, sid }, me, () => peer, () => answerSdp);
   await pc.setLocalDescription();
   await gathered(pc);
   // A fresh secret travels in the offer code; the answer is sealed with it.
@@ -343,6 +347,7 @@ async function start() {
       peer = answer.nick;
       ui.connect.disabled = true;
       setStatus('connecting', `Connecting to ${peer}…`);
+      answerSdp = answer.sdp;
       await applyRemote(pc, 'answer', answer.sdp);
     } catch (e) {
       ui.error.textContent = /** @type {Error} */ (e).message;
@@ -373,7 +378,9 @@ async function answer() {
   const theirs = offer;
   const pc = new RTCPeerConnection();
   pc.addEventListener('datachannel', ({ channel }) => {
-    if (channel.label === 'chat') chatOver(pc, channel, { me: ANSWERER, peer: OFFERER, sid: theirs.sid }, me, () => theirs.nick);
+    if (channel.label === 'chat') {
+      chatOver(pc, channel, { me: ANSWERER, peer: OFFERER, sid: theirs.sid }, me, () => theirs.nick, () => theirs.sdp);
+    }
   });
   setStatus('connecting', 'Gathering network addresses…');
   try {

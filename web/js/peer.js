@@ -220,27 +220,6 @@ export class PeerLink extends EventTarget {
     this.dispatchEvent(new Event('closed'));
   }
 
-  /**
-   * Both DTLS fingerprints of the connection, in normal form: ours and
-   * theirs as noted when the descriptions were made and applied, or else as
-   * the connection's current descriptions give them (once the channel is
-   * open, DTLS has checked theirs against the description applied). Null
-   * while either is unknown.
-   * @returns {{local: string, remote: string} | null}
-   */
-  fingerprints() {
-    const of = (/** @type {RTCSessionDescription | null} */ d) => {
-      try {
-        return d ? fingerprintFromSdp(d.sdp) : null;
-      } catch {
-        return null;
-      }
-    };
-    const local = this.localFingerprint ?? of(this.pc.currentLocalDescription);
-    const remote = this.remoteFingerprint ?? of(this.pc.currentRemoteDescription);
-    return local && remote ? { local, remote } : null;
-  }
-
   /** @private */
   async negotiate() {
     // The other side answers before it ever offers on a connection.
@@ -279,8 +258,17 @@ export class PeerLink extends EventTarget {
       if (this.remoteFingerprint !== null && fingerprint !== this.remoteFingerprint) {
         throw new Error("refused a description: its DTLS fingerprint differs from the connection's");
       }
-      await this.pc.setRemoteDescription(description);
+      // Noted before the description is applied: Chromium can fire the
+      // channel's open (and the hello needs this) before the promise of
+      // setRemoteDescription resolves.
+      const previous = this.remoteFingerprint;
       this.remoteFingerprint = fingerprint;
+      try {
+        await this.pc.setRemoteDescription(description);
+      } catch (e) {
+        this.remoteFingerprint = previous;
+        throw e;
+      }
       for (const c of this.pendingCandidates.splice(0)) await this.addCandidate(c);
       if (description.type === 'offer') {
         await this.pc.setLocalDescription();

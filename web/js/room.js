@@ -796,8 +796,7 @@ export class Room extends EventTarget {
    * @returns {import('./e2e.js').Link}
    */
   helloView(member, link) {
-    const fingerprints = link.fingerprints();
-    if (!fingerprints) throw new Error("the connection's fingerprints are unknown");
+    if (!link.localFingerprint || !link.remoteFingerprint) throw new Error("the connection's fingerprints are unknown");
     return {
       context: roomContext(this.roomId),
       sid: link.sid,
@@ -805,8 +804,8 @@ export class Room extends EventTarget {
       myNick: this.nick ?? '',
       peer: member.id,
       peerNick: member.nick,
-      myFingerprint: fingerprints.local,
-      peerFingerprint: fingerprints.remote,
+      myFingerprint: link.localFingerprint,
+      peerFingerprint: link.remoteFingerprint,
     };
   }
 
