@@ -16,7 +16,16 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { LineClient } from './lib/cli.mjs';
-import { BIN, launchBrowser, openRoom, startServer, waitForMembers, waitForMessage, waitForDelivery } from './lib/harness.mjs';
+import {
+  BIN,
+  enter,
+  launchBrowser,
+  openRoom,
+  startServer,
+  waitForDelivery,
+  waitForMembers,
+  waitForMessage,
+} from './lib/harness.mjs';
 
 /**
  * Deterministic bytes, different at every offset (the same generator runs
@@ -186,4 +195,136 @@ test('a page and terminals exchange files both ways, intact, and private message
   }
   assert.equal(await alice.locator('#room-view .msg-text', { hasText: secret }).count(), 0, 'not in the room’s log');
   for (const c of [bob, carol]) assert.equal(await c.finish(), 0, `${c.name} exits cleanly`);
+});
+
+/**
+ * A server, a browser and a scratch directory, all gone after the test;
+ * `terminal` starts a `peerchat chat --json` in the room of `link`.
+ * @param {import('node:test').TestContext} t
+ */
+async function setUp(t) {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-cross-'));
+  /** @type {LineClient[]} */
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.kill();
+    await browser.close();
+    await server.stop('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /**
+   * @param {string} link
+   * @param {string} name
+   * @param {string[]} [extra]
+   */
+  const terminal = (link, name, extra = []) => {
+    const c = new LineClient(name, BIN, [
+      'chat',
+      link,
+      '--json',
+      '--name',
+      name,
+      '--identity-file',
+      path.join(dir, `${name}.key`),
+      '--download-dir',
+      path.join(dir, `${name} downloads`),
+      ...extra,
+    ]);
+    clients.push(c);
+    return c;
+  };
+  return { server, browser, dir, terminal };
+}
+
+/**
+ * The JSON events of a terminal so far.
+ * @param {LineClient} c
+ * @param {string} event
+ */
+const events = (c, event) => c.out.map(json).filter((e) => e?.event === event);
+
+test('private files, files over the limit waiting to be accepted, and an image, between a page and a terminal', async (t) => {
+  const { server, browser, dir, terminal } = await setUp(t);
+  const alice = await openRoom(browser, server.url, 'alice');
+  const bob = terminal(alice.url(), 'bob', ['--no-history', '--accept-files', '1000']);
+  const carol = terminal(alice.url(), 'carol', ['--no-history']);
+  await waitForMembers(alice, ['bob', 'carol']);
+
+  // Page → bob privately, over bob's limit: it waits for /accept.
+  await alice.getByRole('button', { name: /^Private message with bob/ }).click();
+  await alice.evaluate(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(5000).fill(7)], 'just for bob ✓.txt'));
+    document.querySelector('#private-view')?.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  });
+  await bob.waitFor((l) => json(l)?.event === 'file_offered');
+  const [offer] = events(bob, 'file_offered');
+  assert.equal(offer.waiting, true, 'over --accept-files, it waits');
+  assert.equal(offer.file.private.nick, 'alice', 'offered privately');
+  bob.say('/accept');
+  await bob.waitFor((l) => json(l)?.event === 'file_saved');
+  assert.equal(events(bob, 'file_saved')[0].sha256, sha256(Buffer.alloc(5000, 7)));
+
+  // Bob → page: a PNG privately, shown as an image; 11 MiB to the room,
+  // which the page accepts.
+  const png = Buffer.from(
+    '89504e470d0a1a0a0000000d4948445200000001000000010806000000' +
+      '1f15c4890000000d4944415478da63f8cfc0f01f0005000200e2b7a0d60000000049454e44ae426082',
+    'hex',
+  );
+  writeFileSync(path.join(dir, 'dot.png'), png);
+  bob.say(`/send alice ${path.join(dir, 'dot.png')}`);
+  const big = bytesOf(11 * 1024 * 1024, 9);
+  writeFileSync(path.join(dir, 'big.iso'), big);
+  bob.say(`/send ${path.join(dir, 'big.iso')}`);
+  await alice.locator('#private-view .file-card img.file-image').waitFor();
+  await alice.getByRole('button', { name: '← Room' }).click();
+  await alice.getByRole('button', { name: 'Accept big.iso' }).click();
+  assert.equal(sha256((await save(alice, 'big.iso')).bytes), sha256(big));
+
+  // Carol was offered big.iso (waiting: over 10 MiB) and nothing private.
+  await carol.waitFor((l) => json(l)?.event === 'file_offered');
+  assert.deepEqual(
+    events(carol, 'file_offered').map((e) => e.file.name),
+    ['big.iso'],
+  );
+});
+
+test('late joiners fetch from the other client, and a corrupted piece from a terminal is fetched again', async (t) => {
+  const { server, browser, dir, terminal } = await setUp(t);
+  const alice = await openRoom(browser, server.url, 'alice');
+  const url = new URL(alice.url());
+  const link = `${url.origin}${url.pathname}?testhooks#${url.hash.slice(1)}`;
+  const bob = terminal(link, 'bob');
+  await waitForMembers(alice, ['bob']);
+  await drop(alice, [{ name: 'early.bin', size: 100_000, seed: 3 }]);
+  await bob.waitFor((l) => json(l)?.event === 'file_saved');
+
+  // Alice goes; dave, a page, fetches her file from bob.
+  await alice.getByRole('button', { name: 'Leave the room' }).click();
+  const dave = await enter(browser, server.url, link, 'dave');
+  await waitForMembers(dave, ['bob']);
+  assert.equal(sha256((await save(dave, 'early.bin')).bytes), sha256(bytesOf(100_000, 3)));
+
+  // A piece bob sends is corrupted on the way: dave fetches it again.
+  await dave.evaluate(() => {
+    /** @type {any} */ (window).peerchatFiles.corruptNext = true;
+  });
+  const warned = dave.waitForEvent('console', { predicate: (m) => /did not match its hash/.test(m.text()) });
+  writeFileSync(path.join(dir, 'fresh.bin'), bytesOf(700_000, 5));
+  bob.say(`/send ${path.join(dir, 'fresh.bin')}`);
+  await warned;
+  assert.equal(sha256((await save(dave, 'fresh.bin')).bytes), sha256(bytesOf(700_000, 5)));
+
+  // Bob goes; erin, a terminal, fetches it from dave.
+  assert.equal(await bob.finish(), 0);
+  await waitForMembers(dave, []);
+  const erin = terminal(link, 'erin');
+  await erin.waitFor((l) => events(erin, 'file_saved').length === 2);
+  for (const [name, size, seed] of /** @type {const} */ ([['early.bin', 100_000, 3], ['fresh.bin', 700_000, 5]])) {
+    const saved = events(erin, 'file_saved').find((e) => e.name === name);
+    assert.equal(sha256(readFileSync(saved.path)), sha256(bytesOf(size, seed)), name);
+  }
 });
