@@ -25,6 +25,7 @@ import {
   waitForDelivery,
   waitForMembers,
   waitForMessage,
+  waitForPage,
 } from './lib/harness.mjs';
 
 /**
@@ -327,4 +328,41 @@ test('late joiners fetch from the other client, and a corrupted piece from a ter
     const saved = events(erin, 'file_saved').find((e) => e.name === name);
     assert.equal(sha256(readFileSync(saved.path)), sha256(bytesOf(size, seed)), name);
   }
+});
+
+test('a page receiving from a terminal resumes after a reload, and a page that cancels its offer tells the terminal', async (t) => {
+  const { server, browser, dir, terminal } = await setUp(t);
+  const alice = await openRoom(browser, server.url, 'alice');
+  const bob = terminal(alice.url(), 'bob');
+  await waitForMembers(alice, ['bob']);
+
+  // Terminal → page, the page reloaded mid-transfer; a private message
+  // written meanwhile arrives once it is back.
+  const size = 24 * 1024 * 1024;
+  writeFileSync(path.join(dir, 'long.bin'), bytesOf(size, 10));
+  bob.say(`/send ${path.join(dir, 'long.bin')}`);
+  await alice.getByRole('button', { name: 'Accept long.bin' }).click();
+  await waitForPage(alice, () => Number(document.querySelector('.file-card .file-bar')?.getAttribute('aria-valuenow') ?? 0) > 4 * 1024 * 1024);
+  await alice.reload();
+  bob.say('/msg alice while you were away');
+  const resumedAt = await waitForPage(alice, () => {
+    const now = Number(document.querySelector('.file-card .file-bar')?.getAttribute('aria-valuenow') ?? 0);
+    return now > 0 ? now : null;
+  });
+  assert.ok(Number(resumedAt) >= 2 * 1024 * 1024, `resumed from what was kept (${resumedAt} bytes)`);
+  assert.equal(sha256((await save(alice, 'long.bin')).bytes), sha256(bytesOf(size, 10)));
+  await alice.getByRole('button', { name: /^Private message with bob.*1 unread/ }).click();
+  await waitForMessage(alice, 'while you were away', 'bob');
+  await alice.getByRole('button', { name: '← Room' }).click();
+
+  // Page → terminal, cancelled by the page mid-transfer: its `cancel`
+  // reaches bob (it is sent just before the channel closes), who tells
+  // the transfer cancelled by its author, not stalled.
+  await drop(alice, [{ name: 'cancel me.bin', size: 30 * 1024 * 1024, seed: 4 }]);
+  await bob.waitFor((l) => json(l)?.event === 'file_offered' && json(l).file.name === 'cancel me.bin');
+  bob.say('/accept');
+  await bob.waitFor((l) => json(l)?.event === 'file_progress' && json(l).name === 'cancel me.bin' && json(l).bytes > 2 * 1024 * 1024);
+  await alice.getByRole('button', { name: 'Cancel cancel me.bin' }).click();
+  await bob.waitFor((l) => json(l)?.event === 'file_failed');
+  assert.equal(events(bob, 'file_failed')[0].reason, 'cancelled by its author');
 });
