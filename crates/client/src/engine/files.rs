@@ -498,14 +498,32 @@ enum ChannelEvent {
     Closed,
 }
 
-/// Forwards a data channel's events, tagged, until it closes.
+/// How long a channel's reader still takes messages after webrtc-rs says
+/// the channel closed. Its driver hands over a connection's events before
+/// the messages it read in the same pass, so a message sent just before the
+/// other side closed (a `cancel`, typically: "sends `cancel`, then closes")
+/// comes after the close event, and nothing marks the last one.
+const AFTER_CLOSE: Duration = Duration::from_millis(250);
+
+/// Forwards a data channel's events, tagged, until it closes (and the
+/// messages that arrived before its close, see [`AFTER_CLOSE`]).
 fn read_channel<T: Clone + Send + 'static>(
     dc: Arc<dyn DataChannel>,
     tag: T,
     out: mpsc::UnboundedSender<(T, ChannelEvent)>,
 ) {
     tokio::spawn(async move {
-        while let Some(event) = dc.poll().await {
+        let mut closed = false;
+        loop {
+            let next = if closed {
+                tokio::time::timeout(AFTER_CLOSE, dc.poll())
+                    .await
+                    .ok()
+                    .flatten()
+            } else {
+                dc.poll().await
+            };
+            let Some(event) = next else { break };
             let event = match event {
                 DataChannelEvent::OnOpen => ChannelEvent::Open,
                 DataChannelEvent::OnMessage(m) if m.is_string => {
@@ -516,7 +534,10 @@ fn read_channel<T: Clone + Send + 'static>(
                 }
                 DataChannelEvent::OnMessage(m) => ChannelEvent::Binary(m.data.to_vec()),
                 DataChannelEvent::OnBufferedAmountLow => ChannelEvent::Low,
-                DataChannelEvent::OnClose => break,
+                DataChannelEvent::OnClose => {
+                    closed = true;
+                    continue;
+                }
                 _ => continue,
             };
             if out.send((tag.clone(), event)).is_err() {
