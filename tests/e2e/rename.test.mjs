@@ -56,7 +56,7 @@ test('members rename in place, from a page and from the terminal', async (t) => 
   await waitForMembers(bob, ['alice', 'carol']);
 
   // Alice renames herself from the member list.
-  await alice.getByRole('button', { name: 'Change your nickname' }).click();
+  await alice.getByRole('button', { name: 'Rename yourself' }).click();
   const dialog = alice.getByRole('dialog', { name: 'Change your nickname' });
   await dialog.getByLabel('New nickname').fill('ally');
   await dialog.getByRole('button', { name: 'Rename' }).click();
@@ -87,7 +87,7 @@ test('members rename in place, from a page and from the terminal', async (t) => 
   // and nothing changes.
   carol.say('/nick BOB');
   await carol.waitFor((l) => l === '* not renamed: the nickname "BOB" is taken in this room; pick another', 'err');
-  await bob.getByRole('button', { name: 'Change your nickname' }).click();
+  await bob.getByRole('button', { name: 'Rename yourself' }).click();
   const bobDialog = bob.getByRole('dialog', { name: 'Change your nickname' });
   await bobDialog.getByLabel('New nickname').fill('Ally');
   await bobDialog.getByRole('button', { name: 'Rename' }).click();

@@ -283,7 +283,7 @@ function renderMembers(room) {
     button.type = 'button';
     button.className = 'secondary member-verify';
     button.textContent = 'Rename';
-    button.setAttribute('aria-label', 'Change your nickname');
+    button.setAttribute('aria-label', 'Rename yourself');
     button.setAttribute('aria-haspopup', 'dialog');
     button.addEventListener('click', () => openRename(room));
     const actions = document.createElement('span');
