@@ -176,6 +176,7 @@ test('every page and dialog passes axe in both themes at desktop and phone width
     await alice.getByRole('status').getByText('One message of 5 on this device').waitFor();
   });
   await dialog('Export', 'Export the history');
+  await dialog('Rename yourself', 'Change your nickname');
   await dialog('Verify bob', 'Verify bob', async () => {
     await alice.getByRole('dialog', { name: 'Verify bob' }).getByRole('button', { name: 'Mark as verified' }).waitFor();
   });

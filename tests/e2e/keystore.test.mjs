@@ -148,6 +148,32 @@ test('pins: first use, the same key, a changed key, verification', async () => {
   await context.close();
 });
 
+test('a pin and its verified mark follow a rename, for the pinned key only', async () => {
+  const context = await browser.newContext();
+  const page = await blankPage(context);
+  const steps = await page.evaluate(async () => {
+    const e2e = await import('/js/e2e.js');
+    const { KeyStore } = await import('/js/keystore.js');
+    const store = await KeyStore.open();
+    if (!store) throw new Error('no IndexedDB');
+    const k1 = (await e2e.generateIdentity()).publicKey;
+    const k2 = (await e2e.generateIdentity()).publicKey;
+    const room = 'abcdefghijklmnopqrstuv';
+    await store.check(room, 'alice', k1);
+    await store.setVerified(room, 'alice', k1);
+    return [
+      await store.carryPin(room, 'alice', 'ally', k2),
+      await store.pin(room, 'ally'),
+      await store.carryPin(room, 'alice', 'ally', k1),
+      (await store.check(room, 'ALLY', k1)).status,
+      (await store.pin(room, 'ally'))?.verified,
+      (await store.pin(room, 'alice'))?.verified,
+    ];
+  });
+  assert.deepEqual(steps, [false, null, true, 'same', true, true]);
+  await context.close();
+});
+
 test("the known-answer vectors in Chromium's WebCrypto", async () => {
   const context = await browser.newContext();
   const page = await blankPage(context);

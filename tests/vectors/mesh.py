@@ -585,6 +585,19 @@ s.step(6, joined(C, B), [
 s.step(7, signal(B, "b", "offer"), [o("drop", peer=B, sid=s2), o("accept", peer=B, sid="b")])
 scenarios.append(s.doc)
 
+s = Scenario("a member renamed in place")
+a1, = s.host(B, A)
+# The server's peer_renamed: the same member and link under a new nickname.
+s.step(100, {"peer_renamed": {"id": A, "nick": "ally"}}, [o("renamed", peer=A, nick="ally")],
+       members=[{"id": A, "nick": "ally", "state": "connected", "listed": True, "sid": a1, "open": True,
+                 "verified": True}])
+# The same nickname again, or a member not known (yet): nothing.
+s.step(101, {"peer_renamed": {"id": A, "nick": "ally"}}, [])
+s.step(102, {"peer_renamed": {"id": C, "nick": "cleo"}}, [],
+       members=[{"id": A, "nick": "ally", "state": "connected", "listed": True, "sid": a1, "open": True,
+                 "verified": True}])
+scenarios.append(s.doc)
+
 # --- Pairs. --------------------------------------------------------------------
 s = Scenario("a pair: no timers, and a closed link means the other left", config={"relays_signals": False, "ice_restart": False})
 s.step(0, server("open"), [])

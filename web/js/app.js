@@ -277,7 +277,21 @@ function renderMembers(room) {
   for (const m of room.members.values()) log.person(m.id, m.nick);
   if (room.nick) log.person(room.selfId, room.nick);
   const items = [];
-  if (room.nick) items.push(memberItem(room.selfId, room.nick, 'you', 'you'));
+  if (room.nick) {
+    const li = memberItem(room.selfId, room.nick, 'you', 'you');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'secondary member-verify';
+    button.textContent = 'Rename';
+    button.setAttribute('aria-label', 'Rename yourself');
+    button.setAttribute('aria-haspopup', 'dialog');
+    button.addEventListener('click', () => openRename(room));
+    const actions = document.createElement('span');
+    actions.className = 'member-actions';
+    actions.append(button);
+    li.append(actions);
+    items.push(li);
+  }
   for (const m of room.members.values()) {
     const li = memberItem(m.id, m.nick, m.state, m.state.replace('_', ' '));
     const identity = room.identities.get(m.id);
@@ -308,6 +322,59 @@ function renderMembers(room) {
   privateView?.renderUnread(byId('private-unread'));
   const nicks = [...room.members.values()].map((m) => m.nick);
   log.setMentions(mentionMatcher(room.nick ? [...nicks, room.nick] : nicks, room.nick));
+}
+
+const rename = {
+  dialog: /** @type {HTMLDialogElement} */ (byId('rename-dialog')),
+  form: /** @type {HTMLFormElement} */ (byId('rename-form')),
+  nick: /** @type {HTMLInputElement} */ (byId('rename-nick')),
+  error: byId('rename-error'),
+  save: /** @type {HTMLButtonElement} */ (byId('rename-save')),
+  cancel: /** @type {HTMLButtonElement} */ (byId('rename-cancel')),
+};
+
+/**
+ * Opens the dialog that asks the server for a new nickname.
+ * @param {Room} room
+ */
+function openRename(room) {
+  rename.nick.value = room.nick ?? '';
+  rename.error.textContent = '';
+  rename.nick.removeAttribute('aria-invalid');
+  rename.save.disabled = false;
+  rename.save.textContent = 'Rename';
+  rename.form.onsubmit = (e) => {
+    e.preventDefault();
+    const nick = rename.nick.value.trim();
+    if (!nick) return;
+    if (nick === room.nick) {
+      rename.dialog.close();
+      return;
+    }
+    rename.save.disabled = true;
+    rename.save.textContent = 'Renaming…';
+    room.rename(nick);
+  };
+  rename.cancel.onclick = () => rename.dialog.close();
+  rename.dialog.showModal();
+  rename.nick.select();
+}
+
+/**
+ * The refusal of a rename, for people.
+ * @param {{code: string, message: string}} detail
+ */
+function renameErrorText({ code, message }) {
+  switch (code) {
+    case 'nick_taken':
+      return `“${rename.nick.value.trim()}” is already taken in this room. Pick another nickname.`;
+    case 'bad_nick':
+      return `That nickname can't be used: ${message.replace(/^invalid nickname: /, '')}.`;
+    case 'rate_limited':
+      return 'Too many requests at once; try again in a moment.';
+    default:
+      return `Not renamed: ${message}`;
+  }
 }
 
 /**
@@ -691,8 +758,32 @@ async function main() {
     notice(`Could not verify ${nick}: ${reason}. The connection was closed.`);
   });
   room.addEventListener('notice', (e) => {
-    const { kind, nick } = /** @type {CustomEvent} */ (e).detail;
-    notice(kind === 'joined' ? `${nick} joined` : `${nick} left`);
+    const { kind, nick, old } = /** @type {CustomEvent} */ (e).detail;
+    if (kind === 'renamed') notice(`${old} is now ${nick}`);
+    else notice(kind === 'joined' ? `${nick} joined` : `${nick} left`);
+  });
+  room.addEventListener('renamed', (e) => {
+    const { nick } = /** @type {CustomEvent} */ (e).detail;
+    // A reload or a new visit comes back under the new nickname.
+    remember(NICK_STORAGE_KEY, nick);
+    remember(JOINED_STORAGE_PREFIX + roomId, nick);
+    if (rename.dialog.open) rename.dialog.close();
+    notice(`You are now ${nick}`);
+    renderMembers(room);
+  });
+  room.addEventListener('rename-error', (e) => {
+    const detail = /** @type {CustomEvent} */ (e).detail;
+    const text = renameErrorText(detail);
+    if (rename.dialog.open) {
+      rename.error.textContent = text;
+      rename.nick.setAttribute('aria-invalid', 'true');
+      rename.save.disabled = false;
+      rename.save.textContent = 'Rename';
+      rename.nick.focus();
+      rename.nick.select();
+    } else {
+      notice(text);
+    }
   });
   room.addEventListener('message', (e) => showMessage(room, /** @type {CustomEvent} */ (e).detail));
   room.addEventListener('about', (e) => conversation?.applied(/** @type {CustomEvent} */ (e).detail));

@@ -172,6 +172,25 @@ export class KeyStore {
   }
 
   /**
+   * Pins the key of `old` in a room for `renamed` as well, with its
+   * verified mark, if it is `key` (a member took a new nickname over a
+   * connection whose hello showed that key). Resolves to whether it did.
+   * @param {string} room
+   * @param {string} old
+   * @param {string} renamed
+   * @param {PublicKey} key
+   */
+  async carryPin(room, old, renamed, key) {
+    const tx = this.db.transaction(['pins'], 'readwrite');
+    const pins = tx.objectStore('pins');
+    const row = await done(pins.get([room, pinName(old)]));
+    const matches = Boolean(row) && sameKey(pinOf(row).key, key);
+    if (matches) pins.put({ ...row, name: pinName(renamed) });
+    await committed(tx);
+    return matches;
+  }
+
+  /**
    * Marks (or unmarks) a nickname's pinned key as verified, if the pin is
    * still this key. Resolves to whether it did.
    * @param {string} room

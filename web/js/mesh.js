@@ -31,6 +31,7 @@ import { base64url } from './protocol.js';
  *   | {server: ServerState}
  *   | {joined: {you: string, members: Peer[], resumed?: boolean}}
  *   | {peer_joined: Peer}
+ *   | {peer_renamed: Peer}
  *   | {peer_left: {id: string}}
  *   | {error: {code: string, to?: string}}
  *   | {signal: {from: string, sid: string, kind: SignalKind}}
@@ -212,6 +213,11 @@ export class Mesh {
           added.relinkAt = now + this.config.setup_timeout_ms;
         }
       }
+    } else if ('peer_renamed' in input) {
+      // Only a member we know; the server lists the others with their
+      // current nickname when it tells us of them.
+      const m = this.find(input.peer_renamed.id);
+      if (m) this.rename(m, input.peer_renamed.nick, out);
     } else if ('peer_left' in input) {
       const m = this.find(input.peer_left.id);
       if (m) this.remove(m, true, out);

@@ -175,6 +175,14 @@ export function leaveMessage() {
 }
 
 /**
+ * Asks for a new nickname in the room: answered by `renamed` or an error.
+ * @param {string} nick
+ */
+export function renameMessage(nick) {
+  return { type: 'rename', nick };
+}
+
+/**
  * @param {string} to
  * @param {object} payload
  */
@@ -190,6 +198,8 @@ export function signalMessage(to, payload) {
  * @typedef {{type: 'joined', v: number, room: string, you: Member, members: Member[], ice_servers: IceServer[], resumed: boolean}
  *   | {type: 'peer_joined', peer: Member}
  *   | {type: 'peer_left', id: string}
+ *   | {type: 'renamed', you: Member}
+ *   | {type: 'peer_renamed', peer: Member}
  *   | {type: 'signal', from: string, payload: Record<string, unknown>}
  *   | {type: 'ice_servers', ice_servers: IceServer[]}
  *   | {type: 'error', code: string, message: string, to?: string}} ServerMessage
@@ -305,6 +315,10 @@ export function parseServerMessage(text) {
       return { type, peer: member(obj.peer, 'peer') };
     case 'peer_left':
       return { type, id: str(obj, 'id') };
+    case 'renamed':
+      return { type, you: member(obj.you, 'you') };
+    case 'peer_renamed':
+      return { type, peer: member(obj.peer, 'peer') };
     case 'signal': {
       const from = str(obj, 'from');
       if (!isObject(obj.payload)) throw new ProtocolError('bad_message', 'field `payload` must be an object');

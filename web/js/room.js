@@ -45,6 +45,8 @@ import { Signaling } from './signaling.js';
 const KEY_STORAGE_PREFIX = 'peerchat.key.';
 /** A refusal of the same kind from the same member is told at most this often. */
 const REFUSAL_NOTICE_MS = 60_000;
+/** The errors that may answer a `rename` (`unknown_type`: a server without it). */
+const RENAME_ERRORS = new Set(['nick_taken', 'bad_nick', 'bad_message', 'unknown_type', 'not_joined', 'rate_limited']);
 /**
  * Envelopes kept from a member while its hello is being checked; one that
  * sends more before its hello verified is dropped.
@@ -218,6 +220,8 @@ export class Room extends EventTarget {
     this.storeOpening = Promise.resolve(store);
     /** @type {string | null} */
     this.nick = null;
+    /** a `rename` of ours waits for its answer */
+    this.renaming = false;
     /** @type {string | null} our member key */
     this.key = null;
     /** @type {string} our peer id, derived from the key */
@@ -298,6 +302,17 @@ export class Room extends EventTarget {
    */
   preconnect() {
     if (this.signaling.state === 'offline' && !this.nick) this.signaling.start();
+  }
+
+  /**
+   * Asks the server for a new nickname in the room: answered by a
+   * `renamed` event (then {@link Room#nick} is the new one) or a
+   * `rename-error` event.
+   * @param {string} nick
+   */
+  rename(nick) {
+    this.renaming = true;
+    this.signaling.rename(nick);
   }
 
   /**
@@ -520,6 +535,19 @@ export class Room extends EventTarget {
       case 'peer_left':
         this.feed({ peer_left: { id: msg.id } });
         break;
+      case 'peer_renamed':
+        this.feed({ peer_renamed: msg.peer });
+        break;
+      case 'renamed': {
+        this.renaming = false;
+        const old = this.nick;
+        this.nick = msg.you.nick;
+        if (old !== msg.you.nick) {
+          this.dispatchEvent(new CustomEvent('renamed', { detail: { old: old ?? '', nick: msg.you.nick } }));
+          this.changed();
+        }
+        break;
+      }
       case 'signal': {
         if (!this.crypto) break;
         let plain;
@@ -544,6 +572,15 @@ export class Room extends EventTarget {
         this.iceServers = msg.ice_servers;
         break;
       case 'error':
+        if (this.renaming && RENAME_ERRORS.has(msg.code)) {
+          this.renaming = false;
+          const message =
+            msg.code === 'unknown_type'
+              ? 'this server cannot rename members yet; leave and join again under the new nickname'
+              : msg.message;
+          this.dispatchEvent(new CustomEvent('rename-error', { detail: { code: msg.code, message } }));
+          break;
+        }
         this.feed({ error: { code: msg.code, to: msg.to } }, { message: msg.message });
         break;
     }
@@ -611,8 +648,14 @@ export class Room extends EventTarget {
         changed = true;
       } else if ('renamed' in o) {
         const member = this.members.get(o.renamed.peer);
+        const old = member?.nick ?? null;
         if (member) member.nick = o.renamed.nick;
         this.nicks.set(o.renamed.peer, o.renamed.nick);
+        if (member && old !== null && old !== o.renamed.nick) {
+          this.carryPin(member.id, o.renamed.nick);
+          const detail = { kind: 'renamed', nick: o.renamed.nick, old };
+          this.dispatchEvent(new CustomEvent('notice', { detail }));
+        }
         changed = true;
       } else if ('removed' in o) {
         const member = this.members.get(o.removed.peer);
@@ -906,6 +949,26 @@ export class Room extends EventTarget {
     this.apply(this.history.keyConfirmed(member.id, publicKeyToWire(hello.key)));
     this.privates?.keyConfirmed(member.id, publicKeyToWire(hello.key));
     this.feed({ verified: { sid: link.sid } });
+  }
+
+  /**
+   * A member whose hello verified took the nickname `nick`: its pin (and
+   * a verified mark) goes with it, so that its next connection does not
+   * show a changed safety number. The old nickname's pin stays.
+   * @private
+   * @param {string} id
+   * @param {string} nick
+   */
+  carryPin(id, nick) {
+    const identity = this.identities.get(id);
+    if (!identity) return;
+    const old = identity.nick;
+    identity.nick = nick;
+    const keystore = this.keystore;
+    if (!keystore) return;
+    keystore
+      .carryPin(this.roomId, old, nick, identity.key)
+      .catch((e) => console.warn('peerchat: could not keep the pin under the new nickname', e));
   }
 
   /**

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { joinMessage, leaveMessage, parseServerMessage, ProtocolError, signalMessage } from './protocol.js';
+import { joinMessage, leaveMessage, parseServerMessage, ProtocolError, renameMessage, signalMessage } from './protocol.js';
 
 /** @typedef {import('./protocol.js').ServerMessage} ServerMessage */
 
@@ -317,6 +317,14 @@ export class Signaling extends EventTarget {
    */
   join(room, nick, key) {
     this.send(joinMessage(room, nick, key));
+  }
+
+  /**
+   * Asks for a new nickname in the room.
+   * @param {string} nick
+   */
+  rename(nick) {
+    this.send(renameMessage(nick));
   }
 
   /** Leaves the room for good (the others are told at once) and closes. */

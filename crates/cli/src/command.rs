@@ -73,6 +73,8 @@ pub enum Command {
         /// Whose latest message it is about.
         nick: Option<String>,
     },
+    /// Takes a new nickname in the room.
+    Nick(String),
     /// Leaves the room.
     Quit,
 }
@@ -236,6 +238,13 @@ pub const COMMANDS: &[Spec] = &[
         about: "name the room for everyone in it (without NAME: clear its name)",
         modes: EVERYWHERE,
         parse: |args| Ok(about(EntryKind::RoomName, args, None)),
+    },
+    Spec {
+        name: "nick",
+        args: "NEWNAME",
+        about: "take the nickname NEWNAME in this room (the others see \"alice is now ally\")",
+        modes: EVERYWHERE,
+        parse: |args| needs_args(args, |a| Command::Nick(a.to_owned())),
     },
     Spec {
         name: "quit",
@@ -710,11 +719,12 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("unknown command /bogus"), "{text}");
         assert!(text.contains("//"), "{text}");
-        // Not a command yet: an error, not a message to everyone.
-        assert!(matches!(
-            parse("/nick dora2", Mode::Tui),
-            Err(CommandError::Unknown { .. })
-        ));
+        assert_eq!(
+            parse("/nick  dora2 ", Mode::Tui),
+            Ok(Entry::Command(Command::Nick("dora2".into())))
+        );
+        let text = parse("/nick", Mode::Line).unwrap_err().to_string();
+        assert!(text.contains("/nick NEWNAME"), "{text}");
         let typo = parse("/peres", Mode::Tui).unwrap_err().to_string();
         assert!(typo.contains("did you mean /peers?"), "{typo}");
         let prefix = parse("/qu", Mode::Line).unwrap_err().to_string();

@@ -67,6 +67,9 @@ fn notice(event: &Event) -> Option<String> {
         Event::JoinRefused { message, .. } => format!("could not join: {message}"),
         Event::MemberJoined { member } => format!("{} joined", member.nick),
         Event::MemberLeft { member } => format!("{} left", member.nick),
+        Event::MemberRenamed { member, old } => format!("{old} is now {}", member.nick),
+        Event::Renamed { you, .. } => format!("you are now {}", you.nick),
+        Event::RenameRefused { message, .. } => format!("not renamed: {message}"),
         Event::MemberState { member, state } => format!("{} is {}", member.nick, state.as_str()),
         Event::SignalRefused { message, .. } => message.clone(),
         Event::NotVerified { member, reason } => format!(
@@ -370,6 +373,7 @@ async fn entered(
             }
         }
         Ok(Entry::Command(Command::Quit)) => return true,
+        Ok(Entry::Command(Command::Nick(nick))) => engine.rename(&nick),
         Ok(Entry::Command(
             command @ (Command::Send(_) | Command::Accept(_) | Command::Cancel(_)),
         )) => {

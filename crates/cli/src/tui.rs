@@ -358,6 +358,17 @@ impl Ui {
                 self.members.retain(|(m, _)| m.id != member.id);
                 self.notice(format!("{} left", member.nick));
             }
+            Event::MemberRenamed { member, old } => {
+                for (m, _) in self.members.iter_mut().filter(|(m, _)| m.id == member.id) {
+                    m.nick.clone_from(&member.nick);
+                }
+                self.notice(format!("{old} is now {}", member.nick));
+            }
+            Event::Renamed { you, .. } => {
+                self.me = Some(you.clone());
+                self.notice(format!("you are now {}", you.nick));
+            }
+            Event::RenameRefused { message, .. } => self.error(format!("not renamed: {message}")),
             Event::MemberState { member, state } => {
                 match self.members.iter_mut().find(|(m, _)| m.nick == member.nick) {
                     Some(entry) => *entry = (member.clone(), *state),
@@ -1197,6 +1208,8 @@ enum Request {
     Msg(String, String),
     /// Reply, react, edit, delete, name the room.
     About(peerchat_client::about::EntryKind, String, Option<String>),
+    /// Take a new nickname.
+    Rename(String),
     /// Leave.
     Quit,
 }
@@ -1215,6 +1228,7 @@ impl Ui {
         };
         match entry {
             Entry::Command(Command::Quit) => Request::Quit,
+            Entry::Command(Command::Nick(nick)) => Request::Rename(nick),
             Entry::Command(Command::Peers) => Request::Peers,
             Entry::Command(Command::Verify(nick)) => Request::Verify(nick),
             Entry::Command(Command::Verified(nick)) => Request::Verified(nick),
@@ -1297,6 +1311,7 @@ async fn submit(ui: &mut Ui, engine: &Engine, text: &str) -> bool {
             }
         }
         Request::Join(nick) => engine.join(&nick),
+        Request::Rename(nick) => engine.rename(&nick),
         Request::Files(command) => {
             for line in command::files(engine, &command).await {
                 match line {
@@ -1846,14 +1861,44 @@ mod tests {
     }
 
     #[test]
+    fn renames_show_in_the_log_and_the_member_list() {
+        let mut ui = conversation();
+        ui.apply(&Event::MemberRenamed {
+            member: peer("2", "ally"),
+            old: "alice".into(),
+        });
+        ui.apply(&Event::MemberState {
+            member: peer("2", "ally"),
+            state: LinkState::Connected,
+        });
+        ui.apply(&Event::Renamed {
+            you: peer("1", "dee"),
+            old: "dora".into(),
+        });
+        ui.apply(&Event::RenameRefused {
+            code: peerchat_protocol::ErrorCode::NickTaken,
+            message: "the nickname \"bob\" is taken in this room; pick another".into(),
+        });
+        let text = screen(&ui, 100, 30);
+        assert!(text.contains("alice is now ally"), "{text}");
+        assert!(text.contains("you are now dee"), "{text}");
+        assert!(
+            text.contains("not renamed: the nickname \"bob\" is taken"),
+            "{text}"
+        );
+        let listed: Vec<&str> = ui.members.iter().map(|(m, _)| m.nick.as_str()).collect();
+        assert_eq!(listed, ["ally", "bob"]);
+        assert_eq!(ui.me.as_ref().map(|m| m.nick.as_str()), Some("dee"));
+    }
+
+    #[test]
     fn mistyped_commands_stay_here_and_a_double_slash_sends_one() {
         let mut ui = conversation();
         assert_eq!(ui.entered("/bogus"), Request::None);
-        assert_eq!(ui.entered("/nick dora2"), Request::None);
+        assert_eq!(ui.entered("/nick dora2"), Request::Rename("dora2".into()));
         assert_eq!(ui.entered("/peres"), Request::None);
         let text = screen(&ui, 100, 30);
         assert!(text.contains("! unknown command /bogus"), "{text}");
-        assert!(text.contains("! unknown command /nick"), "{text}");
         assert!(text.contains("did you mean /peers?"), "{text}");
         assert_eq!(ui.entered("//shrug"), Request::Send("/shrug".into()));
         assert_eq!(ui.entered("hello"), Request::Send("hello".into()));

@@ -177,6 +177,27 @@ pub enum Event {
         /// Who.
         member: Peer,
     },
+    /// A member took a new nickname ("alice is now ally").
+    MemberRenamed {
+        /// Who, under the new nickname.
+        member: Peer,
+        /// The nickname it had.
+        old: String,
+    },
+    /// Our rename went through: we are known by a new nickname.
+    Renamed {
+        /// Ourselves, under the new nickname.
+        you: Peer,
+        /// The nickname we had.
+        old: String,
+    },
+    /// The server refused our rename; the nickname stays as it was.
+    RenameRefused {
+        /// Why, as a stable code.
+        code: ErrorCode,
+        /// Why, for people.
+        message: String,
+    },
     /// Our connection to a member changed state.
     MemberState {
         /// Who.
@@ -460,6 +481,7 @@ enum Command {
     AcceptFiles(Option<String>, oneshot::Sender<Vec<FileInfo>>),
     CancelFiles(Option<String>, oneshot::Sender<Vec<FileInfo>>),
     MemberNamed(String, oneshot::Sender<Option<Peer>>),
+    Rename(String),
     SendPrivate(String, String, oneshot::Sender<Result<Peer, PrivateError>>),
     Safety(String, oneshot::Sender<Result<Safety, VerifyError>>),
     MarkVerified(String, oneshot::Sender<Result<Peer, VerifyError>>),
@@ -576,6 +598,7 @@ impl Engine {
             turn_bridges,
             links: HashMap::new(),
             nicks: HashMap::new(),
+            renaming: false,
             events,
             link_events: link_tx,
             next_link: 0,
@@ -679,6 +702,12 @@ impl Engine {
     /// cannot be used is told ([`Event::CodeRefused`]) and wanted again.
     pub fn paste_code(&self, code: Code) {
         let _ = self.commands.send(Command::Code(code));
+    }
+
+    /// Asks the server for a new nickname in the room: answered by
+    /// [`Event::Renamed`] or [`Event::RenameRefused`].
+    pub fn rename(&self, nick: &str) {
+        let _ = self.commands.send(Command::Rename(nick.to_owned()));
     }
 
     /// Joins again under another nickname (after [`Event::JoinRefused`]).
@@ -909,6 +938,9 @@ struct State {
     links: HashMap<String, Current>,
     /// The last known nickname of every member seen.
     nicks: HashMap<String, String>,
+    /// A `rename` of ours is waiting for its answer: an error that may
+    /// answer it is told as [`Event::RenameRefused`].
+    renaming: bool,
     events: mpsc::UnboundedSender<Event>,
     link_events: mpsc::UnboundedSender<(u64, LinkEvent)>,
     next_link: u64,
@@ -1022,12 +1054,21 @@ impl State {
                     }
                 }
                 Output::Renamed { peer, nick } => {
-                    // A pair learns the other's nickname only from its
-                    // answer.
-                    self.nicks.insert(peer.clone(), nick.clone());
-                    self.emit(Event::MemberJoined {
-                        member: Peer { id: peer, nick },
-                    });
+                    let old = self.nicks.insert(peer.clone(), nick.clone());
+                    match old {
+                        Some(old) if self.options.session.room().is_some() => {
+                            self.carry_pin(&peer, &nick);
+                            self.emit(Event::MemberRenamed {
+                                member: Peer { id: peer, nick },
+                                old,
+                            });
+                        }
+                        // A pair learns the other's nickname only from its
+                        // answer.
+                        _ => self.emit(Event::MemberJoined {
+                            member: Peer { id: peer, nick },
+                        }),
+                    }
                 }
                 Output::Removed { peer, .. } => {
                     self.links.remove(&peer);
@@ -1128,6 +1169,22 @@ impl State {
                     for current in self.links.values().filter(|c| c.usable()) {
                         current.link.send(envelope.clone());
                     }
+                }
+            }
+            Command::Rename(nick) => {
+                if let Err(err) = peerchat_protocol::validate_nick(&nick) {
+                    self.emit(Event::RenameRefused {
+                        code: err.code(),
+                        message: err.to_string(),
+                    });
+                } else if self.options.session.room().is_none() || self.mesh.me().is_none() {
+                    self.emit(Event::RenameRefused {
+                        code: ErrorCode::NotJoined,
+                        message: "you can rename yourself once you are in a room".to_owned(),
+                    });
+                } else {
+                    self.signaling.send(ClientMessage::rename(&nick).to_json());
+                    self.renaming = true;
                 }
             }
             Command::Join(nick) => {
@@ -1576,6 +1633,36 @@ impl State {
                 });
                 self.feed(input, Context::default()).await;
             }
+            ServerEvent::Renamed(you) => {
+                self.renaming = false;
+                let old = std::mem::replace(&mut self.nick, you.nick.clone());
+                // Started again under the new nickname, this device takes
+                // the same membership back.
+                if let (Some(Kept { file, .. }), Some(room)) =
+                    (&self.store, self.options.session.room())
+                {
+                    let key = self.key.clone();
+                    if let Err(err) = file.key(room, &you.nick, || key) {
+                        tracing::warn!(%err, "could not keep the member key under the new nickname");
+                    }
+                }
+                if old != you.nick {
+                    self.emit(Event::Renamed {
+                        you: Peer {
+                            id: you.id,
+                            nick: you.nick,
+                        },
+                        old,
+                    });
+                }
+            }
+            ServerEvent::PeerRenamed(peer) => {
+                let input = Input::PeerRenamed(peerchat_mesh::Peer {
+                    id: peer.id,
+                    nick: peer.nick,
+                });
+                self.feed(input, Context::default()).await;
+            }
             ServerEvent::PeerLeft(id) => {
                 self.feed(Input::PeerLeft { id }, Context::default()).await
             }
@@ -1623,6 +1710,26 @@ impl State {
                 self.feed(input, context).await;
             }
             ServerEvent::Error { code, message, to } => {
+                let answers_rename = matches!(
+                    code,
+                    ErrorCode::NickTaken
+                        | ErrorCode::BadNick
+                        | ErrorCode::BadMessage
+                        | ErrorCode::UnknownType
+                        | ErrorCode::NotJoined
+                        | ErrorCode::RateLimited
+                );
+                if self.renaming && answers_rename && self.mesh.me().is_some() {
+                    self.renaming = false;
+                    let message = if code == ErrorCode::UnknownType {
+                        "this server cannot rename members yet; leave and join again under the new nickname"
+                            .to_owned()
+                    } else {
+                        message
+                    };
+                    self.emit(Event::RenameRefused { code, message });
+                    return;
+                }
                 match code {
                     ErrorCode::PeerAway => {}
                     ErrorCode::ShuttingDown => {
@@ -1966,6 +2073,33 @@ impl State {
                 Identity {
                     verified: false,
                     changed: true,
+                }
+            }
+        }
+    }
+
+    /// A member whose hello verified took the nickname `nick`: its pin
+    /// (and a verification) goes with it, so that its next connection
+    /// does not show a changed safety number. The pin of its old nickname
+    /// stays, as for a member who left.
+    fn carry_pin(&mut self, peer: &str, nick: &str) {
+        let Some(room) = self.options.session.room().map(str::to_owned) else {
+            return;
+        };
+        let Some(known) = self.known.get_mut(peer) else {
+            return;
+        };
+        let old = std::mem::replace(&mut known.nick, nick.to_owned());
+        match &self.store {
+            Some(Kept { file, .. }) => {
+                if let Err(err) = file.carry_pin(&room, &old, nick, &known.key) {
+                    tracing::warn!(%err, "could not keep the pin under the new nickname");
+                }
+            }
+            None => {
+                let pinned = self.pins.get(&(room.clone(), pin_name(&old))).cloned();
+                if let Some((key, verified)) = pinned.filter(|(key, _)| *key == known.key) {
+                    self.pins.insert((room, pin_name(nick)), (key, verified));
                 }
             }
         }

@@ -57,6 +57,10 @@ pub enum ServerEvent {
     IceServers(Vec<IceServer>),
     /// Someone joined.
     PeerJoined(Member),
+    /// Our `rename` went through: we are known by the new nickname.
+    Renamed(Member),
+    /// Another member took a new nickname.
+    PeerRenamed(Member),
     /// Someone left.
     PeerLeft(String),
     /// A signal from another member.
@@ -101,6 +105,8 @@ impl ServerEvent {
             },
             ServerMessage::IceServers { ice_servers } => ServerEvent::IceServers(ice_servers),
             ServerMessage::PeerJoined { peer } => ServerEvent::PeerJoined(peer),
+            ServerMessage::Renamed { you } => ServerEvent::Renamed(you),
+            ServerMessage::PeerRenamed { peer } => ServerEvent::PeerRenamed(peer),
             ServerMessage::PeerLeft { id } => ServerEvent::PeerLeft(id.into_owned()),
             ServerMessage::Signal { from, payload } => ServerEvent::Signal {
                 from: from.into_owned(),

@@ -364,6 +364,29 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// Pins the key of `old` in `room` for `new` as well, with its
+    /// verification, if it is `key` (a member took a new nickname over a
+    /// connection whose hello showed that key). Returns whether it did.
+    pub fn carry_pin(
+        &self,
+        room: &str,
+        old: &str,
+        new: &str,
+        key: &PublicKey,
+    ) -> Result<bool, StoreError> {
+        let Some((pinned, verified)) = self.pin(room, old)? else {
+            return Ok(false);
+        };
+        if pinned != *key {
+            return Ok(false);
+        }
+        self.replace_pin(room, new, key)?;
+        if verified {
+            self.set_verified(room, new, key, true)?;
+        }
+        Ok(true)
+    }
+
     /// Marks `nick`'s pinned key in `room` verified (or not), if the pin is
     /// still `key`. Returns whether it did.
     pub fn set_verified(
@@ -675,6 +698,29 @@ mod tests {
         assert!(store.load("another room").unwrap().messages.is_empty());
         store.clear("room").unwrap();
         assert!(store.load("room").unwrap().messages.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_pin_follows_a_rename_with_its_verification() {
+        let dir = std::env::temp_dir().join(format!("peerchat-pins-{}", crate::random_id()));
+        let store = Store::open(&dir.join("history.sqlite3")).unwrap();
+        let a = IdentityKey::from_seed([1; 32]).public_key();
+        let b = IdentityKey::from_seed([2; 32]).public_key();
+        assert_eq!(store.check_pin("room", "alice", &a).unwrap(), PinCheck::New);
+        assert!(store.set_verified("room", "alice", &a, true).unwrap());
+        // Another key than the pinned one carries nothing.
+        assert!(!store.carry_pin("room", "alice", "ally", &b).unwrap());
+        assert_eq!(store.pin("room", "ally").unwrap(), None);
+        assert!(store.carry_pin("room", "alice", "ally", &a).unwrap());
+        assert_eq!(
+            store.check_pin("room", "Ally", &a).unwrap(),
+            PinCheck::Same { verified: true }
+        );
+        assert_eq!(
+            store.check_pin("room", "alice", &a).unwrap(),
+            PinCheck::Same { verified: true }
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

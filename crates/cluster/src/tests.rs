@@ -1684,3 +1684,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_rename_on_a_non_owner_node_is_decided_by_the_owner_and_told_on_every_node() {
+    let mut sim = Sim::new(3);
+    let (a, ja) = sim.join(0, ROOM, "alice", Some(KEY_A));
+    let (b, jb) = sim.join(1, ROOM, "bob", Some(KEY_B));
+    let (c, _) = sim.join(2, ROOM, "carol", None);
+    assert_eq!(sim.owner(ROOM), Some(0));
+    // Taken (on another node, ignoring case): refused to bob alone.
+    sim.send(b, json!({"type":"rename","nick":"CAROL"}));
+    let refused = sim.of_type(b, "error");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["code"], "nick_taken");
+    assert!(sim.of_type(a, "peer_renamed").is_empty());
+    sim.send(b, json!({"type":"rename","nick":"bobby"}));
+    let renamed = json!({"id":id_of(&jb),"nick":"bobby"});
+    assert_eq!(
+        sim.of_type(b, "renamed"),
+        vec![json!({"type":"renamed","you":renamed.clone()})]
+    );
+    for other in [a, c] {
+        assert_eq!(
+            sim.of_type(other, "peer_renamed"),
+            vec![json!({"type":"peer_renamed","peer":renamed.clone()})]
+        );
+    }
+    // Bob's node dies; he resumes on another under the new nickname,
+    // unnoticed, and a newcomer finds him under it.
+    sim.kill(1);
+    let (_b2, jb2) = sim.join(2, ROOM, "bobby", Some(KEY_B));
+    assert_eq!(jb2["resumed"], true, "{jb2}");
+    let (_d, jd) = sim.join(0, ROOM, "dave", None);
+    assert_eq!(nicks(&jd), vec!["alice", "bobby", "carol"]);
+    assert_eq!(sim.of_type(a, "peer_joined").len(), 3, "bob, carol, dave");
+    assert_eq!(id_of(&ja), jd["members"][0]["id"]);
+    sim.assert_fine();
+}

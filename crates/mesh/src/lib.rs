@@ -220,6 +220,8 @@ pub enum Input {
     },
     /// The server's `peer_joined`.
     PeerJoined(Peer),
+    /// The server's `peer_renamed`: a member took a new nickname.
+    PeerRenamed(Peer),
     /// The server's `peer_left`.
     PeerLeft {
         /// Who left.
@@ -617,6 +619,13 @@ impl Mesh {
                     }
                 }
             },
+            Input::PeerRenamed(peer) => {
+                // Only a member we know; the server lists the others with
+                // their current nickname when it tells us of them.
+                if let Some(i) = self.index(&peer.id) {
+                    self.rename(i, &peer.nick, &mut out);
+                }
+            }
             Input::PeerLeft { id } => {
                 if let Some(i) = self.index(&id) {
                     self.remove(i, true, &mut out);

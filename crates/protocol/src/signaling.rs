@@ -56,6 +56,13 @@ pub enum ClientMessage<'a> {
     /// Leave the room for good: the server tells the room at once and
     /// closes the connection normally.
     Leave,
+    /// Take another nickname in the room, keeping the membership and peer
+    /// id. Answered by `renamed` or an error (`bad_nick`, `nick_taken`,
+    /// `not_joined`); the other members get `peer_renamed`.
+    Rename {
+        /// The new nickname, under the rules of `join`'s.
+        nick: Cow<'a, str>,
+    },
     /// Relay `payload` to the member `to` of the same room.
     Signal {
         /// The recipient's peer id.
@@ -88,6 +95,16 @@ pub enum ServerMessage<'a> {
     /// Someone joined the client's room.
     PeerJoined {
         /// The new member.
+        peer: Member,
+    },
+    /// The client's `rename` went through: it is now known by `you.nick`.
+    Renamed {
+        /// The client itself, with its new nickname.
+        you: Member,
+    },
+    /// Another member of the client's room took a new nickname.
+    PeerRenamed {
+        /// The member, with its new nickname.
         peer: Member,
     },
     /// Someone left the client's room.
@@ -135,6 +152,13 @@ impl ClientMessage<'_> {
             room: Cow::Borrowed(room),
             nick: Cow::Borrowed(nick),
             key: None,
+        }
+    }
+
+    /// A `rename` to `nick`.
+    pub fn rename(nick: &str) -> ClientMessage<'_> {
+        ClientMessage::Rename {
+            nick: Cow::Borrowed(nick),
         }
     }
 
@@ -187,6 +211,11 @@ impl<'a> ClientMessage<'a> {
                 })
             }
             "leave" => Ok(ClientMessage::Leave),
+            "rename" => {
+                let nick = fields.string(fields.nick, "nick")?;
+                crate::validate_nick(&nick)?;
+                Ok(ClientMessage::Rename { nick })
+            }
             "signal" => Ok(ClientMessage::Signal {
                 to: fields.string(fields.to, "to")?,
                 payload: fields.object(fields.payload, "payload")?,
@@ -235,6 +264,12 @@ impl<'a> ServerMessage<'a> {
                 })
             }
             "peer_joined" => Ok(ServerMessage::PeerJoined {
+                peer: fields.get(fields.peer, "peer", "must be a member object")?,
+            }),
+            "renamed" => Ok(ServerMessage::Renamed {
+                you: fields.get(fields.you, "you", "must be a member object")?,
+            }),
+            "peer_renamed" => Ok(ServerMessage::PeerRenamed {
                 peer: fields.get(fields.peer, "peer", "must be a member object")?,
             }),
             "peer_left" => Ok(ServerMessage::PeerLeft {
@@ -452,6 +487,43 @@ mod tests {
         assert!(matches!(
             ClientMessage::parse(r#"{"type":"leave","why":"bye"}"#),
             Ok(ClientMessage::Leave)
+        ));
+    }
+
+    #[test]
+    fn rename_and_its_answers_round_trip() {
+        let text = ClientMessage::rename("ally").to_json();
+        assert_eq!(text, r#"{"type":"rename","nick":"ally"}"#);
+        let Ok(ClientMessage::Rename { nick }) = ClientMessage::parse(&text) else {
+            panic!("not a rename: {text}");
+        };
+        assert_eq!(nick, "ally");
+        let code = |t: &str| ClientMessage::parse(t).unwrap_err().code();
+        assert_eq!(code(r#"{"type":"rename"}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"type":"rename","nick":""}"#), ErrorCode::BadNick);
+        assert_eq!(code(r#"{"type":"rename","nick":7}"#), ErrorCode::BadMessage);
+
+        let ally = Member {
+            id: "0123456789abcdef".into(),
+            nick: "ally".into(),
+        };
+        let renamed = ServerMessage::Renamed { you: ally.clone() }.to_json();
+        assert_eq!(
+            renamed,
+            r#"{"type":"renamed","you":{"id":"0123456789abcdef","nick":"ally"}}"#
+        );
+        assert!(matches!(
+            ServerMessage::parse(&renamed),
+            Ok(ServerMessage::Renamed { you }) if you == ally
+        ));
+        let peer_renamed = ServerMessage::PeerRenamed { peer: ally.clone() }.to_json();
+        assert_eq!(
+            peer_renamed,
+            r#"{"type":"peer_renamed","peer":{"id":"0123456789abcdef","nick":"ally"}}"#
+        );
+        assert!(matches!(
+            ServerMessage::parse(&peer_renamed),
+            Ok(ServerMessage::PeerRenamed { peer }) if peer == ally
         ));
     }
 }

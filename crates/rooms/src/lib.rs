@@ -295,6 +295,8 @@ pub struct Tally {
     pub resumes: u64,
     /// Members that left a room, for any reason.
     pub leaves: u64,
+    /// Members that took a new nickname (`rename`).
+    pub renames: u64,
     /// Signals relayed to another member.
     pub signals: u64,
     /// Bytes of the relayed signals' frames.
@@ -718,6 +720,7 @@ impl Hub {
             Ok(ClientMessage::Signal { to, payload }) => {
                 self.signal(conn, &to, payload, backlog, out);
             }
+            Ok(ClientMessage::Rename { nick }) => self.rename(conn, &nick, out),
             Ok(ClientMessage::Leave) => {
                 self.disconnect(conn, Departure::Left, now, out);
                 out.push(Output::CloseNormally { conn });
@@ -1080,6 +1083,63 @@ impl Hub {
             });
             self.schedule_refresh(conn, now);
         }
+    }
+
+    /// A member takes a new nickname, under the rules of `join`: not used
+    /// by anyone else in the room (away members keep theirs), ignoring
+    /// case and look-alike letters. It keeps its peer id and place.
+    fn rename(&mut self, conn: ConnId, nick: &str, out: &mut Vec<Output>) {
+        let Some(Joined { room, peer }) = self.conns.get(&conn).and_then(|c| c.joined.as_ref())
+        else {
+            send_error(
+                &mut self.tally,
+                out,
+                conn,
+                ErrorCode::NotJoined,
+                "join a room before renaming yourself",
+            );
+            return;
+        };
+        let peer = *peer;
+        let Some(room) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let key = nick_key(nick);
+        let clash = room
+            .members
+            .iter()
+            .any(|(id, m)| *id != peer && m.nick_key() == key);
+        if clash {
+            send_error(
+                &mut self.tally,
+                out,
+                conn,
+                ErrorCode::NickTaken,
+                &format!("the nickname \"{nick}\" is taken in this room; pick another"),
+            );
+            return;
+        }
+        let Some(member) = room.members.get_mut(&peer) else {
+            return;
+        };
+        let changed = &*member.nick != nick;
+        if changed {
+            member.set_nick(nick, key);
+            self.tally.renames += 1;
+        }
+        let you = Member {
+            id: peer.to_hex(),
+            nick: nick.to_owned(),
+        };
+        if changed {
+            let frame = Frame::new(ServerMessage::PeerRenamed { peer: you.clone() }.to_json());
+            room.broadcast(&frame, Some(peer), out);
+        }
+        out.push(Output::Send {
+            to: conn,
+            frame: Frame::new(ServerMessage::Renamed { you }.to_json()),
+            from: None,
+        });
     }
 
     fn signal(

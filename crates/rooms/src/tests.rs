@@ -1174,3 +1174,113 @@ fn an_unmetered_connection_is_not_rate_limited_by_the_hub() {
             .admit(&mut meter, 1, 10, now + Duration::from_secs(1), &mut out)
     );
 }
+
+#[test]
+fn a_rename_answers_the_member_and_tells_the_others() {
+    let mut h = Harness::new(HubConfig::default());
+    let a = h.join(1, ROOM, "alice");
+    h.join(2, ROOM, "bob");
+    h.join(3, OTHER_ROOM, "carol");
+    let out = h.send(1, json!({"type":"rename","nick":"ally"}));
+    assert_eq!(
+        frames_to(&out, 1),
+        vec![json!({"type":"renamed","you":{"id":a,"nick":"ally"}})]
+    );
+    assert_eq!(
+        frames_to(&out, 2),
+        vec![json!({"type":"peer_renamed","peer":{"id":a,"nick":"ally"}})]
+    );
+    assert!(frames_to(&out, 3).is_empty(), "another room hears nothing");
+    assert_eq!(h.hub.tally().renames, 1);
+    // The old nickname is free again, the new one is taken.
+    h.connect(4);
+    let out = h.send(4, json!({"type":"join","v":2,"room":ROOM,"nick":"ALLY"}));
+    assert_eq!(error_code(&out, 4), "nick_taken");
+    let out = h.send(4, json!({"type":"join","v":2,"room":ROOM,"nick":"alice"}));
+    assert_eq!(frames_to(&out, 4)[0]["type"], "joined");
+    // A newcomer finds the member under its new nickname.
+    h.connect(5);
+    let out = h.send(5, json!({"type":"join","v":2,"room":ROOM,"nick":"dan"}));
+    let listed = &frames_to(&out, 5)[0]["members"];
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .contains(&json!({"id":a,"nick":"ally"})),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_rename_follows_the_rules_of_a_joins_nickname() {
+    let mut h = Harness::new(HubConfig::default());
+    h.join(1, ROOM, "alice");
+    h.join(2, ROOM, "bob");
+    // Taken, ignoring case and look-alike letters (a Cyrillic "о").
+    for taken in ["Bob", "b\u{43e}b"] {
+        let out = h.send(1, json!({"type":"rename","nick":taken}));
+        assert_eq!(error_code(&out, 1), "nick_taken", "{taken}");
+        assert!(frames_to(&out, 2).is_empty());
+    }
+    let out = h.send(1, json!({"type":"rename","nick":""}));
+    assert_eq!(error_code(&out, 1), "bad_nick");
+    let out = h.send(1, json!({"type":"rename"}));
+    assert_eq!(error_code(&out, 1), "bad_message");
+    // Before joining.
+    h.connect(3);
+    let out = h.send(3, json!({"type":"rename","nick":"zed"}));
+    assert_eq!(error_code(&out, 3), "not_joined");
+    // Another case of one's own nickname is a rename; the same one is
+    // answered and tells nobody.
+    let out = h.send(1, json!({"type":"rename","nick":"Alice"}));
+    assert_eq!(frames_to(&out, 2)[0]["type"], "peer_renamed");
+    let out = h.send(1, json!({"type":"rename","nick":"Alice"}));
+    assert_eq!(frames_to(&out, 1)[0]["type"], "renamed");
+    assert!(frames_to(&out, 2).is_empty());
+    assert_eq!(h.hub.tally().renames, 1);
+}
+
+#[test]
+fn an_away_member_keeps_its_nickname_from_a_rename_and_resumes_under_its_new_one() {
+    let mut h = Harness::new(HubConfig::default());
+    let key_a = "a".repeat(22);
+    let (joined, _) = h.join_keyed(1, ROOM, "alice", &key_a);
+    let a = joined["you"]["id"].as_str().unwrap().to_owned();
+    h.join_keyed(2, ROOM, "bob", &"b".repeat(22));
+    h.lose(2);
+    let out = h.send(1, json!({"type":"rename","nick":"bob"}));
+    assert_eq!(error_code(&out, 1), "nick_taken");
+    h.send(1, json!({"type":"rename","nick":"ally"}));
+    // Alice's connection is lost; she comes back under the new nickname
+    // before her grace period ends, and nobody is told anything.
+    h.lose(1);
+    h.advance(Duration::from_secs(5));
+    h.join_keyed(3, ROOM, "bob2", &"c".repeat(22));
+    h.connect(4);
+    let out = h.send_join(4, ROOM, "ally", &key_a);
+    let joined = &frames_to(&out, 4)[0];
+    assert_eq!(joined["resumed"], true);
+    assert_eq!(joined["you"], json!({"id":a,"nick":"ally"}));
+    assert!(frames_to(&out, 3).is_empty(), "{:?}", frames_to(&out, 3));
+}
+
+#[test]
+fn renames_are_rate_limited_like_other_frames() {
+    let mut h = Harness::new(HubConfig {
+        rate_per_sec: 10,
+        rate_burst: 3,
+        ..HubConfig::default()
+    });
+    h.join(1, ROOM, "alice");
+    h.join(2, ROOM, "bob");
+    for nick in ["a1", "a2"] {
+        let out = h.send(1, json!({"type":"rename","nick":nick}));
+        assert_eq!(frames_to(&out, 2).len(), 1);
+    }
+    let out = h.send(1, json!({"type":"rename","nick":"a3"}));
+    assert_eq!(error_code(&out, 1), "rate_limited");
+    assert!(frames_to(&out, 2).is_empty());
+    h.now += refill_interval(10);
+    let out = h.send(1, json!({"type":"rename","nick":"a3"}));
+    assert_eq!(frames_to(&out, 2)[0]["peer"]["nick"], "a3");
+}

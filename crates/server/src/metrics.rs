@@ -269,6 +269,8 @@ impl Metrics {
             .absolute(tally.resumes);
         self.counter("peerchat_leaves_total", vec![])
             .absolute(tally.leaves);
+        self.counter("peerchat_renames_total", vec![])
+            .absolute(tally.renames);
         self.counter("peerchat_signals_relayed_total", vec![])
             .absolute(tally.signals);
         self.counter("peerchat_signals_relayed_bytes_total", vec![])
@@ -446,6 +448,11 @@ const DESCRIPTIONS: &[(&str, Option<Unit>, &str)] = &[
         "peerchat_leaves_total",
         None,
         "Members that left a room, for any reason.",
+    ),
+    (
+        "peerchat_renames_total",
+        None,
+        "Members that took a new nickname in their room.",
     ),
     (
         "peerchat_signals_relayed_total",

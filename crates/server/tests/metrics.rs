@@ -82,6 +82,24 @@ async fn counters_move_as_a_scripted_session_runs() {
             break;
         }
     }
+    // Bob takes a new nickname.
+    bob.send(Message::text(
+        json!({"type":"rename","nick":"bobby"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        if next_json(&mut bob).await["type"] == "renamed" {
+            break;
+        }
+    }
+    // Alice reads what she is told (unread data would make her socket's
+    // close a reset, which may discard her last frames at the server).
+    loop {
+        if next_json(&mut alice).await["type"] == "peer_renamed" {
+            break;
+        }
+    }
 
     // The mailbox: a read that nobody answers.
     let (status, _) = http_post(addr, "/sig?get=metrics-test-id&timeoutms=0", b"").await;
@@ -139,6 +157,7 @@ async fn counters_move_as_a_scripted_session_runs() {
     assert_eq!(during.get("peerchat_rooms{}"), 1.0);
     assert_eq!(during.get("peerchat_members{}"), 2.0);
     assert_eq!(during.get("peerchat_joins_total{}"), 2.0);
+    assert_eq!(during.get("peerchat_renames_total{}"), 1.0);
     assert_eq!(during.get("peerchat_signals_relayed_total{}"), 1.0);
     assert_eq!(
         during.get("peerchat_signals_relayed_bytes_total{}"),
@@ -177,7 +196,11 @@ async fn counters_move_as_a_scripted_session_runs() {
         assert!(tokio::time::Instant::now() < deadline, "connections close");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    assert!(after.get("peerchat_rate_limited_messages_total{}") >= 10.0);
+    assert!(
+        after.get("peerchat_rate_limited_messages_total{}") >= 10.0,
+        "{}",
+        after.get("peerchat_rate_limited_messages_total{}")
+    );
     assert_eq!(after.get("peerchat_errors_total{code=rate_limited}"), 1.0);
     assert!(after.get("peerchat_leaves_total{}") >= 1.0);
     assert_eq!(
