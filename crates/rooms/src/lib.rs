@@ -453,6 +453,14 @@ struct Room {
 }
 
 impl Room {
+    /// Whether a member other than `except` has a nickname of this
+    /// case-insensitive form (away members keep theirs).
+    fn nick_taken(&self, key: &str, except: Option<PeerId>) -> bool {
+        self.members
+            .iter()
+            .any(|(id, m)| Some(*id) != except && m.nick_key() == key)
+    }
+
     /// Queues `frame` for every member with a connection, but `except`.
     fn broadcast(&self, frame: &Frame, except: Option<PeerId>, out: &mut Vec<Output>) {
         for (id, m) in &self.members {
@@ -930,18 +938,8 @@ impl Hub {
                 );
                 return;
             }
-            let clash = room
-                .members
-                .iter()
-                .any(|(id, m)| m.nick_key() == nick_key && Some(*id) != derived);
-            if clash {
-                send_error(
-                    &mut self.tally,
-                    out,
-                    conn,
-                    ErrorCode::NickTaken,
-                    &format!("the nickname \"{nick}\" is taken in this room; pick another"),
-                );
+            if room.nick_taken(&nick_key, derived) {
+                send_nick_taken(&mut self.tally, out, conn, nick);
                 return;
             }
         } else if self.config.room_capacity == 0 {
@@ -1105,18 +1103,8 @@ impl Hub {
             return;
         };
         let key = nick_key(nick);
-        let clash = room
-            .members
-            .iter()
-            .any(|(id, m)| *id != peer && m.nick_key() == key);
-        if clash {
-            send_error(
-                &mut self.tally,
-                out,
-                conn,
-                ErrorCode::NickTaken,
-                &format!("the nickname \"{nick}\" is taken in this room; pick another"),
-            );
+        if room.nick_taken(&key, Some(peer)) {
+            send_nick_taken(&mut self.tally, out, conn, nick);
             return;
         }
         let Some(member) = room.members.get_mut(&peer) else {
@@ -1230,6 +1218,17 @@ impl Hub {
             }
         }
     }
+}
+
+/// Tells `to` that the nickname it asked for is another member's.
+fn send_nick_taken(tally: &mut Tally, out: &mut Vec<Output>, to: ConnId, nick: &str) {
+    send_error(
+        tally,
+        out,
+        to,
+        ErrorCode::NickTaken,
+        &format!("the nickname \"{nick}\" is taken in this room; pick another"),
+    );
 }
 
 /// Tells `to` that its signal to the member `recipient` (a peer id) was
