@@ -15,11 +15,10 @@ import { AxeBuilder } from '@axe-core/playwright';
 import {
   enter,
   join,
-  launchBrowser,
   newPage,
   screenshot,
   send,
-  startServer,
+  serverAndBrowser,
   waitForMembers,
   waitForMessage,
   waitForPage,
@@ -69,12 +68,7 @@ function yesterdayEvening() {
 }
 
 test('every page and dialog passes axe in both themes at desktop and phone width', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   // Carol starts the room yesterday evening (her clock says so).
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });

@@ -6,23 +6,17 @@ import { test } from 'node:test';
 
 import {
   join,
-  launchBrowser,
-  openRoom,
   newPage,
+  openRoom,
   screenshot,
   send,
-  startServer,
+  serverAndBrowser,
   waitForMembers,
   waitForMessage,
 } from './lib/harness.mjs';
 
 test('three people chat in one room, one leaves, the server dies, the rest chat on', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   // Alice opens the home page and gets a fresh room.
   const alice = await newPage(browser, server.url);
@@ -120,12 +114,7 @@ test('three people chat in one room, one leaves, the server dies, the rest chat 
 });
 
 test('a message typed before a member is connected is delivered once the channel opens', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   const alice = await openRoom(browser, server.url, 'alice');
   const link = alice.url();

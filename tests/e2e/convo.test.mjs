@@ -21,6 +21,7 @@ import {
   newPageIn,
   openRoom,
   send,
+  serverAndBrowser,
   startServer,
   waitForMembers,
   waitForMessage,
@@ -51,12 +52,7 @@ async function recordAnnouncements(context) {
 }
 
 test('messages show links, formatting and mentions; names complete; a phone writes lines; the title counts', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   const alice = await openRoom(browser, server.url, 'alice');
   const link = alice.url();
@@ -123,12 +119,7 @@ test('messages show links, formatting and mentions; names complete; a phone writ
 });
 
 test('notifications, when chosen, tell of messages and mentions while the tab is away', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
   const alice = await openRoom(browser, server.url, 'alice');
   await alice.context().grantPermissions(['notifications'], { origin: server.url });
   // The service worker shows them (as phones require).

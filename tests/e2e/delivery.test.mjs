@@ -19,6 +19,7 @@ import {
   openRoom,
   restartServer,
   send,
+  serverAndBrowser,
   startServer,
   unexpectedErrors,
   waitForDelivery,
@@ -54,12 +55,7 @@ async function assertLogs(pages, want) {
 }
 
 test('delivery states: sent when alone, delivered (to bob) once he holds it', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   const alice = await openRoom(browser, server.url, 'alice');
   await send(alice, 'Anyone here yet?');
@@ -88,12 +84,7 @@ test('delivery states: sent when alone, delivered (to bob) once he holds it', as
 });
 
 test('a late joiner gets the conversation from everyone present, in the same order', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   const alice = await openRoom(browser, server.url, 'alice');
   const bob = await enter(browser, server.url, alice.url(), 'bob');
@@ -131,12 +122,7 @@ test('a late joiner gets the conversation from everyone present, in the same ord
 });
 
 test('typing notice: shown while bob types, gone as soon as his message arrives', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   const alice = await openRoom(browser, server.url, 'alice');
   const bob = await enter(browser, server.url, alice.url(), 'bob');
@@ -166,12 +152,7 @@ test('typing notice: shown while bob types, gone as soon as his message arrives'
 });
 
 test('a reloaded or reopened page keeps its messages and identity and catches up, without duplicates', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   const alice = await openRoom(browser, server.url, 'alice');
   const link = alice.url();
@@ -382,12 +363,7 @@ test('the server is stopped with SIGTERM and restarted: an outage, not everyone 
 });
 
 test('cleared history stays cleared: not shown, not brought back by others, not after a reload', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   const alice = await openRoom(browser, server.url, 'alice');
   const link = alice.url();

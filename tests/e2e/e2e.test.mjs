@@ -10,6 +10,7 @@ import { LineClient } from './lib/cli.mjs';
 import { closeVerify, memberMark, safetyNumberShown, terminalSafetyNumber } from './lib/safety.mjs';
 import {
   BIN,
+  ROOT,
   join,
   launchBrowser,
   launchProfile,
@@ -18,9 +19,9 @@ import {
   newPageIn,
   noticeTexts,
   openRoom,
-  ROOT,
   screenshot,
   send,
+  serverAndBrowser,
   startServer,
   unexpectedErrors,
   waitForMembers,
@@ -35,12 +36,7 @@ const PYTHON = process.env.PYTHON ?? 'python3';
 const AIORTC_PEER = `${ROOT}tests/interop/aiortc_peer.py`;
 
 test('a room link without its secret cannot join, and the page says what to do', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
   const page = await newPage(browser, server.url);
   let sockets = 0;
   page.on('websocket', () => (sockets += 1));

@@ -13,7 +13,16 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 
-import { enter, launchBrowser, openRoom, screenshot, startServer, waitForMembers, waitForPage } from './lib/harness.mjs';
+import {
+  enter,
+  launchBrowser,
+  openRoom,
+  screenshot,
+  serverAndBrowser,
+  startServer,
+  waitForMembers,
+  waitForPage,
+} from './lib/harness.mjs';
 
 /**
  * The test file's bytes: deterministic, different at every offset.
@@ -103,12 +112,7 @@ async function save(page, name, wait) {
 }
 
 test('files of every awkward size and name arrive intact, by drop and by the Attach button', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
   const alice = await openRoom(browser, server.url, 'alice');
   const url = new URL(alice.url());
   const link = `${url.origin}${url.pathname}?testhooks#${url.hash.slice(1)}`;
@@ -193,12 +197,7 @@ test('files of every awkward size and name arrive intact, by drop and by the Att
 });
 
 test('a reload of the receiving page resumes, and a late joiner fetches from whoever holds the file', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
   const alice = await openRoom(browser, server.url, 'alice');
   const link = alice.url();
   const bob = await enter(browser, server.url, link, 'bob');

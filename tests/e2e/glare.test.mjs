@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { launchBrowser, newPage, startServer } from './lib/harness.mjs';
+import { newPage, serverAndBrowser } from './lib/harness.mjs';
 
 /** Sets up rooms `a` and `b` in the page, connected to each other. */
 async function twoMembers(page) {
@@ -37,12 +37,7 @@ async function twoMembers(page) {
  *   done in the page before the members join
  */
 async function pairInOnePage(t, prepare = async () => {}) {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
   const page = await newPage(browser, server.url);
   await page.goto(`${server.url}/manual`);
   await prepare(page);

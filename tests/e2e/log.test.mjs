@@ -18,6 +18,7 @@ import {
   openRoom,
   screenshot,
   send,
+  serverAndBrowser,
   startServer,
   storedCount,
   waitForMembers,
@@ -67,12 +68,7 @@ async function waitAtEnd(page) {
 const LINES = 'a line of the conversation\nand another one,\nso that it takes some room';
 
 test('the conversation follows new messages; a reader scrolled back gets a button; one who comes back, a divider', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   const alice = await openRoom(browser, server.url, 'alice');
   const link = alice.url();
@@ -171,12 +167,7 @@ test('a flood from one member leaves the page bounded, at the newest message, an
 });
 
 test('members are coloured by peer id, and look-alike names get a short id tag', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   const bob = await openRoom(browser, server.url, 'bob');
   const link = bob.url();

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { LineClient } from './lib/cli.mjs';
-import { BIN, launchBrowser, newPage, send, startServer, waitForMessage } from './lib/harness.mjs';
+import { BIN, launchBrowser, newPage, send, serverAndBrowser, startServer, waitForMessage } from './lib/harness.mjs';
 
 const code = (client) => client.out.find((l) => l.startsWith('peerchat2.'));
 
@@ -91,12 +91,7 @@ async function shownCode(page, label) {
 
 test('two browsers connect without a server by swapping codes', async (t) => {
   // The server only serves the page; the test checks it sees no signaling.
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
   const alice = await manualPage(browser, server.url, 'alice');
   await alice.getByRole('button', { name: 'Create a connection code' }).click();
   const offer = await shownCode(alice, 'Your connection code');

@@ -8,12 +8,11 @@ import { test } from 'node:test';
 
 import {
   enter,
-  launchBrowser,
   newPageIn,
   openRoom,
   screenshot,
   send,
-  startServer,
+  serverAndBrowser,
   waitForDelivery,
   waitForMembers,
   waitForMessage,
@@ -93,12 +92,7 @@ function privateButton(page, nick) {
 }
 
 test('a private message reaches only its recipient, and stays on the devices of the two', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   const alice = await openRoom(browser, server.url, 'alice');
   const link = alice.url();

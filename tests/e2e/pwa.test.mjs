@@ -6,15 +6,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { newPageIn, openRoom, send, startServer, launchBrowser, waitForMessages, waitForPage, waitForStored } from './lib/harness.mjs';
+import {
+  newPageIn,
+  openRoom,
+  send,
+  serverAndBrowser,
+  waitForMessages,
+  waitForPage,
+  waitForStored,
+} from './lib/harness.mjs';
 
 test('the installed shell opens offline and shows the kept history', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
 
   const alice = await openRoom(browser, server.url, 'alice');
   const link = alice.url();

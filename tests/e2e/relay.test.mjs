@@ -13,6 +13,7 @@ import {
   newPage,
   openSignals,
   send,
+  serverAndBrowser,
   startServer,
   waitForMembers,
   waitForMessage,
@@ -103,12 +104,7 @@ test('relay-only pages chat through the embedded relay and reveal no address of 
 });
 
 test('by default the relay will not reach loopback, so relay-only pages stay apart', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => {
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
   const alice = await relayPage(browser, server.url, `${server.url}/?relay=1`);
   await alice.waitForURL(/\/r\//);
   await join(alice, 'alice');

@@ -294,6 +294,21 @@ export async function startServerOn(addr, args = [], { logLevel } = {}) {
 }
 
 /**
+ * A server and a browser for one test, both stopped when the test ends.
+ * @param {import('node:test').TestContext} t
+ * @param {string[]} [args] the server's flags
+ */
+export async function serverAndBrowser(t, args = []) {
+  const server = await startServer(args);
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.stop('SIGKILL');
+  });
+  return { server, browser };
+}
+
+/**
  * Starts a new server on the address of `server` (which must have
  * stopped): same host and port, so the same URL.
  * @param {{url: string}} server
