@@ -357,12 +357,22 @@ test('a page receiving from a terminal resumes after a reload, and a page that c
 
   // Page → terminal, cancelled by the page mid-transfer: its `cancel`
   // reaches bob (it is sent just before the channel closes), who tells
-  // the transfer cancelled by its author, not stalled.
-  await drop(alice, [{ name: 'cancel me.bin', size: 30 * 1024 * 1024, seed: 4 }]);
-  await bob.waitFor((l) => json(l)?.event === 'file_offered' && json(l).file.name === 'cancel me.bin');
-  bob.say('/accept');
-  await bob.waitFor((l) => json(l)?.event === 'file_progress' && json(l).name === 'cancel me.bin' && json(l).bytes > 2 * 1024 * 1024);
-  await alice.getByRole('button', { name: 'Cancel cancel me.bin' }).click();
-  await bob.waitFor((l) => json(l)?.event === 'file_failed');
-  assert.equal(events(bob, 'file_failed')[0].reason, 'cancelled by its author');
+  // the transfer cancelled by its author, not stalled. On a busy machine
+  // the whole file can arrive before the click does: then another file
+  // is offered and cancelled (the test is of a cancel in flight).
+  for (let attempt = 1; ; attempt += 1) {
+    const name = `cancel me ${attempt}.bin`;
+    await drop(alice, [{ name, size: 30 * 1024 * 1024, seed: 4 + attempt }]);
+    await bob.waitFor((l) => json(l)?.event === 'file_offered' && json(l).file.name === name);
+    bob.say('/accept');
+    await bob.waitFor((l) => json(l)?.event === 'file_progress' && json(l).name === name && json(l).bytes > 2 * 1024 * 1024);
+    await alice.getByRole('button', { name: `Cancel ${name}` }).click();
+    const ended = (/** @type {string} */ l) => ['file_failed', 'file_saved'].includes(json(l)?.event) && json(l).name === name;
+    await bob.waitFor(ended);
+    const end = json(/** @type {string} */ (bob.out.find(ended)));
+    if (end.event === 'file_saved' && attempt < 3) continue;
+    assert.equal(end.event, 'file_failed', 'the cancel came in time once in three tries');
+    assert.equal(end.reason, 'cancelled by its author');
+    break;
+  }
 });
