@@ -577,8 +577,27 @@ async function main() {
     notice,
     show: (msg) => showMessage(room, msg),
   });
+  // The log draws a window of the history kept here, and moves it as the
+  // reader scrolls.
+  log.setSource({
+    messages: () => room.history.messages().filter(isShown),
+    entry: (/** @type {import('./history.js').Message} */ m) => {
+      const msg = room.view(m);
+      return msg.own ? { msg, status: room.delivery(msg.seq) } : { msg };
+    },
+  });
+  log.paged = (drawn) => {
+    // Drawn from `entry` above: a room message.
+    const msg = /** @type {import('./room.js').ChatMessage} */ (drawn);
+    showFile(log, null, msg);
+    if (msg.own) undelivered.add(msg.seq);
+  };
   const ready = room.open().then(async (kept) => {
-    for (const msg of kept) showMessage(room, msg, true);
+    // Only the newest window is drawn; the files of those above are still
+    // fetched (or resumed).
+    const drawnFrom = Math.max(0, kept.length - log.window);
+    for (const msg of kept.slice(0, drawnFrom)) if (msg.file && !msg.own) transfers?.files.offered(null, msg);
+    for (const msg of kept.slice(drawnFrom)) showMessage(room, msg, true);
     conversation?.showName(false);
     if (kept.length > 0) {
       notice(`${kept.length === 1 ? 'One earlier message' : `${kept.length} earlier messages`} from this device.`);

@@ -9,6 +9,7 @@
  */
 
 import { ChatLog } from './chatlog.js';
+import { isShown } from './history.js';
 import { wireComposer } from './composer.js';
 import { wireAttach } from './fileview.js';
 
@@ -225,8 +226,22 @@ export class PrivateView {
     wrap.append(el);
     this.parts.logs.append(wrap);
     const log = new ChatLog(el);
+    const undelivered = new Set();
+    // A window of the conversation kept here, moving as the reader scrolls.
+    log.setSource({
+      messages: () => this.room.privates?.conversations.get(peer)?.messages().filter(isShown) ?? [],
+      entry: (/** @type {import('./history.js').Message} */ m) => {
+        const msg = this.room.view(m);
+        return msg.own ? { msg, status: this.room.privates?.delivery(peer, msg.seq) } : { msg };
+      },
+    });
+    log.paged = (drawn) => {
+      const msg = /** @type {ChatMessage} */ (drawn);
+      this.hooks.file(log, peer, msg);
+      if (msg.own) undelivered.add(msg.seq);
+    };
     log.notice(`Only you and ${this.room.nickOf(peer)} see this conversation.`);
-    pane = { pane: wrap, log, undelivered: new Set() };
+    pane = { pane: wrap, log, undelivered };
     this.panes.set(peer, pane);
     return pane;
   }
