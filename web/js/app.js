@@ -115,6 +115,33 @@ const undelivered = new Set();
 let attention = null;
 /** @type {PrivateView | null} the private conversations */
 let privateView = null;
+/**
+ * While a private conversation is in view: the room's newest message the
+ * reader had seen (kept as the room's "seen" mark for a reload), and how
+ * many from others came since.
+ * @type {{seen: import('./chatlog.js').OrderKey | null, unread: number} | null}
+ */
+let roomAway = null;
+
+/**
+ * Shows the room's unread count on "← Room" while a private conversation
+ * is in view.
+ */
+function renderRoomUnread() {
+  const back = byId('private-back');
+  const unread = roomAway?.unread ?? 0;
+  if (unread === 0) {
+    back.replaceChildren('← Room');
+    return;
+  }
+  const count = document.createElement('span');
+  count.className = 'unread';
+  count.textContent = String(unread);
+  const hidden = document.createElement('span');
+  hidden.className = 'visually-hidden';
+  hidden.textContent = ' unread';
+  back.replaceChildren('← Room ', count, hidden);
+}
 /** @type {{files: Files, cards: FileCards} | null} file transfers and their cards */
 let transfers = null;
 
@@ -147,6 +174,10 @@ function showMessage(room, msg, kept = false) {
     showFile(log, null, msg);
     const text = msg.file ? `sent a file: ${msg.file.name}` : msg.text;
     if (shown && !kept) attention?.arrived({ author: msg.author, text, mentionsMe: shown.mentionsMe });
+    if (shown && !kept && roomAway) {
+      roomAway.unread += 1;
+      renderRoomUnread();
+    }
     return;
   }
   const status = room.delivery(msg.seq);
@@ -558,6 +589,13 @@ async function main() {
       offer: (file, peer) => files.offer(file, peer),
       arrived: (msg) => attention?.arrived({ author: msg.author, text: msg.text, mentionsMe: true }),
       notice,
+      roomShown: (shown) => {
+        // Away from the room, what it shows is not read: the mark stays
+        // where the reader left it.
+        if (!shown) roomAway ??= { seen: log.newest(), unread: 0 };
+        else roomAway = null;
+        renderRoomUnread();
+      },
     },
   );
   conversation = new Conversation({
@@ -880,7 +918,9 @@ async function main() {
   // and catches up on what it missed. A tab closed for good is seen to
   // leave when that time is up.
   addEventListener('pagehide', () => {
-    const newest = log.newest();
+    // What the reader had seen of the room: not what arrived while a
+    // private conversation was in view.
+    const newest = roomAway ? roomAway.seen : log.newest();
     if (newest) remember(SEEN_STORAGE_PREFIX + roomId, JSON.stringify(newest));
     room.leave(false);
   });

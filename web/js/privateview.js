@@ -28,8 +28,10 @@ export class PrivateView {
    * @param {Parts} parts
    * @param {{changed: () => void, arrived: (msg: ChatMessage) => void, notice: (text: string) => void,
    *   file: (log: ChatLog, peer: string, msg: ChatMessage) => void,
-   *   offer: (file: File, peer: string) => Promise<ChatMessage>}} hooks
+   *   offer: (file: File, peer: string) => Promise<ChatMessage>, roomShown?: (shown: boolean) => void}} hooks
    *   changed: the unread counts changed (render the member list again);
+   *   roomShown: the room's conversation is in view again (true) or gave
+   *   way to a private one (false);
    *   arrived: a message from someone else landed in a conversation not in view;
    *   file: a file offer was shown (put its card in); offer: offers a file to one member
    */
@@ -94,7 +96,14 @@ export class PrivateView {
    * @param {Array<{peer: string, messages: ChatMessage[]}>} kept
    */
   restore(kept) {
-    for (const { peer, messages } of kept) for (const m of messages) this.show(peer, m);
+    for (const { peer, messages } of kept) {
+      // What came after the reader's mark gets a "New since you left"
+      // divider, where the conversation opens.
+      this.pane(peer).log.setSeen(this.room.privates?.readMark(peer) ?? null);
+      for (const m of messages) this.show(peer, m);
+    }
+    // The unread counts worked out from the marks.
+    if (kept.length > 0) this.hooks.changed();
   }
 
   /**
@@ -162,7 +171,9 @@ export class PrivateView {
     this.renderTitle(peer);
     this.renderTyping();
     this.parts.note.textContent = '';
-    pane.log.toEnd();
+    // At the divider if there is one to show, else at the end.
+    if (!pane.log.anchor) pane.log.toEnd();
+    this.hooks.roomShown?.(false);
     this.room.privates?.markRead(peer);
     this.hooks.changed();
     this.parts.box.focus();
@@ -174,6 +185,7 @@ export class PrivateView {
     this.current = null;
     this.parts.view.hidden = true;
     this.parts.room.hidden = false;
+    this.hooks.roomShown?.(true);
     this.hooks.changed();
   }
 
