@@ -888,12 +888,27 @@ async function main() {
 
   wireConversationTools(room, roomId);
 
-  ui.clearHistory.addEventListener('click', () => {
-    if (!confirm('Clear this room’s history on this device? Messages sent so far will not come back.')) return;
-    room.clearHistory();
+  // Clearing asks first, saying what goes (and what stays).
+  const clearDialog = /** @type {HTMLDialogElement} */ (byId('clear-dialog'));
+  ui.clearHistory.addEventListener('click', () => clearDialog.showModal());
+  byId('clear-cancel').addEventListener('click', () => clearDialog.close());
+  byId('clear-confirm').addEventListener('click', () => {
+    clearDialog.close();
+    const cleared = room.clearHistory();
     undelivered.clear();
     log.clear();
-    notice('History cleared on this device.');
+    log.setSeen(null);
+    privateView?.clear();
+    remember(SEEN_STORAGE_PREFIX + roomId, null);
+    roomAway &&= { seen: null, unread: 0 };
+    renderRoomUnread();
+    void cleared.then(
+      () => notice('Cleared on this device: the room’s messages, private conversations, received files and unread counts.'),
+      (e) => {
+        console.warn('peerchat: could not clear this room', e);
+        log.notice('Clearing this device did not finish: try again.', { warning: true });
+      },
+    );
   });
 
   /** @type {ReturnType<typeof setInterval> | undefined} */

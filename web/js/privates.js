@@ -235,6 +235,26 @@ export class PrivateChats {
   }
 
   /**
+   * Forgets every private conversation of the room on this device, and
+   * how far they were read. Each keeps its clear mark (saved by
+   * {@link PrivateChats.saveNow}), so what was said does not come back
+   * from the other party.
+   */
+  clearAll() {
+    for (const peer of this.conversations.peers()) {
+      this.conversations.get(peer)?.clear();
+      this.conversations.markRead(peer);
+      this.dirty.add(peer);
+    }
+    this.marks.clear();
+    try {
+      localStorage.removeItem(readMarksName(this.room.roomId));
+    } catch {
+      // Nothing kept.
+    }
+  }
+
+  /**
    * Keeps the read marks (of the conversations still kept, at most as
    * many as conversations are).
    * @private

@@ -107,6 +107,19 @@ export class PrivateView {
   }
 
   /**
+   * Empties every conversation's log (the history of the room on this
+   * device was cleared).
+   */
+  clear() {
+    for (const pane of this.panes.values()) {
+      pane.log.clear();
+      pane.log.setSeen(null);
+      pane.undelivered.clear();
+    }
+    this.hooks.changed();
+  }
+
+  /**
    * Whether the conversation with `peer` is open and the page visible.
    * @param {string} peer
    */
