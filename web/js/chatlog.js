@@ -980,15 +980,7 @@ export class ChatLog {
     let el = this.edge ? this.edge.nextElementSibling : this.el.firstElementChild;
     while (el && dropped < n) {
       const next = el.nextElementSibling;
-      const html = /** @type {HTMLElement} */ (el);
-      if (html.classList.contains('msg') && html.dataset.clock !== undefined) {
-        this.byKey.delete(`${html.dataset.author}/${html.dataset.seq}`);
-        dropped += 1;
-      } else if (html.classList.contains('notice')) {
-        this.notices -= 1;
-      }
-      if (html === this.divider) this.divider = null;
-      el.remove();
+      if (this.takeOut(/** @type {HTMLElement} */ (el))) dropped += 1;
       el = next;
     }
     const first = this.firstMessage();
@@ -1010,21 +1002,28 @@ export class ChatLog {
     let el = this.el.lastElementChild;
     while (el && el !== this.edge && dropped < n) {
       const previous = el.previousElementSibling;
-      const html = /** @type {HTMLElement} */ (el);
-      if (html.classList.contains('msg') && html.dataset.clock !== undefined) {
-        this.byKey.delete(`${html.dataset.author}/${html.dataset.seq}`);
-        dropped += 1;
-      } else if (html.classList.contains('notice')) {
-        this.notices -= 1;
-      }
-      if (html === this.divider) this.divider = null;
-      if (html === this.summary) this.summary = null;
-      el.remove();
+      if (this.takeOut(/** @type {HTMLElement} */ (el))) dropped += 1;
       el = previous;
     }
     if (dropped > 0) this.newerHidden = true;
     // What was left at the end after the last message (its day) goes too.
     while (this.el.lastElementChild?.classList.contains('day')) this.el.lastElementChild.remove();
+  }
+
+  /**
+   * Takes an element of the log out, forgetting what refers to it;
+   * returns whether it was a message.
+   * @private
+   * @param {HTMLElement} el
+   */
+  takeOut(el) {
+    const message = el.classList.contains('msg') && el.dataset.clock !== undefined;
+    if (message) this.byKey.delete(`${el.dataset.author}/${el.dataset.seq}`);
+    else if (el.classList.contains('notice')) this.notices -= 1;
+    if (el === this.divider) this.divider = null;
+    if (el === this.summary) this.summary = null;
+    el.remove();
+    return message;
   }
 
   /**
