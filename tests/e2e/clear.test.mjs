@@ -5,9 +5,12 @@
 // Real server, real Chromium; run inside the loopback-only network
 // namespace (scripts/netns.sh).
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 
-import { enter, join, newPageIn, openRoom, screenshot, send, serverAndBrowser, waitForMembers, waitForMessage } from './lib/harness.mjs';
+import { enter, join, newPageIn, openRoom, screenshot, send, serverAndBrowser, waitForMembers, waitForMessage, waitForPage } from './lib/harness.mjs';
 
 /**
  * What the page's origin keeps of room `roomId`: IndexedDB records (the
@@ -56,17 +59,26 @@ function kept(page, roomId) {
   }, roomId);
 }
 
+/** Folders made for files to attach, removed when the test ends. */
+const folders = /** @type {string[]} */ ([]);
+
 /**
- * Offers a small file to the room from `page`.
+ * Offers a file to the room from `page`.
  * @param {import('playwright-core').Page} page
  * @param {string} name
+ * @param {number} [size]
  */
-async function attach(page, name) {
+async function attach(page, name, size = 40_000) {
   const [chooser] = await Promise.all([
     page.waitForEvent('filechooser'),
     page.locator('#room-view').getByRole('button', { name: 'Attach file' }).click(),
   ]);
-  await chooser.setFiles({ name, mimeType: 'application/octet-stream', buffer: Buffer.alloc(40_000, name.length) });
+  // From disk: a large buffer is slow to hand over to the browser.
+  const folder = await mkdtemp(path.join(tmpdir(), 'peerchat-clear-'));
+  folders.push(folder);
+  const file = path.join(folder, name);
+  await writeFile(file, Buffer.alloc(size, name.length));
+  await chooser.setFiles(file);
 }
 
 /**
@@ -83,6 +95,7 @@ const roomOf = (page) => new URL(page.url()).pathname.split('/').pop() ?? '';
 
 test('clearing a room on this device clears its messages, private conversations, files and unread state, and nothing of other rooms', async (t) => {
   const { server, browser } = await serverAndBrowser(t);
+  t.after(() => Promise.all(folders.map((f) => rm(f, { recursive: true, force: true }))));
 
   // Bob's browser is in two rooms; the second keeps a message and a file.
   const alice = await openRoom(browser, server.url, 'alice');
@@ -110,21 +123,29 @@ test('clearing a room on this device clears its messages, private conversations,
   await box.press('Enter');
   await bob.getByRole('button', { name: /^Private message with alice.*1 unread$/ }).waitFor();
   await waitForMessage(bob, 'soon forgotten', 'alice');
+  // And one still arriving (over 10 MiB: bob accepts it).
+  await alice.getByRole('button', { name: '← Room' }).click();
+  await attach(alice, 'arriving.bin', 48 * 1024 * 1024);
+  await bob.getByRole('button', { name: 'Accept arriving.bin' }).click();
+  await waitForPage(bob, () => {
+    const bar = [...document.querySelectorAll('.file-card')].find((c) => c.textContent?.includes('arriving.bin'))?.querySelector('.file-bar');
+    return Number(bar?.getAttribute('aria-valuenow') ?? 0) > 1024 * 1024;
+  });
 
   const room = roomOf(bob);
   const other = roomOf(bobOther);
   // Writes land a moment after what they keep is shown: poll, a frame at a time.
   let before = await kept(bob, room);
   const deadline = Date.now() + 20_000;
-  while (before.privates === 0 || before.fileRecords.length === 0) {
+  while (before.privates === 0 || before.fileRecords.length < 2) {
     assert.ok(Date.now() < deadline, `kept: ${JSON.stringify(before)}`);
     await bob.evaluate(() => new Promise((resolve) => requestAnimationFrame(resolve)));
     before = await kept(bob, room);
   }
   const otherBefore = await kept(bob, other);
   assert.ok(before.messages.includes('soon forgotten'), 'the room’s history is kept');
-  assert.equal(before.fileRecords.length, 1);
-  assert.ok(before.files.includes(before.fileRecords[0]), 'the received file is in OPFS');
+  assert.equal(before.fileRecords.length, 2, 'one file received, one arriving');
+  for (const fid of before.fileRecords) assert.ok(before.files.includes(fid), 'the received file and the one arriving are in OPFS');
   assert.equal(otherBefore.fileRecords.length, 1);
   assert.ok(otherBefore.files.includes(otherBefore.fileRecords[0]));
 
@@ -150,7 +171,7 @@ test('clearing a room on this device clears its messages, private conversations,
   assert.equal(after.privates, 0, 'no private messages');
   assert.ok(after.state.every((s) => s.recipients === 0 && s.acks === 0 && s.cleared), `only clear marks: ${JSON.stringify(after.state)}`);
   assert.deepEqual(after.fileRecords, [], 'no file progress');
-  assert.ok(!after.files.includes(before.fileRecords[0]), 'the received file is gone from OPFS');
+  for (const fid of before.fileRecords) assert.ok(!after.files.includes(fid), 'the received file and the one arriving are gone from OPFS');
   assert.deepEqual(after.storage, [], 'nothing in localStorage');
   const otherAfter = await kept(bob, other);
   assert.deepEqual({ ...otherAfter, files: [] }, { ...otherBefore, files: [] }, 'the other room’s data stays');
@@ -162,7 +183,6 @@ test('clearing a room on this device clears its messages, private conversations,
   // private conversation's.
   await bob.reload();
   await bob.getByRole('log').getByText('You are back as bob').waitFor();
-  await alice.getByRole('button', { name: '← Room' }).click();
   await send(alice, 'after the clear');
   await waitForMessage(bob, 'after the clear', 'alice');
   await alice.getByRole('button', { name: /^Private message with bob/ }).click();
@@ -172,5 +192,8 @@ test('clearing a room on this device clears its messages, private conversations,
   assert.deepEqual(await bob.locator('.msg-text').allTextContents(), ['after the clear', 'a second private word']);
   const later = await kept(bob, room);
   assert.ok(!later.messages.includes('soon forgotten') && !later.messages.includes('a private word'), JSON.stringify(later.messages));
+  // Nothing of the stopped transfer was written again.
+  for (const fid of before.fileRecords) assert.ok(!later.files.includes(fid), 'no file came back to OPFS');
+  assert.deepEqual(later.fileRecords, []);
   for (const page of [alice, bob, aliceOther, bobOther]) assert.deepEqual(page.errors, [], 'no page errors');
 });
