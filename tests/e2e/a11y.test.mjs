@@ -171,6 +171,7 @@ test('every page and dialog passes axe in both themes at desktop and phone width
   });
   await dialog('Export', 'Export the history');
   await dialog('Rename yourself', 'Change your nickname');
+  await dialog('Clear history on this device', 'Clear this room from this device?');
   await dialog('Verify bob', 'Verify bob', async () => {
     await alice.getByRole('dialog', { name: 'Verify bob' }).getByRole('button', { name: 'Mark as verified' }).waitFor();
   });

@@ -115,6 +115,33 @@ const undelivered = new Set();
 let attention = null;
 /** @type {PrivateView | null} the private conversations */
 let privateView = null;
+/**
+ * While a private conversation is in view: the room's newest message the
+ * reader had seen (kept as the room's "seen" mark for a reload), and how
+ * many from others came since.
+ * @type {{seen: import('./chatlog.js').OrderKey | null, unread: number} | null}
+ */
+let roomAway = null;
+
+/**
+ * Shows the room's unread count on "← Room" while a private conversation
+ * is in view.
+ */
+function renderRoomUnread() {
+  const back = byId('private-back');
+  const unread = roomAway?.unread ?? 0;
+  if (unread === 0) {
+    back.replaceChildren('← Room');
+    return;
+  }
+  const count = document.createElement('span');
+  count.className = 'unread';
+  count.textContent = String(unread);
+  const hidden = document.createElement('span');
+  hidden.className = 'visually-hidden';
+  hidden.textContent = ' unread';
+  back.replaceChildren('← Room ', count, hidden);
+}
 /** @type {{files: Files, cards: FileCards} | null} file transfers and their cards */
 let transfers = null;
 
@@ -147,6 +174,10 @@ function showMessage(room, msg, kept = false) {
     showFile(log, null, msg);
     const text = msg.file ? `sent a file: ${msg.file.name}` : msg.text;
     if (shown && !kept) attention?.arrived({ author: msg.author, text, mentionsMe: shown.mentionsMe });
+    if (shown && !kept && roomAway) {
+      roomAway.unread += 1;
+      renderRoomUnread();
+    }
     return;
   }
   const status = room.delivery(msg.seq);
@@ -558,6 +589,13 @@ async function main() {
       offer: (file, peer) => files.offer(file, peer),
       arrived: (msg) => attention?.arrived({ author: msg.author, text: msg.text, mentionsMe: true }),
       notice,
+      roomShown: (shown) => {
+        // Away from the room, what it shows is not read: the mark stays
+        // where the reader left it.
+        if (!shown) roomAway ??= { seen: log.newest(), unread: 0 };
+        else roomAway = null;
+        renderRoomUnread();
+      },
     },
   );
   conversation = new Conversation({
@@ -577,8 +615,27 @@ async function main() {
     notice,
     show: (msg) => showMessage(room, msg),
   });
+  // The log draws a window of the history kept here, and moves it as the
+  // reader scrolls.
+  log.setSource({
+    messages: () => room.history.messages().filter(isShown),
+    entry: (/** @type {import('./history.js').Message} */ m) => {
+      const msg = room.view(m);
+      return msg.own ? { msg, status: room.delivery(msg.seq) } : { msg };
+    },
+  });
+  log.paged = (drawn) => {
+    // Drawn from `entry` above: a room message.
+    const msg = /** @type {import('./room.js').ChatMessage} */ (drawn);
+    showFile(log, null, msg);
+    if (msg.own) undelivered.add(msg.seq);
+  };
   const ready = room.open().then(async (kept) => {
-    for (const msg of kept) showMessage(room, msg, true);
+    // Only the newest window is drawn; the files of those above are still
+    // fetched (or resumed).
+    const drawnFrom = Math.max(0, kept.length - log.window);
+    for (const msg of kept.slice(0, drawnFrom)) if (msg.file && !msg.own) transfers?.files.offered(null, msg);
+    for (const msg of kept.slice(drawnFrom)) showMessage(room, msg, true);
     conversation?.showName(false);
     if (kept.length > 0) {
       notice(`${kept.length === 1 ? 'One earlier message' : `${kept.length} earlier messages`} from this device.`);
@@ -831,12 +888,27 @@ async function main() {
 
   wireConversationTools(room, roomId);
 
-  ui.clearHistory.addEventListener('click', () => {
-    if (!confirm('Clear this room’s history on this device? Messages sent so far will not come back.')) return;
-    room.clearHistory();
+  // Clearing asks first, saying what goes (and what stays).
+  const clearDialog = /** @type {HTMLDialogElement} */ (byId('clear-dialog'));
+  ui.clearHistory.addEventListener('click', () => clearDialog.showModal());
+  byId('clear-cancel').addEventListener('click', () => clearDialog.close());
+  byId('clear-confirm').addEventListener('click', () => {
+    clearDialog.close();
+    const cleared = room.clearHistory();
     undelivered.clear();
     log.clear();
-    notice('History cleared on this device.');
+    log.setSeen(null);
+    privateView?.clear();
+    remember(SEEN_STORAGE_PREFIX + roomId, null);
+    roomAway &&= { seen: null, unread: 0 };
+    renderRoomUnread();
+    void cleared.then(
+      () => notice('Cleared on this device: the room’s messages, private conversations, received files and unread counts.'),
+      (e) => {
+        console.warn('peerchat: could not clear this room', e);
+        log.notice('Clearing this device did not finish: try again.', { warning: true });
+      },
+    );
   });
 
   /** @type {ReturnType<typeof setInterval> | undefined} */
@@ -861,7 +933,9 @@ async function main() {
   // and catches up on what it missed. A tab closed for good is seen to
   // leave when that time is up.
   addEventListener('pagehide', () => {
-    const newest = log.newest();
+    // What the reader had seen of the room: not what arrived while a
+    // private conversation was in view.
+    const newest = roomAway ? roomAway.seen : log.newest();
     if (newest) remember(SEEN_STORAGE_PREFIX + roomId, JSON.stringify(newest));
     room.leave(false);
   });

@@ -4,9 +4,16 @@
  * `textContent` only. It follows the end of the conversation while the
  * reader is there; a reader who scrolled back is left in place and offered
  * a "↓ N new messages" button; a reader who comes back finds a "New since
- * you left" divider, with the view at it. At most as many messages as the
- * history keeps are in the page (the oldest go first), so a long or
- * flooded conversation costs a bounded amount of memory and layout.
+ * you left" divider, with the view at it.
+ *
+ * The page holds a bounded window of the conversation, so a long or
+ * flooded one costs a bounded amount of memory and layout. With a
+ * {@link Source} (the history kept on this device), the window moves: a
+ * reader near its top gets the previous page of kept messages above (the
+ * view stays on what they were reading), and pages far below are dropped
+ * meanwhile, to be drawn again on the way back down; "Beginning of this
+ * conversation on this device" marks the real start. Without one (the
+ * manual-connection page), the oldest messages go past the limit.
  * Shared by the room page and the manual-connection page.
  * @module
  */
@@ -43,9 +50,21 @@ function timeFormats() {
  *   reply answers
  * @typedef {{state: string, text: string, detail: string}} Status
  * @typedef {{clock: number, author: string, seq: number}} OrderKey
- * @typedef {{limit?: number}} Options
- *   limit: most messages in the page (the history's capacity)
+ * @typedef {{msg: LogMessage, status?: Status}} Entry a kept message to draw
+ * @typedef {{messages: () => readonly OrderKey[], entry: (m: any) => Entry}} Source
+ *   the messages kept on this device that the log shows, in the room's
+ *   order (`messages`), and how one is drawn (`entry`, given one of them)
+ * @typedef {{limit?: number, window?: number, page?: number}} Options
+ *   limit: most messages in the page without a source (the history's
+ *   capacity); window: most with one; page: how many come in at a time
  */
+
+/** Most messages in the page when it has a source. */
+export const WINDOW = 200;
+/** Messages drawn at a time when the reader nears an edge of the window. */
+export const PAGE = 50;
+/** How close to the top or bottom (px) brings the next page in. */
+const NEAR_EDGE_PX = 600;
 
 /** How close to the end (px) still counts as at the end. */
 const NEAR_END_PX = 80;
@@ -112,9 +131,27 @@ export class ChatLog {
    * @param {HTMLElement} el the element with `role="log"`
    * @param {Options} [options]
    */
-  constructor(el, { limit = 1000 } = {}) {
+  constructor(el, { limit = 1000, window = WINDOW, page = PAGE } = {}) {
     this.el = el;
     this.limit = limit;
+    this.window = window;
+    this.pageSize = page;
+    /** @type {Source | null} the kept messages beyond the window */
+    this.source = null;
+    /** Whether kept messages newer than the window's last are not drawn (the reader is far up). */
+    this.newerHidden = false;
+    /** Whether a page is on its way in. */
+    this.loading = false;
+    /** Whether that page is above. */
+    this.loadingOlder = false;
+    /** @type {HTMLElement | null} the top of the log: loading older messages, or the beginning */
+    this.edge = null;
+    /**
+     * Called with each message drawn from the source as the window moves
+     * (a file offer's card, say).
+     * @type {((msg: LogMessage) => void) | null}
+     */
+    this.paged = null;
     /** Tells look-alike names apart. */
     this.names = new Names();
     // Ready before the first message needs them, without delaying the page.
@@ -176,6 +213,11 @@ export class ChatLog {
     for (const type of ['wheel', 'touchstart', 'keydown', 'pointerdown']) {
       el.addEventListener(type, () => (this.anchor = null), { passive: true });
     }
+    // A wheel at the very top or bottom moves nothing, so no scroll event
+    // comes: the next page is asked for here too.
+    el.addEventListener('wheel', () => {
+      if (this.source && !this.loading) this.nearEdge();
+    }, { passive: true });
     // Shown, resized (a phone's keyboard, the composer growing): keep the
     // view where the reader had it.
     new ResizeObserver(() => this.keepPlace()).observe(el);
@@ -218,7 +260,8 @@ export class ChatLog {
 
   /** Empties the log. */
   clear() {
-    this.el.replaceChildren();
+    this.el.replaceChildren(...(this.edge ? [this.edge] : []));
+    this.newerHidden = false;
     this.byKey.clear();
     this.daysDirty.clear();
     this.summary = null;
@@ -227,6 +270,22 @@ export class ChatLog {
     this.anchor = null;
     this.unseen = 0;
     this.showJump();
+    this.showEdge();
+  }
+
+  /**
+   * From now on, the window moves over `source`: the messages kept on this
+   * device.
+   * @param {Source} source
+   */
+  setSource(source) {
+    this.source = source;
+    this.edge = document.createElement('p');
+    this.edge.className = 'log-edge';
+    // Said politely when it changes: loading, then the beginning.
+    this.edge.setAttribute('role', 'status');
+    this.el.prepend(this.edge);
+    this.showEdge();
   }
 
   /**
@@ -241,9 +300,23 @@ export class ChatLog {
     const key = keyOf(msg);
     const id = key === null ? null : `${key.author}/${key.seq}`;
     if (id !== null && this.byKey.has(id)) return null;
-    if (key !== null && this.tooOld(key)) return null;
+    if (key !== null && !this.source && this.tooOld(key)) return null;
     const nodes = parse(msg.text, this.mentions);
     const mentionsMe = !msg.own && mentionsSelf(nodes);
+    if (key !== null && this.source) {
+      const outside = this.outside(key, msg.own);
+      if (outside === 'older') return null;
+      if (outside === 'newer') {
+        // Kept, drawn when the reader comes down (or takes the button).
+        this.unseen += 1;
+        this.showJump();
+        return { mentionsMe };
+      }
+      if (outside === 'jump') {
+        this.showNewest();
+        return { mentionsMe };
+      }
+    }
     const item = this.render(msg, nodes, status);
     if (mentionsMe) item.classList.add('mentions-me');
     /** @type {Element | null} */
@@ -305,7 +378,16 @@ export class ChatLog {
    * @param {number} seq
    */
   reveal(authorId, seq) {
-    const item = this.byKey.get(`${authorId}/${seq}`);
+    let item = this.byKey.get(`${authorId}/${seq}`);
+    if (!item && this.source) {
+      // Kept but not drawn: the window moves to it.
+      const list = this.source.messages();
+      const at = list.findIndex((m) => m.author === authorId && m.seq === seq);
+      if (at < 0) return false;
+      const start = Math.max(0, Math.min(at - (this.window >> 1), list.length - this.window));
+      this.redraw(list.slice(start, start + this.window), start + this.window < list.length);
+      item = this.byKey.get(`${authorId}/${seq}`);
+    }
     if (!item) return false;
     this.anchor = null;
     this.atBottom = false;
@@ -413,6 +495,7 @@ export class ChatLog {
   toEnd() {
     this.anchor = null;
     this.atBottom = true;
+    if (this.newerHidden) this.showNewest();
     this.trim();
     this.keepPlace();
     this.showJump();
@@ -555,6 +638,7 @@ export class ChatLog {
       this.settleDays();
       this.keepPlace();
       this.showJump();
+      this.showEdge();
     });
   }
 
@@ -579,6 +663,12 @@ export class ChatLog {
   /** @private */
   onScroll() {
     const el = this.el;
+    if (this.source && !this.loading) this.nearEdge();
+    // At the bottom of the window is not at the end while newer wait below.
+    if (this.newerHidden) {
+      this.atBottom = false;
+      return;
+    }
     // The scroll event of our own move can come after more was added
     // below: only a move up from where we put the view leaves the end.
     if (this.atBottom && !this.anchor && el.scrollTop >= this.placedAt - 1) return;
@@ -603,6 +693,15 @@ export class ChatLog {
    * @private
    */
   trim() {
+    if (this.source) {
+      if (this.byKey.size <= this.window) return;
+      // A reader at the end (or held at the divider) lets the oldest go;
+      // one scrolled back keeps them, and the newest wait below.
+      if (this.atBottom || this.anchor) this.dropTop(this.byKey.size - this.window);
+      else this.dropBottom(this.byKey.size - this.window);
+      this.showEdge();
+      return;
+    }
     while (this.byKey.size > this.limit) {
       const first = this.el.firstElementChild;
       if (!first) break;
@@ -679,6 +778,276 @@ export class ChatLog {
     else item.before(separator);
   }
 
+  /**
+   * Where a message arriving now stands against the window: 'older' or
+   * 'newer' when it falls outside (it is kept, and drawn when the window
+   * gets there), 'jump' when it is ours and the window is not at the end,
+   * null when it goes in.
+   * @private
+   * @param {OrderKey} key
+   * @param {boolean} own
+   * @returns {'older' | 'newer' | 'jump' | null}
+   */
+  outside(key, own) {
+    const first = this.firstMessage();
+    const last = this.lastMessage();
+    if (!first || !last) return null;
+    if (compareKeys(key, elementKey(last)) > 0) {
+      if (own) return this.newerHidden ? 'jump' : null;
+      if (this.newerHidden) return 'newer';
+      // A reader scrolled back with a full window is left reading.
+      if (!this.atBottom && !this.anchor && this.byKey.size >= this.window) {
+        this.newerHidden = true;
+        return 'newer';
+      }
+      return null;
+    }
+    if (compareKeys(key, elementKey(first)) < 0) {
+      // Older than the window: it goes in only if nothing else kept is
+      // between (else it comes with its page).
+      const list = /** @type {NonNullable<typeof this.source>} */ (this.source).messages();
+      const firstAt = lowerBound(list, elementKey(first));
+      const others = list.slice(0, firstAt).filter((m) => compareKeys(m, key) !== 0).length;
+      return others > 0 ? 'older' : null;
+    }
+    return null;
+  }
+
+  /**
+   * Whether kept messages older than the window's first are not drawn.
+   * @private
+   */
+  olderHidden() {
+    if (!this.source) return false;
+    const first = this.firstMessage();
+    if (!first) return false;
+    return lowerBound(this.source.messages(), elementKey(first)) > 0;
+  }
+
+  /**
+   * The reader is near the top or the bottom of the window: the next page
+   * comes in, drawn on the next frame (the loading line shows meanwhile).
+   * @private
+   */
+  nearEdge() {
+    const el = this.el;
+    const older = el.scrollTop < NEAR_EDGE_PX && this.olderHidden();
+    const newer = !older && this.newerHidden && el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_EDGE_PX;
+    if (!older && !newer) return;
+    this.loading = true;
+    this.loadingOlder = older;
+    this.showEdge();
+    requestAnimationFrame(() => {
+      this.loading = false;
+      if (older) this.loadOlder();
+      else this.loadNewer();
+      this.showEdge();
+      // A short page may leave the reader at the edge still.
+      this.nearEdge();
+    });
+  }
+
+  /**
+   * Draws the page of kept messages above the window's first, keeping the
+   * view on what the reader was reading; pages far below go.
+   * @private
+   */
+  loadOlder() {
+    const first = this.firstMessage();
+    if (!this.source || !first) return;
+    const list = this.source.messages();
+    const end = lowerBound(list, elementKey(first));
+    const page = list.slice(Math.max(0, end - this.pageSize), end);
+    if (page.length === 0) return;
+    const y = first.getBoundingClientRect().top;
+    const at = this.edge ? this.edge.nextElementSibling : this.el.firstElementChild;
+    for (const m of page) {
+      const item = this.drawn(m);
+      if (item) this.el.insertBefore(item, at);
+    }
+    this.daysDirty.add(first);
+    this.settleDays();
+    this.el.scrollTop += first.getBoundingClientRect().top - y;
+    this.quietly();
+    if (this.byKey.size > this.window) this.dropBottom(this.byKey.size - this.window);
+    this.atBottom = false;
+  }
+
+  /**
+   * Draws the page of kept messages below the window's last (the reader
+   * comes back down); pages far above go, the view staying put.
+   * @private
+   */
+  loadNewer() {
+    const last = this.lastMessage();
+    if (!this.source || !last) return;
+    const list = this.source.messages();
+    const start = upperBound(list, elementKey(last));
+    const page = list.slice(start, start + this.pageSize);
+    this.newerHidden = start + this.pageSize < list.length;
+    for (const m of page) {
+      const item = this.drawn(m);
+      if (item) this.el.insertBefore(item, this.placeOf(elementKey(item)));
+    }
+    this.settleDays();
+    this.quietly();
+    if (this.byKey.size > this.window) this.dropTop(this.byKey.size - this.window, true);
+    if (!this.newerHidden) this.unseen = 0;
+    this.showJump();
+  }
+
+  /**
+   * Draws the newest window of kept messages (the reader jumps to the end,
+   * or sends).
+   * @private
+   */
+  showNewest() {
+    if (!this.source) return;
+    const list = this.source.messages();
+    this.redraw(list.slice(-this.window), false);
+    this.anchor = null;
+    this.atBottom = true;
+    this.unseen = 0;
+  }
+
+  /**
+   * Draws `messages` in place of the window's messages (notices stay).
+   * @private
+   * @param {readonly OrderKey[]} messages
+   * @param {boolean} newerHidden whether kept messages follow them
+   */
+  redraw(messages, newerHidden) {
+    for (const el of [...this.el.querySelectorAll(':scope > .msg, :scope > .day, :scope > .divider')]) el.remove();
+    this.byKey.clear();
+    this.divider = null;
+    this.daysDirty.clear();
+    for (const m of messages) {
+      const item = this.drawn(m);
+      if (item) this.el.insertBefore(item, this.placeOf(elementKey(item)));
+    }
+    this.newerHidden = newerHidden;
+    this.settleDays();
+    this.quietly();
+    this.showEdge();
+    this.showJump();
+  }
+
+  /**
+   * A kept message made into its element, known by its key (the caller
+   * puts it in the page); null if it is there already.
+   * @private
+   * @param {OrderKey} m
+   */
+  drawn(m) {
+    const id = `${m.author}/${m.seq}`;
+    if (!this.source || this.byKey.has(id)) return null;
+    const { msg, status } = this.source.entry(m);
+    const nodes = parse(msg.text, this.mentions);
+    const item = this.render(msg, nodes, status);
+    if (!msg.own && mentionsSelf(nodes)) item.classList.add('mentions-me');
+    this.byKey.set(id, item);
+    this.daysDirty.add(item);
+    if (status) this.setStatus(m.author, m.seq, status);
+    this.paged?.(msg);
+    return item;
+  }
+
+  /**
+   * Messages drawn from the source are not read out one by one: the log is
+   * busy a moment.
+   * @private
+   */
+  quietly() {
+    this.el.setAttribute('aria-busy', 'true');
+    clearTimeout(this.quietTimer);
+    this.quietTimer = setTimeout(() => {
+      this.el.removeAttribute('aria-busy');
+      this.quietCount = 0;
+    }, QUIET_MS);
+  }
+
+  /**
+   * Takes the `n` oldest messages of the window out (with what stands
+   * among them), the view staying on what the reader sees.
+   * @private
+   * @param {number} n
+   * @param {boolean} [keepView] even at the end (a page came in below)
+   */
+  dropTop(n, keepView = false) {
+    const keep = this.lastMessage();
+    const y = keep?.getBoundingClientRect().top ?? 0;
+    let dropped = 0;
+    let el = this.edge ? this.edge.nextElementSibling : this.el.firstElementChild;
+    while (el && dropped < n) {
+      const next = el.nextElementSibling;
+      if (this.takeOut(/** @type {HTMLElement} */ (el))) dropped += 1;
+      el = next;
+    }
+    const first = this.firstMessage();
+    if (first) {
+      this.daysDirty.add(first);
+      this.settleDays();
+    }
+    if (keep && (keepView || !this.atBottom)) this.el.scrollTop += keep.getBoundingClientRect().top - y;
+  }
+
+  /**
+   * Takes the `n` newest messages of the window out (with what came after
+   * them): they wait in the source below.
+   * @private
+   * @param {number} n
+   */
+  dropBottom(n) {
+    let dropped = 0;
+    let el = this.el.lastElementChild;
+    while (el && el !== this.edge && dropped < n) {
+      const previous = el.previousElementSibling;
+      if (this.takeOut(/** @type {HTMLElement} */ (el))) dropped += 1;
+      el = previous;
+    }
+    if (dropped > 0) this.newerHidden = true;
+    // What was left at the end after the last message (its day) goes too.
+    while (this.el.lastElementChild?.classList.contains('day')) this.el.lastElementChild.remove();
+  }
+
+  /**
+   * Takes an element of the log out, forgetting what refers to it;
+   * returns whether it was a message.
+   * @private
+   * @param {HTMLElement} el
+   */
+  takeOut(el) {
+    const message = el.classList.contains('msg') && el.dataset.clock !== undefined;
+    if (message) this.byKey.delete(`${el.dataset.author}/${el.dataset.seq}`);
+    else if (el.classList.contains('notice')) this.notices -= 1;
+    if (el === this.divider) this.divider = null;
+    if (el === this.summary) this.summary = null;
+    el.remove();
+    return message;
+  }
+
+  /**
+   * The top line: loading older messages, or the beginning of what this
+   * device keeps (nothing while the log is empty).
+   * @private
+   */
+  showEdge() {
+    if (!this.edge) return;
+    const text = this.byKey.size === 0 ? '' : (this.loading && this.loadingOlder) || this.olderHidden() ? 'Loading older messages…' : 'Beginning of this conversation on this device';
+    if (this.edge.textContent !== text) this.edge.textContent = text;
+    this.edge.hidden = text === '';
+  }
+
+  /** @private */
+  lastMessage() {
+    for (let el = this.el.lastElementChild; el; el = el.previousElementSibling) {
+      if (el.classList.contains('msg') && /** @type {HTMLElement} */ (el).dataset.clock !== undefined) {
+        return /** @type {HTMLElement} */ (el);
+      }
+    }
+    return null;
+  }
+
   /** @private */
   trimNotices() {
     if (this.notices <= MAX_NOTICES) return;
@@ -713,6 +1082,38 @@ function compareKeys(a, b) {
   if (a.clock !== b.clock) return a.clock - b.clock;
   if (a.author !== b.author) return a.author < b.author ? -1 : 1;
   return a.seq - b.seq;
+}
+
+/**
+ * The index of the first of `list` (in order) at or after `key`.
+ * @param {readonly OrderKey[]} list
+ * @param {OrderKey} key
+ */
+function lowerBound(list, key) {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (compareKeys(list[mid], key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The index of the first of `list` (in order) after `key`.
+ * @param {readonly OrderKey[]} list
+ * @param {OrderKey} key
+ */
+function upperBound(list, key) {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (compareKeys(list[mid], key) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /**

@@ -131,6 +131,45 @@ export class Files extends EventTarget {
     this.urls = new Map();
     /** Test hook: corrupt the next piece received (a byte flipped). */
     this.corruptNext = false;
+    /** @type {WeakSet<Fetch>} fetches stopped by a clear: what they still get is dropped */
+    this.dropped = new WeakSet();
+  }
+
+  /**
+   * Forgets the files received in this room on this device: transfers
+   * under way stop, and the files (whole or in part) and their progress go
+   * from the disk (OPFS) and localStorage, for every member of the room
+   * here. Our own offers, held in memory only, can still be served.
+   * @returns {Promise<void>} once the files are gone from the disk
+   */
+  async clearAll() {
+    const fids = new Set(this.fetches.keys());
+    for (const [fid, fetch] of this.fetches) {
+      this.dropped.add(fetch);
+      clearTimeout(fetch.timer);
+      for (const ch of fetch.channels.values()) ch.close();
+      fetch.channels.clear();
+      this.held.delete(fid);
+      const url = this.urls.get(fid);
+      if (url) URL.revokeObjectURL(url);
+      this.urls.delete(fid);
+    }
+    this.fetches.clear();
+    // Progress kept as `peerchat.file.ROOM.MEMBER.FID`.
+    const prefix = `${SAVED_PREFIX}${this.room.roomId}.`;
+    try {
+      for (let i = localStorage.length - 1; i >= 0; i -= 1) {
+        const key = localStorage.key(i);
+        if (!key?.startsWith(prefix)) continue;
+        fids.add(key.slice(key.lastIndexOf('.') + 1));
+        localStorage.removeItem(key);
+      }
+    } catch {
+      // Storage off: only the fetches of this page are known.
+    }
+    if (fids.size === 0) return;
+    const disk = this.diskOf();
+    await Promise.all([...fids].map((fid) => disk.ask({ op: 'remove', name: fid })));
   }
 
   /** @private */
@@ -313,6 +352,7 @@ export class Files extends EventTarget {
    * @param {ReceiverAction[]} actions
    */
   carry(fetch, actions) {
+    if (this.dropped.has(fetch)) return;
     const fid = fetch.meta.fid;
     for (const a of actions) {
       if ('open' in a) this.openChannel(fetch, a.open);

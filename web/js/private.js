@@ -143,6 +143,17 @@ export class Conversations {
     if (c) c.unread = 0;
   }
 
+  /**
+   * Sets how many entries from `peer` are unread (worked out from the
+   * read mark kept on the device, as the page opens).
+   * @param {string} peer
+   * @param {number} n
+   */
+  setUnread(peer, n) {
+    const c = this.logs.get(peer);
+    if (c) c.unread = Math.max(0, n);
+  }
+
   /** @param {string} peer */
   remove(peer) {
     this.logs.delete(peer);

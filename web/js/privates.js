@@ -4,8 +4,10 @@
  * {@link Conversations} (private.js). It signs what we write, checks what
  * arrives, sends each conversation's envelopes only over the chat channel
  * to its other party, and keeps each conversation on this device apart
- * from the room's history (IndexedDB, under `private:ROOM:PEER`). No DOM
- * here: the page renders what the room emits.
+ * from the room's history (IndexedDB, under `private:ROOM:PEER`), with
+ * how far the reader has read each (localStorage, under
+ * `peerchat.read.ROOM`), so unread counts outlive a reload. No DOM here:
+ * the page renders what the room emits.
  *
  * Events (on the room):
  * - `private-message` (detail: {peer, message: ChatMessage}) an entry new
@@ -17,7 +19,8 @@
  */
 
 import { base64urlDecode, base64urlEncode, publicKeyFromWire, roomContext, signWith, verifySignature } from './e2e.js';
-import { Conversations } from './private.js';
+import { compare } from './history.js';
+import { Conversations, MAX_CONVERSATIONS } from './private.js';
 import { ProtocolError, randomId } from './protocol.js';
 
 /**
@@ -30,6 +33,42 @@ import { ProtocolError, randomId } from './protocol.js';
 
 /** The name under which the conversation with `peer` is kept. */
 const STORE_PREFIX = 'private:';
+/** Where the read marks of a room's private conversations are kept (localStorage). */
+const READ_PREFIX = 'peerchat.read.';
+
+/**
+ * @typedef {{clock: number, author: string, seq: number}} OrderKey
+ */
+
+/**
+ * The localStorage name of a room's read marks.
+ * @param {string} roomId
+ */
+export function readMarksName(roomId) {
+  return `${READ_PREFIX}${roomId}`;
+}
+
+/**
+ * The read marks kept for a room: per other party, the newest entry of
+ * the conversation the reader had seen.
+ * @param {string} roomId
+ * @returns {Map<string, OrderKey>}
+ */
+function loadMarks(roomId) {
+  /** @type {Map<string, OrderKey>} */
+  const marks = new Map();
+  try {
+    const kept = JSON.parse(localStorage.getItem(readMarksName(roomId)) ?? '{}');
+    for (const [peer, k] of Object.entries(kept ?? {})) {
+      if (k && Number.isFinite(k.clock) && typeof k.author === 'string' && Number.isFinite(k.seq)) {
+        marks.set(peer, { clock: k.clock, author: k.author, seq: k.seq });
+      }
+    }
+  } catch {
+    // None kept, or damaged: no counts from before.
+  }
+  return marks;
+}
 
 /**
  * The store name of a room's private conversation with `peer`.
@@ -58,6 +97,18 @@ export class PrivateChats {
     this.saveTimer = undefined;
     /** @type {Map<string, ReturnType<typeof setTimeout>>} typing refreshes, per peer */
     this.typingTimers = new Map();
+    /** How far the reader has read each conversation. */
+    this.marks = loadMarks(room.roomId);
+  }
+
+  /**
+   * The newest entry of the conversation with `peer` the reader had seen,
+   * if known.
+   * @param {string} peer
+   * @returns {OrderKey | null}
+   */
+  readMark(peer) {
+    return this.marks.get(peer) ?? null;
   }
 
   /**
@@ -74,6 +125,10 @@ export class PrivateChats {
         const saved = await store.load(privateScope(this.room.roomId, peer));
         const restored = this.conversations.restore(peer, saved, Date.now());
         for (const m of restored) if (m.author === peer) this.room.nicks.set(peer, this.room.nicks.get(peer) ?? m.nick);
+        // Unread: what came from `peer` after the reader's mark (counted as
+        // the live count does, every entry of theirs).
+        const mark = this.marks.get(peer);
+        if (mark) this.conversations.setUnread(peer, restored.filter((m) => m.author === peer && compare(m, mark) > 0).length);
         out.push({ peer, messages: restored.map((m) => this.view(m)) });
       }
     } catch (e) {
@@ -166,9 +221,53 @@ export class PrivateChats {
 
   /** @param {string} peer */
   markRead(peer) {
+    // Read up to the newest entry (before any, for a conversation opened
+    // empty: whatever comes next is unread).
+    const newest = this.conversations.get(peer)?.messages().at(-1) ?? { clock: 0, author: '', seq: 0 };
+    const mark = this.marks.get(peer);
+    if (!mark || compare(newest, mark) > 0) {
+      this.marks.set(peer, { clock: newest.clock, author: newest.author, seq: newest.seq });
+      this.saveMarks();
+    }
     if (this.conversations.unread(peer) === 0) return;
     this.conversations.markRead(peer);
     this.room.dispatchEvent(new CustomEvent('private-unread', { detail: { peer } }));
+  }
+
+  /**
+   * Forgets every private conversation of the room on this device, and
+   * how far they were read. Each keeps its clear mark (saved by
+   * {@link PrivateChats.saveNow}), so what was said does not come back
+   * from the other party.
+   */
+  clearAll() {
+    for (const peer of this.conversations.peers()) {
+      this.conversations.get(peer)?.clear();
+      this.conversations.markRead(peer);
+      this.dirty.add(peer);
+    }
+    this.marks.clear();
+    try {
+      localStorage.removeItem(readMarksName(this.room.roomId));
+    } catch {
+      // Nothing kept.
+    }
+  }
+
+  /**
+   * Keeps the read marks (of the conversations still kept, at most as
+   * many as conversations are).
+   * @private
+   */
+  saveMarks() {
+    if (this.marks.size > MAX_CONVERSATIONS) {
+      for (const peer of this.marks.keys()) if (!this.conversations.get(peer)) this.marks.delete(peer);
+    }
+    try {
+      localStorage.setItem(readMarksName(this.room.roomId), JSON.stringify(Object.fromEntries(this.marks)));
+    } catch {
+      // Storage full or refused: counts start afresh next time.
+    }
   }
 
   /**

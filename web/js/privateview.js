@@ -9,6 +9,7 @@
  */
 
 import { ChatLog } from './chatlog.js';
+import { isShown } from './history.js';
 import { wireComposer } from './composer.js';
 import { wireAttach } from './fileview.js';
 
@@ -27,8 +28,10 @@ export class PrivateView {
    * @param {Parts} parts
    * @param {{changed: () => void, arrived: (msg: ChatMessage) => void, notice: (text: string) => void,
    *   file: (log: ChatLog, peer: string, msg: ChatMessage) => void,
-   *   offer: (file: File, peer: string) => Promise<ChatMessage>}} hooks
+   *   offer: (file: File, peer: string) => Promise<ChatMessage>, roomShown?: (shown: boolean) => void}} hooks
    *   changed: the unread counts changed (render the member list again);
+   *   roomShown: the room's conversation is in view again (true) or gave
+   *   way to a private one (false);
    *   arrived: a message from someone else landed in a conversation not in view;
    *   file: a file offer was shown (put its card in); offer: offers a file to one member
    */
@@ -93,7 +96,27 @@ export class PrivateView {
    * @param {Array<{peer: string, messages: ChatMessage[]}>} kept
    */
   restore(kept) {
-    for (const { peer, messages } of kept) for (const m of messages) this.show(peer, m);
+    for (const { peer, messages } of kept) {
+      // What came after the reader's mark gets a "New since you left"
+      // divider, where the conversation opens.
+      this.pane(peer).log.setSeen(this.room.privates?.readMark(peer) ?? null);
+      for (const m of messages) this.show(peer, m);
+    }
+    // The unread counts worked out from the marks.
+    if (kept.length > 0) this.hooks.changed();
+  }
+
+  /**
+   * Empties every conversation's log (the history of the room on this
+   * device was cleared).
+   */
+  clear() {
+    for (const pane of this.panes.values()) {
+      pane.log.clear();
+      pane.log.setSeen(null);
+      pane.undelivered.clear();
+    }
+    this.hooks.changed();
   }
 
   /**
@@ -161,7 +184,9 @@ export class PrivateView {
     this.renderTitle(peer);
     this.renderTyping();
     this.parts.note.textContent = '';
-    pane.log.toEnd();
+    // At the divider if there is one to show, else at the end.
+    if (!pane.log.anchor) pane.log.toEnd();
+    this.hooks.roomShown?.(false);
     this.room.privates?.markRead(peer);
     this.hooks.changed();
     this.parts.box.focus();
@@ -173,6 +198,7 @@ export class PrivateView {
     this.current = null;
     this.parts.view.hidden = true;
     this.parts.room.hidden = false;
+    this.hooks.roomShown?.(true);
     this.hooks.changed();
   }
 
@@ -225,8 +251,22 @@ export class PrivateView {
     wrap.append(el);
     this.parts.logs.append(wrap);
     const log = new ChatLog(el);
+    const undelivered = new Set();
+    // A window of the conversation kept here, moving as the reader scrolls.
+    log.setSource({
+      messages: () => this.room.privates?.conversations.get(peer)?.messages().filter(isShown) ?? [],
+      entry: (/** @type {import('./history.js').Message} */ m) => {
+        const msg = this.room.view(m);
+        return msg.own ? { msg, status: this.room.privates?.delivery(peer, msg.seq) } : { msg };
+      },
+    });
+    log.paged = (drawn) => {
+      const msg = /** @type {ChatMessage} */ (drawn);
+      this.hooks.file(log, peer, msg);
+      if (msg.own) undelivered.add(msg.seq);
+    };
     log.notice(`Only you and ${this.room.nickOf(peer)} see this conversation.`);
-    pane = { pane: wrap, log, undelivered: new Set() };
+    pane = { pane: wrap, log, undelivered };
     this.panes.set(peer, pane);
     return pane;
   }

@@ -37,7 +37,7 @@ import { History, isShown } from './history.js';
 import { Inbox, lastAcks } from './inbox.js';
 import { Mesh } from './mesh.js';
 import { PeerLink } from './peer.js';
-import { PrivateChats } from './privates.js';
+import { PrivateChats, privateScope } from './privates.js';
 import { unwrapPrivate } from './private.js';
 import { peerIdFromKey, ProtocolError, randomId } from './protocol.js';
 import { Signaling } from './signaling.js';
@@ -460,13 +460,20 @@ export class Room extends EventTarget {
   }
 
   /**
-   * Forgets this room's history on this device; messages sent before now
-   * do not come back from the others.
+   * Forgets everything this room keeps on this device: its history, the
+   * private conversations, the files received (and those arriving);
+   * messages sent before now do not come back from the others (the clear
+   * marks alone are kept).
+   * @returns {Promise<void>} once the store and the disk are cleared
    */
-  clearHistory() {
+  async clearHistory() {
     this.history.clear();
-    this.store?.clear(this.roomId);
+    this.privates?.clearAll();
+    const files = this.files?.clearAll();
+    if (this.store) await this.store.clearRoom(this.roomId, privateScope(this.roomId, ''));
     this.saveStateNow();
+    this.privates?.saveNow();
+    await files;
   }
 
   /** Whether the server hands out a TURN relay. */

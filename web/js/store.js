@@ -293,6 +293,38 @@ export class Store {
   }
 
   /**
+   * Forgets everything kept of a room, for every member of it on this
+   * device: its messages and state, and those of its private
+   * conversations (scopes `ROOM`, `ROOM/…` and `private:ROOM:…`). Resolves
+   * once done; writes queued before are dropped, later ones come after.
+   * @param {string} roomId
+   * @param {string} privatePrefix the scope prefix of the room's private conversations
+   * @returns {Promise<void>}
+   */
+  clearRoom(roomId, privatePrefix) {
+    for (const scope of this.pending.keys()) {
+      if (scope === roomId || scope.startsWith(`${roomId}/`) || scope.startsWith(privatePrefix)) this.pending.delete(scope);
+    }
+    const ranges = [
+      IDBKeyRange.only(roomId),
+      IDBKeyRange.bound(`${roomId}/`, `${roomId}/\uffff`),
+      IDBKeyRange.bound(privatePrefix, `${privatePrefix}\uffff`),
+    ];
+    const cleared = this.last.then(async () => {
+      const tx = this.db.transaction(['messages', 'state'], 'readwrite');
+      const messages = tx.objectStore('messages');
+      const state = tx.objectStore('state');
+      for (const range of ranges) {
+        state.delete(range);
+        for (const key of await done(messages.index('room').getAllKeys(range))) messages.delete(key);
+      }
+      await committed(tx);
+    });
+    this.last = cleared.catch((e) => console.warn('peerchat: could not clear history', e));
+    return cleared;
+  }
+
+  /**
    * @private
    * @param {string[]} stores
    * @param {(tx: IDBTransaction) => void} fill
