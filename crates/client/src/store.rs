@@ -280,16 +280,7 @@ impl Store {
         make: impl FnOnce() -> String,
     ) -> Result<String, StoreError> {
         let nick = peerchat_protocol::validate::nick_key(nick);
-        let known: Option<String> = self
-            .db
-            .query_row(
-                "SELECT key FROM keys WHERE room = ?1 AND nick = ?2",
-                params![room, nick],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| self.sql(e))?;
-        if let Some(key) = known {
+        if let Some(key) = self.kept_key(room, &nick)? {
             return Ok(key);
         }
         let key = make();
@@ -300,12 +291,18 @@ impl Store {
             )
             .map_err(|e| self.sql(e))?;
         // Another client may have got there first.
+        Ok(self.kept_key(room, &nick)?.unwrap_or(key))
+    }
+
+    /// The member key kept for `nick` (in `nick_key` form) in `room`.
+    fn kept_key(&self, room: &str, nick: &str) -> Result<Option<String>, StoreError> {
         self.db
             .query_row(
                 "SELECT key FROM keys WHERE room = ?1 AND nick = ?2",
                 params![room, nick],
                 |row| row.get(0),
             )
+            .optional()
             .map_err(|e| self.sql(e))
     }
 
@@ -614,11 +611,41 @@ mod tests {
 
     use super::*;
 
+    /// A history file's path in a fresh directory (remove it when done).
+    fn scratch() -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
+        let path = dir.join("history.sqlite3");
+        (dir, path)
+    }
+
+    /// The history of member `me` (keyed from `seed`) after sending one
+    /// message, `text` as `nick` at time `ts`, to `recipients`.
+    fn sent_one(
+        me: &str,
+        seed: u8,
+        nick: &str,
+        text: &str,
+        ts: u64,
+        recipients: Vec<String>,
+    ) -> (History, Message) {
+        let mut h = History::new(me, Config::default());
+        let (m, _) = h
+            .send(
+                &IdentityKey::from_seed([seed; 32]),
+                "x",
+                nick,
+                text,
+                ts,
+                recipients,
+            )
+            .unwrap();
+        (h, m)
+    }
+
     #[test]
     fn replies_edits_reactions_and_room_names_come_back_as_what_they_are() {
         use peerchat_history::{EntryKind, EntryRef};
-        let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
-        let path = dir.join("history.sqlite3");
+        let (dir, path) = scratch();
         let me = "aaaaaaaaaaaaaaaa";
         let id = IdentityKey::from_seed([1; 32]);
         let mut h = History::new(me, Config::default());
@@ -664,19 +691,15 @@ mod tests {
 
     #[test]
     fn a_room_survives_closing_the_file() {
-        let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
-        let path = dir.join("history.sqlite3");
-        let mut h = History::new("aaaaaaaaaaaaaaaa", Config::default());
-        let (m, _) = h
-            .send(
-                &IdentityKey::from_seed([1; 32]),
-                "x",
-                "alice",
-                "hello",
-                1,
-                vec!["bbbbbbbbbbbbbbbb".into()],
-            )
-            .unwrap();
+        let (dir, path) = scratch();
+        let (h, m) = sent_one(
+            "aaaaaaaaaaaaaaaa",
+            1,
+            "alice",
+            "hello",
+            1,
+            vec!["bbbbbbbbbbbbbbbb".into()],
+        );
         {
             let mut store = Store::open(&path).unwrap();
             store.add("room", &[m]).unwrap();
@@ -703,8 +726,8 @@ mod tests {
 
     #[test]
     fn a_pin_follows_a_rename_with_its_verification() {
-        let dir = std::env::temp_dir().join(format!("peerchat-pins-{}", crate::random_id()));
-        let store = Store::open(&dir.join("history.sqlite3")).unwrap();
+        let (dir, path) = scratch();
+        let store = Store::open(&path).unwrap();
         let a = IdentityKey::from_seed([1; 32]).public_key();
         let b = IdentityKey::from_seed([2; 32]).public_key();
         assert_eq!(store.check_pin("room", "alice", &a).unwrap(), PinCheck::New);
@@ -726,8 +749,7 @@ mod tests {
 
     #[test]
     fn keys_are_pinned_on_first_use_per_room_and_nickname() {
-        let dir = std::env::temp_dir().join(format!("peerchat-pins-{}", crate::random_id()));
-        let path = dir.join("history.sqlite3");
+        let (dir, path) = scratch();
         let a = IdentityKey::from_seed([1; 32]).public_key();
         let b = IdentityKey::from_seed([2; 32]).public_key();
         {
@@ -762,19 +784,8 @@ mod tests {
 
     #[test]
     fn members_sharing_the_file_keep_their_own_history_and_older_rows_are_adopted() {
-        let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
-        let path = dir.join("history.sqlite3");
-        let mut h = History::new("aaaaaaaaaaaaaaaa", Config::default());
-        let (m, _) = h
-            .send(
-                &IdentityKey::from_seed([1; 32]),
-                "x",
-                "alice",
-                "hello",
-                1,
-                Vec::new(),
-            )
-            .unwrap();
+        let (dir, path) = scratch();
+        let (mut h, m) = sent_one("aaaaaaaaaaaaaaaa", 1, "alice", "hello", 1, Vec::new());
         h.clear();
         {
             // A file from before histories were kept per member.
@@ -788,17 +799,7 @@ mod tests {
         alice.save_state("room", &h.save_state()).unwrap();
         let mut bob = Store::open(&path).unwrap();
         bob.set_member("bbbbbbbbbbbbbbbb");
-        let mut other = History::new("bbbbbbbbbbbbbbbb", Config::default());
-        let (n, _) = other
-            .send(
-                &IdentityKey::from_seed([2; 32]),
-                "y",
-                "bob",
-                "hi",
-                2,
-                Vec::new(),
-            )
-            .unwrap();
+        let (_, n) = sent_one("bbbbbbbbbbbbbbbb", 2, "bob", "hi", 2, Vec::new());
         bob.add("room", std::slice::from_ref(&n)).unwrap();
         // Bob sees neither alice's clear mark nor her messages, and the
         // other way round.
