@@ -51,6 +51,14 @@ fn file_from_json(json: &str) -> Option<peerchat_protocol::file::FileMeta> {
 }
 
 /// SQLite integers are signed; every number here is at most 2^53 - 1.
+/// Turns an SQLite error on the file at `path` into a [`StoreError`].
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -101,10 +109,7 @@ impl Store {
                 source,
             })?;
         }
-        let sql = |source| StoreError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
+        let sql = sqlite_error(path);
         let db = Connection::open(path).map_err(sql)?;
         // Several terminal clients may share the file.
         db.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
@@ -176,11 +181,7 @@ impl Store {
         if scope == room {
             return Ok(());
         }
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sql = sqlite_error(&self.path);
         let tx = self.db.transaction().map_err(sql)?;
         let owned: bool = tx
             .query_row(
@@ -206,10 +207,7 @@ impl Store {
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        sqlite_error(&self.path)(source)
     }
 
     /// Everything this member keeps of `room`.
@@ -411,11 +409,7 @@ impl Store {
     /// Adds messages.
     pub fn add(&mut self, room: &str, messages: &[Message]) -> Result<(), StoreError> {
         let room = &self.scope(room);
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sql = sqlite_error(&self.path);
         let tx = self.db.transaction().map_err(sql)?;
         {
             let mut insert = tx
@@ -503,11 +497,7 @@ impl Store {
     /// Keeps only `keep` of a room's messages.
     pub fn trim(&mut self, room: &str, keep: &[Message]) -> Result<(), StoreError> {
         let room = &self.scope(room);
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sql = sqlite_error(&self.path);
         let tx = self.db.transaction().map_err(sql)?;
         tx.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS keep (author TEXT, seq INTEGER); DELETE FROM keep;",
