@@ -8,14 +8,13 @@
 // terminal→page, and the third member, a terminal, never sees it. Run
 // inside the loopback-only network namespace (scripts/netns.sh).
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { LineClient } from './lib/cli.mjs';
+import { json, LineClient } from './lib/cli.mjs';
+import { bytesOf, drop, PNG, save, sha256 } from './lib/files.mjs';
 import {
   BIN,
   enter,
@@ -29,75 +28,11 @@ import {
 } from './lib/harness.mjs';
 
 /**
- * Deterministic bytes, different at every offset (the same generator runs
- * in the page).
- * @param {number} size
- * @param {number} seed
+ * A server, a browser and a scratch directory, all gone after the test;
+ * `terminal` starts a `peerchat chat --json` in the room of `link`.
+ * @param {import('node:test').TestContext} t
  */
-function bytesOf(size, seed) {
-  const out = Buffer.alloc(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i += 1) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 255;
-  }
-  return out;
-}
-
-/** @param {Uint8Array} bytes */
-const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
-
-/** @param {string} line */
-function json(line) {
-  try {
-    return JSON.parse(line);
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Drops files made in the page on its room conversation.
- * @param {import('playwright-core').Page} page
- * @param {Array<{name: string, size: number, seed: number}>} files
- */
-async function drop(page, files) {
-  await page.evaluate((files) => {
-    const dt = new DataTransfer();
-    for (const f of files) {
-      const bytes = new Uint8Array(f.size);
-      let x = f.seed;
-      for (let i = 0; i < bytes.length; i += 1) {
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        x >>>= 0;
-        bytes[i] = x & 255;
-      }
-      dt.items.add(new File([bytes], f.name));
-    }
-    const target = /** @type {HTMLElement} */ (document.querySelector('#room-view'));
-    target.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-  }, files);
-}
-
-/**
- * Saves the received file shown under this plain name through its Save
- * button; resolves to the suggested name and the bytes.
- * @param {import('playwright-core').Page} page
- * @param {string} name
- */
-async function save(page, name) {
-  const card = page.locator('.file-card').filter({ has: page.locator('.file-name').getByText(name, { exact: true }) });
-  await card.getByText('Received and checked').waitFor();
-  const [download] = await Promise.all([page.waitForEvent('download'), card.getByRole('button', { name: `Save ${name}` }).click()]);
-  return { name: download.suggestedFilename(), bytes: await readFile(await download.path()) };
-}
-
-test('a page and terminals exchange files both ways, intact, and private messages reach only their member', async (t) => {
+async function setUp(t) {
   const server = await startServer();
   const browser = await launchBrowser();
   const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-cross-'));
@@ -109,28 +44,35 @@ test('a page and terminals exchange files both ways, intact, and private message
     await server.stop('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
-  /** @param {string} name */
-  const terminal = (name) => {
+  /**
+   * @param {string} link
+   * @param {string} name
+   * @param {string[]} [extra]
+   */
+  const terminal = (link, name, extra = []) => {
     const c = new LineClient(name, BIN, [
       'chat',
       link,
       '--json',
       '--name',
       name,
-      '--no-history',
       '--identity-file',
       path.join(dir, `${name}.key`),
       '--download-dir',
       path.join(dir, `${name} downloads`),
+      ...extra,
     ]);
     clients.push(c);
     return c;
   };
+  return { server, browser, dir, terminal };
+}
 
+test('a page and terminals exchange files both ways, intact, and private messages reach only their member', async (t) => {
+  const { server, browser, dir, terminal } = await setUp(t);
   const alice = await openRoom(browser, server.url, 'alice');
-  const link = alice.url();
-  const bob = terminal('bob');
-  const carol = terminal('carol');
+  const bob = terminal(alice.url(), 'bob', ['--no-history']);
+  const carol = terminal(alice.url(), 'carol', ['--no-history']);
   await waitForMembers(alice, ['bob', 'carol']);
 
   // Page → terminals: every file arrives at bob under a plain name, with
@@ -140,7 +82,7 @@ test('a page and terminals exchange files both ways, intact, and private message
     { name: '../../etc/passwd', size: 16385, seed: 2, plain: 'passwd' },
     { name: 'invoice\u202Egpj.exe', size: 3 * 1024 * 1024, seed: 3, plain: 'invoicegpj.exe' },
   ];
-  await drop(alice, fromPage);
+  await drop(alice, '#room-view', fromPage);
   for (const f of fromPage) {
     const want = sha256(bytesOf(f.size, f.seed));
     await bob.waitFor((l) => json(l)?.event === 'file_saved' && json(l).name === f.plain);
@@ -199,47 +141,6 @@ test('a page and terminals exchange files both ways, intact, and private message
 });
 
 /**
- * A server, a browser and a scratch directory, all gone after the test;
- * `terminal` starts a `peerchat chat --json` in the room of `link`.
- * @param {import('node:test').TestContext} t
- */
-async function setUp(t) {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-cross-'));
-  /** @type {LineClient[]} */
-  const clients = [];
-  t.after(async () => {
-    for (const c of clients) c.kill();
-    await browser.close();
-    await server.stop('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
-  /**
-   * @param {string} link
-   * @param {string} name
-   * @param {string[]} [extra]
-   */
-  const terminal = (link, name, extra = []) => {
-    const c = new LineClient(name, BIN, [
-      'chat',
-      link,
-      '--json',
-      '--name',
-      name,
-      '--identity-file',
-      path.join(dir, `${name}.key`),
-      '--download-dir',
-      path.join(dir, `${name} downloads`),
-      ...extra,
-    ]);
-    clients.push(c);
-    return c;
-  };
-  return { server, browser, dir, terminal };
-}
-
-/**
  * The JSON events of a terminal so far.
  * @param {LineClient} c
  * @param {string} event
@@ -255,11 +156,7 @@ test('private files, files over the limit waiting to be accepted, and an image, 
 
   // Page → bob privately, over bob's limit: it waits for /accept.
   await alice.getByRole('button', { name: /^Private message with bob/ }).click();
-  await alice.evaluate(() => {
-    const dt = new DataTransfer();
-    dt.items.add(new File([new Uint8Array(5000).fill(7)], 'just for bob ✓.txt'));
-    document.querySelector('#private-view')?.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-  });
+  await drop(alice, '#private-view', [{ name: 'just for bob ✓.txt', base64: Buffer.alloc(5000, 7).toString('base64') }]);
   await bob.waitFor((l) => json(l)?.event === 'file_offered');
   const [offer] = events(bob, 'file_offered');
   assert.equal(offer.waiting, true, 'over --accept-files, it waits');
@@ -270,12 +167,7 @@ test('private files, files over the limit waiting to be accepted, and an image, 
 
   // Bob → page: a PNG privately, shown as an image; 11 MiB to the room,
   // which the page accepts.
-  const png = Buffer.from(
-    '89504e470d0a1a0a0000000d4948445200000001000000010806000000' +
-      '1f15c4890000000d4944415478da63f8cfc0f01f0005000200e2b7a0d60000000049454e44ae426082',
-    'hex',
-  );
-  writeFileSync(path.join(dir, 'dot.png'), png);
+  writeFileSync(path.join(dir, 'dot.png'), PNG);
   bob.say(`/send alice ${path.join(dir, 'dot.png')}`);
   const big = bytesOf(11 * 1024 * 1024, 9);
   writeFileSync(path.join(dir, 'big.iso'), big);
@@ -300,7 +192,7 @@ test('late joiners fetch from the other client, and a corrupted piece from a ter
   const link = `${url.origin}${url.pathname}?testhooks#${url.hash.slice(1)}`;
   const bob = terminal(link, 'bob');
   await waitForMembers(alice, ['bob']);
-  await drop(alice, [{ name: 'early.bin', size: 100_000, seed: 3 }]);
+  await drop(alice, '#room-view', [{ name: 'early.bin', size: 100_000, seed: 3 }]);
   await bob.waitFor((l) => json(l)?.event === 'file_saved');
 
   // Alice goes; dave, a page, fetches her file from bob.
@@ -362,7 +254,7 @@ test('a page receiving from a terminal resumes after a reload, and a page that c
   // is offered and cancelled (the test is of a cancel in flight).
   for (let attempt = 1; ; attempt += 1) {
     const name = `cancel me ${attempt}.bin`;
-    await drop(alice, [{ name, size: 30 * 1024 * 1024, seed: 4 + attempt }]);
+    await drop(alice, '#room-view', [{ name, size: 30 * 1024 * 1024, seed: 4 + attempt }]);
     await bob.waitFor((l) => json(l)?.event === 'file_offered' && json(l).file.name === name);
     bob.say('/accept');
     await bob.waitFor((l) => json(l)?.event === 'file_progress' && json(l).name === name && json(l).bytes > 2 * 1024 * 1024);

@@ -13,6 +13,7 @@ import {
   peerIdFromKey,
   ProtocolError,
   randomId,
+  renameMessage,
   signalMessage,
   validateKey,
   validateNick,
@@ -79,7 +80,8 @@ test('client messages built by the page match the vectors', () => {
       join: () => joinMessage(want.room, want.nick, want.key),
       leave: () => leaveMessage(),
       signal: () => signalMessage(want.to, want.payload),
-    }[/** @type {'join' | 'leave' | 'signal'} */ (want.type)];
+      rename: () => renameMessage(want.nick),
+    }[/** @type {'join' | 'leave' | 'signal' | 'rename'} */ (want.type)];
     assert.ok(built, `no builder for ${want.type}`);
     assert.deepEqual(built(), want);
   }

@@ -12,17 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { LineClient } from './lib/cli.mjs';
+import { json, LineClient } from './lib/cli.mjs';
 import { BIN, startServer } from './lib/harness.mjs';
-
-/** @param {string} line */
-function json(line) {
-  try {
-    return JSON.parse(line);
-  } catch {
-    return null;
-  }
-}
 
 test('terminals: /msg reaches one member only, /send delivers a file to each, // sends a slash', async (t) => {
   const server = await startServer();

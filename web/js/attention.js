@@ -69,6 +69,8 @@ export class Attention {
     this.audio = null;
     /** @type {Arrival[]} arrivals of this task, notified together */
     this.batch = [];
+    /** @type {Notification | null} the last shown without the service worker */
+    this.shown = null;
 
     this.radios = /** @type {HTMLInputElement[]} */ ([...dialog.querySelectorAll('input[name="alert-level"]')]);
     this.soundBox = sound;
@@ -131,6 +133,7 @@ export class Attention {
     this.unread = 0;
     this.mentions = 0;
     document.title = this.base;
+    void this.dismiss();
   }
 
   /**
@@ -164,7 +167,11 @@ export class Attention {
    */
   async notify(title, body) {
     if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
-    const options = { body, tag: `peerchat-${this.roomId}`, icon: '/icons/icon-192.png', renotify: true };
+    // It stays until the reader comes back to the tab (then `dismiss`
+    // takes it away) or acts on it: left to itself, the browser takes a
+    // notification away after some seconds, and a reader away from the
+    // screen for longer would never see it.
+    const options = { body, tag: this.tag(), icon: '/icons/icon-192.png', renotify: true, requireInteraction: true };
     try {
       // Phones show notifications only through the service worker.
       const registration = await navigator.serviceWorker?.getRegistration();
@@ -173,6 +180,7 @@ export class Attention {
         return;
       }
       const shown = new Notification(title, options);
+      this.shown = shown;
       shown.addEventListener('click', () => {
         focus();
         shown.close();
@@ -180,6 +188,31 @@ export class Attention {
     } catch (e) {
       console.warn('peerchat: could not notify', e);
     }
+  }
+
+  /**
+   * The reader is back: closes this room's notification, which told of
+   * what they now see.
+   * @private
+   */
+  async dismiss() {
+    this.shown?.close();
+    this.shown = null;
+    if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
+    try {
+      const registration = await navigator.serviceWorker?.getRegistration();
+      for (const shown of (await registration?.getNotifications({ tag: this.tag() })) ?? []) shown.close();
+    } catch (e) {
+      console.warn('peerchat: could not close a notification', e);
+    }
+  }
+
+  /**
+   * The tag of this room's notifications: a new one replaces the last.
+   * @private
+   */
+  tag() {
+    return `peerchat-${this.roomId}`;
   }
 
   /**

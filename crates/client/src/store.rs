@@ -51,6 +51,14 @@ fn file_from_json(json: &str) -> Option<peerchat_protocol::file::FileMeta> {
 }
 
 /// SQLite integers are signed; every number here is at most 2^53 - 1.
+/// Turns an SQLite error on the file at `path` into a [`StoreError`].
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -101,10 +109,7 @@ impl Store {
                 source,
             })?;
         }
-        let sql = |source| StoreError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
+        let sql = sqlite_error(path);
         let db = Connection::open(path).map_err(sql)?;
         // Several terminal clients may share the file.
         db.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
@@ -176,11 +181,7 @@ impl Store {
         if scope == room {
             return Ok(());
         }
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sql = sqlite_error(&self.path);
         let tx = self.db.transaction().map_err(sql)?;
         let owned: bool = tx
             .query_row(
@@ -206,10 +207,7 @@ impl Store {
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        sqlite_error(&self.path)(source)
     }
 
     /// Everything this member keeps of `room`.
@@ -280,16 +278,7 @@ impl Store {
         make: impl FnOnce() -> String,
     ) -> Result<String, StoreError> {
         let nick = peerchat_protocol::validate::nick_key(nick);
-        let known: Option<String> = self
-            .db
-            .query_row(
-                "SELECT key FROM keys WHERE room = ?1 AND nick = ?2",
-                params![room, nick],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| self.sql(e))?;
-        if let Some(key) = known {
+        if let Some(key) = self.kept_key(room, &nick)? {
             return Ok(key);
         }
         let key = make();
@@ -300,12 +289,18 @@ impl Store {
             )
             .map_err(|e| self.sql(e))?;
         // Another client may have got there first.
+        Ok(self.kept_key(room, &nick)?.unwrap_or(key))
+    }
+
+    /// The member key kept for `nick` (in `nick_key` form) in `room`.
+    fn kept_key(&self, room: &str, nick: &str) -> Result<Option<String>, StoreError> {
         self.db
             .query_row(
                 "SELECT key FROM keys WHERE room = ?1 AND nick = ?2",
                 params![room, nick],
                 |row| row.get(0),
             )
+            .optional()
             .map_err(|e| self.sql(e))
     }
 
@@ -414,11 +409,7 @@ impl Store {
     /// Adds messages.
     pub fn add(&mut self, room: &str, messages: &[Message]) -> Result<(), StoreError> {
         let room = &self.scope(room);
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sql = sqlite_error(&self.path);
         let tx = self.db.transaction().map_err(sql)?;
         {
             let mut insert = tx
@@ -506,11 +497,7 @@ impl Store {
     /// Keeps only `keep` of a room's messages.
     pub fn trim(&mut self, room: &str, keep: &[Message]) -> Result<(), StoreError> {
         let room = &self.scope(room);
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sql = sqlite_error(&self.path);
         let tx = self.db.transaction().map_err(sql)?;
         tx.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS keep (author TEXT, seq INTEGER); DELETE FROM keep;",
@@ -614,11 +601,41 @@ mod tests {
 
     use super::*;
 
+    /// A history file's path in a fresh directory (remove it when done).
+    fn scratch() -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
+        let path = dir.join("history.sqlite3");
+        (dir, path)
+    }
+
+    /// The history of member `me` (keyed from `seed`) after sending one
+    /// message, `text` as `nick` at time `ts`, to `recipients`.
+    fn sent_one(
+        me: &str,
+        seed: u8,
+        nick: &str,
+        text: &str,
+        ts: u64,
+        recipients: Vec<String>,
+    ) -> (History, Message) {
+        let mut h = History::new(me, Config::default());
+        let (m, _) = h
+            .send(
+                &IdentityKey::from_seed([seed; 32]),
+                "x",
+                nick,
+                text,
+                ts,
+                recipients,
+            )
+            .unwrap();
+        (h, m)
+    }
+
     #[test]
     fn replies_edits_reactions_and_room_names_come_back_as_what_they_are() {
         use peerchat_history::{EntryKind, EntryRef};
-        let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
-        let path = dir.join("history.sqlite3");
+        let (dir, path) = scratch();
         let me = "aaaaaaaaaaaaaaaa";
         let id = IdentityKey::from_seed([1; 32]);
         let mut h = History::new(me, Config::default());
@@ -664,19 +681,15 @@ mod tests {
 
     #[test]
     fn a_room_survives_closing_the_file() {
-        let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
-        let path = dir.join("history.sqlite3");
-        let mut h = History::new("aaaaaaaaaaaaaaaa", Config::default());
-        let (m, _) = h
-            .send(
-                &IdentityKey::from_seed([1; 32]),
-                "x",
-                "alice",
-                "hello",
-                1,
-                vec!["bbbbbbbbbbbbbbbb".into()],
-            )
-            .unwrap();
+        let (dir, path) = scratch();
+        let (h, m) = sent_one(
+            "aaaaaaaaaaaaaaaa",
+            1,
+            "alice",
+            "hello",
+            1,
+            vec!["bbbbbbbbbbbbbbbb".into()],
+        );
         {
             let mut store = Store::open(&path).unwrap();
             store.add("room", &[m]).unwrap();
@@ -703,8 +716,8 @@ mod tests {
 
     #[test]
     fn a_pin_follows_a_rename_with_its_verification() {
-        let dir = std::env::temp_dir().join(format!("peerchat-pins-{}", crate::random_id()));
-        let store = Store::open(&dir.join("history.sqlite3")).unwrap();
+        let (dir, path) = scratch();
+        let store = Store::open(&path).unwrap();
         let a = IdentityKey::from_seed([1; 32]).public_key();
         let b = IdentityKey::from_seed([2; 32]).public_key();
         assert_eq!(store.check_pin("room", "alice", &a).unwrap(), PinCheck::New);
@@ -726,8 +739,7 @@ mod tests {
 
     #[test]
     fn keys_are_pinned_on_first_use_per_room_and_nickname() {
-        let dir = std::env::temp_dir().join(format!("peerchat-pins-{}", crate::random_id()));
-        let path = dir.join("history.sqlite3");
+        let (dir, path) = scratch();
         let a = IdentityKey::from_seed([1; 32]).public_key();
         let b = IdentityKey::from_seed([2; 32]).public_key();
         {
@@ -762,19 +774,8 @@ mod tests {
 
     #[test]
     fn members_sharing_the_file_keep_their_own_history_and_older_rows_are_adopted() {
-        let dir = std::env::temp_dir().join(format!("peerchat-store-{}", crate::random_id()));
-        let path = dir.join("history.sqlite3");
-        let mut h = History::new("aaaaaaaaaaaaaaaa", Config::default());
-        let (m, _) = h
-            .send(
-                &IdentityKey::from_seed([1; 32]),
-                "x",
-                "alice",
-                "hello",
-                1,
-                Vec::new(),
-            )
-            .unwrap();
+        let (dir, path) = scratch();
+        let (mut h, m) = sent_one("aaaaaaaaaaaaaaaa", 1, "alice", "hello", 1, Vec::new());
         h.clear();
         {
             // A file from before histories were kept per member.
@@ -788,17 +789,7 @@ mod tests {
         alice.save_state("room", &h.save_state()).unwrap();
         let mut bob = Store::open(&path).unwrap();
         bob.set_member("bbbbbbbbbbbbbbbb");
-        let mut other = History::new("bbbbbbbbbbbbbbbb", Config::default());
-        let (n, _) = other
-            .send(
-                &IdentityKey::from_seed([2; 32]),
-                "y",
-                "bob",
-                "hi",
-                2,
-                Vec::new(),
-            )
-            .unwrap();
+        let (_, n) = sent_one("bbbbbbbbbbbbbbbb", 2, "bob", "hi", 2, Vec::new());
         bob.add("room", std::slice::from_ref(&n)).unwrap();
         // Bob sees neither alice's clear mark nor her messages, and the
         // other way round.

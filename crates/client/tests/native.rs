@@ -2,42 +2,14 @@
 //! over real WebRTC data channels. Run inside the loopback-only network
 //! namespace (scripts/test.sh does).
 
-use std::time::Duration;
+mod common;
 
-use clap::Parser;
+use common::{Events, first, server};
 use peerchat_client::engine::{Engine, EngineOptions, Event, Peer};
 use peerchat_client::peer::LinkState;
 use peerchat_client::session::Session;
-use peerchat_server::{AppState, ServeArgs};
-use tokio::sync::{mpsc, oneshot};
 
-const WAIT: Duration = Duration::from_secs(20);
 const ROOM: &str = "native-test-room-aaaaaaaa";
-
-#[derive(Parser)]
-struct Flags {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
-/// Starts a server; returns its `ws://` URL and a stopper.
-async fn server() -> (String, oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = Flags::parse_from(["peerchat", "--no-turn"])
-        .serve
-        .into_config()
-        .unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(peerchat_server::run(
-        listener,
-        AppState::new(config),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    (format!("ws://{addr}/ws"), stop)
-}
 
 fn options(ws_url: &str, nick: &str) -> EngineOptions {
     let room = Session::Room {
@@ -51,25 +23,8 @@ fn options(ws_url: &str, nick: &str) -> EngineOptions {
     }
 }
 
-/// The first event that `pick` accepts, skipping others.
-async fn expect<T>(
-    events: &mut mpsc::UnboundedReceiver<Event>,
-    mut pick: impl FnMut(&Event) -> Option<T>,
-) -> T {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let event = events.recv().await.expect("engine running");
-            if let Some(found) = pick(&event) {
-                return found;
-            }
-        }
-    })
-    .await
-    .expect("the expected event in time")
-}
-
-async fn joined(events: &mut mpsc::UnboundedReceiver<Event>) -> (Peer, Vec<Peer>) {
-    expect(events, |e| match e {
+async fn joined(events: &mut Events) -> (Peer, Vec<Peer>) {
+    first(events, |e| match e {
         Event::Joined { you, members } => Some((you.clone(), members.clone())),
         Event::JoinRefused { message, .. } => panic!("refused: {message}"),
         _ => None,
@@ -77,8 +32,8 @@ async fn joined(events: &mut mpsc::UnboundedReceiver<Event>) -> (Peer, Vec<Peer>
     .await
 }
 
-async fn message(events: &mut mpsc::UnboundedReceiver<Event>, text: &str) -> Peer {
-    expect(events, |e| match e {
+async fn message(events: &mut Events, text: &str) -> Peer {
+    first(events, |e| match e {
         Event::Message(m) if m.text == text => Some(m.from.clone()),
         _ => None,
     })
@@ -95,7 +50,7 @@ async fn two_native_clients_chat_both_ways_and_see_each_other_come_and_go() {
     let (bob, mut bob_events) = Engine::start(options(&url, "bob"));
     let (bob_me, others) = joined(&mut bob_events).await;
     assert_eq!(others, vec![alice_me.clone()]);
-    let seen = expect(&mut alice_events, |e| match e {
+    let seen = first(&mut alice_events, |e| match e {
         Event::MemberJoined { member } => Some(member.clone()),
         _ => None,
     })
@@ -109,7 +64,7 @@ async fn two_native_clients_chat_both_ways_and_see_each_other_come_and_go() {
         alice_me
     );
     // Bob acknowledges it: delivered to everyone who was there.
-    let (seq, waiting) = expect(&mut alice_events, |e| match e {
+    let (seq, waiting) = first(&mut alice_events, |e| match e {
         Event::Delivery {
             seq,
             waiting,
@@ -140,7 +95,7 @@ async fn two_native_clients_chat_both_ways_and_see_each_other_come_and_go() {
     joined(&mut carol_events).await;
     let mut got = Vec::new();
     while got.len() < 2 {
-        let m = expect(&mut carol_events, |e| match e {
+        let m = first(&mut carol_events, |e| match e {
             Event::Message(m) => Some(m.clone()),
             _ => None,
         })
@@ -155,7 +110,7 @@ async fn two_native_clients_chat_both_ways_and_see_each_other_come_and_go() {
         "a reply sorts after what it answers"
     );
     bob.leave().await;
-    let left = expect(&mut alice_events, |e| match e {
+    let left = first(&mut alice_events, |e| match e {
         Event::MemberLeft { member } => Some(member.clone()),
         _ => None,
     })
@@ -170,7 +125,7 @@ async fn a_taken_nickname_is_refused_and_another_works() {
     let (_alice, mut alice_events) = Engine::start(options(&url, "alice"));
     joined(&mut alice_events).await;
     let (second, mut events) = Engine::start(options(&url, "ALICE"));
-    let code = expect(&mut events, |e| match e {
+    let code = first(&mut events, |e| match e {
         Event::JoinRefused { code, .. } => Some(*code),
         _ => None,
     })
@@ -221,7 +176,7 @@ async fn history_is_kept_in_the_history_file_between_runs() {
     let (alice, mut events) = Engine::start(with_file("alice"));
     joined(&mut events).await;
     alice.send("written before a restart").unwrap();
-    let sent = expect(&mut events, |e| match e {
+    let sent = first(&mut events, |e| match e {
         Event::Message(m) if m.own => Some(m.clone()),
         _ => None,
     })
@@ -231,7 +186,7 @@ async fn history_is_kept_in_the_history_file_between_runs() {
     // A new run under the same nickname: the same member (same key, same
     // peer id), and the message is back, still ours.
     let (again, mut events) = Engine::start(with_file("alice"));
-    let restored = expect(&mut events, |e| match e {
+    let restored = first(&mut events, |e| match e {
         Event::Message(m) => Some(m.clone()),
         _ => None,
     })
@@ -250,7 +205,7 @@ async fn history_is_kept_in_the_history_file_between_runs() {
     let (last, mut events) = Engine::start(with_file("alice"));
     let (you, _) = joined(&mut events).await;
     last.send("after clearing").unwrap();
-    let first = expect(&mut events, |e| match e {
+    let first = first(&mut events, |e| match e {
         Event::Message(m) => Some(m.clone()),
         _ => None,
     })
@@ -293,7 +248,7 @@ async fn a_late_joiner_sharing_the_history_file_gets_the_history_another_member_
     // From alice and from bob, in whichever order their histories come.
     let mut got = std::collections::BTreeMap::new();
     while got.len() < 4 {
-        let (text, from) = expect(&mut carol_events, |e| match e {
+        let (text, from) = first(&mut carol_events, |e| match e {
             Event::Message(m) => Some((m.text.clone(), m.from.nick.clone())),
             _ => None,
         })
@@ -325,7 +280,7 @@ async fn candidates_name_only_reachable_addresses() {
     };
     let (engine, mut events) = Engine::start(options);
     // The offer code holds every candidate gathered.
-    let code = expect(&mut events, |e| match e {
+    let code = first(&mut events, |e| match e {
         Event::ConnectionCode {
             kind: CodeKind::Offer,
             code,

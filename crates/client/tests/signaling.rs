@@ -2,39 +2,15 @@
 //! polling, and the automatic fall back to it when a WebSocket is cut right
 //! after it opens.
 
-use std::time::Duration;
+mod common;
 
-use clap::Parser;
+use common::WAIT;
 use peerchat_client::signaling::{ServerEvent, Signaling, SignalingEvent, Transport};
-use peerchat_server::{AppState, ServeArgs};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-const WAIT: Duration = Duration::from_secs(20);
 const ROOM: &str = "signaling-test-room-aaaaa";
-
-#[derive(Parser)]
-struct Flags {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
-async fn server() -> (std::net::SocketAddr, AppState) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = Flags::parse_from(["peerchat", "--no-turn"])
-        .serve
-        .into_config()
-        .unwrap();
-    let state = AppState::new(config);
-    tokio::spawn(peerchat_server::run(
-        listener,
-        state.clone(),
-        std::future::pending(),
-    ));
-    (addr, state)
-}
 
 async fn next(events: &mut mpsc::UnboundedReceiver<SignalingEvent>) -> SignalingEvent {
     tokio::time::timeout(WAIT, events.recv())
@@ -64,7 +40,7 @@ async fn join(
 
 #[tokio::test]
 async fn long_polling_joins_and_meets_a_websocket_member() {
-    let (addr, state) = server().await;
+    let (addr, state, _stop) = common::serve().await;
     let tls = peerchat_client::tls::default_config();
     let url = format!("ws://{addr}/ws");
     let (tx, mut polly_events) = mpsc::unbounded_channel();
@@ -122,7 +98,7 @@ async fn cutting_proxy(server: std::net::SocketAddr) -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn auto_falls_back_to_long_polling_when_websockets_are_cut() {
-    let (addr, state) = server().await;
+    let (addr, state, _stop) = common::serve().await;
     let proxy = cutting_proxy(addr).await;
     let (tx, mut events) = mpsc::unbounded_channel();
     let signaling = Signaling::spawn(

@@ -63,6 +63,11 @@ impl H {
         conn
     }
 
+    /// Registers `a` and `b` (both under the token `t`).
+    fn register_two(&mut self) -> (ConnId, ConnId) {
+        (self.register("a", "t"), self.register("b", "t"))
+    }
+
     fn send(&mut self, conn: ConnId, message: Value) -> Vec<Output> {
         self.text(conn, &message.to_string())
     }
@@ -108,6 +113,14 @@ fn closed(out: &[Output], conn: ConnId) -> Option<Close> {
     })
 }
 
+/// The error `out` closes `conn` for, if it does.
+fn closed_for(out: &[Output], conn: ConnId) -> Option<PeerjsError> {
+    match closed(out, conn)? {
+        Close::Error(e) => Some(e),
+        _ => None,
+    }
+}
+
 fn error(msg: &str) -> Value {
     json!({"type": "ERROR", "payload": {"msg": msg}})
 }
@@ -150,7 +163,7 @@ fn an_id_taken_under_another_token_is_refused_and_its_holder_keeps_it() {
         frames(&out, b),
         [json!({"type": "ID-TAKEN", "payload": {"msg": "ID is taken"}})]
     );
-    assert_eq!(closed(&out, b), Some(Close::Error(PeerjsError::IdTaken)));
+    assert_eq!(closed_for(&out, b), Some(PeerjsError::IdTaken));
     // The refused connection going away changes nothing.
     h.s.disconnect(b);
     let c = h.register("carol", "tc");
@@ -228,13 +241,9 @@ fn the_concurrent_limit_counts_registered_ids() {
         concurrent_limit: 2,
         ..Config::default()
     });
-    let a = h.register("a", "t");
-    h.register("b", "t");
+    let (a, _) = h.register_two();
     let (c, out) = h.connect("key=peerjs&id=c&token=t");
-    assert_eq!(
-        closed(&out, c),
-        Some(Close::Error(PeerjsError::ConcurrentLimit))
-    );
+    assert_eq!(closed_for(&out, c), Some(PeerjsError::ConcurrentLimit));
     // The holder of an id may still come back on a new connection.
     let (a2, out) = h.connect("key=peerjs&id=a&token=t");
     assert_eq!(frames(&out, a2), [json!({"type": "OPEN"})]);
@@ -335,8 +344,7 @@ fn only_heartbeats_keep_a_client_alive() {
         alive_timeout: Duration::from_secs(60),
         ..Config::default()
     });
-    let a = h.register("a", "t");
-    let b = h.register("b", "t");
+    let (a, b) = h.register_two();
     for _ in 0..11 {
         h.advance(Duration::from_secs(10));
         h.send(a, json!({"type": "HEARTBEAT"}));
@@ -417,8 +425,7 @@ fn bad_messages_are_answered_error_and_the_connection_closed() {
 #[test]
 fn a_forged_source_is_refused_and_the_own_id_accepted() {
     let mut h = H::new();
-    let a = h.register("a", "t");
-    let b = h.register("b", "t");
+    let (a, b) = h.register_two();
     let out = h.send(a, json!({"type": "OFFER", "src": "a", "dst": "b"}));
     assert_eq!(
         frames(&out, b),
@@ -426,10 +433,7 @@ fn a_forged_source_is_refused_and_the_own_id_accepted() {
     );
     let out = h.send(a, json!({"type": "OFFER", "src": "b", "dst": "b"}));
     assert!(frames(&out, b).is_empty());
-    assert_eq!(
-        closed(&out, a),
-        Some(Close::Error(PeerjsError::ForgedSource))
-    );
+    assert_eq!(closed_for(&out, a), Some(PeerjsError::ForgedSource));
 }
 
 #[test]
@@ -454,8 +458,7 @@ fn the_rate_limit_cuts_off_a_flooding_connection() {
         rate_burst: 20,
         ..Config::default()
     });
-    let a = h.register("a", "t");
-    let b = h.register("b", "t");
+    let (a, b) = h.register_two();
     for _ in 0..20 {
         let out = h.send(a, json!({"type": "CANDIDATE", "dst": "b"}));
         assert_eq!(frames(&out, b).len(), 1);
@@ -465,10 +468,7 @@ fn the_rate_limit_cuts_off_a_flooding_connection() {
         frames(&out, a),
         [error(&PeerjsError::RateLimited.to_string())]
     );
-    assert_eq!(
-        closed(&out, a),
-        Some(Close::Error(PeerjsError::RateLimited))
-    );
+    assert_eq!(closed_for(&out, a), Some(PeerjsError::RateLimited));
     // b, at a normal pace, is unaffected.
     h.advance(Duration::from_millis(100));
     let out = h.send(b, json!({"type": "HEARTBEAT"}));
@@ -482,16 +482,12 @@ fn the_byte_rate_counts_bytes() {
         byte_burst: 4096,
         ..Config::default()
     });
-    let a = h.register("a", "t");
-    h.register("b", "t");
+    let (a, _) = h.register_two();
     let big = "x".repeat(1500);
     h.send(a, json!({"type": "OFFER", "dst": "b", "payload": big}));
     h.send(a, json!({"type": "OFFER", "dst": "b", "payload": big}));
     let out = h.send(a, json!({"type": "OFFER", "dst": "b", "payload": big}));
-    assert_eq!(
-        closed(&out, a),
-        Some(Close::Error(PeerjsError::RateLimited))
-    );
+    assert_eq!(closed_for(&out, a), Some(PeerjsError::RateLimited));
 }
 
 #[test]
@@ -538,8 +534,7 @@ fn discovery_lists_registered_ids_only_when_on() {
         discovery: true,
         ..Config::default()
     });
-    h.register("a", "t");
-    h.register("b", "t");
+    h.register_two();
     let mut ids = h.s.discover().unwrap_or_default();
     ids.sort();
     assert_eq!(ids, ["a", "b"]);
@@ -548,8 +543,7 @@ fn discovery_lists_registered_ids_only_when_on() {
 #[test]
 fn shutdown_closes_everyone_and_forgets_everything() {
     let mut h = H::new();
-    let a = h.register("a", "t");
-    let b = h.register("b", "t");
+    let (a, b) = h.register_two();
     h.send(a, json!({"type": "OFFER", "dst": "zed"}));
     let mut out = Vec::new();
     h.s.shutdown(&mut out);

@@ -1163,21 +1163,14 @@ impl Hub {
             return;
         };
         let Presence::Live(target) = target.presence else {
-            self.tally.error(ErrorCode::PeerAway);
-            out.push(Output::Send {
-                to: conn,
-                frame: Frame::new(
-                    ServerMessage::Error {
-                        code: ErrorCode::PeerAway,
-                        message: Cow::Owned(format!(
-                            "{to} lost its connection and may come back; the signal was not delivered"
-                        )),
-                        to: Some(Cow::Borrowed(to)),
-                    }
-                    .to_json(),
-                ),
-                from: None,
-            });
+            send_undelivered(
+                &mut self.tally,
+                out,
+                conn,
+                ErrorCode::PeerAway,
+                to,
+                format!("{to} lost its connection and may come back; the signal was not delivered"),
+            );
             return;
         };
         let target_id = PeerId::parse(to).unwrap_or(PeerId(0));
@@ -1234,15 +1227,35 @@ fn send_nick_taken(tally: &mut Tally, out: &mut Vec<Output>, to: ConnId, nick: &
 /// Tells `to` that its signal to the member `recipient` (a peer id) was
 /// refused: that member's queue is backed up.
 fn send_busy(tally: &mut Tally, out: &mut Vec<Output>, to: ConnId, recipient: &str) {
-    tally.error(ErrorCode::PeerBusy);
+    send_undelivered(
+        tally,
+        out,
+        to,
+        ErrorCode::PeerBusy,
+        recipient,
+        format!(
+            "{recipient} is not reading its messages fast enough; the signal was not delivered: send it again later"
+        ),
+    );
+}
+
+/// Tells `to` that its signal to the member `recipient` (a peer id) was
+/// not delivered, for `code`: the error names the recipient in `to`.
+fn send_undelivered(
+    tally: &mut Tally,
+    out: &mut Vec<Output>,
+    to: ConnId,
+    code: ErrorCode,
+    recipient: &str,
+    message: String,
+) {
+    tally.error(code);
     out.push(Output::Send {
         to,
         frame: Frame::new(
             ServerMessage::Error {
-                code: ErrorCode::PeerBusy,
-                message: Cow::Owned(format!(
-                    "{recipient} is not reading its messages fast enough; the signal was not delivered: send it again later"
-                )),
+                code,
+                message: Cow::Owned(message),
                 to: Some(Cow::Borrowed(recipient)),
             }
             .to_json(),

@@ -76,10 +76,22 @@ impl Harness {
         out
     }
 
+    /// Sends a `join` without a key on `conn`, which must be connected
+    /// already, and returns the outputs.
+    fn send_join_unkeyed(&mut self, conn: ConnId, room: &str, nick: &str) -> Vec<Output> {
+        self.send(conn, json!({"type":"join","v":2,"room":room,"nick":nick}))
+    }
+
+    /// Connects `conn` and asks to join as `nick` (without a key); returns
+    /// the outputs, whatever the answer.
+    fn try_join(&mut self, conn: ConnId, room: &str, nick: &str) -> Vec<Output> {
+        self.connect(conn);
+        self.send_join_unkeyed(conn, room, nick)
+    }
+
     /// Connects `conn` and joins it as `nick`; returns its peer id.
     fn join(&mut self, conn: ConnId, room: &str, nick: &str) -> String {
-        self.connect(conn);
-        let out = self.send(conn, json!({"type":"join","v":2,"room":room,"nick":nick}));
+        let out = self.try_join(conn, room, nick);
         let joined = frames_to(&out, conn);
         assert_eq!(joined[0]["type"], "joined", "{joined:?}");
         joined[0]["you"]["id"].as_str().unwrap().to_owned()
@@ -108,8 +120,7 @@ fn error_code(out: &[Output], conn: ConnId) -> String {
 fn join_announces_members_both_ways() {
     let mut h = Harness::new(HubConfig::default());
     let a = h.join(1, ROOM, "alice");
-    h.connect(2);
-    let out = h.send(2, json!({"type":"join","v":2,"room":ROOM,"nick":"bob"}));
+    let out = h.try_join(2, ROOM, "bob");
 
     let to_bob = frames_to(&out, 2);
     assert_eq!(to_bob.len(), 1);
@@ -139,8 +150,7 @@ fn join_announces_members_both_ways() {
 fn members_are_listed_in_join_order() {
     let mut h = Harness::new(HubConfig::default());
     let ids: Vec<String> = (1..=5).map(|i| h.join(i, ROOM, &format!("n{i}"))).collect();
-    h.connect(9);
-    let out = h.send(9, json!({"type":"join","v":2,"room":ROOM,"nick":"last"}));
+    let out = h.try_join(9, ROOM, "last");
     let listed: Vec<String> = frames_to(&out, 9)[0]["members"]
         .as_array()
         .unwrap()
@@ -171,13 +181,12 @@ fn leaving_tells_the_others_and_empty_rooms_vanish() {
 fn nicknames_are_unique_per_room_ignoring_case() {
     let mut h = Harness::new(HubConfig::default());
     h.join(1, ROOM, "Alice");
-    h.connect(2);
-    let out = h.send(2, json!({"type":"join","v":2,"room":ROOM,"nick":"aLICE"}));
+    let out = h.try_join(2, ROOM, "aLICE");
     assert_eq!(error_code(&out, 2), "nick_taken");
     assert!(!h.hub.is_joined(2));
     // The same nickname in another room is fine, and so is another one here.
     h.join(3, OTHER_ROOM, "alice");
-    let out = h.send(2, json!({"type":"join","v":2,"room":ROOM,"nick":"alice2"}));
+    let out = h.send_join_unkeyed(2, ROOM, "alice2");
     assert_eq!(frames_to(&out, 2)[0]["type"], "joined");
 }
 
@@ -189,11 +198,10 @@ fn a_full_room_refuses_and_frees_a_place_on_leave() {
     });
     h.join(1, ROOM, "a");
     h.join(2, ROOM, "b");
-    h.connect(3);
-    let out = h.send(3, json!({"type":"join","v":2,"room":ROOM,"nick":"c"}));
+    let out = h.try_join(3, ROOM, "c");
     assert_eq!(error_code(&out, 3), "room_full");
     h.hub.disconnect(1, Departure::Lost, h.now, &mut Vec::new());
-    let out = h.send(3, json!({"type":"join","v":2,"room":ROOM,"nick":"c"}));
+    let out = h.send_join_unkeyed(3, ROOM, "c");
     assert_eq!(frames_to(&out, 3)[0]["type"], "joined");
 }
 
@@ -276,10 +284,7 @@ fn signalling_before_joining_is_refused() {
 fn joining_twice_is_refused() {
     let mut h = Harness::new(HubConfig::default());
     h.join(1, ROOM, "alice");
-    let out = h.send(
-        1,
-        json!({"type":"join","v":2,"room":OTHER_ROOM,"nick":"alice"}),
-    );
+    let out = h.send_join_unkeyed(1, OTHER_ROOM, "alice");
     assert_eq!(error_code(&out, 1), "already_joined");
     assert_eq!(h.hub.stats().rooms, 1);
 }
@@ -436,8 +441,7 @@ fn ice_servers_are_handed_out_on_join() {
         ice: Arc::new(vec![ice]),
         ..HubConfig::default()
     });
-    h.connect(1);
-    let out = h.send(1, json!({"type":"join","v":2,"room":ROOM,"nick":"alice"}));
+    let out = h.try_join(1, ROOM, "alice");
     assert_eq!(
         frames_to(&out, 1)[0]["ice_servers"],
         json!([{"urls":["stun:stun.example.org:3478"]}])
@@ -465,8 +469,7 @@ fn each_member_gets_its_own_turn_credentials() {
         ..HubConfig::default()
     });
     for (conn, nick) in [(1, "alice"), (2, "bob")] {
-        h.connect(conn);
-        let out = h.send(conn, json!({"type":"join","v":2,"room":ROOM,"nick":nick}));
+        let out = h.try_join(conn, ROOM, nick);
         let joined = &frames_to(&out, conn)[0];
         let id = joined["you"]["id"].as_str().unwrap();
         assert_eq!(
@@ -743,22 +746,20 @@ fn signals_to_an_away_member_are_refused() {
 fn an_away_member_keeps_its_nickname_and_is_listed() {
     let (mut h, a, b) = alice_and_bob();
     h.lose(1);
-    h.connect(3);
-    let out = h.send(3, json!({"type":"join","v":2,"room":ROOM,"nick":"ALICE"}));
+    let out = h.try_join(3, ROOM, "ALICE");
     assert_eq!(error_code(&out, 3), "nick_taken");
     // Someone else with a key cannot take it either.
     let out = h.send_join(3, ROOM, "alice", KEY_B);
     assert_eq!(error_code(&out, 3), "nick_taken");
     // A newcomer sees the away member in the list.
-    let out = h.send(3, json!({"type":"join","v":2,"room":ROOM,"nick":"carol"}));
+    let out = h.send_join_unkeyed(3, ROOM, "carol");
     assert_eq!(
         frames_to(&out, 3)[0]["members"],
         json!([{"id": a, "nick": "alice"}, {"id": b, "nick": "bob"}])
     );
     // Once the grace period is over the nickname is free.
     h.advance(GRACE);
-    h.connect(4);
-    let out = h.send(4, json!({"type":"join","v":2,"room":ROOM,"nick":"Alice"}));
+    let out = h.try_join(4, ROOM, "Alice");
     assert_eq!(frames_to(&out, 4)[0]["type"], "joined");
 }
 
@@ -771,8 +772,7 @@ fn away_members_count_toward_capacity_and_may_always_resume() {
     h.join_keyed(1, ROOM, "alice", KEY_A);
     h.join(2, ROOM, "bob");
     h.lose(1);
-    h.connect(3);
-    let out = h.send(3, json!({"type":"join","v":2,"room":ROOM,"nick":"carol"}));
+    let out = h.try_join(3, ROOM, "carol");
     assert_eq!(error_code(&out, 3), "room_full");
     // Alice comes back although the room is full: her place was kept.
     h.connect(4);
@@ -803,10 +803,9 @@ fn a_member_resuming_under_a_new_nickname_is_announced_again() {
         vec![json!({"type":"peer_joined","peer":{"id":a,"nick":"alicia"}})]
     );
     // The old nickname is free, the new one taken.
-    h.connect(4);
-    let out = h.send(4, json!({"type":"join","v":2,"room":ROOM,"nick":"ALICIA"}));
+    let out = h.try_join(4, ROOM, "ALICIA");
     assert_eq!(error_code(&out, 4), "nick_taken");
-    let out = h.send(4, json!({"type":"join","v":2,"room":ROOM,"nick":"alice"}));
+    let out = h.send_join_unkeyed(4, ROOM, "alice");
     assert_eq!(
         frames_to(&out, 4)[0]["members"],
         json!([{"id": a, "nick": "alicia"}, {"id": b, "nick": "bob"}])
@@ -1193,14 +1192,12 @@ fn a_rename_answers_the_member_and_tells_the_others() {
     assert!(frames_to(&out, 3).is_empty(), "another room hears nothing");
     assert_eq!(h.hub.tally().renames, 1);
     // The old nickname is free again, the new one is taken.
-    h.connect(4);
-    let out = h.send(4, json!({"type":"join","v":2,"room":ROOM,"nick":"ALLY"}));
+    let out = h.try_join(4, ROOM, "ALLY");
     assert_eq!(error_code(&out, 4), "nick_taken");
-    let out = h.send(4, json!({"type":"join","v":2,"room":ROOM,"nick":"alice"}));
+    let out = h.send_join_unkeyed(4, ROOM, "alice");
     assert_eq!(frames_to(&out, 4)[0]["type"], "joined");
     // A newcomer finds the member under its new nickname.
-    h.connect(5);
-    let out = h.send(5, json!({"type":"join","v":2,"room":ROOM,"nick":"dan"}));
+    let out = h.try_join(5, ROOM, "dan");
     let listed = &frames_to(&out, 5)[0]["members"];
     assert!(
         listed

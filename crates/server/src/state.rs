@@ -741,6 +741,36 @@ impl Backlog for Queues<'_> {
     }
 }
 
+/// Queues `frame` for `to`, if it is still connected. False when `to`'s
+/// queue is past its hard limit: the client does not read, what waited for
+/// it is dropped ([`Outbox::overflowed`]), and the caller closes it as a
+/// slow consumer (those last words go whatever their size).
+pub(crate) fn queue_frame(
+    conns: &HashMap<ConnId, Arc<Outbox>>,
+    to: ConnId,
+    frame: Frame,
+    from: Option<ConnId>,
+) -> bool {
+    let Some(outbox) = conns.get(&to) else {
+        return true;
+    };
+    if outbox.push(Outbound::Frame(frame), from, false) {
+        return true;
+    }
+    tracing::info!(conn = to, "disconnecting a client too slow to read");
+    outbox.overflowed();
+    false
+}
+
+/// Queues the close of a connection the server has forgotten (whatever
+/// its size) as the last thing it sends.
+pub(crate) fn queue_close(conns: &mut HashMap<ConnId, Arc<Outbox>>, conn: ConnId, close: Outbound) {
+    if let Some(outbox) = conns.remove(&conn) {
+        outbox.push(close, None, true);
+        outbox.close();
+    }
+}
+
 impl Shared {
     /// Queues the hub's output on the connections. A connection whose queue
     /// is past its hard limit does not read: the hub closes it as a slow
@@ -753,11 +783,7 @@ impl Shared {
             for output in out.drain(..) {
                 match output {
                     Output::Send { to, frame, from } => {
-                        let Some(outbox) = self.conns.get(&to) else {
-                            continue;
-                        };
-                        if !outbox.push(Outbound::Frame(frame), from, false) {
-                            tracing::info!(conn = to, "disconnecting a client too slow to read");
+                        if !queue_frame(&self.conns, to, frame, from) {
                             cut_off += 1;
                             self.hub.close(
                                 to,
@@ -766,25 +792,18 @@ impl Shared {
                                 Instant::now(),
                                 &mut more,
                             );
-                            if let Some(outbox) = self.conns.get(&to) {
-                                outbox.overflowed();
-                            }
                         }
                     }
-                    Output::Close { conn, reason } => self.close(conn, Some(reason)),
-                    Output::CloseNormally { conn } => self.close(conn, None),
+                    Output::Close { conn, reason } => {
+                        queue_close(&mut self.conns, conn, Outbound::Close(Some(reason)));
+                    }
+                    Output::CloseNormally { conn } => {
+                        queue_close(&mut self.conns, conn, Outbound::Close(None));
+                    }
                 }
             }
             std::mem::swap(&mut out, &mut more);
         }
         cut_off
-    }
-
-    /// Queues the close of a connection the hub has forgotten.
-    fn close(&mut self, conn: ConnId, reason: Option<ErrorCode>) {
-        if let Some(outbox) = self.conns.remove(&conn) {
-            outbox.push(Outbound::Close(reason), None, true);
-            outbox.close();
-        }
     }
 }

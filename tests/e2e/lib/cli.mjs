@@ -5,6 +5,19 @@ import { createInterface } from 'node:readline';
 
 import { WAIT_MS } from './harness.mjs';
 
+/**
+ * A line of `--json` output as its event, or null for a line that is not
+ * JSON.
+ * @param {string} line
+ */
+export function json(line) {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return null;
+  }
+}
+
 export class LineClient {
   /**
    * @param {string} name for messages

@@ -2,6 +2,7 @@
 //! 127.0.0.1:0, engine options, waiting for events.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,21 +19,26 @@ struct Flags {
     serve: ServeArgs,
 }
 
-pub async fn server() -> (String, oneshot::Sender<()>) {
+/// Starts a server on 127.0.0.1:0 (no TURN): its address, its state, and
+/// a stopper (dropping it stops the server too).
+pub async fn serve() -> (SocketAddr, AppState, oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = Flags::parse_from(["peerchat", "--no-turn"])
         .serve
         .into_config()
         .unwrap();
+    let state = AppState::new(config);
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(peerchat_server::run(
-        listener,
-        AppState::new(config),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    tokio::spawn(peerchat_server::run(listener, state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    (addr, state, stop)
+}
+
+/// Starts a server; returns its `ws://` URL and a stopper.
+pub async fn server() -> (String, oneshot::Sender<()>) {
+    let (addr, _, stop) = serve().await;
     (format!("ws://{addr}/ws"), stop)
 }
 
@@ -71,6 +77,11 @@ pub async fn expect<T>(
     })
     .await
     .expect("the expected event in time")
+}
+
+/// The first event `pick` accepts, skipping (and forgetting) others.
+pub async fn first<T>(events: &mut Events, pick: impl FnMut(&Event) -> Option<T>) -> T {
+    expect(events, &mut Vec::new(), pick).await
 }
 
 pub async fn joined(events: &mut Events, seen: &mut Vec<Event>) -> Peer {

@@ -12,7 +12,7 @@ use peerchat_peerjs::{Close, ConnId, Output, Params, PeerjsError, Server, Stats}
 use peerchat_rooms::Backlog;
 use tokio::sync::Notify;
 
-use crate::state::{Outbound, Outbox, Queues};
+use crate::state::{Outbound, Outbox, Queues, queue_close, queue_frame};
 
 /// The PeerJS server and its connections.
 #[derive(Debug)]
@@ -184,15 +184,7 @@ impl Shared {
             for output in out.drain(..) {
                 match output {
                     Output::Send { to, frame, from } => {
-                        let Some(outbox) = self.conns.get(&to) else {
-                            continue;
-                        };
-                        if !outbox.push(Outbound::Frame(frame), from, false) {
-                            tracing::info!(
-                                conn = to,
-                                "disconnecting a PeerJS client too slow to read"
-                            );
-                            outbox.overflowed();
+                        if !queue_frame(&self.conns, to, frame, from) {
                             cut_off += 1;
                             self.server.reject(to, PeerjsError::SlowConsumer, &mut more);
                         }
@@ -203,14 +195,11 @@ impl Shared {
                             reason = reason.as_str(),
                             "closing a PeerJS connection"
                         );
-                        if let Some(outbox) = self.conns.remove(&conn) {
-                            let close = Outbound::Shut {
-                                code: close_code(&reason),
-                                reason: reason.as_str(),
-                            };
-                            outbox.push(close, None, true);
-                            outbox.close();
-                        }
+                        let close = Outbound::Shut {
+                            code: close_code(&reason),
+                            reason: reason.as_str(),
+                        };
+                        queue_close(&mut self.conns, conn, close);
                     }
                 }
             }
