@@ -8,7 +8,11 @@
 // table and writes JSON.
 //
 // usage: node bench/files.mjs [--quick] [--size MIB] [--out FILE]
-// (PROFILE=1 also prints where each page spent its time meanwhile.)
+// (PROFILE=1 also prints where each page and the receiving page's file
+// worker spent their time meanwhile, and the CPU time per MiB of every
+// thread of the browser's processes during the blast and the file: on a
+// machine loaded by other work, the CPU a MiB costs is what bounds it.)
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -23,6 +27,82 @@ const out = arg('--out') ?? path.join(ROOT, 'target', 'bench', 'files.json');
 const MIB = 1024 * 1024;
 const SIZE = Number(arg('--size') ?? (quick ? 12 : 200)) * MIB;
 const BLAST = Math.min(SIZE, (quick ? 12 : 100) * MIB);
+
+/**
+ * CPU time (clock ticks) of every thread of this process's children (the
+ * browser and the server), by process kind and thread name.
+ */
+function threadTicks() {
+  /** @type {Map<number, number>} */
+  const parent = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const ours = new Set([process.pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, ppid] of parent) {
+      if (!ours.has(pid) && ours.has(ppid)) {
+        ours.add(pid);
+        grew = true;
+      }
+    }
+  }
+  /** @type {Map<string, number>} */
+  const ticks = new Map();
+  for (const pid of ours) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const kind = cmd.includes('chrom') ? (/--type=([a-z-]+)/.exec(cmd)?.[1] ?? 'browser') + (cmd.includes('--type=renderer') ? ` ${pid}` : '') : path.basename(cmd.split('\0')[0]);
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')).replace(/\d+$/, '');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        const key = `${kind}: ${name}`;
+        ticks.set(key, (ticks.get(key) ?? 0) + Number(f[11]) + Number(f[12]));
+      }
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return ticks;
+}
+
+/**
+ * Prints the CPU time per MiB spent since `before`, in all and by thread.
+ * @param {string} label
+ * @param {Map<string, number>} before
+ * @param {number} mib
+ */
+function cpuPerMiB(label, before, mib) {
+  const rows = [...threadTicks()].map(([k, v]) => /** @type {[string, number]} */ ([k, v - (before.get(k) ?? 0)])).filter(([, v]) => v > 0);
+  rows.sort((a, b) => b[1] - a[1]);
+  const ms = (/** @type {number} */ t) => ((t * 10) / mib).toFixed(1);
+  console.log(`${label}: CPU ${ms(rows.reduce((n, [, v]) => n + v, 0))} ms per MiB`);
+  for (const [k, v] of rows.slice(0, 12)) console.log(`  ${ms(v).padStart(6)} ${k}`);
+}
+
+/**
+ * Prints where a DevTools CPU profile's time went (self time, top 15).
+ * @param {string} label
+ * @param {any} prof
+ */
+function printProfile(label, prof) {
+  const self = new Map();
+  const byId = new Map(prof.nodes.map((/** @type {any} */ n) => [n.id, n]));
+  prof.samples.forEach((/** @type {number} */ id, /** @type {number} */ k) => {
+    const n = byId.get(id);
+    const key = `${n.callFrame.functionName || '(anon)'} ${n.callFrame.url.split('/').pop()}:${n.callFrame.lineNumber}`;
+    self.set(key, (self.get(key) ?? 0) + (prof.timeDeltas[k] ?? 0));
+  });
+  console.log(label, [...self].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `${(v / 1000).toFixed(0)}ms ${k}`).join('\n'));
+}
 
 /** @param {number[]} xs @param {number} q */
 function quantile(xs, q) {
@@ -60,6 +140,7 @@ try {
       });
     });
   });
+  const blastTicks = process.env.PROFILE ? threadTicks() : null;
   const blastMiBs = await alice.evaluate(async (total) => {
     const files = /** @type {any} */ (window).peerchatFiles;
     const link = [...files.room.members.values()][0].link;
@@ -83,6 +164,8 @@ try {
     ch.close();
     return total / (1024 * 1024) / seconds;
   }, BLAST);
+
+  if (blastTicks) cpuPerMiB('blast', blastTicks, BLAST / MIB);
 
   // Chat latency: alice's messages, timed at bob's page (the two pages
   // share a clock), first with nothing else going on, then while the file
@@ -142,6 +225,37 @@ try {
     await c.send('Profiler.start');
     return c;
   })) : null;
+  // The receiving page's file worker, profiled from when it starts (at the
+  // Accept): through the page's DevTools session, attached to it.
+  const worker = {
+    /** @type {string | null} */ session: null,
+    next: 1,
+    /** @type {Map<number, (m: any) => void>} */ waiting: new Map(),
+    /** @param {string} method */
+    send(method) {
+      const id = this.next++;
+      const message = JSON.stringify({ id, method, params: {} });
+      return new Promise((resolve) => {
+        this.waiting.set(id, resolve);
+        void /** @type {import('playwright-core').CDPSession} */ (workerCdp).send('Target.sendMessageToTarget', { sessionId: /** @type {string} */ (this.session), message });
+      });
+    },
+  };
+  const workerCdp = profile ? await bob.context().newCDPSession(bob) : null;
+  if (workerCdp) {
+    workerCdp.on('Target.receivedMessageFromTarget', (e) => {
+      const m = JSON.parse(e.message);
+      worker.waiting.get(m.id)?.(m);
+      worker.waiting.delete(m.id);
+    });
+    workerCdp.on('Target.attachedToTarget', (e) => {
+      if (e.targetInfo.type !== 'worker' || worker.session) return;
+      worker.session = e.sessionId;
+      void worker.send('Profiler.enable').then(() => worker.send('Profiler.start'));
+    });
+    await workerCdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  }
+  const fileTicks = process.env.PROFILE ? threadTicks() : null;
   const started = Date.now();
   await card.getByRole('button', { name: 'Accept big.bin' }).click();
 
@@ -161,19 +275,10 @@ try {
   })();
   await card.getByText('Received and checked').waitFor({ timeout: 600_000 });
   const seconds = (Date.now() - started) / 1000;
+  if (fileTicks) cpuPerMiB('file', fileTicks, SIZE / MIB);
   if (profile) {
-    for (const [i, c] of profile.entries()) {
-      const { profile: prof } = await c.send('Profiler.stop');
-      const self = new Map();
-      const dt = prof.timeDeltas;
-      const byId = new Map(prof.nodes.map((n) => [n.id, n]));
-      prof.samples.forEach((id, k) => {
-        const n = byId.get(id);
-        const key = `${n.callFrame.functionName || '(anon)'} ${n.callFrame.url.split('/').pop()}:${n.callFrame.lineNumber}`;
-        self.set(key, (self.get(key) ?? 0) + (dt[k] ?? 0));
-      });
-      console.log(i === 0 ? 'bob' : 'alice', [...self].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `${(v / 1000).toFixed(0)}ms ${k}`).join('\n'));
-    }
+    for (const [i, c] of profile.entries()) printProfile(i === 0 ? 'bob' : 'alice', (await c.send('Profiler.stop')).profile);
+    if (worker.session) printProfile("bob's file worker", (await worker.send('Profiler.stop')).result.profile);
   }
   complete = true;
   sending = false;

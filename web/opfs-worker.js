@@ -8,6 +8,14 @@
  * It also keeps the SHA-256 of each file being received, off the page's
  * thread: `hash` feeds it the bytes written at `offset`, `len` (in order
  * from 0; offset 0 starts afresh), `digest` ends it and answers the hex.
+ * The hash is `hash-wasm`'s SHA-256, in WebAssembly (vendored): WebCrypto's
+ * `digest` is not incremental, and the pure-JS SHA-256 took several times
+ * as long (most of this worker's time during a transfer). This script's
+ * own response carries `'wasm-unsafe-eval'` in its Content-Security-Policy
+ * (the server's `assets.rs`); the pages' does not. The bytes of the last
+ * write to a file are kept until the next one: the page asks to hash a
+ * piece right after writing it, and reading it back cost as much as
+ * writing it.
  *
  * Requests: `{id, op: 'write', name, offset, data}`, `{id, op: 'read',
  * name, offset, len}`, `{id, op: 'hash', name, offset, len}`, `{id, op:
@@ -16,15 +24,54 @@
  * error?}` in order.
  */
 
-import { sha256 } from './vendor/noble-hashes/sha2.js';
+// The package's browser build of SHA-256 alone, unchanged: loaded as a
+// module, it puts its functions on `globalThis.hashwasm` (typed in the
+// `.d.ts` beside it).
+import './vendor/hash-wasm/sha256.umd.min.js';
+import { sha256 as nobleSha256 } from './vendor/noble-hashes/sha2.js';
 
-/** @type {Map<string, {hasher: ReturnType<typeof sha256.create>, next: number}>} */
+/**
+ * @typedef {{update: (data: Uint8Array) => unknown, digest: () => string}} Hasher
+ */
+
+/** @type {Promise<boolean> | null} whether WebAssembly may be compiled here */
+let wasm = null;
+
+/**
+ * A new incremental SHA-256: `hash-wasm`'s, or, where the browser does not
+ * let this worker compile WebAssembly (one that rules a worker by its
+ * page's policy), the pure-JS one, slower and the same.
+ * @returns {Promise<Hasher>}
+ */
+async function createSha256() {
+  const { createSHA256 } = globalThis.hashwasm;
+  wasm ??= createSHA256().then(
+    () => true,
+    (/** @type {unknown} */ e) => {
+      console.warn('peerchat: WebAssembly is refused here; hashing received files in JavaScript', e);
+      return false;
+    },
+  );
+  if (await wasm) {
+    const h = await createSHA256();
+    return { update: (data) => h.update(data), digest: () => h.digest('hex') };
+  }
+  const h = nobleSha256.create();
+  return {
+    update: (data) => h.update(data),
+    digest: () => Array.from(h.digest(), (b) => b.toString(16).padStart(2, '0')).join(''),
+  };
+}
+
+/** @type {Map<string, {hasher: Hasher, next: number}>} */
 const hashes = new Map();
 /** Bytes read at a time to hash. */
 const HASH_READ = 1024 * 1024;
 
 /** @type {Map<string, FileSystemSyncAccessHandle>} */
 const handles = new Map();
+/** @type {Map<string, {offset: number, data: Uint8Array}>} the last write to each file */
+const lastWrites = new Map();
 /** @type {FileSystemDirectoryHandle | null} */
 let dir = null;
 
@@ -57,8 +104,10 @@ async function run(req) {
     case 'write': {
       const h = await handle(req.name);
       const data = /** @type {Uint8Array} */ (req.data);
+      const offset = req.offset ?? 0;
       let at = 0;
-      while (at < data.length) at += h.write(data.subarray(at), { at: (req.offset ?? 0) + at });
+      while (at < data.length) at += h.write(data.subarray(at), { at: offset + at });
+      lastWrites.set(req.name, { offset, data });
       return data.length;
     }
     case 'read': {
@@ -71,13 +120,26 @@ async function run(req) {
       const h = await handle(req.name);
       const offset = req.offset ?? 0;
       const len = req.len ?? 0;
-      if (offset === 0) hashes.set(req.name, { hasher: sha256.create(), next: 0 });
+      if (offset === 0) hashes.set(req.name, { hasher: await createSha256(), next: 0 });
       const whole = hashes.get(req.name);
       if (!whole || whole.next !== offset) throw new Error(`hash out of order at ${offset}`);
-      const buf = new Uint8Array(Math.min(HASH_READ, Math.max(len, 1)));
-      for (let at = 0; at < len; ) {
-        const n = h.read(buf.subarray(0, Math.min(buf.length, len - at)), { at: offset + at });
-        if (n === 0) throw new Error(`short read at ${offset + at}`);
+      // What the last write held is hashed from memory; anything else is
+      // read back from the file.
+      const last = lastWrites.get(req.name);
+      /** @type {Uint8Array | null} */
+      let buf = null;
+      const end = offset + len;
+      for (let at = offset; at < end; ) {
+        if (last && at >= last.offset && at < last.offset + last.data.length) {
+          const upto = Math.min(end, last.offset + last.data.length);
+          whole.hasher.update(last.data.subarray(at - last.offset, upto - last.offset));
+          at = upto;
+          continue;
+        }
+        const upto = Math.min(end, last && last.offset > at ? last.offset : end, at + HASH_READ);
+        buf ??= new Uint8Array(HASH_READ);
+        const n = h.read(buf.subarray(0, upto - at), { at });
+        if (n === 0) throw new Error(`short read at ${at}`);
         whole.hasher.update(buf.subarray(0, n));
         at += n;
       }
@@ -87,15 +149,13 @@ async function run(req) {
     case 'digest': {
       const whole = hashes.get(req.name);
       hashes.delete(req.name);
-      const bytes = whole ? whole.hasher.digest() : sha256(new Uint8Array(0));
-      let out = '';
-      for (const b of bytes) out += b.toString(16).padStart(2, '0');
-      return out;
+      return (whole ? whole.hasher : await createSha256()).digest();
     }
     case 'size':
       return (await handle(req.name)).getSize();
     case 'close': {
       const h = handles.get(req.name);
+      lastWrites.delete(req.name);
       if (h) {
         h.flush();
         h.close();
@@ -105,6 +165,7 @@ async function run(req) {
     }
     case 'remove': {
       hashes.delete(req.name);
+      lastWrites.delete(req.name);
       handles.get(req.name)?.close();
       handles.delete(req.name);
       dir ??= await (await navigator.storage.getDirectory()).getDirectoryHandle('peerchat-files', { create: true });

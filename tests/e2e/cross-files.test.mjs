@@ -242,7 +242,8 @@ test('a page receiving from a terminal resumes after a reload, and a page that c
     return now > 0 ? now : null;
   });
   assert.ok(Number(resumedAt) >= 2 * 1024 * 1024, `resumed from what was kept (${resumedAt} bytes)`);
-  assert.equal(sha256((await save(alice, 'long.bin')).bytes), sha256(bytesOf(size, 10)));
+  // The debug build of the terminal sends at 1–3 MiB/s on a busy machine.
+  assert.equal(sha256((await save(alice, 'long.bin', 90_000)).bytes), sha256(bytesOf(size, 10)));
   await alice.getByRole('button', { name: /^Private message with bob.*1 unread/ }).click();
   await waitForMessage(alice, 'while you were away', 'bob');
   await alice.getByRole('button', { name: '← Room' }).click();

@@ -29,6 +29,11 @@ test('files of every awkward size and name arrive intact, by drop and by the Att
   const url = new URL(alice.url());
   const link = `${url.origin}${url.pathname}?testhooks#${url.hash.slice(1)}`;
   const bob = await enter(browser, server.url, link, 'bob');
+  /** @type {string[]} */
+  const noWasm = [];
+  bob.on('console', (m) => {
+    if (/WebAssembly is refused/.test(m.text())) noWasm.push(m.text());
+  });
   await waitForMembers(alice, ['bob']);
   await waitForMembers(bob, ['alice']);
 
@@ -51,6 +56,17 @@ test('files of every awkward size and name arrive intact, by drop and by the Att
   }
   // The sender sees bob has them all.
   await card(alice, 'invoicegpj.exe').getByText('bob 100%').waitFor();
+  // The worker that wrote them hashed them with its WebAssembly SHA-256
+  // (its script's policy allows that); the page itself may not compile
+  // WebAssembly.
+  assert.deepEqual(noWasm, [], 'the worker compiled WebAssembly');
+  const pageWasm = await bob.evaluate(() =>
+    WebAssembly.compile(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0])).then(
+      () => 'compiled',
+      (e) => String(e),
+    ),
+  );
+  assert.match(pageWasm, /Content Security Policy/, 'the page refuses WebAssembly');
 
   // An image shows as one (recognised by its content); an SVG never does.
   await drop(alice, '#room-view', [

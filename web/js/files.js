@@ -25,6 +25,7 @@ import {
   offerOf,
   parseControl,
   PieceParts,
+  pieceLen,
   Receiver,
   Sender,
   showsAsImage,
@@ -42,10 +43,17 @@ import { randomId } from './protocol.js';
  *   a file we can serve: `party` the other member of a private offer (only
  *   it may fetch it), null for the room's
  * @typedef {{meta: FileMeta, author: string, party: string | null, receiver: Receiver,
- *   channels: Map<string, RTCDataChannel>, timer: ReturnType<typeof setTimeout> | undefined,
- *   rate: {at: number, bytes: number, perSecond: number}, preview: boolean | null, writes: Promise<unknown>}} Fetch
+ *   channels: Map<string, RTCDataChannel>, timer: ReturnType<typeof setTimeout> | undefined, due: number | null,
+ *   saving: ReturnType<typeof setTimeout> | undefined,
+ *   rate: {at: number, bytes: number, perSecond: number}, preview: boolean | null, writes: Promise<unknown>,
+ *   batch: {offset: number, bytes: Uint8Array, len: number} | null, wholes: {offset: number, len: number}[]}} Fetch
+ *   `batch`: parts received, gathered for one write; `wholes`: what the
+ *   worker is to hash for the whole file once that write is asked for
  * @typedef {{peer: string, fid: string, channel: RTCDataChannel, sender: Sender | null,
- *   timer: ReturnType<typeof setTimeout> | undefined, reads: Promise<unknown>}} Serving
+ *   timer: ReturnType<typeof setTimeout> | undefined, due: number | null, reads: Promise<unknown>,
+ *   ahead: Map<number, Promise<Read>>}} Serving
+ *   `ahead`: the reads begun of the pieces asked for next, by offset
+ * @typedef {{bytes: Uint8Array, digest: Uint8Array}} Read
  */
 
 /**
@@ -58,13 +66,65 @@ import { randomId } from './protocol.js';
 const SENDER_CONFIG = { highWater: 256 * 1024, lowWater: 64 * 1024 };
 /**
  * How much a receiver asks for at a time from one holder (the protocol's
- * most is 4 MiB): what it asked for and has not handled waits in the page's
- * queue ahead of chat messages, so a page that hashes more slowly than the
- * link delivers keeps that queue short (512 KiB: chat p95 about 100 ms
- * during a transfer on the bench machine, at the same throughput as 4 MiB;
- * 256 KiB, one piece, costs a fifth of it).
+ * most is 4 MiB), counting what it received and has not written yet: it
+ * must cover what arrives while a request goes to the holder and while a
+ * write (up to {@link WRITE_BATCH}) is done, or the link waits (512 KiB,
+ * two pieces, left it idle most of the time on the bench machine). More
+ * holds chat messages behind file data in the receiving page's queue:
+ * 4 MiB took the chat p95 past 100 ms there, 2 MiB kept it near 70 ms at
+ * the same throughput.
  */
-const RECEIVER_WINDOW = 512 * 1024;
+const RECEIVER_WINDOW = 2048 * 1024;
+
+/** Most bytes of a file we serve read at a time (see `readAhead`). */
+const READ_BLOCK = 1024 * 1024;
+/** Most bytes of a received file gathered for one write (see `gather`). */
+const WRITE_BATCH = 1024 * 1024;
+
+/**
+ * How often the page hears of a transfer's progress at most: each data
+ * message changes it, and drawing it each time kept both pages' threads
+ * busy (the card, the layout, the compositor) for nothing anyone can read.
+ */
+const PROGRESS_MS = 200;
+/**
+ * How often at most a transfer's progress is kept on the device while it
+ * runs (`localStorage` is synchronous; once per piece cost the receiving
+ * page more than a millisecond each). A reload loses at most that much:
+ * what was kept is read back and checked before it counts anyway.
+ */
+const KEEP_MS = 1000;
+
+/**
+ * Arms `t`'s timer to call `fire` at `due` (null: nothing due). A timer
+ * already set no later is left alone: the machines' deadlines move with
+ * every message, and their `handleTimeout` does nothing before one is
+ * reached, so an early call only arms the next.
+ * @param {{timer: ReturnType<typeof setTimeout> | undefined, due: number | null}} t
+ * @param {number | null} due
+ * @param {() => void} fire
+ */
+function arm(t, due, fire) {
+  if (due !== null && t.due !== null && t.due <= due) return;
+  clearTimeout(t.timer);
+  t.timer = undefined;
+  t.due = due;
+  if (due === null) return;
+  t.timer = setTimeout(() => {
+    t.timer = undefined;
+    t.due = null;
+    fire();
+  }, Math.max(0, due - Date.now()));
+}
+
+/**
+ * Whether a receiver asked for bytes that have not arrived.
+ * @param {Receiver} receiver
+ */
+function onItsWay(receiver) {
+  for (const source of receiver.sources.values()) if (source.outstanding > 0) return true;
+  return false;
+}
 
 /** Where a transfer's progress is kept between page loads. */
 const SAVED_PREFIX = 'peerchat.file.';
@@ -129,6 +189,8 @@ export class Files extends EventTarget {
     this.sent = new Map();
     /** @type {Map<string, string>} the object URLs made, by fid */
     this.urls = new Map();
+    /** @type {Map<string, ReturnType<typeof setTimeout>>} progress to tell, by fid */
+    this.progressing = new Map();
     /** Test hook: corrupt the next piece received (a byte flipped). */
     this.corruptNext = false;
     /** @type {WeakSet<Fetch>} fetches stopped by a clear: what they still get is dropped */
@@ -229,9 +291,13 @@ export class Files extends EventTarget {
       receiver,
       channels: new Map(),
       timer: undefined,
+      due: null,
+      saving: undefined,
       rate: { at: Date.now(), bytes: receiver.progress().bytes, perSecond: 0 },
       preview: null,
       writes: Promise.resolve(),
+      batch: null,
+      wholes: [],
     };
     this.fetches.set(meta.fid, fetch);
     if (complete) {
@@ -364,31 +430,34 @@ export class Files extends EventTarget {
         fetch.channels.delete(a.close);
         ch?.close();
       } else if ('write' in a) {
-        const { offset, data } = a.write;
-        const len = data.length;
-        fetch.writes = this.diskOf()
-          .ask({ op: 'write', name: fid, offset, data })
-          .then(
-            () => this.carry(fetch, fetch.receiver.written(len, Date.now())),
-            (e) => console.warn('peerchat: could not write a received file', e),
-          );
+        this.gather(fetch, a.write.offset, a.write.data);
       } else if ('read' in a) {
         const { offset, len } = a.read;
+        this.flush(fetch);
         void this.diskOf()
           .ask({ op: 'read', name: fid, offset, len })
           .then((data) => this.carry(fetch, fetch.receiver.read(offset, data, Date.now())));
       } else if ('whole' in a) {
-        // The worker hashes the whole file from what it wrote, in order.
-        void this.diskOf()
-          .ask({ op: 'hash', name: fid, offset: a.whole.offset, len: a.whole.len })
-          .catch((e) => console.warn('peerchat: could not hash a received file', e));
+        // The worker hashes the whole file from what it wrote, in order:
+        // after the write of these bytes, if they are still gathered.
+        fetch.wholes.push(a.whole);
+        if (!fetch.batch) this.hashWholes(fetch);
       } else if ('whole_digest' in a) {
+        this.flush(fetch);
         void this.diskOf()
           .ask({ op: 'digest', name: fid })
           .then((digest) => this.carry(fetch, fetch.receiver.wholeDigest(digest, Date.now())))
           .catch((e) => console.warn('peerchat: could not hash a received file', e));
       } else if ('verified' in a) {
-        this.keepProgress(fetch, false);
+        fetch.saving ??= setTimeout(() => {
+          fetch.saving = undefined;
+          const st = fetch.receiver.state;
+          if (typeof st === 'string' ? st !== 'complete' : 'stalled' in st) this.keepProgress(fetch, false);
+        }, KEEP_MS);
+      } else if ('source_failed' in a) {
+        // What that holder sent of a piece it did not finish is written too,
+        // so that the machine's count of bytes not yet written comes down.
+        this.flush(fetch);
       } else if ('corrupt' in a) {
         console.warn(`peerchat: piece ${a.corrupt.piece} of ${fetch.meta.name} did not match its hash; fetching it again`);
       } else if ('state' in a) {
@@ -398,6 +467,8 @@ export class Files extends EventTarget {
         } else if (typeof a.state === 'object' && ('failed' in a.state || 'cancelled' in a.state)) {
           for (const ch of fetch.channels.values()) ch.close();
           fetch.channels.clear();
+          fetch.batch = null;
+          fetch.wholes = [];
           try {
             localStorage.removeItem(this.savedKey(fid));
           } catch {
@@ -407,15 +478,72 @@ export class Files extends EventTarget {
         }
       }
     }
+    // Nothing more on its way: what is gathered is written now.
+    if (fetch.batch && !onItsWay(fetch.receiver)) this.flush(fetch);
     const now = Date.now();
     if (now - fetch.rate.at >= 500) {
       const bytes = fetch.receiver.progress().bytes;
       fetch.rate = { at: now, bytes, perSecond: Math.max(0, ((bytes - fetch.rate.bytes) * 1000) / (now - fetch.rate.at)) };
     }
-    clearTimeout(fetch.timer);
-    const next = fetch.receiver.nextDeadline();
-    if (next !== null) fetch.timer = setTimeout(() => this.carry(fetch, fetch.receiver.handleTimeout(Date.now())), Math.max(0, next - now));
-    if (actions.length > 0) this.changed(fid);
+    arm(fetch, fetch.receiver.nextDeadline(), () => this.carry(fetch, fetch.receiver.handleTimeout(Date.now())));
+    if (actions.length > 0) this.changed(fid, actions.some((a) => 'state' in a));
+  }
+
+  /**
+   * Received bytes to write: gathered with the ones before them and written
+   * in one go, up to {@link WRITE_BATCH}, or sooner when the next do not
+   * follow on, nothing more is on its way, or the file must be read.
+   * @private
+   * @param {Fetch} fetch
+   * @param {number} offset
+   * @param {Uint8Array} data
+   */
+  gather(fetch, offset, data) {
+    let batch = fetch.batch;
+    if (batch && (batch.offset + batch.len !== offset || batch.len + data.length > batch.bytes.length)) {
+      this.flush(fetch);
+      batch = null;
+    }
+    if (!batch) {
+      batch = { offset, bytes: new Uint8Array(Math.max(data.length, Math.min(WRITE_BATCH, fetch.meta.size - offset))), len: 0 };
+      fetch.batch = batch;
+    }
+    batch.bytes.set(data, batch.len);
+    batch.len += data.length;
+    if (batch.len === batch.bytes.length) this.flush(fetch);
+  }
+
+  /**
+   * Writes what was gathered (the machine is told when it is done), then
+   * asks the worker to hash for the whole file what waited for that write.
+   * @private
+   * @param {Fetch} fetch
+   */
+  flush(fetch) {
+    const batch = fetch.batch;
+    if (!batch) return;
+    fetch.batch = null;
+    const { offset, len } = batch;
+    fetch.writes = this.diskOf()
+      .ask({ op: 'write', name: fetch.meta.fid, offset, data: batch.bytes.subarray(0, len) })
+      .then(
+        () => this.carry(fetch, fetch.receiver.written(len, Date.now())),
+        (e) => console.warn('peerchat: could not write a received file', e),
+      );
+    this.hashWholes(fetch);
+  }
+
+  /**
+   * Asks the worker to hash, for the whole file, the pieces that wait.
+   * @private
+   * @param {Fetch} fetch
+   */
+  hashWholes(fetch) {
+    for (const { offset, len } of fetch.wholes.splice(0)) {
+      void this.diskOf()
+        .ask({ op: 'hash', name: fetch.meta.fid, offset, len })
+        .catch((e) => console.warn('peerchat: could not hash a received file', e));
+    }
   }
 
   /**
@@ -519,7 +647,7 @@ export class Files extends EventTarget {
   channelFrom(peer, channel) {
     channel.binaryType = 'arraybuffer';
     /** @type {Serving} */
-    const s = { peer, fid: '', channel, sender: null, timer: undefined, reads: Promise.resolve() };
+    const s = { peer, fid: '', channel, sender: null, timer: undefined, due: null, reads: Promise.resolve(), ahead: new Map() };
     this.serving.add(s);
     channel.addEventListener('message', (event) => {
       if (typeof event.data !== 'string') return;
@@ -532,7 +660,7 @@ export class Files extends EventTarget {
     channel.addEventListener('close', () => {
       if (s.sender) this.serve(s, s.sender.closed(Date.now()));
       this.serving.delete(s);
-      clearTimeout(s.timer);
+      arm(s, null, () => {});
     });
   }
 
@@ -602,36 +730,108 @@ export class Files extends EventTarget {
       } else if ('send_binary' in a) {
         if (s.channel.readyState === 'open') s.channel.send(/** @type {Uint8Array<ArrayBuffer>} */ (a.send_binary));
       } else if ('read' in a) {
-        const { offset, len } = a.read;
-        const held = this.held.get(s.fid);
+        const { offset } = a.read;
+        if (!s.ahead.has(offset)) this.readAhead(s, sender, offset / sender.meta.piece);
+        const read = /** @type {Promise<Read>} */ (s.ahead.get(offset));
+        s.ahead.delete(offset);
+        this.readAhead(s, sender);
         s.reads = s.reads.then(async () => {
-          const blob = held ? await held.blob() : null;
-          const bytes = blob ? new Uint8Array(await blob.slice(offset, offset + len).arrayBuffer()) : new Uint8Array(0);
-          // Each read is a whole piece: WebCrypto checks it against the list.
-          const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+          const { bytes, digest } = await read;
           this.serve(s, sender.read(offset, bytes, Date.now(), digest));
         });
       } else if ('close' in a) {
         s.channel.close();
       }
     }
+    if (sender.state !== 'serving') s.ahead.clear();
     const sent = this.sent.get(s.fid);
     if (sent) {
       // Served to the end: the member closed the channel with all of it.
       const bytes = sender.state === 'done' ? sender.meta.size : sender.delivered();
       sent.set(s.peer, Math.max(sent.get(s.peer) ?? 0, bytes));
-      this.changed(s.fid);
+      this.changed(s.fid, actions.some((a) => 'state' in a));
     }
-    clearTimeout(s.timer);
-    const next = sender.nextDeadline();
-    if (next !== null) s.timer = setTimeout(() => this.serve(s, sender.handleTimeout(Date.now())), Math.max(0, next - Date.now()));
+    arm(s, sender.nextDeadline(), () => this.serve(s, sender.handleTimeout(Date.now())));
   }
 
   /**
+   * Reads pieces of a file we serve, `pieces` (consecutive) in one go, and
+   * each one's SHA-256 (WebCrypto) to be checked against the list (the file
+   * may have changed since it was offered), into `s.ahead`.
+   * @private
+   * @param {Serving} s
+   * @param {FileMeta} meta
+   * @param {number[]} pieces
+   */
+  readBlock(s, meta, pieces) {
+    const start = pieces[0] * meta.piece;
+    const end = Math.min(meta.size, (pieces[pieces.length - 1] + 1) * meta.piece);
+    const block = (async () => {
+      try {
+        const blob = await this.held.get(s.fid)?.blob();
+        return blob ? new Uint8Array(await blob.slice(start, end).arrayBuffer()) : new Uint8Array(0);
+      } catch (e) {
+        // Gone or unreadable: short reads, which the sender takes for a
+        // file changed since it was offered.
+        console.warn('peerchat: could not read a file being sent', e);
+        return new Uint8Array(0);
+      }
+    })();
+    for (const index of pieces) {
+      const at = index * meta.piece - start;
+      const read = block.then(async (bytes) => {
+        const part = bytes.subarray(Math.min(at, bytes.length), Math.min(at + pieceLen(meta, index), bytes.length));
+        return { bytes: part, digest: new Uint8Array(await crypto.subtle.digest('SHA-256', part)) };
+      });
+      s.ahead.set(index * meta.piece, read);
+    }
+  }
+
+  /**
+   * Reads ahead what the sender will ask for next: the pieces it was asked
+   * for, consecutive ones in one read of up to {@link READ_BLOCK} bytes,
+   * begun when what was read ahead before is half sent. A `File.slice`
+   * read costs the page a few milliseconds whatever its size (256 KiB at a
+   * time, they were a quarter of the sending page's time), and a read
+   * waited for only when the sender asks for it left the channel empty
+   * while it ran.
+   * @private
+   * @param {Serving} s
+   * @param {Sender} sender
+   * @param {number | null} [first] a piece the sender asks for now
+   */
+  readAhead(s, sender, first = null) {
+    const { meta } = sender;
+    if (first === null && s.ahead.size * meta.piece > READ_BLOCK / 2) return;
+    /** @type {number[]} */
+    const run = first === null ? [] : [first];
+    for (const index of sender.queue) {
+      const next = run.length === 0 || index === run[run.length - 1] + 1;
+      if (s.ahead.has(index * meta.piece) || !next || (run.length + 1) * meta.piece > READ_BLOCK) {
+        if (run.length > 0) break;
+        continue;
+      }
+      run.push(index);
+    }
+    if (run.length > 0) this.readBlock(s, meta, run);
+  }
+
+  /**
+   * Tells the page that a transfer changed: at once when its state did,
+   * else (progress) at most every {@link PROGRESS_MS}.
    * @private
    * @param {string} fid
+   * @param {boolean} [now]
    */
-  changed(fid) {
+  changed(fid, now = true) {
+    if (!now) {
+      if (!this.progressing.has(fid)) {
+        this.progressing.set(fid, setTimeout(() => this.changed(fid), PROGRESS_MS));
+      }
+      return;
+    }
+    clearTimeout(this.progressing.get(fid));
+    this.progressing.delete(fid);
     this.dispatchEvent(new CustomEvent('transfer', { detail: { fid } }));
   }
 }

@@ -117,6 +117,7 @@ export class FileCards {
     const state = /** @type {HTMLElement} */ (card.querySelector('.file-state'));
     const actions = /** @type {HTMLElement} */ (card.querySelector('.file-actions'));
     const name = card.querySelector('.file-name')?.textContent ?? 'file';
+    let line = '';
     /** @type {HTMLElement[]} */
     const buttons = [];
     const button = (/** @type {string} */ text, /** @type {string} */ label, /** @type {() => void} */ act, secondary = true) => {
@@ -132,7 +133,7 @@ export class FileCards {
     if (status === null) {
       bar.hidden = true;
       // Our own offer from before a reload: the page no longer has the file.
-      state.textContent = card.dataset.own
+      line = card.dataset.own
         ? 'You offered it from this device before the page was reloaded; those who have it pass it on.'
         : 'Not available on this device.';
     } else if (status.kind === 'in') {
@@ -144,24 +145,24 @@ export class FileCards {
       fill.style.width = `${Math.min(100, (100 * status.bytes) / size)}%`;
       card.dataset.state = typeof s === 'string' ? s : Object.keys(s)[0];
       if (s === 'waiting') {
-        state.textContent = `${formatSize(status.size)}: accept to download it.`;
+        line = `${formatSize(status.size)}: accept to download it.`;
         button('Accept', 'Download this file', () => this.files.accept(fid), false);
         button('Decline', 'Do not download it', () => this.files.cancel(fid));
       } else if (s === 'fetching' || s === 'checking') {
         const rate = status.rate > 0 ? ` · ${formatSize(status.rate)}/s` : '';
-        state.textContent = `${formatSize(status.bytes)} of ${formatSize(status.size)}${rate}`;
+        line = `${formatSize(status.bytes)} of ${formatSize(status.size)}${rate}`;
         button('Cancel', 'Stop downloading it', () => this.files.cancel(fid));
       } else if (typeof s === 'object' && 'stalled' in s) {
-        state.textContent = `Stalled at ${formatSize(status.bytes)} of ${formatSize(status.size)}: waiting for someone who has it.`;
+        line = `Stalled at ${formatSize(status.bytes)} of ${formatSize(status.size)}: waiting for someone who has it.`;
         button('Cancel', 'Stop downloading it', () => this.files.cancel(fid));
       } else if (s === 'complete') {
-        state.textContent = `Received and checked (${formatSize(status.size)}).`;
+        line = `Received and checked (${formatSize(status.size)}).`;
         button('Save', 'Save it on this device', () => void this.save(fid, name), false);
         void this.showPreview(card, fid, status.preview === true);
       } else if (typeof s === 'object' && 'failed' in s) {
-        state.textContent = 'It did not arrive intact (its content does not match the offer), so it cannot be saved.';
+        line = 'It did not arrive intact (its content does not match the offer), so it cannot be saved.';
       } else if (typeof s === 'object' && 'cancelled' in s) {
-        state.textContent = s.cancelled === 'author' ? 'The sender cancelled it.' : 'Cancelled.';
+        line = s.cancelled === 'author' ? 'The sender cancelled it.' : 'Cancelled.';
       }
     } else {
       bar.hidden = true;
@@ -169,7 +170,7 @@ export class FileCards {
         const size = Number(/** @type {HTMLElement} */ (bar).getAttribute('aria-valuemax'));
         return `${this.nickOf(peer)} ${size === 0 ? 100 : Math.round((100 * Math.min(bytes, size)) / size)}%`;
       });
-      state.textContent = !status.held
+      line = !status.held
         ? 'You cancelled it.'
         : parts.length === 0
           ? 'Offered; nobody has fetched it yet.'
@@ -179,7 +180,13 @@ export class FileCards {
         void this.showPreview(card, fid, card.dataset.image === '1');
       }
     }
-    actions.replaceChildren(...buttons);
+    // Only what changed is touched: progress comes several times a second.
+    if (state.textContent !== line) state.textContent = line;
+    const labels = buttons.map((b) => b.textContent).join('\n');
+    if (card.dataset.buttons !== labels) {
+      card.dataset.buttons = labels;
+      actions.replaceChildren(...buttons);
+    }
   }
 
   /**

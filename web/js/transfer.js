@@ -825,6 +825,8 @@ export class PieceParts {
  *   | {whole: {offset: number, len: number}}
  *   | {whole_digest: {}}
  *   | {state: ReceiverState}} ReceiverAction
+ *   (`write.data` is a view of the message given to {@link Receiver.binary},
+ *   not a copy: the caller writes or copies it before it reuses that memory)
  * @typedef {{accepted: boolean, have: [number, number][]}} Saved
  */
 
@@ -1294,7 +1296,7 @@ export class Receiver {
       }
     }
     this.unwritten += bytes.length;
-    out.push({ write: { offset: index * this.meta.piece + offset, data: bytes.slice() } });
+    out.push({ write: { offset: index * this.meta.piece + offset, data: bytes } });
     if (source.received < len) return true;
     source.asked.shift();
     source.received = 0;

@@ -28,6 +28,18 @@ pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src '
     img-src 'self' data: blob:; connect-src 'self'; manifest-src 'self'; worker-src 'self'; \
     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// The Content-Security-Policy of the worker that writes received files
+/// (`web/opfs-worker.js`): the page's, and `'wasm-unsafe-eval'` so that it
+/// may compile WebAssembly (its incremental SHA-256, `hash-wasm`; WebCrypto
+/// has none, and the pure-JS one bounded a transfer's speed). A dedicated
+/// worker is ruled by the policy of its own script's response, so the pages
+/// keep theirs, which refuses WebAssembly. Nothing else is loosened: the
+/// worker still runs only this server's scripts, and `eval` stays refused.
+pub(crate) const WORKER_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'";
+
+/// The worker script whose response carries [`WORKER_CSP`].
+const WASM_WORKER: &str = "opfs-worker.js";
+
 /// The generated script that lists the app shell for the service worker.
 const SHELL: &str = "shell.js";
 
@@ -84,7 +96,7 @@ fn shell_script() -> String {
 fn shell(request: &HeaderMap) -> Response {
     let body = shell_script();
     let hash = Sha256::digest(body.as_bytes());
-    respond(request, &hash, "text/javascript; charset=utf-8", body)
+    respond(request, &hash, "text/javascript; charset=utf-8", body, CSP)
 }
 
 fn serve(path: &str, request: &HeaderMap) -> Response {
@@ -97,19 +109,23 @@ fn serve(path: &str, request: &HeaderMap) -> Response {
     } else {
         mime.to_owned()
     };
-    respond(request, &file.metadata.sha256_hash(), &mime, file.data)
+    let csp = if path == WASM_WORKER { WORKER_CSP } else { CSP };
+    respond(request, &file.metadata.sha256_hash(), &mime, file.data, csp)
 }
 
 /// A file's answer: `304 Not Modified` when the request names its ETag
-/// (made from `hash`), the file otherwise; always revalidated.
+/// (made from `hash`), the file otherwise; always revalidated; under the
+/// Content-Security-Policy `csp`.
 fn respond(
     request: &HeaderMap,
     hash: &[u8],
     mime: &str,
     body: impl Into<axum::body::Body>,
+    csp: &'static str,
 ) -> Response {
     let etag = format!("\"{}\"", hex(&hash[..16]));
     let mut headers = security_headers();
+    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(ETAG, value);
@@ -186,5 +202,31 @@ mod tests {
         assert!(CSP.contains("worker-src 'self'"));
         assert!(CSP.contains("manifest-src 'self'"));
         assert!(!CSP.contains("unsafe"));
+    }
+
+    #[test]
+    fn only_the_file_worker_may_compile_webassembly() {
+        let csp_of = |path: &str| {
+            serve(path, &HeaderMap::new())
+                .headers()
+                .get(CONTENT_SECURITY_POLICY)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let worker = csp_of("opfs-worker.js").expect("a policy");
+        assert_eq!(worker, WORKER_CSP);
+        assert!(worker.contains("script-src 'self' 'wasm-unsafe-eval'"));
+        assert!(worker.starts_with("default-src 'none'"));
+        // `wasm-unsafe-eval` and nothing looser.
+        assert_eq!(worker.matches("unsafe").count(), 1, "{worker}");
+        for path in [
+            "index.html",
+            "js/app.js",
+            "js/files.js",
+            "sw.js",
+            "vendor/hash-wasm/sha256.umd.min.js",
+        ] {
+            assert_eq!(csp_of(path).as_deref(), Some(CSP), "{path}");
+        }
     }
 }

@@ -421,7 +421,18 @@ async fn http_endpoints() {
         assert!(headers.contains("content-security-policy: default-src 'none'"));
         assert!(headers.contains("referrer-policy: no-referrer"));
         assert!(body.contains("<html"));
+        assert!(!headers.contains("unsafe"), "{headers}");
     }
+    // The worker that hashes received files may compile WebAssembly; the
+    // pages may not.
+    let (status, worker, _) = get("/opfs-worker.js").await;
+    assert_eq!(status, 200);
+    assert!(
+        worker.contains(
+            "content-security-policy: default-src 'none'; script-src 'self' 'wasm-unsafe-eval'"
+        ),
+        "{worker}"
+    );
     let (status, _, _) = get("/nope.js").await;
     assert_eq!(status, 404);
     let (status, _, _) = get("/../Cargo.toml").await;
