@@ -55,7 +55,24 @@ async function startRedis(dir) {
     if (i > 500) throw new Error('redis-server did not start');
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { proc, url: `unix://${socket}` };
+  return { proc, url: `unix://${socket}`, socket };
+}
+
+/**
+ * Calls of each Redis command since it started (`INFO commandstats`), or
+ * null without redis-cli.
+ * @param {string} socket
+ */
+async function commandCalls(socket) {
+  try {
+    const { stdout } = await run('redis-cli', ['-s', socket, 'INFO', 'commandstats']);
+    /** @type {Record<string, number>} */
+    const calls = {};
+    for (const m of stdout.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
+    return calls;
+  } catch {
+    return null;
+  }
 }
 
 async function startServer(args) {
@@ -115,7 +132,10 @@ for (const setup of setups) {
       '--pairs', String(SIZES.pairs), '--messages', String(SIZES.messages),
     ]);
     const { stdout } = await run(cmd, argv, { maxBuffer: 1 << 20 });
-    results.push({ ...setup, ...JSON.parse(stdout) });
+    // Every command of the run (joins, the light-load signals and the
+    // load), against the load's messages: the load is nearly all of it.
+    const calls = redis ? await commandCalls(redis.socket) : null;
+    results.push({ ...setup, ...JSON.parse(stdout), redis_calls: calls });
   } finally {
     for (const p of procs) p.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
@@ -133,6 +153,14 @@ for (const r of results) {
 }
 for (const r of results) {
   console.log(`${r.name}: CPU seconds under load, servers then Redis: ${r.relay.cpu_seconds.map((c) => c.toFixed(2)).join(', ')}`);
+  if (r.redis_calls) {
+    const per = (/** @type {number} */ n) => (n / r.relay.messages).toFixed(3);
+    const c = r.redis_calls;
+    console.log(
+      `  Redis commands in the whole run per message of the load: ${per(Object.values(c).reduce((a, b) => a + b, 0))}` +
+        ` (XADD ${per(c.xadd ?? 0)}, XREAD ${per(c.xread ?? 0)}, EVALSHA ${per(c.evalsha ?? 0)})`,
+    );
+  }
 }
 const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
 for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  '));

@@ -132,3 +132,15 @@ for (const scenario of doc.scenarios) {
     }
   });
 }
+
+test('a conversation brought back before our identity key loaded signs with it once it has', async () => {
+  const scenario = doc.scenarios.find((/** @type {any} */ s) => s.steps.some((/** @type {any} */ st) => st.do === 'send'));
+  const { wire } = await scenarioKeys(scenario);
+  const peer = scenario.steps.find((/** @type {any} */ st) => st.do === 'send').peer;
+  const conversations = new Conversations(scenario.me);
+  conversations.restore(peer, { messages: [], recipients: [], acks: [] }, Date.now());
+  const message = { id: 'm1', nick: 'me', text: 'hello', ts: Date.now() };
+  assert.throws(() => conversations.draft(peer, message), { code: 'unsigned' });
+  conversations.setIdentity(scenario.context, wire(scenario.me));
+  assert.ok(conversations.draft(peer, message).bytes.length > 0);
+});

@@ -719,6 +719,34 @@ export function taggedKey(pk) {
   return concat(Uint8Array.of(ALGS[pk.alg].tag), pk.key);
 }
 
+/** @type {Map<string, Promise<CryptoKey>>} public keys imported for checking signatures, most recently used last */
+const verifyingKeys = new Map();
+/** How many imported public keys are kept (a room's members, with room to spare). */
+const VERIFYING_KEYS_KEPT = 256;
+
+/**
+ * `pk` imported for checking signatures: imported once, then reused for
+ * every hello and message it signed (each import is a round trip to
+ * WebCrypto's thread; a fresh renderer's first ones take milliseconds).
+ * @param {PublicKey} pk
+ * @returns {Promise<CryptoKey>}
+ */
+function verifyingKey(pk) {
+  const name = `${pk.alg}:${base64urlEncode(pk.key)}`;
+  let key = verifyingKeys.get(name);
+  if (key) {
+    verifyingKeys.delete(name);
+  } else {
+    key = subtle().importKey('raw', own(pk.key), ALGS[pk.alg].params, false, ['verify']);
+    // A failed import is not kept: the next check tries again.
+    key.catch(() => verifyingKeys.get(name) === key && verifyingKeys.delete(name));
+    const oldest = verifyingKeys.keys().next();
+    if (verifyingKeys.size >= VERIFYING_KEYS_KEPT && !oldest.done) verifyingKeys.delete(oldest.value);
+  }
+  verifyingKeys.set(name, key);
+  return key;
+}
+
 /**
  * Whether `sig` is a signature by `pk` over `message`.
  * @param {PublicKey} pk
@@ -728,7 +756,7 @@ export function taggedKey(pk) {
 export async function verifySignature(pk, message, sig) {
   const alg = ALGS[pk.alg];
   try {
-    const key = await subtle().importKey('raw', own(pk.key), alg.params, false, ['verify']);
+    const key = await verifyingKey(pk);
     return await subtle().verify(alg.sign, key, own(sig), own(message));
   } catch (e) {
     if (e instanceof E2eError) throw e;

@@ -101,6 +101,8 @@ export class Conversations {
    */
   setIdentity(context, key) {
     this.identity = { context, key: { alg: key.alg, key: key.key } };
+    // Conversations brought back before our key was loaded sign with it too.
+    for (const { log } of this.logs.values()) log.setIdentity(context, this.identity.key);
     return this;
   }
 

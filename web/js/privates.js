@@ -88,7 +88,7 @@ export class PrivateChats {
   constructor(room, me, ownKey) {
     this.room = room;
     this.conversations = new Conversations(me);
-    if (ownKey) this.conversations.setIdentity(roomContext(room.roomId), ownKey);
+    if (ownKey) this.setOwnKey(ownKey);
     /** @type {Promise<unknown>} our entries are signed one after another */
     this.sending = Promise.resolve();
     /** @type {Set<string>} conversations whose delivery state waits to be saved */
@@ -109,6 +109,15 @@ export class PrivateChats {
    */
   readMark(peer) {
     return this.marks.get(peer) ?? null;
+  }
+
+  /**
+   * Signs from now on with our identity key (as on the wire), once it is
+   * loaded.
+   * @param {{alg: string, key: string}} ownKey
+   */
+  setOwnKey(ownKey) {
+    this.conversations.setIdentity(roomContext(this.room.roomId), ownKey);
   }
 
   /**
@@ -176,7 +185,8 @@ export class PrivateChats {
    */
   sendEntry(peer, drafted) {
     // What cannot be sent is said at once (this throws); signing follows.
-    drafted();
+    // Before our identity key is loaded, the draft is checked once it is.
+    if (this.room.ownKey) drafted();
     const sent = this.sending.then(async () => {
       const identity = await this.room.identity;
       for (;;) {

@@ -247,6 +247,7 @@ export class Room extends EventTarget {
       (identity) => {
         this.ownKey = publicKeyToWire(identity.publicKey);
         this.history.setIdentity(roomContext(this.roomId), this.ownKey);
+        this.privates?.setOwnKey(this.ownKey);
       },
       (e) => console.warn('peerchat: no identity key', e),
     );
@@ -277,10 +278,9 @@ export class Room extends EventTarget {
     // Each member keeps its own history; one whose key dies with the page
     // keeps none.
     this.store = kept ? await this.storeOpening : null;
-    this.privates = new PrivateChats(this, this.selfId, await this.identity.then(
-      (identity) => publicKeyToWire(identity.publicKey),
-      () => null,
-    ));
+    // Our identity key loads beside this (it is needed to sign, once a
+    // channel opens): joining does not wait for the key store.
+    this.privates = new PrivateChats(this, this.selfId, this.ownKey);
     if (!this.store) return [];
     this.store.setMember(this.selfId);
     try {

@@ -444,11 +444,32 @@ impl Node {
         self.owned.contains(room)
     }
 
-    /// The next Redis command to run, if any.
+    /// The next Redis command to run, if any: the commands of
+    /// [`Node::poll_control`] first, then the entries of
+    /// [`Node::poll_entry`].
     pub fn poll_command(&mut self) -> Option<Command> {
-        if let Some(command) = self.commands.pop_front() {
-            return Some(command);
-        }
+        self.poll_control().or_else(|| self.poll_entry())
+    }
+
+    /// The next Redis command to run other than appending an entry
+    /// ([`Command::Send`]), if any.
+    pub fn poll_control(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// Whether messages for other servers wait to be made into entries
+    /// ([`Node::poll_entry`]).
+    pub fn has_entries(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// The next entry to append to another server's inbox
+    /// ([`Command::Send`]): all the messages queued for that server since
+    /// its last entry, in order. A transport that takes entries only when
+    /// it can append them (one pipeline at a time) lets the messages that
+    /// arrive meanwhile gather into one entry per server: Redis, the
+    /// encoding and the reader then handle one item for many messages.
+    pub fn poll_entry(&mut self) -> Option<Command> {
         while let Some(to) = self.dirty.pop() {
             let Some(peer) = self.peers.get_mut(&to) else {
                 continue;

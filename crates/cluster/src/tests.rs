@@ -1339,6 +1339,44 @@ fn signals_that_cross_in_one_entry_are_bounded_as_one_by_one() {
 }
 
 #[test]
+fn messages_queued_while_the_transport_is_busy_go_in_one_entry_per_server() {
+    let mut sim = Sim::new(2);
+    let (_a, ja) = sim.join(0, ROOM, "alice", None);
+    let (b, _jb) = sim.join(1, ROOM, "bob", None);
+    assert_eq!(sim.owner(ROOM), Some(0));
+    let before = sim.nodes[1].node.tally().entries_out;
+    // Bob's server handles three signals before its transport takes
+    // anything: none of them is a control command, and they leave as one
+    // entry for the owner, in order.
+    for n in 0..3 {
+        sim.send_unsettled(b, signal_to(&id_of(&ja), n, 10));
+    }
+    let node = &mut sim.nodes[1].node;
+    assert!(node.has_entries());
+    assert!(node.poll_control().is_none());
+    let Some(Command::Send { entry, .. }) = node.poll_entry() else {
+        panic!("no entry for the owner");
+    };
+    assert!(node.poll_entry().is_none());
+    assert!(!node.has_entries());
+    assert_eq!(node.tally().entries_out, before + 1);
+    let texts: Vec<Bytes> = Entry::decode(entry)
+        .unwrap()
+        .messages
+        .into_iter()
+        .map(|m| match m {
+            Message::Text { text, .. } => text,
+            other => panic!("not a client frame: {other:?}"),
+        })
+        .collect();
+    assert_eq!(texts.len(), 3);
+    for (n, text) in texts.iter().enumerate() {
+        let value: Value = serde_json::from_slice(text).unwrap();
+        assert_eq!(value["payload"]["n"], json!(n));
+    }
+}
+
+#[test]
 fn a_backed_up_link_refuses_signals_to_their_sender_and_cuts_nobody_off() {
     let config = ClusterConfig {
         link_bytes: 16 * 1024,

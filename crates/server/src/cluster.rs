@@ -29,7 +29,7 @@ use peerchat_relay::Secret;
 use peerchat_rooms::HubConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, RedisResult, Script, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::AppState;
 use crate::config::{ClusterSettings, Config};
@@ -191,6 +191,9 @@ pub(crate) struct ClusterIo {
     beat: Duration,
     control: mpsc::UnboundedSender<Control>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// The node has messages for other servers: the appending task takes
+    /// them from it when it is free ([`Node::poll_entry`]).
+    entries: Notify,
     /// Taken by [`ClusterIo::start`].
     receivers: Mutex<
         Option<(
@@ -234,6 +237,7 @@ impl ClusterIo {
             beat,
             control,
             outgoing,
+            entries: Notify::new(),
             receivers: Mutex::new(Some((control_rx, outgoing_rx))),
             up: AtomicBool::new(false),
             mailbox_waiters: Mutex::new(HashMap::new()),
@@ -245,6 +249,12 @@ impl ClusterIo {
     /// Whether Redis answered the last command.
     pub(crate) fn redis_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// The node has messages for other servers (its entries are taken by
+    /// the appending task when it is free).
+    pub(crate) fn entries_waiting(&self) {
+        self.entries.notify_one();
     }
 
     /// Passes on a command of the node's.
@@ -503,9 +513,11 @@ async fn run_control(
     }
 }
 
-/// Appends entries to other servers' inboxes, as many as are waiting in one
-/// pipeline; a pipeline that fails is sent again whole, so each link's
-/// entries arrive in order (the receiver drops the repeats).
+/// Appends entries to other servers' inboxes, one pipeline at a time: it
+/// takes from the node what waits for each server when it is free, so the
+/// messages that arrive while a pipeline is in flight go in the next one,
+/// one entry per server. A pipeline that fails is sent again whole, so each
+/// link's entries arrive in order (the receiver drops the repeats).
 async fn run_outgoing(
     state: AppState,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
@@ -519,28 +531,29 @@ async fn run_outgoing(
     let mut backoff = Duration::from_millis(20);
     loop {
         if batch.is_empty() {
+            // Each flush waited for a take of the node's entries that came
+            // after it: what was queued before it has been appended.
             for done in flushes.drain(..) {
                 let _ = done.send(());
             }
-            match rx.recv().await {
-                Some(Outgoing::Entry { to, seq, entry }) => batch.push((to, seq, entry)),
-                Some(Outgoing::Flush(done)) => {
-                    let _ = done.send(());
-                    continue;
-                }
-                None => return,
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some(next) => waiting(next, &mut batch, &mut flushes),
+                    None => return,
+                },
+                () = io.entries.notified() => {}
+            }
+            while let Ok(next) = rx.try_recv() {
+                waiting(next, &mut batch, &mut flushes);
+            }
+            state.with_node(|node, _, _| take_entries(node, &mut batch));
+            if batch.is_empty() {
+                continue;
             }
         }
-        while batch.len() < 512 {
-            match rx.try_recv() {
-                Ok(Outgoing::Entry { to, seq, entry }) => batch.push((to, seq, entry)),
-                Ok(Outgoing::Flush(done)) => flushes.push(done),
-                Err(_) => break,
-            }
-        }
-        // One stream entry per receiver holds all of its entries waiting
-        // now, in order, each in an `m` field: Redis and the reader handle
-        // one item instead of many.
+        // One stream entry per receiver holds its entries, in order, each
+        // in an `m` field (usually one: the node's entry for that receiver
+        // holds every message that waited).
         let mut pipe = redis::pipe();
         let mut receivers: Vec<NodeId> = Vec::new();
         for (to, _, _) in &batch {
@@ -566,12 +579,17 @@ async fn run_outgoing(
             Ok(()) => {
                 io.set_up(true);
                 backoff = Duration::from_millis(20);
+                let sent = std::mem::take(&mut batch);
+                while let Ok(next) = rx.try_recv() {
+                    waiting(next, &mut batch, &mut flushes);
+                }
+                // Acknowledged, and the next entries taken, under one lock.
                 state.with_node(|node, _, _| {
-                    for (to, seq, _) in &batch {
+                    for (to, seq, _) in &sent {
                         node.sent(*to, *seq);
                     }
+                    take_entries(node, &mut batch);
                 });
-                batch.clear();
             }
             Err(err) => {
                 io.set_up(false);
@@ -579,6 +597,27 @@ async fn run_outgoing(
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
+        }
+    }
+}
+
+/// Sorts what came on the appending task's channel.
+fn waiting(
+    next: Outgoing,
+    batch: &mut Vec<(NodeId, u64, Bytes)>,
+    flushes: &mut Vec<oneshot::Sender<()>>,
+) {
+    match next {
+        Outgoing::Entry { to, seq, entry } => batch.push((to, seq, entry)),
+        Outgoing::Flush(done) => flushes.push(done),
+    }
+}
+
+/// Takes from the node every entry waiting to be appended.
+fn take_entries(node: &mut Node, batch: &mut Vec<(NodeId, u64, Bytes)>) {
+    while let Some(command) = node.poll_entry() {
+        if let Command::Send { to, seq, entry } = command {
+            batch.push((to, seq, entry));
         }
     }
 }

@@ -651,8 +651,11 @@ impl AppState {
         let cut_off = shared.deliver(out);
         let after = shared.hub.next_deadline();
         if let (Core::Cluster(node), Some(io)) = (&mut shared.hub, &self.0.cluster) {
-            while let Some(command) = node.poll_command() {
+            while let Some(command) = node.poll_control() {
                 io.submit(command);
+            }
+            if node.has_entries() {
+                io.entries_waiting();
             }
             while let Some((req, result)) = node.poll_mailbox() {
                 io.mailbox_done(req, Some(result));
