@@ -7,7 +7,7 @@
 # or hangs, printing how to reproduce each finding.
 #
 # usage: scripts/fuzz.sh [-s SECONDS] [-j JOBS] [TARGET...]
-#   -s  seconds of fuzzing per target (default $PEERCHAT_FUZZ_SECONDS or 25)
+#   -s  seconds of fuzzing per target (default $PEERCHAT_FUZZ_SECONDS or 20)
 #   -j  targets fuzzed at once (default $PEERCHAT_FUZZ_JOBS or 2)
 #   TARGET  the targets to fuzz (default: every directory of crates/fuzz/corpus)
 # What AFL++ found (new inputs, crashes, hangs) is left in
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=${PEERCHAT_FUZZ_SECONDS:-25}
+seconds=${PEERCHAT_FUZZ_SECONDS:-20}
 jobs=${PEERCHAT_FUZZ_JOBS:-2}
 while getopts s:j: opt; do
   case $opt in
