@@ -43,6 +43,10 @@ fi
 
 export CARGO_TARGET_DIR="$PWD/target/afl" CARGO_INCREMENTAL=0
 export RUSTC_WRAPPER="$PWD/scripts/afl-rustc.sh" AFL_RUNTIME=/usr/lib/afl/afl-compiler-rt.o
+# Without `cfg(fuzzing)`, which some dependencies read to skip checks (as
+# `cargo afl` does with AFL_NO_CFG_FUZZING): the targets test the code that
+# runs.
+export RUSTFLAGS="--cfg no_fuzzing"
 cargo build --locked --profile fuzz -p peerchat-fuzz --features afl --bin peerchat-fuzz-afl
 harness="$CARGO_TARGET_DIR/fuzz/peerchat-fuzz-afl"
 
