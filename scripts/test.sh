@@ -3,7 +3,7 @@
 # client's protocol tests against the shared vectors, and the browser
 # end-to-end tests in headless Chromium. Everything that opens sockets runs
 # inside a network namespace that has only loopback. Installs what it needs (Debian chromium, redis-server, iproute2, Node.js
-# packages) when missing.
+# packages, afl++) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +25,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v unshare >/dev/null || missing+=(util-linux)
 # The UDP-blocked namespace of the TURN over TCP/TLS tests.
 command -v nft >/dev/null || missing+=(nftables)
+# Coverage-guided fuzzing (scripts/fuzz.sh).
+command -v afl-fuzz >/dev/null || missing+=(afl++)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -46,6 +48,9 @@ log "Rust tests (loopback-only network namespace)"
 cargo build --locked --bin peerchat
 cargo test --workspace --locked --no-run
 scripts/netns.sh cargo test --workspace --locked --offline
+
+log "coverage-guided fuzzing (AFL++): every fuzz target for a bounded time"
+scripts/fuzz.sh
 
 log "type-check the web client (JSDoc, // @ts-check)"
 (cd tests/e2e && node node_modules/typescript/bin/tsc -p tsconfig.web.json && node node_modules/typescript/bin/tsc -p tsconfig.sw.json)

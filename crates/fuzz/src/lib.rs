@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use peerchat_client::pair::Code;
@@ -17,7 +18,7 @@ use peerchat_client::peer::{outgoing_sdp, with_candidates};
 use peerchat_e2e::{Context, SignalKey};
 use peerchat_history::History;
 use peerchat_history::private::{Conversations, unwrap};
-use peerchat_mailbox::{Mailbox, MailboxConfig};
+use peerchat_mailbox::{Mailbox, MailboxConfig, Op, Outcome, Resolution, Ticket};
 use peerchat_protocol::file::FileMeta;
 use peerchat_protocol::peer::PeerMessage;
 use peerchat_protocol::signaling::{ClientMessage, ServerMessage};
@@ -39,6 +40,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("peer_envelope", peer_envelope),
     ("history", history),
     ("mailbox_query", mailbox_query),
+    ("mailbox", mailbox),
     ("peerjs", peerjs),
     ("connection_code", connection_code),
     ("sdp_filters", sdp_filters),
@@ -144,11 +146,139 @@ pub fn history(data: &[u8]) {
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "ordered and unique");
 }
 
-/// A mailbox request's query string (`Mailbox::parse_query`).
+/// A mailbox request's query string (`Mailbox::parse_query`): what parses
+/// names one id of the allowed alphabet and length, and waits no longer
+/// than the limit.
 pub fn mailbox_query(data: &[u8]) {
     let Some(text) = text(data) else { return };
     let mailbox = Mailbox::new(MailboxConfig::default());
-    let _ = mailbox.parse_query(text);
+    if let Ok(Op::Get { id, wait } | Op::Set { id, wait }) = mailbox.parse_query(text) {
+        let config = mailbox.config();
+        assert!(!id.is_empty() && id.len() <= config.max_id_len, "{id:?}");
+        assert!(id.chars().all(|c| config.id_alphabet.contains(c)), "{id:?}");
+        assert!(wait <= config.max_wait);
+    }
+}
+
+/// The mailbox fed whole sessions of requests: each line is a request's
+/// query string, then a space and the text it posts; `cancel N` hangs up
+/// the Nth request; a second passes per line. Readers get only texts
+/// posted to their id, each once; every request is answered once;
+/// what waits stays within the limits; at the end, once every wait ran
+/// out, nothing is left.
+pub fn mailbox(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let config = MailboxConfig {
+        max_body: 64,
+        max_wait: Duration::from_secs(10),
+        max_queued_per_id: 2,
+        max_queued_total: 3,
+        max_in_flight: 4,
+        ..MailboxConfig::default()
+    };
+    let mut mailbox = Mailbox::new(config.clone());
+    let start = Instant::now();
+    let mut now = start;
+    let mut pending = Pending::new();
+    let mut tickets = Vec::new();
+    let mut out = Vec::new();
+    // Texts posted and not yet read or withdrawn, by id.
+    let mut posted: Vec<(String, Vec<u8>)> = Vec::new();
+    for line in text.lines() {
+        now += Duration::from_secs(1);
+        mailbox.expire(now, &mut out);
+        settle(&mut pending, &mut out, &mut posted);
+        if let Some(n) = line.strip_prefix("cancel ") {
+            if let Some(&ticket) = n.parse::<usize>().ok().and_then(|n| tickets.get(n)) {
+                let was_waiting = mailbox.cancel(ticket);
+                assert_eq!(was_waiting, pending.contains_key(&ticket));
+                if let Some((id, Some(text))) = pending.remove(&ticket) {
+                    take(&mut posted, &id, &text);
+                }
+            }
+            continue;
+        }
+        let (query, body) = line.split_once(' ').unwrap_or((line, ""));
+        let outcome = match mailbox.parse_query(query) {
+            Ok(Op::Get { id, wait }) => mailbox
+                .get(&id, wait, now, &mut out)
+                .map(|outcome| (id, None, outcome)),
+            Ok(Op::Set { id, wait }) => {
+                let body = body.as_bytes().to_vec();
+                mailbox
+                    .set(&id, body.clone().into(), wait, now, &mut out)
+                    .map(|outcome| (id, Some(body), outcome))
+            }
+            Err(_) => continue,
+        };
+        if let Ok((id, text, outcome)) = outcome {
+            match outcome {
+                Outcome::Pending(ticket) => {
+                    if let Some(text) = &text {
+                        posted.push((id.clone(), text.clone()));
+                    }
+                    tickets.push(ticket);
+                    assert!(pending.insert(ticket, (id, text)).is_none(), "a new ticket");
+                }
+                Outcome::Done(Resolution::Text(got)) => {
+                    assert!(text.is_none());
+                    take(&mut posted, &id, &got);
+                }
+                Outcome::Done(Resolution::Taken) => {
+                    // Handed to a waiting reader, resolved in `out`.
+                    posted.push((id, text.expect("a writer")));
+                }
+                Outcome::Done(Resolution::TimedOut) => {}
+            }
+        }
+        settle(&mut pending, &mut out, &mut posted);
+        assert_eq!(mailbox.in_flight(), pending.len());
+        assert!(mailbox.in_flight() <= config.max_in_flight);
+        assert!(mailbox.queued() <= config.max_queued_total);
+    }
+    mailbox.expire(now + config.max_wait, &mut out);
+    settle(&mut pending, &mut out, &mut posted);
+    assert!(pending.is_empty(), "every request answered");
+    assert!(posted.is_empty(), "every text read or withdrawn");
+    assert_eq!((mailbox.in_flight(), mailbox.queued()), (0, 0));
+    assert_eq!(mailbox.next_deadline(), None);
+}
+
+/// Pending mailbox requests by ticket: the id, and the text a writer posted.
+type Pending = HashMap<Ticket, (String, Option<Vec<u8>>)>;
+
+/// Checks the answers the mailbox gave waiting requests: each answers a
+/// pending request once, readers get texts, writers' texts are taken or
+/// withdrawn.
+fn settle(
+    pending: &mut Pending,
+    out: &mut Vec<(Ticket, Resolution)>,
+    posted: &mut Vec<(String, Vec<u8>)>,
+) {
+    for (ticket, resolution) in out.drain(..) {
+        let (id, text) = pending.remove(&ticket).expect("answered once");
+        match resolution {
+            Resolution::Text(got) => {
+                assert!(text.is_none(), "a reader gets a text");
+                take(posted, &id, &got);
+            }
+            Resolution::Taken => assert!(text.is_some(), "a writer's text is taken"),
+            Resolution::TimedOut => {
+                if let Some(text) = text {
+                    take(posted, &id, &text);
+                }
+            }
+        }
+    }
+}
+
+/// Takes one text posted to `id` out of `posted`: it must be there.
+fn take(posted: &mut Vec<(String, Vec<u8>)>, id: &str, text: &[u8]) {
+    let at = posted
+        .iter()
+        .position(|(i, t)| i == id && t == text)
+        .unwrap_or_else(|| panic!("{text:?} was posted to {id}"));
+    posted.remove(at);
 }
 
 /// The PeerJS endpoint (`peerchat_peerjs::Server`): the input's first line
