@@ -3,8 +3,10 @@
 // message reaches only its recipient (marked private in plain output and in
 // JSON); a file sent arrives whole in each download directory, told as
 // file_offered and file_saved (path and SHA-256) events; `//` sends a
-// literal slash. Real server, real WebRTC between the terminals. Run inside
-// the loopback-only network namespace (scripts/netns.sh).
+// literal slash. A terminal withdraws its offer in flight (/cancel): a
+// page fetching it shows it cancelled by its sender. Real server, real
+// WebRTC between the terminals and the page. Run inside the loopback-only
+// network namespace (scripts/netns.sh).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +15,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { LineClient } from './lib/cli.mjs';
-import { BIN, startServer } from './lib/harness.mjs';
+import { BIN, openRoom, serverAndBrowser, startServer, waitForMembers } from './lib/harness.mjs';
 
 /** @param {string} line */
 function json(line) {
@@ -105,4 +107,40 @@ test('terminals: /msg reaches one member only, /send delivers a file to each, //
     assert.notEqual(json(line)?.event, 'private_message');
   }
   for (const c of [alice, bob, carol]) assert.equal(await c.finish(), 0, `${c.name} exits cleanly`);
+});
+
+test('a terminal withdraws its offer while a page fetches it: the page shows it cancelled by its sender', async (t) => {
+  const { server, browser } = await serverAndBrowser(t);
+  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-terminal-withdraw-'));
+  const page = await openRoom(browser, server.url, 'alice');
+  const bob = new LineClient('bob', BIN, [
+    'chat',
+    page.url(),
+    '--json',
+    '--name',
+    'bob',
+    '--no-history',
+    '--identity-file',
+    path.join(dir, 'bob.key'),
+    '--download-dir',
+    path.join(dir, 'downloads'),
+  ]);
+  t.after(() => {
+    bob.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await waitForMembers(page, ['bob']);
+  // Over the page's 10 MiB: it waits until accepted, so the cancel comes
+  // while it is in flight.
+  const file = path.join(dir, 'big.bin');
+  writeFileSync(file, Buffer.alloc(48 << 20, 7));
+  bob.say(`/send ${file}`);
+  const card = page.locator('.file-card').filter({ has: page.locator('.file-name').getByText('big.bin', { exact: true }) });
+  await card.getByRole('button', { name: 'Accept big.bin' }).click();
+  await page.waitForFunction(() => Number(document.querySelector('.file-card .file-bar')?.getAttribute('aria-valuenow')) > 0);
+  bob.say('/cancel big.bin');
+  await card.getByText('The sender cancelled it.').waitFor();
+  await bob.waitFor((l) => json(l)?.event === 'file_withdrawn' && json(l).file.name === 'big.bin');
+  assert.equal(await card.getByRole('button', { name: 'Save big.bin' }).count(), 0, 'nothing to save');
+  assert.equal(await bob.finish(), 0, 'bob exits cleanly');
 });

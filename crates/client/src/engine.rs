@@ -373,6 +373,13 @@ pub enum Event {
         /// Why, for people.
         reason: String,
     },
+    /// We withdrew our offer of a file (`/cancel`): the transfers serving
+    /// it were cancelled (their receivers see it cancelled by its author),
+    /// and it is not served any more.
+    FileWithdrawn {
+        /// The offer.
+        file: FileInfo,
+    },
     /// The other party of a private conversation now holds our message
     /// number `seq` of that conversation.
     PrivateDelivery {
@@ -668,7 +675,9 @@ impl Engine {
     }
 
     /// Stops fetching the files whose plain name (or id) is `name`, or all
-    /// of them; what arrived of them is deleted.
+    /// of them (what arrived of them is deleted), and withdraws our offers
+    /// of that name, or all those being served (told as
+    /// [`Event::FileWithdrawn`]): what was stopped or withdrawn.
     pub async fn cancel_files(&self, name: Option<&str>) -> Vec<FileInfo> {
         let (tx, rx) = oneshot::channel();
         let _ = self

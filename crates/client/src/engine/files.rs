@@ -12,7 +12,7 @@
 //! `bufferedAmountLowThreshold`). The engine only starts these tasks, tells
 //! the receivers which holders are up, and keeps the files held.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,7 @@ use peerchat_transfer::{
     SenderAction, SenderConfig, SenderState,
 };
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 
 use super::{Event, Peer, State, now_ms};
@@ -187,6 +187,8 @@ struct Held {
     path: PathBuf,
     /// Offered privately: the only member it is served to.
     only: Option<String>,
+    /// Offered by us (not a file received and passed on).
+    own: bool,
 }
 
 /// What the serving tasks share with the engine.
@@ -195,11 +197,20 @@ struct Registry {
     held: HashMap<String, Held>,
     /// Transfers served, per member.
     serving: HashMap<String, usize>,
+    /// Transfers served, per file.
+    in_flight: HashMap<String, usize>,
+    /// Our offers withdrawn (`/cancel`): a `get` for one is answered
+    /// `cancelled`, and the channels serving one are cancelled. Only our
+    /// own offers of this run, so bounded by what the user offered.
+    withdrawn: HashSet<String>,
 }
 
 /// The files part of the engine's state.
 pub(super) struct Files {
     registry: Arc<Mutex<Registry>>,
+    /// Bumped when an offer is withdrawn: the serving tasks look whether it
+    /// is theirs.
+    withdrawals: watch::Sender<u64>,
     /// The transfers fetching, by `fid`.
     receiving: HashMap<String, Receiving>,
     dir: Option<PathBuf>,
@@ -226,6 +237,7 @@ impl Files {
     pub(super) fn new(dir: Option<PathBuf>, auto_accept: u64) -> Self {
         Self {
             registry: Arc::default(),
+            withdrawals: watch::Sender::new(0),
             receiving: HashMap::new(),
             dir,
             auto_accept,
@@ -303,6 +315,7 @@ impl State {
             list: digests.pieces.into(),
             path,
             only: to.clone(),
+            own: true,
         };
         lock(&self.files.registry)
             .held
@@ -449,8 +462,12 @@ impl State {
         accepted
     }
 
-    /// `/cancel [NAME]`: stops fetching the files (all of them without a
-    /// name) not complete yet.
+    /// `/cancel [NAME]`: stops fetching the files not complete yet, and
+    /// withdraws our offers: every channel serving one is cancelled
+    /// (`cancel`, `cancelled`: its receivers show it cancelled by its
+    /// author) and it is never served again. With a name, the files and
+    /// offers of that plain name (or id); without, every file being fetched
+    /// and every offer of ours being served.
     pub(super) fn cancel_files(&mut self, name: Option<&str>) -> Vec<FileInfo> {
         let mut cancelled = Vec::new();
         self.files.receiving.retain(|_, r| {
@@ -462,6 +479,45 @@ impl State {
             }
             true
         });
+        let withdrawn: Vec<Held> = {
+            let mut registry = lock(&self.files.registry);
+            let registry = &mut *registry;
+            let fids: Vec<String> = registry
+                .held
+                .iter()
+                .filter(|(fid, held)| {
+                    held.own
+                        && match name {
+                            Some(n) => {
+                                n == peerchat_transfer::name::sanitize(&held.meta.name)
+                                    || n == fid.as_str()
+                            }
+                            None => registry.in_flight.contains_key(fid.as_str()),
+                        }
+                })
+                .map(|(fid, _)| fid.clone())
+                .collect();
+            fids.into_iter()
+                .filter_map(|fid| {
+                    registry.withdrawn.insert(fid.clone());
+                    registry.held.remove(&fid)
+                })
+                .collect()
+        };
+        if withdrawn.is_empty() {
+            return cancelled;
+        }
+        self.files.withdrawals.send_modify(|n| *n += 1);
+        let me = self.history.as_ref().map(|h| h.me().to_owned());
+        for held in withdrawn {
+            let info = self.file_info(
+                me.as_deref().unwrap_or_default(),
+                &held.meta,
+                held.only.as_deref(),
+            );
+            self.emit(Event::FileWithdrawn { file: info.clone() });
+            cancelled.push(info);
+        }
         cancelled
     }
 
@@ -480,6 +536,7 @@ impl State {
             peer: peer.to_owned(),
             dc,
             registry: self.files.registry.clone(),
+            withdrawals: self.files.withdrawals.subscribe(),
         };
         tokio::spawn(task.run());
     }
@@ -548,6 +605,34 @@ fn read_channel<T: Clone + Send + 'static>(
     });
 }
 
+/// How long a channel being closed may take to send what it was handed
+/// before (see [`close_when_sent`]).
+const CLOSE_DRAIN: Duration = Duration::from_secs(5);
+
+/// Closes `dc` once what was handed to it has been sent and acknowledged
+/// (or it closed, or after [`CLOSE_DRAIN`]): webrtc-rs drops the messages
+/// still queued when a channel closes, so a `cancel` handed over just before
+/// would never reach the other side. `events` is the channel's reader
+/// ([`read_channel`]); what else arrives meanwhile is dropped: the channel
+/// is done.
+async fn close_when_sent<T>(
+    dc: &Arc<dyn DataChannel>,
+    events: &mut mpsc::UnboundedReceiver<(T, ChannelEvent)>,
+) {
+    // Told (`Low`) when the amount buffered falls to nothing.
+    let _ = dc.set_buffered_amount_low_threshold(0).await;
+    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+        while dc.outstanding_bytes().await.is_ok_and(|n| n > 0) {
+            match events.recv().await {
+                Some((_, ChannelEvent::Closed)) | None => return,
+                Some(_) => {}
+            }
+        }
+    })
+    .await;
+    let _ = dc.close().await;
+}
+
 /// Sleeps until `deadline` (engine milliseconds since `epoch`), or never.
 async fn sleep_until_ms(epoch: Instant, deadline: Option<u64>) {
     match deadline {
@@ -565,10 +650,11 @@ struct ServeTask {
     peer: String,
     dc: Arc<dyn DataChannel>,
     registry: Arc<Mutex<Registry>>,
+    withdrawals: watch::Receiver<u64>,
 }
 
 impl ServeTask {
-    async fn run(self) {
+    async fn run(mut self) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         read_channel(self.dc.clone(), (), tx);
         let epoch = Instant::now();
@@ -588,7 +674,7 @@ impl ServeTask {
             return;
         };
         let Ok(Control::Get { fid, sha256, list }) = Control::parse(&text) else {
-            return self.refuse(Reason::Protocol).await;
+            return self.refuse(Reason::Protocol, &mut rx).await;
         };
         let held = {
             let mut registry = lock(&self.registry);
@@ -601,6 +687,7 @@ impl ServeTask {
             let total: usize = registry.serving.values().sum();
             let mine = registry.serving.get(&self.peer).copied().unwrap_or(0);
             match held {
+                None if registry.withdrawn.contains(&fid) => Err(Reason::Cancelled),
                 None => Err(Reason::Unavailable),
                 Some(_)
                     if total >= peerchat_transfer::sender::MAX_SERVING
@@ -610,13 +697,14 @@ impl ServeTask {
                 }
                 Some(held) => {
                     *registry.serving.entry(self.peer.clone()).or_default() += 1;
+                    *registry.in_flight.entry(fid.clone()).or_default() += 1;
                     Ok(held)
                 }
             }
         };
         let held = match held {
             Ok(held) => held,
-            Err(reason) => return self.refuse(reason).await,
+            Err(reason) => return self.refuse(reason, &mut rx).await,
         };
         let state = self.serve(&held, list, epoch, &mut rx).await;
         {
@@ -627,6 +715,12 @@ impl ServeTask {
                     registry.serving.remove(&self.peer);
                 }
             }
+            if let Some(n) = registry.in_flight.get_mut(&held.meta.fid) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    registry.in_flight.remove(&held.meta.fid);
+                }
+            }
             if state == SenderState::Failed(peerchat_transfer::SenderError::Changed) {
                 // It no longer matches its offer: never served again.
                 registry.held.remove(&held.meta.fid);
@@ -635,16 +729,16 @@ impl ServeTask {
         let _ = self.dc.close().await;
     }
 
-    async fn refuse(&self, reason: Reason) {
+    async fn refuse(&self, reason: Reason, rx: &mut mpsc::UnboundedReceiver<((), ChannelEvent)>) {
         let _ = self
             .dc
             .send_text(&Control::Cancel { reason }.to_json())
             .await;
-        let _ = self.dc.close().await;
+        close_when_sent(&self.dc, rx).await;
     }
 
     async fn serve(
-        &self,
+        &mut self,
         held: &Held,
         list: bool,
         epoch: Instant,
@@ -654,7 +748,7 @@ impl ServeTask {
             Ok(file) => file,
             Err(err) => {
                 tracing::warn!(%err, path = %held.path.display(), "cannot read a file offered");
-                self.refuse(Reason::Changed).await;
+                self.refuse(Reason::Changed, rx).await;
                 return SenderState::Failed(peerchat_transfer::SenderError::Changed);
             }
         };
@@ -694,9 +788,7 @@ impl ServeTask {
                         buf.truncate(n);
                         queue.extend(sender.read(offset, buf, ms_since(epoch)));
                     }
-                    SenderAction::Close => {
-                        let _ = self.dc.close().await;
-                    }
+                    SenderAction::Close => close_when_sent(&self.dc, rx).await,
                     SenderAction::State(state) => {
                         if state != SenderState::Serving {
                             return state;
@@ -729,6 +821,12 @@ impl ServeTask {
                 },
                 () = sleep_until_ms(epoch, deadline), if deadline.is_some() => {
                     queue.extend(sender.handle_timeout(ms_since(epoch)));
+                }
+                Ok(()) = self.withdrawals.changed() => {
+                    // Its author withdrew the offer: `cancel`, then close.
+                    if lock(&self.registry).withdrawn.contains(&held.meta.fid) {
+                        queue.extend(sender.cancel(ms_since(epoch)));
+                    }
                 }
             }
             if queue.is_empty() && sender.state() != SenderState::Serving {
@@ -1088,6 +1186,7 @@ impl ReceiveTask {
                 list,
                 path: path.clone(),
                 only: self.only.clone(),
+                own: false,
             },
         );
         self.emit(Event::FileSaved {
