@@ -9,7 +9,7 @@
 // network namespace (scripts/netns.sh).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -143,4 +143,70 @@ test('a terminal withdraws its offer while a page fetches it: the page shows it 
   await bob.waitFor((l) => json(l)?.event === 'file_withdrawn' && json(l).file.name === 'big.bin');
   assert.equal(await card.getByRole('button', { name: 'Save big.bin' }).count(), 0, 'nothing to save');
   assert.equal(await bob.finish(), 0, 'bob exits cleanly');
+});
+
+test('a terminal killed while it fetches a file resumes it when it starts again, fetching only what it lacked', async (t) => {
+  const server = await startServer();
+  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-terminal-resume-'));
+  /** @type {LineClient[]} */
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.kill();
+    await server.stop('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /**
+   * @param {string} name
+   * @param {string[]} args
+   */
+  const client = (name, args) => {
+    const c = new LineClient(name, BIN, [
+      'chat',
+      ...args,
+      '--json',
+      '--name',
+      name,
+      '--identity-file',
+      path.join(dir, `${name}.key`),
+      '--history-file',
+      path.join(dir, `${name}.history`),
+      '--download-dir',
+      path.join(dir, `${name} downloads`),
+      '--accept-files',
+      '1000000000',
+    ]);
+    clients.push(c);
+    return c;
+  };
+  const alice = client('alice', ['--server', server.url]);
+  await alice.waitFor((l) => l.startsWith('new room: '), 'err');
+  const link = alice.err.find((l) => l.startsWith('new room: '))?.split(' ')[2] ?? '';
+  const bob = client('bob', [link]);
+  await bob.waitFor((l) => json(l)?.event === 'joined');
+
+  const size = 24 << 20;
+  const bytes = Buffer.alloc(size);
+  for (let i = 0; i < size; i += 4) bytes.writeUInt32BE(Math.imul(i, 2654435761) >>> 0, i);
+  const file = path.join(dir, 'big.bin');
+  writeFileSync(file, bytes);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  alice.say(`/send ${file}`);
+  // Half of it arrived: bob is killed.
+  await bob.waitFor((l) => json(l)?.event === 'file_progress' && json(l).bytes >= size / 2);
+  bob.kill();
+  await bob.exited;
+  const kept = readdirSync(path.join(dir, 'bob downloads'));
+  assert.ok(!kept.includes('big.bin'), 'nothing under the final name');
+
+  const again = client('bob', [link]);
+  await again.waitFor((l) => json(l)?.event === 'file_saved' || json(l)?.event === 'file_failed');
+  const saved = again.out.map(json).find((e) => e?.event === 'file_saved');
+  assert.ok(saved, again.out.join('\n'));
+  assert.equal(saved.sha256, sha256);
+  assert.equal(createHash('sha256').update(readFileSync(saved.path)).digest('hex'), sha256);
+  assert.ok(saved.received < size, `fetched ${saved.received} bytes of ${size} again`);
+  assert.ok(saved.received > 0);
+  // Nothing else is left in the download directory.
+  assert.deepEqual(readdirSync(path.join(dir, 'bob downloads')), ['big.bin']);
+  for (const c of [alice, again]) assert.equal(await c.finish(), 0, `${c.name} exits cleanly`);
 });

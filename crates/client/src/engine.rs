@@ -361,6 +361,9 @@ pub enum Event {
         path: std::path::PathBuf,
         /// Its SHA-256, in lower-case hex.
         sha256: String,
+        /// Bytes of it that arrived over the network in this run: less than
+        /// its size when it resumed from pieces kept by an earlier run.
+        received: u64,
     },
     /// Fetching a file ended without it: cancelled (by us or its author),
     /// it did not match its offer, or it could not be written. Nothing was

@@ -366,7 +366,15 @@ impl State {
         stored: bool,
     ) {
         let info = self.file_info(author, meta, private);
-        if info.own || stored || self.files.receiving.contains_key(&meta.fid) {
+        // An offer kept from an earlier run is fetched only if that run
+        // was fetching it when it ended (its partial file is there).
+        let resumes = stored
+            && self
+                .files
+                .dir
+                .as_ref()
+                .is_some_and(|dir| record_path(dir, &meta.fid).is_file());
+        if info.own || (stored && !resumes) || self.files.receiving.contains_key(&meta.fid) {
             if !info.own {
                 self.emit(Event::FileOffered {
                     file: info,
@@ -864,9 +872,73 @@ struct Source {
     dc: Option<Arc<dyn DataChannel>>,
 }
 
+/// The partial file of the offer `fid` in the download directory `dir`:
+/// hidden, never under the file's own name.
+fn partial_path(dir: &Path, fid: &str) -> PathBuf {
+    dir.join(format!(".peerchat-{fid}.part"))
+}
+
+/// The record, next to the partial file, of the pieces held and checked,
+/// so that a transfer cut by the client's end resumes when it starts again
+/// (the pieces it names are read back and checked before they count).
+fn record_path(dir: &Path, fid: &str) -> PathBuf {
+    dir.join(format!(".peerchat-{fid}.have"))
+}
+
+/// How often the record of pieces held is written, at most.
+const RECORD_EVERY: Duration = Duration::from_millis(250);
+
+/// What the record holds: the offer's SHA-256 (a record of another file
+/// under the same id is ignored) and what the receiver keeps.
+#[derive(Serialize, serde::Deserialize)]
+struct Record {
+    sha256: String,
+    saved: peerchat_transfer::receiver::Saved,
+}
+
 impl ReceiveTask {
     fn partial_path(&self) -> PathBuf {
-        self.dir.join(format!(".peerchat-{}.part", self.meta.fid))
+        partial_path(&self.dir, &self.meta.fid)
+    }
+
+    fn record_path(&self) -> PathBuf {
+        record_path(&self.dir, &self.meta.fid)
+    }
+
+    /// What an earlier run kept of this transfer: its partial file is
+    /// there, and its record is of this very file.
+    fn load_record(&self) -> Option<peerchat_transfer::receiver::Saved> {
+        if !self.partial_path().is_file() {
+            return None;
+        }
+        let text = std::fs::read(self.record_path()).ok()?;
+        let record: Record = serde_json::from_slice(&text).ok()?;
+        (record.sha256 == self.info.sha256).then_some(record.saved)
+    }
+
+    /// Writes the record (through a temporary file, so a crash never
+    /// leaves half of one).
+    fn store_record(&self, saved: peerchat_transfer::receiver::Saved) {
+        let record = Record {
+            sha256: self.info.sha256.clone(),
+            saved,
+        };
+        let Ok(text) = serde_json::to_vec(&record) else {
+            return;
+        };
+        let tmp = self
+            .dir
+            .join(format!(".peerchat-{}.have.new", self.meta.fid));
+        if let Err(err) =
+            std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, self.record_path()))
+        {
+            tracing::debug!(%err, "could not keep the record of a transfer");
+        }
+    }
+
+    fn forget(&self) {
+        let _ = std::fs::remove_file(self.partial_path());
+        let _ = std::fs::remove_file(self.record_path());
     }
 
     fn emit(&self, event: Event) {
@@ -874,7 +946,7 @@ impl ReceiveTask {
     }
 
     fn fail(&self, reason: String) {
-        let _ = std::fs::remove_file(self.partial_path());
+        self.forget();
         self.emit(Event::FileFailed {
             fid: self.info.fid.clone(),
             name: self.info.name.clone(),
@@ -889,14 +961,29 @@ impl ReceiveTask {
         mut commands: mpsc::UnboundedReceiver<ToReceiver>,
     ) {
         let epoch = Instant::now();
-        let mut receiver = peerchat_transfer::Receiver::new(self.meta.clone(), author, config);
+        // What an earlier run kept: its pieces are read back and checked.
+        let mut file: Option<std::fs::File> = None;
+        let mut receiver = match self.load_record() {
+            Some(saved) => match self.open_partial() {
+                Ok(partial) => {
+                    file = Some(partial);
+                    peerchat_transfer::Receiver::restore(self.meta.clone(), author, saved, config)
+                }
+                Err(_) => peerchat_transfer::Receiver::new(self.meta.clone(), author, config),
+            },
+            None => peerchat_transfer::Receiver::new(self.meta.clone(), author, config),
+        };
+        // Bytes of pieces that arrived over the network in this run.
+        let mut received = 0u64;
+        // Pieces checked since the record was last written, and when.
+        let mut verified = false;
+        let mut recorded: Option<Instant> = None;
         let mut links: HashMap<String, LinkHandle> = HashMap::new();
         let mut sources: HashMap<String, Source> = HashMap::new();
         let mut generation = 0u64;
         let (chan_tx, mut chan_rx) = mpsc::unbounded_channel::<((String, u64), ChannelEvent)>();
         let (open_tx, mut open_rx) =
             mpsc::unbounded_channel::<(String, u64, Option<Arc<dyn DataChannel>>)>();
-        let mut file: Option<std::fs::File> = None;
         let mut last_progress: Option<Instant> = None;
         let mut stalled = false;
         // Bytes to write at an offset, not written yet.
@@ -980,7 +1067,7 @@ impl ReceiveTask {
                         buf.truncate(n);
                         queue.extend(receiver.read(offset, &buf, now));
                     }
-                    ReceiverAction::Verified { .. } => {}
+                    ReceiverAction::Verified { .. } => verified = true,
                     ReceiverAction::Corrupt { piece, peer } => {
                         tracing::warn!(piece, ?peer, fid = %self.meta.fid, "a piece did not match its hash; fetching it again");
                     }
@@ -994,7 +1081,7 @@ impl ReceiveTask {
                     }
                     ReceiverAction::State(state) => match state {
                         ReceiverState::Complete => {
-                            self.complete(file.take(), &receiver);
+                            self.complete(file.take(), &receiver, received);
                             return;
                         }
                         ReceiverState::Failed(_) | ReceiverState::Cancelled(_) => {
@@ -1023,6 +1110,11 @@ impl ReceiveTask {
                 let now = ms_since(epoch);
                 queue.extend(self.flush(&mut file, write, &mut receiver, &mut failure, now));
                 continue;
+            }
+            if verified && recorded.is_none_or(|at| at.elapsed() >= RECORD_EVERY) {
+                verified = false;
+                recorded = Some(Instant::now());
+                self.store_record(receiver.saved());
             }
             if matches!(
                 receiver.state(),
@@ -1055,7 +1147,18 @@ impl ReceiveTask {
                         queue.extend(receiver.peer_down(&peer, now()));
                     }
                     Some(ToReceiver::Accept) => queue.extend(receiver.accept(now())),
-                    Some(ToReceiver::Cancel) | None => queue.extend(receiver.cancel(now())),
+                    Some(ToReceiver::Cancel) => queue.extend(receiver.cancel(now())),
+                    None => {
+                        // The engine stopped (the client quits): what
+                        // arrived is kept, to resume on the next start.
+                        for dc in sources.drain().filter_map(|(_, s)| s.dc) {
+                            let _ = dc.close().await;
+                        }
+                        if !receiver.state().is_over() {
+                            self.store_record(receiver.saved());
+                        }
+                        return;
+                    }
                 },
                 Some((peer, g, dc)) = open_rx.recv() => {
                     match (sources.get_mut(&peer).filter(|s| s.generation == g), dc) {
@@ -1082,7 +1185,12 @@ impl ReceiveTask {
                             match event {
                                 ChannelEvent::Open => queue.extend(receiver.opened(&peer, now())),
                                 ChannelEvent::Text(text) => queue.extend(receiver.text(&peer, &text, now())),
-                                ChannelEvent::Binary(bytes) => queue.extend(receiver.binary(&peer, &bytes, now())),
+                                ChannelEvent::Binary(bytes) => {
+                                    if bytes.first() == Some(&1) {
+                                        received += bytes.len().saturating_sub(9) as u64;
+                                    }
+                                    queue.extend(receiver.binary(&peer, &bytes, now()));
+                                }
                                 ChannelEvent::Low => {}
                                 ChannelEvent::Closed => {
                                     sources.remove(&peer);
@@ -1144,7 +1252,12 @@ impl ReceiveTask {
 
     /// The whole file checked out: saved under its plain name (numbered,
     /// never overwriting anything), and held from now on.
-    fn complete(&self, file: Option<std::fs::File>, receiver: &peerchat_transfer::Receiver) {
+    fn complete(
+        &self,
+        file: Option<std::fs::File>,
+        receiver: &peerchat_transfer::Receiver,
+        received: u64,
+    ) {
         let partial = self.partial_path();
         let made = match file {
             Some(file) => file.sync_all(),
@@ -1167,7 +1280,7 @@ impl ReceiveTask {
                 Err(err) => break Err(err),
             }
         };
-        let _ = std::fs::remove_file(&partial);
+        self.forget();
         let path = match saved {
             Ok(path) => path,
             Err(err) => {
@@ -1194,6 +1307,7 @@ impl ReceiveTask {
             name: self.info.name.clone(),
             path,
             sha256: self.info.sha256.clone(),
+            received,
         });
     }
 }
