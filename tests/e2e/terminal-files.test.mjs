@@ -3,17 +3,19 @@
 // message reaches only its recipient (marked private in plain output and in
 // JSON); a file sent arrives whole in each download directory, told as
 // file_offered and file_saved (path and SHA-256) events; `//` sends a
-// literal slash. Real server, real WebRTC between the terminals. Run inside
-// the loopback-only network namespace (scripts/netns.sh).
+// literal slash. A terminal withdraws its offer in flight (/cancel): a
+// page fetching it shows it cancelled by its sender. Real server, real
+// WebRTC between the terminals and the page. Run inside the loopback-only
+// network namespace (scripts/netns.sh).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
 import { json, LineClient } from './lib/cli.mjs';
-import { BIN, startServer } from './lib/harness.mjs';
+import { BIN, openRoom, serverAndBrowser, startServer, waitForMembers } from './lib/harness.mjs';
 
 test('terminals: /msg reaches one member only, /send delivers a file to each, // sends a slash', async (t) => {
   const server = await startServer();
@@ -96,4 +98,106 @@ test('terminals: /msg reaches one member only, /send delivers a file to each, //
     assert.notEqual(json(line)?.event, 'private_message');
   }
   for (const c of [alice, bob, carol]) assert.equal(await c.finish(), 0, `${c.name} exits cleanly`);
+});
+
+test('a terminal withdraws its offer while a page fetches it: the page shows it cancelled by its sender', async (t) => {
+  const { server, browser } = await serverAndBrowser(t);
+  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-terminal-withdraw-'));
+  const page = await openRoom(browser, server.url, 'alice');
+  const bob = new LineClient('bob', BIN, [
+    'chat',
+    page.url(),
+    '--json',
+    '--name',
+    'bob',
+    '--no-history',
+    '--identity-file',
+    path.join(dir, 'bob.key'),
+    '--download-dir',
+    path.join(dir, 'downloads'),
+  ]);
+  t.after(() => {
+    bob.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await waitForMembers(page, ['bob']);
+  // Over the page's 10 MiB: it waits until accepted, so the cancel comes
+  // while it is in flight.
+  const file = path.join(dir, 'big.bin');
+  writeFileSync(file, Buffer.alloc(48 << 20, 7));
+  bob.say(`/send ${file}`);
+  const card = page.locator('.file-card').filter({ has: page.locator('.file-name').getByText('big.bin', { exact: true }) });
+  await card.getByRole('button', { name: 'Accept big.bin' }).click();
+  await page.waitForFunction(() => Number(document.querySelector('.file-card .file-bar')?.getAttribute('aria-valuenow')) > 0);
+  bob.say('/cancel big.bin');
+  await card.getByText('The sender cancelled it.').waitFor();
+  await bob.waitFor((l) => json(l)?.event === 'file_withdrawn' && json(l).file.name === 'big.bin');
+  assert.equal(await card.getByRole('button', { name: 'Save big.bin' }).count(), 0, 'nothing to save');
+  assert.equal(await bob.finish(), 0, 'bob exits cleanly');
+});
+
+test('a terminal killed while it fetches a file resumes it when it starts again, fetching only what it lacked', async (t) => {
+  const server = await startServer();
+  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-terminal-resume-'));
+  /** @type {LineClient[]} */
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.kill();
+    await server.stop('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /**
+   * @param {string} name
+   * @param {string[]} args
+   */
+  const client = (name, args) => {
+    const c = new LineClient(name, BIN, [
+      'chat',
+      ...args,
+      '--json',
+      '--name',
+      name,
+      '--identity-file',
+      path.join(dir, `${name}.key`),
+      '--history-file',
+      path.join(dir, `${name}.history`),
+      '--download-dir',
+      path.join(dir, `${name} downloads`),
+      '--accept-files',
+      '1000000000',
+    ]);
+    clients.push(c);
+    return c;
+  };
+  const alice = client('alice', ['--server', server.url]);
+  await alice.waitFor((l) => l.startsWith('new room: '), 'err');
+  const link = alice.err.find((l) => l.startsWith('new room: '))?.split(' ')[2] ?? '';
+  const bob = client('bob', [link]);
+  await bob.waitFor((l) => json(l)?.event === 'joined');
+
+  const size = 24 << 20;
+  const bytes = Buffer.alloc(size);
+  for (let i = 0; i < size; i += 4) bytes.writeUInt32BE(Math.imul(i, 2654435761) >>> 0, i);
+  const file = path.join(dir, 'big.bin');
+  writeFileSync(file, bytes);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  alice.say(`/send ${file}`);
+  // Half of it arrived: bob is killed.
+  await bob.waitFor((l) => json(l)?.event === 'file_progress' && json(l).bytes >= size / 2);
+  bob.kill();
+  await bob.exited;
+  const kept = readdirSync(path.join(dir, 'bob downloads'));
+  assert.ok(!kept.includes('big.bin'), 'nothing under the final name');
+
+  const again = client('bob', [link]);
+  await again.waitFor((l) => json(l)?.event === 'file_saved' || json(l)?.event === 'file_failed');
+  const saved = again.out.map(json).find((e) => e?.event === 'file_saved');
+  assert.ok(saved, again.out.join('\n'));
+  assert.equal(saved.sha256, sha256);
+  assert.equal(createHash('sha256').update(readFileSync(saved.path)).digest('hex'), sha256);
+  assert.ok(saved.received < size, `fetched ${saved.received} bytes of ${size} again`);
+  assert.ok(saved.received > 0);
+  // Nothing else is left in the download directory.
+  assert.deepEqual(readdirSync(path.join(dir, 'bob downloads')), ['big.bin']);
+  for (const c of [alice, again]) assert.equal(await c.finish(), 0, `${c.name} exits cleanly`);
 });

@@ -190,7 +190,7 @@ pub const COMMANDS: &[Spec] = &[
     Spec {
         name: "cancel",
         args: "[NAME]",
-        about: "stop fetching files (or only NAME); what arrived of them is deleted",
+        about: "stop fetching or sending files (or only NAME, also withdrawing your offer of it)",
         modes: EVERYWHERE,
         parse: |args| Ok(Command::Cancel((!args.is_empty()).then(|| args.to_owned()))),
     },
@@ -376,6 +376,10 @@ pub fn file_notice(event: &Event) -> Option<String> {
             name, path, sha256, ..
         } => format!("{name} saved as {} (SHA-256 {sha256})", path.display()),
         Event::FileFailed { name, reason, .. } => format!("{name} was not saved: {reason}"),
+        Event::FileWithdrawn { file } => format!(
+            "you withdrew your offer of {}: nobody fetches it from you any more",
+            file.name
+        ),
         _ => return None,
     })
 }
@@ -406,10 +410,13 @@ pub async fn files(engine: &Engine, command: &Command) -> Vec<Result<String, Str
             let cancelled = engine.cancel_files(name.as_deref()).await;
             if cancelled.is_empty() {
                 return vec![Err(match name {
-                    Some(name) => format!("no file called {name} is being fetched"),
-                    None => "no file is being fetched".to_owned(),
+                    Some(name) => {
+                        format!("no file called {name} is being fetched or offered by you")
+                    }
+                    None => "no file is being fetched or sent".to_owned(),
                 })];
             }
+            // Each is told as it stops (file_failed, file_withdrawn).
             Vec::new()
         }
         _ => Vec::new(),

@@ -94,7 +94,10 @@ fn notice(event: &Event) -> Option<String> {
             "a message attributed to {}, relayed by {}, was forged and has been removed",
             author.nick, by.nick
         ),
-        Event::FileOffered { .. } | Event::FileSaved { .. } | Event::FileFailed { .. } => {
+        Event::FileOffered { .. }
+        | Event::FileSaved { .. }
+        | Event::FileFailed { .. }
+        | Event::FileWithdrawn { .. } => {
             return command::file_notice(event);
         }
         Event::Changed { author, shown, .. } => crate::conversation::changed_line(author, shown),

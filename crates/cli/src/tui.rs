@@ -389,7 +389,10 @@ impl Ui {
                     None => self.transfers.push(entry),
                 }
             }
-            Event::FileOffered { .. } | Event::FileSaved { .. } | Event::FileFailed { .. } => {
+            Event::FileOffered { .. }
+            | Event::FileSaved { .. }
+            | Event::FileFailed { .. }
+            | Event::FileWithdrawn { .. } => {
                 if let Event::FileSaved { fid, .. } | Event::FileFailed { fid, .. } = event {
                     self.transfers.retain(|t| t.0 != *fid);
                 }

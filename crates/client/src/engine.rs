@@ -361,6 +361,9 @@ pub enum Event {
         path: std::path::PathBuf,
         /// Its SHA-256, in lower-case hex.
         sha256: String,
+        /// Bytes of it that arrived over the network in this run: less than
+        /// its size when it resumed from pieces kept by an earlier run.
+        received: u64,
     },
     /// Fetching a file ended without it: cancelled (by us or its author),
     /// it did not match its offer, or it could not be written. Nothing was
@@ -372,6 +375,13 @@ pub enum Event {
         name: String,
         /// Why, for people.
         reason: String,
+    },
+    /// We withdrew our offer of a file (`/cancel`): the transfers serving
+    /// it were cancelled (their receivers see it cancelled by its author),
+    /// and it is not served any more.
+    FileWithdrawn {
+        /// The offer.
+        file: FileInfo,
     },
     /// The other party of a private conversation now holds our message
     /// number `seq` of that conversation.
@@ -668,7 +678,9 @@ impl Engine {
     }
 
     /// Stops fetching the files whose plain name (or id) is `name`, or all
-    /// of them; what arrived of them is deleted.
+    /// of them (what arrived of them is deleted), and withdraws our offers
+    /// of that name, or all those being served (told as
+    /// [`Event::FileWithdrawn`]): what was stopped or withdrawn.
     pub async fn cancel_files(&self, name: Option<&str>) -> Vec<FileInfo> {
         let (tx, rx) = oneshot::channel();
         let _ = self

@@ -159,3 +159,74 @@ async fn large_offers_wait_private_ones_reach_one_member_and_late_joiners_fetch_
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_author_withdraws_an_offer_in_flight_and_nobody_gets_it_any_more() {
+    let (url, _stop) = server().await;
+    let dir = scratch("withdraw");
+    let (mut a_seen, mut b_seen) = (Vec::new(), Vec::new());
+    let (alice, mut a) = Engine::start(options(&url, "alice", &dir.join("a")));
+    joined(&mut a, &mut a_seen).await;
+    let mut bob_options = options(&url, "bob", &dir.join("b"));
+    bob_options.accept_files = u64::MAX;
+    let (bob, mut b) = Engine::start(bob_options);
+    joined(&mut b, &mut b_seen).await;
+
+    // Nothing of alice's is in flight: a bare /cancel withdraws nothing.
+    assert!(alice.cancel_files(None).await.is_empty());
+    let path = dir.join("big.bin");
+    std::fs::write(&path, content(32 << 20, 3)).unwrap();
+    let offered = alice.offer_file(None, &path).await.unwrap();
+    let size = offered.size;
+    expect(&mut b, &mut b_seen, |e| match e {
+        Event::FileProgress { fid, bytes, .. }
+            if *fid == offered.fid && *bytes > 0 && *bytes < size / 2 =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    // In flight: /cancel without a name withdraws it.
+    let withdrawn = alice.cancel_files(None).await;
+    assert_eq!(withdrawn.len(), 1);
+    assert!(withdrawn[0].own && withdrawn[0].fid == offered.fid);
+    expect(&mut a, &mut a_seen, |e| match e {
+        Event::FileWithdrawn { file } if file.fid == offered.fid => Some(()),
+        _ => None,
+    })
+    .await;
+    let reason = expect(&mut b, &mut b_seen, |e| match e {
+        Event::FileSaved { fid, .. } if *fid == offered.fid => panic!("saved after its withdrawal"),
+        Event::FileFailed { fid, reason, .. } if *fid == offered.fid => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, "cancelled by its author");
+    // Nothing of it is left at bob's.
+    let left = std::fs::read_dir(dir.join("b")).map_or(0, |d| d.count());
+    assert_eq!(left, 0);
+
+    // Carol, joining later, sees the offer in the history and asks alice
+    // for it: she is told it was cancelled, and gets nothing.
+    let mut carol_options = options(&url, "carol", &dir.join("c"));
+    carol_options.accept_files = u64::MAX;
+    let (carol, mut c) = Engine::start(carol_options);
+    let mut c_seen = Vec::new();
+    joined(&mut c, &mut c_seen).await;
+    let reason = expect(&mut c, &mut c_seen, |e| match e {
+        Event::FileSaved { fid, .. } if *fid == offered.fid => {
+            panic!("served after its withdrawal")
+        }
+        Event::FileFailed { fid, reason, .. } if *fid == offered.fid => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, "cancelled by its author");
+    // By name, once withdrawn, it is no longer ours to withdraw.
+    assert!(alice.cancel_files(Some("big.bin")).await.is_empty());
+    for engine in [alice, bob, carol] {
+        engine.leave().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,7 +12,7 @@
 //! `bufferedAmountLowThreshold`). The engine only starts these tasks, tells
 //! the receivers which holders are up, and keeps the files held.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,7 @@ use peerchat_transfer::{
     SenderAction, SenderConfig, SenderState,
 };
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 
 use super::{Event, Peer, State, now_ms};
@@ -187,6 +187,8 @@ struct Held {
     path: PathBuf,
     /// Offered privately: the only member it is served to.
     only: Option<String>,
+    /// Offered by us (not a file received and passed on).
+    own: bool,
 }
 
 /// What the serving tasks share with the engine.
@@ -195,11 +197,20 @@ struct Registry {
     held: HashMap<String, Held>,
     /// Transfers served, per member.
     serving: HashMap<String, usize>,
+    /// Transfers served, per file.
+    in_flight: HashMap<String, usize>,
+    /// Our offers withdrawn (`/cancel`): a `get` for one is answered
+    /// `cancelled`, and the channels serving one are cancelled. Only our
+    /// own offers of this run, so bounded by what the user offered.
+    withdrawn: HashSet<String>,
 }
 
 /// The files part of the engine's state.
 pub(super) struct Files {
     registry: Arc<Mutex<Registry>>,
+    /// Bumped when an offer is withdrawn: the serving tasks look whether it
+    /// is theirs.
+    withdrawals: watch::Sender<u64>,
     /// The transfers fetching, by `fid`.
     receiving: HashMap<String, Receiving>,
     dir: Option<PathBuf>,
@@ -226,6 +237,7 @@ impl Files {
     pub(super) fn new(dir: Option<PathBuf>, auto_accept: u64) -> Self {
         Self {
             registry: Arc::default(),
+            withdrawals: watch::Sender::new(0),
             receiving: HashMap::new(),
             dir,
             auto_accept,
@@ -303,6 +315,7 @@ impl State {
             list: digests.pieces.into(),
             path,
             only: to.clone(),
+            own: true,
         };
         lock(&self.files.registry)
             .held
@@ -353,7 +366,15 @@ impl State {
         stored: bool,
     ) {
         let info = self.file_info(author, meta, private);
-        if info.own || stored || self.files.receiving.contains_key(&meta.fid) {
+        // An offer kept from an earlier run is fetched only if that run
+        // was fetching it when it ended (its partial file is there).
+        let resumes = stored
+            && self
+                .files
+                .dir
+                .as_ref()
+                .is_some_and(|dir| record_path(dir, &meta.fid).is_file());
+        if info.own || (stored && !resumes) || self.files.receiving.contains_key(&meta.fid) {
             if !info.own {
                 self.emit(Event::FileOffered {
                     file: info,
@@ -449,8 +470,12 @@ impl State {
         accepted
     }
 
-    /// `/cancel [NAME]`: stops fetching the files (all of them without a
-    /// name) not complete yet.
+    /// `/cancel [NAME]`: stops fetching the files not complete yet, and
+    /// withdraws our offers: every channel serving one is cancelled
+    /// (`cancel`, `cancelled`: its receivers show it cancelled by its
+    /// author) and it is never served again. With a name, the files and
+    /// offers of that plain name (or id); without, every file being fetched
+    /// and every offer of ours being served.
     pub(super) fn cancel_files(&mut self, name: Option<&str>) -> Vec<FileInfo> {
         let mut cancelled = Vec::new();
         self.files.receiving.retain(|_, r| {
@@ -462,6 +487,45 @@ impl State {
             }
             true
         });
+        let withdrawn: Vec<Held> = {
+            let mut registry = lock(&self.files.registry);
+            let registry = &mut *registry;
+            let fids: Vec<String> = registry
+                .held
+                .iter()
+                .filter(|(fid, held)| {
+                    held.own
+                        && match name {
+                            Some(n) => {
+                                n == peerchat_transfer::name::sanitize(&held.meta.name)
+                                    || n == fid.as_str()
+                            }
+                            None => registry.in_flight.contains_key(fid.as_str()),
+                        }
+                })
+                .map(|(fid, _)| fid.clone())
+                .collect();
+            fids.into_iter()
+                .filter_map(|fid| {
+                    registry.withdrawn.insert(fid.clone());
+                    registry.held.remove(&fid)
+                })
+                .collect()
+        };
+        if withdrawn.is_empty() {
+            return cancelled;
+        }
+        self.files.withdrawals.send_modify(|n| *n += 1);
+        let me = self.history.as_ref().map(|h| h.me().to_owned());
+        for held in withdrawn {
+            let info = self.file_info(
+                me.as_deref().unwrap_or_default(),
+                &held.meta,
+                held.only.as_deref(),
+            );
+            self.emit(Event::FileWithdrawn { file: info.clone() });
+            cancelled.push(info);
+        }
         cancelled
     }
 
@@ -480,6 +544,7 @@ impl State {
             peer: peer.to_owned(),
             dc,
             registry: self.files.registry.clone(),
+            withdrawals: self.files.withdrawals.subscribe(),
         };
         tokio::spawn(task.run());
     }
@@ -548,6 +613,34 @@ fn read_channel<T: Clone + Send + 'static>(
     });
 }
 
+/// How long a channel being closed may take to send what it was handed
+/// before (see [`close_when_sent`]).
+const CLOSE_DRAIN: Duration = Duration::from_secs(5);
+
+/// Closes `dc` once what was handed to it has been sent and acknowledged
+/// (or it closed, or after [`CLOSE_DRAIN`]): webrtc-rs drops the messages
+/// still queued when a channel closes, so a `cancel` handed over just before
+/// would never reach the other side. `events` is the channel's reader
+/// ([`read_channel`]); what else arrives meanwhile is dropped: the channel
+/// is done.
+async fn close_when_sent<T>(
+    dc: &Arc<dyn DataChannel>,
+    events: &mut mpsc::UnboundedReceiver<(T, ChannelEvent)>,
+) {
+    // Told (`Low`) when the amount buffered falls to nothing.
+    let _ = dc.set_buffered_amount_low_threshold(0).await;
+    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+        while dc.outstanding_bytes().await.is_ok_and(|n| n > 0) {
+            match events.recv().await {
+                Some((_, ChannelEvent::Closed)) | None => return,
+                Some(_) => {}
+            }
+        }
+    })
+    .await;
+    let _ = dc.close().await;
+}
+
 /// Sleeps until `deadline` (engine milliseconds since `epoch`), or never.
 async fn sleep_until_ms(epoch: Instant, deadline: Option<u64>) {
     match deadline {
@@ -565,10 +658,11 @@ struct ServeTask {
     peer: String,
     dc: Arc<dyn DataChannel>,
     registry: Arc<Mutex<Registry>>,
+    withdrawals: watch::Receiver<u64>,
 }
 
 impl ServeTask {
-    async fn run(self) {
+    async fn run(mut self) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         read_channel(self.dc.clone(), (), tx);
         let epoch = Instant::now();
@@ -588,7 +682,7 @@ impl ServeTask {
             return;
         };
         let Ok(Control::Get { fid, sha256, list }) = Control::parse(&text) else {
-            return self.refuse(Reason::Protocol).await;
+            return self.refuse(Reason::Protocol, &mut rx).await;
         };
         let held = {
             let mut registry = lock(&self.registry);
@@ -601,6 +695,7 @@ impl ServeTask {
             let total: usize = registry.serving.values().sum();
             let mine = registry.serving.get(&self.peer).copied().unwrap_or(0);
             match held {
+                None if registry.withdrawn.contains(&fid) => Err(Reason::Cancelled),
                 None => Err(Reason::Unavailable),
                 Some(_)
                     if total >= peerchat_transfer::sender::MAX_SERVING
@@ -610,13 +705,14 @@ impl ServeTask {
                 }
                 Some(held) => {
                     *registry.serving.entry(self.peer.clone()).or_default() += 1;
+                    *registry.in_flight.entry(fid.clone()).or_default() += 1;
                     Ok(held)
                 }
             }
         };
         let held = match held {
             Ok(held) => held,
-            Err(reason) => return self.refuse(reason).await,
+            Err(reason) => return self.refuse(reason, &mut rx).await,
         };
         let state = self.serve(&held, list, epoch, &mut rx).await;
         {
@@ -627,6 +723,12 @@ impl ServeTask {
                     registry.serving.remove(&self.peer);
                 }
             }
+            if let Some(n) = registry.in_flight.get_mut(&held.meta.fid) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    registry.in_flight.remove(&held.meta.fid);
+                }
+            }
             if state == SenderState::Failed(peerchat_transfer::SenderError::Changed) {
                 // It no longer matches its offer: never served again.
                 registry.held.remove(&held.meta.fid);
@@ -635,16 +737,16 @@ impl ServeTask {
         let _ = self.dc.close().await;
     }
 
-    async fn refuse(&self, reason: Reason) {
+    async fn refuse(&self, reason: Reason, rx: &mut mpsc::UnboundedReceiver<((), ChannelEvent)>) {
         let _ = self
             .dc
             .send_text(&Control::Cancel { reason }.to_json())
             .await;
-        let _ = self.dc.close().await;
+        close_when_sent(&self.dc, rx).await;
     }
 
     async fn serve(
-        &self,
+        &mut self,
         held: &Held,
         list: bool,
         epoch: Instant,
@@ -654,7 +756,7 @@ impl ServeTask {
             Ok(file) => file,
             Err(err) => {
                 tracing::warn!(%err, path = %held.path.display(), "cannot read a file offered");
-                self.refuse(Reason::Changed).await;
+                self.refuse(Reason::Changed, rx).await;
                 return SenderState::Failed(peerchat_transfer::SenderError::Changed);
             }
         };
@@ -694,9 +796,7 @@ impl ServeTask {
                         buf.truncate(n);
                         queue.extend(sender.read(offset, buf, ms_since(epoch)));
                     }
-                    SenderAction::Close => {
-                        let _ = self.dc.close().await;
-                    }
+                    SenderAction::Close => close_when_sent(&self.dc, rx).await,
                     SenderAction::State(state) => {
                         if state != SenderState::Serving {
                             return state;
@@ -729,6 +829,12 @@ impl ServeTask {
                 },
                 () = sleep_until_ms(epoch, deadline), if deadline.is_some() => {
                     queue.extend(sender.handle_timeout(ms_since(epoch)));
+                }
+                Ok(()) = self.withdrawals.changed() => {
+                    // Its author withdrew the offer: `cancel`, then close.
+                    if lock(&self.registry).withdrawn.contains(&held.meta.fid) {
+                        queue.extend(sender.cancel(ms_since(epoch)));
+                    }
                 }
             }
             if queue.is_empty() && sender.state() != SenderState::Serving {
@@ -766,9 +872,73 @@ struct Source {
     dc: Option<Arc<dyn DataChannel>>,
 }
 
+/// The partial file of the offer `fid` in the download directory `dir`:
+/// hidden, never under the file's own name.
+fn partial_path(dir: &Path, fid: &str) -> PathBuf {
+    dir.join(format!(".peerchat-{fid}.part"))
+}
+
+/// The record, next to the partial file, of the pieces held and checked,
+/// so that a transfer cut by the client's end resumes when it starts again
+/// (the pieces it names are read back and checked before they count).
+fn record_path(dir: &Path, fid: &str) -> PathBuf {
+    dir.join(format!(".peerchat-{fid}.have"))
+}
+
+/// How often the record of pieces held is written, at most.
+const RECORD_EVERY: Duration = Duration::from_millis(250);
+
+/// What the record holds: the offer's SHA-256 (a record of another file
+/// under the same id is ignored) and what the receiver keeps.
+#[derive(Serialize, serde::Deserialize)]
+struct Record {
+    sha256: String,
+    saved: peerchat_transfer::receiver::Saved,
+}
+
 impl ReceiveTask {
     fn partial_path(&self) -> PathBuf {
-        self.dir.join(format!(".peerchat-{}.part", self.meta.fid))
+        partial_path(&self.dir, &self.meta.fid)
+    }
+
+    fn record_path(&self) -> PathBuf {
+        record_path(&self.dir, &self.meta.fid)
+    }
+
+    /// What an earlier run kept of this transfer: its partial file is
+    /// there, and its record is of this very file.
+    fn load_record(&self) -> Option<peerchat_transfer::receiver::Saved> {
+        if !self.partial_path().is_file() {
+            return None;
+        }
+        let text = std::fs::read(self.record_path()).ok()?;
+        let record: Record = serde_json::from_slice(&text).ok()?;
+        (record.sha256 == self.info.sha256).then_some(record.saved)
+    }
+
+    /// Writes the record (through a temporary file, so a crash never
+    /// leaves half of one).
+    fn store_record(&self, saved: peerchat_transfer::receiver::Saved) {
+        let record = Record {
+            sha256: self.info.sha256.clone(),
+            saved,
+        };
+        let Ok(text) = serde_json::to_vec(&record) else {
+            return;
+        };
+        let tmp = self
+            .dir
+            .join(format!(".peerchat-{}.have.new", self.meta.fid));
+        if let Err(err) =
+            std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, self.record_path()))
+        {
+            tracing::debug!(%err, "could not keep the record of a transfer");
+        }
+    }
+
+    fn forget(&self) {
+        let _ = std::fs::remove_file(self.partial_path());
+        let _ = std::fs::remove_file(self.record_path());
     }
 
     fn emit(&self, event: Event) {
@@ -776,7 +946,7 @@ impl ReceiveTask {
     }
 
     fn fail(&self, reason: String) {
-        let _ = std::fs::remove_file(self.partial_path());
+        self.forget();
         self.emit(Event::FileFailed {
             fid: self.info.fid.clone(),
             name: self.info.name.clone(),
@@ -791,14 +961,29 @@ impl ReceiveTask {
         mut commands: mpsc::UnboundedReceiver<ToReceiver>,
     ) {
         let epoch = Instant::now();
-        let mut receiver = peerchat_transfer::Receiver::new(self.meta.clone(), author, config);
+        // What an earlier run kept: its pieces are read back and checked.
+        let mut file: Option<std::fs::File> = None;
+        let mut receiver = match self.load_record() {
+            Some(saved) => match self.open_partial() {
+                Ok(partial) => {
+                    file = Some(partial);
+                    peerchat_transfer::Receiver::restore(self.meta.clone(), author, saved, config)
+                }
+                Err(_) => peerchat_transfer::Receiver::new(self.meta.clone(), author, config),
+            },
+            None => peerchat_transfer::Receiver::new(self.meta.clone(), author, config),
+        };
+        // Bytes of pieces that arrived over the network in this run.
+        let mut received = 0u64;
+        // Pieces checked since the record was last written, and when.
+        let mut verified = false;
+        let mut recorded: Option<Instant> = None;
         let mut links: HashMap<String, LinkHandle> = HashMap::new();
         let mut sources: HashMap<String, Source> = HashMap::new();
         let mut generation = 0u64;
         let (chan_tx, mut chan_rx) = mpsc::unbounded_channel::<((String, u64), ChannelEvent)>();
         let (open_tx, mut open_rx) =
             mpsc::unbounded_channel::<(String, u64, Option<Arc<dyn DataChannel>>)>();
-        let mut file: Option<std::fs::File> = None;
         let mut last_progress: Option<Instant> = None;
         let mut stalled = false;
         // Bytes to write at an offset, not written yet.
@@ -882,7 +1067,7 @@ impl ReceiveTask {
                         buf.truncate(n);
                         queue.extend(receiver.read(offset, &buf, now));
                     }
-                    ReceiverAction::Verified { .. } => {}
+                    ReceiverAction::Verified { .. } => verified = true,
                     ReceiverAction::Corrupt { piece, peer } => {
                         tracing::warn!(piece, ?peer, fid = %self.meta.fid, "a piece did not match its hash; fetching it again");
                     }
@@ -896,7 +1081,7 @@ impl ReceiveTask {
                     }
                     ReceiverAction::State(state) => match state {
                         ReceiverState::Complete => {
-                            self.complete(file.take(), &receiver);
+                            self.complete(file.take(), &receiver, received);
                             return;
                         }
                         ReceiverState::Failed(_) | ReceiverState::Cancelled(_) => {
@@ -925,6 +1110,11 @@ impl ReceiveTask {
                 let now = ms_since(epoch);
                 queue.extend(self.flush(&mut file, write, &mut receiver, &mut failure, now));
                 continue;
+            }
+            if verified && recorded.is_none_or(|at| at.elapsed() >= RECORD_EVERY) {
+                verified = false;
+                recorded = Some(Instant::now());
+                self.store_record(receiver.saved());
             }
             if matches!(
                 receiver.state(),
@@ -957,7 +1147,18 @@ impl ReceiveTask {
                         queue.extend(receiver.peer_down(&peer, now()));
                     }
                     Some(ToReceiver::Accept) => queue.extend(receiver.accept(now())),
-                    Some(ToReceiver::Cancel) | None => queue.extend(receiver.cancel(now())),
+                    Some(ToReceiver::Cancel) => queue.extend(receiver.cancel(now())),
+                    None => {
+                        // The engine stopped (the client quits): what
+                        // arrived is kept, to resume on the next start.
+                        for dc in sources.drain().filter_map(|(_, s)| s.dc) {
+                            let _ = dc.close().await;
+                        }
+                        if !receiver.state().is_over() {
+                            self.store_record(receiver.saved());
+                        }
+                        return;
+                    }
                 },
                 Some((peer, g, dc)) = open_rx.recv() => {
                     match (sources.get_mut(&peer).filter(|s| s.generation == g), dc) {
@@ -984,7 +1185,12 @@ impl ReceiveTask {
                             match event {
                                 ChannelEvent::Open => queue.extend(receiver.opened(&peer, now())),
                                 ChannelEvent::Text(text) => queue.extend(receiver.text(&peer, &text, now())),
-                                ChannelEvent::Binary(bytes) => queue.extend(receiver.binary(&peer, &bytes, now())),
+                                ChannelEvent::Binary(bytes) => {
+                                    if bytes.first() == Some(&1) {
+                                        received += bytes.len().saturating_sub(9) as u64;
+                                    }
+                                    queue.extend(receiver.binary(&peer, &bytes, now()));
+                                }
                                 ChannelEvent::Low => {}
                                 ChannelEvent::Closed => {
                                     sources.remove(&peer);
@@ -1046,7 +1252,12 @@ impl ReceiveTask {
 
     /// The whole file checked out: saved under its plain name (numbered,
     /// never overwriting anything), and held from now on.
-    fn complete(&self, file: Option<std::fs::File>, receiver: &peerchat_transfer::Receiver) {
+    fn complete(
+        &self,
+        file: Option<std::fs::File>,
+        receiver: &peerchat_transfer::Receiver,
+        received: u64,
+    ) {
         let partial = self.partial_path();
         let made = match file {
             Some(file) => file.sync_all(),
@@ -1069,7 +1280,7 @@ impl ReceiveTask {
                 Err(err) => break Err(err),
             }
         };
-        let _ = std::fs::remove_file(&partial);
+        self.forget();
         let path = match saved {
             Ok(path) => path,
             Err(err) => {
@@ -1088,6 +1299,7 @@ impl ReceiveTask {
                 list,
                 path: path.clone(),
                 only: self.only.clone(),
+                own: false,
             },
         );
         self.emit(Event::FileSaved {
@@ -1095,6 +1307,7 @@ impl ReceiveTask {
             name: self.info.name.clone(),
             path,
             sha256: self.info.sha256.clone(),
+            received,
         });
     }
 }
