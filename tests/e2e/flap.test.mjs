@@ -72,16 +72,39 @@ async function sendMany(page, who, count) {
 }
 
 /**
- * The messages a page shows, in order, as `author/seq` keys and texts.
+ * The messages a page keeps, in the order it shows them, as `author/seq`
+ * keys and texts. The log draws a window of them (chatlog.js `WINDOW`), so
+ * this walks it as a reader would: up to the beginning, then down to the
+ * end, a page at a time.
  * @param {import('playwright-core').Page} page
  */
 function shown(page) {
-  return page.evaluate(() =>
-    [...document.querySelectorAll('[role="log"] article.msg')].map((m) => {
-      const el = /** @type {HTMLElement} */ (m);
-      return { key: `${el.dataset.author}/${el.dataset.seq}`, text: el.querySelector('.msg-text')?.textContent ?? '' };
-    }),
-  );
+  return page.evaluate(async () => {
+    const log = /** @type {HTMLElement} */ (document.querySelector('[role="log"]'));
+    const frames = () => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve(undefined))));
+    /** @param {boolean} up */
+    const move = async (up) => {
+      log.dispatchEvent(new WheelEvent('wheel'));
+      log.scrollTop = up ? 0 : log.scrollHeight;
+      await frames();
+    };
+    const drawn = () =>
+      [...log.querySelectorAll('article.msg')].map((m) => {
+        const el = /** @type {HTMLElement} */ (m);
+        return { key: `${el.dataset.author}/${el.dataset.seq}`, text: el.querySelector('.msg-text')?.textContent ?? '' };
+      });
+    for (let i = 0; i < 100 && log.querySelector('.log-edge')?.textContent === 'Loading older messages…'; i += 1) await move(true);
+    /** @type {Map<string, {key: string, text: string}>} */
+    const seen = new Map();
+    // Down to the end: nothing new after a few moves to the bottom.
+    for (let still = 0, i = 0; still < 3 && i < 200; i += 1) {
+      const before = seen.size;
+      for (const m of drawn()) if (!seen.has(m.key)) seen.set(m.key, m);
+      still = seen.size === before ? still + 1 : 0;
+      await move(false);
+    }
+    return [...seen.values()];
+  });
 }
 
 test('a flapping network loses no message: 3 × 200 everywhere, once, in one order', { skip: !canFlap() && 'needs the loopback-only namespace' }, async (t) => {
@@ -117,9 +140,10 @@ test('a flapping network loses no message: 3 × 200 everywhere, once, in one ord
   // Everyone ends up with all 600.
   const total = 3 * EACH;
   for (const page of [alice, bob]) {
-    await page.waitForFunction((total) => document.querySelectorAll('[role="log"] article.msg').length >= total, total, {
-      timeout: 120_000,
-    });
+    const until = Date.now() + 120_000;
+    for (let n = (await shown(page)).length; n < total; n = (await shown(page)).length) {
+      assert.ok(Date.now() < until, `the page keeps ${n} of ${total}`);
+    }
   }
   /** carol's messages as the engine reported them (each new one once). */
   const carolMessages = () =>
