@@ -305,7 +305,10 @@ export class ChatLog {
     const mentionsMe = !msg.own && mentionsSelf(nodes);
     if (key !== null && this.source) {
       const outside = this.outside(key, msg.own);
-      if (outside === 'older') return null;
+      if (outside === 'older') {
+        this.fillShort();
+        return null;
+      }
       if (outside === 'newer') {
         // Kept, drawn when the reader comes down (or takes the button).
         this.unseen += 1;
@@ -811,6 +814,22 @@ export class ChatLog {
       return others > 0 ? 'older' : null;
     }
     return null;
+  }
+
+  /**
+   * Older kept messages came in (a late joiner's history, say) while the
+   * log is too short to scroll: no scroll can bring their page, so they are
+   * drawn at once, the reader left where they were.
+   * @private
+   */
+  fillShort() {
+    if (this.loading || this.el.scrollHeight > this.el.clientHeight) return;
+    const atBottom = this.atBottom;
+    for (let i = 0; i * this.pageSize < this.window && this.el.scrollHeight <= this.el.clientHeight && this.olderHidden(); i += 1) {
+      this.loadOlder();
+    }
+    this.atBottom = atBottom;
+    this.changed();
   }
 
   /**

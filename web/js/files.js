@@ -195,6 +195,11 @@ export class Files extends EventTarget {
     this.corruptNext = false;
     /** @type {WeakSet<Fetch>} fetches stopped by a clear: what they still get is dropped */
     this.dropped = new WeakSet();
+    // Leaving the page (a reload, a closed tab) keeps where every transfer
+    // stands; while it runs, that is kept at most once a second (KEEP_MS).
+    globalThis.addEventListener?.('pagehide', () => {
+      for (const fetch of this.fetches.values()) this.keepRunning(fetch);
+    });
   }
 
   /**
@@ -451,8 +456,7 @@ export class Files extends EventTarget {
       } else if ('verified' in a) {
         fetch.saving ??= setTimeout(() => {
           fetch.saving = undefined;
-          const st = fetch.receiver.state;
-          if (typeof st === 'string' ? st !== 'complete' : 'stalled' in st) this.keepProgress(fetch, false);
+          this.keepRunning(fetch);
         }, KEEP_MS);
       } else if ('source_failed' in a) {
         // What that holder sent of a piece it did not finish is written too,
@@ -544,6 +548,18 @@ export class Files extends EventTarget {
         .ask({ op: 'hash', name: fetch.meta.fid, offset, len })
         .catch((e) => console.warn('peerchat: could not hash a received file', e));
     }
+  }
+
+  /**
+   * Keeps the progress of a transfer still under way (not one whole, or
+   * stopped by a clear).
+   * @private
+   * @param {Fetch} fetch
+   */
+  keepRunning(fetch) {
+    const st = fetch.receiver.state;
+    if (this.dropped.has(fetch)) return;
+    if (typeof st === 'string' ? st !== 'complete' : 'stalled' in st) this.keepProgress(fetch, false);
   }
 
   /**
