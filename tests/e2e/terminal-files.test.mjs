@@ -17,7 +17,14 @@ import { test } from 'node:test';
 import { json, LineClient } from './lib/cli.mjs';
 import { BIN, openRoom, serverAndBrowser, startServer, waitForMembers } from './lib/harness.mjs';
 
-test('terminals: /msg reaches one member only, /send delivers a file to each, // sends a slash', async (t) => {
+/**
+ * A server and a scratch directory, both gone after the test; `client`
+ * starts a `peerchat chat` there with its own identity file and download
+ * directory, and whatever else `extra` gives every client of the test.
+ * @param {import('node:test').TestContext} t
+ * @param {(name: string, dir: string) => string[]} extra
+ */
+async function terminals(t, extra) {
   const server = await startServer();
   const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-terminal-files-'));
   /** @type {LineClient[]} */
@@ -37,15 +44,20 @@ test('terminals: /msg reaches one member only, /send delivers a file to each, //
       ...args,
       '--name',
       name,
-      '--no-history',
       '--identity-file',
       path.join(dir, `${name}.key`),
       '--download-dir',
       path.join(dir, `${name} downloads`),
+      ...extra(name, dir),
     ]);
     clients.push(c);
     return c;
   };
+  return { server, dir, client };
+}
+
+test('terminals: /msg reaches one member only, /send delivers a file to each, // sends a slash', async (t) => {
+  const { server, dir, client } = await terminals(t, () => ['--no-history']);
 
   const alice = client('alice', ['--server', server.url, '--json']);
   await alice.waitFor((l) => l.startsWith('new room: '), 'err');
@@ -137,38 +149,13 @@ test('a terminal withdraws its offer while a page fetches it: the page shows it 
 });
 
 test('a terminal killed while it fetches a file resumes it when it starts again, fetching only what it lacked', async (t) => {
-  const server = await startServer();
-  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-terminal-resume-'));
-  /** @type {LineClient[]} */
-  const clients = [];
-  t.after(async () => {
-    for (const c of clients) c.kill();
-    await server.stop('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
-  /**
-   * @param {string} name
-   * @param {string[]} args
-   */
-  const client = (name, args) => {
-    const c = new LineClient(name, BIN, [
-      'chat',
-      ...args,
-      '--json',
-      '--name',
-      name,
-      '--identity-file',
-      path.join(dir, `${name}.key`),
-      '--history-file',
-      path.join(dir, `${name}.history`),
-      '--download-dir',
-      path.join(dir, `${name} downloads`),
-      '--accept-files',
-      '1000000000',
-    ]);
-    clients.push(c);
-    return c;
-  };
+  const { server, dir, client } = await terminals(t, (name, dir) => [
+    '--json',
+    '--history-file',
+    path.join(dir, `${name}.history`),
+    '--accept-files',
+    '1000000000',
+  ]);
   const alice = client('alice', ['--server', server.url]);
   await alice.waitFor((l) => l.startsWith('new room: '), 'err');
   const link = alice.err.find((l) => l.startsWith('new room: '))?.split(' ')[2] ?? '';

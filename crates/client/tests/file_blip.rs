@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{expect, joined, server};
+use common::{joined, partly_arrived, server};
 use peerchat_client::engine::{Engine, EngineOptions, Event};
 
 const ROOM: &str = "blip-test-room-aaaaaaaaaaa";
@@ -65,15 +65,7 @@ async fn a_transfer_cut_by_the_network_going_away_carries_on_and_completes() {
     let offered = alice.offer_file(None, &path).await.unwrap();
     // Part of it arrived: the network goes for three seconds.
     let size = offered.size;
-    expect(&mut b, &mut b_seen, |e| match e {
-        Event::FileProgress { fid, bytes, .. }
-            if *fid == offered.fid && *bytes > 0 && *bytes < size / 2 =>
-        {
-            Some(())
-        }
-        _ => None,
-    })
-    .await;
+    partly_arrived(&mut b, &mut b_seen, &offered.fid, size).await;
     ip(&["link", "set", "lo", "down"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
     ip(&["link", "set", "lo", "up"]);

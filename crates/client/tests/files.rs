@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{content, expect, joined, room_message, saved, scratch, server, sha256_hex};
+use common::{
+    content, expect, joined, partly_arrived, room_message, saved, scratch, server, sha256_hex,
+};
 use peerchat_client::engine::{Engine, EngineOptions, Event, FileInfo};
 
 const ROOM: &str = "files-test-room-aaaaaaaaaa";
@@ -178,15 +180,7 @@ async fn the_author_withdraws_an_offer_in_flight_and_nobody_gets_it_any_more() {
     std::fs::write(&path, content(32 << 20, 3)).unwrap();
     let offered = alice.offer_file(None, &path).await.unwrap();
     let size = offered.size;
-    expect(&mut b, &mut b_seen, |e| match e {
-        Event::FileProgress { fid, bytes, .. }
-            if *fid == offered.fid && *bytes > 0 && *bytes < size / 2 =>
-        {
-            Some(())
-        }
-        _ => None,
-    })
-    .await;
+    partly_arrived(&mut b, &mut b_seen, &offered.fid, size).await;
     // In flight: /cancel without a name withdraws it.
     let withdrawn = alice.cancel_files(None).await;
     assert_eq!(withdrawn.len(), 1);

@@ -100,6 +100,19 @@ pub async fn room_message(events: &mut Events, seen: &mut Vec<Event>, text: &str
     }
 }
 
+/// Waits until part of the file `fid` (of `size` bytes) arrived, under half.
+pub async fn partly_arrived(events: &mut Events, seen: &mut Vec<Event>, fid: &str, size: u64) {
+    expect(events, seen, |e| match e {
+        Event::FileProgress { fid: f, bytes, .. }
+            if f == fid && *bytes > 0 && *bytes < size / 2 =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+}
+
 /// Waits until the file `fid` was saved (now or before): where.
 pub async fn saved(events: &mut Events, seen: &mut Vec<Event>, fid: &str) -> (PathBuf, String) {
     let pick = |e: &Event| match e {
