@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{joined, partly_arrived, server};
+use common::{joined, partly_arrived, scratch, server};
 use peerchat_client::engine::{Engine, EngineOptions, Event};
 
 const ROOM: &str = "blip-test-room-aaaaaaaaaaa";
@@ -45,9 +45,7 @@ async fn a_transfer_cut_by_the_network_going_away_carries_on_and_completes() {
         return;
     }
     let (url, _stop) = server().await;
-    let dir = std::env::temp_dir().join(format!("peerchat-blip-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("blip");
     let (mut a_seen, mut b_seen) = (Vec::new(), Vec::new());
     let (alice, mut a) = Engine::start(options(&url, "alice", &dir.join("a")));
     joined(&mut a, &mut a_seen).await;
