@@ -17,6 +17,11 @@
  * piece right after writing it, and reading it back cost as much as
  * writing it.
  *
+ * It also fetches files (`./js/fetcher.js`): the page hands it the `file`
+ * data channels, so that their messages never reach the page's thread; its
+ * requests (`fetch`, `channel`, …) have no `id` and no answer, and it posts
+ * events of its own (`{event, …}`).
+ *
  * Requests: `{id, op: 'write', name, offset, data}`, `{id, op: 'read',
  * name, offset, len}`, `{id, op: 'hash', name, offset, len}`, `{id, op:
  * 'digest', name}`, `{id, op: 'size', name}`, `{id, op: 'close', name}`,
@@ -29,6 +34,7 @@
 // `.d.ts` beside it).
 import './vendor/hash-wasm/sha256.umd.min.js';
 import { sha256 as nobleSha256 } from './vendor/noble-hashes/sha2.js';
+import { Fetcher, FETCHER_OPS } from './js/fetcher.js';
 
 /**
  * @typedef {{update: (data: Uint8Array) => unknown, digest: () => string}} Hasher
@@ -178,15 +184,33 @@ async function run(req) {
 }
 
 let chain = Promise.resolve();
+/**
+ * Carries out a file operation after those asked for before it.
+ * @param {{op: string, name: string, offset?: number, len?: number, data?: Uint8Array}} req
+ * @returns {Promise<any>}
+ */
+function inTurn(req) {
+  const done = chain.then(() => run(req));
+  chain = done.then(
+    () => {},
+    () => {},
+  );
+  return done;
+}
+
+const fetcher = new Fetcher(inTurn, (event, transfer = []) => self.postMessage(event, { transfer }));
+
 self.addEventListener('message', (event) => {
   const req = /** @type {MessageEvent} */ (event).data;
-  chain = chain.then(async () => {
-    try {
-      const value = await run(req);
+  if (FETCHER_OPS.has(req.op)) {
+    fetcher.handle(req);
+    return;
+  }
+  void inTurn(req).then(
+    (value) => {
       const transfer = value instanceof Uint8Array ? [value.buffer] : [];
       self.postMessage({ id: req.id, ok: true, value }, { transfer });
-    } catch (e) {
-      self.postMessage({ id: req.id, ok: false, error: String(e) });
-    }
-  });
+    },
+    (e) => self.postMessage({ id: req.id, ok: false, error: String(e) }),
+  );
 });

@@ -1,20 +1,23 @@
 // @ts-check
 /**
- * Files in a room: the driver of transfer.js's machines. It offers files
+ * Files in a room: offering, fetching and serving them. It offers files
  * (hashed piece by piece with `File.slice`, the offer signed as a log
- * entry of the room or of a private conversation), fetches the files
- * offered to us (a {@link Receiver} per file, on `file` data channels of
- * their own, pieces written to the Origin Private File System by a worker
- * as they arrive, progress kept in localStorage so that a reload resumes),
- * and serves the files it holds whole (a {@link Sender} per `file` channel
- * opened to it, with `bufferedAmountLowThreshold` back-pressure). No DOM:
- * the page renders what it emits.
+ * entry of the room or of a private conversation), has the files offered
+ * to us fetched by the file worker (`../opfs-worker.js` with `fetcher.js`:
+ * a {@link import('./transfer.js').Receiver} per file, on `file` data
+ * channels this page makes and hands over to the worker at once, pieces
+ * written to the Origin Private File System as they arrive; progress is
+ * kept in localStorage, so that a reload resumes), and serves the files it
+ * holds whole (a {@link Sender} per `file` channel opened to it, with
+ * `bufferedAmountLowThreshold` back-pressure). No DOM: the page renders
+ * what it emits.
  *
  * Events (on this object): `transfer` (detail: {fid}) a transfer's state
  * or progress changed.
  * @module
  */
 
+import { arm, PROGRESS_MS } from './fetcher.js';
 import {
   controlJson,
   digestBlob,
@@ -24,31 +27,29 @@ import {
   MAX_SERVING_PER_PEER,
   offerOf,
   parseControl,
-  PieceParts,
   pieceLen,
-  Receiver,
+  RECEIVER_DEFAULTS,
   Sender,
   showsAsImage,
   SNIFF_BYTES,
+  startsAccepted,
 } from './transfer.js';
 import { randomId } from './protocol.js';
 
 /**
  * @typedef {import('./protocol.js').FileMeta} FileMeta
  * @typedef {import('./room.js').Room} Room
- * @typedef {import('./transfer.js').ReceiverAction} ReceiverAction
  * @typedef {import('./transfer.js').ReceiverState} ReceiverState
+ * @typedef {import('./transfer.js').Saved} Saved
  * @typedef {import('./transfer.js').SenderAction} SenderAction
+ * @typedef {import('./fetcher.js').FetcherEvent} FetcherEvent
+ * @typedef {import('./fetcher.js').FetcherRequest} FetcherRequest
  * @typedef {{meta: FileMeta, party: string | null, blob: () => Promise<Blob>, list: Uint8Array[] | null}} Held
  *   a file we can serve: `party` the other member of a private offer (only
  *   it may fetch it), null for the room's
- * @typedef {{meta: FileMeta, author: string, party: string | null, receiver: Receiver,
- *   channels: Map<string, RTCDataChannel>, timer: ReturnType<typeof setTimeout> | undefined, due: number | null,
- *   saving: ReturnType<typeof setTimeout> | undefined,
- *   rate: {at: number, bytes: number, perSecond: number}, preview: boolean | null, writes: Promise<unknown>,
- *   batch: {offset: number, bytes: Uint8Array, len: number} | null, wholes: {offset: number, len: number}[]}} Fetch
- *   `batch`: parts received, gathered for one write; `wholes`: what the
- *   worker is to hash for the whole file once that write is asked for
+ * @typedef {{meta: FileMeta, party: string | null, state: ReceiverState, bytes: number, rate: number,
+ *   saved: Saved | null, preview: boolean | null}} Fetch
+ *   a file we fetch (or fetched), as the file worker last told
  * @typedef {{peer: string, fid: string, channel: RTCDataChannel, sender: Sender | null,
  *   timer: ReturnType<typeof setTimeout> | undefined, due: number | null, reads: Promise<unknown>,
  *   ahead: Map<number, Promise<Read>>}} Serving
@@ -68,76 +69,42 @@ const SENDER_CONFIG = { highWater: 256 * 1024, lowWater: 64 * 1024 };
  * How much a receiver asks for at a time from one holder (the protocol's
  * most is 4 MiB), counting what it received and has not written yet: it
  * must cover what arrives while a request goes to the holder and while a
- * write (up to {@link WRITE_BATCH}) is done, or the link waits (512 KiB,
- * two pieces, left it idle most of the time on the bench machine). More
- * holds chat messages behind file data in the receiving page's queue:
- * 4 MiB took the chat p95 past 100 ms there, 2 MiB kept it near 70 ms at
- * the same throughput.
+ * write (up to 1 MiB) is done, or the link waits (512 KiB, two pieces,
+ * left it idle most of the time on the bench machine). More holds chat
+ * messages behind file data in the connection's queue: 4 MiB took the chat
+ * p95 past 100 ms there, 2 MiB kept it near 70 ms at the same throughput.
  */
 const RECEIVER_WINDOW = 2048 * 1024;
 
 /** Most bytes of a file we serve read at a time (see `readAhead`). */
 const READ_BLOCK = 1024 * 1024;
-/** Most bytes of a received file gathered for one write (see `gather`). */
-const WRITE_BATCH = 1024 * 1024;
-
-/**
- * How often the page hears of a transfer's progress at most: each data
- * message changes it, and drawing it each time kept both pages' threads
- * busy (the card, the layout, the compositor) for nothing anyone can read.
- */
-const PROGRESS_MS = 200;
-/**
- * How often at most a transfer's progress is kept on the device while it
- * runs (`localStorage` is synchronous; once per piece cost the receiving
- * page more than a millisecond each). A reload loses at most that much:
- * what was kept is read back and checked before it counts anyway.
- */
-const KEEP_MS = 1000;
-
-/**
- * Arms `t`'s timer to call `fire` at `due` (null: nothing due). A timer
- * already set no later is left alone: the machines' deadlines move with
- * every message, and their `handleTimeout` does nothing before one is
- * reached, so an early call only arms the next.
- * @param {{timer: ReturnType<typeof setTimeout> | undefined, due: number | null}} t
- * @param {number | null} due
- * @param {() => void} fire
- */
-function arm(t, due, fire) {
-  if (due !== null && t.due !== null && t.due <= due) return;
-  clearTimeout(t.timer);
-  t.timer = undefined;
-  t.due = due;
-  if (due === null) return;
-  t.timer = setTimeout(() => {
-    t.timer = undefined;
-    t.due = null;
-    fire();
-  }, Math.max(0, due - Date.now()));
-}
-
-/**
- * Whether a receiver asked for bytes that have not arrived.
- * @param {Receiver} receiver
- */
-function onItsWay(receiver) {
-  for (const source of receiver.sources.values()) if (source.outstanding > 0) return true;
-  return false;
-}
 
 /** Where a transfer's progress is kept between page loads. */
 const SAVED_PREFIX = 'peerchat.file.';
 
-/** The worker that writes and reads received files (OPFS). */
+/** @param {ReceiverState} state */
+function running(state) {
+  return typeof state === 'string' ? state !== 'complete' : 'stalled' in state;
+}
+
+/**
+ * The file worker: it writes and reads received files (OPFS), and fetches
+ * files (`fetcher.js`).
+ */
 class Disk {
-  constructor() {
+  /** @param {(event: FetcherEvent) => void} onEvent what the worker's fetcher tells */
+  constructor(onEvent) {
     this.worker = new Worker('/opfs-worker.js', { type: 'module' });
     this.next = 1;
     /** @type {Map<number, {resolve: (v: any) => void, reject: (e: Error) => void}>} */
     this.waiting = new Map();
     this.worker.addEventListener('message', (event) => {
-      const { id, ok, value, error } = event.data;
+      const data = event.data;
+      if ('event' in data) {
+        onEvent(data);
+        return;
+      }
+      const { id, ok, value, error } = data;
       const w = this.waiting.get(id);
       this.waiting.delete(id);
       if (ok) w?.resolve(value);
@@ -155,6 +122,16 @@ class Disk {
       this.waiting.set(id, { resolve, reject });
       this.worker.postMessage({ id, ...req }, req.data ? [req.data.buffer] : []);
     });
+  }
+
+  /**
+   * Tells the worker's fetcher (no answer). Throws `DataCloneError` if a
+   * channel in `transfer` cannot be handed over.
+   * @param {FetcherRequest} req
+   * @param {Transferable[]} [transfer]
+   */
+  tell(req, transfer = []) {
+    this.worker.postMessage(req, transfer);
   }
 
   /**
@@ -176,7 +153,7 @@ export class Files extends EventTarget {
   constructor(room, { autoAccept } = {}) {
     super();
     this.room = room;
-    this.autoAccept = autoAccept;
+    this.autoAccept = autoAccept ?? RECEIVER_DEFAULTS.autoAccept;
     /** @type {Disk | null} */
     this.disk = null;
     /** @type {Map<string, Held>} files we hold whole, by fid */
@@ -191,15 +168,28 @@ export class Files extends EventTarget {
     this.urls = new Map();
     /** @type {Map<string, ReturnType<typeof setTimeout>>} progress to tell, by fid */
     this.progressing = new Map();
-    /** Test hook: corrupt the next piece received (a byte flipped). */
-    this.corruptNext = false;
-    /** @type {WeakSet<Fetch>} fetches stopped by a clear: what they still get is dropped */
-    this.dropped = new WeakSet();
+    /** @type {Map<number, RTCDataChannel>} channels relayed to the worker (see `relay`), by relay id */
+    this.relays = new Map();
+    this.nextRelay = 1;
+    /** Test hook: relay transfer channels to the worker, as where they cannot be handed over. */
+    this.forceRelay = false;
     // Leaving the page (a reload, a closed tab) keeps where every transfer
-    // stands; while it runs, that is kept at most once a second (KEEP_MS).
+    // stands, as the worker last told (at most a fifth of a second old);
+    // while it runs, that is kept at most once a second.
     globalThis.addEventListener?.('pagehide', () => {
-      for (const fetch of this.fetches.values()) this.keepRunning(fetch);
+      for (const [fid, fetch] of this.fetches) {
+        if (fetch.saved && running(fetch.state)) this.keepProgress(fid, fetch.saved, false);
+      }
     });
+  }
+
+  /** Test hook: the next piece received is corrupted (a byte flipped). */
+  set corruptNext(on) {
+    if (on) this.diskOf().tell({ op: 'corrupt' });
+  }
+
+  get corruptNext() {
+    return false;
   }
 
   /**
@@ -211,11 +201,8 @@ export class Files extends EventTarget {
    */
   async clearAll() {
     const fids = new Set(this.fetches.keys());
-    for (const [fid, fetch] of this.fetches) {
-      this.dropped.add(fetch);
-      clearTimeout(fetch.timer);
-      for (const ch of fetch.channels.values()) ch.close();
-      fetch.channels.clear();
+    if (this.disk) this.disk.tell({ op: 'drop' });
+    for (const fid of this.fetches.keys()) {
       this.held.delete(fid);
       const url = this.urls.get(fid);
       if (url) URL.revokeObjectURL(url);
@@ -241,7 +228,7 @@ export class Files extends EventTarget {
 
   /** @private */
   diskOf() {
-    this.disk ??= new Disk();
+    this.disk ??= new Disk((event) => this.fromWorker(event));
     return this.disk;
   }
 
@@ -272,7 +259,7 @@ export class Files extends EventTarget {
   offered(party, msg) {
     const meta = msg.file;
     if (!meta || msg.own || this.fetches.has(meta.fid)) return;
-    /** @type {import('./transfer.js').Saved | undefined} */
+    /** @type {Saved | undefined} */
     let saved;
     let complete = false;
     try {
@@ -284,37 +271,30 @@ export class Files extends EventTarget {
     } catch {
       // Nothing kept: start afresh.
     }
-    // Pieces are hashed with WebCrypto as they complete (see openChannel).
-    const base = { window: RECEIVER_WINDOW, nativeDigests: true };
-    const config = this.autoAccept === undefined ? base : { ...base, autoAccept: this.autoAccept };
-    const receiver = new Receiver(meta, msg.authorId, config, saved);
+    let bytes = 0;
+    for (const [start, end] of saved?.have ?? []) {
+      for (let i = start; i < Math.min(end, Math.ceil(meta.size / meta.piece)); i += 1) bytes += pieceLen(meta, i);
+    }
     /** @type {Fetch} */
     const fetch = {
       meta,
-      author: msg.authorId,
       party,
-      receiver,
-      channels: new Map(),
-      timer: undefined,
-      due: null,
-      saving: undefined,
-      rate: { at: Date.now(), bytes: receiver.progress().bytes, perSecond: 0 },
+      state: complete ? 'complete' : startsAccepted(meta, this.autoAccept, saved) ? 'fetching' : 'waiting',
+      bytes: complete ? meta.size : bytes,
+      rate: 0,
+      saved: saved ?? null,
       preview: null,
-      writes: Promise.resolve(),
-      batch: null,
-      wholes: [],
     };
     this.fetches.set(meta.fid, fetch);
     if (complete) {
-      receiver.state = 'complete';
       this.hold(fetch);
       this.changed(meta.fid);
       return;
     }
-    this.carry(fetch, receiver.start(Date.now()));
-    for (const member of this.room.members.values()) {
-      if (member.up && this.mayAsk(fetch, member.id)) this.carry(fetch, receiver.peerUp(member.id, Date.now()));
-    }
+    const peers = [...this.room.members.values()].filter((m) => m.up && this.mayAsk(fetch, m.id)).map((m) => m.id);
+    // Pieces are hashed with WebCrypto as they complete.
+    const config = { window: RECEIVER_WINDOW, nativeDigests: true, autoAccept: this.autoAccept };
+    this.diskOf().tell({ op: 'fetch', fid: meta.fid, meta, author: msg.authorId, config, saved, peers });
   }
 
   /**
@@ -328,8 +308,7 @@ export class Files extends EventTarget {
 
   /** @param {string} fid */
   accept(fid) {
-    const fetch = this.fetches.get(fid);
-    if (fetch) this.carry(fetch, fetch.receiver.accept(Date.now()));
+    if (this.fetches.has(fid)) this.diskOf().tell({ op: 'accept', fid });
   }
 
   /**
@@ -337,8 +316,7 @@ export class Files extends EventTarget {
    * @param {string} fid
    */
   cancel(fid) {
-    const fetch = this.fetches.get(fid);
-    if (fetch) this.carry(fetch, fetch.receiver.cancel(Date.now()));
+    if (this.fetches.has(fid)) this.diskOf().tell({ op: 'cancel', fid });
     if (this.sent.has(fid)) {
       this.held.delete(fid);
       for (const s of [...this.serving]) if (s.fid === fid && s.sender) this.serve(s, s.sender.cancel(Date.now()));
@@ -351,14 +329,13 @@ export class Files extends EventTarget {
    * @param {string} peer
    */
   peerUp(peer) {
-    for (const fetch of this.fetches.values()) {
-      if (this.mayAsk(fetch, peer)) this.carry(fetch, fetch.receiver.peerUp(peer, Date.now()));
-    }
+    const fids = [...this.fetches].filter(([, f]) => running(f.state) && this.mayAsk(f, peer)).map(([fid]) => fid);
+    if (fids.length > 0) this.diskOf().tell({ op: 'peer_up', peer, fids });
   }
 
   /** @param {string} peer */
   peerDown(peer) {
-    for (const fetch of this.fetches.values()) this.carry(fetch, fetch.receiver.peerDown(peer, Date.now()));
+    if (this.disk && this.fetches.size > 0) this.disk.tell({ op: 'peer_down', peer });
   }
 
   /**
@@ -368,8 +345,8 @@ export class Files extends EventTarget {
   status(fid) {
     const fetch = this.fetches.get(fid);
     if (fetch) {
-      const { bytes, size } = fetch.receiver.progress();
-      return { kind: /** @type {const} */ ('in'), state: fetch.receiver.state, bytes, size, rate: fetch.rate.perSecond, preview: fetch.preview };
+      const { state, bytes, rate, preview } = fetch;
+      return { kind: /** @type {const} */ ('in'), state, bytes, size: fetch.meta.size, rate, preview };
     }
     const sent = this.sent.get(fid);
     if (sent) {
@@ -417,174 +394,72 @@ export class Files extends EventTarget {
   }
 
   /**
-   * Carries out what a receiver asks for, and arms its timer.
+   * What the worker's fetcher tells.
    * @private
-   * @param {Fetch} fetch
-   * @param {ReceiverAction[]} actions
+   * @param {FetcherEvent} e
    */
-  carry(fetch, actions) {
-    if (this.dropped.has(fetch)) return;
-    const fid = fetch.meta.fid;
-    for (const a of actions) {
-      if ('open' in a) this.openChannel(fetch, a.open);
-      else if ('send' in a) {
-        const ch = fetch.channels.get(a.send.to);
-        if (ch?.readyState === 'open') ch.send(a.send.text);
-      } else if ('close' in a) {
-        const ch = fetch.channels.get(a.close);
-        fetch.channels.delete(a.close);
-        ch?.close();
-      } else if ('write' in a) {
-        this.gather(fetch, a.write.offset, a.write.data);
-      } else if ('read' in a) {
-        const { offset, len } = a.read;
-        this.flush(fetch);
-        void this.diskOf()
-          .ask({ op: 'read', name: fid, offset, len })
-          .then((data) => this.carry(fetch, fetch.receiver.read(offset, data, Date.now())));
-      } else if ('whole' in a) {
-        // The worker hashes the whole file from what it wrote, in order:
-        // after the write of these bytes, if they are still gathered.
-        fetch.wholes.push(a.whole);
-        if (!fetch.batch) this.hashWholes(fetch);
-      } else if ('whole_digest' in a) {
-        this.flush(fetch);
-        void this.diskOf()
-          .ask({ op: 'digest', name: fid })
-          .then((digest) => this.carry(fetch, fetch.receiver.wholeDigest(digest, Date.now())))
-          .catch((e) => console.warn('peerchat: could not hash a received file', e));
-      } else if ('verified' in a) {
-        fetch.saving ??= setTimeout(() => {
-          fetch.saving = undefined;
-          this.keepRunning(fetch);
-        }, KEEP_MS);
-      } else if ('source_failed' in a) {
-        // What that holder sent of a piece it did not finish is written too,
-        // so that the machine's count of bytes not yet written comes down.
-        this.flush(fetch);
-      } else if ('corrupt' in a) {
-        console.warn(`peerchat: piece ${a.corrupt.piece} of ${fetch.meta.name} did not match its hash; fetching it again`);
-      } else if ('state' in a) {
-        if (a.state === 'complete') {
-          this.keepProgress(fetch, true);
-          this.hold(fetch);
-        } else if (typeof a.state === 'object' && ('failed' in a.state || 'cancelled' in a.state)) {
-          for (const ch of fetch.channels.values()) ch.close();
-          fetch.channels.clear();
-          fetch.batch = null;
-          fetch.wholes = [];
-          try {
-            localStorage.removeItem(this.savedKey(fid));
-          } catch {
-            // Nothing kept.
-          }
-          void this.diskOf().ask({ op: 'remove', name: fid });
-        }
+  fromWorker(e) {
+    switch (e.event) {
+      case 'open':
+        if (this.fetches.has(e.fid)) this.openChannel(e.fid, e.peer);
+        break;
+      case 'status': {
+        const fetch = this.fetches.get(e.fid);
+        if (!fetch) break;
+        const done = e.state === 'complete' && fetch.state !== 'complete';
+        Object.assign(fetch, { state: e.state, bytes: e.bytes, rate: e.rate, saved: e.saved });
+        if (done) this.hold(fetch);
+        this.changed(e.fid);
+        break;
       }
-    }
-    // Nothing more on its way: what is gathered is written now.
-    if (fetch.batch && !onItsWay(fetch.receiver)) this.flush(fetch);
-    const now = Date.now();
-    if (now - fetch.rate.at >= 500) {
-      const bytes = fetch.receiver.progress().bytes;
-      fetch.rate = { at: now, bytes, perSecond: Math.max(0, ((bytes - fetch.rate.bytes) * 1000) / (now - fetch.rate.at)) };
-    }
-    arm(fetch, fetch.receiver.nextDeadline(), () => this.carry(fetch, fetch.receiver.handleTimeout(Date.now())));
-    if (actions.length > 0) this.changed(fid, actions.some((a) => 'state' in a));
-  }
-
-  /**
-   * Received bytes to write: gathered with the ones before them and written
-   * in one go, up to {@link WRITE_BATCH}, or sooner when the next do not
-   * follow on, nothing more is on its way, or the file must be read.
-   * @private
-   * @param {Fetch} fetch
-   * @param {number} offset
-   * @param {Uint8Array} data
-   */
-  gather(fetch, offset, data) {
-    let batch = fetch.batch;
-    if (batch && (batch.offset + batch.len !== offset || batch.len + data.length > batch.bytes.length)) {
-      this.flush(fetch);
-      batch = null;
-    }
-    if (!batch) {
-      batch = { offset, bytes: new Uint8Array(Math.max(data.length, Math.min(WRITE_BATCH, fetch.meta.size - offset))), len: 0 };
-      fetch.batch = batch;
-    }
-    batch.bytes.set(data, batch.len);
-    batch.len += data.length;
-    if (batch.len === batch.bytes.length) this.flush(fetch);
-  }
-
-  /**
-   * Writes what was gathered (the machine is told when it is done), then
-   * asks the worker to hash for the whole file what waited for that write.
-   * @private
-   * @param {Fetch} fetch
-   */
-  flush(fetch) {
-    const batch = fetch.batch;
-    if (!batch) return;
-    fetch.batch = null;
-    const { offset, len } = batch;
-    fetch.writes = this.diskOf()
-      .ask({ op: 'write', name: fetch.meta.fid, offset, data: batch.bytes.subarray(0, len) })
-      .then(
-        () => this.carry(fetch, fetch.receiver.written(len, Date.now())),
-        (e) => console.warn('peerchat: could not write a received file', e),
-      );
-    this.hashWholes(fetch);
-  }
-
-  /**
-   * Asks the worker to hash, for the whole file, the pieces that wait.
-   * @private
-   * @param {Fetch} fetch
-   */
-  hashWholes(fetch) {
-    for (const { offset, len } of fetch.wholes.splice(0)) {
-      void this.diskOf()
-        .ask({ op: 'hash', name: fetch.meta.fid, offset, len })
-        .catch((e) => console.warn('peerchat: could not hash a received file', e));
+      case 'keep':
+        if (this.fetches.has(e.fid)) this.keepProgress(e.fid, e.saved, e.complete);
+        break;
+      case 'forget':
+        try {
+          localStorage.removeItem(this.savedKey(e.fid));
+        } catch {
+          // Nothing kept.
+        }
+        break;
+      case 'relay_send': {
+        const ch = this.relays.get(e.rid);
+        if (ch?.readyState === 'open') ch.send(e.data);
+        break;
+      }
+      case 'relay_close':
+        this.relays.get(e.rid)?.close();
+        this.relays.delete(e.rid);
+        break;
     }
   }
 
   /**
-   * Keeps the progress of a transfer still under way (not one whole, or
-   * stopped by a clear).
    * @private
-   * @param {Fetch} fetch
-   */
-  keepRunning(fetch) {
-    const st = fetch.receiver.state;
-    if (this.dropped.has(fetch)) return;
-    if (typeof st === 'string' ? st !== 'complete' : 'stalled' in st) this.keepProgress(fetch, false);
-  }
-
-  /**
-   * @private
-   * @param {Fetch} fetch
+   * @param {string} fid
+   * @param {Saved} saved
    * @param {boolean} complete
    */
-  keepProgress(fetch, complete) {
+  keepProgress(fid, saved, complete) {
+    const meta = this.fetches.get(fid)?.meta;
+    if (!meta) return;
     try {
-      const kept = { sha256: fetch.meta.sha256, saved: fetch.receiver.saved(), complete };
-      localStorage.setItem(this.savedKey(fetch.meta.fid), JSON.stringify(kept));
+      localStorage.setItem(this.savedKey(fid), JSON.stringify({ sha256: meta.sha256, saved, complete }));
     } catch {
       // Storage full or off: a reload starts this file again.
     }
   }
 
   /**
-   * A fetched file is whole and checked: we hold it, and may serve it.
+   * A fetched file is whole and checked (the worker wrote all of it before
+   * saying so): we hold it, and may serve it.
    * @private
    * @param {Fetch} fetch
    */
   hold(fetch) {
     const fid = fetch.meta.fid;
     const disk = this.diskOf();
-    this.held.set(fid, { meta: fetch.meta, party: fetch.party, blob: () => fetch.writes.then(() => disk.file(fid)), list: null });
+    this.held.set(fid, { meta: fetch.meta, party: fetch.party, blob: () => disk.file(fid), list: null });
     void (async () => {
       const blob = await this.blob(fid);
       if (!blob) return;
@@ -595,61 +470,54 @@ export class Files extends EventTarget {
   }
 
   /**
-   * Opens a `file` channel to `peer` for this fetch.
+   * Opens a `file` channel to `peer` for the worker to fetch `fid` on, and
+   * hands it over in the same task (a channel can be transferred only
+   * then). Where the browser cannot transfer one, it is relayed instead.
    * @private
-   * @param {Fetch} fetch
+   * @param {string} fid
    * @param {string} peer
    */
-  openChannel(fetch, peer) {
+  openChannel(fid, peer) {
+    const disk = this.diskOf();
     const link = this.room.members.get(peer)?.link;
     if (!link || !link.isOpen) {
-      queueMicrotask(() => this.carry(fetch, fetch.receiver.closed(peer, Date.now())));
+      disk.tell({ op: 'channel', fid, peer, channel: null });
       return;
     }
     const ch = link.pc.createDataChannel(LABEL, { ordered: true });
-    ch.binaryType = 'arraybuffer';
-    fetch.channels.set(peer, ch);
-    const current = () => fetch.channels.get(peer) === ch;
-    // The message that completes a piece goes in with the piece's SHA-256,
-    // which WebCrypto computes off the script's thread; what the channel
-    // brings meanwhile waits behind it, so the machine sees it all in order.
-    const parts = new PieceParts(fetch.meta);
-    let queue = Promise.resolve();
-    /** @param {() => Promise<void> | void} step */
-    const inOrder = (step) => {
-      queue = queue.then(step).catch((e) => console.warn('peerchat: a file channel message failed', e));
-    };
-    ch.addEventListener('open', () => {
-      inOrder(() => {
-        if (current()) this.carry(fetch, fetch.receiver.opened(peer, Date.now()));
-      });
-    });
-    ch.addEventListener('message', (event) => {
-      if (!current()) return;
-      if (typeof event.data === 'string') {
-        const text = event.data;
-        inOrder(() => {
-          if (current()) this.carry(fetch, fetch.receiver.text(peer, text, Date.now()));
-        });
+    if (!this.forceRelay) {
+      try {
+        disk.tell({ op: 'channel', fid, peer, channel: ch }, [/** @type {any} */ (ch)]);
         return;
+      } catch (e) {
+        if (!(e instanceof DOMException && e.name === 'DataCloneError')) throw e;
       }
-      const bytes = new Uint8Array(event.data);
-      if (this.corruptNext && bytes[0] === 1 && bytes.length > 9) {
-        this.corruptNext = false;
-        bytes[9] ^= 0xff;
-      }
-      const piece = parts.add(bytes);
-      inOrder(async () => {
-        const digest = piece ? new Uint8Array(await crypto.subtle.digest('SHA-256', /** @type {Uint8Array<ArrayBuffer>} */ (piece))) : undefined;
-        if (current()) this.carry(fetch, fetch.receiver.binary(peer, bytes, Date.now(), digest));
-      });
+    }
+    this.relay(fid, peer, ch);
+  }
+
+  /**
+   * Relays a channel to the worker's fetcher: what arrives on it is posted
+   * to the worker, and the worker posts what to send (`relay_send`).
+   * @private
+   * @param {string} fid
+   * @param {string} peer
+   * @param {RTCDataChannel} ch
+   */
+  relay(fid, peer, ch) {
+    const disk = this.diskOf();
+    const rid = this.nextRelay++;
+    ch.binaryType = 'arraybuffer';
+    this.relays.set(rid, ch);
+    disk.tell({ op: 'relay_channel', fid, peer, rid });
+    ch.addEventListener('open', () => disk.tell({ op: 'relay', rid, kind: 'open' }));
+    ch.addEventListener('message', (event) => {
+      const data = event.data;
+      disk.tell({ op: 'relay', rid, kind: 'message', data }, data instanceof ArrayBuffer ? [data] : []);
     });
     ch.addEventListener('close', () => {
-      inOrder(() => {
-        if (!current()) return;
-        fetch.channels.delete(peer);
-        this.carry(fetch, fetch.receiver.closed(peer, Date.now()));
-      });
+      this.relays.delete(rid);
+      disk.tell({ op: 'relay', rid, kind: 'close' });
     });
   }
 

@@ -845,6 +845,17 @@ export const RECEIVER_DEFAULTS = {
   nativeDigests: false,
 };
 
+/**
+ * Whether a transfer is fetched without asking its user: accepted before
+ * (`saved`), or no larger than `autoAccept` (0: never by itself).
+ * @param {FileMeta} meta
+ * @param {number} autoAccept
+ * @param {Saved} [saved]
+ */
+export function startsAccepted(meta, autoAccept, saved) {
+  return (saved?.accepted ?? false) || (autoAccept > 0 && meta.size <= autoAccept);
+}
+
 /** @param {ReceiverState} state */
 function isOver(state) {
   return state === 'complete' || (typeof state === 'object' && ('failed' in state || 'cancelled' in state));
@@ -882,8 +893,7 @@ export class Receiver {
     /** @type {boolean[]} */
     this.have = new Array(this.count).fill(false);
     for (const [start, end] of saved.have) for (let i = start; i < Math.min(end, this.count); i += 1) this.have[i] = true;
-    const auto = this.config.autoAccept > 0 && meta.size <= this.config.autoAccept;
-    this.accepted = saved.accepted || auto;
+    this.accepted = startsAccepted(meta, this.config.autoAccept, saved);
     /** @type {ReceiverState} */
     this.state = this.accepted ? 'fetching' : 'waiting';
     /** @type {Uint8Array[] | null} */
