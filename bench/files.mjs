@@ -3,14 +3,17 @@
 // included) against a bare data-channel blast between the same two pages
 // in the same run (16 KiB messages, the same back-pressure: 256 KiB high,
 // 64 KiB low), the receiving page's JS heap while the file arrives, and
-// the latency of chat messages sent while it is in flight. Run by
+// the latency of chat messages sent while a second file of the same size
+// is in flight (with its throughput: the chat, ten messages a second
+// drawn by both pages, costs CPU the blast does not spend). Run by
 // scripts/bench.sh inside the loopback-only network namespace; prints a
 // table and writes JSON.
 //
 // usage: node bench/files.mjs [--quick] [--size MIB] [--out FILE]
 // (PROFILE=1 also prints where each page and the receiving page's file
 // worker spent their time meanwhile, and the CPU time per MiB of every
-// thread of the browser's processes during the blast and the file: on a
+// thread of the browser's processes during the blast and the file
+// (PROFILE=cpu: only the CPU time, without the pages' profilers): on a
 // machine loaded by other work, the CPU a MiB costs is what bounds it.)
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -198,101 +201,126 @@ try {
   await bob.waitForFunction(() => /** @type {any} */ (window).latencies.length >= 20);
   const idle = /** @type {number[]} */ (await bob.evaluate(() => /** @type {any} */ (window).latencies.splice(0)));
 
-  // The file, made in the sender's page (a Blob of one repeated chunk
-  // would hash the same piece again and again: each MiB differs).
-  await alice.evaluate((size) => {
-    const parts = [];
-    const mib = 1024 * 1024;
-    for (let at = 0; at < size; at += mib) {
-      const part = new Uint8Array(Math.min(mib, size - at));
-      crypto.getRandomValues(part.subarray(0, Math.min(65536, part.length)));
-      part[part.length - 1] = at / mib;
-      parts.push(part);
-    }
-    const dt = new DataTransfer();
-    dt.items.add(new File(parts, 'big.bin'));
-    document.getElementById('room-view')?.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-  }, SIZE);
-  const card = bob.locator('.file-card', { hasText: 'big.bin' });
-  await card.getByRole('button', { name: 'Accept big.bin' }).waitFor({ timeout: 120_000 });
-  const cdp = await bob.context().newCDPSession(bob);
-  await cdp.send('HeapProfiler.collectGarbage');
-  const heapBefore = (await cdp.send('Runtime.getHeapUsage')).usedSize;
-  let heapMax = heapBefore;
-  const profile = process.env.PROFILE ? await Promise.all([bob, alice].map(async (p) => {
-    const c = await p.context().newCDPSession(p);
-    await c.send('Profiler.enable');
-    await c.send('Profiler.start');
-    return c;
-  })) : null;
-  // The receiving page's file worker, profiled from when it starts (at the
-  // Accept): through the page's DevTools session, attached to it.
-  const worker = {
-    /** @type {string | null} */ session: null,
-    next: 1,
-    /** @type {Map<number, (m: any) => void>} */ waiting: new Map(),
-    /** @param {string} method */
-    send(method) {
-      const id = this.next++;
-      const message = JSON.stringify({ id, method, params: {} });
-      return new Promise((resolve) => {
-        this.waiting.set(id, resolve);
-        void /** @type {import('playwright-core').CDPSession} */ (workerCdp).send('Target.sendMessageToTarget', { sessionId: /** @type {string} */ (this.session), message });
+  /**
+   * Offers a file of SIZE bytes from alice's page and times bob's page
+   * fetching it, from Accept to "Received and checked"; with `chatting`,
+   * alice sends a timed chat message every 100 ms meanwhile.
+   * @param {string} name
+   * @param {boolean} chatting
+   */
+  const transfer = async (name, chatting) => {
+    // The file, made in the sender's page (a Blob of one repeated chunk
+    // would hash the same piece again and again: each MiB differs).
+    await alice.evaluate(
+      ([size, fileName]) => {
+        const parts = [];
+        const mib = 1024 * 1024;
+        for (let at = 0; at < size; at += mib) {
+          const part = new Uint8Array(Math.min(mib, size - at));
+          crypto.getRandomValues(part.subarray(0, Math.min(65536, part.length)));
+          part[part.length - 1] = at / mib;
+          part[0] = fileName.length;
+          parts.push(part);
+        }
+        const dt = new DataTransfer();
+        dt.items.add(new File(parts, fileName));
+        document.getElementById('room-view')?.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      },
+      /** @type {[number, string]} */ ([SIZE, name]),
+    );
+    const card = bob.locator('.file-card', { hasText: name });
+    await card.getByRole('button', { name: `Accept ${name}` }).waitFor({ timeout: 120_000 });
+    const cdp = await bob.context().newCDPSession(bob);
+    await cdp.send('HeapProfiler.collectGarbage');
+    const heapBefore = (await cdp.send('Runtime.getHeapUsage')).usedSize;
+    let heapMax = heapBefore;
+    const profiling = process.env.PROFILE && !chatting;
+    const sampling = profiling && process.env.PROFILE !== 'cpu';
+    const profile = sampling
+      ? await Promise.all(
+          [bob, alice].map(async (p) => {
+            const c = await p.context().newCDPSession(p);
+            await c.send('Profiler.enable');
+            await c.send('Profiler.start');
+            return c;
+          }),
+        )
+      : null;
+    // The receiving page's file worker, profiled through the page's
+    // DevTools session, attached to it.
+    const worker = {
+      /** @type {string | null} */ session: null,
+      next: 1,
+      /** @type {Map<number, (m: any) => void>} */ waiting: new Map(),
+      /** @param {string} method */
+      send(method) {
+        const id = this.next++;
+        const message = JSON.stringify({ id, method, params: {} });
+        return new Promise((resolve) => {
+          this.waiting.set(id, resolve);
+          void (/** @type {import('playwright-core').CDPSession} */ (workerCdp).send('Target.sendMessageToTarget', { sessionId: /** @type {string} */ (this.session), message }));
+        });
+      },
+    };
+    const workerCdp = sampling ? await bob.context().newCDPSession(bob) : null;
+    if (workerCdp) {
+      workerCdp.on('Target.receivedMessageFromTarget', (e) => {
+        const m = JSON.parse(e.message);
+        worker.waiting.get(m.id)?.(m);
+        worker.waiting.delete(m.id);
       });
-    },
-  };
-  const workerCdp = profile ? await bob.context().newCDPSession(bob) : null;
-  if (workerCdp) {
-    workerCdp.on('Target.receivedMessageFromTarget', (e) => {
-      const m = JSON.parse(e.message);
-      worker.waiting.get(m.id)?.(m);
-      worker.waiting.delete(m.id);
-    });
-    workerCdp.on('Target.attachedToTarget', (e) => {
-      if (e.targetInfo.type !== 'worker' || worker.session) return;
-      worker.session = e.sessionId;
-      void worker.send('Profiler.enable').then(() => worker.send('Profiler.start'));
-    });
-    await workerCdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
-  }
-  const fileTicks = process.env.PROFILE ? threadTicks() : null;
-  const started = Date.now();
-  await card.getByRole('button', { name: 'Accept big.bin' }).click();
+      workerCdp.on('Target.attachedToTarget', (e) => {
+        if (e.targetInfo.type !== 'worker' || worker.session) return;
+        worker.session = e.sessionId;
+        void worker.send('Profiler.enable').then(() => worker.send('Profiler.start'));
+      });
+      await workerCdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+    }
+    const fileTicks = profiling ? threadTicks() : null;
+    const started = Date.now();
+    await card.getByRole('button', { name: `Accept ${name}` }).click();
 
-  let sending = true;
-  const chat = (async () => {
-    while (sending) {
-      await ping();
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    let sending = chatting;
+    const chat = (async () => {
+      while (sending) {
+        await ping();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    let complete = false;
+    const sampler = (async () => {
+      while (!complete) {
+        heapMax = Math.max(heapMax, (await cdp.send('Runtime.getHeapUsage')).usedSize);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    })();
+    await card.getByText('Received and checked').waitFor({ timeout: 600_000 });
+    const seconds = (Date.now() - started) / 1000;
+    if (fileTicks) cpuPerMiB('file', fileTicks, SIZE / MIB);
+    if (profile) {
+      for (const [i, c] of profile.entries()) printProfile(i === 0 ? 'bob' : 'alice', (await c.send('Profiler.stop')).profile);
+      if (worker.session) printProfile("bob's file worker", (await worker.send('Profiler.stop')).result.profile);
     }
-  })();
-  let complete = false;
-  const sampler = (async () => {
-    while (!complete) {
-      heapMax = Math.max(heapMax, (await cdp.send('Runtime.getHeapUsage')).usedSize);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  })();
-  await card.getByText('Received and checked').waitFor({ timeout: 600_000 });
-  const seconds = (Date.now() - started) / 1000;
-  if (fileTicks) cpuPerMiB('file', fileTicks, SIZE / MIB);
-  if (profile) {
-    for (const [i, c] of profile.entries()) printProfile(i === 0 ? 'bob' : 'alice', (await c.send('Profiler.stop')).profile);
-    if (worker.session) printProfile("bob's file worker", (await worker.send('Profiler.stop')).result.profile);
-  }
-  complete = true;
-  sending = false;
-  await Promise.all([chat, sampler]);
+    complete = true;
+    sending = false;
+    await Promise.all([chat, sampler]);
+    return { mibS: SIZE / MIB / seconds, heapGrowth: (heapMax - heapBefore) / MIB };
+  };
+
+  // The file alone, against the blast; then another while alice chats.
+  const alone = await transfer('big.bin', false);
+  const chatting = await transfer('second.bin', true);
   const latencies = /** @type {number[]} */ (await bob.evaluate(() => /** @type {any} */ (window).latencies));
-  const fileMiBs = SIZE / MIB / seconds;
   const result = {
     quick,
     size_mib: SIZE / MIB,
-    file_mib_s: fileMiBs,
+    file_mib_s: alone.mibS,
     blast_mib_s: blastMiBs,
     blast_size_mib: BLAST / MIB,
-    ratio: fileMiBs / blastMiBs,
-    heap_growth_mib: (heapMax - heapBefore) / MIB,
+    ratio: alone.mibS / blastMiBs,
+    file_while_chatting_mib_s: chatting.mibS,
+    ratio_while_chatting: chatting.mibS / blastMiBs,
+    heap_growth_mib: Math.max(alone.heapGrowth, chatting.heapGrowth),
     chat_idle: { count: idle.length, p50_ms: quantile(idle, 0.5), p95_ms: quantile(idle, 0.95) },
     chat_during_transfer: {
       count: latencies.length,
@@ -301,9 +329,10 @@ try {
       max_ms: quantile(latencies, 1),
     },
   };
-  console.log(`file ${SIZE / MIB} MiB browser→browser: ${fileMiBs.toFixed(1)} MiB/s (accepted to received and checked)`);
+  console.log(`file ${SIZE / MIB} MiB browser→browser: ${alone.mibS.toFixed(1)} MiB/s (accepted to received and checked)`);
   console.log(`bare data-channel blast, same pages, ${BLAST / MIB} MiB: ${blastMiBs.toFixed(1)} MiB/s`);
   console.log(`ratio: ${result.ratio.toFixed(2)}×`);
+  console.log(`another file of ${SIZE / MIB} MiB while alice sends a chat message every 100 ms: ${chatting.mibS.toFixed(1)} MiB/s (${result.ratio_while_chatting.toFixed(2)}× the blast)`);
   console.log(`receiving page's JS heap grew by at most ${result.heap_growth_mib.toFixed(1)} MiB`);
   console.log(`chat with nothing else going on: p50 ${result.chat_idle.p50_ms?.toFixed(1)} ms, p95 ${result.chat_idle.p95_ms?.toFixed(1)} ms`);
   console.log(

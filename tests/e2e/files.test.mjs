@@ -100,6 +100,20 @@ test('files of every awkward size and name arrive intact, by drop and by the Att
   const again = await save(bob, 'corrupted on the way.bin');
   assert.equal(sha256(again.bytes), sha256(corrupted));
 
+  // Every transfer channel so far was handed over to bob's file worker;
+  // where a browser cannot do that, the page relays the channel to it.
+  assert.equal(await bob.evaluate(() => /** @type {any} */ (window).peerchatFiles.nextRelay), 1, 'no channel was relayed');
+  await bob.evaluate(() => {
+    /** @type {any} */ (window).peerchatFiles.forceRelay = true;
+  });
+  await drop(alice, '#room-view', [{ name: 'relayed.bin', size: 1024 * 1024 + 1, seed: 10 }]);
+  const relayed = await save(bob, 'relayed.bin');
+  assert.equal(sha256(relayed.bytes), sha256(bytesOf(1024 * 1024 + 1, 10)));
+  assert.ok(await bob.evaluate(() => /** @type {any} */ (window).peerchatFiles.nextRelay > 1), 'that one was relayed');
+  await bob.evaluate(() => {
+    /** @type {any} */ (window).peerchatFiles.forceRelay = false;
+  });
+
   // Over 10 MiB waits for Accept.
   await drop(alice, '#room-view', [{ name: 'big.iso', size: 11 * 1024 * 1024, seed: 8 }]);
   const big = card(bob, 'big.iso');

@@ -45,7 +45,7 @@ import { PieceParts, Receiver } from './transfer.js';
  *   saving: ReturnType<typeof setTimeout> | undefined, reporting: ReturnType<typeof setTimeout> | undefined,
  *   rate: {at: number, bytes: number, perSecond: number},
  *   batch: {offset: number, bytes: Uint8Array, len: number} | null, wholes: {offset: number, len: number}[],
- *   dropped: boolean}} Fetch
+ *   dropped: boolean, reserved: boolean}} Fetch
  *   `batch`: parts received, gathered for one write; `wholes`: what is to
  *   be hashed for the whole file once that write is asked for
  * @typedef {{event: 'open', fid: string, peer: string}
@@ -208,6 +208,7 @@ export class Fetcher {
           batch: null,
           wholes: [],
           dropped: false,
+          reserved: false,
         };
         this.fetches.set(req.fid, f);
         this.carry(f, receiver.start(now));
@@ -401,6 +402,10 @@ export class Fetcher {
     if (!batch) return;
     f.batch = null;
     const { offset, len } = batch;
+    if (!f.reserved) {
+      f.reserved = true;
+      void this.disk({ op: 'reserve', name: f.fid, len: f.receiver.meta.size }).catch(() => {});
+    }
     void this.disk({ op: 'write', name: f.fid, offset, data: batch.bytes.subarray(0, len) }).then(
       () => this.carry(f, f.receiver.written(len, Date.now())),
       (e) => console.warn('peerchat: could not write a received file', e),
@@ -438,11 +443,24 @@ export class Fetcher {
     // The message that completes a piece goes in with the piece's SHA-256,
     // which WebCrypto computes off this thread; what the channel brings
     // meanwhile waits behind it, so the machine sees it all in order.
+    // Anything else goes in at once when nothing waits.
     const parts = new PieceParts(f.receiver.meta);
     let queue = Promise.resolve();
+    let waiting = 0;
     /** @param {() => Promise<void> | void} step */
     const inOrder = (step) => {
-      queue = queue.then(step).catch((e) => console.warn('peerchat: a file channel message failed', e));
+      waiting += 1;
+      queue = queue
+        .then(step)
+        .catch((e) => console.warn('peerchat: a file channel message failed', e))
+        .then(() => {
+          waiting -= 1;
+        });
+    };
+    /** @param {() => void} step */
+    const soon = (step) => {
+      if (waiting === 0) step();
+      else inOrder(step);
     };
     const opened = () =>
       inOrder(() => {
@@ -454,7 +472,7 @@ export class Fetcher {
       if (!current()) return;
       const data = /** @type {MessageEvent} */ (event).data;
       if (typeof data === 'string') {
-        inOrder(() => {
+        soon(() => {
           if (current()) this.carry(f, f.receiver.text(peer, data, Date.now()));
         });
         return;
@@ -465,8 +483,14 @@ export class Fetcher {
         bytes[9] ^= 0xff;
       }
       const piece = parts.add(bytes);
+      if (!piece) {
+        soon(() => {
+          if (current()) this.carry(f, f.receiver.binary(peer, bytes, Date.now()));
+        });
+        return;
+      }
       inOrder(async () => {
-        const digest = piece ? new Uint8Array(await crypto.subtle.digest('SHA-256', /** @type {Uint8Array<ArrayBuffer>} */ (piece))) : undefined;
+        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', /** @type {Uint8Array<ArrayBuffer>} */ (piece)));
         if (current()) this.carry(f, f.receiver.binary(peer, bytes, Date.now(), digest));
       });
     });

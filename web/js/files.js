@@ -67,14 +67,14 @@ import { randomId } from './protocol.js';
 const SENDER_CONFIG = { highWater: 256 * 1024, lowWater: 64 * 1024 };
 /**
  * How much a receiver asks for at a time from one holder (the protocol's
- * most is 4 MiB), counting what it received and has not written yet: it
- * must cover what arrives while a request goes to the holder and while a
- * write (up to 1 MiB) is done, or the link waits (512 KiB, two pieces,
- * left it idle most of the time on the bench machine). More holds chat
- * messages behind file data in the connection's queue: 4 MiB took the chat
- * p95 past 100 ms there, 2 MiB kept it near 70 ms at the same throughput.
+ * most), counting what it received and has not written yet: it must cover
+ * what arrives while a request goes to the holder and while a write (up to
+ * 1 MiB) is done, or the link waits. While the page's own thread took the
+ * file's messages, more than 2 MiB held chat messages behind them; the
+ * file worker takes them now, and 4 MiB moved files about 15% faster on
+ * the bench machine with the chat p95 under 50 ms.
  */
-const RECEIVER_WINDOW = 2048 * 1024;
+const RECEIVER_WINDOW = 4096 * 1024;
 
 /** Most bytes of a file we serve read at a time (see `readAhead`). */
 const READ_BLOCK = 1024 * 1024;

@@ -893,6 +893,8 @@ export class Receiver {
     /** @type {boolean[]} */
     this.have = new Array(this.count).fill(false);
     for (const [start, end] of saved.have) for (let i = start; i < Math.min(end, this.count); i += 1) this.have[i] = true;
+    /** How many pieces it does not hold (kept as `have` changes: scanning it per message cost a large file dearly). */
+    this.missing = this.have.filter((h) => !h).length;
     this.accepted = startsAccepted(meta, this.config.autoAccept, saved);
     /** @type {ReceiverState} */
     this.state = this.accepted ? 'fetching' : 'waiting';
@@ -1189,6 +1191,7 @@ export class Receiver {
       this.feedWhole(rb.piece, out);
     } else {
       if (rb.snapshot) this.whole = rb.snapshot;
+      if (this.have[rb.piece]) this.missing += 1;
       this.have[rb.piece] = false;
       out.push({ corrupt: { piece: rb.piece, from: null } });
     }
@@ -1317,6 +1320,7 @@ export class Receiver {
     const speculative = this.speculative?.piece === index ? this.speculative : null;
     if (speculative) this.speculative = null;
     if (same(hash, this.list?.[index])) {
+      if (!this.have[index]) this.missing -= 1;
       this.have[index] = true;
       const h = this.holders.get(peer);
       if (h) h.failures = 0;
@@ -1367,7 +1371,7 @@ export class Receiver {
 
   /** @private */
   needsBytes() {
-    return this.list === null || this.have.some((h) => !h);
+    return this.list === null || this.missing > 0;
   }
 
   /**
