@@ -142,7 +142,7 @@ export class FileCards {
       bar.hidden = s === 'complete' || s === 'waiting' || (typeof s === 'object' && !('stalled' in s));
       bar.setAttribute('aria-valuenow', String(status.bytes));
       bar.setAttribute('aria-valuetext', `${formatSize(status.bytes)} of ${formatSize(status.size)}`);
-      fill.style.width = `${Math.min(100, (100 * status.bytes) / size)}%`;
+      fill.style.transform = `scaleX(${Math.min(1, status.bytes / size)})`;
       card.dataset.state = typeof s === 'string' ? s : Object.keys(s)[0];
       if (s === 'waiting') {
         line = `${formatSize(status.size)}: accept to download it.`;
