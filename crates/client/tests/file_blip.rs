@@ -8,14 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{joined, partly_arrived, scratch, server};
-use peerchat_client::engine::{Engine, EngineOptions, Event};
+use common::{Member, alice_and_bob, partly_arrived, scratch, server};
+use peerchat_client::engine::Event;
 
 const ROOM: &str = "blip-test-room-aaaaaaaaaaa";
-
-fn options(url: &str, nick: &str, downloads: &std::path::Path) -> EngineOptions {
-    common::options(url, ROOM, nick, downloads)
-}
 
 /// Whether this runs in the test namespace, whose only interface is its
 /// own loopback: never take a real machine's down.
@@ -46,14 +42,20 @@ async fn a_transfer_cut_by_the_network_going_away_carries_on_and_completes() {
     }
     let (url, _stop) = server().await;
     let dir = scratch("blip");
-    let (mut a_seen, mut b_seen) = (Vec::new(), Vec::new());
-    let (alice, mut a) = Engine::start(options(&url, "alice", &dir.join("a")));
-    joined(&mut a, &mut a_seen).await;
     // Bob takes files of any size without asking.
-    let mut bob_options = options(&url, "bob", &dir.join("b"));
-    bob_options.accept_files = u64::MAX;
-    let (bob, mut b) = Engine::start(bob_options);
-    joined(&mut b, &mut b_seen).await;
+    let (
+        Member {
+            engine: alice,
+            // Kept: the engine runs while its events are read.
+            events: _a,
+            ..
+        },
+        Member {
+            engine: bob,
+            events: mut b,
+            seen: mut b_seen,
+        },
+    ) = alice_and_bob(&url, ROOM, &dir).await;
 
     let path = dir.join("big.bin");
     let bytes: Vec<u8> = (0..(24u32 << 20))

@@ -8,7 +8,8 @@
 mod common;
 
 use common::{
-    content, expect, joined, partly_arrived, room_message, saved, scratch, server, sha256_hex,
+    Member, alice_and_bob, content, expect, joined, partly_arrived, room_message, saved, scratch,
+    server, sha256_hex,
 };
 use peerchat_client::engine::{Engine, EngineOptions, Event, FileInfo};
 
@@ -166,13 +167,19 @@ async fn large_offers_wait_private_ones_reach_one_member_and_late_joiners_fetch_
 async fn the_author_withdraws_an_offer_in_flight_and_nobody_gets_it_any_more() {
     let (url, _stop) = server().await;
     let dir = scratch("withdraw");
-    let (mut a_seen, mut b_seen) = (Vec::new(), Vec::new());
-    let (alice, mut a) = Engine::start(options(&url, "alice", &dir.join("a")));
-    joined(&mut a, &mut a_seen).await;
-    let mut bob_options = options(&url, "bob", &dir.join("b"));
-    bob_options.accept_files = u64::MAX;
-    let (bob, mut b) = Engine::start(bob_options);
-    joined(&mut b, &mut b_seen).await;
+    // Bob takes files of any size without asking.
+    let (
+        Member {
+            engine: alice,
+            events: mut a,
+            seen: mut a_seen,
+        },
+        Member {
+            engine: bob,
+            events: mut b,
+            seen: mut b_seen,
+        },
+    ) = alice_and_bob(&url, ROOM, &dir).await;
 
     // Nothing of alice's is in flight: a bare /cancel withdraws nothing.
     assert!(alice.cancel_files(None).await.is_empty());

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use peerchat_client::engine::{EngineOptions, Event, Peer};
+use peerchat_client::engine::{Engine, EngineOptions, Event, Peer};
 use peerchat_server::{AppState, ServeArgs};
 use tokio::sync::{mpsc, oneshot};
 
@@ -57,6 +57,40 @@ pub fn options(ws_url: &str, room: &str, nick: &str, downloads: &Path) -> Engine
 }
 
 pub type Events = mpsc::UnboundedReceiver<Event>;
+
+/// A member started in a test: its engine, its events, and the events seen
+/// so far.
+pub struct Member {
+    pub engine: Engine,
+    pub events: Events,
+    pub seen: Vec<Event>,
+}
+
+/// Alice, then bob, who takes files of any size without asking, joined in
+/// `room`; each saves files in `dir/a` and `dir/b`.
+pub async fn alice_and_bob(ws_url: &str, room: &str, dir: &Path) -> (Member, Member) {
+    let (engine, mut events) = Engine::start(options(ws_url, room, "alice", &dir.join("a")));
+    let mut seen = Vec::new();
+    joined(&mut events, &mut seen).await;
+    let alice = Member {
+        engine,
+        events,
+        seen,
+    };
+    let mut bob_options = options(ws_url, room, "bob", &dir.join("b"));
+    bob_options.accept_files = u64::MAX;
+    let (engine, mut events) = Engine::start(bob_options);
+    let mut seen = Vec::new();
+    joined(&mut events, &mut seen).await;
+    (
+        alice,
+        Member {
+            engine,
+            events,
+            seen,
+        },
+    )
+}
 
 /// The first event `pick` accepts; every event seen on the way is kept in
 /// `seen`.
