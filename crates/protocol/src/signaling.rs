@@ -489,41 +489,4 @@ mod tests {
             Ok(ClientMessage::Leave)
         ));
     }
-
-    #[test]
-    fn rename_and_its_answers_round_trip() {
-        let text = ClientMessage::rename("ally").to_json();
-        assert_eq!(text, r#"{"type":"rename","nick":"ally"}"#);
-        let Ok(ClientMessage::Rename { nick }) = ClientMessage::parse(&text) else {
-            panic!("not a rename: {text}");
-        };
-        assert_eq!(nick, "ally");
-        let code = |t: &str| ClientMessage::parse(t).unwrap_err().code();
-        assert_eq!(code(r#"{"type":"rename"}"#), ErrorCode::BadMessage);
-        assert_eq!(code(r#"{"type":"rename","nick":""}"#), ErrorCode::BadNick);
-        assert_eq!(code(r#"{"type":"rename","nick":7}"#), ErrorCode::BadMessage);
-
-        let ally = Member {
-            id: "0123456789abcdef".into(),
-            nick: "ally".into(),
-        };
-        let renamed = ServerMessage::Renamed { you: ally.clone() }.to_json();
-        assert_eq!(
-            renamed,
-            r#"{"type":"renamed","you":{"id":"0123456789abcdef","nick":"ally"}}"#
-        );
-        assert!(matches!(
-            ServerMessage::parse(&renamed),
-            Ok(ServerMessage::Renamed { you }) if you == ally
-        ));
-        let peer_renamed = ServerMessage::PeerRenamed { peer: ally.clone() }.to_json();
-        assert_eq!(
-            peer_renamed,
-            r#"{"type":"peer_renamed","peer":{"id":"0123456789abcdef","nick":"ally"}}"#
-        );
-        assert!(matches!(
-            ServerMessage::parse(&peer_renamed),
-            Ok(ServerMessage::PeerRenamed { peer }) if peer == ally
-        ));
-    }
 }

@@ -1087,15 +1087,9 @@ impl Hub {
     /// by anyone else in the room (away members keep theirs), ignoring
     /// case and look-alike letters. It keeps its peer id and place.
     fn rename(&mut self, conn: ConnId, nick: &str, out: &mut Vec<Output>) {
-        let Some(Joined { room, peer }) = self.conns.get(&conn).and_then(|c| c.joined.as_ref())
+        let Some(Joined { room, peer }) =
+            joined_or_refuse(&self.conns, &mut self.tally, out, conn, "renaming yourself")
         else {
-            send_error(
-                &mut self.tally,
-                out,
-                conn,
-                ErrorCode::NotJoined,
-                "join a room before renaming yourself",
-            );
             return;
         };
         let peer = *peer;
@@ -1138,15 +1132,9 @@ impl Hub {
         backlog: &dyn Backlog,
         out: &mut Vec<Output>,
     ) {
-        let Some(Joined { room, peer }) = self.conns.get(&conn).and_then(|c| c.joined.as_ref())
+        let Some(Joined { room, peer }) =
+            joined_or_refuse(&self.conns, &mut self.tally, out, conn, "sending signals")
         else {
-            send_error(
-                &mut self.tally,
-                out,
-                conn,
-                ErrorCode::NotJoined,
-                "join a room before sending signals",
-            );
             return;
         };
         let target = PeerId::parse(to)
@@ -1262,6 +1250,28 @@ fn send_undelivered(
         ),
         from: None,
     });
+}
+
+/// Where `conn` joined; if it has not, it is told `not_joined` (it must
+/// join a room before `doing` what it asked).
+fn joined_or_refuse<'a>(
+    conns: &'a HashMap<ConnId, Conn>,
+    tally: &mut Tally,
+    out: &mut Vec<Output>,
+    conn: ConnId,
+    doing: &str,
+) -> Option<&'a Joined> {
+    let joined = conns.get(&conn).and_then(|c| c.joined.as_ref());
+    if joined.is_none() {
+        send_error(
+            tally,
+            out,
+            conn,
+            ErrorCode::NotJoined,
+            &format!("join a room before {doing}"),
+        );
+    }
+    joined
 }
 
 fn send_error(
