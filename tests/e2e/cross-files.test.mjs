@@ -8,15 +8,13 @@
 // terminal→page, and the third member, a terminal, never sees it. Run
 // inside the loopback-only network namespace (scripts/netns.sh).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { json, LineClient } from './lib/cli.mjs';
+import { json, LineClient, terminalClients } from './lib/cli.mjs';
 import { bytesOf, drop, PNG, save, sha256 } from './lib/files.mjs';
 import {
-  BIN,
   enter,
   launchBrowser,
   openRoom,
@@ -35,36 +33,17 @@ import {
 async function setUp(t) {
   const server = await startServer();
   const browser = await launchBrowser();
-  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-cross-'));
-  /** @type {LineClient[]} */
-  const clients = [];
   t.after(async () => {
-    for (const c of clients) c.kill();
     await browser.close();
     await server.stop('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
   });
+  const { dir, client } = terminalClients(t, 'peerchat-cross-');
   /**
    * @param {string} link
    * @param {string} name
    * @param {string[]} [extra]
    */
-  const terminal = (link, name, extra = []) => {
-    const c = new LineClient(name, BIN, [
-      'chat',
-      link,
-      '--json',
-      '--name',
-      name,
-      '--identity-file',
-      path.join(dir, `${name}.key`),
-      '--download-dir',
-      path.join(dir, `${name} downloads`),
-      ...extra,
-    ]);
-    clients.push(c);
-    return c;
-  };
+  const terminal = (link, name, extra = []) => client(name, [link, '--json', ...extra]);
   return { server, browser, dir, terminal };
 }
 

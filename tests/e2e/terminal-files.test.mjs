@@ -9,50 +9,28 @@
 // network namespace (scripts/netns.sh).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { json, LineClient } from './lib/cli.mjs';
-import { BIN, openRoom, serverAndBrowser, startServer, waitForMembers } from './lib/harness.mjs';
+import { json, terminalClients } from './lib/cli.mjs';
+import { openRoom, serverAndBrowser, startServer, waitForMembers } from './lib/harness.mjs';
 
 /**
- * A server and a scratch directory, both gone after the test; `client`
- * starts a `peerchat chat` there with its own identity file and download
- * directory, and whatever else `extra` gives every client of the test.
+ * A server, gone after the test, and terminal clients (`terminalClients`)
+ * started with whatever `extra` gives every client of the test.
  * @param {import('node:test').TestContext} t
  * @param {(name: string, dir: string) => string[]} extra
  */
 async function terminals(t, extra) {
   const server = await startServer();
-  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-terminal-files-'));
-  /** @type {LineClient[]} */
-  const clients = [];
-  t.after(async () => {
-    for (const c of clients) c.kill();
-    await server.stop('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
+  t.after(() => server.stop('SIGKILL'));
+  const { dir, client: start } = terminalClients(t, 'peerchat-terminal-files-');
   /**
    * @param {string} name
    * @param {string[]} args
    */
-  const client = (name, args) => {
-    const c = new LineClient(name, BIN, [
-      'chat',
-      ...args,
-      '--name',
-      name,
-      '--identity-file',
-      path.join(dir, `${name}.key`),
-      '--download-dir',
-      path.join(dir, `${name} downloads`),
-      ...extra(name, dir),
-    ]);
-    clients.push(c);
-    return c;
-  };
+  const client = (name, args) => start(name, [...args, ...extra(name, dir)]);
   return { server, dir, client };
 }
 
@@ -114,24 +92,9 @@ test('terminals: /msg reaches one member only, /send delivers a file to each, //
 
 test('a terminal withdraws its offer while a page fetches it: the page shows it cancelled by its sender', async (t) => {
   const { server, browser } = await serverAndBrowser(t);
-  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-terminal-withdraw-'));
+  const { dir, client } = terminalClients(t, 'peerchat-terminal-withdraw-');
   const page = await openRoom(browser, server.url, 'alice');
-  const bob = new LineClient('bob', BIN, [
-    'chat',
-    page.url(),
-    '--json',
-    '--name',
-    'bob',
-    '--no-history',
-    '--identity-file',
-    path.join(dir, 'bob.key'),
-    '--download-dir',
-    path.join(dir, 'downloads'),
-  ]);
-  t.after(() => {
-    bob.kill();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const bob = client('bob', [page.url(), '--json', '--no-history']);
   await waitForMembers(page, ['bob']);
   // Over the page's 10 MiB: it waits until accepted, so the cancel comes
   // while it is in flight.

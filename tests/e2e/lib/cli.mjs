@@ -1,9 +1,49 @@
 // Line-mode chat processes (peerchat chat, or the independent aiortc
 // peer) driven through their standard input and output.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { WAIT_MS } from './harness.mjs';
+import { BIN, WAIT_MS } from './harness.mjs';
+
+/**
+ * A scratch directory and `client`, which starts a `peerchat chat` in line
+ * mode with `args` and, for each name, an identity file and a download
+ * directory of its own in that directory; the clients and the directory
+ * are gone after the test.
+ * @param {import('node:test').TestContext} t
+ * @param {string} prefix the scratch directory's name starts so
+ */
+export function terminalClients(t, prefix) {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  /** @type {LineClient[]} */
+  const clients = [];
+  t.after(() => {
+    for (const c of clients) c.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /**
+   * @param {string} name
+   * @param {string[]} args
+   */
+  const client = (name, args) => {
+    const c = new LineClient(name, BIN, [
+      'chat',
+      ...args,
+      '--name',
+      name,
+      '--identity-file',
+      path.join(dir, `${name}.key`),
+      '--download-dir',
+      path.join(dir, `${name} downloads`),
+    ]);
+    clients.push(c);
+    return c;
+  };
+  return { dir, client };
+}
 
 /**
  * A line of `--json` output as its event, or null for a line that is not
