@@ -7,16 +7,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { LineClient } from './lib/cli.mjs';
+import { terminalClients } from './lib/cli.mjs';
 import {
-  BIN,
   enter,
-  launchBrowser,
   noticeTexts,
   openRoom,
   screenshot,
   send,
-  startServer,
+  serverAndBrowser,
   waitForMembers,
   waitForMessage,
   waitForPage,
@@ -36,21 +34,13 @@ function waitForNotice(page, text) {
 }
 
 test('members rename in place, from a page and from the terminal', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  /** @type {LineClient[]} */
-  const clients = [];
-  t.after(async () => {
-    for (const c of clients) c.kill();
-    await browser.close();
-    await server.stop('SIGKILL');
-  });
+  const { server, browser } = await serverAndBrowser(t);
+  const { client } = terminalClients(t, 'peerchat-rename-');
 
   const alice = await openRoom(browser, server.url, 'alice');
   const link = alice.url();
   const bob = await enter(browser, server.url, link, 'bob');
-  const carol = new LineClient('carol', BIN, ['chat', link, '--name', 'carol', '--plain']);
-  clients.push(carol);
+  const carol = client('carol', [link, '--plain']);
   await carol.waitFor((l) => l.startsWith('* joined as carol; here: alice, bob'), 'err');
   await waitForMembers(alice, ['bob', 'carol']);
   await waitForMembers(bob, ['alice', 'carol']);
