@@ -12,11 +12,11 @@
 // worker spent their time meanwhile, and the CPU time per MiB of every
 // thread of the browser's processes during the blast and the file: on a
 // machine loaded by other work, the CPU a MiB costs is what bounds it.)
-import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { enter, launchBrowser, openRoom, ROOT, startServer, waitForMembers } from '../tests/e2e/lib/harness.mjs';
+import { cpuPerMiB, fileResult, recordLatencies, threadTicks, watchHeap } from './measure.mjs';
 
 const quick = process.argv.includes('--quick');
 const arg = (/** @type {string} */ name) => {
@@ -27,66 +27,6 @@ const out = arg('--out') ?? path.join(ROOT, 'target', 'bench', 'files.json');
 const MIB = 1024 * 1024;
 const SIZE = Number(arg('--size') ?? (quick ? 12 : 200)) * MIB;
 const BLAST = Math.min(SIZE, (quick ? 12 : 100) * MIB);
-
-/**
- * CPU time (clock ticks) of every thread of this process's children (the
- * browser and the server), by process kind and thread name.
- */
-function threadTicks() {
-  /** @type {Map<number, number>} */
-  const parent = new Map();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
-      parent.set(Number(d), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  const ours = new Set([process.pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, ppid] of parent) {
-      if (!ours.has(pid) && ours.has(ppid)) {
-        ours.add(pid);
-        grew = true;
-      }
-    }
-  }
-  /** @type {Map<string, number>} */
-  const ticks = new Map();
-  for (const pid of ours) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const kind = cmd.includes('chrom') ? (/--type=([a-z-]+)/.exec(cmd)?.[1] ?? 'browser') + (cmd.includes('--type=renderer') ? ` ${pid}` : '') : path.basename(cmd.split('\0')[0]);
-      for (const tid of readdirSync(`/proc/${pid}/task`)) {
-        const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')).replace(/\d+$/, '');
-        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-        const key = `${kind}: ${name}`;
-        ticks.set(key, (ticks.get(key) ?? 0) + Number(f[11]) + Number(f[12]));
-      }
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return ticks;
-}
-
-/**
- * Prints the CPU time per MiB spent since `before`, in all and by thread.
- * @param {string} label
- * @param {Map<string, number>} before
- * @param {number} mib
- */
-function cpuPerMiB(label, before, mib) {
-  const rows = [...threadTicks()].map(([k, v]) => /** @type {[string, number]} */ ([k, v - (before.get(k) ?? 0)])).filter(([, v]) => v > 0);
-  rows.sort((a, b) => b[1] - a[1]);
-  const ms = (/** @type {number} */ t) => ((t * 10) / mib).toFixed(1);
-  console.log(`${label}: CPU ${ms(rows.reduce((n, [, v]) => n + v, 0))} ms per MiB`);
-  for (const [k, v] of rows.slice(0, 12)) console.log(`  ${ms(v).padStart(6)} ${k}`);
-}
 
 /**
  * Prints where a DevTools CPU profile's time went (self time, top 15).
@@ -102,12 +42,6 @@ function printProfile(label, prof) {
     self.set(key, (self.get(key) ?? 0) + (prof.timeDeltas[k] ?? 0));
   });
   console.log(label, [...self].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `${(v / 1000).toFixed(0)}ms ${k}`).join('\n'));
-}
-
-/** @param {number[]} xs @param {number} q */
-function quantile(xs, q) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? null : s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
 const server = await startServer();
@@ -170,20 +104,7 @@ try {
   // Chat latency: alice's messages, timed at bob's page (the two pages
   // share a clock), first with nothing else going on, then while the file
   // is in flight.
-  await bob.evaluate(() => {
-    const samples = /** @type {number[]} */ ([]);
-    Object.assign(window, { latencies: samples });
-    const log = /** @type {HTMLElement} */ (document.getElementById('log'));
-    new MutationObserver((records) => {
-      for (const r of records) {
-        for (const n of r.addedNodes) {
-          const text = n instanceof HTMLElement ? (n.querySelector('.msg-text')?.textContent ?? '') : '';
-          const m = /^lat (\d+(?:\.\d+)?)$/.exec(text);
-          if (m) samples.push(performance.timeOrigin + performance.now() - Number(m[1]));
-        }
-      }
-    }).observe(log, { childList: true });
-  });
+  await recordLatencies(bob);
   /** Sends one timed message from alice. */
   const ping = () =>
     alice.evaluate(() => {
@@ -215,10 +136,7 @@ try {
   }, SIZE);
   const card = bob.locator('.file-card', { hasText: 'big.bin' });
   await card.getByRole('button', { name: 'Accept big.bin' }).waitFor({ timeout: 120_000 });
-  const cdp = await bob.context().newCDPSession(bob);
-  await cdp.send('HeapProfiler.collectGarbage');
-  const heapBefore = (await cdp.send('Runtime.getHeapUsage')).usedSize;
-  let heapMax = heapBefore;
+  const heap = await watchHeap(bob);
   const profile = process.env.PROFILE ? await Promise.all([bob, alice].map(async (p) => {
     const c = await p.context().newCDPSession(p);
     await c.send('Profiler.enable');
@@ -266,13 +184,6 @@ try {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   })();
-  let complete = false;
-  const sampler = (async () => {
-    while (!complete) {
-      heapMax = Math.max(heapMax, (await cdp.send('Runtime.getHeapUsage')).usedSize);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  })();
   await card.getByText('Received and checked').waitFor({ timeout: 600_000 });
   const seconds = (Date.now() - started) / 1000;
   if (fileTicks) cpuPerMiB('file', fileTicks, SIZE / MIB);
@@ -280,36 +191,22 @@ try {
     for (const [i, c] of profile.entries()) printProfile(i === 0 ? 'bob' : 'alice', (await c.send('Profiler.stop')).profile);
     if (worker.session) printProfile("bob's file worker", (await worker.send('Profiler.stop')).result.profile);
   }
-  complete = true;
   sending = false;
-  await Promise.all([chat, sampler]);
+  const heapGrowthMiB = await heap.stop();
+  await chat;
   const latencies = /** @type {number[]} */ (await bob.evaluate(() => /** @type {any} */ (window).latencies));
-  const fileMiBs = SIZE / MIB / seconds;
-  const result = {
+  const result = fileResult({
     quick,
-    size_mib: SIZE / MIB,
-    file_mib_s: fileMiBs,
-    blast_mib_s: blastMiBs,
-    blast_size_mib: BLAST / MIB,
-    ratio: fileMiBs / blastMiBs,
-    heap_growth_mib: (heapMax - heapBefore) / MIB,
-    chat_idle: { count: idle.length, p50_ms: quantile(idle, 0.5), p95_ms: quantile(idle, 0.95) },
-    chat_during_transfer: {
-      count: latencies.length,
-      p50_ms: quantile(latencies, 0.5),
-      p95_ms: quantile(latencies, 0.95),
-      max_ms: quantile(latencies, 1),
-    },
-  };
-  console.log(`file ${SIZE / MIB} MiB browser→browser: ${fileMiBs.toFixed(1)} MiB/s (accepted to received and checked)`);
-  console.log(`bare data-channel blast, same pages, ${BLAST / MIB} MiB: ${blastMiBs.toFixed(1)} MiB/s`);
-  console.log(`ratio: ${result.ratio.toFixed(2)}×`);
-  console.log(`receiving page's JS heap grew by at most ${result.heap_growth_mib.toFixed(1)} MiB`);
-  console.log(`chat with nothing else going on: p50 ${result.chat_idle.p50_ms?.toFixed(1)} ms, p95 ${result.chat_idle.p95_ms?.toFixed(1)} ms`);
-  console.log(
-    `chat while it was in flight: ${latencies.length} messages, p50 ${result.chat_during_transfer.p50_ms?.toFixed(1)} ms, ` +
-      `p95 ${result.chat_during_transfer.p95_ms?.toFixed(1)} ms, max ${result.chat_during_transfer.max_ms?.toFixed(1)} ms`,
-  );
+    route: 'browser→browser',
+    blastWhat: 'same pages',
+    sizeMiB: SIZE / MIB,
+    seconds,
+    blastMiBs,
+    blastSizeMiB: BLAST / MIB,
+    heapGrowthMiB,
+    idle,
+    latencies,
+  });
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
 } finally {
