@@ -51,9 +51,14 @@ const CHUNK = 16 * 1024;
 async function blast(page, bytes, ticks) {
   const proc = spawn(BENCH, ['page-blast', '--bytes', String(bytes)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
+  const line = async () => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error('peerchat-bench page-blast ended early');
+    return JSON.parse(value);
+  };
   const exited = new Promise((resolve) => proc.once('exit', resolve));
   try {
-    const offer = JSON.parse((await lines.next()).value);
+    const offer = await line();
     const answer = await page.evaluate(
       async ({ offer, count }) => {
         const pc = new RTCPeerConnection();
@@ -79,7 +84,7 @@ async function blast(page, bytes, ticks) {
       { offer, count: Math.ceil(bytes / CHUNK) },
     );
     proc.stdin.write(`${JSON.stringify(answer)}\n`);
-    const report = JSON.parse((await lines.next()).value);
+    const report = await line();
     // It stays until its standard input closes: its CPU time counts.
     if (ticks) cpuPerMiB('blast', ticks, bytes / MIB);
     proc.stdin.end();
@@ -127,16 +132,17 @@ try {
   await waitForMembers(bob, ['alice']);
 
   // Chat latency: the terminal's messages, timed at the page (the same
-  // clock: both read the system's), first with nothing else going on,
-  // then while the file is in flight.
+  // clock: both read the system's), first with nothing else going on
+  // (20 messages, 5 in quick mode), then while the file is in flight.
   await recordLatencies(bob);
   const terminal = alice;
   const ping = () => terminal.say(`lat ${performance.timeOrigin + performance.now()}`);
-  for (let i = 0; i < 20; i += 1) {
+  const idleCount = quick ? 5 : 20;
+  for (let i = 0; i < idleCount; i += 1) {
     ping();
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  await bob.waitForFunction(() => /** @type {any} */ (window).latencies.length >= 20);
+  await bob.waitForFunction((n) => /** @type {any} */ (window).latencies.length >= n, idleCount);
   const idle = /** @type {number[]} */ (await bob.evaluate(() => /** @type {any} */ (window).latencies.splice(0)));
 
   alice.say(`/send ${file}`);
