@@ -7,7 +7,7 @@
 // sender's back-pressure, to a peer connection in the receiving page), the
 // receiving page's JS heap while the file arrives, and the latency of chat
 // messages from the terminal while it is in flight. Run by scripts/bench.sh
-// inside the loopback-only network namespace; prints a table and writes
+// inside the loopback-only network namespace; prints its figures and writes
 // JSON.
 //
 // usage: node bench/terminal-browser-files.mjs [--quick] [--size MIB] [--out FILE]
@@ -16,7 +16,7 @@
 // the blast and during the file.)
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

@@ -137,9 +137,9 @@ async fn send_all(dc: &Arc<dyn DataChannel>, bytes: u64) -> Result<Instant> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct PageBlastReport {
+struct PageBlastReport {
     bytes: u64,
-    /// Messages sent (16 KiB of payload each, the last one maybe less).
+    /// Messages sent (16 KiB of payload each).
     messages: u64,
     /// First message sent to the page's `done` received.
     ms: f64,
