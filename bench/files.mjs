@@ -15,11 +15,11 @@
 // thread of the browser's processes during the blast and the file
 // (PROFILE=cpu: only the CPU time, without the pages' profilers): on a
 // machine loaded by other work, the CPU a MiB costs is what bounds it.)
-import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { enter, launchBrowser, openRoom, ROOT, startServer, waitForMembers } from '../tests/e2e/lib/harness.mjs';
+import { cpuPerMiB, quantile, recordLatencies, threadTicks, watchHeap } from './measure.mjs';
 
 const quick = process.argv.includes('--quick');
 const arg = (/** @type {string} */ name) => {
@@ -31,66 +31,6 @@ const MIB = 1024 * 1024;
 const SIZE = Number(arg('--size') ?? (quick ? 12 : 200)) * MIB;
 const BLAST = Math.min(SIZE, (quick ? 12 : 100) * MIB);
 const ROUNDS = Number(arg('--rounds') ?? (quick ? 1 : 3));
-
-/**
- * CPU time (clock ticks) of every thread of this process's children (the
- * browser and the server), by process kind and thread name.
- */
-function threadTicks() {
-  /** @type {Map<number, number>} */
-  const parent = new Map();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
-      parent.set(Number(d), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  const ours = new Set([process.pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, ppid] of parent) {
-      if (!ours.has(pid) && ours.has(ppid)) {
-        ours.add(pid);
-        grew = true;
-      }
-    }
-  }
-  /** @type {Map<string, number>} */
-  const ticks = new Map();
-  for (const pid of ours) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const kind = cmd.includes('chrom') ? (/--type=([a-z-]+)/.exec(cmd)?.[1] ?? 'browser') + (cmd.includes('--type=renderer') ? ` ${pid}` : '') : path.basename(cmd.split('\0')[0]);
-      for (const tid of readdirSync(`/proc/${pid}/task`)) {
-        const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')).replace(/\d+$/, '');
-        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-        const key = `${kind}: ${name}`;
-        ticks.set(key, (ticks.get(key) ?? 0) + Number(f[11]) + Number(f[12]));
-      }
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return ticks;
-}
-
-/**
- * Prints the CPU time per MiB spent since `before`, in all and by thread.
- * @param {string} label
- * @param {Map<string, number>} before
- * @param {number} mib
- */
-function cpuPerMiB(label, before, mib) {
-  const rows = [...threadTicks()].map(([k, v]) => /** @type {[string, number]} */ ([k, v - (before.get(k) ?? 0)])).filter(([, v]) => v > 0);
-  rows.sort((a, b) => b[1] - a[1]);
-  const ms = (/** @type {number} */ t) => ((t * 10) / mib).toFixed(1);
-  console.log(`${label}: CPU ${ms(rows.reduce((n, [, v]) => n + v, 0))} ms per MiB`);
-  for (const [k, v] of rows.slice(0, 12)) console.log(`  ${ms(v).padStart(6)} ${k}`);
-}
 
 /**
  * Prints where a DevTools CPU profile's time went (self time, top 15).
@@ -106,12 +46,6 @@ function printProfile(label, prof) {
     self.set(key, (self.get(key) ?? 0) + (prof.timeDeltas[k] ?? 0));
   });
   console.log(label, [...self].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `${(v / 1000).toFixed(0)}ms ${k}`).join('\n'));
-}
-
-/** @param {number[]} xs @param {number} q */
-function quantile(xs, q) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? null : s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
 const server = await startServer();
@@ -182,20 +116,7 @@ try {
   // Chat latency: alice's messages, timed at bob's page (the two pages
   // share a clock), first with nothing else going on, then while the file
   // is in flight.
-  await bob.evaluate(() => {
-    const samples = /** @type {number[]} */ ([]);
-    Object.assign(window, { latencies: samples });
-    const log = /** @type {HTMLElement} */ (document.getElementById('log'));
-    new MutationObserver((records) => {
-      for (const r of records) {
-        for (const n of r.addedNodes) {
-          const text = n instanceof HTMLElement ? (n.querySelector('.msg-text')?.textContent ?? '') : '';
-          const m = /^lat (\d+(?:\.\d+)?)$/.exec(text);
-          if (m) samples.push(performance.timeOrigin + performance.now() - Number(m[1]));
-        }
-      }
-    }).observe(log, { childList: true });
-  });
+  await recordLatencies(bob);
   /** Sends one timed message from alice. */
   const ping = () =>
     alice.evaluate(() => {
@@ -240,10 +161,7 @@ try {
     );
     const card = bob.locator('.file-card', { hasText: name });
     await card.getByRole('button', { name: `Accept ${name}` }).waitFor({ timeout: 120_000 });
-    const cdp = await bob.context().newCDPSession(bob);
-    await cdp.send('HeapProfiler.collectGarbage');
-    const heapBefore = (await cdp.send('Runtime.getHeapUsage')).usedSize;
-    let heapMax = heapBefore;
+    const heap = await watchHeap(bob);
     const profiling = profiled && process.env.PROFILE;
     const sampling = profiling && process.env.PROFILE !== 'cpu';
     const profile = sampling
@@ -297,13 +215,6 @@ try {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     })();
-    let complete = false;
-    const sampler = (async () => {
-      while (!complete) {
-        heapMax = Math.max(heapMax, (await cdp.send('Runtime.getHeapUsage')).usedSize);
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    })();
     await card.getByText('Received and checked').waitFor({ timeout: 600_000 });
     const seconds = (Date.now() - started) / 1000;
     if (fileTicks) cpuPerMiB('file', fileTicks, SIZE / MIB);
@@ -311,10 +222,10 @@ try {
       for (const [i, c] of profile.entries()) printProfile(i === 0 ? 'bob' : 'alice', (await c.send('Profiler.stop')).profile);
       if (worker.session) printProfile("bob's file worker", (await worker.send('Profiler.stop')).result.profile);
     }
-    complete = true;
+    const heapGrowth = await heap.stop();
     sending = false;
-    await Promise.all([chat, sampler]);
-    return { mibS: SIZE / MIB / seconds, heapGrowth: (heapMax - heapBefore) / MIB };
+    await chat;
+    return { mibS: SIZE / MIB / seconds, heapGrowth };
   };
 
   // Rounds of a blast then the file alone (the machine's load changes

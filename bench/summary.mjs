@@ -1,5 +1,5 @@
 // Gathers the figures the targets in docs/benchmarks.md speak of from
-// target/bench/webrtc.json, files.json, terminal-files.json, signaling.json and cluster.json (written by the
+// target/bench/webrtc.json, files.json, terminal-files.json, terminal-browser-files.json, signaling.json and cluster.json (written by the
 // benchmark scripts in the same run) into target/bench/summary.json,
 // each with its target and whether this run met it, and prints them.
 //
@@ -25,6 +25,7 @@ const signaling = await read('signaling.json');
 const cluster = await read('cluster.json');
 const files = await read('files.json');
 const terminalFiles = await read('terminal-files.json');
+const terminalBrowserFiles = await read('terminal-browser-files.json');
 const clusterRuns = cluster?.results ?? [];
 const inMemory = clusterRuns.find((r) => r.servers === 1 && !r.redis);
 // The costliest setup with Redis (two or three servers, pairs across them).
@@ -39,7 +40,7 @@ const pj = signaling?.results?.['peerchat-peerjs'] ?? {};
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && a > 0 && b > 0 ? a / b : null);
 const presence100 = (p.presence ?? []).find((r) => r.room_size === 100);
 
-const quick = Boolean(signaling?.quick || webrtc?.quick || cluster?.quick || files?.quick || terminalFiles?.quick);
+const quick = Boolean(signaling?.quick || webrtc?.quick || cluster?.quick || files?.quick || terminalFiles?.quick || terminalBrowserFiles?.quick);
 
 /**
  * One figure: its value, the target, and whether it was met (null when the
@@ -129,6 +130,15 @@ const summary = {
       file_mib_per_s: terminalFiles?.throughput?.file_mib_per_s ?? null,
       bare_mib_per_s: terminalFiles?.throughput?.blast_mib_per_s ?? null,
     }),
+    terminal_to_browser_file_throughput_vs_bare_data_channel: figure(terminalBrowserFiles?.ratio, 'at least', 0.8, {
+      file_mib_s: terminalBrowserFiles?.file_mib_s ?? null,
+      blast_mib_s: terminalBrowserFiles?.blast_mib_s ?? null,
+      size_mib: terminalBrowserFiles?.size_mib ?? null,
+    }),
+    chat_p95_ms_while_terminal_file_in_flight_to_browser: figure(terminalBrowserFiles?.chat_during_transfer?.p95_ms, 'at most', 100, {
+      idle_p95_ms: terminalBrowserFiles?.chat_idle?.p95_ms ?? null,
+    }),
+    receiving_page_heap_growth_mib_during_terminal_file: figure(terminalBrowserFiles?.heap_growth_mib, 'at most', 64),
     terminal_1gib_transfer_rss_growth_mib: figure(
       terminalFiles?.memory
         ? Math.max(terminalFiles.memory.sender_rss_growth_mib, terminalFiles.memory.fetcher_rss_growth_mib)

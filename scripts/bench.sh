@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs peerchat's benchmarks in release builds, inside a loopback-only
 # network namespace, prints tables and writes JSON under target/bench/:
-# data channels (native and Chromium), files between two pages and between
-# two terminals (throughput against a bare data channel; memory), signaling
+# data channels (native and Chromium), files between two pages, between
+# two terminals and from a terminal to a page (throughput against a bare
+# data channel; memory), signaling
 # (peerchat against PeerJS server, installed from npm when missing), several
 # servers sharing rooms through redis-server, and signaling over each
 # transport (WebSocket, long polling; without and with TLS).
@@ -48,6 +49,9 @@ else
   echo
   echo "== files, terminal to terminal: throughput against a bare data channel, and memory"
   scripts/netns.sh node bench/terminal-files.mjs "$@"
+  echo
+  echo "== files, terminal to browser: throughput against a bare data channel, heap, chat meanwhile"
+  scripts/netns.sh node bench/terminal-browser-files.mjs "${files_args[@]}"
   echo
   echo "== signaling: peerchat and PeerJS server under the same load"
   scripts/netns.sh node bench/signaling.mjs "$@"

@@ -8,7 +8,12 @@
 //! engines in a room of the given server: one offers a file, the other
 //! fetches it (hash list, pieces checked, written to disk, whole file
 //! checked) into a scratch download directory.
+//!
+//! `page_blast` is the bare blast from a webrtc-rs link to a page's peer
+//! connection, for the file transfer from a terminal to a browser
+//! (bench/terminal-browser-files.mjs drives both ends).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -17,7 +22,7 @@ use peerchat_client::engine::{Engine, Event};
 use peerchat_client::peer::{Link, LinkEvent, LinkOptions};
 use serde::Serialize;
 use tokio::sync::mpsc;
-use webrtc::data_channel::DataChannelEvent;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
 
 /// Payload bytes per message, as a transfer channel carries them.
 const CHUNK: usize = 16 * 1024;
@@ -100,7 +105,21 @@ pub async fn blast(bytes: u64) -> Result<Duration> {
             }
         }
     }));
-    // The opener sees its channel open.
+    let start = send_all(&dc, bytes).await?;
+    let received = tokio::time::timeout(Duration::from_secs(600), done_rx)
+        .await
+        .context("the blast did not arrive")??;
+    let elapsed = start.elapsed().max(received.unwrap_or_default());
+    a.close().await;
+    b.close().await;
+    Ok(elapsed)
+}
+
+/// Waits for the channel we opened to open, then sends `bytes` on it as
+/// 16 KiB binary messages (each after a 9-byte header, as a piece), as fast
+/// as it takes them: webrtc-rs's send buffer limit is the back-pressure, as
+/// for the engine's file sender. Returns when the first was sent.
+async fn send_all(dc: &Arc<dyn DataChannel>, bytes: u64) -> Result<Instant> {
     while let Some(event) = dc.poll().await {
         if matches!(event, DataChannelEvent::OnOpen) {
             break;
@@ -114,13 +133,95 @@ pub async fn blast(bytes: u64) -> Result<Duration> {
         message[1..5].copy_from_slice(&(i as u32).to_be_bytes());
         dc.send(BytesMut::from(&message[..])).await?;
     }
-    let received = tokio::time::timeout(Duration::from_secs(600), done_rx)
-        .await
-        .context("the blast did not arrive")??;
-    let elapsed = start.elapsed().max(received.unwrap_or_default());
-    a.close().await;
-    b.close().await;
-    Ok(elapsed)
+    Ok(start)
+}
+
+#[derive(Debug, Serialize)]
+struct PageBlastReport {
+    bytes: u64,
+    /// Messages sent (16 KiB of payload each).
+    messages: u64,
+    /// First message sent to the page's `done` received.
+    ms: f64,
+    mib_per_s: f64,
+}
+
+/// A link of ours (as the terminal client makes them) connected to a peer
+/// connection in a page, its signals handed across on standard output and
+/// input (one offer with every candidate, one answer): `bytes` of 16 KiB
+/// messages on a transfer channel, as fast as it goes, until the page says
+/// `done` on that channel (it counts the messages). Prints the report, then
+/// waits for standard input to close.
+pub async fn page_blast(bytes: u64) -> Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let link = Link::start(
+        LinkOptions {
+            self_id: "terminal".to_owned(),
+            peer_id: "page".to_owned(),
+            ice_servers: Vec::new(),
+            sid: "pageblastpageblastpage".to_owned(),
+            initiator: true,
+            relay_only: false,
+            mdns: false,
+            trickle: false,
+        },
+        1,
+        tx,
+    )
+    .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let offer = loop {
+        tokio::select! {
+            Some((_, e)) = rx.recv() => if let LinkEvent::Signal(s) = e {
+                if s.description.is_some() { break s }
+            },
+            () = tokio::time::sleep_until(deadline) => bail!("no offer"),
+        }
+    };
+    println!("{}", serde_json::to_string(&offer)?);
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    })
+    .await??;
+    link.signal(serde_json::from_str(&answer).context("reading the answer")?);
+    loop {
+        tokio::select! {
+            Some((_, e)) = rx.recv() => if matches!(e, LinkEvent::Open { .. }) { break },
+            () = tokio::time::sleep_until(deadline) => bail!("the link did not open"),
+        }
+    }
+    let dc = link.handle().open_file_channel().await?;
+    let start = send_all(&dc, bytes).await?;
+    let done = tokio::time::timeout(Duration::from_secs(600), async {
+        while let Some(event) = dc.poll().await {
+            if let DataChannelEvent::OnMessage(m) = event {
+                if &m.data[..] == b"done" {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await
+    .context("the page did not say done")?;
+    if !done {
+        bail!("the transfer channel closed before the page said done");
+    }
+    let elapsed = start.elapsed();
+    let report = PageBlastReport {
+        bytes,
+        messages: bytes.div_ceil(CHUNK as u64),
+        ms: elapsed.as_secs_f64() * 1000.0,
+        mib_per_s: mib_per_s(bytes, elapsed),
+    };
+    // Still running until standard input closes: whoever drives it can
+    // read this process's CPU time meanwhile.
+    println!("{}", serde_json::to_string(&report)?);
+    tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+        .await??;
+    link.close().await;
+    Ok(())
 }
 
 /// Two engines in the room of `link`: `bytes` offered by one, fetched by

@@ -76,6 +76,18 @@ enum Command {
         #[arg(long, default_value_t = 64 << 20)]
         bytes: u64,
     },
+    /// A bare data-channel blast from this process (a webrtc-rs link, the
+    /// terminal client's stack) to a peer connection in a page, signaled
+    /// through standard input and output: prints the offer as one JSON
+    /// line, reads the answer as one, then sends `bytes` in 16 KiB
+    /// messages on a transfer channel and waits for the page's `done` on
+    /// it. Prints one JSON object, then waits for standard input to close
+    /// (so that its CPU time can be read before it exits).
+    PageBlast {
+        /// Bytes to move.
+        #[arg(long, default_value_t = 64 << 20)]
+        bytes: u64,
+    },
     /// Signaling load against a running server (peerchat or PeerJS):
     /// connect, idle memory, relay latency and throughput, and (peerchat)
     /// presence. Prints one JSON object.
@@ -252,6 +264,7 @@ async fn main() -> Result<()> {
             let report = files::run(&link, bytes).await?;
             println!("{}", serde_json::to_string(&report)?);
         }
+        Command::PageBlast { bytes } => files::page_blast(bytes).await?,
         Command::Signaling {
             kind,
             addr,
