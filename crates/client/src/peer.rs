@@ -418,12 +418,18 @@ async fn build_peer_connection(
 /// that needs no trickled candidates.
 pub fn with_candidates(sdp: &str, candidates: &[String]) -> String {
     let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    // Lines are compared without a trailing CR: `lines()` takes one off
+    // only before an LF, and a stray CR at the very end hid an
+    // `a=end-of-candidates`, so the description ended up with two (found
+    // by the fuzzer; its input is in the `sdp_filters` corpus).
     let mut lines: Vec<&str> = sdp
         .lines()
+        .map(|l| l.trim_end_matches('\r'))
         .filter(|l| !l.is_empty() && *l != "a=end-of-candidates")
         .collect();
     for c in candidates {
-        if !lines.contains(&c.as_str()) {
+        let c = c.trim_end_matches('\r');
+        if !lines.contains(&c) {
             lines.push(c);
         }
     }
