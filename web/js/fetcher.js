@@ -26,7 +26,7 @@
  * @module
  */
 
-import { PieceParts, Receiver } from './transfer.js';
+import { isOver, PieceParts, Receiver } from './transfer.js';
 
 /**
  * @typedef {import('./protocol.js').FileMeta} FileMeta
@@ -115,11 +115,6 @@ export function arm(t, due, fire) {
 function onItsWay(receiver) {
   for (const source of receiver.sources.values()) if (source.outstanding > 0) return true;
   return false;
-}
-
-/** @param {ReceiverState} state */
-function isOver(state) {
-  return state === 'complete' || (typeof state === 'object' && ('failed' in state || 'cancelled' in state));
 }
 
 /**

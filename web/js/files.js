@@ -22,6 +22,7 @@ import {
   controlJson,
   digestBlob,
   hex,
+  isOver,
   LABEL,
   MAX_SERVING,
   MAX_SERVING_PER_PEER,
@@ -81,11 +82,6 @@ const READ_BLOCK = 1024 * 1024;
 
 /** Where a transfer's progress is kept between page loads. */
 const SAVED_PREFIX = 'peerchat.file.';
-
-/** @param {ReceiverState} state */
-function running(state) {
-  return typeof state === 'string' ? state !== 'complete' : 'stalled' in state;
-}
 
 /**
  * The file worker: it writes and reads received files (OPFS), and fetches
@@ -178,7 +174,7 @@ export class Files extends EventTarget {
     // while it runs, that is kept at most once a second.
     globalThis.addEventListener?.('pagehide', () => {
       for (const [fid, fetch] of this.fetches) {
-        if (fetch.saved && running(fetch.state)) this.keepProgress(fid, fetch.saved, false);
+        if (fetch.saved && !isOver(fetch.state)) this.keepProgress(fid, fetch.saved, false);
       }
     });
   }
@@ -271,16 +267,13 @@ export class Files extends EventTarget {
     } catch {
       // Nothing kept: start afresh.
     }
-    let bytes = 0;
-    for (const [start, end] of saved?.have ?? []) {
-      for (let i = start; i < Math.min(end, Math.ceil(meta.size / meta.piece)); i += 1) bytes += pieceLen(meta, i);
-    }
     /** @type {Fetch} */
     const fetch = {
       meta,
       party,
       state: complete ? 'complete' : startsAccepted(meta, this.autoAccept, saved) ? 'fetching' : 'waiting',
-      bytes: complete ? meta.size : bytes,
+      // The worker tells how far it is as soon as it starts.
+      bytes: complete ? meta.size : 0,
       rate: 0,
       saved: saved ?? null,
       preview: null,
@@ -329,7 +322,7 @@ export class Files extends EventTarget {
    * @param {string} peer
    */
   peerUp(peer) {
-    const fids = [...this.fetches].filter(([, f]) => running(f.state) && this.mayAsk(f, peer)).map(([fid]) => fid);
+    const fids = [...this.fetches].filter(([, f]) => !isOver(f.state) && this.mayAsk(f, peer)).map(([fid]) => fid);
     if (fids.length > 0) this.diskOf().tell({ op: 'peer_up', peer, fids });
   }
 

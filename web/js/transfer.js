@@ -856,8 +856,11 @@ export function startsAccepted(meta, autoAccept, saved) {
   return (saved?.accepted ?? false) || (autoAccept > 0 && meta.size <= autoAccept);
 }
 
-/** @param {ReceiverState} state */
-function isOver(state) {
+/**
+ * Whether a transfer has ended: complete, failed or cancelled.
+ * @param {ReceiverState} state
+ */
+export function isOver(state) {
   return state === 'complete' || (typeof state === 'object' && ('failed' in state || 'cancelled' in state));
 }
 
