@@ -45,6 +45,9 @@ pub const FILE_LABEL: &str = "file";
 /// How long draining waits between looks at the send buffer.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
+/// How long closing a link waits for what it was given to leave.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
+
 /// Candidates kept while waiting for the remote description.
 const MAX_PENDING_CANDIDATES: usize = 256;
 
@@ -533,7 +536,14 @@ impl LinkTask {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         while let Some(command) = rx.recv().await {
             match command {
-                Command::Close | Command::ChannelGone => break,
+                Command::Close => {
+                    // What we were given before the close leaves first
+                    // (our hello, before a link whose hello failed is
+                    // dropped), unless the other side stops taking it.
+                    let _ = tokio::time::timeout(CLOSE_DRAIN, self.drain()).await;
+                    break;
+                }
+                Command::ChannelGone => break,
                 Command::RestartIce => {
                     if let Err(err) = self.pc.restart_ice().await {
                         tracing::warn!(%err, "ICE restart failed");
