@@ -110,8 +110,8 @@ test('transfer-channel messages', () => {
     }
     const m = parseControl(c.text);
     const got = {
-      get: () => ({ get: { fid: m.fid, sha256: m.sha256, list: m.list } }),
-      have: () => ({ have: m.pieces }),
+      get: () => ({ get: { fid: m.fid, sha256: m.sha256, list: m.list, ...(m.chunk === undefined ? {} : { chunk: m.chunk }) } }),
+      have: () => ({ have: m.pieces, ...(m.chunk === undefined ? {} : { chunk: m.chunk }) }),
       want: () => ({ want: m.pieces }),
       cancel: () => ({ cancel: m.reason }),
       unknown: () => ({ unknown: null }),
@@ -230,7 +230,7 @@ for (const scenario of doc.sender_scenarios) for (const native of [false, true])
       /** @type {import('../../web/js/transfer.js').SenderAction[]} */
       let actions;
       if (kind === 'create') {
-        const created = Sender.create(f.meta, f.list, arg.list === true, config, now);
+        const created = Sender.create(f.meta, f.list, arg.list === true, arg.chunk, config, now);
         sender = created.sender;
         actions = created.actions;
       } else {
@@ -322,7 +322,7 @@ function pair({ size, holders, config = {}, blipAt = [], corrupt = [], reloadAt 
         else {
           const get = parseControl(a.send.text);
           assert.equal(get.type, 'get');
-          const created = Sender.create(meta, digests.pieces, get.type === 'get' && get.list, {}, now);
+          const created = Sender.create(meta, digests.pieces, get.type === 'get' && get.list, get.type === 'get' ? get.chunk : undefined, {}, now);
           senders.set(a.send.to, created.sender);
           runSender(a.send.to, created.actions);
         }

@@ -43,7 +43,8 @@ def ctl(kind, **fields):
 
 
 def get(m, lst):
-    return ctl("get", fid=m["fid"], sha256=m["sha256"], list=lst)
+    """What a receiver sends first: it takes pieces 32 KiB at a time."""
+    return ctl("get", fid=m["fid"], sha256=m["sha256"], list=lst, chunk=32 * KIB)
 
 
 def want(*pieces):
@@ -54,8 +55,9 @@ def cancel(reason):
     return ctl("cancel", reason=reason)
 
 
-def have(n):
-    return ctl("have", pieces=n)
+def have(n, chunk=None):
+    """A holder's answer; without `chunk`, one that sends 16 KiB at a time (or knows no other)."""
+    return ctl("have", pieces=n) if chunk is None else ctl("have", pieces=n, chunk=chunk)
 
 
 def send(to, text):
@@ -172,8 +174,16 @@ offers = [
 
 H = hashlib.sha256(b"x").hexdigest()
 control = [
-    {"text": get(OFFER, True), "ok": {"get": {"fid": "f1", "sha256": OFFER["sha256"], "list": True}}},
+    {"text": get(OFFER, True), "ok": {"get": {"fid": "f1", "sha256": OFFER["sha256"], "list": True, "chunk": 32 * KIB}}},
     {"text": '{"v":2,"type":"get","fid":"f1","sha256":"%s"}' % H, "ok": {"get": {"fid": "f1", "sha256": H, "list": False}}},
+    {"text": '{"v":2,"type":"get","fid":"f1","sha256":"%s","chunk":262144}' % H,
+     "ok": {"get": {"fid": "f1", "sha256": H, "list": False, "chunk": 262_144}}},
+    {"text": '{"v":2,"type":"get","fid":"f1","sha256":"%s","chunk":16383}' % H, "error": True},
+    {"text": '{"v":2,"type":"get","fid":"f1","sha256":"%s","chunk":"32768"}' % H, "error": True},
+    {"text": have(4, 16 * KIB), "ok": {"have": 4, "chunk": 16 * KIB}},
+    {"text": have(4, 32 * KIB), "ok": {"have": 4, "chunk": 32 * KIB}},
+    {"text": have(4, 64 * KIB), "error": True},
+    {"text": have(4, 20_000), "error": True},
     {"text": '{"v":2,"type":"get","fid":"f/1","sha256":"%s"}' % H, "error": True},
     {"text": '{"v":2,"type":"get","fid":"f1","sha256":"%s","list":1}' % H, "error": True},
     {"text": have(4), "ok": {"have": 4}},
@@ -199,7 +209,10 @@ data = [
     {"hex": "01" + "00000000" + "00000000", "error": True},
     {"hex": "03" + "00000000" + "00000000" + "00", "error": True},
     {"hex": "01000000", "error": True},
-    {"hex": "01" + "00000000" + "00000000" + "00" * (16 * KIB + 1), "error": True},
+    {"hex": "01" + "00000000" + "00000000" + "00" * (16 * KIB + 1),
+     "ok": {"piece": {"index": 0, "offset": 0, "hex": "00" * (16 * KIB + 1)}}},
+    {"hex": "01" + "00000000" + "00000000" + "00" * (32 * KIB + 1), "error": True},
+    {"hex": "02" + "00000000" + "00000000" + "11" * (32 * 513), "error": True},
 ]
 
 # ------------------------------------------------------------------ receiver
@@ -210,21 +223,21 @@ M3 = meta(70_000, 1, P32)
 LAST = 70_000 - 2 * P32
 
 
-def pieces_of(frm, index, length, corrupt=False):
-    """The data messages of piece `index` (`length` bytes) from `frm`, 16 KiB each."""
+def pieces_of(frm, index, length, corrupt=False, chunk=16 * KIB):
+    """The data messages of piece `index` (`length` bytes) from `frm`, `chunk` bytes each."""
     out = []
-    for off in range(0, length, 16 * KIB):
-        step = {"piece": {"from": frm, "index": index, "offset": off, "len": min(16 * KIB, length - off)}}
+    for off in range(0, length, chunk):
+        step = {"piece": {"from": frm, "index": index, "offset": off, "len": min(chunk, length - off)}}
         if corrupt and off == 0:
             step["piece"]["corrupt"] = True
         out.append(step)
     return out
 
 
-def fetch_piece(frm, index, length, t, verified=True, extra_last=None):
+def fetch_piece(frm, index, length, t, verified=True, extra_last=None, chunk=16 * KIB):
     """Steps that deliver a whole piece, writes and all, ending with `verified`."""
     steps = []
-    chunks = pieces_of(frm, index, length)
+    chunks = pieces_of(frm, index, length, chunk=chunk)
     for i, c in enumerate(chunks):
         wants = [write(index * P32 + c["piece"]["offset"], c["piece"]["len"])]
         if i == len(chunks) - 1:
@@ -456,6 +469,25 @@ receiver_scenarios += [
         ],
     },
     {
+        "name": "a holder that sends 32 KiB at a time, as asked; one that sends more than it said is not asked again",
+        "file": F3, "author": A,
+        "steps": [
+            {"at": 0, "in": {"start": {}}, "want": [state("fetching")]},
+            {"at": 0, "in": {"peer_up": A}, "want": [{"open": A}]},
+            {"at": 0, "in": {"peer_up": C}, "want": []},
+            {"at": 1, "in": {"opened": A}, "want": [send(A, get(M3, True))]},
+            {"at": 1, "in": {"text": {"from": A, "text": have(3, 32 * KIB)}}, "want": []},
+            {"at": 2, "in": list_msg(A, 0, 3), "want": [send(A, want(0, 1, 2))]},
+            *fetch_piece(A, 0, P32, 3, chunk=32 * KIB),
+            {"at": 4, "in": {"written": P32}, "want": []},
+            {"at": 5, "in": {"closed": A}, "want": [{"source_failed": {"peer": A, "error": "closed"}}, {"open": C}]},
+            {"at": 6, "in": {"opened": C}, "want": [send(C, get(M3, False))]},
+            {"at": 6, "in": {"text": {"from": C, "text": have(3)}}, "want": [send(C, want(1, 2))]},
+            {"at": 7, "in": {"piece": {"from": C, "index": 1, "offset": 0, "len": 32 * KIB}},
+             "want": [send(C, cancel("protocol")), {"close": C}, {"source_failed": {"peer": C, "error": "protocol"}}]},
+        ],
+    },
+    {
         "name": "an empty file is complete at once",
         "file": {"size": 0, "salt": 0, "piece": 16 * KIB}, "author": A,
         "steps": [
@@ -488,6 +520,23 @@ sender_scenarios = [
                       {"send_piece": {"index": 2, "offset": 0, "len": LAST}}],
              "delivered": 70_000 - (16_000 + 16 * KIB + 9 + LAST + 9), "deadline": 120_006},
             {"at": 8, "in": {"closed": {}}, "want": [{"state": "done"}], "deadline": None},
+        ],
+    },
+    {
+        "name": "asked for more than 32 KiB at a time, it sends 32 KiB; asked for 16 KiB, 16 KiB",
+        "file": F, "config": {},
+        "steps": [
+            {"at": 0, "in": {"create": {"list": False, "chunk": 256 * KIB}}, "want": [{"send_text": have(3, 32 * KIB)}]},
+            {"at": 1, "in": {"text": want(0, 2)}, "want": [{"read": {"offset": 0, "len": P32}}]},
+            {"at": 2, "in": {"read": {"offset": 0, "len": P32}},
+             "want": [{"send_piece": {"index": 0, "offset": 0, "len": P32}}, {"read": {"offset": 2 * P32, "len": LAST}}]},
+            {"at": 3, "in": {"read": {"offset": 2 * P32, "len": LAST}},
+             "want": [{"send_piece": {"index": 2, "offset": 0, "len": LAST}}]},
+            {"at": 4, "in": {"create": {"list": False, "chunk": 16 * KIB}}, "want": [{"send_text": have(3, 16 * KIB)}]},
+            {"at": 5, "in": {"text": want(1)}, "want": [{"read": {"offset": P32, "len": P32}}]},
+            {"at": 6, "in": {"read": {"offset": P32, "len": P32}},
+             "want": [{"send_piece": {"index": 1, "offset": 0, "len": 16 * KIB}},
+                      {"send_piece": {"index": 1, "offset": 16 * KIB, "len": 16 * KIB}}]},
         ],
     },
     {

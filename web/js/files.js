@@ -586,7 +586,7 @@ export class Files extends EventTarget {
     if (s.channel.readyState !== 'open') return;
     // Read a piece at a time, so that each read is checked natively.
     const config = { ...SENDER_CONFIG, readBytes: held.meta.piece };
-    const { sender, actions } = Sender.create(held.meta, held.list, get.list, config, Date.now());
+    const { sender, actions } = Sender.create(held.meta, held.list, get.list, get.chunk, config, Date.now());
     s.sender = sender;
     s.channel.bufferedAmountLowThreshold = sender.lowWater();
     this.serve(s, actions);

@@ -313,8 +313,16 @@ function fit(name, tag) {
 export const LABEL = 'file';
 /** The version written in control messages. */
 export const WIRE_VERSION = 2;
-/** Most bytes of a piece in one data message. */
+/**
+ * Bytes of a piece in one data message, unless both sides agreed on more
+ * (`get` and `have` with `chunk`); also the most of a hash-list message.
+ */
 export const CHUNK = 16 * 1024;
+/**
+ * Most bytes of a piece in one data message that peerchat asks for and
+ * sends (with its header, within the 65,536 bytes every stack here takes).
+ */
+export const MAX_CHUNK = 32 * 1024;
 /** Bytes of a data message's header. */
 export const HEADER = 9;
 /** Most hashes in one hash-list message. */
@@ -326,8 +334,8 @@ const LIST_DATA = 2;
 const REASONS = ['unavailable', 'busy', 'cancelled', 'changed', 'idle', 'protocol'];
 
 /**
- * @typedef {{type: 'get', fid: string, sha256: string, list: boolean}
- *   | {type: 'have', pieces: number}
+ * @typedef {{type: 'get', fid: string, sha256: string, list: boolean, chunk?: number}
+ *   | {type: 'have', pieces: number, chunk?: number}
  *   | {type: 'want', pieces: number[]}
  *   | {type: 'cancel', reason: string}
  *   | {type: 'unknown'}} Control
@@ -368,11 +376,16 @@ export function parseControl(text) {
       if (typeof obj.sha256 !== 'string' || fromHex(obj.sha256) === null) throw new WireError('field `sha256`');
       const list = obj.list ?? false;
       if (typeof list !== 'boolean') throw new WireError('field `list`');
-      return { type: 'get', fid: obj.fid, sha256: obj.sha256, list };
+      const chunk = obj.chunk ?? undefined;
+      if (chunk !== undefined && !(isCount(chunk) && chunk >= CHUNK)) throw new WireError('field `chunk`');
+      return chunk === undefined ? { type: 'get', fid: obj.fid, sha256: obj.sha256, list } : { type: 'get', fid: obj.fid, sha256: obj.sha256, list, chunk: chunk + 0 };
     }
-    case 'have':
+    case 'have': {
       if (!isCount(obj.pieces)) throw new WireError('field `pieces`');
-      return { type: 'have', pieces: obj.pieces + 0 };
+      const chunk = obj.chunk ?? undefined;
+      if (chunk !== undefined && chunk !== CHUNK && chunk !== MAX_CHUNK) throw new WireError('field `chunk`');
+      return chunk === undefined ? { type: 'have', pieces: obj.pieces + 0 } : { type: 'have', pieces: obj.pieces + 0, chunk: chunk + 0 };
+    }
     case 'want':
       if (!Array.isArray(obj.pieces) || obj.pieces.length === 0 || obj.pieces.length > MAX_WANT || !obj.pieces.every(isCount)) {
         throw new WireError('field `pieces`');
@@ -392,9 +405,9 @@ export function parseControl(text) {
 export function controlJson(control) {
   switch (control.type) {
     case 'get':
-      return JSON.stringify({ v: WIRE_VERSION, type: 'get', fid: control.fid, sha256: control.sha256, list: control.list });
+      return JSON.stringify({ v: WIRE_VERSION, type: 'get', fid: control.fid, sha256: control.sha256, list: control.list, chunk: control.chunk });
     case 'have':
-      return JSON.stringify({ v: WIRE_VERSION, type: 'have', pieces: control.pieces });
+      return JSON.stringify({ v: WIRE_VERSION, type: 'have', pieces: control.pieces, chunk: control.chunk });
     case 'want':
       return JSON.stringify({ v: WIRE_VERSION, type: 'want', pieces: control.pieces });
     case 'cancel':
@@ -410,14 +423,14 @@ export function controlJson(control) {
  * @returns {Data}
  */
 export function parseData(message) {
-  if (message.length <= HEADER || message.length > HEADER + CHUNK) throw new WireError('bad length');
+  if (message.length <= HEADER || message.length > HEADER + MAX_CHUNK) throw new WireError('bad length');
   const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
   const a = view.getUint32(1);
   const b = view.getUint32(5);
   const payload = message.subarray(HEADER);
   if (message[0] === PIECE_DATA) return { kind: 'piece', index: a, offset: b, bytes: payload };
   if (message[0] === LIST_DATA) {
-    if (b !== 0 || payload.length % 32 !== 0) throw new WireError('bad hash list');
+    if (b !== 0 || payload.length % 32 !== 0 || payload.length > CHUNK) throw new WireError('bad hash list');
     return { kind: 'list', first: a, hashes: payload };
   }
   throw new WireError(`unknown data message kind ${message[0]}`);
@@ -482,17 +495,22 @@ export const SENDER_DEFAULTS = {
 export class Sender {
   /**
    * Serves `meta`, whose pieces' hashes are `list`, on a channel whose
-   * `get` asked for it; returns it with the actions that answer the `get`.
+   * `get` asked for it (`sendList`: whether it asked for the list;
+   * `askedChunk`: its `chunk`); returns it with the actions that answer the
+   * `get`.
    * @param {FileMeta} meta
    * @param {Uint8Array[]} list
    * @param {boolean} sendList
+   * @param {number | undefined} askedChunk
    * @param {Partial<SenderConfig>} config
    * @param {number} now
    */
-  static create(meta, list, sendList, config, now) {
-    const sender = new Sender(meta, list, sendList, config, now);
+  static create(meta, list, sendList, askedChunk, config, now) {
+    const chunk = askedChunk !== undefined && askedChunk >= MAX_CHUNK ? MAX_CHUNK : CHUNK;
+    const sender = new Sender(meta, list, sendList, chunk, config, now);
+    const have = { type: /** @type {const} */ ('have'), pieces: Math.ceil(meta.size / meta.piece) };
     /** @type {SenderAction[]} */
-    const out = [{ send_text: controlJson({ type: 'have', pieces: Math.ceil(meta.size / meta.piece) }) }];
+    const out = [{ send_text: controlJson(askedChunk === undefined ? have : { ...have, chunk }) }];
     sender.pump(out);
     return { sender, actions: out };
   }
@@ -502,15 +520,17 @@ export class Sender {
    * @param {FileMeta} meta
    * @param {Uint8Array[]} list
    * @param {boolean} sendList
+   * @param {number} chunk bytes of a piece in each data message
    * @param {Partial<SenderConfig>} config
    * @param {number} now
    */
-  constructor(meta, list, sendList, config, now) {
+  constructor(meta, list, sendList, chunk, config, now) {
     this.meta = meta;
     this.list = list;
+    this.chunk = chunk;
     const merged = { ...SENDER_DEFAULTS, ...config };
     /** @type {SenderConfig} */
-    this.config = { ...merged, readBytes: Math.max(1, Math.ceil(merged.readBytes / CHUNK)) * CHUNK };
+    this.config = { ...merged, readBytes: Math.max(1, Math.ceil(merged.readBytes / chunk)) * chunk };
     /** @type {SenderState} */
     this.state = 'serving';
     /** @type {number | null} the next hash to send, while the list is sent */
@@ -723,7 +743,7 @@ export class Sender {
         message = encodeData({ kind: 'list', first: next, hashes });
       } else if (this.buffers.length > 0) {
         const buffer = this.buffers[0];
-        const end = Math.min(buffer.pos + CHUNK, buffer.bytes.length);
+        const end = Math.min(buffer.pos + this.chunk, buffer.bytes.length);
         const bytes = buffer.bytes.subarray(buffer.pos, end);
         message = encodeData({ kind: 'piece', index: buffer.piece, offset: buffer.offset + buffer.pos, bytes });
         this.sent += bytes.length;
@@ -871,7 +891,7 @@ function sameState(a, b) {
 
 /**
  * @typedef {{phase: 'opening' | 'getting' | 'listing' | 'ready', list: number[], asked: number[], received: number,
- *   hasher: Sha256, outstanding: number, last: number}} Source
+ *   hasher: Sha256, outstanding: number, chunk: number, last: number}} Source
  * @typedef {{up: boolean, retryAt: number, failures: number, badPieces: number, banned: boolean}} Holder
  */
 
@@ -1055,7 +1075,7 @@ export class Receiver {
     if (source && source.phase === 'opening') {
       source.phase = 'getting';
       source.last = now;
-      const text = controlJson({ type: 'get', fid: this.meta.fid, sha256: this.meta.sha256, list: this.list === null });
+      const text = controlJson({ type: 'get', fid: this.meta.fid, sha256: this.meta.sha256, list: this.list === null, chunk: MAX_CHUNK });
       out.push({ send: { to: peer, text } });
     }
     return out;
@@ -1097,6 +1117,8 @@ export class Receiver {
       control = null;
     }
     if (control?.type === 'have' && source.phase === 'getting') {
+      // (The `chunk` it may name is at most the one asked for.)
+      source.chunk = control.chunk ?? CHUNK;
       if (control.pieces !== this.count) {
         this.failSource(peer, 'protocol', 'cancel', now, out);
       } else {
@@ -1291,7 +1313,7 @@ export class Receiver {
   piecePart(peer, index, offset, bytes, now, out, digest) {
     const len = pieceLen(this.meta, index);
     const source = /** @type {Source} */ (this.sources.get(peer));
-    if (source.phase !== 'ready' || source.asked[0] !== index || offset !== source.received || offset + bytes.length > len) {
+    if (source.phase !== 'ready' || source.asked[0] !== index || offset !== source.received || offset + bytes.length > len || bytes.length > source.chunk) {
       return false;
     }
     source.received += bytes.length;
@@ -1461,7 +1483,7 @@ export class Receiver {
       let peer = ready(this.author) ? this.author : null;
       if (peer === null) peer = [...this.holders.keys()].sort().find(ready) ?? null;
       if (peer === null) break;
-      this.sources.set(peer, { phase: 'opening', list: [], asked: [], received: 0, hasher: nobleSha256.create(), outstanding: 0, last: now });
+      this.sources.set(peer, { phase: 'opening', list: [], asked: [], received: 0, hasher: nobleSha256.create(), outstanding: 0, chunk: CHUNK, last: now });
       out.push({ open: peer });
     }
   }

@@ -465,7 +465,7 @@ pub fn transfer_channel(data: &[u8]) {
     receiver.start(0);
     receiver.peer_up("00000000000000aa", 0);
     receiver.opened("00000000000000aa", 1);
-    let (mut sender, _) = Sender::new(meta, list, true, SenderConfig::default(), 0);
+    let (mut sender, _) = Sender::new(meta, list, true, Some(32_768), SenderConfig::default(), 0);
     for (i, line) in data.split(|&b| b == b'\n').enumerate() {
         let now = 2 + i as u64;
         if line.first() == Some(&b'{') {

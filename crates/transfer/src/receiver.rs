@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::hash::{Hash, root_of};
-use crate::wire::{Control, Data, MAX_WANT, Reason};
+use crate::wire::{CHUNK, Control, Data, MAX_CHUNK, MAX_WANT, Reason};
 
 /// Limits and timers of a [`Receiver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +244,9 @@ struct Source {
     hasher: Sha256,
     /// Bytes asked for and not received.
     outstanding: u64,
+    /// The most bytes of a piece in one of its data messages (its
+    /// `have`'s `chunk`).
+    chunk: u64,
     /// When it last did something (opened, answered, sent bytes), or was
     /// first asked for pieces.
     last: u64,
@@ -475,6 +478,7 @@ impl Receiver {
                         fid: self.meta.fid.clone(),
                         sha256: self.meta.sha256,
                         list: self.list.is_none(),
+                        chunk: Some(MAX_CHUNK as u64),
                     }
                     .to_json(),
                 });
@@ -500,7 +504,9 @@ impl Receiver {
             return out;
         };
         match Control::parse(text) {
-            Ok(Control::Have { pieces }) if matches!(source.phase, Phase::Getting) => {
+            Ok(Control::Have { pieces, chunk }) if matches!(source.phase, Phase::Getting) => {
+                // (The `chunk` it may name is at most the one asked for.)
+                source.chunk = chunk.unwrap_or(CHUNK as u64);
                 if pieces != self.meta.pieces() {
                     self.fail_source(peer, SourceError::Protocol, Tell::Cancel, now, &mut out);
                 } else {
@@ -721,6 +727,7 @@ impl Receiver {
             || source.asked.front() != Some(&index)
             || offset != source.received
             || offset + bytes.len() as u64 > piece_len
+            || bytes.len() as u64 > source.chunk
         {
             return false;
         }
@@ -961,6 +968,7 @@ impl Receiver {
                     received: 0,
                     hasher: Sha256::new(),
                     outstanding: 0,
+                    chunk: CHUNK as u64,
                     last: now,
                 },
             );

@@ -9,7 +9,7 @@ use peerchat_protocol::file::FileMeta;
 use sha2::{Digest, Sha256};
 
 use crate::hash::Hash;
-use crate::wire::{CHUNK, Control, Data, HASHES_PER_MESSAGE, Reason};
+use crate::wire::{CHUNK, Control, Data, HASHES_PER_MESSAGE, MAX_CHUNK, Reason};
 
 /// A holder serves at most this many transfers to one member at once.
 pub const MAX_SERVING_PER_PEER: usize = 4;
@@ -145,6 +145,8 @@ pub struct Sender {
     /// The read asked for and not answered: (offset, len).
     pending: Option<(u64, u64)>,
     buffers: VecDeque<Buffer>,
+    /// Bytes of a piece in each data message.
+    chunk: usize,
     in_flight: u64,
     sent: u64,
     active: u64,
@@ -152,18 +154,22 @@ pub struct Sender {
 
 impl Sender {
     /// Serves `meta`, whose pieces' hashes are `list`, on a channel whose
-    /// `get` asked for it (`send_list`: whether it asked for the list).
-    /// The first actions answer the `get`.
+    /// `get` asked for it (`send_list`: whether it asked for the list;
+    /// `asked_chunk`: its `chunk`). The first actions answer the `get`.
     pub fn new(
         meta: FileMeta,
         list: Arc<[Hash]>,
         send_list: bool,
+        asked_chunk: Option<u64>,
         config: SenderConfig,
         now: u64,
     ) -> (Self, Vec<SenderAction>) {
-        let chunk = CHUNK as u64;
+        let chunk = match asked_chunk {
+            Some(asked) if asked >= MAX_CHUNK as u64 => MAX_CHUNK,
+            _ => CHUNK,
+        };
         let config = SenderConfig {
-            read_bytes: config.read_bytes.div_ceil(chunk).max(1) * chunk,
+            read_bytes: config.read_bytes.div_ceil(chunk as u64).max(1) * chunk as u64,
             ..config
         };
         let mut sender = Self {
@@ -176,6 +182,7 @@ impl Sender {
             reading: None,
             pending: None,
             buffers: VecDeque::new(),
+            chunk,
             in_flight: 0,
             sent: 0,
             active: now,
@@ -183,6 +190,7 @@ impl Sender {
         let mut out = vec![SenderAction::SendText(
             Control::Have {
                 pieces: sender.meta.pieces(),
+                chunk: asked_chunk.map(|_| chunk as u64),
             }
             .to_json(),
         )];
@@ -378,7 +386,7 @@ impl Sender {
                 }
                 .encode()
             } else if let Some(buffer) = self.buffers.front_mut() {
-                let end = (buffer.pos + CHUNK).min(buffer.bytes.len());
+                let end = (buffer.pos + self.chunk).min(buffer.bytes.len());
                 let bytes = &buffer.bytes[buffer.pos..end];
                 let message = Data::Piece {
                     index: u32::try_from(buffer.piece).unwrap_or(u32::MAX),

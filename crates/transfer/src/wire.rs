@@ -13,8 +13,15 @@ pub const LABEL: &str = "file";
 /// The version written in control messages.
 pub const VERSION: u64 = 2;
 
-/// Most bytes of a piece in one data message.
+/// Bytes of a piece in one data message, unless both sides agreed on
+/// more (`get` and `have` with `chunk`); also the most bytes of a hash-list
+/// message's payload.
 pub const CHUNK: usize = 16 * 1024;
+
+/// Most bytes of a piece in one data message that peerchat asks for and
+/// sends (with its header, a message stays within the 65,536 bytes every
+/// WebRTC stack here takes).
+pub const MAX_CHUNK: usize = 32 * 1024;
 
 /// Bytes of a data message's header.
 pub const HEADER: usize = 9;
@@ -90,14 +97,14 @@ pub enum WireError {
     #[error("field `{0}` of a control message breaks its rule")]
     BadField(&'static str),
     /// A data message shorter than its header, or with nothing after it.
-    #[error("a data message must hold a 9-byte header and 1 to 16384 bytes")]
+    #[error("a data message must hold a 9-byte header and 1 to 32768 bytes")]
     BadLength,
     /// A data message of a kind that is neither piece data nor hash list.
     #[error("unknown data message kind {0}")]
     BadKind(u8),
-    /// A hash-list message whose payload is not whole hashes, or whose
-    /// offset is not 0.
-    #[error("a hash-list message must hold whole 32-byte hashes and offset 0")]
+    /// A hash-list message whose payload is not whole hashes (at most
+    /// 512), or whose offset is not 0.
+    #[error("a hash-list message must hold 1 to 512 whole 32-byte hashes and offset 0")]
     BadList,
 }
 
@@ -113,11 +120,18 @@ pub enum Control {
         sha256: Hash,
         /// Whether to send the hash list.
         list: bool,
+        /// The most bytes of a piece it takes in one data message (at
+        /// least [`CHUNK`]); without, [`CHUNK`].
+        chunk: Option<u64>,
     },
     /// The holder has the file, of this many pieces.
     Have {
         /// The file's piece count.
         pieces: u64,
+        /// The bytes of a piece in each data message it sends ([`CHUNK`]
+        /// or [`MAX_CHUNK`], at most what `get` asked for); without,
+        /// [`CHUNK`].
+        chunk: Option<u64>,
     },
     /// Pieces to send, in order, after those asked for before.
     Want {
@@ -149,6 +163,8 @@ struct Out<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pieces: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    chunk: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
 }
 
@@ -161,6 +177,7 @@ impl<'a> Out<'a> {
             sha256: None,
             list: None,
             pieces: None,
+            chunk: None,
             reason: None,
         }
     }
@@ -187,6 +204,13 @@ impl Control {
                 .and_then(integer)
                 .ok_or(WireError::BadField(field))
         };
+        let chunk = |allowed: fn(u64) -> bool| match obj.get("chunk") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match integer(v) {
+                Some(c) if allowed(c) => Ok(Some(c)),
+                _ => Err(WireError::BadField("chunk")),
+            },
+        };
         Ok(match kind.as_str() {
             "get" => {
                 let fid = string("fid")?;
@@ -198,14 +222,17 @@ impl Control {
                     Some(Value::Bool(b)) => *b,
                     Some(_) => return Err(WireError::BadField("list")),
                 };
+                let chunk = chunk(|c| c >= CHUNK as u64)?;
                 Control::Get {
                     fid: fid.to_owned(),
                     sha256,
                     list,
+                    chunk,
                 }
             }
             "have" => Control::Have {
                 pieces: count("pieces")?,
+                chunk: chunk(|c| c == CHUNK as u64 || c == MAX_CHUNK as u64)?,
             },
             "want" => {
                 let Some(Value::Array(items)) = obj.get("pieces") else {
@@ -230,14 +257,21 @@ impl Control {
     /// The message as JSON text.
     pub fn to_json(&self) -> String {
         let out = match self {
-            Control::Get { fid, sha256, list } => Out {
+            Control::Get {
+                fid,
+                sha256,
+                list,
+                chunk,
+            } => Out {
                 fid: Some(fid),
                 sha256: Some(hex(sha256)),
                 list: Some(*list),
+                chunk: *chunk,
                 ..Out::new("get")
             },
-            Control::Have { pieces } => Out {
+            Control::Have { pieces, chunk } => Out {
                 pieces: Some(json!(pieces)),
+                chunk: *chunk,
                 ..Out::new("have")
             },
             Control::Want { pieces } => Out {
@@ -263,7 +297,8 @@ pub enum Data<'a> {
         index: u32,
         /// Where in the piece the bytes start.
         offset: u32,
-        /// The bytes (1 to [`CHUNK`]).
+        /// The bytes (1 to [`MAX_CHUNK`]; the receiver holds the sender to
+        /// the `chunk` of its `have`).
         bytes: &'a [u8],
     },
     /// Hashes of the list from index `first` on.
@@ -278,7 +313,7 @@ pub enum Data<'a> {
 impl<'a> Data<'a> {
     /// Reads a data message.
     pub fn parse(message: &'a [u8]) -> Result<Self, WireError> {
-        if message.len() <= HEADER || message.len() > HEADER + CHUNK {
+        if message.len() <= HEADER || message.len() > HEADER + MAX_CHUNK {
             return Err(WireError::BadLength);
         }
         let word = |at: usize| {
@@ -296,7 +331,7 @@ impl<'a> Data<'a> {
                 offset: b,
                 bytes: payload,
             }),
-            LIST if b == 0 && payload.len() % 32 == 0 => Ok(Data::List {
+            LIST if b == 0 && payload.len() % 32 == 0 && payload.len() <= CHUNK => Ok(Data::List {
                 first: a,
                 hashes: payload,
             }),

@@ -114,7 +114,7 @@ impl World {
                 let actions = match holder.sender.as_mut() {
                     Some(sender) => sender.text(&text, self.now),
                     None => {
-                        let Ok(peerchat_transfer::wire::Control::Get { list, .. }) =
+                        let Ok(peerchat_transfer::wire::Control::Get { list, chunk, .. }) =
                             peerchat_transfer::wire::Control::parse(&text)
                         else {
                             panic!("get first: {text}");
@@ -123,6 +123,7 @@ impl World {
                             self.meta.clone(),
                             self.list.clone(),
                             list,
+                            chunk,
                             SenderConfig::default(),
                             self.now,
                         );

@@ -148,10 +148,28 @@ fn wire() {
         match got {
             Ok(control) => {
                 let got = match &control {
-                    Control::Get { fid, sha256, list } => {
-                        json!({"get": {"fid": fid, "sha256": hex(sha256), "list": list}})
+                    Control::Get {
+                        fid,
+                        sha256,
+                        list,
+                        chunk: None,
+                    } => json!({"get": {"fid": fid, "sha256": hex(sha256), "list": list}}),
+                    Control::Get {
+                        fid,
+                        sha256,
+                        list,
+                        chunk: Some(chunk),
+                    } => {
+                        json!({"get": {"fid": fid, "sha256": hex(sha256), "list": list, "chunk": chunk}})
                     }
-                    Control::Have { pieces } => json!({"have": pieces}),
+                    Control::Have {
+                        pieces,
+                        chunk: None,
+                    } => json!({"have": pieces}),
+                    Control::Have {
+                        pieces,
+                        chunk: Some(chunk),
+                    } => json!({"have": pieces, "chunk": chunk}),
                     Control::Want { pieces } => json!({"want": pieces}),
                     Control::Cancel { reason } => json!({"cancel": reason.as_str()}),
                     Control::Unknown => json!({"unknown": null}),
@@ -393,6 +411,7 @@ fn sender_scenarios() {
                     f.meta.clone(),
                     f.list.clone(),
                     arg["list"] == json!(true),
+                    arg.get("chunk").map(n),
                     config,
                     now,
                 );

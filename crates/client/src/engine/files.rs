@@ -681,7 +681,13 @@ impl ServeTask {
             let _ = self.dc.close().await;
             return;
         };
-        let Ok(Control::Get { fid, sha256, list }) = Control::parse(&text) else {
+        let Ok(Control::Get {
+            fid,
+            sha256,
+            list,
+            chunk,
+        }) = Control::parse(&text)
+        else {
             return self.refuse(Reason::Protocol, &mut rx).await;
         };
         let held = {
@@ -714,7 +720,7 @@ impl ServeTask {
             Ok(held) => held,
             Err(reason) => return self.refuse(reason, &mut rx).await,
         };
-        let state = self.serve(&held, list, epoch, &mut rx).await;
+        let state = self.serve(&held, list, chunk, epoch, &mut rx).await;
         {
             let mut registry = lock(&self.registry);
             if let Some(n) = registry.serving.get_mut(&self.peer) {
@@ -749,6 +755,7 @@ impl ServeTask {
         &mut self,
         held: &Held,
         list: bool,
+        chunk: Option<u64>,
         epoch: Instant,
         rx: &mut mpsc::UnboundedReceiver<((), ChannelEvent)>,
     ) -> SenderState {
@@ -769,6 +776,7 @@ impl ServeTask {
             held.meta.clone(),
             held.list.clone(),
             list,
+            chunk,
             config,
             ms_since(epoch),
         );
