@@ -1,8 +1,9 @@
 // File transfer between two Chromium pages in one room: the file's
 // throughput (accepted to received and checked, SHA-256 of the whole file
 // included) against a bare data-channel blast between the same two pages
-// in the same run (16 KiB messages, the same back-pressure: 256 KiB high,
-// 64 KiB low), the receiving page's JS heap while the file arrives, and
+// in the same run (32 KiB messages, as a file's pieces travel, with the
+// same back-pressure: 256 KiB high, 64 KiB low), the receiving page's JS
+// heap while the file arrives, and
 // the latency of chat messages sent while a second file of the same size
 // is in flight (with its throughput: the chat, ten messages a second
 // drawn by both pages, costs CPU the blast does not spend). Run by
@@ -18,6 +19,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import { MAX_CHUNK } from '../web/js/transfer.js';
 import { enter, launchBrowser, openRoom, ROOT, startServer, waitForMembers } from '../tests/e2e/lib/harness.mjs';
 import { cpuPerMiB, quantile, recordLatencies, threadTicks, watchHeap } from './measure.mjs';
 
@@ -85,21 +87,21 @@ try {
    */
   const blast = async (profiled, bytes = BLAST) => {
     const blastTicks = profiled && process.env.PROFILE ? threadTicks() : null;
-    const blastMiBs = await alice.evaluate(async (total) => {
+    const blastMiBs = await alice.evaluate(async ({ total, size }) => {
       const files = /** @type {any} */ (window).peerchatFiles;
       const link = [...files.room.members.values()][0].link;
       const ch = /** @type {RTCDataChannel} */ (link.pc.createDataChannel('blast', { ordered: true, protocol: String(total) }));
       ch.binaryType = 'arraybuffer';
       await new Promise((resolve) => ch.addEventListener('open', resolve, { once: true }));
       ch.bufferedAmountLowThreshold = 64 * 1024;
-      const chunk = new Uint8Array(16 * 1024 + 9);
+      const chunk = new Uint8Array(size + 9);
       const done = new Promise((resolve) => ch.addEventListener('message', resolve, { once: true }));
       const start = performance.now();
       let sent = 0;
       while (sent < total) {
         while (ch.bufferedAmount < 256 * 1024 && sent < total) {
-          ch.send(chunk.subarray(0, 9 + Math.min(16 * 1024, total - sent)));
-          sent += Math.min(16 * 1024, total - sent);
+          ch.send(chunk.subarray(0, 9 + Math.min(size, total - sent)));
+          sent += Math.min(size, total - sent);
         }
         if (sent < total) await new Promise((resolve) => ch.addEventListener('bufferedamountlow', resolve, { once: true }));
       }
@@ -107,7 +109,7 @@ try {
       const seconds = (performance.now() - start) / 1000;
       ch.close();
       return total / (1024 * 1024) / seconds;
-    }, bytes);
+    }, { total: bytes, size: MAX_CHUNK });
 
     if (blastTicks) cpuPerMiB('blast', blastTicks, BLAST / MIB);
     return blastMiBs;

@@ -3,7 +3,7 @@
 // file's throughput (accepted to received and checked, as the page's file
 // card says) against a bare data-channel blast between the same two stacks
 // in the same run (peerchat-bench page-blast: a webrtc-rs link, made as the
-// terminal client makes its links, sending 16 KiB messages with the file
+// terminal client makes its links, sending 32 KiB messages with the file
 // sender's back-pressure, to a peer connection in the receiving page), the
 // receiving page's JS heap while the file arrives, and the latency of chat
 // messages from the terminal while it is in flight. Run by scripts/bench.sh
@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
+import { MAX_CHUNK } from '../web/js/transfer.js';
 import { LineClient } from '../tests/e2e/lib/cli.mjs';
 import { BIN, launchBrowser, openRoom, ROOT, startServer, waitForMembers } from '../tests/e2e/lib/harness.mjs';
 import { cpuPerMiB, fileResult, recordLatencies, threadTicks, watchHeap } from './measure.mjs';
@@ -37,7 +38,8 @@ const MIB = 1024 * 1024;
 // Over the page's 10 MiB auto-accept limit either way: the page accepts it.
 const SIZE = Number(arg('--size') ?? (quick ? 12 : 200)) * MIB;
 const BLAST = Math.min(SIZE, (quick ? 4 : 100) * MIB);
-const CHUNK = 16 * 1024;
+// Payload bytes per message, as a transfer channel carries a file's pieces.
+const CHUNK = MAX_CHUNK;
 
 /**
  * The bare blast: peerchat-bench's link offers, the page answers with a

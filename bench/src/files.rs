@@ -3,7 +3,7 @@
 //!
 //! The bare blast connects two webrtc-rs links directly (their signals
 //! handed across in this process), opens one transfer channel and sends
-//! 16 KiB binary messages as fast as the channel takes them: the ceiling
+//! 32 KiB binary messages as fast as the channel takes them: the ceiling
 //! any protocol on these stacks can reach. The file transfer runs two
 //! engines in a room of the given server: one offers a file, the other
 //! fetches it (hash list, pieces checked, written to disk, whole file
@@ -24,8 +24,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 
-/// Payload bytes per message, as a transfer channel carries them.
-const CHUNK: usize = 16 * 1024;
+/// Payload bytes per message, as a transfer channel carries a file's
+/// pieces between two peerchat clients.
+const CHUNK: usize = peerchat_transfer::wire::MAX_CHUNK;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -45,7 +46,7 @@ fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / elapsed.as_secs_f64() / (1024.0 * 1024.0)
 }
 
-/// Two links connected to each other in this process: `bytes` of 16 KiB
+/// Two links connected to each other in this process: `bytes` of 32 KiB
 /// binary messages on a transfer channel, as fast as it goes.
 pub async fn blast(bytes: u64) -> Result<Duration> {
     let (a_tx, mut a_rx) = mpsc::unbounded_channel();
@@ -116,7 +117,7 @@ pub async fn blast(bytes: u64) -> Result<Duration> {
 }
 
 /// Waits for the channel we opened to open, then sends `bytes` on it as
-/// 16 KiB binary messages (each after a 9-byte header, as a piece), as fast
+/// 32 KiB binary messages (each after a 9-byte header, as a piece), as fast
 /// as it takes them: webrtc-rs's send buffer limit is the back-pressure, as
 /// for the engine's file sender. Returns when the first was sent.
 async fn send_all(dc: &Arc<dyn DataChannel>, bytes: u64) -> Result<Instant> {
@@ -139,7 +140,7 @@ async fn send_all(dc: &Arc<dyn DataChannel>, bytes: u64) -> Result<Instant> {
 #[derive(Debug, Serialize)]
 struct PageBlastReport {
     bytes: u64,
-    /// Messages sent (16 KiB of payload each).
+    /// Messages sent (32 KiB of payload each).
     messages: u64,
     /// First message sent to the page's `done` received.
     ms: f64,
@@ -148,7 +149,7 @@ struct PageBlastReport {
 
 /// A link of ours (as the terminal client makes them) connected to a peer
 /// connection in a page, its signals handed across on standard output and
-/// input (one offer with every candidate, one answer): `bytes` of 16 KiB
+/// input (one offer with every candidate, one answer): `bytes` of 32 KiB
 /// messages on a transfer channel, as fast as it goes, until the page says
 /// `done` on that channel (it counts the messages). Prints the report, then
 /// waits for standard input to close.

@@ -79,7 +79,7 @@ enum Command {
     /// A bare data-channel blast from this process (a webrtc-rs link, the
     /// terminal client's stack) to a peer connection in a page, signaled
     /// through standard input and output: prints the offer as one JSON
-    /// line, reads the answer as one, then sends `bytes` in 16 KiB
+    /// line, reads the answer as one, then sends `bytes` in 32 KiB
     /// messages on a transfer channel and waits for the page's `done` on
     /// it. Prints one JSON object, then waits for standard input to close
     /// (so that its CPU time can be read before it exits).

@@ -43,6 +43,7 @@ test('files of every awkward size and name arrive intact, by drop and by the Att
     { name: 'piece less one.bin', size: 16383, seed: 3, plain: 'piece less one.bin' },
     { name: 'Ünïcødé 文件 ✓.dat', size: 16384, seed: 4, plain: 'Ünïcødé 文件 ✓.dat' },
     { name: '../../etc/passwd', size: 16385, seed: 5, plain: 'passwd' },
+    { name: 'one message over.bin', size: 32769, seed: 7, plain: 'one message over.bin' },
     { name: 'invoice\u202Egpj.exe', size: 5 * 1024 * 1024, seed: 6, plain: 'invoicegpj.exe' },
   ];
   await drop(alice, '#room-view', cases);

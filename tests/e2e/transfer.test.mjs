@@ -379,7 +379,7 @@ function pair({ size, holders, config = {}, blipAt = [], corrupt = [], reloadAt 
 }
 
 test('a fetcher and its holders in memory: blips, bad pieces, a reload, two holders', () => {
-  for (const size of [0, 1, 16_383, 16_384, 16_385, 200_000]) assert.equal(pair({ size, holders: ['a'] }).reads, 0);
+  for (const size of [0, 1, 16_383, 16_384, 16_385, 32_767, 32_768, 32_769, 200_000]) assert.equal(pair({ size, holders: ['a'] }).reads, 0);
   pair({ size: 300_000, holders: ['a'], blipAt: [50_000, 200_000], corrupt: [2, 7] });
   assert.ok(pair({ size: 300_000, holders: ['a'], reloadAt: 150_000 }).reads > 0);
   pair({ size: 500_000, holders: ['a', 'c'], config: { maxSources: 2, window: 64 * 1024 } });

@@ -34,12 +34,18 @@ async fn files_of_every_edge_size_and_awkward_name_arrive_whole_under_plain_name
     room_message(&mut b, &mut b_seen, "hi").await;
 
     // (name on disk, size, the plain name bob saves it under)
-    let cases: [(&str, usize, &str); 9] = [
+    let cases: [(&str, usize, &str); 10] = [
         ("empty", 0, "empty"),
         ("one byte.txt", 1, "one byte.txt"),
         ("just under.bin", 16 * 1024 - 1, "just under.bin"),
         ("exactly.bin", 16 * 1024, "exactly.bin"),
         ("just over.bin", 16 * 1024 + 1, "just over.bin"),
+        // One byte past a data message of 32 KiB.
+        (
+            "one message over.bin",
+            32 * 1024 + 1,
+            "one message over.bin",
+        ),
         (
             "five MiB – Überraschung 🎁.dat",
             5 << 20,
