@@ -244,6 +244,7 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
             ws_url: server()?,
             id: pairing.id().to_owned(),
             secret: pairing.secret().clone(),
+            made: given.trim().is_empty(),
         };
         (session, false, None)
     } else {

@@ -552,11 +552,17 @@ impl Engine {
                 signaling_tx,
                 pasted_rx,
             ),
-            Session::Mailbox { ws_url, id, secret } => crate::pair::spawn(
+            Session::Mailbox {
+                ws_url,
+                id,
+                secret,
+                made,
+            } => crate::pair::spawn(
                 crate::pair::Channel::Mailbox {
                     server: ws_url.clone(),
                     id: id.clone(),
                     secret: secret.clone(),
+                    made: *made,
                 },
                 options.nick.clone(),
                 signaling_tx,

@@ -46,6 +46,10 @@ pub const BLOB_PREFIX: &str = "peerchat2.";
 /// Largest code accepted, in characters.
 pub const MAX_BLOB: usize = 64 * 1024;
 
+/// How long the side given a mailbox pairing waits for the other side's
+/// offer before it offers itself.
+pub const JOIN_WAIT: Duration = Duration::from_secs(30);
+
 /// The peer ids the two sides take (and seal codes from and to).
 pub const OFFERER: &str = "offerer";
 /// See [`OFFERER`].
@@ -157,8 +161,9 @@ pub enum Channel {
     /// none (the offer code then carries a fresh one).
     Manual(Role, Option<Secret>),
     /// The mailbox of the server whose WebSocket URL is `server`, under
-    /// `id`: the first side to arrive offers, the second answers. Codes are
-    /// sealed with the pairing's secret.
+    /// `id`: the side that made the pairing offers at once; the other waits
+    /// up to [`JOIN_WAIT`] for that offer and answers it (or, finding none,
+    /// offers itself). Codes are sealed with the pairing's secret.
     Mailbox {
         /// The server (`ws://host:port/ws`).
         server: String,
@@ -166,6 +171,8 @@ pub enum Channel {
         id: String,
         /// The pairing's secret.
         secret: Secret,
+        /// This side made the pairing.
+        made: bool,
     },
 }
 
@@ -443,10 +450,15 @@ async fn run(
         )),
         Channel::Manual(..) => None,
     };
-    // In the mailbox, whoever finds an offer waiting answers it.
+    // In the mailbox, the side that made the pairing offers; the other
+    // answers the offer it finds, waiting for it a while: the maker posts
+    // it only once its candidates are gathered, and a joiner that looked
+    // only once could find the mailbox empty meanwhile, offer too, and
+    // leave both waiting for an answer.
     let (role, waiting_offer) = match (&channel, &mut mailbox) {
         (Channel::Manual(role, _), _) => (*role, None),
-        (_, Some((mb, key))) => match mb.take_offer(Duration::ZERO).await? {
+        (Channel::Mailbox { made: true, .. }, _) => (Role::Offer, None),
+        (_, Some((mb, key))) => match mb.take_offer(JOIN_WAIT).await? {
             Some(offer) => (Role::Answer, Some(offer.open_with(key)?)),
             None => (Role::Offer, None),
         },

@@ -38,7 +38,8 @@ pub enum Session {
     /// were given, no code carries one.
     Manual(Role, Option<Secret>),
     /// One other peer, through a server's mailbox (`POST /sig`) under `id`:
-    /// the first to arrive offers, the second answers.
+    /// the side that made the pairing offers at once; the other waits for
+    /// that offer and answers it (offering itself only if none comes).
     Mailbox {
         /// The server's WebSocket URL; the mailbox is on the same host
         /// (`http://` only).
@@ -48,6 +49,8 @@ pub enum Session {
         /// The pairing's secret: it seals the codes (the server never sees
         /// it).
         secret: Secret,
+        /// This side made the pairing (and gave it to the other).
+        made: bool,
     },
 }
 
