@@ -110,7 +110,18 @@ test('two browsers connect without a server by swapping codes', async (t) => {
   await alice.getByLabel('Their answer code').fill(answer);
   await alice.getByRole('button', { name: 'Connect' }).click();
 
-  await alice.getByRole('log').getByText('You are connected to bob').waitFor();
+  await alice
+    .getByRole('log')
+    .getByText('You are connected to bob')
+    .waitFor()
+    .catch(async (e) => {
+      // (Seen once in CI and not since: what each page showed and logged.)
+      for (const [who, page] of /** @type {const} */ ([['alice', alice], ['bob', bob]])) {
+        const shown = await page.evaluate(() => ['status', 'setup-error', 'log'].map((id) => document.getElementById(id)?.textContent));
+        console.log(`${who}: ${JSON.stringify(shown)}\n${page.logs.join('\n')}`);
+      }
+      throw e;
+    });
   await bob.getByRole('log').getByText('You are connected to alice').waitFor();
   // The hello verified both ways; both show one safety number to compare.
   const safety = async (/** @type {import('playwright-core').Page} */ page, /** @type {string} */ nick) => {
