@@ -29,6 +29,7 @@ DEFAULTS = {
     "rejoin_delay_ms": 2000,
     "setup_timeout_ms": 30000,
     "repair_timeout_ms": 20000,
+    "glare_wait_ms": 5000,
 }
 
 
@@ -228,15 +229,32 @@ scenarios.append(s.doc)
 # --- Glare. -----------------------------------------------------------------
 s = Scenario("both start at once: the smaller id keeps its own link and ignores the other's offer")
 sb, = s.enter(A, B)
-s.step(3, signal(B, "theirs", "offer"), [])
-s.step(4, signal(B, "theirs", "candidate"), [])
-s.step(5, signal(B, sb, "answer"), [o("forward", peer=B, sid=sb)])
+# Ours has heard nothing from B yet: B answers it once it arrives.
+s.step(3, signal(B, "theirs", "offer"), [], deadline=5003)
+s.step(4, signal(B, "theirs", "candidate"), [], deadline=5003)
+s.step(5, signal(B, sb, "answer"), [o("forward", peer=B, sid=sb)], deadline=30002)
 opened(s, B, sb, 6)
 # Once ours is open, a new offer is a new link (B reloaded, say): it replaces ours.
 s.step(7, signal(B, "again", "offer"), [
     o("drop", peer=B, sid=sb), o("down", peer=B), o("accept", peer=B, sid="again"), state(B, "reconnecting"),
 ], members=[member(B, "reconnecting", sid="again")])
 opened(s, B, "again", 8)
+scenarios.append(s.doc)
+
+s = Scenario("both start at once, but our offer was lost: the smaller id hears nothing, gives its link up, starts again")
+sb, = s.enter(A, B)
+s.step(10, signal(B, "theirs", "offer"), [], deadline=5010)
+# Nothing from B about ours: our offer never reached it (a server died
+# with it, say), and B still waits for an answer to its own.
+s.step(5009, "timeout", [], deadline=5010)
+d0 = s.backoff(0)
+s.step(5010, "timeout", [o("drop", peer=B, sid=sb), state(B, "reconnecting")], deadline=5010 + d0)
+s1 = s.sid()
+t1 = 5010 + d0
+s.step(t1, "timeout", [o("start", peer=B, sid=s1)], deadline=t1 + 30000)
+# B, the greater id, gives its own up for this one and answers it.
+s.step(t1 + 10, signal(B, s1, "answer"), [o("forward", peer=B, sid=s1)], deadline=t1 + 30000)
+opened(s, B, s1, t1 + 20)
 scenarios.append(s.doc)
 
 s = Scenario("both start at once: the greater id gives its own link up for the other's")

@@ -21,7 +21,7 @@ import { base64url } from './protocol.js';
 /**
  * @typedef {{relays_signals: boolean, ice_restart: boolean, relink_min_ms: number,
  *   relink_max_ms: number, gone_after_ms: number, rejoin_delay_ms: number,
- *   setup_timeout_ms: number, repair_timeout_ms: number}} Config
+ *   setup_timeout_ms: number, repair_timeout_ms: number, glare_wait_ms: number}} Config
  * @typedef {{id: string, nick: string}} Peer
  * @typedef {'connecting' | 'open' | 'offline'} ServerState
  * @typedef {'offer' | 'answer' | 'candidate'} SignalKind
@@ -57,7 +57,7 @@ import { base64url } from './protocol.js';
  *   | {up: {peer: string, sid: string}}
  *   | {down: {peer: string}}} Output
  * @typedef {{sid: string, started: boolean, open: boolean, verified: boolean, lost: Transport | null,
- *   setupDeadline: number | null, repairDeadline: number | null}} Link
+ *   heard: boolean, setupDeadline: number | null, repairDeadline: number | null, glareDeadline: number | null}} Link
  * @typedef {{id: string, nick: string, listed: boolean, link: Link | null, setback: boolean,
  *   rejected: boolean, state: LinkState, relinkAttempt: number, relinkAt: number | null,
  *   goneAt: number | null}} Member
@@ -73,6 +73,7 @@ export const DEFAULT_CONFIG = {
   rejoin_delay_ms: 2000,
   setup_timeout_ms: 30000,
   repair_timeout_ms: 20000,
+  glare_wait_ms: 5000,
 };
 
 /** Two members without a room: no signals after the first exchange. @type {Config} */
@@ -170,7 +171,9 @@ export class Mesh {
   nextDeadline() {
     /** @type {(number | null)[]} */
     const all = [this.rejoinAt];
-    for (const m of this.list) all.push(m.relinkAt, m.goneAt, m.link?.setupDeadline ?? null, m.link?.repairDeadline ?? null);
+    for (const m of this.list) {
+      all.push(m.relinkAt, m.goneAt, m.link?.setupDeadline ?? null, m.link?.repairDeadline ?? null, m.link?.glareDeadline ?? null);
+    }
     const due = /** @type {number[]} */ (all.filter((t) => t !== null));
     return due.length === 0 ? null : Math.min(...due);
   }
@@ -297,7 +300,7 @@ export class Mesh {
         if (!m.link && m.listed && this.joined) this.start(now, m, out);
       }
       const link = m.link;
-      if (link && (due(link.setupDeadline) || due(link.repairDeadline))) {
+      if (link && (due(link.setupDeadline) || due(link.repairDeadline) || due(link.glareDeadline))) {
         // Given up: it counts as closed.
         out.push({ drop: { peer: m.id, sid: link.sid } });
         this.closed(now, m, out);
@@ -418,7 +421,7 @@ export class Mesh {
    */
   newLink(sid, started, now) {
     const setupDeadline = this.config.relays_signals ? now + this.config.setup_timeout_ms : null;
-    return { sid, started, open: false, verified: false, lost: null, setupDeadline, repairDeadline: null };
+    return { sid, started, open: false, verified: false, lost: null, heard: false, setupDeadline, repairDeadline: null, glareDeadline: null };
   }
 
   /**
@@ -565,6 +568,8 @@ export class Mesh {
     const m = this.find(from);
     if (!m) return;
     if (m.link?.sid === sid) {
+      m.link.heard = true;
+      m.link.glareDeadline = null;
       out.push({ forward: { peer: m.id, sid } });
       return;
     }
@@ -572,7 +577,12 @@ export class Mesh {
     // Both started a link at once: the one started by the member with the
     // smaller id wins.
     const link = m.link;
-    if (link && link.started && !link.open && this.me !== null && this.me < from) return;
+    if (link && link.started && !link.open && this.me !== null && this.me < from) {
+      // They answer ours as soon as it reaches them; if ours has heard
+      // nothing from them meanwhile, it may have been lost.
+      if (!link.heard) link.glareDeadline ??= now + this.config.glare_wait_ms;
+      return;
+    }
     // A new link from them replaces whatever we had.
     this.dropLink(m, out);
     this.setLink(now, m, sid, false, out);

@@ -25,7 +25,10 @@
 //!   one).
 //! * **A new `sid` replaces the link**, except when both started at once:
 //!   the member with the smaller peer id keeps the link it started while its
-//!   channel is not open yet, and ignores the other's offer.
+//!   channel is not open yet, and ignores the other's offer. If that link
+//!   has heard nothing from the other side within
+//!   [`Config::glare_wait_ms`] after, its offer was lost (the other would
+//!   have answered it): it counts as closed, and is rebuilt.
 //! * **A lost link is repaired, then rebuilt.** When a link's transport
 //!   fails, the side that started it restarts ICE; a link that has not
 //!   recovered within [`Config::repair_timeout_ms`] (or at once, where ICE
@@ -90,6 +93,11 @@ pub struct Config {
     /// A link whose transport failed and has not recovered this long after
     /// is dropped, in ms.
     pub repair_timeout_ms: u64,
+    /// After ignoring the other's offer for our own link (both started at
+    /// once), how long our link waits to hear from the other side (its
+    /// answer, a candidate) before it counts as closed, in ms: the other
+    /// side answers ours at once, unless our offer was lost.
+    pub glare_wait_ms: u64,
 }
 
 impl Default for Config {
@@ -104,6 +112,7 @@ impl Default for Config {
             rejoin_delay_ms: 2_000,
             setup_timeout_ms: 30_000,
             repair_timeout_ms: 20_000,
+            glare_wait_ms: 5_000,
         }
     }
 }
@@ -403,8 +412,13 @@ struct Link {
     verified: bool,
     /// The transport is disconnected or failed.
     lost: Option<Transport>,
+    /// A signal for it came from the other side.
+    heard: bool,
     setup_deadline: Option<u64>,
     repair_deadline: Option<u64>,
+    /// We ignored the other's offer for this link, which had heard nothing
+    /// yet: given up if it still has not by then.
+    glare_deadline: Option<u64>,
 }
 
 /// A member of the room as this member sees it.
@@ -572,6 +586,7 @@ impl Mesh {
                 m.gone_at,
                 link.and_then(|l| l.setup_deadline),
                 link.and_then(|l| l.repair_deadline),
+                link.and_then(|l| l.glare_deadline),
             ]
         });
         links.chain([self.rejoin_at]).flatten().min()
@@ -732,7 +747,8 @@ impl Mesh {
             let link = self.members[i].link.as_ref();
             let setup = link.is_some_and(|l| due(l.setup_deadline));
             let repair = link.is_some_and(|l| due(l.repair_deadline));
-            if setup || repair {
+            let glare = link.is_some_and(|l| due(l.glare_deadline));
+            if setup || repair || glare {
                 // Given up: it counts as closed.
                 let m = &self.members[i];
                 let sid = m.sid().unwrap_or_default().to_owned();
@@ -840,11 +856,13 @@ impl Mesh {
             open: false,
             verified: false,
             lost: None,
+            heard: false,
             setup_deadline: self
                 .config
                 .relays_signals
                 .then(|| now + self.config.setup_timeout_ms),
             repair_deadline: None,
+            glare_deadline: None,
         }
     }
 
@@ -996,8 +1014,12 @@ impl Mesh {
         out: &mut Vec<Output>,
     ) {
         let Some(i) = self.index(from) else { return };
-        let m = &self.members[i];
+        let m = &mut self.members[i];
         if m.sid() == Some(sid.as_str()) {
+            if let Some(link) = &mut m.link {
+                link.heard = true;
+                link.glare_deadline = None;
+            }
             out.push(Output::Forward {
                 peer: m.id.clone(),
                 sid,
@@ -1012,6 +1034,12 @@ impl Mesh {
         let ours_wins = m.link.as_ref().is_some_and(|l| l.started && !l.open)
             && self.me.as_deref().is_some_and(|me| me < from);
         if ours_wins {
+            // They answer ours as soon as it reaches them; if ours has heard
+            // nothing from them meanwhile, it may have been lost.
+            let wait = self.config.glare_wait_ms;
+            if let Some(link) = self.members[i].link.as_mut().filter(|l| !l.heard) {
+                link.glare_deadline.get_or_insert(now + wait);
+            }
             return;
         }
         // A new link from them replaces whatever we had.
