@@ -339,7 +339,7 @@ fn mailbox_pairing(given: &str) -> Result<(Pairing, String), ChatError> {
     if given.trim().is_empty() {
         let pairing = Pairing::from_random(rand::random(), rand::random());
         let notice = format!(
-            "mailbox pairing: {pairing} (the other side runs `peerchat chat --mailbox '{pairing}'` with the same --server; \
+            "mailbox pairing: {pairing} (the other side runs `peerchat chat --mailbox='{pairing}'` with the same --server; \
              the part after the dot is a secret: give it to them only)"
         );
         return Ok((pairing, notice));

@@ -205,8 +205,15 @@ impl PairingError {
 
 impl Pairing {
     /// A new pairing from fresh random bytes (16 for the id, 32 for the
-    /// secret).
-    pub fn from_random(id: [u8; 16], secret: [u8; SECRET_BYTES]) -> Self {
+    /// secret). Its id never starts with `-`, which a command line would
+    /// read as an option (`--mailbox -x…`): where the first character would
+    /// be `-`, the first byte's top bit is flipped.
+    pub fn from_random(mut id: [u8; 16], secret: [u8; SECRET_BYTES]) -> Self {
+        // The first base64url character is the first byte's top six bits;
+        // `-` is 62.
+        if id[0] >> 2 == 62 {
+            id[0] ^= 0x80;
+        }
         Pairing {
             id: b64::encode(&id),
             secret: Secret::from_random(secret),
@@ -276,6 +283,15 @@ mod tests {
         assert_eq!(Pairing::parse(&format!(" {text}\n")), Ok(p.clone()));
         assert_eq!(p.context().to_string(), format!("mailbox:{}", p.id()));
         assert_eq!(Pairing::parse("nodot"), Err(PairingError::Malformed));
+        // Never an id a command line takes for an option (`--mailbox -x…`
+        // was refused as an unknown argument).
+        for first in 0..=255u8 {
+            let mut id = [1; 16];
+            id[0] = first;
+            let p = Pairing::from_random(id, [2; 32]);
+            assert!(!p.to_string().starts_with('-'), "{p}");
+            assert_eq!(Pairing::parse(&p.to_string()), Ok(p));
+        }
         assert_eq!(
             Pairing::parse(&format!("{}.", p.id())),
             Err(PairingError::Secret(SecretError::Missing))
