@@ -376,15 +376,19 @@ export function parseControl(text) {
       if (typeof obj.sha256 !== 'string' || fromHex(obj.sha256) === null) throw new WireError('field `sha256`');
       const list = obj.list ?? false;
       if (typeof list !== 'boolean') throw new WireError('field `list`');
+      const get = { type: /** @type {const} */ ('get'), fid: obj.fid, sha256: obj.sha256, list };
       const chunk = obj.chunk ?? undefined;
-      if (chunk !== undefined && !(isCount(chunk) && chunk >= CHUNK)) throw new WireError('field `chunk`');
-      return chunk === undefined ? { type: 'get', fid: obj.fid, sha256: obj.sha256, list } : { type: 'get', fid: obj.fid, sha256: obj.sha256, list, chunk: chunk + 0 };
+      if (chunk === undefined) return get;
+      if (!isCount(chunk) || chunk < CHUNK) throw new WireError('field `chunk`');
+      return { ...get, chunk: chunk + 0 };
     }
     case 'have': {
       if (!isCount(obj.pieces)) throw new WireError('field `pieces`');
+      const have = { type: /** @type {const} */ ('have'), pieces: obj.pieces + 0 };
       const chunk = obj.chunk ?? undefined;
-      if (chunk !== undefined && chunk !== CHUNK && chunk !== MAX_CHUNK) throw new WireError('field `chunk`');
-      return chunk === undefined ? { type: 'have', pieces: obj.pieces + 0 } : { type: 'have', pieces: obj.pieces + 0, chunk: chunk + 0 };
+      if (chunk === undefined) return have;
+      if (chunk !== CHUNK && chunk !== MAX_CHUNK) throw new WireError('field `chunk`');
+      return { ...have, chunk: chunk + 0 };
     }
     case 'want':
       if (!Array.isArray(obj.pieces) || obj.pieces.length === 0 || obj.pieces.length > MAX_WANT || !obj.pieces.every(isCount)) {
