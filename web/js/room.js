@@ -995,6 +995,9 @@ export class Room extends EventTarget {
       if (check.status === 'same') identity.verified = check.pin.verified;
       if (check.status === 'changed') {
         identity.changed = true;
+        // The member list marks it as the conversation tells it, not only
+        // once the new pin is stored.
+        this.changed();
         this.dispatchEvent(new CustomEvent('key-changed', { detail: { id: member.id, nick: member.nick } }));
         await this.keystore.replacePin(this.roomId, member.nick, key);
       }
