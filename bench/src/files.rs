@@ -40,6 +40,20 @@ pub struct Report {
     file_mib_per_s: f64,
     /// File throughput over the blast's.
     ratio: f64,
+    /// CPU time of this process (both ends) per MiB moved, for the blast
+    /// and the file.
+    blast_cpu_ms_per_mib: f64,
+    file_cpu_ms_per_mib: f64,
+}
+
+/// A transfer's wall time, and the CPU time this process spent meanwhile.
+struct Timed {
+    elapsed: Duration,
+    cpu_s: f64,
+}
+
+fn cpu_now() -> Result<f64> {
+    crate::load::cpu_seconds(std::process::id())
 }
 
 fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
@@ -48,7 +62,7 @@ fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
 
 /// Two links connected to each other in this process: `bytes` of 32 KiB
 /// binary messages on a transfer channel, as fast as it goes.
-pub async fn blast(bytes: u64) -> Result<Duration> {
+async fn blast(bytes: u64) -> Result<Timed> {
     let (a_tx, mut a_rx) = mpsc::unbounded_channel();
     let (b_tx, mut b_rx) = mpsc::unbounded_channel();
     let options = |me: &str, peer: &str, initiator: bool| LinkOptions {
@@ -106,14 +120,16 @@ pub async fn blast(bytes: u64) -> Result<Duration> {
             }
         }
     }));
+    let cpu = cpu_now()?;
     let start = send_all(&dc, bytes).await?;
     let received = tokio::time::timeout(Duration::from_secs(600), done_rx)
         .await
         .context("the blast did not arrive")??;
     let elapsed = start.elapsed().max(received.unwrap_or_default());
+    let cpu_s = cpu_now()? - cpu;
     a.close().await;
     b.close().await;
-    Ok(elapsed)
+    Ok(Timed { elapsed, cpu_s })
 }
 
 /// Waits for the channel we opened to open, then sends `bytes` on it as
@@ -227,7 +243,7 @@ pub async fn page_blast(bytes: u64) -> Result<()> {
 
 /// Two engines in the room of `link`: `bytes` offered by one, fetched by
 /// the other.
-pub async fn transfer(link: &str, bytes: u64) -> Result<Duration> {
+async fn transfer(link: &str, bytes: u64) -> Result<Timed> {
     let scratch = std::env::temp_dir().join(format!("peerchat-bench-files-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
@@ -265,11 +281,13 @@ pub async fn transfer(link: &str, bytes: u64) -> Result<Duration> {
     }
     let offered = sender.offer_file(None, &path).await?;
     let mut start = None;
+    let mut cpu = 0.0;
     let elapsed = tokio::time::timeout(Duration::from_secs(3600), async {
         while let Some(event) = events.recv().await {
             match event {
                 Event::FileOffered { file, .. } if file.fid == offered.fid => {
                     start = Some(Instant::now());
+                    cpu = cpu_now()?;
                 }
                 Event::FileSaved { fid, sha256, .. } if fid == offered.fid => {
                     if sha256 != offered.sha256 {
@@ -287,22 +305,29 @@ pub async fn transfer(link: &str, bytes: u64) -> Result<Duration> {
     })
     .await
     .context("the file did not arrive in time")??;
+    let cpu_s = cpu_now()? - cpu;
     sender.leave().await;
     receiver.leave().await;
     let _ = std::fs::remove_dir_all(&scratch);
-    Ok(elapsed)
+    Ok(Timed { elapsed, cpu_s })
 }
 
 pub async fn run(link: &str, bytes: u64) -> Result<Report> {
     let blast = blast(bytes).await?;
     let file = transfer(link, bytes).await?;
-    let (blast_rate, file_rate) = (mib_per_s(bytes, blast), mib_per_s(bytes, file));
+    let (blast_rate, file_rate) = (
+        mib_per_s(bytes, blast.elapsed),
+        mib_per_s(bytes, file.elapsed),
+    );
+    let mib = bytes as f64 / (1024.0 * 1024.0);
     Ok(Report {
         bytes,
-        blast_ms: blast.as_secs_f64() * 1000.0,
+        blast_ms: blast.elapsed.as_secs_f64() * 1000.0,
         blast_mib_per_s: blast_rate,
-        file_ms: file.as_secs_f64() * 1000.0,
+        file_ms: file.elapsed.as_secs_f64() * 1000.0,
         file_mib_per_s: file_rate,
         ratio: file_rate / blast_rate,
+        blast_cpu_ms_per_mib: blast.cpu_s * 1000.0 / mib,
+        file_cpu_ms_per_mib: file.cpu_s * 1000.0 / mib,
     })
 }

@@ -237,3 +237,57 @@ async fn the_author_withdraws_an_offer_in_flight_and_nobody_gets_it_any_more() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A file changed on disk since it was offered is never saved by its
+/// fetcher, which says it is stalled instead (its holder, reading and
+/// hashing each piece off the task that sends, refuses it as `changed`;
+/// the holder's check itself is pinned by the sender vectors, replayed with
+/// the reader's hashes too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_on_disk_after_its_offer_is_refused_and_never_saved() {
+    let (url, _stop) = server().await;
+    let dir = scratch("changed");
+    let mut a_seen = Vec::new();
+    let mut b_seen = Vec::new();
+    let mut small = options(&url, "alice", &dir.join("a"));
+    small.accept_files = 1000;
+    let (alice, mut a) = Engine::start(small);
+    joined(&mut a, &mut a_seen).await;
+    let (bob, mut b) = Engine::start(options(&url, "bob", &dir.join("b")));
+    joined(&mut b, &mut b_seen).await;
+    bob.send("bob here").unwrap();
+    room_message(&mut a, &mut a_seen, "bob here").await;
+
+    let path = dir.join("notes.bin");
+    let mut bytes = content(300_000, 3);
+    std::fs::write(&path, &bytes).unwrap();
+    let offered = bob.offer_file(None, &path).await.unwrap();
+    expect(&mut a, &mut a_seen, |e| match e {
+        Event::FileOffered {
+            file,
+            waiting: true,
+        } if file.fid == offered.fid => Some(()),
+        _ => None,
+    })
+    .await;
+    // Edited in place after the offer: the first piece no longer matches.
+    bytes[1000] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(alice.accept_files(Some("notes.bin")).await.len(), 1);
+    expect(&mut a, &mut a_seen, |e| match e {
+        Event::FileProgress {
+            fid, stalled: true, ..
+        } if *fid == offered.fid => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(
+        !a_seen
+            .iter()
+            .any(|e| matches!(e, Event::FileSaved { fid, .. } if *fid == offered.fid))
+    );
+    for engine in [alice, bob] {
+        engine.leave().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -473,7 +473,7 @@ pub fn transfer_channel(data: &[u8]) {
             receiver.text("00000000000000aa", text, now);
             for action in sender.text(text, now) {
                 if let SenderAction::Read { offset, len } = action {
-                    sender.read(offset, vec![7; len as usize], now);
+                    sender.read(offset, vec![7; len as usize], None, now);
                 }
             }
         } else {

@@ -255,8 +255,18 @@ impl Sender {
         out
     }
 
-    /// The read asked for returned `bytes` (of the file at `offset`).
-    pub fn read(&mut self, offset: u64, bytes: Vec<u8>, now: u64) -> Vec<SenderAction> {
+    /// The read asked for returned `bytes` (of the file at `offset`). A
+    /// caller that hashes what it reads (off the thread that sends, say)
+    /// passes `digest`, the SHA-256 of `bytes`: when `bytes` is a whole
+    /// piece it is checked against the list with that instead of hashing
+    /// here, the same check.
+    pub fn read(
+        &mut self,
+        offset: u64,
+        bytes: Vec<u8>,
+        digest: Option<Hash>,
+        now: u64,
+    ) -> Vec<SenderAction> {
         let mut out = Vec::new();
         if self.state.is_over() || self.pending != Some((offset, bytes.len() as u64)) {
             // A short read is a file that was cut since it was offered.
@@ -270,13 +280,16 @@ impl Sender {
         let Some(reading) = self.reading.as_mut() else {
             return out;
         };
-        reading.hasher.update(&bytes);
         let piece = reading.piece;
         let start = reading.next - bytes.len() as u64;
         let piece_len = self.meta.piece_len(piece);
+        let whole = digest.filter(|_| start == 0 && reading.next == piece_len);
+        if whole.is_none() {
+            reading.hasher.update(&bytes);
+        }
         if reading.next == piece_len {
             let reading = self.reading.take().expect("reading");
-            let hash: Hash = reading.hasher.finalize().into();
+            let hash: Hash = whole.unwrap_or_else(|| reading.hasher.finalize().into());
             if usize::try_from(piece).ok().and_then(|i| self.list.get(i)) != Some(&hash) {
                 self.fail(SenderError::Changed, Reason::Changed, &mut out);
                 return out;

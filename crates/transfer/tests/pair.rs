@@ -185,7 +185,7 @@ impl World {
                 SenderAction::Read { offset, len } => {
                     let at = offset as usize;
                     let data = holder.data[at..at + len as usize].to_vec();
-                    queue.extend(sender.read(offset, data, self.now));
+                    queue.extend(sender.read(offset, data, None, self.now));
                 }
                 SenderAction::Close => {
                     holder.sender = None;

@@ -397,8 +397,23 @@ fn sender_state(state: peerchat_transfer::SenderState) -> Value {
 #[test]
 fn sender_scenarios() {
     let doc = doc();
-    for scenario in doc["sender_scenarios"].as_array().unwrap() {
-        let name = s(&scenario["name"]);
+    // Each scenario twice: the machine hashing what it reads, and its caller
+    // passing each read's SHA-256 (as the engine does, off the sending task).
+    for (scenario, caller_hashes) in doc["sender_scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| [(s, false), (s, true)])
+    {
+        let name = format!(
+            "{}{}",
+            s(&scenario["name"]),
+            if caller_hashes {
+                " (caller hashes reads)"
+            } else {
+                ""
+            }
+        );
         let f = file(&scenario["file"]);
         let config: SenderConfig = merged(&doc["sender_defaults"], &scenario["config"]);
         let mut sender: Option<Sender> = None;
@@ -430,7 +445,8 @@ fn sender_scenarios() {
                         if let Some(short) = arg.get("short") {
                             bytes.truncate(n(short) as usize);
                         }
-                        sender.read(offset as u64, bytes, now)
+                        let digest = caller_hashes.then(|| peerchat_transfer::hash::sha256(&bytes));
+                        sender.read(offset as u64, bytes, digest, now)
                     }
                     "buffered" => sender.buffered(n(arg), now),
                     "cancel" => sender.cancel(now),

@@ -767,7 +767,19 @@ impl ServeTask {
                 return SenderState::Failed(peerchat_transfer::SenderError::Changed);
             }
         };
-        let config = SenderConfig::default();
+        // Whole pieces are read at once where a piece is at most
+        // `READ_WHOLE` (files up to 4 GiB, as peerchat cuts them), so that
+        // the reading thread hashes them.
+        let config = SenderConfig {
+            read_bytes: held
+                .meta
+                .piece
+                .clamp(SenderConfig::default().read_bytes, READ_WHOLE),
+            ..SenderConfig::default()
+        };
+        let file = Arc::new(file);
+        // The read under way: where, and the task reading.
+        let mut reading: Option<(u64, tokio::task::JoinHandle<Read>)> = None;
         let _ = self
             .dc
             .set_buffered_amount_low_threshold(u32::try_from(config.low_water).unwrap_or(u32::MAX))
@@ -785,7 +797,19 @@ impl ServeTask {
             // Carry out what it asks, feeding back reads and the amount
             // buffered after each batch of sends.
             let mut sent = false;
-            while let Some(action) = queue.pop_front() {
+            loop {
+                // A read asked for starts first, whatever is before it: the
+                // sends before it wait for room in the channel, and the
+                // read runs meanwhile.
+                let read = queue
+                    .iter()
+                    .position(|a| matches!(a, SenderAction::Read { .. }));
+                let Some(action) = read
+                    .and_then(|i| queue.remove(i))
+                    .or_else(|| queue.pop_front())
+                else {
+                    break;
+                };
                 match action {
                     SenderAction::SendText(text) => {
                         let _ = self.dc.send_text(&text).await;
@@ -793,16 +817,29 @@ impl ServeTask {
                     SenderAction::SendBinary(bytes) => {
                         // Waits while the channel holds more than webrtc-rs's
                         // send buffer limit.
-                        if self.dc.send(BytesMut::from(&bytes[..])).await.is_err() {
+                        // (A vector's own memory, not copied.)
+                        let message = bytes::Bytes::from(bytes)
+                            .try_into_mut()
+                            .unwrap_or_else(|b| BytesMut::from(&b[..]));
+                        if self.dc.send(message).await.is_err() {
                             queue.extend(sender.closed(ms_since(epoch)));
                         }
                         sent = true;
                     }
                     SenderAction::Read { offset, len } => {
-                        let mut buf = vec![0; usize::try_from(len).unwrap_or(0)];
-                        let n = read_fully(&file, &mut buf, offset);
-                        buf.truncate(n);
-                        queue.extend(sender.read(offset, buf, ms_since(epoch)));
+                        // Off this task, which goes on sending what it
+                        // has meanwhile: the channel never waits for the
+                        // disk or the hash.
+                        let whole = held.meta.piece > 0
+                            && offset % held.meta.piece == 0
+                            && len == held.meta.piece_len(offset / held.meta.piece);
+                        let file = file.clone();
+                        reading = Some((
+                            offset,
+                            tokio::task::spawn_blocking(move || {
+                                read_hashed(&file, offset, len, whole)
+                            }),
+                        ));
                     }
                     SenderAction::Close => close_when_sent(&self.dc, rx).await,
                     SenderAction::State(state) => {
@@ -838,6 +875,12 @@ impl ServeTask {
                 () = sleep_until_ms(epoch, deadline), if deadline.is_some() => {
                     queue.extend(sender.handle_timeout(ms_since(epoch)));
                 }
+                read = async { (&mut reading.as_mut().expect("reading").1).await }, if reading.is_some() => {
+                    let offset = reading.take().map_or(0, |(offset, _)| offset);
+                    // A read that failed to run read nothing: a short read.
+                    let read = read.unwrap_or(Read { offset, bytes: Vec::new(), digest: None });
+                    queue.extend(sender.read(read.offset, read.bytes, read.digest, ms_since(epoch)));
+                }
                 Ok(()) = self.withdrawals.changed() => {
                     // Its author withdrew the offer: `cancel`, then close.
                     if lock(&self.registry).withdrawn.contains(&held.meta.fid) {
@@ -849,6 +892,33 @@ impl ServeTask {
                 return sender.state();
             }
         }
+    }
+}
+
+/// Bytes a holder reads from its file at once, at most: a whole piece
+/// when a piece is no larger.
+const READ_WHOLE: u64 = 1 << 20;
+
+/// A read of a file served, and the SHA-256 of what it read if that was a
+/// whole piece.
+struct Read {
+    offset: u64,
+    bytes: Vec<u8>,
+    digest: Option<Hash>,
+}
+
+/// Reads `len` bytes at `offset` (fewer at the end of the file), and hashes
+/// them if they are a `whole` piece.
+fn read_hashed(file: &std::fs::File, offset: u64, len: u64, whole: bool) -> Read {
+    let len = usize::try_from(len).unwrap_or(0);
+    let mut bytes = vec![0; len];
+    let n = read_fully(file, &mut bytes, offset);
+    bytes.truncate(n);
+    let digest = (whole && n == len).then(|| peerchat_transfer::hash::sha256(&bytes));
+    Read {
+        offset,
+        bytes,
+        digest,
     }
 }
 
@@ -1377,6 +1447,30 @@ mod tests {
         assert!(matches!(hash_file(&dir), Err(FileError::NotAFile(_))));
         std::fs::write(&path, [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0]).unwrap();
         assert_eq!(media_type(&path), "image/png");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_holder_reads_a_whole_piece_with_its_hash_and_a_short_one_without() {
+        let dir = std::env::temp_dir().join(format!("peerchat-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.bin");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        // A whole piece: its bytes and their SHA-256.
+        let read = read_hashed(&file, 1000, 5000, true);
+        assert_eq!((read.offset, &read.bytes[..]), (1000, &data[1000..6000]));
+        assert_eq!(
+            read.digest,
+            Some(peerchat_transfer::hash::sha256(&data[1000..6000]))
+        );
+        // Part of a piece: the machine hashes it.
+        assert_eq!(read_hashed(&file, 0, 10, false).digest, None);
+        // A file cut since it was offered: what is there, and no hash (the
+        // machine finds the read short).
+        let read = read_hashed(&file, 299_000, 5000, true);
+        assert_eq!((read.bytes.len(), read.digest), (1000, None));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
