@@ -477,7 +477,11 @@ pub fn transfer_channel(data: &[u8]) {
                 }
             }
         } else {
-            receiver.binary("00000000000000aa", line, now);
+            receiver.binary(
+                "00000000000000aa",
+                &bytes::Bytes::copy_from_slice(line),
+                now,
+            );
         }
         assert!(receiver.progress().bytes <= receiver.progress().size);
         receiver.handle_timeout(now);

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use bytes::Bytes;
 use peerchat_protocol::file::FileMeta;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -157,8 +158,9 @@ pub enum ReceiverAction {
     Write {
         /// Where, from the start of the file.
         offset: u64,
-        /// The bytes.
-        data: Vec<u8>,
+        /// The bytes: a view of the message given to [`Receiver::binary`],
+        /// not a copy.
+        data: Bytes,
     },
     /// Read `len` bytes of the partial file at `offset` and hand them to
     /// [`Receiver::read`] (after every write asked for before).
@@ -543,7 +545,7 @@ impl Receiver {
     }
 
     /// A data message from `peer`'s channel.
-    pub fn binary(&mut self, peer: &str, message: &[u8], now: u64) -> Vec<ReceiverAction> {
+    pub fn binary(&mut self, peer: &str, message: &Bytes, now: u64) -> Vec<ReceiverAction> {
         let mut out = Vec::new();
         if !self.sources.contains_key(peer) {
             return out;
@@ -554,7 +556,10 @@ impl Receiver {
                 index,
                 offset,
                 bytes,
-            }) => self.piece_part(peer, index.into(), offset.into(), bytes, now, &mut out),
+            }) => {
+                let bytes = message.slice_ref(bytes);
+                self.piece_part(peer, index.into(), offset.into(), bytes, now, &mut out)
+            }
             Err(_) => false,
         };
         if !ok {
@@ -717,7 +722,7 @@ impl Receiver {
         peer: &str,
         index: u64,
         offset: u64,
-        bytes: &[u8],
+        bytes: Bytes,
         now: u64,
         out: &mut Vec<ReceiverAction>,
     ) -> bool {
@@ -735,7 +740,7 @@ impl Receiver {
         source.received += len;
         source.outstanding = source.outstanding.saturating_sub(len);
         source.last = now;
-        source.hasher.update(bytes);
+        source.hasher.update(&bytes);
         self.progress = now;
         // The piece next in order is fed to the whole file's hash as it
         // arrives, from its first byte (from a copy of the hash before it,
@@ -748,12 +753,12 @@ impl Receiver {
             if feeding.is_none() {
                 self.speculative = Some((index, self.whole.clone()));
             }
-            self.whole.update(bytes);
+            self.whole.update(&bytes);
         }
         self.unwritten += len;
         out.push(ReceiverAction::Write {
             offset: index * self.meta.piece + offset,
-            data: bytes.to_vec(),
+            data: bytes,
         });
         if source.received < piece_len {
             return true;

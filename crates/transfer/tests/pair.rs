@@ -92,7 +92,7 @@ impl World {
             };
             let more = match message {
                 Ok(text) => self.receiver.text(&from, &text, self.now),
-                Err(bytes) => self.receiver.binary(&from, &bytes, self.now),
+                Err(bytes) => self.receiver.binary(&from, &bytes.into(), self.now),
             };
             queue.extend(more);
         }
@@ -213,7 +213,7 @@ impl World {
             let actions = match message {
                 Ok(text) if text.is_empty() => self.receiver.closed(&from, self.now),
                 Ok(text) => self.receiver.text(&from, &text, self.now),
-                Err(bytes) => self.receiver.binary(&from, &bytes, self.now),
+                Err(bytes) => self.receiver.binary(&from, &bytes.into(), self.now),
             };
             let mut queue: VecDeque<ReceiverAction> = actions.into();
             while let Some(action) = queue.pop_front() {

@@ -294,7 +294,7 @@ fn receiver_scenarios() {
                         hashes: &hashes,
                     }
                     .encode();
-                    r.binary(s(&arg["from"]), &message, now)
+                    r.binary(s(&arg["from"]), &message.into(), now)
                 }
                 "piece" => {
                     let (index, offset, len) =
@@ -310,9 +310,9 @@ fn receiver_scenarios() {
                         bytes: &bytes,
                     }
                     .encode();
-                    r.binary(s(&arg["from"]), &message, now)
+                    r.binary(s(&arg["from"]), &message.into(), now)
                 }
-                "raw" => r.binary(s(&arg["from"]), &unhex(s(&arg["hex"])), now),
+                "raw" => r.binary(s(&arg["from"]), &unhex(s(&arg["hex"])).into(), now),
                 "written" => r.written(n(arg), now),
                 "read" => {
                     let (offset, len) = (n(&arg["offset"]) as usize, n(&arg["len"]) as usize);

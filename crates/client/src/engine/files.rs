@@ -558,7 +558,7 @@ fn lock(registry: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
 enum ChannelEvent {
     Open,
     Text(String),
-    Binary(Vec<u8>),
+    Binary(bytes::Bytes),
     Low,
     Closed,
 }
@@ -594,10 +594,11 @@ fn read_channel<T: Clone + Send + 'static>(
                 DataChannelEvent::OnMessage(m) if m.is_string => {
                     match String::from_utf8(m.data.to_vec()) {
                         Ok(text) => ChannelEvent::Text(text),
-                        Err(_) => ChannelEvent::Binary(Vec::new()),
+                        Err(_) => ChannelEvent::Binary(bytes::Bytes::new()),
                     }
                 }
-                DataChannelEvent::OnMessage(m) => ChannelEvent::Binary(m.data.to_vec()),
+                // The message's own memory, not copied.
+                DataChannelEvent::OnMessage(m) => ChannelEvent::Binary(m.data.freeze()),
                 DataChannelEvent::OnBufferedAmountLow => ChannelEvent::Low,
                 DataChannelEvent::OnClose => {
                     closed = true;
@@ -1126,7 +1127,9 @@ impl ReceiveTask {
                                         now,
                                     ));
                                 }
-                                pending = Some((offset, data));
+                                let mut bytes = Vec::with_capacity(COALESCE.max(data.len()));
+                                bytes.extend_from_slice(&data);
+                                pending = Some((offset, bytes));
                             }
                         }
                     }
