@@ -16,11 +16,13 @@
 // thread of the browser's processes during the blast and the file
 // (PROFILE=cpu: only the CPU time, without the pages' profilers): on a
 // machine loaded by other work, the CPU a MiB costs is what bounds it.)
+import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { MAX_CHUNK } from '../web/js/transfer.js';
-import { enter, launchBrowser, openRoom, ROOT, startServer, waitForMembers } from '../tests/e2e/lib/harness.mjs';
+import { enter, launchBrowser, launchProfile, openRoom, ROOT, startServer, waitForMembers } from '../tests/e2e/lib/harness.mjs';
 import { cpuPerMiB, quantile, recordLatencies, threadTicks, watchHeap } from './measure.mjs';
 
 const quick = process.argv.includes('--quick');
@@ -51,14 +53,20 @@ function printProfile(label, prof) {
 }
 
 const server = await startServer();
-const browser = await launchBrowser();
+// Each page in a regular profile of its own, as two people's browsers are
+// (`PRIVATE=1`: private contexts of one browser, where the Origin Private
+// File System is kept in memory behind the browser process).
+const profiles = mkdtempSync(path.join(tmpdir(), 'peerchat-bench-bb-'));
+const [aliceBrowser, bobBrowser] = process.env.PRIVATE
+  ? Array(2).fill(await launchBrowser())
+  : [await launchProfile(path.join(profiles, 'alice'), server.url), await launchProfile(path.join(profiles, 'bob'), server.url)];
 try {
-  const alice = await openRoom(browser, server.url, 'alice');
+  const alice = await openRoom(aliceBrowser, server.url, 'alice');
   const url = new URL(alice.url());
   const link = `${url.origin}${url.pathname}?testhooks#${url.hash.slice(1)}`;
   await alice.goto(link);
   await alice.getByRole('log').getByText('You are back as alice').waitFor();
-  const bob = await enter(browser, server.url, link, 'bob');
+  const bob = await enter(bobBrowser, server.url, link, 'bob');
   await waitForMembers(alice, ['bob']);
   await waitForMembers(bob, ['alice']);
 
@@ -296,6 +304,7 @@ try {
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
 } finally {
-  await browser.close();
+  for (const browser of new Set([aliceBrowser, bobBrowser])) await browser.close();
   await server.stop('SIGKILL');
+  rmSync(profiles, { recursive: true, force: true });
 }

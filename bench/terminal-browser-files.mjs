@@ -24,7 +24,7 @@ import { createInterface } from 'node:readline';
 
 import { MAX_CHUNK } from '../web/js/transfer.js';
 import { LineClient } from '../tests/e2e/lib/cli.mjs';
-import { BIN, launchBrowser, openRoom, ROOT, startServer, waitForMembers } from '../tests/e2e/lib/harness.mjs';
+import { BIN, launchBrowser, launchProfile, openRoom, ROOT, startServer, waitForMembers } from '../tests/e2e/lib/harness.mjs';
 import { cpuPerMiB, fileResult, recordLatencies, threadTicks, watchHeap } from './measure.mjs';
 
 const quick = process.argv.includes('--quick');
@@ -99,8 +99,11 @@ async function blast(page, bytes, ticks) {
 }
 
 const server = await startServer();
-const browser = await launchBrowser();
 const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-bench-tb-'));
+// The page in a regular profile, as people's browsers are (`PRIVATE=1`: a
+// private context, where the Origin Private File System is kept in memory
+// behind the browser process).
+const browser = process.env.PRIVATE ? await launchBrowser() : await launchProfile(path.join(dir, 'profile'), server.url);
 /** @type {LineClient | null} */
 let alice = null;
 try {

@@ -5,7 +5,8 @@
 // 1. Throughput: peerchat-bench moves the same bytes twice in one run, as a
 //    bare data-channel blast between two webrtc-rs links and as a file
 //    offered by one engine and fetched by another (hash list, pieces
-//    checked, written to disk, whole file checked): MiB/s and their ratio.
+//    checked, written to disk, whole file checked): MiB/s and their ratio,
+//    and the CPU time the process (both ends) spent per MiB on each.
 // 2. Memory: two `peerchat chat` processes in line mode, one sending a file
 //    of 1 GiB (`--quick`: 8 MiB) with /send, the other fetching it; each
 //    process's resident memory is sampled from /proc during the transfer,
@@ -127,10 +128,12 @@ try {
     {
       'terminal → terminal': `bare data channel (${mib(throughput.bytes)})`,
       'MiB/s': throughput.blast_mib_per_s.toFixed(1),
+      'CPU ms per MiB (both ends)': throughput.blast_cpu_ms_per_mib.toFixed(1),
     },
     {
       'terminal → terminal': `file transfer (${mib(throughput.bytes)})`,
       'MiB/s': throughput.file_mib_per_s.toFixed(1),
+      'CPU ms per MiB (both ends)': throughput.file_cpu_ms_per_mib.toFixed(1),
       'vs bare': `${throughput.ratio.toFixed(2)}×`,
     },
   ]);

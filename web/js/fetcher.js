@@ -484,8 +484,12 @@ export class Fetcher {
         });
         return;
       }
+      // Started now: WebCrypto copies the piece at once (the gatherer's
+      // buffer takes the next), and hashes it while what came before is
+      // carried out.
+      const hashing = crypto.subtle.digest('SHA-256', /** @type {Uint8Array<ArrayBuffer>} */ (piece));
       inOrder(async () => {
-        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', /** @type {Uint8Array<ArrayBuffer>} */ (piece)));
+        const digest = new Uint8Array(await hashing);
         if (current()) this.carry(f, f.receiver.binary(peer, bytes, Date.now(), digest));
       });
     });

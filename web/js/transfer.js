@@ -779,20 +779,24 @@ export class Sender {
  * Gathers the bytes of the piece a channel is delivering, so that a caller
  * that hashes pieces itself (a {@link Receiver} with `nativeDigests`) can
  * hash each one whole: {@link PieceParts.add} returns the piece's bytes with
- * the message that completes it, else null. Holds one piece at most; a
- * message that does not follow on starts over (the machine judges it).
+ * the message that completes it, else null. Holds one piece at most, in one
+ * buffer kept for the next (no memory is taken per piece); a message that
+ * does not follow on starts over (the machine judges it).
  */
 export class PieceParts {
   /** @param {FileMeta} meta */
   constructor(meta) {
     this.meta = meta;
-    /** @type {Uint8Array[]} */
-    this.parts = [];
+    this.buffer = new Uint8Array(0);
     this.index = -1;
     this.next = 0;
   }
 
   /**
+   * The piece's bytes when `message` completes it: the message's own bytes
+   * when the piece is that one message, else a view of this gatherer's
+   * buffer, valid until the next call (hash or copy it before: WebCrypto's
+   * `digest` copies its input when called).
    * @param {Uint8Array} message
    * @returns {Uint8Array | null}
    */
@@ -805,28 +809,29 @@ export class PieceParts {
     }
     if (data.kind !== 'piece') return null;
     if (data.index !== this.index || data.offset !== this.next) {
-      this.parts = [];
+      this.index = -1;
+      this.next = 0;
       if (data.offset !== 0) return null;
       this.index = data.index;
-      this.next = 0;
     }
-    this.parts.push(data.bytes);
-    this.next += data.bytes.length;
     const len = this.meta.size > 0 && data.index < Math.ceil(this.meta.size / this.meta.piece) ? pieceLen(this.meta, data.index) : -1;
-    if (this.next < len) return null;
-    const parts = this.parts;
-    this.parts = [];
+    const end = this.next + data.bytes.length;
+    if (len < 0 || end > len) {
+      this.index = -1;
+      this.next = 0;
+      return null;
+    }
+    if (end === len && this.next === 0) {
+      this.index = -1;
+      return data.bytes;
+    }
+    if (this.buffer.length < len) this.buffer = new Uint8Array(len);
+    this.buffer.set(data.bytes, this.next);
+    this.next = end;
+    if (end < len) return null;
     this.index = -1;
     this.next = 0;
-    if (len < 0 || parts.reduce((n, p) => n + p.length, 0) !== len) return null;
-    if (parts.length === 1) return parts[0];
-    const piece = new Uint8Array(len);
-    let at = 0;
-    for (const p of parts) {
-      piece.set(p, at);
-      at += p.length;
-    }
-    return piece;
+    return this.buffer.subarray(0, len);
   }
 }
 

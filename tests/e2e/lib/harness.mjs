@@ -74,14 +74,18 @@ export async function launchProfile(dir, origin) {
 
 /**
  * A new page in its own context (own storage, like another person's
- * browser). The test grants microphone and camera so that Chromium gathers
- * loopback ICE candidates; the product never asks for them.
- * @param {import('playwright-core').Browser} browser
+ * browser), or in the profile `browser` is (one from {@link launchProfile}:
+ * a person's regular profile, where the Origin Private File System is on
+ * disk, not in memory behind the browser process as in the private
+ * contexts `newContext` makes). The test grants microphone and camera so
+ * that Chromium gathers loopback ICE candidates; the product never asks
+ * for them.
+ * @param {import('playwright-core').Browser | import('playwright-core').BrowserContext} browser
  * @param {string} origin
  * @param {{width: number, height: number}} [viewport]
  */
 export async function newPage(browser, origin, viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
+  const context = 'newContext' in browser ? await browser.newContext({ viewport, deviceScaleFactor: 1 }) : browser;
   await context.grantPermissions(['microphone', 'camera'], { origin });
   return newPageIn(context);
 }
@@ -188,7 +192,8 @@ export async function screenshot(page, name) {
 /**
  * Opens `/` (a new room) in a new page and joins as `nick`; resolves once
  * joined. The page's address is then the room link.
- * @param {import('playwright-core').Browser} browser
+ * @param {import('playwright-core').Browser | import('playwright-core').BrowserContext} browser
+ *   a browser (the page gets a context of its own) or a profile (see {@link newPage})
  * @param {string} origin
  * @param {string} nick
  */
@@ -204,7 +209,8 @@ export async function openRoom(browser, origin, nick) {
 /**
  * Opens the room `link` in a new context (another person's browser) and
  * joins as `nick`; resolves once joined.
- * @param {import('playwright-core').Browser} browser
+ * @param {import('playwright-core').Browser | import('playwright-core').BrowserContext} browser
+ *   a browser (the page gets a context of its own) or a profile (see {@link newPage})
  * @param {string} origin
  * @param {string} link
  * @param {string} nick
