@@ -15,7 +15,8 @@
 // worker spent their time meanwhile, and the CPU time per MiB of every
 // thread of the browser's processes during the blast and the file
 // (PROFILE=cpu: only the CPU time, without the pages' profilers): on a
-// machine loaded by other work, the CPU a MiB costs is what bounds it.)
+// machine loaded by other work, the CPU a MiB costs is what bounds it.
+// PROFILES=1: each page in a regular profile of its own, see below.)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -53,13 +54,16 @@ function printProfile(label, prof) {
 }
 
 const server = await startServer();
-// Each page in a regular profile of its own, as two people's browsers are
-// (`PRIVATE=1`: private contexts of one browser, where the Origin Private
-// File System is kept in memory behind the browser process).
+// The two pages in private contexts of one browser (their Origin Private
+// File System is kept in memory behind the browser process, which costs the
+// receiving page more than a regular profile's files on disk, see
+// bench/terminal-browser-files.mjs). `PROFILES=1`: each page in a regular
+// profile of its own, which takes two browsers, each with its own network
+// process: on one 2-core machine that halves the blast and the file alike.
 const profiles = mkdtempSync(path.join(tmpdir(), 'peerchat-bench-bb-'));
-const [aliceBrowser, bobBrowser] = process.env.PRIVATE
-  ? Array(2).fill(await launchBrowser())
-  : [await launchProfile(path.join(profiles, 'alice'), server.url), await launchProfile(path.join(profiles, 'bob'), server.url)];
+const [aliceBrowser, bobBrowser] = process.env.PROFILES
+  ? [await launchProfile(path.join(profiles, 'alice'), server.url), await launchProfile(path.join(profiles, 'bob'), server.url)]
+  : Array(2).fill(await launchBrowser());
 try {
   const alice = await openRoom(aliceBrowser, server.url, 'alice');
   const url = new URL(alice.url());

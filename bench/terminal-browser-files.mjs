@@ -13,7 +13,8 @@
 // usage: node bench/terminal-browser-files.mjs [--quick] [--size MIB] [--out FILE]
 // (PROFILE=1 also prints the CPU time per MiB of every thread of the
 // browser's, the terminal client's and peerchat-bench's processes during
-// the blast and during the file.)
+// the blast and during the file; PRIVATE=1 opens the page in a private
+// context instead of a regular profile.)
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';

@@ -5,7 +5,7 @@
 //
 // usage: node bench/transports.mjs [--quick] [--out FILE]
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
@@ -68,22 +68,27 @@ await run('openssl', [
 ]);
 
 const results = [];
-for (const tls of [false, true]) {
-  for (const transport of ['ws', 'poll']) {
-    // A fresh server each time, so that no run pays for another's leftovers.
-    const server = await startServer(tls ? ['--tls-cert', cert, '--tls-key', key] : []);
-    try {
-      const [cmd, argv] = await pinned(1, BENCH, [
-        'transports', '--transport', transport, '--addr', server.addr, '--pid', String(server.proc.pid),
-        '--joins', String(SIZES.joins), '--messages', String(SIZES.messages),
-        '--handshakes', String(SIZES.handshakes), ...(tls ? ['--tls-ca', cert] : []),
-      ]);
-      const { stdout } = await run(cmd, argv, { maxBuffer: 1 << 20 });
-      results.push(JSON.parse(stdout));
-    } finally {
-      server.proc.kill('SIGTERM');
+try {
+  for (const tls of [false, true]) {
+    for (const transport of ['ws', 'poll']) {
+      // A fresh server each time, so that no run pays for another's leftovers.
+      const server = await startServer(tls ? ['--tls-cert', cert, '--tls-key', key] : []);
+      try {
+        const [cmd, argv] = await pinned(1, BENCH, [
+          'transports', '--transport', transport, '--addr', server.addr, '--pid', String(server.proc.pid),
+          '--joins', String(SIZES.joins), '--messages', String(SIZES.messages),
+          '--handshakes', String(SIZES.handshakes), ...(tls ? ['--tls-ca', cert] : []),
+        ]);
+        const { stdout } = await run(cmd, argv, { maxBuffer: 1 << 20 });
+        results.push(JSON.parse(stdout));
+      } finally {
+        server.proc.kill('SIGTERM');
+      }
     }
   }
+} finally {
+  // The throwaway certificate and key go with the run.
+  await rm(dir, { recursive: true, force: true });
 }
 
 const name = (r) => `${r.transport === 'ws' ? 'WebSocket' : 'long polling'}${r.tls ? ' + TLS' : ''}`;
