@@ -247,14 +247,15 @@ async fn the_author_withdraws_an_offer_in_flight_and_nobody_gets_it_any_more() {
 async fn a_file_changed_on_disk_after_its_offer_is_refused_and_never_saved() {
     let (url, _stop) = server().await;
     let dir = scratch("changed");
-    let mut a_seen = Vec::new();
-    let mut b_seen = Vec::new();
-    let mut small = options(&url, "alice", &dir.join("a"));
-    small.accept_files = 1000;
-    let (alice, mut a) = Engine::start(small);
-    joined(&mut a, &mut a_seen).await;
-    let (bob, mut b) = Engine::start(options(&url, "bob", &dir.join("b")));
-    joined(&mut b, &mut b_seen).await;
+    // Alice fetches nothing over 1000 bytes without asking.
+    let Member {
+        engine: alice,
+        events: mut a,
+        seen: mut a_seen,
+    } = Member::join(&url, ROOM, "alice", &dir.join("a"), Some(1000)).await;
+    let bob = Member::join(&url, ROOM, "bob", &dir.join("b"), None)
+        .await
+        .engine;
     bob.send("bob here").unwrap();
     room_message(&mut a, &mut a_seen, "bob here").await;
 

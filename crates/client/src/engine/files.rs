@@ -1437,13 +1437,20 @@ mod tests {
         assert_eq!(user_dirs_download("", Some(home)), None);
     }
 
-    #[test]
-    fn a_file_is_hashed_from_disk_as_its_offer_says() {
-        let dir = std::env::temp_dir().join(format!("peerchat-hash-{}", std::process::id()));
+    /// A scratch directory named for `test` holding `x.bin`, 300,000 bytes
+    /// that repeat every `period`: the directory, the file and its bytes.
+    fn scratch_file(test: &str, period: u32) -> (PathBuf, PathBuf, Vec<u8>) {
+        let dir = std::env::temp_dir().join(format!("peerchat-{test}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("x.bin");
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % period) as u8).collect();
         std::fs::write(&path, &data).unwrap();
+        (dir, path, data)
+    }
+
+    #[test]
+    fn a_file_is_hashed_from_disk_as_its_offer_says() {
+        let (dir, path, data) = scratch_file("hash", 253);
         let digests = hash_file(&path).unwrap();
         assert_eq!(digests.sha256, peerchat_transfer::hash::sha256(&data));
         assert_eq!(digests.pieces.len(), 2);
@@ -1455,11 +1462,7 @@ mod tests {
 
     #[test]
     fn a_holder_reads_a_whole_piece_with_its_hash_and_a_short_one_without() {
-        let dir = std::env::temp_dir().join(format!("peerchat-read-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("x.bin");
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &data).unwrap();
+        let (dir, path, data) = scratch_file("read", 251);
         let file = std::fs::File::open(&path).unwrap();
         // A whole piece: its bytes and their SHA-256.
         let read = read_hashed(&file, 1000, 5000, true);

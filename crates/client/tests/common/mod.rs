@@ -66,30 +66,38 @@ pub struct Member {
     pub seen: Vec<Event>,
 }
 
-/// Alice, then bob, who takes files of any size without asking, joined in
-/// `room`; each saves files in `dir/a` and `dir/b`.
-pub async fn alice_and_bob(ws_url: &str, room: &str, dir: &Path) -> (Member, Member) {
-    let (engine, mut events) = Engine::start(options(ws_url, room, "alice", &dir.join("a")));
-    let mut seen = Vec::new();
-    joined(&mut events, &mut seen).await;
-    let alice = Member {
-        engine,
-        events,
-        seen,
-    };
-    let mut bob_options = options(ws_url, room, "bob", &dir.join("b"));
-    bob_options.accept_files = u64::MAX;
-    let (engine, mut events) = Engine::start(bob_options);
-    let mut seen = Vec::new();
-    joined(&mut events, &mut seen).await;
-    (
-        alice,
+impl Member {
+    /// `nick`, joined in `room`, saving files in `downloads` and fetching
+    /// without asking those up to `accept_files` bytes (`None`: the
+    /// client's default).
+    pub async fn join(
+        ws_url: &str,
+        room: &str,
+        nick: &str,
+        downloads: &Path,
+        accept_files: Option<u64>,
+    ) -> Member {
+        let mut options = options(ws_url, room, nick, downloads);
+        if let Some(limit) = accept_files {
+            options.accept_files = limit;
+        }
+        let (engine, mut events) = Engine::start(options);
+        let mut seen = Vec::new();
+        joined(&mut events, &mut seen).await;
         Member {
             engine,
             events,
             seen,
-        },
-    )
+        }
+    }
+}
+
+/// Alice, then bob, who takes files of any size without asking, joined in
+/// `room`; each saves files in `dir/a` and `dir/b`.
+pub async fn alice_and_bob(ws_url: &str, room: &str, dir: &Path) -> (Member, Member) {
+    let alice = Member::join(ws_url, room, "alice", &dir.join("a"), None).await;
+    let bob = Member::join(ws_url, room, "bob", &dir.join("b"), Some(u64::MAX)).await;
+    (alice, bob)
 }
 
 /// The first event `pick` accepts; every event seen on the way is kept in
