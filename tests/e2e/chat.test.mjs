@@ -13,6 +13,7 @@ import {
   serverAndBrowser,
   waitForMembers,
   waitForMessage,
+  WAIT_MS,
 } from './lib/harness.mjs';
 
 test('three people chat in one room, one leaves, the server dies, the rest chat on', async (t) => {
@@ -125,6 +126,16 @@ test('a message typed before a member is connected is delivered once the channel
   /** @type {string[]} */
   const held = [];
   let holding = true;
+  // Resolves when the first signal to bob is held back: which side offers
+  // first depends on the two ids, so alice's signal (her offer, or her
+  // answer to bob's) may reach the server only after her messages are sent.
+  /** @type {() => void} */
+  let heldOne = () => {};
+  const signalHeld = new Promise((resolve, reject) => {
+    heldOne = () => resolve(undefined);
+    setTimeout(() => reject(new Error('no signal to bob was held back')), WAIT_MS).unref();
+  });
+  signalHeld.catch(() => {}); // awaited below; not unhandled if the test ends first
   /** @type {import('playwright-core').WebSocketRoute | null} */
   let route = null;
   await bob.routeWebSocket(/\/ws$/, (ws) => {
@@ -133,8 +144,10 @@ test('a message typed before a member is connected is delivered once the channel
     ws.onMessage((m) => upstream.send(m));
     upstream.onMessage((m) => {
       const isSignal = typeof m === 'string' && JSON.parse(m).type === 'signal';
-      if (holding && isSignal) held.push(/** @type {string} */ (m));
-      else ws.send(m);
+      if (holding && isSignal) {
+        held.push(/** @type {string} */ (m));
+        heldOne();
+      } else ws.send(m);
     });
   });
   await bob.goto(link);
@@ -145,7 +158,9 @@ test('a message typed before a member is connected is delivered once the channel
   await send(alice, 'and a second one, in order');
   await waitForMembers(alice, ['bob'], 'connecting');
 
-  assert.ok(held.length > 0, 'signals were held back');
+  await signalHeld;
+  // Bob could not have connected without it.
+  await waitForMembers(alice, ['bob'], 'connecting');
   holding = false;
   for (const m of held.splice(0)) route?.send(m);
   await waitForMembers(alice, ['bob']);
