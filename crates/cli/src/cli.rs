@@ -238,13 +238,13 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
         };
         (Session::Manual(role, secret), false, None)
     } else if let Some(given) = &args.mailbox {
-        let (pairing, notice) = mailbox_pairing(given)?;
+        let (pairing, notice, made) = mailbox_pairing(given)?;
         eprintln!("{notice}");
         let session = Session::Mailbox {
             ws_url: server()?,
             id: pairing.id().to_owned(),
             secret: pairing.secret().clone(),
-            made: given.trim().is_empty(),
+            made,
         };
         (session, false, None)
     } else {
@@ -334,15 +334,16 @@ pub async fn run(args: ChatArgs) -> Result<(), ChatError> {
 }
 
 /// The mailbox pairing to pair under, from `--mailbox`'s value (empty:
-/// make a new one), and what to tell the user about it.
-fn mailbox_pairing(given: &str) -> Result<(Pairing, String), ChatError> {
+/// make a new one), what to tell the user about it, and whether it was
+/// made here.
+fn mailbox_pairing(given: &str) -> Result<(Pairing, String, bool), ChatError> {
     if given.trim().is_empty() {
         let pairing = Pairing::from_random(rand::random(), rand::random());
         let notice = format!(
             "mailbox pairing: {pairing} (the other side runs `peerchat chat --mailbox='{pairing}'` with the same --server; \
              the part after the dot is a secret: give it to them only)"
         );
-        return Ok((pairing, notice));
+        return Ok((pairing, notice, true));
     }
     let pairing = Pairing::parse(given).map_err(|e| {
         ChatError::Pairing(format!(
@@ -350,7 +351,7 @@ fn mailbox_pairing(given: &str) -> Result<(Pairing, String), ChatError> {
         ))
     })?;
     let notice = format!("mailbox id: {}", pairing.id());
-    Ok((pairing, notice))
+    Ok((pairing, notice, false))
 }
 
 #[cfg(test)]
@@ -372,12 +373,12 @@ mod tests {
 
     #[test]
     fn a_mailbox_pairing_is_made_when_none_is_given_and_one_without_its_secret_is_refused() {
-        let (a, notice) = mailbox_pairing("").unwrap();
-        let (b, _) = mailbox_pairing("").unwrap();
+        let (a, notice, _) = mailbox_pairing("").unwrap();
+        let (b, _, _) = mailbox_pairing("").unwrap();
         assert_eq!(a.id().len(), 22);
         assert_ne!(a, b);
         assert!(notice.contains(&a.to_string()));
-        let (back, notice) = mailbox_pairing(&a.to_string()).unwrap();
+        let (back, notice, _) = mailbox_pairing(&a.to_string()).unwrap();
         assert_eq!(back, a);
         assert!(!notice.contains(&a.secret().to_fragment()), "{notice}");
         let err = mailbox_pairing(a.id()).unwrap_err().to_string();
