@@ -1,11 +1,16 @@
 // Interop beyond our own code: an independent WebRTC stack (aiortc, in
 // tests/interop/aiortc_peer.py, written from docs/protocol.md) chats with
 // the native client, in both roles: answering it and offering to it.
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 
-import { LineClient } from './lib/cli.mjs';
-import { BIN, ROOT, startServer } from './lib/harness.mjs';
+import { json, LineClient } from './lib/cli.mjs';
+import { drop } from './lib/files.mjs';
+import { BIN, enter, ROOT, serverAndBrowser, startServer, waitForMessage } from './lib/harness.mjs';
 
 const PYTHON = process.env.PYTHON ?? 'python3';
 const PEER = `${ROOT}tests/interop/aiortc_peer.py`;
@@ -41,3 +46,63 @@ for (const nativeFirst of [true, false]) {
     await py.waitFor((l) => l === 'rusty: hello from webrtc-rs, multi\\\\line stays literal');
   });
 }
+
+// A fetcher that verified the holder's hello may ask for a file before its
+// own hello reached the holder: the holder keeps the `file` channel and
+// answers once that hello verifies, instead of closing it (which made the
+// fetcher back off, and could leave its next channel never opening).
+test('a terminal holder answers a file channel that came before the fetcher’s hello', async (t) => {
+  const server = await startServer();
+  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-interop-'));
+  /** @type {LineClient[]} */
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.kill();
+    await server.stop('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const room = 'interop-early-get-aaaaaaa';
+  const link = `${server.url}/r/${room}#${SECRET}`;
+  const history = path.join(dir, 'rusty.history');
+  const native = new LineClient('native', BIN, ['chat', `${room}#${SECRET}`, '--server', server.url, '--name', 'rusty', '--json', '--history-file', history]);
+  clients.push(native);
+  await native.waitFor((l) => json(l)?.event === 'joined');
+  const file = path.join(dir, 'notes.txt');
+  writeFileSync(file, 'Minutes\n'.repeat(5000));
+  native.say(`/send ${file}`);
+  await native.waitFor((l) => json(l)?.event === 'file_offered');
+  const offered = native.out.map(json).find((e) => e?.event === 'file_offered').file;
+
+  const py = new LineClient('aiortc', PYTHON, [PEER, link, 'pyro', `--early-get=${offered.fid}:${offered.sha256}`]);
+  clients.push(py);
+  await py.waitFor((l) => l.startsWith('* early get: '), 'err');
+  assert.equal(py.err.find((l) => l.startsWith('* early get: ')), '* early get: have');
+  // And the conversation goes on.
+  py.say('asked before my hello');
+  await native.waitFor((l) => json(l)?.event === 'message' && json(l).text === 'asked before my hello');
+});
+
+test('a page holding a file answers a file channel that came before the fetcher’s hello', async (t) => {
+  const { server, browser } = await serverAndBrowser(t);
+  /** @type {LineClient[]} */
+  const clients = [];
+  t.after(() => {
+    for (const c of clients) c.kill();
+  });
+  const room = 'interop-early-page-aaaaaa';
+  const page = await enter(browser, server.url, `${server.url}/r/${room}?testhooks#${SECRET}`, 'alice');
+  await drop(page, '#room-view', [{ name: 'notes.bin', size: 40000, seed: 9 }]);
+  const offered = await (
+    await page.waitForFunction(() => {
+      const held = /** @type {any} */ (window).peerchatFiles?.held;
+      return held?.size === 1 ? [...held.values()][0].meta : null;
+    })
+  ).jsonValue();
+
+  const py = new LineClient('aiortc', PYTHON, [PEER, `${server.url}/r/${room}#${SECRET}`, 'pyro', `--early-get=${offered.fid}:${offered.sha256}`]);
+  clients.push(py);
+  await py.waitFor((l) => l.startsWith('* early get: '), 'err');
+  assert.equal(py.err.find((l) => l.startsWith('* early get: ')), '* early get: have');
+  py.say('asked before my hello');
+  await waitForMessage(page, 'asked before my hello');
+});

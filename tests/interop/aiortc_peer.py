@@ -11,12 +11,16 @@ server). Line mode like `peerchat chat --plain`: each stdin line is sent as
 a message; received messages are printed as `nick: text`; notices go to
 stderr. Used by the interop tests; not part of the product.
 
-usage: aiortc_peer.py ROOM_LINK NICK [--forge] [--bad-hello]
+usage: aiortc_peer.py ROOM_LINK NICK [--forge] [--bad-hello] [--early-get=FID:SHA256]
   ROOM_LINK  http://HOST/r/ROOM_ID#SECRET
   --forge      misbehave, for tests: answer every sync with a history that
                also holds a message attributed to another member and one
                attributed to the receiver, both signed with our own key
   --bad-hello  misbehave, for tests: sign hellos over the wrong bytes
+  --early-get=FID:SHA256
+               ask for that file on a `file` channel once the other side's
+               hello verified and before sending ours (as a fetcher that
+               verified first may); says on stderr whether it was answered
 """
 
 import asyncio
@@ -224,12 +228,14 @@ class Member:
         self.local_fp = None  # our certificate's fingerprint on this connection
         self.remote_fp = None  # theirs, from the description applied
         self.key = None  # (alg, raw key) once its hello verified
+        self.hello = None  # sends our hello on its channel
 
 
 class Peer:
-    def __init__(self, link, nick, forge=False, bad_hello=False):
+    def __init__(self, link, nick, forge=False, bad_hello=False, early_get=None):
         self.forge = forge
         self.bad_hello = bad_hello
+        self.early_get = early_get  # (fid, sha256), or None
         url = urlsplit(link)
         secret = unb64url(url.fragment)
         if secret is None or not 16 <= len(secret) <= 64 or not 22 <= len(url.fragment) <= 86:
@@ -270,9 +276,12 @@ class Peer:
             channel.send(json.dumps({"v": 2, "type": "hello", "alg": "ed25519", "key": b64url(self.identity.public),
                                      "sig": b64url(self.identity.sign(signed))}))
 
+        member.hello = hello
+
         @channel.on("open")
         def on_open():
-            hello()
+            if not self.early_get:
+                hello()
 
         @channel.on("message")
         def on_message(text):
@@ -283,8 +292,33 @@ class Peer:
             else:
                 self.on_envelope(member, text)
 
-        if channel.readyState == "open":
+        if channel.readyState == "open" and not self.early_get:
             hello()
+
+    def ask_early(self, member, then):
+        """Opens a `file` channel and sends `get` on it before our hello;
+        `then` sends the hello once the channel is open."""
+        fid, sha256 = self.early_get
+        files = member.pc.createDataChannel("file", ordered=True)
+        answered = []
+
+        @files.on("open")
+        def on_open():
+            files.send(json.dumps({"v": 2, "type": "get", "fid": fid, "sha256": sha256, "list": True,
+                                   "chunk": 16384}))
+            then()
+
+        @files.on("message")
+        def on_message(data):
+            if isinstance(data, str) and not answered:
+                answered.append(data)
+                notice(f"early get: {json.loads(data).get('type')}")
+                files.close()
+
+        @files.on("close")
+        def on_close():
+            if not answered:
+                notice("early get: closed unanswered")
 
     def check_hello(self, member, text):
         """The first envelope must be the other side's hello, verifying
@@ -305,6 +339,15 @@ class Peer:
             return
         member.key = (env["alg"], key)
         self.keys[member.id] = member.key
+        if self.early_get:
+            def then():
+                member.hello()
+                self.after_hello(member)
+            self.ask_early(member, then)
+        else:
+            self.after_hello(member)
+
+    def after_hello(self, member):
         # Verified: now the sync (what we hold, so that they send what we
         # missed) and whatever waited.
         have = dict(self.floor)
@@ -543,10 +586,13 @@ class Peer:
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     flags = [a for a in sys.argv[1:] if a.startswith("--")]
-    if len(args) != 2 or not set(flags) <= {"--forge", "--bad-hello"}:
+    early = [f.split("=", 1)[1].split(":", 1) for f in flags if f.startswith("--early-get=")]
+    plain = {f for f in flags if not f.startswith("--early-get=")}
+    if len(args) != 2 or not plain <= {"--forge", "--bad-hello"} or any(len(e) != 2 for e in early):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    asyncio.run(Peer(*args, forge="--forge" in flags, bad_hello="--bad-hello" in flags).run())
+    asyncio.run(Peer(*args, forge="--forge" in flags, bad_hello="--bad-hello" in flags,
+                     early_get=tuple(early[0]) if early else None).run())
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ import { randomId } from './protocol.js';
  *   a file we fetch (or fetched), as the file worker last told
  * @typedef {{peer: string, fid: string, channel: RTCDataChannel, sender: Sender | null,
  *   timer: ReturnType<typeof setTimeout> | undefined, due: number | null, reads: Promise<unknown>,
- *   ahead: Map<number, Promise<Read>>}} Serving
- *   `ahead`: the reads begun of the pieces asked for next, by offset
+ *   ahead: Map<number, Promise<Read>>, ready: Promise<boolean>}} Serving
+ *   `ahead`: the reads begun of the pieces asked for next, by offset;
+ *   `ready`: whether the member's hello verified (a channel may come first)
  * @typedef {{bytes: Uint8Array, digest: Uint8Array}} Read
  */
 
@@ -520,11 +521,14 @@ export class Files extends EventTarget {
    * A `file` channel a member opened to us: it asks for a file we may hold.
    * @param {string} peer
    * @param {RTCDataChannel} channel
+   * @param {Promise<boolean>} [ready] whether the member's hello verified,
+   *   when the channel came before it: its `get` is answered after, or the
+   *   channel closed
    */
-  channelFrom(peer, channel) {
+  channelFrom(peer, channel, ready = Promise.resolve(true)) {
     channel.binaryType = 'arraybuffer';
     /** @type {Serving} */
-    const s = { peer, fid: '', channel, sender: null, timer: undefined, due: null, reads: Promise.resolve(), ahead: new Map() };
+    const s = { peer, fid: '', channel, sender: null, timer: undefined, due: null, reads: Promise.resolve(), ahead: new Map(), ready };
     this.serving.add(s);
     channel.addEventListener('message', (event) => {
       if (typeof event.data !== 'string') return;
@@ -552,6 +556,10 @@ export class Files extends EventTarget {
       if (s.channel.readyState === 'open') s.channel.send(controlJson({ type: 'cancel', reason }));
       s.channel.close();
     };
+    if (!(await s.ready)) {
+      s.channel.close();
+      return;
+    }
     let get;
     try {
       get = parseControl(text);

@@ -54,6 +54,12 @@ const RENAME_ERRORS = new Set(['nick_taken', 'bad_nick', 'bad_message', 'unknown
 const MAX_BEFORE_HELLO = 64;
 
 /**
+ * `file` channels kept from a member while its hello is being checked (it
+ * may have verified ours first and asked at once); more are closed.
+ */
+const MAX_FILE_CHANNELS_BEFORE_HELLO = 8;
+
+/**
  * @typedef {import('./e2e.js').PublicKey} PublicKey
  * @typedef {{key: PublicKey, nick: string, verified: boolean, changed: boolean}} MemberIdentity
  *   a member's identity key, as its hello verified it this session: the
@@ -96,8 +102,10 @@ export function refusalText(nick, refusal) {
 /**
  * @typedef {import('./mesh.js').LinkState} MemberState
  * @typedef {{id: string, nick: string, state: MemberState, link: PeerLink | null, gate: Gate | null,
- *   up: boolean}} RoomMember
- *   `up`: its channel is open and its hello verified: chat may flow
+ *   up: boolean, early: ((up: boolean) => void)[]}} RoomMember
+ *   `up`: its channel is open and its hello verified: chat may flow;
+ *   `early`: the `file` channels on its current link that wait for its
+ *   hello, told whether it verified
  * @typedef {{id: string, seq: number, clock: number, ts: number, text: string,
  *   authorId: string, author: string, own: boolean, relayedBy: string | null,
  *   file?: import('./protocol.js').FileMeta, re?: import('./protocol.js').EntryRef}} ChatMessage
@@ -649,7 +657,7 @@ export class Room extends EventTarget {
         }
       } else if ('added' in o) {
         const { peer, nick, announce } = o.added;
-        this.members.set(peer, { id: peer, nick, state: 'connecting', link: null, gate: null, up: false });
+        this.members.set(peer, { id: peer, nick, state: 'connecting', link: null, gate: null, up: false, early: [] });
         this.nicks.set(peer, nick);
         if (announce) this.dispatchEvent(new CustomEvent('notice', { detail: { kind: 'joined', nick } }));
         changed = true;
@@ -696,6 +704,7 @@ export class Room extends EventTarget {
         this.apply(this.history.linkOpened(o.up.peer));
         this.privates?.linkOpened(o.up.peer);
         this.files?.peerUp(o.up.peer);
+        for (const ready of member?.early.splice(0) ?? []) ready(true);
       } else if ('down' in o) {
         const member = this.members.get(o.down.peer);
         if (member) member.up = false;
@@ -744,6 +753,7 @@ export class Room extends EventTarget {
     member.link = null;
     member.gate = null;
     member.up = false;
+    for (const ready of member.early.splice(0)) ready(false);
     link?.close();
   }
 
@@ -795,9 +805,14 @@ export class Room extends EventTarget {
     });
     link.addEventListener('file-channel', (e) => {
       const channel = /** @type {CustomEvent<RTCDataChannel>} */ (e).detail;
-      // Files are served only to a member whose hello verified.
-      if (current() && member.up && this.files) this.files.channelFrom(peerId, channel);
-      else channel.close();
+      // Files are served only to a member whose hello verified. It may have
+      // verified ours first and asked at once: its channel waits for its
+      // hello (what it asks is read meanwhile, answered after).
+      if (!current() || !this.files) channel.close();
+      else if (member.up) this.files.channelFrom(peerId, channel);
+      else if (member.early.length < MAX_FILE_CHANNELS_BEFORE_HELLO) {
+        this.files.channelFrom(peerId, channel, new Promise((ready) => member.early.push(ready)));
+      } else channel.close();
     });
     link.addEventListener('no-relay', (e) => {
       if (current()) this.dispatchEvent(new CustomEvent('no-relay', { detail: /** @type {CustomEvent} */ (e).detail }));

@@ -29,7 +29,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::about::{AboutError, Quote, Shown};
 use crate::pair::{BlobError, Code, CodeKind, Pairing};
-use crate::peer::{Link, LinkEvent, LinkHandle, LinkOptions, LinkState, LinkStats, SignalPayload};
+use crate::peer::{
+    Channel, Link, LinkEvent, LinkHandle, LinkOptions, LinkState, LinkStats, SignalPayload,
+};
 use crate::session::Session;
 use crate::signaling::{ServerEvent, Signaling, SignalingEvent};
 use webrtc::peer_connection::RTCSdpType;
@@ -895,6 +897,11 @@ struct Current {
     /// Their identity key, once their hello verified: only then does chat
     /// flow.
     verified: Option<PublicKey>,
+    /// `file` channels they opened before their hello verified (they may
+    /// have verified ours first and asked at once): served once it does, at
+    /// most [`files::MAX_FILE_CHANNELS_BEFORE_HELLO`]; they close with the
+    /// link otherwise.
+    early_files: Vec<Channel>,
 }
 
 impl Current {
@@ -1845,6 +1852,7 @@ impl State {
                     link,
                     fingerprints: None,
                     verified: None,
+                    early_files: Vec::new(),
                 };
                 self.links.insert(peer, current);
             }
@@ -2028,8 +2036,15 @@ impl State {
             let effects = private.key_confirmed(peer, &hello.key);
             self.apply_private(peer, effects, 0);
         }
-        if let Some(current) = self.links.get_mut(peer) {
-            current.verified = Some(hello.key);
+        let early = match self.links.get_mut(peer) {
+            Some(current) => {
+                current.verified = Some(hello.key);
+                std::mem::take(&mut current.early_files)
+            }
+            None => Vec::new(),
+        };
+        for channel in early {
+            self.file_channel(peer, channel);
         }
         let sid = sid.to_owned();
         self.feed(Input::Verified { sid }, Context::default()).await;

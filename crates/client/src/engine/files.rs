@@ -530,16 +530,25 @@ impl State {
     }
 
     /// A member opened a transfer channel to us: it is served if its hello
-    /// verified, by a task of its own.
+    /// verified, by a task of its own. One that comes before the hello waits
+    /// for it (the member may have verified ours first and asked at once):
+    /// what it asks meanwhile stays in the channel's queue.
     pub(super) fn file_channel(&mut self, peer: &str, channel: Channel) {
-        let verified = self.links.get(peer).is_some_and(|c| c.verified.is_some());
+        let channel = match self.links.get_mut(peer) {
+            Some(current) if current.verified.is_some() => channel,
+            Some(current) if current.early_files.len() < MAX_FILE_CHANNELS_BEFORE_HELLO => {
+                current.early_files.push(channel);
+                return;
+            }
+            _ => {
+                let dc = channel.0;
+                tokio::spawn(async move {
+                    let _ = dc.close().await;
+                });
+                return;
+            }
+        };
         let dc = channel.0;
-        if !verified {
-            tokio::spawn(async move {
-                let _ = dc.close().await;
-            });
-            return;
-        }
         let task = ServeTask {
             peer: peer.to_owned(),
             dc,
@@ -963,6 +972,10 @@ fn partial_path(dir: &Path, fid: &str) -> PathBuf {
 fn record_path(dir: &Path, fid: &str) -> PathBuf {
     dir.join(format!(".peerchat-{fid}.have"))
 }
+
+/// `file` channels kept from a member whose hello has not verified yet;
+/// more are closed.
+pub(super) const MAX_FILE_CHANNELS_BEFORE_HELLO: usize = 8;
 
 /// How often the record of pieces held is written, at most.
 const RECORD_EVERY: Duration = Duration::from_millis(250);
