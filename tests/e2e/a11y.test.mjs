@@ -55,6 +55,14 @@ async function check(page, what, { shoot, looks, open } = {}) {
       [],
       `${what}, ${look.name}`,
     );
+    // Nothing sticks out sideways: neither the page nor the members' list
+    // scrolls horizontally.
+    const sideways = await page.evaluate(() =>
+      [document.documentElement, ...document.querySelectorAll('.members-panel')]
+        .filter((el) => el.scrollWidth > el.clientWidth + 1)
+        .map((el) => `${el.tagName.toLowerCase()}${el.className ? `.${el.className}` : ''}: ${el.scrollWidth} > ${el.clientWidth}`),
+    );
+    assert.deepEqual(sideways, [], `${what}, ${look.name}: wider than its box`);
     if (shoot && (!looks || looks.includes(look.name))) await screenshot(page, `${shoot}-${look.name}`);
   }
 }
