@@ -2,7 +2,8 @@
 # Runs every peerchat test: Rust unit and integration tests, the web
 # client's protocol tests against the shared vectors, and the browser
 # end-to-end tests in headless Chromium. Everything that opens sockets runs
-# inside a network namespace that has only loopback. Installs what it needs (Debian chromium, redis-server, iproute2, Node.js
+# inside a network namespace that has only loopback. Installs what it
+# needs (Debian chromium and an emoji font, redis-server, iproute2, Node.js
 # packages, afl++) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v tmux >/dev/null || missing+=(tmux)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v unshare >/dev/null || missing+=(util-linux)
+# Emoji in the screenshots the tests save, drawn as people's systems draw them.
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
 # The UDP-blocked namespace of the TURN over TCP/TLS tests.
 command -v nft >/dev/null || missing+=(nftables)
 # Coverage-guided fuzzing (scripts/fuzz.sh).
