@@ -708,6 +708,7 @@ export class Room extends EventTarget {
       } else if ('down' in o) {
         const member = this.members.get(o.down.peer);
         if (member) member.up = false;
+        for (const ready of member?.early.splice(0) ?? []) ready(false);
         this.history.linkClosed(o.down.peer);
         this.privates?.linkClosed(o.down.peer);
         this.files?.peerDown(o.down.peer);

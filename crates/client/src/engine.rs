@@ -1147,6 +1147,17 @@ impl State {
                     self.files_peer_up(&peer);
                 }
                 Output::Down { peer } => {
+                    // Channels that waited for a hello on a link now down.
+                    let early = self
+                        .links
+                        .get_mut(&peer)
+                        .map(|c| std::mem::take(&mut c.early_files))
+                        .unwrap_or_default();
+                    for Channel(dc) in early {
+                        tokio::spawn(async move {
+                            let _ = dc.close().await;
+                        });
+                    }
                     if let Some(history) = &mut self.history {
                         history.link_closed(&peer);
                     }
