@@ -47,6 +47,21 @@ for (const nativeFirst of [true, false]) {
   });
 }
 
+/**
+ * Joins `link` as aiortc's pyro, which asks for `offered` before sending its
+ * hello; asserts it was answered (`have`), then says "asked before my hello".
+ * @param {LineClient[]} clients the test's, to kill after it
+ * @param {string} link
+ * @param {{fid: string, sha256: string}} offered
+ */
+async function askEarly(clients, link, offered) {
+  const py = new LineClient('aiortc', PYTHON, [PEER, link, 'pyro', `--early-get=${offered.fid}:${offered.sha256}`]);
+  clients.push(py);
+  await py.waitFor((l) => l.startsWith('* early get: '), 'err');
+  assert.equal(py.err.find((l) => l.startsWith('* early get: ')), '* early get: have');
+  py.say('asked before my hello');
+}
+
 // A fetcher that verified the holder's hello may ask for a file before its
 // own hello reached the holder: the holder keeps the `file` channel and
 // answers once that hello verifies, instead of closing it (which made the
@@ -73,12 +88,8 @@ test('a terminal holder answers a file channel that came before the fetcherâ€™s 
   await native.waitFor((l) => json(l)?.event === 'file_offered');
   const offered = native.out.map(json).find((e) => e?.event === 'file_offered').file;
 
-  const py = new LineClient('aiortc', PYTHON, [PEER, link, 'pyro', `--early-get=${offered.fid}:${offered.sha256}`]);
-  clients.push(py);
-  await py.waitFor((l) => l.startsWith('* early get: '), 'err');
-  assert.equal(py.err.find((l) => l.startsWith('* early get: ')), '* early get: have');
+  await askEarly(clients, link, offered);
   // And the conversation goes on.
-  py.say('asked before my hello');
   await native.waitFor((l) => json(l)?.event === 'message' && json(l).text === 'asked before my hello');
 });
 
@@ -99,10 +110,6 @@ test('a page holding a file answers a file channel that came before the fetcherâ
     })
   ).jsonValue();
 
-  const py = new LineClient('aiortc', PYTHON, [PEER, `${server.url}/r/${room}#${SECRET}`, 'pyro', `--early-get=${offered.fid}:${offered.sha256}`]);
-  clients.push(py);
-  await py.waitFor((l) => l.startsWith('* early get: '), 'err');
-  assert.equal(py.err.find((l) => l.startsWith('* early get: ')), '* early get: have');
-  py.say('asked before my hello');
+  await askEarly(clients, `${server.url}/r/${room}#${SECRET}`, offered);
   await waitForMessage(page, 'asked before my hello');
 });

@@ -1154,9 +1154,7 @@ impl State {
                         .map(|c| std::mem::take(&mut c.early_files))
                         .unwrap_or_default();
                     for Channel(dc) in early {
-                        tokio::spawn(async move {
-                            let _ = dc.close().await;
-                        });
+                        files::close_in_background(dc);
                     }
                     if let Some(history) = &mut self.history {
                         history.link_closed(&peer);

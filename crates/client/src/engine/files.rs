@@ -541,10 +541,7 @@ impl State {
                 return;
             }
             _ => {
-                let dc = channel.0;
-                tokio::spawn(async move {
-                    let _ = dc.close().await;
-                });
+                close_in_background(channel.0);
                 return;
             }
         };
@@ -649,6 +646,13 @@ async fn close_when_sent<T>(
     })
     .await;
     let _ = dc.close().await;
+}
+
+/// Closes `dc` without waiting for its closing to finish.
+pub(super) fn close_in_background(dc: Arc<dyn DataChannel>) {
+    tokio::spawn(async move {
+        let _ = dc.close().await;
+    });
 }
 
 /// Sleeps until `deadline` (engine milliseconds since `epoch`), or never.
@@ -1115,9 +1119,7 @@ impl ReceiveTask {
                     }
                     ReceiverAction::Close { peer } => {
                         if let Some(dc) = sources.remove(&peer).and_then(|s| s.dc) {
-                            tokio::spawn(async move {
-                                let _ = dc.close().await;
-                            });
+                            close_in_background(dc);
                         }
                     }
                     ReceiverAction::Write { offset, data } => {
@@ -1168,9 +1170,7 @@ impl ReceiveTask {
                     ReceiverAction::SourceFailed { peer, error } => {
                         tracing::debug!(%peer, ?error, fid = %self.meta.fid, "a holder failed");
                         if let Some(dc) = sources.remove(&peer).and_then(|s| s.dc) {
-                            tokio::spawn(async move {
-                                let _ = dc.close().await;
-                            });
+                            close_in_background(dc);
                         }
                     }
                     ReceiverAction::State(state) => match state {
@@ -1262,9 +1262,7 @@ impl ReceiveTask {
                         }
                         (Some(_), None) => queue.extend(receiver.closed(&peer, now())),
                         (None, Some(dc)) => {
-                            tokio::spawn(async move {
-                                let _ = dc.close().await;
-                            });
+                            close_in_background(dc);
                         }
                         (None, None) => {}
                     }
