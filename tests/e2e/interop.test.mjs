@@ -22,14 +22,19 @@ for (const nativeFirst of [true, false]) {
   const order = nativeFirst ? 'the native client answers aiortc' : 'aiortc answers the native client';
   test(`aiortc and peerchat chat both ways (${order})`, async (t) => {
     const server = await startServer();
+    // The native client's history and identity key in a directory of this
+    // test's, not in the user's data directory.
+    const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-interop-'));
     /** @type {LineClient[]} */
     const clients = [];
     t.after(async () => {
       for (const c of clients) c.kill();
       await server.stop('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     });
     const link = `${server.url}/r/${ROOM}#${SECRET}`;
-    const native = () => new LineClient('native', BIN, ['chat', `${ROOM}#${SECRET}`, '--server', server.url, '--name', 'rusty', '--plain']);
+    const history = path.join(dir, 'history.sqlite3');
+    const native = () => new LineClient('native', BIN, ['chat', `${ROOM}#${SECRET}`, '--server', server.url, '--name', 'rusty', '--plain', '--history-file', history]);
     const python = () => new LineClient('aiortc', PYTHON, [PEER, link, 'pyro']);
 
     const first = nativeFirst ? native() : python();
