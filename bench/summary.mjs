@@ -129,6 +129,10 @@ const summary = {
     terminal_file_throughput_vs_bare_data_channel: figure(terminalFiles?.throughput?.ratio, 'at least', 0.8, {
       file_mib_per_s: terminalFiles?.throughput?.file_mib_per_s ?? null,
       bare_mib_per_s: terminalFiles?.throughput?.blast_mib_per_s ?? null,
+      // The bare blast whose receiver hashes each piece and the whole, as
+      // a fetcher must: what the checks alone leave of the bare blast.
+      hashing_blast_mib_per_s: terminalFiles?.throughput?.checked_blast_mib_per_s ?? null,
+      file_vs_hashing_blast: terminalFiles?.throughput?.ratio_to_checked ?? null,
     }),
     terminal_to_browser_file_throughput_vs_bare_data_channel: figure(terminalBrowserFiles?.ratio, 'at least', 0.8, {
       file_mib_s: terminalBrowserFiles?.file_mib_s ?? null,

@@ -9,6 +9,10 @@
 //! fetches it (hash list, pieces checked, written to disk, whole file
 //! checked) into a scratch download directory.
 //!
+//! The checked blast is the same blast, its receiver hashing what arrives as
+//! a fetcher must (each piece and the whole file, `FileHasher`): the
+//! ceiling of a transfer that checks what it receives, on the same stacks.
+//!
 //! `page_blast` is the bare blast from a webrtc-rs link to a page's peer
 //! connection, for the file transfer from a terminal to a browser
 //! (bench/terminal-browser-files.mjs drives both ends).
@@ -34,15 +38,21 @@ pub struct Report {
     /// Bare data channel: first message sent to last byte received.
     blast_ms: f64,
     blast_mib_per_s: f64,
+    /// The same blast, its receiver hashing each piece and the whole of
+    /// what arrives.
+    checked_blast_mib_per_s: f64,
     /// File transfer: offer received to file saved (hash list, pieces,
     /// writes, whole-file check).
     file_ms: f64,
     file_mib_per_s: f64,
     /// File throughput over the blast's.
     ratio: f64,
+    /// File throughput over the checked blast's.
+    ratio_to_checked: f64,
     /// CPU time of this process (both ends) per MiB moved, for the blast
     /// and the file.
     blast_cpu_ms_per_mib: f64,
+    checked_blast_cpu_ms_per_mib: f64,
     file_cpu_ms_per_mib: f64,
 }
 
@@ -61,8 +71,10 @@ fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
 }
 
 /// Two links connected to each other in this process: `bytes` of 32 KiB
-/// binary messages on a transfer channel, as fast as it goes.
-async fn blast(bytes: u64) -> Result<Timed> {
+/// binary messages on a transfer channel, as fast as it goes; `checked`:
+/// the receiver hashes their payloads as a fetcher hashes a file's (each
+/// piece and the whole), as they arrive.
+async fn blast(bytes: u64, checked: bool) -> Result<Timed> {
     let (a_tx, mut a_rx) = mpsc::unbounded_channel();
     let (b_tx, mut b_rx) = mpsc::unbounded_channel();
     let options = |me: &str, peer: &str, initiator: bool| LinkOptions {
@@ -105,15 +117,21 @@ async fn blast(bytes: u64) -> Result<Timed> {
             () = tokio::time::sleep_until(deadline) => bail!("the transfer channel did not arrive"),
         }
     };
+    let piece = peerchat_transfer::hash::piece_size_for(bytes).context("too large a blast")?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     sink.get_or_insert(tokio::spawn(async move {
         let mut got = 0u64;
         let mut first = None;
+        let mut hasher = checked.then(|| peerchat_transfer::FileHasher::new(piece));
         while let Some(event) = sink_dc.poll().await {
             if let DataChannelEvent::OnMessage(m) = event {
                 first.get_or_insert_with(Instant::now);
                 got += (m.data.len() - 9) as u64;
+                if let Some(hasher) = &mut hasher {
+                    hasher.update(&m.data[9..]);
+                }
                 if got >= bytes {
+                    std::hint::black_box(hasher.map(|h| h.finish()));
                     let _ = done_tx.send(first.map(|f| f.elapsed()));
                     return;
                 }
@@ -313,21 +331,27 @@ async fn transfer(link: &str, bytes: u64) -> Result<Timed> {
 }
 
 pub async fn run(link: &str, bytes: u64) -> Result<Report> {
-    let blast = blast(bytes).await?;
+    let blast_timed = blast(bytes, false).await?;
+    let checked = blast(bytes, true).await?;
     let file = transfer(link, bytes).await?;
-    let (blast_rate, file_rate) = (
-        mib_per_s(bytes, blast.elapsed),
+    let (blast_rate, checked_rate, file_rate) = (
+        mib_per_s(bytes, blast_timed.elapsed),
+        mib_per_s(bytes, checked.elapsed),
         mib_per_s(bytes, file.elapsed),
     );
+    let blast = blast_timed;
     let mib = bytes as f64 / (1024.0 * 1024.0);
     Ok(Report {
         bytes,
         blast_ms: blast.elapsed.as_secs_f64() * 1000.0,
         blast_mib_per_s: blast_rate,
+        checked_blast_mib_per_s: checked_rate,
         file_ms: file.elapsed.as_secs_f64() * 1000.0,
         file_mib_per_s: file_rate,
         ratio: file_rate / blast_rate,
+        ratio_to_checked: file_rate / checked_rate,
         blast_cpu_ms_per_mib: blast.cpu_s * 1000.0 / mib,
+        checked_blast_cpu_ms_per_mib: checked.cpu_s * 1000.0 / mib,
         file_cpu_ms_per_mib: file.cpu_s * 1000.0 / mib,
     })
 }
