@@ -123,7 +123,8 @@ export async function watchHeap(page) {
  * A file benchmark's result: the file against the blast, the receiving
  * page's heap, chat latencies; printed, and returned for the JSON.
  * @param {{quick: boolean, route: string, blastWhat: string, sizeMiB: number, seconds: number,
- *   blastMiBs: number, blastSizeMiB: number, heapGrowthMiB: number, idle: number[], latencies: number[]}} r
+ *   blastMiBs: number, blastSizeMiB: number, heapGrowthMiB: number, idle: number[], latencies: number[],
+ *   chattingSeconds: number}} r
  */
 export function fileResult(r) {
   const fileMiBs = r.sizeMiB / r.seconds;
@@ -134,6 +135,7 @@ export function fileResult(r) {
     blast_mib_s: r.blastMiBs,
     blast_size_mib: r.blastSizeMiB,
     ratio: fileMiBs / r.blastMiBs,
+    file_while_chatting_mib_s: r.sizeMiB / r.chattingSeconds,
     heap_growth_mib: r.heapGrowthMiB,
     chat_idle: { count: r.idle.length, p50_ms: quantile(r.idle, 0.5), p95_ms: quantile(r.idle, 0.95) },
     chat_during_transfer: {
@@ -150,6 +152,7 @@ export function fileResult(r) {
   console.log(`receiving page's JS heap grew by at most ${result.heap_growth_mib.toFixed(1)} MiB`);
   console.log(`chat with nothing else going on: p50 ${ms(result.chat_idle.p50_ms)} ms, p95 ${ms(result.chat_idle.p95_ms)} ms`);
   const d = result.chat_during_transfer;
+  console.log(`another file of ${r.sizeMiB} MiB while chatting: ${result.file_while_chatting_mib_s.toFixed(1)} MiB/s`);
   console.log(`chat while it was in flight: ${d.count} messages, p50 ${ms(d.p50_ms)} ms, p95 ${ms(d.p95_ms)} ms, max ${ms(d.max_ms)} ms`);
   return result;
 }

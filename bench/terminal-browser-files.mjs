@@ -5,8 +5,9 @@
 // in the same run (peerchat-bench page-blast: a webrtc-rs link, made as the
 // terminal client makes its links, sending 32 KiB messages with the file
 // sender's back-pressure, to a peer connection in the receiving page), the
-// receiving page's JS heap while the file arrives, and the latency of chat
-// messages from the terminal while it is in flight. Run by scripts/bench.sh
+// receiving page's JS heap while the file arrives, then another file of
+// the same size while the terminal sends a chat message every 100 ms: the
+// messages' latency, and that file's throughput. Run by scripts/bench.sh
 // inside the loopback-only network namespace; prints its figures and writes
 // JSON.
 //
@@ -112,16 +113,21 @@ try {
 
   const bare = await blast(bob, BLAST, process.env.PROFILE ? threadTicks() : null);
 
-  // The file, each MiB different (a repeated MiB would let a cache or the
+  // The files, each MiB different (a repeated MiB would let a cache or the
   // hashing look better than it is).
-  const file = path.join(dir, 'big.bin');
-  const fd = openSync(file, 'w');
-  const block = randomBytes(MIB);
-  for (let at = 0; at < SIZE; at += MIB) {
-    block[MIB - 1] = at / MIB;
-    writeSync(fd, block, 0, Math.min(MIB, SIZE - at));
-  }
-  closeSync(fd);
+  const made = (/** @type {string} */ name) => {
+    const file = path.join(dir, name);
+    const fd = openSync(file, 'w');
+    const block = randomBytes(MIB);
+    for (let at = 0; at < SIZE; at += MIB) {
+      block[MIB - 1] = at / MIB;
+      writeSync(fd, block, 0, Math.min(MIB, SIZE - at));
+    }
+    closeSync(fd);
+    return file;
+  };
+  const file = made('big.bin');
+  const chatFile = made('while-chatting.bin');
 
   alice = new LineClient('alice', BIN, [
     'chat',
@@ -151,29 +157,46 @@ try {
   await bob.waitForFunction((n) => /** @type {any} */ (window).latencies.length >= n, idleCount);
   const idle = /** @type {number[]} */ (await bob.evaluate(() => /** @type {any} */ (window).latencies.splice(0)));
 
-  alice.say(`/send ${file}`);
-  const card = bob.locator('.file-card', { hasText: 'big.bin' });
-  await card.getByRole('button', { name: 'Accept big.bin' }).waitFor({ timeout: 120_000 });
-  const heap = await watchHeap(bob);
-  const fileTicks = process.env.PROFILE ? threadTicks() : null;
-  const started = Date.now();
-  await card.getByRole('button', { name: 'Accept big.bin' }).click();
-
-  let complete = false;
-  let pinged = 0;
-  const chat = (async () => {
-    while (!complete) {
-      ping();
-      pinged += 1;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  })();
-  await card.getByText('Received and checked').waitFor({ timeout: 600_000 });
-  const seconds = (Date.now() - started) / 1000;
-  complete = true;
-  if (fileTicks) cpuPerMiB('file', fileTicks, SIZE / MIB);
-  const heapGrowthMiB = await heap.stop();
-  await chat;
+  /**
+   * Offers `filePath` from the terminal and accepts it in the page: seconds
+   * from Accept to "Received and checked", and the page's heap growth
+   * meanwhile. With `chatting`, the terminal sends a chat message every
+   * 100 ms until then.
+   * @param {string} filePath
+   * @param {boolean} chatting
+   * @param {boolean} profiled
+   */
+  const transfer = async (filePath, chatting, profiled) => {
+    const name = path.basename(filePath);
+    terminal.say(`/send ${filePath}`);
+    const card = bob.locator('.file-card', { hasText: name });
+    await card.getByRole('button', { name: `Accept ${name}` }).waitFor({ timeout: 120_000 });
+    const heap = await watchHeap(bob);
+    const fileTicks = profiled ? threadTicks() : null;
+    const started = Date.now();
+    await card.getByRole('button', { name: `Accept ${name}` }).click();
+    let complete = false;
+    let pinged = 0;
+    const chat = (async () => {
+      while (chatting && !complete) {
+        ping();
+        pinged += 1;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    await card.getByText('Received and checked').waitFor({ timeout: 600_000 });
+    const seconds = (Date.now() - started) / 1000;
+    complete = true;
+    if (fileTicks) cpuPerMiB(chatting ? 'file while chatting' : 'file', fileTicks, SIZE / MIB);
+    const heapGrowthMiB = await heap.stop();
+    await chat;
+    return { seconds, heapGrowthMiB, pinged };
+  };
+  const alone = await transfer(file, false, Boolean(process.env.PROFILE));
+  const chatting = await transfer(chatFile, true, false);
+  const { seconds } = alone;
+  const heapGrowthMiB = Math.max(alone.heapGrowthMiB, chatting.heapGrowthMiB);
+  const { pinged } = chatting;
   // The last messages sent may still be on their way.
   await bob.waitForFunction((n) => /** @type {any} */ (window).latencies.length >= n, pinged);
   const latencies = /** @type {number[]} */ (await bob.evaluate(() => /** @type {any} */ (window).latencies));
@@ -188,6 +211,7 @@ try {
     heapGrowthMiB,
     idle,
     latencies,
+    chattingSeconds: chatting.seconds,
   });
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
