@@ -331,27 +331,23 @@ async fn transfer(link: &str, bytes: u64) -> Result<Timed> {
 }
 
 pub async fn run(link: &str, bytes: u64) -> Result<Report> {
-    let blast_timed = blast(bytes, false).await?;
+    let bare = blast(bytes, false).await?;
     let checked = blast(bytes, true).await?;
     let file = transfer(link, bytes).await?;
-    let (blast_rate, checked_rate, file_rate) = (
-        mib_per_s(bytes, blast_timed.elapsed),
-        mib_per_s(bytes, checked.elapsed),
-        mib_per_s(bytes, file.elapsed),
-    );
-    let blast = blast_timed;
     let mib = bytes as f64 / (1024.0 * 1024.0);
+    let rate = |t: &Timed| mib_per_s(bytes, t.elapsed);
+    let cpu_per_mib = |t: &Timed| t.cpu_s * 1000.0 / mib;
     Ok(Report {
         bytes,
-        blast_ms: blast.elapsed.as_secs_f64() * 1000.0,
-        blast_mib_per_s: blast_rate,
-        checked_blast_mib_per_s: checked_rate,
+        blast_ms: bare.elapsed.as_secs_f64() * 1000.0,
+        blast_mib_per_s: rate(&bare),
+        checked_blast_mib_per_s: rate(&checked),
         file_ms: file.elapsed.as_secs_f64() * 1000.0,
-        file_mib_per_s: file_rate,
-        ratio: file_rate / blast_rate,
-        ratio_to_checked: file_rate / checked_rate,
-        blast_cpu_ms_per_mib: blast.cpu_s * 1000.0 / mib,
-        checked_blast_cpu_ms_per_mib: checked.cpu_s * 1000.0 / mib,
-        file_cpu_ms_per_mib: file.cpu_s * 1000.0 / mib,
+        file_mib_per_s: rate(&file),
+        ratio: rate(&file) / rate(&bare),
+        ratio_to_checked: rate(&file) / rate(&checked),
+        blast_cpu_ms_per_mib: cpu_per_mib(&bare),
+        checked_blast_cpu_ms_per_mib: cpu_per_mib(&checked),
+        file_cpu_ms_per_mib: cpu_per_mib(&file),
     })
 }
