@@ -16,7 +16,8 @@
 // thread of the browser's processes during the blast and the file
 // (PROFILE=cpu: only the CPU time, without the pages' profilers): on a
 // machine loaded by other work, the CPU a MiB costs is what bounds it.
-// PROFILES=1: each page in a regular profile of its own, see below.)
+// PRIVATE=1: the pages in private contexts; PROFILES=1: each page in a
+// regular profile of its own; see below.)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -54,23 +55,33 @@ function printProfile(label, prof) {
 }
 
 const server = await startServer();
-// The two pages in private contexts of one browser (their Origin Private
-// File System is kept in memory behind the browser process, which costs the
-// receiving page more than a regular profile's files on disk, see
+// The two pages in one browser, in a regular profile as people's browsers
+// are (its Origin Private File System on disk, written from the page's own
+// process), as two origins of the same server: alice's page at 127.0.0.1,
+// bob's at localhost, so each has storage of its own (identity, history,
+// files), as two people do. `PRIVATE=1`: the two pages in private contexts
+// of one browser (their Origin Private File System kept in memory behind
+// the browser process, which costs the receiving page more, see
 // bench/terminal-browser-files.mjs). `PROFILES=1`: each page in a regular
 // profile of its own, which takes two browsers, each with its own network
 // process: on one 2-core machine that halves the blast and the file alike.
 const profiles = mkdtempSync(path.join(tmpdir(), 'peerchat-bench-bb-'));
+const shared = !process.env.PRIVATE && !process.env.PROFILES;
+const bobOrigin = shared ? server.url.replace('//127.0.0.1:', '//localhost:') : server.url;
+if (shared && bobOrigin === server.url) throw new Error(`the server is not at 127.0.0.1: ${server.url}`);
 const [aliceBrowser, bobBrowser] = process.env.PROFILES
   ? [await launchProfile(path.join(profiles, 'alice'), server.url), await launchProfile(path.join(profiles, 'bob'), server.url)]
-  : Array(2).fill(await launchBrowser());
+  : shared
+    ? Array(2).fill(await launchProfile(path.join(profiles, 'both'), server.url))
+    : Array(2).fill(await launchBrowser());
+if (shared) await aliceBrowser.grantPermissions(['microphone', 'camera'], { origin: bobOrigin });
 try {
   const alice = await openRoom(aliceBrowser, server.url, 'alice');
   const url = new URL(alice.url());
   const link = `${url.origin}${url.pathname}?testhooks#${url.hash.slice(1)}`;
   await alice.goto(link);
   await alice.getByRole('log').getByText('You are back as alice').waitFor();
-  const bob = await enter(bobBrowser, server.url, link, 'bob');
+  const bob = await enter(bobBrowser, bobOrigin, link.replace(server.url, bobOrigin), 'bob');
   await waitForMembers(alice, ['bob']);
   await waitForMembers(bob, ['alice']);
 
