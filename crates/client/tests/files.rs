@@ -214,6 +214,22 @@ async fn the_author_withdraws_an_offer_in_flight_and_nobody_gets_it_any_more() {
     let left = std::fs::read_dir(dir.join("b")).map_or(0, |d| d.count());
     assert_eq!(left, 0);
 
+    // The next file from alice arrives at once, on a new channel of the
+    // same connection: the withdrawn transfer's channel leaves nothing
+    // behind that holds it up (a channel that never opens would cost 15 s
+    // and more).
+    let next = dir.join("next.bin");
+    std::fs::write(&next, content(1 << 20, 4)).unwrap();
+    let offered_next = alice.offer_file(None, &next).await.unwrap();
+    let (path, sha256) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        saved(&mut b, &mut b_seen, &offered_next.fid),
+    )
+    .await
+    .expect("the next file arrives without a stall");
+    assert_eq!(sha256, offered_next.sha256);
+    assert_eq!(std::fs::read(&path).unwrap(), content(1 << 20, 4));
+
     // Carol, joining later, sees the offer in the history and asks alice
     // for it: she is told it was cancelled, and gets nothing.
     let mut carol_options = options(&url, "carol", &dir.join("c"));
