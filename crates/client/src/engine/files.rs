@@ -624,27 +624,47 @@ fn read_channel<T: Clone + Send + 'static>(
 /// before (see [`close_when_sent`]).
 const CLOSE_DRAIN: Duration = Duration::from_secs(5);
 
-/// Closes `dc` once what was handed to it has been sent and acknowledged
-/// (or it closed, or after [`CLOSE_DRAIN`]): webrtc-rs drops the messages
-/// still queued when a channel closes, so a `cancel` handed over just before
-/// would never reach the other side. `events` is the channel's reader
-/// ([`read_channel`]); what else arrives meanwhile is dropped: the channel
-/// is done.
+/// How long a side that sent `cancel` waits for the other side to close
+/// the channel (see [`close_when_sent`]).
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Closes `dc` after a `cancel` handed to it: once that has been sent and
+/// acknowledged (webrtc-rs drops the messages still queued when a channel
+/// closes, so it would never reach the other side), and once the other
+/// side, told, has closed the channel in turn (or after [`CLOSE_WAIT`]).
+/// Meanwhile what arrives is read and dropped (`events` is the channel's
+/// reader, [`read_channel`]): webrtc-rs keeps a stream whose messages were
+/// not all read when it closed from ever being reset, while the other side
+/// lets its id go, so the next channel the other side opens, given that id,
+/// would never open.
 async fn close_when_sent<T>(
     dc: &Arc<dyn DataChannel>,
     events: &mut mpsc::UnboundedReceiver<(T, ChannelEvent)>,
 ) {
     // Told (`Low`) when the amount buffered falls to nothing.
     let _ = dc.set_buffered_amount_low_threshold(0).await;
-    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+    let closed = tokio::time::timeout(CLOSE_DRAIN, async {
         while dc.outstanding_bytes().await.is_ok_and(|n| n > 0) {
             match events.recv().await {
-                Some((_, ChannelEvent::Closed)) | None => return,
+                Some((_, ChannelEvent::Closed)) | None => return true,
                 Some(_) => {}
             }
         }
+        false
     })
-    .await;
+    .await
+    .unwrap_or(false);
+    if !closed {
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            loop {
+                match events.recv().await {
+                    Some((_, ChannelEvent::Closed)) | None => return,
+                    Some(_) => {}
+                }
+            }
+        })
+        .await;
+    }
     let _ = dc.close().await;
 }
 
@@ -1489,5 +1509,129 @@ mod tests {
         let read = read_hashed(&file, 299_000, 5000, true);
         assert_eq!((read.bytes.len(), read.digest), (1000, None));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Two links of this client facing each other over real WebRTC, their
+    /// signals handed across directly, until both are open; the events
+    /// after that (tag 2: the second link's). Inside the loopback-only
+    /// network namespace (scripts/test.sh).
+    async fn open_pair() -> (
+        crate::peer::Link,
+        crate::peer::Link,
+        mpsc::UnboundedReceiver<(u64, crate::peer::LinkEvent)>,
+    ) {
+        use crate::peer::{Link, LinkEvent, LinkOptions};
+        let options = |me: &str, them: &str, initiator: bool| LinkOptions {
+            self_id: me.to_owned(),
+            peer_id: them.to_owned(),
+            ice_servers: Vec::new(),
+            sid: "close-test".to_owned(),
+            initiator,
+            relay_only: false,
+            mdns: false,
+            trickle: true,
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let a = Link::start(options("aaaa", "bbbb", true), 1, tx.clone())
+            .await
+            .unwrap();
+        let b = Link::start(options("bbbb", "aaaa", false), 2, tx)
+            .await
+            .unwrap();
+        let mut open = [false, false];
+        while open != [true, true] {
+            let (tag, event) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .expect("the pair opens")
+                .expect("events");
+            match event {
+                LinkEvent::Signal(payload) if tag == 1 => b.signal(*payload),
+                LinkEvent::Signal(payload) => a.signal(*payload),
+                LinkEvent::Open { .. } => open[tag as usize - 1] = true,
+                _ => {}
+            }
+        }
+        (a, b, rx)
+    }
+
+    /// A holder cancels while the fetcher is still asking for pieces (its
+    /// `want`s on their way): the fetcher, told, stops and closes, and the
+    /// next channel it opens on the connection opens. Closing at once,
+    /// with the fetcher's last messages unread, left webrtc-rs's stream on
+    /// the holder's side never reset while the fetcher's side let its id
+    /// go: the next channel, given that id, never opened.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_holder_that_cancels_while_the_fetcher_asks_leaves_the_next_channel_openable() {
+        let (fetcher, _holder, mut events) = open_pair().await;
+        for round in 0..8 {
+            let dc = fetcher.handle().open_file_channel().await.unwrap();
+            let opened = tokio::time::timeout(Duration::from_secs(5), async {
+                while let Some(event) = dc.poll().await {
+                    if matches!(event, DataChannelEvent::OnOpen) {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await;
+            assert_eq!(opened, Ok(true), "round {round}: the channel opens");
+            // The fetcher asks and asks, until it has read a `cancel`: then
+            // it closes, as fetchers do. A busy fetcher gets to the `cancel`
+            // some time after it arrived (behind pieces received before it,
+            // for which it asks for more): 50 ms here.
+            let asking = dc.clone();
+            let (cancelled_tx, mut cancelled) = watch::channel(false);
+            let asker = tokio::spawn(async move {
+                let mut i = 0u32;
+                while !*cancelled.borrow_and_update() {
+                    let want = format!("{{\"v\":1,\"type\":\"want\",\"pieces\":[{i}]}}");
+                    if asking.send_text(&want).await.is_err() {
+                        return;
+                    }
+                    i += 1;
+                    tokio::task::yield_now().await;
+                }
+            });
+            let reading = dc.clone();
+            let reader = tokio::spawn(async move {
+                while let Some(event) = reading.poll().await {
+                    match event {
+                        DataChannelEvent::OnMessage(m) if m.is_string => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let _ = cancelled_tx.send(true);
+                            let _ = reading.close().await;
+                        }
+                        DataChannelEvent::OnClose => return,
+                        _ => {}
+                    }
+                }
+            });
+            // The holder reads its channel as a serving task does, and
+            // cancels on the first message.
+            let channel = loop {
+                let (tag, event) = tokio::time::timeout(Duration::from_secs(5), events.recv())
+                    .await
+                    .expect("the holder gets the channel")
+                    .expect("events");
+                if let (2, crate::peer::LinkEvent::FileChannel(c)) = (tag, event) {
+                    break c.0;
+                }
+            };
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            read_channel(channel.clone(), (), tx);
+            while !matches!(rx.recv().await, Some(((), ChannelEvent::Text(_))) | None) {}
+            let cancel = Control::Cancel {
+                reason: Reason::Cancelled,
+            };
+            channel.send_text(&cancel.to_json()).await.unwrap();
+            close_when_sent(&channel, &mut rx).await;
+            tokio::time::timeout(Duration::from_secs(5), reader)
+                .await
+                .expect("the fetcher's channel closes")
+                .unwrap();
+            asker.await.unwrap();
+            // As a fetcher backs off before asking again.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
