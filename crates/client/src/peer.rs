@@ -284,6 +284,33 @@ impl Link {
         let _ = self.commands.send(Command::Remote(Box::new(payload)));
     }
 
+    /// Two links facing each other in this process, their signals handed
+    /// across directly (no server), once both are open: for tests and
+    /// benchmarks. `first` offers. The events that follow come on the
+    /// receiver, tagged 1 (`first`'s) and 2 (`second`'s). It waits for as
+    /// long as they take to open: bound it with a timeout.
+    pub async fn pair(
+        first: LinkOptions,
+        second: LinkOptions,
+    ) -> Result<(Link, Link, mpsc::UnboundedReceiver<(u64, LinkEvent)>), LinkError> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let a = Link::start(first, 1, tx.clone()).await?;
+        let b = Link::start(second, 2, tx).await?;
+        let mut open = [false, false];
+        while open != [true, true] {
+            let Some((tag, event)) = rx.recv().await else {
+                return Err(LinkError(webrtc::error::Error::ErrConnectionClosed));
+            };
+            match event {
+                LinkEvent::Signal(payload) if tag == 1 => b.signal(*payload),
+                LinkEvent::Signal(payload) => a.signal(*payload),
+                LinkEvent::Open { .. } => open[tag as usize - 1] = true,
+                _ => {}
+            }
+        }
+        Ok((a, b, rx))
+    }
+
     /// Restarts ICE: new credentials and candidates, on the same
     /// connection.
     pub fn restart_ice(&self) {

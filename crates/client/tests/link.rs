@@ -21,30 +21,18 @@ fn options(me: &str, them: &str, initiator: bool) -> LinkOptions {
     }
 }
 
-/// Hands each link's signals to the other until both channels are open;
-/// then returns the receiving side's remaining events.
+/// Two links facing each other, once both are open; the events after that.
 async fn open_pair() -> (Link, Link, mpsc::UnboundedReceiver<(u64, LinkEvent)>) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let a = Link::start(options("aaaa", "bbbb", true), 1, tx.clone())
-        .await
-        .expect("link a");
-    let b = Link::start(options("bbbb", "aaaa", false), 2, tx)
-        .await
-        .expect("link b");
-    let mut open = [false, false];
-    while open != [true, true] {
-        let (tag, event) = timeout(Duration::from_secs(20), rx.recv())
-            .await
-            .expect("the pair opens")
-            .expect("events");
-        match event {
-            LinkEvent::Signal(payload) if tag == 1 => b.signal(*payload),
-            LinkEvent::Signal(payload) => a.signal(*payload),
-            LinkEvent::Open { .. } => open[tag as usize - 1] = true,
-            _ => {}
-        }
-    }
-    (a, b, rx)
+    timeout(
+        Duration::from_secs(20),
+        Link::pair(
+            options("aaaa", "bbbb", true),
+            options("bbbb", "aaaa", false),
+        ),
+    )
+    .await
+    .expect("the pair opens")
+    .expect("links")
 }
 
 /// What a link was given to send before it was dropped still leaves: a

@@ -1511,17 +1511,15 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Two links of this client facing each other over real WebRTC, their
-    /// signals handed across directly, until both are open; the events
-    /// after that (tag 2: the second link's). Inside the loopback-only
-    /// network namespace (scripts/test.sh).
+    /// Two links of this client facing each other over real WebRTC, once
+    /// both are open; the events after that (tag 2: the second link's).
+    /// Inside the loopback-only network namespace (scripts/test.sh).
     async fn open_pair() -> (
         crate::peer::Link,
         crate::peer::Link,
         mpsc::UnboundedReceiver<(u64, crate::peer::LinkEvent)>,
     ) {
-        use crate::peer::{Link, LinkEvent, LinkOptions};
-        let options = |me: &str, them: &str, initiator: bool| LinkOptions {
+        let options = |me: &str, them: &str, initiator: bool| crate::peer::LinkOptions {
             self_id: me.to_owned(),
             peer_id: them.to_owned(),
             ice_servers: Vec::new(),
@@ -1531,27 +1529,14 @@ mod tests {
             mdns: false,
             trickle: true,
         };
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let a = Link::start(options("aaaa", "bbbb", true), 1, tx.clone())
+        let pair = crate::peer::Link::pair(
+            options("aaaa", "bbbb", true),
+            options("bbbb", "aaaa", false),
+        );
+        tokio::time::timeout(Duration::from_secs(20), pair)
             .await
-            .unwrap();
-        let b = Link::start(options("bbbb", "aaaa", false), 2, tx)
-            .await
-            .unwrap();
-        let mut open = [false, false];
-        while open != [true, true] {
-            let (tag, event) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-                .await
-                .expect("the pair opens")
-                .expect("events");
-            match event {
-                LinkEvent::Signal(payload) if tag == 1 => b.signal(*payload),
-                LinkEvent::Signal(payload) => a.signal(*payload),
-                LinkEvent::Open { .. } => open[tag as usize - 1] = true,
-                _ => {}
-            }
-        }
-        (a, b, rx)
+            .expect("the pair opens")
+            .expect("links")
     }
 
     /// A holder cancels while the fetcher is still asking for pieces (its
