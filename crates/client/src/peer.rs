@@ -285,8 +285,8 @@ impl Link {
     }
 
     /// Two links facing each other in this process, their signals handed
-    /// across directly (no server), once both are open: for tests and
-    /// benchmarks. `first` offers. The events that follow come on the
+    /// across directly (no server), once both are open: for tests. `first`
+    /// offers. The events that follow come on the
     /// receiver, tagged 1 (`first`'s) and 2 (`second`'s). It waits for as
     /// long as they take to open: bound it with a timeout.
     pub async fn pair(
