@@ -18,20 +18,29 @@ const ROOM = 'interop-room-aaaaaaaaaaaaa';
 /** The room's secret: the part after # of its link. */
 const SECRET = randomBytes(32).toString('base64url');
 
+/**
+ * A server, a scratch directory (the native client's history and identity
+ * key go there, not in the user's data directory) and the test's clients,
+ * all gone after the test.
+ * @param {import('node:test').TestContext} t
+ */
+async function setUp(t) {
+  const server = await startServer();
+  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-interop-'));
+  /** @type {LineClient[]} */
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.kill();
+    await server.stop('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { server, dir, clients };
+}
+
 for (const nativeFirst of [true, false]) {
   const order = nativeFirst ? 'the native client answers aiortc' : 'aiortc answers the native client';
   test(`aiortc and peerchat chat both ways (${order})`, async (t) => {
-    const server = await startServer();
-    // The native client's history and identity key in a directory of this
-    // test's, not in the user's data directory.
-    const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-interop-'));
-    /** @type {LineClient[]} */
-    const clients = [];
-    t.after(async () => {
-      for (const c of clients) c.kill();
-      await server.stop('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    });
+    const { server, dir, clients } = await setUp(t);
     const link = `${server.url}/r/${ROOM}#${SECRET}`;
     const history = path.join(dir, 'history.sqlite3');
     const native = () => new LineClient('native', BIN, ['chat', `${ROOM}#${SECRET}`, '--server', server.url, '--name', 'rusty', '--plain', '--history-file', history]);
@@ -72,15 +81,7 @@ async function askEarly(clients, link, offered) {
 // answers once that hello verifies, instead of closing it (which made the
 // fetcher back off, and could leave its next channel never opening).
 test('a terminal holder answers a file channel that came before the fetcher’s hello', async (t) => {
-  const server = await startServer();
-  const dir = mkdtempSync(path.join(tmpdir(), 'peerchat-interop-'));
-  /** @type {LineClient[]} */
-  const clients = [];
-  t.after(async () => {
-    for (const c of clients) c.kill();
-    await server.stop('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { server, dir, clients } = await setUp(t);
   const room = 'interop-early-get-aaaaaaa';
   const link = `${server.url}/r/${room}#${SECRET}`;
   const history = path.join(dir, 'rusty.history');
