@@ -121,6 +121,10 @@ test('messages show links, formatting and mentions; names complete; a phone writ
 test('notifications, when chosen, tell of messages and mentions while the tab is away', async (t) => {
   const { server, browser } = await serverAndBrowser(t);
   const alice = await openRoom(browser, server.url, 'alice');
+  // What the page said, to tell why if no notification shows.
+  /** @type {string[]} */
+  const said = [];
+  alice.on('console', (m) => said.push(`${m.type()}: ${m.text()}`));
   await alice.context().grantPermissions(['notifications'], { origin: server.url });
   // The service worker shows them (as phones require).
   await waitForPage(alice, () => navigator.serviceWorker.controller !== null);
@@ -159,7 +163,13 @@ test('notifications, when chosen, tell of messages and mentions while the tab is
   // It stays until alice is back: the browser would take it away after
   // some seconds (25 here), which a loaded machine's test could miss.
   const shown = await pollNotifications((list) => list.length > 0);
-  assert.deepEqual(shown, [{ title: 'bob mentioned you', body: 'ping @alice', requireInteraction: true }]);
+  const state = () =>
+    alice.evaluate(async () => ({
+      permission: Notification.permission,
+      active: Boolean((await navigator.serviceWorker.getRegistration())?.active),
+      title: document.title,
+    }));
+  assert.deepEqual(shown, [{ title: 'bob mentioned you', body: 'ping @alice', requireInteraction: true }], shown.length === 0 ? `no notification: ${JSON.stringify(await state())}; the page said:\n${said.join('\n')}` : undefined);
   // Back on the tab: the page takes it away.
   await alice.evaluate(() => {
     document.hasFocus = () => true;
